@@ -1,0 +1,41 @@
+/** The JSON served by the agent's `/status` and read by `kmcast status` and `kmcast doctor`. */
+
+export type PeerState = 'pending' | 'alive' | 'left' | 'expired';
+export type PeerSource = 'dns' | 'static' | 'control';
+
+export interface PeerStatus {
+  readonly ip: string;
+  /** pending: listed (DNS/static) but not heard from; alive: heard within the expiry. */
+  readonly state: PeerState;
+  /** ISO time of the last valid control message, null if never heard. */
+  readonly lastSeen: string | null;
+  /** Routable groups the peer's apps joined, as announced in its STATE. */
+  readonly groups: readonly string[];
+  readonly sources: readonly PeerSource[];
+}
+
+export interface AgentStatus {
+  readonly version: string;
+  readonly podIp: string;
+  readonly underlay: string;
+  readonly device: string;
+  readonly vni: number;
+  readonly vxlanPort: number;
+  readonly controlPort: number;
+  readonly addressing: string;
+  readonly unregistered: 'drop' | 'flood';
+  /** selective: per-group MDB entries; flood: every peer gets every group (fallback or MDB unsupported). */
+  readonly replication: 'selective' | 'flood';
+  readonly ready: boolean;
+  readonly authenticated: boolean;
+  readonly peers: readonly PeerStatus[];
+  readonly localGroups: readonly string[];
+  readonly entries: { readonly fdb: number; readonly mdb: number; readonly routes: number };
+  readonly allowList: { readonly installed: boolean; readonly peers: number };
+  readonly drops: {
+    /** Datagrams to groups nobody joined, dropped by the catch-all entry (vx0 TX carrier errors). */
+    readonly unregistered: number;
+    /** Control datagrams dropped, by reason (bad_mac, replay, malformed, unknown_peer). */
+    readonly control: Readonly<Record<string, number>>;
+  };
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+/**
+ * kmcast command line. Thin: each command lives in its own file, parses, calls the library and
+ * returns an exit code. One top-level catch turns errors into a clean message and exit code.
+ */
+import { Command, CommanderError } from 'commander';
+import { ExitCode, errorMessage, isUserError, KmcastError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { registerAgent } from './agent.js';
+import { registerDemo } from './demo.js';
+import { registerDoctor } from './doctor.js';
+import { registerGenerate } from './generate.js';
+import { registerInject } from './inject.js';
+import { registerLab } from './lab.js';
+import { registerLint } from './lint.js';
+import { registerProbe } from './probe.js';
+import { registerStatus } from './status.js';
+import { registerWebhook } from './webhook.js';
+
+export function buildProgram(): Command {
+  const program = new Command('kmcast')
+    .description(
+      'Multicast and broadcast for Kubernetes pods on any CNI: a per-pod kernel VXLAN overlay programmed by a sidecar, peers found through a headless Service.',
+    )
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Exit codes:
+  0  success
+  1  failure (a check failed, loss above --max-loss, lint errors, an unexpected error)
+  2  bad configuration or input (the message names the flag, file or field)
+  3  missing capability or kernel feature (the message says how to fix it)
+
+Examples:
+  sudo kmcast demo                       # the whole story on a simulated 3-node cluster
+  kmcast agent --service app-mcast.ns.svc.cluster.local
+  kmcast inject -f app.yaml > app.kmcast.yaml
+  kmcast lint k8s/`,
+    );
+  registerAgent(program);
+  registerDemo(program);
+  registerLab(program);
+  registerProbe(program);
+  registerInject(program);
+  registerGenerate(program);
+  registerLint(program);
+  registerWebhook(program);
+  registerStatus(program);
+  registerDoctor(program);
+  // Subcommands inherit exit handling so parse errors exit 2 instead of commander's 1.
+  const override = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.commands.forEach(override);
+  };
+  override(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are "errors" to commander; their text is already printed.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+        return ExitCode.ok;
+      }
+      return ExitCode.badConfig;
+    }
+    if (isUserError(err)) {
+      process.stderr.write(`kmcast: ${err.message}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof KmcastError) {
+      process.stderr.write(`kmcast: ${err.message}\n`);
+      if (process.env.KMCAST_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`kmcast: unexpected error: ${errorMessage(err)}\n${err instanceof Error ? (err.stack ?? '') : ''}\n`);
+    return ExitCode.failure;
+  }
+}
+
+const code = await main(process.argv);
+process.exitCode = code;

@@ -1,0 +1,109 @@
+/**
+ * The one boundary that runs external commands (ip, bridge, tc, nft, sysctl...). Argument arrays
+ * only, never a shell. The network namespace is a parameter of every call, never global state:
+ * `ip`/`bridge` get `-n NS`, anything else runs under `ip netns exec NS`.
+ */
+import { spawn } from 'node:child_process';
+import { CommandError } from '../errors.js';
+
+export interface RunOptions {
+  /** Network namespace name (as in `ip netns list`); undefined = the caller's own namespace. */
+  readonly netns?: string | undefined;
+  /** Data written to the command's stdin (for `-batch -`, `nft -f -`). */
+  readonly input?: string;
+  /** Resolve with the result instead of throwing when the command exits non-zero. */
+  readonly allowFail?: boolean;
+  /** Kill the command after this many milliseconds (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+export interface RunResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Exit status; null when killed by a signal. */
+  readonly code: number | null;
+}
+
+/** Interface is created to allow testing: unit tests use FakeRunner and assert the exact argv. */
+export interface Runner {
+  run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+}
+
+const NETNS_NATIVE = new Set(['ip', 'bridge', 'tc']);
+
+/** The argv actually executed for `argv` in `netns`. Pure; exported for tests. */
+export function netnsArgv(argv: readonly string[], netns: string | undefined): string[] {
+  if (!netns) return [...argv];
+  const [cmd, ...rest] = argv;
+  if (cmd !== undefined && NETNS_NATIVE.has(cmd)) return [cmd, '-n', netns, ...rest];
+  return ['ip', 'netns', 'exec', netns, ...argv];
+}
+
+export class ExecRunner implements Runner {
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const full = netnsArgv(argv, options.netns);
+    const [cmd, ...args] = full;
+    if (cmd === undefined) throw new TypeError('run: empty argv');
+    return await new Promise<RunResult>((resolve, reject) => {
+      const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new CommandError(full, null, e.message));
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        const result = { stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code };
+        if (code === 0 || options.allowFail) resolve(result);
+        else reject(new CommandError(full, code, result.stderr, signal));
+      });
+      child.stdin.on('error', () => undefined); // a command that exits early closes its stdin
+      child.stdin.end(options.input ?? '');
+    });
+  }
+}
+
+export interface FakeCall {
+  readonly argv: readonly string[];
+  readonly netns: string | undefined;
+  readonly input: string | undefined;
+}
+
+type FakeResponder = (call: FakeCall) => Partial<RunResult> | undefined;
+
+/** Records calls and answers from responders (first match wins); default: success, empty output. */
+export class FakeRunner implements Runner {
+  readonly calls: FakeCall[] = [];
+  private readonly responders: FakeResponder[] = [];
+
+  /** Answer calls whose argv starts with `prefix` (joined by spaces) with `result`. */
+  on(prefix: string, result: Partial<RunResult> | ((call: FakeCall) => Partial<RunResult>)): this {
+    this.responders.push((call) => {
+      if (!call.argv.join(' ').startsWith(prefix)) return undefined;
+      return typeof result === 'function' ? result(call) : result;
+    });
+    return this;
+  }
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const call: FakeCall = { argv: [...argv], netns: options.netns, input: options.input };
+    this.calls.push(call);
+    let found: Partial<RunResult> | undefined;
+    for (const r of this.responders) {
+      found = r(call);
+      if (found) break;
+    }
+    const result: RunResult = { stdout: found?.stdout ?? '', stderr: found?.stderr ?? '', code: found?.code ?? 0 };
+    if (result.code !== 0 && !options.allowFail) throw new CommandError(argv, result.code, result.stderr);
+    return await Promise.resolve(result);
+  }
+
+  /** The calls as joined argv strings, for compact assertions. */
+  commands(): string[] {
+    return this.calls.map((c) => c.argv.join(' '));
+  }
+}
