@@ -1,0 +1,90 @@
+/**
+ * Small typed client over iproute2 for one network namespace. Reads use `-j`; writes go through
+ * `-batch -` so one reconcile is one or two processes, not one per entry.
+ */
+import type { Runner } from './runner.js';
+import type { FdbEntry, LinkStats, MdbEntry, RouteEntry, VxlanLink } from './parse.js';
+import {
+  parseFdb,
+  parseIpv4Addrs,
+  parseIpv4Maddrs,
+  parseIpVersion,
+  parseLink,
+  parseLinkStats,
+  parseMdb,
+  parseRoutes,
+} from './parse.js';
+
+const NO_DEVICE = /does not exist|Cannot find device|No such device/i;
+
+export class IpClient {
+  constructor(
+    readonly runner: Runner,
+    /** The namespace to act in; undefined = our own (the agent inside its pod). */
+    readonly netns?: string,
+  ) {}
+
+  private async read(argv: string[]): Promise<string | undefined> {
+    const r = await this.runner.run(argv, { netns: this.netns, allowFail: true });
+    if (r.code === 0) return r.stdout;
+    if (NO_DEVICE.test(r.stderr)) return undefined;
+    // Re-run without allowFail to raise the standard CommandError with stderr.
+    return (await this.runner.run(argv, { netns: this.netns })).stdout;
+  }
+
+  /** The link with details, or undefined when it does not exist. */
+  async link(name: string): Promise<VxlanLink | undefined> {
+    const out = await this.read(['ip', '-j', '-d', 'link', 'show', 'dev', name]);
+    return out === undefined ? undefined : parseLink(out);
+  }
+
+  async addrs(dev: string): Promise<string[]> {
+    const out = await this.read(['ip', '-j', 'addr', 'show', 'dev', dev]);
+    return out === undefined ? [] : parseIpv4Addrs(out);
+  }
+
+  async routes(): Promise<RouteEntry[]> {
+    return parseRoutes((await this.runner.run(['ip', '-j', 'route', 'show', 'table', 'all'], { netns: this.netns })).stdout);
+  }
+
+  async defaultRoutes(): Promise<RouteEntry[]> {
+    return parseRoutes((await this.runner.run(['ip', '-j', 'route', 'show', 'default'], { netns: this.netns })).stdout);
+  }
+
+  async fdb(dev: string): Promise<FdbEntry[]> {
+    const out = await this.read(['bridge', '-j', 'fdb', 'show', 'dev', dev]);
+    return out === undefined ? [] : parseFdb(out);
+  }
+
+  async mdb(dev: string): Promise<MdbEntry[]> {
+    const out = await this.read(['bridge', '-j', 'mdb', 'show', 'dev', dev]);
+    return out === undefined ? [] : parseMdb(out);
+  }
+
+  /** IPv4 groups joined on the device (by any socket in the namespace). */
+  async maddrs(dev: string): Promise<string[]> {
+    const out = await this.read(['ip', '-j', 'maddr', 'show', 'dev', dev]);
+    return out === undefined ? [] : parseIpv4Maddrs(out);
+  }
+
+  async stats(dev: string): Promise<LinkStats | undefined> {
+    const out = await this.read(['ip', '-j', '-s', 'link', 'show', 'dev', dev]);
+    return out === undefined ? undefined : parseLinkStats(out);
+  }
+
+  async version(): Promise<[number, number] | undefined> {
+    const r = await this.runner.run(['ip', '-V'], { allowFail: true });
+    return parseIpVersion(r.stdout + r.stderr);
+  }
+
+  /** Runs lines through `ip -batch -`; stops at the first failing line (the error names it). */
+  async ipBatch(lines: readonly string[]): Promise<void> {
+    if (lines.length) await this.runner.run(['ip', '-batch', '-'], { netns: this.netns, input: `${lines.join('\n')}\n` });
+  }
+
+  async bridgeBatch(lines: readonly string[]): Promise<void> {
+    if (lines.length) {
+      await this.runner.run(['bridge', '-batch', '-'], { netns: this.netns, input: `${lines.join('\n')}\n` });
+    }
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Pure parsers of `ip -j` / `bridge -j` output (iproute2 >= 6.1 JSON). Each takes the raw stdout
+ * and returns plain typed data; unknown fields are ignored, a missing device gives an empty list.
+ * Tested on recorded fixtures in test/fixtures/iproute2.
+ */
+
+type Json = Record<string, unknown>;
+
+function parseArray(stdout: string): Json[] {
+  const text = stdout.trim();
+  if (!text) return [];
+  const value: unknown = JSON.parse(text);
+  return Array.isArray(value) ? (value.filter((v) => typeof v === 'object' && v !== null) as Json[]) : [];
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+
+export interface VxlanLink {
+  readonly name: string;
+  readonly ifindex: number;
+  readonly kind: string | undefined;
+  readonly vni: number | undefined;
+  readonly port: number | undefined;
+  readonly local: string | undefined;
+  /** The underlay device (`dev` at creation). */
+  readonly underlay: string | undefined;
+  readonly learning: boolean | undefined;
+  readonly mtu: number;
+  readonly up: boolean;
+  readonly mac: string | undefined;
+  readonly addrGenMode: string | undefined;
+}
+
+/** `ip -j -d link show dev NAME` → the link, or undefined when the output is empty. */
+export function parseLink(stdout: string): VxlanLink | undefined {
+  const [l] = parseArray(stdout);
+  if (!l) return undefined;
+  const info = (l.linkinfo ?? {}) as Json;
+  const data = (info.info_data ?? {}) as Json;
+  const flags = Array.isArray(l.flags) ? (l.flags as unknown[]) : [];
+  return {
+    name: str(l.ifname) ?? '',
+    ifindex: num(l.ifindex) ?? 0,
+    kind: str(info.info_kind),
+    vni: num(data.id),
+    port: num(data.port),
+    local: str(data.local),
+    underlay: str(data.link),
+    learning: typeof data.learning === 'boolean' ? data.learning : undefined,
+    mtu: num(l.mtu) ?? 0,
+    up: flags.includes('UP'),
+    mac: str(l.address),
+    addrGenMode: str(l.inet6_addr_gen_mode),
+  };
+}
+
+/** `ip -j addr show dev NAME` → IPv4 addresses as "a.b.c.d/len". */
+export function parseIpv4Addrs(stdout: string): string[] {
+  const out: string[] = [];
+  for (const l of parseArray(stdout)) {
+    for (const a of (Array.isArray(l.addr_info) ? l.addr_info : []) as Json[]) {
+      if (a.family === 'inet' && typeof a.local === 'string') out.push(`${a.local}/${num(a.prefixlen) ?? 32}`);
+    }
+  }
+  return out;
+}
+
+export interface FdbEntry {
+  readonly mac: string;
+  readonly dst: string | undefined;
+}
+
+/** `bridge -j fdb show dev NAME`. */
+export function parseFdb(stdout: string): FdbEntry[] {
+  return parseArray(stdout).map((e) => ({ mac: str(e.mac) ?? '', dst: str(e.dst) }));
+}
+
+export interface MdbEntry {
+  readonly grp: string;
+  readonly dst: string | undefined;
+}
+
+/** `bridge -j mdb show dev NAME`: one object per bridge/vxlan holding an `mdb` array. */
+export function parseMdb(stdout: string): MdbEntry[] {
+  const out: MdbEntry[] = [];
+  for (const block of parseArray(stdout)) {
+    for (const e of (Array.isArray(block.mdb) ? block.mdb : []) as Json[]) {
+      if (typeof e.grp === 'string') out.push({ grp: e.grp, dst: str(e.dst) });
+    }
+  }
+  return out;
+}
+
+export interface RouteEntry {
+  /** unicast (default when iproute2 omits it), local, broadcast, blackhole, multicast... */
+  readonly type: string;
+  readonly dst: string;
+  readonly dev: string | undefined;
+  readonly gateway: string | undefined;
+  /** main when iproute2 omits it. */
+  readonly table: string;
+  readonly scope: string | undefined;
+  readonly prefsrc: string | undefined;
+  readonly protocol: string | undefined;
+}
+
+/** `ip -j route show [table all]`. */
+export function parseRoutes(stdout: string): RouteEntry[] {
+  return parseArray(stdout).map((r) => ({
+    type: str(r.type) ?? 'unicast',
+    dst: str(r.dst) ?? '',
+    dev: str(r.dev),
+    gateway: str(r.gateway),
+    table: str(r.table) ?? 'main',
+    scope: str(r.scope),
+    prefsrc: str(r.prefsrc),
+    protocol: str(r.protocol),
+  }));
+}
+
+/** `ip -j maddr show dev NAME` → joined IPv4 groups. */
+export function parseIpv4Maddrs(stdout: string): string[] {
+  const out: string[] = [];
+  for (const l of parseArray(stdout)) {
+    for (const m of (Array.isArray(l.maddr) ? l.maddr : []) as Json[]) {
+      if (m.family === 'inet' && typeof m.address === 'string') out.push(m.address);
+    }
+  }
+  return out;
+}
+
+export interface LinkStats {
+  readonly rxPackets: number;
+  readonly txPackets: number;
+  readonly txErrors: number;
+  readonly txDropped: number;
+  /** On a VXLAN device, a packet to a blackholed remote counts here (the catch-all MDB entry). */
+  readonly txCarrierErrors: number;
+}
+
+/** `ip -j -s link show dev NAME`. */
+export function parseLinkStats(stdout: string): LinkStats | undefined {
+  const [l] = parseArray(stdout);
+  if (!l) return undefined;
+  const s = (l.stats64 ?? l.stats ?? {}) as Json;
+  const rx = (s.rx ?? {}) as Json;
+  const tx = (s.tx ?? {}) as Json;
+  return {
+    rxPackets: num(rx.packets) ?? 0,
+    txPackets: num(tx.packets) ?? 0,
+    txErrors: num(tx.errors) ?? 0,
+    txDropped: num(tx.dropped) ?? 0,
+    txCarrierErrors: num(tx.carrier_errors) ?? 0,
+  };
+}
+
+/** `ip -V` → [major, minor], e.g. "ip utility, iproute2-6.15.0, libbpf 1.1.2" → [6, 15]. */
+export function parseIpVersion(stdout: string): [number, number] | undefined {
+  const m = /iproute2-(?:ss)?v?(\d+)\.(\d+)/.exec(stdout);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}

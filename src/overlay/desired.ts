@@ -1,0 +1,115 @@
+/**
+ * The desired data plane of one member pod (DESIGN section 2), computed from configuration and
+ * the current peer set. Pure: no kernel access; the reconciler diffs it against what `ip -j` reads.
+ */
+import { isLinkLocalMulticast, isMulticast, sortIpv4 } from './ipv4.js';
+
+/** TEST-NET-1 address routed to a blackhole: the catch-all MDB entry for unregistered groups points here. */
+export const BLACKHOLE_IP = '192.0.2.1';
+/** The all-zero MAC: head-end replication (flood) entries of a VXLAN device. */
+export const FLOOD_MAC = '00:00:00:00:00:00';
+/** VXLAN over IPv4 adds 50 bytes: outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8. */
+export const VXLAN_OVERHEAD = 50;
+
+export type Replication = 'selective' | 'flood';
+
+export interface OverlaySpec {
+  readonly device: string;
+  readonly vni: number;
+  readonly port: number;
+  readonly underlay: string;
+  readonly underlayMtu: number;
+  /** The pod IP: VXLAN source address and (pod-ip addressing) vx0's own address. */
+  readonly localIp: string;
+  /** Directed broadcast address routed to the overlay (from --broadcast CIDR). */
+  readonly broadcastAddress?: string | undefined;
+  readonly unregistered: 'drop' | 'flood';
+  /** selective: MDB entries per (group, member); flood: every peer gets everything. */
+  readonly replication: Replication;
+}
+
+export interface OverlayPeer {
+  readonly ip: string;
+  /** Groups the peer's apps joined (as announced); link-local ones are ignored. */
+  readonly groups: readonly string[];
+}
+
+export interface DesiredLink {
+  readonly name: string;
+  readonly vni: number;
+  readonly port: number;
+  readonly underlay: string;
+  readonly local: string;
+  readonly mtu: number;
+}
+
+export interface DesiredRoute {
+  readonly type: 'unicast' | 'broadcast' | 'blackhole';
+  /** Without /32 for host routes, as `ip -j route` prints them. */
+  readonly dst: string;
+  readonly table: 'main' | 'local';
+  readonly dev?: string;
+  readonly src?: string;
+}
+
+export interface MdbKey {
+  readonly grp: string;
+  readonly dst: string;
+}
+
+export interface DesiredState {
+  readonly link: DesiredLink;
+  readonly addrs: readonly string[];
+  readonly routes: readonly DesiredRoute[];
+  /** Flood (all-zero MAC) destinations: every peer, sorted; never the pod's own IP. */
+  readonly fdb: readonly string[];
+  readonly mdb: readonly MdbKey[];
+}
+
+export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): DesiredState {
+  const others = peers.filter((p) => p.ip !== spec.localIp);
+  const routes: DesiredRoute[] = [
+    // Joins and sends with no interface named follow the route to the group: make it vx0.
+    { type: 'unicast', dst: '224.0.0.0/4', table: 'main', dev: spec.device },
+    { type: 'unicast', dst: '255.255.255.255', table: 'main', dev: spec.device },
+  ];
+  if (spec.broadcastAddress) {
+    routes.push({ type: 'broadcast', dst: spec.broadcastAddress, table: 'local', dev: spec.device, src: spec.localIp });
+  }
+  const mdb: MdbKey[] = [];
+  if (spec.replication === 'selective') {
+    for (const p of others) {
+      for (const g of new Set(p.groups)) {
+        if (isMulticast(g) && !isLinkLocalMulticast(g)) mdb.push({ grp: g, dst: p.ip });
+      }
+    }
+    if (spec.unregistered === 'drop') {
+      // Catch-all entry: groups nobody joined go to a blackholed remote, so they reach nobody,
+      // while broadcast and 224.0.0.x keep following the all-zero flood entries.
+      routes.push({ type: 'blackhole', dst: BLACKHOLE_IP, table: 'main' });
+      mdb.push({ grp: '0.0.0.0', dst: BLACKHOLE_IP });
+    }
+  }
+  return {
+    link: {
+      name: spec.device,
+      vni: spec.vni,
+      port: spec.port,
+      underlay: spec.underlay,
+      local: spec.localIp,
+      mtu: spec.underlayMtu - VXLAN_OVERHEAD,
+    },
+    addrs: [`${spec.localIp}/32`],
+    routes,
+    fdb: sortIpv4(new Set(others.map((p) => p.ip))),
+    mdb: sortMdb(mdb),
+  };
+}
+
+export function mdbKey(e: MdbKey): string {
+  return `${e.grp}>${e.dst}`;
+}
+
+export function sortMdb(entries: readonly MdbKey[]): MdbKey[] {
+  return [...entries].sort((a, b) => mdbKey(a).localeCompare(mdbKey(b), 'en', { numeric: true }));
+}

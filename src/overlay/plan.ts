@@ -1,0 +1,128 @@
+/**
+ * Desired vs actual → the commands that converge the data plane. Pure. Every command is
+ * idempotent against the state it was planned from, so replaying a plan twice is harmless, and
+ * an empty plan means the kernel already matches.
+ */
+import type { FdbEntry, MdbEntry, RouteEntry, VxlanLink } from '../iproute2/parse.js';
+import type { DesiredRoute, DesiredState, MdbKey } from './desired.js';
+import { BLACKHOLE_IP, FLOOD_MAC, mdbKey } from './desired.js';
+
+export interface ActualState {
+  readonly link: VxlanLink | undefined;
+  readonly addrs: readonly string[];
+  readonly routes: readonly RouteEntry[];
+  readonly fdb: readonly FdbEntry[];
+  readonly mdb: readonly MdbEntry[];
+}
+
+export const EMPTY_ACTUAL: ActualState = { link: undefined, addrs: [], routes: [], fdb: [], mdb: [] };
+
+export interface Plan {
+  /** The existing device is not the one we want (wrong kind, VNI, port, address...): delete it. */
+  readonly recreate: boolean;
+  readonly reason?: string;
+  /** Lines for `ip -batch -` (run first: the device and routes must exist before FDB/MDB). */
+  readonly ip: readonly string[];
+  /** Lines for `bridge -batch -`. */
+  readonly bridge: readonly string[];
+}
+
+export function isEmptyPlan(p: Plan): boolean {
+  return p.ip.length === 0 && p.bridge.length === 0;
+}
+
+/** Why an existing link cannot be reused, or undefined when it can. */
+export function linkMismatch(want: DesiredState['link'], have: VxlanLink): string | undefined {
+  if (have.kind !== 'vxlan') return `${have.name} is a ${have.kind ?? 'non-vxlan'} device, not vxlan`;
+  if (have.vni !== want.vni) return `VNI ${have.vni} != ${want.vni}`;
+  if (have.port !== want.port) return `port ${have.port} != ${want.port}`;
+  if (have.local !== want.local) return `local ${have.local ?? 'unset'} != ${want.local}`;
+  if (have.underlay !== want.underlay) return `underlay ${have.underlay ?? 'unset'} != ${want.underlay}`;
+  if (have.learning) return 'learning is on';
+  if (have.addrGenMode !== undefined && have.addrGenMode !== 'none') return `addrgenmode ${have.addrGenMode}`;
+  return undefined;
+}
+
+function routeKey(r: { type: string; dst: string; table: string }): string {
+  return `${r.type} ${r.dst.replace(/\/32$/, '')} ${r.table}`;
+}
+
+function routeArgs(r: DesiredRoute): string {
+  const parts = [r.type === 'unicast' ? '' : r.type, r.type === 'blackhole' ? `${r.dst}/32` : r.dst];
+  if (r.dev) parts.push('dev', r.dev);
+  if (r.table !== 'main') parts.push('table', r.table);
+  if (r.type !== 'blackhole') parts.push('scope', 'link');
+  if (r.src) parts.push('src', r.src);
+  return parts.filter(Boolean).join(' ');
+}
+
+/** Routes we own: non-kernel routes through the device, and our blackhole. */
+function isManagedRoute(r: RouteEntry, device: string): boolean {
+  if (r.protocol === 'kernel') return false;
+  if (r.type === 'blackhole') return r.dst.replace(/\/32$/, '') === BLACKHOLE_IP;
+  return r.dev === device;
+}
+
+export function plan(desired: DesiredState, actual: ActualState): Plan {
+  const dev = desired.link.name;
+  const ip: string[] = [];
+  const bridge: string[] = [];
+  const reason = actual.link ? linkMismatch(desired.link, actual.link) : undefined;
+  const recreate = reason !== undefined;
+  const have: ActualState = actual.link === undefined || recreate ? { ...EMPTY_ACTUAL, routes: actual.routes } : actual;
+  if (!actual.link || recreate) {
+    if (recreate) ip.push(`link del ${dev}`);
+    const l = desired.link;
+    ip.push(`link add ${dev} type vxlan id ${l.vni} dstport ${l.port} dev ${l.underlay} local ${l.local} nolearning`);
+    // No IPv6 link-local address: its DAD and router solicitations would flood every peer.
+    ip.push(`link set ${dev} addrgenmode none`);
+  }
+
+  const wantAddrs = new Set(desired.addrs);
+  const haveAddrs = new Set(have.link ? have.addrs : []);
+  for (const a of haveAddrs) if (!wantAddrs.has(a)) ip.push(`addr del ${a} dev ${dev}`);
+  for (const a of wantAddrs) if (!haveAddrs.has(a)) ip.push(`addr add ${a} dev ${dev}`);
+  if (!have.link || have.link.mtu !== desired.link.mtu || !have.link.up) {
+    ip.push(`link set ${dev} mtu ${desired.link.mtu} up`);
+  }
+
+  const managed = new Map(
+    (have.link ? have.routes : actual.routes.filter((r) => r.type === 'blackhole'))
+      .filter((r) => isManagedRoute(r, dev))
+      .map((r) => [routeKey(r), r] as const),
+  );
+  const wanted = new Map(desired.routes.map((r) => [routeKey(r), r] as const));
+  for (const [k, r] of managed) {
+    if (!wanted.has(k)) ip.push(`route del ${routeArgsOf(r)}`);
+  }
+  for (const [k, r] of wanted) {
+    const h = managed.get(k);
+    const same = h && (h.dev ?? undefined) === r.dev && (r.src === undefined || h.prefsrc === r.src);
+    if (!same) ip.push(`route replace ${routeArgs(r)}`);
+  }
+
+  const wantFdb = new Set(desired.fdb);
+  const haveFdb = new Set(have.fdb.filter((e) => e.mac === FLOOD_MAC && e.dst).map((e) => e.dst!));
+  // Additions before removals: a peer set that changes never passes through an empty flood list.
+  for (const d of desired.fdb) if (!haveFdb.has(d)) bridge.push(`fdb append ${FLOOD_MAC} dev ${dev} dst ${d}`);
+  const removals: string[] = [];
+  for (const d of haveFdb) if (!wantFdb.has(d)) removals.push(`fdb del ${FLOOD_MAC} dev ${dev} dst ${d}`);
+
+  const wantMdb = new Map(desired.mdb.map((e) => [mdbKey(e), e] as const));
+  const haveMdb = new Map(
+    have.mdb.filter((e): e is MdbKey => e.dst !== undefined).map((e) => [mdbKey(e), e] as const),
+  );
+  for (const [k, e] of wantMdb) {
+    if (!haveMdb.has(k)) bridge.push(`mdb replace dev ${dev} port ${dev} grp ${e.grp} permanent dst ${e.dst}`);
+  }
+  for (const [k, e] of haveMdb) if (!wantMdb.has(k)) removals.push(`mdb del dev ${dev} port ${dev} grp ${e.grp} dst ${e.dst}`);
+  bridge.push(...removals);
+  return reason ? { recreate, reason, ip, bridge } : { recreate, ip, bridge };
+}
+
+function routeArgsOf(r: RouteEntry): string {
+  const parts = [r.type === 'unicast' ? '' : r.type, r.dst];
+  if (r.dev) parts.push('dev', r.dev);
+  if (r.table !== 'main') parts.push('table', r.table);
+  return parts.filter(Boolean).join(' ');
+}

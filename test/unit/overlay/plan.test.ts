@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseFdb, parseIpv4Addrs, parseLink, parseMdb, parseRoutes } from '../../../src/iproute2/parse.js';
+import type { OverlaySpec } from '../../../src/overlay/desired.js';
+import { desiredState } from '../../../src/overlay/desired.js';
+import type { ActualState } from '../../../src/overlay/plan.js';
+import { EMPTY_ACTUAL, isEmptyPlan, plan } from '../../../src/overlay/plan.js';
+import { fixture } from '../fixtures.js';
+
+const spec: OverlaySpec = {
+  device: 'vx0',
+  vni: 4242,
+  port: 7471,
+  underlay: 'eth0',
+  underlayMtu: 1500,
+  localIp: '10.9.0.2',
+  unregistered: 'drop',
+  replication: 'selective',
+};
+
+/** The recorded fixtures: vx0 with flood to .3 and .4, 239.1.1.1 → .3, catch-all to the blackhole. */
+function recorded(): ActualState {
+  return {
+    link: parseLink(fixture('iproute2/link.json')),
+    addrs: parseIpv4Addrs(fixture('iproute2/addr.json')),
+    routes: parseRoutes(fixture('iproute2/routes.json')),
+    fdb: parseFdb(fixture('iproute2/fdb.json')),
+    mdb: parseMdb(fixture('iproute2/mdb.json')),
+  };
+}
+
+test('from nothing: create, address, routes, flood and group entries, in kernel order', () => {
+  const d = desiredState(spec, [
+    { ip: '10.9.0.3', groups: ['239.1.1.1', '224.0.0.251'] },
+    { ip: '10.9.0.2', groups: ['239.9.9.9'] }, // ourselves: never in our own lists
+  ]);
+  const p = plan(d, EMPTY_ACTUAL);
+  assert.equal(p.recreate, false);
+  assert.deepEqual(p.ip, [
+    'link add vx0 type vxlan id 4242 dstport 7471 dev eth0 local 10.9.0.2 nolearning',
+    'link set vx0 addrgenmode none',
+    'addr add 10.9.0.2/32 dev vx0',
+    'link set vx0 mtu 1450 up',
+    'route replace 224.0.0.0/4 dev vx0 scope link',
+    'route replace 255.255.255.255 dev vx0 scope link',
+    'route replace blackhole 192.0.2.1/32',
+  ]);
+  assert.deepEqual(p.bridge, [
+    'fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.3',
+    'mdb replace dev vx0 port vx0 grp 0.0.0.0 permanent dst 192.0.2.1',
+    'mdb replace dev vx0 port vx0 grp 239.1.1.1 permanent dst 10.9.0.3',
+  ]);
+});
+
+test('the recorded kernel state already matches its desired state: empty plan', () => {
+  const d = desiredState(spec, [
+    { ip: '10.9.0.3', groups: ['239.1.1.1'] },
+    { ip: '10.9.0.4', groups: [] },
+  ]);
+  const p = plan(d, recorded());
+  assert.ok(isEmptyPlan(p), JSON.stringify(p));
+});
+
+test('stale peers and groups are removed after the new ones are added', () => {
+  const d = desiredState(spec, [{ ip: '10.9.0.5', groups: ['239.1.1.2'] }]);
+  const p = plan(d, recorded());
+  assert.deepEqual(p.ip, []);
+  assert.deepEqual(p.bridge, [
+    'fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.5',
+    'mdb replace dev vx0 port vx0 grp 239.1.1.2 permanent dst 10.9.0.5',
+    'fdb del 00:00:00:00:00:00 dev vx0 dst 10.9.0.3',
+    'fdb del 00:00:00:00:00:00 dev vx0 dst 10.9.0.4',
+    'mdb del dev vx0 port vx0 grp 239.1.1.1 dst 10.9.0.3',
+  ]);
+});
+
+test('a device with the wrong VNI or port is replaced and repopulated', () => {
+  const a = recorded();
+  const wrong: ActualState = { ...a, link: { ...a.link!, vni: 99 } };
+  const p = plan(desiredState(spec, [{ ip: '10.9.0.3', groups: [] }]), wrong);
+  assert.equal(p.recreate, true);
+  assert.match(p.reason ?? '', /VNI 99 != 4242/);
+  assert.equal(p.ip[0], 'link del vx0');
+  assert.ok(p.ip.includes('route replace 224.0.0.0/4 dev vx0 scope link'));
+  assert.ok(!p.ip.some((l) => l.includes('blackhole')), 'the blackhole route does not depend on the device');
+  assert.ok(p.bridge.includes('fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.3'));
+  const port = plan(desiredState(spec, []), { ...a, link: { ...a.link!, port: 4789 } });
+  assert.match(port.reason ?? '', /port 4789 != 7471/);
+});
+
+test('routes deleted by hand come back; an MTU change is applied in place', () => {
+  const a = recorded();
+  const noMc: ActualState = { ...a, routes: a.routes.filter((r) => r.dst !== '224.0.0.0/4'), link: { ...a.link!, mtu: 1400 } };
+  const p = plan(desiredState(spec, [{ ip: '10.9.0.3', groups: ['239.1.1.1'] }, { ip: '10.9.0.4', groups: [] }]), noMc);
+  assert.deepEqual(p.ip, ['link set vx0 mtu 1450 up', 'route replace 224.0.0.0/4 dev vx0 scope link']);
+  assert.deepEqual(p.bridge, []);
+});
+
+test('flood replication: no MDB entries, no catch-all, and a leftover catch-all is removed', () => {
+  const d = desiredState({ ...spec, replication: 'flood' }, [
+    { ip: '10.9.0.3', groups: ['239.1.1.1'] },
+    { ip: '10.9.0.4', groups: [] },
+  ]);
+  assert.deepEqual(d.mdb, []);
+  const p = plan(d, recorded());
+  assert.deepEqual(p.ip, ['route del blackhole 192.0.2.1']);
+  assert.deepEqual(p.bridge, [
+    'mdb del dev vx0 port vx0 grp 0.0.0.0 dst 192.0.2.1',
+    'mdb del dev vx0 port vx0 grp 239.1.1.1 dst 10.9.0.3',
+  ]);
+});
+
+test('--unregistered flood keeps per-group entries but no catch-all', () => {
+  const d = desiredState({ ...spec, unregistered: 'flood' }, [{ ip: '10.9.0.3', groups: ['239.1.1.1'] }]);
+  assert.deepEqual(d.mdb, [{ grp: '239.1.1.1', dst: '10.9.0.3' }]);
+  assert.ok(!d.routes.some((r) => r.type === 'blackhole'));
+});
+
+test('directed broadcast route in the local table with the pod IP as source', () => {
+  const d = desiredState({ ...spec, broadcastAddress: '10.244.255.255' }, []);
+  const p = plan(d, recorded());
+  assert.ok(p.ip.includes('route replace broadcast 10.244.255.255 dev vx0 table local scope link src 10.9.0.2'));
+});
+
+test('link-local groups never get MDB entries (the kernel refuses them; they flood)', () => {
+  const d = desiredState(spec, [{ ip: '10.9.0.3', groups: ['224.0.0.251', '224.0.0.1', '239.2.2.2', '10.0.0.1'] }]);
+  assert.deepEqual(
+    d.mdb.map((e) => e.grp),
+    ['0.0.0.0', '239.2.2.2'],
+  );
+});
