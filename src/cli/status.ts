@@ -1,12 +1,74 @@
+/** `kmcast status`: read a local agent's `/status` and print it as a table or as JSON. */
+import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
-import { KmcastError } from '../errors.js';
+import { ConfigError, ExitCode } from '../errors.js';
+import { DEFAULT_STATUS_URL, fetchAgentStatus, formatStatus } from '../agent/status-format.js';
 
-// Placeholder until the command lands; registered so that main.ts stays stable.
+interface StatusFlags {
+  readonly url: string;
+  readonly json?: boolean;
+  readonly pod?: string;
+  readonly labId?: string;
+  readonly timeout: string;
+}
+
+/**
+ * The network namespace of a lab pod: the lab names pods `kmc<id>-<pod>` (e.g. kmct1a2-n1p2); a
+ * name that already starts with `kmc` is taken as the namespace itself.
+ */
+export function labPodNetns(pod: string, labId: string | undefined): string {
+  if (pod.startsWith('kmc')) return pod;
+  if (!labId) throw new ConfigError(`--pod ${pod}: also give --lab-id ID (see kmcast lab status), or the pod's namespace name`);
+  return `kmc${labId}-${pod}`;
+}
+
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('(not yet available)')
-    .action(() => {
-      throw new KmcastError('kmcast status is not available in this build yet');
+    .description("Show a local agent's view: peers and their state, groups, FDB/MDB entry counts, drops.")
+    .option('--url URL', "the agent's HTTP address (its --http flag)", DEFAULT_STATUS_URL)
+    .option('--json', 'print the /status document unchanged')
+    .option('--pod POD', 'read the agent of a lab pod (runs inside its network namespace; needs root)')
+    .option('--lab-id ID', 'the lab of --pod')
+    .option('--timeout MS', 'give up after this many milliseconds', '3000')
+    .addHelpText(
+      'after',
+      `
+The agent serves /status on its --http address (default :9470), inside the pod. Run this command
+in the pod (kubectl exec POD -c kmcast -- kmcast status) or, in the lab, with --pod.
+
+Exit codes: 0 shown, 1 the agent could not be reached, 2 bad flags.
+
+Examples:
+  kmcast status
+  kmcast status --json | jq '.peers[] | select(.state != "alive")'
+  kubectl exec app-0 -c kmcast -- kmcast status --url http://127.0.0.1:9470
+  sudo kmcast status --pod n1p2 --lab-id t1a2`,
+    )
+    .action(async (flags: StatusFlags) => {
+      const timeoutMs = Number(flags.timeout);
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+        throw new ConfigError(`--timeout ${flags.timeout}: must be a positive number of milliseconds`);
+      }
+      if (flags.pod !== undefined) {
+        process.exitCode = await runInPod(labPodNetns(flags.pod, flags.labId), flags);
+        return;
+      }
+      const status = await fetchAgentStatus(flags.url, timeoutMs);
+      process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, new Date()));
+      process.exitCode = ExitCode.ok;
     });
+}
+
+/** Re-runs this same command inside the pod's namespace, where 127.0.0.1 is the pod's loopback. */
+async function runInPod(netns: string, flags: StatusFlags): Promise<number> {
+  const script = process.argv[1];
+  if (script === undefined) throw new ConfigError('--pod: cannot find the kmcast script to run inside the pod');
+  const argv = ['netns', 'exec', netns, process.execPath, script, 'status', '--url', flags.url, '--timeout', flags.timeout];
+  if (flags.json) argv.push('--json');
+  return await new Promise<number>((resolve, reject) => {
+    const child = spawn('ip', argv, { stdio: 'inherit' });
+    child.on('error', (err) => reject(new ConfigError(`run status in pod namespace ${netns}: ${err.message}`)));
+    child.on('close', (code) => resolve(code ?? ExitCode.failure));
+  });
 }

@@ -1,0 +1,186 @@
+/**
+ * The agent's `/status` document as seen by its readers (`kmcast status`, `kmcast doctor`):
+ * a shape check for what came over HTTP, the human table, and the small HTTP client.
+ * Everything but `fetchAgentStatus` is pure and tested on fixtures.
+ */
+import { KmcastError } from '../errors.js';
+import type { AgentStatus, PeerStatus } from './status-types.js';
+
+/** Default address of the agent's HTTP server as seen from inside the pod (`--http :9470`). */
+export const DEFAULT_STATUS_URL = 'http://127.0.0.1:9470';
+
+/** Thrown when the agent cannot be reached or answers with something that is not a status. */
+export class StatusUnavailableError extends KmcastError {
+  override readonly code: string = 'KMC_ERR_STATUS_UNAVAILABLE';
+}
+
+/**
+ * The URL of the `/status` endpoint for a user-given `--url`: a base (`http://host:9470`), a full
+ * `/status` URL, or a bare `host:port` (what people copy from `--http`).
+ */
+export function statusEndpoint(url: string): string {
+  let base = url.trim();
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(base)) base = `http://${base.startsWith(':') ? `127.0.0.1${base}` : base}`;
+  const u = new URL(base);
+  if (u.pathname === '/' || u.pathname === '') u.pathname = '/status';
+  return u.toString();
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Checks that `body` is a `/status` document before anything indexes into it: a wrong `--url`
+ * (another service on the port) must give a clear message, not "cannot read properties of
+ * undefined". Only the fields the readers rely on are checked, so the agent may add fields.
+ */
+export function parseAgentStatus(body: unknown, source: string): AgentStatus {
+  const fail = (why: string): never => {
+    throw new StatusUnavailableError(
+      `read agent status from ${source}: ${why}; is --url pointing at the agent's --http address?`,
+    );
+  };
+  if (!isObject(body)) return fail('the answer is not a JSON object');
+  for (const key of ['podIp', 'device', 'addressing', 'replication'] as const) {
+    if (typeof body[key] !== 'string') fail(`field "${key}" is missing or not a string`);
+  }
+  for (const key of ['vni', 'vxlanPort', 'controlPort'] as const) {
+    if (typeof body[key] !== 'number') fail(`field "${key}" is missing or not a number`);
+  }
+  if (!Array.isArray(body.peers)) fail('field "peers" is missing or not an array');
+  for (const p of body.peers as unknown[]) {
+    if (!isObject(p) || typeof p.ip !== 'string' || typeof p.state !== 'string') {
+      fail('an entry of "peers" has no "ip" or "state"');
+    }
+  }
+  if (!Array.isArray(body.localGroups)) fail('field "localGroups" is missing or not an array');
+  if (!isObject(body.entries)) fail('field "entries" is missing');
+  if (!isObject(body.drops)) fail('field "drops" is missing');
+  return body as unknown as AgentStatus;
+}
+
+/** "0.4s ago", "12s ago", "3m04s ago", "2h05m ago", "never"; a clock skew shows as "just now". */
+export function formatAge(lastSeen: string | null, now: Date): string {
+  if (lastSeen === null) return 'never';
+  const t = Date.parse(lastSeen);
+  if (Number.isNaN(t)) return `? (${lastSeen})`;
+  const ms = now.getTime() - t;
+  if (ms < 0) return 'just now';
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s ago`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s ago`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m ago`;
+  return `${Math.floor(h / 24)}d ago`;
+}
+
+/** Left-aligned columns separated by two spaces; trailing spaces trimmed. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+function yesNo(v: boolean): string {
+  return v ? 'yes' : 'no';
+}
+
+function groupList(groups: readonly string[]): string {
+  return groups.length === 0 ? '-' : groups.join(',');
+}
+
+// Problems first: a peer that is not alive is what the reader is looking for.
+const STATE_ORDER: Record<string, number> = { expired: 0, left: 1, pending: 2, alive: 3 };
+
+function comparePeers(a: PeerStatus, b: PeerStatus): number {
+  const s = (STATE_ORDER[a.state] ?? -1) - (STATE_ORDER[b.state] ?? -1);
+  if (s !== 0) return s;
+  return ipKey(a.ip) < ipKey(b.ip) ? -1 : ipKey(a.ip) > ipKey(b.ip) ? 1 : 0;
+}
+
+/** Sort key that orders dotted quads numerically (10.0.0.9 before 10.0.0.10). */
+function ipKey(ip: string): string {
+  const parts = ip.split('.');
+  if (parts.length !== 4) return ip;
+  return parts.map((p) => p.padStart(3, '0')).join('.');
+}
+
+/** The human view of `kmcast status`. */
+export function formatStatus(s: AgentStatus, now: Date): string {
+  const out: string[] = [];
+  const alive = s.peers.filter((p) => p.state === 'alive').length;
+  out.push(
+    `agent ${s.version ?? '?'}  pod ${s.podIp}  underlay ${s.underlay ?? '?'}  device ${s.device}` +
+      `  vni ${s.vni}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`,
+  );
+  out.push(
+    `ready: ${yesNo(s.ready)}  replication: ${s.replication}  addressing: ${s.addressing}` +
+      `  unregistered: ${s.unregistered ?? '?'}  authenticated: ${yesNo(s.authenticated)}` +
+      `  allow-list: ${s.allowList ? (s.allowList.installed ? `installed (${s.allowList.peers} peers)` : 'NOT installed') : '?'}`,
+  );
+  if (!s.authenticated) out.push('warning: no --key-file: control messages are not authenticated');
+  if (s.allowList && !s.allowList.installed) out.push('warning: no allow-list: vx0 accepts VXLAN from anyone who reaches its port');
+  out.push('');
+  out.push(`peers: ${s.peers.length} (${alive} alive)`);
+  if (s.peers.length > 0) {
+    const rows = [...s.peers]
+      .sort(comparePeers)
+      .map((p) => [p.ip, p.state, formatAge(p.lastSeen, now), (p.sources ?? []).join(','), groupList(p.groups ?? [])]);
+    out.push(indent(formatTable(['PEER', 'STATE', 'LAST SEEN', 'SOURCE', 'GROUPS'], rows)));
+  }
+  out.push('');
+  out.push(`local groups: ${groupList(s.localGroups)}`);
+  const e = s.entries;
+  out.push(`entries: fdb ${e.fdb}  mdb ${e.mdb}  routes ${e.routes}`);
+  const control = Object.entries(s.drops.control ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const controlText = control.length === 0 ? 'none' : control.map(([k, v]) => `${k} ${v}`).join('  ');
+  out.push(`drops: unregistered groups ${s.drops.unregistered}  control: ${controlText}`);
+  return `${out.join('\n')}\n`;
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+}
+
+/**
+ * GET the agent's `/status`. Network failures, timeouts and non-200 answers become a
+ * StatusUnavailableError naming the URL and the likely cause, never a raw fetch TypeError.
+ */
+export async function fetchAgentStatus(url: string, timeoutMs = 3000): Promise<AgentStatus> {
+  const endpoint = statusEndpoint(url);
+  const hint = 'is the agent running? its --http address?';
+  let res: Response;
+  try {
+    res = await fetch(endpoint, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+  } catch (err) {
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+    const why =
+      err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
+        ? `no answer within ${timeoutMs} ms`
+        : cause instanceof Error
+          ? ((cause as NodeJS.ErrnoException).code ?? cause.message)
+          : String(cause);
+    throw new StatusUnavailableError(`read agent status from ${endpoint}: ${why}; ${hint}`, { cause: err });
+  }
+  const text = await res.text();
+  if (res.status !== 200) {
+    throw new StatusUnavailableError(`read agent status from ${endpoint}: HTTP ${res.status}; ${hint}`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new StatusUnavailableError(`read agent status from ${endpoint}: the answer is not JSON; ${hint}`);
+  }
+  return parseAgentStatus(body, endpoint);
+}
