@@ -1,0 +1,301 @@
+/**
+ * Builds, changes and tears down the lab (DESIGN section 5). The address plan and the argv lists
+ * are pure (plan.ts); this file runs them and keeps the state directory in step.
+ */
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { isIPv4 } from 'node:net';
+import { join } from 'node:path';
+import { ConfigError, InputError, KmcastError, NotFoundError, errorMessage } from '../errors.js';
+import type { Runner } from '../iproute2/runner.js';
+import type { Logger } from '../log.js';
+import type { Lab, LabPod, LabSpec } from './types.js';
+import {
+  NETNS_PREFIX,
+  STATE_ROOT,
+  findPodIn,
+  labNetnsPrefix,
+  labStateDir,
+  nextPodIndex,
+  nodeCommands,
+  nodeNetns,
+  planLab,
+  planPod,
+  podCommands,
+  podHostLink,
+  podIndex,
+  podResolvConf,
+  routerCommands,
+  routerLink,
+  underlayNodeIp,
+  podCidr,
+  validateLabId,
+} from './plan.js';
+import type { LabCommand } from './plan.js';
+import { DNS_SERVER_SCRIPT, cmdline, isAlive, killPids, netnsPids, spawnInNetns, spawned, waitFor } from './process.js';
+import { dnsPidFile, dnsRecordsFile, listPidRecords, readLabState, saveLab, writeDnsRecords } from './state.js';
+
+/** `ip netns exec NS` binds every file of /etc/netns/NS/ over /etc/ (here: resolv.conf). */
+export const ETC_NETNS = '/etc/netns';
+
+export interface LabUpOptions {
+  readonly runner: Runner;
+  readonly log?: Logger;
+  readonly onProgress?: (msg: string) => void;
+}
+
+async function runAll(runner: Runner, cmds: readonly LabCommand[]): Promise<void> {
+  for (const c of cmds) await runner.run(c.argv, { netns: c.netns });
+}
+
+/** Names from `ip netns list` ("name (id: 3)" or "name"). Pure; exported for tests. */
+export function parseNetnsList(out: string): string[] {
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter((n) => n !== '');
+}
+
+async function listNetns(runner: Runner): Promise<string[]> {
+  return parseNetnsList((await runner.run(['ip', 'netns', 'list'])).stdout);
+}
+
+async function writeResolvConf(lab: Lab, pod: LabPod): Promise<void> {
+  const dir = join(ETC_NETNS, pod.netns);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'resolv.conf'), podResolvConf(lab.spec));
+}
+
+/** Builds the whole lab and starts its DNS server; on any failure removes what it built. */
+export async function labUp(spec: LabSpec, opts: LabUpOptions): Promise<Lab> {
+  const { runner, log } = opts;
+  const progress = (msg: string): void => {
+    log?.debug({ lab: spec.id }, msg);
+    opts.onProgress?.(msg);
+  };
+  validateLabId(spec.id);
+  const existing = (await listNetns(runner)).filter((n) => n.startsWith(labNetnsPrefix(spec.id)));
+  if (existing.length > 0) {
+    throw new ConfigError(
+      `build lab ${spec.id}: it already exists (${existing.length} namespaces such as ${existing[0] ?? ''}): run \`kmcast lab down --id ${spec.id}\` first or pick another --id`,
+    );
+  }
+  const lab = planLab(spec);
+  try {
+    // A stale state dir (a lab whose namespaces vanished with a reboot or by hand) is replaced.
+    await rm(lab.stateDir, { recursive: true, force: true });
+    await mkdir(lab.stateDir, { recursive: true });
+    await saveLab(lab);
+    progress(`router ${lab.router}: forwards unicast between nodes, never multicast`);
+    await runAll(runner, routerCommands(spec));
+    await Promise.all(
+      lab.nodes.map(async (node) => {
+        await runAll(runner, nodeCommands(spec, node.index));
+        progress(`node ${node.netns} (${node.style}): underlay ${node.underlayIp}, pods ${node.podCidr}`);
+        const pods = lab.pods.filter((p) => p.node === node.index);
+        await Promise.all(
+          pods.map(async (pod) => {
+            await runAll(runner, podCommands(spec, pod.node, podIndex(pod)));
+            await writeResolvConf(lab, pod);
+          }),
+        );
+      }),
+    );
+    progress(`${lab.pods.length} pods: ${lab.pods.map((p) => `${p.name}=${p.ip}`).join(' ')}`);
+    await setServiceMembers(
+      lab,
+      lab.pods.map((p) => p.ip),
+    );
+    await startDns(lab);
+    progress(`dns ${lab.dns.ip}:${lab.dns.port}: ${spec.service} -> ${lab.pods.length} pod IPs`);
+    await saveLab(lab);
+    return lab;
+  } catch (err) {
+    log?.warn({ lab: spec.id, err: errorMessage(err) }, 'lab build failed; removing what was built');
+    await labDown(runner, { id: spec.id }).catch((e: unknown) => log?.error({ err: errorMessage(e) }, 'cleanup failed'));
+    throw err;
+  }
+}
+
+/**
+ * Removes a lab (or, without id, every `kmc*` namespace and leftover): the processes inside its
+ * namespaces (found by scanning the namespaces, so it works when state.json is gone), the
+ * processes it recorded, the namespaces, /etc/netns entries and the state dir.
+ */
+export async function labDown(runner: Runner, opts: { id?: string } = {}): Promise<{ namespaces: string[]; processes: number }> {
+  const prefix = opts.id === undefined ? NETNS_PREFIX : labNetnsPrefix(validateLabId(opts.id));
+  const namespaces = (await listNetns(runner)).filter((n) => n.startsWith(prefix));
+
+  const stateDirs = opts.id === undefined ? await subdirs(STATE_ROOT) : [labStateDir(opts.id)];
+  const pids = new Set<number>();
+  for (const dir of stateDirs) {
+    for (const rec of await listPidRecords(dir)) {
+      // Only kill a recorded pid that still runs the recorded command: pids get reused.
+      const cl = cmdline(rec.pid);
+      if (cl && isAlive(rec.pid) && cl.join('\0') === rec.argv.join('\0')) pids.add(rec.pid);
+    }
+  }
+  for (const ns of namespaces) for (const pid of await netnsPids(ns)) pids.add(pid);
+  pids.delete(process.pid); // never ourselves, should we have been started inside a lab pod
+  const processes = await killPids([...pids]);
+
+  const deleted: string[] = [];
+  const failures: string[] = [];
+  // Pods first, then nodes, then the router: a pod's veth peer dies with the pod namespace.
+  const order = (n: string): number => (/p\d+$/.test(n) ? 0 : /-r$/.test(n) ? 2 : 1);
+  for (const ns of [...namespaces].sort((a, b) => order(a) - order(b))) {
+    const r = await runner.run(['ip', 'netns', 'del', ns], { allowFail: true });
+    if (r.code === 0) deleted.push(ns);
+    else failures.push(`${ns}: ${r.stderr.trim()}`);
+  }
+  for (const name of await subdirs(ETC_NETNS)) {
+    if (name.startsWith(prefix)) await rm(join(ETC_NETNS, name), { recursive: true, force: true });
+  }
+  for (const dir of stateDirs) await rm(dir, { recursive: true, force: true });
+  if (failures.length > 0) {
+    throw new KmcastError(`remove lab namespaces: ${failures.length} could not be deleted:\n${failures.join('\n')}`);
+  }
+  return { namespaces: deleted, processes };
+}
+
+async function subdirs(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** The lab recorded in its state file, or undefined when there is none. */
+export async function loadLab(id: string): Promise<Lab | undefined> {
+  return await readLabState(validateLabId(id));
+}
+
+/** Ids of the labs that have a state file. */
+export async function listLabs(): Promise<string[]> {
+  const out: string[] = [];
+  for (const id of await subdirs(STATE_ROOT)) {
+    try {
+      await stat(join(STATE_ROOT, id, 'state.json'));
+      out.push(id);
+    } catch {
+      // a dir without state: only labDown cares
+    }
+  }
+  return out.sort();
+}
+
+function requireNode(lab: Lab, node: number): void {
+  if (!lab.nodes.some((n) => n.index === node)) {
+    throw new NotFoundError(`find node ${node} in lab ${lab.spec.id}: the lab has nodes 1 to ${lab.nodes.length}`);
+  }
+}
+
+/** A new pod on `node` (never reusing a name); its IP joins the Service's DNS answer. */
+export async function addPod(lab: Lab, node: number, runner: Runner): Promise<LabPod> {
+  requireNode(lab, node);
+  const pod = planPod(lab.spec, node, nextPodIndex(lab.pods, node));
+  await runAll(runner, podCommands(lab.spec, node, podIndex(pod)));
+  await writeResolvConf(lab, pod);
+  lab.pods.push(pod);
+  await addServiceMember(lab, pod.ip);
+  await saveLab(lab);
+  return pod;
+}
+
+async function readMembers(lab: Lab): Promise<string[]> {
+  try {
+    const records = JSON.parse(await readFile(dnsRecordsFile(lab.stateDir), 'utf8')) as Record<string, string[]>;
+    return records[lab.spec.service] ?? [];
+  } catch {
+    return [];
+  }
+}
+
+async function addServiceMember(lab: Lab, ip: string): Promise<void> {
+  const members = await readMembers(lab);
+  if (!members.includes(ip)) await setServiceMembers(lab, [...members, ip]);
+}
+
+/** Kills the pod's processes and deletes it; its IP leaves the Service's DNS answer. */
+export async function removePod(lab: Lab, pod: LabPod, runner: Runner): Promise<void> {
+  await killPids(await netnsPids(pod.netns));
+  // The host veth normally dies with the pod namespace; deleting it first also covers a namespace
+  // kept alive by a stray reference.
+  await runner.run(['ip', 'link', 'del', podHostLink(podIndex(pod))], { netns: nodeNetns(lab.spec.id, pod.node), allowFail: true });
+  await runner.run(['ip', 'netns', 'del', pod.netns], { allowFail: true });
+  await rm(join(ETC_NETNS, pod.netns), { recursive: true, force: true });
+  lab.pods = lab.pods.filter((p) => p.netns !== pod.netns);
+  await setServiceMembers(
+    lab,
+    (await readMembers(lab)).filter((ip) => ip !== pod.ip),
+  );
+  await saveLab(lab);
+}
+
+/** Replaces the Service's A records; the DNS server re-reads them on the next query. */
+export async function setServiceMembers(lab: Lab, ips: readonly string[]): Promise<void> {
+  const bad = ips.filter((ip) => !isIPv4(ip));
+  if (bad.length > 0) throw new InputError(`set service members: not IPv4 addresses: ${bad.join(', ')}`);
+  await writeDnsRecords(lab.stateDir, { [lab.spec.service]: [...ips] });
+}
+
+async function readDnsPid(lab: Lab): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(dnsPidFile(lab.stateDir), 'utf8')).trim());
+    const cl = cmdline(pid);
+    return Number.isInteger(pid) && isAlive(pid) && cl?.includes(DNS_SERVER_SCRIPT) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Stops the lab DNS (queries then time out, as when CoreDNS is down). */
+export async function stopDns(lab: Lab): Promise<void> {
+  const pid = await readDnsPid(lab);
+  if (pid !== undefined) await killPids([pid]);
+  await rm(dnsPidFile(lab.stateDir), { force: true });
+}
+
+/** Starts the lab DNS in the router namespace unless it runs; resolves once it listens. */
+export async function startDns(lab: Lab): Promise<void> {
+  if ((await readDnsPid(lab)) !== undefined) return;
+  const logFile = join(lab.stateDir, 'dns.log');
+  let offset = 0;
+  try {
+    offset = (await stat(logFile)).size;
+  } catch {
+    // first start
+  }
+  const argv = [process.execPath, DNS_SERVER_SCRIPT, '--records', dnsRecordsFile(lab.stateDir), '--listen', `${lab.dns.ip}:${lab.dns.port}`];
+  const child = spawnInNetns(lab.router, argv, { logFile, detached: true });
+  await spawned(child, 'the lab DNS server');
+  await writeFile(dnsPidFile(lab.stateDir), `${child.pid ?? ''}\n`);
+  await waitFor(
+    `the lab DNS server to listen on ${lab.dns.ip}:${lab.dns.port} (log: ${logFile})`,
+    async () => {
+      if (child.exitCode !== null) throw new KmcastError(`it exited with code ${child.exitCode}`);
+      const log = (await readFile(logFile)).subarray(offset).toString();
+      return log.includes('listening on');
+    },
+    10_000,
+    20,
+  );
+}
+
+/** Takes the router side of node `node`'s uplink down: the node is cut off (a network partition). */
+export async function cutNode(lab: Lab, node: number, runner: Runner): Promise<void> {
+  requireNode(lab, node);
+  await runner.run(['ip', 'link', 'set', routerLink(node), 'down'], { netns: lab.router });
+}
+
+/** Brings the uplink back; the kernel dropped the route to the node's pods with the link, so it is restored. */
+export async function healNode(lab: Lab, node: number, runner: Runner): Promise<void> {
+  requireNode(lab, node);
+  await runner.run(['ip', 'link', 'set', routerLink(node), 'up'], { netns: lab.router });
+  await runner.run(['ip', 'route', 'replace', podCidr(node), 'via', underlayNodeIp(node)], { netns: lab.router });
+}
+
+/** The pod by short name ('n1p2') or namespace name; NotFoundError lists the valid names. */
+export function findPod(lab: Lab, name: string): LabPod {
+  return findPodIn(lab.pods, name, lab.spec.id);
+}

@@ -1,0 +1,263 @@
+/**
+ * Pure address plan, names and command lists of the lab. Nothing here touches the kernel: lab.ts
+ * runs these argv lists through a Runner, and the unit tests assert them exactly.
+ *
+ * Plan (node i, pod k, both 1-based):
+ *   router `kmc<id>-r`, lo 10.96.0.10/32 (the lab DNS), link `kmcn<i>` 172.31.<i>.1/24
+ *   node   `kmc<id>-n<i>`, link `kmcup` 172.31.<i>.2/24, default via 172.31.<i>.1
+ *   pods   `kmc<id>-n<i>p<k>`, eth0 10.244.<i>.<10+k> (/32 on calico nodes, /24 on bridge nodes)
+ */
+import { ConfigError, NotFoundError } from '../errors.js';
+import type { Lab, LabNode, LabPod, LabSpec, NodeStyle } from './types.js';
+import { NODE_STYLES } from './types.js';
+
+export const NETNS_PREFIX = 'kmc';
+export const DEFAULT_SERVICE = 'kmcast-peers.default.svc.cluster.local';
+export const DEFAULT_LAB_ID = 'lab';
+export const DNS_IP = '10.96.0.10';
+export const DNS_PORT = 53;
+/** Calico's fixed pod gateway: a link-local address answered by proxy-ARP on the host veth. */
+export const CALICO_GATEWAY = '169.254.1.1';
+export const STATE_ROOT = '/run/kmcast/labs';
+export const MAX_NODES = 200;
+/** 10 + k must stay a host address of the /24. */
+export const MAX_PODS_PER_NODE = 240;
+/** Linux interface names are at most 15 bytes (IFNAMSIZ - 1). */
+export const IFNAME_MAX = 15;
+
+/** A step of the build: one argv, run in `netns` (undefined = the caller's namespace). */
+export interface LabCommand {
+  readonly argv: readonly string[];
+  readonly netns?: string;
+}
+
+export function validateLabId(id: string): string {
+  if (!/^[a-z0-9]{1,12}$/.test(id)) {
+    throw new ConfigError(
+      `invalid lab id ${JSON.stringify(id)}: use 1-12 lowercase letters or digits (it becomes part of every namespace name, e.g. kmc${'<id>'}-n1)`,
+      { fields: { field: 'id' } },
+    );
+  }
+  return id;
+}
+
+export const routerNetns = (id: string): string => `${NETNS_PREFIX}${id}-r`;
+export const nodeNetns = (id: string, node: number): string => `${NETNS_PREFIX}${id}-n${node}`;
+export const podShortName = (node: number, k: number): string => `n${node}p${k}`;
+export const podNetns = (id: string, node: number, k: number): string => `${NETNS_PREFIX}${id}-${podShortName(node, k)}`;
+/** Router-side end of node i's uplink (in the router namespace). */
+export const routerLink = (node: number): string => `kmcn${node}`;
+/** Node-side end of the uplink (in the node namespace). */
+export const NODE_UPLINK = 'kmcup';
+export const NODE_BRIDGE = 'kmcbr';
+/** Node-side end of pod k's veth (in the node namespace); the pod side is `eth0`. */
+export const podHostLink = (k: number): string => `kmcv${k}`;
+
+/** The prefix every namespace of lab `id` starts with; the dash keeps `t1` from matching `t12`. */
+export const labNetnsPrefix = (id: string): string => `${NETNS_PREFIX}${id}-`;
+export const labStateDir = (id: string): string => `${STATE_ROOT}/${id}`;
+
+/** The lab id a lab namespace name belongs to, or undefined for any other name. */
+export function labIdOfNetns(netns: string): string | undefined {
+  const m = /^kmc([a-z0-9]{1,12})-(r|n\d+(p\d+)?)$/.exec(netns);
+  return m?.[1];
+}
+
+/** Pod k of node `node` as a name pair, e.g. { node: 1, k: 2 } from 'n1p2'. */
+export function parsePodShortName(name: string): { node: number; k: number } | undefined {
+  const m = /^n(\d+)p(\d+)$/.exec(name);
+  return m ? { node: Number(m[1]), k: Number(m[2]) } : undefined;
+}
+
+export const underlayRouterIp = (node: number): string => `172.31.${node}.1`;
+export const underlayNodeIp = (node: number): string => `172.31.${node}.2`;
+export const podCidr = (node: number): string => `10.244.${node}.0/24`;
+export const bridgeGateway = (node: number): string => `10.244.${node}.1`;
+export const podIp = (node: number, k: number): string => `10.244.${node}.${10 + k}`;
+
+/** `--nodes` value: a count (styles alternate calico, bridge, ...) or a comma list of styles. */
+export function parseNodes(value: string): NodeStyle[] {
+  const v = value.trim();
+  if (/^\d+$/.test(v)) {
+    const n = Number(v);
+    if (n < 1 || n > MAX_NODES) {
+      throw new ConfigError(`invalid --nodes ${v}: a lab has 1 to ${MAX_NODES} nodes`, { fields: { field: 'nodes' } });
+    }
+    return Array.from({ length: n }, (_, i) => NODE_STYLES[i % NODE_STYLES.length] as NodeStyle);
+  }
+  const styles = v.split(',').map((s) => s.trim());
+  for (const s of styles) {
+    if (!(NODE_STYLES as readonly string[]).includes(s)) {
+      throw new ConfigError(
+        `invalid --nodes ${JSON.stringify(value)}: unknown node style ${JSON.stringify(s)}; use a count (e.g. 3) or a comma list of ${NODE_STYLES.join(', ')} (e.g. calico,bridge,calico)`,
+        { fields: { field: 'nodes' } },
+      );
+    }
+  }
+  if (styles.length > MAX_NODES) {
+    throw new ConfigError(`invalid --nodes: a lab has 1 to ${MAX_NODES} nodes`, { fields: { field: 'nodes' } });
+  }
+  return styles as NodeStyle[];
+}
+
+function intInRange(field: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`invalid --${field} ${String(value)}: must be an integer from ${min} to ${max}`, { fields: { field } });
+  }
+  return value;
+}
+
+/** Defaults, then validation with messages that name the flag. */
+export function buildSpec(input: Partial<LabSpec> = {}): LabSpec {
+  const nodes = input.nodes ?? ['calico', 'bridge', 'calico'];
+  if (nodes.length < 1 || nodes.length > MAX_NODES) {
+    throw new ConfigError(`invalid --nodes: a lab has 1 to ${MAX_NODES} nodes`, { fields: { field: 'nodes' } });
+  }
+  for (const s of nodes) {
+    if (!NODE_STYLES.includes(s)) throw new ConfigError(`invalid node style ${JSON.stringify(s)}: use ${NODE_STYLES.join(' or ')}`, { fields: { field: 'nodes' } });
+  }
+  const service = (input.service ?? DEFAULT_SERVICE).replace(/\.$/, '').toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(service)) {
+    throw new ConfigError(`invalid --service ${JSON.stringify(input.service)}: use a DNS name such as ${DEFAULT_SERVICE}`, {
+      fields: { field: 'service' },
+    });
+  }
+  return {
+    id: validateLabId(input.id ?? DEFAULT_LAB_ID),
+    nodes: [...nodes],
+    podsPerNode: intInRange('pods', input.podsPerNode ?? 2, 1, MAX_PODS_PER_NODE),
+    // 1280 keeps the overlay (MTU - 50) above IPv6's minimum; 9000 is a jumbo frame.
+    mtu: intInRange('mtu', input.mtu ?? 1500, 1280, 9000),
+    service,
+  };
+}
+
+export function planNode(spec: LabSpec, index: number): LabNode {
+  const style = spec.nodes[index - 1];
+  if (style === undefined) throw new NotFoundError(`find node ${index}: the lab has nodes 1 to ${spec.nodes.length}`);
+  return { index, netns: nodeNetns(spec.id, index), style, underlayIp: underlayNodeIp(index), podCidr: podCidr(index) };
+}
+
+export function planPod(spec: LabSpec, node: number, k: number): LabPod {
+  const n = planNode(spec, node);
+  if (!Number.isInteger(k) || k < 1 || k > MAX_PODS_PER_NODE) {
+    throw new ConfigError(`plan pod ${k} on node ${node}: a node holds pods 1 to ${MAX_PODS_PER_NODE}`);
+  }
+  return { name: podShortName(node, k), netns: podNetns(spec.id, node, k), node, ip: podIp(node, k), style: n.style };
+}
+
+/** The whole lab as planned, before anything exists. */
+export function planLab(spec: LabSpec): Lab {
+  const nodes = spec.nodes.map((_, i) => planNode(spec, i + 1));
+  const pods = nodes.flatMap((n) => Array.from({ length: spec.podsPerNode }, (_, k) => planPod(spec, n.index, k + 1)));
+  return { spec, router: routerNetns(spec.id), dns: { ip: DNS_IP, port: DNS_PORT }, nodes, pods, stateDir: labStateDir(spec.id) };
+}
+
+/** The pod index k of a pod (from its short name). */
+export function podIndex(pod: LabPod): number {
+  const p = parsePodShortName(pod.name);
+  if (!p) throw new NotFoundError(`read pod index: ${JSON.stringify(pod.name)} is not a lab pod name (n<node>p<k>)`);
+  return p.k;
+}
+
+/** The next free pod index on `node`: one past the highest in use, so names are never reused. */
+export function nextPodIndex(pods: readonly LabPod[], node: number): number {
+  let max = 0;
+  for (const p of pods) if (p.node === node) max = Math.max(max, podIndex(p));
+  return max + 1;
+}
+
+const sysctl = (netns: string, key: string, value: string | number): LabCommand => ({
+  argv: ['sysctl', '-q', '-w', `${key}=${value}`],
+  netns,
+});
+
+/** Router: forwards unicast only. There is no multicast routing daemon and no mroute table entry, so
+ * multicast is never forwarded, like a cloud VPC; limited broadcast is never forwarded by IP. */
+export function routerCommands(spec: LabSpec): LabCommand[] {
+  const r = routerNetns(spec.id);
+  return [
+    { argv: ['ip', 'netns', 'add', r] },
+    { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: r },
+    { argv: ['ip', 'addr', 'add', `${DNS_IP}/32`, 'dev', 'lo'], netns: r },
+    sysctl(r, 'net.ipv4.ip_forward', 1),
+  ];
+}
+
+/** A node namespace, its uplink to the router, and (bridge style) the node bridge. */
+export function nodeCommands(spec: LabSpec, node: number): LabCommand[] {
+  const r = routerNetns(spec.id);
+  const n = planNode(spec, node);
+  const mtu = String(spec.mtu);
+  const cmds: LabCommand[] = [
+    { argv: ['ip', 'netns', 'add', n.netns] },
+    { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: n.netns },
+    sysctl(n.netns, 'net.ipv4.ip_forward', 1),
+    // Created inside the router namespace with the peer placed straight into the node's: nothing
+    // ever appears in the root namespace, even for a moment.
+    { argv: ['ip', 'link', 'add', routerLink(node), 'type', 'veth', 'peer', 'name', NODE_UPLINK, 'netns', n.netns], netns: r },
+    { argv: ['ip', 'addr', 'add', `${underlayRouterIp(node)}/24`, 'dev', routerLink(node)], netns: r },
+    { argv: ['ip', 'link', 'set', routerLink(node), 'mtu', mtu, 'up'], netns: r },
+    { argv: ['ip', 'addr', 'add', `${underlayNodeIp(node)}/24`, 'dev', NODE_UPLINK], netns: n.netns },
+    { argv: ['ip', 'link', 'set', NODE_UPLINK, 'mtu', mtu, 'up'], netns: n.netns },
+    { argv: ['ip', 'route', 'add', 'default', 'via', underlayRouterIp(node)], netns: n.netns },
+    { argv: ['ip', 'route', 'add', podCidr(node), 'via', underlayNodeIp(node)], netns: r },
+  ];
+  if (n.style === 'bridge') {
+    cmds.push(
+      { argv: ['ip', 'link', 'add', NODE_BRIDGE, 'type', 'bridge'], netns: n.netns },
+      { argv: ['ip', 'addr', 'add', `${bridgeGateway(node)}/24`, 'dev', NODE_BRIDGE], netns: n.netns },
+      { argv: ['ip', 'link', 'set', NODE_BRIDGE, 'mtu', mtu, 'up'], netns: n.netns },
+    );
+  }
+  return cmds;
+}
+
+/** One pod: its namespace, eth0 and routes, and the node side of its veth. */
+export function podCommands(spec: LabSpec, node: number, k: number): LabCommand[] {
+  const pod = planPod(spec, node, k);
+  const nodeNs = nodeNetns(spec.id, node);
+  const host = podHostLink(k);
+  const mtu = String(spec.mtu);
+  const cmds: LabCommand[] = [
+    { argv: ['ip', 'netns', 'add', pod.netns] },
+    { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: pod.netns },
+    { argv: ['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns], netns: nodeNs },
+  ];
+  if (pod.style === 'calico') {
+    cmds.push(
+      // Calico: the host veth answers ARP for anything (the pod's 169.254.1.1 gateway included);
+      // proxy_delay 0 as Calico sets it, else the first ARP reply waits up to 0.8 s.
+      sysctl(nodeNs, `net.ipv4.conf.${host}.proxy_arp`, 1),
+      sysctl(nodeNs, `net.ipv4.neigh.${host}.proxy_delay`, 0),
+      { argv: ['ip', 'link', 'set', host, 'mtu', mtu, 'up'], netns: nodeNs },
+      { argv: ['ip', 'route', 'add', `${pod.ip}/32`, 'dev', host], netns: nodeNs },
+      { argv: ['ip', 'addr', 'add', `${pod.ip}/32`, 'dev', 'eth0'], netns: pod.netns },
+      { argv: ['ip', 'link', 'set', 'eth0', 'mtu', mtu, 'up'], netns: pod.netns },
+      { argv: ['ip', 'route', 'add', CALICO_GATEWAY, 'dev', 'eth0', 'scope', 'link'], netns: pod.netns },
+      { argv: ['ip', 'route', 'add', 'default', 'via', CALICO_GATEWAY, 'dev', 'eth0'], netns: pod.netns },
+    );
+  } else {
+    cmds.push(
+      { argv: ['ip', 'link', 'set', host, 'master', NODE_BRIDGE, 'mtu', mtu, 'up'], netns: nodeNs },
+      { argv: ['ip', 'addr', 'add', `${pod.ip}/24`, 'dev', 'eth0'], netns: pod.netns },
+      { argv: ['ip', 'link', 'set', 'eth0', 'mtu', mtu, 'up'], netns: pod.netns },
+      { argv: ['ip', 'route', 'add', 'default', 'via', bridgeGateway(node), 'dev', 'eth0'], netns: pod.netns },
+    );
+  }
+  return cmds;
+}
+
+/** The resolv.conf a pod sees (bound over /etc/resolv.conf by `ip netns exec`), as in Kubernetes. */
+export function podResolvConf(spec: LabSpec): string {
+  const ns = spec.service.split('.')[1] ?? 'default';
+  return `nameserver ${DNS_IP}\nsearch ${ns}.svc.cluster.local svc.cluster.local cluster.local\n`;
+}
+
+/** The pod named `name` (short 'n1p2' or namespace 'kmc<id>-n1p2'); NotFoundError lists the names. */
+export function findPodIn(pods: readonly LabPod[], name: string, labId: string): LabPod {
+  const pod = pods.find((p) => p.name === name || p.netns === name);
+  if (pod) return pod;
+  const names = pods.map((p) => p.name).join(', ');
+  throw new NotFoundError(`find pod ${JSON.stringify(name)} in lab ${labId}: no such pod; the pods are ${names || '(none)'}`);
+}

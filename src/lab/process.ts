@@ -1,0 +1,279 @@
+/**
+ * Processes inside lab namespaces: spawn (pid recorded so labDown can kill it even if this
+ * process dies), the agent, an HTTP GET and an ICMP ping from inside a pod, and waitFor.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CapabilityError, CommandError, KmcastError, errorMessage } from '../errors.js';
+import type { Lab, LabPod } from './types.js';
+import { forgetPid, recordPid } from './state.js';
+
+/** dist/src/lab/process.js -> dist/src/cli/main.js */
+export const KMCAST_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+export const DNS_SERVER_SCRIPT = fileURLToPath(new URL('./dns-server.js', import.meta.url));
+export const DEFAULT_AGENT_HTTP_PORT = 9470;
+
+export interface SpawnInNetnsOptions {
+  /** stdout and stderr are appended to this file; without it they are pipes for the caller. */
+  readonly logFile?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Own process group and not holding our event loop: it outlives this process (lab services). */
+  readonly detached?: boolean;
+  /** 'pipe' to talk to the process on stdin (default: no stdin). */
+  readonly stdin?: 'pipe' | 'ignore';
+}
+
+/**
+ * Runs argv in `netns` via `ip netns exec` (which execs, so the pid is the command's own) and
+ * records the pid in the lab's state dir so labDown kills it.
+ */
+export function spawnInNetns(netns: string, argv: readonly string[], opts: SpawnInNetnsOptions = {}): ChildProcess {
+  const full = ['netns', 'exec', netns, ...argv];
+  let fd: number | undefined;
+  if (opts.logFile) fd = openSync(opts.logFile, 'a');
+  try {
+    const child = spawn('ip', full, {
+      stdio: fd === undefined ? [opts.stdin ?? 'ignore', 'pipe', 'pipe'] : [opts.stdin ?? 'ignore', fd, fd],
+      env: opts.env ?? process.env,
+      detached: opts.detached ?? false,
+    });
+    if (child.pid !== undefined) {
+      const pid = child.pid;
+      recordPid(netns, pid, argv);
+      child.once('exit', () => void forgetPid(netns, pid).catch(() => undefined));
+    }
+    if (opts.detached) child.unref();
+    return child;
+  } finally {
+    if (fd !== undefined) closeSync(fd); // the child holds its own copy
+  }
+}
+
+/** Resolves once the child is running; rejects with a clear error when it could not start. */
+export async function spawned(child: ChildProcess, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (err) => reject(new CommandError(['ip', ...child.spawnargs.slice(1)], null, `start ${what}: ${err.message}`)));
+  });
+}
+
+/** Waits for the child to exit (killing it with SIGKILL after `graceMs`); returns its exit code. */
+export async function waitExit(child: ChildProcess, graceMs = 5000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  return await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+export interface AgentHandle {
+  readonly pod: LabPod;
+  readonly child: ChildProcess;
+  readonly logFile: string;
+  /** Sends `signal` (default SIGTERM), waits for the exit and returns the exit code (null if killed). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * Starts `kmcast agent` in the pod: `<node> dist/src/cli/main.js agent --service <lab service>
+ * --log-level debug ...extraArgs`, logs to <stateDir>/<pod>.agent.log. KMCAST_POD_IP is set as the
+ * downward API would. Resolves once the process runs, not once it is ready: poll /readyz for that.
+ */
+export async function startAgent(lab: Lab, pod: LabPod, extraArgs: readonly string[] = []): Promise<AgentHandle> {
+  const logFile = join(lab.stateDir, `${pod.name}.agent.log`);
+  const argv = [process.execPath, KMCAST_MAIN, 'agent', '--service', lab.spec.service, '--log-level', 'debug', ...extraArgs];
+  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, KMCAST_POD_IP: pod.ip } });
+  await spawned(child, `kmcast agent in pod ${pod.name}`);
+  return {
+    pod,
+    child,
+    logFile,
+    async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      return await waitExit(child, 10_000);
+    },
+  };
+}
+
+interface CapturedRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs argv in a namespace, capturing output, with a hard timeout. */
+export async function runInNetns(netns: string, argv: readonly string[], timeoutMs = 10_000, input?: string): Promise<CapturedRun> {
+  const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(input ?? '');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (c) => resolve(c));
+    });
+    return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// One fetch, printed as JSON; a network error exits 1 with the reason on stderr.
+const FETCH_JS = `const [u]=process.argv.slice(1);fetch(u,{signal:AbortSignal.timeout(5000)}).then(async r=>{process.stdout.write(JSON.stringify({status:r.status,body:await r.text()}))}).catch(e=>{process.stderr.write(String(e.cause?.code??e.cause?.message??e.message));process.exitCode=1})`;
+
+/** HTTP GET http://127.0.0.1:<port><path> inside the pod (the agent's HTTP server is pod-local). */
+export async function podFetch(pod: LabPod, path: string, port = DEFAULT_AGENT_HTTP_PORT): Promise<{ status: number; body: string }> {
+  const url = `http://127.0.0.1:${port}${path.startsWith('/') ? path : `/${path}`}`;
+  const r = await runInNetns(pod.netns, [process.execPath, '-e', FETCH_JS, url]);
+  if (r.code !== 0) throw new KmcastError(`fetch ${url} in pod ${pod.name}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
+  return JSON.parse(r.stdout) as { status: number; body: string };
+}
+
+/**
+ * Polls `fn` every `intervalMs` (default 100) until it returns a value other than undefined or
+ * false; errors thrown by `fn` count as "not yet" and the last one is quoted on timeout.
+ */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) break;
+    await sleep(Math.max(0, Math.min(intervalMs, deadline - Date.now())));
+  }
+  const why = lastError === undefined ? '' : ` (last error: ${errorMessage(lastError)})`;
+  throw new KmcastError(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+}
+
+/** The python3 executable on PATH, or a CapabilityError that says how to get one. */
+export function findPython(): string {
+  return findTool('python3', 'python3 (e.g. apt-get install python3-minimal)');
+}
+
+export function findTool(name: string, how: string): string {
+  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  throw new CapabilityError(`find ${name}: not on PATH; the lab's traffic tools need it: install ${how}`);
+}
+
+// ICMP echo over a raw socket (we are root in the lab): a real ping without depending on iputils.
+const PING_PY = `
+import os, socket, struct, sys, time
+dst, count, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+ident = os.getpid() & 0xffff
+got = 0
+for seq in range(1, count + 1):
+    body = b'kmcast-lab-ping'
+    hdr = struct.pack('!BBHHH', 8, 0, 0, ident, seq)
+    s.sendto(struct.pack('!BBHHH', 8, 0, csum(hdr + body), ident, seq) + body, (dst, 0))
+    end = time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0: break
+        s.settimeout(left)
+        try: pkt, addr = s.recvfrom(2048)
+        except socket.timeout: break
+        ihl = (pkt[0] & 15) * 4
+        t, _, _, i, q = struct.unpack('!BBHHH', pkt[ihl:ihl + 8])
+        if t == 0 and i == ident and q == seq and addr[0] == dst:
+            got += 1; break
+print(got)
+`;
+
+/** ICMP echo from a pod to `ip`: how many of `count` requests were answered. */
+export async function pingFrom(pod: LabPod, ip: string, opts: { count?: number; timeoutMs?: number } = {}): Promise<{ sent: number; received: number }> {
+  const count = opts.count ?? 1;
+  const timeoutS = (opts.timeoutMs ?? 2000) / 1000;
+  const r = await runInNetns(pod.netns, [findPython(), '-c', PING_PY, ip, String(count), String(timeoutS)], count * (timeoutS * 1000 + 1000) + 5000);
+  if (r.code !== 0) throw new KmcastError(`ping ${ip} from pod ${pod.name}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
+  return { sent: count, received: Number(r.stdout.trim()) };
+}
+
+/** Pids of the processes inside `netns` (the scan labDown relies on when pid records are lost). */
+export async function netnsPids(netns: string): Promise<number[]> {
+  const r = await new Promise<string>((resolve) => {
+    const child = spawn('ip', ['netns', 'pids', netns], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.once('error', () => resolve(''));
+    child.once('close', () => resolve(Buffer.concat(out).toString()));
+  });
+  return r
+    .split(/\s+/)
+    .filter((s) => /^\d+$/.test(s))
+    .map(Number);
+}
+
+/** True while `pid` runs (a zombie counts as gone: it only waits to be reaped). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** The command line of `pid`, or undefined when it is gone. */
+export function cmdline(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGTERM, then SIGKILL whatever still runs after `graceMs`. Returns how many were signalled. */
+export async function killPids(pids: readonly number[], graceMs = 1500): Promise<number> {
+  let n = 0;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+      n++;
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + graceMs;
+  while (pids.some(isAlive) && Date.now() < deadline) await sleep(25);
+  for (const pid of pids.filter(isAlive)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone in between
+    }
+  }
+  return n;
+}

@@ -1,0 +1,228 @@
+/**
+ * Who hears whom: every pod sends multicast, link-local multicast and limited broadcast, every pod
+ * counts what it receives. The receiver is python3's socket module and the sender is socat, real
+ * socket programs nobody here wrote, so the matrix shows what an application would see.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KmcastError } from '../errors.js';
+import type { Lab, LabPod } from './types.js';
+import { findPython, findTool, runInNetns, spawnInNetns, waitExit } from './process.js';
+
+export type TrafficKind = 'multicast' | 'linklocal' | 'broadcast';
+export const TRAFFIC_KINDS: readonly TrafficKind[] = ['multicast', 'linklocal', 'broadcast'];
+
+export interface Matrix {
+  readonly kinds: readonly TrafficKind[];
+  readonly pods: readonly string[];
+  /** Datagrams each sender sent per kind. */
+  readonly sent: number;
+  /** counts[kind][sender][receiver] = datagrams received */
+  readonly counts: Record<TrafficKind, Record<string, Record<string, number>>>;
+}
+
+export interface TrafficOptions {
+  readonly pods?: readonly LabPod[];
+  /** Routable group, default 239.1.1.1. */
+  readonly group?: string;
+  /** Link-local group, default 224.0.0.251 (mDNS's). */
+  readonly linkLocalGroup?: string;
+  /** UDP port, default 7500 (clear of kmcast's own 7470/7471/9470). */
+  readonly port?: number;
+  /** Datagrams per sender per kind, default 3. */
+  readonly count?: number;
+  readonly kinds?: readonly TrafficKind[];
+}
+
+export const DEFAULT_GROUP = '239.1.1.1';
+export const DEFAULT_LINKLOCAL_GROUP = '224.0.0.251';
+export const DEFAULT_TRAFFIC_PORT = 7500;
+/** After the last send: time for in-flight datagrams to arrive before receivers report. */
+const SETTLE_MS = 300;
+/** A receiver never outlives this, even if we die before telling it to stop. */
+const RECEIVER_MAX_S = 60;
+
+// Binds 0.0.0.0:port with SO_REUSEADDR, joins both groups with no interface named (the kernel
+// picks the interface of the group's route: eth0 at baseline, vx0 once kmcast routes 224.0.0.0/4),
+// prints READY, counts (kind, source address) until stdin closes, drains, prints JSON.
+export const RECEIVER_PY = `
+import json, os, select, socket, struct, sys, time
+port, group, llgroup, nonce, maxs = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', port))
+for g in (group, llgroup):
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4s', socket.inet_aton(g), socket.inet_aton('0.0.0.0')))
+counts, other = {}, 0
+def take():
+    global other
+    data, addr = s.recvfrom(65535)
+    p = data.decode('ascii', 'replace').split()
+    if len(p) == 5 and p[0] == 'kmcast-matrix' and p[1] == nonce:
+        k = counts.setdefault(p[2], {})
+        k[addr[0]] = k.get(addr[0], 0) + 1
+    else:
+        other += 1
+print('READY', flush=True)
+end, fd, done = time.monotonic() + maxs, sys.stdin.fileno(), False
+while not done:
+    left = end - time.monotonic()
+    if left <= 0: break
+    r, _, _ = select.select([s, fd], [], [], left)
+    if s in r: take()
+    if fd in r and not os.read(fd, 4096): done = True
+s.setblocking(False)
+while True:
+    try: take()
+    except BlockingIOError: break
+print(json.dumps({'counts': counts, 'other': other}), flush=True)
+`;
+
+/** One receiver's report: counts[kind][source IP]. */
+export interface ReceiverReport {
+  readonly counts: Partial<Record<string, Record<string, number>>>;
+  readonly other: number;
+}
+
+/** Builds the matrix from each receiver's report (keyed by receiver pod name). Pure. */
+export function buildMatrix(
+  kinds: readonly TrafficKind[],
+  pods: readonly Pick<LabPod, 'name' | 'ip'>[],
+  sent: number,
+  reports: ReadonlyMap<string, ReceiverReport>,
+): Matrix {
+  const byIp = new Map(pods.map((p) => [p.ip, p.name]));
+  const counts = {} as Record<TrafficKind, Record<string, Record<string, number>>>;
+  for (const kind of kinds) {
+    const rows: Record<string, Record<string, number>> = {};
+    for (const from of pods) {
+      rows[from.name] = Object.fromEntries(pods.map((to) => [to.name, 0]));
+    }
+    for (const to of pods) {
+      for (const [ip, n] of Object.entries(reports.get(to.name)?.counts[kind] ?? {})) {
+        const from = byIp.get(ip);
+        const row = from === undefined ? undefined : rows[from];
+        if (row) row[to.name] = (row[to.name] ?? 0) + n;
+      }
+    }
+    counts[kind] = rows;
+  }
+  return { kinds: [...kinds], pods: pods.map((p) => p.name), sent, counts };
+}
+
+/** Off-diagonal cells of one kind (the diagonal is the sender's own loopback copy). */
+export function matrixCells(m: Matrix, kind: TrafficKind): { from: string; to: string; count: number }[] {
+  const out: { from: string; to: string; count: number }[] = [];
+  for (const from of m.pods) {
+    for (const to of m.pods) if (from !== to) out.push({ from, to, count: m.counts[kind][from]?.[to] ?? 0 });
+  }
+  return out;
+}
+
+/** A human table: one row per sender, one column per receiver, '-' on the diagonal. */
+export function formatMatrix(m: Matrix, kind: TrafficKind): string {
+  const corner = 'from \\ to';
+  const w = Math.max(corner.length, ...m.pods.map((p) => p.length));
+  const cw = Math.max(4, ...m.pods.map((p) => p.length));
+  const lines = [
+    `${kind}: datagrams received (rows: sender, columns: receiver; ${m.sent} sent by each sender)`,
+    `${corner.padEnd(w)}  ${m.pods.map((p) => p.padStart(cw)).join('  ')}`,
+  ];
+  for (const from of m.pods) {
+    const cells = m.pods.map((to) => (from === to ? '-' : String(m.counts[kind][from]?.[to] ?? 0)).padStart(cw));
+    lines.push(`${from.padEnd(w)}  ${cells.join('  ')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** socat's destination address for one kind. Pure; exported for tests. */
+export function socatAddress(kind: TrafficKind, o: { group: string; linkLocalGroup: string; port: number }): string {
+  switch (kind) {
+    case 'multicast':
+      return `UDP4-DATAGRAM:${o.group}:${o.port},ip-multicast-ttl=4`;
+    case 'linklocal':
+      return `UDP4-DATAGRAM:${o.linkLocalGroup}:${o.port},ip-multicast-ttl=1`;
+    case 'broadcast':
+      return `UDP4-DATAGRAM:255.255.255.255:${o.port},broadcast`;
+  }
+}
+
+interface Receiver {
+  readonly pod: LabPod;
+  readonly child: ChildProcess;
+  out: string;
+  err: string;
+}
+
+async function ready(r: Receiver, timeoutMs: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      reject(new KmcastError(`start receiver in pod ${r.pod.name}: ${why}${r.err.trim() ? `\n${r.err.trim()}` : ''}`));
+    };
+    const timer = setTimeout(() => fail(`not ready after ${timeoutMs} ms`), timeoutMs);
+    const check = (): void => {
+      if (r.out.includes('READY\n')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    r.child.stdout?.on('data', check);
+    r.child.once('exit', (code) => fail(`exited with code ${String(code)}`));
+    check();
+  });
+}
+
+/** Sends and counts every kind between the pods (default: all of the lab's); ~1-2 s. */
+export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promise<Matrix> {
+  const python = findPython();
+  const socat = findTool('socat', 'socat (e.g. apt-get install socat)');
+  const pods = opts.pods ?? lab.pods;
+  const kinds = opts.kinds ?? TRAFFIC_KINDS;
+  const count = opts.count ?? 3;
+  const o = { group: opts.group ?? DEFAULT_GROUP, linkLocalGroup: opts.linkLocalGroup ?? DEFAULT_LINKLOCAL_GROUP, port: opts.port ?? DEFAULT_TRAFFIC_PORT };
+  // A fresh token per run, so a late datagram of an earlier run is never counted in this one.
+  const nonce = randomBytes(4).toString('hex');
+
+  const receivers: Receiver[] = pods.map((pod) => {
+    const child = spawnInNetns(
+      pod.netns,
+      [python, '-c', RECEIVER_PY, String(o.port), o.group, o.linkLocalGroup, nonce, String(RECEIVER_MAX_S)],
+      { stdin: 'pipe' },
+    );
+    const r: Receiver = { pod, child, out: '', err: '' };
+    child.stdout?.on('data', (b: Buffer) => (r.out += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (r.err += b.toString()));
+    child.stdin?.on('error', () => undefined);
+    return r;
+  });
+  try {
+    await Promise.all(receivers.map((r) => ready(r, 10_000)));
+    await Promise.all(
+      pods.map(async (pod) => {
+        for (const kind of kinds) {
+          for (let seq = 1; seq <= count; seq++) {
+            // One socat per datagram: socat sends one datagram per read of its input, and a
+            // single pipe write of several lines could arrive as one read.
+            const payload = `kmcast-matrix ${nonce} ${kind} ${pod.name} ${seq}\n`;
+            const res = await runInNetns(pod.netns, [socat, '-u', 'STDIN', socatAddress(kind, o)], 5000, payload);
+            if (res.code !== 0) throw new KmcastError(`send ${kind} from pod ${pod.name} with socat: ${res.stderr.trim() || `exit code ${String(res.code)}`}`);
+          }
+        }
+      }),
+    );
+    await sleep(SETTLE_MS);
+    for (const r of receivers) r.child.stdin?.end();
+    await Promise.all(receivers.map((r) => waitExit(r.child, 5000)));
+    const reports = new Map<string, ReceiverReport>();
+    for (const r of receivers) {
+      const line = r.out.split('\n').find((l) => l.startsWith('{'));
+      if (line === undefined) throw new KmcastError(`read receiver report of pod ${r.pod.name}: none printed${r.err.trim() ? `\n${r.err.trim()}` : ''}`);
+      reports.set(r.pod.name, JSON.parse(line) as ReceiverReport);
+    }
+    return buildMatrix(kinds, pods, count, reports);
+  } finally {
+    for (const r of receivers) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The lab: a simulated Kubernetes cluster built from network namespaces (DESIGN section 5).
+ * These shapes are the contract the demo, the privileged tests and the benchmarks build on.
+ */
+
+export type NodeStyle = 'calico' | 'bridge';
+export const NODE_STYLES: readonly NodeStyle[] = ['calico', 'bridge'];
+
+export interface LabSpec {
+  /** Short lab id ([a-z0-9], no dash): every namespace is `kmc<id>-...`. */
+  readonly id: string;
+  /** One entry per node, in order (node 1 first). */
+  readonly nodes: readonly NodeStyle[];
+  readonly podsPerNode: number;
+  /** Underlay MTU of every link in the lab. */
+  readonly mtu: number;
+  /** FQDN answered by the lab DNS, default 'kmcast-peers.default.svc.cluster.local'. */
+  readonly service: string;
+}
+
+export interface LabNode {
+  /** 1-based. */
+  readonly index: number;
+  readonly netns: string;
+  readonly style: NodeStyle;
+  readonly underlayIp: string;
+  readonly podCidr: string;
+}
+
+export interface LabPod {
+  /** Short name, e.g. 'n1p2'. */
+  readonly name: string;
+  readonly netns: string;
+  readonly node: number;
+  readonly ip: string;
+  readonly style: NodeStyle;
+}
+
+export interface Lab {
+  readonly spec: LabSpec;
+  /** The router namespace. */
+  readonly router: string;
+  readonly dns: { readonly ip: string; readonly port: number };
+  readonly nodes: readonly LabNode[];
+  /** Mutable: addPod/removePod change it (and the state file). */
+  pods: LabPod[];
+  readonly stateDir: string;
+}
