@@ -1,0 +1,75 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '../../../src/errors.js';
+import { MAX_KEYS, MIN_KEY_BYTES, loadKeyFile, parseKeys } from '../../../src/membership/keys.js';
+
+describe('key file', () => {
+  it('reads hex, base64 and raw-text keys in file order, skipping blanks and comments', () => {
+    const raw = 'a raw text key of some length';
+    const keys = parseKeys(
+      [
+        '# signing key first',
+        '',
+        'hex:00112233445566778899aabbccddeeff',
+        '   base64:AAECAwQFBgcICQoLDA0ODw==  ',
+        `${raw}\r`,
+        'base64:-_-_-_-_-_-_-_-_-_-_-w',
+      ].join('\n'),
+    );
+    assert.equal(keys.length, 4);
+    assert.equal(keys[0]?.toString('hex'), '00112233445566778899aabbccddeeff');
+    assert.equal(keys[1]?.toString('hex'), '000102030405060708090a0b0c0d0e0f');
+    assert.equal(keys[2]?.toString('utf8'), raw, 'raw text is trimmed, CRLF tolerated');
+    assert.equal(keys[3]?.length, 16, 'URL-safe base64');
+  });
+
+  it('takes an unprefixed hex or base64 line as text, the same bytes on every member', () => {
+    const line = 'q1XwMkz3xw4VZ0N6g3n4bq0ZP0x9k8f2m1Yc9mY2b3A=';
+    assert.deepEqual(parseKeys(line), [Buffer.from(line, 'utf8')]);
+  });
+
+  const refusals: Array<[string, string, RegExp]> = [
+    ['empty', '', /no key in the file/],
+    ['only comments', '# nothing\n\n   # here\n', /no key in the file/],
+    ['too short text', 'short', new RegExp(`line 1 is 5 bytes, shorter than ${MIN_KEY_BYTES}`)],
+    ['too short hex', '# c\nhex:0011', /line 2 is 2 bytes/],
+    ['bad hex', 'hex:xyz', /not an even number of hex digits/],
+    ['odd hex', 'hex:001', /not an even number of hex digits/],
+    ['bad base64', 'base64:!!!!', /is not base64/],
+    ['too many keys', Array.from({ length: MAX_KEYS + 1 }, (_, i) => `key-number-${i}-padding-padding`).join('\n'), /more than 16/],
+  ];
+  for (const [name, text, why] of refusals) {
+    it(`refuses ${name} with a ConfigError naming --key-file`, () => {
+      assert.throws(
+        () => parseKeys(text, 'k.txt'),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.match(err.message, /^load --key-file k\.txt: /);
+          assert.match(err.message, why);
+          assert.equal(err.exitCode, 2);
+          return true;
+        },
+      );
+    });
+  }
+
+  it('loads a file, and refuses an unreadable one with what to do', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kmc-keys-'));
+    try {
+      const file = join(dir, 'key');
+      await writeFile(file, 'hex:00112233445566778899aabbccddeeff\n');
+      assert.equal((await loadKeyFile(file))[0]?.length, 16);
+      await assert.rejects(loadKeyFile(join(dir, 'missing')), (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /^load --key-file .*missing: cannot read it \(.*ENOENT.*\); mount the Secret/);
+        return true;
+      });
+      await assert.rejects(loadKeyFile(dir), /cannot read it/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
