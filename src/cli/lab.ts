@@ -1,12 +1,222 @@
+/** `kmcast lab up|down|status|exec|matrix`: the simulated cluster of network namespaces. */
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import type { Command } from 'commander';
-import { KmcastError } from '../errors.js';
+import { CapabilityError, ConfigError, ExitCode, NotFoundError } from '../errors.js';
+import { ExecRunner } from '../iproute2/runner.js';
+import { findPod, labDown, labHealth, labUp, listLabs, loadLab } from '../lab/lab.js';
+import { buildSpec, DEFAULT_LAB_ID, DEFAULT_SERVICE, parseNodes, validateLabId } from '../lab/plan.js';
+import { startAgentProcess } from '../lab/process.js';
+import { formatMatrix, trafficMatrix } from '../lab/traffic.js';
+import type { Lab } from '../lab/types.js';
 
-// Placeholder until the command lands; registered so that main.ts stays stable.
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new CapabilityError('kmcast lab needs root (network namespaces): run with sudo');
+}
+
+function parseIntFlag(flag: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new ConfigError(`invalid ${flag} ${JSON.stringify(value)}: must be a whole number`);
+  return Number(value);
+}
+
+/** The lab named by --id, or the only one that exists. */
+async function chooseLab(id: string | undefined): Promise<Lab> {
+  if (id !== undefined) {
+    const lab = await loadLab(validateLabId(id));
+    if (!lab) throw new NotFoundError(`find lab ${id}: it does not exist; see \`sudo kmcast lab status\` or start it with \`sudo kmcast lab up --id ${id}\``);
+    return lab;
+  }
+  const ids = await listLabs();
+  const only = ids[0];
+  if (only === undefined) throw new NotFoundError('find lab: none is running; start one with `sudo kmcast lab up`');
+  if (ids.length > 1) throw new ConfigError(`find lab: ${ids.length} labs exist (${ids.join(', ')}); choose one with --id`);
+  const lab = await loadLab(only);
+  if (!lab) throw new NotFoundError(`find lab ${only}: its state file vanished; run \`sudo kmcast lab down --id ${only}\``);
+  return lab;
+}
+
+function podTable(lab: Lab, agents: Record<string, number> = {}): string {
+  const rows = [['pod', 'node', 'style', 'ip', 'netns', ...(Object.keys(agents).length ? ['agent'] : [])]];
+  for (const p of lab.pods) {
+    const row = [p.name, `n${p.node}`, p.style, p.ip, p.netns];
+    if (Object.keys(agents).length) row.push(agents[p.name] === undefined ? '-' : `pid ${agents[p.name]}`);
+    rows.push(row);
+  }
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+interface UpFlags {
+  readonly id: string;
+  readonly nodes: string;
+  readonly pods: string;
+  readonly mtu: string;
+  readonly service: string;
+  readonly agents?: boolean;
+}
+
 export function registerLab(program: Command): void {
-  program
+  const lab = program
     .command('lab')
-    .description('(not yet available)')
-    .action(() => {
-      throw new KmcastError('kmcast lab is not available in this build yet');
+    .description('A simulated Kubernetes cluster in network namespaces: a router, calico- and bridge-style nodes, pods, a DNS server (needs root).')
+    .addHelpText(
+      'after',
+      `
+The router forwards unicast between nodes and never multicast, like a cloud VPC, so without kmcast
+multicast and broadcast do not cross nodes. Every name starts with kmc; \`lab down\` removes it all.
+
+Examples:
+  sudo kmcast lab up --nodes calico,bridge,calico --pods 2
+  sudo kmcast lab matrix
+  sudo kmcast lab exec n1p1 -- ip addr
+  sudo kmcast lab down`,
+    );
+
+  lab
+    .command('up')
+    .description('Build a lab and print its pods with their IPs.')
+    .option('--id <id>', 'lab id: namespaces are kmc<id>-r, kmc<id>-n1, kmc<id>-n1p1, ...', DEFAULT_LAB_ID)
+    .option('--nodes <list>', 'node styles (calico,bridge,...) or a count (styles alternate)', 'calico,bridge,calico')
+    .option('--pods <n>', 'pods per node', '2')
+    .option('--mtu <n>', 'underlay MTU of every link', '1500')
+    .option('--service <fqdn>', 'headless Service name the lab DNS answers with the pod IPs', DEFAULT_SERVICE)
+    .option('--agents', 'start `kmcast agent` in every pod and leave them running (logs in the state dir)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sudo kmcast lab up
+  sudo kmcast lab up --id t1 --nodes 4 --pods 3 --mtu 9000
+  sudo kmcast lab up --nodes calico,calico --agents`,
+    )
+    .action(async (flags: UpFlags) => {
+      requireRoot();
+      const spec = buildSpec({
+        id: flags.id,
+        nodes: parseNodes(flags.nodes),
+        podsPerNode: parseIntFlag('--pods', flags.pods),
+        mtu: parseIntFlag('--mtu', flags.mtu),
+        service: flags.service,
+      });
+      const started = Date.now();
+      const built = await labUp(spec, { runner: new ExecRunner(), onProgress: (m) => process.stderr.write(`lab: ${m}\n`) });
+      const agents: Record<string, number> = {};
+      if (flags.agents) {
+        for (const pod of built.pods) {
+          const h = await startAgentProcess(built, pod, [], { detached: true });
+          if (h.child.pid !== undefined) agents[pod.name] = h.child.pid;
+        }
+      }
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      process.stdout.write(
+        `lab ${spec.id} is up in ${secs} s: ${built.nodes.length} nodes, ${built.pods.length} pods, state in ${built.stateDir}\n` +
+          podTable(built, agents) +
+          `DNS ${built.dns.ip}:${built.dns.port} (in ${built.router}) answers ${spec.service} with the pod IPs.\n` +
+          (flags.agents ? `Agents log to ${built.stateDir}/<pod>.agent.log\n` : '') +
+          `Next: sudo kmcast lab matrix --id ${spec.id}; sudo kmcast lab exec --id ${spec.id} ${built.pods[0]?.name ?? 'n1p1'} -- ip addr; sudo kmcast lab down --id ${spec.id}\n`,
+      );
+    });
+
+  lab
+    .command('down')
+    .description('Remove a lab, or by default every kmc* namespace and leftover (also of killed runs).')
+    .option('--id <id>', 'remove only this lab')
+    .option('--all', 'remove every kmc* namespace, process, /etc/netns entry and lab state (the default)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sudo kmcast lab down
+  sudo kmcast lab down --id t1`,
+    )
+    .action(async (flags: { id?: string; all?: boolean }) => {
+      requireRoot();
+      if (flags.id !== undefined && flags.all) throw new ConfigError('--id and --all conflict: give --id ID for one lab or --all for every kmc* leftover');
+      const r = await labDown(new ExecRunner(), flags.id === undefined ? {} : { id: flags.id });
+      process.stdout.write(`removed ${r.namespaces.length} namespaces and ${r.processes} processes${flags.id ? ` of lab ${flags.id}` : ''}\n`);
+    });
+
+  lab
+    .command('status')
+    .description('Show a lab: nodes, pods, DNS members, running agents, missing namespaces.')
+    .option('--id <id>', 'the lab (default: the only one)')
+    .option('--json', 'print the lab and its health as JSON')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 the lab is whole, 1 namespaces are missing or the DNS server is down.
+
+Examples:
+  sudo kmcast lab status
+  sudo kmcast lab status --id t1 --json | jq '.lab.pods[].ip'`,
+    )
+    .action(async (flags: { id?: string; json?: boolean }) => {
+      requireRoot();
+      const l = await chooseLab(flags.id);
+      const health = await labHealth(l, new ExecRunner());
+      const whole = health.missingNamespaces.length === 0 && health.dns.running;
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ lab: l, health }, null, 2)}\n`);
+      } else {
+        const lines = [
+          `lab ${l.spec.id}: ${l.nodes.length} nodes, ${l.pods.length} pods, MTU ${l.spec.mtu}, state in ${l.stateDir}`,
+          `router ${l.router}; nodes: ${l.nodes.map((n) => `n${n.index} ${n.style} ${n.underlayIp} pods ${n.podCidr}`).join('; ')}`,
+          `DNS ${l.dns.ip}:${l.dns.port} ${health.dns.running ? `running (pid ${health.dns.pid ?? '?'})` : 'NOT running'}: ${l.spec.service} -> ${health.dns.members.join(' ') || '(no members)'}`,
+        ];
+        process.stdout.write(`${lines.join('\n')}\n${podTable(l, health.agents)}`);
+        if (health.missingNamespaces.length) process.stdout.write(`missing namespaces: ${health.missingNamespaces.join(' ')}\n`);
+      }
+      process.exitCode = whole ? ExitCode.ok : ExitCode.failure;
+    });
+
+  lab
+    .command('exec')
+    .description("Run a command in a pod's network namespace (stdio inherited; exits with the command's code).")
+    .option('--id <id>', 'the lab (default: the only one)')
+    .argument('<pod>', 'pod short name (n1p2) or namespace name')
+    .argument('<command...>', 'the command and its arguments, after --')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sudo kmcast lab exec n1p1 -- ip -d link show vx0
+  sudo kmcast lab exec --id t1 n2p1 -- bridge fdb show dev vx0
+  sudo kmcast lab exec n1p1 -- python3 -c 'import socket; print(socket.gethostbyname("kmcast-peers.default.svc.cluster.local"))'`,
+    )
+    .action(async (podName: string, command: string[], flags: { id?: string }) => {
+      requireRoot();
+      const l = await chooseLab(flags.id);
+      const pod = findPod(l, podName);
+      process.exitCode = await new Promise<number>((resolve, reject) => {
+        const child = spawn('ip', ['netns', 'exec', pod.netns, ...command], { stdio: 'inherit' });
+        child.on('error', (err) => reject(new ConfigError(`run ${command[0] ?? ''} in pod ${pod.name}: ${err.message}`)));
+        // A command killed by a signal exits 128 + signal number, as in a shell.
+        child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+      });
+    });
+
+  lab
+    .command('matrix')
+    .description('Send multicast, link-local multicast and broadcast from every pod and print who received what.')
+    .option('--id <id>', 'the lab (default: the only one)')
+    .option('--count <n>', 'datagrams per sender per kind', '3')
+    .option('--json', 'print the matrix as JSON')
+    .addHelpText(
+      'after',
+      `
+Rows are senders, columns receivers; '-' marks the sender itself. Without kmcast, multicast and
+broadcast stay on the sender's node (and on calico nodes reach nobody).
+
+Examples:
+  sudo kmcast lab matrix
+  sudo kmcast lab matrix --id t1 --count 10 --json`,
+    )
+    .action(async (flags: { id?: string; count: string; json?: boolean }) => {
+      requireRoot();
+      const l = await chooseLab(flags.id);
+      const count = parseIntFlag('--count', flags.count);
+      if (count < 1 || count > 1000) throw new ConfigError(`invalid --count ${count}: must be from 1 to 1000`);
+      const m = await trafficMatrix(l, { count });
+      process.stdout.write(flags.json ? `${JSON.stringify(m, null, 2)}\n` : m.kinds.map((k) => formatMatrix(m, k)).join('\n'));
     });
 }

@@ -299,3 +299,29 @@ export async function healNode(lab: Lab, node: number, runner: Runner): Promise<
 export function findPod(lab: Lab, name: string): LabPod {
   return findPodIn(lab.pods, name, lab.spec.id);
 }
+
+export interface LabHealth {
+  /** Lab namespaces that should exist and do not (a lab damaged by hand or half torn down). */
+  readonly missingNamespaces: string[];
+  readonly dns: { readonly running: boolean; readonly pid?: number; readonly members: string[] };
+  /** Pod short name -> pid of the kmcast agent running in it. */
+  readonly agents: Record<string, number>;
+}
+
+/** What runs and what is missing in a lab, from the kernel and /proc (not from the state file). */
+export async function labHealth(lab: Lab, runner: Runner): Promise<LabHealth> {
+  const present = new Set(await listNetns(runner));
+  const expected = [lab.router, ...lab.nodes.map((n) => n.netns), ...lab.pods.map((p) => p.netns)];
+  const dnsPid = await readDnsPid(lab);
+  const agents: Record<string, number> = {};
+  for (const rec of await listPidRecords(lab.stateDir)) {
+    const pod = lab.pods.find((p) => p.netns === rec.netns);
+    const cl = cmdline(rec.pid);
+    if (pod && isAlive(rec.pid) && cl?.join('\0') === rec.argv.join('\0') && rec.argv.includes('agent')) agents[pod.name] = rec.pid;
+  }
+  return {
+    missingNamespaces: expected.filter((n) => !present.has(n)),
+    dns: { running: dnsPid !== undefined, ...(dnsPid === undefined ? {} : { pid: dnsPid }), members: await readMembers(lab) },
+    agents,
+  };
+}

@@ -87,9 +87,19 @@ export interface AgentHandle {
  * downward API would. Resolves once the process runs, not once it is ready: poll /readyz for that.
  */
 export async function startAgent(lab: Lab, pod: LabPod, extraArgs: readonly string[] = []): Promise<AgentHandle> {
+  return await startAgentProcess(lab, pod, extraArgs, { detached: false });
+}
+
+/** startAgent with a choice: `detached` agents outlive this process (`kmcast lab up --agents`). */
+export async function startAgentProcess(
+  lab: Lab,
+  pod: LabPod,
+  extraArgs: readonly string[],
+  opts: { detached: boolean },
+): Promise<AgentHandle> {
   const logFile = join(lab.stateDir, `${pod.name}.agent.log`);
   const argv = [process.execPath, KMCAST_MAIN, 'agent', '--service', lab.spec.service, '--log-level', 'debug', ...extraArgs];
-  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, KMCAST_POD_IP: pod.ip } });
+  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, KMCAST_POD_IP: pod.ip }, detached: opts.detached });
   await spawned(child, `kmcast agent in pod ${pod.name}`);
   return {
     pod,
