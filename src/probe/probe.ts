@@ -1,0 +1,327 @@
+/**
+ * The socket side of `kmcast probe`: one UDP socket that binds the group port, joins the group,
+ * sends paced, sequenced datagrams to it and records every datagram it receives. Everything it
+ * computes lives in the pure modules (codec, pacer, stats, report); this file only moves bytes.
+ */
+import { createSocket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { resolve4 } from 'node:dns/promises';
+import { networkInterfaces } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { randomInt } from 'node:crypto';
+import { ConfigError, errorMessage, KmcastError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { decode, FLAG_HELLO, FLAG_LISTENER, makeTemplate, stamp } from './codec.js';
+import type { ProbeConfig } from './options.js';
+import { Pacer } from './pacer.js';
+import { buildReport } from './report.js';
+import type { ProbeReport, SendSummary } from './report.js';
+import { missingSender, StreamStats } from './stats.js';
+import type { SenderSummary } from './stats.js';
+
+/** Epoch milliseconds with sub-millisecond precision (Date.now() has 1 ms steps). */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Receive buffer we ask for: bursts at 10k+ pps overflow the 208 KiB default quickly. */
+const RECV_BUFFER_BYTES = 4 << 20;
+/** HELLO period while a peer list is given (a few datagrams a second: no load worth measuring). */
+const HELLO_INTERVAL_MS = 200;
+/** The longest a sender waits for every expected peer's HELLO before sending anyway. */
+export const START_TIMEOUT_MS = 10_000;
+
+export interface ProbeDeps {
+  readonly logger: Logger;
+  /** Ends the run early (SIGINT); the report covers what happened so far. */
+  readonly signal?: AbortSignal;
+  /** DNS lookup for --service; injectable for tests. */
+  readonly resolve4?: (name: string) => Promise<string[]>;
+  /** Our own addresses, removed from the expected peers (a probe does not count itself). */
+  readonly localAddresses?: () => ReadonlySet<string>;
+}
+
+export function localIPv4Addresses(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4') out.add(a.address);
+  }
+  return out;
+}
+
+/** The senders we expect: --peers plus the --service's A records, minus ourselves. */
+export async function expectedPeers(config: ProbeConfig, deps: ProbeDeps): Promise<string[]> {
+  const peers = new Set(config.peers);
+  if (config.service !== undefined) {
+    try {
+      for (const ip of await (deps.resolve4 ?? resolve4)(config.service)) peers.add(ip);
+    } catch (err) {
+      throw new ConfigError(`resolve --service ${config.service}: ${errorMessage(err)}; check the name or give --peers`, { cause: err });
+    }
+  }
+  const self = (deps.localAddresses ?? localIPv4Addresses)();
+  return [...peers].filter((p) => !self.has(p)).sort();
+}
+
+function bind(socket: Socket, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    socket.once('error', onError);
+    socket.bind({ port, address, exclusive: false }, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<ProbeReport> {
+  const { logger } = deps;
+  const peers = await expectedPeers(config, deps);
+  const session = randomInt(1, 0xffff_ffff);
+  const receiving = config.mode !== 'send';
+  const sending = config.mode !== 'receive';
+  const socket = createSocket({ type: 'udp4', reuseAddr: true });
+  const streams = new Map<string, StreamStats>();
+  let foreign = 0;
+  let joinedAt = epochMs();
+
+  // Binding the group address (not 0.0.0.0) keeps other groups on the same port out of this
+  // socket: Linux delivers every joined group to wildcard-bound sockets (IP_MULTICAST_ALL).
+  // Broadcast cannot be bound that way, so the broadcast mode binds the wildcard.
+  const bindAddress = !receiving ? '0.0.0.0' : config.broadcast ? '0.0.0.0' : config.group;
+  try {
+    await bind(socket, receiving ? config.port : 0, bindAddress);
+  } catch (err) {
+    socket.close();
+    throw new KmcastError(`bind probe socket to ${bindAddress}:${config.port}: ${errorMessage(err)}`, { cause: err });
+  }
+  socket.on('error', (err) => logger.warn({ err: errorMessage(err) }, 'probe socket error'));
+  try {
+    socket.setRecvBufferSize(RECV_BUFFER_BYTES);
+  } catch {
+    // Capped by net.core.rmem_max or refused: the default buffer still works at modest rates.
+  }
+  try {
+    if (config.broadcast) socket.setBroadcast(true);
+    else {
+      socket.setMulticastTTL(config.ttl);
+      if (config.interfaceAddress !== undefined) socket.setMulticastInterface(config.interfaceAddress);
+      if (receiving) socket.addMembership(config.group, config.interfaceAddress);
+    }
+    socket.setTTL(config.ttl);
+  } catch (err) {
+    socket.close();
+    const where = config.interfaceAddress === undefined ? 'the route to 224.0.0.0/4' : `interface ${config.interfaceAddress}`;
+    throw new KmcastError(`join ${config.group} on ${where}: ${errorMessage(err)}; check --interface or that a multicast route exists`, {
+      cause: err,
+    });
+  }
+  joinedAt = epochMs();
+
+  let ownReceived = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  let aborted = false;
+
+  // Who we heard from (any probe datagram) and who told us it only listens.
+  const heard = new Set<string>();
+  const listeners = new Set<string>();
+  let onHeard: () => void = () => undefined;
+
+  const allExpectedComplete = (): boolean => {
+    if (peers.length === 0) return false; // without a peer list we cannot know who is still coming
+    for (const s of streams.values()) if (!s.complete()) return false;
+    const complete = new Set([...streams.values()].filter((s) => s.complete()).map((s) => s.address));
+    return peers.every((p) => complete.has(p) || listeners.has(p));
+  };
+
+  let sendDone = !sending;
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+    const now = epochMs();
+    const d = decode(msg);
+    if (d.kind === 'probe') {
+      if (d.session === session) {
+        ownReceived++; // multicast loopback: our own datagrams are not a sender to report
+        return;
+      }
+      if (!heard.has(rinfo.address)) {
+        heard.add(rinfo.address);
+        onHeard();
+      }
+      if (d.listener) {
+        listeners.add(rinfo.address);
+        return;
+      }
+      const key = `p:${d.session}`;
+      let s = streams.get(key);
+      if (!s) streams.set(key, (s = new StreamStats(d.id, rinfo.address, 'probe', joinedAt)));
+      if (d.hello) s.hello(now, d.total);
+      else s.record(d.seq, d.sentAt, now, d.total);
+    } else if (d.kind === 'iperf2') {
+      const key = `i:${rinfo.address}:${rinfo.port}`;
+      let s = streams.get(key);
+      if (!s) streams.set(key, (s = new StreamStats(`${rinfo.address}:${rinfo.port}`, rinfo.address, 'iperf2', joinedAt)));
+      // iperf2 numbers data datagrams from 1 and ends with a FIN datagram whose id is
+      // -(last data id + 1); our statistics count sequences from 0.
+      if (d.seq < 0) s.finish(-d.seq - 1);
+      else if (d.seq > 0) s.record(d.seq - 1, d.sentAt, now);
+    } else {
+      foreign++;
+      return;
+    }
+    if (sendDone && allExpectedComplete()) finish();
+  });
+
+  // Handshake (omping's idea, over the group itself): with a peer list, every probe announces
+  // itself with HELLO datagrams and a sender starts its data only once it has heard every
+  // expected peer (which joined before saying hello), so probes started a few seconds apart
+  // do not report the datagrams sent before the others joined as lost. A peer never heard
+  // delays the start by START_TIMEOUT_MS at most and is then reported as missing.
+  const template = makeTemplate(config.id, config.size);
+  const helloFlags = FLAG_HELLO | (sending ? 0 : FLAG_LISTENER);
+  let helloSeq = 0;
+  let sendingData = false;
+  const sayHello = (): void => {
+    if (sendingData || aborted) return;
+    const buf = Buffer.allocUnsafe(template.length);
+    template.copy(buf);
+    stamp(buf, { session, seq: helloSeq++, total: sending ? config.count : 0, sentAt: epochMs(), flags: helloFlags });
+    socket.send(buf, config.port, config.group, () => undefined);
+  };
+  let helloTimer: NodeJS.Timeout | undefined;
+  if (peers.length > 0) {
+    sayHello();
+    helloTimer = setInterval(sayHello, HELLO_INTERVAL_MS);
+  }
+  const barrier = new Promise<void>((resolve) => {
+    if (!sending || peers.every((p) => heard.has(p))) {
+      resolve();
+      return;
+    }
+    const t = setTimeout(() => {
+      logger.warn({ missing: peers.filter((p) => !heard.has(p)) }, 'probe: not every peer answered; sending anyway');
+      resolve();
+    }, START_TIMEOUT_MS);
+    onHeard = () => {
+      if (peers.every((p) => heard.has(p))) {
+        clearTimeout(t);
+        onHeard = () => undefined;
+        resolve();
+      }
+    };
+    void finished.then(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+
+  // Sending: datagram k is due at start + k/rate (see Pacer); each tick sends what is due.
+  let sendSummary: SendSummary | null = null;
+  let sendStart = epochMs();
+  let pacer = new Pacer({ rate: config.rate, count: config.count, start: sendStart });
+  let sendEnd = sendStart;
+  let sendErrors = 0;
+  let pending = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let immediate: NodeJS.Immediate | undefined;
+
+  const sendData = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      sendingData = true;
+      sendStart = epochMs();
+      pacer = new Pacer({ rate: config.rate, count: config.count, start: sendStart });
+      const onSent = (err: Error | null): void => {
+        pending--;
+        if (err) sendErrors++;
+        if ((pacer.done || aborted) && pending === 0) {
+          sendEnd = epochMs();
+          resolve();
+        }
+      };
+      const tick = (): void => {
+        timer = undefined;
+        immediate = undefined;
+        if (aborted) return;
+        const n = pacer.due(epochMs());
+        for (let i = 0; i < n; i++) {
+          // A fresh buffer per datagram: dgram may hand it to the kernel after this loop has
+          // already stamped the next one, so one shared buffer would corrupt queued datagrams.
+          const buf = Buffer.allocUnsafe(template.length);
+          template.copy(buf);
+          stamp(buf, { session, seq: pacer.sent + i, total: config.count, sentAt: epochMs() });
+          pending++;
+          socket.send(buf, config.port, config.group, onSent);
+        }
+        pacer.advance(n);
+        if (pacer.done) return;
+        const delay = pacer.nextAt() - epochMs();
+        // Under ~1 ms a timer would oversleep; setImmediate also lets send callbacks and
+        // received datagrams run between batches.
+        if (delay < 1) immediate = setImmediate(tick);
+        else timer = setTimeout(tick, Math.floor(delay));
+      };
+      tick();
+    });
+
+  const stop = (): void => {
+    aborted = true;
+    if (timer) clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
+    finish();
+  };
+  deps.signal?.addEventListener('abort', stop, { once: true });
+  if (deps.signal?.aborted) stop();
+
+  let waitTimer: NodeJS.Timeout | undefined;
+  try {
+    if (sending) {
+      await barrier;
+      if (!aborted) await Promise.race([sendData(), finished]);
+      sendingData = false;
+      const durationMs = Math.max(0, sendEnd - sendStart);
+      sendSummary = {
+        planned: config.count,
+        sent: pacer.sent - sendErrors,
+        errors: sendErrors,
+        durationMs,
+        pps: durationMs > 0 && pacer.sent > 1 ? ((pacer.sent - sendErrors - 1) * 1000) / durationMs : null,
+      };
+      logger.debug({ ...sendSummary, ownReceived }, 'probe sending done');
+    }
+    sendDone = true;
+    if (receiving && !aborted) {
+      // Receive-only: listen for as long as a sender with the same options would send, plus --wait.
+      const listenMs = (sending ? 0 : pacer.plannedDurationMs()) + config.waitMs;
+      if (allExpectedComplete()) finish();
+      waitTimer = setTimeout(finish, listenMs);
+      await finished;
+    }
+  } finally {
+    if (waitTimer) clearTimeout(waitTimer);
+    if (helloTimer) clearInterval(helloTimer);
+    deps.signal?.removeEventListener('abort', stop);
+    if (timer) clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
+    socket.close();
+  }
+
+  const senders: SenderSummary[] = [...streams.values()].map((s) => s.summary());
+  if (receiving) {
+    const seen = new Set(senders.map((s) => s.address));
+    for (const p of peers) if (!seen.has(p) && !listeners.has(p)) senders.push(missingSender(p, config.count));
+  }
+  return buildReport({
+    id: config.id,
+    group: config.group,
+    port: config.port,
+    mode: config.mode,
+    size: config.size,
+    rate: config.rate,
+    send: sendSummary,
+    senders,
+    foreign,
+    maxLossPercent: config.maxLossPercent,
+  });
+}

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError } from '../../../src/errors.js';
+import type { ParseContext } from '../../../src/probe/options.js';
+import { DEFAULT_GROUP, DEFAULT_PORT, isMulticast, parseGroup, parsePeers, parseProbeOptions } from '../../../src/probe/options.js';
+
+const ctx: ParseContext = {
+  hostname: 'pod-a',
+  interfaces: {
+    lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true, netmask: '255.0.0.0', mac: '00:00:00:00:00:00', cidr: '127.0.0.1/8' }],
+    vx0: [{ address: '10.1.2.3', family: 'IPv4', internal: false, netmask: '255.255.255.255', mac: '02:00:00:00:00:01', cidr: '10.1.2.3/32' }],
+  },
+};
+
+test('defaults: local-scope group, 10 pps for 10 s, 64 B, TTL 1, host name as id', () => {
+  const c = parseProbeOptions({}, ctx);
+  assert.equal(c.group, DEFAULT_GROUP);
+  assert.equal(c.port, DEFAULT_PORT);
+  assert.equal(c.broadcast, false);
+  assert.equal(c.count, 100);
+  assert.equal(c.size, 64);
+  assert.equal(c.ttl, 1);
+  assert.equal(c.id, 'pod-a');
+  assert.equal(c.mode, 'both');
+  assert.equal(c.maxLossPercent, undefined);
+  assert.equal(c.interfaceAddress, undefined);
+});
+
+test('duration becomes rate x duration; count is taken as is', () => {
+  assert.equal(parseProbeOptions({ rate: '1000', duration: '2.5' }, ctx).count, 2500);
+  assert.equal(parseProbeOptions({ rate: '1000', count: '7' }, ctx).count, 7);
+});
+
+test('group parsing, broadcast detection and interface by name or address', () => {
+  assert.deepEqual(parseGroup('239.1.2.3:5000'), { group: '239.1.2.3', port: 5000 });
+  assert.deepEqual(parseGroup('239.1.2.3'), { group: '239.1.2.3', port: DEFAULT_PORT });
+  assert.equal(isMulticast('224.0.0.1'), true);
+  assert.equal(isMulticast('239.255.255.255'), true);
+  assert.equal(isMulticast('240.0.0.1'), false);
+  assert.equal(parseProbeOptions({ group: '255.255.255.255:9' }, ctx).broadcast, true);
+  assert.equal(parseProbeOptions({ interface: 'vx0' }, ctx).interfaceAddress, '10.1.2.3');
+  assert.equal(parseProbeOptions({ interface: '10.9.9.9' }, ctx).interfaceAddress, '10.9.9.9');
+  assert.deepEqual(parsePeers(' 10.0.0.2,10.0.0.1,,10.0.0.2 '), ['10.0.0.2', '10.0.0.1']);
+});
+
+test('mistakes name the flag and what to do', () => {
+  const cases: [Parameters<typeof parseProbeOptions>[0], RegExp][] = [
+    [{ group: '239.1.1' }, /invalid --group "239.1.1": expected IPV4\[:PORT\]/],
+    [{ group: '239.1.1.1:0' }, /invalid --group port "0"/],
+    [{ count: '5', duration: '1' }, /conflicting --count and --duration/],
+    [{ sendOnly: true, receiveOnly: true }, /conflicting --send-only and --receive-only/],
+    [{ rate: '0' }, /--rate 0 \(unlimited\) needs --count/],
+    [{ rate: 'fast' }, /invalid --rate "fast"/],
+    [{ size: '20' }, /invalid --size "20": must be an integer between 33 and 65507/],
+    [{ ttl: '0' }, /invalid --ttl/],
+    [{ maxLoss: '101' }, /invalid --max-loss/],
+    [{ interface: 'eth9' }, /no such interface \(have: lo, vx0\)/],
+    [{ peers: '10.0.0.1,pod-b' }, /invalid --peers entry "pod-b"/],
+    [{ id: 'x'.repeat(65) }, /invalid --id/],
+  ];
+  for (const [raw, re] of cases) {
+    assert.throws(() => parseProbeOptions(raw, ctx), (err: unknown) => err instanceof ConfigError && re.test(err.message), JSON.stringify(raw));
+  }
+});
