@@ -1,12 +1,68 @@
 import type { Command } from 'commander';
-import { KmcastError } from '../errors.js';
+import { Agent } from '../agent/agent.js';
+import { mergeOptions, validateConfig } from '../agent/config.js';
+import type { RawOptions } from '../agent/config.js';
+import { ExecRunner } from '../iproute2/runner.js';
+import { createLogger } from '../log.js';
 
-// Placeholder until the command lands; registered so that main.ts stays stable.
 export function registerAgent(program: Command): void {
   program
     .command('agent')
-    .description('(not yet available)')
-    .action(() => {
-      throw new KmcastError('kmcast agent is not available in this build yet');
+    .summary('run the overlay agent in a pod (the kmcast sidecar)')
+    .description(
+      'Creates the VXLAN overlay device in this pod, finds the other members through the headless Service, ' +
+        'keeps flood and per-group replication entries in sync with what the apps joined, and serves ' +
+        '/metrics, /healthz, /readyz and /status. Every flag can also be set as KMCAST_<FLAG> (e.g. KMCAST_SERVICE).',
+    )
+    .option('--service <name>', 'headless Service whose A records are the member pods')
+    .option('--peers <ip,ip>', 'static peer list (instead of or beside --service)')
+    .option('--dns-server <ip[:port]>', 'DNS resolver to ask (default: the system resolver)')
+    .option('--interface <if>', 'underlay interface (default: the interface of the default route)')
+    .option('--pod-ip <ip>', 'this pod\'s IP (default: the underlay\'s first IPv4 address; KMCAST_POD_IP from the downward API)')
+    .option('--device <name>', 'overlay device name (default: vx0)')
+    .option('--vni <n>', 'VXLAN network identifier, 1-16777215 (default: 4242)')
+    .option('--vxlan-port <n>', 'overlay UDP port (default: 7471; not 4789/8472/6081, which CNIs drop from pods)')
+    .option('--control-port <n>', 'control protocol UDP port (default: 7470)')
+    .option('--http <[ip]:port|off>', 'metrics/health/status listener (default: :9470)')
+    .option('--key-file <path>', 'shared secret(s), one per line: the first signs, all verify')
+    .option('--addressing <mode>', 'auto | pod-ip (default: auto)')
+    .option('--broadcast <cidr>', 'also carry directed broadcast to this CIDR\'s broadcast address')
+    .option('--unregistered <mode>', 'groups nobody joined: drop | flood (default: drop)')
+    .option('--heartbeat-interval <ms>', 'STATE heartbeat period (default: 1000)')
+    .option('--peer-expiry <n>', 'heartbeats a peer may miss before it is dropped (default: 5)')
+    .option('--resolve-interval <ms>', 'how often to re-resolve --service (default: 5000)')
+    .option('--insecure-no-allowlist', 'do not install the nftables allow-list (VXLAN open to anyone who can reach the pod)')
+    .option('--setup-only', 'create the overlay device and routes, then exit (init container on clusters without native sidecars)')
+    .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 clean shutdown (SIGTERM: LEAVE sent, overlay removed), 2 bad configuration (the
+message names the flag), 3 missing capability or kernel feature (the message says how to fix it).
+
+Examples:
+  kmcast agent --service app-mcast.default.svc.cluster.local
+  KMCAST_SERVICE=app-mcast KMCAST_KEY_FILE=/etc/kmcast/key kmcast agent
+  kmcast agent --peers 10.244.1.12,10.244.2.17 --unregistered flood
+  kmcast agent --setup-only --service app-mcast`,
+    )
+    .action(async (flags: RawOptions) => {
+      const config = validateConfig(mergeOptions(flags, process.env));
+      const log = createLogger(config.logLevel, { component: 'agent' });
+      const agent = new Agent(config, { runner: new ExecRunner(), log });
+      await agent.start();
+      if (config.setupOnly) return;
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: NodeJS.Signals): void => {
+          log.info({ signal }, 'shutting down');
+          agent.stop().then(resolve, (err: unknown) => {
+            log.error({ err }, 'shutdown failed');
+            process.exitCode = 1;
+            resolve();
+          });
+        };
+        process.once('SIGTERM', shutdown);
+        process.once('SIGINT', shutdown);
+      });
     });
 }

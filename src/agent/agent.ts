@@ -1,0 +1,413 @@
+/**
+ * The kmcast agent: wires discovery, membership and the overlay together. Everything that changes
+ * the data plane funnels into one single-flight sync (desired vs actual, never replayed events),
+ * which also runs periodically to repair drift (a deleted vx0, a removed route or entry).
+ */
+import type { Server } from 'node:http';
+import { CapabilityError, ConfigError, errorMessage, KmcastError } from '../errors.js';
+import { IpClient } from '../iproute2/client.js';
+import type { Runner } from '../iproute2/runner.js';
+import type { Logger } from '../log.js';
+import { DnsDiscovery } from '../discovery/dns.js';
+import { clusterLabel } from '../membership/codec.js';
+import { ControlChannel } from '../membership/control.js';
+import { loadKeyFile } from '../membership/keys.js';
+import { LocalGroupsWatcher } from '../membership/local-groups.js';
+import { PeerTable } from '../membership/peers.js';
+import { AllowList } from '../overlay/allowlist.js';
+import type { OverlaySpec, Replication } from '../overlay/desired.js';
+import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
+import { sortIpv4 } from '../overlay/ipv4.js';
+import { OverlayReconciler } from '../overlay/reconciler.js';
+import { VERSION } from '../version.js';
+import type { AgentConfig } from './config.js';
+import { effectiveRpFilter, hasNetAdmin, readRpFilter, trySetLooseRpFilter } from './host.js';
+import { startHttp } from './http.js';
+import { AgentMetrics } from './metrics.js';
+import type { AgentStatus } from './status-types.js';
+
+/** iproute2 learned `bridge mdb ... dst` for VXLAN in 6.3. */
+const MDB_MIN_IPROUTE2: [number, number] = [6, 3];
+const RESYNC_MS = 10_000;
+const MAX_BACKOFF_MS = 5_000;
+
+export interface AgentDeps {
+  readonly runner: Runner;
+  readonly log: Logger;
+  /** Namespace to act in; undefined in a real pod (the agent runs inside it). */
+  readonly netns?: string;
+}
+
+export class Agent {
+  readonly metrics = new AgentMetrics();
+  private readonly ip: IpClient;
+  private readonly log: Logger;
+  private readonly reconciler: OverlayReconciler;
+  private readonly allowList: AllowList;
+  private spec!: OverlaySpec;
+  private table!: PeerTable;
+  private channel: ControlChannel | undefined;
+  private watcher: LocalGroupsWatcher | undefined;
+  private dns: DnsDiscovery | undefined;
+  private http: Server | undefined;
+  private keys: Buffer[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private mac = '00:00:00:00:00:00';
+  private isReady = false;
+  private dnsResolved = false;
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private backoffMs = 200;
+  private allowed: string | undefined;
+  private allowListInstalled = false;
+  private entryCounts = { fdb: 0, mdb: 0, routes: 0 };
+  private stopped = false;
+  /** Until start() has built the data plane itself, event-driven syncs are not scheduled. */
+  private running = false;
+
+  constructor(
+    readonly config: AgentConfig,
+    deps: AgentDeps,
+  ) {
+    this.log = deps.log;
+    this.ip = new IpClient(deps.runner, deps.netns);
+    this.reconciler = new OverlayReconciler(this.ip, this.log);
+    this.allowList = new AllowList(deps.runner, deps.netns);
+  }
+
+  ready(): boolean {
+    return this.isReady;
+  }
+
+  /** Brings the overlay up; with --setup-only returns once vx0 and its routes exist. */
+  async start(): Promise<void> {
+    const cfg = this.config;
+    if (!(await hasNetAdmin())) {
+      throw new CapabilityError(
+        'start agent: missing CAP_NET_ADMIN; add it to the kmcast container (securityContext.capabilities.add: ["NET_ADMIN"]) — nothing else is needed',
+      );
+    }
+    if (cfg.http && !cfg.setupOnly) {
+      this.http = await startHttp(cfg.http.host, cfg.http.port, {
+        metrics: this.metrics,
+        ready: () => this.isReady,
+        status: () => this.status(),
+      }).catch((err: unknown) => {
+        throw new ConfigError(`--http ${cfg.http!.host}:${cfg.http!.port}: cannot listen: ${errorMessage(err)}`, { cause: err });
+      });
+    }
+    this.spec = await this.overlaySpec();
+    this.table = new PeerTable({ selfIp: this.spec.localIp, expiryMs: cfg.peerExpiry * cfg.heartbeatMs });
+    this.table.setListed('static', cfg.peers);
+    if (cfg.keyFile) this.keys = await loadKeyFile(cfg.keyFile);
+    else if (!cfg.setupOnly) {
+      this.log.warn('no --key-file: control messages are not authenticated; only DNS and --peers source addresses are believed, and new pods wait for DNS');
+    }
+    if (cfg.service) {
+      this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer });
+      await this.resolve();
+    }
+    if (!cfg.insecureNoAllowlist) await this.syncAllowList(true);
+    else this.log.warn('--insecure-no-allowlist: the overlay accepts VXLAN from anyone who can reach the pod');
+    await this.syncOverlay();
+    await this.checkRpFilter();
+    this.log.info(
+      { device: cfg.device, podIp: this.spec.localIp, underlay: this.spec.underlay, vni: cfg.vni, port: cfg.vxlanPort, replication: this.spec.replication },
+      'overlay device ready',
+    );
+    if (cfg.setupOnly) return;
+
+    this.channel = new ControlChannel({
+      address: this.spec.localIp,
+      port: cfg.controlPort,
+      cluster: clusterLabel(cfg.service, cfg.vni),
+      keys: this.keys,
+      table: this.table,
+      logger: this.log,
+    });
+    const channel = this.channel;
+    this.metrics.followControlCounters(() => channel.counters);
+    this.channel.onMessage((ev) => {
+      if (ev.result.isNew) {
+        this.log.info({ peer: ev.msg.sender, groups: ev.msg.groups.length }, 'peer alive');
+        void this.announce([ev.from.address]);
+      }
+      if (ev.result.changed) this.scheduleSync();
+    });
+    await this.channel.start();
+
+    this.watcher = new LocalGroupsWatcher(this.ip, cfg.device, this.log);
+    this.watcher.on('change', (groups) => {
+      this.log.info({ groups }, 'local groups changed');
+      this.metrics.localGroups.set(groups.length);
+      const t0 = process.hrtime.bigint();
+      void this.announce().then(() => this.metrics.announceLatency.observe(Number(process.hrtime.bigint() - t0) / 1e9));
+    });
+    await this.watcher.start();
+    this.running = true;
+    this.scheduleSync(); // whatever arrived while starting
+
+    this.every(cfg.heartbeatMs, () => void this.announce());
+    this.every(Math.max(50, Math.floor(cfg.heartbeatMs / 4)), () => this.expire());
+    if (this.dns) this.every(cfg.resolveMs, () => void this.resolve());
+    this.every(RESYNC_MS, () => {
+      void this.watcher?.refresh();
+      this.allowed = undefined; // re-install and read back the allow-list too
+      this.scheduleSync();
+    });
+    await this.announce();
+    this.isReady = this.dnsResolved || !this.dns;
+    this.metrics.ready.set(this.isReady ? 1 : 0);
+    this.log.info({ peers: this.table.targets().length }, 'agent running');
+  }
+
+  /** Clean shutdown: tell peers we leave (they drop us at once), then remove what we made. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.isReady = false;
+    for (const t of this.timers) clearInterval(t);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.watcher?.stop();
+    this.dns?.cancel();
+    if (this.channel) {
+      const targets = this.table.targets();
+      await this.channel.sendLeave(targets, { mac: this.mac, overlay: this.spec.localIp });
+      this.log.info({ peers: targets.length }, 'sent LEAVE');
+      await this.channel.close();
+    }
+    await this.syncing?.catch(() => undefined);
+    if (this.spec) await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'removing overlay device failed'));
+    if (!this.config.insecureNoAllowlist) await this.allowList.remove();
+    await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    this.http?.closeAllConnections();
+  }
+
+  async status(): Promise<AgentStatus> {
+    const stats = this.spec ? await this.ip.stats(this.config.device).catch(() => undefined) : undefined;
+    const unregistered = stats?.txCarrierErrors ?? 0;
+    this.metrics.unregisteredDropped.set(unregistered);
+    return {
+      version: VERSION,
+      podIp: this.spec?.localIp ?? '',
+      underlay: this.spec?.underlay ?? '',
+      device: this.config.device,
+      vni: this.config.vni,
+      vxlanPort: this.config.vxlanPort,
+      controlPort: this.config.controlPort,
+      addressing: this.config.addressing.kind === 'subnet' ? `subnet=${this.config.addressing.cidr}` : this.config.addressing.kind,
+      unregistered: this.config.unregistered,
+      replication: this.spec?.replication ?? 'selective',
+      ready: this.isReady,
+      authenticated: this.keys.length > 0,
+      peers: this.table?.status() ?? [],
+      localGroups: this.watcher?.groups() ?? [],
+      entries: { ...this.entryCounts },
+      allowList: { installed: this.allowListInstalled, peers: this.allowed ? this.allowed.split(',').filter(Boolean).length : 0 },
+      drops: { unregistered, control: this.channel ? this.dropCounters() : {} },
+    };
+  }
+
+  private dropCounters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.channel!.counters)) if (k !== 'ok' && v > 0) out[k] = v;
+    return out;
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    this.timers.push(t);
+  }
+
+  private async overlaySpec(): Promise<OverlaySpec> {
+    const cfg = this.config;
+    let underlay = cfg.interface;
+    if (!underlay) {
+      const [def] = await this.ip.defaultRoutes();
+      underlay = def?.dev;
+      if (!underlay) throw new ConfigError('--interface: there is no default route to find the underlay from; name the pod interface with --interface (e.g. eth0)');
+    }
+    const link = await this.ip.link(underlay);
+    if (!link) throw new ConfigError(`--interface: device ${JSON.stringify(underlay)} does not exist in this network namespace`);
+    const addrs = (await this.ip.addrs(underlay)).map((a) => a.split('/')[0]!);
+    const podIp = cfg.podIp ?? addrs[0];
+    if (!podIp) throw new ConfigError(`--interface: ${underlay} has no IPv4 address; give the pod IP with --pod-ip (KMCAST_POD_IP)`);
+    if (!addrs.includes(podIp)) throw new ConfigError(`--pod-ip: ${podIp} is not an address of ${underlay} (${addrs.join(', ') || 'none'})`);
+    if (cfg.addressing.kind === 'subnet') {
+      throw new ConfigError('--addressing: subnet=CIDR is not implemented in this version; use pod-ip (and set net.ipv4.conf.all.rp_filter to 0 or 2 on strict nodes)');
+    }
+    const version = await this.ip.version();
+    let replication: Replication = 'selective';
+    if (!version || version[0] < MDB_MIN_IPROUTE2[0] || (version[0] === MDB_MIN_IPROUTE2[0] && version[1] < MDB_MIN_IPROUTE2[1])) {
+      replication = 'flood';
+      this.log.warn({ iproute2: version?.join('.') ?? 'unknown' }, 'iproute2 < 6.3 cannot program VXLAN MDB entries: every group floods to every peer (install iproute2 >= 6.3 for selective replication)');
+    }
+    this.metrics.floodFallback.set(replication === 'flood' ? 1 : 0);
+    return {
+      device: cfg.device,
+      vni: cfg.vni,
+      port: cfg.vxlanPort,
+      underlay,
+      underlayMtu: link.mtu,
+      localIp: podIp,
+      broadcastAddress: cfg.broadcast?.address,
+      unregistered: cfg.unregistered,
+      replication,
+    };
+  }
+
+  /**
+   * With the pod IP on vx0, a strict reverse-path filter drops every overlay datagram (the route
+   * back to a peer's pod IP is via eth0). Loose mode on vx0 fixes it; where /proc/sys is
+   * read-only (unprivileged containers) we can only check.
+   */
+  private async checkRpFilter(): Promise<void> {
+    const dev = this.config.device;
+    const set = await trySetLooseRpFilter(dev);
+    const [all, own] = await Promise.all([readRpFilter('all'), readRpFilter(dev)]);
+    const effective = effectiveRpFilter(all, own);
+    if (effective === 1) {
+      throw new CapabilityError(
+        `start agent: reverse-path filtering is strict on ${dev} (net.ipv4.conf.all.rp_filter=${all}, ${dev}=${own})${set ? '' : ' and /proc/sys is read-only'}, so overlay traffic would be dropped; set net.ipv4.conf.all.rp_filter to 0 or 2 for the pod (pod securityContext.sysctls, or on the node)`,
+      );
+    }
+    this.log.debug({ all, [dev]: own, effective }, 'rp_filter ok');
+  }
+
+  private async resolve(): Promise<void> {
+    if (!this.dns) return;
+    try {
+      const ips = await this.dns.resolve();
+      this.metrics.dnsLookups.inc({ result: 'ok' });
+      const before = new Set(this.table.targets());
+      this.table.setListed('dns', ips);
+      const fresh = this.table.targets().filter((ip) => !before.has(ip));
+      if (!this.dnsResolved) this.log.info({ service: this.dns.name, peers: ips }, 'first peer resolution');
+      this.dnsResolved = true;
+      if (this.channel && !this.isReady) {
+        this.isReady = true;
+        this.metrics.ready.set(1);
+      }
+      if (fresh.length) {
+        this.log.info({ peers: fresh }, 'new peers listed by DNS');
+        void this.announce(fresh);
+        this.scheduleSync();
+      }
+    } catch (err) {
+      this.metrics.dnsLookups.inc({ result: 'error' });
+      this.log.warn({ service: this.dns.name, err: errorMessage(err) }, 'DNS lookup failed; keeping the last known peers');
+    }
+  }
+
+  private expire(): void {
+    const gone = this.table.expire(Date.now());
+    if (gone.length) {
+      this.log.warn({ peers: gone }, 'peers expired (silent for longer than the expiry)');
+      this.scheduleSync();
+    }
+  }
+
+  private async announce(targets?: readonly string[]): Promise<void> {
+    if (!this.channel || this.stopped) return;
+    const to = targets ?? this.table.targets();
+    if (!to.length) return;
+    await this.channel.sendState(to, { mac: this.mac, overlay: this.spec.localIp, groups: this.watcher?.groups() ?? [] });
+    this.metrics.controlSent.inc({ type: 'state' }, to.length);
+  }
+
+  /** Coalesces: one sync in flight, at most one queued behind it. */
+  scheduleSync(): void {
+    if (this.stopped || !this.running) return;
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false;
+        try {
+          if (!this.config.insecureNoAllowlist) await this.syncAllowList(false);
+          await this.syncOverlay();
+          this.backoffMs = 200;
+        } catch (err) {
+          this.metrics.commandErrors.inc();
+          this.metrics.reconciles.inc({ result: 'error' });
+          this.log.error({ err: errorMessage(err), retryInMs: this.backoffMs }, 'sync failed; retrying');
+          if (this.retryTimer) clearTimeout(this.retryTimer);
+          this.retryTimer = setTimeout(() => this.scheduleSync(), this.backoffMs);
+          this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+          break;
+        }
+      } while (this.syncAgain && !this.stopped);
+    })().finally(() => {
+      this.syncing = undefined;
+    });
+  }
+
+  /** Waits for any sync in flight (tests and shutdown). */
+  async settled(): Promise<void> {
+    while (this.syncing) await this.syncing;
+  }
+
+  private async syncOverlay(): Promise<void> {
+    const alive = this.table.alive().map((p) => ({ ip: p.ip, groups: p.groups }));
+    const desired = desiredState(this.spec, alive);
+    let result;
+    try {
+      result = await this.reconciler.reconcile(desired);
+    } catch (err) {
+      const msg = errorMessage(err);
+      if (/Unknown device type|unknown link kind/i.test(msg)) {
+        throw new CapabilityError('create overlay device: this kernel has no VXLAN support; load the vxlan module on the node (modprobe vxlan)', { cause: err });
+      }
+      if (this.spec.replication === 'selective' && /mdb/i.test(msg) && /Invalid argument|not supported|Garbage|unknown/i.test(msg)) {
+        // Old kernel (< 6.3) refuses VXLAN MDB entries: fall back to flooding, loudly.
+        this.log.warn({ err: msg }, 'the kernel refused a VXLAN MDB entry: falling back to flooding every group to every peer');
+        this.spec = { ...this.spec, replication: 'flood' };
+        this.metrics.floodFallback.set(1);
+        result = await this.reconciler.reconcile(desiredState(this.spec, alive));
+      } else throw err;
+    }
+    this.metrics.reconciles.inc({ result: 'ok' });
+    if (result.changes) {
+      this.metrics.changes.inc(result.changes);
+      this.log.info({ changes: result.changes, recreated: result.plan.recreate || undefined }, 'data plane converged');
+      const link = await this.ip.link(this.config.device);
+      if (link?.mac && link.mac !== this.mac) {
+        const first = this.mac === '00:00:00:00:00:00';
+        this.mac = link.mac;
+        if (!first) void this.announce();
+      }
+      if (result.plan.recreate || result.plan.ip.some((l) => l.startsWith('link add'))) await this.checkRpFilter().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'rp_filter check failed'));
+    }
+    this.entryCounts = { fdb: desired.fdb.length, mdb: desired.mdb.length, routes: desired.routes.length };
+    this.metrics.fdbEntries.set(desired.fdb.length);
+    this.metrics.mdbEntries.set(desired.mdb.length);
+    const states = { pending: 0, alive: 0, left: 0, expired: 0 };
+    for (const p of this.table.status()) states[p.state] += 1;
+    for (const [state, n] of Object.entries(states)) this.metrics.peers.set({ state }, n);
+  }
+
+  /** The allow-list admits every listed or alive peer; re-applied when that set changes. */
+  private async syncAllowList(initial: boolean): Promise<void> {
+    const peers = sortIpv4(new Set([...this.table.targets(), ...this.table.alive().map((p) => p.ip)]));
+    const key = peers.join(',');
+    if (key === this.allowed) return;
+    try {
+      const state = await this.allowList.apply({
+        vxlanPort: this.config.vxlanPort,
+        controlPort: this.keys.length ? undefined : this.config.controlPort,
+        peers,
+      });
+      this.allowed = key;
+      this.allowListInstalled = true;
+      this.metrics.allowListPeers.set(peers.length);
+      for (const [rule, n] of Object.entries(state.dropped)) this.metrics.allowListDropped.set({ port: rule.replace('kmcast-', '') }, n);
+    } catch (err) {
+      this.allowListInstalled = false;
+      if (initial && err instanceof KmcastError) throw err;
+      throw new KmcastError(`sync admission allow-list: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+}

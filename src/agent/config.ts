@@ -1,0 +1,211 @@
+/**
+ * The agent's typed configuration: flags, then env vars KMCAST_<FLAG>, then defaults; validated
+ * with messages that name the flag and the allowed range (exit 2 through ConfigError).
+ */
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { LOG_LEVELS } from '../log.js';
+import type { LogLevel } from '../log.js';
+import { broadcastOf, isIpv4, parseCidr } from '../overlay/ipv4.js';
+
+export type Addressing = { readonly kind: 'auto' } | { readonly kind: 'pod-ip' } | { readonly kind: 'subnet'; readonly cidr: string };
+
+export interface AgentConfig {
+  readonly service: string | undefined;
+  readonly peers: readonly string[];
+  readonly dnsServer: string | undefined;
+  readonly interface: string | undefined;
+  readonly device: string;
+  readonly vni: number;
+  readonly vxlanPort: number;
+  readonly controlPort: number;
+  readonly http: { readonly host: string; readonly port: number } | undefined;
+  readonly keyFile: string | undefined;
+  readonly addressing: Addressing;
+  readonly broadcast: { readonly cidr: string; readonly address: string } | undefined;
+  readonly unregistered: 'drop' | 'flood';
+  readonly heartbeatMs: number;
+  readonly peerExpiry: number;
+  readonly resolveMs: number;
+  readonly insecureNoAllowlist: boolean;
+  readonly setupOnly: boolean;
+  readonly logLevel: LogLevel;
+  readonly podIp: string | undefined;
+}
+
+/** Flag name (as on the command line) → env var. */
+export function envName(flag: string): string {
+  return `KMCAST_${flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`;
+}
+
+/** The raw options, as strings/booleans, before validation (commander output or env). */
+export type RawOptions = Record<string, string | boolean | undefined>;
+
+/** Option keys (commander's camelCase) and their flags, for env lookup and messages. */
+export const AGENT_FLAGS: Record<string, string> = {
+  service: '--service',
+  peers: '--peers',
+  dnsServer: '--dns-server',
+  interface: '--interface',
+  device: '--device',
+  vni: '--vni',
+  vxlanPort: '--vxlan-port',
+  controlPort: '--control-port',
+  http: '--http',
+  keyFile: '--key-file',
+  addressing: '--addressing',
+  broadcast: '--broadcast',
+  unregistered: '--unregistered',
+  heartbeatInterval: '--heartbeat-interval',
+  peerExpiry: '--peer-expiry',
+  resolveInterval: '--resolve-interval',
+  insecureNoAllowlist: '--insecure-no-allowlist',
+  setupOnly: '--setup-only',
+  logLevel: '--log-level',
+  podIp: '--pod-ip',
+};
+
+const DEFAULTS: RawOptions = {
+  device: 'vx0',
+  vni: '4242',
+  vxlanPort: '7471',
+  controlPort: '7470',
+  http: ':9470',
+  addressing: 'auto',
+  unregistered: 'drop',
+  heartbeatInterval: '1000',
+  peerExpiry: '5',
+  resolveInterval: '5000',
+  logLevel: 'info',
+};
+
+/** Merge: explicit flags win over env vars, env vars over defaults. */
+export function mergeOptions(flags: RawOptions, env: NodeJS.ProcessEnv): RawOptions {
+  const out: RawOptions = { ...DEFAULTS };
+  for (const [key, flag] of Object.entries(AGENT_FLAGS)) {
+    const e = env[envName(flag)];
+    if (e !== undefined && e !== '') out[key] = e;
+    if (flags[key] !== undefined) out[key] = flags[key];
+  }
+  return out;
+}
+
+function fail(key: string, message: string): never {
+  throw new ConfigError(`${AGENT_FLAGS[key] ?? key} (or ${envName(AGENT_FLAGS[key] ?? key)}): ${message}`, {
+    fields: { flag: AGENT_FLAGS[key] },
+  });
+}
+
+function int(raw: RawOptions, key: string, min: number, max: number): number {
+  const v = raw[key];
+  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) fail(key, `invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
+  return n;
+}
+
+function bool(raw: RawOptions, key: string): boolean {
+  const v = raw[key];
+  if (v === undefined || v === false) return false;
+  if (v === true) return true;
+  const s = v.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+  return fail(key, `invalid value ${JSON.stringify(v)} (must be true or false)`);
+}
+
+const ifName = z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/);
+const dnsName = z.string().regex(/^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/);
+
+export function parseHostPort(s: string, defaultPort: number): { host: string; port: number } | undefined {
+  const m = /^([^:]*)(?::(\d{1,5}))?$/.exec(s.trim());
+  if (!m) return undefined;
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: m[1] ?? '', port };
+}
+
+export function validateConfig(raw: RawOptions): AgentConfig {
+  const str = (k: string): string | undefined => {
+    const v = raw[k];
+    return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+  };
+  const service = str('service');
+  if (service !== undefined && !dnsName.safeParse(service).success) fail('service', `${JSON.stringify(service)} is not a DNS name`);
+  const peers = (str('peers') ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of peers) if (!isIpv4(p)) fail('peers', `${JSON.stringify(p)} is not an IPv4 address (give IP,IP,...)`);
+  let dnsServer = str('dnsServer');
+  if (dnsServer !== undefined) {
+    const hp = parseHostPort(dnsServer, 53);
+    if (!hp || !isIpv4(hp.host)) fail('dnsServer', `${JSON.stringify(dnsServer)} is not IP[:PORT]`);
+    dnsServer = `${hp.host}:${hp.port}`;
+  }
+  const iface = str('interface');
+  if (iface !== undefined && !ifName.safeParse(iface).success) fail('interface', `${JSON.stringify(iface)} is not an interface name`);
+  const device = str('device') ?? 'vx0';
+  if (!ifName.safeParse(device).success) fail('device', `${JSON.stringify(device)} is not an interface name (1-15 characters)`);
+  // VNI 0 is reserved by some implementations; 24 bits on the wire.
+  const vni = int(raw, 'vni', 1, 16_777_215);
+  const vxlanPort = int(raw, 'vxlanPort', 1, 65535);
+  const controlPort = int(raw, 'controlPort', 1, 65535);
+  if (vxlanPort === controlPort) fail('controlPort', `must differ from --vxlan-port (${vxlanPort})`);
+  let http: AgentConfig['http'];
+  const httpRaw = str('http');
+  if (httpRaw !== undefined && httpRaw !== 'off') {
+    const hp = parseHostPort(httpRaw, 9470);
+    if (!hp || (hp.host !== '' && !isIpv4(hp.host) && hp.host !== 'localhost')) {
+      fail('http', `${JSON.stringify(httpRaw)} is not [IP]:PORT or "off"`);
+    }
+    http = hp;
+  }
+  const keyFile = str('keyFile');
+  const addrRaw = str('addressing') ?? 'auto';
+  let addressing: Addressing;
+  if (addrRaw === 'auto' || addrRaw === 'pod-ip') addressing = { kind: addrRaw };
+  else if (addrRaw.startsWith('subnet=')) {
+    const c = parseCidr(addrRaw.slice(7));
+    if (!c || c.prefix > 30) fail('addressing', `${JSON.stringify(addrRaw)}: subnet=CIDR needs an IPv4 CIDR of /30 or larger`);
+    addressing = { kind: 'subnet', cidr: addrRaw.slice(7) };
+  } else fail('addressing', `invalid value ${JSON.stringify(addrRaw)} (must be auto, pod-ip or subnet=CIDR)`);
+  let broadcast: AgentConfig['broadcast'];
+  const bRaw = str('broadcast');
+  if (bRaw !== undefined) {
+    const c = parseCidr(bRaw);
+    if (!c || c.prefix > 30) fail('broadcast', `${JSON.stringify(bRaw)} is not an IPv4 CIDR of /30 or larger`);
+    broadcast = { cidr: bRaw, address: broadcastOf(c) };
+  }
+  const unregistered = str('unregistered') ?? 'drop';
+  if (unregistered !== 'drop' && unregistered !== 'flood') fail('unregistered', `invalid value ${JSON.stringify(unregistered)} (must be drop or flood)`);
+  const logLevel = str('logLevel') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `invalid value ${JSON.stringify(logLevel)} (must be one of ${LOG_LEVELS.join(', ')})`);
+  const podIp = str('podIp');
+  if (podIp !== undefined && !isIpv4(podIp)) fail('podIp', `${JSON.stringify(podIp)} is not an IPv4 address`);
+  const setupOnly = bool(raw, 'setupOnly');
+  if (!setupOnly && service === undefined && peers.length === 0) {
+    fail('service', 'no peers to find: give --service NAME (a headless Service) and/or --peers IP,IP');
+  }
+  return {
+    service,
+    peers,
+    dnsServer,
+    interface: iface,
+    device,
+    vni,
+    vxlanPort,
+    controlPort,
+    http,
+    keyFile,
+    addressing,
+    broadcast,
+    unregistered,
+    heartbeatMs: int(raw, 'heartbeatInterval', 50, 60_000),
+    peerExpiry: int(raw, 'peerExpiry', 2, 100),
+    resolveMs: int(raw, 'resolveInterval', 200, 600_000),
+    insecureNoAllowlist: bool(raw, 'insecureNoAllowlist'),
+    setupOnly,
+    logLevel: logLevel as LogLevel,
+    podIp,
+  };
+}

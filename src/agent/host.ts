@@ -1,0 +1,44 @@
+/**
+ * Facts about the agent's own namespace read from /proc: capabilities and reverse-path filtering.
+ * The pure parts (hasCapability, effectiveRpFilter) are shared with `kmcast doctor`.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+
+export const CAP_NET_ADMIN = 12;
+
+/** CapEff from /proc/self/status (hex) has `bit` set. */
+export function hasCapability(capEffHex: string, bit: number): boolean {
+  return ((BigInt(`0x${capEffHex.trim() || '0'}`) >> BigInt(bit)) & 1n) === 1n;
+}
+
+export function capEffOf(procStatus: string): string {
+  return /^CapEff:\s*([0-9a-fA-F]+)/m.exec(procStatus)?.[1] ?? '0';
+}
+
+export async function hasNetAdmin(): Promise<boolean> {
+  return hasCapability(capEffOf(await readFile('/proc/self/status', 'utf8')), CAP_NET_ADMIN);
+}
+
+/**
+ * The kernel uses max(conf.all.rp_filter, conf.<dev>.rp_filter) (ip-sysctl.rst): 0 off, 1 strict,
+ * 2 loose. So loose on the device beats strict `all`, and only an effective 1 drops our traffic.
+ */
+export function effectiveRpFilter(all: number, dev: number): number {
+  return Math.max(all, dev);
+}
+
+const rpPath = (dev: string): string => `/proc/sys/net/ipv4/conf/${dev}/rp_filter`;
+
+export async function readRpFilter(dev: string): Promise<number> {
+  return Number((await readFile(rpPath(dev), 'utf8')).trim());
+}
+
+/** Sets loose mode on `dev`; returns false (not throws) when /proc/sys is read-only or denied. */
+export async function trySetLooseRpFilter(dev: string): Promise<boolean> {
+  try {
+    await writeFile(rpPath(dev), '2\n');
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Admission allow-list: only current peers may send VXLAN (and, without a key, control) datagrams
+ * to this pod. nftables in the pod's own namespace, replaced atomically in one transaction and
+ * read back after every change: an overlay filter that silently failed to install left VXLAN
+ * open in Moby (CVE-2023-28840), so a filter we cannot verify is an error, never a warning.
+ */
+import { CapabilityError, KmcastError } from '../errors.js';
+import type { Runner } from '../iproute2/runner.js';
+import { sortIpv4 } from './ipv4.js';
+
+export const NFT_TABLE = 'kmcast';
+
+export interface AllowListSpec {
+  readonly vxlanPort: number;
+  /** Filter the control port too (no key: only peers' source addresses are believed anyway). */
+  readonly controlPort: number | undefined;
+  readonly peers: readonly string[];
+}
+
+/** The nft script for `nft -f -`: create-then-delete-then-create makes it one atomic replace. */
+export function allowListScript(spec: AllowListSpec): string {
+  const peers = sortIpv4(new Set(spec.peers));
+  const elements = peers.length ? ` elements = { ${peers.join(', ')} }` : '';
+  const rules = [`    udp dport ${spec.vxlanPort} ip saddr != @peers counter drop comment "kmcast-vxlan"`];
+  if (spec.controlPort !== undefined) {
+    rules.push(`    udp dport ${spec.controlPort} ip saddr != @peers counter drop comment "kmcast-control"`);
+  }
+  return [
+    `table ip ${NFT_TABLE}`,
+    `delete table ip ${NFT_TABLE}`,
+    `table ip ${NFT_TABLE} {`,
+    `  set peers { type ipv4_addr;${elements} }`,
+    '  chain input {',
+    '    type filter hook input priority -150; policy accept;',
+    ...rules,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+export interface AllowListState {
+  readonly peers: string[];
+  /** Drop counters by rule comment (kmcast-vxlan, kmcast-control). */
+  readonly dropped: Record<string, number>;
+}
+
+type NftObj = Record<string, Record<string, unknown>>;
+
+/** Parses `nft -j list table ip kmcast`. Pure. */
+export function parseAllowList(stdout: string): AllowListState {
+  const doc = JSON.parse(stdout) as { nftables?: NftObj[] };
+  const peers: string[] = [];
+  const dropped: Record<string, number> = {};
+  for (const o of doc.nftables ?? []) {
+    if (o.set && o.set.name === 'peers' && Array.isArray(o.set.elem)) {
+      for (const e of o.set.elem as unknown[]) if (typeof e === 'string') peers.push(e);
+    }
+    if (o.rule && typeof o.rule.comment === 'string') {
+      const exprs = (Array.isArray(o.rule.expr) ? o.rule.expr : []) as Record<string, unknown>[];
+      const counter = exprs.find((x) => x.counter)?.counter as { packets?: number } | undefined;
+      if (exprs.some((x) => 'drop' in x)) dropped[o.rule.comment] = counter?.packets ?? 0;
+    }
+  }
+  return { peers: sortIpv4(peers), dropped };
+}
+
+export class AllowList {
+  constructor(
+    private readonly runner: Runner,
+    private readonly netns?: string,
+  ) {}
+
+  /** Installs the list and verifies it by reading it back; throws if the kernel disagrees. */
+  async apply(spec: AllowListSpec): Promise<AllowListState> {
+    try {
+      await this.runner.run(['nft', '-f', '-'], { netns: this.netns, input: allowListScript(spec) });
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (/ENOENT|not found|No such file|spawn nft/i.test(msg)) {
+        throw new CapabilityError(
+          'install admission allow-list: the nft command is missing; install nftables in the image, or run with --insecure-no-allowlist (VXLAN then accepts frames from anyone who can reach the pod)',
+          { cause: err },
+        );
+      }
+      if (/Operation not permitted|Permission denied/i.test(msg)) {
+        throw new CapabilityError('install admission allow-list: not permitted; the agent needs CAP_NET_ADMIN', { cause: err });
+      }
+      throw new KmcastError(`install admission allow-list: ${msg}`, { cause: err });
+    }
+    const state = await this.read();
+    const want = sortIpv4(new Set(spec.peers));
+    const rules = spec.controlPort === undefined ? ['kmcast-vxlan'] : ['kmcast-vxlan', 'kmcast-control'];
+    if (!state || state.peers.join() !== want.join() || !rules.every((r) => r in state.dropped)) {
+      throw new KmcastError(
+        `verify admission allow-list: read back ${JSON.stringify(state)} but installed peers ${JSON.stringify(want)} with rules ${rules.join(', ')}`,
+      );
+    }
+    return state;
+  }
+
+  async read(): Promise<AllowListState | undefined> {
+    const r = await this.runner.run(['nft', '-j', 'list', 'table', 'ip', NFT_TABLE], { netns: this.netns, allowFail: true });
+    return r.code === 0 ? parseAllowList(r.stdout) : undefined;
+  }
+
+  async remove(): Promise<void> {
+    await this.runner.run(['nft', 'delete', 'table', 'ip', NFT_TABLE], { netns: this.netns, allowFail: true });
+  }
+}
