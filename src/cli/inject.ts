@@ -1,12 +1,90 @@
 import type { Command } from 'commander';
-import { KmcastError } from '../errors.js';
+import { Option } from 'commander';
+import { ConfigError } from '../errors.js';
+import { injectDocs } from '../manifests/inject.js';
+import { DEFAULT_AGENT_OPTIONS } from '../manifests/sidecar.js';
+import type { AgentOptions } from '../manifests/sidecar.js';
+import { readYamlFile, stringifyDocs } from '../manifests/yamlio.js';
 
-// Placeholder until the command lands; registered so that main.ts stays stable.
+function intIn(flag: string, min: number, max: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw new ConfigError(`${flag}: invalid value "${v}" (must be an integer between ${min} and ${max})`);
+    return n;
+  };
+}
+
+/** The agent options shared by inject, generate and webhook. */
+export function addAgentOptions(cmd: Command): Command {
+  const d = DEFAULT_AGENT_OPTIONS;
+  return cmd
+    .option('--image <img>', 'agent image', d.image)
+    .option('--legacy', 'init container + ordinary sidecar, for clusters older than 1.29 (no native sidecars)', false)
+    .addOption(new Option('--vni <n>', 'VXLAN network identifier').default(d.vni).argParser(intIn('--vni', 1, 16777215)))
+    .addOption(new Option('--vxlan-port <n>', 'UDP port of the overlay').default(d.vxlanPort).argParser(intIn('--vxlan-port', 1, 65535)))
+    .addOption(new Option('--control-port <n>', 'UDP port of the control protocol').default(d.controlPort).argParser(intIn('--control-port', 1, 65535)))
+    .addOption(new Option('--http-port <n>', "TCP port of the agent's /metrics, /healthz, /readyz").default(d.httpPort).argParser(intIn('--http-port', 1, 65535)))
+    .option('--cluster-domain <domain>', 'cluster DNS suffix used in the Service FQDN', d.clusterDomain);
+}
+
+export interface AgentFlags {
+  image: string;
+  legacy: boolean;
+  vni: number;
+  vxlanPort: number;
+  controlPort: number;
+  httpPort: number;
+  clusterDomain: string;
+}
+
+export function agentOptionsFrom(f: AgentFlags): AgentOptions {
+  if (f.vxlanPort === f.controlPort) throw new ConfigError(`--vxlan-port and --control-port: both are ${f.vxlanPort}; pick two different ports`);
+  if ([4789, 8472, 6081].includes(f.vxlanPort)) {
+    throw new ConfigError(`--vxlan-port: ${f.vxlanPort} is a CNI tunnel port that Cilium, Calico or OpenShift drop from pods; keep the default 7471`);
+  }
+  return { image: f.image, legacy: f.legacy, vni: f.vni, vxlanPort: f.vxlanPort, controlPort: f.controlPort, httpPort: f.httpPort, clusterDomain: f.clusterDomain };
+}
+
+interface InjectFlags extends AgentFlags {
+  file: string[];
+  createSecret: boolean;
+  networkPolicy: boolean;
+  strict: boolean;
+  name?: string;
+}
+
 export function registerInject(program: Command): void {
-  program
+  const cmd = program
     .command('inject')
-    .description('(not yet available)')
-    .action(() => {
-      throw new KmcastError('kmcast inject is not available in this build yet');
+    .description('Add the kmcast agent to the pod templates of Kubernetes manifests; YAML on stdout, a report on stderr')
+    .requiredOption('-f, --file <file>', "manifest file, '-' for stdin (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
+    .option('--create-secret', 'also emit the key Secret with a random key', false)
+    .option('--no-network-policy', "do not emit the members' NetworkPolicy")
+    .option('--strict', 'fail (exit 2) instead of skipping what cannot be injected', false)
+    .option('--name <name>', 'application name for the Service and Secret (default: from labels or the workload name)');
+  addAgentOptions(cmd)
+    .addHelpText(
+      'after',
+      `
+Kinds with a pod template (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) and
+Lists of them are injected; other kinds pass through unchanged. Injecting twice equals once.
+
+Examples:
+  kmcast inject -f app.yaml > app.kmcast.yaml
+  kubectl get deploy web -o yaml | kmcast inject -f - --create-secret | kubectl apply -f -
+  kmcast inject -f app.yaml --legacy          # Kubernetes < 1.29`,
+    )
+    .action((flags: InjectFlags) => {
+      const agent = agentOptionsFrom(flags);
+      const srcs = flags.file.flatMap((f) => readYamlFile(f));
+      const result = injectDocs(srcs, {
+        ...agent,
+        createSecret: flags.createSecret,
+        networkPolicy: flags.networkPolicy,
+        strict: flags.strict,
+        ...(flags.name ? { name: flags.name } : {}),
+      });
+      process.stdout.write(stringifyDocs(result.docs));
+      for (const line of result.report) process.stderr.write(`kmcast inject: ${line}\n`);
     });
 }

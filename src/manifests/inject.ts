@@ -1,0 +1,366 @@
+/**
+ * `kmcast inject`: adds the kmcast agent to every pod template of a multi-document YAML stream
+ * and emits the dedicated headless Service, the members' NetworkPolicy and the key Secret.
+ * Pure: documents in, documents and a report out. The pod-template part (`injectTemplate`) works
+ * through the Editor interface and is shared with the admission webhook.
+ */
+import type { Document } from 'yaml';
+import { InputError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { JsonEditor, YamlEditor } from './editor.js';
+import type { Editor, Path } from './editor.js';
+import {
+  agentContainer,
+  GENERATED_FOR_ANNOTATION,
+  headlessService,
+  KEY_VOLUME,
+  keySecret,
+  keyVolume,
+  MANAGED_BY,
+  MEMBER_LABEL,
+  memberPolicy,
+  NAME_ANNOTATION,
+  policyName,
+  secretName,
+  serviceName,
+  SETUP_NAME,
+  setupContainer,
+  SIDECAR_NAME,
+  STATUS_ANNOTATION,
+} from './sidecar.js';
+import type { AgentOptions } from './sidecar.js';
+import { lineOf, newDoc } from './yamlio.js';
+import type { SourceDoc } from './yamlio.js';
+
+export interface InjectOptions extends AgentOptions {
+  /** Overrides the application name (Service `<name>-kmcast`); only sensible for one workload. */
+  readonly name?: string;
+  /** Emit a Secret with a random key (kept as it is when the input already has one). */
+  readonly createSecret: boolean;
+  /** Emit the members' NetworkPolicy. */
+  readonly networkPolicy: boolean;
+  /** Turn skipped objects (hostNetwork pods, ...) into errors. */
+  readonly strict: boolean;
+}
+
+/** Where each kind keeps its pod template (an object with `metadata` and `spec`). */
+export const TEMPLATE_PATHS: Readonly<Record<string, Path>> = {
+  Pod: [],
+  PodTemplate: ['template'],
+  Deployment: ['spec', 'template'],
+  StatefulSet: ['spec', 'template'],
+  DaemonSet: ['spec', 'template'],
+  ReplicaSet: ['spec', 'template'],
+  ReplicationController: ['spec', 'template'],
+  Job: ['spec', 'template'],
+  CronJob: ['spec', 'jobTemplate', 'spec', 'template'],
+};
+
+/**
+ * Kinds of the built-in API groups (enough to tell a typo such as `Deploymnet` from a custom
+ * resource, which is passed through untouched).
+ */
+const BUILTIN_KINDS: Readonly<Record<string, readonly string[]>> = {
+  v1: [
+    'Pod', 'PodTemplate', 'ReplicationController', 'Service', 'ConfigMap', 'Secret', 'Namespace', 'ServiceAccount',
+    'PersistentVolume', 'PersistentVolumeClaim', 'Endpoints', 'LimitRange', 'ResourceQuota', 'Node', 'Event', 'List',
+    'Binding', 'ComponentStatus',
+  ],
+  'apps/v1': ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'ControllerRevision'],
+  'batch/v1': ['Job', 'CronJob'],
+  'networking.k8s.io/v1': ['NetworkPolicy', 'Ingress', 'IngressClass', 'IPAddress', 'ServiceCIDR'],
+  'policy/v1': ['PodDisruptionBudget'],
+  'rbac.authorization.k8s.io/v1': ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'],
+  'autoscaling/v1': ['HorizontalPodAutoscaler'],
+  'autoscaling/v2': ['HorizontalPodAutoscaler'],
+  'admissionregistration.k8s.io/v1': [
+    'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+  ],
+  'storage.k8s.io/v1': ['StorageClass', 'CSIDriver', 'CSINode', 'VolumeAttachment', 'CSIStorageCapacity'],
+  'scheduling.k8s.io/v1': ['PriorityClass'],
+  'discovery.k8s.io/v1': ['EndpointSlice'],
+  'apiextensions.k8s.io/v1': ['CustomResourceDefinition'],
+  'coordination.k8s.io/v1': ['Lease'],
+  'node.k8s.io/v1': ['RuntimeClass'],
+  'certificates.k8s.io/v1': ['CertificateSigningRequest'],
+};
+
+/** Why a pod template cannot be injected. */
+export class InjectRefusal extends Error {
+  override readonly name = 'InjectRefusal';
+}
+
+export interface InjectStatus {
+  readonly version: string;
+  readonly mode: 'native' | 'legacy';
+  readonly initContainers: readonly string[];
+  readonly containers: readonly string[];
+  readonly volumes: readonly string[];
+}
+
+interface Meta {
+  name?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+// The longest derived name is `<app>-kmcast-key`; Service names are DNS-1035 labels (63 chars).
+const MAX_APP = 63 - '-kmcast-key'.length;
+
+/**
+ * The application name the member objects are named after: the `kmcast.io/name` annotation, the
+ * member label of an earlier injection, `app.kubernetes.io/name`, `app`, then the workload name.
+ */
+export function appName(tplMeta: Meta | undefined, workloadMeta: Meta | undefined, override?: string): string {
+  const candidates = [
+    override,
+    workloadMeta?.annotations?.[NAME_ANNOTATION],
+    tplMeta?.annotations?.[NAME_ANNOTATION],
+    tplMeta?.labels?.[MEMBER_LABEL],
+    tplMeta?.labels?.['app.kubernetes.io/name'],
+    tplMeta?.labels?.app,
+    workloadMeta?.name,
+  ];
+  const name = candidates.find((c): c is string => typeof c === 'string' && c !== '');
+  if (!name) {
+    throw new InjectRefusal(
+      `no application name: set the annotation ${NAME_ANNOTATION}, the label app.kubernetes.io/name or app (a pod made from generateName has no stable name)`,
+    );
+  }
+  if (!DNS_LABEL.test(name) || name.length > MAX_APP) {
+    throw new InjectRefusal(
+      `application name "${name}" cannot name a Service: use lower-case letters, digits and '-', starting with a letter, at most ${MAX_APP} characters (set ${NAME_ANNOTATION} or --name)`,
+    );
+  }
+  return name;
+}
+
+function parseStatus(text: unknown): InjectStatus | undefined {
+  if (typeof text !== 'string') return undefined;
+  try {
+    const s = JSON.parse(text) as Partial<InjectStatus>;
+    const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+    return {
+      version: String(s.version ?? ''),
+      mode: s.mode === 'legacy' ? 'legacy' : 'native',
+      initContainers: list(s.initContainers),
+      containers: list(s.containers),
+      volumes: list(s.volumes),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function names(list: unknown): string[] {
+  return Array.isArray(list) ? list.map((c) => (c && typeof c === 'object' ? String((c as { name?: unknown }).name) : '')) : [];
+}
+
+/** Removes the list items an earlier injection added (by the names its status recorded). */
+function removeNamed(ed: Editor, path: Path, drop: readonly string[]): void {
+  const current = names(ed.get(path));
+  for (let i = current.length - 1; i >= 0; i--) if (drop.includes(current[i]!)) ed.removeAt(path, i);
+}
+
+export interface TemplateContext {
+  /** Kind of the object holding the template (Job and CronJob refuse --legacy). */
+  readonly kind: string;
+  readonly workloadMeta?: Meta;
+  readonly name?: string;
+}
+
+/**
+ * Injects the agent into the pod template at `tpl` and returns the application name. Re-injecting
+ * first removes what the status annotation says an earlier run added, so it upgrades in place.
+ * Throws InjectRefusal with the reason when the template cannot be injected.
+ */
+export function injectTemplate(ed: Editor, tpl: Path, ctx: TemplateContext, o: AgentOptions): string {
+  const metaPath = [...tpl, 'metadata'];
+  const specPath = [...tpl, 'spec'];
+  const meta = (ed.get(metaPath) ?? {}) as Meta;
+  const spec = ed.get(specPath) as Record<string, unknown> | undefined;
+  if (!spec || typeof spec !== 'object' || !Array.isArray(spec.containers) || spec.containers.length === 0) {
+    throw new InjectRefusal('the pod template has no containers');
+  }
+  if (spec.hostNetwork === true) {
+    throw new InjectRefusal(
+      'hostNetwork: true: the pod shares the node network namespace, so vx0 would be created on the node; use kmcast generate --mode host-network for such apps, or drop hostNetwork',
+    );
+  }
+  const os = (spec.nodeSelector as Record<string, unknown> | undefined)?.['kubernetes.io/os'];
+  if (os === 'windows' || (spec.os as { name?: unknown } | undefined)?.name === 'windows') {
+    throw new InjectRefusal('the pod runs on Windows nodes; the agent needs a Linux network namespace with VXLAN');
+  }
+  if (o.legacy && (ctx.kind === 'Job' || ctx.kind === 'CronJob')) {
+    throw new InjectRefusal(
+      'with --legacy the agent is an ordinary container that never exits, so the Job would never complete; drop --legacy (native sidecars need Kubernetes >= 1.29)',
+    );
+  }
+  const app = appName(meta, ctx.workloadMeta ?? meta, ctx.name);
+
+  const status = parseStatus(meta.annotations?.[STATUS_ANNOTATION]);
+  if (status) {
+    removeNamed(ed, [...specPath, 'initContainers'], status.initContainers);
+    removeNamed(ed, [...specPath, 'containers'], status.containers);
+    removeNamed(ed, [...specPath, 'volumes'], status.volumes);
+  }
+  const clash = [
+    ...names(ed.get([...specPath, 'initContainers'])).filter((n) => n === SIDECAR_NAME || n === SETUP_NAME).map((n) => `init container ${n}`),
+    ...names(ed.get([...specPath, 'containers'])).filter((n) => n === SIDECAR_NAME || n === SETUP_NAME).map((n) => `container ${n}`),
+    ...names(ed.get([...specPath, 'volumes'])).filter((n) => n === KEY_VOLUME).map((n) => `volume ${n}`),
+  ];
+  if (clash.length > 0) {
+    throw new InjectRefusal(
+      `${clash.join(', ')} already exists but carries no ${STATUS_ANNOTATION} annotation, so it was not added by kmcast; rename it or remove it`,
+    );
+  }
+  if (names(ed.get([...specPath, 'containers'])).length === 0) throw new InjectRefusal('the pod template has no containers');
+
+  let added: InjectStatus;
+  if (o.legacy) {
+    ed.insert([...specPath, 'initContainers'], 0, setupContainer(app, o));
+    const n = names(ed.get([...specPath, 'containers'])).length;
+    ed.insert([...specPath, 'containers'], n, agentContainer(app, o, false));
+    added = { version: VERSION, mode: 'legacy', initContainers: [SETUP_NAME], containers: [SIDECAR_NAME], volumes: [KEY_VOLUME] };
+  } else {
+    // First, so vx0 exists before the user's own init containers run, too.
+    ed.insert([...specPath, 'initContainers'], 0, agentContainer(app, o, true));
+    added = { version: VERSION, mode: 'native', initContainers: [SIDECAR_NAME], containers: [], volumes: [KEY_VOLUME] };
+  }
+  ed.insert([...specPath, 'volumes'], names(ed.get([...specPath, 'volumes'])).length, keyVolume(app));
+  ed.set([...metaPath, 'labels', MEMBER_LABEL], app);
+  ed.set([...metaPath, 'annotations', STATUS_ANNOTATION], JSON.stringify(added));
+  return app;
+}
+
+/** Injects a pod (a plain object, as the webhook receives it) and returns the patched copy. */
+export function injectPod(pod: Record<string, unknown>, o: AgentOptions, name?: string): { pod: Record<string, unknown>; app: string } {
+  const copy = structuredClone(pod);
+  const ed = new JsonEditor(copy);
+  const app = injectTemplate(ed, [], { kind: 'Pod', workloadMeta: copy.metadata as Meta | undefined, ...(name ? { name } : {}) }, o);
+  return { pod: copy, app };
+}
+
+export interface InjectResult {
+  readonly docs: Document[];
+  /** Human report lines for stderr, after the YAML. */
+  readonly report: string[];
+  /** Objects that were injected, as `Kind/name`. */
+  readonly injected: string[];
+  readonly skipped: string[];
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function isGenerated(obj: Record<string, unknown>): boolean {
+  const meta = obj.metadata as Meta | undefined;
+  return meta?.labels?.[MANAGED_BY.key] === MANAGED_BY.value && typeof meta.annotations?.[GENERATED_FOR_ANNOTATION] === 'string';
+}
+
+function describe(obj: Record<string, unknown>): string {
+  const meta = obj.metadata as Meta | undefined;
+  return `${String(obj.kind)}/${meta?.name ?? meta?.['generateName' as keyof Meta] ?? '(unnamed)'}`;
+}
+
+/**
+ * Injects every workload of the given documents. Generated objects of an earlier run in the input
+ * are dropped and re-emitted (a generated Secret is kept, so its key survives re-injection).
+ */
+export function injectDocs(srcs: readonly SourceDoc[], o: InjectOptions): InjectResult {
+  const out: Document[] = [];
+  const report: string[] = [];
+  const injected: string[] = [];
+  const skipped: string[] = [];
+  const emitted = new Set<string>();
+  // Secrets from an earlier run stay where they are; remember them so none is generated twice.
+  for (const src of srcs) {
+    const obj = src.doc.toJS() as unknown;
+    if (isObj(obj) && isGenerated(obj) && obj.kind === 'Secret') {
+      const meta = obj.metadata as Meta;
+      emitted.add(`Secret/${meta.namespace ?? ''}/${meta.name ?? ''}`);
+    }
+  }
+  let secretsMissing = false;
+  let policies = 0;
+
+  for (const src of srcs) {
+    const obj = src.doc.toJS() as unknown;
+    const where = (path: Path): string => `${src.file}:${lineOf(src, path)}`;
+    if (!isObj(obj)) throw new InputError(`${where([])}: read object: expected a Kubernetes object (a map with apiVersion and kind)`);
+    if (isGenerated(obj)) {
+      if (obj.kind === 'Secret') out.push(src.doc);
+      continue;
+    }
+    const ed = new YamlEditor(src.doc);
+    const generated: Document[] = [];
+
+    const one = (base: Path, item: Record<string, unknown>): void => {
+      const kind = item.kind;
+      const apiVersion = item.apiVersion;
+      if (typeof kind !== 'string' || kind === '' || typeof apiVersion !== 'string' || apiVersion === '') {
+        throw new InputError(`${where(base)}: read object: missing apiVersion or kind; every document must be a Kubernetes object`);
+      }
+      if (Array.isArray(item.items) && kind.endsWith('List')) {
+        item.items.forEach((sub, i) => {
+          if (!isObj(sub)) throw new InputError(`${where([...base, 'items', i])}: read List item ${i}: expected an object`);
+          if (isGenerated(sub)) return;
+          one([...base, 'items', i], sub);
+        });
+        return;
+      }
+      const tplRel = TEMPLATE_PATHS[kind];
+      const known = BUILTIN_KINDS[apiVersion];
+      if (!tplRel) {
+        if (known && !known.includes(kind)) {
+          throw new InputError(`${where([...base, 'kind'])}: unknown kind "${kind}" in ${apiVersion}; check the spelling (kinds with a pod template: ${Object.keys(TEMPLATE_PATHS).join(', ')})`);
+        }
+        if (!known) report.push(`note: ${describe(item)} (${apiVersion}) is not a built-in kind; passed through unchanged`);
+        return;
+      }
+      const tpl = [...base, ...tplRel];
+      const workloadMeta = item.metadata as Meta | undefined;
+      try {
+        const app = injectTemplate(ed, tpl, { kind, ...(workloadMeta ? { workloadMeta } : {}), ...(o.name ? { name: o.name } : {}) }, o);
+        injected.push(describe(item));
+        const ns = workloadMeta?.namespace;
+        const forWhat = describe(item);
+        const made: string[] = [];
+        const add = (kindName: string, build: () => object, comment: string): void => {
+          const key = `${kindName.split('/')[0]}/${ns ?? ''}/${kindName.split('/')[1]}`;
+          if (emitted.has(key)) return;
+          emitted.add(key);
+          generated.push(newDoc(build(), comment));
+          made.push(kindName);
+        };
+        add(`Service/${serviceName(app)}`, () => headlessService(app, ns, forWhat, o),
+          ` Generated by kmcast inject for ${forWhat}: the members' headless Service. Its DNS A records are the\n peers of the agent (publishNotReadyAddresses so starting pods find each other). It carries no multicast.`);
+        if (o.networkPolicy) {
+          policies++;
+          add(`NetworkPolicy/${policyName(app)}`, () => memberPolicy(app, ns, forWhat, o),
+            ` Generated by kmcast inject for ${forWhat}: members may reach each other's VXLAN (UDP ${o.vxlanPort}) and\n control (UDP ${o.controlPort}) ports; nothing else is opened. Policies add up: if none selected these pods\n before, their other ingress is now denied, so add policies for the app's own ports.`);
+        }
+        if (o.createSecret) {
+          add(`Secret/${secretName(app)}`, () => keySecret(app, ns, forWhat),
+            ` Generated by kmcast inject for ${forWhat}: the members' shared key (HMAC of control messages).\n Re-injecting keeps this Secret; to rotate, put the new key on the first line and keep the old one below.`);
+        } else if (!emitted.has(`Secret/${ns ?? ''}/${secretName(app)}`)) {
+          secretsMissing = true;
+          report.push(`${forWhat}: needs Secret ${secretName(app)}; create it with: kubectl create secret generic ${secretName(app)} --from-literal=key=$(openssl rand -hex 32)  (or rerun with --create-secret)`);
+        }
+        report.push(`${forWhat}: added ${o.legacy ? 'init container kmcast-setup and sidecar kmcast (legacy)' : 'native sidecar kmcast'}${made.length ? `; emitted ${made.join(', ')}` : ''}`);
+      } catch (err) {
+        if (!(err instanceof InjectRefusal)) throw err;
+        if (o.strict) throw new InputError(`${where(tpl)}: inject ${describe(item)}: ${err.message}`);
+        skipped.push(describe(item));
+        report.push(`warning: skipped ${describe(item)} (${where(tpl)}): ${err.message}`);
+      }
+    };
+
+    one([], obj);
+    out.push(src.doc, ...generated);
+  }
+  if (policies > 0) report.push('note: the NetworkPolicy opens only the kmcast ports; if no policy selected these pods before, their other ingress is now denied');
+  if (secretsMissing) report.push('note: pods stay in ContainerCreating until the key Secret exists');
+  return { docs: out, report, injected, skipped };
+}
