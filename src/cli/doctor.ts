@@ -53,13 +53,13 @@ export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description('Check, inside a pod, what the agent needs: capability, vxlan, MDB support, rp_filter, MTU, DNS, peers.')
-    .option('--interface IF', 'underlay interface (default: the interface of the default route)')
-    .option('--device NAME', 'the overlay device', 'vx0')
-    .option('--service NAME', 'headless Service FQDN to resolve (default: env KMCAST_SERVICE)')
-    .option('--dns-server IP[:PORT]', 'resolver to ask instead of the system one')
-    .option('--peers IP,...', 'static peers to probe, beside the service records')
-    .option('--control-port N', "the peers' control port", '7470')
-    .option('--url URL', "the local agent's HTTP address; when it answers, its peer states are used", DEFAULT_STATUS_URL)
+    .option('--interface <if>', 'underlay interface (default: the interface of the default route)')
+    .option('--device <name>', 'the overlay device', 'vx0')
+    .option('--service <fqdn>', 'headless Service FQDN to resolve (default: env KMCAST_SERVICE)')
+    .option('--dns-server <ip[:port]>', 'resolver to ask instead of the system one')
+    .option('--peers <ip,...>', 'static peers to probe, beside the service records')
+    .option('--control-port <n>', "the peers' control port", '7470')
+    .option('--url <url>', "the local agent's HTTP address; when it answers, its peer states are used", DEFAULT_STATUS_URL)
     .option('--json', 'print the checks as JSON')
     .addHelpText(
       'after',

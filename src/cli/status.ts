@@ -26,11 +26,11 @@ export function registerStatus(program: Command): void {
   program
     .command('status')
     .description("Show a local agent's view: peers and their state, groups, FDB/MDB entry counts, drops.")
-    .option('--url URL', "the agent's HTTP address (its --http flag)", DEFAULT_STATUS_URL)
+    .option('--url <url>', "the agent's HTTP address (its --http flag)", DEFAULT_STATUS_URL)
     .option('--json', 'print the /status document unchanged')
-    .option('--pod POD', 'read the agent of a lab pod (runs inside its network namespace; needs root)')
-    .option('--lab-id ID', 'the lab of --pod')
-    .option('--timeout MS', 'give up after this many milliseconds', '3000')
+    .option('--pod <pod>', 'read the agent of a lab pod (runs inside its network namespace; needs root)')
+    .option('--lab-id <id>', 'the lab of --pod')
+    .option('--timeout <ms>', 'give up after this many milliseconds', '3000')
     .addHelpText(
       'after',
       `
