@@ -33,6 +33,12 @@ export interface TrafficOptions {
   /** Datagrams per sender per kind, default 3. */
   readonly count?: number;
   readonly kinds?: readonly TrafficKind[];
+  /**
+   * Pause between "every receiver joined" and the first send (default 0). With kmcast a join
+   * reaches the senders' replication entries in tens of milliseconds, like an IGMP report
+   * reaching a snooping switch; a matrix that checks exact counts waits that out.
+   */
+  readonly settleMs?: number;
 }
 
 export const DEFAULT_GROUP = '239.1.1.1';
@@ -199,6 +205,7 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
   });
   try {
     await Promise.all(receivers.map((r) => ready(r, 10_000)));
+    if (opts.settleMs) await sleep(opts.settleMs);
     await Promise.all(
       pods.map(async (pod) => {
         for (const kind of kinds) {
