@@ -87,10 +87,12 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
 
   // Binding the group address (not 0.0.0.0) keeps other groups on the same port out of this
   // socket: Linux delivers every joined group to wildcard-bound sockets (IP_MULTICAST_ALL).
-  // Broadcast cannot be bound that way, so the broadcast mode binds the wildcard.
-  const bindAddress = !receiving ? '0.0.0.0' : config.broadcast ? '0.0.0.0' : config.group;
+  // Broadcast cannot be bound that way, so the broadcast mode binds the wildcard. A send-only
+  // probe with a peer list also binds and joins: it must hear the receivers' HELLOs.
+  const listening = receiving || peers.length > 0;
+  const bindAddress = !listening ? '0.0.0.0' : config.broadcast ? '0.0.0.0' : config.group;
   try {
-    await bind(socket, receiving ? config.port : 0, bindAddress);
+    await bind(socket, listening ? config.port : 0, bindAddress);
   } catch (err) {
     socket.close();
     throw new KmcastError(`bind probe socket to ${bindAddress}:${config.port}: ${errorMessage(err)}`, { cause: err });
@@ -106,7 +108,7 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
     else {
       socket.setMulticastTTL(config.ttl);
       if (config.interfaceAddress !== undefined) socket.setMulticastInterface(config.interfaceAddress);
-      if (receiving) socket.addMembership(config.group, config.interfaceAddress);
+      if (listening) socket.addMembership(config.group, config.interfaceAddress);
     }
     socket.setTTL(config.ttl);
   } catch (err) {
@@ -154,6 +156,7 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
         listeners.add(rinfo.address);
         return;
       }
+      if (!receiving) return; // send-only: HELLOs matter, the others' data is not ours to report
       const key = `p:${d.session}`;
       let s = streams.get(key);
       if (!s) streams.set(key, (s = new StreamStats(d.id, rinfo.address, 'probe', joinedAt)));
