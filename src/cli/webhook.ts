@@ -1,12 +1,81 @@
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Command } from 'commander';
-import { KmcastError } from '../errors.js';
+import { ConfigError } from '../errors.js';
+import { createLogger, LOG_LEVELS } from '../log.js';
+import type { LogLevel } from '../log.js';
+import { startWebhookServer } from '../manifests/webhook-server.js';
+import { addAgentOptions, agentOptionsFrom } from './inject.js';
+import type { AgentFlags } from './inject.js';
 
-// Placeholder until the command lands; registered so that main.ts stays stable.
+interface WebhookFlags extends AgentFlags {
+  tlsCert: string;
+  tlsKey: string;
+  addr: string;
+  strict: boolean;
+  logLevel: string;
+}
+
+/** Parses `:8443`, `0.0.0.0:8443` or `[::]:8443`. */
+export function parseListenAddr(addr: string): { host?: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new ConfigError(`--addr: invalid address "${addr}" (use :8443, 0.0.0.0:8443 or [::]:8443)`);
+  const host = m[1] ?? m[2];
+  return host ? { host, port } : { port };
+}
+
+function readTls(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`${flag}: read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+}
+
 export function registerWebhook(program: Command): void {
-  program
+  const cmd = program
     .command('webhook')
-    .description('(not yet available)')
-    .action(() => {
-      throw new KmcastError('kmcast webhook is not available in this build yet');
+    .description('Mutating admission webhook: injects the kmcast agent into pods labelled kmcast.io/inject=enabled')
+    .requiredOption('--tls-cert <file>', 'PEM certificate of the webhook Service')
+    .requiredOption('--tls-key <file>', 'PEM private key')
+    .option('--addr <addr>', 'listen address', ':8443')
+    .option('--strict', 'deny opted-in pods that cannot be injected (default: admit unchanged with a warning)', false)
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info');
+  addAgentOptions(cmd)
+    .addHelpText(
+      'after',
+      `
+Serves POST /mutate (AdmissionReview v1, JSONPatch) and GET /healthz over TLS. The certificate
+files are re-read when they change (cert-manager renewals need no restart).
+
+Example:
+  kmcast webhook --tls-cert /tls/tls.crt --tls-key /tls/tls.key --addr :8443`,
+    )
+    .action(async (flags: WebhookFlags) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(flags.logLevel)) {
+        throw new ConfigError(`--log-level: invalid value "${flags.logLevel}" (one of ${LOG_LEVELS.join(', ')})`);
+      }
+      const log = createLogger(flags.logLevel as LogLevel, { component: 'webhook' });
+      const listen = parseListenAddr(flags.addr);
+      const opts = { ...agentOptionsFrom(flags), strict: flags.strict };
+      const tls = () => ({ cert: readTls('--tls-cert', flags.tlsCert), key: readTls('--tls-key', flags.tlsKey) });
+      const srv = await startWebhookServer(tls(), listen, opts, log);
+      log.info({ addr: flags.addr, port: srv.port }, 'webhook listening');
+      const reload = (): void => {
+        try {
+          srv.server.setSecureContext({ ...tls(), minVersion: 'TLSv1.2' });
+          log.info('TLS certificate reloaded');
+        } catch (err) {
+          log.error({ err }, 'reload TLS certificate failed; keeping the old one');
+        }
+      };
+      watchFile(flags.tlsCert, { interval: 30_000 }, reload);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => resolve();
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      unwatchFile(flags.tlsCert);
+      await srv.close();
     });
 }

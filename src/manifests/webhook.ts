@@ -1,0 +1,68 @@
+/**
+ * The mutating admission webhook's logic, pure: an AdmissionReview v1 in, an AdmissionReview
+ * (with a base64 JSONPatch) or an HTTP error out. It calls the same `injectTemplate` as
+ * `kmcast inject`, through `injectPod`, so both produce the same pod.
+ */
+import jsonpatch from 'fast-json-patch';
+import { InjectRefusal, injectPod } from './inject.js';
+import { INJECT_LABEL } from './sidecar.js';
+import type { AgentOptions } from './sidecar.js';
+
+export interface WebhookOptions extends AgentOptions {
+  /** Deny pods that ask for injection but cannot be injected (default: admit them unchanged with a warning). */
+  readonly strict: boolean;
+}
+
+export interface HttpReply {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function badRequest(why: string): HttpReply {
+  return { status: 400, body: { error: `read AdmissionReview: ${why}; expected apiVersion admission.k8s.io/v1, kind AdmissionReview, request.uid` } };
+}
+
+function review(response: Record<string, unknown>): HttpReply {
+  return { status: 200, body: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response } };
+}
+
+/** Answers one AdmissionReview. Never throws: malformed input gets a 400 with the reason. */
+export function handleAdmissionReview(body: unknown, o: WebhookOptions): HttpReply {
+  if (!isObj(body)) return badRequest('the body is not a JSON object');
+  if (body.apiVersion !== 'admission.k8s.io/v1' || body.kind !== 'AdmissionReview') {
+    return badRequest(`got apiVersion ${JSON.stringify(body.apiVersion)}, kind ${JSON.stringify(body.kind)}`);
+  }
+  const req = body.request;
+  if (!isObj(req) || typeof req.uid !== 'string' || req.uid === '') return badRequest('request.uid is missing');
+  const uid = req.uid;
+  const allow = (extra: Record<string, unknown> = {}): HttpReply => review({ uid, allowed: true, ...extra });
+
+  const kind = req.kind as { group?: unknown; kind?: unknown } | undefined;
+  if (!isObj(kind) || kind.group !== '' || kind.kind !== 'Pod' || req.operation !== 'CREATE' || (req.subResource !== undefined && req.subResource !== '')) {
+    // Only pod creation is ours; anything else the API server sends by a misconfiguration passes.
+    return allow();
+  }
+  const pod = req.object;
+  if (!isObj(pod) || !isObj(pod.spec)) {
+    return review({ uid, allowed: false, status: { code: 400, message: 'kmcast: read pod: request.object is not a pod with a spec' } });
+  }
+  const meta = isObj(pod.metadata) ? pod.metadata : {};
+  const labels = isObj(meta.labels) ? meta.labels : {};
+  if (labels[INJECT_LABEL] !== 'enabled') return allow();
+
+  try {
+    const { pod: patched } = injectPod(pod, o);
+    const patch = jsonpatch.compare(pod, patched);
+    if (patch.length === 0) return allow();
+    return allow({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') });
+  } catch (err) {
+    if (!(err instanceof InjectRefusal)) {
+      return review({ uid, allowed: !o.strict, status: { code: 500, message: `kmcast: inject pod: ${(err as Error).message}` } });
+    }
+    const why = `kmcast: pod not injected: ${err.message}`;
+    if (o.strict) return review({ uid, allowed: false, status: { code: 422, message: why } });
+    return allow({ warnings: [why] });
+  }
+}
