@@ -545,7 +545,7 @@ function checkMtu(f: DoctorFacts): CheckResult {
 }
 
 function checkProcSys(f: DoctorFacts): CheckResult {
-  const base = { id: 'proc-sys', title: '/proc/sys writable' };
+  const base = { id: 'proc-sys', title: '/proc/sys write access' };
   if (f.procSys.writable) return { ...base, status: 'OK', detail: 'writable: the agent can set rp_filter on its device' };
   const how = f.procSys.readOnlyMount ? 'mounted read-only' : `cannot open for writing (${f.procSys.error ?? 'unknown'})`;
   const strict = f.rpFilter.all === 1 || (f.rpFilter.all !== null && f.rpFilter.default === 1);

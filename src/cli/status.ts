@@ -1,7 +1,7 @@
 /** `kmcast status`: read a local agent's `/status` and print it as a table or as JSON. */
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
-import { ConfigError, ExitCode } from '../errors.js';
+import { CapabilityError, ConfigError, ExitCode } from '../errors.js';
 import { DEFAULT_STATUS_URL, fetchAgentStatus, formatStatus } from '../agent/status-format.js';
 
 interface StatusFlags {
@@ -62,6 +62,7 @@ Examples:
 
 /** Re-runs this same command inside the pod's namespace, where 127.0.0.1 is the pod's loopback. */
 async function runInPod(netns: string, flags: StatusFlags): Promise<number> {
+  if (process.getuid?.() !== 0) throw new CapabilityError('status --pod needs root (network namespaces): run with sudo');
   const script = process.argv[1];
   if (script === undefined) throw new ConfigError('--pod: cannot find the kmcast script to run inside the pod');
   const argv = ['netns', 'exec', netns, process.execPath, script, 'status', '--url', flags.url, '--timeout', flags.timeout];
