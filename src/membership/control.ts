@@ -1,0 +1,208 @@
+/**
+ * The socket side of the control protocol: one UDP socket on the pod IP and `--control-port`.
+ * Every datagram goes through the pure codec and the peer table; whatever it is, it ends as one
+ * counter increment, never as an exception out of the socket handler (the port faces the pod
+ * network, so garbage is expected input).
+ */
+import { createSocket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { ConfigError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { decode, Encoder } from './codec.js';
+import type { ControlMessage, DecodeFailure, LocalState } from './codec.js';
+import type { PeerRejectReason, PeerTable, ReceiveResult } from './peers.js';
+
+/** The outcome of one received datagram; each is a metric label value. */
+export type ControlResult = 'ok' | DecodeFailure | PeerRejectReason;
+export const CONTROL_RESULTS: readonly ControlResult[] = [
+  'ok',
+  'malformed',
+  'unsupported_version',
+  'wrong_cluster',
+  'bad_mac',
+  'spoofed',
+  'unknown_peer',
+  'replay',
+];
+
+export type ControlCounters = Record<ControlResult, number>;
+
+export interface ControlEvent {
+  readonly msg: ControlMessage;
+  readonly from: { readonly address: string; readonly port: number };
+  readonly result: ReceiveResult;
+}
+
+export interface ControlChannelOptions {
+  /** Address to bind (the pod IP) and the control port. */
+  readonly address: string;
+  readonly port: number;
+  /** Port the peers listen on (default: `port`, as every member uses the same --control-port). */
+  readonly peerPort?: number;
+  /** Address announced as the sender (default: `address`); must be the datagrams' source. */
+  readonly podIp?: string;
+  readonly cluster: string;
+  /** Key file contents: the first signs, all verify; empty = unauthenticated. */
+  readonly keys: readonly Buffer[];
+  readonly table: PeerTable;
+  readonly logger: Logger;
+  /** Largest datagram sent (default 1400 bytes). */
+  readonly maxDatagram?: number;
+  /** Defaults to a fresh random incarnation. */
+  readonly incarnation?: string;
+  /** Clock in ms (tests pass their own). */
+  readonly now?: () => number;
+}
+
+export interface SendReport {
+  readonly datagrams: number;
+  readonly failed: number;
+}
+
+export class ControlChannel {
+  /** Received datagrams by result. Live object: read it, do not write it. */
+  readonly counters: Readonly<ControlCounters> = Object.fromEntries(CONTROL_RESULTS.map((r) => [r, 0])) as ControlCounters;
+  /** Datagrams sent, and sends that failed (peer unreachable, socket closed). */
+  readonly sendCounters = { sent: 0, failed: 0 };
+  readonly encoder: Encoder;
+  private readonly options: ControlChannelOptions;
+  private readonly now: () => number;
+  private readonly listeners: Array<(event: ControlEvent) => void> = [];
+  private socket: Socket | undefined;
+
+  constructor(options: ControlChannelOptions) {
+    this.options = options;
+    this.now = options.now ?? Date.now;
+    this.encoder = new Encoder({
+      sender: options.podIp ?? options.address,
+      cluster: options.cluster,
+      key: options.keys[0],
+      maxDatagram: options.maxDatagram,
+      incarnation: options.incarnation,
+    });
+  }
+
+  get authenticated(): boolean {
+    return this.options.keys.length > 0;
+  }
+
+  /** Binds the socket. Rejects with a ConfigError naming --control-port when it cannot. */
+  async start(): Promise<void> {
+    if (this.socket) return;
+    const socket = createSocket({ type: 'udp4' });
+    socket.on('message', (buf, rinfo) => this.handle(buf, rinfo));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        socket.close();
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        const fix =
+          code === 'EADDRINUSE'
+            ? 'another process uses that UDP port; choose another --control-port'
+            : code === 'EADDRNOTAVAIL'
+              ? 'the address is not on this host; check the pod IP (KMCAST_POD_IP)'
+              : 'check --control-port';
+        reject(new ConfigError(`bind control socket ${this.options.address}:${this.options.port}: ${errorMessage(err)}; ${fix}`, { cause: err }));
+      };
+      socket.once('error', onError);
+      socket.bind({ address: this.options.address, port: this.options.port, exclusive: true }, () => {
+        socket.off('error', onError);
+        resolve();
+      });
+    });
+    // After binding, socket errors (e.g. ICMP-driven ones) are logged, never fatal.
+    socket.on('error', (err) => this.options.logger.warn({ err: errorMessage(err) }, 'control socket error'));
+    this.socket = socket;
+  }
+
+  /** The bound port (useful with port 0 in tests). */
+  get port(): number {
+    return this.socket?.address().port ?? this.options.port;
+  }
+
+  /** Called for every datagram the peer table accepted. A throwing callback is logged, not fatal. */
+  onMessage(cb: (event: ControlEvent) => void): void {
+    this.listeners.push(cb);
+  }
+
+  /** Sends our full STATE (all its datagrams) to each peer. Never rejects: failures are counted. */
+  async sendState(peers: readonly string[], state: LocalState): Promise<SendReport> {
+    return await this.sendAll(peers, this.encoder.state(state, this.now()));
+  }
+
+  /** Sends a LEAVE to each peer (clean shutdown: they drop us at once instead of at expiry). */
+  async sendLeave(peers: readonly string[], state?: Omit<LocalState, 'groups'>): Promise<SendReport> {
+    return await this.sendAll(peers, [this.encoder.leave(this.now(), state)]);
+  }
+
+  async close(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    if (!socket) return;
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  private handle(buf: Buffer, rinfo: RemoteInfo): void {
+    let result: ControlResult = 'malformed';
+    try {
+      const decoded = decode(buf, { keys: this.options.keys, cluster: this.options.cluster });
+      if (!decoded.ok) {
+        result = decoded.reason;
+        return;
+      }
+      const outcome = this.options.table.receive(decoded.msg, rinfo.address, this.now(), { authenticated: decoded.msg.authenticated });
+      result = outcome.accepted ? 'ok' : (outcome.reason ?? 'malformed');
+      if (!outcome.accepted) return;
+      const event: ControlEvent = { msg: decoded.msg, from: { address: rinfo.address, port: rinfo.port }, result: outcome };
+      for (const cb of this.listeners) {
+        try {
+          cb(event);
+        } catch (err) {
+          this.options.logger.error({ err: errorMessage(err) }, 'control message handler failed');
+        }
+      }
+    } catch (err) {
+      // Not reachable by design (decode never throws); counted as malformed rather than crashing.
+      this.options.logger.error({ err: errorMessage(err) }, 'control datagram handling failed');
+    } finally {
+      (this.counters as ControlCounters)[result] += 1;
+    }
+  }
+
+  private async sendAll(peers: readonly string[], datagrams: readonly Buffer[]): Promise<SendReport> {
+    const socket = this.socket;
+    const port = this.options.peerPort ?? this.options.port;
+    let failed = 0;
+    const sends: Array<Promise<void>> = [];
+    for (const peer of peers) {
+      for (const dg of datagrams) {
+        sends.push(
+          new Promise<void>((resolve) => {
+            if (!socket) {
+              failed += 1;
+              resolve();
+              return;
+            }
+            const done = (err: Error | null): void => {
+              if (err) {
+                failed += 1;
+                this.options.logger.debug({ peer, err: errorMessage(err) }, 'control send failed');
+              }
+              resolve();
+            };
+            try {
+              socket.send(dg, port, peer, done);
+            } catch (err) {
+              // send() throws synchronously when the socket was closed meanwhile.
+              done(err instanceof Error ? err : new Error(String(err)));
+            }
+          }),
+        );
+      }
+    }
+    await Promise.all(sends);
+    const total = peers.length * datagrams.length;
+    this.sendCounters.sent += total - failed;
+    this.sendCounters.failed += failed;
+    return { datagrams: total, failed };
+  }
+}
