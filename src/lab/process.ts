@@ -2,7 +2,7 @@
  * Processes inside lab namespaces: spawn (pid recorded so labDown can kill it even if this
  * process dies), the agent, an HTTP GET and an ICMP ping from inside a pod, and waitFor.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -172,9 +172,19 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   throw new KmcastError(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
 }
 
-/** The python3 executable on PATH, or a CapabilityError that says how to get one. */
+let python: string | undefined;
+
+/**
+ * The python3 on PATH, or a CapabilityError that says how to get one. Resolved once to the real
+ * interpreter (sys.executable): version-manager shims cost ~200 ms per start, the binary ~20 ms.
+ */
 export function findPython(): string {
-  return findTool('python3', 'python3 (e.g. apt-get install python3-minimal)');
+  if (python !== undefined) return python;
+  const onPath = findTool('python3', 'python3 (e.g. apt-get install python3)');
+  const r = spawnSync(onPath, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 10_000 });
+  const real = r.status === 0 ? r.stdout.trim() : '';
+  python = real !== '' ? real : onPath;
+  return python;
 }
 
 export function findTool(name: string, how: string): string {
