@@ -200,6 +200,7 @@ Examples:
     .description('Send multicast, link-local multicast and broadcast from every pod and print who received what.')
     .option('--id <id>', 'the lab (default: the only one)')
     .option('--count <n>', 'datagrams per sender per kind', '3')
+    .option('--settle <ms>', 'pause after the receivers joined, before the first send (joins must reach the senders)', '500')
     .option('--json', 'print the matrix as JSON')
     .addHelpText(
       'after',
@@ -211,12 +212,13 @@ Examples:
   sudo kmcast lab matrix
   sudo kmcast lab matrix --id t1 --count 10 --json`,
     )
-    .action(async (flags: { id?: string; count: string; json?: boolean }) => {
+    .action(async (flags: { id?: string; count: string; settle: string; json?: boolean }) => {
       requireRoot();
       const l = await chooseLab(flags.id);
       const count = parseIntFlag('--count', flags.count);
       if (count < 1 || count > 1000) throw new ConfigError(`invalid --count ${count}: must be from 1 to 1000`);
-      const m = await trafficMatrix(l, { count });
+      const settleMs = parseIntFlag('--settle', flags.settle);
+      const m = await trafficMatrix(l, { count, settleMs });
       process.stdout.write(flags.json ? `${JSON.stringify(m, null, 2)}\n` : m.kinds.map((k) => formatMatrix(m, k)).join('\n'));
     });
 }
