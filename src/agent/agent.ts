@@ -28,7 +28,6 @@ import type { AgentStatus } from './status-types.js';
 
 /** iproute2 learned `bridge mdb ... dst` for VXLAN in 6.3. */
 const MDB_MIN_IPROUTE2: [number, number] = [6, 3];
-const RESYNC_MS = 10_000;
 const MAX_BACKOFF_MS = 5_000;
 
 export interface AgentDeps {
@@ -137,7 +136,7 @@ export class Agent {
     });
     await this.channel.start();
 
-    this.watcher = new LocalGroupsWatcher(this.ip, cfg.device, this.log);
+    this.watcher = new LocalGroupsWatcher(this.ip, cfg.device, this.log, Math.min(2000, cfg.resyncMs));
     this.watcher.on('change', (groups) => {
       this.log.info({ groups }, 'local groups changed');
       this.metrics.localGroups.set(groups.length);
@@ -151,7 +150,7 @@ export class Agent {
     this.every(cfg.heartbeatMs, () => void this.announce());
     this.every(Math.max(50, Math.floor(cfg.heartbeatMs / 4)), () => this.expire());
     if (this.dns) this.every(cfg.resolveMs, () => void this.resolve());
-    this.every(RESYNC_MS, () => {
+    this.every(cfg.resyncMs, () => {
       void this.watcher?.refresh();
       this.allowed = undefined; // re-install and read back the allow-list too
       this.scheduleSync();

@@ -27,6 +27,7 @@ export interface AgentConfig {
   readonly heartbeatMs: number;
   readonly peerExpiry: number;
   readonly resolveMs: number;
+  readonly resyncMs: number;
   readonly insecureNoAllowlist: boolean;
   readonly setupOnly: boolean;
   readonly logLevel: LogLevel;
@@ -59,6 +60,7 @@ export const AGENT_FLAGS: Record<string, string> = {
   heartbeatInterval: '--heartbeat-interval',
   peerExpiry: '--peer-expiry',
   resolveInterval: '--resolve-interval',
+  resyncInterval: '--resync-interval',
   insecureNoAllowlist: '--insecure-no-allowlist',
   setupOnly: '--setup-only',
   logLevel: '--log-level',
@@ -76,6 +78,7 @@ const DEFAULTS: RawOptions = {
   heartbeatInterval: '1000',
   peerExpiry: '5',
   resolveInterval: '5000',
+  resyncInterval: '10000',
   logLevel: 'info',
 };
 
@@ -203,6 +206,7 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     heartbeatMs: int(raw, 'heartbeatInterval', 50, 60_000),
     peerExpiry: int(raw, 'peerExpiry', 2, 100),
     resolveMs: int(raw, 'resolveInterval', 200, 600_000),
+    resyncMs: int(raw, 'resyncInterval', 200, 3_600_000),
     insecureNoAllowlist: bool(raw, 'insecureNoAllowlist'),
     setupOnly,
     logLevel: logLevel as LogLevel,

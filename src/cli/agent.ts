@@ -31,6 +31,7 @@ export function registerAgent(program: Command): void {
     .option('--heartbeat-interval <ms>', 'STATE heartbeat period (default: 1000)')
     .option('--peer-expiry <n>', 'heartbeats a peer may miss before it is dropped (default: 5)')
     .option('--resolve-interval <ms>', 'how often to re-resolve --service (default: 5000)')
+    .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
     .option('--insecure-no-allowlist', 'do not install the nftables allow-list (VXLAN open to anyone who can reach the pod)')
     .option('--setup-only', 'create the overlay device and routes, then exit (init container on clusters without native sidecars)')
     .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)')

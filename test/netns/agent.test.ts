@@ -1,0 +1,153 @@
+/**
+ * The overlay end to end, for real, in a lab of network namespaces: 3 nodes (calico, bridge,
+ * calico) x 2 pods, a router that never forwards multicast. Proves the baseline first (nothing
+ * crosses nodes), then that the agents make every kind of traffic reach every member exactly once
+ * (python3 receivers, socat senders), and that the data plane converges: restarts, a pod added
+ * and removed, state deleted by hand.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { IpClient } from '../../src/iproute2/client.js';
+import { ExecRunner } from '../../src/iproute2/runner.js';
+import { addPod, labDown, labUp, removePod, setServiceMembers } from '../../src/lab/lab.js';
+import type { AgentHandle } from '../../src/lab/process.js';
+import { podFetch, startAgent, waitFor } from '../../src/lab/process.js';
+import type { TrafficKind } from '../../src/lab/traffic.js';
+import { matrixCells, trafficMatrix } from '../../src/lab/traffic.js';
+import type { Lab, LabPod } from '../../src/lab/types.js';
+import { needRoot, privilegedReason, testLabId } from './harness.js';
+
+const runner = new ExecRunner();
+const AGENT_ARGS = ['--resync-interval', '1000', '--heartbeat-interval', '500', '--resolve-interval', '1000'];
+const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
+
+async function fdb(pod: LabPod): Promise<string[]> {
+  const entries = await new IpClient(runner, pod.netns).fdb('vx0');
+  return entries.map((e) => `${e.mac} ${e.dst ?? ''}`).sort();
+}
+
+async function floodPeers(pod: LabPod): Promise<string[]> {
+  return (await fdb(pod)).filter((e) => e.startsWith('00:00:00:00:00:00')).map((e) => e.split(' ')[1]!);
+}
+
+async function snapshot(pod: LabPod): Promise<string> {
+  const ip = new IpClient(runner, pod.netns);
+  const routes = (await ip.routes()).filter((r) => r.dev === 'vx0' || r.type === 'blackhole').map((r) => `${r.type} ${r.dst} ${r.table}`);
+  const mdb = (await ip.mdb('vx0')).map((e) => `${e.grp}>${e.dst ?? ''}`);
+  return JSON.stringify({ fdb: await fdb(pod), mdb: mdb.sort(), routes: routes.sort(), addrs: await ip.addrs('vx0') });
+}
+
+/** Every pod's flood list names exactly the other pods. */
+async function converged(pods: readonly LabPod[]): Promise<boolean> {
+  for (const p of pods) {
+    const want = pods.filter((o) => o !== p).map((o) => o.ip).sort();
+    if ((await floodPeers(p)).sort().join() !== want.join()) return false;
+  }
+  return true;
+}
+
+function crossNode(lab: Lab, kind: TrafficKind, m: Awaited<ReturnType<typeof trafficMatrix>>): number[] {
+  const node = new Map(lab.pods.map((p) => [p.name, p.node]));
+  return matrixCells(m, kind)
+    .filter((c) => node.get(c.from) !== node.get(c.to))
+    .map((c) => c.count);
+}
+
+describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason() : false }, () => {
+  let lab: Lab;
+  const agents = new Map<string, AgentHandle>();
+
+  before(async () => {
+    lab = await labUp(
+      { id: testLabId('a'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local' },
+      { runner },
+    );
+    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+  });
+
+  after(async () => {
+    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
+    if (lab) await labDown(runner, { id: lab.spec.id });
+  });
+
+  test('baseline: without agents, multicast and broadcast never cross nodes', async (t) => {
+    if (!needRoot(t)) return;
+    const m = await trafficMatrix(lab);
+    for (const kind of m.kinds) assert.deepEqual(new Set(crossNode(lab, kind, m)), new Set([0]), `${kind} crossed nodes without kmcast`);
+  });
+
+  test('with agents: every kind reaches every other member exactly once, from its pod IP', async (t) => {
+    if (!needRoot(t)) return;
+    for (const pod of lab.pods) agents.set(pod.name, await startAgent(lab, pod, AGENT_ARGS));
+    await waitFor('every agent ready', async () => {
+      for (const pod of lab.pods) if ((await podFetch(pod, '/readyz').catch(() => ({ status: 0 }))).status !== 200) return false;
+      return true;
+    }, 15_000, 200);
+    await waitFor('flood lists converge', () => converged(lab.pods), 10_000, 200);
+    const m = await trafficMatrix(lab, { settleMs: 1000 });
+    for (const kind of m.kinds) {
+      // The receiver counts by source address: a count of `sent` proves the source is the pod IP.
+      for (const c of matrixCells(m, kind)) assert.equal(c.count, m.sent, `${kind} ${c.from} -> ${c.to}: ${c.count} of ${m.sent}`);
+    }
+    const status = JSON.parse((await podFetch(lab.pods[0]!, '/status')).body) as { peers: { state: string }[]; entries: { fdb: number } };
+    assert.equal(status.peers.filter((p) => p.state === 'alive').length, lab.pods.length - 1);
+    assert.equal(status.entries.fdb, lab.pods.length - 1);
+    const metrics = (await podFetch(lab.pods[0]!, '/metrics')).body;
+    assert.match(metrics, /^kmcast_agent_peers\{state="alive"\} 5$/m);
+    assert.match(metrics, /^kmcast_build_info\{version="[^"]+",nodejs="v20/m);
+  });
+
+  test('state deleted by hand comes back, without duplicates', async (t) => {
+    if (!needRoot(t)) return;
+    const pod = lab.pods[1]!;
+    const before = await snapshot(pod);
+    const peer = lab.pods[4]!.ip;
+    await runner.run(['ip', 'route', 'del', '224.0.0.0/4', 'dev', 'vx0'], { netns: pod.netns });
+    await runner.run(['bridge', 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', peer], { netns: pod.netns });
+    assert.notEqual(await snapshot(pod), before, 'the hand-made drift is visible');
+    await waitFor('route and flood entry restored', async () => (await snapshot(pod)) === before, 5_000, 200);
+    await runner.run(['ip', 'link', 'del', 'vx0'], { netns: pod.netns });
+    await waitFor('vx0 recreated and repopulated', async () => (await snapshot(pod)) === before, 5_000, 200);
+  });
+
+  test('restarting an agent neither duplicates entries nor interrupts the others', async (t) => {
+    if (!needRoot(t)) return;
+    const pod = lab.pods[2]!;
+    const others = lab.pods.filter((p) => p !== pod);
+    const before = await Promise.all(lab.pods.map(snapshot));
+    // SIGKILL: no LEAVE, vx0 and its entries stay behind for the new agent to adopt.
+    await agents.get(pod.name)!.stop('SIGKILL');
+    const during = await trafficMatrix(lab, { pods: others, kinds: ['broadcast'] });
+    for (const c of matrixCells(during, 'broadcast')) assert.equal(c.count, during.sent, `others interrupted: ${c.from} -> ${c.to}`);
+    agents.set(pod.name, await startAgent(lab, pod, AGENT_ARGS));
+    await waitFor('restarted agent ready', async () => (await podFetch(pod, '/readyz').catch(() => ({ status: 0 }))).status === 200, 10_000, 200);
+    await waitFor('every data plane back to its state before the restart', async () => {
+      const now = await Promise.all(lab.pods.map(snapshot));
+      return now.every((s, i) => s === before[i]);
+    }, 10_000, 250);
+    const log = await import('node:fs/promises').then((fs) => fs.readFile(agents.get(pod.name)!.logFile, 'utf8'));
+    assert.doesNotMatch(log.split('\n').slice(-200).join('\n'), /replacing overlay device/, 'the existing vx0 is adopted, not recreated');
+  });
+
+  test('a pod added later is reached within seconds; a removed pod leaves every flood list', async (t) => {
+    if (!needRoot(t)) return;
+    const added = await addPod(lab, 2, runner);
+    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+    agents.set(added.name, await startAgent(lab, added, AGENT_ARGS));
+    const t0 = Date.now();
+    await waitFor('every member floods to the new pod', () => converged(lab.pods), 5_000, 100);
+    t.diagnostic(`new pod in every flood list after ${Date.now() - t0} ms`);
+    const m = await trafficMatrix(lab, { pods: lab.pods, kinds: ['broadcast'] });
+    for (const c of matrixCells(m, 'broadcast')) assert.equal(c.count, m.sent, `${c.from} -> ${c.to}`);
+
+    // Killed without LEAVE and gone from DNS: the others expire it (5 x 500 ms heartbeats).
+    await agents.get(added.name)!.stop('SIGKILL');
+    agents.delete(added.name);
+    await removePod(lab, added, runner);
+    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+    await waitFor('removed pod gone from every flood list', async () => {
+      for (const p of lab.pods) if ((await floodPeers(p)).includes(added.ip)) return false;
+      return true;
+    }, 8_000, 200);
+  });
+});
