@@ -201,6 +201,8 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
     child.stdout?.on('data', (b: Buffer) => (r.out += b.toString()));
     child.stderr?.on('data', (b: Buffer) => (r.err += b.toString()));
     child.stdin?.on('error', () => undefined);
+    // A spawn failure (no `ip`) must not crash the process: it shows up as a receiver that never got ready.
+    child.on('error', (e) => (r.err += `${e.message}\n`));
     return r;
   });
   try {
