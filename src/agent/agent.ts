@@ -17,7 +17,7 @@ import { PeerTable } from '../membership/peers.js';
 import { AllowList } from '../overlay/allowlist.js';
 import type { OverlaySpec, Replication } from '../overlay/desired.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
-import { sortIpv4 } from '../overlay/ipv4.js';
+import { sortIpv4 } from '../net/ipv4.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import type { AgentConfig } from './config.js';

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
-import { broadcastOf, isIpv4, parseCidr } from '../overlay/ipv4.js';
+import { broadcastOf, isIpv4, parseCidr } from '../net/ipv4.js';
 
 export type Addressing = { readonly kind: 'auto' } | { readonly kind: 'pod-ip' } | { readonly kind: 'subnet'; readonly cidr: string };
 

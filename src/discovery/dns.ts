@@ -3,7 +3,7 @@
  * throws so the caller keeps the last known set; NXDOMAIN/NODATA is an answer: no members.
  */
 import { promises as dns } from 'node:dns';
-import { sortIpv4 } from '../overlay/ipv4.js';
+import { sortIpv4 } from '../net/ipv4.js';
 
 export interface DnsResolverOptions {
   /** "IP:PORT" resolver override; undefined = the system's (/etc/resolv.conf). */

@@ -4,7 +4,7 @@
  * step. `decode` is fed untrusted datagrams and never throws: every problem is a `reason`.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { compareIPv4, formatIPv4, isMulticast, isRoutableMulticast, isUnicast, parseIPv4 } from './ipv4.js';
+import { compareIpv4, formatIpv4, isMulticast, isRoutableMulticast, isUnicast, parseIpv4 } from '../net/ipv4.js';
 
 export const MAGIC = Buffer.from('KMCP', 'ascii');
 export const PROTOCOL_VERSION = 1;
@@ -168,7 +168,7 @@ function decodeUnsafe(buf: Buffer, options: DecodeOptions): DecodeResult {
     const value = buf.readUInt32BE(groupsAt + 2 + 4 * i);
     if (!isRoutableMulticast(value) || seen.has(value)) return fail('malformed');
     seen.add(value);
-    groups.push(formatIPv4(value));
+    groups.push(formatIpv4(value));
   }
 
   if (cluster !== options.cluster) return fail('wrong_cluster');
@@ -191,12 +191,12 @@ function decodeUnsafe(buf: Buffer, options: DecodeOptions): DecodeResult {
     msg: {
       type,
       version: PROTOCOL_VERSION,
-      sender: formatIPv4(senderValue),
+      sender: formatIpv4(senderValue),
       incarnation: buf.subarray(8, 16).toString('hex'),
       seq,
       timestamp,
       mac: formatMac(buf, 40),
-      overlay: formatIPv4(buf.readUInt32BE(36)),
+      overlay: formatIpv4(buf.readUInt32BE(36)),
       part,
       parts,
       groups,
@@ -213,8 +213,8 @@ function parseMac(text: string): Buffer {
 }
 
 function requireIPv4(text: string, what: string): number {
-  const value = parseIPv4(text);
-  if (value === null) throw new TypeError(`encode control message: bad ${what} address ${JSON.stringify(text)}`);
+  const value = parseIpv4(text);
+  if (value === undefined) throw new TypeError(`encode control message: bad ${what} address ${JSON.stringify(text)}`);
   return value;
 }
 
@@ -281,11 +281,11 @@ export interface EncoderOptions {
 export function normalizeGroups(groups: Iterable<string>): string[] {
   const out = new Set<string>();
   for (const group of groups) {
-    const value = parseIPv4(group);
-    if (value === null || !isMulticast(value)) throw new TypeError(`encode STATE: ${JSON.stringify(group)} is not an IPv4 multicast group`);
-    if (isRoutableMulticast(value)) out.add(formatIPv4(value));
+    const value = parseIpv4(group);
+    if (value === undefined || !isMulticast(value)) throw new TypeError(`encode STATE: ${JSON.stringify(group)} is not an IPv4 multicast group`);
+    if (isRoutableMulticast(value)) out.add(formatIpv4(value));
   }
-  return [...out].sort(compareIPv4);
+  return [...out].sort(compareIpv4);
 }
 
 /**
@@ -394,5 +394,5 @@ export function joinParts(msgs: readonly ControlMessage[]): string[] | null {
   if (byPart.size !== first.parts) return null;
   const groups: string[] = [];
   for (let i = 0; i < first.parts; i++) groups.push(...(byPart.get(i) ?? []));
-  return [...new Set(groups)].sort(compareIPv4);
+  return [...new Set(groups)].sort(compareIpv4);
 }

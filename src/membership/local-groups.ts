@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { IpClient } from '../iproute2/client.js';
 import { netnsArgv } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
-import { sortIpv4 } from '../overlay/ipv4.js';
+import { sortIpv4 } from '../net/ipv4.js';
 
 /** All-hosts group: every IPv4 interface is in it; implicit, never announced. */
 export const ALL_HOSTS = '224.0.0.1';

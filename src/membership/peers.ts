@@ -15,7 +15,7 @@
  */
 import type { PeerState, PeerStatus, PeerSource } from '../agent/status-types.js';
 import type { ControlMessage } from './codec.js';
-import { compareIPv4, isUnicast, parseIPv4 } from './ipv4.js';
+import { compareIpv4, isUnicast, parseIpv4 } from '../net/ipv4.js';
 import { ReplayGuard } from './replay.js';
 
 export type ListSource = 'dns' | 'static';
@@ -112,8 +112,8 @@ export class PeerTable {
   setListed(source: ListSource, ips: Iterable<string>): void {
     const next = new Set<string>();
     for (const ip of ips) {
-      const value = parseIPv4(ip);
-      if (value === null || !isUnicast(value)) throw new TypeError(`list ${source} peers: ${JSON.stringify(ip)} is not a unicast IPv4 address`);
+      const value = parseIpv4(ip);
+      if (value === undefined || !isUnicast(value)) throw new TypeError(`list ${source} peers: ${JSON.stringify(ip)} is not a unicast IPv4 address`);
       if (ip !== this.selfIp) next.add(ip);
     }
     for (const rec of this.peers.values()) {
@@ -190,7 +190,7 @@ export class PeerTable {
 
     const groups = new Set<string>();
     for (const part of asm.got.values()) for (const g of part) groups.add(g);
-    const sorted = [...groups].sort(compareIPv4);
+    const sorted = [...groups].sort(compareIpv4);
     if (!sameList(sorted, rec.groups)) {
       rec.groups = sorted;
       changed = true;
@@ -218,7 +218,7 @@ export class PeerTable {
         this.replay.forget(rec.ip);
       }
     }
-    return expired.sort(compareIPv4);
+    return expired.sort(compareIpv4);
   }
 
   /** Peers to replicate to: heard within the expiry and not left. */
@@ -262,7 +262,7 @@ export class PeerTable {
   }
 
   private sorted(): PeerRecord[] {
-    return [...this.peers.values()].sort((a, b) => compareIPv4(a.ip, b.ip));
+    return [...this.peers.values()].sort((a, b) => compareIpv4(a.ip, b.ip));
   }
 
   private record(ip: string): PeerRecord {

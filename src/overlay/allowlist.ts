@@ -6,7 +6,7 @@
  */
 import { CapabilityError, KmcastError } from '../errors.js';
 import type { Runner } from '../iproute2/runner.js';
-import { sortIpv4 } from './ipv4.js';
+import { sortIpv4 } from '../net/ipv4.js';
 
 export const NFT_TABLE = 'kmcast';
 

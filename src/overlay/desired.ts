@@ -2,7 +2,7 @@
  * The desired data plane of one member pod (DESIGN section 2), computed from configuration and
  * the current peer set. Pure: no kernel access; the reconciler diffs it against what `ip -j` reads.
  */
-import { isLinkLocalMulticast, isMulticast, sortIpv4 } from './ipv4.js';
+import { isLinkLocalMulticast, isMulticast, sortIpv4 } from '../net/ipv4.js';
 
 /** TEST-NET-1 address routed to a blackhole: the catch-all MDB entry for unregistered groups points here. */
 export const BLACKHOLE_IP = '192.0.2.1';
