@@ -1,0 +1,116 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { InputError } from '../../../src/errors.js';
+import { formatFindings, lintDocs } from '../../../src/manifests/lint.js';
+import type { Finding } from '../../../src/manifests/lint.js';
+import { RULE_LIST } from '../../../src/manifests/lint-rules.js';
+import { parseYamlDocs } from '../../../src/manifests/yamlio.js';
+import { FIXTURES, INJECT_DIR, ROOT } from './fixtures.js';
+
+const LINT_DIR = `${FIXTURES}lint/`;
+const files = readdirSync(LINT_DIR).sort();
+const lintFile = (f: string): Finding[] => lintDocs(parseYamlDocs(readFileSync(LINT_DIR + f, 'utf8'), f));
+const lintText = (text: string, file = 'in.yaml'): Finding[] => lintDocs(parseYamlDocs(text, file));
+
+test('rule ids are unique and every rule has why and fix', () => {
+  assert.equal(new Set(RULE_LIST.map((r) => r.id)).size, RULE_LIST.length);
+  assert.equal(new Set(RULE_LIST.map((r) => r.name)).size, RULE_LIST.length);
+  for (const r of RULE_LIST) assert.ok(r.why.length > 20 && r.fix.length > 10, r.id);
+});
+
+for (const rule of RULE_LIST) {
+  test(`${rule.id} ${rule.name}: the bad fixture triggers it, the good one does not`, () => {
+    const bad = files.find((f) => f.startsWith(`${rule.id}-bad.`));
+    const good = files.find((f) => f.startsWith(`${rule.id}-good.`));
+    assert.ok(bad && good, `fixtures for ${rule.id}`);
+    const hits = lintFile(bad).filter((f) => f.rule === rule.id);
+    assert.ok(hits.length >= 1, `${bad} must trigger ${rule.id}`);
+    for (const h of hits) {
+      assert.equal(h.severity, rule.severity);
+      assert.equal(h.file, bad);
+      assert.ok(h.line > 1 && h.object.length > 0 && h.path.length > 0 && h.message.length > 0);
+      assert.equal(h.fix, rule.fix);
+    }
+    assert.deepEqual(lintFile(good).filter((f) => f.rule === rule.id), [], `${good} must not trigger ${rule.id}`);
+  });
+}
+
+test('the common wrong advice yields findings with fixes', () => {
+  const findings = lintFile('wrong-advice.yaml');
+  const byRule = new Map(findings.map((f) => [f.rule, f]));
+  assert.match(byRule.get('KMC201')!.message, /EnableMulticast/);
+  assert.equal(byRule.get('KMC201')!.object, 'ConfigMap/kube-flannel/kube-flannel-cfg');
+  assert.match(byRule.get('KMC103')!.message, /233\.1\.1\.1/);
+  assert.equal(byRule.get('KMC301')!.object, 'Service/market/quotes');
+  assert.equal(byRule.get('KMC303')!.object, 'NetworkPolicy/market/quotes-feed');
+  for (const f of findings) assert.ok(f.fix.length > 0);
+  assert.deepEqual([...byRule.keys()].sort(), ['KMC103', 'KMC201', 'KMC301', 'KMC303']);
+});
+
+test('findings point at the line of the offending field', () => {
+  const [f] = lintText('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: x\n  MCAST_GROUP: 10.0.0.1\n');
+  assert.equal(f!.rule, 'KMC101');
+  assert.equal(f!.line, 7);
+  assert.equal(f!.path, 'data.MCAST_GROUP');
+});
+
+test('interface and source addresses next to a group are not groups', () => {
+  const text = 'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: b\n    env:\n    - {name: MCAST_IFACE_ADDR, value: 10.0.0.5}\n    - {name: MCAST_GROUP, value: "239.2.2.2"}\n    - {name: MULTICAST_TTL, value: "4"}\n';
+  assert.deepEqual(lintText(text), []);
+});
+
+test('the injected fixtures and the generated objects of inject are clean', () => {
+  for (const f of readdirSync(INJECT_DIR)) {
+    const findings = lintDocs(parseYamlDocs(readFileSync(INJECT_DIR + f, 'utf8'), f)).filter((x) => x.severity === 'error' && x.rule !== 'KMC305');
+    assert.deepEqual(findings, [], f);
+  }
+});
+
+test('bad CNI JSON is an input error with file and line', () => {
+  const nad = 'apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {name: n}\nspec:\n  config: \'{"type": "macvlan",}\'\n';
+  assert.throws(() => lintText(nad, 'nad.yaml'), (e: unknown) => e instanceof InputError && /^nad\.yaml:5: parse CNI configuration in spec\.config: /.test(e.message));
+  assert.throws(() => lintText('{"Network": "10.0.0.0/8",, }', 'net-conf.json'), (e: unknown) => e instanceof InputError && /^net-conf\.json:1: parse YAML/.test(e.message));
+  assert.throws(() => lintText('kind: Pod\nmetadata: {name: x}\n', 'p.yaml'), (e: unknown) => e instanceof InputError && /^p\.yaml:1: read object: missing apiVersion/.test(e.message));
+});
+
+test('human output has headline, why, fix and a summary', () => {
+  const out = formatFindings(lintFile('KMC102-bad.yaml'), 1);
+  assert.match(out, /^KMC102-bad\.yaml:17: error KMC102 group-link-local: Deployment\/feed spec\.template\.spec\.containers\[0\]\.env\[0\]\.value\n {2}224\.0\.0\.77:5000/);
+  assert.match(out, /\n {2}why: .+\n {2}fix: .+\n1 error\(s\), 0 warning\(s\), 0 info in 1 file\(s\)\n$/);
+});
+
+const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
+  const r = spawnSync(process.execPath, [`${ROOT}dist/src/cli/main.js`, ...args], { encoding: 'utf8', cwd: ROOT });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+
+test('kmcast lint exit codes: 1 with errors, 0 with only warnings, 2 on bad input; --json', () => {
+  assert.equal(cli('lint', `${LINT_DIR}KMC102-bad.yaml`).status, 1);
+  assert.equal(cli('lint', `${LINT_DIR}KMC103-bad.yaml`).status, 0);
+  const json = cli('lint', '--json', `${LINT_DIR}wrong-advice.yaml`);
+  assert.equal(json.status, 1);
+  const parsed = JSON.parse(json.stdout) as { findings: Finding[]; summary: { errors: number; warnings: number; files: number } };
+  assert.deepEqual(parsed.summary, { errors: 1, warnings: 3, info: 0, files: 1 });
+  const dir = cli('lint', LINT_DIR);
+  assert.equal(dir.status, 1);
+  assert.match(dir.stdout, /in \d+ file\(s\)\n$/);
+  const bad = cli('lint', `${FIXTURES}bad/invalid.yaml`);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^kmcast: .*invalid\.yaml:2: parse YAML: .+\n$/);
+  assert.equal(cli('lint', '/nonexistent-kmc').status, 2);
+});
+
+test('kmcast inject exit 2 on bad input with file:line on one line; YAML on stdout, report on stderr', () => {
+  const bad = cli('inject', '-f', `${FIXTURES}bad/unknown-kind.yaml`);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^kmcast: .*unknown-kind\.yaml:6: unknown kind "Deploymnet" in apps\/v1; .+\n$/);
+  assert.equal(bad.stdout, '');
+  const ok = cli('inject', '-f', `${INJECT_DIR}04-job.yaml`);
+  assert.equal(ok.status, 0);
+  assert.ok(ok.stdout.startsWith('---\napiVersion: batch/v1\nkind: Job'));
+  assert.ok(!ok.stdout.includes('kmcast inject:'));
+  assert.match(ok.stderr, /^kmcast inject: Job\/sync-once: /m);
+  assert.equal(cli('inject', '-f', `${INJECT_DIR}04-job.yaml`, '--vni', 'x').status, 2);
+});
