@@ -11,7 +11,10 @@ import { constants as fsConstants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { errorMessage } from '../errors.js';
+import { parseIpv4Addrs, parseIpVersion, parseLink, parseRoutes } from '../iproute2/parse.js';
 import type { Runner } from '../iproute2/runner.js';
+import { VXLAN_OVERHEAD } from '../overlay/desired.js';
+import { CAP_NET_ADMIN, capEffOf, effectiveRpFilter, hasCapability } from './host.js';
 import { fetchAgentStatus, formatTable } from './status-format.js';
 import type { AgentStatus, PeerState } from './status-types.js';
 
@@ -44,10 +47,6 @@ export interface DoctorOptions {
   readonly probeTimeoutMs?: number;
 }
 
-/** NET_ADMIN is capability 12 (include/uapi/linux/capability.h). */
-export const CAP_NET_ADMIN = 12;
-/** VXLAN header overhead on IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
 /** Below this an overlay cannot carry IPv6 (RFC 8200 minimum) and many apps' datagrams fragment. */
 export const MIN_OVERLAY_MTU = 1280;
 /** Kernel and iproute2 6.3 added VXLAN MDB entries with `dst` (per-group replication). */
@@ -119,7 +118,7 @@ const RP = (dev: string): string => `/proc/sys/net/ipv4/conf/${dev}/rp_filter`;
 export async function gatherFacts(opts: DoctorOptions, deps: DoctorDeps): Promise<DoctorFacts> {
   const { runner } = deps;
   const status = await readText(deps, '/proc/self/status');
-  const capEff = status === null ? null : (/^CapEff:\s*([0-9a-f]+)\s*$/im.exec(status)?.[1] ?? null);
+  const capEff = status === null ? null : capEffOf(status);
 
   // A throwaway link proves the kernel module and the capability in one step; creating it in the
   // current namespace only, never on the node. Its MDB entry points at TEST-NET-1 and the link is
@@ -265,37 +264,25 @@ async function linkFacts(runner: Runner, name: string): Promise<LinkFacts> {
   const none: LinkFacts = { name, exists: false, mtu: null, kind: null, ipv4: [] };
   const r = await tryRunOut(runner, ['ip', '-j', '-d', 'addr', 'show', 'dev', name]);
   if ('error' in r) return none;
-  return parseLinkJson(r.stdout, name) ?? none;
+  return linkFactsOf(r.stdout, name) ?? none;
 }
 
-/** Pure: the LinkFacts of `ip -j -d addr show dev NAME` output; undefined when it lists nothing. */
-export function parseLinkJson(stdout: string, name: string): LinkFacts | undefined {
-  let parsed: unknown;
+/** Pure: the LinkFacts of `ip -j -d addr show dev NAME` output; undefined when it lists nothing or is not JSON. */
+export function linkFactsOf(stdout: string, name: string): LinkFacts | undefined {
   try {
-    parsed = JSON.parse(stdout);
+    const link = parseLink(stdout);
+    if (link === undefined) return undefined;
+    const ipv4 = parseIpv4Addrs(stdout).map((a) => a.split('/')[0]!);
+    return { name, exists: true, mtu: link.mtu > 0 ? link.mtu : null, kind: link.kind ?? null, ipv4 };
   } catch {
     return undefined;
   }
-  if (!Array.isArray(parsed) || parsed.length === 0) return undefined;
-  const l = parsed[0] as {
-    mtu?: number;
-    linkinfo?: { info_kind?: string };
-    addr_info?: { family?: string; local?: string }[];
-  };
-  return {
-    name,
-    exists: true,
-    mtu: typeof l.mtu === 'number' ? l.mtu : null,
-    kind: l.linkinfo?.info_kind ?? null,
-    ipv4: (l.addr_info ?? []).filter((a) => a.family === 'inet' && typeof a.local === 'string').map((a) => a.local as string),
-  };
 }
 
 /** Pure: the device of the first IPv4 default route in `ip -j -4 route show default` output. */
 export function defaultRouteDevice(stdout: string): string | undefined {
   try {
-    const routes = JSON.parse(stdout) as { dev?: string }[];
-    return Array.isArray(routes) ? routes.find((r) => typeof r.dev === 'string')?.dev : undefined;
+    return parseRoutes(stdout).find((r) => r.dev !== undefined)?.dev;
   } catch {
     return undefined;
   }
@@ -326,15 +313,6 @@ function parseIntOrNull(text: string | null): number | null {
 // ---------------------------------------------------------------------------------------------
 // Evaluating facts (pure)
 
-/** Pure: [major, minor] from `ip -V` ("ip utility, iproute2-6.15.0, libbpf 1.1.2"); old
- * date-stamped builds ("iproute2-ss200127") predate 6.3 and read as [0, 0]. */
-export function parseIproute2Version(text: string): [number, number] | undefined {
-  const m = /iproute2-(\d+)\.(\d+)/.exec(text);
-  if (m) return [Number(m[1]), Number(m[2])];
-  if (/iproute2-ss\d+/.test(text)) return [0, 0];
-  return undefined;
-}
-
 /** Pure: [major, minor] of a kernel release ("6.18.44-fc", "5.15.0-91-generic"). */
 export function parseKernelVersion(text: string): [number, number] | undefined {
   const m = /^(\d+)\.(\d+)/.exec(text);
@@ -343,15 +321,6 @@ export function parseKernelVersion(text: string): [number, number] | undefined {
 
 function atLeast(v: readonly [number, number], min: readonly [number, number]): boolean {
   return v[0] > min[0] || (v[0] === min[0] && v[1] >= min[1]);
-}
-
-export function hasCapability(capEffHex: string, bit: number): boolean {
-  return ((BigInt(`0x${capEffHex}`) >> BigInt(bit)) & 1n) === 1n;
-}
-
-/** Effective rp_filter of an interface: the kernel uses max(all, dev) (ip-sysctl.rst). */
-export function effectiveRpFilter(all: number, dev: number): number {
-  return Math.max(all, dev);
 }
 
 function rpName(v: number): string {
@@ -420,9 +389,12 @@ function checkMdb(f: DoctorFacts): CheckResult {
   if (f.ipVersion === null) {
     return { ...base, status: 'FAIL', detail: 'cannot run ip', fix: 'install iproute2 (>= 6.3) in the image' };
   }
-  const v = parseIproute2Version(f.ipVersion);
+  const v = parseIpVersion(f.ipVersion);
   const kv = parseKernelVersion(f.kernelRelease);
-  const vText = v === undefined ? `unrecognised ip -V output "${f.ipVersion.trim()}"` : v[0] === 0 ? 'iproute2 (date-stamped, older than 6.3)' : `iproute2 ${v[0]}.${v[1]}`;
+  // Builds before 4.x were date-stamped ("iproute2-ss200127"): all far older than 6.3.
+  const dated = /iproute2-ss\d+\b/.test(f.ipVersion);
+  const vText =
+    v !== undefined ? `iproute2 ${v[0]}.${v[1]}` : dated ? 'iproute2 (date-stamped, older than 6.3)' : `unrecognised ip -V output "${f.ipVersion.trim()}"`;
   const kText = `kernel ${f.kernelRelease}`;
   if (v === undefined || !atLeast(v, MDB_MIN_VERSION)) {
     return { ...base, status: 'WARN', detail: `${vText} cannot add MDB entries with dst: ${fallback}`, fix: fixTools };

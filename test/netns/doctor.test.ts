@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ExecRunner } from '../../src/iproute2/runner.js';
-import { parseIproute2Version } from '../../src/agent/doctor.js';
+import { parseIpVersion } from '../../src/iproute2/parse.js';
 import type { CheckResult } from '../../src/agent/doctor.js';
 import { needRoot, privilegedReason, testLabId } from './harness.js';
 
@@ -105,7 +105,7 @@ describe('kmcast doctor in a namespace', () => {
     assert.ok(!(await linksInA()).some((l) => l.startsWith('kmcdoc')), 'the test vxlan link is gone');
 
     const ipV = (await runner.run(['ip', '-V'])).stdout;
-    const v = parseIproute2Version(ipV);
+    const v = parseIpVersion(ipV);
     const mdb = check(checks, 'mdb');
     if (v !== undefined && (v[0] > 6 || (v[0] === 6 && v[1] >= 3))) assert.equal(mdb.status, 'OK', mdb.detail);
     else assert.equal(mdb.status, 'WARN', mdb.detail);

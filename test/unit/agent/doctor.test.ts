@@ -3,17 +3,15 @@ import assert from 'node:assert/strict';
 import {
   defaultRouteDevice,
   doctorExitCode,
-  effectiveRpFilter,
   evaluate,
   expectedPeers,
   formatDoctor,
   gatherFacts,
-  hasCapability,
-  parseIproute2Version,
+  linkFactsOf,
   parseKernelVersion,
-  parseLinkJson,
   procSysReadOnly,
 } from '../../../src/agent/doctor.js';
+import { capEffOf, effectiveRpFilter, hasCapability } from '../../../src/agent/host.js';
 import type { CheckResult, DoctorDeps, DoctorFacts, DoctorOptions } from '../../../src/agent/doctor.js';
 import type { AgentStatus } from '../../../src/agent/status-types.js';
 import { FakeRunner } from '../../../src/iproute2/runner.js';
@@ -393,16 +391,17 @@ describe('evaluate', () => {
 });
 
 describe('doctor helpers', () => {
-  it('parses versions', () => {
-    assert.deepEqual(parseIproute2Version('ip utility, iproute2-6.15.0, libbpf 1.1.2'), [6, 15]);
-    assert.deepEqual(parseIproute2Version('ip utility, iproute2-6.1.0, libbpf 1.1.0'), [6, 1]);
-    assert.deepEqual(parseIproute2Version('ip utility, iproute2-ss200127'), [0, 0]);
-    assert.equal(parseIproute2Version("ip: invalid option -- 'V'"), undefined);
+  it('parses kernel versions; names date-stamped and unreadable iproute2 versions', () => {
+    const mdb = (ipVersion: string): CheckResult => byId(evaluate(goodFacts({ ipVersion }), OPTS), 'mdb');
+    assert.match(mdb('ip utility, iproute2-ss200127').detail, /date-stamped, older than 6\.3/);
+    assert.match(mdb("ip: invalid option -- 'V'").detail, /unrecognised ip -V output/);
+    assert.match(mdb('ip utility, iproute2-6.15.0, libbpf 1.1.2').detail, /iproute2 6\.15/);
     assert.deepEqual(parseKernelVersion('6.18.44-fc-v657'), [6, 18]);
     assert.deepEqual(parseKernelVersion('5.15.0-91-generic'), [5, 15]);
   });
 
   it('reads bit 12 of CapEff', () => {
+    assert.equal(capEffOf('Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t00000000a80435fb\n'), '00000000a80435fb');
     assert.equal(hasCapability('0000000000001000', 12), true);
     assert.equal(hasCapability('000001ffffffefff', 12), false);
     assert.equal(hasCapability('00000000a80425fb', 12), false); // docker's default set
@@ -423,9 +422,9 @@ describe('doctor helpers', () => {
   });
 
   it('parses ip -j output', () => {
-    assert.deepEqual(parseLinkJson(ADDR_ETH0, 'eth0'), { name: 'eth0', exists: true, mtu: 1450, kind: 'veth', ipv4: ['10.244.1.11'] });
-    assert.equal(parseLinkJson('[]', 'x'), undefined);
-    assert.equal(parseLinkJson('not json', 'x'), undefined);
+    assert.deepEqual(linkFactsOf(ADDR_ETH0, 'eth0'), { name: 'eth0', exists: true, mtu: 1450, kind: 'veth', ipv4: ['10.244.1.11'] });
+    assert.equal(linkFactsOf('[]', 'x'), undefined);
+    assert.equal(linkFactsOf('not json', 'x'), undefined);
     assert.equal(defaultRouteDevice('[{"dst":"default","gateway":"10.0.0.1","dev":"ens5"}]'), 'ens5');
     assert.equal(defaultRouteDevice('[]'), undefined);
   });
