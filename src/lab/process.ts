@@ -85,9 +85,10 @@ export interface AgentHandle {
  * Starts `kmcast agent` in the pod: `<node> dist/src/cli/main.js agent --service <lab service>
  * --log-level debug ...extraArgs`, logs to <stateDir>/<pod>.agent.log. KMCAST_POD_IP is set as the
  * downward API would. Resolves once the process runs, not once it is ready: poll /readyz for that.
+ * `env` is merged over ours (e.g. a PATH with a fault-injecting `bridge` first).
  */
-export async function startAgent(lab: Lab, pod: LabPod, extraArgs: readonly string[] = []): Promise<AgentHandle> {
-  return await startAgentProcess(lab, pod, extraArgs, { detached: false });
+export async function startAgent(lab: Lab, pod: LabPod, extraArgs: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<AgentHandle> {
+  return await startAgentProcess(lab, pod, extraArgs, { detached: false, env });
 }
 
 /** startAgent with a choice: `detached` agents outlive this process (`kmcast lab up --agents`). */
@@ -95,11 +96,11 @@ export async function startAgentProcess(
   lab: Lab,
   pod: LabPod,
   extraArgs: readonly string[],
-  opts: { detached: boolean },
+  opts: { detached: boolean; env?: NodeJS.ProcessEnv },
 ): Promise<AgentHandle> {
   const logFile = join(lab.stateDir, `${pod.name}.agent.log`);
   const argv = [process.execPath, KMCAST_MAIN, 'agent', '--service', lab.spec.service, '--log-level', 'debug', ...extraArgs];
-  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, KMCAST_POD_IP: pod.ip }, detached: opts.detached });
+  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, ...opts.env, KMCAST_POD_IP: pod.ip }, detached: opts.detached });
   await spawned(child, `kmcast agent in pod ${pod.name}`);
   return {
     pod,
