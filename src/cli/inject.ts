@@ -15,10 +15,10 @@ function intIn(flag: string, min: number, max: number): (v: string) => number {
 }
 
 /** The agent options shared by inject, generate and webhook. */
-export function addAgentOptions(cmd: Command): Command {
+export function addAgentOptions(cmd: Command, imageFlag: '--image' | '--agent-image' = '--image'): Command {
   const d = DEFAULT_AGENT_OPTIONS;
   return cmd
-    .option('--image <img>', 'agent image', d.image)
+    .option(`${imageFlag} <img>`, 'agent image', d.image)
     .option('--legacy', 'init container + ordinary sidecar, for clusters older than 1.29 (no native sidecars)', false)
     .addOption(new Option('--vni <n>', 'VXLAN network identifier').default(d.vni).argParser(intIn('--vni', 1, 16777215)))
     .addOption(new Option('--vxlan-port <n>', 'UDP port of the overlay').default(d.vxlanPort).argParser(intIn('--vxlan-port', 1, 65535)))
