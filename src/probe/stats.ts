@@ -41,6 +41,8 @@ export interface SenderSummary {
   readonly untracked: number;
   readonly latencyMs: LatencySummary | null;
   readonly joinLatencyMs: number | null;
+  /** Epoch ms of the first datagram from this sender (compare across hosts only with synced clocks). */
+  readonly firstAt: number | null;
   /** Receive rate between the first and the last datagram, datagrams per second. */
   readonly receivePps: number | null;
 }
@@ -159,6 +161,7 @@ export class StreamStats {
       untracked: this.untracked,
       latencyMs: summarizeLatency(this.latencies.subarray(0, this.latencyCount)),
       joinLatencyMs: this.firstAt === undefined ? null : this.firstAt - this.joinedAt,
+      firstAt: this.firstAt ?? null,
       receivePps: span > 0 && this.received > 1 ? ((this.received - 1) * 1000) / span : null,
     };
   }
@@ -179,6 +182,7 @@ export function missingSender(address: string, expected: number): SenderSummary 
     untracked: 0,
     latencyMs: null,
     joinLatencyMs: null,
+    firstAt: null,
     receivePps: null,
   };
 }

@@ -1,0 +1,168 @@
+/**
+ * Pure parts of the benchmark suite: parsers of iperf2 and /proc output, the max-rate search,
+ * ratios and the per-scenario table. Everything that touches namespaces lives in net.ts/lab.ts.
+ */
+
+/** iperf2 client's closing line: "[  1] Sent 196069 datagrams". */
+export function parseIperfClientSent(stdout: string): number | undefined {
+  const m = /Sent (\d+) datagrams/.exec(stdout);
+  return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+
+export interface IperfServerReport {
+  readonly lost: number;
+  readonly total: number;
+}
+
+/**
+ * iperf2 UDP server report line "... 0.000 ms 26711/196068 (14%) ...": Lost/Total from the
+ * datagram ids. The last such line is the whole-test report.
+ */
+export function parseIperfServer(stdout: string): IperfServerReport | undefined {
+  const all = [...stdout.matchAll(/\s(-?\d+)\/\s*(\d+)\s+\((?:-?[\d.]+|nan|-?inf)%\)/g)];
+  const last = all[all.length - 1];
+  if (!last) return undefined;
+  return { lost: Math.max(0, Number(last[1])), total: Number(last[2]) };
+}
+
+/** VmRSS of /proc/PID/status, in bytes. */
+export function parseVmRssBytes(status: string): number | undefined {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  return m?.[1] === undefined ? undefined : Number(m[1]) * 1024;
+}
+
+/** utime + stime (clock ticks) of /proc/PID/stat; the command name may contain spaces and ')'. */
+export function parseCpuTicks(stat: string): number | undefined {
+  const end = stat.lastIndexOf(')');
+  if (end < 0) return undefined;
+  const fields = stat.slice(end + 2).split(' ');
+  // After "pid (comm) ": state is field 3, utime field 14, stime field 15 (1-based, proc(5)).
+  const utime = Number(fields[14 - 3]);
+  const stime = Number(fields[15 - 3]);
+  return Number.isFinite(utime) && Number.isFinite(stime) ? utime + stime : undefined;
+}
+
+export interface TrialOutcome {
+  /** Rate the sender was asked for, pps (0 = unlimited). */
+  readonly offeredPps: number;
+  /** Rate the sender achieved, pps. */
+  readonly sentPps: number;
+  /** Worst receiver loss, percent. */
+  readonly lossPercent: number;
+}
+
+export interface MaxRateResult {
+  /** Highest achieved rate with loss under the limit; 0 when no trial passed. */
+  readonly maxPps: number;
+  /** What the unlimited-rate trial achieved (the sender's own ceiling in this setup). */
+  readonly unlimited: TrialOutcome;
+  /** True when even the unlimited trial passed: the sender, not the path, is the limit. */
+  readonly senderBound: boolean;
+  readonly trials: readonly TrialOutcome[];
+}
+
+/**
+ * Highest rate with loss below `maxLossPercent`: one unlimited trial, then a binary search over
+ * the offered rate between 0 and what the unlimited trial achieved. Each trial is passed in, so
+ * the search is tested without a network.
+ */
+export async function findMaxRate(
+  trial: (offeredPps: number) => Promise<TrialOutcome>,
+  opts: { readonly maxLossPercent: number; readonly steps: number; readonly floorPps?: number },
+): Promise<MaxRateResult> {
+  const trials: TrialOutcome[] = [];
+  const unlimited = await trial(0);
+  trials.push(unlimited);
+  if (unlimited.lossPercent < opts.maxLossPercent) {
+    return { maxPps: unlimited.sentPps, unlimited, senderBound: true, trials };
+  }
+  let lo = opts.floorPps ?? 0;
+  let hi = unlimited.sentPps;
+  let best = 0;
+  for (let i = 0; i < opts.steps && hi - lo > Math.max(100, hi * 0.02); i++) {
+    const mid = Math.round((lo + hi) / 2);
+    const t = await trial(mid);
+    trials.push(t);
+    if (t.lossPercent < opts.maxLossPercent) {
+      lo = mid;
+      best = Math.max(best, t.sentPps);
+    } else hi = mid;
+  }
+  return { maxPps: best, unlimited, senderBound: false, trials };
+}
+
+export function ratio(value: number | null | undefined, base: number | null | undefined): number | null {
+  if (value === null || value === undefined || base === null || base === undefined || base === 0) return null;
+  return value / base;
+}
+
+export interface ResultRow {
+  readonly label: string;
+  /** Metric name -> value (null = not measured). */
+  readonly values: Readonly<Record<string, number | string | null>>;
+}
+
+export interface ScenarioResult {
+  readonly name: string;
+  readonly title: string;
+  /** The metric shown in the ratio column, and the row label it is compared against. */
+  readonly ratioOf?: {
+    readonly metric: string;
+    /** Label of the baseline row; `baselineFor` overrides it per row label. */
+    readonly baseline: string;
+    readonly baselineFor?: Readonly<Record<string, string>>;
+    readonly baselineScenario?: string;
+  };
+  readonly rows: readonly ResultRow[];
+  readonly notes: readonly string[];
+  readonly error?: string;
+  readonly seconds: number;
+}
+
+function cell(v: number | string | null | undefined): string {
+  if (v === null || v === undefined) return '-';
+  if (typeof v === 'string') return v;
+  if (Number.isInteger(v)) return String(v);
+  return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3);
+}
+
+/**
+ * The table of one scenario; with `ratioOf`, a last column "x BASE" = metric / the baseline
+ * row's metric (looked up in `baselines` when it comes from another scenario of the same run).
+ */
+export function formatScenario(r: ScenarioResult, baselines: ReadonlyMap<string, ScenarioResult> = new Map()): string {
+  const out = [`== ${r.name}: ${r.title} (${r.seconds.toFixed(0)} s)`];
+  if (r.error) out.push(`   FAILED: ${r.error}`);
+  const metrics = [...new Set(r.rows.flatMap((row) => Object.keys(row.values)))];
+  const baseOf = (label: string): number | null => {
+    if (!r.ratioOf) return null;
+    const src = r.ratioOf.baselineScenario ? baselines.get(r.ratioOf.baselineScenario) : r;
+    const baseLabel = r.ratioOf.baselineFor?.[label] ?? r.ratioOf.baseline;
+    const v = src?.rows.find((row) => row.label === baseLabel)?.values[r.ratioOf.metric];
+    return typeof v === 'number' ? v : null;
+  };
+  const header = ['', ...metrics];
+  if (r.ratioOf) header.push(`x ${r.ratioOf.baselineFor ? 'baseline' : r.ratioOf.baseline}`);
+  const rows = r.rows.map((row) => {
+    const cells = [row.label, ...metrics.map((m) => cell(row.values[m]))];
+    if (r.ratioOf) {
+      const v = row.values[r.ratioOf.metric];
+      const x = ratio(typeof v === 'number' ? v : null, baseOf(row.label));
+      cells.push(x === null ? '-' : `${x.toFixed(2)}x`);
+    }
+    return cells;
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((c) => (c[i] ?? '').length)));
+  const line = (c: readonly string[]): string =>
+    `   ${c.map((s, i) => (i === 0 ? s.padEnd(widths[i] ?? 0) : s.padStart(widths[i] ?? 0))).join('  ')}`.trimEnd();
+  if (rows.length > 0) out.push(line(header), ...rows.map(line));
+  for (const n of r.notes) out.push(`   - ${n}`);
+  return out.join('\n');
+}
+
+/** Nearest-rank percentile (p in 0..100) of unsorted values; null when empty. */
+export function pct(values: readonly number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length))) - 1] ?? null;
+}

@@ -1,0 +1,59 @@
+/** The scenario list, in run order. Each scenario builds and removes its own namespaces. */
+import type { BenchContext } from '../lib/context.js';
+import { M } from '../lib/context.js';
+import type { ResultRow, ScenarioResult } from '../lib/pure.js';
+import { baseline } from './baseline.js';
+import { controlPlane, fanOut, labIds, oneToThree, resources } from './kmcast.js';
+import { removeLab } from '../lib/lab.js';
+
+export interface Scenario {
+  readonly name: string;
+  readonly title: string;
+  readonly ratioOf?: ScenarioResult['ratioOf'];
+  run(ctx: BenchContext): Promise<{ rows: ResultRow[]; notes: string[] }>;
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'baseline',
+    title: 'physical limit: 1 sender -> 3 receivers on one native Linux bridge (no overlay)',
+    ratioOf: { metric: M.maxPps, baseline: 'native 64B' },
+    run: baseline,
+  },
+  {
+    name: 'kmcast-1to3',
+    title: 'kmcast: 1 sender -> 3 receivers on other nodes, selective and flood',
+    ratioOf: {
+      metric: M.maxPps,
+      baseline: 'native 64B',
+      baselineScenario: 'baseline',
+      baselineFor: {
+        'kmcast selective 64B': 'native 64B',
+        'kmcast flood 64B': 'native 64B',
+        'kmcast selective 1200B': 'native 1200B',
+        'kmcast flood 1200B': 'native 1200B',
+      },
+    },
+    run: oneToThree,
+  },
+  {
+    name: 'fanout',
+    title: 'fan-out cost: 1 receiver among 2, 5, 10, 20 members, selective vs flood',
+    run: fanOut,
+  },
+  {
+    name: 'control',
+    title: 'control plane: agent start to first delivery, join latency, dead-peer detection',
+    run: controlPlane,
+  },
+  {
+    name: 'resources',
+    title: 'agent resources: RSS and CPU idle and with 50 peers',
+    run: resources,
+  },
+];
+
+/** Lab ids the kmcast scenarios use, for cleanup after an interruption. */
+export async function removeLabs(ctx: BenchContext): Promise<void> {
+  for (const id of labIds(ctx)) await removeLab(id).catch(() => undefined);
+}
