@@ -1,5 +1,6 @@
 /** Lab helpers for the kmcast scenarios: build a lab, start agents, wait for overlay state. */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { DEFAULT_SERVICE } from '../../src/lab/plan.js';
@@ -21,7 +22,7 @@ export async function removeLab(id: string): Promise<void> {
 }
 
 /** Agent flags of the data-plane scenarios: see the flood-mode note in scenarios/kmcast.ts. */
-export const BENCH_AGENT_ARGS = ['--unregistered', 'flood', '--peer-expiry', '100000', '--log-level', 'info'] as const;
+export const BENCH_AGENT_ARGS = ['--unregistered', 'flood', '--heartbeat-interval', '5000', '--peer-expiry', '100', '--log-level', 'info'] as const;
 
 export async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs: number, intervalMs = 100): Promise<number> {
   const t0 = Date.now();
@@ -32,9 +33,16 @@ export async function waitFor(what: string, fn: () => Promise<boolean>, timeoutM
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-export async function waitReady(pods: readonly LabPod[], timeoutMs = 30_000): Promise<void> {
+export async function waitReady(lab: Lab, pods: readonly LabPod[], timeoutMs = 30_000): Promise<void> {
   await Promise.all(
-    pods.map((p) => waitFor(`agent /readyz in ${p.name}`, async () => (await podFetch(p, '/readyz')).status === 200, timeoutMs, 300)),
+    pods.map(async (p) => {
+      try {
+        await waitFor(`agent /readyz in ${p.name}`, async () => (await podFetch(p, '/readyz')).status === 200, timeoutMs, 300);
+      } catch (err) {
+        const log = await readFile(join(lab.stateDir, `${p.name}.agent.log`), 'utf8').catch(() => '');
+        throw new Error(`${err instanceof Error ? err.message : String(err)}; agent log ends: ${log.slice(-600)}`);
+      }
+    }),
   );
 }
 

@@ -71,7 +71,7 @@ export async function oneToThree(ctx: BenchContext): Promise<{ rows: ResultRow[]
     if (!sender) throw new Error('lab has no pods');
     const agents = await startAgents(lab, lab.pods, BENCH_AGENT_ARGS);
     try {
-      await waitReady(lab.pods);
+      await waitReady(lab, lab.pods);
       await converge(sender, receivers.length);
       const rows: ResultRow[] = [];
       const recvNs = receivers.map((r) => r.netns);
@@ -116,7 +116,7 @@ export async function fanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]; no
       if (!sender || !receiver) throw new Error(`fan-out ${n}: not enough pods`);
       const agents = await startAgents(lab, members, BENCH_AGENT_ARGS);
       try {
-        await waitReady(members, 60_000);
+        await waitReady(lab, members, 60_000);
         await converge(sender, n - 1);
         const measure = async (mode: string, beforeSend: () => Promise<void>): Promise<number> => {
           const r = await findMaxRate(
@@ -175,7 +175,7 @@ export async function controlPlane(ctx: BenchContext): Promise<{ rows: ResultRow
     const [agentB] = await startAgents(lab, [b], args, [a, b]);
     let agentA: AgentHandle | undefined;
     try {
-      await waitReady([b]);
+      await waitReady(lab, [b]);
       const recv = spawnIn(b.netns, probeArgv(['--receive-only', '--rate', '1000', '--count', '20000', '--wait', '0']));
       await waitFor('the receiver probe to join', async () => (await run(['ip', 'maddr', 'show', 'dev', 'vx0'], b.netns)).includes(BENCH_GROUP), 10_000, 50);
       const send = spawnIn(a.netns, probeArgv(['--send-only', '--rate', '1000', '--count', '20000']));
@@ -237,12 +237,13 @@ export async function resources(ctx: BenchContext): Promise<{ rows: ResultRow[];
     const measure = async (label: string, extra: readonly string[]): Promise<void> => {
       const agents = await startAgents(lab, [a, b], ['--log-level', 'info', ...extra]);
       try {
-        await waitReady([a, b]);
+        await waitReady(lab, [a, b]);
         await sleep(ctx.quick ? 1000 : 3000);
         const pid = agents[0]!.child.pid;
         if (pid === undefined) throw new Error('agent has no pid');
         const r = await sampleResources(pid, windowMs);
-        rows.push({ label, values: { 'RSS MB': r.rssBytes === null ? null : r.rssBytes / 2 ** 20, 'CPU %': r.cpuPercent, peers: label.includes('50') ? 50 : 1 } });
+        const entries = (await floodPeers(a)).length;
+        rows.push({ label, values: { 'RSS MB': r.rssBytes === null ? null : r.rssBytes / 2 ** 20, 'CPU %': r.cpuPercent, 'flood entries': entries } });
       } finally {
         await stopAgents(agents);
       }
