@@ -90,6 +90,14 @@ class Linter {
 
   /** Collects group addresses from a value; `keyed` when its key or flag names a group. */
   private collect(ctx: Ctx, path: Path, value: string, keyed: boolean, hasSource: boolean): void {
+    if (keyed) {
+      // A group setting whose value looks like an address but is not one (239.1.1, 239.1.1.300).
+      for (const m of value.matchAll(/(?<![\d.])\d{1,3}(?:\.\d{1,3}){1,4}(?![\d.])/g)) {
+        if (parseIPv4(m[0]) === undefined && /^(22[4-9]|23\d)\./.test(m[0])) {
+          this.report(RULES.groupNotMulticast, ctx, path, `"${m[0]}" is not an IPv4 address`);
+        }
+      }
+    }
     for (const m of value.matchAll(IPV4_IN_TEXT)) {
       const addr = parseIPv4(m[1]!);
       if (addr === undefined) continue;

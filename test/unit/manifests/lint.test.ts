@@ -56,6 +56,11 @@ test('findings point at the line of the offending field', () => {
   assert.equal(f!.path, 'data.MCAST_GROUP');
 });
 
+test('a group setting that is not an address at all is reported', () => {
+  const f = lintText('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  MCAST_GROUP: "239.1.1:5000"\n');
+  assert.deepEqual(f.map((x) => [x.rule, x.message]), [['KMC101', '"239.1.1" is not an IPv4 address']]);
+});
+
 test('interface and source addresses next to a group are not groups', () => {
   const text = 'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: b\n    env:\n    - {name: MCAST_IFACE_ADDR, value: 10.0.0.5}\n    - {name: MCAST_GROUP, value: "239.2.2.2"}\n    - {name: MULTICAST_TTL, value: "4"}\n';
   assert.deepEqual(lintText(text), []);
@@ -113,4 +118,9 @@ test('kmcast inject exit 2 on bad input with file:line on one line; YAML on stdo
   assert.ok(!ok.stdout.includes('kmcast inject:'));
   assert.match(ok.stderr, /^kmcast inject: Job\/sync-once: /m);
   assert.equal(cli('inject', '-f', `${INJECT_DIR}04-job.yaml`, '--vni', 'x').status, 2);
+});
+
+test('docs/kubernetes.md lists every rule with its name and severity', () => {
+  const doc = readFileSync(`${ROOT}docs/kubernetes.md`, 'utf8');
+  for (const r of RULE_LIST) assert.ok(doc.includes(`| ${r.id} | ${r.name} | ${r.severity} |`), r.id);
 });
