@@ -3,7 +3,7 @@
  * and a `yaml` Document (inject's input, whose comments and field order must survive). The
  * injection logic is written once against it, so `inject` and the webhook cannot drift.
  */
-import { isMap, isNode, isSeq } from 'yaml';
+import { isAlias, isCollection, isMap, isNode, isScalar, isSeq } from 'yaml';
 import type { Document, YAMLSeq } from 'yaml';
 
 export type Path = readonly (string | number)[];
@@ -76,12 +76,31 @@ export class JsonEditor implements Editor {
 export class YamlEditor implements Editor {
   constructor(readonly doc: Document) {}
 
+  /**
+   * Replaces aliases on the way to `path` (inclusive) by copies of their anchored nodes. Editing
+   * through an alias would change the anchor too: a label added to a template's labels would also
+   * land in a selector that shares them via `&labels` / `*labels`.
+   */
+  private unalias(path: Path): void {
+    for (let n = 1; n <= path.length; n++) {
+      const v = this.doc.getIn(path.slice(0, n), true);
+      if (!isAlias(v)) continue;
+      const target = v.resolve(this.doc);
+      if (!target) continue;
+      if (!isCollection(target) && !isScalar(target)) continue;
+      const copy = target.clone() as typeof target & { anchor?: string };
+      copy.anchor = undefined;
+      this.doc.setIn(path.slice(0, n), copy);
+    }
+  }
+
   get(path: Path): unknown {
     const v = this.doc.getIn(path, true);
     return isNode(v) ? v.toJS(this.doc) : v;
   }
 
   set(path: Path, value: unknown): void {
+    this.unalias(path.slice(0, -1));
     // A `key:` with no value parses as a null scalar; setIn cannot descend through it.
     for (let n = 1; n < path.length; n++) {
       const v = this.doc.getIn(path.slice(0, n), true);
@@ -93,10 +112,12 @@ export class YamlEditor implements Editor {
   }
 
   delete(path: Path): void {
+    this.unalias(path.slice(0, -1));
     if (this.doc.hasIn(path)) this.doc.deleteIn(path);
   }
 
   insert(path: Path, index: number, value: unknown): void {
+    this.unalias(path);
     const list = this.doc.getIn(path, true);
     if (!isSeq(list)) {
       this.set(path, [value]);
@@ -114,6 +135,7 @@ export class YamlEditor implements Editor {
   }
 
   removeAt(path: Path, index: number): void {
+    this.unalias(path);
     const list = this.doc.getIn(path, true);
     if (isSeq(list)) (list as YAMLSeq).items.splice(index, 1);
   }
