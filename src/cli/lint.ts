@@ -51,7 +51,7 @@ Exit codes: 0 no errors (warnings and info allowed), 1 errors found, 2 unreadabl
 
 Examples:
   kmcast lint k8s/
-  kmcast lint deploy.yaml /etc/kube-flannel/net-conf.json --json`,
+  kmcast lint deploy.yaml net-conf.json --json`,
     )
     .action((paths: string[], flags: { json: boolean; listRules: boolean }) => {
       if (flags.listRules) {

@@ -31,7 +31,7 @@ const variants: Partial<GenerateOptions>[] = [
   { namespace: 'trading', replicas: 1 },
   { groups: ['239.1.1.1:5000', '239.1.1.2:5001', '239.255.0.9:5000'].map((g) => parseGroupSpec(g)), createSecret: true },
   { name: 'a', multusType: 'ipvlan', master: 'ens4', subnet: '192.168.50.0/24' },
-  { agent: { ...DEFAULT_AGENT_OPTIONS, legacy: true, image: 'registry.local/kmcast:dev' } },
+  { agent: { ...DEFAULT_AGENT_OPTIONS, legacy: true, image: 'example/kmcast:dev' } },
 ];
 
 for (const mode of MODES) {
