@@ -46,7 +46,7 @@ export async function measureDataPlane(
       ctx.progress(`${label}: offered ${pps || 'unlimited'} pps -> sent ${Math.round(t.sentPps)} pps, worst loss ${t.lossPercent.toFixed(3)}%`);
       return t;
     },
-    { maxLossPercent: MAX_LOSS_PERCENT, steps: ctx.quick ? 3 : 5 },
+    { maxLossPercent: MAX_LOSS_PERCENT, steps: ctx.quick ? 4 : 5 },
   );
   let max = search.maxPps;
   let confirm: number | null = null;

@@ -134,11 +134,17 @@ export interface IperfTrial extends TrialOutcome {
 /**
  * One iperf2 trial: receivers `iperf -s -u -B GROUP` (C, ~3x cheaper per datagram than a Node
  * receiver on this machine, so the receivers are not what limits the measurement), sender
- * `iperf -u -c GROUP -T 1 -b Npps -l SIZE -t S`. Loss per receiver from its Lost/Total report,
+ * `iperf -u -c GROUP -T 1 -b Npps -l SIZE -t S`; receivers get a 4 MiB receive buffer (-w 4M). Loss per receiver from its Lost/Total report,
  * cross-checked against the client's sent count (a receiver that saw nothing counts 100%).
  */
+export const RECEIVE_BUFFER = '4M';
+
 export async function iperfTrial(o: IperfTrialOptions): Promise<IperfTrial> {
-  const servers = o.receivers.map((ns) => spawnIn(ns, ['iperf', '-s', '-u', '-B', o.group, '-p', String(o.port), '-l', String(Math.max(o.size, 2048))]));
+  // -w 4M: a receive buffer that rides out a few ms of CPU contention (capped by
+  // net.core.rmem_max), so a busy shared machine shows up less as "loss" of the data path.
+  const servers = o.receivers.map((ns) =>
+    spawnIn(ns, ['iperf', '-s', '-u', '-B', o.group, '-p', String(o.port), '-l', String(Math.max(o.size, 2048)), '-w', RECEIVE_BUFFER]),
+  );
   try {
     await Promise.all(o.receivers.map((ns) => waitJoined(ns, o.group)));
     if (o.beforeSend) await o.beforeSend();

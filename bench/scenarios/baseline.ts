@@ -18,7 +18,7 @@ export async function baseline(ctx: BenchContext): Promise<{ rows: ResultRow[]; 
     return {
       rows,
       notes: [
-        'iperf2 sends and receives (`iperf -u -c GROUP -T 1 -b Npps -l SIZE`, `iperf -s -u -B GROUP`); payload sizes are UDP payload bytes',
+        'iperf2 sends and receives (`iperf -u -c GROUP -T 1 -b Npps -l SIZE`, `iperf -s -u -B GROUP -w 4M`); sizes are UDP payload bytes',
         '"limit: sender" means even the unlimited trial lost < 0.1%: the sender process, not the bridge, set the ceiling',
       ],
     };

@@ -101,6 +101,8 @@ export async function oneToThree(ctx: BenchContext): Promise<{ rows: ResultRow[]
 }
 
 export const FANOUT_SIZES = [2, 5, 10, 20] as const;
+/** --quick keeps the run near two minutes: the smallest and the 10-member (target) case. */
+export const FANOUT_QUICK = [2, 10] as const;
 
 export async function fanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]; notes: string[] }> {
   const id = labIds(ctx)[1]!;
@@ -110,7 +112,7 @@ export async function fanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]; no
     const order: LabPod[] = [];
     for (let k = 0; k < 4; k++) for (const node of byNode) if (node[k]) order.push(node[k]);
     const rows: ResultRow[] = [];
-    for (const n of FANOUT_SIZES) {
+    for (const n of ctx.quick ? FANOUT_QUICK : FANOUT_SIZES) {
       const members = order.slice(0, n);
       const [sender, receiver] = members;
       if (!sender || !receiver) throw new Error(`fan-out ${n}: not enough pods`);
@@ -125,7 +127,7 @@ export async function fanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]; no
               ctx.progress(`fan-out ${n} ${mode}: offered ${pps || 'unlimited'} -> sent ${Math.round(t.sentPps)} pps, loss ${t.lossPercent.toFixed(3)}%`);
               return t;
             },
-            { maxLossPercent: 0.1, steps: ctx.quick ? 2 : 4 },
+            { maxLossPercent: 0.1, steps: 4 },
           );
           return Math.round(r.maxPps);
         };
@@ -227,36 +229,44 @@ export async function controlPlane(ctx: BenchContext): Promise<{ rows: ResultRow
   });
 }
 
+export const RESOURCE_PEERS = 50;
+
 export async function resources(ctx: BenchContext): Promise<{ rows: ResultRow[]; notes: string[] }> {
   const id = labIds(ctx)[3]!;
-  return await withLab(id, ['calico', 'bridge'], 1, async (lab) => {
-    const [a, b] = lab.pods;
+  // 51 pods (3 nodes x 17): the measured agent plus 50 live peers, each running its own agent.
+  return await withLab(id, ['calico', 'bridge', 'calico'], 17, async (lab) => {
+    const [a, b, ...rest] = lab.pods;
     if (!a || !b) throw new Error('lab has no pods');
     const windowMs = ctx.quick ? 2000 : 5000;
     const rows: ResultRow[] = [];
-    const measure = async (label: string, extra: readonly string[]): Promise<void> => {
-      const agents = await startAgents(lab, [a, b], ['--log-level', 'info', ...extra]);
-      try {
-        await waitReady(lab, [a, b]);
-        await sleep(ctx.quick ? 1000 : 3000);
-        const pid = agents[0]!.child.pid;
-        if (pid === undefined) throw new Error('agent has no pid');
-        const r = await sampleResources(pid, windowMs);
-        const entries = (await floodPeers(a)).length;
-        rows.push({ label, values: { 'RSS MB': r.rssBytes === null ? null : r.rssBytes / 2 ** 20, 'CPU %': r.cpuPercent, 'flood entries': entries } });
-      } finally {
-        await stopAgents(agents);
-      }
+    const sample = async (label: string, agent: AgentHandle): Promise<void> => {
+      const pid = agent.child.pid;
+      if (pid === undefined) throw new Error('agent has no pid');
+      const r = await sampleResources(pid, windowMs);
+      const entries = (await floodPeers(a)).length;
+      rows.push({ label, values: { 'RSS MB': r.rssBytes === null ? null : r.rssBytes / 2 ** 20, 'CPU %': r.cpuPercent, 'flood entries': entries } });
     };
-    await measure('idle, 1 peer', []);
-    // 49 more static peers (TEST-NET-3 addresses, nobody answers) beside the real one.
-    const fake = Array.from({ length: 49 }, (_, i) => `203.0.113.${i + 1}`).join(',');
-    await measure('50 peers', ['--peers', fake]);
+    const args = ['--log-level', 'info'];
+    const agents = await startAgents(lab, [a, b], args, lab.pods.slice(0, 2));
+    try {
+      await waitReady(lab, [a, b]);
+      await sleep(ctx.quick ? 1000 : 3000);
+      await sample('idle, 1 peer', agents[0]!);
+      // The other 49 join: the Service now lists all 51 pods; A admits each peer once it speaks.
+      const more = await startAgents(lab, rest.slice(0, RESOURCE_PEERS - 1), args, lab.pods.slice(0, RESOURCE_PEERS + 1));
+      agents.push(...more);
+      const took = await waitFor(`${RESOURCE_PEERS} live peers on ${a.name}`, async () => (await floodPeers(a)).length >= RESOURCE_PEERS, 120_000, 500);
+      ctx.progress(`resources: ${RESOURCE_PEERS} peers programmed on ${a.name} ${(took / 1000).toFixed(1)} s after their agents started`);
+      await sleep(ctx.quick ? 1000 : 3000);
+      await sample(`${RESOURCE_PEERS} live peers`, agents[0]!);
+    } finally {
+      await stopAgents(agents);
+    }
     return {
       rows,
       notes: [
-        `RSS = VmRSS, CPU = utime+stime over ${windowMs / 1000} s, of the agent in pod ${a.name}`,
-        '"50 peers" = 1 live peer + 49 static peers that never answer: the agent keeps 50 flood entries and heartbeats 50 addresses; it does not receive 49 STATE streams',
+        `RSS = VmRSS, CPU = utime+stime over ${windowMs / 1000} s (% of one core), of the agent in pod ${a.name}; agent defaults (heartbeat 1 s)`,
+        `"${RESOURCE_PEERS} live peers": 51 pods on 3 nodes, every one running an agent, so the measured agent exchanges STATE with all of them`,
       ],
     };
   });
