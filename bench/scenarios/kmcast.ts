@@ -13,7 +13,7 @@ import type { AgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import type { ProbeReport } from '../../src/probe/report.js';
 import type { BenchContext } from '../lib/context.js';
-import { BENCH_GROUP, M, measureDataPlane } from '../lib/context.js';
+import { BENCH_GROUP, BENCH_PORT, measureDataPlane } from '../lib/context.js';
 import { BENCH_AGENT_ARGS, buildLab, floodPeers, mdbDestinations, removeLab, sampleResources, startAgents, stopAgents, waitFor, waitReady } from '../lib/lab.js';
 import { findMaxRate, pct } from '../lib/pure.js';
 import type { ResultRow } from '../lib/pure.js';
@@ -123,7 +123,7 @@ export async function fanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]; no
         const measure = async (mode: string, beforeSend: () => Promise<void>): Promise<number> => {
           const r = await findMaxRate(
             async (pps) => {
-              const t = await iperfTrial({ sender: sender.netns, receivers: [receiver.netns], group: BENCH_GROUP, port: 5201, pps, size: 64, seconds: ctx.trialS, beforeSend });
+              const t = await iperfTrial({ sender: sender.netns, receivers: [receiver.netns], group: BENCH_GROUP, port: BENCH_PORT, pps, size: 64, seconds: ctx.trialS, beforeSend });
               ctx.progress(`fan-out ${n} ${mode}: offered ${pps || 'unlimited'} -> sent ${Math.round(t.sentPps)} pps, loss ${t.lossPercent.toFixed(3)}%`);
               return t;
             },
@@ -272,4 +272,3 @@ export async function resources(ctx: BenchContext): Promise<{ rows: ResultRow[];
   });
 }
 
-export { M };
