@@ -90,6 +90,9 @@ export class Agent {
     if (cfg.http && !cfg.setupOnly) {
       this.http = await startHttp(cfg.http.host, cfg.http.port, {
         metrics: this.metrics,
+        beforeScrape: async () => {
+          await this.status();
+        },
         ready: () => this.isReady,
         status: () => this.status(),
       }).catch((err: unknown) => {
@@ -187,6 +190,7 @@ export class Agent {
     const stats = this.spec ? await this.ip.stats(this.config.device).catch(() => undefined) : undefined;
     const unregistered = stats?.txCarrierErrors ?? 0;
     this.metrics.unregisteredDropped.set(unregistered);
+    await this.refreshAllowListCounters();
     return {
       version: VERSION,
       podIp: this.spec?.localIp ?? '',
@@ -206,6 +210,13 @@ export class Agent {
       allowList: { installed: this.allowListInstalled, peers: this.allowed ? this.allowed.split(',').filter(Boolean).length : 0 },
       drops: { unregistered, control: this.channel ? this.dropCounters() : {} },
     };
+  }
+
+  /** Reads the allow-list's drop counters into the metrics (on /status and /metrics). */
+  async refreshAllowListCounters(): Promise<void> {
+    if (!this.allowListInstalled) return;
+    const state = await this.allowList.read().catch(() => undefined);
+    for (const [rule, n] of Object.entries(state?.dropped ?? {})) this.metrics.allowListDropped.set({ port: rule.replace('kmcast-', '') }, n);
   }
 
   private dropCounters(): Record<string, number> {

@@ -6,6 +6,8 @@ import type { AgentStatus } from './status-types.js';
 
 export interface HttpSources {
   readonly metrics: AgentMetrics;
+  /** Refreshes gauges read from the kernel (drop counters) before /metrics is rendered. */
+  beforeScrape?(): Promise<void>;
   ready(): boolean;
   status(): Promise<AgentStatus>;
 }
@@ -23,6 +25,7 @@ export async function handle(req: IncomingMessage, res: ServerResponse, src: Htt
     case '/readyz':
       return src.ready() ? send(200, 'ready\n') : send(503, 'not ready\n');
     case '/metrics':
+      await src.beforeScrape?.();
       return send(200, await src.metrics.registry.metrics(), src.metrics.registry.contentType);
     case '/status':
       return send(200, `${JSON.stringify(await src.status(), null, 2)}\n`, 'application/json');

@@ -15,7 +15,7 @@ import { podFetch, startAgent, waitFor } from '../../src/lab/process.js';
 import type { TrafficKind } from '../../src/lab/traffic.js';
 import { matrixCells, trafficMatrix } from '../../src/lab/traffic.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
-import { needRoot, privilegedReason, testLabId } from './harness.js';
+import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
 
 const runner = new ExecRunner();
 const AGENT_ARGS = ['--resync-interval', '1000', '--heartbeat-interval', '500', '--resolve-interval', '1000'];
@@ -66,6 +66,7 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
   });
 
   after(async () => {
+    if (keepLab()) return;
     await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
     if (lab) await labDown(runner, { id: lab.spec.id });
   });

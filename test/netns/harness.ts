@@ -24,3 +24,8 @@ export function needRoot(t: TestContext): boolean {
 export function testLabId(prefix = 't'): string {
   return `${prefix}${randomBytes(2).toString('hex')}`;
 }
+
+/** KMCAST_KEEP_LAB=1 leaves a test's lab (namespaces, agents, logs) for a post-mortem; `kmcast lab down --id ID` removes it. */
+export function keepLab(): boolean {
+  return process.env.KMCAST_KEEP_LAB === '1';
+}
