@@ -21,7 +21,7 @@ import { sortIpv4 } from '../net/ipv4.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import type { AgentConfig } from './config.js';
-import { effectiveRpFilter, hasNetAdmin, readRpFilter, trySetLooseRpFilter } from './host.js';
+import { effectiveRpFilter, hasNetAdmin, procSysWritable, readRpFilter, trySetLooseRpFilter } from './host.js';
 import { startHttp } from './http.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentStatus } from './status-types.js';
@@ -29,6 +29,8 @@ import type { AgentStatus } from './status-types.js';
 /** iproute2 learned `bridge mdb ... dst` for VXLAN in 6.3. */
 const MDB_MIN_IPROUTE2: [number, number] = [6, 3];
 const MAX_BACKOFF_MS = 5_000;
+const RP_FILTER_FIX =
+  'set net.ipv4.conf.all.rp_filter to 0 or 2 in the pod: securityContext.sysctls (an unsafe sysctl: the kubelet must allow it with --allowed-unsafe-sysctls=net.ipv4.conf.all.rp_filter), or on the node before pods start';
 
 export interface AgentDeps {
   readonly runner: Runner;
@@ -81,6 +83,16 @@ export class Agent {
 
   /** Brings the overlay up; with --setup-only returns once vx0 and its routes exist. */
   async start(): Promise<void> {
+    try {
+      await this.startSteps();
+    } catch (err) {
+      // Fail closed and leave nothing half-made (a vx0 without its allow-list or checks).
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async startSteps(): Promise<void> {
     const cfg = this.config;
     if (!(await hasNetAdmin())) {
       throw new CapabilityError(
@@ -110,6 +122,7 @@ export class Agent {
       this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer });
       await this.resolve();
     }
+    await this.precheckRpFilter();
     if (!cfg.insecureNoAllowlist) await this.syncAllowList(true);
     else this.log.warn('--insecure-no-allowlist: the overlay accepts VXLAN from anyone who can reach the pod');
     await this.syncOverlay();
@@ -173,7 +186,7 @@ export class Agent {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.watcher?.stop();
     this.dns?.cancel();
-    if (this.channel) {
+    if (this.channel && this.table) {
       const targets = this.table.targets();
       await this.channel.sendLeave(targets, { mac: this.mac, overlay: this.spec.localIp });
       this.log.info({ peers: targets.length }, 'sent LEAVE');
@@ -181,7 +194,7 @@ export class Agent {
     }
     await this.syncing?.catch(() => undefined);
     if (this.spec) await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'removing overlay device failed'));
-    if (!this.config.insecureNoAllowlist) await this.allowList.remove();
+    if (this.spec && !this.config.insecureNoAllowlist) await this.allowList.remove().catch(() => undefined);
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
     this.http?.closeAllConnections();
   }
@@ -279,10 +292,24 @@ export class Agent {
     const effective = effectiveRpFilter(all, own);
     if (effective === 1) {
       throw new CapabilityError(
-        `start agent: reverse-path filtering is strict on ${dev} (net.ipv4.conf.all.rp_filter=${all}, ${dev}=${own})${set ? '' : ' and /proc/sys is read-only'}, so overlay traffic would be dropped; set net.ipv4.conf.all.rp_filter to 0 or 2 for the pod (pod securityContext.sysctls, or on the node)`,
+        `start agent: reverse-path filtering is strict on ${dev} (net.ipv4.conf.all.rp_filter=${all}, ${dev}=${own})${set ? '' : ' and /proc/sys is read-only'}, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,
       );
     }
     this.log.debug({ all, [dev]: own, effective }, 'rp_filter ok');
+  }
+
+  /**
+   * Before creating anything: where /proc/sys is read-only, vx0 will start with conf.default and
+   * we cannot loosen it, so a strict all/default is known to fail now rather than after setup.
+   */
+  private async precheckRpFilter(): Promise<void> {
+    if (await procSysWritable()) return;
+    const [all, def] = await Promise.all([readRpFilter('all'), readRpFilter('default')]);
+    if (effectiveRpFilter(all, def) === 1) {
+      throw new CapabilityError(
+        `start agent: reverse-path filtering is strict (net.ipv4.conf.all.rp_filter=${all}, default=${def}) and /proc/sys is read-only, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,
+      );
+    }
   }
 
   private async resolve(): Promise<void> {

@@ -2,7 +2,7 @@
  * Facts about the agent's own namespace read from /proc: capabilities and reverse-path filtering.
  * The pure parts (hasCapability, effectiveRpFilter) are shared with `kmcast doctor`.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 
 export const CAP_NET_ADMIN = 12;
 
@@ -37,6 +37,17 @@ export async function readRpFilter(dev: string): Promise<number> {
 export async function trySetLooseRpFilter(dev: string): Promise<boolean> {
   try {
     await writeFile(rpPath(dev), '2\n');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether /proc/sys can be written (it is read-only in unprivileged containers); writes nothing. */
+export async function procSysWritable(): Promise<boolean> {
+  try {
+    const fh = await open(rpPath('all'), 'r+');
+    await fh.close();
     return true;
   } catch {
     return false;

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AllowList, allowListScript, parseAllowList } from '../../../src/overlay/allowlist.js';
+import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { CapabilityError, KmcastError } from '../../../src/errors.js';
+
+const listed = (peers: string[], rules = ['kmcast-vxlan']) =>
+  JSON.stringify({
+    nftables: [
+      { set: { family: 'ip', name: 'peers', table: 'kmcast', type: 'ipv4_addr', ...(peers.length ? { elem: peers } : {}) } },
+      ...rules.map((comment) => ({ rule: { comment, expr: [{ counter: { packets: 3, bytes: 9 } }, { drop: null }] } })),
+    ],
+  });
+
+test('the script replaces the table atomically and filters VXLAN (and control without a key)', () => {
+  const s = allowListScript({ vxlanPort: 7471, controlPort: 7470, peers: ['10.0.0.9', '10.0.0.10', '10.0.0.9'] });
+  assert.match(s, /^table ip kmcast\ndelete table ip kmcast\ntable ip kmcast \{/);
+  assert.match(s, /elements = \{ 10\.0\.0\.9, 10\.0\.0\.10 \}/);
+  assert.match(s, /udp dport 7471 ip saddr != @peers counter drop comment "kmcast-vxlan"/);
+  assert.match(s, /udp dport 7470 ip saddr != @peers counter drop comment "kmcast-control"/);
+  const keyed = allowListScript({ vxlanPort: 7471, controlPort: undefined, peers: [] });
+  assert.doesNotMatch(keyed, /7470|elements/, 'an empty set has no elements clause (nft rejects "{ }")');
+});
+
+test('apply reads the list back and fails closed when the kernel disagrees', async () => {
+  const good = new FakeRunner().on('nft -j list', { stdout: listed(['10.0.0.2']) });
+  const state = await new AllowList(good, 'kmcx').apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'] });
+  assert.deepEqual(state, { peers: ['10.0.0.2'], dropped: { 'kmcast-vxlan': 3 } });
+  assert.deepEqual(good.commands(), ['nft -f -', 'nft -j list table ip kmcast']);
+  assert.equal(good.calls[0]?.netns, 'kmcx');
+
+  const stale = new FakeRunner().on('nft -j list', { stdout: listed([]) });
+  await assert.rejects(new AllowList(stale).apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'] }), KmcastError);
+  const noControl = new FakeRunner().on('nft -j list', { stdout: listed(['10.0.0.2']) });
+  await assert.rejects(new AllowList(noControl).apply({ vxlanPort: 7471, controlPort: 7470, peers: ['10.0.0.2'] }), /verify admission allow-list/);
+});
+
+test('a missing nft binary is a capability error that names the way out', async () => {
+  const r = new FakeRunner().on('nft -f', { code: 255, stderr: 'exec of "nft" failed: No such file or directory' });
+  await assert.rejects(new AllowList(r).apply({ vxlanPort: 7471, controlPort: undefined, peers: [] }), (e: unknown) => {
+    return e instanceof CapabilityError && /install nftables.*--insecure-no-allowlist/.test(e.message);
+  });
+});
+
+test('parseAllowList tolerates an empty set', () => {
+  assert.deepEqual(parseAllowList(listed([], ['kmcast-vxlan', 'kmcast-control'])), { peers: [], dropped: { 'kmcast-vxlan': 3, 'kmcast-control': 3 } });
+});
