@@ -19,9 +19,12 @@ export interface Proc {
 }
 
 const live = new Set<Proc>();
+let closing = false;
 
 /** Runs argv inside `netns` (ip netns exec execs, so the child's pid is the command's own). */
 export function spawnIn(netns: string, argv: readonly string[], env?: NodeJS.ProcessEnv): Proc {
+  // After stopAll (Ctrl-C) a scenario still unwinding must not start what nobody would stop.
+  if (closing) throw new Error('bench is shutting down');
   const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   const p: Proc = {
     child,
@@ -56,6 +59,7 @@ export async function stop(p: Proc, signal: NodeJS.Signals = 'SIGTERM', graceMs 
 }
 
 export async function stopAll(): Promise<void> {
+  closing = true;
   await Promise.all([...live].map((p) => stop(p, 'SIGKILL', 1000)));
 }
 
