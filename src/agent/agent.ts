@@ -87,7 +87,7 @@ export class Agent {
       await this.startSteps();
     } catch (err) {
       // Fail closed and leave nothing half-made (a vx0 without its allow-list or checks).
-      await this.stop().catch(() => undefined);
+      await this.stop({ removeDevice: true }).catch(() => undefined);
       throw err;
     }
   }
@@ -124,7 +124,11 @@ export class Agent {
     }
     await this.precheckRpFilter();
     if (!cfg.insecureNoAllowlist) await this.syncAllowList(true);
-    else this.log.warn('--insecure-no-allowlist: the overlay accepts VXLAN from anyone who can reach the pod');
+    else {
+      // A list left by an earlier agent (SIGTERM empties it, fail closed) would block everything.
+      await this.allowList.remove();
+      this.log.warn('--insecure-no-allowlist: the overlay accepts VXLAN from anyone who can reach the pod');
+    }
     await this.syncOverlay();
     await this.checkRpFilter();
     this.log.info(
@@ -177,8 +181,15 @@ export class Agent {
     this.log.info({ peers: this.table.targets().length }, 'agent running');
   }
 
-  /** Clean shutdown: tell peers we leave (they drop us at once), then remove what we made. */
-  async stop(): Promise<void> {
+  /**
+   * Clean shutdown: tell the peers we leave (they drop us at once), then quiesce the data plane:
+   * no replication entries (nothing is sent) and an empty allow-list (nothing is admitted). The
+   * device itself stays: the apps' group memberships live on it, and a sidecar restarted with
+   * SIGTERM (a failed liveness probe) would otherwise leave every app deaf until it re-joins. The
+   * pod's network namespace takes vx0 with it when the pod goes. `removeDevice` is for a start
+   * that failed half-way (fail closed, leave nothing half-made).
+   */
+  async stop(opts: { removeDevice?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.isReady = false;
@@ -193,8 +204,19 @@ export class Agent {
       await this.channel.close();
     }
     await this.syncing?.catch(() => undefined);
-    if (this.spec) await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'removing overlay device failed'));
-    if (this.spec && !this.config.insecureNoAllowlist) await this.allowList.remove().catch(() => undefined);
+    const logError = (what: string) => (err: unknown) => this.log.error({ err: errorMessage(err) }, what);
+    if (this.spec && opts.removeDevice) {
+      await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch(logError('removing overlay device failed'));
+      if (!this.config.insecureNoAllowlist) await this.allowList.remove().catch(() => undefined);
+    } else if (this.spec && this.running) {
+      if (!this.config.insecureNoAllowlist) {
+        await this.allowList
+          .apply({ vxlanPort: this.config.vxlanPort, controlPort: this.keys.length ? undefined : this.config.controlPort, peers: [] })
+          .catch(logError('emptying the allow-list failed'));
+      }
+      await this.reconciler.reconcile(desiredState(this.spec, [])).catch(logError('removing replication entries failed'));
+      this.log.info({ device: this.config.device }, 'overlay quiesced; the device stays for the next agent');
+    }
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
     this.http?.closeAllConnections();
   }

@@ -38,7 +38,8 @@ export function registerAgent(program: Command): void {
     .addHelpText(
       'after',
       `
-Exit codes: 0 clean shutdown (SIGTERM: LEAVE sent, overlay removed), 2 bad configuration (the
+Exit codes: 0 clean shutdown (SIGTERM: LEAVE sent, replication entries and allow-list emptied;
+vx0 stays so the apps' group memberships survive a sidecar restart), 2 bad configuration (the
 message names the flag), 3 missing capability or kernel feature (the message says how to fix it).
 
 Examples:

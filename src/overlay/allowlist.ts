@@ -39,6 +39,20 @@ export function allowListScript(spec: AllowListSpec): string {
   ].join('\n');
 }
 
+/** Replaces only the set's elements, in one transaction: the rules and their drop counters stay. */
+export function allowListUpdateScript(peers: readonly string[]): string {
+  const sorted = sortIpv4(new Set(peers));
+  return `flush set ip ${NFT_TABLE} peers\n${sorted.length ? `add element ip ${NFT_TABLE} peers { ${sorted.join(', ')} }\n` : ''}`;
+}
+
+function expectedRules(spec: AllowListSpec): string[] {
+  return spec.controlPort === undefined ? ['kmcast-vxlan'] : ['kmcast-vxlan', 'kmcast-control'];
+}
+
+function hasRules(state: AllowListState | undefined, rules: readonly string[]): boolean {
+  return state !== undefined && rules.every((r) => r in state.dropped) && Object.keys(state.dropped).length === rules.length;
+}
+
 export interface AllowListState {
   readonly peers: string[];
   /** Drop counters by rule comment (kmcast-vxlan, kmcast-control). */
@@ -71,10 +85,19 @@ export class AllowList {
     private readonly netns?: string,
   ) {}
 
-  /** Installs the list and verifies it by reading it back; throws if the kernel disagrees. */
+  /**
+   * Installs the list and verifies it by reading it back; throws if the kernel disagrees. When
+   * the table already has the right rules only the peer set is swapped, so the drop counters
+   * survive peer changes; otherwise the whole table is replaced.
+   */
   async apply(spec: AllowListSpec): Promise<AllowListState> {
+    const rules = expectedRules(spec);
+    const want = sortIpv4(new Set(spec.peers));
+    const current = await this.read().catch(() => undefined);
+    if (hasRules(current, rules) && current!.peers.join() === want.join()) return current!;
+    const script = hasRules(current, rules) ? allowListUpdateScript(want) : allowListScript(spec);
     try {
-      await this.runner.run(['nft', '-f', '-'], { netns: this.netns, input: allowListScript(spec) });
+      await this.runner.run(['nft', '-f', '-'], { netns: this.netns, input: script });
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       if (/ENOENT|not found|No such file|spawn nft/i.test(msg)) {
@@ -89,9 +112,7 @@ export class AllowList {
       throw new KmcastError(`install admission allow-list: ${msg}`, { cause: err });
     }
     const state = await this.read();
-    const want = sortIpv4(new Set(spec.peers));
-    const rules = spec.controlPort === undefined ? ['kmcast-vxlan'] : ['kmcast-vxlan', 'kmcast-control'];
-    if (!state || state.peers.join() !== want.join() || !rules.every((r) => r in state.dropped)) {
+    if (!state || state.peers.join() !== want.join() || !hasRules(state, rules)) {
       throw new KmcastError(
         `verify admission allow-list: read back ${JSON.stringify(state)} but installed peers ${JSON.stringify(want)} with rules ${rules.join(', ')}`,
       );

@@ -22,16 +22,38 @@ test('the script replaces the table atomically and filters VXLAN (and control wi
   assert.doesNotMatch(keyed, /7470|elements/, 'an empty set has no elements clause (nft rejects "{ }")');
 });
 
-test('apply reads the list back and fails closed when the kernel disagrees', async () => {
-  const good = new FakeRunner().on('nft -j list', { stdout: listed(['10.0.0.2']) });
-  const state = await new AllowList(good, 'kmcx').apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'] });
-  assert.deepEqual(state, { peers: ['10.0.0.2'], dropped: { 'kmcast-vxlan': 3 } });
-  assert.deepEqual(good.commands(), ['nft -f -', 'nft -j list table ip kmcast']);
-  assert.equal(good.calls[0]?.netns, 'kmcx');
+/** A runner whose `nft -j list` answers come from `answers` in turn (the last one repeats). */
+function nftRunner(answers: { code?: number; stdout?: string }[]): FakeRunner {
+  let i = 0;
+  return new FakeRunner().on('nft -j list', () => answers[Math.min(i++, answers.length - 1)]!);
+}
 
-  const stale = new FakeRunner().on('nft -j list', { stdout: listed([]) });
+test('first install: the whole table, then read back', async () => {
+  const r = nftRunner([{ code: 1 }, { stdout: listed(['10.0.0.2']) }]);
+  const state = await new AllowList(r, 'kmcx').apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'] });
+  assert.deepEqual(state, { peers: ['10.0.0.2'], dropped: { 'kmcast-vxlan': 3 } });
+  assert.deepEqual(r.commands(), ['nft -j list table ip kmcast', 'nft -f -', 'nft -j list table ip kmcast']);
+  assert.match(r.calls[1]?.input ?? '', /^table ip kmcast\ndelete table ip kmcast\n/);
+  assert.ok(r.calls.every((c) => c.netns === 'kmcx'));
+});
+
+test('a peer change swaps only the set, keeping the drop counters; no change writes nothing', async () => {
+  const r = nftRunner([{ stdout: listed(['10.0.0.2']) }, { stdout: listed(['10.0.0.3']) }]);
+  await new AllowList(r).apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.3'] });
+  assert.equal(r.calls[1]?.input, 'flush set ip kmcast peers\nadd element ip kmcast peers { 10.0.0.3 }\n');
+  const same = nftRunner([{ stdout: listed(['10.0.0.2']) }]);
+  await new AllowList(same).apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'] });
+  assert.deepEqual(same.commands(), ['nft -j list table ip kmcast']);
+  // A table without the control rule that is now wanted is replaced whole.
+  const more = nftRunner([{ stdout: listed(['10.0.0.2']) }, { stdout: listed(['10.0.0.2'], ['kmcast-vxlan', 'kmcast-control']) }]);
+  await new AllowList(more).apply({ vxlanPort: 7471, controlPort: 7470, peers: ['10.0.0.2'] });
+  assert.match(more.calls[1]?.input ?? '', /^table ip kmcast\n/);
+});
+
+test('fails closed when the read-back disagrees with what was installed', async () => {
+  const stale = nftRunner([{ stdout: listed([]) }]);
   await assert.rejects(new AllowList(stale).apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'] }), KmcastError);
-  const noControl = new FakeRunner().on('nft -j list', { stdout: listed(['10.0.0.2']) });
+  const noControl = nftRunner([{ code: 1 }, { stdout: listed(['10.0.0.2']) }]);
   await assert.rejects(new AllowList(noControl).apply({ vxlanPort: 7471, controlPort: 7470, peers: ['10.0.0.2'] }), /verify admission allow-list/);
 });
 
