@@ -147,9 +147,14 @@ export class Agent {
     });
     const channel = this.channel;
     this.metrics.followControlCounters(() => channel.counters);
+    const incarnations = new Map<string, string>();
     this.channel.onMessage((ev) => {
-      if (ev.result.isNew) {
-        this.log.info({ peer: ev.msg.sender, groups: ev.msg.groups.length }, 'peer alive');
+      // A new peer, or one that restarted (new incarnation, so it has lost our STATE): answer at
+      // once instead of at our next heartbeat.
+      const restarted = incarnations.get(ev.msg.sender) !== ev.msg.incarnation;
+      incarnations.set(ev.msg.sender, ev.msg.incarnation);
+      if (ev.result.isNew || restarted) {
+        this.log.info({ peer: ev.msg.sender, groups: ev.msg.groups.length, restarted: !ev.result.isNew || undefined }, 'peer alive');
         void this.announce([ev.from.address]);
       }
       if (ev.result.changed) this.scheduleSync();

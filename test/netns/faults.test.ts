@@ -325,6 +325,8 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     const pod = lab.pods[1]!;
     const ip = new IpClient(runner, pod.netns);
     await matrixGroupGone(lab.pods);
+    // Ready is not converged: wait until the restarted agent floods to every other pod.
+    await waitFor('the restarted agent hears every peer', async () => (await floodPeers(pod)).length === lab.pods.length - 1, 10_000, 100);
     const before = await plane(pod);
     const oldIndex = (await ip.link('vx0'))!.ifindex;
     const changes = await metric(pod, 'kmcast_overlay_changes_total');
@@ -369,6 +371,8 @@ exec '${realBridge}' "$@"
     await start(pod, { PATH: `${bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` });
     await waitFor('agent with the wrapper ready', () => ready(pod), 10_000, 100);
     await matrixGroupGone(lab.pods);
+    // Ready is not converged: wait until the restarted agent floods to every other pod.
+    await waitFor('the restarted agent hears every peer', async () => (await floodPeers(pod)).length === lab.pods.length - 1, 10_000, 100);
     const before = await plane(pod);
     const errors0 = await metric(pod, 'kmcast_iproute2_errors_total');
     const failed0 = await metric(pod, 'kmcast_overlay_reconciles_total{result="error"}');
@@ -380,7 +384,11 @@ exec '${realBridge}' "$@"
     await runner.run(['bridge', 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', peer], { netns: pod.netns });
     assert.ok(!(await floodPeers(pod)).includes(peer), 'the drift is visible');
 
-    await waitFor('the data plane converges once the failures stop', async () => JSON.stringify(await plane(pod)) === JSON.stringify(before), 15_000, 100);
+    await waitFor('the data plane converges once the failures stop', async () => JSON.stringify(await plane(pod)) === JSON.stringify(before), 15_000, 100).catch(
+      async (err: unknown) => {
+        throw new Error(`${String(err)}: before ${JSON.stringify(before)}, now ${JSON.stringify(await plane(pod))}`);
+      },
+    );
     assert.equal((await readFile(counter, 'utf8')).trim(), '0', 'every injected failure was hit');
     const retries = (await logLines(agents.get(pod.name)!, since)).filter((l) => l.msg === 'sync failed; retrying');
     assert.equal(retries.length, FAILURES, `one error log line per failure: ${JSON.stringify(retries)}`);
