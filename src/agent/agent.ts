@@ -64,6 +64,8 @@ export class Agent {
   private allowListInstalled = false;
   private entryCounts = { fdb: 0, mdb: 0, routes: 0 };
   private stopped = false;
+  /** Until then, entries a previous agent left on an adopted vx0 are kept (see PlanOptions.prune). */
+  private graceUntil = 0;
   /** Until start() has built the data plane itself, event-driven syncs are not scheduled. */
   private running = false;
 
@@ -114,6 +116,10 @@ export class Agent {
     this.spec = await this.overlaySpec();
     this.table = new PeerTable({ selfIp: this.spec.localIp, expiryMs: cfg.peerExpiry * cfg.heartbeatMs });
     this.table.setListed('static', cfg.peers);
+    // A restarted sidecar adopts a populated vx0: give the peers one expiry to be heard from
+    // before pruning what the previous agent programmed, so a restart cuts no traffic.
+    this.graceUntil = Date.now() + cfg.peerExpiry * cfg.heartbeatMs;
+    setTimeout(() => this.scheduleSync(), cfg.peerExpiry * cfg.heartbeatMs + 50).unref();
     if (cfg.keyFile) this.keys = await loadKeyFile(cfg.keyFile);
     else if (!cfg.setupOnly) {
       this.log.warn('no --key-file: control messages are not authenticated; only DNS and --peers source addresses are believed, and new pods wait for DNS');
@@ -419,7 +425,7 @@ export class Agent {
     const desired = desiredState(this.spec, alive);
     let result;
     try {
-      result = await this.reconciler.reconcile(desired);
+      result = await this.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil });
     } catch (err) {
       const msg = errorMessage(err);
       if (/Unknown device type|unknown link kind/i.test(msg)) {

@@ -63,7 +63,17 @@ function isManagedRoute(r: RouteEntry, device: string): boolean {
   return r.dev === device;
 }
 
-export function plan(desired: DesiredState, actual: ActualState): Plan {
+export interface PlanOptions {
+  /**
+   * Remove FDB and MDB entries that are not desired (default true). False right after an agent
+   * restart that adopted a populated device: until the peers have been heard from, the entries
+   * the previous agent left are the best knowledge there is, and removing them would cut traffic.
+   */
+  readonly prune?: boolean;
+}
+
+export function plan(desired: DesiredState, actual: ActualState, options: PlanOptions = {}): Plan {
+  const prune = options.prune ?? true;
   const dev = desired.link.name;
   const ip: string[] = [];
   const bridge: string[] = [];
@@ -106,7 +116,7 @@ export function plan(desired: DesiredState, actual: ActualState): Plan {
   // Additions before removals: a peer set that changes never passes through an empty flood list.
   for (const d of desired.fdb) if (!haveFdb.has(d)) bridge.push(`fdb append ${FLOOD_MAC} dev ${dev} dst ${d}`);
   const removals: string[] = [];
-  for (const d of haveFdb) if (!wantFdb.has(d)) removals.push(`fdb del ${FLOOD_MAC} dev ${dev} dst ${d}`);
+  for (const d of haveFdb) if (prune && !wantFdb.has(d)) removals.push(`fdb del ${FLOOD_MAC} dev ${dev} dst ${d}`);
 
   const wantMdb = new Map(desired.mdb.map((e) => [mdbKey(e), e] as const));
   const haveMdb = new Map(
@@ -115,7 +125,7 @@ export function plan(desired: DesiredState, actual: ActualState): Plan {
   for (const [k, e] of wantMdb) {
     if (!haveMdb.has(k)) bridge.push(`mdb replace dev ${dev} port ${dev} grp ${e.grp} permanent dst ${e.dst}`);
   }
-  for (const [k, e] of haveMdb) if (!wantMdb.has(k)) removals.push(`mdb del dev ${dev} port ${dev} grp ${e.grp} dst ${e.dst}`);
+  for (const [k, e] of haveMdb) if (prune && !wantMdb.has(k)) removals.push(`mdb del dev ${dev} port ${dev} grp ${e.grp} dst ${e.dst}`);
   bridge.push(...removals);
   return reason ? { recreate, reason, ip, bridge } : { recreate, ip, bridge };
 }

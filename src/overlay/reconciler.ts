@@ -5,7 +5,7 @@
 import type { IpClient } from '../iproute2/client.js';
 import type { Logger } from '../log.js';
 import type { DesiredState } from './desired.js';
-import type { ActualState, Plan } from './plan.js';
+import type { ActualState, Plan, PlanOptions } from './plan.js';
 import { isEmptyPlan, plan } from './plan.js';
 
 export async function readActual(ip: IpClient, device: string): Promise<ActualState> {
@@ -27,9 +27,9 @@ export class OverlayReconciler {
     private readonly log: Logger,
   ) {}
 
-  async reconcile(desired: DesiredState): Promise<ReconcileResult> {
+  async reconcile(desired: DesiredState, options: PlanOptions = {}): Promise<ReconcileResult> {
     const actual = await readActual(this.ip, desired.link.name);
-    const p = plan(desired, actual);
+    const p = plan(desired, actual, options);
     if (isEmptyPlan(p)) return { plan: p, changes: 0 };
     if (p.recreate) this.log.warn({ device: desired.link.name, reason: p.reason }, 'replacing overlay device');
     this.log.debug({ ip: p.ip, bridge: p.bridge }, 'applying overlay changes');

@@ -129,3 +129,12 @@ test('link-local groups never get MDB entries (the kernel refuses them; they flo
     ['0.0.0.0', '239.2.2.2'],
   );
 });
+
+test('prune: false (an adopted device right after a restart) adds but never removes entries', () => {
+  const d = desiredState(spec, [{ ip: '10.9.0.5', groups: ['239.1.1.2'] }]);
+  const p = plan(d, recorded(), { prune: false });
+  assert.deepEqual(p.bridge, [
+    'fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.5',
+    'mdb replace dev vx0 port vx0 grp 239.1.1.2 permanent dst 10.9.0.5',
+  ]);
+});
