@@ -66,6 +66,7 @@ export class Agent {
   private stopped = false;
   /** Until then, entries a previous agent left on an adopted vx0 are kept (see PlanOptions.prune). */
   private graceUntil = 0;
+  private fullPending = false;
   /** Until start() has built the data plane itself, event-driven syncs are not scheduled. */
   private running = false;
 
@@ -119,7 +120,7 @@ export class Agent {
     // A restarted sidecar adopts a populated vx0: give the peers one expiry to be heard from
     // before pruning what the previous agent programmed, so a restart cuts no traffic.
     this.graceUntil = Date.now() + cfg.peerExpiry * cfg.heartbeatMs;
-    setTimeout(() => this.scheduleSync(), cfg.peerExpiry * cfg.heartbeatMs + 50).unref();
+    setTimeout(() => this.scheduleSync(true), cfg.peerExpiry * cfg.heartbeatMs + 50).unref();
     if (cfg.keyFile) this.keys = await loadKeyFile(cfg.keyFile);
     else if (!cfg.setupOnly) {
       this.log.warn('no --key-file: control messages are not authenticated; only DNS and --peers source addresses are believed, and new pods wait for DNS');
@@ -183,8 +184,8 @@ export class Agent {
     if (this.dns) this.every(cfg.resolveMs, () => void this.resolve());
     this.every(cfg.resyncMs, () => {
       void this.watcher?.refresh();
-      this.allowed = undefined; // re-install and read back the allow-list too
-      this.scheduleSync();
+      this.allowed = undefined; // read the allow-list back too
+      this.scheduleSync(true);
     });
     await this.announce();
     this.isReady = this.dnsResolved || !this.dns;
@@ -294,12 +295,12 @@ export class Agent {
       throw new ConfigError('--addressing: subnet=CIDR is not implemented in this version; use pod-ip (and set net.ipv4.conf.all.rp_filter to 0 or 2 on strict nodes)');
     }
     const version = await this.ip.version();
-    let replication: Replication = 'selective';
-    if (!version || version[0] < MDB_MIN_IPROUTE2[0] || (version[0] === MDB_MIN_IPROUTE2[0] && version[1] < MDB_MIN_IPROUTE2[1])) {
+    let replication: Replication = cfg.replication;
+    if (replication === 'selective' && (!version || version[0] < MDB_MIN_IPROUTE2[0] || (version[0] === MDB_MIN_IPROUTE2[0] && version[1] < MDB_MIN_IPROUTE2[1]))) {
       replication = 'flood';
       this.log.warn({ iproute2: version?.join('.') ?? 'unknown' }, 'iproute2 < 6.3 cannot program VXLAN MDB entries: every group floods to every peer (install iproute2 >= 6.3 for selective replication)');
     }
-    this.metrics.floodFallback.set(replication === 'flood' ? 1 : 0);
+    this.metrics.floodFallback.set(replication === 'flood' && cfg.replication === 'selective' ? 1 : 0);
     return {
       device: cfg.device,
       vni: cfg.vni,
@@ -387,8 +388,10 @@ export class Agent {
   }
 
   /** Coalesces: one sync in flight, at most one queued behind it. */
-  scheduleSync(): void {
+  /** `full`: read the kernel and diff (periodic repair); otherwise event-driven deltas may take the fast path. */
+  scheduleSync(full = false): void {
     if (this.stopped || !this.running) return;
+    this.fullPending ||= full;
     if (this.syncing) {
       this.syncAgain = true;
       return;
@@ -398,14 +401,16 @@ export class Agent {
         this.syncAgain = false;
         try {
           if (!this.config.insecureNoAllowlist) await this.syncAllowList(false);
-          await this.syncOverlay();
+          const fullNow = this.fullPending;
+          this.fullPending = false;
+          await this.syncOverlay(!fullNow);
           this.backoffMs = 200;
         } catch (err) {
           this.metrics.commandErrors.inc();
           this.metrics.reconciles.inc({ result: 'error' });
           this.log.error({ err: errorMessage(err), retryInMs: this.backoffMs }, 'sync failed; retrying');
           if (this.retryTimer) clearTimeout(this.retryTimer);
-          this.retryTimer = setTimeout(() => this.scheduleSync(), this.backoffMs);
+          this.retryTimer = setTimeout(() => this.scheduleSync(true), this.backoffMs);
           this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
           break;
         }
@@ -420,12 +425,12 @@ export class Agent {
     while (this.syncing) await this.syncing;
   }
 
-  private async syncOverlay(): Promise<void> {
+  private async syncOverlay(fast = false): Promise<void> {
     const alive = this.table.alive().map((p) => ({ ip: p.ip, groups: p.groups }));
     const desired = desiredState(this.spec, alive);
     let result;
     try {
-      result = await this.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil });
+      result = await this.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil, fast });
     } catch (err) {
       const msg = errorMessage(err);
       if (/Unknown device type|unknown link kind/i.test(msg)) {

@@ -24,6 +24,7 @@ export interface AgentConfig {
   readonly addressing: Addressing;
   readonly broadcast: { readonly cidr: string; readonly address: string } | undefined;
   readonly unregistered: 'drop' | 'flood';
+  readonly replication: 'selective' | 'flood';
   readonly heartbeatMs: number;
   readonly peerExpiry: number;
   readonly resolveMs: number;
@@ -57,6 +58,7 @@ export const AGENT_FLAGS: Record<string, string> = {
   addressing: '--addressing',
   broadcast: '--broadcast',
   unregistered: '--unregistered',
+  replication: '--replication',
   heartbeatInterval: '--heartbeat-interval',
   peerExpiry: '--peer-expiry',
   resolveInterval: '--resolve-interval',
@@ -75,6 +77,7 @@ const DEFAULTS: RawOptions = {
   http: ':9470',
   addressing: 'auto',
   unregistered: 'drop',
+  replication: 'selective',
   heartbeatInterval: '1000',
   peerExpiry: '5',
   resolveInterval: '5000',
@@ -181,6 +184,8 @@ export function validateConfig(raw: RawOptions): AgentConfig {
   }
   const unregistered = str('unregistered') ?? 'drop';
   if (unregistered !== 'drop' && unregistered !== 'flood') fail('unregistered', `invalid value ${JSON.stringify(unregistered)} (must be drop or flood)`);
+  const replication = str('replication') ?? 'selective';
+  if (replication !== 'selective' && replication !== 'flood') fail('replication', `invalid value ${JSON.stringify(replication)} (must be selective or flood)`);
   const logLevel = str('logLevel') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `invalid value ${JSON.stringify(logLevel)} (must be one of ${LOG_LEVELS.join(', ')})`);
   const podIp = str('podIp');
@@ -203,6 +208,7 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     addressing,
     broadcast,
     unregistered,
+    replication,
     heartbeatMs: int(raw, 'heartbeatInterval', 50, 60_000),
     peerExpiry: int(raw, 'peerExpiry', 2, 100),
     resolveMs: int(raw, 'resolveInterval', 200, 600_000),

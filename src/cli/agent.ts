@@ -28,6 +28,7 @@ export function registerAgent(program: Command): void {
     .option('--addressing <mode>', 'auto | pod-ip (default: auto)')
     .option('--broadcast <cidr>', 'also carry directed broadcast to this CIDR\'s broadcast address')
     .option('--unregistered <mode>', 'groups nobody joined: drop | flood (default: drop)')
+    .option('--replication <mode>', 'selective (per-group entries from what peers joined) | flood (every group to every peer) (default: selective)')
     .option('--heartbeat-interval <ms>', 'STATE heartbeat period (default: 1000)')
     .option('--peer-expiry <n>', 'heartbeats a peer may miss before it is dropped (default: 5)')
     .option('--resolve-interval <ms>', 'how often to re-resolve --service (default: 5000)')

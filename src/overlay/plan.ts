@@ -111,23 +111,34 @@ export function plan(desired: DesiredState, actual: ActualState, options: PlanOp
     if (!same) ip.push(`route replace ${routeArgs(r)}`);
   }
 
-  const wantFdb = new Set(desired.fdb);
-  const haveFdb = new Set(have.fdb.filter((e) => e.mac === FLOOD_MAC && e.dst).map((e) => e.dst!));
-  // Additions before removals: a peer set that changes never passes through an empty flood list.
-  for (const d of desired.fdb) if (!haveFdb.has(d)) bridge.push(`fdb append ${FLOOD_MAC} dev ${dev} dst ${d}`);
-  const removals: string[] = [];
-  for (const d of haveFdb) if (prune && !wantFdb.has(d)) removals.push(`fdb del ${FLOOD_MAC} dev ${dev} dst ${d}`);
-
-  const wantMdb = new Map(desired.mdb.map((e) => [mdbKey(e), e] as const));
-  const haveMdb = new Map(
-    have.mdb.filter((e): e is MdbKey => e.dst !== undefined).map((e) => [mdbKey(e), e] as const),
-  );
-  for (const [k, e] of wantMdb) {
-    if (!haveMdb.has(k)) bridge.push(`mdb replace dev ${dev} port ${dev} grp ${e.grp} permanent dst ${e.dst}`);
-  }
-  for (const [k, e] of haveMdb) if (prune && !wantMdb.has(k)) removals.push(`mdb del dev ${dev} port ${dev} grp ${e.grp} dst ${e.dst}`);
-  bridge.push(...removals);
+  const haveFdb = have.fdb.filter((e) => e.mac === FLOOD_MAC && e.dst).map((e) => e.dst!);
+  const haveMdb = have.mdb.filter((e): e is MdbKey => e.dst !== undefined);
+  bridge.push(...entryCommands(dev, { fdb: desired.fdb, mdb: desired.mdb }, { fdb: haveFdb, mdb: haveMdb }, prune));
   return reason ? { recreate, reason, ip, bridge } : { recreate, ip, bridge };
+}
+
+export interface Entries {
+  /** Flood destinations. */
+  readonly fdb: readonly string[];
+  readonly mdb: readonly MdbKey[];
+}
+
+/**
+ * `bridge -batch` lines that turn the `have` replication entries into `want`. Additions come
+ * before removals: a peer set that changes never passes through an empty flood list.
+ */
+export function entryCommands(dev: string, want: Entries, have: Entries, prune = true): string[] {
+  const out: string[] = [];
+  const removals: string[] = [];
+  const wantFdb = new Set(want.fdb);
+  const haveFdb = new Set(have.fdb);
+  for (const d of want.fdb) if (!haveFdb.has(d)) out.push(`fdb append ${FLOOD_MAC} dev ${dev} dst ${d}`);
+  for (const d of haveFdb) if (prune && !wantFdb.has(d)) removals.push(`fdb del ${FLOOD_MAC} dev ${dev} dst ${d}`);
+  const wantMdb = new Map(want.mdb.map((e) => [mdbKey(e), e] as const));
+  const haveMdb = new Map(have.mdb.map((e) => [mdbKey(e), e] as const));
+  for (const [k, e] of wantMdb) if (!haveMdb.has(k)) out.push(`mdb replace dev ${dev} port ${dev} grp ${e.grp} permanent dst ${e.dst}`);
+  for (const [k, e] of haveMdb) if (prune && !wantMdb.has(k)) removals.push(`mdb del dev ${dev} port ${dev} grp ${e.grp} dst ${e.dst}`);
+  return [...out, ...removals];
 }
 
 function routeArgsOf(r: RouteEntry): string {

@@ -6,7 +6,7 @@ import type { IpClient } from '../iproute2/client.js';
 import type { Logger } from '../log.js';
 import type { DesiredState } from './desired.js';
 import type { ActualState, Plan, PlanOptions } from './plan.js';
-import { isEmptyPlan, plan } from './plan.js';
+import { entryCommands, isEmptyPlan, plan } from './plan.js';
 
 export async function readActual(ip: IpClient, device: string): Promise<ActualState> {
   const [link, routes] = await Promise.all([ip.link(device), ip.routes()]);
@@ -21,25 +21,58 @@ export interface ReconcileResult {
   readonly changes: number;
 }
 
+/** Same device, address and routes: only replication entries differ. */
+function sameBase(a: DesiredState, b: DesiredState): boolean {
+  return JSON.stringify([a.link, a.addrs, a.routes]) === JSON.stringify([b.link, b.addrs, b.routes]);
+}
+
 export class OverlayReconciler {
+  /** What the last reconcile left the kernel with, for the fast path. */
+  private applied: DesiredState | undefined;
+
   constructor(
     private readonly ip: IpClient,
     private readonly log: Logger,
   ) {}
 
-  async reconcile(desired: DesiredState, options: PlanOptions = {}): Promise<ReconcileResult> {
+  /**
+   * Converges the data plane. With `fast`, when only replication entries changed since the last
+   * reconcile, applies that delta in one `bridge -batch` without reading the kernel first (a
+   * join reaches the senders' MDB sooner); any failure falls back to the full read-and-diff,
+   * which also runs periodically and repairs whatever the fast path could not know about.
+   */
+  async reconcile(desired: DesiredState, options: PlanOptions & { fast?: boolean } = {}): Promise<ReconcileResult> {
+    const last = this.applied;
+    if (options.fast && last && sameBase(last, desired)) {
+      const lines = entryCommands(desired.link.name, desired, last, options.prune ?? true);
+      if (!lines.length) return { plan: { recreate: false, ip: [], bridge: [] }, changes: 0 };
+      try {
+        await this.ip.bridgeBatch(lines);
+        this.applied = desired;
+        return { plan: { recreate: false, ip: [], bridge: lines }, changes: lines.length };
+      } catch (err) {
+        this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'fast path failed; full reconcile');
+      }
+    }
+    this.applied = undefined;
     const actual = await readActual(this.ip, desired.link.name);
     const p = plan(desired, actual, options);
-    if (isEmptyPlan(p)) return { plan: p, changes: 0 };
+    if (isEmptyPlan(p)) {
+      if (options.prune ?? true) this.applied = desired;
+      return { plan: p, changes: 0 };
+    }
     if (p.recreate) this.log.warn({ device: desired.link.name, reason: p.reason }, 'replacing overlay device');
     this.log.debug({ ip: p.ip, bridge: p.bridge }, 'applying overlay changes');
     await this.ip.ipBatch(p.ip);
     await this.ip.bridgeBatch(p.bridge);
+    // After a non-pruning pass the kernel holds more than `desired`: no fast path from there.
+    if (options.prune ?? true) this.applied = desired;
     return { plan: p, changes: p.ip.length + p.bridge.length };
   }
 
   /** Removes the device (its routes, FDB and MDB entries go with it) and our blackhole route. */
   async teardown(device: string, blackhole: string | undefined): Promise<void> {
+    this.applied = undefined;
     const lines: string[] = [];
     if (await this.ip.link(device)) lines.push(`link del ${device}`);
     if (blackhole) {

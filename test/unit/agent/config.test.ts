@@ -19,6 +19,7 @@ test('defaults follow the design: VNI 4242, port 7471, control 7470, http :9470,
   assert.equal(c.controlPort, 7470);
   assert.deepEqual(c.http, { host: '', port: 9470 });
   assert.equal(c.unregistered, 'drop');
+  assert.equal(c.replication, 'selective');
   assert.equal(c.device, 'vx0');
   assert.deepEqual(c.addressing, { kind: 'auto' });
   assert.equal(c.heartbeatMs, 1000);
@@ -43,6 +44,7 @@ test('every invalid value names its flag and the allowed range', () => {
   rejects({ service: 'bad_name!' }, /--service.*not a DNS name/);
   rejects({ service: 's', addressing: 'magic' }, /--addressing.*auto, pod-ip or subnet=CIDR/);
   rejects({ service: 's', unregistered: 'maybe' }, /--unregistered.*drop or flood/);
+  rejects({ service: 's', replication: 'some' }, /--replication.*selective or flood/);
   rejects({ service: 's', broadcast: '10.0.0.0/33' }, /--broadcast/);
   rejects({ service: 's', dnsServer: 'dns.example:53' }, /--dns-server.*IP\[:PORT\]/);
   rejects({ service: 's', logLevel: 'loud' }, /--log-level/);
