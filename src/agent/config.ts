@@ -2,7 +2,6 @@
  * The agent's typed configuration: flags, then env vars KMCAST_<FLAG>, then defaults; validated
  * with messages that name the flag and the allowed range (exit 2 through ConfigError).
  */
-import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
@@ -119,8 +118,8 @@ function bool(raw: RawOptions, key: string): boolean {
   return fail(key, `invalid value ${JSON.stringify(v)} (must be true or false)`);
 }
 
-const ifName = z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/);
-const dnsName = z.string().regex(/^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/);
+const IF_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+const DNS_NAME = /^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 export function parseHostPort(s: string, defaultPort: number): { host: string; port: number } | undefined {
   const m = /^([^:]*)(?::(\d{1,5}))?$/.exec(s.trim());
@@ -136,7 +135,7 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
   };
   const service = str('service');
-  if (service !== undefined && !dnsName.safeParse(service).success) fail('service', `${JSON.stringify(service)} is not a DNS name`);
+  if (service !== undefined && !DNS_NAME.test(service)) fail('service', `${JSON.stringify(service)} is not a DNS name`);
   const peers = (str('peers') ?? '')
     .split(',')
     .map((p) => p.trim())
@@ -149,9 +148,9 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     dnsServer = `${hp.host}:${hp.port}`;
   }
   const iface = str('interface');
-  if (iface !== undefined && !ifName.safeParse(iface).success) fail('interface', `${JSON.stringify(iface)} is not an interface name`);
+  if (iface !== undefined && !IF_NAME.test(iface)) fail('interface', `${JSON.stringify(iface)} is not an interface name`);
   const device = str('device') ?? 'vx0';
-  if (!ifName.safeParse(device).success) fail('device', `${JSON.stringify(device)} is not an interface name (1-15 characters)`);
+  if (!IF_NAME.test(device)) fail('device', `${JSON.stringify(device)} is not an interface name (1-15 characters)`);
   // VNI 0 is reserved by some implementations; 24 bits on the wire.
   const vni = int(raw, 'vni', 1, 16_777_215);
   const vxlanPort = int(raw, 'vxlanPort', 1, 65535);
