@@ -13,6 +13,7 @@ import { ExecRunner } from '../../src/iproute2/runner.js';
 import { parseIpVersion } from '../../src/iproute2/parse.js';
 import type { CheckResult } from '../../src/agent/doctor.js';
 import { needRoot, privilegedReason, testLabId } from './harness.js';
+import { agentStatusFixture } from '../support/agent-status.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const runner = new ExecRunner();
@@ -165,25 +166,16 @@ describe('kmcast doctor in a namespace', () => {
 
   it("uses the agent's /status, and kmcast status --pod reads it inside the namespace", async (t: TestContext) => {
     if (!needRoot(t)) return;
-    const status = {
+    const status = agentStatusFixture({
       version: 'test',
       podIp: PEER_UP,
       underlay: 'kmcb',
-      device: 'vx0',
-      vni: 4242,
-      vxlanPort: 7471,
-      controlPort: 7470,
-      addressing: 'pod-ip',
-      unregistered: 'drop',
-      replication: 'selective',
-      ready: true,
-      authenticated: true,
       peers: [{ ip: IP_A, state: 'expired', lastSeen: new Date(Date.now() - 65_000).toISOString(), groups: ['239.1.1.1'], sources: ['dns'] }],
       localGroups: ['239.1.1.1'],
       entries: { fdb: 1, mdb: 1, routes: 2 },
       allowList: { installed: true, peers: 1 },
       drops: { unregistered: 3, control: { bad_mac: 4 } },
-    };
+    });
     // A stand-in agent HTTP server on B's loopback (the real agent is tested elsewhere).
     await startInB(
       `require('node:http').createServer((q,r)=>{r.setHeader('content-type','application/json');` +

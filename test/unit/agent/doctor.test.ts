@@ -13,10 +13,10 @@ import {
 } from '../../../src/agent/doctor.js';
 import { capEffOf, effectiveRpFilter, hasCapability } from '../../../src/agent/host.js';
 import type { CheckResult, DoctorDeps, DoctorFacts, DoctorOptions } from '../../../src/agent/doctor.js';
-import type { AgentStatus } from '../../../src/agent/status-types.js';
 import { FakeRunner } from '../../../src/iproute2/runner.js';
 import { doctorOptions } from '../../../src/cli/doctor.js';
 import { ConfigError } from '../../../src/errors.js';
+import { agentStatusFixture } from '../../support/agent-status.js';
 
 const OPTS: DoctorOptions = { device: 'vx0', peers: [], controlPort: 7470, statusUrl: 'http://127.0.0.1:9470' };
 
@@ -37,28 +37,7 @@ const MOUNTINFO_RO = [
   '640 620 0:60 /sys /proc/sys ro,nosuid,nodev,noexec,relatime - proc proc rw',
 ].join('\n');
 
-function agentStatus(over: Partial<AgentStatus> = {}): AgentStatus {
-  return {
-    version: '0.1.0',
-    podIp: '10.244.1.11',
-    underlay: 'eth0',
-    device: 'vx0',
-    vni: 4242,
-    vxlanPort: 7471,
-    controlPort: 7470,
-    addressing: 'pod-ip',
-    unregistered: 'drop',
-    replication: 'selective',
-    ready: true,
-    authenticated: true,
-    peers: [],
-    localGroups: [],
-    entries: { fdb: 0, mdb: 0, routes: 2 },
-    allowList: { installed: true, peers: 0 },
-    drops: { unregistered: 0, control: {} },
-    ...over,
-  };
-}
+const agentStatus = agentStatusFixture;
 
 /** Deps answering from tables; records which files were opened, names resolved, peers probed. */
 function fakeDeps(runner: FakeRunner, over: Partial<DoctorDeps> & { files?: Record<string, string> } = {}) {

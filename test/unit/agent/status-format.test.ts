@@ -13,25 +13,14 @@ import {
   StatusUnavailableError,
 } from '../../../src/agent/status-format.js';
 import type { AgentStatus } from '../../../src/agent/status-types.js';
+import { agentStatusFixture } from '../../support/agent-status.js';
 
 const NOW = new Date('2026-01-01T12:00:00.000Z');
 const ago = (ms: number): string => new Date(NOW.getTime() - ms).toISOString();
 
 /** A status as the agent serves it: three peers in different states, two drop reasons. */
 function fixture(over: Partial<AgentStatus> = {}): AgentStatus {
-  return {
-    version: '0.1.0',
-    podIp: '10.244.1.11',
-    underlay: 'eth0',
-    device: 'vx0',
-    vni: 4242,
-    vxlanPort: 7471,
-    controlPort: 7470,
-    addressing: 'pod-ip',
-    unregistered: 'drop',
-    replication: 'selective',
-    ready: true,
-    authenticated: true,
+  return agentStatusFixture({
     peers: [
       { ip: '10.244.2.10', state: 'alive', lastSeen: ago(400), groups: ['239.1.1.1', '239.1.1.2'], sources: ['dns', 'control'] },
       { ip: '10.244.2.9', state: 'alive', lastSeen: ago(1200), groups: [], sources: ['dns'] },
@@ -43,7 +32,7 @@ function fixture(over: Partial<AgentStatus> = {}): AgentStatus {
     allowList: { installed: true, peers: 4 },
     drops: { unregistered: 17, control: { replay: 2, bad_mac: 5 } },
     ...over,
-  };
+  });
 }
 
 describe('formatAge', () => {
