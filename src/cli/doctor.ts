@@ -52,6 +52,7 @@ export function doctorOptions(flags: DoctorFlags, env: NodeJS.ProcessEnv): Docto
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
+    .summary('check a pod for what kmcast needs (capability, vxlan, MDB, rp_filter, MTU, DNS, peers)')
     .description('Check, inside a pod, what the agent needs: capability, vxlan, MDB support, rp_filter, MTU, DNS, peers.')
     .option('--interface <if>', 'underlay interface (default: the interface of the default route)')
     .option('--device <name>', 'the overlay device', 'vx0')

@@ -25,6 +25,7 @@ interface GenerateFlags extends AgentFlags {
 export function registerGenerate(program: Command): void {
   const cmd = program
     .command('generate')
+    .summary('write a complete deployment for a multicast app (overlay, host-network, multus)')
     .description('Write a complete, commented deployment for a multicast application (YAML on stdout)')
     .requiredOption('--name <app>', 'application name')
     .requiredOption('--image <img>', 'application image')

@@ -56,6 +56,7 @@ interface InjectFlags extends AgentFlags {
 export function registerInject(program: Command): void {
   const cmd = program
     .command('inject')
+    .summary('add the kmcast sidecar, headless Service and NetworkPolicy to manifests')
     .description('Add the kmcast agent to the pod templates of Kubernetes manifests; YAML on stdout, a report on stderr')
     .requiredOption('-f, --file <file>', "manifest file, '-' for stdin (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
     .option('--create-secret', 'also emit the key Secret with a random key', false)

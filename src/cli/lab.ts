@@ -58,6 +58,7 @@ interface UpFlags {
 export function registerLab(program: Command): void {
   const lab = program
     .command('lab')
+    .summary('the simulated cluster of network namespaces: up, down, status, exec, matrix (needs root)')
     .description('A simulated Kubernetes cluster in network namespaces: a router, calico- and bridge-style nodes, pods, a DNS server (needs root).')
     .addHelpText(
       'after',

@@ -40,6 +40,7 @@ export function collectFiles(paths: readonly string[]): string[] {
 export function registerLint(program: Command): void {
   program
     .command('lint')
+    .summary('find multicast mistakes in manifests and CNI configs')
     .description('Check Kubernetes manifests and CNI configuration for multicast mistakes')
     .argument('[paths...]', "files or directories ('-' for stdin): YAML or JSON manifests, Flannel net-conf.json, CNI conflists, Multus NADs")
     .option('--json', 'print findings as JSON', false)

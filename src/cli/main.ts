@@ -59,6 +59,13 @@ Examples:
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `kmcast ... | head`: a closed pipe ends the output, it is not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw err;
+    });
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -11,6 +11,7 @@ import { formatJson, formatTable } from '../probe/report.js';
 export function registerProbe(program: Command): void {
   program
     .command('probe')
+    .summary('omping-style probe: loss, duplicates, reordering, latency, join latency per sender')
     .description(
       'Send sequenced, timestamped datagrams to a multicast group (or broadcast address) and report, per sender: received, lost, duplicates, reordered, latency and join latency. Run the same command in every member (like omping).',
     )

@@ -35,6 +35,7 @@ function readTls(flag: string, path: string): Buffer {
 export function registerWebhook(program: Command): void {
   const cmd = program
     .command('webhook')
+    .summary('mutating admission webhook that injects the sidecar into labelled pods')
     .description('Mutating admission webhook: injects the kmcast agent into pods labelled kmcast.io/inject=enabled')
     .requiredOption('--tls-cert <file>', 'PEM certificate of the webhook Service')
     .requiredOption('--tls-key <file>', 'PEM private key')
