@@ -67,6 +67,8 @@ export class Agent {
   /** Until then, entries a previous agent left on an adopted vx0 are kept (see PlanOptions.prune). */
   private graceUntil = 0;
   private fullPending = false;
+  /** Last incarnation heard from each peer: a change means it restarted and lost our STATE. */
+  private readonly incarnations = new Map<string, string>();
   /** Until start() has built the data plane itself, event-driven syncs are not scheduled. */
   private running = false;
 
@@ -154,7 +156,7 @@ export class Agent {
     });
     const channel = this.channel;
     this.metrics.followControlCounters(() => channel.counters);
-    const incarnations = new Map<string, string>();
+    const incarnations = this.incarnations;
     this.channel.onMessage((ev) => {
       // A new peer, or one that restarted (new incarnation, so it has lost our STATE): answer at
       // once instead of at our next heartbeat.
@@ -373,6 +375,7 @@ export class Agent {
 
   private expire(): void {
     const gone = this.table.expire(Date.now());
+    for (const ip of gone) this.incarnations.delete(ip);
     if (gone.length) {
       this.log.warn({ peers: gone }, 'peers expired (silent for longer than the expiry)');
       this.scheduleSync();
