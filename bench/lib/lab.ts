@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { DEFAULT_SERVICE } from '../../src/lab/plan.js';
-import { podFetch, startAgent } from '../../src/lab/process.js';
+import { KMCAST_MAIN, podFetch, spawnInNetns, spawned, startAgent, waitExit } from '../../src/lab/process.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabPod, NodeStyle } from '../../src/lab/types.js';
 import { run, runner } from './net.js';
@@ -21,8 +21,23 @@ export async function removeLab(id: string): Promise<void> {
   await labDown(runner, { id });
 }
 
-/** Agent flags of the data-plane scenarios: see the flood-mode note in scenarios/kmcast.ts. */
-export const BENCH_AGENT_ARGS = ['--unregistered', 'flood', '--heartbeat-interval', '5000', '--peer-expiry', '100', '--log-level', 'info'] as const;
+export type ReplicationMode = 'selective' | 'flood';
+
+/**
+ * Agent flags of the data-plane scenarios: the production defaults (heartbeat 1 s, expiry 5
+ * heartbeats, unregistered groups dropped) and the replication mode under test.
+ */
+export function benchAgentArgs(mode: ReplicationMode): string[] {
+  return ['--replication', mode, '--log-level', 'info'];
+}
+
+/** The replication mode the pod's agent reports on /status (it may fall back to flood by itself). */
+export async function agentReplication(pod: LabPod): Promise<string | undefined> {
+  const r = await podFetch(pod, '/status');
+  if (r.status !== 200) return undefined;
+  const s = JSON.parse(r.body) as { replication?: unknown };
+  return typeof s.replication === 'string' ? s.replication : undefined;
+}
 
 export async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs: number, intervalMs = 100): Promise<number> {
   const t0 = Date.now();
@@ -62,6 +77,12 @@ export async function mdbDestinations(pod: LabPod, group: string): Promise<strin
     .filter((d) => d !== '');
 }
 
+/** Every MDB entry on the pod's vx0, one line each ("grp G ... dst D"). */
+export async function mdbEntries(pod: LabPod): Promise<string[]> {
+  const out = await run(['bridge', 'mdb', 'show', 'dev', OVERLAY_DEVICE], pod.netns);
+  return out.split('\n').map((l) => l.trim()).filter((l) => / grp /.test(` ${l}`));
+}
+
 /** Starts agents in `pods`; the lab's headless Service answers with `members` (default: pods). */
 export async function startAgents(lab: Lab, pods: readonly LabPod[], args: readonly string[], members: readonly LabPod[] = pods): Promise<AgentHandle[]> {
   await setServiceMembers(lab, members.map((p) => p.ip));
@@ -69,30 +90,49 @@ export async function startAgents(lab: Lab, pods: readonly LabPod[], args: reado
 }
 
 export async function stopAgents(agents: readonly AgentHandle[]): Promise<void> {
-  await Promise.all(
-    agents.map(async (a) => {
-      if (a.child.pid !== undefined && a.child.exitCode === null && a.child.signalCode === null) {
-        try {
-          process.kill(a.child.pid, 'SIGCONT'); // in case a scenario froze it
-        } catch {
-          // already gone
-        }
-      }
-      await a.stop();
-    }),
-  );
+  await Promise.all(agents.map(async (a) => await a.stop()));
 }
 
-/** RSS (bytes) and CPU (% of one core) of a process over `windowMs`. */
-export async function sampleResources(pid: number, windowMs: number): Promise<{ rssBytes: number | null; cpuPercent: number | null }> {
+/**
+ * Starts `kmcast agent` in the pod like src/lab's startAgent, but with Node.js/V8 options before
+ * the script (`node OPTS main.js agent ...`): some V8 flags (--optimize-for-size) are refused in
+ * NODE_OPTIONS, and the command line is where an image's entrypoint would put them.
+ */
+export async function startAgentWithNode(lab: Lab, pod: LabPod, nodeArgs: readonly string[], args: readonly string[]): Promise<AgentHandle> {
+  const logFile = join(lab.stateDir, `${pod.name}.agent.log`);
+  const argv = [process.execPath, ...nodeArgs, KMCAST_MAIN, 'agent', '--service', lab.spec.service, ...args];
+  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, KMCAST_POD_IP: pod.ip } });
+  await spawned(child, `kmcast agent in pod ${pod.name}`);
+  return {
+    pod,
+    child,
+    logFile,
+    async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      return await waitExit(child, 10_000);
+    },
+  };
+}
+
+/**
+ * RSS (bytes: at the end of the window, and the highest of samples every 250 ms in it, since RSS
+ * rises and falls with garbage collection) and CPU (% of one core) of a process over `windowMs`.
+ */
+export async function sampleResources(pid: number, windowMs: number): Promise<{ rssBytes: number | null; rssMaxBytes: number | null; cpuPercent: number | null }> {
   const ticks = async (): Promise<number | undefined> => parseCpuTicks(await readFile(`/proc/${pid}/stat`, 'utf8'));
+  const rssNow = async (): Promise<number | undefined> => parseVmRssBytes(await readFile(`/proc/${pid}/status`, 'utf8'));
   const t0 = await ticks();
   const w0 = Date.now();
-  await sleep(windowMs);
+  const samples: number[] = [];
+  while (Date.now() - w0 < windowMs) {
+    await sleep(Math.min(250, Math.max(1, windowMs - (Date.now() - w0))));
+    const r = await rssNow();
+    if (r !== undefined) samples.push(r);
+  }
   const t1 = await ticks();
   const elapsed = (Date.now() - w0) / 1000;
-  const rss = parseVmRssBytes(await readFile(`/proc/${pid}/status`, 'utf8'));
   // USER_HZ is 100 on every Linux architecture kmcast targets.
   const cpu = t0 === undefined || t1 === undefined ? null : ((t1 - t0) / 100 / elapsed) * 100;
-  return { rssBytes: rss ?? null, cpuPercent: cpu };
+  return { rssBytes: samples[samples.length - 1] ?? null, rssMaxBytes: samples.length > 0 ? Math.max(...samples) : null, cpuPercent: cpu };
 }

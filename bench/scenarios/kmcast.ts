@@ -1,21 +1,22 @@
 /**
  * kmcast data plane, control plane and agent resources, in labs (simulated clusters).
  *
- * Flood mode: the agent has no switch to turn selective replication off, so the bench makes the
- * sender's overlay flood the way a fallback (iproute2 < 6.3) or `--unregistered flood` does: all
- * agents run with `--unregistered flood` (no catch-all drop entry), and the sender's agent is
- * frozen (SIGSTOP) while no receiver has joined, so its vx0 holds the all-zero flood entries to
- * every peer and no MDB entry for the group: every datagram is copied to every peer. The other
- * agents run with a huge --peer-expiry so they keep the frozen sender as a peer.
+ * Selective vs flood: the same lab, the same trials and the same run, once with every agent
+ * started `--replication selective` (per-group MDB entries: copies only to peers that joined) and
+ * once with every agent restarted `--replication flood` (no MDB entries: every group goes to every
+ * peer, as on iproute2 < 6.3). Each agent's /status is checked to report the mode asked for, and
+ * before every trial the sender's vx0 is checked to hold the entries that mode implies.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setServiceMembers } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import type { ProbeReport } from '../../src/probe/report.js';
 import type { BenchContext } from '../lib/context.js';
 import { BENCH_GROUP, BENCH_PORT, measureDataPlane } from '../lib/context.js';
-import { BENCH_AGENT_ARGS, buildLab, floodPeers, mdbDestinations, removeLab, sampleResources, startAgents, stopAgents, waitFor, waitReady } from '../lib/lab.js';
-import { findMaxRate, pct } from '../lib/pure.js';
+import type { ReplicationMode } from '../lib/lab.js';
+import { agentReplication, benchAgentArgs, buildLab, floodPeers, mdbDestinations, mdbEntries, removeLab, sampleResources, startAgentWithNode, startAgents, stopAgents, waitFor, waitReady } from '../lib/lab.js';
+import { findMaxRate, NODE_OPTION_SETS, pct, resourceLabel } from '../lib/pure.js';
 import type { ResultRow } from '../lib/pure.js';
 import { iperfTrial, run, spawnIn, stop } from '../lib/net.js';
 import { KMCAST_MAIN } from '../../src/lab/process.js';
@@ -46,22 +47,41 @@ function selectiveReady(sender: LabPod, receivers: readonly LabPod[]): () => Pro
   };
 }
 
-/** Flood: the frozen sender has no MDB entry for the group (everything follows the flood list). */
+/**
+ * Flood: the sender's vx0 holds no MDB entry at all, neither for the group nor the catch-all of
+ * selective mode (a restarted agent keeps the entries it adopted for one peer expiry, and a
+ * leftover catch-all would drop the unregistered group: 100% loss, not flooding).
+ */
 function floodReady(sender: LabPod): () => Promise<void> {
   return async () => {
-    const d = await mdbDestinations(sender, BENCH_GROUP);
-    if (d.length > 0) throw new Error(`flood mode: the sender still has MDB entries for ${BENCH_GROUP}: ${d.join(' ')}`);
+    try {
+      await waitFor('no MDB entry on the sender', async () => (await mdbEntries(sender)).length === 0, 15_000, 50);
+    } catch {
+      throw new Error(`flood mode: the sender still has MDB entries: ${(await mdbEntries(sender)).join('; ')}`);
+    }
   };
 }
 
-async function freeze(agent: AgentHandle, sender: LabPod): Promise<void> {
-  // Freeze only once the sender's MDB for the group is empty (every receiver left).
-  await waitFor('the sender MDB for the group to empty', async () => (await mdbDestinations(sender, BENCH_GROUP)).length === 0, 15_000);
-  if (agent.child.pid !== undefined) process.kill(agent.child.pid, 'SIGSTOP');
-}
-
-function thaw(agent: AgentHandle): void {
-  if (agent.child.pid !== undefined) process.kill(agent.child.pid, 'SIGCONT');
+/**
+ * Starts agents in `pods` with `--replication mode`, waits until they are ready, the sender
+ * floods to every other member and every agent reports that mode; runs `fn`; stops them (SIGTERM:
+ * vx0 stays, its replication entries go, so the next mode starts from the same device).
+ */
+async function withAgents<T>(lab: Lab, pods: readonly LabPod[], mode: ReplicationMode, fn: () => Promise<T>): Promise<T> {
+  const [sender] = pods;
+  if (!sender) throw new Error('no member pods');
+  const agents = await startAgents(lab, pods, benchAgentArgs(mode));
+  try {
+    await waitReady(lab, pods, 60_000);
+    await converge(sender, pods.length - 1);
+    for (const p of pods) {
+      const got = await agentReplication(p);
+      if (got !== mode) throw new Error(`agent in ${p.name} reports replication ${String(got)}, not ${mode} (iproute2 < 6.3 falls back to flood)`);
+    }
+    return await fn();
+  } finally {
+    await stopAgents(agents);
+  }
 }
 
 export async function oneToThree(ctx: BenchContext): Promise<{ rows: ResultRow[]; notes: string[] }> {
@@ -69,34 +89,24 @@ export async function oneToThree(ctx: BenchContext): Promise<{ rows: ResultRow[]
   return await withLab(id!, ['calico', 'bridge', 'calico', 'bridge'], 1, async (lab) => {
     const [sender, ...receivers] = lab.pods;
     if (!sender) throw new Error('lab has no pods');
-    const agents = await startAgents(lab, lab.pods, BENCH_AGENT_ARGS);
-    try {
-      await waitReady(lab, lab.pods);
-      await converge(sender, receivers.length);
-      const rows: ResultRow[] = [];
-      const recvNs = receivers.map((r) => r.netns);
-      for (const size of SIZES) {
-        rows.push(await measureDataPlane(ctx, `kmcast selective ${size}B`, { sender: sender.netns, receivers: recvNs, size, beforeSend: selectiveReady(sender, receivers) }));
-      }
-      await freeze(agents[0]!, sender);
-      try {
+    const rows: ResultRow[] = [];
+    const recvNs = receivers.map((r) => r.netns);
+    for (const mode of ['selective', 'flood'] as const) {
+      await withAgents(lab, lab.pods, mode, async () => {
+        const beforeSend = mode === 'selective' ? selectiveReady(sender, receivers) : floodReady(sender);
         for (const size of SIZES) {
-          rows.push(await measureDataPlane(ctx, `kmcast flood ${size}B`, { sender: sender.netns, receivers: recvNs, size, beforeSend: floodReady(sender) }));
+          rows.push(await measureDataPlane(ctx, `kmcast ${mode} ${size}B`, { sender: sender.netns, receivers: recvNs, size, beforeSend }));
         }
-      } finally {
-        thaw(agents[0]!);
-      }
-      return {
-        rows,
-        notes: [
-          `lab: 4 nodes (calico, bridge, calico, bridge), 1 pod each; sender on node 1, receivers on nodes 2-4; agents ${BENCH_AGENT_ARGS.join(' ')}`,
-          'with 3 receivers among 4 members, flood and selective make the same 3 copies: the difference shows in the fan-out scenario',
-          'relay mode: not implemented in kmcast yet, so not measured',
-        ],
-      };
-    } finally {
-      await stopAgents(agents);
+      });
     }
+    return {
+      rows,
+      notes: [
+        `lab: 4 nodes (calico, bridge, calico, bridge), 1 pod each; sender on node 1, receivers on nodes 2-4; agents ${benchAgentArgs('selective').join(' ')}, then all restarted with --replication flood`,
+        'with 3 receivers among 4 members, flood and selective make the same 3 copies: the difference shows in the fan-out scenario',
+        'relay mode: not implemented in kmcast yet, so not measured',
+      ],
+    };
   });
 }
 
@@ -116,11 +126,9 @@ export async function fanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]; no
       const members = order.slice(0, n);
       const [sender, receiver] = members;
       if (!sender || !receiver) throw new Error(`fan-out ${n}: not enough pods`);
-      const agents = await startAgents(lab, members, BENCH_AGENT_ARGS);
-      try {
-        await waitReady(lab, members, 60_000);
-        await converge(sender, n - 1);
-        const measure = async (mode: string, beforeSend: () => Promise<void>): Promise<number> => {
+      const measure = async (mode: ReplicationMode): Promise<number> =>
+        await withAgents(lab, members, mode, async () => {
+          const beforeSend = mode === 'selective' ? selectiveReady(sender, [receiver]) : floodReady(sender);
           const r = await findMaxRate(
             async (pps) => {
               const t = await iperfTrial({ sender: sender.netns, receivers: [receiver.netns], group: BENCH_GROUP, port: BENCH_PORT, pps, size: 64, seconds: ctx.trialS, beforeSend });
@@ -130,25 +138,16 @@ export async function fanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]; no
             { maxLossPercent: 0.1, steps: 4 },
           );
           return Math.round(r.maxPps);
-        };
-        const selective = await measure('selective', selectiveReady(sender, [receiver]));
-        await freeze(agents[0]!, sender);
-        let flood: number;
-        try {
-          flood = await measure('flood', floodReady(sender));
-        } finally {
-          thaw(agents[0]!);
-        }
-        rows.push({ label: `1 of ${n} members`, values: { 'selective max pps': selective, 'flood max pps': flood, 'copies flood': n - 1, 'selective / flood': flood > 0 ? selective / flood : null } });
-      } finally {
-        await stopAgents(agents);
-      }
+        });
+      const selective = await measure('selective');
+      const flood = await measure('flood');
+      rows.push({ label: `1 of ${n} members`, values: { 'selective max pps': selective, 'flood max pps': flood, 'copies flood': n - 1, 'selective / flood': flood > 0 ? selective / flood : null } });
     }
     return {
       rows,
       notes: [
         '64 B, 1 sender and 1 receiver (on another node) among N member pods; max pps under 0.1% loss (binary search)',
-        'flood: the sender copies every datagram to all N-1 peers; selective: one MDB copy to the receiver',
+        'flood (all agents --replication flood): the sender copies every datagram to all N-1 peers; selective (--replication selective): one MDB copy to the receiver',
       ],
     };
   });
@@ -238,37 +237,55 @@ export async function resources(ctx: BenchContext): Promise<{ rows: ResultRow[];
     const [a, b, ...rest] = lab.pods;
     if (!a || !b) throw new Error('lab has no pods');
     const windowMs = ctx.quick ? 2000 : 5000;
+    const settleMs = ctx.quick ? 1000 : 3000;
     const rows: ResultRow[] = [];
-    const sample = async (label: string, agent: AgentHandle): Promise<void> => {
+    const args = ['--log-level', 'info'];
+    const sample = async (state: string, set: (typeof NODE_OPTION_SETS)[number], agent: AgentHandle): Promise<void> => {
       const pid = agent.child.pid;
       if (pid === undefined) throw new Error('agent has no pid');
       const r = await sampleResources(pid, windowMs);
       const entries = (await floodPeers(a)).length;
-      rows.push({ label, values: { 'RSS MB': r.rssBytes === null ? null : r.rssBytes / 2 ** 20, 'CPU %': r.cpuPercent, 'flood entries': entries } });
+      const mb = (v: number | null): number | null => (v === null ? null : v / 2 ** 20);
+      rows.push({
+        label: resourceLabel(state, set),
+        values: { 'RSS MB': mb(r.rssBytes), 'RSS max MB': mb(r.rssMaxBytes), 'CPU %': r.cpuPercent, 'flood entries': entries },
+      });
+      ctx.progress(`resources: ${resourceLabel(state, set)}: RSS ${mb(r.rssBytes)?.toFixed(1)} MB (max ${mb(r.rssMaxBytes)?.toFixed(1)}), CPU ${r.cpuPercent?.toFixed(1)}%`);
     };
-    const args = ['--log-level', 'info'];
-    const agents = await startAgents(lab, [a, b], args, lab.pods.slice(0, 2));
+    // The measured agent in pod a, restarted once per option set; everything else stays up.
+    const measure = async (state: string, peers: number): Promise<void> => {
+      for (const set of NODE_OPTION_SETS) {
+        const agent = await startAgentWithNode(lab, a, set.args, args);
+        try {
+          await waitReady(lab, [a]);
+          await waitFor(`${peers} live peers on ${a.name}`, async () => (await floodPeers(a)).length >= peers, 60_000, 200);
+          await sleep(settleMs);
+          await sample(state, set, agent);
+        } finally {
+          await stopAgents([agent]);
+        }
+      }
+    };
+    await setServiceMembers(lab, [a.ip, b.ip]);
+    const others = await startAgents(lab, [b], args, [a, b]);
     try {
-      await waitReady(lab, [a, b]);
-      await sleep(ctx.quick ? 1000 : 3000);
-      await sample('idle, 1 peer', agents[0]!);
-      // The other 49 join: the Service now lists all 51 pods; A admits each peer once it speaks.
-      const more = await startAgents(lab, rest.slice(0, RESOURCE_PEERS - 1), args, lab.pods.slice(0, RESOURCE_PEERS + 1));
-      agents.push(...more);
-      const took = await waitFor(`${RESOURCE_PEERS} live peers on ${a.name}`, async () => (await floodPeers(a)).length >= RESOURCE_PEERS, 120_000, 500);
-      ctx.progress(`resources: ${RESOURCE_PEERS} peers programmed on ${a.name} ${(took / 1000).toFixed(1)} s after their agents started`);
-      await sleep(ctx.quick ? 1000 : 3000);
-      await sample(`${RESOURCE_PEERS} live peers`, agents[0]!);
+      await measure('idle, 1 peer', 1);
+      // The other 49 join: the Service now lists all 51 pods; each agent admits the others.
+      const all = lab.pods.slice(0, RESOURCE_PEERS + 1);
+      others.push(...(await startAgents(lab, rest.slice(0, RESOURCE_PEERS - 1), args, all)));
+      const took = await waitFor(`${RESOURCE_PEERS} live peers on ${b.name}`, async () => (await floodPeers(b)).length >= RESOURCE_PEERS - 1, 120_000, 500);
+      ctx.progress(`resources: ${RESOURCE_PEERS - 1} peers programmed on ${b.name} ${(took / 1000).toFixed(1)} s after their agents started`);
+      await measure(`${RESOURCE_PEERS} live peers`, RESOURCE_PEERS);
     } finally {
-      await stopAgents(agents);
+      await stopAgents(others);
     }
     return {
       rows,
       notes: [
-        `RSS = VmRSS, CPU = utime+stime over ${windowMs / 1000} s (% of one core), of the agent in pod ${a.name}; agent defaults (heartbeat 1 s)`,
+        `the agent in pod ${a.name}, restarted once per Node.js option set (\`node OPTIONS main.js agent\`), agent defaults (heartbeat 1 s); ${settleMs / 1000} s after it has all its peers: RSS = VmRSS at the end and highest of samples every 250 ms over ${windowMs / 1000} s, CPU = utime+stime over the same window (% of one core)`,
         `"${RESOURCE_PEERS} live peers": 51 pods on 3 nodes, every one running an agent, so the measured agent exchanges STATE with all of them`,
+        '--jitless is measured to show its CPU cost; it is not a candidate for the daemon',
       ],
     };
   });
 }
-
