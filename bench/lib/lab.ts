@@ -98,10 +98,10 @@ export async function stopAgents(agents: readonly AgentHandle[]): Promise<void> 
  * the script (`node OPTS main.js agent ...`): some V8 flags (--optimize-for-size) are refused in
  * NODE_OPTIONS, and the command line is where an image's entrypoint would put them.
  */
-export async function startAgentWithNode(lab: Lab, pod: LabPod, nodeArgs: readonly string[], args: readonly string[]): Promise<AgentHandle> {
+export async function startAgentWithNode(lab: Lab, pod: LabPod, nodeArgs: readonly string[], args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<AgentHandle> {
   const logFile = join(lab.stateDir, `${pod.name}.agent.log`);
   const argv = [process.execPath, ...nodeArgs, KMCAST_MAIN, 'agent', '--service', lab.spec.service, ...args];
-  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, KMCAST_POD_IP: pod.ip } });
+  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, ...env, KMCAST_POD_IP: pod.ip } });
   await spawned(child, `kmcast agent in pod ${pod.name}`);
   return {
     pod,

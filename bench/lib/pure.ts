@@ -166,3 +166,37 @@ export function pct(values: readonly number[], p: number): number | null {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length))) - 1] ?? null;
 }
+
+/** Node.js/V8 options the resources scenario runs the agent with, one table row each. */
+export interface NodeOptionSet {
+  readonly label: string;
+  readonly args: readonly string[];
+  /** Extra environment of the agent process (e.g. glibc malloc tunables). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Candidates to cut the agent's RSS, all safe for a long-running daemon except where noted: the
+ * young generation (semi-space) is what V8 sizes for throughput, not for a process that handles
+ * a few datagrams a second; the old-space cap only matters if the heap ever grows near it;
+ * --v8-pool-size sets V8's background threads (each thread costs stack and malloc arenas);
+ * --optimize-for-size trades some speed for memory; MALLOC_ARENA_MAX=2 stops glibc from giving
+ * each of Node's threads its own malloc arena; --jitless interprets everything (a CPU cost,
+ * measured here to show it, not recommended).
+ */
+export const NODE_OPTION_SETS: readonly NodeOptionSet[] = [
+  { label: 'default', args: [] },
+  { label: 'semi-space 1 MB', args: ['--max-semi-space-size=1'] },
+  { label: 'semi-space 1, old-space 64 MB', args: ['--max-semi-space-size=1', '--max-old-space-size=64'] },
+  { label: 'v8-pool-size 1', args: ['--v8-pool-size=1'] },
+  { label: 'optimize-for-size', args: ['--optimize-for-size'] },
+  { label: 'jitless', args: ['--jitless'] },
+  { label: 'malloc arenas 2', args: [], env: { MALLOC_ARENA_MAX: '2' } },
+  { label: 'combined', args: ['--max-semi-space-size=1', '--v8-pool-size=1', '--optimize-for-size'], env: { MALLOC_ARENA_MAX: '2' } },
+];
+
+/** Row label of an agent resources sample: the state, then the Node.js options when not default. */
+export function resourceLabel(state: string, set: NodeOptionSet): string {
+  const opts = [...Object.entries(set.env ?? {}).map(([k, v]) => `${k}=${v}`), ...set.args];
+  return opts.length === 0 ? state : `${state}, ${opts.join(' ')}`;
+}

@@ -237,7 +237,7 @@ export async function resources(ctx: BenchContext): Promise<{ rows: ResultRow[];
     const [a, b, ...rest] = lab.pods;
     if (!a || !b) throw new Error('lab has no pods');
     const windowMs = ctx.quick ? 2000 : 5000;
-    const settleMs = ctx.quick ? 1000 : 3000;
+    const settleMs = ctx.quick ? 1000 : 2000;
     const rows: ResultRow[] = [];
     const args = ['--log-level', 'info'];
     const sample = async (state: string, set: (typeof NODE_OPTION_SETS)[number], agent: AgentHandle): Promise<void> => {
@@ -255,7 +255,7 @@ export async function resources(ctx: BenchContext): Promise<{ rows: ResultRow[];
     // The measured agent in pod a, restarted once per option set; everything else stays up.
     const measure = async (state: string, peers: number): Promise<void> => {
       for (const set of NODE_OPTION_SETS) {
-        const agent = await startAgentWithNode(lab, a, set.args, args);
+        const agent = await startAgentWithNode(lab, a, set.args, args, set.env);
         try {
           await waitReady(lab, [a]);
           await waitFor(`${peers} live peers on ${a.name}`, async () => (await floodPeers(a)).length >= peers, 60_000, 200);
@@ -282,7 +282,7 @@ export async function resources(ctx: BenchContext): Promise<{ rows: ResultRow[];
     return {
       rows,
       notes: [
-        `the agent in pod ${a.name}, restarted once per Node.js option set (\`node OPTIONS main.js agent\`), agent defaults (heartbeat 1 s); ${settleMs / 1000} s after it has all its peers: RSS = VmRSS at the end and highest of samples every 250 ms over ${windowMs / 1000} s, CPU = utime+stime over the same window (% of one core)`,
+        `the agent in pod ${a.name}, restarted once per Node.js option set ("[ENV] node OPTIONS main.js agent"), agent defaults (heartbeat 1 s); ${settleMs / 1000} s after it has all its peers: RSS = VmRSS at the end and highest of samples every 250 ms over ${windowMs / 1000} s, CPU = utime+stime over the same window (% of one core)`,
         `"${RESOURCE_PEERS} live peers": 51 pods on 3 nodes, every one running an agent, so the measured agent exchanges STATE with all of them`,
         '--jitless is measured to show its CPU cost; it is not a candidate for the daemon',
       ],

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import type { ScenarioResult, TrialOutcome } from '../../../bench/lib/pure.js';
+import {
+  findMaxRate,
+  formatScenario,
+  NODE_OPTION_SETS,
+  parseCpuTicks,
+  parseIperfClientSent,
+  parseIperfServer,
+  parseVmRssBytes,
+  pct,
+  ratio,
+  resourceLabel,
+} from '../../../bench/lib/pure.js';
+
+test('parseIperfClientSent and parseIperfServer read iperf2 reports; the last server line wins', () => {
+  assert.equal(parseIperfClientSent('[  1] Sent 196069 datagrams\n'), 196069);
+  assert.equal(parseIperfClientSent('no report'), undefined);
+  const server = [
+    '[  1] 0.00-1.00 sec  1.2 MBytes  10.0 Mbits/sec   0.010 ms  5/1000 (0.5%)',
+    '[  1] 0.00-2.00 sec  2.4 MBytes  10.0 Mbits/sec   0.012 ms 26711/196068 (14%)',
+  ].join('\n');
+  assert.deepEqual(parseIperfServer(server), { lost: 26711, total: 196068 });
+  assert.deepEqual(parseIperfServer('   0.000 ms -3/ 10 (-30%)'), { lost: 0, total: 10 }, 'negative lost (reordering) clamps to 0');
+  assert.equal(parseIperfServer('nothing here'), undefined);
+});
+
+test('parseVmRssBytes and parseCpuTicks read /proc, also with spaces and ")" in the command name', () => {
+  assert.equal(parseVmRssBytes('Name:\tnode\nVmHWM:\t  70000 kB\nVmRSS:\t   61440 kB\n'), 61440 * 1024);
+  assert.equal(parseVmRssBytes('Name:\tnode\n'), undefined);
+  // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+  const stat = '1234 (node (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 11 0';
+  assert.equal(parseCpuTicks(stat), 325);
+  assert.equal(parseCpuTicks('garbage'), undefined);
+});
+
+test('findMaxRate: the sender is the limit when the unlimited trial passes', async () => {
+  const offered: number[] = [];
+  const r = await findMaxRate(
+    async (pps) => {
+      offered.push(pps);
+      return { offeredPps: pps, sentPps: 50_000, lossPercent: 0.01 };
+    },
+    { maxLossPercent: 0.1, steps: 5 },
+  );
+  assert.deepEqual(offered, [0]);
+  assert.equal(r.senderBound, true);
+  assert.equal(r.maxPps, 50_000);
+});
+
+test('findMaxRate: binary search converges below a loss cliff and reports the best passing rate', async () => {
+  // A path that loses above 30,000 pps; the sender manages 100,000.
+  const trial = async (pps: number): Promise<TrialOutcome> => {
+    const sent = pps === 0 ? 100_000 : pps;
+    return { offeredPps: pps, sentPps: sent, lossPercent: sent > 30_000 ? 5 : 0 };
+  };
+  const r = await findMaxRate(trial, { maxLossPercent: 0.1, steps: 8 });
+  assert.equal(r.senderBound, false);
+  assert.ok(r.maxPps <= 30_000 && r.maxPps > 28_000, `maxPps ${r.maxPps}`);
+  assert.equal(r.trials.length, 9, 'the unlimited trial and 8 steps');
+  const none = await findMaxRate(async (pps) => ({ offeredPps: pps, sentPps: pps || 1000, lossPercent: 50 }), { maxLossPercent: 0.1, steps: 3 });
+  assert.equal(none.maxPps, 0, 'no passing trial: 0');
+});
+
+test('pct is nearest-rank; ratio refuses missing or zero baselines', () => {
+  const v = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
+  assert.equal(pct(v, 50), 5);
+  assert.equal(pct(v, 99), 10);
+  assert.equal(pct(v, 0), 1);
+  assert.equal(pct([], 50), null);
+  assert.equal(ratio(30, 60), 0.5);
+  assert.equal(ratio(30, 0), null);
+  assert.equal(ratio(null, 60), null);
+});
+
+test('formatScenario: ratio column against a row of another scenario, per-row baselines', () => {
+  const base: ScenarioResult = { name: 'baseline', title: 't', rows: [{ label: 'n64', values: { pps: 1000 } }, { label: 'n1200', values: { pps: 400 } }], notes: [], seconds: 1 };
+  const r: ScenarioResult = {
+    name: 'k',
+    title: 'kmcast',
+    ratioOf: { metric: 'pps', baseline: 'n64', baselineScenario: 'baseline', baselineFor: { k1200: 'n1200' } },
+    rows: [{ label: 'k64', values: { pps: 600 } }, { label: 'k1200', values: { pps: 100 } }, { label: 'kx', values: { pps: null } }],
+    notes: ['a note'],
+    seconds: 2,
+  };
+  const out = formatScenario(r, new Map([['baseline', base]]));
+  const line = (label: string): string => out.split('\n').find((l) => l.trim().startsWith(label)) ?? '';
+  assert.match(line('k64'), /0\.60x$/);
+  assert.match(line('k1200'), /0\.25x$/);
+  assert.match(line('kx'), /-\s+-$/);
+  assert.match(out, /- a note/);
+});
+
+test('NODE_OPTION_SETS: labels unique, default first, and this Node.js accepts every option set', () => {
+  assert.deepEqual(NODE_OPTION_SETS[0]?.args, []);
+  assert.equal(new Set(NODE_OPTION_SETS.map((s) => s.label)).size, NODE_OPTION_SETS.length);
+  for (const set of NODE_OPTION_SETS) {
+    const r = spawnSync(process.execPath, [...set.args, '-e', 'process.stdout.write("ok")'], { encoding: 'utf8', env: { ...process.env, ...set.env } });
+    assert.equal(r.stdout, 'ok', `${set.label}: ${r.stderr}`);
+  }
+  assert.equal(resourceLabel('idle', NODE_OPTION_SETS[0]!), 'idle');
+  assert.equal(resourceLabel('idle', { label: 'x', args: ['--a', '--b'] }), 'idle, --a --b');
+  assert.equal(resourceLabel('idle', { label: 'x', args: ['--a'], env: { M: '2' } }), 'idle, M=2 --a');
+});
