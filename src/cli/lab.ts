@@ -219,7 +219,7 @@ Examples:
       const count = parseIntFlag('--count', flags.count);
       if (count < 1 || count > 1000) throw new ConfigError(`invalid --count ${count}: must be from 1 to 1000`);
       const settleMs = parseIntFlag('--settle', flags.settle);
-      const m = await trafficMatrix(l, { count, settleMs });
+      const m = await trafficMatrix(l, { count, settleMs, awaitJoinsMs: 10_000 });
       process.stdout.write(flags.json ? `${JSON.stringify(m, null, 2)}\n` : m.kinds.map((k) => formatMatrix(m, k)).join('\n'));
     });
 }

@@ -95,7 +95,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     print(`      ${agents.length} agents ready and every vx0 flooding to its ${lab.pods.length - 1} peers after ${((Date.now() - t3) / 1000).toFixed(1)} s.`);
 
     step(4, 'Same traffic again, with kmcast');
-    const after = await trafficMatrix(lab, { settleMs: 800 });
+    const after = await trafficMatrix(lab, { awaitJoinsMs: 10_000 });
     for (const kind of after.kinds) {
       print(`\n  ${KIND_TITLE[kind]}: ${crossNodeTotal(after, kind, nodeOf)} datagrams crossed nodes`);
       print(indent(formatMatrix(after, kind)));

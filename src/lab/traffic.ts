@@ -7,6 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KmcastError } from '../errors.js';
+import { IpClient } from '../iproute2/client.js';
+import { ExecRunner } from '../iproute2/runner.js';
 import type { Lab, LabPod } from './types.js';
 import { findPython, findTool, runInNetns, spawnInNetns, waitExit } from './process.js';
 
@@ -39,6 +41,24 @@ export interface TrafficOptions {
    * reaching a snooping switch; a matrix that checks exact counts waits that out.
    */
   readonly settleMs?: number;
+  /**
+   * With kmcast agents running: once the receivers joined, wait (up to this many ms) until every
+   * pod's vx0 replicates the group to every other pod, instead of guessing a settle time. Pods
+   * without vx0 (the baseline) are not waited for.
+   */
+  readonly awaitJoinsMs?: number;
+}
+
+/** True when every pod that has vx0 holds an MDB entry for `group` towards every other pod. */
+export async function groupRegistered(pods: readonly LabPod[], group: string): Promise<boolean> {
+  const runner = new ExecRunner();
+  for (const p of pods) {
+    const ip = new IpClient(runner, p.netns);
+    if (!(await ip.link('vx0'))) continue;
+    const dsts = new Set((await ip.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst));
+    if (pods.some((q) => q !== p && !dsts.has(q.ip))) return false;
+  }
+  return true;
 }
 
 export const DEFAULT_GROUP = '239.1.1.1';
@@ -207,6 +227,11 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
   });
   try {
     await Promise.all(receivers.map((r) => ready(r, 10_000)));
+    if (opts.awaitJoinsMs && kinds.includes('multicast')) {
+      const deadline = Date.now() + opts.awaitJoinsMs;
+      // Past the deadline the matrix itself shows which pairs were not replicated.
+      while (Date.now() < deadline && !(await groupRegistered(pods, o.group))) await sleep(50);
+    }
     if (opts.settleMs) await sleep(opts.settleMs);
     await Promise.all(
       pods.map(async (pod) => {

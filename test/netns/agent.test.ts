@@ -85,7 +85,7 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
       return true;
     }, 15_000, 200);
     await waitFor('flood lists converge', () => converged(lab.pods), 10_000, 200);
-    const m = await trafficMatrix(lab, { settleMs: 1000 });
+    const m = await trafficMatrix(lab, { awaitJoinsMs: 10_000 });
     for (const kind of m.kinds) {
       // The receiver counts by source address: a count of `sent` proves the source is the pod IP.
       for (const c of matrixCells(m, kind)) assert.equal(c.count, m.sent, `${kind} ${c.from} -> ${c.to}: ${c.count} of ${m.sent}`);
