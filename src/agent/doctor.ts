@@ -115,6 +115,10 @@ export interface DoctorDeps {
 
 const RP = (dev: string): string => `/proc/sys/net/ipv4/conf/${dev}/rp_filter`;
 
+/** The throwaway link's VNI and port: values no real overlay uses, so a running vx0 never clashes. */
+const PROBE_VNI = '16777001';
+const PROBE_PORT = '7479';
+
 export async function gatherFacts(opts: DoctorOptions, deps: DoctorDeps): Promise<DoctorFacts> {
   const { runner } = deps;
   const status = await readText(deps, '/proc/self/status');
@@ -124,7 +128,9 @@ export async function gatherFacts(opts: DoctorOptions, deps: DoctorDeps): Promis
   // current namespace only, never on the node. Its MDB entry points at TEST-NET-1 and the link is
   // never brought up, so nothing is ever sent.
   const link = `kmcdoc${deps.randomSuffix()}`;
-  const add = await tryRun(runner, ['ip', 'link', 'add', link, 'type', 'vxlan', 'id', '4242', 'dstport', '7471', 'nolearning']);
+  // A VNI and port no real overlay uses: the kernel refuses a second device with the VNI and
+  // port of a running vx0 ("A VXLAN device with the specified VNI already exists").
+  const add = await tryRun(runner, ['ip', 'link', 'add', link, 'type', 'vxlan', 'id', PROBE_VNI, 'dstport', PROBE_PORT, 'nolearning']);
   let mdbProbe: ProbeOutcome | null = null;
   if (add.ok) {
     try {

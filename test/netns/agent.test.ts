@@ -11,7 +11,7 @@ import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { addPod, labDown, labUp, removePod, setServiceMembers } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { podFetch, startAgent, waitFor } from '../../src/lab/process.js';
+import { KMCAST_MAIN as MAIN, podFetch, runInNetns, startAgent, waitFor } from '../../src/lab/process.js';
 import type { TrafficKind } from '../../src/lab/traffic.js';
 import { matrixCells, trafficMatrix } from '../../src/lab/traffic.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
@@ -96,6 +96,19 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
     const metrics = (await podFetch(lab.pods[0]!, '/metrics')).body;
     assert.match(metrics, /^kmcast_agent_peers\{state="alive"\} 5$/m);
     assert.match(metrics, /^kmcast_build_info\{version="[^"]+",nodejs="v20/m);
+  });
+
+  test('kmcast doctor and kmcast status inside a pod with a running agent: all OK', async (t) => {
+    if (!needRoot(t)) return;
+    const pod = lab.pods[0]!;
+    const doc = await runInNetns(pod.netns, [process.execPath, MAIN, 'doctor', '--service', lab.spec.service, '--json'], 20_000);
+    const checks = (JSON.parse(doc.stdout) as { checks: { id: string; status: string; detail: string }[] }).checks;
+    const bad = checks.filter((c) => c.status !== 'OK' && c.status !== 'SKIP');
+    assert.deepEqual(bad, [], 'doctor next to a running agent');
+    assert.equal(doc.code, 0);
+    const st = await runInNetns(pod.netns, [process.execPath, MAIN, 'status'], 10_000);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /peers: 5 \(5 alive\)/);
   });
 
   test('state deleted by hand comes back, without duplicates', async (t) => {

@@ -96,7 +96,7 @@ describe('gatherFacts', () => {
     const { deps, log } = fakeDeps(runner);
     const f = await gatherFacts({ ...OPTS, service: 'app.default.svc.cluster.local', peers: ['10.244.4.4'] }, deps);
     assert.deepEqual(runner.commands(), [
-      'ip link add kmcdocabc123 type vxlan id 4242 dstport 7471 nolearning',
+      'ip link add kmcdocabc123 type vxlan id 16777001 dstport 7479 nolearning',
       'bridge mdb add dev kmcdocabc123 port kmcdocabc123 grp 239.255.0.1 permanent dst 192.0.2.1',
       'ip link del kmcdocabc123',
       'ip -V',
