@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { BenchContext } from './lib/context.js';
-import { deleteNetns, run, stopAll } from './lib/net.js';
+import { deleteNetns, run, runner, stopAll } from './lib/net.js';
 import type { ResultRow, ScenarioResult } from './lib/pure.js';
 import { formatScenario } from './lib/pure.js';
 import { removeLabs, SCENARIOS } from './scenarios/index.js';
@@ -94,7 +94,11 @@ async function main(): Promise<number> {
     cpuModel: cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
-    iperf: (await run(['iperf', '-v']).catch(() => 'not installed')).trim() || 'unknown',
+    // iperf2 prints its version on stderr and exits 1.
+    iperf: await runner
+      .run(['iperf', '-v'], { allowFail: true })
+      .then((r) => `${r.stdout}${r.stderr}`.trim() || 'unknown', () => 'not installed'),
+    iproute2: (await run(['ip', '-V']).catch(() => 'unknown')).trim(),
     loadAverage: (await run(['cat', '/proc/loadavg'])).trim(),
   };
   process.stderr.write(`bench run ${id}: ${quick ? 'quick' : 'full'}, ${machine.cpus} CPUs (${machine.cpuModel}), kernel ${machine.kernel}, load ${machine.loadAverage}\n`);
