@@ -191,6 +191,7 @@ export const NODE_OPTION_SETS: readonly NodeOptionSet[] = [
   { label: 'v8-pool-size 1', args: ['--v8-pool-size=1'] },
   { label: 'optimize-for-size', args: ['--optimize-for-size'] },
   { label: 'jitless', args: ['--jitless'] },
+  { label: 'semi-space 1 + optimize-for-size', args: ['--max-semi-space-size=1', '--optimize-for-size'] },
   { label: 'malloc arenas 2', args: [], env: { MALLOC_ARENA_MAX: '2' } },
   { label: 'combined', args: ['--max-semi-space-size=1', '--v8-pool-size=1', '--optimize-for-size'], env: { MALLOC_ARENA_MAX: '2' } },
 ];
