@@ -2,6 +2,7 @@
  * Processes inside lab namespaces: spawn (pid recorded so labDown can kill it even if this
  * process dies), the agent, an HTTP GET and an ICMP ping from inside a pod, and waitFor.
  */
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/runtime.js';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
@@ -99,8 +100,9 @@ export async function startAgentProcess(
   opts: { detached: boolean; env?: NodeJS.ProcessEnv },
 ): Promise<AgentHandle> {
   const logFile = join(lab.stateDir, `${pod.name}.agent.log`);
-  const argv = [process.execPath, KMCAST_MAIN, 'agent', '--service', lab.spec.service, '--log-level', 'debug', ...extraArgs];
-  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, ...opts.env, KMCAST_POD_IP: pod.ip }, detached: opts.detached });
+  // Started as the image starts it (deploy/Dockerfile), so the lab measures what ships.
+  const argv = [process.execPath, ...AGENT_NODE_FLAGS, KMCAST_MAIN, 'agent', '--service', lab.spec.service, '--log-level', 'debug', ...extraArgs];
+  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, ...AGENT_ENV, ...opts.env, KMCAST_POD_IP: pod.ip }, detached: opts.detached });
   await spawned(child, `kmcast agent in pod ${pod.name}`);
   return {
     pod,
