@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { DEFAULT_SERVICE } from '../../src/lab/plan.js';
-import { KMCAST_MAIN, podFetch, spawnInNetns, spawned, startAgent, waitExit } from '../../src/lab/process.js';
+import { podFetch, startAgent, startAgentProcess } from '../../src/lab/process.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabPod, NodeStyle } from '../../src/lab/types.js';
 import { run, runner } from './net.js';
@@ -94,25 +94,12 @@ export async function stopAgents(agents: readonly AgentHandle[]): Promise<void> 
 }
 
 /**
- * Starts `kmcast agent` in the pod like src/lab's startAgent, but with Node.js/V8 options before
- * the script (`node OPTS main.js agent ...`): some V8 flags (--optimize-for-size) are refused in
- * NODE_OPTIONS, and the command line is where an image's entrypoint would put them.
+ * Starts `kmcast agent` with the given Node.js/V8 options before the script (`node OPTS main.js
+ * agent ...`; some V8 flags such as --optimize-for-size are refused in NODE_OPTIONS) and only
+ * the given env on top of ours, at log level info as in production.
  */
 export async function startAgentWithNode(lab: Lab, pod: LabPod, nodeArgs: readonly string[], args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<AgentHandle> {
-  const logFile = join(lab.stateDir, `${pod.name}.agent.log`);
-  const argv = [process.execPath, ...nodeArgs, KMCAST_MAIN, 'agent', '--service', lab.spec.service, ...args];
-  const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, ...env, KMCAST_POD_IP: pod.ip } });
-  await spawned(child, `kmcast agent in pod ${pod.name}`);
-  return {
-    pod,
-    child,
-    logFile,
-    async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill(signal);
-      return await waitExit(child, 10_000);
-    },
-  };
+  return await startAgentProcess(lab, pod, ['--log-level', 'info', ...args], { detached: false, env: { MALLOC_ARENA_MAX: undefined, ...env }, nodeArgs });
 }
 
 /**

@@ -97,11 +97,16 @@ export async function startAgentProcess(
   lab: Lab,
   pod: LabPod,
   extraArgs: readonly string[],
-  opts: { detached: boolean; env?: NodeJS.ProcessEnv },
+  opts: {
+    detached: boolean;
+    env?: NodeJS.ProcessEnv;
+    /** Node.js/V8 options before the script; default: the image's (src/agent/runtime.ts). */
+    nodeArgs?: readonly string[];
+  },
 ): Promise<AgentHandle> {
   const logFile = join(lab.stateDir, `${pod.name}.agent.log`);
   // Started as the image starts it (deploy/Dockerfile), so the lab measures what ships.
-  const argv = [process.execPath, ...AGENT_NODE_FLAGS, KMCAST_MAIN, 'agent', '--service', lab.spec.service, '--log-level', 'debug', ...extraArgs];
+  const argv = [process.execPath, ...(opts.nodeArgs ?? AGENT_NODE_FLAGS), KMCAST_MAIN, 'agent', '--service', lab.spec.service, '--log-level', 'debug', ...extraArgs];
   const child = spawnInNetns(pod.netns, argv, { logFile, env: { ...process.env, ...AGENT_ENV, ...opts.env, KMCAST_POD_IP: pod.ip }, detached: opts.detached });
   await spawned(child, `kmcast agent in pod ${pod.name}`);
   return {
