@@ -6,6 +6,7 @@
 import type { Server } from 'node:http';
 import { CapabilityError, ConfigError, errorMessage, KmcastError } from '../errors.js';
 import { IpClient } from '../iproute2/client.js';
+import { MDB_DST_MIN_VERSION, versionAtLeast } from '../iproute2/parse.js';
 import type { Runner } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
@@ -26,8 +27,6 @@ import { startHttp } from './http.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentStatus } from './status-types.js';
 
-/** iproute2 learned `bridge mdb ... dst` for VXLAN in 6.3. */
-const MDB_MIN_IPROUTE2: [number, number] = [6, 3];
 const MAX_BACKOFF_MS = 5_000;
 const RP_FILTER_FIX =
   'set net.ipv4.conf.all.rp_filter to 0 or 2 in the pod: securityContext.sysctls (an unsafe sysctl: the kubelet must allow it with --allowed-unsafe-sysctls=net.ipv4.conf.all.rp_filter), or on the node before pods start';
@@ -298,7 +297,7 @@ export class Agent {
     }
     const version = await this.ip.version();
     let replication: Replication = cfg.replication;
-    if (replication === 'selective' && (!version || version[0] < MDB_MIN_IPROUTE2[0] || (version[0] === MDB_MIN_IPROUTE2[0] && version[1] < MDB_MIN_IPROUTE2[1]))) {
+    if (replication === 'selective' && (!version || !versionAtLeast(version, MDB_DST_MIN_VERSION))) {
       replication = 'flood';
       this.log.warn({ iproute2: version?.join('.') ?? 'unknown' }, 'iproute2 < 6.3 cannot program VXLAN MDB entries: every group floods to every peer (install iproute2 >= 6.3 for selective replication)');
     }

@@ -11,7 +11,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { errorMessage } from '../errors.js';
-import { parseIpv4Addrs, parseIpVersion, parseLink, parseRoutes } from '../iproute2/parse.js';
+import { MDB_DST_MIN_VERSION, parseIpv4Addrs, parseIpVersion, parseLink, parseRoutes, versionAtLeast } from '../iproute2/parse.js';
 import type { Runner } from '../iproute2/runner.js';
 import { VXLAN_OVERHEAD } from '../overlay/desired.js';
 import { CAP_NET_ADMIN, capEffOf, effectiveRpFilter, hasCapability } from './host.js';
@@ -50,7 +50,7 @@ export interface DoctorOptions {
 /** Below this an overlay cannot carry IPv6 (RFC 8200 minimum) and many apps' datagrams fragment. */
 export const MIN_OVERLAY_MTU = 1280;
 /** Kernel and iproute2 6.3 added VXLAN MDB entries with `dst` (per-group replication). */
-export const MDB_MIN_VERSION: readonly [number, number] = [6, 3];
+export const MDB_MIN_VERSION = MDB_DST_MIN_VERSION;
 
 export type ProbeOutcome = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
@@ -325,10 +325,6 @@ export function parseKernelVersion(text: string): [number, number] | undefined {
   return m ? [Number(m[1]), Number(m[2])] : undefined;
 }
 
-function atLeast(v: readonly [number, number], min: readonly [number, number]): boolean {
-  return v[0] > min[0] || (v[0] === min[0] && v[1] >= min[1]);
-}
-
 function rpName(v: number): string {
   return v === 0 ? 'off' : v === 1 ? 'strict' : v === 2 ? 'loose' : `unknown mode ${v}`;
 }
@@ -402,7 +398,7 @@ function checkMdb(f: DoctorFacts): CheckResult {
   const vText =
     v !== undefined ? `iproute2 ${v[0]}.${v[1]}` : dated ? 'iproute2 (date-stamped, older than 6.3)' : `unrecognised ip -V output "${f.ipVersion.trim()}"`;
   const kText = `kernel ${f.kernelRelease}`;
-  if (v === undefined || !atLeast(v, MDB_MIN_VERSION)) {
+  if (v === undefined || !versionAtLeast(v, MDB_MIN_VERSION)) {
     return { ...base, status: 'WARN', detail: `${vText} cannot add MDB entries with dst: ${fallback}`, fix: fixTools };
   }
   if (f.mdbHelp === null || !/\bdst\b/.test(f.mdbHelp)) {
@@ -423,7 +419,7 @@ function checkMdb(f: DoctorFacts): CheckResult {
     };
   }
   // No test link (no capability): judge by versions alone.
-  if (kv !== undefined && !atLeast(kv, MDB_MIN_VERSION)) {
+  if (kv !== undefined && !versionAtLeast(kv, MDB_MIN_VERSION)) {
     return { ...base, status: 'WARN', detail: `${vText}, but ${kText} is older than 6.3: ${fallback}`, fix: 'run on nodes with kernel >= 6.3' };
   }
   return { ...base, status: 'OK', detail: `${vText} supports dst, ${kText} (not tried: no test link)` };

@@ -160,3 +160,10 @@ export function parseIpVersion(stdout: string): [number, number] | undefined {
   const m = /iproute2-(?:ss)?v?(\d+)\.(\d+)/.exec(stdout);
   return m ? [Number(m[1]), Number(m[2])] : undefined;
 }
+
+/** iproute2 learned `bridge mdb ... dst` for VXLAN in 6.3 (kernel support came in 6.3 too). */
+export const MDB_DST_MIN_VERSION: readonly [number, number] = [6, 3];
+
+export function versionAtLeast(v: readonly [number, number], min: readonly [number, number]): boolean {
+  return v[0] > min[0] || (v[0] === min[0] && v[1] >= min[1]);
+}

@@ -9,18 +9,9 @@ export interface GroupSpec {
   readonly port: number;
 }
 
-/** Parses a dotted-quad IPv4 address; undefined when the text is not one. */
-export function parseIPv4(text: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]!;
-}
-
-export function formatIPv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
+// The shared IPv4 parser, under the names the manifest code uses.
+export { formatIpv4 as formatIPv4, parseIpv4 as parseIPv4 } from '../net/ipv4.js';
+import { parseIpv4 as parseIPv4 } from '../net/ipv4.js';
 
 /** True when `addr` lies in `base/bits`. */
 export function inCidr(addr: number, base: number, bits: number): boolean {

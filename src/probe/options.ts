@@ -2,6 +2,7 @@
  * `kmcast probe` configuration: defaults, then validation with messages that name the flag
  * (pure; the interface table is passed in so tests need no real interfaces).
  */
+import { isMulticast } from '../net/ipv4.js';
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { ConfigError } from '../errors.js';
@@ -61,15 +62,6 @@ export interface RawProbeOptions {
 export interface ParseContext {
   readonly hostname: string;
   readonly interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>;
-}
-
-function ipv4ToInt(ip: string): number {
-  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-}
-
-export function isMulticast(ip: string): boolean {
-  const first = ipv4ToInt(ip) >>> 24;
-  return first >= 224 && first <= 239;
 }
 
 function number(flag: string, raw: string, opts: { min: number; max: number; integer?: boolean }): number {

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../../src/errors.js';
 import type { ParseContext } from '../../../src/probe/options.js';
-import { DEFAULT_GROUP, DEFAULT_PORT, isMulticast, parseGroup, parsePeers, parseProbeOptions } from '../../../src/probe/options.js';
+import { DEFAULT_GROUP, DEFAULT_PORT, parseGroup, parsePeers, parseProbeOptions } from '../../../src/probe/options.js';
+import { isMulticast } from '../../../src/net/ipv4.js';
 
 const ctx: ParseContext = {
   hostname: 'pod-a',
