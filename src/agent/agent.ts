@@ -261,7 +261,7 @@ export class Agent {
   }
 
   /** Reads the allow-list's drop counters into the metrics (on /status and /metrics). */
-  async refreshAllowListCounters(): Promise<void> {
+  private async refreshAllowListCounters(): Promise<void> {
     if (!this.allowListInstalled) return;
     const state = await this.allowList.read().catch(() => undefined);
     for (const [rule, n] of Object.entries(state?.dropped ?? {})) this.metrics.allowListDropped.set({ port: rule.replace('kmcast-', '') }, n);
@@ -420,11 +420,6 @@ export class Agent {
     })().finally(() => {
       this.syncing = undefined;
     });
-  }
-
-  /** Waits for any sync in flight (tests and shutdown). */
-  async settled(): Promise<void> {
-    while (this.syncing) await this.syncing;
   }
 
   private async syncOverlay(fast = false): Promise<void> {
