@@ -1,0 +1,44 @@
+/**
+ * The contract between the node agent (`kmcast node`, one per node, hostNetwork) and the
+ * unprivileged `kmcast wait` init container that node mode injects into member pods. The wait
+ * container asks the agent on its own node (status.hostIP) whether its pod (status.podIP) is
+ * programmed, so the app never starts before its multicast works ("no deaf start").
+ *
+ * Pure types and constants only: the agent's HTTP server and the wait client both import them.
+ */
+
+/** The node agent's default HTTP port (hostNetwork: must not clash with the sidecar's 9470). */
+export const NODE_HTTP_PORT = 9471;
+/** The node agents' VXLAN port (distinct from the sidecar's 7471, so both modes can share a node). */
+export const NODE_VXLAN_PORT = 7472;
+/** The node agents' control port (STATE/LEAVE between node agents). */
+export const NODE_CONTROL_PORT = 7473;
+
+/** `GET /v1/pods/<podIP>`: 200 with a PodProgramStatus when the agent knows the pod, 404 otherwise. */
+export const POD_STATUS_PATH = '/v1/pods/';
+
+export function podStatusPath(podIp: string): string {
+  return `${POD_STATUS_PATH}${podIp}`;
+}
+
+/**
+ * Why a pod is not programmed yet, for the wait container's progress lines:
+ * - not_member: no domain (`--service`) lists the pod IP in DNS yet;
+ * - not_local: a domain lists it, but its route does not lead to a veth on this node;
+ * - no_netns: the veth's peer namespace cannot be opened (runtime netns handles not mounted);
+ * - pending: found, capture and delivery not installed yet (the next sync does it).
+ */
+export type NotProgrammedReason = 'not_member' | 'not_local' | 'no_netns' | 'pending';
+
+export interface PodProgramStatus {
+  readonly podIp: string;
+  /** True once capture (host veth ingress) and delivery (copies out of the host veth) are installed and read back. */
+  readonly programmed: boolean;
+  readonly reason?: NotProgrammedReason;
+  /** The domain (headless Service name) the pod belongs to. */
+  readonly domain?: string;
+  /** The host side of the pod's veth. */
+  readonly hostVeth?: string;
+  /** Groups the pod's apps joined on its interface, as read from its namespace. */
+  readonly groups?: readonly string[];
+}
