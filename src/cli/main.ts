@@ -15,6 +15,7 @@ import { registerLab } from './lab.js';
 import { registerLint } from './lint.js';
 import { registerProbe } from './probe.js';
 import { registerStatus } from './status.js';
+import { registerWait } from './wait.js';
 import { registerWebhook } from './webhook.js';
 
 export function buildProgram(): Command {
@@ -49,6 +50,7 @@ Examples:
   registerWebhook(program);
   registerStatus(program);
   registerDoctor(program);
+  registerWait(program);
   // Subcommands inherit exit handling so parse errors exit 2 instead of commander's 1.
   const override = (cmd: Command): void => {
     cmd.exitOverride();
