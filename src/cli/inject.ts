@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import { injectDocs } from '../manifests/inject.js';
+import { INJECT_MODES } from '../manifests/node-inject.js';
+import type { InjectMode } from '../manifests/node-inject.js';
 import { DEFAULT_AGENT_OPTIONS } from '../manifests/sidecar.js';
 import type { AgentOptions } from '../manifests/sidecar.js';
 import { readYamlFile, stringifyDocs } from '../manifests/yamlio.js';
@@ -51,6 +53,14 @@ interface InjectFlags extends AgentFlags {
   networkPolicy: boolean;
   strict: boolean;
   name?: string;
+  mode: InjectMode;
+}
+
+/** Flags that only mean something for the sidecar: refused with --mode node rather than ignored. */
+export function checkNodeModeFlags(f: { mode: InjectMode; legacy: boolean; createSecret?: boolean }): void {
+  if (f.mode !== 'node') return;
+  if (f.legacy) throw new ConfigError('--legacy: only for --mode sidecar (node mode adds an ordinary init container, which every Kubernetes version runs)');
+  if (f.createSecret) throw new ConfigError('--create-secret: only for --mode sidecar (in node mode the pods hold no key; the kmcast-node DaemonSet has its own)');
 }
 
 export function registerInject(program: Command): void {
@@ -62,7 +72,8 @@ export function registerInject(program: Command): void {
     .option('--create-secret', 'also emit the key Secret with a random key', false)
     .option('--no-network-policy', "do not emit the members' NetworkPolicy")
     .option('--strict', 'fail (exit 2) instead of skipping what cannot be injected', false)
-    .option('--name <name>', 'application name for the Service and Secret (default: from labels or the workload name)');
+    .option('--name <name>', 'application name for the Service and Secret (default: from labels or the workload name)')
+    .addOption(new Option('--mode <mode>', 'sidecar: the kmcast agent in each pod (NET_ADMIN); node: the kmcast-node DaemonSet serves the pods, which get only an unprivileged wait init container').choices(INJECT_MODES).default('sidecar'));
   addAgentOptions(cmd)
     .addHelpText(
       'after',
@@ -73,10 +84,16 @@ Lists of them are injected; other kinds pass through unchanged. Injecting twice 
 Examples:
   kmcast inject -f app.yaml > app.kmcast.yaml
   kubectl get deploy web -o yaml | kmcast inject -f - --create-secret | kubectl apply -f -
-  kmcast inject -f app.yaml --legacy          # Kubernetes < 1.29`,
+  kmcast inject -f app.yaml --legacy          # Kubernetes < 1.29
+  kmcast inject -f app.yaml --mode node       # no privilege in the pods (Pod Security restricted)
+
+--mode node needs the kmcast-node DaemonSet (deploy/node) and adds the domain's Service name to
+its list (the report says how). Switching an injected object between modes replaces what the
+other mode added.`,
     )
     .action((flags: InjectFlags) => {
-      const agent = agentOptionsFrom(flags);
+      checkNodeModeFlags(flags);
+      const agent = { ...agentOptionsFrom(flags), mode: flags.mode };
       const srcs = flags.file.flatMap((f) => readYamlFile(f));
       const result = injectDocs(srcs, {
         ...agent,

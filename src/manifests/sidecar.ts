@@ -31,6 +31,8 @@ export interface AgentOptions {
   readonly httpPort: number;
   /** DNS suffix of the cluster, used in the headless Service FQDN. */
   readonly clusterDomain: string;
+  /** `sidecar` (the default) or `node`: the kmcast-node DaemonSet serves the pods (node-inject.ts). */
+  readonly mode?: 'sidecar' | 'node';
 }
 
 export const DEFAULT_AGENT_OPTIONS: AgentOptions = {
