@@ -1,8 +1,11 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Command } from 'commander';
+import { Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import { createLogger, LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
+import { INJECT_MODES } from '../manifests/node-inject.js';
+import type { InjectMode } from '../manifests/node-inject.js';
 import { startWebhookServer } from '../manifests/webhook-server.js';
 import { addAgentOptions, agentOptionsFrom } from './inject.js';
 import type { AgentFlags } from './inject.js';
@@ -13,6 +16,7 @@ interface WebhookFlags extends AgentFlags {
   addr: string;
   strict: boolean;
   logLevel: string;
+  mode: InjectMode;
 }
 
 /** Parses `:8443`, `0.0.0.0:8443` or `[::]:8443`. */
@@ -41,7 +45,8 @@ export function registerWebhook(program: Command): void {
     .requiredOption('--tls-key <file>', 'PEM private key')
     .option('--addr <addr>', 'listen address', ':8443')
     .option('--strict', 'deny opted-in pods that cannot be injected (default: admit unchanged with a warning)', false)
-    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info');
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
+    .addOption(new Option('--mode <mode>', 'how opted-in pods are served unless they carry the annotation kmcast.io/mode: sidecar (agent in the pod) or node (the kmcast-node DaemonSet; the pod gets only the kmcast-wait init container)').choices(INJECT_MODES).default('sidecar'));
   addAgentOptions(cmd)
     .addHelpText(
       'after',
@@ -49,8 +54,13 @@ export function registerWebhook(program: Command): void {
 Serves POST /mutate (AdmissionReview v1, JSONPatch) and GET /healthz over TLS. The certificate
 files are re-read when they change (cert-manager renewals need no restart).
 
-Example:
-  kmcast webhook --tls-cert /tls/tls.crt --tls-key /tls/tls.key --addr :8443`,
+A pod chooses its mode with the annotation kmcast.io/mode: node | sidecar; without it, --mode
+applies. In node mode the pod gets the label, the kmcast-wait init container and nothing else
+(the domain's headless Service comes from kmcast inject or the app's own manifests).
+
+Examples:
+  kmcast webhook --tls-cert /tls/tls.crt --tls-key /tls/tls.key --addr :8443
+  kmcast webhook --tls-cert /tls/tls.crt --tls-key /tls/tls.key --mode node`,
     )
     .action(async (flags: WebhookFlags) => {
       if (!(LOG_LEVELS as readonly string[]).includes(flags.logLevel)) {
@@ -58,7 +68,8 @@ Example:
       }
       const log = createLogger(flags.logLevel as LogLevel, { component: 'webhook' });
       const listen = parseListenAddr(flags.addr);
-      const opts = { ...agentOptionsFrom(flags), strict: flags.strict };
+      if (flags.mode === 'node' && flags.legacy) throw new ConfigError('--legacy: only for --mode sidecar (node mode adds an ordinary init container)');
+      const opts = { ...agentOptionsFrom(flags), strict: flags.strict, mode: flags.mode };
       const tls = () => ({ cert: readTls('--tls-cert', flags.tlsCert), key: readTls('--tls-key', flags.tlsKey) });
       const srv = await startWebhookServer(tls(), listen, opts, log);
       log.info({ addr: flags.addr, port: srv.port }, 'webhook listening');

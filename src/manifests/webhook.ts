@@ -5,6 +5,7 @@
  */
 import jsonpatch from 'fast-json-patch';
 import { InjectRefusal, injectPod } from './inject.js';
+import { MODE_ANNOTATION } from './node-inject.js';
 import { INJECT_LABEL } from './sidecar.js';
 import type { AgentOptions } from './sidecar.js';
 
@@ -51,9 +52,17 @@ export function handleAdmissionReview(body: unknown, o: WebhookOptions): HttpRep
   const meta = isObj(pod.metadata) ? pod.metadata : {};
   const labels = isObj(meta.labels) ? meta.labels : {};
   if (labels[INJECT_LABEL] !== 'enabled') return allow();
+  // A pod may pick its mode (annotation kmcast.io/mode: node | sidecar); the webhook's --mode otherwise.
+  const annotations = isObj(meta.annotations) ? meta.annotations : {};
+  const asked = annotations[MODE_ANNOTATION];
+  if (asked !== undefined && asked !== 'node' && asked !== 'sidecar') {
+    const why = `kmcast: pod not injected: annotation ${MODE_ANNOTATION}: ${JSON.stringify(asked)} is neither "node" nor "sidecar"`;
+    return o.strict ? review({ uid, allowed: false, status: { code: 422, message: why } }) : allow({ warnings: [why] });
+  }
+  const mode = asked ?? o.mode ?? 'sidecar';
 
   try {
-    const { pod: patched } = injectPod(pod, o);
+    const { pod: patched } = injectPod(pod, { ...o, mode });
     const patch = jsonpatch.compare(pod, patched);
     if (patch.length === 0) return allow();
     return allow({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') });
