@@ -24,7 +24,7 @@ export const WAIT_UID = 65532;
 /** Per-pod choice of the webhook: `node` or `sidecar`, overriding the webhook's --mode. */
 export const MODE_ANNOTATION = 'kmcast.io/mode';
 /** The namespace, DaemonSet and ConfigMap of deploy/node. */
-export const NODE_NAMESPACE = 'kmcast-system';
+export const NODE_NAMESPACE = 'kmcast-node';
 export const NODE_DAEMONSET = 'kmcast-node';
 export const NODE_CONFIGMAP = 'kmcast-node';
 /** The ConfigMap key the DaemonSet reads as KMCAST_SERVICE (comma-separated domains). */

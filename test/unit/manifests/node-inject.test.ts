@@ -118,7 +118,7 @@ test('a restricted app stays restricted in node mode; the same app with the side
   const nodeTpl = objects(node.yaml).flatMap(templates)[0]!;
   assert.deepEqual(checkPodSecurity(nodeTpl, 'restricted'), []);
   assert.ok(node.report.some((l) => l.includes('the pods pass Pod Security "restricted"')), node.report.join('\n'));
-  assert.ok(node.report.some((l) => l.includes('ticker-kmcast.trading.svc.cluster.local') && l.includes('ConfigMap kmcast-system/kmcast-node') && l.includes('rollout restart daemonset/kmcast-node')));
+  assert.ok(node.report.some((l) => l.includes('ticker-kmcast.trading.svc.cluster.local') && l.includes('ConfigMap kmcast-node/kmcast-node') && l.includes('kubectl -n kmcast-node rollout restart daemonset/kmcast-node')));
   kustomizeText(node.yaml);
 
   const sidecarTpl = objects(run(RESTRICTED_APP, SIDECAR).yaml).flatMap(templates)[0]!;
