@@ -25,7 +25,7 @@ interface GenerateFlags extends AgentFlags {
 export function registerGenerate(program: Command): void {
   const cmd = program
     .command('generate')
-    .summary('write a complete deployment for a multicast app (overlay, host-network, multus)')
+    .summary('write a complete deployment for a multicast app (overlay, host-network, multus, node)')
     .description('Write a complete, commented deployment for a multicast application (YAML on stdout)')
     .requiredOption('--name <app>', 'application name')
     .requiredOption('--image <img>', 'application image')
@@ -50,11 +50,13 @@ Modes:
   overlay       the app plus the kmcast sidecar, headless Service and NetworkPolicy (any CNI)
   host-network  hostNetwork pods, one per node, ClusterFirstWithHostNet (node network must carry multicast)
   multus        a macvlan (bridge) or ipvlan (L2) secondary network with the 224.0.0.0/4 route
+  node          pods with no privilege (Pod Security restricted), served by the kmcast-node DaemonSet
 
 Examples:
   kmcast generate --name ticker --image example/ticker:2 --group 239.1.1.1:5000
   kmcast generate --name ptp --image example/ptp:1 --group 239.1.1.2:319 --mode host-network
-  kmcast generate --name cam --image example/cam:1 --group 239.5.5.5:1234 --mode multus --master ens4`,
+  kmcast generate --name cam --image example/cam:1 --group 239.5.5.5:1234 --mode multus --master ens4
+  kmcast generate --name ticker --image example/ticker:2 --group 239.1.1.1:5000 --mode node --namespace trading`,
     )
     .action((flags: GenerateFlags & { agentImage: string }) => {
     const agent = agentOptionsFrom({ ...flags, image: flags.agentImage });

@@ -9,11 +9,12 @@ import { ConfigError } from '../errors.js';
 import { classifyGroup, parseIPv4 } from './groups.js';
 import type { GroupSpec } from './groups.js';
 import { injectDocs } from './inject.js';
+import { generateNode } from './node-generate.js';
 import type { AgentOptions } from './sidecar.js';
 import { parseYamlDocs, stringifyDocs } from './yamlio.js';
 
-export type Mode = 'overlay' | 'host-network' | 'multus';
-export const MODES: readonly Mode[] = ['overlay', 'host-network', 'multus'];
+export type Mode = 'overlay' | 'host-network' | 'multus' | 'node';
+export const MODES: readonly Mode[] = ['overlay', 'host-network', 'multus', 'node'];
 
 export interface GenerateOptions {
   readonly name: string;
@@ -54,7 +55,7 @@ function verify(o: GenerateOptions): void {
 const groupList = (o: GenerateOptions): string => o.groups.map((g) => `${g.address}:${g.port}`).join(',');
 const uniquePorts = (o: GenerateOptions): number[] => [...new Set(o.groups.map((g) => g.port))];
 
-function deployment(o: GenerateOptions, extra: { hostNetwork?: boolean; annotations?: Record<string, string>; env?: { name: string; value: string }[] }): IDeployment {
+export function deployment(o: GenerateOptions, extra: { hostNetwork?: boolean; annotations?: Record<string, string>; env?: { name: string; value: string }[] }): IDeployment {
   const labels = { app: o.name };
   const ports = uniquePorts(o).map((p, i) => ({
     name: `mcast-${i}`,
@@ -97,13 +98,13 @@ function deployment(o: GenerateOptions, extra: { hostNetwork?: boolean; annotati
   };
 }
 
-function doc(value: unknown, comment: string): Document {
+export function doc(value: unknown, comment: string): Document {
   const d = new Document(value, { aliasDuplicateObjects: false });
   d.commentBefore = comment;
   return d;
 }
 
-function header(o: GenerateOptions, text: string): string {
+export function header(o: GenerateOptions, text: string): string {
   return ` kmcast generate --mode ${o.mode}: ${o.name}, groups ${o.groups.map((g) => `${g.address}:${g.port}`).join(', ')}\n${text
     .split('\n')
     .map((l) => ` ${l}`)
@@ -193,5 +194,7 @@ export function generate(o: GenerateOptions): GenerateResult {
       return hostNetwork(o);
     case 'multus':
       return multus(o);
+    case 'node':
+      return generateNode(o);
   }
 }

@@ -7,7 +7,9 @@ import { parseGroupSpec } from '../../../src/manifests/groups.js';
 import { lintDocs } from '../../../src/manifests/lint.js';
 import { DEFAULT_AGENT_OPTIONS } from '../../../src/manifests/sidecar.js';
 import { parseYamlDocs } from '../../../src/manifests/yamlio.js';
+import { checkPodSecurity } from '../../../src/manifests/pss.js';
 import { validateK8s } from './k8s-schema.js';
+import { kustomizeText } from './kubectl.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -38,13 +40,19 @@ for (const mode of MODES) {
   for (const [i, v] of variants.entries()) {
     test(`generate --mode ${mode} (variant ${i}): schema-valid, lint-clean, commented`, () => {
       const o = { ...base, ...v, mode };
+      if (mode === 'node' && (o.createSecret || o.agent.legacy)) {
+        // Sidecar-only options are refused in node mode, naming the flag.
+        assert.throws(() => generate(o), (e: unknown) => e instanceof ConfigError && /^--(create-secret|legacy): only for --mode overlay/.test(e.message));
+        return;
+      }
       const { yaml } = generate(o);
+      assert.equal(kustomizeText(yaml, `generate --mode ${mode}`).length, objs(yaml).length, 'kubectl kustomize reads every object');
       assert.ok(yaml.startsWith(`---\n# kmcast generate --mode ${mode}: ${o.name}`), 'starts with the explaining comment');
       const out = objs(yaml);
       for (const obj of out) {
         if (obj.kind === 'NetworkAttachmentDefinition') continue; // a CRD: no OpenAPI schema in kubernetes-models
         assert.ok(validateK8s(obj), `${obj.kind} has a schema`);
-        if (o.namespace) assert.equal(obj.metadata.namespace, o.namespace);
+        if (o.namespace && obj.kind !== 'Namespace') assert.equal(obj.metadata.namespace, o.namespace);
       }
       assert.deepEqual(lintDocs(parseYamlDocs(yaml, 'gen.yaml')), [], 'our own output passes our own lint');
       const dep = out.find((x) => x.kind === 'Deployment')!;
@@ -60,6 +68,17 @@ for (const mode of MODES) {
         assert.equal(agent.image, o.agent.image);
         assert.deepEqual(out.map((x) => x.kind), ['Deployment', 'Service', 'NetworkPolicy', ...(o.createSecret ? ['Secret'] : [])]);
         assert.equal(spec.hostNetwork, undefined);
+      } else if (mode === 'node') {
+        const kinds = out.map((x) => x.kind);
+        assert.deepEqual(kinds, [...(o.namespace ? ['Namespace'] : []), 'Deployment', 'Service']);
+        if (o.namespace) assert.equal(out[0]!.metadata.labels['pod-security.kubernetes.io/enforce'], 'restricted');
+        assert.deepEqual(checkPodSecurity(dep.spec.template, 'restricted'), [], 'the app passes Pod Security restricted');
+        assert.equal(spec.initContainers[0].name, 'kmcast-wait');
+        assert.equal(spec.initContainers.length, 1);
+        assert.equal(spec.containers.length, 1, 'no sidecar');
+        assert.ok(!yaml.includes('NET_ADMIN') && !yaml.includes('Secret'));
+        assert.match(yaml, /# Before applying: add ticker-kmcast\.|# Before applying: add a-kmcast\./);
+        assert.match(yaml, /rollout restart daemonset\/kmcast-node/);
       } else if (mode === 'host-network') {
         assert.equal(spec.hostNetwork, true);
         assert.equal(spec.dnsPolicy, 'ClusterFirstWithHostNet');
