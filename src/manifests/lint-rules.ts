@@ -69,6 +69,9 @@ export const RULES = {
   hostNetworkAntiAffinity: rule('KMC308', 'hostnetwork-no-anti-affinity', 'warning',
     'Two replicas with hostNetwork: true on one node share the node\'s ports: the second fails to bind the group port, or both receive every datagram once per socket.',
     'Add a required podAntiAffinity on kubernetes.io/hostname (or use a DaemonSet) so there is one pod per node.'),
+  podSecurityEnforced: rule('KMC401', 'pod-security-enforced', 'error',
+    'The namespace enforces a Pod Security level (pod-security.kubernetes.io/enforce) that this pod violates, so the API server rejects it: a Deployment shows no pods, only FailedCreate events. The kmcast sidecar needs NET_ADMIN and uid 0, which baseline and restricted forbid.',
+    'For multicast without privilege use kmcast inject --mode node (the kmcast-node DaemonSet serves the pods, which then pass restricted); otherwise change the field named in the message.'),
 } as const satisfies Record<string, Rule>;
 
 export const RULE_LIST: readonly Rule[] = Object.values(RULES);

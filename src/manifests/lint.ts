@@ -9,6 +9,8 @@ import { classifyGroup, formatIPv4, groupMac, inCidr, MULTICAST, parseIPv4 } fro
 import { TEMPLATE_PATHS } from './inject.js';
 import { RULES } from './lint-rules.js';
 import type { Rule, Severity } from './lint-rules.js';
+import { checkPodSecurity } from './pss.js';
+import type { PssLevel } from './pss.js';
 import { GENERATED_FOR_ANNOTATION } from './sidecar.js';
 import { lineOf } from './yamlio.js';
 import type { SourceDoc } from './yamlio.js';
@@ -68,6 +70,8 @@ class Linter {
   private readonly services: { ctx: Ctx; obj: Obj }[] = [];
   private readonly policies: { ctx: Ctx; obj: Obj }[] = [];
   private readonly workloads: { ctx: Ctx; obj: Obj; tpl: Path }[] = [];
+  /** Namespaces in the input that enforce a Pod Security level. */
+  private readonly enforced = new Map<string, { level: PssLevel; object: string }>();
 
   report(rule: Rule, ctx: Ctx, path: Path, message: string): void {
     const full = [...ctx.base, ...path];
@@ -207,6 +211,11 @@ class Linter {
       return;
     }
     switch (kind) {
+      case 'Namespace': {
+        const level = isObj(meta.labels) ? meta.labels['pod-security.kubernetes.io/enforce'] : undefined;
+        if (level === 'baseline' || level === 'restricted') this.enforced.set(name, { level, object: ctx.object });
+        break;
+      }
       case 'ConfigMap':
         if (isObj(obj.data)) {
           for (const [k, v] of Object.entries(obj.data)) {
@@ -285,6 +294,20 @@ class Linter {
   }
 
   /** Rules that need every document first: group sets per namespace, Services, policies. */
+  /** Workloads in a namespace of the input that enforces baseline or restricted, checked against it. */
+  private podSecurity(): void {
+    for (const { ctx, obj, tpl } of this.workloads) {
+      const ns = this.enforced.get(ctx.namespace);
+      if (!ns) continue;
+      let t: unknown = obj;
+      for (const k of tpl) t = isObj(t) ? t[k] : undefined;
+      if (!isObj(t)) continue;
+      for (const v of checkPodSecurity(t, ns.level)) {
+        this.report(RULES.podSecurityEnforced, ctx, [...tpl, ...parsePssPath(v.path)], `${ns.object} enforces ${ns.level}; ${v.control}: ${v.message}`);
+      }
+    }
+  }
+
   finish(): void {
     const groupPorts = new Map<string, Set<number>>();
     const macs = new Map<string, Map<string, GroupUse>>();
@@ -329,6 +352,7 @@ class Linter {
     }
 
     for (const { ctx, obj } of this.services) this.service(ctx, obj, groupPorts.get(ctx.namespace) ?? new Set());
+    this.podSecurity();
     for (const { ctx, obj } of this.policies) this.policy(ctx, obj, groupPorts.get(ctx.namespace) ?? new Set());
   }
 
@@ -424,6 +448,17 @@ class Linter {
       this.report(RULES.policyForMulticast, ctx, ['metadata', 'name'], 'NetworkPolicy named or annotated for multicast; NetworkPolicy does not govern multicast');
     }
   }
+}
+
+/** `spec.containers[0].x` or `metadata.annotations["a/b"]` as a path. */
+function parsePssPath(p: string): Path {
+  const out: Path = [];
+  for (const m of p.matchAll(/([^.[\]]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g)) {
+    if (m[2] !== undefined) out.push(Number(m[2]));
+    else if (m[3] !== undefined) out.push(JSON.parse(m[3]) as string);
+    else out.push(m[1]!);
+  }
+  return out;
 }
 
 /** Lints parsed documents: Kubernetes objects (and Lists), or CNI configuration JSON. */
