@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from '../../../src/node/api.js';
 import { NODE_CONFIGMAP, NODE_DAEMONSET, NODE_NAMESPACE, NODE_SERVICES_KEY } from '../../../src/manifests/node-inject.js';
 import { checkPodSecurity } from '../../../src/manifests/pss.js';
 import { ROOT } from './fixtures.js';
 import { validateK8s } from './k8s-schema.js';
-import { kustomizeDir } from './kubectl.js';
+import { kustomizeDir, kustomizeText } from './kubectl.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -87,4 +88,12 @@ test('the DaemonSet passes only node agent flags; domains come from the ConfigMa
   const keyVol = (pod.spec.volumes as Obj[]).find((v) => v.secret)!;
   const keyMount = (c.volumeMounts as Obj[]).find((m) => m.name === keyVol.name)!;
   assert.equal(flag('--key-file'), `${keyMount.mountPath as string}/key`);
+});
+
+test('every kustomization and example under deploy/ builds with kubectl kustomize', () => {
+  for (const dir of ['kustomize/base', 'kustomize/cert-manager', 'node']) assert.ok(kustomizeDir(`${ROOT}deploy/${dir}`, dir).length >= 1, dir);
+  for (const f of readdirSync(`${ROOT}deploy/examples`).filter((n) => n.endsWith('.yaml'))) {
+    const text = readFileSync(`${ROOT}deploy/examples/${f}`, 'utf8');
+    assert.ok(kustomizeText(text, f).length >= 1, f);
+  }
 });
