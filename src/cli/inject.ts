@@ -87,9 +87,8 @@ Examples:
   kmcast inject -f app.yaml --legacy          # Kubernetes < 1.29
   kmcast inject -f app.yaml --mode node       # no privilege in the pods (Pod Security restricted)
 
---mode node needs the kmcast-node DaemonSet (deploy/node) and adds the domain's Service name to
-its list (the report says how). Switching an injected object between modes replaces what the
-other mode added.`,
+--mode node needs the kmcast-node DaemonSet (deploy/node); the report names the domain to add
+to its ConfigMap. Switching an injected object between modes replaces what the other mode added.`,
     )
     .action((flags: InjectFlags) => {
       checkNodeModeFlags(flags);
