@@ -14,8 +14,11 @@ import { clusterLabel } from '../membership/codec.js';
 import { ControlChannel } from '../membership/control.js';
 import { loadKeyFile } from '../membership/keys.js';
 import { LocalGroupsWatcher } from '../membership/local-groups.js';
+import { OverlayJoiner } from '../membership/overlay-joins.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList } from '../overlay/allowlist.js';
+import type { CaptureSpec, CaptureState } from '../overlay/capture.js';
+import { applyCapture, removeCapture } from '../overlay/capture.js';
 import type { OverlaySpec, Replication } from '../overlay/desired.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
 import { sortIpv4 } from '../net/ipv4.js';
@@ -70,6 +73,12 @@ export class Agent {
   private readonly incarnations = new Map<string, string>();
   /** Until start() has built the data plane itself, event-driven syncs are not scheduled. */
   private running = false;
+  // eth0 capture (issue 10): the chain can only load once vx0 exists (`fwd to` resolves it).
+  private overlayUp = false;
+  private capture: CaptureState | undefined;
+  private captureInstalled = false;
+  /** Read back since the last invalidation (periodic resync, vx0 re-created). */
+  private captureVerified = false;
 
   constructor(
     readonly config: AgentConfig,
@@ -79,7 +88,12 @@ export class Agent {
     this.ip = new IpClient(deps.runner, deps.netns);
     this.reconciler = new OverlayReconciler(this.ip, this.log);
     this.allowList = new AllowList(deps.runner, deps.netns);
+    this.runner = deps.runner;
+    this.netns = deps.netns;
   }
+
+  private readonly runner: Runner;
+  private readonly netns: string | undefined;
 
   ready(): boolean {
     return this.isReady;
@@ -139,6 +153,7 @@ export class Agent {
     }
     await this.syncOverlay();
     await this.checkRpFilter();
+    await this.startCapture();
     this.log.info(
       { device: cfg.device, podIp: this.spec.localIp, underlay: this.spec.underlay, vni: cfg.vni, port: cfg.vxlanPort, replication: this.spec.replication },
       'overlay device ready',
@@ -169,10 +184,12 @@ export class Agent {
     });
     await this.channel.start();
 
-    this.watcher = new LocalGroupsWatcher(this.ip, cfg.device, this.log, Math.min(2000, cfg.resyncMs));
+    const underlay = cfg.capture === 'on' ? { underlay: this.spec.underlay, joiner: new OverlayJoiner(this.log) } : undefined;
+    this.watcher = new LocalGroupsWatcher(this.ip, cfg.device, this.log, Math.min(2000, cfg.resyncMs), underlay);
     this.watcher.on('change', (groups) => {
       this.log.info({ groups }, 'local groups changed');
       this.metrics.localGroups.set(groups.length);
+      for (const [iface, g] of Object.entries(this.watcher?.byInterface() ?? {})) this.metrics.groupsByInterface.set({ interface: iface }, g.length);
       const t0 = process.hrtime.bigint();
       void this.announce().then(() => this.metrics.announceLatency.observe(Number(process.hrtime.bigint() - t0) / 1e9));
     });
@@ -186,6 +203,7 @@ export class Agent {
     this.every(cfg.resyncMs, () => {
       void this.watcher?.refresh();
       this.allowed = undefined; // read the allow-list back too
+      this.captureVerified = false; // and the capture chain
       this.scheduleSync(true);
     });
     await this.announce();
@@ -220,7 +238,8 @@ export class Agent {
     const logError = (what: string) => (err: unknown) => this.log.error({ err: errorMessage(err) }, what);
     if (this.spec && opts.removeDevice) {
       await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch(logError('removing overlay device failed'));
-      if (!this.config.insecureNoAllowlist) await this.allowList.remove().catch(() => undefined);
+      if (!this.config.insecureNoAllowlist) await this.allowList.remove({ capture: true }).catch(() => undefined);
+      else await removeCapture(this.runner, this.netns).catch(() => undefined);
     } else if (this.spec && this.running) {
       if (!this.config.insecureNoAllowlist) {
         await this.allowList
@@ -257,13 +276,63 @@ export class Agent {
       entries: { ...this.entryCounts },
       allowList: { installed: this.allowListInstalled, peers: this.allowed ? this.allowed.split(',').filter(Boolean).length : 0 },
       drops: { unregistered, control: this.channel ? this.dropCounters() : {} },
+      ...this.captureStatus(),
     };
+  }
+
+  /** The capture path and the apps' groups per interface, for /status and the metrics. */
+  private captureStatus(): Pick<AgentStatus, 'capture' | 'groupsByInterface'> {
+    const forwarded = this.capture?.packets ?? 0;
+    this.metrics.captureActive.set(this.captureInstalled ? 1 : 0);
+    this.metrics.captureForwarded.set(forwarded);
+    return {
+      capture: {
+        path: this.config.capture === 'on' ? 'nft-netdev-egress' : 'off',
+        underlay: this.spec?.underlay ?? '',
+        installed: this.captureInstalled,
+        forwarded,
+      },
+      groupsByInterface: this.watcher?.byInterface() ?? {},
+    };
+  }
+
+  private captureSpec(): CaptureSpec | undefined {
+    if (this.config.capture !== 'on' || !this.overlayUp) return undefined;
+    return { underlay: this.spec.underlay, device: this.config.device, broadcastAddress: this.spec.broadcastAddress };
+  }
+
+  /** After vx0 exists: install the capture (fail closed at start), or remove one an earlier agent left when it is off. */
+  private async startCapture(): Promise<void> {
+    this.overlayUp = true;
+    if (this.config.capture === 'off') {
+      await removeCapture(this.runner, this.netns);
+      return;
+    }
+    this.captureVerified = false;
+    if (!this.config.insecureNoAllowlist) await this.syncAllowList(true, true);
+    else await this.syncCaptureOnly();
+    this.log.info({ underlay: this.spec.underlay, device: this.config.device }, 'eth0 capture installed: multicast and broadcast sent out of the pod interface go into the overlay');
+  }
+
+  /** --insecure-no-allowlist: the capture alone, read back the same way. */
+  private async syncCaptureOnly(): Promise<void> {
+    const spec = this.captureSpec();
+    if (!spec || this.captureVerified) return;
+    try {
+      this.capture = await applyCapture(this.runner, this.netns, spec);
+      this.captureInstalled = true;
+      this.captureVerified = true;
+    } catch (err) {
+      this.captureInstalled = false;
+      throw err;
+    }
   }
 
   /** Reads the allow-list's drop counters into the metrics (on /status and /metrics). */
   private async refreshAllowListCounters(): Promise<void> {
     if (!this.allowListInstalled) return;
-    const state = await this.allowList.read().catch(() => undefined);
+    const state = await this.allowList.read(this.captureSpec()).catch(() => undefined);
+    if (state?.capture) this.capture = state.capture;
     for (const [rule, n] of Object.entries(state?.dropped ?? {})) this.metrics.allowListDropped.set({ port: rule.replace('kmcast-', '') }, n);
   }
 
@@ -406,6 +475,9 @@ export class Agent {
           const fullNow = this.fullPending;
           this.fullPending = false;
           await this.syncOverlay(!fullNow);
+          // After the overlay: `fwd to "vx0"` needs the device to exist.
+          if (!this.config.insecureNoAllowlist) await this.syncAllowList(false, true);
+          else await this.syncCaptureOnly();
           this.backoffMs = 200;
         } catch (err) {
           this.metrics.commandErrors.inc();
@@ -451,6 +523,10 @@ export class Agent {
         this.mac = link.mac;
         if (!first) void this.announce();
       }
+      if (result.plan.recreate || result.plan.ip.some((l) => l.startsWith('link add'))) {
+        // The capture's `fwd to` points at the old device's index: re-apply it.
+        this.captureVerified = false;
+      }
       if (result.plan.recreate || result.plan.ip.some((l) => l.startsWith('link add'))) await this.checkRpFilter().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'rp_filter check failed'));
     }
     this.entryCounts = { fdb: desired.fdb.length, mdb: desired.mdb.length, routes: desired.routes.length };
@@ -462,22 +538,30 @@ export class Agent {
   }
 
   /** The allow-list admits every listed or alive peer; re-applied when that set changes. */
-  private async syncAllowList(initial: boolean): Promise<void> {
+  private async syncAllowList(initial: boolean, withCapture = false): Promise<void> {
     const peers = sortIpv4(new Set([...this.table.targets(), ...this.table.alive().map((p) => p.ip)]));
     const key = peers.join(',');
-    if (key === this.allowed) return;
+    const capture = withCapture ? this.captureSpec() : undefined;
+    if (key === this.allowed && (!capture || this.captureVerified)) return;
     try {
       const state = await this.allowList.apply({
         vxlanPort: this.config.vxlanPort,
         controlPort: this.keys.length ? undefined : this.config.controlPort,
         peers,
+        capture,
       });
       this.allowed = key;
       this.allowListInstalled = true;
+      if (capture) {
+        this.capture = state.capture;
+        this.captureInstalled = true;
+        this.captureVerified = true;
+      }
       this.metrics.allowListPeers.set(peers.length);
       for (const [rule, n] of Object.entries(state.dropped)) this.metrics.allowListDropped.set({ port: rule.replace('kmcast-', '') }, n);
     } catch (err) {
       this.allowListInstalled = false;
+      if (capture) this.captureInstalled = false;
       if (initial && err instanceof KmcastError) throw err;
       throw new KmcastError(`sync admission allow-list: ${errorMessage(err)}`, { cause: err });
     }

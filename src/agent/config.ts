@@ -32,6 +32,8 @@ export interface AgentConfig {
   readonly setupOnly: boolean;
   readonly logLevel: LogLevel;
   readonly podIp: string | undefined;
+  /** on: apps' eth0 sends are moved into the overlay and their eth0 joins count (capture.ts). */
+  readonly capture: 'on' | 'off';
 }
 
 /** Flag name (as on the command line) → env var. */
@@ -66,6 +68,7 @@ export const AGENT_FLAGS: Record<string, string> = {
   setupOnly: '--setup-only',
   logLevel: '--log-level',
   podIp: '--pod-ip',
+  capture: '--capture',
 };
 
 const DEFAULTS: RawOptions = {
@@ -82,6 +85,7 @@ const DEFAULTS: RawOptions = {
   resolveInterval: '5000',
   resyncInterval: '10000',
   logLevel: 'info',
+  capture: 'on',
 };
 
 /** Merge: explicit flags win over env vars, env vars over defaults. */
@@ -189,6 +193,8 @@ export function validateConfig(raw: RawOptions): AgentConfig {
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `invalid value ${JSON.stringify(logLevel)} (must be one of ${LOG_LEVELS.join(', ')})`);
   const podIp = str('podIp');
   if (podIp !== undefined && !isIpv4(podIp)) fail('podIp', `${JSON.stringify(podIp)} is not an IPv4 address`);
+  const capture = str('capture') ?? 'on';
+  if (capture !== 'on' && capture !== 'off') fail('capture', `invalid value ${JSON.stringify(capture)} (must be on or off)`);
   const setupOnly = bool(raw, 'setupOnly');
   if (!setupOnly && service === undefined && peers.length === 0) {
     fail('service', 'no peers to find: give --service NAME (a headless Service) and/or --peers IP,IP');
@@ -216,5 +222,6 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     setupOnly,
     logLevel: logLevel as LogLevel,
     podIp,
+    capture,
   };
 }

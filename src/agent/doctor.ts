@@ -14,6 +14,8 @@ import { errorMessage } from '../errors.js';
 import { MDB_DST_MIN_VERSION, parseIpv4Addrs, parseIpVersion, parseLink, parseRoutes, versionAtLeast } from '../iproute2/parse.js';
 import type { Runner } from '../iproute2/runner.js';
 import { VXLAN_OVERHEAD } from '../overlay/desired.js';
+import type { SocketFacts } from './doctor-eth0.js';
+import { checkBoundSockets, checkCapture, gatherSockets } from './doctor-eth0.js';
 import { CAP_NET_ADMIN, capEffOf, effectiveRpFilter, hasCapability } from './host.js';
 import { fetchAgentStatus, formatTable } from './status-format.js';
 import type { AgentStatus, PeerState } from './status-types.js';
@@ -93,6 +95,8 @@ export interface DoctorFacts {
   readonly agent: { readonly url: string; readonly status: AgentStatus } | { readonly url: string; readonly error: string };
   /** UDP probes of the peers' control port (only when the agent's /status was not available). */
   readonly peerProbes: readonly { readonly ip: string; readonly error: string | null }[];
+  /** UDP and raw sockets with their bound device (doctor-eth0.ts); absent in older fact sets. */
+  readonly sockets?: SocketFacts;
 }
 
 /** Side effects `gatherFacts` needs; interface is created to allow testing. */
@@ -219,6 +223,7 @@ export async function gatherFacts(opts: DoctorOptions, deps: DoctorDeps): Promis
     dns,
     agent,
     peerProbes,
+    sockets: await gatherSockets(runner),
   };
 }
 
@@ -348,6 +353,9 @@ export function evaluate(f: DoctorFacts, opts: DoctorOptions): CheckResult[] {
     checkDns(f),
     checkAgent(f),
     ...checkPeers(f, opts),
+    // Apps that name eth0 (doctor-eth0.ts).
+    checkCapture('status' in f.agent ? f.agent.status : undefined),
+    checkBoundSockets(f.sockets, 'name' in f.underlay ? f.underlay.name : opts.interface),
   ];
 }
 

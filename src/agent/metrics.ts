@@ -105,6 +105,22 @@ export class AgentMetrics {
     labelNames: ['port'] as const,
     registers: [this.registry],
   });
+  readonly captureActive = new Gauge({
+    name: 'kmcast_capture_active',
+    help: '1 when the netdev egress chain moving multicast and broadcast sent out of the pod interface into the overlay is installed and verified.',
+    registers: [this.registry],
+  });
+  readonly captureForwarded = new Gauge({
+    name: 'kmcast_capture_forwarded_packets',
+    help: 'Frames sent out of the pod interface and moved into the overlay, since the capture chain was installed.',
+    registers: [this.registry],
+  });
+  readonly groupsByInterface = new Gauge({
+    name: 'kmcast_membership_joined_groups',
+    help: "Groups this pod's apps joined, by the interface they joined on (224.0.0.1 excluded).",
+    labelNames: ['interface'] as const,
+    registers: [this.registry],
+  });
   readonly announceLatency = new Histogram({
     name: 'kmcast_membership_announce_seconds',
     help: 'Time from noticing a local join or leave to sending STATE to the peers.',

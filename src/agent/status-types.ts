@@ -38,4 +38,15 @@ export interface AgentStatus {
     /** Control datagrams dropped, by reason (bad_mac, replay, malformed, unknown_peer). */
     readonly control: Readonly<Record<string, number>>;
   };
+  /** How sends out of the pod interface reach the overlay (absent from older agents). */
+  readonly capture?: {
+    /** nft-netdev-egress: a netdev egress chain on the underlay moves them into vx0; off: they stay native. */
+    readonly path: 'nft-netdev-egress' | 'off';
+    readonly underlay: string;
+    readonly installed: boolean;
+    /** Frames moved into the overlay since the chain was installed. */
+    readonly forwarded: number;
+  };
+  /** Apps' groups by the interface they joined on (the announced set is their union). */
+  readonly groupsByInterface?: Readonly<Record<string, readonly string[]>>;
 }

@@ -35,6 +35,7 @@ export function registerAgent(program: Command): void {
     .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
     .option('--insecure-no-allowlist', 'do not install the nftables allow-list (VXLAN open to anyone who can reach the pod)')
     .option('--setup-only', 'create the overlay device and routes, then exit (init container on clusters without native sidecars)')
+    .option('--capture <on|off>', "apps that name eth0: move their multicast/broadcast sends into the overlay and count their eth0 joins (default: on)")
     .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)')
     .addHelpText(
       'after',

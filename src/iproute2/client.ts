@@ -7,6 +7,7 @@ import type { FdbEntry, LinkStats, MdbEntry, RouteEntry, VxlanLink } from './par
 import {
   parseFdb,
   parseIpv4Addrs,
+  parseIpv4MaddrUsers,
   parseIpv4Maddrs,
   parseIpVersion,
   parseLink,
@@ -65,6 +66,12 @@ export class IpClient {
   async maddrs(dev: string): Promise<string[]> {
     const out = await this.read(['ip', '-j', 'maddr', 'show', 'dev', dev]);
     return out === undefined ? [] : parseIpv4Maddrs(out);
+  }
+
+  /** Groups joined on the device with their join counts; undefined when the device does not exist. */
+  async maddrUsers(dev: string): Promise<Map<string, number> | undefined> {
+    const out = await this.read(['ip', '-j', 'maddr', 'show', 'dev', dev]);
+    return out === undefined ? undefined : parseIpv4MaddrUsers(out);
   }
 
   async stats(dev: string): Promise<LinkStats | undefined> {

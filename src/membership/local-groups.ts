@@ -2,6 +2,11 @@
  * The groups this pod's apps joined on the overlay device, without snooping: `ip monitor
  * maddress` wakes us on every join/leave, and each wake re-reads `ip -j maddr` (the state, not the
  * event, is the truth); a periodic re-read repairs a missed event or a dead monitor.
+ *
+ * With an underlay (eth0), groups apps joined there count as joined too: the announced set is the
+ * union, and an OverlayJoiner holds each of them on vx0 so the kernel accepts their datagrams
+ * there. The joiner's own memberships are subtracted from vx0's join counts, so a leave on eth0
+ * is a leave.
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
@@ -10,6 +15,7 @@ import type { IpClient } from '../iproute2/client.js';
 import { netnsArgv } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
 import { sortIpv4 } from '../net/ipv4.js';
+import type { OverlayJoiner } from './overlay-joins.js';
 
 /** All-hosts group: every IPv4 interface is in it; implicit, never announced. */
 export const ALL_HOSTS = '224.0.0.1';
@@ -18,12 +24,28 @@ export function announcedGroups(joined: readonly string[]): string[] {
   return sortIpv4(new Set(joined.filter((g) => g !== ALL_HOSTS)));
 }
 
+/**
+ * Apps' groups on the overlay device: the groups joined there minus the joiner's own joins
+ * (`users` counts every socket's join). Pure.
+ */
+export function appGroupsOnOverlay(users: ReadonlyMap<string, number>, ownJoins: ReadonlySet<string>): string[] {
+  return announcedGroups([...users].filter(([g, n]) => n - (ownJoins.has(g) ? 1 : 0) > 0).map(([g]) => g));
+}
+
+export interface UnderlayOptions {
+  /** The pod interface whose joins count too (eth0). */
+  readonly underlay: string;
+  /** Holds the underlay's groups on the overlay device. */
+  readonly joiner: OverlayJoiner;
+}
+
 export interface LocalGroupsEvents {
   change: [groups: string[]];
 }
 
 export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
   private current: string[] = [];
+  private perInterface: Record<string, string[]> = {};
   private monitor: ChildProcess | undefined;
   private timer: NodeJS.Timeout | undefined;
   private reading: Promise<void> | undefined;
@@ -35,12 +57,18 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
     private readonly device: string,
     private readonly log: Logger,
     private readonly resyncMs = 2000,
+    private readonly underlay?: UnderlayOptions,
   ) {
     super();
   }
 
   groups(): string[] {
     return this.current;
+  }
+
+  /** Apps' groups by the interface they joined on (224.0.0.1 excluded). */
+  byInterface(): Record<string, string[]> {
+    return this.perInterface;
   }
 
   async start(): Promise<void> {
@@ -56,6 +84,7 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
     if (this.timer) clearInterval(this.timer);
     this.monitor?.kill();
     this.monitor = undefined;
+    this.underlay?.joiner.close();
   }
 
   /** Re-read now (coalesces concurrent calls: one read in flight, one queued). */
@@ -68,7 +97,8 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
       do {
         this.again = false;
         try {
-          const next = announcedGroups(await this.ip.maddrs(this.device));
+          const next = await this.read();
+          if (next === undefined) continue; // the joiner changed what we read: read again
           if (next.join() !== this.current.join()) {
             this.current = next;
             this.emit('change', next);
@@ -83,6 +113,34 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
     } finally {
       this.reading = undefined;
     }
+  }
+
+  private rounds = 0;
+
+  /** The union of apps' groups, or undefined when the joiner just changed vx0 (read again). */
+  private async read(): Promise<string[] | undefined> {
+    if (!this.underlay) {
+      const groups = announcedGroups(await this.ip.maddrs(this.device));
+      this.perInterface = { [this.device]: groups };
+      return groups;
+    }
+    const { underlay, joiner } = this.underlay;
+    const [users, onUnderlay] = await Promise.all([this.ip.maddrUsers(this.device), this.ip.maddrs(underlay)]);
+    const under = announcedGroups(onUnderlay);
+    if (users && !this.stopped && this.rounds < 3) {
+      // vx0 re-created (or a join that went elsewhere): the joiner's memberships are gone; join afresh.
+      if (joiner.groups().some((g) => !users.has(g))) joiner.reset();
+      if (await joiner.set(under)) {
+        this.rounds += 1;
+        this.again = true;
+        return undefined;
+      }
+    }
+    this.rounds = 0;
+    const own = new Set(joiner.groups());
+    const overlay = users ? appGroupsOnOverlay(users, own) : [];
+    this.perInterface = { [this.device]: overlay, [underlay]: under };
+    return announcedGroups([...overlay, ...under]);
   }
 
   private startMonitor(): void {

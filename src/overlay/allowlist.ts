@@ -7,6 +7,8 @@
 import { CapabilityError, KmcastError } from '../errors.js';
 import type { Runner } from '../iproute2/runner.js';
 import { sortIpv4 } from '../net/ipv4.js';
+import type { CaptureSpec, CaptureState } from './capture.js';
+import { captureMatches, captureScript, readCapture, removeCapture } from './capture.js';
 
 export const NFT_TABLE = 'kmcast';
 
@@ -15,6 +17,8 @@ export interface AllowListSpec {
   /** Filter the control port too (no key: only peers' source addresses are believed anyway). */
   readonly controlPort: number | undefined;
   readonly peers: readonly string[];
+  /** The eth0 capture chain (capture.ts), written in the same transaction and read back with the list. */
+  readonly capture?: CaptureSpec | undefined;
 }
 
 /** The nft script for `nft -f -`: create-then-delete-then-create makes it one atomic replace. */
@@ -35,6 +39,7 @@ export function allowListScript(spec: AllowListSpec): string {
     ...rules,
     '  }',
     '}',
+    ...(spec.capture ? captureScript(spec.capture) : []),
     '',
   ].join('\n');
 }
@@ -57,6 +62,8 @@ export interface AllowListState {
   readonly peers: string[];
   /** Drop counters by rule comment (kmcast-vxlan, kmcast-control). */
   readonly dropped: Record<string, number>;
+  /** The capture chain as read back, when the spec asked for one. */
+  readonly capture?: CaptureState | undefined;
 }
 
 type NftObj = Record<string, Record<string, unknown>>;
@@ -93,9 +100,12 @@ export class AllowList {
   async apply(spec: AllowListSpec): Promise<AllowListState> {
     const rules = expectedRules(spec);
     const want = sortIpv4(new Set(spec.peers));
-    const current = await this.read().catch(() => undefined);
-    if (hasRules(current, rules) && current!.peers.join() === want.join()) return current!;
-    const script = hasRules(current, rules) ? allowListUpdateScript(want) : allowListScript(spec);
+    const current = await this.read(spec.capture).catch(() => undefined);
+    const captureOk = !spec.capture || captureMatches(current?.capture, spec.capture);
+    if (hasRules(current, rules) && current!.peers.join() === want.join() && captureOk) return current!;
+    let script = hasRules(current, rules) ? allowListUpdateScript(want) : allowListScript(spec);
+    // Only the capture drifted (deleted by hand, vx0 re-created): replace it in the same transaction.
+    if (hasRules(current, rules) && !captureOk) script += `${captureScript(spec.capture!).join('\n')}\n`;
     try {
       await this.runner.run(['nft', '-f', '-'], { netns: this.netns, input: script });
     } catch (err) {
@@ -111,21 +121,29 @@ export class AllowList {
       }
       throw new KmcastError(`install admission allow-list: ${msg}`, { cause: err });
     }
-    const state = await this.read();
+    const state = await this.read(spec.capture);
     if (!state || state.peers.join() !== want.join() || !hasRules(state, rules)) {
       throw new KmcastError(
         `verify admission allow-list: read back ${JSON.stringify(state)} but installed peers ${JSON.stringify(want)} with rules ${rules.join(', ')}`,
       );
     }
+    if (spec.capture && !captureMatches(state.capture, spec.capture)) {
+      throw new KmcastError(`verify eth0 capture: read back ${JSON.stringify(state.capture)} but installed ${JSON.stringify(spec.capture)}`);
+    }
     return state;
   }
 
-  async read(): Promise<AllowListState | undefined> {
+  /** With `capture`, the capture chain is read back too (into `capture`). */
+  async read(capture?: CaptureSpec): Promise<AllowListState | undefined> {
     const r = await this.runner.run(['nft', '-j', 'list', 'table', 'ip', NFT_TABLE], { netns: this.netns, allowFail: true });
-    return r.code === 0 ? parseAllowList(r.stdout) : undefined;
+    if (r.code !== 0) return undefined;
+    const state = parseAllowList(r.stdout);
+    return capture ? { ...state, capture: await readCapture(this.runner, this.netns) } : state;
   }
 
-  async remove(): Promise<void> {
+  /** Removes the list; with `capture`, the capture chain too. */
+  async remove(opts: { capture?: boolean } = {}): Promise<void> {
     await this.runner.run(['nft', 'delete', 'table', 'ip', NFT_TABLE], { netns: this.netns, allowFail: true });
+    if (opts.capture) await removeCapture(this.runner, this.netns);
   }
 }
