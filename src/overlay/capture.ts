@@ -67,7 +67,8 @@ export function captureScript(spec: CaptureSpec): string[] {
  * device); undefined when the chain or its rule is missing. Pure.
  */
 export function parseCapture(stdout: string): CaptureState | undefined {
-  const chain = new RegExp(`chain ${CAPTURE_CHAIN} \\{([^}]*(?:\\{[^}]*\\}[^}]*)*)\\}`).exec(stdout)?.[1];
+  // The chain's body: up to the line that is only its closing brace (a set's brace is mid-line).
+  const chain = new RegExp(`chain ${CAPTURE_CHAIN} \\{\\n([\\s\\S]*?)\\n\\s*\\}\\s*(?:\\n|$)`).exec(stdout)?.[1];
   if (chain === undefined) return undefined;
   const dev = /hook egress device "?([^";\s]+)"?/.exec(chain)?.[1];
   const rule = chain.split('\n').find((l) => l.includes(`comment "${CAPTURE_COMMENT}"`));
