@@ -9,12 +9,15 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { findPython, findTool, podFetch, runInNetns, spawnInNetns, startAgent, waitFor } from '../../src/lab/process.js';
+import { KMCAST_MAIN, findPython, findTool, podFetch, runInNetns, spawnInNetns, startAgent, waitFor } from '../../src/lab/process.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { parseCapture } from '../../src/overlay/capture.js';
 import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
@@ -198,20 +201,27 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     await waitFor('every pod floods to every other', async () => {
       for (const p of lab.pods) if ((await floodPeers(p)).length !== lab.pods.length - 1) return false;
       return true;
-    }, 20_000, 200);
+    }, 40_000, 200);
   }
   async function stopAgents(): Promise<void> {
     await Promise.all([...agents.values()].map((a) => a.stop('SIGTERM')));
     agents.clear();
   }
   async function waitReplicated(modes: readonly JoinMode[]): Promise<void> {
+    let missing = '';
     await waitFor(`senders replicate ${modes.join(', ')} groups to every other pod`, async () => {
       for (const s of senders()) {
         const want = lab.pods.filter((p) => p !== s).map((p) => p.ip).sort().join();
-        for (const m of modes) if ((await groupEntries(s, GROUP[m])).join() !== want) return false;
+        for (const m of modes) {
+          const got = (await groupEntries(s, GROUP[m])).join();
+          missing = `${s.name} ${m} ${GROUP[m]}: ${got} (want ${want})`;
+          if (got !== want) return false;
+        }
       }
       return true;
-    }, 15_000, 100);
+    }, 30_000, 100).catch((err: unknown) => {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; last: ${missing}`);
+    });
   }
   const get = (c: Counts, join: string, src: string, tag: string): number => c[`${join}|${src}|${tag}`] ?? 0;
 
@@ -357,5 +367,61 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     await send(s, 'eth0', 'drift', [`${GROUP.eth0}:${PORT.eth0}`]);
     const counts = await settledCounts(others, (r) => Object.values(c0.get(r)!).reduce((a, b) => a + b, 0) + N);
     for (const r of others) assert.equal(get(counts.get(r)!, 'eth0', s.ip, 'drift'), N, `${r.pod.name}: eth0 send after vx0 was re-created`);
+  });
+
+  test('doctor, unprivileged in the pod: the capture path, and sockets bound to eth0 (python SO_BINDTODEVICE, keepalived interface eth0)', async (t) => {
+    if (!needRoot(t)) return;
+    const p = pod('n2p2');
+    interface Check { id: string; status: string; detail: string; fix?: string }
+    const doctor = async (): Promise<Map<string, Check>> => {
+      // As nobody, without capabilities: what `kubectl exec` into an app container can do.
+      const r = await runInNetns(p.netns, [
+        findTool('setpriv', 'util-linux'), '--reuid', '65534', '--regid', '65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
+        process.execPath, KMCAST_MAIN, 'doctor', '--json', '--service', lab.spec.service,
+      ], 30_000);
+      const checks = (JSON.parse(r.stdout) as { checks: Check[] }).checks;
+      return new Map(checks.map((c) => [c.id, c]));
+    };
+    const before = await doctor();
+    assert.equal(before.get('bound-sockets')?.status, 'OK', `before: ${JSON.stringify(before.get('bound-sockets'))}`);
+    const cap = before.get('capture');
+    assert.equal(cap?.status, 'OK', JSON.stringify(cap));
+    assert.match(cap.detail, /netdev egress chain on eth0 moves multicast and broadcast into vx0/);
+    assert.ok(cap.detail.includes(`eth0: ${GROUP.eth0}`), `groups per interface: ${cap.detail}`);
+
+    const dir = mkdtempSync(join(tmpdir(), 'kmcast-keepalived-'));
+    const conf = join(dir, 'keepalived.conf');
+    writeFileSync(conf, 'vrrp_instance kmc {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  advert_int 1\n  virtual_ipaddress {\n    10.244.2.200/32\n  }\n}\n');
+    const keepalived = spawnInNetns(p.netns, [
+      findTool('keepalived', 'apt-get install keepalived'), '--dont-fork', '--log-console', '--vrrp', '-f', conf, '-p', join(dir, 'k.pid'), '-r', join(dir, 'v.pid'),
+    ]);
+    const bound = spawnInNetns(p.netns, [findPython(), '-c', `import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')
+s.bind(('0.0.0.0', 7620))
+time.sleep(60)`]);
+    try {
+      await waitFor('keepalived and the bound socket are listed', async () => {
+        const ss = (await runInNetns(p.netns, ['ss', '-H', '-a', '-n', '-u', '-w'])).stdout;
+        return ss.includes('%eth0:7620') && /:112\s/.test(ss);
+      }, 10_000, 100);
+      const after = (await doctor()).get('bound-sockets');
+      t.diagnostic(`bound-sockets: ${JSON.stringify(after)}`);
+      assert.equal(after?.status, 'WARN');
+      assert.match(after.detail, /udp 0\.0\.0\.0%eth0:7620/);
+      assert.match(after.fix ?? '', /node mode/);
+      bound.kill();
+      await waitFor('the bound socket is gone', async () => !(await runInNetns(p.netns, ['ss', '-H', '-a', '-n', '-u'])).stdout.includes('%eth0:7620'), 5000, 100);
+      // keepalived alone: this kernel lists raw sockets without their device (no raw_diag), so
+      // its VRRP socket (protocol 112) is reported as bound to its interface, as keepalived does.
+      const vrrp = (await doctor()).get('bound-sockets');
+      t.diagnostic(`bound-sockets with keepalived only: ${JSON.stringify(vrrp)}`);
+      assert.equal(vrrp?.status, 'WARN');
+      assert.match(vrrp.detail, /protocol 112 \(VRRP\)/);
+    } finally {
+      bound.kill();
+      keepalived.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
