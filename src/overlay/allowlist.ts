@@ -103,8 +103,9 @@ export class AllowList {
     const current = await this.read(spec.capture).catch(() => undefined);
     const captureOk = !spec.capture || captureMatches(current?.capture, spec.capture);
     if (hasRules(current, rules) && current!.peers.join() === want.join() && captureOk) return current!;
-    let script = hasRules(current, rules) ? allowListUpdateScript(want) : allowListScript(spec);
-    // Only the capture drifted (deleted by hand, vx0 re-created): replace it in the same transaction.
+    const peersOk = hasRules(current, rules) && current!.peers.join() === want.join();
+    let script = peersOk ? '' : hasRules(current, rules) ? allowListUpdateScript(want) : allowListScript(spec);
+    // The capture drifted (deleted by hand, vx0 re-created): replace it in the same transaction.
     if (hasRules(current, rules) && !captureOk) script += `${captureScript(spec.capture!).join('\n')}\n`;
     try {
       await this.runner.run(['nft', '-f', '-'], { netns: this.netns, input: script });

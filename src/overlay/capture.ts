@@ -111,13 +111,13 @@ export async function removeCapture(runner: Runner, netns: string | undefined): 
 /** Maps an nft failure to the error a user can act on. */
 export function nftError(what: string, err: unknown): KmcastError {
   const msg = err instanceof Error ? err.message : String(err);
-  if (/ENOENT|not found|No such file|spawn nft/i.test(msg)) {
+  if (/spawn nft|ENOENT/.test(msg)) {
     return new CapabilityError(`${what}: the nft command is missing; install nftables in the image`, { cause: err });
   }
   if (/Operation not permitted|Permission denied/i.test(msg)) {
     return new CapabilityError(`${what}: not permitted; the agent needs CAP_NET_ADMIN`, { cause: err });
   }
-  if (/egress|hook|Could not process rule: (No such file|Not supported)/i.test(msg)) {
+  if (/hook egress/i.test(msg)) {
     return new CapabilityError(`${what}: this kernel has no nftables netdev egress hook (Linux >= 5.16 with CONFIG_NETFILTER_EGRESS); run with --capture off, or use node mode`, { cause: err });
   }
   return new KmcastError(`${what}: ${msg}`, { cause: err });

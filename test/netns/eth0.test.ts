@@ -327,7 +327,7 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     socat.stdout?.on('data', (b: Buffer) => (got += b.toString()));
     try {
       await waitFor('the sender replicates the socat group to its pod only', async () => (await groupEntries(sender, SOCAT_GROUP)).join() === rx.ip, 5000, 50);
-      let out0 = await vxlanOut(sender);
+      const out0 = await vxlanOut(sender);
       await send(sender, 'eth0', 'sel', [`${SOCAT_GROUP}:${SOCAT_PORT}`]);
       await waitFor('socat got every datagram', async () => got.split('\n').filter((l) => l.startsWith('kmc10 sel')).length >= N, 3000, 20).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));

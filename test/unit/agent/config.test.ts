@@ -62,3 +62,9 @@ test('derived values: directed broadcast address, dns server port, http address'
   assert.equal(ok({ peers: '10.0.0.2', http: 'off' }).http, undefined);
   assert.equal(ok({ setupOnly: true }).setupOnly, true, '--setup-only needs no peers');
 });
+
+test('--capture: on by default, off turns the eth0 capture off, anything else names the flag', () => {
+  assert.equal(ok({ service: 's' }).capture, 'on');
+  assert.equal(ok({ service: 's' }, { KMCAST_CAPTURE: 'off' }).capture, 'off');
+  rejects({ service: 's', capture: 'tc' }, /^--capture \(or KMCAST_CAPTURE\): invalid value "tc" \(must be on or off\)/);
+});

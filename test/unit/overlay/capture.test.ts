@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { AllowList, allowListScript } from '../../../src/overlay/allowlist.js';
+import { applyCapture, captureMatches, captureScript, parseCapture } from '../../../src/overlay/capture.js';
+import { fixture } from '../fixtures.js';
+
+const SPEC = { underlay: 'eth0', device: 'vx0' };
+const listed = (peers: string[]) =>
+  JSON.stringify({
+    nftables: [
+      { set: { family: 'ip', name: 'peers', table: 'kmcast', type: 'ipv4_addr', ...(peers.length ? { elem: peers } : {}) } },
+      { rule: { comment: 'kmcast-vxlan', expr: [{ counter: { packets: 3, bytes: 9 } }, { drop: null }] } },
+    ],
+  });
+
+test('the capture script: an atomic replace of the netdev table, IGMP kept on eth0, multicast and broadcast into vx0', () => {
+  assert.deepEqual(captureScript(SPEC), [
+    'table netdev kmcast',
+    'delete table netdev kmcast',
+    'table netdev kmcast {',
+    '  chain capture {',
+    '    type filter hook egress device "eth0" priority 0; policy accept;',
+    '    ip protocol igmp accept',
+    '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter fwd to "vx0" comment "kmcast-capture"',
+    '  }',
+    '}',
+  ]);
+  assert.match(captureScript({ ...SPEC, broadcastAddress: '10.244.1.255' }).join('\n'), /ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255, 10\.244\.1\.255 \}/);
+});
+
+test('parses the chain as nft lists it; a re-created vx0 leaves a bare index, which is drift', () => {
+  const ok = parseCapture(fixture('iproute2/nft-capture.txt'));
+  assert.deepEqual(ok, { underlay: 'eth0', forwardTo: 'vx0', daddrs: ['224.0.0.0/4', '255.255.255.255'], igmpKept: true, packets: 0 });
+  assert.equal(captureMatches(ok, SPEC), true);
+  const stale = parseCapture(fixture('iproute2/nft-capture-stale.txt'));
+  assert.equal(stale?.forwardTo, '3');
+  assert.equal(stale?.packets, 20);
+  assert.equal(captureMatches(stale, SPEC), false);
+  assert.equal(captureMatches(ok, { ...SPEC, broadcastAddress: '10.244.1.255' }), false, 'a missing address is drift');
+  assert.equal(captureMatches(ok, { ...SPEC, underlay: 'net1' }), false);
+  assert.equal(parseCapture('table netdev kmcast {\n}\n'), undefined);
+  const noIgmp = fixture('iproute2/nft-capture.txt').replace(/\t\tip protocol igmp accept\n/, '');
+  assert.equal(captureMatches(parseCapture(noIgmp), SPEC), false, 'IGMP must stay on eth0');
+});
+
+test('allow-list with a capture: one transaction for both tables, both read back', async () => {
+  const script = allowListScript({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'], capture: SPEC });
+  assert.match(script, /^table ip kmcast\ndelete table ip kmcast\n[\s\S]*\}\ntable netdev kmcast\ndelete table netdev kmcast\ntable netdev kmcast \{/);
+  let captured = false;
+  const r = new FakeRunner()
+    .on('nft -j list table ip kmcast', { stdout: listed(['10.0.0.2']) })
+    .on('nft list table netdev kmcast', () => (captured ? { stdout: fixture('iproute2/nft-capture.txt') } : { code: 1 }))
+    .on('nft -f -', () => {
+      captured = true;
+      return {};
+    });
+  const state = await new AllowList(r, 'kmcx').apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'], capture: SPEC });
+  assert.equal(state.capture?.forwardTo, 'vx0');
+  assert.deepEqual(r.commands(), [
+    'nft -j list table ip kmcast',
+    'nft list table netdev kmcast',
+    'nft -f -',
+    'nft -j list table ip kmcast',
+    'nft list table netdev kmcast',
+  ]);
+  // Only the capture drifted: the allow-list's table (and its drop counters) is left alone.
+  assert.match(r.calls[2]!.input ?? '', /^table netdev kmcast\ndelete table netdev kmcast\n/);
+  assert.ok(r.calls.every((c) => c.netns === 'kmcx'));
+});
+
+test('fails closed when the capture does not read back; an allow-list without a capture never touches it', async () => {
+  const stale = new FakeRunner()
+    .on('nft -j list table ip kmcast', { stdout: listed(['10.0.0.2']) })
+    .on('nft list table netdev kmcast', { stdout: fixture('iproute2/nft-capture-stale.txt') });
+  await assert.rejects(new AllowList(stale).apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'], capture: SPEC }), /verify eth0 capture/);
+  const plain = new FakeRunner().on('nft -j list table ip kmcast', { stdout: listed(['10.0.0.2']) });
+  await new AllowList(plain).apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'] });
+  assert.deepEqual(plain.commands(), ['nft -j list table ip kmcast']);
+  await assert.rejects(applyCapture(stale, undefined, SPEC), /verify eth0 capture/);
+});
+
+test('a kernel without the netdev egress hook is a capability error naming --capture off', async () => {
+  const r = new FakeRunner()
+    .on('nft list', { code: 1 })
+    .on('nft -f -', { code: 1, stderr: 'Error: Could not process rule: No such file or directory\n  type filter hook egress device "eth0"' });
+  await assert.rejects(applyCapture(r, undefined, SPEC), (err: Error) => /--capture off/.test(err.message) && err.name === 'CapabilityError');
+});
