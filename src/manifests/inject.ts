@@ -373,5 +373,6 @@ export function injectDocs(srcs: readonly SourceDoc[], o: InjectOptions): Inject
   }
   if (policies > 0) report.push('note: the NetworkPolicy opens only the kmcast ports; if no policy selected these pods before, their other ingress is now denied');
   if (secretsMissing) report.push('note: pods stay in ContainerCreating until the key Secret exists');
+  if (injected.length) report.push('note: apps that join or send on eth0 work; a socket bound to eth0 (SO_BINDTODEVICE, keepalived interface eth0) hears nothing from the overlay: point it at vx0 or use node mode (kmcast doctor lists such sockets)');
   return { docs: out, report, injected, skipped };
 }

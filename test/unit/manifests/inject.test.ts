@@ -227,3 +227,9 @@ test('an invalid application name is refused with what to do instead', () => {
   const r = run('apiVersion: v1\nkind: Pod\nmetadata: {name: Game_Server}\nspec: {containers: [{name: a, image: b}]}\n');
   assert.ok(r.report.some((l) => l.includes('"Game_Server" cannot name a Service') && l.includes('kmcast.io/name')));
 });
+
+test('the report says what the sidecar cannot do for sockets bound to eth0, once, and only when it injected', () => {
+  const r = run(readFileSync(INJECT_DIR + '01-deployment-comments.yaml', 'utf8'));
+  assert.equal(r.report.filter((l) => l.includes('bound to eth0') && l.includes('node mode')).length, 1);
+  assert.ok(!run(readFileSync(INJECT_DIR + '12-pod-hostnetwork.yaml', 'utf8')).report.some((l) => l.includes('bound to eth0')));
+});
