@@ -137,6 +137,18 @@ export function formatStatus(s: AgentStatus, now: Date): string {
   }
   out.push('');
   out.push(`local groups: ${groupList(s.localGroups)}`);
+  // Apps that name eth0 (absent from older agents).
+  if (s.groupsByInterface) {
+    out.push(`  by interface: ${Object.entries(s.groupsByInterface).map(([dev, g]) => `${dev} ${groupList(g)}`).join('  ')}`);
+  }
+  if (s.capture) {
+    const c = s.capture;
+    out.push(
+      c.path === 'off'
+        ? `capture: off (multicast and broadcast sent out of ${c.underlay} stay there)`
+        : `capture: ${c.path} on ${c.underlay} -> ${s.device}, ${c.installed ? `installed, ${c.forwarded} frames moved` : 'NOT installed'}`,
+    );
+  }
   const e = s.entries;
   out.push(`entries: fdb ${e.fdb}  mdb ${e.mdb}  routes ${e.routes}`);
   const control = Object.entries(s.drops.control ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

@@ -184,3 +184,21 @@ describe('fetchAgentStatus', () => {
     });
   });
 });
+
+describe('formatStatus: apps that name eth0', () => {
+  it('shows the groups per interface and the capture path; older agents show neither', () => {
+    const now = new Date('2026-01-01T00:00:00Z');
+    const on = formatStatus(
+      fixture({
+        groupsByInterface: { vx0: ['239.1.1.1'], eth0: ['239.1.1.9'] },
+        capture: { path: 'nft-netdev-egress', underlay: 'eth0', installed: true, forwarded: 12 },
+      }),
+      now,
+    );
+    assert.match(on, /\n {2}by interface: vx0 239\.1\.1\.1 {2}eth0 239\.1\.1\.9\n/);
+    assert.match(on, /\ncapture: nft-netdev-egress on eth0 -> vx0, installed, 12 frames moved\n/);
+    const off = formatStatus(fixture({ capture: { path: 'off', underlay: 'eth0', installed: false, forwarded: 0 } }), now);
+    assert.match(off, /\ncapture: off \(multicast and broadcast sent out of eth0 stay there\)\n/);
+    assert.doesNotMatch(formatStatus(fixture(), now), /capture:|by interface/);
+  });
+});
