@@ -8,7 +8,7 @@ import { CapabilityError, KmcastError } from '../errors.js';
 import type { Runner } from '../iproute2/runner.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { CaptureSpec, CaptureState } from './capture.js';
-import { captureMatches, captureScript, readCapture, removeCapture } from './capture.js';
+import { captureMatches, captureScript, nftError, readCapture, removeCapture } from './capture.js';
 
 export const NFT_TABLE = 'kmcast';
 
@@ -111,6 +111,8 @@ export class AllowList {
       await this.runner.run(['nft', '-f', '-'], { netns: this.netns, input: script });
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
+      // nft echoes the line it refused: a capture line is the capture's error (capture.ts).
+      if (spec.capture && /hook egress|fwd to|Interface does not exist/i.test(msg)) throw nftError('install eth0 capture', err);
       if (/ENOENT|not found|No such file|spawn nft/i.test(msg)) {
         throw new CapabilityError(
           'install admission allow-list: the nft command is missing; install nftables in the image, or run with --insecure-no-allowlist (VXLAN then accepts frames from anyone who can reach the pod)',

@@ -117,6 +117,9 @@ export function nftError(what: string, err: unknown): KmcastError {
   if (/Operation not permitted|Permission denied/i.test(msg)) {
     return new CapabilityError(`${what}: not permitted; the agent needs CAP_NET_ADMIN`, { cause: err });
   }
+  if (/Interface does not exist/i.test(msg)) {
+    return new KmcastError(`${what}: the overlay device or the pod interface does not exist (yet): ${msg}`, { cause: err });
+  }
   if (/hook egress/i.test(msg)) {
     return new CapabilityError(`${what}: this kernel has no nftables netdev egress hook (Linux >= 5.16 with CONFIG_NETFILTER_EGRESS); run with --capture off, or use node mode`, { cause: err });
   }

@@ -86,3 +86,14 @@ test('a kernel without the netdev egress hook is a capability error naming --cap
     .on('nft -f -', { code: 1, stderr: 'Error: Could not process rule: No such file or directory\n  type filter hook egress device "eth0"' });
   await assert.rejects(applyCapture(r, undefined, SPEC), (err: Error) => /--capture off/.test(err.message) && err.name === 'CapabilityError');
 });
+
+test('through the allow-list, a refused capture line is reported as the capture, not as a missing nft', async () => {
+  const r = new FakeRunner()
+    .on('nft -j list table ip kmcast', { code: 1 })
+    .on('nft list', { code: 1 })
+    .on('nft -f -', { code: 1, stderr: '/dev/stdin:7:62-66: Error: Interface does not exist\n    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter fwd to "vx0" comment "kmcast-capture"' });
+  await assert.rejects(
+    new AllowList(r).apply({ vxlanPort: 7471, controlPort: undefined, peers: [], capture: SPEC }),
+    /install eth0 capture: the overlay device or the pod interface does not exist/,
+  );
+});
