@@ -13,6 +13,7 @@ import { registerGenerate } from './generate.js';
 import { registerInject } from './inject.js';
 import { registerLab } from './lab.js';
 import { registerLint } from './lint.js';
+import { registerNode } from './node.js';
 import { registerProbe } from './probe.js';
 import { registerStatus } from './status.js';
 import { registerWait } from './wait.js';
@@ -41,6 +42,7 @@ Examples:
   kmcast lint k8s/`,
     );
   registerAgent(program);
+  registerNode(program);
   registerDemo(program);
   registerLab(program);
   registerProbe(program);

@@ -3,8 +3,13 @@
  * `-batch -` so one reconcile is one or two processes, not one per entry.
  */
 import type { Runner } from './runner.js';
-import type { FdbEntry, LinkStats, MdbEntry, RouteEntry, VxlanLink } from './parse.js';
+import type { FdbEntry, LinkInfo, LinkStats, MdbEntry, RouteEntry, VxlanLink } from './parse.js';
 import {
+  parseIpv4AddrsOf,
+  parseIpv4MaddrsOf,
+  parseLinks,
+  parseNetnsIds,
+  parseRouteGet,
   parseFdb,
   parseIpv4Addrs,
   parseIpv4MaddrUsers,
@@ -93,5 +98,33 @@ export class IpClient {
     if (lines.length) {
       await this.runner.run(['bridge', '-batch', '-'], { netns: this.netns, input: `${lines.join('\n')}\n` });
     }
+  }
+
+  /** The route to `ip` (`ip -j route get`), or undefined when there is none. */
+  async routeGet(ip: string): Promise<ReturnType<typeof parseRouteGet>> {
+    const r = await this.runner.run(['ip', '-j', 'route', 'get', ip], { netns: this.netns, allowFail: true });
+    return r.code === 0 ? parseRouteGet(r.stdout) : undefined;
+  }
+
+  /** Links with details: one device, or (master) the ports of a bridge. */
+  async links(select: { dev: string } | { master: string }): Promise<LinkInfo[]> {
+    const argv = 'dev' in select ? ['ip', '-j', '-d', 'link', 'show', 'dev', select.dev] : ['ip', '-j', '-d', 'link', 'show', 'master', select.master];
+    const out = await this.read(argv);
+    return out === undefined ? [] : parseLinks(out);
+  }
+
+  /** This namespace's ids for other namespaces, with their names (`ip -j netns list-id`). */
+  async netnsIds(): Promise<Map<number, string>> {
+    return parseNetnsIds((await this.runner.run(['ip', '-j', 'netns', 'list-id'], { netns: this.netns })).stdout);
+  }
+
+  /** IPv4 groups joined on the device with `ifindex` (whatever its name). */
+  async maddrsOfIndex(ifindex: number): Promise<string[]> {
+    return parseIpv4MaddrsOf((await this.runner.run(['ip', '-j', 'maddr', 'show'], { netns: this.netns })).stdout, ifindex);
+  }
+
+  /** IPv4 addresses of the device with `ifindex`. */
+  async addrsOfIndex(ifindex: number): Promise<string[]> {
+    return parseIpv4AddrsOf((await this.runner.run(['ip', '-j', 'addr', 'show'], { netns: this.netns })).stdout, ifindex);
   }
 }

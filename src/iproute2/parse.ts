@@ -178,3 +178,75 @@ export const MDB_DST_MIN_VERSION: readonly [number, number] = [6, 3];
 export function versionAtLeast(v: readonly [number, number], min: readonly [number, number]): boolean {
   return v[0] > min[0] || (v[0] === min[0] && v[1] >= min[1]);
 }
+
+/** `ip -j route get IP` → the device the route leads to (the first entry's dev). */
+export function parseRouteGet(stdout: string): { dev: string | undefined; gateway: string | undefined; type: string } | undefined {
+  const [r] = parseArray(stdout);
+  if (!r) return undefined;
+  return { dev: str(r.dev), gateway: str(r.gateway), type: str(r.type) ?? 'unicast' };
+}
+
+export interface LinkInfo {
+  readonly name: string;
+  readonly ifindex: number;
+  /** info_kind with -d (veth, bridge, vxlan...). */
+  readonly kind: string | undefined;
+  readonly master: string | undefined;
+  /** The namespace id (in the reading namespace) of a veth's peer, when the peer is elsewhere. */
+  readonly linkNetnsid: number | undefined;
+  /** The peer's ifindex (in its namespace). */
+  readonly linkIndex: number | undefined;
+  readonly up: boolean;
+}
+
+/** `ip -j -d link show [dev NAME | master BR]` → every link. */
+export function parseLinks(stdout: string): LinkInfo[] {
+  return parseArray(stdout).map((l) => {
+    const info = (l.linkinfo ?? {}) as Json;
+    const flags = Array.isArray(l.flags) ? (l.flags as unknown[]) : [];
+    return {
+      name: str(l.ifname) ?? '',
+      ifindex: num(l.ifindex) ?? 0,
+      kind: str(info.info_kind),
+      master: str(l.master),
+      linkNetnsid: num(l.link_netnsid),
+      linkIndex: num(l.link_index),
+      up: flags.includes('UP'),
+    };
+  });
+}
+
+/** `ip -j netns list-id` → nsid → namespace name (ids without a name are left out). */
+export function parseNetnsIds(stdout: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const e of parseArray(stdout)) {
+    const id = num(e.nsid);
+    const name = str(e.name);
+    if (id !== undefined && name !== undefined) out.set(id, name);
+  }
+  return out;
+}
+
+/** `ip -j maddr show` (all devices) → joined IPv4 groups of the device with `ifindex`. */
+export function parseIpv4MaddrsOf(stdout: string, ifindex: number): string[] {
+  const out: string[] = [];
+  for (const l of parseArray(stdout)) {
+    if (num(l.ifindex) !== ifindex) continue;
+    for (const m of (Array.isArray(l.maddr) ? l.maddr : []) as Json[]) {
+      if (m.family === 'inet' && typeof m.address === 'string') out.push(m.address);
+    }
+  }
+  return out;
+}
+
+/** `ip -j addr show` (all devices) → IPv4 addresses (without prefix) of the device with `ifindex`. */
+export function parseIpv4AddrsOf(stdout: string, ifindex: number): string[] {
+  const out: string[] = [];
+  for (const l of parseArray(stdout)) {
+    if (num(l.ifindex) !== ifindex) continue;
+    for (const a of (Array.isArray(l.addr_info) ? l.addr_info : []) as Json[]) {
+      if (a.family === 'inet' && typeof a.local === 'string') out.push(a.local);
+    }
+  }
+  return out;
+}

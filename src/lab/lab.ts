@@ -32,7 +32,7 @@ import {
 } from './plan.js';
 import type { LabCommand } from './plan.js';
 import { DNS_SERVER_SCRIPT, cmdline, isAlive, killPids, netnsPids, spawnInNetns, spawned, waitFor } from './process.js';
-import { dnsPidFile, dnsRecordsFile, listPidRecords, readLabState, saveLab, writeDnsRecords } from './state.js';
+import { dnsPidFile, dnsRecordsFile, listPidRecords, readDnsRecords, readLabState, saveLab, writeDnsRecords } from './state.js';
 
 /** `ip netns exec NS` binds every file of /etc/netns/NS/ over /etc/ (here: resolv.conf). */
 export const ETC_NETNS = '/etc/netns';
@@ -234,9 +234,18 @@ export async function removePod(lab: Lab, pod: LabPod, runner: Runner): Promise<
 
 /** Replaces the Service's A records; the DNS server re-reads them on the next query. */
 export async function setServiceMembers(lab: Lab, ips: readonly string[]): Promise<void> {
+  await setDnsRecord(lab, lab.spec.service, ips);
+}
+
+/**
+ * Replaces the A records of `name` (another headless Service, e.g. a second node-mode domain or
+ * the node agents' own), keeping every other name the lab DNS answers.
+ */
+export async function setDnsRecord(lab: Lab, name: string, ips: readonly string[]): Promise<void> {
   const bad = ips.filter((ip) => !isIPv4(ip));
-  if (bad.length > 0) throw new InputError(`set service members: not IPv4 addresses: ${bad.join(', ')}`);
-  await writeDnsRecords(lab.stateDir, { [lab.spec.service]: [...ips] });
+  if (bad.length > 0) throw new InputError(`set DNS records of ${name}: not IPv4 addresses: ${bad.join(', ')}`);
+  const records = await readDnsRecords(lab.stateDir);
+  await writeDnsRecords(lab.stateDir, { ...records, [name.replace(/\.$/, '').toLowerCase()]: [...ips] });
 }
 
 async function readDnsPid(lab: Lab): Promise<number | undefined> {

@@ -26,6 +26,12 @@ export interface OverlaySpec {
   readonly unregistered: 'drop' | 'flood';
   /** selective: MDB entries per (group, member); flood: every peer gets everything. */
   readonly replication: Replication;
+  /**
+   * Node mode: the device carries frames that nftables moves in and out of host veths, so it
+   * gets no address and no 224/4 or broadcast routes (the node's own stack must not use it);
+   * only the blackhole route of the catch-all MDB entry. Default false (the sidecar's vx0).
+   */
+  readonly bare?: boolean;
 }
 
 export interface OverlayPeer {
@@ -68,12 +74,14 @@ export interface DesiredState {
 
 export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): DesiredState {
   const others = peers.filter((p) => p.ip !== spec.localIp);
-  const routes: DesiredRoute[] = [
-    // Joins and sends with no interface named follow the route to the group: make it vx0.
-    { type: 'unicast', dst: '224.0.0.0/4', table: 'main', dev: spec.device },
-    { type: 'unicast', dst: '255.255.255.255', table: 'main', dev: spec.device },
-  ];
-  if (spec.broadcastAddress) {
+  const routes: DesiredRoute[] = spec.bare
+    ? []
+    : [
+        // Joins and sends with no interface named follow the route to the group: make it vx0.
+        { type: 'unicast', dst: '224.0.0.0/4', table: 'main', dev: spec.device },
+        { type: 'unicast', dst: '255.255.255.255', table: 'main', dev: spec.device },
+      ];
+  if (spec.broadcastAddress && !spec.bare) {
     routes.push({ type: 'broadcast', dst: spec.broadcastAddress, table: 'local', dev: spec.device, src: spec.localIp });
   }
   const mdb: MdbKey[] = [];
@@ -99,7 +107,7 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
       local: spec.localIp,
       mtu: spec.underlayMtu - VXLAN_OVERHEAD,
     },
-    addrs: [`${spec.localIp}/32`],
+    addrs: spec.bare ? [] : [`${spec.localIp}/32`],
     routes,
     fdb: sortIpv4(new Set(others.map((p) => p.ip))),
     mdb: sortMdb(mdb),

@@ -1,0 +1,70 @@
+import type { Command } from 'commander';
+import { ExecRunner } from '../iproute2/runner.js';
+import { createLogger } from '../log.js';
+import { NodeAgent } from '../node/agent.js';
+import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from '../node/api.js';
+import { mergeNodeOptions, validateNodeConfig } from '../node/config.js';
+import type { RawNodeOptions } from '../node/config.js';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function registerNode(program: Command): void {
+  program
+    .command('node')
+    .summary('run the node agent (node mode: member pods need no capability and no sidecar)')
+    .description(
+      'Runs in the node\'s network namespace (a DaemonSet with hostNetwork). For every domain (--service) it keeps a ' +
+        'VXLAN device kmcvx<vni>, takes the member pods\' multicast and limited broadcast off their host veths with ' +
+        'nftables, copies it to the other local members and once per member node over VXLAN, and delivers what ' +
+        'arrives out of the members\' host veths, so apps see it on their own eth0. Serves /metrics, /healthz, ' +
+        `/readyz, /status and /v1/pods/<podIP> (read by \`kmcast wait\`). Every flag can also be set as KMCAST_<FLAG>.`,
+    )
+    .option('--service <name[=vni]>', 'a domain: headless Service whose A records are the member pods; repeatable, optional VNI', collect, [])
+    .option('--peers <ip,ip>', 'the other nodes\' IPs (static; beside or instead of --peers-service)')
+    .option('--peers-service <name>', 'headless Service of the node agents themselves (their node IPs)')
+    .option('--dns-server <ip[:port]>', 'DNS resolver to ask (default: the system resolver)')
+    .option('--interface <if>', 'uplink (default: the interface of the default route)')
+    .option('--node-ip <ip>', 'this node\'s IP (default: the uplink\'s first IPv4 address)')
+    .option('--key-file <path>', 'shared secret(s), one per line: the first signs, all verify')
+    .option('--http <[ip]:port|off>', `metrics/health/status listener (default: 0.0.0.0:${NODE_HTTP_PORT})`)
+    .option('--vxlan-port <n>', `VXLAN UDP port between nodes (default: ${NODE_VXLAN_PORT})`)
+    .option('--control-port <n>', `control protocol UDP port (default: ${NODE_CONTROL_PORT})`)
+    .option('--unregistered <mode>', 'groups no member node joined: drop | flood (default: drop)')
+    .option('--heartbeat-interval <ms>', 'STATE heartbeat period (default: 1000)')
+    .option('--peer-expiry <n>', 'heartbeats a peer may miss before it is dropped (default: 5)')
+    .option('--resolve-interval <ms>', 'how often to re-resolve the domains and --peers-service (default: 2000)')
+    .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
+    .option('--joins-interval <ms>', 're-read of every member\'s joins besides the maddress monitor (default: 5000)')
+    .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 clean shutdown (SIGTERM: LEAVE sent for every domain; devices, entries and the
+nftables table stay so the member pods on this node keep talking and the next agent adopts them),
+2 bad configuration (the message names the flag), 3 missing capability or tool (the message says
+how to fix it).
+
+Examples:
+  kmcast node --service app-mcast.default.svc.cluster.local --peers-service kmcast-node.kmcast-system.svc.cluster.local
+  kmcast node --service app-a=100 --service app-b=200 --peers 172.31.1.2,172.31.2.2 --key-file /etc/kmcast/key
+  KMCAST_SERVICE=app-a,app-b KMCAST_PEERS_SERVICE=kmcast-node kmcast node`,
+    )
+    .action(async (flags: RawNodeOptions) => {
+      const config = validateNodeConfig(mergeNodeOptions(flags, process.env));
+      const log = createLogger(config.logLevel, { component: 'node' });
+      const agent = new NodeAgent(config, { runner: new ExecRunner(), log });
+      await agent.start();
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: NodeJS.Signals): void => {
+          log.info({ signal }, 'shutting down');
+          agent.stop().then(resolve, (err: unknown) => {
+            log.error({ err }, 'shutdown failed');
+            process.exitCode = 1;
+            resolve();
+          });
+        };
+        process.once('SIGTERM', shutdown);
+        process.once('SIGINT', shutdown);
+      });
+    });
+}

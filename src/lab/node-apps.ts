@@ -1,0 +1,134 @@
+/**
+ * Apps as node mode promises to serve them: python3 sockets in a pod, run with no capability and
+ * a non-root uid (setpriv), joined on eth0 BY INTERFACE INDEX, sending with IP_MULTICAST_IF set
+ * to eth0's index, optionally bound with SO_BINDTODEVICE eth0. They are spawned through the lab's
+ * process helpers (`ip netns exec`), so labDown finds and kills them.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { KmcastError } from '../errors.js';
+import { findPython, runInNetns, spawnInNetns, waitExit } from './process.js';
+
+/** No capability, uid/gid 65534 (nobody), no supplementary groups. */
+export const UNPRIVILEGED: readonly string[] = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'];
+
+// argv: port groups(comma) mode(index|bind|all) maxSeconds
+// index: join each group on eth0 by index; bind: also SO_BINDTODEVICE eth0; all: join on every
+// interface of the namespace (a listener in a node namespace that must hear nothing).
+// Counts datagrams by (destination, source) with IP_PKTINFO, and the TTLs seen (IP_RECVTTL),
+// until stdin closes; prints READY first and a JSON report last.
+export const NODE_RECEIVER_PY = `
+import json, os, select, socket, struct, sys, time
+port, groups, mode, maxs = int(sys.argv[1]), [g for g in sys.argv[2].split(',') if g], sys.argv[3], float(sys.argv[4])
+IP_PKTINFO = getattr(socket, 'IP_PKTINFO', 8); IP_RECVTTL = getattr(socket, 'IP_RECVTTL', 12); IP_TTL = getattr(socket, 'IP_TTL', 2)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if mode == 'bind': s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')
+s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+s.bind(('0.0.0.0', port))
+ifaces = [i for i, n in socket.if_nameindex() if n != 'lo'] if mode == 'all' else [socket.if_nametoindex('eth0')]
+for g in groups:
+    for idx in ifaces:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4si', socket.inet_aton(g), socket.inet_aton('0.0.0.0'), idx))
+counts, ttls = {}, {}
+def take():
+    data, anc, flags, addr = s.recvmsg(65535, 256)
+    dst, ttl = '?', None
+    for level, typ, d in anc:
+        if level == socket.IPPROTO_IP and typ == IP_PKTINFO: dst = socket.inet_ntoa(d[8:12])
+        elif level == socket.IPPROTO_IP and typ == IP_TTL: ttl = struct.unpack('i', d[:4])[0]
+    c = counts.setdefault(dst, {})
+    c[addr[0]] = c.get(addr[0], 0) + 1
+    t = ttls.setdefault(dst, [])
+    if ttl not in t: t.append(ttl)
+print('READY', flush=True)
+end, fd, done = time.monotonic() + maxs, sys.stdin.fileno(), False
+while not done:
+    left = end - time.monotonic()
+    if left <= 0: break
+    r, _, _ = select.select([s, fd], [], [], left)
+    if s in r: take()
+    if fd in r and not os.read(fd, 4096): done = True
+s.setblocking(False)
+while True:
+    try: take()
+    except BlockingIOError: break
+print(json.dumps({'counts': counts, 'ttls': ttls}), flush=True)
+`;
+
+// argv: dst port count intervalMs. Multicast: IP_MULTICAST_IF = eth0's index (ip_mreqn).
+// Limited broadcast: SO_BROADCAST and SO_BINDTODEVICE eth0 (unprivileged since Linux 5.7).
+export const NODE_SENDER_PY = `
+import socket, struct, sys, time
+dst, port, count, interval = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) / 1000
+idx = socket.if_nametoindex('eth0')
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+if dst == '255.255.255.255':
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')
+else:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, struct.pack('4s4si', socket.inet_aton('0.0.0.0'), socket.inet_aton('0.0.0.0'), idx))
+for i in range(count):
+    s.sendto(b'kmcast-node %d' % i, (dst, port))
+    time.sleep(interval)
+print(count, flush=True)
+`;
+
+export interface NodeReceiverReport {
+  /** counts[destination][source] */
+  readonly counts: Record<string, Record<string, number>>;
+  readonly ttls: Record<string, Array<number | null>>;
+}
+
+export interface NodeReceiver {
+  readonly netns: string;
+  /** Closes its stdin, waits for the report. */
+  stop(): Promise<NodeReceiverReport>;
+}
+
+export type ReceiverMode = 'index' | 'bind' | 'all';
+
+/** Starts an unprivileged receiver (node namespaces: `mode: 'all'`, run as root there is not needed either). */
+export async function startNodeReceiver(netns: string, opts: { port: number; groups: readonly string[]; mode?: ReceiverMode; maxSeconds?: number }): Promise<NodeReceiver> {
+  const argv = [...UNPRIVILEGED, findPython(), '-c', NODE_RECEIVER_PY, String(opts.port), opts.groups.join(','), opts.mode ?? 'index', String(opts.maxSeconds ?? 60)];
+  const child: ChildProcess = spawnInNetns(netns, argv, { stdin: 'pipe' });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+  const deadline = Date.now() + 10_000;
+  while (!out.includes('READY')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new KmcastError(`start receiver in ${netns}: ${err.trim() || 'no READY'}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    netns,
+    async stop(): Promise<NodeReceiverReport> {
+      child.stdin?.end();
+      await waitExit(child, 5000);
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        return JSON.parse(line) as NodeReceiverReport;
+      } catch {
+        throw new KmcastError(`receiver in ${netns} gave no report: ${err.trim() || out}`);
+      }
+    },
+  };
+}
+
+/** Sends `count` datagrams from a pod, unprivileged; resolves when sent. */
+export async function sendFromPod(netns: string, dst: string, opts: { port: number; count: number; intervalMs?: number }): Promise<void> {
+  const argv = [...UNPRIVILEGED, findPython(), '-c', NODE_SENDER_PY, dst, String(opts.port), String(opts.count), String(opts.intervalMs ?? 10)];
+  const r = await runInNetns(netns, argv, 30_000);
+  if (r.code !== 0) throw new KmcastError(`send to ${dst} from ${netns}: ${r.stderr.trim() || `exit ${String(r.code)}`}`);
+}
+
+/** Datagrams a report holds for `dst` from `src` (0 when none). */
+export function received(report: NodeReceiverReport, dst: string, src: string): number {
+  return report.counts[dst]?.[src] ?? 0;
+}
+
+/** Every datagram a report holds for `dst`, from anyone. */
+export function receivedAny(report: NodeReceiverReport, dst: string): number {
+  return Object.values(report.counts[dst] ?? {}).reduce((a, b) => a + b, 0);
+}

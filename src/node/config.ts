@@ -1,0 +1,218 @@
+/**
+ * `kmcast node` configuration: flags, then env vars KMCAST_<FLAG>, then defaults; validated with
+ * messages that name the flag (exit 2 through ConfigError). Pure.
+ *
+ * A domain is one multicast app: `--service NAME[=VNI]` (repeatable, or KMCAST_SERVICE comma
+ * separated). Its DNS A records are its member pods; it gets its own VNI and its own VXLAN device
+ * `kmcvx<vni>` on every node, so two domains never share a device, an MDB or a flood list.
+ */
+import { createHash } from 'node:crypto';
+import { ConfigError } from '../errors.js';
+import { LOG_LEVELS } from '../log.js';
+import type { LogLevel } from '../log.js';
+import { isIpv4 } from '../net/ipv4.js';
+import { parseHostPort } from '../agent/config.js';
+import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from './api.js';
+
+export interface NodeDomain {
+  /** The headless Service name, as given (the control label and status key). */
+  readonly service: string;
+  readonly vni: number;
+  /** `kmcvx<vni>`: at most 13 characters, within IFNAMSIZ. */
+  readonly device: string;
+}
+
+export interface NodeConfig {
+  readonly domains: readonly NodeDomain[];
+  readonly peers: readonly string[];
+  readonly peersService: string | undefined;
+  readonly dnsServer: string | undefined;
+  readonly interface: string | undefined;
+  readonly nodeIp: string | undefined;
+  readonly keyFile: string | undefined;
+  readonly http: { readonly host: string; readonly port: number } | undefined;
+  readonly vxlanPort: number;
+  readonly controlPort: number;
+  readonly unregistered: 'drop' | 'flood';
+  readonly heartbeatMs: number;
+  readonly peerExpiry: number;
+  readonly resolveMs: number;
+  readonly resyncMs: number;
+  /** How often every member's joins are re-read besides the maddress monitor (ms). */
+  readonly joinsMs: number;
+  readonly logLevel: LogLevel;
+}
+
+export type RawNodeOptions = Record<string, string | boolean | readonly string[] | undefined>;
+
+export const NODE_FLAGS: Record<string, string> = {
+  service: '--service',
+  peers: '--peers',
+  peersService: '--peers-service',
+  dnsServer: '--dns-server',
+  interface: '--interface',
+  nodeIp: '--node-ip',
+  keyFile: '--key-file',
+  http: '--http',
+  vxlanPort: '--vxlan-port',
+  controlPort: '--control-port',
+  unregistered: '--unregistered',
+  heartbeatInterval: '--heartbeat-interval',
+  peerExpiry: '--peer-expiry',
+  resolveInterval: '--resolve-interval',
+  resyncInterval: '--resync-interval',
+  joinsInterval: '--joins-interval',
+  logLevel: '--log-level',
+};
+
+const DEFAULTS: RawNodeOptions = {
+  http: `0.0.0.0:${NODE_HTTP_PORT}`,
+  vxlanPort: String(NODE_VXLAN_PORT),
+  controlPort: String(NODE_CONTROL_PORT),
+  unregistered: 'drop',
+  heartbeatInterval: '1000',
+  peerExpiry: '5',
+  resolveInterval: '2000',
+  resyncInterval: '10000',
+  joinsInterval: '5000',
+  logLevel: 'info',
+};
+
+export function nodeEnvName(flag: string): string {
+  return `KMCAST_${flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`;
+}
+
+/** Explicit flags win over env vars, env vars over defaults. A repeatable flag stays an array. */
+export function mergeNodeOptions(flags: RawNodeOptions, env: NodeJS.ProcessEnv): RawNodeOptions {
+  const out: RawNodeOptions = { ...DEFAULTS };
+  for (const [key, flag] of Object.entries(NODE_FLAGS)) {
+    const e = env[nodeEnvName(flag)];
+    if (e !== undefined && e !== '') out[key] = key === 'service' ? e.split(',') : e;
+    const f = flags[key];
+    if (f !== undefined && !(Array.isArray(f) && f.length === 0)) out[key] = f;
+  }
+  return out;
+}
+
+function fail(key: string, message: string): never {
+  const flag = NODE_FLAGS[key] ?? key;
+  throw new ConfigError(`${flag} (or ${nodeEnvName(flag)}): ${message}`, { fields: { flag } });
+}
+
+function int(raw: RawNodeOptions, key: string, min: number, max: number): number {
+  const v = raw[key];
+  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) fail(key, `invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
+  return n;
+}
+
+const IF_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+const DNS_NAME = /^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+export const MAX_VNI = 16_777_215;
+
+/**
+ * The VNI a domain gets when none is given: the first 24 bits of SHA-256 of the name, kept out of
+ * 0 and of 1-4095 (small VNIs are what people pick by hand). The same on every node.
+ */
+export function defaultVni(service: string): number {
+  const h = createHash('sha256').update(service.toLowerCase().replace(/\.$/, '')).digest().readUIntBE(0, 3);
+  return 4096 + (h % (MAX_VNI - 4096));
+}
+
+export function deviceFor(vni: number): string {
+  return `kmcvx${vni}`;
+}
+
+/** `NAME` or `NAME=VNI` values (each may itself be a comma list) -> domains. */
+export function parseDomains(values: readonly string[]): NodeDomain[] {
+  const out: NodeDomain[] = [];
+  const items = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    const service = (eq < 0 ? item : item.slice(0, eq)).trim();
+    if (!DNS_NAME.test(service)) fail('service', `${JSON.stringify(service)} is not a DNS name (give NAME or NAME=VNI)`);
+    let vni: number;
+    if (eq < 0) vni = defaultVni(service);
+    else {
+      const text = item.slice(eq + 1).trim();
+      vni = /^\d+$/.test(text) ? Number(text) : NaN;
+      if (!Number.isInteger(vni) || vni < 1 || vni > MAX_VNI) fail('service', `${JSON.stringify(item)}: the VNI must be an integer from 1 to ${MAX_VNI}`);
+    }
+    const same = out.find((d) => d.service.toLowerCase() === service.toLowerCase());
+    if (same) fail('service', `${JSON.stringify(service)} is given twice`);
+    const clash = out.find((d) => d.vni === vni);
+    if (clash) fail('service', `${JSON.stringify(service)} and ${JSON.stringify(clash.service)} both use VNI ${vni}; give one of them another (NAME=VNI)`);
+    out.push({ service, vni, device: deviceFor(vni) });
+  }
+  return out;
+}
+
+export function validateNodeConfig(raw: RawNodeOptions): NodeConfig {
+  const str = (k: string): string | undefined => {
+    const v = raw[k];
+    return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+  };
+  const svc = raw.service;
+  const domains = parseDomains(svc === undefined ? [] : typeof svc === 'string' ? [svc] : Array.isArray(svc) ? (svc as string[]) : []);
+  if (domains.length === 0) fail('service', 'no domain: give --service NAME (a headless Service whose A records are the member pods), repeatable');
+  const peers = (str('peers') ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of peers) if (!isIpv4(p)) fail('peers', `${JSON.stringify(p)} is not an IPv4 address (give IP,IP,...)`);
+  const peersService = str('peersService');
+  if (peersService !== undefined && !DNS_NAME.test(peersService)) fail('peersService', `${JSON.stringify(peersService)} is not a DNS name`);
+  if (peersService === undefined && peers.length === 0) {
+    fail('peersService', 'no way to find the other node agents: give --peers-service NAME (their headless Service) and/or --peers IP,IP');
+  }
+  let dnsServer = str('dnsServer');
+  if (dnsServer !== undefined) {
+    const hp = parseHostPort(dnsServer, 53);
+    if (!hp || !isIpv4(hp.host)) fail('dnsServer', `${JSON.stringify(dnsServer)} is not IP[:PORT]`);
+    dnsServer = `${hp.host}:${hp.port}`;
+  }
+  const iface = str('interface');
+  if (iface !== undefined && !IF_NAME.test(iface)) fail('interface', `${JSON.stringify(iface)} is not an interface name`);
+  const nodeIp = str('nodeIp');
+  if (nodeIp !== undefined && !isIpv4(nodeIp)) fail('nodeIp', `${JSON.stringify(nodeIp)} is not an IPv4 address`);
+  const vxlanPort = int(raw, 'vxlanPort', 1, 65535);
+  const controlPort = int(raw, 'controlPort', 1, 65535);
+  if (vxlanPort === controlPort) fail('controlPort', `must differ from --vxlan-port (${vxlanPort})`);
+  let http: NodeConfig['http'];
+  const httpRaw = str('http');
+  if (httpRaw !== undefined && httpRaw !== 'off') {
+    const hp = parseHostPort(httpRaw, NODE_HTTP_PORT);
+    if (!hp || (hp.host !== '' && !isIpv4(hp.host) && hp.host !== 'localhost')) fail('http', `${JSON.stringify(httpRaw)} is not [IP]:PORT or "off"`);
+    http = hp;
+  }
+  const unregistered = str('unregistered') ?? 'drop';
+  if (unregistered !== 'drop' && unregistered !== 'flood') fail('unregistered', `invalid value ${JSON.stringify(unregistered)} (must be drop or flood)`);
+  const logLevel = str('logLevel') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `invalid value ${JSON.stringify(logLevel)} (must be one of ${LOG_LEVELS.join(', ')})`);
+  return {
+    domains,
+    peers,
+    peersService,
+    dnsServer,
+    interface: iface,
+    nodeIp,
+    keyFile: str('keyFile'),
+    http,
+    vxlanPort,
+    controlPort,
+    unregistered,
+    heartbeatMs: int(raw, 'heartbeatInterval', 50, 60_000),
+    peerExpiry: int(raw, 'peerExpiry', 2, 100),
+    resolveMs: int(raw, 'resolveInterval', 200, 600_000),
+    resyncMs: int(raw, 'resyncInterval', 200, 3_600_000),
+    joinsMs: int(raw, 'joinsInterval', 200, 600_000),
+    logLevel: logLevel as LogLevel,
+  };
+}
+
+/** The control protocol's cluster label of a domain (docs/protocol.md, node mode). */
+export function nodeClusterLabel(domain: NodeDomain): string {
+  const label = `node:${domain.vni}/${domain.service}`;
+  if (Buffer.byteLength(label) <= 255) return label;
+  return `node:${domain.vni}/sha256:${createHash('sha256').update(domain.service).digest('hex')}`;
+}

@@ -1,0 +1,173 @@
+/**
+ * The node agents' control channel: the sidecar's STATE/LEAVE protocol (src/membership/codec.ts),
+ * one UDP socket on the node IP for every domain. Each domain has its own cluster label
+ * (`node:<vni>/<service>`), Encoder (sequence numbers) and PeerTable; a datagram goes to the
+ * domain whose label it carries, and is refused as `wrong_cluster` when no domain has it.
+ * Whatever a datagram is, it ends as one counter increment, never as an exception.
+ */
+import { createSocket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { ConfigError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { decode, Encoder } from '../membership/codec.js';
+import type { ControlMessage, LocalState } from '../membership/codec.js';
+import { CONTROL_RESULTS } from '../membership/control.js';
+import type { ControlCounters, ControlResult } from '../membership/control.js';
+import type { PeerTable, ReceiveResult } from '../membership/peers.js';
+
+export interface DomainChannel {
+  readonly label: string;
+  readonly table: PeerTable;
+}
+
+export interface NodeControlEvent {
+  readonly label: string;
+  readonly msg: ControlMessage;
+  readonly from: string;
+  readonly result: ReceiveResult;
+}
+
+export interface NodeControlOptions {
+  readonly address: string;
+  readonly port: number;
+  readonly keys: readonly Buffer[];
+  readonly domains: readonly DomainChannel[];
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+/** Node mode announces no overlay address or MAC: the peer is the node IP itself. */
+export const NODE_LOCAL_STATE = { mac: '00:00:00:00:00:00', overlay: '0.0.0.0' } as const;
+
+export class NodeControl {
+  readonly counters: Readonly<ControlCounters> = Object.fromEntries(CONTROL_RESULTS.map((r) => [r, 0])) as ControlCounters;
+  readonly sendCounters = { sent: 0, failed: 0 };
+  private readonly encoders = new Map<string, Encoder>();
+  private readonly tables = new Map<string, PeerTable>();
+  private readonly now: () => number;
+  private readonly listeners: Array<(e: NodeControlEvent) => void> = [];
+  private socket: Socket | undefined;
+
+  constructor(private readonly options: NodeControlOptions) {
+    this.now = options.now ?? Date.now;
+    for (const d of options.domains) {
+      this.tables.set(d.label, d.table);
+      this.encoders.set(d.label, new Encoder({ sender: options.address, cluster: d.label, key: options.keys[0] }));
+    }
+  }
+
+  get authenticated(): boolean {
+    return this.options.keys.length > 0;
+  }
+
+  async start(): Promise<void> {
+    const socket = createSocket({ type: 'udp4', reuseAddr: false });
+    socket.on('message', (buf, rinfo) => this.handle(buf, rinfo));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        socket.close();
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        const fix =
+          code === 'EADDRINUSE'
+            ? 'another process (another node agent?) uses that UDP port; choose another --control-port'
+            : code === 'EADDRNOTAVAIL'
+              ? 'the address is not on this node; check --node-ip'
+              : 'check --control-port and --node-ip';
+        reject(new ConfigError(`bind control socket ${this.options.address}:${this.options.port}: ${errorMessage(err)}; ${fix}`, { cause: err }));
+      };
+      socket.once('error', onError);
+      socket.bind({ address: this.options.address, port: this.options.port, exclusive: true }, () => {
+        socket.off('error', onError);
+        resolve();
+      });
+    });
+    socket.on('error', (err) => this.options.logger.warn({ err: errorMessage(err) }, 'control socket error'));
+    this.socket = socket;
+  }
+
+  get port(): number {
+    return this.socket?.address().port ?? this.options.port;
+  }
+
+  onMessage(cb: (e: NodeControlEvent) => void): void {
+    this.listeners.push(cb);
+  }
+
+  async sendState(label: string, peers: readonly string[], groups: Iterable<string>): Promise<void> {
+    const enc = this.encoders.get(label);
+    if (!enc) return;
+    const state: LocalState = { ...NODE_LOCAL_STATE, groups };
+    await this.sendAll(peers, enc.state(state, this.now()));
+  }
+
+  async sendLeave(label: string, peers: readonly string[]): Promise<void> {
+    const enc = this.encoders.get(label);
+    if (enc) await this.sendAll(peers, [enc.leave(this.now(), NODE_LOCAL_STATE)]);
+  }
+
+  async close(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  /** Exported for tests: one datagram, as the socket handler sees it. */
+  handle(buf: Buffer, rinfo: Pick<RemoteInfo, 'address'>): ControlResult {
+    let result: ControlResult = 'wrong_cluster';
+    try {
+      for (const [label, table] of this.tables) {
+        const decoded = decode(buf, { keys: this.options.keys, cluster: label });
+        if (!decoded.ok) {
+          if (decoded.reason === 'wrong_cluster') continue;
+          result = decoded.reason;
+          return result;
+        }
+        const outcome = table.receive(decoded.msg, rinfo.address, this.now(), { authenticated: decoded.msg.authenticated });
+        result = outcome.accepted ? 'ok' : (outcome.reason ?? 'malformed');
+        if (!outcome.accepted) return result;
+        for (const cb of this.listeners) {
+          try {
+            cb({ label, msg: decoded.msg, from: rinfo.address, result: outcome });
+          } catch (err) {
+            this.options.logger.error({ err: errorMessage(err) }, 'control message handler failed');
+          }
+        }
+        return result;
+      }
+      return result;
+    } catch (err) {
+      this.options.logger.error({ err: errorMessage(err) }, 'control datagram handling failed');
+      result = 'malformed';
+      return result;
+    } finally {
+      (this.counters as ControlCounters)[result] += 1;
+    }
+  }
+
+  private async sendAll(peers: readonly string[], datagrams: readonly Buffer[]): Promise<void> {
+    const socket = this.socket;
+    const sends: Array<Promise<void>> = [];
+    for (const peer of peers) {
+      for (const dg of datagrams) {
+        sends.push(
+          new Promise<void>((resolve) => {
+            const done = (err: Error | null): void => {
+              if (err) {
+                this.sendCounters.failed += 1;
+                this.options.logger.debug({ peer, err: errorMessage(err) }, 'control send failed');
+              } else this.sendCounters.sent += 1;
+              resolve();
+            };
+            if (!socket) return done(new Error('socket closed'));
+            try {
+              socket.send(dg, this.options.port, peer, done);
+            } catch (err) {
+              done(err instanceof Error ? err : new Error(String(err)));
+            }
+          }),
+        );
+      }
+    }
+    await Promise.all(sends);
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * Every Prometheus metric of the node agent. Names: kmcast_node_<name>_<unit>, counters end in
+ * _total; labels are bounded (domain = a configured --service, never a pod or a peer).
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { VERSION } from '../version.js';
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  readonly buildInfo = new Gauge({ name: 'kmcast_build_info', help: 'Always 1; labels carry the kmcast and Node.js versions.', labelNames: ['version', 'nodejs'] as const, registers: [this.registry] });
+  readonly ready = new Gauge({ name: 'kmcast_node_ready', help: '1 once every domain device and the ruleset were installed and read back.', registers: [this.registry] });
+  readonly localMembers = new Gauge({ name: 'kmcast_node_local_members', help: 'Member pods on this node, by domain and whether they are programmed.', labelNames: ['domain', 'programmed'] as const, registers: [this.registry] });
+  readonly peers = new Gauge({ name: 'kmcast_node_peers', help: 'Peer node agents by domain and state.', labelNames: ['domain', 'state'] as const, registers: [this.registry] });
+  readonly fdbEntries = new Gauge({ name: 'kmcast_node_fdb_entries', help: 'Flood entries on the domain device: one per alive member node.', labelNames: ['domain'] as const, registers: [this.registry] });
+  readonly mdbEntries = new Gauge({ name: 'kmcast_node_mdb_entries', help: 'Per-group replication entries on the domain device, catch-all included.', labelNames: ['domain'] as const, registers: [this.registry] });
+  readonly captured = new Gauge({ name: 'kmcast_node_captured_packets', help: 'Packets taken off member host veths (capture chain counters; reset when the ruleset is replaced).', labelNames: ['domain'] as const, registers: [this.registry] });
+  readonly delivered = new Gauge({ name: 'kmcast_node_received_packets', help: 'Packets decapsulated on the domain device and copied to local members (reset when the ruleset is replaced).', labelNames: ['domain'] as const, registers: [this.registry] });
+  readonly syncs = new Counter({ name: 'kmcast_node_syncs_total', help: 'Full data plane passes by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly rulesetApplies = new Counter({ name: 'kmcast_node_ruleset_applies_total', help: 'nftables ruleset replacements by result (ok: applied and read back).', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly controlReceived = new Gauge({ name: 'kmcast_node_control_received_datagrams', help: 'Control datagrams received since start, by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly controlSent = new Gauge({ name: 'kmcast_node_control_sent_datagrams', help: 'Control datagrams sent since start, by outcome.', labelNames: ['outcome'] as const, registers: [this.registry] });
+
+  constructor() {
+    this.buildInfo.labels(VERSION, process.version).set(1);
+    collectDefaultMetrics({ register: this.registry, prefix: 'kmcast_node_' });
+  }
+}

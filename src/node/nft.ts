@@ -1,0 +1,174 @@
+/**
+ * The node data plane's nftables ruleset: one `netdev` table, replaced atomically in one `nft -f`
+ * transaction, and its read-back. Pure: input is the domains with their VXLAN device and local
+ * member veths, output is the script; the parser turns `nft -j list table` into the same shape so
+ * that "what we want" and "what the kernel has" compare as plain data.
+ *
+ * Per domain:
+ * - `vx-<vni>`: ingress of the domain's VXLAN device. Every decapsulated frame is copied out of
+ *   each local member's host veth (the pod receives it on its own eth0) and then dropped, so
+ *   nothing reaches the node's stack or the CNI.
+ * - `cap-<veth>`: ingress of a local member's host veth. Multicast (224.0.0.0/4) and limited
+ *   broadcast the pod sends are copied to every other local member and forwarded into the
+ *   domain's VXLAN device (which replicates once per member node from its FDB/MDB); the node's
+ *   CNI never sees them. Everything else (unicast, ARP, IPv6) passes untouched.
+ * Priority -500 runs before any other ingress chain a CNI might install.
+ */
+export const NODE_TABLE = 'kmcast-node';
+export const NODE_PRIORITY = -500;
+/** What a member pod sends that kmcast takes: IPv4 multicast and limited broadcast. */
+export const CAPTURE_SET = '{ 224.0.0.0/4, 255.255.255.255 }';
+
+export interface DomainPlane {
+  readonly vni: number;
+  /** The domain's VXLAN device. */
+  readonly device: string;
+  /** Host veths of the local members, any order. */
+  readonly members: readonly string[];
+}
+
+/** One chain as both the renderer and the parser see it. */
+export interface ChainShape {
+  readonly name: string;
+  /** True for capture chains (they match the multicast/broadcast set first). */
+  readonly capture: boolean;
+  /** dup targets, in order. */
+  readonly dups: readonly string[];
+  /** fwd target (capture chains). */
+  readonly fwd: string | undefined;
+  /** Ends in drop (VXLAN chains). */
+  readonly drop: boolean;
+}
+
+export interface ChainSpec extends ChainShape {
+  /** The device the chain's ingress hook is bound to. */
+  readonly device: string;
+}
+
+export const vxChainName = (vni: number): string => `vx-${vni}`;
+export const captureChainName = (veth: string): string => `cap-${veth}`;
+
+const byName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+
+/**
+ * The chains for `domains`, in a deterministic order (domains by VNI, members by name). A veth
+ * listed by two domains belongs to the one with the lower VNI: a pod has one eth0, and only one
+ * capture chain can forward a frame.
+ */
+export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
+  const out: ChainSpec[] = [];
+  const claimed = new Set<string>();
+  for (const d of [...domains].sort((a, b) => a.vni - b.vni)) {
+    const members = [...new Set(d.members)].filter((m) => !claimed.has(m)).sort(byName);
+    for (const m of members) claimed.add(m);
+    out.push({ name: vxChainName(d.vni), device: d.device, capture: false, dups: members, fwd: undefined, drop: true });
+    for (const m of members) {
+      out.push({ name: captureChainName(m), device: m, capture: true, dups: members.filter((o) => o !== m), fwd: d.device, drop: false });
+    }
+  }
+  return out;
+}
+
+function ruleText(c: ChainShape): string {
+  const parts: string[] = [];
+  if (c.capture) parts.push(`ip daddr ${CAPTURE_SET}`);
+  parts.push('counter');
+  for (const d of c.dups) parts.push(`dup to "${d}"`);
+  if (c.fwd !== undefined) parts.push(`fwd to "${c.fwd}"`);
+  if (c.drop) parts.push('drop');
+  return parts.join(' ');
+}
+
+/** The `nft -f -` script: declare, delete, recreate: one atomic replace of the whole table. */
+export function renderRuleset(chains: readonly ChainSpec[]): string {
+  const lines = [`table netdev ${NODE_TABLE}`, `delete table netdev ${NODE_TABLE}`, `table netdev ${NODE_TABLE} {`];
+  for (const c of chains) {
+    lines.push(
+      `  chain ${c.name} {`,
+      `    type filter hook ingress device "${c.device}" priority ${NODE_PRIORITY}; policy accept;`,
+      `    ${ruleText(c)}`,
+      '  }',
+    );
+  }
+  lines.push('}', '');
+  return lines.join('\n');
+}
+
+/** The script that removes the table (nothing else on the node is touched). */
+export function removeScript(): string {
+  return `table netdev ${NODE_TABLE}\ndelete table netdev ${NODE_TABLE}\n`;
+}
+
+export interface ReadChain extends ChainShape {
+  /** Packets counted by the chain's rule. */
+  readonly packets: number;
+  /** Rules in the chain (we install exactly one). */
+  readonly rules: number;
+  /** A dup/fwd target printed as an ifindex: its device is gone, the rule is stale. */
+  readonly stale: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+/** `nft -j list table netdev kmcast-node` -> chains by name. Pure; never throws on odd input. */
+export function parseRuleset(stdout: string): Map<string, ReadChain> {
+  const out = new Map<string, ReadChain>();
+  let doc: { nftables?: Json[] };
+  try {
+    doc = JSON.parse(stdout) as { nftables?: Json[] };
+  } catch {
+    return out;
+  }
+  const items = Array.isArray(doc.nftables) ? doc.nftables : [];
+  for (const o of items) {
+    const c = o.chain as Json | undefined;
+    if (c && typeof c.name === 'string') {
+      out.set(c.name, { name: c.name, capture: false, dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, stale: false });
+    }
+  }
+  for (const o of items) {
+    const r = o.rule as Json | undefined;
+    if (!r || typeof r.chain !== 'string') continue;
+    const prev = out.get(r.chain);
+    if (!prev) continue;
+    const exprs = (Array.isArray(r.expr) ? r.expr : []) as Json[];
+    const dups: string[] = [];
+    let fwd: string | undefined;
+    let drop = false;
+    let capture = false;
+    let packets = 0;
+    let stale = false;
+    const target = (x: unknown): string => {
+      const v = x as Json | undefined;
+      const name = v?.dev ?? v?.addr;
+      const s = typeof name === 'string' ? name : typeof name === 'number' ? String(name) : '';
+      if (/^\d*$/.test(s)) stale = true;
+      return s;
+    };
+    for (const e of exprs) {
+      if ('match' in e) capture = JSON.stringify(e.match).includes('224.0.0.0') && JSON.stringify(e.match).includes('255.255.255.255');
+      else if ('counter' in e) packets = Number((e.counter as Json | undefined)?.packets ?? 0);
+      else if ('dup' in e) dups.push(target(e.dup));
+      else if ('fwd' in e) fwd = target(e.fwd);
+      else if ('drop' in e) drop = true;
+    }
+    out.set(r.chain, { name: r.chain, capture, dups, fwd, drop, packets, rules: prev.rules + 1, stale: stale || prev.stale });
+  }
+  return out;
+}
+
+/** Why the read-back differs from `want`, or undefined when it matches exactly. */
+export function rulesetMismatch(want: readonly ChainSpec[], have: ReadonlyMap<string, ReadChain>): string | undefined {
+  const names = new Set(want.map((c) => c.name));
+  for (const name of have.keys()) if (!names.has(name)) return `unexpected chain ${name}`;
+  for (const c of want) {
+    const h = have.get(c.name);
+    if (!h) return `chain ${c.name} missing`;
+    if (h.rules !== 1) return `chain ${c.name} has ${h.rules} rules`;
+    if (h.stale) return `chain ${c.name} points at a deleted device`;
+    if (h.capture !== c.capture || h.drop !== c.drop || h.fwd !== c.fwd || h.dups.join() !== c.dups.join()) {
+      return `chain ${c.name} differs: ${JSON.stringify({ dups: h.dups, fwd: h.fwd, drop: h.drop })}`;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,45 @@
+/** The JSON served by the node agent's `/status` (and read by `kmcast status` for node agents). */
+import type { PeerStatus } from '../agent/status-types.js';
+import type { NotProgrammedReason } from './api.js';
+
+export interface NodeMemberStatus {
+  readonly podIp: string;
+  readonly hostVeth?: string;
+  readonly netns?: string;
+  readonly groups: readonly string[];
+  readonly programmed: boolean;
+  readonly reason?: NotProgrammedReason;
+}
+
+export interface NodeDomainStatus {
+  readonly service: string;
+  readonly vni: number;
+  readonly device: string;
+  /** The control protocol's cluster label of the domain. */
+  readonly label: string;
+  /** Every pod IP the domain's DNS lists. */
+  readonly listed: readonly string[];
+  /** Those on this node. */
+  readonly localMembers: readonly NodeMemberStatus[];
+  /** True while this node announces the domain (it has a local member). */
+  readonly announced: boolean;
+  readonly groups: readonly string[];
+  readonly peers: readonly PeerStatus[];
+  readonly entries: { readonly fdb: number; readonly mdb: number };
+}
+
+export interface NodeStatus {
+  readonly mode: 'node';
+  readonly version: string;
+  readonly nodeIp: string;
+  readonly uplink: string;
+  readonly vxlanPort: number;
+  readonly controlPort: number;
+  readonly ready: boolean;
+  readonly authenticated: boolean;
+  readonly unregistered: 'drop' | 'flood';
+  readonly domains: readonly NodeDomainStatus[];
+  readonly ruleset: { readonly installed: boolean; readonly chains: number; readonly lastError?: string };
+  readonly allowList: { readonly installed: boolean; readonly peers: number };
+  readonly drops: { readonly control: Readonly<Record<string, number>> };
+}
