@@ -21,7 +21,7 @@ import { ExecRunner } from '../../src/iproute2/runner.js';
 import { addPod, labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import type { NodeReceiver, NodeReceiverReport, ReceiverMode } from '../../src/lab/node-apps.js';
-import { netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { netnsFetch, netnsFetchAll, runInNetns, spawnInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
@@ -65,7 +65,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     }
     keyDir = mkdtempSync(join(tmpdir(), 'kmcast-node-key-'));
     writeFileSync(join(keyDir, 'key'), `hex:${randomBytes(32).toString('hex')}\n`);
-    agentArgs = ['--service', `${SERVICE_A}=100`, '--service', `${SERVICE_B}=200`, '--key-file', join(keyDir, 'key'), '--heartbeat-interval', '1000', '--resolve-interval', '1000', '--resync-interval', '3000'];
+    agentArgs = ['--service', `${SERVICE_A}=100`, '--service', `${SERVICE_B}=200`, '--key-file', join(keyDir, 'key'), '--heartbeat-interval', '1000', '--resolve-interval', '1000'];
   });
 
   after(async () => {
@@ -110,6 +110,14 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
 
   /** Receivers everywhere (pods and two node namespaces); each send() sends every kind N times. */
   async function openRound(sender: LabPod, opts: { waitJoins: boolean }): Promise<OpenRound> {
+    if (opts.waitJoins) {
+      // The previous round's leaves must be through first, or an entry about to be withdrawn
+      // would pass for one of this round's joins.
+      await waitFor(`no node replicates ${G} any more`, async () => {
+        for (const n of lab.nodes) if ((await mdbDsts(n.index, DEV_A, G)).length) return false;
+        return true;
+      }, 15_000, 100);
+    }
     const targets: Array<{ name: string; netns: string; mode: ReceiverMode }> = [
       ...[...A(), ...B(), ...NONE()].filter((p) => p !== sender).map((p) => ({ name: p.name, netns: p.netns, mode: (BIND.has(p.name) ? 'bind' : 'index') as ReceiverMode })),
       { name: 'node1', netns: node(1).netns, mode: 'all' },
@@ -185,9 +193,10 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     if (!needRoot(t)) return;
     for (const i of [1, 2, 3, 4]) await startAgent(i);
     await waitFor('every member programmed', async () => {
-      for (const p of [...A(), ...B()]) {
-        const r = await podProgram(p);
-        if (r.status !== 200 || !r.body?.programmed) return false;
+      for (const n of lab.nodes) {
+        const local = [...A(), ...B()].filter((p) => p.node === n.index);
+        const answers = await netnsFetchAll(n.netns, local.map((p) => podStatusPath(p.ip)), NODE_HTTP_PORT);
+        if (answers.some((r) => r.status !== 200 || !(JSON.parse(r.body) as PodProgramStatus).programmed)) return false;
       }
       return true;
     }, 30_000, 250);

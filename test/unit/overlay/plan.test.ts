@@ -138,3 +138,22 @@ test('prune: false (an adopted device right after a restart) adds but never remo
     'mdb replace dev vx0 port vx0 grp 239.1.1.2 permanent dst 10.9.0.5',
   ]);
 });
+
+test('bare (node mode): the device gets no address and no 224/4 or broadcast route, only the blackhole', () => {
+  const bare: OverlaySpec = { ...spec, device: 'kmcvx100', vni: 100, port: 7472, underlay: 'kmcup', localIp: '172.31.1.2', broadcastAddress: '10.0.0.255', bare: true };
+  const d = desiredState(bare, [{ ip: '172.31.2.2', groups: ['239.1.1.1'] }]);
+  assert.deepEqual(d.addrs, []);
+  assert.deepEqual(d.routes, [{ type: 'blackhole', dst: '192.0.2.1', table: 'main' }]);
+  const p = plan(d, EMPTY_ACTUAL);
+  assert.deepEqual(p.ip, [
+    'link add kmcvx100 type vxlan id 100 dstport 7472 dev kmcup local 172.31.1.2 nolearning',
+    'link set kmcvx100 addrgenmode none',
+    'link set kmcvx100 mtu 1450 up',
+    'route replace blackhole 192.0.2.1/32',
+  ]);
+  assert.deepEqual(p.bridge, [
+    'fdb append 00:00:00:00:00:00 dev kmcvx100 dst 172.31.2.2',
+    'mdb replace dev kmcvx100 port kmcvx100 grp 0.0.0.0 permanent dst 192.0.2.1',
+    'mdb replace dev kmcvx100 port kmcvx100 grp 239.1.1.1 permanent dst 172.31.2.2',
+  ]);
+});

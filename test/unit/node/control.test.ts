@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { silentLogger } from '../../../src/log.js';
+import { Encoder } from '../../../src/membership/codec.js';
+import { PeerTable } from '../../../src/membership/peers.js';
+import { NODE_LOCAL_STATE, NodeControl } from '../../../src/node/control.js';
+
+const key = Buffer.alloc(32, 7);
+
+function channel(): { ctl: NodeControl; a: PeerTable; b: PeerTable } {
+  const a = new PeerTable({ selfIp: '172.31.1.2', expiryMs: 5000 });
+  const b = new PeerTable({ selfIp: '172.31.1.2', expiryMs: 5000 });
+  const ctl = new NodeControl({ address: '172.31.1.2', port: 7473, keys: [key], domains: [{ label: 'node:100/a', table: a }, { label: 'node:200/b', table: b }], logger: silentLogger(), now: () => Date.now() });
+  return { ctl, a, b };
+}
+
+test('one socket, one table per domain: a STATE goes to the domain its label names', () => {
+  const { ctl, a, b } = channel();
+  const seen: string[] = [];
+  ctl.onMessage((e) => seen.push(e.label));
+  const enc = new Encoder({ sender: '172.31.2.2', cluster: 'node:200/b', key });
+  const [dg] = enc.state({ ...NODE_LOCAL_STATE, groups: ['239.1.1.1'] }, Date.now());
+  assert.equal(ctl.handle(dg!, { address: '172.31.2.2' }), 'ok');
+  assert.deepEqual(seen, ['node:200/b']);
+  assert.deepEqual(b.alive().map((p) => [p.ip, p.groups.join()]), [['172.31.2.2', '239.1.1.1']]);
+  assert.equal(a.alive().length, 0, 'the other domain never hears it');
+});
+
+test('a label no domain has is wrong_cluster; a sidecar label is not a node label', () => {
+  const { ctl } = channel();
+  const sidecar = new Encoder({ sender: '172.31.2.2', cluster: '100/a', key });
+  assert.equal(ctl.handle(sidecar.state({ ...NODE_LOCAL_STATE, groups: [] }, Date.now())[0]!, { address: '172.31.2.2' }), 'wrong_cluster');
+  assert.equal(ctl.counters.wrong_cluster, 1);
+});
+
+test('a bad MAC, garbage and a spoofed source are counted, never thrown', () => {
+  const { ctl } = channel();
+  const bad = new Encoder({ sender: '172.31.2.2', cluster: 'node:100/a', key: Buffer.alloc(32, 9) });
+  assert.equal(ctl.handle(bad.state({ ...NODE_LOCAL_STATE, groups: [] }, Date.now())[0]!, { address: '172.31.2.2' }), 'bad_mac');
+  assert.equal(ctl.handle(Buffer.from('hello'), { address: '172.31.2.2' }), 'malformed');
+  const good = new Encoder({ sender: '172.31.2.2', cluster: 'node:100/a', key });
+  assert.equal(ctl.handle(good.state({ ...NODE_LOCAL_STATE, groups: [] }, Date.now())[0]!, { address: '172.31.9.9' }), 'spoofed');
+  assert.equal(ctl.counters.bad_mac + ctl.counters.malformed + ctl.counters.spoofed, 3);
+});

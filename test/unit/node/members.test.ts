@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { IpClient } from '../../../src/iproute2/client.js';
+import { parseIpv4AddrsOf, parseIpv4MaddrsOf, parseLinks, parseNetnsIds, parseRouteGet } from '../../../src/iproute2/parse.js';
+import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { MemberResolver, classify, matchBridgePort } from '../../../src/node/members.js';
+import { fixture } from '../fixtures.js';
+
+const f = (name: string): string => fixture(`iproute2/node/${name}`);
+
+test('parsers read the recorded route get, link, netns list-id, addr and maddr output', () => {
+  assert.deepEqual(parseRouteGet(f('route-get-calico.json')), { dev: 'kmcv1', gateway: undefined, type: 'unicast' });
+  assert.equal(parseRouteGet(f('route-get-remote.json'))?.gateway, '172.31.1.1');
+  const [veth] = parseLinks(f('link-veth.json'));
+  assert.equal(veth?.kind, 'veth');
+  assert.equal(veth?.linkNetnsid, 2);
+  assert.equal(veth?.linkIndex, 2);
+  const ports = parseLinks(f('links-bridge-ports.json'));
+  assert.deepEqual(ports.map((p) => [p.name, p.master, p.kind]), [
+    ['kmcv1', 'kmcbr', 'veth'],
+    ['kmcv2', 'kmcbr', 'veth'],
+  ]);
+  assert.deepEqual([...parseNetnsIds(f('netns-list-id.json'))], [
+    [0, 'kmcncf-r'],
+    [1, 'kmcncf-n2p1'],
+    [2, 'kmcncf-n2p2'],
+  ]);
+  assert.deepEqual(parseIpv4AddrsOf(f('addr-all.json'), 2), ['10.244.2.12']);
+  assert.deepEqual(parseIpv4MaddrsOf(f('maddr-all.json'), 2).sort(), ['224.0.0.1', '224.0.0.251', '239.1.1.1']);
+  assert.deepEqual(parseIpv4MaddrsOf(f('maddr-all.json'), 99), []);
+});
+
+test('classify: a veth is the pod, a bridge is scanned, a gateway route is another node', () => {
+  const [veth] = parseLinks(f('link-veth.json'));
+  const [bridge] = parseLinks(f('link-bridge.json'));
+  assert.equal(classify(parseRouteGet(f('route-get-calico.json')), veth), 'veth');
+  assert.equal(classify(parseRouteGet(f('route-get-bridge.json')), bridge), 'bridge');
+  assert.equal(classify(parseRouteGet(f('route-get-remote.json')), veth), 'remote');
+  assert.equal(classify(undefined, veth), 'remote');
+  const ports = parseLinks(f('links-bridge-ports.json'));
+  assert.equal(matchBridgePort(ports, new Map([[ports[1]!.ifindex, ['10.244.2.12']]]), '10.244.2.12')?.name, 'kmcv2');
+  assert.equal(matchBridgePort(ports, new Map(), '10.244.2.12'), undefined);
+});
+
+test('a calico pod resolves to its host veth and namespace with two reads and the nsid map', async () => {
+  const runner = new FakeRunner()
+    .on('ip -j route get 10.244.1.11', { stdout: f('route-get-calico.json') })
+    .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
+    .on('ip -j netns list-id', { stdout: '[{"nsid":2,"name":"kmcncf-n1p1"}]' });
+  const r = await new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns)).resolve('10.244.1.11');
+  assert.deepEqual(r, { local: { ip: '10.244.1.11', veth: 'kmcv1', vethIndex: 4, netns: 'kmcncf-n1p1', podIndex: 2 } });
+  assert.deepEqual(runner.commands(), ['ip -j route get 10.244.1.11', 'ip -j -d link show dev kmcv1', 'ip -j netns list-id']);
+});
+
+test('a bridge pod is found by reading each port peer address in its own namespace', async () => {
+  const runner = new FakeRunner()
+    .on('ip -j route get 10.244.2.12', { stdout: f('route-get-bridge.json') })
+    .on('ip -j -d link show dev kmcbr', { stdout: f('link-bridge.json') })
+    .on('ip -j -d link show master kmcbr', { stdout: f('links-bridge-ports.json') })
+    .on('ip -j netns list-id', { stdout: f('netns-list-id.json') })
+    .on('ip -j addr show', (call) => ({ stdout: call.netns === 'kmcncf-n2p2' ? f('addr-all.json') : '[]' }));
+  const r = await new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns)).resolve('10.244.2.12');
+  assert.ok('local' in r);
+  assert.equal(r.local.veth, 'kmcv2');
+  assert.equal(r.local.netns, 'kmcncf-n2p2');
+  assert.deepEqual(
+    runner.calls.filter((c) => c.argv.join(' ') === 'ip -j addr show').map((c) => c.netns).sort(),
+    ['kmcncf-n2p1', 'kmcncf-n2p2'],
+  );
+});
+
+test('a pod on another node is not_local; a veth whose peer namespace has no name is no_netns', async () => {
+  const remote = new FakeRunner()
+    .on('ip -j route get', { stdout: f('route-get-remote.json') })
+    .on('ip -j -d link show dev kmcup', { stdout: '[{"ifindex":2,"ifname":"kmcup","flags":["UP"],"linkinfo":{"info_kind":"veth"}}]' });
+  assert.deepEqual(await new MemberResolver(new IpClient(remote), (ns) => new IpClient(remote, ns)).resolve('10.244.2.11'), { reason: 'not_local' });
+  const anon = new FakeRunner()
+    .on('ip -j route get', { stdout: f('route-get-calico.json') })
+    .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
+    .on('ip -j netns list-id', { stdout: '[{"nsid":2}]' });
+  assert.deepEqual(await new MemberResolver(new IpClient(anon), (ns) => new IpClient(anon, ns)).resolve('10.244.1.11'), { reason: 'no_netns' });
+});

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { desiredChains, parseRuleset, removeScript, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
+import { fixture } from '../fixtures.js';
+
+test('one VXLAN chain per domain and one capture chain per local member, deterministic', () => {
+  const chains = desiredChains([
+    { vni: 200, device: 'kmcvx200', members: ['kmcv3'] },
+    { vni: 100, device: 'kmcvx100', members: ['kmcv10', 'kmcv2', 'kmcv1'] },
+  ]);
+  assert.deepEqual(
+    chains.map((c) => [c.name, c.device, c.dups.join(' '), c.fwd ?? '-', c.drop]),
+    [
+      ['vx-100', 'kmcvx100', 'kmcv1 kmcv2 kmcv10', '-', true],
+      ['cap-kmcv1', 'kmcv1', 'kmcv2 kmcv10', 'kmcvx100', false],
+      ['cap-kmcv2', 'kmcv2', 'kmcv1 kmcv10', 'kmcvx100', false],
+      ['cap-kmcv10', 'kmcv10', 'kmcv1 kmcv2', 'kmcvx100', false],
+      ['vx-200', 'kmcvx200', 'kmcv3', '-', true],
+      ['cap-kmcv3', 'kmcv3', '', 'kmcvx200', false],
+    ],
+  );
+});
+
+test('a veth two domains list belongs to the lower VNI only (one eth0, one forwarding chain)', () => {
+  const chains = desiredChains([
+    { vni: 100, device: 'kmcvx100', members: ['kmcv1'] },
+    { vni: 200, device: 'kmcvx200', members: ['kmcv1', 'kmcv2'] },
+  ]);
+  assert.deepEqual(chains.find((c) => c.name === 'vx-200')?.dups, ['kmcv2']);
+  assert.equal(chains.filter((c) => c.name === 'cap-kmcv1').length, 1);
+});
+
+test('the script replaces the whole table atomically: declare, delete, recreate', () => {
+  const script = renderRuleset(desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv2', 'kmcv1'] }]));
+  assert.equal(
+    script,
+    [
+      'table netdev kmcast-node',
+      'delete table netdev kmcast-node',
+      'table netdev kmcast-node {',
+      '  chain vx-100 {',
+      '    type filter hook ingress device "kmcvx100" priority -500; policy accept;',
+      '    counter dup to "kmcv1" dup to "kmcv2" drop',
+      '  }',
+      '  chain cap-kmcv1 {',
+      '    type filter hook ingress device "kmcv1" priority -500; policy accept;',
+      '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv2" fwd to "kmcvx100"',
+      '  }',
+      '  chain cap-kmcv2 {',
+      '    type filter hook ingress device "kmcv2" priority -500; policy accept;',
+      '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv1" fwd to "kmcvx100"',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(removeScript(), 'table netdev kmcast-node\ndelete table netdev kmcast-node\n');
+});
+
+test('the recorded read-back of that script matches it exactly', () => {
+  const want = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2'] }]);
+  const have = parseRuleset(fixture('iproute2/node/nft-node.json'));
+  assert.equal(rulesetMismatch(want, have), undefined);
+  assert.equal(have.get('cap-kmcv1')?.fwd, 'kmcvx100');
+  assert.deepEqual(have.get('vx-100')?.dups, ['kmcv1', 'kmcv2']);
+  assert.equal(have.get('vx-100')?.packets, 0);
+});
+
+test('a rule whose device was deleted reads back as stale (nft prints the ifindex): re-apply', () => {
+  const want = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2'] }]);
+  const have = parseRuleset(fixture('iproute2/node/nft-node-stale.json'));
+  assert.equal(have.get('vx-100')?.stale, true);
+  assert.match(rulesetMismatch(want, have) ?? '', /deleted device/);
+  // Without kmcv2 the wanted set no longer has its chain: the extra chain is reported.
+  const fewer = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1'] }]);
+  assert.match(rulesetMismatch(fewer, have) ?? '', /unexpected chain cap-kmcv2|differs|deleted/);
+});
+
+test('missing chains, extra rules and garbage are mismatches, never exceptions', () => {
+  const want = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1'] }]);
+  assert.match(rulesetMismatch(want, new Map()) ?? '', /missing/);
+  assert.equal(parseRuleset('not json').size, 0);
+  assert.equal(parseRuleset('{"nftables": 3}').size, 0);
+});
