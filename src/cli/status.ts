@@ -3,10 +3,12 @@ import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { CapabilityError, ConfigError, ExitCode } from '../errors.js';
 import { DEFAULT_STATUS_URL, fetchAgentStatus, formatStatus } from '../agent/status-format.js';
+import { DEFAULT_NODE_STATUS_URL, fetchNodeStatus, formatNodeStatus } from '../node/status-format.js';
 
 interface StatusFlags {
   readonly url: string;
   readonly json?: boolean;
+  readonly node?: boolean;
   readonly pod?: string;
   readonly labId?: string;
   readonly timeout: string;
@@ -29,6 +31,7 @@ export function registerStatus(program: Command): void {
     .description("Show a local agent's view: peers and their state, groups, FDB/MDB entry counts, drops.")
     .option('--url <url>', "the agent's HTTP address (its --http flag)", DEFAULT_STATUS_URL)
     .option('--json', 'print the /status document unchanged')
+    .option('--node', `read a node agent (kmcast node; --url defaults to ${DEFAULT_NODE_STATUS_URL})`)
     .option('--pod <pod>', 'read the agent of a lab pod (runs inside its network namespace; needs root)')
     .option('--lab-id <id>', 'the lab of --pod')
     .option('--timeout <ms>', 'give up after this many milliseconds', '3000')
@@ -44,7 +47,8 @@ Examples:
   kmcast status
   kmcast status --json | jq '.peers[] | select(.state != "alive")'
   kubectl exec app-0 -c kmcast -- kmcast status --url http://127.0.0.1:9470
-  sudo kmcast status --pod n1p2 --lab-id t1a2`,
+  sudo kmcast status --pod n1p2 --lab-id t1a2
+  kmcast status --node                       # on a node (or in the node agent's pod)`,
     )
     .action(async (flags: StatusFlags) => {
       const timeoutMs = Number(flags.timeout);
@@ -53,6 +57,12 @@ Examples:
       }
       if (flags.pod !== undefined) {
         process.exitCode = await runInPod(labPodNetns(flags.pod, flags.labId), flags);
+        return;
+      }
+      if (flags.node) {
+        const ns = await fetchNodeStatus(flags.url === DEFAULT_STATUS_URL ? DEFAULT_NODE_STATUS_URL : flags.url, timeoutMs);
+        process.stdout.write(flags.json ? `${JSON.stringify(ns, null, 2)}\n` : formatNodeStatus(ns, new Date()));
+        process.exitCode = ExitCode.ok;
         return;
       }
       const status = await fetchAgentStatus(flags.url, timeoutMs);
@@ -68,6 +78,7 @@ async function runInPod(netns: string, flags: StatusFlags): Promise<number> {
   if (script === undefined) throw new ConfigError('--pod: cannot find the kmcast script to run inside the pod');
   const argv = ['netns', 'exec', netns, process.execPath, script, 'status', '--url', flags.url, '--timeout', flags.timeout];
   if (flags.json) argv.push('--json');
+  if (flags.node) argv.push('--node');
   return await new Promise<number>((resolve, reject) => {
     const child = spawn('ip', argv, { stdio: 'inherit' });
     child.on('error', (err) => reject(new ConfigError(`run status in pod namespace ${netns}: ${err.message}`)));

@@ -1,0 +1,89 @@
+/**
+ * A node agent's `/status` (NodeStatus) as `kmcast status --node` shows it: a shape check for
+ * what came over HTTP and the human table. Pure.
+ */
+import { StatusUnavailableError, formatAge, formatTable, statusEndpoint } from '../agent/status-format.js';
+import { NODE_HTTP_PORT } from './api.js';
+import type { NodeStatus } from './status-types.js';
+
+export const DEFAULT_NODE_STATUS_URL = `http://127.0.0.1:${NODE_HTTP_PORT}`;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** True when a /status document comes from a node agent. */
+export function isNodeStatus(body: unknown): boolean {
+  return isObject(body) && body.mode === 'node';
+}
+
+export function parseNodeStatus(body: unknown, source: string): NodeStatus {
+  const fail = (why: string): never => {
+    throw new StatusUnavailableError(`read node agent status from ${source}: ${why}; is --url pointing at the node agent's --http address (default :${NODE_HTTP_PORT})?`);
+  };
+  if (!isObject(body) || body.mode !== 'node') return fail('the answer is not a node agent status (no "mode": "node")');
+  if (typeof body.nodeIp !== 'string') fail('field "nodeIp" is missing');
+  if (!Array.isArray(body.domains)) fail('field "domains" is missing or not an array');
+  for (const d of body.domains as unknown[]) {
+    if (!isObject(d) || typeof d.service !== 'string' || !Array.isArray(d.localMembers) || !Array.isArray(d.peers)) fail('an entry of "domains" lacks service, localMembers or peers');
+  }
+  return body as unknown as NodeStatus;
+}
+
+const yesNo = (b: boolean): string => (b ? 'yes' : 'NO');
+const list = (g: readonly string[]): string => (g.length ? g.join(',') : '-');
+
+export function formatNodeStatus(s: NodeStatus, now: Date): string {
+  const out: string[] = [];
+  out.push(`node agent ${s.version}  node ${s.nodeIp}  uplink ${s.uplink}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`);
+  out.push(
+    `ready: ${yesNo(s.ready)}  ruleset: ${s.ruleset.installed ? `installed (${s.ruleset.chains} chains)` : `NOT installed${s.ruleset.lastError ? ` (${s.ruleset.lastError})` : ''}`}` +
+      `  authenticated: ${yesNo(s.authenticated)}  allow-list: ${s.allowList.installed ? `installed (${s.allowList.peers} peers)` : 'NOT installed'}`,
+  );
+  for (const d of s.domains) {
+    out.push('');
+    out.push(`domain ${d.service}  vni ${d.vni}  device ${d.device}  announced: ${d.announced ? 'yes' : 'no'}  entries: fdb ${d.entries.fdb} mdb ${d.entries.mdb}`);
+    out.push(`  members listed: ${d.listed.length}  local: ${d.localMembers.length}  groups: ${list(d.groups)}`);
+    if (d.localMembers.length) {
+      const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, list(m.groups)]);
+      out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'GROUPS'], rows)));
+    }
+    if (d.peers.length) {
+      const rows = d.peers.map((p) => [p.ip, p.state, formatAge(p.lastSeen, now), list(p.groups)]);
+      out.push(indent(formatTable(['PEER NODE', 'STATE', 'LAST SEEN', 'GROUPS'], rows)));
+    }
+  }
+  const control = Object.entries(s.drops.control).filter(([, v]) => v > 0);
+  out.push('');
+  out.push(`control drops: ${control.length ? control.map(([k, v]) => `${k} ${v}`).join('  ') : 'none'}`);
+  return `${out.join('\n')}\n`;
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+}
+
+/** GET a node agent's `/status`; failures become a StatusUnavailableError naming the URL. */
+export async function fetchNodeStatus(url: string, timeoutMs = 3000): Promise<NodeStatus> {
+  const endpoint = statusEndpoint(url);
+  let res: Response;
+  try {
+    res = await fetch(endpoint, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+  } catch (err) {
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+    const why = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError') ? `no answer within ${timeoutMs} ms` : cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : String(cause);
+    throw new StatusUnavailableError(`read node agent status from ${endpoint}: ${why}; is kmcast node running? its --http address?`, { cause: err });
+  }
+  const text = await res.text();
+  if (res.status !== 200) throw new StatusUnavailableError(`read node agent status from ${endpoint}: HTTP ${res.status}`);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new StatusUnavailableError(`read node agent status from ${endpoint}: the answer is not JSON`);
+  }
+  return parseNodeStatus(body, endpoint);
+}

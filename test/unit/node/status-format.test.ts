@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { StatusUnavailableError } from '../../../src/agent/status-format.js';
+import { formatNodeStatus, isNodeStatus, parseNodeStatus } from '../../../src/node/status-format.js';
+import type { NodeStatus } from '../../../src/node/status-types.js';
+
+const status: NodeStatus = {
+  mode: 'node',
+  version: '0.1.0',
+  nodeIp: '172.31.1.2',
+  uplink: 'kmcup',
+  vxlanPort: 7472,
+  controlPort: 7473,
+  ready: true,
+  authenticated: true,
+  unregistered: 'drop',
+  domains: [
+    {
+      service: 'app.default.svc.cluster.local',
+      vni: 100,
+      device: 'kmcvx100',
+      label: 'node:100/app.default.svc.cluster.local',
+      listed: ['10.244.1.11', '10.244.2.11'],
+      localMembers: [{ podIp: '10.244.1.11', hostVeth: 'kmcv1', netns: 'cni-1', groups: ['239.1.1.1'], programmed: true }],
+      announced: true,
+      groups: ['239.1.1.1'],
+      peers: [{ ip: '172.31.2.2', state: 'alive', lastSeen: '2026-01-01T00:00:00.000Z', groups: [], sources: ['static'] }],
+      entries: { fdb: 1, mdb: 1 },
+    },
+  ],
+  ruleset: { installed: true, chains: 2 },
+  allowList: { installed: true, peers: 1 },
+  drops: { control: { bad_mac: 2, replay: 0 } },
+};
+
+test('a node status reads back and prints domains, members and peer nodes', () => {
+  assert.ok(isNodeStatus(status));
+  const s = parseNodeStatus(JSON.parse(JSON.stringify(status)), 'x');
+  const text = formatNodeStatus(s, new Date('2026-01-01T00:00:02.000Z'));
+  assert.match(text, /node agent 0\.1\.0 {2}node 172\.31\.1\.2/);
+  assert.match(text, /domain app\.default\.svc\.cluster\.local {2}vni 100 {2}device kmcvx100/);
+  assert.match(text, /10\.244\.1\.11 +kmcv1 +cni-1 +yes +239\.1\.1\.1/);
+  assert.match(text, /172\.31\.2\.2 +alive +2\.0s ago/);
+  assert.match(text, /control drops: bad_mac 2\n$/);
+});
+
+test('a sidecar status or garbage is refused with a clear message', () => {
+  assert.throws(() => parseNodeStatus({ podIp: '10.0.0.1' }, 'http://x'), StatusUnavailableError);
+  assert.throws(() => parseNodeStatus({ mode: 'node', nodeIp: '1.2.3.4', domains: [{}] }, 'http://x'), /domains/);
+});
