@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
-import { addPod, labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
+import { addPod, cutNode, healNode, labDown, labUp, removePod, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import type { NodeReceiver, NodeReceiverReport, ReceiverMode } from '../../src/lab/node-apps.js';
 import { netnsFetch, netnsFetchAll, runInNetns, spawnInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
@@ -302,6 +302,44 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     await r.send();
     assertDelivered(sender, await r.finish());
     assertDelivered(pod('n1p1'), await round(pod('n1p1'), { waitJoins: true }));
+  });
+
+  test('a new pod started while traffic flows is served within seconds; the others lose and double nothing', async (t) => {
+    if (!needRoot(t)) return;
+    const sender = pod('n1p1');
+    await waitFor(`no node replicates ${G}`, async () => (await mdbDsts(1, DEV_A, G)).length === 0, 15_000, 100);
+    const old = await Promise.all(['n2p1', 'n3p1'].map((n) => startNodeReceiver(pod(n).netns, { port: PORT, groups: [G] })));
+    await waitFor('node 1 replicates G to nodes 2 and 3', async () => (await mdbDsts(1, DEV_A, G)).join() === [node(2).underlayIp, node(3).underlayIp].join(), 10_000, 50);
+    const total = 300;
+    const flowing = sendFromPod(sender.netns, G, { port: PORT, count: total, intervalMs: 20 });
+    const fresh = await addPod(lab, 3, runner); // its IP joins the domain's DNS answer
+    const rx = await startNodeReceiver(fresh.netns, { port: PORT, groups: [G] });
+    await waitFor(`new pod ${fresh.name} programmed`, async () => (await podProgram(fresh)).body?.programmed === true, 10_000, 100);
+    await flowing;
+    await sleep(400);
+    const got = await rx.stop();
+    const reports = await Promise.all(old.map((r) => r.stop()));
+    for (const [i, rep] of reports.entries()) assert.equal(received(rep, G, sender.ip), total, `${['n2p1', 'n3p1'][i]} got every datagram exactly once while node 3 was reprogrammed`);
+    const n = received(got, G, sender.ip);
+    assert.ok(n > 0 && n < total, `the new pod hears the flow from the moment it is programmed: ${n} of ${total}`);
+    assert.equal(receivedAny(got, G), n, 'only from the sender');
+    await removePod(lab, fresh, runner);
+    await waitFor('node 3 forgets the removed pod', async () => {
+      const st = await nodeStatus(3);
+      return st.domains.find((d) => d.service === SERVICE_A)?.localMembers.every((m) => m.podIp !== fresh.ip) === true && st.ruleset.installed;
+    }, 10_000, 200);
+  });
+
+  test('the node link cut and healed: the peers expire node 4, then take it back', async (t) => {
+    if (!needRoot(t)) return;
+    await cutNode(lab, 4, runner);
+    try {
+      await waitFor('node 1 expired node 4', async () => (await nodeStatus(1)).domains[0]!.peers.find((p) => p.ip === node(4).underlayIp)?.state === 'expired', 20_000, 250);
+    } finally {
+      await healNode(lab, 4, runner);
+    }
+    const sender = pod('n1p1');
+    assertDelivered(sender, await round(sender, { waitJoins: true }));
   });
 
   // keepalived in n1p2 (calico, priority 100) and n2p2 (bridge, priority 90), both `state BACKUP`.
