@@ -23,7 +23,7 @@ const HELP = `Usage: npm run bench -- [--quick] [--scenario NAME[,NAME]] [--tria
 Runs as root. Scenarios (default: all, in this order):
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(14)} ${s.title}`).join('\n')}
 
-  --quick        short trials, fan-out with 2 and 10 members only (~2-3 minutes in all)
+  --quick        short trials, fan-out with 2 and 10 members only, node fan-out with 3 per node
   --trial S      seconds per search trial (default 2, quick 1)
   --confirm S    seconds of the trial that confirms the highest rate (default 10, quick 2)
   --out DIR      where to write the JSON results (default bench/results)`;

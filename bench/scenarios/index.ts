@@ -5,6 +5,7 @@ import type { ResultRow, ScenarioResult } from '../lib/pure.js';
 import { baseline } from './baseline.js';
 import { controlPlane, fanOut, labIds, oneToThree, resources } from './kmcast.js';
 import { removeLab } from '../lib/lab.js';
+import { nodeFanOut, nodeLabIds, nodeOneToThree, nodeResources } from './node.js';
 
 export interface Scenario {
   readonly name: string;
@@ -51,9 +52,25 @@ export const SCENARIOS: readonly Scenario[] = [
     title: 'agent resources: RSS and CPU idle and with 50 peers',
     run: resources,
   },
+  {
+    name: 'node-1to3',
+    title: 'node mode: 1 sender -> 3 receivers on other nodes, one agent per node, none in the pods',
+    ratioOf: { metric: M.maxPps, baseline: 'native 64B', baselineScenario: 'baseline', baselineFor: { 'node mode 64B': 'native 64B', 'node mode 1200B': 'native 1200B' } },
+    run: nodeOneToThree,
+  },
+  {
+    name: 'node-fanout',
+    title: 'node mode vs sidecar selective: 1 sender -> 40 receivers, 10 per node on 4 nodes',
+    run: nodeFanOut,
+  },
+  {
+    name: 'node-resources',
+    title: 'node agent resources: RSS and CPU with 50 local member pods',
+    run: nodeResources,
+  },
 ];
 
 /** Lab ids the kmcast scenarios use, for cleanup after an interruption. */
 export async function removeLabs(ctx: BenchContext): Promise<void> {
-  for (const id of labIds(ctx)) await removeLab(id).catch(() => undefined);
+  for (const id of [...labIds(ctx), ...nodeLabIds(ctx)]) await removeLab(id).catch(() => undefined);
 }
