@@ -3,8 +3,8 @@
  * order survive an edit. Every parse error becomes one InputError line: `file:line: why`.
  */
 import { readFileSync } from 'node:fs';
-import { Document, LineCounter, parseAllDocuments, isMap, isSeq, isScalar } from 'yaml';
-import type { Node } from 'yaml';
+import { Document, LineCounter, parseAllDocuments, isCollection, isMap, isSeq, isScalar, visit } from 'yaml';
+import type { Node, Scalar } from 'yaml';
 import { InputError } from '../errors.js';
 
 export interface SourceDoc {
@@ -56,9 +56,37 @@ export function lineOf(src: SourceDoc, path: readonly (string | number)[]): numb
   return 1;
 }
 
+/**
+ * Plain scalars that every YAML parser reads the same inside a flow collection. The YAML 1.2 spec
+ * allows more (`{ value: :9470 }`), but libyaml and go-yaml (kubectl) refuse a plain scalar that
+ * starts with an indicator, and `:`, `#` and the flow indicators are ambiguous inside `{ }`.
+ */
+const FLOW_SAFE_PLAIN = /^(?:[A-Za-z0-9_./$()+=~]|-(?=[A-Za-z0-9_./$()+=~]))[A-Za-z0-9_./$()+=~ -]*(?<! )$/;
+
+/**
+ * Double-quotes the plain string scalars inside flow collections that another parser could refuse
+ * or misread. Inserting block-style values into a flow map (JSON input, `{ ... }` style) makes
+ * them flow too, and what is a fine plain scalar in block style is not always one there.
+ */
+function quoteUnsafeFlowScalars(doc: Document): void {
+  visit(doc, {
+    Scalar(_key, node: Scalar, path) {
+      if (typeof node.value !== 'string' || (node.type !== undefined && node.type !== 'PLAIN')) return;
+      if (FLOW_SAFE_PLAIN.test(node.value)) return;
+      if (path.some((a) => isCollection(a) && a.flow === true)) node.type = 'QUOTE_DOUBLE';
+    },
+  });
+}
+
 /** Serialises documents as one multi-document YAML stream. */
 export function stringifyDocs(docs: readonly Document[]): string {
-  return docs.map((d) => d.toString({ lineWidth: 0 })).map((s) => (s.startsWith('---') ? s : `---\n${s}`)).join('');
+  return docs
+    .map((d) => {
+      quoteUnsafeFlowScalars(d);
+      return d.toString({ lineWidth: 0 });
+    })
+    .map((s) => (s.startsWith('---') ? s : `---\n${s}`))
+    .join('');
 }
 
 /** A new Document from a plain object (emitted objects), with an optional leading comment. */
