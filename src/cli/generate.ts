@@ -7,7 +7,7 @@ import { parseGroupSpec } from '../manifests/groups.js';
 import type { GroupSpec } from '../manifests/groups.js';
 import { formatFindings, lintDocs } from '../manifests/lint.js';
 import { parseYamlDocs } from '../manifests/yamlio.js';
-import { addAgentOptions, agentOptionsFrom } from './inject.js';
+import { addAgentOptions, agentOptionsFrom, checkImage, checkNamespace } from './inject.js';
 import type { AgentFlags } from './inject.js';
 
 interface GenerateFlags extends AgentFlags {
@@ -34,7 +34,8 @@ export function registerGenerate(program: Command): void {
     .option('--namespace <ns>', 'namespace of the objects (default: none, kubectl decides)')
     .addOption(
       new Option('--replicas <n>', 'replicas of the app').default(3).argParser((v: string) => {
-        if (!/^\d+$/.test(v) || Number(v) < 1) throw new ConfigError(`--replicas: invalid value "${v}" (a positive integer)`);
+        // spec.replicas is an int32 in the Kubernetes API.
+        if (!/^\d{1,10}$/.test(v) || Number(v) < 1 || Number(v) > 2147483647) throw new ConfigError(`--replicas: invalid value "${v}" (an integer between 1 and 2147483647)`);
         return Number(v);
       }),
     )
@@ -59,7 +60,9 @@ Examples:
   kmcast generate --name ticker --image example/ticker:2 --group 239.1.1.1:5000 --mode node --namespace trading`,
     )
     .action((flags: GenerateFlags & { agentImage: string }) => {
-    const agent = agentOptionsFrom({ ...flags, image: flags.agentImage });
+    const agent = agentOptionsFrom({ ...flags, image: flags.agentImage }, '--agent-image');
+    checkImage('--image', flags.image);
+    if (flags.namespace !== undefined) checkNamespace('--namespace', flags.namespace);
     const { yaml: text, notes } = generate({
       name: flags.name,
       image: flags.image,

@@ -39,7 +39,39 @@ export interface AgentFlags {
   clusterDomain: string;
 }
 
-export function agentOptionsFrom(f: AgentFlags): AgentOptions {
+// What the agent's --service accepts (a DNS name); the cluster domain ends KMCAST_SERVICE.
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+// The longest derived name is `<app>-kmcast-key`; Service names are DNS-1035 labels (63 chars).
+const MAX_APP = 63 - '-kmcast-key'.length;
+
+/** A container image reference: not empty, no whitespace or control characters. */
+export function checkImage(flag: string, image: string): string {
+  if (image === '' || /[\s\p{Cc}]/u.test(image) || image.length > 512) {
+    throw new ConfigError(`${flag}: invalid image ${JSON.stringify(image)} (an image reference such as registry/name:tag, no spaces)`);
+  }
+  return image;
+}
+
+/** A namespace: a DNS-1123 label (lower-case letters, digits, '-', at most 63 characters). */
+export function checkNamespace(flag: string, ns: string): string {
+  if (!DNS_LABEL.test(ns)) throw new ConfigError(`${flag}: invalid namespace ${JSON.stringify(ns)} (lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`);
+  return ns;
+}
+
+/** An application name for --name: it names the Service `<name>-kmcast` and the Secret `<name>-kmcast-key`. */
+export function checkAppName(flag: string, name: string): string {
+  if (!/^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(name) || name.length > MAX_APP) {
+    throw new ConfigError(`${flag}: invalid name ${JSON.stringify(name)} (lower-case letters, digits and '-', starting with a letter, at most ${MAX_APP} characters)`);
+  }
+  return name;
+}
+
+export function agentOptionsFrom(f: AgentFlags, imageFlag: '--image' | '--agent-image' = '--image'): AgentOptions {
+  checkImage(imageFlag, f.image);
+  if (!DNS_SUBDOMAIN.test(f.clusterDomain)) {
+    throw new ConfigError(`--cluster-domain: invalid domain ${JSON.stringify(f.clusterDomain)} (a DNS name such as cluster.local: lower-case labels of letters, digits and '-', separated by dots)`);
+  }
   if (f.vxlanPort === f.controlPort) throw new ConfigError(`--vxlan-port and --control-port: both are ${f.vxlanPort}; pick two different ports`);
   if ([4789, 8472, 6081].includes(f.vxlanPort)) {
     throw new ConfigError(`--vxlan-port: ${f.vxlanPort} is a CNI tunnel port that Cilium, Calico or OpenShift drop from pods; keep the default 7471`);
@@ -93,7 +125,8 @@ to its ConfigMap. Switching an injected object between modes replaces what the o
     .action((flags: InjectFlags) => {
       checkNodeModeFlags(flags);
       const agent = { ...agentOptionsFrom(flags), mode: flags.mode };
-      const srcs = flags.file.flatMap((f) => readYamlFile(f));
+      if (flags.name !== undefined) checkAppName('--name', flags.name);
+      const srcs = flags.file.flatMap((f) => readYamlFile(f, undefined, '--file'));
       const result = injectDocs(srcs, {
         ...agent,
         createSecret: flags.createSecret,

@@ -2,7 +2,7 @@
  * Reading and writing multi-document YAML through the `yaml` Document API, so comments and field
  * order survive an edit. Every parse error becomes one InputError line: `file:line: why`.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { Document, LineCounter, parseAllDocuments, isCollection, isMap, isSeq, isScalar, visit } from 'yaml';
 import type { Node, Scalar } from 'yaml';
 import { InputError } from '../errors.js';
@@ -30,21 +30,100 @@ export function parseYamlDocs(text: string, file: string): SourceDoc[] {
       throw new InputError(`${file}:${line}: parse YAML: ${why}`);
     }
     if (doc.contents === null) continue;
+    // Every reader turns the document into plain values, which expands aliases; the yaml library
+    // refuses beyond 100 expansions per alias (a "billion laughs" bomb). Refuse here, as input.
+    try {
+      doc.toJS();
+    } catch (err) {
+      if (!(err instanceof ReferenceError)) throw err;
+      const line = doc.range ? lines.linePos(doc.range[0]).line : 1;
+      throw new InputError(`${file}:${line}: parse YAML: ${err.message.replace(/\.$/, '')} (too many alias expansions)`, { cause: err });
+    }
     out.push({ file, doc, lines });
   }
   return out;
 }
 
-/** Reads a file (or stdin for `-`) and parses it. */
-export function readYamlFile(file: string, stdin?: () => string): SourceDoc[] {
-  let text: string;
-  try {
-    text = file === '-' ? (stdin ?? (() => readFileSync(0, 'utf8')))() : readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InputError(`read ${file}: ${code === 'ENOENT' ? 'no such file' : String((err as Error).message)}`, { cause: err });
+/**
+ * The most bytes one input (a file or stdin) may hold. Manifests are kilobytes; a `kubectl get
+ * -o yaml` of a large namespace is a few megabytes. The limit keeps a stray `/dev/zero` or a
+ * runaway pipe from growing the process without bound.
+ */
+export const MAX_INPUT_BYTES = 16 * 1024 * 1024;
+const MIB = MAX_INPUT_BYTES / 1024 / 1024;
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Reads an open descriptor to its end, refusing more than MAX_INPUT_BYTES. */
+function readCapped(fd: number, name: string): string {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const buf = Buffer.allocUnsafe(Math.min(1024 * 1024, MAX_INPUT_BYTES + 1 - size));
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (err) {
+      // A non-blocking stdin (a pipe some shells hand over) has no data yet: wait, then retry.
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        Atomics.wait(sleeper, 0, 0, 10);
+        continue;
+      }
+      throw err;
+    }
+    if (n === 0) break;
+    size += n;
+    if (size > MAX_INPUT_BYTES) throw new InputError(`read ${name}: larger than ${MIB} MiB, the input limit; split the input into several files`);
+    chunks.push(buf.subarray(0, n));
   }
-  return parseYamlDocs(text, file === '-' ? '<stdin>' : file);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function kindOf(st: ReturnType<typeof fstatSync>): string {
+  return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a file';
+}
+
+/**
+ * The text of a regular file, or of stdin for `-`, at most MAX_INPUT_BYTES. A FIFO, a device or
+ * a directory is refused without reading (a FIFO is opened non-blocking, so nothing hangs).
+ * `flag` prefixes the message (`--file: read x: ...`).
+ */
+export function readInputText(file: string, stdin?: () => string, flag?: string): string {
+  const name = file === '-' ? '<stdin>' : file;
+  const prefix = flag ? `${flag}: ` : '';
+  try {
+    if (file === '-') {
+      if (stdin) {
+        const text = stdin();
+        if (Buffer.byteLength(text) > MAX_INPUT_BYTES) throw new InputError(`read ${name}: larger than ${MIB} MiB, the input limit; split the input into several files`);
+        return text;
+      }
+      return readCapped(0, name);
+    }
+    let fd: number;
+    try {
+      fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new InputError(`read ${name}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String((err as Error).message)}`, { cause: err });
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new InputError(`read ${name}: not a regular file (${kindOf(st)}); give a file, or '-' for stdin`);
+      if (st.size > MAX_INPUT_BYTES) throw new InputError(`read ${name}: larger than ${MIB} MiB, the input limit; split the input into several files`);
+      return readCapped(fd, name);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if (err instanceof InputError) throw prefix ? new InputError(`${prefix}${err.message}`, { cause: err.cause }) : err;
+    throw new InputError(`${prefix}read ${name}: ${String((err as Error).message)}`, { cause: err });
+  }
+}
+
+/** Reads a file (or stdin for `-`) and parses it. */
+export function readYamlFile(file: string, stdin?: () => string, flag?: string): SourceDoc[] {
+  return parseYamlDocs(readInputText(file, stdin, flag), file === '-' ? '<stdin>' : file);
 }
 
 /** The 1-based line of the node at `path` in a document, or of the closest ancestor that exists. */
@@ -61,7 +140,7 @@ export function lineOf(src: SourceDoc, path: readonly (string | number)[]): numb
  * allows more (`{ value: :9470 }`), but libyaml and go-yaml (kubectl) refuse a plain scalar that
  * starts with an indicator, and `:`, `#` and the flow indicators are ambiguous inside `{ }`.
  */
-const FLOW_SAFE_PLAIN = /^(?:[A-Za-z0-9_./$()+=~]|-(?=[A-Za-z0-9_./$()+=~]))[A-Za-z0-9_./$()+=~ -]*(?<! )$/;
+const FLOW_SAFE_PLAIN = /^(?:[A-Za-z0-9_./$()+=~]|-(?=[A-Za-z0-9_./$()+=~-]))[A-Za-z0-9_./$()+=~ -]*(?<! )$/;
 
 /**
  * Double-quotes the plain string scalars inside flow collections that another parser could refuse
