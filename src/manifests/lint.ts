@@ -66,6 +66,7 @@ const TUNNEL_PORTS = new Set([4789, 8472, 6081]);
 
 class Linter {
   readonly findings: Finding[] = [];
+  private readonly reported = new Set<string>();
   private readonly groups: GroupUse[] = [];
   private readonly services: { ctx: Ctx; obj: Obj }[] = [];
   private readonly policies: { ctx: Ctx; obj: Obj }[] = [];
@@ -87,7 +88,10 @@ class Linter {
       why: rule.why,
       fix: rule.fix,
     };
-    if (!this.findings.some((g) => g.rule === f.rule && g.file === f.file && g.object === f.object && g.path === f.path && g.message === f.message)) {
+    // One finding per rule, object, path and message; a Set keeps this linear in the findings.
+    const key = JSON.stringify([f.rule, f.file, f.object, f.path, f.message]);
+    if (!this.reported.has(key)) {
+      this.reported.add(key);
       this.findings.push(f);
     }
   }
@@ -310,7 +314,8 @@ class Linter {
 
   finish(): void {
     const groupPorts = new Map<string, Set<number>>();
-    const macs = new Map<string, Map<string, GroupUse>>();
+    // Per namespace, per group MAC, the groups seen by address (at most 32 addresses share a MAC).
+    const macs = new Map<string, Map<string, Map<string, GroupUse>>>();
     for (const g of this.groups) {
       const cls = classifyGroup(g.addr);
       const where = `${g.text}${g.port !== undefined ? `:${g.port}` : ''}`;
@@ -342,8 +347,10 @@ class Linter {
       if (cls === 'link-local') continue;
       const mac = groupMac(g.addr);
       if (!macs.has(g.ctx.namespace)) macs.set(g.ctx.namespace, new Map());
-      const seen = macs.get(g.ctx.namespace)!;
-      const first = [...seen.values()].find((o) => groupMac(o.addr) === mac && o.addr !== g.addr);
+      const byMac = macs.get(g.ctx.namespace)!;
+      if (!byMac.has(mac)) byMac.set(mac, new Map());
+      const seen = byMac.get(mac)!;
+      const first = [...seen.values()].find((o) => o.addr !== g.addr);
       if (first) {
         this.report(RULES.groupMacAlias, g.ctx, g.path,
           `${g.text} and ${first.text} (${first.ctx.object}) share the Ethernet MAC ${mac} in namespace ${g.ctx.namespace}`);

@@ -124,3 +124,28 @@ test('docs/kubernetes.md lists every rule with its name and severity', () => {
   const doc = readFileSync(`${ROOT}docs/kubernetes.md`, 'utf8');
   for (const r of RULE_LIST) assert.ok(doc.includes(`| ${r.id} | ${r.name} | ${r.severity} |`), r.id);
 });
+
+test('lint time grows linearly with the number of groups (10k groups, with and without findings)', () => {
+  const podWith = (n: number, first: number): string => {
+    const env = Array.from({ length: n }, (_, i) => ({ name: `GROUP_${i}`, value: `${first}.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:${5000 + (i % 7)}` }));
+    return JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'b', env }] } });
+  };
+  // 239/8: no findings; 230/8: one finding per group (globally scoped).
+  for (const [first, perGroup] of [[239, 0], [230, 1]] as const) {
+    const time = (n: number): number => {
+      const docs = parseYamlDocs(podWith(n, first), 'many.json');
+      let best = Infinity;
+      for (let k = 0; k < 2; k++) {
+        const t0 = process.hrtime.bigint();
+        const findings = lintDocs(docs);
+        best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e6);
+        assert.equal(findings.length, n * perGroup);
+      }
+      return best;
+    };
+    const small = time(2500);
+    const large = time(10_000);
+    // Linear: about 4x for 4x the groups; quadratic would be about 16x.
+    assert.ok(large / small < 8, `${first}/8: 2,500 groups ${small.toFixed(0)} ms, 10,000 groups ${large.toFixed(0)} ms (x${(large / small).toFixed(1)})`);
+  }
+});
