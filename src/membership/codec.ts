@@ -109,7 +109,8 @@ function hmac(key: Buffer, body: Buffer): Buffer {
   return createHmac('sha256', key).update(body).digest();
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: keep a leading BOM in the text, so the label reads as the bytes it is.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Decodes one datagram. Checks, in order: magic (malformed), version (unsupported_version), exact
@@ -171,7 +172,8 @@ function decodeUnsafe(buf: Buffer, options: DecodeOptions): DecodeResult {
     groups.push(formatIpv4(value));
   }
 
-  if (cluster !== options.cluster) return fail('wrong_cluster');
+  // Raw bytes, not decoded text: TextDecoder drops a leading BOM, so "\uFEFF<label>" would match.
+  if (!buf.subarray(FIXED_HEADER_SIZE, groupsAt).equals(Buffer.from(options.cluster, 'utf8'))) return fail('wrong_cluster');
 
   let keyIndex = -1;
   if (options.keys.length > 0) {

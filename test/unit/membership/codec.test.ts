@@ -247,3 +247,16 @@ describe('codec: rejection', () => {
     }
   });
 });
+
+describe('cluster label comparison', () => {
+  it('compares raw bytes: a label with a leading UTF-8 BOM is another cluster', () => {
+    const bom = new Encoder({ sender: '10.0.0.9', cluster: `\uFEFF${CLUSTER}`, key: KEY1 });
+    const [buf] = bom.state({ mac: MAC_A, overlay: '10.0.0.9', groups: [] }, T0);
+    const r = decode(buf as Buffer, keyed);
+    assert.equal(r.ok, false);
+    assert.deepEqual(r, { ok: false, reason: 'wrong_cluster' satisfies DecodeFailure });
+    // The same message without the BOM is accepted.
+    const plain = new Encoder({ sender: '10.0.0.9', cluster: CLUSTER, key: KEY1 });
+    assert.equal(ok(decode(plain.state({ mac: MAC_A, overlay: '10.0.0.9', groups: [] }, T0)[0] as Buffer, keyed)).cluster, CLUSTER);
+  });
+});
