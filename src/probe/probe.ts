@@ -16,7 +16,7 @@ import type { ProbeConfig } from './options.js';
 import { Pacer } from './pacer.js';
 import { buildReport } from './report.js';
 import type { ProbeReport, SendSummary } from './report.js';
-import { missingSender, StreamStats } from './stats.js';
+import { MAX_STREAMS, missingSender, StreamStats, StreamTable } from './stats.js';
 import type { SenderSummary } from './stats.js';
 
 /** Epoch milliseconds with sub-millisecond precision (Date.now() has 1 ms steps). */
@@ -81,7 +81,8 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
   const receiving = config.mode !== 'send';
   const sending = config.mode !== 'receive';
   const socket = createSocket({ type: 'udp4', reuseAddr: true });
-  const streams = new Map<string, StreamStats>();
+  const streams = new StreamTable();
+  let warnedFull = false;
   let foreign = 0;
   let joinedAt = epochMs();
 
@@ -140,6 +141,14 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
   };
 
   let sendDone = !sending;
+  const peerSet = new Set(peers);
+  // Datagrams of streams beyond MAX_STREAMS are counted as foreign, with one warning.
+  const full = (): void => {
+    foreign++;
+    if (warnedFull) return;
+    warnedFull = true;
+    logger.warn({ maxStreams: MAX_STREAMS }, 'probe: too many sender streams; datagrams of further streams are counted as foreign');
+  };
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
     const now = epochMs();
     const d = decode(msg);
@@ -148,24 +157,29 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
         ownReceived++; // multicast loopback: our own datagrams are not a sender to report
         return;
       }
-      if (!heard.has(rinfo.address)) {
+      // Only expected peers are remembered: forged sources cannot grow these sets.
+      if (peerSet.has(rinfo.address) && !heard.has(rinfo.address)) {
         heard.add(rinfo.address);
         onHeard();
       }
       if (d.listener) {
-        listeners.add(rinfo.address);
+        if (peerSet.has(rinfo.address)) listeners.add(rinfo.address);
         return;
       }
       if (!receiving) return; // send-only: HELLOs matter, the others' data is not ours to report
-      const key = `p:${d.session}`;
-      let s = streams.get(key);
-      if (!s) streams.set(key, (s = new StreamStats(d.id, rinfo.address, 'probe', joinedAt)));
+      const s = streams.get(`p:${d.session}`, () => new StreamStats(d.id, rinfo.address, 'probe', joinedAt));
+      if (!s) {
+        full();
+        return;
+      }
       if (d.hello) s.hello(now, d.total);
       else s.record(d.seq, d.sentAt, now, d.total);
     } else if (d.kind === 'iperf2') {
-      const key = `i:${rinfo.address}:${rinfo.port}`;
-      let s = streams.get(key);
-      if (!s) streams.set(key, (s = new StreamStats(`${rinfo.address}:${rinfo.port}`, rinfo.address, 'iperf2', joinedAt)));
+      const s = streams.get(`i:${rinfo.address}:${rinfo.port}`, () => new StreamStats(`${rinfo.address}:${rinfo.port}`, rinfo.address, 'iperf2', joinedAt));
+      if (!s) {
+        full();
+        return;
+      }
       // iperf2 numbers data datagrams from 1 and ends with a FIN datagram whose id is
       // -(last data id + 1); our statistics count sequences from 0.
       if (d.seq < 0) s.finish(-d.seq - 1);

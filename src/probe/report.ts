@@ -26,7 +26,7 @@ export interface ProbeReport {
   readonly send: SendSummary | null;
   /** One row per sender seen, plus expected senders that sent nothing (source "missing"). */
   readonly senders: readonly SenderSummary[];
-  /** Datagrams on the port that were neither probe nor iperf2 datagrams. */
+  /** Datagrams on the port that were neither probe nor iperf2 datagrams, or of streams beyond MAX_STREAMS. */
   readonly foreign: number;
   readonly worstLossPercent: number;
   readonly maxLossPercent: number | null;

@@ -15,8 +15,19 @@
  * - join latency: first arrival from this sender - the moment our socket joined the group.
  */
 
-/** Sequence numbers beyond this are not tracked for duplicates (a bit set of 8 MiB). */
+/** Sequence numbers beyond this are not tracked (counted as untracked). */
 export const MAX_TRACKED_SEQ = 1 << 26;
+/**
+ * Duplicates are told apart within this many sequence numbers below the highest one seen (a
+ * ring bit set of 32 KiB per stream). One forged datagram with a huge sequence costs a stream
+ * this much and no more; a datagram older than the window is counted as untracked.
+ */
+export const SEQ_WINDOW = 1 << 18;
+/** Latency samples kept per stream (8 MiB); beyond, a uniform reservoir sample of them. */
+export const MAX_LATENCY_SAMPLES = 1 << 20;
+/** Sender streams (probe sessions, iperf2 sources) one receiver keeps; more are counted, not stored. */
+export const MAX_STREAMS = 512;
+const WINDOW_BYTES = SEQ_WINDOW / 8;
 
 export type SenderSource = 'probe' | 'iperf2' | 'missing';
 
@@ -37,7 +48,7 @@ export interface SenderSummary {
   readonly lossPercent: number;
   readonly duplicates: number;
   readonly reordered: number;
-  /** Datagrams with a sequence number too large to track (counted, otherwise ignored). */
+  /** Datagrams with a sequence number too large, or too far behind the highest (SEQ_WINDOW), to track. */
   readonly untracked: number;
   readonly latencyMs: LatencySummary | null;
   readonly joinLatencyMs: number | null;
@@ -61,9 +72,11 @@ export function summarizeLatency(values: ArrayLike<number>): LatencySummary | nu
 }
 
 export class StreamStats {
+  /** Ring bit set: byte `(seq >>> 3) % seen.length`; grows to WINDOW_BYTES, then wraps. */
   private seen = new Uint8Array(1024);
   private latencies = new Float64Array(1024);
   private latencyCount = 0;
+  private latencySeen = 0;
   private highest = -1;
   private announcedTotal = 0;
   private finalTotal = 0;
@@ -97,29 +110,68 @@ export class StreamStats {
       return 'untracked';
     }
     const byte = seq >>> 3;
-    if (byte >= this.seen.length) {
+    if (seq > this.highest) this.advance(seq);
+    else if (byte <= (this.highest >>> 3) - WINDOW_BYTES) {
+      this.untracked++;
+      return 'untracked';
+    }
+    const slot = byte % this.seen.length;
+    const bit = 1 << (seq & 7);
+    if ((this.seen[slot] as number) & bit) {
+      this.duplicates++;
+      return 'duplicate';
+    }
+    this.seen[slot] = (this.seen[slot] as number) | bit;
+    this.received++;
+    if (seq < this.highest) this.reordered++;
+    else this.highest = seq;
+    this.sampleLatency(arrivedAt - sentAt);
+    return 'new';
+  }
+
+  /** Grows the bit set towards the window, and clears the ring slots the new highest reuses. */
+  private advance(seq: number): void {
+    const from = this.highest < 0 ? 0 : (this.highest >>> 3) + 1;
+    const to = seq >>> 3;
+    if (to >= this.seen.length && this.seen.length < WINDOW_BYTES) {
       let n = this.seen.length;
-      while (n <= byte) n *= 2;
+      while (n <= to && n < WINDOW_BYTES) n *= 2;
       const grown = new Uint8Array(n);
       grown.set(this.seen);
       this.seen = grown;
     }
-    const bit = 1 << (seq & 7);
-    if ((this.seen[byte] as number) & bit) {
-      this.duplicates++;
-      return 'duplicate';
+    const len = this.seen.length;
+    if (to - from + 1 >= len) this.seen.fill(0);
+    else if (from <= to) {
+      const a = from % len;
+      const b = to % len;
+      if (a <= b) this.seen.fill(0, a, b + 1);
+      else {
+        this.seen.fill(0, a);
+        this.seen.fill(0, 0, b + 1);
+      }
     }
-    this.seen[byte] = (this.seen[byte] as number) | bit;
-    this.received++;
-    if (seq < this.highest) this.reordered++;
-    else this.highest = seq;
-    if (this.latencyCount === this.latencies.length) {
-      const grown = new Float64Array(this.latencies.length * 2);
-      grown.set(this.latencies);
-      this.latencies = grown;
+  }
+
+  /** Keeps every latency up to MAX_LATENCY_SAMPLES, then a uniform sample (reservoir). */
+  private sampleLatency(ms: number): void {
+    this.latencySeen++;
+    if (this.latencyCount < MAX_LATENCY_SAMPLES) {
+      if (this.latencyCount === this.latencies.length) {
+        const grown = new Float64Array(Math.min(MAX_LATENCY_SAMPLES, this.latencies.length * 2));
+        grown.set(this.latencies);
+        this.latencies = grown;
+      }
+      this.latencies[this.latencyCount++] = ms;
+      return;
     }
-    this.latencies[this.latencyCount++] = arrivedAt - sentAt;
-    return 'new';
+    const j = Math.floor(Math.random() * this.latencySeen);
+    if (j < MAX_LATENCY_SAMPLES) this.latencies[j] = ms;
+  }
+
+  /** Bytes held by this stream's bit set and latency samples. */
+  memoryBytes(): number {
+    return this.seen.byteLength + this.latencies.byteLength;
   }
 
   /** Notes a datagram that is not data (a HELLO): it still proves delivery for join latency. */
@@ -164,6 +216,36 @@ export class StreamStats {
       firstAt: this.firstAt ?? null,
       receivePps: span > 0 && this.received > 1 ? ((this.received - 1) * 1000) / span : null,
     };
+  }
+}
+
+/** The streams of one receiver, at most MAX_STREAMS: forged sessions cannot grow it without bound. */
+export class StreamTable {
+  private readonly streams = new Map<string, StreamStats>();
+  /** Datagrams of new streams refused because the table was full. */
+  refused = 0;
+
+  constructor(private readonly max = MAX_STREAMS) {}
+
+  /** The stream for `key`, made by `make` if new and there is room; undefined when full. */
+  get(key: string, make: () => StreamStats): StreamStats | undefined {
+    const s = this.streams.get(key);
+    if (s) return s;
+    if (this.streams.size >= this.max) {
+      this.refused++;
+      return undefined;
+    }
+    const made = make();
+    this.streams.set(key, made);
+    return made;
+  }
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  values(): IterableIterator<StreamStats> {
+    return this.streams.values();
   }
 }
 
