@@ -82,7 +82,7 @@ export function agentOptionsFrom(f: AgentFlags, imageFlag: '--image' | '--agent-
 interface InjectFlags extends AgentFlags {
   file: string[];
   createSecret: boolean;
-  networkPolicy: boolean;
+  networkPolicy?: boolean;
   strict: boolean;
   name?: string;
   mode: InjectMode;
@@ -98,11 +98,12 @@ export function checkNodeModeFlags(f: { mode: InjectMode; legacy: boolean; creat
 export function registerInject(program: Command): void {
   const cmd = program
     .command('inject')
-    .summary('add the kmcast sidecar, headless Service and NetworkPolicy to manifests')
+    .summary('add the kmcast sidecar and headless Service (and, where needed, a NetworkPolicy) to manifests')
     .description('Add the kmcast agent to the pod templates of Kubernetes manifests; YAML on stdout, a report on stderr')
     .requiredOption('-f, --file <file>', "manifest file, '-' for stdin (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
     .option('--create-secret', 'also emit the key Secret with a random key', false)
-    .option('--no-network-policy', "do not emit the members' NetworkPolicy")
+    .option('--network-policy', "always emit the members' NetworkPolicy (default: only where a policy in the input selects the pods)")
+    .option('--no-network-policy', "never emit the members' NetworkPolicy")
     .option('--strict', 'fail (exit 2) instead of skipping what cannot be injected', false)
     .option('--name <name>', 'application name for the Service and Secret (default: from labels or the workload name)')
     .addOption(new Option('--mode <mode>', 'sidecar: the kmcast agent in each pod (NET_ADMIN); node: the kmcast-node DaemonSet serves the pods, which get only an unprivileged wait init container').choices(INJECT_MODES).default('sidecar'));
@@ -130,7 +131,7 @@ to its ConfigMap. Switching an injected object between modes replaces what the o
       const result = injectDocs(srcs, {
         ...agent,
         createSecret: flags.createSecret,
-        networkPolicy: flags.networkPolicy,
+        networkPolicy: flags.networkPolicy ?? 'auto',
         strict: flags.strict,
         ...(flags.name ? { name: flags.name } : {}),
       });
