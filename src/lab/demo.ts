@@ -22,6 +22,8 @@ export interface DemoOptions {
   readonly keep: boolean;
   readonly runner: Runner;
   readonly print: (line?: string) => void;
+  /** Print the next commands with `sudo` (default: when SUDO_USER says the demo ran under sudo). */
+  readonly sudo?: boolean;
 }
 
 export interface DemoResult {
@@ -47,6 +49,25 @@ export function crossNodeTotal(m: Matrix, kind: TrafficKind, nodeOf: ReadonlyMap
 /** Off-diagonal cells whose count is not exactly `sent`. Pure. */
 export function wrongCells(m: Matrix): { kind: TrafficKind; from: string; to: string; count: number }[] {
   return m.kinds.flatMap((kind) => matrixCells(m, kind).filter((c) => c.count !== m.sent).map((c) => ({ kind, ...c })));
+}
+
+/**
+ * The demo's closing "where to look next" lines. In a checkout there is no `kmcast` on PATH, so
+ * the commands go through npx, which runs the checkout's own bin (package.json "bin"); `sudo`
+ * is printed only when the demo itself ran under sudo. Pure.
+ */
+export function nextSteps(o: { id: string; keep: boolean; sudo: boolean }): string[] {
+  const k = `${o.sudo ? 'sudo ' : ''}npx kmcast`;
+  const id = o.keep ? ` --id ${o.id}` : '';
+  const pad = (cmd: string, why: string): string => `  ${cmd.padEnd(54)} # ${why}`;
+  return [
+    o.keep ? pad(`${k} lab down${id}`, 'remove it when done') : pad(`${k} demo --keep`, 'the same, left running to explore'),
+    pad(`${k} lab exec${id} n1p1 -- bridge fdb show dev vx0`, "flood list; 'bridge mdb show' for groups"),
+    pad(`${k} status --pod n1p1 --lab-id ${o.id}`, "an agent's peers, groups and drops"),
+    pad(`${k} lab matrix${id}`, 'this traffic check, on demand'),
+    pad(`npx kmcast inject -f app.yaml`, 'the same sidecar for your Deployment'),
+    '  docs/architecture.md, docs/protocol.md, docs/kubernetes.md',
+  ];
 }
 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
@@ -116,14 +137,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     step(5, o.keep ? 'Leaving the lab running' : 'Tearing the lab down');
     print(`      ${lab.pods[0]!.name}'s agent: ${sample.peers.filter((p) => p.state === 'alive').length} peers alive, ${sample.entries.fdb} flood entries, ${sample.entries.mdb} group entries`);
     print('\nWhere to look next:');
-    const id = o.keep ? ` --id ${o.id}` : '';
-    if (!o.keep) print('  sudo kmcast demo --keep                             # the same, left running to explore');
-    else print(`  sudo kmcast lab down${id}                        # remove it when done`);
-    print(`  sudo kmcast lab exec${id} n1p1 -- bridge fdb show dev vx0   # flood list; 'bridge mdb show' for groups`);
-    print(`  sudo kmcast status --pod n1p1 --lab-id ${o.id}          # an agent's peers, groups and drops`);
-    print(`  sudo kmcast lab matrix${id}                       # this traffic check, on demand`);
-    print('  kmcast inject -f app.yaml                           # the same sidecar for your Deployment');
-    print('  docs/architecture.md, docs/protocol.md, docs/kubernetes.md');
+    for (const line of nextSteps({ id: o.id, keep: o.keep, sudo: o.sudo ?? process.env.SUDO_USER !== undefined })) print(line);
     return { ok, baselineCrossNode, wrongCells: wrong.length, seconds: (Date.now() - t0) / 1000 };
   } finally {
     if (!o.keep) {
