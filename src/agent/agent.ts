@@ -25,14 +25,12 @@ import { sortIpv4 } from '../net/ipv4.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import type { AgentConfig } from './config.js';
-import { effectiveRpFilter, hasNetAdmin, procSysWritable, readRpFilter, trySetLooseRpFilter } from './host.js';
+import { effectiveRpFilter, hasNetAdmin, procSysWritable, readRpFilter, RP_FILTER_FIX, trySetLooseRpFilter } from './host.js';
 import { startHttp } from './http.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentStatus } from './status-types.js';
 
 const MAX_BACKOFF_MS = 5_000;
-const RP_FILTER_FIX =
-  'set net.ipv4.conf.all.rp_filter to 0 or 2 in the pod: securityContext.sysctls (an unsafe sysctl: the kubelet must allow it with --allowed-unsafe-sysctls=net.ipv4.conf.all.rp_filter), or on the node before pods start';
 
 export interface AgentDeps {
   readonly runner: Runner;
@@ -362,7 +360,7 @@ export class Agent {
     if (!podIp) throw new ConfigError(`--interface: ${underlay} has no IPv4 address; give the pod IP with --pod-ip (KMCAST_POD_IP)`);
     if (!addrs.includes(podIp)) throw new ConfigError(`--pod-ip: ${podIp} is not an address of ${underlay} (${addrs.join(', ') || 'none'})`);
     if (cfg.addressing.kind === 'subnet') {
-      throw new ConfigError('--addressing: subnet=CIDR is not implemented in this version; use pod-ip (and set net.ipv4.conf.all.rp_filter to 0 or 2 on strict nodes)');
+      throw new ConfigError('--addressing: subnet=CIDR is not implemented in this version; use pod-ip (and set net.ipv4.conf.all.rp_filter=2 on strict nodes)');
     }
     const version = await this.ip.version();
     let replication: Replication = cfg.replication;

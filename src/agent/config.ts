@@ -176,8 +176,10 @@ export function validateConfig(raw: RawOptions): AgentConfig {
   else if (addrRaw.startsWith('subnet=')) {
     const c = parseCidr(addrRaw.slice(7));
     if (!c || c.prefix > 30) fail('addressing', `${JSON.stringify(addrRaw)}: subnet=CIDR needs an IPv4 CIDR of /30 or larger`);
-    addressing = { kind: 'subnet', cidr: addrRaw.slice(7) };
-  } else fail('addressing', `invalid value ${JSON.stringify(addrRaw)} (must be auto, pod-ip or subnet=CIDR)`);
+    // Refused here, where every flag is checked, so doctor's and the docs' advice can be tested
+    // against the parser: subnet addressing is not implemented (docs/architecture.md).
+    fail('addressing', `${JSON.stringify(addrRaw)}: subnet addressing is not implemented in this version; use auto or pod-ip (and set net.ipv4.conf.all.rp_filter=2 on strict nodes)`);
+  } else fail('addressing', `invalid value ${JSON.stringify(addrRaw)} (must be auto or pod-ip)`);
   let broadcast: AgentConfig['broadcast'];
   const bRaw = str('broadcast');
   if (bRaw !== undefined) {

@@ -16,7 +16,7 @@ import type { Runner } from '../iproute2/runner.js';
 import { VXLAN_OVERHEAD } from '../overlay/desired.js';
 import type { SocketFacts } from './doctor-eth0.js';
 import { checkBoundSockets, checkCapture, gatherSockets } from './doctor-eth0.js';
-import { CAP_NET_ADMIN, capEffOf, effectiveRpFilter, hasCapability } from './host.js';
+import { CAP_NET_ADMIN, capEffOf, effectiveRpFilter, hasCapability, RP_FILTER_FIX } from './host.js';
 import { fetchAgentStatus, formatTable } from './status-format.js';
 import type { AgentStatus, PeerState } from './status-types.js';
 
@@ -336,10 +336,8 @@ function rpName(v: number): string {
 
 const FIX_NET_ADMIN =
   'add NET_ADMIN to the kmcast container: securityContext.capabilities.add: ["NET_ADMIN"] (kmcast inject does this)';
-const FIX_RP =
-  'let the pod set it: allow the unsafe sysctl on the kubelet (--allowed-unsafe-sysctls=net.ipv4.conf.all.rp_filter) and set ' +
-  'securityContext.sysctls net.ipv4.conf.all.rp_filter=2 in the pod; or run the agent with --addressing subnet=CIDR ' +
-  '(--addressing auto falls back to it by itself)';
+// The agent's own advice: the agent exits 3 with it where strict rp_filter cannot be loosened.
+const FIX_RP = RP_FILTER_FIX;
 
 export function evaluate(f: DoctorFacts, opts: DoctorOptions): CheckResult[] {
   return [
@@ -486,7 +484,7 @@ function checkOverlayRp(f: DoctorFacts, opts: DoctorOptions): CheckResult {
   return {
     ...base,
     status: 'WARN',
-    detail: `${calc}${where}: ${why}; /proc/sys is read-only, so --addressing auto falls back to subnet and --addressing pod-ip fails`,
+    detail: `${calc}${where}: ${why}; /proc/sys is read-only, so the agent cannot loosen it and exits 3 at start`,
     fix: FIX_RP,
   };
 }

@@ -29,6 +29,12 @@ export function effectiveRpFilter(all: number, dev: number): number {
 
 const rpPath = (dev: string): string => `/proc/sys/net/ipv4/conf/${dev}/rp_filter`;
 
+/** What to do about strict rp_filter where the agent cannot loosen it (agent and doctor print it). */
+export const RP_FILTER_FIX =
+  'set net.ipv4.conf.all.rp_filter=2 (loose) in the pod: securityContext.sysctls (an unsafe sysctl: the kubelet must allow it with ' +
+  '--allowed-unsafe-sysctls=net.ipv4.conf.all.rp_filter), or on the node before pods start. 2, not 0: the kernel uses the larger of ' +
+  'all and the device, and vx0 starts with conf.default, which is 1 on strict nodes';
+
 export async function readRpFilter(dev: string): Promise<number> {
   return Number((await readFile(rpPath(dev), 'utf8')).trim());
 }

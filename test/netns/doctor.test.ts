@@ -153,7 +153,8 @@ describe('kmcast doctor in a namespace', () => {
       const existing = check(checks, 'rp-filter-overlay');
       assert.equal(existing.status, 'FAIL');
       assert.match(existing.detail, /max\(all=1, kmcvx=0\) = 1 \(strict\)/);
-      assert.match(existing.fix ?? '', /--addressing subnet=CIDR/);
+      assert.match(existing.fix ?? '', /net\.ipv4\.conf\.all\.rp_filter=2/);
+      assert.doesNotMatch(existing.fix ?? '', /--addressing/);
       const mtu = check(checks, 'mtu');
       assert.equal(mtu.status, 'WARN', 'kmcvx at 1400 is larger than 1400 - 50');
       assert.match(mtu.fix ?? '', /mtu 1350/);

@@ -42,7 +42,8 @@ test('every invalid value names its flag and the allowed range', () => {
   rejects({ service: 's', controlPort: '7471' }, /--control-port.*must differ from --vxlan-port/);
   rejects({ service: 's', peers: '10.0.0.1,nope' }, /--peers.*"nope" is not an IPv4 address/);
   rejects({ service: 'bad_name!' }, /--service.*not a DNS name/);
-  rejects({ service: 's', addressing: 'magic' }, /--addressing.*auto, pod-ip or subnet=CIDR/);
+  rejects({ service: 's', addressing: 'magic' }, /--addressing.*must be auto or pod-ip/);
+  rejects({ service: 's', addressing: 'subnet=100.64.0.0/16' }, /--addressing.*subnet addressing is not implemented/);
   rejects({ service: 's', unregistered: 'maybe' }, /--unregistered.*drop or flood/);
   rejects({ service: 's', replication: 'some' }, /--replication.*selective or flood/);
   rejects({ service: 's', broadcast: '10.0.0.0/33' }, /--broadcast/);
