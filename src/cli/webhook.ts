@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Command } from 'commander';
 import { Option } from 'commander';
@@ -36,6 +37,39 @@ function readTls(flag: string, path: string): Buffer {
   }
 }
 
+/**
+ * Checks the PEM files before the server uses them, so a mistake names its flag: a certificate
+ * that does not parse (--tls-cert), a key that does not parse (--tls-key), or a key that is not
+ * the certificate's (--tls-key). Node's own TLS errors name neither file.
+ */
+export function checkTls(tls: { cert: Buffer; key: Buffer }, files: { cert: string; key: string }): void {
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(tls.cert);
+  } catch (err) {
+    throw new ConfigError(`--tls-cert: ${files.cert} is not a PEM certificate (${(err as Error).message})`, { cause: err });
+  }
+  let key: ReturnType<typeof createPrivateKey>;
+  try {
+    key = createPrivateKey(tls.key);
+  } catch (err) {
+    throw new ConfigError(`--tls-key: ${files.key} is not a PEM private key (${(err as Error).message})`, { cause: err });
+  }
+  if (!x509.checkPrivateKey(key)) throw new ConfigError(`--tls-key: ${files.key} does not match the certificate in --tls-cert ${files.cert}`);
+}
+
+/** Turns a listen error into a message naming --addr. */
+export function listenError(err: unknown, addr: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const what =
+    code === 'EADDRINUSE' ? 'is already in use (another process listens there; pick another port)'
+      : code === 'EADDRNOTAVAIL' ? 'is not an address of this host (use :PORT to listen on every address)'
+        : code === 'EACCES' ? 'needs privileges (ports below 1024; use a higher port such as 8443)'
+          : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'has a host name that does not resolve'
+            : undefined;
+  return what ? new ConfigError(`--addr: ${addr} ${what}`, { cause: err }) : (err as Error);
+}
+
 export function registerWebhook(program: Command): void {
   const cmd = program
     .command('webhook')
@@ -71,11 +105,17 @@ Examples:
       if (flags.mode === 'node' && flags.legacy) throw new ConfigError('--legacy: only for --mode sidecar (node mode adds an ordinary init container)');
       const opts = { ...agentOptionsFrom(flags), strict: flags.strict, mode: flags.mode };
       const tls = () => ({ cert: readTls('--tls-cert', flags.tlsCert), key: readTls('--tls-key', flags.tlsKey) });
-      const srv = await startWebhookServer(tls(), listen, opts, log);
+      const first = tls();
+      checkTls(first, { cert: flags.tlsCert, key: flags.tlsKey });
+      const srv = await startWebhookServer(first, listen, opts, log).catch((err: unknown) => {
+        throw listenError(err, flags.addr);
+      });
       log.info({ addr: flags.addr, port: srv.port }, 'webhook listening');
       const reload = (): void => {
         try {
-          srv.server.setSecureContext({ ...tls(), minVersion: 'TLSv1.2' });
+          const next = tls();
+          checkTls(next, { cert: flags.tlsCert, key: flags.tlsKey });
+          srv.server.setSecureContext({ ...next, minVersion: 'TLSv1.2' });
           log.info('TLS certificate reloaded');
         } catch (err) {
           log.error({ err }, 'reload TLS certificate failed; keeping the old one');

@@ -25,6 +25,11 @@ function send(res: ServerResponse, reply: HttpReply): void {
   res.end(text);
 }
 
+/** A client that closed its connection before the request was read: nothing to answer. */
+class ClientGone extends Error {
+  override readonly name = 'ClientGone';
+}
+
 function readBody(req: IncomingMessage): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -35,7 +40,11 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
       if (size <= MAX_BODY) chunks.push(c);
     });
     req.on('end', () => resolve(size > MAX_BODY ? undefined : Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    // An aborted request emits 'error' (ECONNRESET, "aborted") or just 'close' before 'end'.
+    req.on('error', (err: NodeJS.ErrnoException) => reject(new ClientGone(err.code ?? err.message)));
+    req.on('close', () => {
+      if (!req.complete) reject(new ClientGone('closed before the body was complete'));
+    });
   });
 }
 
@@ -67,15 +76,31 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: WebhookOptio
   send(res, reply);
 }
 
+export interface ServerLimits {
+  /** A connection that has not completed its TLS handshake by then is closed (node's default: 120 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** Concurrent connections; more are closed at once. The API server needs few. */
+  readonly maxConnections?: number;
+}
+
+export const DEFAULT_LIMITS: Required<ServerLimits> = { handshakeTimeoutMs: 5_000, maxConnections: 256 };
+
 /** Starts the HTTPS server on host:port (port 0 picks a free one). */
 export function startWebhookServer(
   tls: { cert: string | Buffer; key: string | Buffer },
   listen: { host?: string; port: number },
   o: WebhookOptions,
   log: Logger,
+  limits: ServerLimits = {},
 ): Promise<WebhookServer> {
-  const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
+  const lim = { ...DEFAULT_LIMITS, ...limits };
+  const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', handshakeTimeout: lim.handshakeTimeoutMs }, (req, res) => {
     handle(req, res, o, log).catch((err: unknown) => {
+      if (err instanceof ClientGone) {
+        log.debug({ reason: err.message, remote: req.socket.remoteAddress }, 'client closed the connection before the request was read');
+        res.destroy();
+        return;
+      }
       // A bug must cost one request, never the process the API server depends on.
       log.error({ err }, 'admission review failed');
       if (!res.headersSent) send(res, { status: 500, body: { error: `handle request: ${(err as Error).message}` } });
@@ -84,6 +109,13 @@ export function startWebhookServer(
   });
   server.requestTimeout = 10_000;
   server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxConnections = lim.maxConnections;
+  // A client that never finishes the TLS handshake (a port scan, a raw TCP connection).
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+    log.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, 'TLS handshake failed or timed out');
+    socket.destroy();
+  });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => {

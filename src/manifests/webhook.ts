@@ -25,6 +25,24 @@ function badRequest(why: string): HttpReply {
   return { status: 400, body: { error: `read AdmissionReview: ${why}; expected apiVersion admission.k8s.io/v1, kind AdmissionReview, request.uid` } };
 }
 
+/**
+ * Deeper than any pod (managedFields, the deepest part, stays under 30). Beyond it the recursive
+ * copy and diff could exhaust the stack; such a pod is answered as not injectable, with the reason.
+ */
+export const MAX_DEPTH = 100;
+
+/** True when `v` nests deeper than `max` levels; iterative, so a deep value cannot overflow the stack. */
+export function deeperThan(v: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (d >= max) return true;
+    for (const c of Array.isArray(x) ? x : Object.values(x as Record<string, unknown>)) if (c !== null && typeof c === 'object') stack.push([c, d + 1]);
+  }
+  return false;
+}
+
 function review(response: Record<string, unknown>): HttpReply {
   return { status: 200, body: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response } };
 }
@@ -46,18 +64,23 @@ export function handleAdmissionReview(body: unknown, o: WebhookOptions): HttpRep
     return allow();
   }
   const pod = req.object;
-  if (!isObj(pod) || !isObj(pod.spec)) {
-    return review({ uid, allowed: false, status: { code: 400, message: 'kmcast: read pod: request.object is not a pod with a spec' } });
-  }
+  // Without an object there are no labels, so the pod did not opt in: it is not ours to refuse.
+  if (!isObj(pod)) return allow({ warnings: ['kmcast: request.object is not an object; nothing to inject'] });
   const meta = isObj(pod.metadata) ? pod.metadata : {};
   const labels = isObj(meta.labels) ? meta.labels : {};
   if (labels[INJECT_LABEL] !== 'enabled') return allow();
+  const refuse = (reason: string): HttpReply => {
+    const why = `kmcast: pod not injected: ${reason}`;
+    if (o.strict) return review({ uid, allowed: false, status: { code: 422, message: why } });
+    return allow({ warnings: [why] });
+  };
+  if (!isObj(pod.spec)) return refuse('request.object has no spec');
+  if (deeperThan(pod, MAX_DEPTH)) return refuse(`the pod object is nested deeper than ${MAX_DEPTH} levels`);
   // A pod may pick its mode (annotation kmcast.io/mode: node | sidecar); the webhook's --mode otherwise.
   const annotations = isObj(meta.annotations) ? meta.annotations : {};
   const asked = annotations[MODE_ANNOTATION];
   if (asked !== undefined && asked !== 'node' && asked !== 'sidecar') {
-    const why = `kmcast: pod not injected: annotation ${MODE_ANNOTATION}: ${JSON.stringify(asked)} is neither "node" nor "sidecar"`;
-    return o.strict ? review({ uid, allowed: false, status: { code: 422, message: why } }) : allow({ warnings: [why] });
+    return refuse(`annotation ${MODE_ANNOTATION}: ${JSON.stringify(asked)} is neither "node" nor "sidecar"`);
   }
   const mode = asked ?? o.mode ?? 'sidecar';
 
@@ -68,10 +91,11 @@ export function handleAdmissionReview(body: unknown, o: WebhookOptions): HttpRep
     return allow({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') });
   } catch (err) {
     if (!(err instanceof InjectRefusal)) {
-      return review({ uid, allowed: !o.strict, status: { code: 500, message: `kmcast: inject pod: ${(err as Error).message}` } });
+      // A bug: say so in the answer (a warning the user sees, or the denial), never silently.
+      const why = `kmcast: inject pod failed: ${(err as Error).message}`;
+      if (o.strict) return review({ uid, allowed: false, status: { code: 500, message: why } });
+      return allow({ warnings: [why] });
     }
-    const why = `kmcast: pod not injected: ${err.message}`;
-    if (o.strict) return review({ uid, allowed: false, status: { code: 422, message: why } });
-    return allow({ warnings: [why] });
+    return refuse(err.message);
   }
 }
