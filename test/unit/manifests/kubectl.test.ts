@@ -61,7 +61,14 @@ test('every generate mode parses with kubectl kustomize and reads the same', (t)
     { createSecret: false, replicas: 1, groups: ['239.1.1.1:5000', '239.1.1.2:5001'].map((g) => parseGroupSpec(g)) },
     { multusType: 'ipvlan', master: 'ens4', agent: { ...DEFAULT_AGENT_OPTIONS, legacy: true, image: 'example/kmcast:dev' } },
   ];
-  const inputs = MODES.flatMap((mode) => variants.map((v, i) => ({ label: `generate --mode ${mode} (variant ${i})`, yaml: generate({ ...base, ...v, mode }).yaml })));
+  // --create-secret and --legacy are for overlay mode only (node-mode pods hold no key, no agent).
+  const inputs = MODES.flatMap((mode) =>
+    variants.map((v, i) => {
+      const o = { ...base, ...v, mode };
+      const fit = mode === 'node' ? { ...o, createSecret: false, agent: { ...o.agent, legacy: false } } : o;
+      return { label: `generate --mode ${mode} (variant ${i})`, yaml: generate(fit).yaml };
+    }),
+  );
   const objs = kubectlParse(inputs);
   assert.ok(objs.some((o) => o.kind === 'Deployment'));
 });
