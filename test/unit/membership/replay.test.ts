@@ -76,3 +76,47 @@ describe('replay through decode and the peer table', () => {
     assert.equal(table.alive()[0]?.incarnation, INC_B);
   });
 });
+
+describe('replay guard: no lock-out by one message (timestamp ratchet)', () => {
+  const INC_F = '00000000000000ff';
+  it('refuses a timestamp further ahead of the local clock than maxAheadMs (default 5 s)', () => {
+    const g = new ReplayGuard();
+    assert.equal(g.admit('10.0.0.1', INC_A, 1, T0 + 5_001, T0), 'replay');
+    assert.equal(g.admit('10.0.0.1', INC_A, 2, T0 + 5_000, T0), 'ok');
+    const tight = new ReplayGuard({ maxAheadMs: 100 });
+    assert.equal(tight.admit('10.0.0.1', INC_A, 1, T0 + 101, T0), 'replay');
+  });
+
+  it('a forged incarnation from the future, repeated, never locks out the live one', () => {
+    const g = new ReplayGuard();
+    let seq = 1;
+    assert.equal(g.admit('10.0.0.1', INC_A, seq++, T0, T0), 'ok');
+    for (let now = T0 + 100; now < T0 + 60_000; now += 100) {
+      g.admit('10.0.0.1', INC_F, 1 + (now - T0), now + 4_900, now); // as far ahead as allowed
+      // The live sender's heartbeat, sent after that forged datagram arrived:
+      if ((now - T0) % 1000 === 0) assert.equal(g.admit('10.0.0.1', INC_A, seq++, now + 1, now + 1), 'ok', `genuine heartbeat at +${now - T0} ms`);
+    }
+  });
+
+  it('a forged huge sequence number does not lock out the live incarnation', () => {
+    const g = new ReplayGuard();
+    assert.equal(g.admit('10.0.0.1', INC_A, 10, T0, T0), 'ok');
+    assert.equal(g.admit('10.0.0.1', INC_A, 2 ** 50, T0 + 4_000, T0 + 10), 'ok');
+    assert.equal(g.admit('10.0.0.1', INC_A, 11, T0 + 1000, T0 + 1000), 'ok', 'the next genuine datagram, newer in time');
+    assert.equal(g.admit('10.0.0.1', INC_A, 11, T0 + 1000, T0 + 1001), 'replay', 'still refused twice');
+  });
+
+  it('through the peer table: the live peer keeps its groups across forged incarnations', () => {
+    const table = new PeerTable({ selfIp: '10.0.0.9', expiryMs: 5000 });
+    const keys = { keys: [KEY1], cluster: CLUSTER };
+    const live = encoder('10.0.0.1', KEY1, INC_A);
+    const forger = encoder('10.0.0.1', KEY1, INC_F);
+    const st = { mac: MAC_A, overlay: '10.0.0.1', groups: ['239.1.1.1'] };
+    for (let i = 0; i < 30; i++) {
+      const now = T0 + i * 1000;
+      for (const dg of forger.state({ ...st, groups: ['239.6.6.6'] }, now + 4_900)) table.receive(ok(decode(dg, keys)), '10.0.0.1', now, { authenticated: true });
+      for (const dg of live.state(st, now + 1)) assert.equal(table.receive(ok(decode(dg, keys)), '10.0.0.1', now + 1, { authenticated: true }).accepted, true, `heartbeat ${i}`);
+      assert.deepEqual(table.alive()[0]?.groups, ['239.1.1.1']);
+    }
+  });
+});
