@@ -5,7 +5,7 @@
 import { ConfigError } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
-import { broadcastOf, isIpv4, parseCidr } from '../net/ipv4.js';
+import { broadcastOf, isIpv4, isUnicast, parseCidr } from '../net/ipv4.js';
 
 export type Addressing = { readonly kind: 'auto' } | { readonly kind: 'pod-ip' } | { readonly kind: 'subnet'; readonly cidr: string };
 
@@ -26,6 +26,8 @@ export interface AgentConfig {
   readonly replication: 'selective' | 'flood';
   readonly heartbeatMs: number;
   readonly peerExpiry: number;
+  /** Heartbeats a peer still listed by DNS or --peers may miss before removal (suspect from peerExpiry on). */
+  readonly listedPeerExpiry: number;
   readonly resolveMs: number;
   readonly resyncMs: number;
   readonly insecureNoAllowlist: boolean;
@@ -62,6 +64,7 @@ export const AGENT_FLAGS: Record<string, string> = {
   replication: '--replication',
   heartbeatInterval: '--heartbeat-interval',
   peerExpiry: '--peer-expiry',
+  listedPeerExpiry: '--listed-peer-expiry',
   resolveInterval: '--resolve-interval',
   resyncInterval: '--resync-interval',
   insecureNoAllowlist: '--insecure-no-allowlist',
@@ -144,7 +147,10 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean);
-  for (const p of peers) if (!isIpv4(p)) fail('peers', `${JSON.stringify(p)} is not an IPv4 address (give IP,IP,...)`);
+  for (const p of peers) {
+    if (!isIpv4(p)) fail('peers', `${JSON.stringify(p)} is not an IPv4 address (give IP,IP,...)`);
+    if (!isUnicast(p)) fail('peers', `${JSON.stringify(p)} is not a unicast IPv4 address (not 0.0.0.0/8, multicast, class E or broadcast): give the peer pods' IPs`);
+  }
   let dnsServer = str('dnsServer');
   if (dnsServer !== undefined) {
     const hp = parseHostPort(dnsServer, 53);
@@ -201,6 +207,9 @@ export function validateConfig(raw: RawOptions): AgentConfig {
   if (!setupOnly && service === undefined && peers.length === 0) {
     fail('service', 'no peers to find: give --service NAME (a headless Service) and/or --peers IP,IP');
   }
+  const peerExpiry = int(raw, 'peerExpiry', 2, 100);
+  const listedPeerExpiry = raw.listedPeerExpiry === undefined ? 3 * peerExpiry : int(raw, 'listedPeerExpiry', 2, 300);
+  if (listedPeerExpiry < peerExpiry) fail('listedPeerExpiry', `${listedPeerExpiry} must be at least --peer-expiry (${peerExpiry})`);
   return {
     service,
     peers,
@@ -217,7 +226,8 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     unregistered,
     replication,
     heartbeatMs: int(raw, 'heartbeatInterval', 50, 60_000),
-    peerExpiry: int(raw, 'peerExpiry', 2, 100),
+    peerExpiry,
+    listedPeerExpiry,
     resolveMs: int(raw, 'resolveInterval', 200, 600_000),
     resyncMs: int(raw, 'resyncInterval', 200, 3_600_000),
     insecureNoAllowlist: bool(raw, 'insecureNoAllowlist'),

@@ -12,6 +12,10 @@ export interface PeerStatus {
   /** Routable groups the peer's apps joined, as announced in its STATE. */
   readonly groups: readonly string[];
   readonly sources: readonly PeerSource[];
+  /** Present when true: silent past the expiry, kept because DNS or --peers still lists it. */
+  readonly suspect?: boolean;
+  /** Present when some: groups of its STATE beyond the per-peer bound, not replicated to it. */
+  readonly groupsTruncated?: number;
 }
 
 export interface AgentStatus {
@@ -30,6 +34,8 @@ export interface AgentStatus {
   readonly authenticated: boolean;
   readonly peers: readonly PeerStatus[];
   readonly localGroups: readonly string[];
+  /** Present when some: local groups left out of our STATE (over the protocol's limit), so peers do not replicate them to us. */
+  readonly unannouncedGroups?: number;
   readonly entries: { readonly fdb: number; readonly mdb: number; readonly routes: number };
   readonly allowList: { readonly installed: boolean; readonly peers: number };
   readonly drops: {

@@ -30,7 +30,8 @@ export function registerAgent(program: Command): void {
     .option('--unregistered <mode>', 'groups nobody joined: drop | flood (default: drop)')
     .option('--replication <mode>', 'selective (per-group entries from what peers joined) | flood (every group to every peer) (default: selective)')
     .option('--heartbeat-interval <ms>', 'STATE heartbeat period (default: 1000)')
-    .option('--peer-expiry <n>', 'heartbeats a peer may miss before it is dropped (default: 5)')
+    .option('--peer-expiry <n>', 'heartbeats a peer may miss before it is dropped; one DNS or --peers still lists only becomes suspect (default: 5)')
+    .option('--listed-peer-expiry <n>', 'heartbeats a peer still listed by DNS or --peers may miss before it is dropped (default: 3 x --peer-expiry)')
     .option('--resolve-interval <ms>', 'how often to re-resolve --service (default: 5000)')
     .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
     .option('--insecure-no-allowlist', 'do not install the nftables allow-list (VXLAN open to anyone who can reach the pod)')
@@ -42,7 +43,8 @@ export function registerAgent(program: Command): void {
       `
 Exit codes: 0 clean shutdown (SIGTERM: LEAVE sent, replication entries and allow-list emptied;
 vx0 stays so the apps' group memberships survive a sidecar restart), 2 bad configuration (the
-message names the flag), 3 missing capability or kernel feature (the message says how to fix it).
+message names the flag), 3 missing capability or kernel feature (the message says how to fix it),
+70 internal error (a bug; logged as one JSON line on stderr).
 
 Examples:
   kmcast agent --service app-mcast.default.svc.cluster.local

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, errorMessage, isUserError, KmcastError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { installCrashHandlers } from './crash.js';
 import { registerAgent } from './agent.js';
 import { registerDemo } from './demo.js';
 import { registerDoctor } from './doctor.js';
@@ -34,6 +35,7 @@ Exit codes:
   1  failure (a check failed, loss above --max-loss, lint errors, an unexpected error)
   2  bad configuration or input (the message names the flag, file or field)
   3  missing capability or kernel feature (the message says how to fix it)
+  70 internal error (a bug): an unhandled rejection or exception, logged as one JSON line on stderr
 
 Examples:
   sudo kmcast demo                       # the whole story on a simulated 3-node cluster
@@ -63,6 +65,7 @@ Examples:
 }
 
 export async function main(argv: string[]): Promise<number> {
+  installCrashHandlers();
   // `kmcast ... | head`: a closed pipe ends the output, it is not an error.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {

@@ -17,6 +17,11 @@ export const DEFAULT_MAX_DATAGRAM = 1400;
 /** A STATE may span at most this many datagrams; bounds what a receiver buffers per peer. */
 export const MAX_PARTS = 64;
 export const MAX_LABEL_BYTES = 255;
+/**
+ * Most groups one agent announces: the rest of a bigger set is left out (logged, counted, flagged
+ * on /status) rather than making STATE impossible to send. Receivers keep as many per peer.
+ */
+export const MAX_ANNOUNCED_GROUPS = 20_000;
 
 const TYPE_STATE = 1;
 const TYPE_LEAVE = 2;
@@ -101,6 +106,13 @@ function writeU64(buf: Buffer, offset: number, value: number): void {
   buf.writeUInt32BE(value % 0x1_0000_0000, offset + 4);
 }
 
+/** Not all-zero and the group bit (least significant bit of the first octet) clear. */
+function isUnicastMac(buf: Buffer, offset: number): boolean {
+  if ((buf[offset]! & 1) !== 0) return false;
+  for (let i = 0; i < 6; i++) if (buf[offset + i] !== 0) return true;
+  return false;
+}
+
 function formatMac(buf: Buffer, offset: number): string {
   return [...buf.subarray(offset, offset + 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
@@ -155,6 +167,9 @@ function decodeUnsafe(buf: Buffer, options: DecodeOptions): DecodeResult {
   if (seq === null || timestamp === null || !isUnicast(senderValue)) return fail('malformed');
   if (parts < 1 || parts > MAX_PARTS || part >= parts || seq < part) return fail('malformed');
   if (type === 'leave' && (parts !== 1 || groupCount !== 0)) return fail('malformed');
+  // A STATE's overlay address and MAC become neighbour and FDB entries: unicast only. (A LEAVE's
+  // are informative and may be zeros.)
+  if (type === 'state' && (!isUnicast(buf.readUInt32BE(36)) || !isUnicastMac(buf, 40))) return fail('malformed');
 
   let cluster: string;
   try {
@@ -298,7 +313,7 @@ export class Encoder {
   readonly incarnation: string;
   readonly sender: string;
   private readonly cluster: string;
-  private readonly key: Buffer | undefined;
+  private key: Buffer | undefined;
   private readonly perPart: number;
   private seq = 1;
 
@@ -325,6 +340,30 @@ export class Encoder {
   /** Groups that fit in one datagram. */
   get groupsPerDatagram(): number {
     return this.perPart;
+  }
+
+  /** Most groups one STATE carries: the parts limit, and MAX_ANNOUNCED_GROUPS. */
+  get maxGroups(): number {
+    return Math.min(this.perPart * MAX_PARTS, MAX_ANNOUNCED_GROUPS);
+  }
+
+  /**
+   * Changes the signing key (key rotation at run time). Signed stays signed: the datagram
+   * overhead, and so the groups per datagram, do not change.
+   */
+  setKey(key: Buffer): void {
+    if (this.key === undefined) throw new TypeError('control encoder: cannot start signing at run time (restart with --key-file)');
+    this.key = key;
+  }
+
+  /**
+   * Like `state`, but a set bigger than `maxGroups` is cut to its lowest `maxGroups` groups
+   * (numeric order) instead of throwing; says how many were announced and left out.
+   */
+  stateCapped(state: LocalState, now: number): { datagrams: Buffer[]; announced: number; dropped: number } {
+    const all = normalizeGroups(state.groups);
+    const announced = all.slice(0, this.maxGroups);
+    return { datagrams: this.state({ ...state, groups: announced }, now), announced: announced.length, dropped: all.length - announced.length };
   }
 
   /** The full STATE as one or more datagrams, consecutive sequence numbers, same timestamp. */

@@ -23,6 +23,7 @@ export const CONTROL_RESULTS: readonly ControlResult[] = [
   'spoofed',
   'unknown_peer',
   'replay',
+  'too_many_peers',
 ];
 
 export type ControlCounters = Record<ControlResult, number>;
@@ -69,10 +70,13 @@ export class ControlChannel {
   private readonly now: () => number;
   private readonly listeners: Array<(event: ControlEvent) => void> = [];
   private socket: Socket | undefined;
+  private keys: readonly Buffer[];
+  private unannounced = 0;
 
   constructor(options: ControlChannelOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
+    this.keys = options.keys;
     this.encoder = new Encoder({
       sender: options.podIp ?? options.address,
       cluster: options.cluster,
@@ -83,7 +87,23 @@ export class ControlChannel {
   }
 
   get authenticated(): boolean {
-    return this.options.keys.length > 0;
+    return this.keys.length > 0;
+  }
+
+  /**
+   * New keys at run time (the key file changed): the first signs, all verify. A channel started
+   * with keys cannot drop to none, and one started without cannot start signing (restart for that).
+   */
+  setKeys(keys: readonly Buffer[]): void {
+    if (keys.length === 0 && this.keys.length > 0) throw new TypeError('control channel: cannot drop authentication at run time');
+    if (keys.length > 0 && this.keys.length === 0) throw new TypeError('control channel: cannot start authenticating at run time');
+    if (keys[0]) this.encoder.setKey(keys[0]);
+    this.keys = [...keys];
+  }
+
+  /** Local groups left out of the last STATE sent (more than the encoder's maxGroups); 0 normally. */
+  get unannouncedGroups(): number {
+    return this.unannounced;
   }
 
   /** Binds the socket. Rejects with a ConfigError naming --control-port when it cannot. */
@@ -124,9 +144,14 @@ export class ControlChannel {
     this.listeners.push(cb);
   }
 
-  /** Sends our full STATE (all its datagrams) to each peer. Never rejects: failures are counted. */
+  /**
+   * Sends our full STATE (all its datagrams) to each peer. Never rejects: failures are counted; a
+   * set of groups beyond the protocol's limit is cut (see `unannouncedGroups`).
+   */
   async sendState(peers: readonly string[], state: LocalState): Promise<SendReport> {
-    return await this.sendAll(peers, this.encoder.state(state, this.now()));
+    const { datagrams, dropped } = this.encoder.stateCapped(state, this.now());
+    this.unannounced = dropped;
+    return await this.sendAll(peers, datagrams);
   }
 
   /** Sends a LEAVE to each peer (clean shutdown: they drop us at once instead of at expiry). */
@@ -144,7 +169,7 @@ export class ControlChannel {
   private handle(buf: Buffer, rinfo: RemoteInfo): void {
     let result: ControlResult = 'malformed';
     try {
-      const decoded = decode(buf, { keys: this.options.keys, cluster: this.options.cluster });
+      const decoded = decode(buf, { keys: this.keys, cluster: this.options.cluster });
       if (!decoded.ok) {
         result = decoded.reason;
         return;

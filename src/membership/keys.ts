@@ -6,8 +6,12 @@
  *   - `base64:<standard or URL-safe base64>`: those bytes;
  *   - anything else: the line's own UTF-8 bytes (so `openssl rand -base64 32 > key` works as is,
  *     and every member reads the same bytes whatever the text looks like).
- * Parsing is pure; only `loadKeyFile` reads the file.
+ * Refused (exit 2): a prefix in another case (`HEX:`, `Base64:`: meant as a prefix, but it would
+ * be raw text), and weak keys (one byte repeated, all zeros included).
+ * Parsing is pure; `loadKeyFile` reads the file and `KeyFileWatcher` re-reads it when it changes
+ * (a Kubernetes Secret update), so keys rotate without a restart.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { ConfigError, errorMessage } from '../errors.js';
 
@@ -23,6 +27,14 @@ function keyError(source: string, why: string, fix: string): ConfigError {
 }
 
 function decodeLine(line: string, lineNo: number, source: string): Buffer {
+  const prefix = /^(hex|base64):/i.exec(line)?.[0];
+  if (prefix !== undefined && prefix !== prefix.toLowerCase()) {
+    throw keyError(
+      source,
+      `line ${lineNo} starts with "${prefix}", which is not a prefix (they are lower-case "${prefix.toLowerCase()}") but would be used as raw text`,
+      `write the lower-case "${prefix.toLowerCase()}" prefix`,
+    );
+  }
   if (line.startsWith('hex:')) {
     const digits = line.slice(4).trim();
     if (!/^([0-9a-fA-F]{2})+$/.test(digits)) {
@@ -50,6 +62,9 @@ export function parseKeys(text: string, source = '(key file)'): Buffer[] {
     if (key.length < MIN_KEY_BYTES) {
       throw keyError(source, `the key on line ${index + 1} is ${key.length} bytes, shorter than ${MIN_KEY_BYTES}`, `use a longer key (${GENERATE_HINT})`);
     }
+    if (key.every((b) => b === key[0])) {
+      throw keyError(source, `the key on line ${index + 1} is weak: ${key.length} times the same byte (0x${key[0]!.toString(16).padStart(2, '0')})`, `use a random key (${GENERATE_HINT})`);
+    }
     keys.push(key);
   });
   if (keys.length === 0) {
@@ -63,11 +78,97 @@ export function parseKeys(text: string, source = '(key file)'): Buffer[] {
 
 /** Reads and parses `--key-file`. Every failure is a ConfigError naming the flag (exit 2). */
 export async function loadKeyFile(path: string): Promise<Buffer[]> {
-  let text: string;
+  return parseKeys(await readKeyText(path), path);
+}
+
+async function readKeyText(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (err) {
     throw keyError(path, `cannot read it (${errorMessage(err)})`, 'mount the Secret and point --key-file at the file inside it');
   }
-  return parseKeys(text, path);
+}
+
+export interface KeyFileWatcherOptions {
+  /** How often the file is re-read (default 5 s). A Secret volume update lands within about a minute. */
+  readonly intervalMs?: number;
+  /** New, valid keys (the file changed). */
+  readonly onChange: (keys: Buffer[]) => void;
+  /** The file changed but cannot be used; the last good keys stay in use. */
+  readonly onError?: (err: ConfigError) => void;
+}
+
+const digest = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/**
+ * Re-reads `--key-file` periodically and reports valid changes. Polling (not inotify): a Secret
+ * volume is updated by swapping a symlinked directory, which file watches on the old inode miss.
+ * A bad or unreadable file is reported once per distinct content and changes nothing.
+ */
+export class KeyFileWatcher {
+  private current: Buffer[] = [];
+  private lastText: string | undefined;
+  private lastBad: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private reading = false;
+
+  constructor(
+    readonly path: string,
+    private readonly options: KeyFileWatcherOptions,
+  ) {}
+
+  /** Loads the file (throws a ConfigError like loadKeyFile) and starts watching it. */
+  async start(): Promise<Buffer[]> {
+    const text = await readKeyText(this.path);
+    this.current = parseKeys(text, this.path);
+    this.lastText = digest(text);
+    this.timer = setInterval(() => void this.check(), this.options.intervalMs ?? 5_000);
+    this.timer.unref();
+    return this.current;
+  }
+
+  keys(): Buffer[] {
+    return this.current;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One re-read (the timer calls it; exposed for tests and a forced reload). */
+  async check(): Promise<void> {
+    if (this.reading) return;
+    this.reading = true;
+    try {
+      let text: string;
+      try {
+        text = await readKeyText(this.path);
+      } catch (err) {
+        this.bad('unreadable', err as ConfigError);
+        return;
+      }
+      const d = digest(text);
+      if (d === this.lastText) return;
+      let keys: Buffer[];
+      try {
+        keys = parseKeys(text, this.path);
+      } catch (err) {
+        this.bad(d, err as ConfigError);
+        return;
+      }
+      this.lastText = d;
+      this.lastBad = undefined;
+      this.current = keys;
+      this.options.onChange(keys);
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  private bad(id: string, err: ConfigError): void {
+    if (this.lastBad === id) return;
+    this.lastBad = id;
+    this.options.onError?.(err);
+  }
 }

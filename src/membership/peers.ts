@@ -12,6 +12,13 @@
  *   talking stays alive; a listed peer that never spoke stays `pending` and gets no traffic.
  * - A multi-datagram STATE is applied only when complete, so a lost part never shrinks a peer's
  *   groups to a fraction; the last complete set stays until a newer one is whole.
+ * - A starved peer is not a dead one (docs/protocol.md, "Timing"): a listed peer silent past the
+ *   expiry only becomes suspect and keeps its entries until `listedExpiryMs`; time this agent
+ *   itself was not running (a stalled event loop, seen as late `expire` ticks) is not counted as
+ *   anyone's silence. A LEAVE still applies at once; a crashed peer still goes.
+ * - Every per-sender structure is bounded: peers admitted by key alone (`maxControlPeers`), the
+ *   groups (and so MDB entries) per peer (`maxGroupsPerPeer`), the replay state and incarnations
+ *   (forgotten with the peer).
  */
 import type { PeerState, PeerStatus, PeerSource } from '../agent/status-types.js';
 import type { ControlMessage } from './codec.js';
@@ -19,7 +26,15 @@ import { compareIpv4, isUnicast, parseIpv4 } from '../net/ipv4.js';
 import { ReplayGuard } from './replay.js';
 
 export type ListSource = 'dns' | 'static';
-export type PeerRejectReason = 'unknown_peer' | 'replay' | 'spoofed';
+export type PeerRejectReason = 'unknown_peer' | 'replay' | 'spoofed' | 'too_many_peers';
+
+/** Default bound on peers admitted by their authenticated STATE alone (not listed by DNS or --peers). */
+export const DEFAULT_MAX_CONTROL_PEERS = 1024;
+/**
+ * Default bound on the groups kept per peer, and so on the MDB entries towards it: what a sender
+ * announces at most (codec.ts MAX_ANNOUNCED_GROUPS), so an honest peer is never truncated.
+ */
+export const DEFAULT_MAX_GROUPS_PER_PEER = 20_000;
 
 export interface ReceiveResult {
   readonly accepted: boolean;
@@ -28,6 +43,8 @@ export interface ReceiveResult {
   readonly changed: boolean;
   /** The peer was not alive before: reply with our STATE at once so it learns us as fast. */
   readonly isNew: boolean;
+  /** Present (true) when the peer was known under another incarnation: it restarted and lost our STATE. */
+  readonly restarted?: true;
 }
 
 export interface AlivePeer {
@@ -56,12 +73,42 @@ export interface PeerTableOptions {
    * already outside the timestamp window when its replay state is dropped.
    */
   readonly forgetAfterMs?: number;
+  /**
+   * A peer that DNS or --peers still lists is removed only after this much silence (default:
+   * expiryMs); between expiryMs and this it is `suspect` and keeps its entries.
+   */
+  readonly listedExpiryMs?: number;
+  /**
+   * How often the caller calls `expire` (ms). When given, a gap between two calls longer than
+   * twice this is taken as a stall of this process, and the stalled time is not counted as
+   * silence of any peer; the call that ends a stall expires nobody (queued datagrams are read first).
+   */
+  readonly tickMs?: number;
+  /** Bound on peers admitted by key alone (default 1024); more are refused as `too_many_peers`. */
+  readonly maxControlPeers?: number;
+  /** Groups kept per peer (default 20,000); the rest of a bigger STATE is dropped and counted. */
+  readonly maxGroupsPerPeer?: number;
+  /** How far ahead of our clock a timestamp may be (replay guard, default 5 s). */
+  readonly maxAheadMs?: number;
+}
+
+/** Counters and gauges of the bounds, for metrics. */
+export interface PeerTableLimits {
+  /** Datagrams refused because maxControlPeers unlisted peers are already known (counter). */
+  readonly controlPeersRefused: number;
+  /** Groups currently dropped from peers' STATEs by maxGroupsPerPeer (gauge, all peers). */
+  readonly groupsTruncated: number;
+  readonly maxControlPeers: number;
+  readonly maxGroupsPerPeer: number;
 }
 
 interface Assembly {
   readonly base: number;
   readonly parts: number;
   readonly got: Map<number, readonly string[]>;
+  /** Groups stored in `got` (bounded by maxGroupsPerPeer) and announced in all parts so far. */
+  stored: number;
+  announced: number;
 }
 
 interface PeerRecord {
@@ -71,6 +118,12 @@ interface PeerRecord {
   control: boolean;
   state: PeerState;
   lastSeen: number | null;
+  /** lastSeen moved forward by the time this process was stalled since: what silence is measured from. */
+  quietSince: number;
+  /** Silent past the expiry but still listed: kept, replicated to, reported. */
+  suspect: boolean;
+  /** Groups of its last STATE beyond maxGroupsPerPeer. */
+  truncated: number;
   /** When it last stopped being alive (left or expired); drives forgetting. */
   inactiveSince: number | null;
   incarnation: string | null;
@@ -93,15 +146,26 @@ export class PeerTable {
   readonly selfIp: string;
   readonly expiryMs: number;
   readonly forgetAfterMs: number;
+  readonly listedExpiryMs: number;
+  readonly maxControlPeers: number;
+  readonly maxGroupsPerPeer: number;
+  private readonly tickMs: number | undefined;
   private readonly replay: ReplayGuard;
   private readonly peers = new Map<string, PeerRecord>();
+  private lastTick: number | undefined;
+  private controlPeersRefused = 0;
 
   constructor(options: PeerTableOptions) {
     if (!(options.expiryMs > 0)) throw new RangeError(`peer expiry must be > 0 ms, got ${options.expiryMs}`);
     this.selfIp = options.selfIp;
     this.expiryMs = options.expiryMs;
-    this.replay = new ReplayGuard({ windowMs: options.replayWindowMs, seqWindow: options.seqWindow });
-    const minForget = 2 * this.replay.windowMs + this.expiryMs;
+    this.listedExpiryMs = Math.max(options.listedExpiryMs ?? this.expiryMs, this.expiryMs);
+    this.maxControlPeers = options.maxControlPeers ?? DEFAULT_MAX_CONTROL_PEERS;
+    this.maxGroupsPerPeer = options.maxGroupsPerPeer ?? DEFAULT_MAX_GROUPS_PER_PEER;
+    if (!(this.maxControlPeers >= 0) || !(this.maxGroupsPerPeer >= 0)) throw new RangeError('peer table bounds must be >= 0');
+    this.tickMs = options.tickMs;
+    this.replay = new ReplayGuard({ windowMs: options.replayWindowMs, seqWindow: options.seqWindow, maxAheadMs: options.maxAheadMs });
+    const minForget = 2 * this.replay.windowMs + this.listedExpiryMs;
     this.forgetAfterMs = Math.max(options.forgetAfterMs ?? minForget, minForget);
   }
 
@@ -121,7 +185,10 @@ export class PeerTable {
       rec.listed.delete(source);
       // Never heard from and no longer listed: nothing to remember. A peer that talked stays
       // until silence expires it: DNS answers are cached and lag behind reality.
-      if (rec.listed.size === 0 && rec.lastSeen === null) this.peers.delete(rec.ip);
+      if (rec.listed.size === 0 && rec.lastSeen === null) {
+        this.peers.delete(rec.ip);
+        this.replay.forget(rec.ip);
+      }
     }
     for (const ip of next) this.record(ip).listed.add(source);
   }
@@ -135,17 +202,30 @@ export class PeerTable {
     // has kept talking since (it only dropped out of a cached DNS answer).
     const believed = opts.authenticated || (existing !== undefined && (existing.listed.size > 0 || existing.state === 'alive'));
     if (!believed) return REJECT('unknown_peer');
+    if (existing === undefined && this.unlistedCount() >= this.maxControlPeers) {
+      this.controlPeersRefused += 1;
+      return REJECT('too_many_peers');
+    }
     if (this.replay.admit(msg.sender, msg.incarnation, msg.seq, msg.timestamp, now) === 'replay') return REJECT('replay');
 
     const rec = existing ?? this.record(msg.sender);
     if (opts.authenticated && rec.listed.size === 0) rec.control = true;
+    let restarted = false;
     if (rec.incarnation !== msg.incarnation) {
       // The replay guard only lets a newer incarnation through: the peer restarted.
+      restarted = rec.incarnation !== null;
       rec.incarnation = msg.incarnation;
       rec.floorSeq = -1;
       rec.assembly = null;
     }
-    return msg.type === 'leave' ? this.applyLeave(rec, msg, now) : this.applyStatePart(rec, msg, now);
+    const result = msg.type === 'leave' ? this.applyLeave(rec, msg, now) : this.applyStatePart(rec, msg, now);
+    return restarted ? { ...result, restarted: true } : result;
+  }
+
+  private unlistedCount(): number {
+    let n = 0;
+    for (const rec of this.peers.values()) if (rec.listed.size === 0) n += 1;
+    return n;
   }
 
   private applyLeave(rec: PeerRecord, msg: ControlMessage, now: number): ReceiveResult {
@@ -155,6 +235,9 @@ export class PeerTable {
     rec.groups = [];
     rec.assembly = null;
     rec.lastSeen = now;
+    rec.quietSince = now;
+    rec.suspect = false;
+    rec.truncated = 0;
     rec.inactiveSince = now;
     return { accepted: true, changed: wasAlive, isNew: false };
   }
@@ -170,6 +253,8 @@ export class PeerTable {
       changed = true;
     }
     rec.lastSeen = now;
+    rec.quietSince = now;
+    rec.suspect = false;
     if (rec.mac !== msg.mac || rec.overlay !== msg.overlay) {
       rec.mac = msg.mac;
       rec.overlay = msg.overlay;
@@ -181,8 +266,14 @@ export class PeerTable {
       if (base < asm.base) return { accepted: true, changed, isNew }; // an older STATE, overtaken
       asm = null;
     }
-    asm ??= { base, parts: msg.parts, got: new Map() };
-    asm.got.set(msg.part, msg.groups);
+    asm ??= { base, parts: msg.parts, got: new Map(), stored: 0, announced: 0 };
+    if (!asm.got.has(msg.part)) {
+      // Bounded while assembling too: a forged STATE of 64 jumbo datagrams buffers no more.
+      const keep = msg.groups.slice(0, Math.max(0, this.maxGroupsPerPeer - asm.stored));
+      asm.got.set(msg.part, keep);
+      asm.stored += keep.length;
+      asm.announced += msg.groups.length;
+    }
     if (asm.got.size < asm.parts) {
       rec.assembly = asm;
       return { accepted: true, changed, isNew };
@@ -190,7 +281,8 @@ export class PeerTable {
 
     const groups = new Set<string>();
     for (const part of asm.got.values()) for (const g of part) groups.add(g);
-    const sorted = [...groups].sort(compareIpv4);
+    const sorted = [...groups].sort(compareIpv4).slice(0, this.maxGroupsPerPeer);
+    rec.truncated = asm.announced - sorted.length;
     if (!sameList(sorted, rec.groups)) {
       rec.groups = sorted;
       changed = true;
@@ -201,15 +293,32 @@ export class PeerTable {
   }
 
   /**
-   * Expires peers silent for longer than `expiryMs` and returns their IPs (remove their FDB, MDB
-   * and neighbour entries). Also forgets unlisted peers inactive for `forgetAfterMs`.
+   * Expires peers silent for longer than `expiryMs` (listed ones: `listedExpiryMs`; in between
+   * they are suspect) and returns their IPs (remove their FDB, MDB and neighbour entries). Also
+   * forgets unlisted peers inactive for `forgetAfterMs`.
    */
   expire(now: number): string[] {
     const expired: string[] = [];
+    const last = this.lastTick;
+    this.lastTick = now;
+    if (this.tickMs !== undefined && last !== undefined && now - last > 2 * this.tickMs) {
+      // This process did not run for a while: do not count that as anybody's silence, and let
+      // the datagrams queued meanwhile be read before judging (timers run before I/O).
+      const stalled = now - last - this.tickMs;
+      for (const rec of this.peers.values()) if (rec.state === 'alive') rec.quietSince = Math.min(now, rec.quietSince + stalled);
+      return expired;
+    }
     for (const rec of this.peers.values()) {
-      if (rec.state === 'alive' && rec.lastSeen !== null && now - rec.lastSeen > this.expiryMs) {
+      const silence = now - rec.quietSince;
+      if (rec.state === 'alive' && rec.lastSeen !== null && silence > this.expiryMs) {
+        if (rec.listed.size > 0 && silence <= this.listedExpiryMs) {
+          rec.suspect = true;
+          continue;
+        }
         rec.state = 'expired';
+        rec.suspect = false;
         rec.groups = [];
+        rec.truncated = 0;
         rec.assembly = null;
         rec.inactiveSince = now;
         expired.push(rec.ip);
@@ -219,6 +328,24 @@ export class PeerTable {
       }
     }
     return expired.sort(compareIpv4);
+  }
+
+  /** Alive peers silent past the expiry but kept because they are still listed. */
+  suspects(): string[] {
+    return this.sorted()
+      .filter((rec) => rec.state === 'alive' && rec.suspect)
+      .map((rec) => rec.ip);
+  }
+
+  limits(): PeerTableLimits {
+    let truncated = 0;
+    for (const rec of this.peers.values()) truncated += rec.truncated;
+    return { controlPeersRefused: this.controlPeersRefused, groupsTruncated: truncated, maxControlPeers: this.maxControlPeers, maxGroupsPerPeer: this.maxGroupsPerPeer };
+  }
+
+  /** Senders the replay guard holds state for (never more than the peers known). */
+  get replaySize(): number {
+    return this.replay.size;
   }
 
   /** Peers to replicate to: heard within the expiry and not left. */
@@ -253,6 +380,8 @@ export class PeerTable {
         lastSeen: rec.lastSeen === null ? null : new Date(rec.lastSeen).toISOString(),
         groups: rec.groups,
         sources,
+        ...(rec.suspect && rec.state === 'alive' ? { suspect: true } : {}),
+        ...(rec.truncated > 0 ? { groupsTruncated: rec.truncated } : {}),
       };
     });
   }
@@ -274,6 +403,9 @@ export class PeerTable {
         control: false,
         state: 'pending',
         lastSeen: null,
+        quietSince: 0,
+        suspect: false,
+        truncated: 0,
         inactiveSince: null,
         incarnation: null,
         mac: '',

@@ -69,3 +69,16 @@ test('--capture: on by default, off turns the eth0 capture off, anything else na
   assert.equal(ok({ service: 's' }, { KMCAST_CAPTURE: 'off' }).capture, 'off');
   rejects({ service: 's', capture: 'tc' }, /^--capture \(or KMCAST_CAPTURE\): invalid value "tc" \(must be on or off\)/);
 });
+
+test('--peers refuses addresses that are not unicast (exit 2 naming --peers)', () => {
+  for (const bad of ['0.0.0.0', '224.0.0.1', '255.255.255.255', '239.1.1.1', '0.1.2.3', '240.0.0.1']) {
+    rejects({ peers: `10.0.0.1,${bad}` }, new RegExp(`--peers.*"${bad.replace(/\./g, '\\.')}" is not a unicast IPv4 address`));
+  }
+});
+
+test('--listed-peer-expiry: default 3 x --peer-expiry, never below it', () => {
+  assert.equal(ok({ peers: '10.0.0.2' }).listedPeerExpiry, 15);
+  assert.equal(ok({ peers: '10.0.0.2', peerExpiry: '4' }).listedPeerExpiry, 12);
+  assert.equal(ok({ peers: '10.0.0.2', listedPeerExpiry: '7' }).listedPeerExpiry, 7);
+  rejects({ peers: '10.0.0.2', peerExpiry: '8', listedPeerExpiry: '7' }, /--listed-peer-expiry.*at least --peer-expiry \(8\)/);
+});

@@ -13,6 +13,7 @@ import {
   joinParts,
 } from '../../../src/membership/codec.js';
 import type { ControlMessage, DecodeFailure, MessageFields } from '../../../src/membership/codec.js';
+import { compareIpv4 } from '../../../src/net/ipv4.js';
 import { CLUSTER, KEY1, KEY2, MAC_A, T0, WRONG_KEY, encoder, groups, ok, prng } from './helpers.js';
 
 const keyed = { keys: [KEY1], cluster: CLUSTER };
@@ -178,6 +179,7 @@ describe('codec: rejection', () => {
       if (at < 16) return 'bad_mac'; // incarnation
       if (at === 16 || at === 24) return 'malformed'; // seq/timestamp above 2^53
       if (at === 17 || at === 25) return bit >= 5 ? 'malformed' : 'bad_mac';
+      if (at === 40 && bit === 0) return 'malformed'; // the MAC's group bit: a STATE's MAC must be unicast
       if (at < 46) return 'bad_mac'; // rest of seq, timestamp, sender, overlay, MAC
       if (at < 48) return 'malformed'; // part index beyond the part count
       if (at < 50) return ['malformed', 'bad_mac']; // part count: 0 or > 64 malformed, else bad_mac
@@ -235,6 +237,42 @@ describe('codec: rejection', () => {
     for (const [name, patch] of cases) {
       assert.deepEqual(decode(encodeMessage({ ...base, ...patch }, KEY1), keyed), { ok: false, reason: 'malformed' }, name);
     }
+  });
+
+  it('refuses a STATE whose overlay address or MAC is not unicast: malformed (a LEAVE may carry zeros)', () => {
+    const state: MessageFields = {
+      type: 'state', sender: '10.0.0.1', incarnation: '00000000000000aa', seq: 5, timestamp: T0,
+      mac: MAC_A, overlay: '10.0.0.1', part: 0, parts: 1, groups: ['239.1.1.1'], cluster: CLUSTER,
+    };
+    assert.equal(ok(decode(encodeMessage(state, KEY1), keyed)).overlay, '10.0.0.1');
+    const cases: Array<[string, Partial<MessageFields>]> = [
+      ['overlay 0.0.0.0', { overlay: '0.0.0.0' }],
+      ['multicast overlay', { overlay: '224.0.0.1' }],
+      ['broadcast overlay', { overlay: '255.255.255.255' }],
+      ['class E overlay', { overlay: '240.0.0.1' }],
+      ['all-zero MAC', { mac: '00:00:00:00:00:00' }],
+      ['multicast MAC', { mac: '01:00:5e:00:00:01' }],
+      ['broadcast MAC', { mac: 'ff:ff:ff:ff:ff:ff' }],
+    ];
+    for (const [name, patch] of cases) {
+      assert.deepEqual(decode(encodeMessage({ ...state, ...patch }, KEY1), keyed), { ok: false, reason: 'malformed' }, name);
+    }
+    const leave = { ...state, type: 'leave' as const, groups: [], mac: '00:00:00:00:00:00', overlay: '0.0.0.0' };
+    assert.equal(ok(decode(encodeMessage(leave, KEY1), keyed)).type, 'leave');
+  });
+
+  it('caps the groups of one STATE at what fits the parts limit, instead of throwing', () => {
+    const enc = encoder('10.0.0.1');
+    const many = groups(25_000);
+    assert.throws(() => enc.state({ mac: MAC_A, overlay: '10.0.0.1', groups: many }, T0), RangeError, 'state() keeps its contract');
+    const capped = enc.stateCapped({ mac: MAC_A, overlay: '10.0.0.1', groups: many }, T0);
+    assert.equal(capped.datagrams.length, Math.ceil(capped.announced / enc.groupsPerDatagram));
+    assert.ok(capped.datagrams.length <= 64);
+    assert.equal(capped.announced, Math.min(enc.maxGroups, 25_000));
+    assert.equal(capped.dropped, 25_000 - capped.announced);
+    assert.ok(capped.dropped > 0);
+    const got = capped.datagrams.flatMap((dg) => ok(decode(dg, keyed)).groups);
+    assert.deepEqual(got, many.slice().sort(compareIpv4).slice(0, capped.announced), 'the lowest groups, in numeric order');
   });
 
   it('never throws on arbitrary bytes', () => {

@@ -10,7 +10,7 @@ import type { ControlCounters, ControlEvent } from '../../../src/membership/cont
 import { Encoder, encodeMessage } from '../../../src/membership/codec.js';
 import type { LocalState } from '../../../src/membership/codec.js';
 import { PeerTable } from '../../../src/membership/peers.js';
-import { CLUSTER, KEY1, MAC_A, MAC_B, WRONG_KEY, groups } from './helpers.js';
+import { CLUSTER, KEY1, KEY2, MAC_A, MAC_B, WRONG_KEY, groups } from './helpers.js';
 
 const IP_A = '127.0.0.1';
 const IP_B = '127.0.0.2';
@@ -151,6 +151,7 @@ describe('control channel over loopback', () => {
       spoofed: 1,
       unknown_peer: 0,
       replay: 1,
+      too_many_peers: 0,
     });
     assert.equal(tableB.isAlive(IP_X), true, 'the one valid datagram was applied');
     // Still serving: A comes back with a new STATE.
@@ -193,5 +194,50 @@ describe('control channel over loopback', () => {
     await c.close();
     assert.deepEqual(await c.sendState([IP_B, IP_A], { mac: MAC_B, overlay: IP_C, groups: [] }), { datagrams: 2, failed: 2 });
     assert.equal(c.sendCounters.failed, 2);
+  });
+});
+
+describe('control channel: too many groups, key rotation', () => {
+  const IP_D = '127.0.0.5';
+  const IP_E = '127.0.0.6';
+  let d: ControlChannel;
+  let e: ControlChannel;
+  let tableE: PeerTable;
+
+  before(async () => {
+    const portD = await freePort(IP_D);
+    const portE = await freePort(IP_E, portD);
+    tableE = new PeerTable({ selfIp: IP_E, expiryMs: 5000 });
+    d = new ControlChannel({ address: IP_D, port: portD, peerPort: portE, cluster: CLUSTER, keys: [KEY1], table: new PeerTable({ selfIp: IP_D, expiryMs: 5000 }), logger: silentLogger() });
+    e = new ControlChannel({ address: IP_E, port: portE, peerPort: portD, cluster: CLUSTER, keys: [KEY1], table: tableE, logger: silentLogger() });
+    await d.start();
+    await e.start();
+  });
+
+  after(async () => {
+    await d.close();
+    await e.close();
+  });
+
+  it('sends a STATE of 25,000 groups capped at the limit instead of rejecting, and says how many were left out', async () => {
+    const report = await d.sendState([IP_E], { mac: MAC_A, overlay: IP_D, groups: groups(25_000) });
+    assert.equal(report.failed, 0);
+    assert.ok(d.unannouncedGroups > 0);
+    assert.equal(d.unannouncedGroups, 25_000 - d.encoder.maxGroups);
+    await until('E has D with the capped set', () => tableE.alive()[0]?.groups.length === d.encoder.maxGroups);
+    await d.sendState([IP_E], { mac: MAC_A, overlay: IP_D, groups: groups(10) });
+    assert.equal(d.unannouncedGroups, 0);
+  });
+
+  it('takes new keys at run time: the first signs, all verify', async () => {
+    d.setKeys([KEY2]);
+    const before = e.counters.bad_mac;
+    await d.sendState([IP_E], { mac: MAC_A, overlay: IP_D, groups: [] });
+    await until('E refuses the new signing key', () => e.counters.bad_mac === before + 1);
+    e.setKeys([KEY1, KEY2]);
+    const okBefore = e.counters.ok;
+    await d.sendState([IP_E], { mac: MAC_A, overlay: IP_D, groups: [] });
+    await until('E verifies with its second key', () => e.counters.ok === okBefore + 1);
+    assert.throws(() => e.setKeys([]), /cannot drop authentication/);
   });
 });

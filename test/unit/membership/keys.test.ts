@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../../src/errors.js';
-import { MAX_KEYS, MIN_KEY_BYTES, loadKeyFile, parseKeys } from '../../../src/membership/keys.js';
+import { KeyFileWatcher, MAX_KEYS, MIN_KEY_BYTES, loadKeyFile, parseKeys } from '../../../src/membership/keys.js';
 
 describe('key file', () => {
   it('reads hex, base64 and raw-text keys in file order, skipping blanks and comments', () => {
@@ -69,6 +69,52 @@ describe('key file', () => {
       });
       await assert.rejects(loadKeyFile(dir), /cannot read it/);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('key file: weak or ambiguous keys are refused (exit 2)', () => {
+  const refused = (text: string, pattern: RegExp): void => {
+    assert.throws(() => parseKeys(text, 'k'), (err: unknown) => err instanceof ConfigError && err.exitCode === 2 && /--key-file/.test(err.message) && pattern.test(err.message));
+  };
+  it('a prefix in another case (HEX:, Base64:) is ambiguous, not raw text', () => {
+    refused('HEX:00112233445566778899aabbccddeeff', /line 1.*"HEX:".*lower-case "hex:"/);
+    refused('Base64:AAECAwQFBgcICQoLDA0ODw==', /line 1.*"Base64:".*lower-case "base64:"/);
+  });
+  it('a key of one repeated byte (all zeros included) is weak', () => {
+    refused('hex:00000000000000000000000000000000', /line 1.*weak.*same byte/);
+    refused('aaaaaaaaaaaaaaaaaaaaaaaa', /line 1.*weak/);
+    refused('base64://///////////////////w==', /weak.*0xff/);
+  });
+});
+
+describe('key file watcher: a changed Secret is re-read without a restart', () => {
+  it('reports new keys when the file changes, keeps the old ones on a bad edit', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kmc-keys-'));
+    const path = join(dir, 'key');
+    const k1 = 'hex:00112233445566778899aabbccddeeff';
+    const k2 = 'hex:ffeeddccbbaa99887766554433221100';
+    await writeFile(path, `${k1}\n`);
+    const seen: string[][] = [];
+    const errors: string[] = [];
+    const w = new KeyFileWatcher(path, { intervalMs: 20, onChange: (keys) => seen.push(keys.map((k) => k.toString('hex'))), onError: (err) => errors.push(err.message) });
+    try {
+      assert.deepEqual((await w.start()).map((k) => k.toString('hex')), ['00112233445566778899aabbccddeeff']);
+      const until = async (what: string, fn: () => boolean): Promise<void> => {
+        for (let i = 0; i < 250 && !fn(); i++) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(fn(), what);
+      };
+      await writeFile(path, `${k2}\n${k1}\n`);
+      await until('the new keys are reported', () => seen.length === 1);
+      assert.deepEqual(seen[0], ['ffeeddccbbaa99887766554433221100', '00112233445566778899aabbccddeeff']);
+      await writeFile(path, 'HEX:0011\n');
+      await until('the bad edit is reported', () => errors.length === 1);
+      assert.match(errors[0]!, /--key-file/);
+      assert.equal(seen.length, 1, 'no keys reported for a bad file');
+      assert.deepEqual(w.keys().map((k) => k.toString('hex'))[0], 'ffeeddccbbaa99887766554433221100', 'the last good keys stay');
+    } finally {
+      w.stop();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -176,3 +176,72 @@ describe('peer table: state', () => {
     });
   }
 });
+
+describe('peer table: bounded state per sender', () => {
+  it('admits at most maxControlPeers senders by key alone, and counts the refusals', () => {
+    const t = new PeerTable({ selfIp: SELF, expiryMs: 5000, maxControlPeers: 3 });
+    t.setListed('dns', ['10.1.0.100']);
+    const results = Array.from({ length: 10 }, (_, i) => heartbeat(encoder(`10.1.0.${i + 1}`), t, `10.1.0.${i + 1}`, T0, { mac: MAC_A, overlay: `10.1.0.${i + 1}`, groups: [] })[0]!);
+    assert.deepEqual(results.map((r) => r.accepted), [true, true, true, false, false, false, false, false, false, false]);
+    assert.equal(results[3]?.reason, 'too_many_peers');
+    assert.equal(t.limits().controlPeersRefused, 7);
+    assert.equal(t.size, 4, '3 admitted by key and the DNS-listed one: nothing recorded for the refused');
+    assert.equal(heartbeat(encoder('10.1.0.100'), t, '10.1.0.100', T0)[0]?.accepted, true, 'a listed peer is never refused by that bound');
+  });
+
+  it('keeps at most maxGroupsPerPeer groups per peer (the MDB entries towards it), counted', () => {
+    const t = new PeerTable({ selfIp: SELF, expiryMs: 5000, maxGroupsPerPeer: 500 });
+    heartbeat(encoder(A), t, A, T0, { mac: MAC_A, overlay: A, groups: groups(1200) });
+    assert.equal(t.alive()[0]?.groups.length, 500);
+    assert.equal(t.limits().groupsTruncated, 700);
+    assert.deepEqual(t.status()[0]?.groupsTruncated, 700);
+  });
+
+  it('reports a restart (new incarnation) and forgets incarnations with the peer', () => {
+    const t = table(1000);
+    assert.equal(heartbeat(encoder(A, KEY1, '00000000000000a1'), t, A, T0)[0]?.restarted, undefined, 'first contact is new, not a restart');
+    assert.equal(heartbeat(encoder(A, KEY1, '00000000000000a2'), t, A, T0 + 10)[0]?.restarted, true);
+    t.expire(T0 + 2000);
+    t.expire(T0 + 2000 + t.forgetAfterMs + 1);
+    assert.equal(t.size, 0);
+    assert.equal(t.replaySize, 0, 'replay state forgotten with the peer');
+  });
+});
+
+describe('peer table: starvation does not expire live peers', () => {
+  const PA = '10.0.0.1';
+  it('a listed peer silent past the expiry is suspect, keeps its entries, and is removed only after listedExpiryMs', () => {
+    const t = new PeerTable({ selfIp: SELF, expiryMs: 5000, listedExpiryMs: 15_000 });
+    t.setListed('dns', [PA]);
+    heartbeat(encoder(PA), t, PA, T0);
+    assert.deepEqual(t.expire(T0 + 6000), []);
+    assert.equal(t.isAlive(PA), true);
+    assert.deepEqual(t.alive().map((p) => p.groups), [['239.1.1.1']]);
+    assert.deepEqual(t.status().map((p) => [p.state, p.suspect]), [['alive', true]]);
+    assert.deepEqual(t.expire(T0 + 15_001), [PA], 'a crashed peer is still purged');
+    assert.equal(t.isAlive(PA), false);
+  });
+
+  it('an unlisted (control-admitted) peer still goes at the expiry; a LEAVE still applies at once', () => {
+    const t = new PeerTable({ selfIp: SELF, expiryMs: 5000, listedExpiryMs: 15_000 });
+    heartbeat(encoder(PA), t, PA, T0);
+    assert.deepEqual(t.expire(T0 + 5001), [PA]);
+    t.setListed('dns', [B]);
+    const enc = encoder(B);
+    heartbeat(enc, t, B, T0 + 6000, { mac: MAC_B, overlay: B, groups: [] });
+    deliver(t, [enc.leave(T0 + 6100)], B, T0 + 6100);
+    assert.equal(t.isAlive(B), false);
+  });
+
+  it('time the receiver itself was not running (a stalled event loop) does not count as the peer\'s silence', () => {
+    const t = new PeerTable({ selfIp: SELF, expiryMs: 5000, tickMs: 250 });
+    heartbeat(encoder(PA), t, PA, T0);
+    for (let now = T0; now <= T0 + 2000; now += 250) assert.deepEqual(t.expire(now), []);
+    // Starved for 8 s: the first tick after it runs before the queued datagrams are read.
+    assert.deepEqual(t.expire(T0 + 10_000), [], 'no expiry on the tick that ends a stall');
+    assert.deepEqual(t.expire(T0 + 10_250), [], 'the stall is not counted as silence');
+    assert.equal(t.isAlive(PA), true);
+    for (let now = T0 + 10_500; now <= T0 + 12_750; now += 250) assert.deepEqual(t.expire(now), [], `+${now - T0} ms`);
+    assert.deepEqual(t.expire(T0 + 13_000), [PA], 'real silence after the stall still expires it (5 s of it: 7.75 s of the 8 s gap did not count)');
+  });
+});
