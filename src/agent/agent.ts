@@ -11,8 +11,10 @@ import type { Runner } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
 import { clusterLabel } from '../membership/codec.js';
+import { admittedPeers } from '../membership/admission.js';
+import { Announcer } from '../membership/announcer.js';
 import { ControlChannel } from '../membership/control.js';
-import { loadKeyFile } from '../membership/keys.js';
+import { KeyFileWatcher } from '../membership/keys.js';
 import { LocalGroupsWatcher } from '../membership/local-groups.js';
 import { OverlayJoiner } from '../membership/overlay-joins.js';
 import { PeerTable } from '../membership/peers.js';
@@ -21,7 +23,6 @@ import type { CaptureSpec, CaptureState } from '../overlay/capture.js';
 import { applyCapture, removeCapture } from '../overlay/capture.js';
 import type { OverlaySpec, Replication } from '../overlay/desired.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
-import { sortIpv4 } from '../net/ipv4.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import type { AgentConfig } from './config.js';
@@ -31,6 +32,7 @@ import { AgentMetrics } from './metrics.js';
 import type { AgentStatus } from './status-types.js';
 
 const MAX_BACKOFF_MS = 5_000;
+const ZERO_MAC = '00:00:00:00:00:00';
 
 export interface AgentDeps {
   readonly runner: Runner;
@@ -48,12 +50,17 @@ export class Agent {
   private spec!: OverlaySpec;
   private table!: PeerTable;
   private channel: ControlChannel | undefined;
+  private announcer: Announcer | undefined;
+  private keyWatcher: KeyFileWatcher | undefined;
+  /** What the allow-list admitted when this agent started (a previous agent's), kept during the grace. */
+  private inheritedAdmission: readonly string[] = [];
+  private suspectKey = '';
   private watcher: LocalGroupsWatcher | undefined;
   private dns: DnsDiscovery | undefined;
   private http: Server | undefined;
   private keys: Buffer[] = [];
   private timers: NodeJS.Timeout[] = [];
-  private mac = '00:00:00:00:00:00';
+  private mac = ZERO_MAC;
   private isReady = false;
   private dnsResolved = false;
   private syncing: Promise<void> | undefined;
@@ -67,8 +74,6 @@ export class Agent {
   /** Until then, entries a previous agent left on an adopted vx0 are kept (see PlanOptions.prune). */
   private graceUntil = 0;
   private fullPending = false;
-  /** Last incarnation heard from each peer: a change means it restarted and lost our STATE. */
-  private readonly incarnations = new Map<string, string>();
   /** Until start() has built the data plane itself, event-driven syncs are not scheduled. */
   private running = false;
   // eth0 capture (issue 10): the chain can only load once vx0 exists (`fwd to` resolves it).
@@ -128,13 +133,18 @@ export class Agent {
       });
     }
     this.spec = await this.overlaySpec();
-    this.table = new PeerTable({ selfIp: this.spec.localIp, expiryMs: cfg.peerExpiry * cfg.heartbeatMs });
+    this.table = new PeerTable({
+      selfIp: this.spec.localIp,
+      expiryMs: cfg.peerExpiry * cfg.heartbeatMs,
+      listedExpiryMs: cfg.listedPeerExpiry * cfg.heartbeatMs,
+      tickMs: this.expireTickMs(),
+    });
     this.table.setListed('static', cfg.peers);
     // A restarted sidecar adopts a populated vx0: give the peers one expiry to be heard from
     // before pruning what the previous agent programmed, so a restart cuts no traffic.
     this.graceUntil = Date.now() + cfg.peerExpiry * cfg.heartbeatMs;
     setTimeout(() => this.scheduleSync(true), cfg.peerExpiry * cfg.heartbeatMs + 50).unref();
-    if (cfg.keyFile) this.keys = await loadKeyFile(cfg.keyFile);
+    if (cfg.keyFile) this.keys = await this.watchKeyFile(cfg.keyFile);
     else if (!cfg.setupOnly) {
       this.log.warn('no --key-file: control messages are not authenticated; only DNS and --peers source addresses are believed, and new pods wait for DNS');
     }
@@ -143,7 +153,10 @@ export class Agent {
       await this.resolve();
     }
     await this.precheckRpFilter();
-    if (!cfg.insecureNoAllowlist) await this.syncAllowList(true);
+    if (!cfg.insecureNoAllowlist) {
+      this.inheritedAdmission = (await this.allowList.read().catch(() => undefined))?.peers ?? [];
+      await this.syncAllowList(true);
+    }
     else {
       // A list left by an earlier agent (SIGTERM empties it, fail closed) would block everything.
       await this.allowList.remove();
@@ -168,35 +181,44 @@ export class Agent {
     });
     const channel = this.channel;
     this.metrics.followControlCounters(() => channel.counters);
-    const incarnations = this.incarnations;
+    this.metrics.followPeerLimits(() => this.table.limits());
+    const underlay = cfg.capture === 'on' ? { underlay: this.spec.underlay, joiner: new OverlayJoiner(this.log) } : undefined;
+    this.watcher = new LocalGroupsWatcher(this.ip, cfg.device, this.log, Math.min(2000, cfg.resyncMs), underlay);
+    const watcher = this.watcher;
+    this.announcer = new Announcer({
+      channel,
+      local: () => ({ mac: this.mac, overlay: this.spec.localIp, groups: watcher.groups() }),
+      targets: () => this.table.targets(),
+      log: this.log,
+      onSent: (n) => this.metrics.controlSent.inc({ type: 'state' }, n),
+      onCapped: (dropped) => this.metrics.unannouncedGroups.set(dropped),
+    });
     this.channel.onMessage((ev) => {
       // A new peer, or one that restarted (new incarnation, so it has lost our STATE): answer at
       // once instead of at our next heartbeat.
-      const restarted = incarnations.get(ev.msg.sender) !== ev.msg.incarnation;
-      incarnations.set(ev.msg.sender, ev.msg.incarnation);
-      if (ev.result.isNew || restarted) {
-        this.log.info({ peer: ev.msg.sender, groups: ev.msg.groups.length, restarted: !ev.result.isNew || undefined }, 'peer alive');
+      if (ev.result.isNew || ev.result.restarted) {
+        this.log.info({ peer: ev.msg.sender, groups: ev.msg.groups.length, restarted: ev.result.restarted }, 'peer alive');
         void this.announce([ev.from.address]);
       }
       if (ev.result.changed) this.scheduleSync();
     });
     await this.channel.start();
 
-    const underlay = cfg.capture === 'on' ? { underlay: this.spec.underlay, joiner: new OverlayJoiner(this.log) } : undefined;
-    this.watcher = new LocalGroupsWatcher(this.ip, cfg.device, this.log, Math.min(2000, cfg.resyncMs), underlay);
     this.watcher.on('change', (groups) => {
-      this.log.info({ groups }, 'local groups changed');
+      this.log.info({ groups: groups.length > 50 ? `${groups.length} groups` : groups }, 'local groups changed');
       this.metrics.localGroups.set(groups.length);
       for (const [iface, g] of Object.entries(this.watcher?.byInterface() ?? {})) this.metrics.groupsByInterface.set({ interface: iface }, g.length);
       const t0 = process.hrtime.bigint();
       void this.announce().then(() => this.metrics.announceLatency.observe(Number(process.hrtime.bigint() - t0) / 1e9));
     });
     await this.watcher.start();
+    // Only now may STATE go out: before the first read, our group set would look empty.
+    this.announcer.localKnown();
     this.running = true;
     this.scheduleSync(); // whatever arrived while starting
 
     this.every(cfg.heartbeatMs, () => void this.announce());
-    this.every(Math.max(50, Math.floor(cfg.heartbeatMs / 4)), () => this.expire());
+    this.every(this.expireTickMs(), () => this.expire());
     if (this.dns) this.every(cfg.resolveMs, () => void this.resolve());
     this.every(cfg.resyncMs, () => {
       void this.watcher?.refresh();
@@ -224,6 +246,8 @@ export class Agent {
     this.isReady = false;
     for (const t of this.timers) clearInterval(t);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.keyWatcher?.stop();
+    this.announcer?.stop();
     this.watcher?.stop();
     this.dns?.cancel();
     if (this.channel && this.table) {
@@ -241,7 +265,7 @@ export class Agent {
     } else if (this.spec && this.running) {
       if (!this.config.insecureNoAllowlist) {
         await this.allowList
-          .apply({ vxlanPort: this.config.vxlanPort, controlPort: this.keys.length ? undefined : this.config.controlPort, peers: [] })
+          .apply({ vxlanPort: this.config.vxlanPort, controlPort: this.keyed ? undefined : this.config.controlPort, peers: [] })
           .catch(logError('emptying the allow-list failed'));
       }
       await this.reconciler.reconcile(desiredState(this.spec, [])).catch(logError('removing replication entries failed'));
@@ -268,9 +292,10 @@ export class Agent {
       unregistered: this.config.unregistered,
       replication: this.spec?.replication ?? 'selective',
       ready: this.isReady,
-      authenticated: this.keys.length > 0,
+      authenticated: this.keyed,
       peers: this.table?.status() ?? [],
       localGroups: this.watcher?.groups() ?? [],
+      ...(this.announcer?.unannounced ? { unannouncedGroups: this.announcer.unannounced } : {}),
       entries: { ...this.entryCounts },
       allowList: { installed: this.allowListInstalled, peers: this.allowed ? this.allowed.split(',').filter(Boolean).length : 0 },
       drops: { unregistered, control: this.channel ? this.dropCounters() : {} },
@@ -338,6 +363,32 @@ export class Agent {
     const out: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.channel!.counters)) if (k !== 'ok' && v > 0) out[k] = v;
     return out;
+  }
+
+  private get keyed(): boolean {
+    return this.keys.length > 0;
+  }
+
+  /** How often peers' silence is checked: a quarter heartbeat. */
+  private expireTickMs(): number {
+    return Math.max(50, Math.floor(this.config.heartbeatMs / 4));
+  }
+
+  /** Loads --key-file and re-reads it when it changes (a Secret update): rotation needs no restart. */
+  private async watchKeyFile(path: string): Promise<Buffer[]> {
+    this.keyWatcher = new KeyFileWatcher(path, {
+      onChange: (keys) => {
+        this.keys = keys;
+        this.channel?.setKeys(keys);
+        this.metrics.keyReloads.inc({ result: 'ok' });
+        this.log.info({ keys: keys.length }, 'key file changed: new keys in use (the first signs, all verify)');
+      },
+      onError: (err) => {
+        this.metrics.keyReloads.inc({ result: 'error' });
+        this.log.error({ err: err.message }, 'key file changed but cannot be used; keeping the keys in use');
+      },
+    });
+    return await this.keyWatcher.start();
   }
 
   private every(ms: number, fn: () => void): void {
@@ -441,19 +492,20 @@ export class Agent {
 
   private expire(): void {
     const gone = this.table.expire(Date.now());
-    for (const ip of gone) this.incarnations.delete(ip);
     if (gone.length) {
       this.log.warn({ peers: gone }, 'peers expired (silent for longer than the expiry)');
       this.scheduleSync();
     }
+    const suspects = this.table.suspects();
+    const key = suspects.join(',');
+    if (key !== this.suspectKey) {
+      this.suspectKey = key;
+      if (suspects.length) this.log.info({ peers: suspects }, 'peers suspect (silent past the expiry, still listed: entries kept until --listed-peer-expiry)');
+    }
   }
 
   private async announce(targets?: readonly string[]): Promise<void> {
-    if (!this.channel || this.stopped) return;
-    const to = targets ?? this.table.targets();
-    if (!to.length) return;
-    await this.channel.sendState(to, { mac: this.mac, overlay: this.spec.localIp, groups: this.watcher?.groups() ?? [] });
-    this.metrics.controlSent.inc({ type: 'state' }, to.length);
+    await this.announcer?.announce(targets);
   }
 
   /** Coalesces: one sync in flight, at most one queued behind it. */
@@ -515,9 +567,12 @@ export class Agent {
     if (result.changes) {
       this.metrics.changes.inc(result.changes);
       this.log.info({ changes: result.changes, recreated: result.plan.recreate || undefined }, 'data plane converged');
+    }
+    if (result.changes || this.mac === ZERO_MAC) {
+      // An adopted vx0 may need no change at all: its MAC must still be read before any STATE.
       const link = await this.ip.link(this.config.device);
       if (link?.mac && link.mac !== this.mac) {
-        const first = this.mac === '00:00:00:00:00:00';
+        const first = this.mac === ZERO_MAC;
         this.mac = link.mac;
         if (!first) void this.announce();
       }
@@ -530,21 +585,29 @@ export class Agent {
     this.entryCounts = { fdb: desired.fdb.length, mdb: desired.mdb.length, routes: desired.routes.length };
     this.metrics.fdbEntries.set(desired.fdb.length);
     this.metrics.mdbEntries.set(desired.mdb.length);
-    const states = { pending: 0, alive: 0, left: 0, expired: 0 };
-    for (const p of this.table.status()) states[p.state] += 1;
+    const states = { pending: 0, alive: 0, left: 0, expired: 0, suspect: 0 };
+    for (const p of this.table.status()) {
+      states[p.state] += 1;
+      if (p.suspect) states.suspect += 1;
+    }
     for (const [state, n] of Object.entries(states)) this.metrics.peers.set({ state }, n);
   }
 
-  /** The allow-list admits every listed or alive peer; re-applied when that set changes. */
+  /** The allow-list admits what admittedPeers says (keyed: authenticated peers); re-applied when that set changes. */
   private async syncAllowList(initial: boolean, withCapture = false): Promise<void> {
-    const peers = sortIpv4(new Set([...this.table.targets(), ...this.table.alive().map((p) => p.ip)]));
+    const { vxlan: peers } = admittedPeers({
+      keyed: this.keyed,
+      listed: this.table.targets(),
+      alive: this.table.alive().map((p) => p.ip),
+      inherited: Date.now() < this.graceUntil ? this.inheritedAdmission : [],
+    });
     const key = peers.join(',');
     const capture = withCapture ? this.captureSpec() : undefined;
     if (key === this.allowed && (!capture || this.captureVerified)) return;
     try {
       const state = await this.allowList.apply({
         vxlanPort: this.config.vxlanPort,
-        controlPort: this.keys.length ? undefined : this.config.controlPort,
+        controlPort: this.keyed ? undefined : this.config.controlPort,
         peers,
         capture,
       });

@@ -3,6 +3,7 @@
  * counters end in _total, base units; no per-packet or per-source-port labels (cardinality).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PeerTableLimits } from '../membership/peers.js';
 import { VERSION } from '../version.js';
 
 export class AgentMetrics {
@@ -21,7 +22,7 @@ export class AgentMetrics {
   });
   readonly peers = new Gauge({
     name: 'kmcast_agent_peers',
-    help: 'Known peers by state (pending: listed, not heard from; alive: replicated to).',
+    help: 'Known peers by state (pending: listed, not heard from; alive: replicated to; suspect: alive peers silent past the expiry, kept while listed).',
     labelNames: ['state'] as const,
     registers: [this.registry],
   });
@@ -127,6 +128,44 @@ export class AgentMetrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
     registers: [this.registry],
   });
+
+  readonly unannouncedGroups = new Gauge({
+    name: 'kmcast_membership_unannounced_groups',
+    help: 'Local groups left out of our STATE because more are joined than the protocol carries (20,000): peers send us no traffic for them.',
+    registers: [this.registry],
+  });
+  readonly keyReloads = new Counter({
+    name: 'kmcast_membership_key_reloads_total',
+    help: 'Changes of --key-file seen at run time, by result (ok: new keys in use; error: refused, old keys kept).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  private limitsSource: (() => PeerTableLimits) | undefined;
+  readonly truncatedGroups = new Gauge({
+    name: 'kmcast_membership_truncated_groups',
+    help: 'Groups of peers\' STATEs beyond the per-peer bound (no MDB entry towards them), all peers together.',
+    registers: [this.registry],
+    collect: () => {
+      const l = this.limitsSource?.();
+      if (l) this.truncatedGroups.set(l.groupsTruncated);
+    },
+  });
+  private refusedSeen = 0;
+  readonly refusedPeers: Counter = new Counter({
+    name: 'kmcast_membership_refused_peers_total',
+    help: 'Control datagrams from new senders refused because the bound on peers admitted by key alone (1024) is reached.',
+    registers: [this.registry],
+    collect: () => {
+      const n = this.limitsSource?.().controlPeersRefused ?? 0;
+      if (n > this.refusedSeen) this.refusedPeers.inc(n - this.refusedSeen);
+      this.refusedSeen = n;
+    },
+  });
+
+  /** Reports the peer table's bounds as kmcast_membership_truncated_groups and _refused_peers_total. */
+  followPeerLimits(source: () => PeerTableLimits): void {
+    this.limitsSource = source;
+  }
 
   /** Reports the control channel's counters as kmcast_control_messages_total. */
   followControlCounters(source: () => Readonly<Record<string, number>>): void {
