@@ -24,6 +24,7 @@ import { applyCapture, removeCapture } from '../overlay/capture.js';
 import type { OverlaySpec, Replication } from '../overlay/desired.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
+import { isUnicast } from '../net/ipv4.js';
 import { VERSION } from '../version.js';
 import type { AgentConfig } from './config.js';
 import { effectiveRpFilter, hasNetAdmin, procSysWritable, readRpFilter, RP_FILTER_FIX, trySetLooseRpFilter } from './host.js';
@@ -468,8 +469,11 @@ export class Agent {
   private async resolve(): Promise<void> {
     if (!this.dns) return;
     try {
-      const ips = await this.dns.resolve();
+      const answer = await this.dns.resolve();
       this.metrics.dnsLookups.inc({ result: 'ok' });
+      // An A record of 0.0.0.0 or a multicast address is no pod: leave it out instead of failing.
+      const ips = answer.filter((ip) => isUnicast(ip));
+      if (ips.length < answer.length) this.log.warn({ service: this.dns.name, ignored: answer.filter((ip) => !isUnicast(ip)) }, 'DNS answer holds addresses that are not unicast; ignoring them');
       const before = new Set(this.table.targets());
       this.table.setListed('dns', ips);
       const fresh = this.table.targets().filter((ip) => !before.has(ip));
