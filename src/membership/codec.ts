@@ -167,9 +167,13 @@ function decodeUnsafe(buf: Buffer, options: DecodeOptions): DecodeResult {
   if (seq === null || timestamp === null || !isUnicast(senderValue)) return fail('malformed');
   if (parts < 1 || parts > MAX_PARTS || part >= parts || seq < part) return fail('malformed');
   if (type === 'leave' && (parts !== 1 || groupCount !== 0)) return fail('malformed');
-  // A STATE's overlay address and MAC become neighbour and FDB entries: unicast only. (A LEAVE's
-  // are informative and may be zeros.)
-  if (type === 'state' && (!isUnicast(buf.readUInt32BE(36)) || !isUnicastMac(buf, 40))) return fail('malformed');
+  // A STATE's overlay address and MAC describe a unicast endpoint: both unicast, or both zero for
+  // "none" (node mode: the peer is its node IP). A LEAVE's are informative and may be anything.
+  if (type === 'state') {
+    const overlay = buf.readUInt32BE(36);
+    const none = overlay === 0 && buf.readUIntBE(40, 6) === 0;
+    if (!none && (!isUnicast(overlay) || !isUnicastMac(buf, 40))) return fail('malformed');
+  }
 
   let cluster: string;
   try {

@@ -239,7 +239,7 @@ describe('codec: rejection', () => {
     }
   });
 
-  it('refuses a STATE whose overlay address or MAC is not unicast: malformed (a LEAVE may carry zeros)', () => {
+  it('refuses a STATE whose overlay address or MAC is not unicast: malformed (both zero means none; a LEAVE may carry anything)', () => {
     const state: MessageFields = {
       type: 'state', sender: '10.0.0.1', incarnation: '00000000000000aa', seq: 5, timestamp: T0,
       mac: MAC_A, overlay: '10.0.0.1', part: 0, parts: 1, groups: ['239.1.1.1'], cluster: CLUSTER,
@@ -257,6 +257,8 @@ describe('codec: rejection', () => {
     for (const [name, patch] of cases) {
       assert.deepEqual(decode(encodeMessage({ ...state, ...patch }, KEY1), keyed), { ok: false, reason: 'malformed' }, name);
     }
+    const none = ok(decode(encodeMessage({ ...state, mac: '00:00:00:00:00:00', overlay: '0.0.0.0' }, KEY1), keyed));
+    assert.deepEqual([none.overlay, none.mac], ['0.0.0.0', '00:00:00:00:00:00'], 'both zero: no overlay endpoint announced (node mode)');
     const leave = { ...state, type: 'leave' as const, groups: [], mac: '00:00:00:00:00:00', overlay: '0.0.0.0' };
     assert.equal(ok(decode(encodeMessage(leave, KEY1), keyed)).type, 'leave');
   });
