@@ -155,7 +155,7 @@ export async function startNodeAgent(lab: Lab, node: LabNode, extraArgs: readonl
 // GETs with python3's urllib (it starts in a fraction of a Node.js process's time): prints one
 // JSON line {"status", "body"} per URL for any HTTP answer; exits 1 with the reason on a network error.
 const FETCH_PY = `
-import json, sys, urllib.request, urllib.error
+import errno, json, sys, urllib.request, urllib.error
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 for url in sys.argv[1:]:
     try:
@@ -163,7 +163,8 @@ for url in sys.argv[1:]:
     except urllib.error.HTTPError as e:
         print(json.dumps({'status': e.code, 'body': e.read().decode()}))
     except Exception as e:
-        sys.stderr.write(str(e)); sys.exit(1)
+        reason = getattr(e, 'reason', e)
+        sys.stderr.write(errno.errorcode.get(getattr(reason, 'errno', None) or 0, str(reason))); sys.exit(1)
 `;
 
 /** HTTP GET http://127.0.0.1:<port><path> inside any lab namespace (a node agent's listener). */
@@ -173,10 +174,10 @@ export async function netnsFetch(netns: string, path: string, port: number): Pro
 }
 
 /** Several GETs in one process (one namespace entry), in order. */
-export async function netnsFetchAll(netns: string, paths: readonly string[], port: number): Promise<Array<{ status: number; body: string }>> {
+export async function netnsFetchAll(netns: string, paths: readonly string[], port: number, where = netns): Promise<Array<{ status: number; body: string }>> {
   const urls = paths.map((path) => `http://127.0.0.1:${port}${path.startsWith('/') ? path : `/${path}`}`);
   const r = await runInNetns(netns, [findPython(), '-c', FETCH_PY, ...urls]);
-  if (r.code !== 0) throw new KmcastError(`fetch ${urls.join(' ')} in ${netns}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
+  if (r.code !== 0) throw new KmcastError(`fetch ${urls.join(' ')} in ${where}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
   return r.stdout
     .trim()
     .split('\n')
@@ -211,14 +212,11 @@ export async function runInNetns(netns: string, argv: readonly string[], timeout
 }
 
 // One fetch, printed as JSON; a network error exits 1 with the reason on stderr.
-const FETCH_JS = `const [u]=process.argv.slice(1);fetch(u,{signal:AbortSignal.timeout(5000)}).then(async r=>{process.stdout.write(JSON.stringify({status:r.status,body:await r.text()}))}).catch(e=>{process.stderr.write(String(e.cause?.code??e.cause?.message??e.message));process.exitCode=1})`;
 
 /** HTTP GET http://127.0.0.1:<port><path> inside the pod (the agent's HTTP server is pod-local). */
 export async function podFetch(pod: LabPod, path: string, port = DEFAULT_AGENT_HTTP_PORT): Promise<{ status: number; body: string }> {
-  const url = `http://127.0.0.1:${port}${path.startsWith('/') ? path : `/${path}`}`;
-  const r = await runInNetns(pod.netns, [process.execPath, '-e', FETCH_JS, url]);
-  if (r.code !== 0) throw new KmcastError(`fetch ${url} in pod ${pod.name}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
-  return JSON.parse(r.stdout) as { status: number; body: string };
+  const [r] = await netnsFetchAll(pod.netns, [path], port, `pod ${pod.name}`);
+  return r!;
 }
 
 /**
