@@ -220,7 +220,7 @@ export async function controlPlane(ctx: BenchContext): Promise<{ rows: ResultRow
       if (agentB?.child.pid !== undefined) process.kill(agentB.child.pid, 'SIGKILL');
       const detect = await waitFor('A to purge dead peer B', async () => !(await floodPeers(a)).includes(b.ip), 30_000, 50).catch(() => null);
       rows.push({ label: 'dead peer purged (SIGKILL)', values: { 'ms (p50)': detect, samples: detect === null ? 0 : 1 } });
-      notes.push('dead peer: agent defaults (heartbeat 1 s, expiry 5 heartbeats); time from SIGKILL of the peer agent to its flood entry leaving vx0');
+      notes.push('dead peer: agent defaults (heartbeat 1 s, expiry 5 heartbeats, --listed-peer-expiry 3 x expiry); time from SIGKILL of the peer agent to its flood entry leaving vx0. The lab DNS still lists the dead pod, as Kubernetes does for a pod whose container crashed, so the peer is suspect first and purged at the listed expiry (~15 s): a live but CPU-starved peer keeps its entries that long. A pod DNS no longer lists goes after 5 heartbeats, a LEAVE at once');
     } finally {
       await stopAgents([...(agentB ? [agentB] : []), ...(agentA ? [agentA] : [])]);
     }
