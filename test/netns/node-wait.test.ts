@@ -1,0 +1,190 @@
+/**
+ * No deaf start, end to end: `kmcast wait` (the node-mode init container) runs INSIDE a pod's
+ * namespace as uid 65532 with no capability, asking its node agent at the node's underlay IP and
+ * port 9471 (what the injected init container gets from status.hostIP). Lab: node 1 calico,
+ * node 2 bridge, 2 pods each. n1p2 is first left out of the domain's DNS answer.
+ *
+ * (a) started before any node agent runs, it keeps waiting and says the agent is unreachable;
+ * (b) the agents start: it exits 0 once the pod is programmed, and right then a pod on the other
+ *     node reaches it (broadcast and 224.0.0.251 at once, 239.x once the join is replicated);
+ * (c) a pod in no domain is told not_member and never exits 0 until it is added to the DNS;
+ * (d) its node agent is stopped with SIGTERM and with SIGKILL meanwhile: the wait survives both
+ *     and completes once the pod is a member, and the pod then really receives.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { IpClient } from '../../src/iproute2/client.js';
+import { ExecRunner } from '../../src/iproute2/runner.js';
+import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
+import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
+import { KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import type { NodeAgentHandle } from '../../src/lab/process.js';
+import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
+import { NODE_HTTP_PORT } from '../../src/node/api.js';
+import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
+
+const runner = new ExecRunner();
+const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
+const SERVICE = 'kmcast-peers.default.svc.cluster.local';
+const DEV = 'kmcvx100';
+const G = '239.1.1.1';
+const LL = '224.0.0.251';
+const BC = '255.255.255.255';
+const PORT = 7610;
+const N = 10;
+/** What the injected init container's securityContext gives `kmcast wait`. */
+const SANDBOX = ['setpriv', '--reuid=65532', '--regid=65532', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--'];
+
+interface PodWait {
+  readonly pod: LabPod;
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  stderr(): string;
+}
+
+describe('kmcast wait in an unprivileged pod against the real node agent', { skip: skip ? privilegedReason() : false }, () => {
+  let lab: Lab;
+  let keyDir: string;
+  let agentArgs: string[];
+  const agents = new Map<number, NodeAgentHandle>();
+  const waits: PodWait[] = [];
+  const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
+  const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
+  let w11: PodWait;
+  let w21: PodWait;
+  let w12: PodWait;
+
+  before(async () => {
+    lab = await labUp({ id: testLabId('nw'), nodes: ['calico', 'bridge'], podsPerNode: 2, mtu: 1500, service: SERVICE }, { runner });
+    await setServiceMembers(lab, ['n1p1', 'n2p1', 'n2p2'].map((n) => pod(n).ip));
+    keyDir = mkdtempSync(join(tmpdir(), 'kmcast-node-key-'));
+    writeFileSync(join(keyDir, 'key'), `hex:${randomBytes(32).toString('hex')}\n`);
+    agentArgs = ['--service', `${SERVICE}=100`, '--key-file', join(keyDir, 'key'), '--heartbeat-interval', '1000', '--resolve-interval', '1000'];
+  });
+
+  after(async () => {
+    for (const w of waits) w.child.kill('SIGKILL');
+    if (keepLab()) return;
+    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
+    if (lab) await labDown(runner, { id: lab.spec.id });
+    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  function startWait(p: LabPod): PodWait {
+    const env = { PATH: process.env.PATH ?? '', KMCAST_NODE_IP: node(p.node).underlayIp, KMCAST_PORT: String(NODE_HTTP_PORT), KMCAST_POD_IP: p.ip };
+    const child = spawnInNetns(p.netns, [...SANDBOX, process.execPath, KMCAST_MAIN, 'wait', '--timeout', '120s', '--interval', '200ms'], { env });
+    let err = '';
+    child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+    child.stdout?.resume();
+    const w: PodWait = { pod: p, child, exited: new Promise((r) => child.once('close', (code) => r(code))), stderr: () => err };
+    waits.push(w);
+    return w;
+  }
+
+  const running = (w: PodWait): boolean => w.child.exitCode === null && w.child.signalCode === null;
+
+  async function seen(w: PodWait, re: RegExp, from = 0, ms = 20_000): Promise<void> {
+    await waitFor(`${w.pod.name}'s wait to print ${re}`, async () => {
+      if (re.test(w.stderr().slice(from))) return true;
+      if (!running(w)) throw new Error(`it exited with ${String(w.child.exitCode)}: ${w.stderr()}`);
+      return false;
+    }, ms, 50);
+  }
+
+  async function startAgent(i: number): Promise<void> {
+    agents.set(i, await startNodeAgent(lab, node(i), agentArgs));
+  }
+
+  async function mdbDsts(i: number): Promise<string[]> {
+    return (await new IpClient(runner, node(i).netns).mdb(DEV)).filter((e) => e.grp === G).map((e) => e.dst!).sort();
+  }
+
+  test('baseline: the sandbox holds no capability inside the pod, and nothing crosses nodes', async (t) => {
+    if (!needRoot(t)) return;
+    const st = await runInNetns(pod('n1p1').netns, [...SANDBOX, 'cat', '/proc/self/status']);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /^Uid:\s+65532\s+65532\s+65532\s+65532$/m);
+    assert.match(st.stdout, /^CapEff:\s+0+$/m);
+    assert.match(st.stdout, /^CapBnd:\s+0+$/m);
+    const denied = await runInNetns(pod('n1p1').netns, [...SANDBOX, 'ip', 'link', 'add', 'kmcwx', 'type', 'veth', 'peer', 'name', 'kmcwy']);
+    assert.notEqual(denied.code, 0, 'the sandbox must not be able to create a link');
+    const rx = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: [G, LL] });
+    for (const dst of [G, LL, BC]) await sendFromPod(pod('n2p1').netns, dst, { port: PORT, count: N, intervalMs: 5 });
+    await sleep(300);
+    const rep = await rx.stop();
+    for (const dst of [G, LL, BC]) assert.equal(receivedAny(rep, dst), 0, `${dst} crossed nodes without kmcast: the lab cheats`);
+  });
+
+  test('(a) started before any node agent runs, the wait keeps waiting: the agent is unreachable', async (t) => {
+    if (!needRoot(t)) return;
+    w11 = startWait(pod('n1p1'));
+    w21 = startWait(pod('n2p1'));
+    w12 = startWait(pod('n1p2'));
+    for (const w of [w11, w21, w12]) await seen(w, /the node agent at http:\/\/172\.31\.\d\.2:9471 is unreachable \(ECONNREFUSED\)/);
+    await sleep(3000);
+    for (const w of [w11, w21, w12]) assert.ok(running(w), `${w.pod.name}'s wait must still run without an agent: ${w.stderr()}`);
+    assert.doesNotMatch(w11.stderr(), /programmed/);
+  });
+
+  test('(b) the node agents start: the wait exits 0 once programmed, and the pod receives right then', async (t) => {
+    if (!needRoot(t)) return;
+    const t0 = Date.now();
+    await startAgent(1);
+    await startAgent(2);
+    const [c11, c21] = await Promise.all([w11.exited, w21.exited]);
+    const took = Date.now() - t0;
+    assert.equal(c11, 0, w11.stderr());
+    assert.equal(c21, 0, w21.stderr());
+    assert.match(w11.stderr(), /pod 10\.244\.1\.11 is programmed in domain kmcast-peers\.default\.svc\.cluster\.local \(host veth kmcv1\); starting the app/);
+    t.diagnostic(`both waits exited 0 ${took} ms after the agents were started`);
+    // The app starts now: flooded kinds must already arrive, nothing waited for.
+    const rx = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: [G, LL] });
+    for (const dst of [LL, BC]) await sendFromPod(pod('n2p1').netns, dst, { port: PORT, count: N, intervalMs: 5 });
+    // 239.x is replicated per group: once node 2 learned the join (as an IGMP snooping switch would).
+    await waitFor('node 2 replicates G to node 1', async () => (await mdbDsts(2)).join() === node(1).underlayIp, 10_000, 50);
+    await sendFromPod(pod('n2p1').netns, G, { port: PORT, count: N, intervalMs: 5 });
+    await sleep(300);
+    const rep = await rx.stop();
+    for (const dst of [LL, BC, G]) {
+      assert.equal(received(rep, dst, pod('n2p1').ip), N, `${dst} from n2p1 exactly ${N} times right after the wait: ${JSON.stringify(rep.counts)}`);
+      assert.equal(receivedAny(rep, dst), N, `${dst}: nothing else: ${JSON.stringify(rep.counts)}`);
+    }
+  });
+
+  test('(c) a pod in no domain is told not_member and does not start', async (t) => {
+    if (!needRoot(t)) return;
+    await seen(w12, /the node agent lists pod 10\.244\.1\.12 in no domain yet/);
+    await sleep(2000);
+    assert.ok(running(w12), `n1p2 is in no domain: its wait must not exit: ${w12.stderr()}`);
+  });
+
+  test('(d) the node agent stopped with SIGTERM, then SIGKILL, meanwhile: the wait survives and completes', async (t) => {
+    if (!needRoot(t)) return;
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      const from = w12.stderr().length;
+      await agents.get(1)!.stop(signal);
+      agents.delete(1);
+      await seen(w12, /is unreachable \(ECONNREFUSED\)/, from);
+      assert.ok(running(w12), `the wait survives the agent's ${signal}`);
+      const back = w12.stderr().length;
+      await startAgent(1);
+      await seen(w12, /lists pod 10\.244\.1\.12 in no domain yet/, back);
+      assert.ok(running(w12), `restarted after ${signal}: still not a member, still waiting`);
+    }
+    await setServiceMembers(lab, ['n1p1', 'n1p2', 'n2p1', 'n2p2'].map((n) => pod(n).ip));
+    assert.equal(await w12.exited, 0, w12.stderr());
+    assert.match(w12.stderr(), /pod 10\.244\.1\.12 is programmed in domain kmcast-peers/);
+    assert.equal((await netnsFetch(node(1).netns, '/readyz', NODE_HTTP_PORT)).status, 200);
+    const rx = await startNodeReceiver(pod('n1p2').netns, { port: PORT, groups: [LL] });
+    for (const dst of [LL, BC]) await sendFromPod(pod('n2p2').netns, dst, { port: PORT, count: N, intervalMs: 5 });
+    await sleep(300);
+    const rep = await rx.stop();
+    for (const dst of [LL, BC]) assert.equal(received(rep, dst, pod('n2p2').ip), N, `${dst} from n2p2 to the late member n1p2: ${JSON.stringify(rep.counts)}`);
+  });
+});
