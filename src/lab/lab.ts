@@ -190,11 +190,17 @@ function requireNode(lab: Lab, node: number): void {
   }
 }
 
-/** A new pod on `node` (never reusing a name); its IP joins the Service's DNS answer. */
-export async function addPod(lab: Lab, node: number, runner: Runner): Promise<LabPod> {
+/**
+ * A new pod on `node` (never reusing a name, so a new namespace and a new host veth); its IP joins
+ * the Service's DNS answer. `opts.ip` gives it a removed pod's IP, as IPAM does when it hands a
+ * freed address out again or a StatefulSet pod is re-created.
+ */
+export async function addPod(lab: Lab, node: number, runner: Runner, opts: { ip?: string } = {}): Promise<LabPod> {
   requireNode(lab, node);
-  const pod = planPod(lab.spec, node, nextPodIndex(lab.pods, node));
-  await runAll(runner, podCommands(lab.spec, node, podIndex(pod)));
+  const pod = planPod(lab.spec, node, nextPodIndex(lab.pods, node), opts.ip);
+  const holder = lab.pods.find((p) => p.ip === pod.ip);
+  if (holder) throw new ConfigError(`add a pod with IP ${pod.ip} on node ${node}: pod ${holder.name} still has it; remove it first`);
+  await runAll(runner, podCommands(lab.spec, node, podIndex(pod), opts.ip));
   await writeResolvConf(lab, pod);
   lab.pods.push(pod);
   await addServiceMember(lab, pod.ip);

@@ -138,12 +138,26 @@ export function planNode(spec: LabSpec, index: number): LabNode {
   return { index, netns: nodeNetns(spec.id, index), style, underlayIp: underlayNodeIp(index), podCidr: podCidr(index) };
 }
 
-export function planPod(spec: LabSpec, node: number, k: number): LabPod {
+/**
+ * Pod k of `node`. Its IP is 10.244.<node>.<10+k> unless `ip` is given: a pod re-created with a
+ * deleted pod's IP (a StatefulSet pod, or IPAM handing the freed address out again), which must
+ * lie in the node's pod CIDR.
+ */
+export function planPod(spec: LabSpec, node: number, k: number, ip?: string): LabPod {
   const n = planNode(spec, node);
   if (!Number.isInteger(k) || k < 1 || k > MAX_PODS_PER_NODE) {
     throw new ConfigError(`plan pod ${k} on node ${node}: a node holds pods 1 to ${MAX_PODS_PER_NODE}`);
   }
-  return { name: podShortName(node, k), netns: podNetns(spec.id, node, k), node, ip: podIp(node, k), style: n.style };
+  if (ip !== undefined && !isPodIpOfNode(ip, node)) {
+    throw new ConfigError(`plan pod ${k} on node ${node}: ${JSON.stringify(ip)} is not a host address of the node's pod CIDR ${podCidr(node)} (10.244.${node}.2 to .250)`);
+  }
+  return { name: podShortName(node, k), netns: podNetns(spec.id, node, k), node, ip: ip ?? podIp(node, k), style: n.style };
+}
+
+/** True for 10.244.<node>.<2..250>: never the bridge gateway (.1), within what podIp hands out. */
+export function isPodIpOfNode(ip: string, node: number): boolean {
+  const m = /^10\.244\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  return m !== null && Number(m[1]) === node && Number(m[2]) >= 2 && Number(m[2]) <= 10 + MAX_PODS_PER_NODE;
 }
 
 /** The whole lab as planned, before anything exists. */
@@ -213,9 +227,9 @@ export function nodeCommands(spec: LabSpec, node: number): LabCommand[] {
   return cmds;
 }
 
-/** One pod: its namespace, eth0 and routes, and the node side of its veth. */
-export function podCommands(spec: LabSpec, node: number, k: number): LabCommand[] {
-  const pod = planPod(spec, node, k);
+/** One pod: its namespace, eth0 and routes, and the node side of its veth (`ip`: see planPod). */
+export function podCommands(spec: LabSpec, node: number, k: number, ip?: string): LabCommand[] {
+  const pod = planPod(spec, node, k, ip);
   const nodeNs = nodeNetns(spec.id, node);
   const host = podHostLink(k);
   const mtu = String(spec.mtu);

@@ -9,7 +9,11 @@
  *     node reaches it (broadcast and 224.0.0.251 at once, 239.x once the join is replicated);
  * (c) a pod in no domain is told not_member and never exits 0 until it is added to the DNS;
  * (d) its node agent is stopped with SIGTERM and with SIGKILL meanwhile: the wait survives both
- *     and completes once the pod is a member, and the pod then really receives.
+ *     and completes once the pod is a member, and the pod then really receives;
+ * (e) a member pod receiving traffic is deleted and re-created with the same IP (new namespace,
+ *     new host veth, new ifindex) while the agents run: its wait exits 0 within seconds, it then
+ *     receives (and sends) every kind exactly once, the old veth's chain is gone, and the other
+ *     members lost and doubled nothing meanwhile.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -21,12 +25,13 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
-import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
+import { addPod, labDown, labUp, removePod, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import { KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
+import { NODE_TABLE, captureChainName, parseRuleset, vxChainName } from '../../src/node/nft.js';
 import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
 
 const runner = new ExecRunner();
@@ -186,5 +191,67 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     await sleep(300);
     const rep = await rx.stop();
     for (const dst of [LL, BC]) assert.equal(received(rep, dst, pod('n2p2').ip), N, `${dst} from n2p2 to the late member n1p2: ${JSON.stringify(rep.counts)}`);
+  });
+
+  async function chains(i: number): Promise<ReturnType<typeof parseRuleset>> {
+    return parseRuleset((await runner.run(['nft', '-j', 'list', 'table', 'netdev', NODE_TABLE], { netns: node(i).netns })).stdout);
+  }
+
+  test('(e) a member pod deleted and re-created with the same IP is served again, exactly once', async (t) => {
+    if (!needRoot(t)) return;
+    const victim = pod('n1p1');
+    const sender = pod('n2p1');
+    const oldVeth = 'kmcv1';
+    const before0 = await chains(1);
+    assert.ok(before0.has(captureChainName(oldVeth)), `baseline: the victim's capture chain exists: ${[...before0.keys()].join(' ')}`);
+    const others = ['n1p2', 'n2p2'].map(pod);
+    const rxOld = await startNodeReceiver(victim.netns, { port: PORT, groups: [G] });
+    const rxOthers = await Promise.all(others.map((p) => startNodeReceiver(p.netns, { port: PORT, groups: [G] })));
+    await waitFor('node 2 replicates G to node 1', async () => (await mdbDsts(2)).join() === node(1).underlayIp, 10_000, 50);
+    const total = 250;
+    const flowing = sendFromPod(sender.netns, G, { port: PORT, count: total, intervalMs: 20 });
+    await sleep(500);
+    assert.ok(received(await rxOld.stop(), G, sender.ip) > 0, 'the victim was receiving when it was deleted');
+    await removePod(lab, victim, runner);
+    const t0 = Date.now();
+    const fresh = await addPod(lab, 1, runner, { ip: victim.ip });
+    assert.equal(fresh.ip, victim.ip);
+    assert.notEqual(fresh.netns, victim.netns);
+    const w = startWait(fresh);
+    assert.equal(await w.exited, 0, w.stderr());
+    const took = Date.now() - t0;
+    t.diagnostic(`re-created pod ${fresh.name} (${fresh.ip}) programmed ${took} ms after it was created`);
+    assert.ok(took < 15_000, `served again within seconds, took ${took} ms`);
+    assert.match(w.stderr(), /\(host veth kmcv3\)/, 'the new pod is programmed on its new veth');
+    await flowing;
+    await sleep(300);
+    const reps = await Promise.all(rxOthers.map((r) => r.stop()));
+    for (const [i, rep] of reps.entries()) {
+      assert.equal(received(rep, G, sender.ip), total, `${others[i]!.name} got all ${total} exactly once while ${victim.name} was re-created`);
+      assert.equal(receivedAny(rep, G), total, `${others[i]!.name}: only the sender`);
+    }
+    const ch = await chains(1);
+    assert.equal(ch.has(captureChainName(oldVeth)), false, `the old veth's chain is gone: ${[...ch.keys()].join(' ')}`);
+    assert.ok(ch.has(captureChainName('kmcv3')), 'the new veth has a capture chain');
+    assert.deepEqual([...ch.get(vxChainName(100))!.dups].sort(), ['kmcv2', 'kmcv3'], 'delivery from the overlay: the two live pods, once each');
+    assert.equal([...ch.values()].some((c) => c.stale), false, 'no rule points at a dead ifindex');
+
+    // Both ways, every kind, exactly once: to the new pod from the other node and from its own node, and from it.
+    const round = async (from: LabPod, to: LabPod[]): Promise<void> => {
+      const rx = await Promise.all(to.map((p) => startNodeReceiver(p.netns, { port: PORT, groups: [G, LL] })));
+      await waitFor(`${from.name}'s node replicates G to the other node`, async () => (await mdbDsts(from.node)).join() === node(from.node === 1 ? 2 : 1).underlayIp, 10_000, 50);
+      for (const dst of [G, LL, BC]) await sendFromPod(from.netns, dst, { port: PORT, count: N, intervalMs: 5 });
+      await sleep(300);
+      for (const [i, r] of rx.entries()) {
+        const rep = await r.stop();
+        for (const dst of [G, LL, BC]) {
+          assert.equal(received(rep, dst, from.ip), N, `${to[i]!.name} got ${dst} from ${from.name} exactly ${N} times: ${JSON.stringify(rep.counts)}`);
+          assert.equal(receivedAny(rep, dst), N, `${to[i]!.name}: ${dst} only from ${from.name}`);
+        }
+      }
+    };
+    await round(sender, [fresh, pod('n1p2'), pod('n2p2')]);
+    await round(pod('n1p2'), [fresh, sender, pod('n2p2')]);
+    await round(fresh, [pod('n1p2'), sender, pod('n2p2')]);
   });
 });

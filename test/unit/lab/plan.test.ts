@@ -12,6 +12,8 @@ import {
   parseNodes,
   parsePodShortName,
   planLab,
+  planPod,
+  isPodIpOfNode,
   podCommands,
   podHostLink,
   podResolvConf,
@@ -145,6 +147,25 @@ test('bridge pod: /24 on the node bridge, default via .1', () => {
     'kmct1-n2p1: ip link set eth0 mtu 1500 up',
     'kmct1-n2p1: ip route add default via 10.244.2.1 dev eth0',
   ]);
+});
+
+test('a pod re-created with a removed pod\'s IP: new name, namespace and veth, the old IP', () => {
+  assert.deepEqual(planPod(spec, 1, 3, '10.244.1.11'), { name: 'n1p3', netns: 'kmct1-n1p3', node: 1, ip: '10.244.1.11', style: 'calico' });
+  const cmds = podCommands(spec, 1, 3, '10.244.1.11').map(line);
+  assert.ok(cmds.includes('kmct1-n1: ip link add kmcv3 type veth peer name eth0 netns kmct1-n1p3'));
+  assert.ok(cmds.includes('kmct1-n1: ip route add 10.244.1.11/32 dev kmcv3'));
+  assert.ok(cmds.includes('kmct1-n1p3: ip addr add 10.244.1.11/32 dev eth0'));
+  assert.equal(cmds.some((c) => c.includes('10.244.1.13')), false, 'the planned IP of index 3 is not used');
+  assert.ok(podCommands(spec, 2, 5, '10.244.2.11').map(line).includes('kmct1-n2p5: ip addr add 10.244.2.11/24 dev eth0'));
+});
+
+test('an IP outside the node\'s pod CIDR is refused with the range', () => {
+  assert.throws(() => planPod(spec, 1, 3, '10.244.2.11'), (e: unknown) => e instanceof ConfigError && /10\.244\.1\.0\/24/.test(e.message));
+  assert.throws(() => planPod(spec, 2, 3, '10.244.2.1'), ConfigError, 'the bridge gateway');
+  assert.equal(isPodIpOfNode('10.244.1.11', 1), true);
+  assert.equal(isPodIpOfNode('10.244.1.1', 1), false);
+  assert.equal(isPodIpOfNode('10.244.1.251', 1), false);
+  assert.equal(isPodIpOfNode('10.244.1.x', 1), false);
 });
 
 test('nothing but `ip netns add` runs in the root namespace', () => {
