@@ -11,7 +11,7 @@ export function registerDemo(program: Command): void {
     .description(
       'Builds a simulated cluster of network namespaces (a router that forwards unicast only, calico-style and ' +
         'bridge-style nodes, pods, a DNS server for the headless Service), shows that multicast and broadcast do ' +
-        'not cross nodes, starts a kmcast agent in every pod, shows that every pod now receives every other pod\'s ' +
+        'not cross nodes, starts kmcast (an agent in every pod, or with --mode node one agent per node), shows that every pod now receives every other pod\'s ' +
         'multicast, link-local multicast and broadcast exactly once, and tears everything down.',
     )
     .option('--nodes <styles|n>', 'node styles, e.g. calico,bridge,calico, or a count (alternating)', 'calico,bridge,calico')
@@ -19,17 +19,27 @@ export function registerDemo(program: Command): void {
     .option('--mtu <n>', 'underlay MTU', '1500')
     .option('--id <id>', 'lab id (namespace names start with kmc<id>-)', 'demo')
     .option('--keep', 'leave the lab and agents running at the end')
+    .option('--mode <mode>', 'sidecar: a kmcast agent in every pod; node: one kmcast node agent per node, apps with no capability', 'sidecar')
     .addHelpText(
       'after',
       `
+Modes:
+  sidecar  every pod gets a kmcast agent with NET_ADMIN and a VXLAN device vx0 (kmcast inject).
+  node     one kmcast node agent per node namespace (the kmcast-node DaemonSet); the pods hold no
+           agent and no capability: the apps run as uid 65534, join on eth0 by index, and each pod
+           runs kmcast wait (uid 65532, no capability) until its node agent programmed it
+           (kmcast inject --mode node; docs/node-mode.md).
+
 Exit codes: 0 every cell of the final matrix is exactly right; 1 some cell is not; 3 not root.
 
 Examples:
   sudo kmcast demo
   sudo kmcast demo --nodes 4 --pods 3
+  sudo kmcast demo --mode node
   sudo kmcast demo --keep && sudo kmcast lab exec --id demo n1p1 -- bridge mdb show dev vx0`,
     )
-    .action(async (flags: { nodes: string; pods: string; mtu: string; id: string; keep?: boolean }) => {
+    .action(async (flags: { nodes: string; pods: string; mtu: string; id: string; keep?: boolean; mode: string }) => {
+      if (flags.mode !== 'sidecar' && flags.mode !== 'node') throw new ConfigError(`--mode: invalid value ${JSON.stringify(flags.mode)} (sidecar or node)`);
       if (process.getuid?.() !== 0) throw new CapabilityError('kmcast demo needs root (it builds network namespaces): run it with sudo');
       const int = (flag: string, v: string, min: number, max: number): number => {
         if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(`${flag}: invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
@@ -41,6 +51,7 @@ Examples:
         podsPerNode: int('--pods', flags.pods, 1, 20),
         mtu: int('--mtu', flags.mtu, 1280, 9000),
         keep: flags.keep ?? false,
+        mode: flags.mode,
         runner: new ExecRunner(),
         print: (line = '') => process.stdout.write(`${line}\n`),
       });

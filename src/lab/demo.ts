@@ -2,12 +2,15 @@
  * `kmcast demo`: the whole story on a simulated cluster. Builds a mixed lab, shows that multicast
  * and broadcast do not cross nodes, starts the agents, shows that every pod now receives every
  * other pod's multicast, link-local multicast and broadcast exactly once, and tears down.
+ * `mode: 'sidecar'` runs an agent in every pod; `mode: 'node'` one node agent per node, with apps
+ * that hold no capability (demo-node.ts).
  */
 import { IpClient } from '../iproute2/client.js';
 import type { Runner } from '../iproute2/runner.js';
 import { labDown, labUp, setServiceMembers } from './lab.js';
 import { DEFAULT_SERVICE } from './plan.js';
-import type { AgentHandle } from './process.js';
+import { DEMO_NODE_DEVICE, nodeStatus, nodesReplicate, startNodeAgents, waitEveryPod } from './demo-node.js';
+import type { AgentHandle, NodeAgentHandle } from './process.js';
 import { podFetch, startAgentProcess, waitFor } from './process.js';
 import type { Matrix, TrafficKind } from './traffic.js';
 import { formatMatrix, matrixCells, trafficMatrix } from './traffic.js';
@@ -20,11 +23,15 @@ export interface DemoOptions {
   readonly mtu: number;
   /** Leave the lab and agents running at the end (`kmcast lab down` removes them). */
   readonly keep: boolean;
+  /** 'sidecar' (default): an agent in every pod; 'node': one node agent per node, unprivileged apps. */
+  readonly mode?: DemoMode;
   readonly runner: Runner;
   readonly print: (line?: string) => void;
   /** Print the next commands with `sudo` (default: when SUDO_USER says the demo ran under sudo). */
   readonly sudo?: boolean;
 }
+
+export type DemoMode = 'sidecar' | 'node';
 
 export interface DemoResult {
   readonly ok: boolean;
@@ -56,10 +63,21 @@ export function wrongCells(m: Matrix): { kind: TrafficKind; from: string; to: st
  * the commands go through npx, which runs the checkout's own bin (package.json "bin"); `sudo`
  * is printed only when the demo itself ran under sudo. Pure.
  */
-export function nextSteps(o: { id: string; keep: boolean; sudo: boolean }): string[] {
+export function nextSteps(o: { id: string; keep: boolean; sudo: boolean; mode?: DemoMode }): string[] {
   const k = `${o.sudo ? 'sudo ' : ''}npx kmcast`;
   const id = o.keep ? ` --id ${o.id}` : '';
   const pad = (cmd: string, why: string): string => `  ${cmd.padEnd(54)} # ${why}`;
+  if (o.mode === 'node') {
+    const inNode1 = `${o.sudo ? 'sudo ' : ''}ip netns exec kmc${o.id}-n1`;
+    return [
+      o.keep ? pad(`${k} lab down${id}`, 'remove it when done') : pad(`${k} demo --mode node --keep`, 'the same, left running to explore'),
+      pad(`${inNode1} nft list table netdev kmcast-node`, 'capture and delivery on node 1'),
+      pad(`${inNode1} bridge mdb show dev ${DEMO_NODE_DEVICE}`, 'which nodes get which group'),
+      pad(`${inNode1} npx kmcast status --node`, "node 1's agent: members, peers, chains"),
+      pad(`npx kmcast inject --mode node -f app.yaml`, 'the init container for your Deployment'),
+      '  docs/node-mode.md, docs/kubernetes.md',
+    ];
+  }
   return [
     o.keep ? pad(`${k} lab down${id}`, 'remove it when done') : pad(`${k} demo --keep`, 'the same, left running to explore'),
     pad(`${k} lab exec${id} n1p1 -- bridge fdb show dev vx0`, "flood list; 'bridge mdb show' for groups"),
@@ -74,7 +92,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = Date.now();
   const { print, runner } = o;
   const step = (n: number, text: string): void => print(`\n[${n}/5] ${text}  (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  const agents: AgentHandle[] = [];
+  const mode = o.mode ?? 'sidecar';
+  const agents: Array<AgentHandle | NodeAgentHandle> = [];
+  const apps = mode === 'node' ? ('unprivileged' as const) : ('root' as const);
   let lab: Lab | undefined;
   await labDown(runner, { id: o.id }); // a previous demo that was killed
   try {
@@ -94,7 +114,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const nodeOf = new Map(lab.pods.map((p) => [p.name, p.node]));
 
     step(2, 'Baseline, no kmcast: every pod sends 3 datagrams of each kind; python3 receivers count them');
-    const base = await trafficMatrix(lab);
+    if (mode === 'node') print('      The apps run as uid 65534 with no capability; receivers join on eth0 by interface index.');
+    const base = await trafficMatrix(lab, { apps });
     let baselineCrossNode = 0;
     for (const kind of base.kinds) {
       const cross = crossNodeTotal(base, kind, nodeOf);
@@ -105,18 +126,30 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     print('\n      Only pods sharing a bridge hear each other; across nodes nothing arrives. This is what');
     print('      multicast apps (JGroups, DDS, mDNS, market data) see on Calico, Flannel and cloud CNIs.');
 
-    step(3, `Starting the kmcast agent in every pod (what the sidecar does): vx0, a VXLAN device per pod`);
-    print('      Peers come from the headless Service (the lab DNS); each agent announces the groups its');
-    print('      apps joined, and programs flood entries (broadcast, 224.0.0.x) and per-group entries.');
-    // With --keep the agents must outlive this process, like `kmcast lab up --agents`.
-    for (const pod of lab.pods) agents.push(await startAgentProcess(lab, pod, [], { detached: o.keep }));
-    const t3 = Date.now();
-    await waitFor('every agent to report ready on /readyz', () => allReady(lab!.pods), 20_000, 200);
-    await waitFor('every agent to reach every peer', () => converged(runner, lab!.pods), 15_000, 200);
-    print(`      ${agents.length} agents ready and every vx0 flooding to its ${lab.pods.length - 1} peers after ${((Date.now() - t3) / 1000).toFixed(1)} s.`);
+    if (mode === 'node') {
+      step(3, 'Starting one kmcast node agent per node (the kmcast-node DaemonSet): the pods stay untouched');
+      print('      Each agent finds its local members (the Service\'s DNS answer, each pod\'s route to its host');
+      print(`      veth), captures their multicast and broadcast at the host veth (nftables netdev ingress),`);
+      print(`      copies it to the node's other members and sends one VXLAN copy (${DEMO_NODE_DEVICE}) per member node.`);
+      agents.push(...(await startNodeAgents(lab, o.keep)));
+      print('      In every pod, `kmcast wait` (the init container; uid 65532, no capability) asks its node agent');
+      print('      at the node IP, port 9471, until the pod is programmed.');
+      const ms = await waitEveryPod(lab, 30);
+      print(`      ${lab.nodes.length} node agents running; every one of the ${lab.pods.length} pods' waits exited 0 after ${(ms / 1000).toFixed(1)} s.`);
+    } else {
+      step(3, `Starting the kmcast agent in every pod (what the sidecar does): vx0, a VXLAN device per pod`);
+      print('      Peers come from the headless Service (the lab DNS); each agent announces the groups its');
+      print('      apps joined, and programs flood entries (broadcast, 224.0.0.x) and per-group entries.');
+      // With --keep the agents must outlive this process, like `kmcast lab up --agents`.
+      for (const pod of lab.pods) agents.push(await startAgentProcess(lab, pod, [], { detached: o.keep }));
+      const t3 = Date.now();
+      await waitFor('every agent to report ready on /readyz', () => allReady(lab!.pods), 20_000, 200);
+      await waitFor('every agent to reach every peer', () => converged(runner, lab!.pods), 15_000, 200);
+      print(`      ${agents.length} agents ready and every vx0 flooding to its ${lab.pods.length - 1} peers after ${((Date.now() - t3) / 1000).toFixed(1)} s.`);
+    }
 
     step(4, 'Same traffic again, with kmcast');
-    const after = await trafficMatrix(lab, { awaitJoinsMs: 10_000 });
+    const after = await trafficMatrix(lab, { apps, awaitJoinsMs: 10_000, ...(mode === 'node' ? { joined: (g: string) => nodesReplicate(runner, lab!, g) } : {}) });
     for (const kind of after.kinds) {
       print(`\n  ${KIND_TITLE[kind]}: ${crossNodeTotal(after, kind, nodeOf)} datagrams crossed nodes`);
       print(indent(formatMatrix(after, kind)));
@@ -130,14 +163,20 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     } else {
       print(`  FAILED: ${wrong.length} cells are not exactly ${after.sent}:`);
       for (const w of wrong.slice(0, 12)) print(`      ${w.kind} ${w.from} -> ${w.to}: ${w.count}`);
-      print(`      agent logs: ${lab.stateDir}/<pod>.agent.log`);
+      print(`      agent logs: ${lab.stateDir}/${mode === 'node' ? 'n<i>.node.log' : '<pod>.agent.log'}`);
     }
 
-    const sample = JSON.parse((await podFetch(lab.pods[0]!, '/status')).body) as { peers: { state: string }[]; entries: { fdb: number; mdb: number } };
     step(5, o.keep ? 'Leaving the lab running' : 'Tearing the lab down');
-    print(`      ${lab.pods[0]!.name}'s agent: ${sample.peers.filter((p) => p.state === 'alive').length} peers alive, ${sample.entries.fdb} flood entries, ${sample.entries.mdb} group entries`);
+    if (mode === 'node') {
+      const st = await nodeStatus(lab);
+      const d = st.domains[0];
+      print(`      node 1's agent: ${d?.peers.filter((p) => p.state === 'alive').length ?? 0} peer nodes alive, ${d?.localMembers.length ?? 0} local members, ${st.ruleset.chains} nftables chains, ${d?.entries.mdb ?? 0} group entries`);
+    } else {
+      const sample = JSON.parse((await podFetch(lab.pods[0]!, '/status')).body) as { peers: { state: string }[]; entries: { fdb: number; mdb: number } };
+      print(`      ${lab.pods[0]!.name}'s agent: ${sample.peers.filter((p) => p.state === 'alive').length} peers alive, ${sample.entries.fdb} flood entries, ${sample.entries.mdb} group entries`);
+    }
     print('\nWhere to look next:');
-    for (const line of nextSteps({ id: o.id, keep: o.keep, sudo: o.sudo ?? process.env.SUDO_USER !== undefined })) print(line);
+    for (const line of nextSteps({ id: o.id, keep: o.keep, sudo: o.sudo ?? process.env.SUDO_USER !== undefined, mode })) print(line);
     return { ok, baselineCrossNode, wrongCells: wrong.length, seconds: (Date.now() - t0) / 1000 };
   } finally {
     if (!o.keep) {

@@ -10,6 +10,7 @@ import { KmcastError } from '../errors.js';
 import { IpClient } from '../iproute2/client.js';
 import { ExecRunner } from '../iproute2/runner.js';
 import type { Lab, LabPod } from './types.js';
+import { UNPRIVILEGED } from './node-apps.js';
 import { findPython, findTool, runInNetns, spawnInNetns, waitExit } from './process.js';
 
 export type TrafficKind = 'multicast' | 'linklocal' | 'broadcast';
@@ -47,6 +48,17 @@ export interface TrafficOptions {
    * without vx0 (the baseline) are not waited for.
    */
   readonly awaitJoinsMs?: number;
+  /**
+   * How awaitJoinsMs decides every receiver's join is replicated (default: groupRegistered, the
+   * pods' vx0). Node mode has no vx0 in the pods: its caller checks the node devices instead.
+   */
+  readonly joined?: (group: string) => Promise<boolean>;
+  /**
+   * 'root' (default): receivers join with no interface named, as apps do under the sidecar.
+   * 'unprivileged': the apps node mode serves: uid 65534 and no capability (receivers and
+   * senders), receivers joined on eth0 by interface index.
+   */
+  readonly apps?: 'root' | 'unprivileged';
 }
 
 /** True when every pod that has vx0 holds an MDB entry for `group` towards every other pod. */
@@ -71,15 +83,19 @@ const RECEIVER_MAX_S = 60;
 
 // Binds 0.0.0.0:port with SO_REUSEADDR, joins both groups with no interface named (the kernel
 // picks the interface of the group's route: eth0 at baseline, vx0 once kmcast routes 224.0.0.0/4),
+// or, with a 6th argument, on that interface by index (ip_mreqn),
 // prints READY, counts (kind, source address) until stdin closes, drains, prints JSON.
 export const RECEIVER_PY = `
 import json, os, select, socket, struct, sys, time
 port, group, llgroup, nonce, maxs = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+ifname = sys.argv[6] if len(sys.argv) > 6 else ''
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('0.0.0.0', port))
 for g in (group, llgroup):
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4s', socket.inet_aton(g), socket.inet_aton('0.0.0.0')))
+    if ifname: mreq = struct.pack('4s4si', socket.inet_aton(g), socket.inet_aton('0.0.0.0'), socket.if_nametoindex(ifname))
+    else: mreq = struct.pack('4s4s', socket.inet_aton(g), socket.inet_aton('0.0.0.0'))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
 counts, other = {}, 0
 def take():
     global other
@@ -210,11 +226,13 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
   const o = { group: opts.group ?? DEFAULT_GROUP, linkLocalGroup: opts.linkLocalGroup ?? DEFAULT_LINKLOCAL_GROUP, port: opts.port ?? DEFAULT_TRAFFIC_PORT };
   // A fresh token per run, so a late datagram of an earlier run is never counted in this one.
   const nonce = randomBytes(4).toString('hex');
+  const unpriv = opts.apps === 'unprivileged';
+  const as = unpriv ? UNPRIVILEGED : [];
 
   const receivers: Receiver[] = pods.map((pod) => {
     const child = spawnInNetns(
       pod.netns,
-      [python, '-c', RECEIVER_PY, String(o.port), o.group, o.linkLocalGroup, nonce, String(RECEIVER_MAX_S)],
+      [...as, python, '-c', RECEIVER_PY, String(o.port), o.group, o.linkLocalGroup, nonce, String(RECEIVER_MAX_S), ...(unpriv ? ['eth0'] : [])],
       { stdin: 'pipe' },
     );
     const r: Receiver = { pod, child, out: '', err: '' };
@@ -230,7 +248,8 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
     if (opts.awaitJoinsMs && kinds.includes('multicast')) {
       const deadline = Date.now() + opts.awaitJoinsMs;
       // Past the deadline the matrix itself shows which pairs were not replicated.
-      while (Date.now() < deadline && !(await groupRegistered(pods, o.group))) await sleep(50);
+      const joined = opts.joined ?? ((g: string) => groupRegistered(pods, g));
+      while (Date.now() < deadline && !(await joined(o.group).catch(() => false))) await sleep(50);
     }
     if (opts.settleMs) await sleep(opts.settleMs);
     await Promise.all(
@@ -240,7 +259,7 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
             // One socat per datagram: socat sends one datagram per read of its input, and a
             // single pipe write of several lines could arrive as one read.
             const payload = `kmcast-matrix ${nonce} ${kind} ${pod.name} ${seq}\n`;
-            const res = await runInNetns(pod.netns, [socat, '-u', 'STDIN', socatAddress(kind, o)], 5000, payload);
+            const res = await runInNetns(pod.netns, [...as, socat, '-u', 'STDIN', socatAddress(kind, o)], 5000, payload);
             if (res.code !== 0) throw new KmcastError(`send ${kind} from pod ${pod.name} with socat: ${res.stderr.trim() || `exit code ${String(res.code)}`}`);
           }
         }
