@@ -6,6 +6,8 @@ import { ExecRunner } from '../iproute2/runner.js';
 import { doctorExitCode, evaluate, formatDoctor, gatherFacts, systemDoctorDeps } from '../agent/doctor.js';
 import type { DoctorOptions } from '../agent/doctor.js';
 import { DEFAULT_STATUS_URL } from '../agent/status-format.js';
+import { evaluateNode, gatherNodeFacts, systemNodeDoctorDeps } from '../node/doctor.js';
+import { DEFAULT_NODE_STATUS_URL } from '../node/status-format.js';
 
 interface DoctorFlags {
   readonly interface?: string;
@@ -16,6 +18,7 @@ interface DoctorFlags {
   readonly controlPort: string;
   readonly url: string;
   readonly json?: boolean;
+  readonly node?: boolean;
 }
 
 /** Flags (and the agent's KMCAST_* env vars, so the same pod spec works) to DoctorOptions. */
@@ -62,6 +65,7 @@ export function registerDoctor(program: Command): void {
     .option('--control-port <n>', "the peers' control port", '7470')
     .option('--url <url>', "the local agent's HTTP address; when it answers, its peer states are used", DEFAULT_STATUS_URL)
     .option('--json', 'print the checks as JSON')
+    .option('--node', `check a node for node mode instead (CAP_NET_ADMIN, nftables netdev dup/fwd, /var/run/netns, the node agent; --url defaults to ${DEFAULT_NODE_STATUS_URL})`)
     .addHelpText(
       'after',
       `
@@ -69,14 +73,26 @@ Each check prints OK, WARN or FAIL (SKIP when it does not apply) with a detail a
 FAIL, the fix. It creates and deletes a throwaway vxlan link (kmcdoc...) in the current network
 namespace and sends one empty UDP datagram to each peer's control port; nothing else changes.
 
+With --node it checks a node (run it there as root, or in the kmcast-node pod): CAP_NET_ADMIN,
+that the kernel accepts the capture chain (nftables netdev ingress with dup and fwd; nft --check,
+nothing is installed), that /var/run/netns is readable, and the node agent's /status.
+
 Exit codes: 0 no check failed, 1 at least one FAIL, 2 bad flags.
 
 Examples:
   kubectl exec app-0 -c kmcast -- kmcast doctor --service app-mcast.default.svc.cluster.local
   kmcast doctor --interface eth0 --peers 10.244.1.11,10.244.2.12 --json
-  sudo kmcast lab exec n1p1 -- kmcast doctor --service kmcast-peers.default.svc.cluster.local`,
+  sudo kmcast lab exec n1p1 -- kmcast doctor --service kmcast-peers.default.svc.cluster.local
+  kubectl exec -n kmcast-node ds/kmcast-node -- kmcast doctor --node`,
     )
     .action(async (flags: DoctorFlags) => {
+      if (flags.node) {
+        const nodeOpts = { statusUrl: flags.url === DEFAULT_STATUS_URL ? DEFAULT_NODE_STATUS_URL : flags.url };
+        const results = evaluateNode(await gatherNodeFacts(nodeOpts, systemNodeDoctorDeps(new ExecRunner())), nodeOpts);
+        process.stdout.write(flags.json ? `${JSON.stringify({ checks: results }, null, 2)}\n` : formatDoctor(results));
+        process.exitCode = doctorExitCode(results);
+        return;
+      }
       const opts = doctorOptions(flags, process.env);
       const facts = await gatherFacts(opts, systemDoctorDeps(new ExecRunner()));
       const results = evaluate(facts, opts);

@@ -162,6 +162,18 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     }
   });
 
+  test('kmcast doctor --node on node 1 with its agent running: every check OK', async (t) => {
+    if (!needRoot(t)) return;
+    const r = await runInNetns(node(1).netns, [process.execPath, KMCAST_MAIN, 'doctor', '--node', '--json'], 20_000);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const checks = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; detail: string }> }).checks;
+    assert.deepEqual(checks.map((c) => `${c.id} ${c.status}`), ['node-capability OK', 'node-nft-netdev OK', 'node-netns-dir OK', 'node-agent OK'], JSON.stringify(checks));
+    assert.match(checks[3]!.detail, /ready, 1 domains, 1 local members/);
+    // Nothing was installed by the probe.
+    const tables = await runner.run(['nft', 'list', 'tables'], { netns: node(1).netns });
+    assert.doesNotMatch(tables.stdout, /kmcdoctor/);
+  });
+
   test('(c) a pod in no domain is told not_member and does not start', async (t) => {
     if (!needRoot(t)) return;
     await seen(w12, /the node agent lists pod 10\.244\.1\.12 in no domain yet/);

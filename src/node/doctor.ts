@@ -1,0 +1,158 @@
+/**
+ * `kmcast doctor --node`: run on a node (or in the kmcast-node agent's pod), checks what node
+ * mode needs there: CAP_NET_ADMIN, nftables netdev ingress with `dup to` and `fwd to` (checked by
+ * the kernel with `nft --check`, nothing is installed), a readable /var/run/netns (the agent
+ * opens each pod's namespace by its path), and the node agent's /status. As with the pod doctor
+ * (src/agent/doctor.ts), gathering goes through narrow dependencies and `evaluateNode` is pure.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { errorMessage } from '../errors.js';
+import type { Runner } from '../iproute2/runner.js';
+import type { CheckResult } from '../agent/doctor.js';
+import { CAP_NET_ADMIN, capEffOf, hasCapability } from '../agent/host.js';
+import { CAPTURE_SET } from './nft.js';
+import { fetchNodeStatus } from './status-format.js';
+import type { NodeStatus } from './status-types.js';
+
+/** Where the container runtime binds pod network namespaces (the node agent mounts it). */
+export const NETNS_DIR = '/var/run/netns';
+
+export interface NodeDoctorOptions {
+  /** The node agent's base URL, default http://127.0.0.1:9471. */
+  readonly statusUrl: string;
+  readonly netnsDir?: string;
+}
+
+export type Outcome<T> = ({ readonly ok: true } & T) | { readonly ok: false; readonly error: string };
+
+export interface NodeDoctorFacts {
+  /** Hex CapEff from /proc/self/status; null when unreadable. */
+  readonly capEff: string | null;
+  /** `nft --check` of the probe ruleset; `error` is nft's message (or why nft could not run). */
+  readonly nftProbe: Outcome<Record<never, never>>;
+  readonly netnsDir: Outcome<{ readonly entries: number }>;
+  readonly agent: Outcome<{ readonly status: NodeStatus }>;
+}
+
+export interface NodeDoctorDeps {
+  readonly runner: Runner;
+  readFile(path: string): Promise<string>;
+  readdir(path: string): Promise<string[]>;
+  fetchStatus(url: string): Promise<NodeStatus>;
+}
+
+/**
+ * A throwaway table in the shape the agent installs (an ingress chain at priority -500 whose rule
+ * matches the capture set, counts, duplicates and forwards), on `lo`. Checked, never applied. Pure.
+ */
+export function nftProbeScript(table = 'kmcdoctor'): string {
+  return [
+    `table netdev ${table} {`,
+    '  chain probe {',
+    '    type filter hook ingress device "lo" priority -500; policy accept;',
+    `    ip daddr ${CAPTURE_SET} counter dup to "lo" fwd to "lo"`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+export async function gatherNodeFacts(o: NodeDoctorOptions, d: NodeDoctorDeps): Promise<NodeDoctorFacts> {
+  const capEff = await d.readFile('/proc/self/status').then(capEffOf, () => null);
+  const nftProbe = await d.runner.run(['nft', '--check', '-f', '-'], { input: nftProbeScript(), allowFail: true }).then(
+    (r) => (r.code === 0 ? { ok: true as const } : { ok: false as const, error: r.stderr.trim() || `exit code ${String(r.code)}` }),
+    (err: unknown) => ({ ok: false as const, error: errorMessage(err) }),
+  );
+  const netnsDir = await d.readdir(o.netnsDir ?? NETNS_DIR).then(
+    (names) => ({ ok: true as const, entries: names.length }),
+    (err: NodeJS.ErrnoException) => ({ ok: false as const, error: err.code ?? err.message }),
+  );
+  const agent = await d.fetchStatus(o.statusUrl).then(
+    (status) => ({ ok: true as const, status }),
+    (err: unknown) => ({ ok: false as const, error: errorMessage(err) }),
+  );
+  return { capEff, nftProbe, netnsDir, agent };
+}
+
+/** Facts -> verdicts. Pure. */
+export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckResult[] {
+  const out: CheckResult[] = [];
+  const dir = o.netnsDir ?? NETNS_DIR;
+  const admin = f.capEff !== null && hasCapability(f.capEff, CAP_NET_ADMIN);
+  out.push(
+    admin
+      ? { id: 'node-capability', title: 'CAP_NET_ADMIN', status: 'OK', detail: 'held (the agent programs links, the MDB and nftables)' }
+      : {
+          id: 'node-capability',
+          title: 'CAP_NET_ADMIN',
+          status: 'FAIL',
+          detail: f.capEff === null ? 'cannot read /proc/self/status' : `not in the effective set (CapEff ${f.capEff})`,
+          fix: 'run on the node as root, or in the kmcast-node pod (its securityContext adds NET_ADMIN and SYS_ADMIN)',
+        },
+  );
+  if (f.nftProbe.ok) {
+    out.push({ id: 'node-nft-netdev', title: 'nftables netdev ingress, dup and fwd', status: 'OK', detail: 'the kernel accepts the capture chain (nft --check, nothing installed)' });
+  } else {
+    const noCap = /Operation not permitted/.test(f.nftProbe.error);
+    out.push({
+      id: 'node-nft-netdev',
+      title: 'nftables netdev ingress, dup and fwd',
+      status: 'FAIL',
+      detail: `nft --check refused the capture chain: ${f.nftProbe.error.split('\n')[0] ?? ''}`,
+      fix: noCap
+        ? 'needs CAP_NET_ADMIN: run as root on the node or in the kmcast-node pod'
+        : /not found|ENOENT|spawn/i.test(f.nftProbe.error)
+          ? 'install nftables (the nft binary), e.g. apt-get install nftables'
+          : 'the kernel needs nf_tables with the netdev family and nft_fwd_netdev/nft_dup_netdev (CONFIG_NF_TABLES_NETDEV, CONFIG_NFT_FWD_NETDEV, CONFIG_NFT_DUP_NETDEV); modprobe nft_fwd_netdev nft_dup_netdev',
+    });
+  }
+  out.push(
+    f.netnsDir.ok
+      ? { id: 'node-netns-dir', title: `${dir} readable`, status: 'OK', detail: `${f.netnsDir.entries} namespaces listed` }
+      : {
+          id: 'node-netns-dir',
+          title: `${dir} readable`,
+          status: 'FAIL',
+          detail: `cannot list it: ${f.netnsDir.error}`,
+          fix:
+            f.netnsDir.error === 'ENOENT'
+              ? `mount the host's ${dir} into the kmcast-node pod (hostPath, mountPropagation: HostToContainer); without it the agent answers no_netns for every pod`
+              : `run as root, or mount ${dir} readable into the kmcast-node pod`,
+        },
+  );
+  if (!f.agent.ok) {
+    out.push({
+      id: 'node-agent',
+      title: 'node agent /status',
+      status: 'FAIL',
+      detail: f.agent.error,
+      fix: `start kmcast node (the kmcast-node DaemonSet, deploy/node) or give its --http address with --url; pods stay in kmcast wait until it answers`,
+    });
+    return out;
+  }
+  const st = f.agent.status;
+  const members = st.domains.reduce((n, d) => n + d.localMembers.length, 0);
+  const pending = st.domains.flatMap((d) => d.localMembers.filter((m) => !m.programmed).map((m) => `${m.podIp} (${m.reason ?? 'pending'})`));
+  const problems = [...(st.ready ? [] : ['not ready']), ...(st.ruleset.installed ? [] : [`ruleset not installed${st.ruleset.lastError ? `: ${st.ruleset.lastError}` : ''}`])];
+  out.push(
+    problems.length === 0
+      ? {
+          id: 'node-agent',
+          title: 'node agent /status',
+          status: pending.length ? 'WARN' : 'OK',
+          detail: `ready, ${st.domains.length} domains, ${members} local members, ${st.ruleset.chains} chains${pending.length ? `; not programmed: ${pending.join(', ')}` : ''}`,
+          ...(pending.length ? { fix: 'kmcast status --node shows each member; not_member: the pod is in no --service answer; no_netns: mount /var/run/netns' } : {}),
+        }
+      : { id: 'node-agent', title: 'node agent /status', status: 'FAIL', detail: problems.join('; '), fix: 'read the agent log (kubectl logs -n kmcast-node ds/kmcast-node) and kmcast status --node' },
+  );
+  return out;
+}
+
+export function systemNodeDoctorDeps(runner: Runner): NodeDoctorDeps {
+  return {
+    runner,
+    readFile: async (path) => await readFile(path, 'utf8'),
+    readdir: async (path) => await readdir(path),
+    fetchStatus: async (url) => await fetchNodeStatus(url, 1500),
+  };
+}

@@ -1,0 +1,83 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { evaluateNode, gatherNodeFacts, nftProbeScript } from '../../../src/node/doctor.js';
+import type { NodeDoctorDeps, NodeDoctorFacts } from '../../../src/node/doctor.js';
+import type { NodeStatus } from '../../../src/node/status-types.js';
+
+const OPTS = { statusUrl: 'http://127.0.0.1:9471' };
+const ROOT_STATUS = 'Name:\tnode\nCapEff:\t000001ffffffffff\n';
+
+function status(over: Partial<NodeStatus> = {}, members: NodeStatus['domains'][number]['localMembers'] = []): NodeStatus {
+  return {
+    mode: 'node', version: '0.1.0', nodeIp: '172.31.1.2', uplink: 'kmcup', vxlanPort: 7472, controlPort: 7473, ready: true, authenticated: true, unregistered: 'drop',
+    domains: [{ service: 'app.default.svc.cluster.local', vni: 100, device: 'kmcvx100', label: 'x', listed: [], localMembers: members, announced: true, groups: [], peers: [], entries: { fdb: 1, mdb: 0 } }],
+    ruleset: { installed: true, chains: 3 }, allowList: { installed: true, peers: 2 }, drops: { control: {} },
+    ...over,
+  };
+}
+
+function deps(runner: FakeRunner, over: Partial<NodeDoctorDeps> = {}): NodeDoctorDeps {
+  return {
+    runner,
+    readFile: async (p) => (p === '/proc/self/status' ? ROOT_STATUS : Promise.reject(new Error('no'))),
+    readdir: async () => ['cni-1', 'cni-2'],
+    fetchStatus: async () => status(),
+    ...over,
+  };
+}
+
+const OK_FACTS: NodeDoctorFacts = { capEff: '000001ffffffffff', nftProbe: { ok: true }, netnsDir: { ok: true, entries: 2 }, agent: { ok: true, status: status() } };
+const byId = (r: ReturnType<typeof evaluateNode>, id: string) => r.find((c) => c.id === id)!;
+
+describe('node doctor', () => {
+  it('checks the capture chain with nft --check only: one command, the probe script on stdin', async () => {
+    const runner = new FakeRunner().on('nft --check', { code: 0 });
+    const f = await gatherNodeFacts(OPTS, deps(runner));
+    assert.deepEqual(runner.commands(), ['nft --check -f -']);
+    assert.equal(runner.calls[0]!.input, nftProbeScript());
+    assert.equal(runner.calls[0]!.netns, undefined);
+    assert.deepEqual(f, { ...OK_FACTS });
+  });
+
+  it('the probe is the agent\'s capture rule shape: ingress at -500, the capture set, counter, dup, fwd', () => {
+    assert.equal(
+      nftProbeScript('t'),
+      'table netdev t {\n  chain probe {\n    type filter hook ingress device "lo" priority -500; policy accept;\n    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "lo" fwd to "lo"\n  }\n}\n',
+    );
+  });
+
+  it('gathers failures as facts, never throws', async () => {
+    const runner = new FakeRunner().on('nft --check', { code: 1, stderr: 'Error: Could not process rule: No such file or directory\n' });
+    const enoent = Object.assign(new Error('nope'), { code: 'ENOENT' });
+    const f = await gatherNodeFacts(OPTS, deps(runner, { readdir: async () => Promise.reject(enoent), fetchStatus: async () => Promise.reject(new Error('ECONNREFUSED')), readFile: async () => Promise.reject(new Error('x')) }));
+    assert.deepEqual(f, { capEff: null, nftProbe: { ok: false, error: 'Error: Could not process rule: No such file or directory' }, netnsDir: { ok: false, error: 'ENOENT' }, agent: { ok: false, error: 'ECONNREFUSED' } });
+  });
+
+  it('all OK on a healthy node', () => {
+    const r = evaluateNode(OK_FACTS, OPTS);
+    assert.deepEqual(r.map((c) => [c.id, c.status]), [['node-capability', 'OK'], ['node-nft-netdev', 'OK'], ['node-netns-dir', 'OK'], ['node-agent', 'OK']]);
+    assert.match(byId(r, 'node-agent').detail, /ready, 1 domains, 0 local members, 3 chains/);
+  });
+
+  it('each failure has a fix that names what to do', () => {
+    const r = evaluateNode({ capEff: '0000000000000000', nftProbe: { ok: false, error: 'Error: Could not process rule: No such file or directory' }, netnsDir: { ok: false, error: 'ENOENT' }, agent: { ok: false, error: 'ECONNREFUSED' } }, OPTS);
+    assert.ok(r.every((c) => c.status === 'FAIL' && c.fix), JSON.stringify(r));
+    assert.match(byId(r, 'node-nft-netdev').fix!, /CONFIG_NFT_FWD_NETDEV/);
+    assert.match(byId(r, 'node-netns-dir').fix!, /mountPropagation: HostToContainer/);
+    assert.match(byId(r, 'node-agent').fix!, /kmcast-node DaemonSet/);
+    const perm = evaluateNode({ ...OK_FACTS, nftProbe: { ok: false, error: 'netlink: Error: cache initialization failed: Operation not permitted' } }, OPTS);
+    assert.match(byId(perm, 'node-nft-netdev').fix!, /needs CAP_NET_ADMIN/);
+    const noNft = evaluateNode({ ...OK_FACTS, nftProbe: { ok: false, error: 'spawn nft ENOENT' } }, OPTS);
+    assert.match(byId(noNft, 'node-nft-netdev').fix!, /install nftables/);
+  });
+
+  it('an agent that is not ready or has no ruleset fails; unprogrammed members warn with their reasons', () => {
+    const bad = evaluateNode({ ...OK_FACTS, agent: { ok: true, status: status({ ready: false, ruleset: { installed: false, chains: 0, lastError: 'nft: exit 1' } }) } }, OPTS);
+    assert.equal(byId(bad, 'node-agent').status, 'FAIL');
+    assert.equal(byId(bad, 'node-agent').detail, 'not ready; ruleset not installed: nft: exit 1');
+    const warn = evaluateNode({ ...OK_FACTS, agent: { ok: true, status: status({}, [{ podIp: '10.244.1.11', groups: [], programmed: false, reason: 'no_netns' }, { podIp: '10.244.1.12', groups: [], programmed: true }]) } }, OPTS);
+    assert.equal(byId(warn, 'node-agent').status, 'WARN');
+    assert.match(byId(warn, 'node-agent').detail, /2 local members, 3 chains; not programmed: 10\.244\.1\.11 \(no_netns\)$/);
+  });
+});
