@@ -106,6 +106,16 @@ export class IpClient {
     return r.code === 0 ? parseRouteGet(r.stdout) : undefined;
   }
 
+  /** Every IPv4 route of every table (`ip -4 -j route show table all`). */
+  async routes4(): Promise<RouteEntry[]> {
+    return parseRoutes((await this.runner.run(['ip', '-4', '-j', 'route', 'show', 'table', 'all'], { netns: this.netns })).stdout);
+  }
+
+  /** The IPv4 policy rules, raw `ip -4 -j rule show` output. */
+  async rules4(): Promise<string> {
+    return (await this.runner.run(['ip', '-4', '-j', 'rule', 'show'], { netns: this.netns })).stdout;
+  }
+
   /** Links with details: one device, or (master) the ports of a bridge. */
   async links(select: { dev: string } | { master: string }): Promise<LinkInfo[]> {
     const argv = 'dev' in select ? ['ip', '-j', '-d', 'link', 'show', 'dev', select.dev] : ['ip', '-j', '-d', 'link', 'show', 'master', select.master];

@@ -103,6 +103,8 @@ export interface RouteEntry {
   readonly scope: string | undefined;
   readonly prefsrc: string | undefined;
   readonly protocol: string | undefined;
+  /** The route's metric (priority); undefined when iproute2 omits it (0). */
+  readonly metric?: number | undefined;
 }
 
 /** `ip -j route show [table all]`. */
@@ -116,6 +118,7 @@ export function parseRoutes(stdout: string): RouteEntry[] {
     scope: str(r.scope),
     prefsrc: str(r.prefsrc),
     protocol: str(r.protocol),
+    ...(typeof r.metric === 'number' ? { metric: r.metric } : {}),
   }));
 }
 

@@ -3,6 +3,10 @@
  * the ifindex of its side of the veth. Everything is read through iproute2 (`-j`), in the node's
  * namespace; the decision logic (`classify`, `matchBridgePort`) is pure.
  *
+ * Routes: one read of the node's IPv4 routes (and rules) per resolution pass, every IP matched in
+ * src/node/routes.ts; only when the node has policy rules beyond the kernel's defaults is each IP
+ * asked with `ip route get` (the kernel evaluates the rules).
+ *
  * Calico style: the route to the pod IP leads straight to its host veth.
  * Bridge style (host veth enslaved to a node bridge): the route leads to the bridge. The pod's
  * port is found by scanning the bridge's veth ports and reading the address on each peer in its
@@ -13,6 +17,8 @@
 import type { IpClient } from '../iproute2/client.js';
 import type { LinkInfo } from '../iproute2/parse.js';
 import type { NotProgrammedReason } from './api.js';
+import type { RouteMatch } from './routes.js';
+import { RouteTable, defaultRulesOnly } from './routes.js';
 
 export interface LocalMember {
   readonly ip: string;
@@ -42,6 +48,7 @@ export function matchBridgePort(ports: readonly LinkInfo[], peerAddrs: ReadonlyM
 /** One resolution pass: caches the namespace ids and bridge scans it reads. */
 export class MemberResolver {
   private nsids: Map<number, string> | undefined;
+  private routeLookup: Promise<(ip: string) => Promise<RouteMatch | undefined>> | undefined;
   private readonly bridgeScans = new Map<string, Promise<{ ports: LinkInfo[]; addrs: Map<number, string[]> }>>();
 
   constructor(
@@ -52,6 +59,16 @@ export class MemberResolver {
   private async netnsIds(): Promise<Map<number, string>> {
     this.nsids ??= await this.ip.netnsIds();
     return this.nsids;
+  }
+
+  /** Reads the rules and routes once; a node with policy rules falls back to `ip route get`. */
+  private lookup(): Promise<(ip: string) => Promise<RouteMatch | undefined>> {
+    this.routeLookup ??= (async () => {
+      if (!defaultRulesOnly(await this.ip.rules4())) return async (ip: string) => await this.ip.routeGet(ip);
+      const table = new RouteTable(await this.ip.routes4());
+      return async (ip: string) => await Promise.resolve(table.lookup(ip));
+    })();
+    return this.routeLookup;
   }
 
   private scanBridge(bridge: string): Promise<{ ports: LinkInfo[]; addrs: Map<number, string[]> }> {
@@ -76,7 +93,7 @@ export class MemberResolver {
   }
 
   async resolve(podIp: string): Promise<Resolution> {
-    const route = await this.ip.routeGet(podIp);
+    const route = await (await this.lookup())(podIp);
     const [link] = route?.dev === undefined ? [] : await this.ip.links({ dev: route.dev });
     let veth: LinkInfo | undefined;
     switch (classify(route, link)) {

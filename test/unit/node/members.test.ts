@@ -7,6 +7,7 @@ import { MemberResolver, classify, matchBridgePort } from '../../../src/node/mem
 import { fixture } from '../fixtures.js';
 
 const f = (name: string): string => fixture(`iproute2/node/${name}`);
+const RULES = f('rules-default.json');
 
 test('parsers read the recorded route get, link, netns list-id, addr and maddr output', () => {
   assert.deepEqual(parseRouteGet(f('route-get-calico.json')), { dev: 'kmcv1', gateway: undefined, type: 'unicast' });
@@ -42,24 +43,38 @@ test('classify: a veth is the pod, a bridge is scanned, a gateway route is anoth
   assert.equal(matchBridgePort(ports, new Map(), '10.244.2.12'), undefined);
 });
 
-test('a calico pod resolves to its host veth and namespace with two reads and the nsid map', async () => {
+test('calico pods resolve to their host veths from one route read, one link read each and the nsid map', async () => {
   const runner = new FakeRunner()
-    .on('ip -j route get 10.244.1.11', { stdout: f('route-get-calico.json') })
+    .on('ip -4 -j rule show', { stdout: RULES })
+    .on('ip -4 -j route show table all', { stdout: f('routes-calico.json') })
     .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
     .on('ip -j netns list-id', { stdout: '[{"nsid":2,"name":"kmcncf-n1p1"}]' });
-  const r = await new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns)).resolve('10.244.1.11');
+  const resolver = new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns));
+  const r = await resolver.resolve('10.244.1.11');
   assert.deepEqual(r, { local: { ip: '10.244.1.11', veth: 'kmcv1', vethIndex: 4, netns: 'kmcncf-n1p1', podIndex: 2 } });
-  assert.deepEqual(runner.commands(), ['ip -j route get 10.244.1.11', 'ip -j -d link show dev kmcv1', 'ip -j netns list-id']);
+  assert.deepEqual(await resolver.resolve('10.244.2.11'), { reason: 'not_local' }, 'another node: matches only the default route');
+  assert.deepEqual(await resolver.resolve('172.31.1.2'), { reason: 'not_local' }, "the node's own address: a local-table route");
+  assert.deepEqual(runner.commands(), [
+    'ip -4 -j rule show',
+    'ip -4 -j route show table all',
+    'ip -j -d link show dev kmcv1',
+    'ip -j netns list-id',
+    'ip -j -d link show dev kmcup',
+    'ip -j -d link show dev kmcup',
+  ]);
+  assert.ok(runner.calls.every((c) => c.netns === undefined));
 });
 
 test('a bridge pod is found by reading each port peer address in its own namespace', async () => {
   const runner = new FakeRunner()
-    .on('ip -j route get 10.244.2.12', { stdout: f('route-get-bridge.json') })
+    .on('ip -4 -j rule show', { stdout: RULES })
+    .on('ip -4 -j route show table all', { stdout: f('routes-bridge.json') })
     .on('ip -j -d link show dev kmcbr', { stdout: f('link-bridge.json') })
     .on('ip -j -d link show master kmcbr', { stdout: f('links-bridge-ports.json') })
     .on('ip -j netns list-id', { stdout: f('netns-list-id.json') })
     .on('ip -j addr show', (call) => ({ stdout: call.netns === 'kmcncf-n2p2' ? f('addr-all.json') : '[]' }));
-  const r = await new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns)).resolve('10.244.2.12');
+  const resolver = new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns));
+  const r = await resolver.resolve('10.244.2.12');
   assert.ok('local' in r);
   assert.equal(r.local.veth, 'kmcv2');
   assert.equal(r.local.netns, 'kmcncf-n2p2');
@@ -67,15 +82,32 @@ test('a bridge pod is found by reading each port peer address in its own namespa
     runner.calls.filter((c) => c.argv.join(' ') === 'ip -j addr show').map((c) => c.netns).sort(),
     ['kmcncf-n2p1', 'kmcncf-n2p2'],
   );
+  assert.deepEqual(await resolver.resolve('10.244.2.11'), { reason: 'not_local' }, 'in the bridge /24 but on no port');
+  assert.equal(runner.commands().filter((c) => c.startsWith('ip -4 -j route')).length, 1, 'one route read per pass');
+  assert.equal(runner.commands().filter((c) => c === 'ip -j -d link show master kmcbr').length, 1, 'one bridge scan per pass');
+});
+
+test('policy rules beyond the defaults: each IP is asked with ip route get', async () => {
+  const rules = '[{"priority":0,"src":"all","table":"local"},{"priority":100,"src":"10.244.1.0/24","table":"7"},{"priority":32766,"src":"all","table":"main"}]';
+  const runner = new FakeRunner()
+    .on('ip -4 -j rule show', { stdout: rules })
+    .on('ip -j route get 10.244.1.11', { stdout: f('route-get-calico.json') })
+    .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
+    .on('ip -j netns list-id', { stdout: '[{"nsid":2,"name":"kmcncf-n1p1"}]' });
+  const r = await new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns)).resolve('10.244.1.11');
+  assert.ok('local' in r);
+  assert.deepEqual(runner.commands(), ['ip -4 -j rule show', 'ip -j route get 10.244.1.11', 'ip -j -d link show dev kmcv1', 'ip -j netns list-id']);
 });
 
 test('a pod on another node is not_local; a veth whose peer namespace has no name is no_netns', async () => {
   const remote = new FakeRunner()
-    .on('ip -j route get', { stdout: f('route-get-remote.json') })
+    .on('ip -4 -j rule show', { stdout: RULES })
+    .on('ip -4 -j route show table all', { stdout: f('routes-bridge.json') })
     .on('ip -j -d link show dev kmcup', { stdout: '[{"ifindex":2,"ifname":"kmcup","flags":["UP"],"linkinfo":{"info_kind":"veth"}}]' });
-  assert.deepEqual(await new MemberResolver(new IpClient(remote), (ns) => new IpClient(remote, ns)).resolve('10.244.2.11'), { reason: 'not_local' });
+  assert.deepEqual(await new MemberResolver(new IpClient(remote), (ns) => new IpClient(remote, ns)).resolve('10.244.1.11'), { reason: 'not_local' });
   const anon = new FakeRunner()
-    .on('ip -j route get', { stdout: f('route-get-calico.json') })
+    .on('ip -4 -j rule show', { stdout: RULES })
+    .on('ip -4 -j route show table all', { stdout: f('routes-calico.json') })
     .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
     .on('ip -j netns list-id', { stdout: '[{"nsid":2}]' });
   assert.deepEqual(await new MemberResolver(new IpClient(anon), (ns) => new IpClient(anon, ns)).resolve('10.244.1.11'), { reason: 'no_netns' });
