@@ -2,10 +2,11 @@
  * Long-running `ip monitor` processes (the streaming side of the runner boundary): argv arrays,
  * never a shell, the namespace as a parameter (`ip -n NS monitor ...`). Each output line is
  * handed to the caller, who only uses it as a "something changed" trigger and re-reads with -j.
+ * Each process runs under `setpriv --pdeathsig SIGKILL` (helperArgv): it dies with the agent.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { netnsArgv } from './runner.js';
+import { helperArgv } from './runner.js';
 
 export interface MonitorHandle {
   stop(): void;
@@ -20,7 +21,7 @@ export interface Monitors {
 
 export class ExecMonitors implements Monitors {
   start(argv: readonly string[], netns: string | undefined, onLine: (line: string) => void): MonitorHandle {
-    const full = netnsArgv(argv, netns);
+    const full = helperArgv(argv, netns);
     const [cmd, ...args] = full;
     if (cmd === undefined) throw new TypeError('monitor: empty argv');
     let child: ChildProcess | undefined = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });

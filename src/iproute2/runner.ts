@@ -39,6 +39,16 @@ export function netnsArgv(argv: readonly string[], netns: string | undefined): s
   return ['ip', 'netns', 'exec', netns, ...argv];
 }
 
+/**
+ * The argv of a long-running helper (`ip monitor ...`) in `netns`, started under
+ * `setpriv --pdeathsig SIGKILL`: the kernel kills it when the agent dies, even by SIGKILL or an
+ * OOM kill, when no exit handler runs. (The death signal belongs to the spawning thread, which
+ * for a child_process spawn is the event-loop thread: it lives as long as the agent.) Pure.
+ */
+export function helperArgv(argv: readonly string[], netns: string | undefined): string[] {
+  return ['setpriv', '--pdeathsig', 'SIGKILL', '--', ...netnsArgv(argv, netns)];
+}
+
 export class ExecRunner implements Runner {
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const full = netnsArgv(argv, options.netns);

@@ -12,7 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { IpClient } from '../iproute2/client.js';
-import { netnsArgv } from '../iproute2/runner.js';
+import { helperArgv } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { OverlayJoiner } from './overlay-joins.js';
@@ -145,7 +145,8 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
 
   private startMonitor(): void {
     if (this.stopped) return;
-    const [cmd, ...args] = netnsArgv(['ip', '-o', 'monitor', 'maddress'], this.ip.netns);
+    // Under setpriv --pdeathsig: the monitor dies with the agent, even when it is SIGKILLed.
+    const [cmd, ...args] = helperArgv(['ip', '-o', 'monitor', 'maddress'], this.ip.netns);
     const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     this.monitor = child;
     child.stdout.setEncoding('utf8');

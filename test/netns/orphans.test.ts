@@ -1,0 +1,107 @@
+/**
+ * No orphaned helpers after a SIGKILL: the node agent's `ip monitor` children (one for the node,
+ * one per local member namespace) run under `setpriv --pdeathsig SIGKILL` and die with it, even
+ * though a SIGKILLed agent runs no exit handler. Baseline first: the same `ip monitor` spawned
+ * plainly by a Node.js parent that is then SIGKILLed survives it (so the check below can fail).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { ExecRunner } from '../../src/iproute2/runner.js';
+import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
+import { netnsFetch, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import type { NodeAgentHandle } from '../../src/lab/process.js';
+import type { Lab } from '../../src/lab/types.js';
+import { NODE_HTTP_PORT } from '../../src/node/api.js';
+import type { NodeStatus } from '../../src/node/status-types.js';
+import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
+
+const runner = new ExecRunner();
+const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
+const SERVICE = 'kmcast-peers.default.svc.cluster.local';
+
+/** A live (not zombie) process's argv, or undefined when it is gone. */
+function cmdline(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return undefined;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids whose parent is `ppid`, read from /proc. */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === ppid) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+const isMonitor = (argv: string[] | undefined): boolean => argv !== undefined && argv.includes('ip') && argv.includes('monitor');
+
+describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason() : false }, () => {
+  let lab: Lab;
+  let agent: NodeAgentHandle | undefined;
+  const leftovers: number[] = [];
+
+  before(async () => {
+    lab = await labUp({ id: testLabId('or'), nodes: ['calico', 'bridge'], podsPerNode: 2, mtu: 1500, service: SERVICE }, { runner });
+    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+  });
+
+  after(async () => {
+    for (const pid of leftovers) if (cmdline(pid)) process.kill(pid, 'SIGKILL');
+    await agent?.stop('SIGKILL');
+    if (lab && !keepLab()) await labDown(runner, { id: lab.spec.id });
+  });
+
+  test('baseline: a plain ip monitor outlives its SIGKILLed Node.js parent', async (t) => {
+    if (!needRoot(t)) return;
+    const script = "const c = require('node:child_process').spawn('ip', ['monitor', 'link'], { stdio: 'ignore' }); console.log(c.pid);";
+    const parent = spawn(process.execPath, ['-e', `${script} setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = await new Promise<number>((resolve) => parent.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim()))));
+    leftovers.push(pid);
+    assert.ok(isMonitor(cmdline(pid)), `the monitor ${pid} runs`);
+    parent.kill('SIGKILL');
+    await new Promise((resolve) => parent.once('exit', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.ok(isMonitor(cmdline(pid)), 'without a death signal the monitor is orphaned, still running 1 s later');
+  });
+
+  test('node agent: its node and per-member monitors are gone within 2 s of a SIGKILL', async (t) => {
+    if (!needRoot(t)) return;
+    const node = lab.nodes[0]!;
+    agent = await startNodeAgent(lab, node, ['--service', `${SERVICE}=100`, '--heartbeat-interval', '1000', '--resolve-interval', '1000']);
+    const pid = agent.child.pid!;
+    const local = lab.pods.filter((p) => p.node === node.index);
+    await waitFor('node agent ready with its local members', async () => {
+      const r = await netnsFetch(node.netns, '/status', NODE_HTTP_PORT).catch(() => undefined);
+      if (r?.status !== 200) return false;
+      const s = JSON.parse(r.body) as NodeStatus;
+      return s.ready && s.domains[0]!.localMembers.length === local.length;
+    }, 30_000, 200);
+    // One node monitor plus one per local member namespace, each under setpriv --pdeathsig.
+    let monitors: number[] = [];
+    await waitFor('the monitors run', () => {
+      monitors = childrenOf(pid).filter((c) => isMonitor(cmdline(c)));
+      return Promise.resolve(monitors.length === 1 + local.length);
+    }, 10_000, 100);
+    leftovers.push(...monitors);
+    const argvs = monitors.map((c) => cmdline(c)!.join(' ')).sort();
+    assert.deepEqual(argvs, ['ip monitor link route', ...local.map((p) => `ip -n ${p.netns} monitor maddress`)].sort(), 'setpriv execs ip: the child is ip itself');
+    process.kill(pid, 'SIGKILL');
+    await waitFor('every monitor died with the agent', () => Promise.resolve(monitors.every((c) => cmdline(c) === undefined)), 2_000, 50);
+    agent = undefined;
+  });
+});
