@@ -7,6 +7,11 @@
  * frames out of them. The local members come from DNS (the Service's A records) filtered by the
  * route to each IP (src/node/members.ts); their joins are read from their own namespaces.
  *
+ * This file is the wiring and the pass scheduler; each job is its own module: members.ts and
+ * routes.ts (pod IP -> host veth), joins.ts (member joins and their monitors), ruleset.ts (the nft
+ * table: desired, fingerprint, apply, read-back), domain.ts (per-domain state and decisions),
+ * control.ts (STATE/LEAVE), http.ts (status and metrics).
+ *
  * Passes, coalesced so that at most one runs at a time:
  * - full: members, joins, devices (full read-and-diff), ruleset (read back, replaced when it
  *   differs or a device it names was recreated), allow-list, monitors, announcements;
@@ -23,45 +28,30 @@ import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
 import { loadKeyFile } from '../membership/keys.js';
 import { PeerTable } from '../membership/peers.js';
-import { isRoutableMulticast, sortIpv4 } from '../net/ipv4.js';
 import { AllowList } from '../overlay/allowlist.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
-import type { OverlaySpec } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
-import type { PodProgramStatus, NotProgrammedReason } from './api.js';
-import type { NodeConfig, NodeDomain } from './config.js';
+import type { PodProgramStatus } from './api.js';
+import type { NodeConfig } from './config.js';
 import { nodeClusterLabel } from './config.js';
 import { NodeControl } from './control.js';
+import type { DomainRuntime } from './domain.js';
+import { announcement, domainGroups, isProgrammed } from './domain.js';
 import { startNodeHttp } from './http.js';
+import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
-import { MemberResolver } from './members.js';
+import { MemberResolver, membersKey, resolveListed } from './members.js';
 import { NodeMetrics } from './metrics.js';
-import type { ChainSpec, ReadChain } from './nft.js';
-import { NODE_TABLE, captureChainName, desiredChains, parseRuleset, removeScript, renderRuleset, rulesetMismatch, vxChainName } from './nft.js';
+import type { ChainSpec } from './nft.js';
+import { captureChainName, desiredChains, vxChainName } from './nft.js';
+import { NodeRuleset } from './ruleset.js';
 import type { NodeDomainStatus, NodeStatus } from './status-types.js';
 
 export interface NodeAgentDeps {
   readonly runner: Runner;
   readonly log: Logger;
   readonly monitors?: Monitors;
-}
-
-interface DomainRuntime {
-  readonly domain: NodeDomain;
-  readonly label: string;
-  readonly table: PeerTable;
-  readonly reconciler: OverlayReconciler;
-  readonly dns: DnsDiscovery;
-  spec: OverlaySpec | undefined;
-  listed: string[];
-  local: Map<string, LocalMember>;
-  reasons: Map<string, NotProgrammedReason>;
-  groups: Map<string, string[]>;
-  announced: boolean;
-  announcedGroups: string;
-  deviceOk: boolean;
-  entries: { fdb: number; mdb: number };
 }
 
 type PassKind = 'full' | 'entries' | 'joins';
@@ -82,21 +72,14 @@ export class NodeAgent {
   private uplinkMtu = 1500;
   private timers: NodeJS.Timeout[] = [];
   private nodeMonitor: MonitorHandle | undefined;
-  private readonly memberMonitors = new Map<string, MonitorHandle>();
+  private readonly joins: JoinWatch;
+  private readonly ruleset: NodeRuleset;
   private pending = new Set<PassKind>();
   private running: Promise<void> | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private stopped = false;
   private ready = false;
   private graceUntil = 0;
-  /** Read back after the last apply (or adoption): what /status and programmed are judged by. */
-  private ruleset = new Map<string, ReadChain>();
-  private rulesetOk = false;
-  private rulesetError: string | undefined;
-  /** Device name -> ifindex when the ruleset was last verified: a recreated device re-binds it. */
-  private fingerprint: string | undefined;
-  /** A domain device was (re)created since the ruleset was installed. */
-  private rebind = false;
   private allowListOk = false;
   private allowListPeers = 0;
 
@@ -108,6 +91,8 @@ export class NodeAgent {
     this.ip = new IpClient(deps.runner);
     this.monitors = deps.monitors ?? new ExecMonitors();
     this.allowList = new AllowList(deps.runner);
+    this.joins = new JoinWatch(deps.runner, this.monitors, deps.log, () => this.request('joins'));
+    this.ruleset = new NodeRuleset({ ip: this.ip, log: deps.log, metrics: this.metrics, retrySoon: () => setTimeout(() => this.request('full'), 200).unref() });
     const expiryMs = config.peerExpiry * config.heartbeatMs;
     this.domains = config.domains.map((domain) => ({
       domain,
@@ -144,7 +129,7 @@ export class NodeAgent {
     const expiryMs = cfg.peerExpiry * cfg.heartbeatMs;
     // PeerTable needs the node IP as "self"; it is known only now.
     for (const d of this.domains) {
-      (d as { table: PeerTable }).table = new PeerTable({ selfIp: this.nodeIp, expiryMs });
+      d.table = new PeerTable({ selfIp: this.nodeIp, expiryMs });
       d.table.setListed('static', cfg.peers.filter((p) => p !== this.nodeIp));
       d.spec = {
         device: d.domain.device,
@@ -228,8 +213,7 @@ export class NodeAgent {
     for (const t of this.timers) clearInterval(t);
     if (this.debounce) clearTimeout(this.debounce);
     this.nodeMonitor?.stop();
-    for (const m of this.memberMonitors.values()) m.stop();
-    this.memberMonitors.clear();
+    this.joins.stop();
     await this.running?.catch(() => undefined);
     for (const d of this.domains) {
       if (d.announced) await this.control?.sendLeave(d.label, d.table.targets());
@@ -243,7 +227,7 @@ export class NodeAgent {
 
   /** Removes everything the node agents install on this node (uninstall; not done on SIGTERM). */
   async teardown(): Promise<void> {
-    await this.runner.run(['nft', '-f', '-'], { input: removeScript(), allowFail: true });
+    await this.ruleset.remove();
     await this.allowList.remove();
     for (const d of this.domains) await d.reconciler.teardown(d.domain.device, undefined);
     const routes = await this.ip.routes();
@@ -326,13 +310,7 @@ export class NodeAgent {
   }
 
   private async announce(d: DomainRuntime, to: readonly string[]): Promise<void> {
-    await this.control?.sendState(d.label, to, this.domainGroups(d));
-  }
-
-  private domainGroups(d: DomainRuntime): string[] {
-    const all = new Set<string>();
-    for (const ip of d.local.keys()) for (const g of d.groups.get(ip) ?? []) all.add(g);
-    return sortIpv4(all);
+    await this.control?.sendState(d.label, to, domainGroups(d));
   }
 
   /** Asks for a pass; passes are coalesced (a burst of events is one pass). */
@@ -383,7 +361,7 @@ export class NodeAgent {
       await this.syncAllowList();
       this.syncMemberMonitors();
       await this.syncAnnouncements();
-      this.ready = this.rulesetOk && this.domains.every((d) => d.deviceOk);
+      this.ready = this.ruleset.isInstalled && this.domains.every((d) => d.deviceOk);
       this.metrics.ready.set(this.ready ? 1 : 0);
       this.metrics.syncs.labels('ok').inc();
     } catch (err) {
@@ -392,19 +370,18 @@ export class NodeAgent {
     }
   }
 
+  private resolver(): MemberResolver {
+    return new MemberResolver(this.ip, (ns) => new IpClient(this.runner, ns));
+  }
+
   private async resolveMembers(): Promise<void> {
-    const resolver = new MemberResolver(this.ip, (ns) => new IpClient(this.runner, ns));
+    // One resolver per pass: one route read, one nsid map, one scan per bridge for every domain.
+    const resolver = this.resolver();
     for (const d of this.domains) {
-      const local = new Map<string, LocalMember>();
-      const reasons = new Map<string, NotProgrammedReason>();
-      for (const ip of d.listed) {
-        const r = await resolver.resolve(ip);
-        if ('local' in r) local.set(ip, r.local);
-        else reasons.set(ip, r.reason);
+      const { local, reasons } = await resolveListed(resolver, d.listed);
+      if (membersKey(d.local.values()) !== membersKey(local.values())) {
+        this.log.info({ domain: d.domain.service, members: [...local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
       }
-      const before = [...d.local.values()].map((m) => `${m.ip}@${m.veth}#${m.vethIndex}`).join();
-      const after = [...local.values()].map((m) => `${m.ip}@${m.veth}#${m.vethIndex}`).join();
-      if (before !== after) this.log.info({ domain: d.domain.service, members: [...local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
       d.local = local;
       d.reasons = reasons;
       for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
@@ -415,12 +392,8 @@ export class NodeAgent {
     await Promise.all(
       this.domains.flatMap((d) =>
         [...d.local.values()].map(async (m) => {
-          try {
-            const groups = (await new IpClient(this.runner, m.netns).maddrsOfIndex(m.podIndex)).filter((g) => isRoutableMulticast(g));
-            d.groups.set(m.ip, sortIpv4(new Set(groups)));
-          } catch (err) {
-            this.log.debug({ pod: m.ip, err: errorMessage(err) }, 'read joins failed (pod gone?)');
-          }
+          const groups = await this.joins.read(m);
+          if (groups) d.groups.set(m.ip, groups);
         }),
       ),
     );
@@ -433,7 +406,7 @@ export class NodeAgent {
       const desired = desiredState(d.spec, peers);
       try {
         const r = await d.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil, fast });
-        if (r.plan.recreate || r.plan.ip.some((l) => l.startsWith('link add'))) this.rebind = true;
+        if (r.plan.recreate || r.plan.ip.some((l) => l.startsWith('link add'))) this.ruleset.markRebind();
         d.deviceOk = true;
         d.entries = { fdb: desired.fdb.length, mdb: desired.mdb.length };
         this.metrics.fdbEntries.labels(d.domain.service).set(desired.fdb.length);
@@ -453,66 +426,8 @@ export class NodeAgent {
     return desiredChains(this.domains.map((d) => ({ vni: d.domain.vni, device: d.domain.device, members: [...d.local.values()].map((m) => m.veth) })));
   }
 
-  private async currentFingerprint(chains: readonly ChainSpec[]): Promise<string> {
-    const names = [...new Set(chains.flatMap((c) => [c.device, ...c.dups, ...(c.fwd ? [c.fwd] : [])]))].sort();
-    const parts: string[] = [];
-    for (const n of names) {
-      const [l] = await this.ip.links({ dev: n });
-      parts.push(`${n}=${l?.ifindex ?? 'none'}`);
-    }
-    return parts.join(',');
-  }
-
-  private async readRuleset(): Promise<Map<string, ReadChain> | undefined> {
-    const r = await this.runner.run(['nft', '-j', 'list', 'table', 'netdev', NODE_TABLE], { allowFail: true });
-    return r.code === 0 ? parseRuleset(r.stdout) : undefined;
-  }
-
-  /**
-   * Installs the ruleset when it differs from the read-back, when a device it names was
-   * recreated (a hook or a dup/fwd target is bound to an ifindex when the rule loads), and once
-   * at start (the table a previous agent left is replaced atomically: the listing cannot show a
-   * hook whose device was recreated meanwhile). Then reads it back: fail closed.
-   */
   private async syncRuleset(): Promise<void> {
-    const want = this.wantedChains();
-    const fp = await this.currentFingerprint(want);
-    const have = await this.readRuleset();
-    const mismatch = have === undefined ? 'table missing' : rulesetMismatch(want, have);
-    const reason = mismatch ?? (this.fingerprint === undefined ? 'adopting at start' : fp !== this.fingerprint || this.rebind ? 'a device was recreated' : undefined);
-    if (reason === undefined) {
-      this.ruleset = have!;
-      this.rulesetOk = true;
-      return;
-    }
-    this.log.info({ reason, chains: want.length }, 'installing node ruleset');
-    try {
-      await this.runner.run(['nft', '-f', '-'], { input: renderRuleset(want) });
-    } catch (err) {
-      this.rulesetOk = false;
-      this.rulesetError = errorMessage(err);
-      this.metrics.rulesetApplies.labels('error').inc();
-      if (/Operation not permitted|Permission denied/i.test(this.rulesetError)) {
-        throw new CapabilityError('install node ruleset: not permitted; the node agent needs CAP_NET_ADMIN', { cause: err });
-      }
-      // A device vanished between reading and applying (a pod deleted): the next pass re-resolves.
-      setTimeout(() => this.request('full'), 200).unref();
-      throw new KmcastError(`install node ruleset: ${this.rulesetError}`, { cause: err });
-    }
-    const back = await this.readRuleset();
-    const bad = back === undefined ? 'table missing after apply' : rulesetMismatch(want, back);
-    if (bad !== undefined) {
-      this.rulesetOk = false;
-      this.rulesetError = `read back: ${bad}`;
-      this.metrics.rulesetApplies.labels('error').inc();
-      throw new KmcastError(`verify node ruleset: ${bad}`);
-    }
-    this.ruleset = back!;
-    this.rulesetOk = true;
-    this.rulesetError = undefined;
-    this.rebind = false;
-    this.fingerprint = await this.currentFingerprint(want);
-    this.metrics.rulesetApplies.labels('ok').inc();
+    await this.ruleset.sync(this.wantedChains());
   }
 
   private async syncAllowList(): Promise<void> {
@@ -536,39 +451,21 @@ export class NodeAgent {
     if (this.nodeMonitor && !this.nodeMonitor.running && !this.stopped) this.nodeMonitor = this.startNodeMonitor();
     const want = new Set<string>();
     for (const d of this.domains) for (const m of d.local.values()) want.add(m.netns);
-    for (const [ns, h] of this.memberMonitors) {
-      if (!want.has(ns) || !h.running) {
-        h.stop();
-        this.memberMonitors.delete(ns);
-      }
-    }
-    for (const ns of want) {
-      if (!this.memberMonitors.has(ns)) this.memberMonitors.set(ns, this.monitors.start(['ip', 'monitor', 'maddress'], ns, () => this.request('joins')));
-    }
+    this.joins.sync(want);
   }
 
   private async syncAnnouncements(): Promise<void> {
     for (const d of this.domains) {
-      if (d.local.size > 0) {
-        const groups = this.domainGroups(d).join();
-        if (!d.announced || groups !== d.announcedGroups) {
-          d.announced = true;
-          d.announcedGroups = groups;
-          await this.announce(d, d.table.targets());
-        }
-      } else if (d.announced) {
-        d.announced = false;
-        d.announcedGroups = '';
-        await this.control?.sendLeave(d.label, d.table.targets());
-      }
+      const next = announcement(d);
+      d.announced = next.announced;
+      d.announcedGroups = next.announcedGroups;
+      if (next.send === 'state') await this.announce(d, d.table.targets());
+      else if (next.send === 'leave') await this.control?.sendLeave(d.label, d.table.targets());
     }
   }
 
   private isProgrammed(d: DomainRuntime, m: LocalMember): boolean {
-    if (!this.rulesetOk || !d.deviceOk) return false;
-    const cap = this.ruleset.get(captureChainName(m.veth));
-    const vx = this.ruleset.get(vxChainName(d.domain.vni));
-    return cap !== undefined && !cap.stale && cap.fwd === d.domain.device && vx !== undefined && !vx.stale && vx.dups.includes(m.veth);
+    return isProgrammed(d, m, (name) => this.ruleset.chain(name));
   }
 
   async podStatus(podIp: string): Promise<PodProgramStatus | undefined> {
@@ -591,13 +488,13 @@ export class NodeAgent {
     }
     // Not listed by any domain: known only if it is a pod on this node (a member whose DNS entry
     // has not appeared yet, or a pod of no domain at all).
-    const r = await new MemberResolver(this.ip, (ns) => new IpClient(this.runner, ns)).resolve(podIp).catch(() => undefined);
+    const r = await this.resolver().resolve(podIp).catch(() => undefined);
     if (r && 'local' in r) return { podIp, programmed: false, reason: 'not_member', hostVeth: r.local.veth };
     return undefined;
   }
 
   private async refreshCounters(): Promise<void> {
-    const back = await this.readRuleset().catch(() => undefined);
+    const back = await this.ruleset.read().catch(() => undefined);
     for (const d of this.domains) {
       let captured = 0;
       for (const m of d.local.values()) captured += back?.get(captureChainName(m.veth))?.packets ?? 0;
@@ -630,7 +527,7 @@ export class NodeAgent {
         return { podIp: m.ip, hostVeth: m.veth, netns: m.netns, groups: d.groups.get(m.ip) ?? [], programmed, ...(programmed ? {} : { reason: 'pending' as const }) };
       }),
       announced: d.announced,
-      groups: this.domainGroups(d),
+      groups: domainGroups(d),
       peers: d.table.status(),
       entries: d.entries,
     }));
@@ -647,7 +544,7 @@ export class NodeAgent {
       authenticated: this.keys.length > 0,
       unregistered: this.config.unregistered,
       domains,
-      ruleset: { installed: this.rulesetOk, chains: this.ruleset.size, ...(this.rulesetError ? { lastError: this.rulesetError } : {}) },
+      ruleset: { installed: this.ruleset.isInstalled, chains: this.ruleset.size, ...(this.ruleset.lastError ? { lastError: this.ruleset.lastError } : {}) },
       allowList: { installed: this.allowListOk, peers: this.allowListPeers },
       drops: { control: drops },
     };

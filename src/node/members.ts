@@ -114,3 +114,23 @@ export class MemberResolver {
     return { local: { ip: podIp, veth: veth.name, vethIndex: veth.ifindex, netns: ns, podIndex: veth.linkIndex } };
   }
 }
+
+/** Resolves every listed IP (in order) into the local members and the reasons for the rest. */
+export async function resolveListed(
+  resolver: MemberResolver,
+  listed: readonly string[],
+): Promise<{ local: Map<string, LocalMember>; reasons: Map<string, Exclude<NotProgrammedReason, 'not_member' | 'pending'>> }> {
+  const local = new Map<string, LocalMember>();
+  const reasons = new Map<string, Exclude<NotProgrammedReason, 'not_member' | 'pending'>>();
+  for (const ip of listed) {
+    const r = await resolver.resolve(ip);
+    if ('local' in r) local.set(ip, r.local);
+    else reasons.set(ip, r.reason);
+  }
+  return { local, reasons };
+}
+
+/** A one-line identity of a member set (IP, veth and its ifindex): equal when nothing moved. Pure. */
+export function membersKey(members: Iterable<LocalMember>): string {
+  return [...members].map((m) => `${m.ip}@${m.veth}#${m.vethIndex}`).join();
+}

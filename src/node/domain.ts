@@ -1,0 +1,65 @@
+/**
+ * One domain's state in the node agent (a --service: its device, peers, local members and their
+ * joins) and the pure decisions over it: the groups announced, whether a member is programmed,
+ * what to announce after a pass.
+ */
+import type { DnsDiscovery } from '../discovery/dns.js';
+import type { PeerTable } from '../membership/peers.js';
+import { sortIpv4 } from '../net/ipv4.js';
+import type { OverlaySpec } from '../overlay/desired.js';
+import type { OverlayReconciler } from '../overlay/reconciler.js';
+import type { NotProgrammedReason } from './api.js';
+import type { NodeDomain } from './config.js';
+import type { LocalMember } from './members.js';
+import type { ReadChain } from './nft.js';
+import { captureChainName, vxChainName } from './nft.js';
+
+export interface DomainRuntime {
+  readonly domain: NodeDomain;
+  readonly label: string;
+  table: PeerTable;
+  readonly reconciler: OverlayReconciler;
+  readonly dns: DnsDiscovery;
+  spec: OverlaySpec | undefined;
+  listed: string[];
+  local: Map<string, LocalMember>;
+  reasons: Map<string, NotProgrammedReason>;
+  groups: Map<string, string[]>;
+  announced: boolean;
+  announcedGroups: string;
+  deviceOk: boolean;
+  entries: { fdb: number; mdb: number };
+}
+
+/** The routable groups any local member joined, sorted. Pure. */
+export function domainGroups(d: Pick<DomainRuntime, 'local' | 'groups'>): string[] {
+  const all = new Set<string>();
+  for (const ip of d.local.keys()) for (const g of d.groups.get(ip) ?? []) all.add(g);
+  return sortIpv4(all);
+}
+
+/**
+ * A member is programmed when its capture chain forwards into the domain device and the domain's
+ * VXLAN chain copies to its veth, both verified in the read-back. Pure.
+ */
+export function isProgrammed(d: Pick<DomainRuntime, 'domain' | 'deviceOk'>, m: LocalMember, chain: (name: string) => ReadChain | undefined): boolean {
+  if (!d.deviceOk) return false;
+  const cap = chain(captureChainName(m.veth));
+  const vx = chain(vxChainName(d.domain.vni));
+  return cap !== undefined && !cap.stale && cap.fwd === d.domain.device && vx !== undefined && !vx.stale && vx.dups.includes(m.veth);
+}
+
+/**
+ * What to send after a pass, and the announced state it leaves: STATE when the domain has local
+ * members and was not announced or its groups changed; LEAVE when it was announced and has none
+ * left. Pure.
+ */
+export function announcement(d: Pick<DomainRuntime, 'local' | 'groups' | 'announced' | 'announcedGroups'>): { send: 'state' | 'leave' | undefined; announced: boolean; announcedGroups: string } {
+  if (d.local.size > 0) {
+    const groups = domainGroups(d).join();
+    if (!d.announced || groups !== d.announcedGroups) return { send: 'state', announced: true, announcedGroups: groups };
+    return { send: undefined, announced: true, announcedGroups: groups };
+  }
+  if (d.announced) return { send: 'leave', announced: false, announcedGroups: '' };
+  return { send: undefined, announced: false, announcedGroups: '' };
+}

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { announcement, domainGroups, isProgrammed } from '../../../src/node/domain.js';
+import type { LocalMember } from '../../../src/node/members.js';
+import { parseRuleset } from '../../../src/node/nft.js';
+import { fixture } from '../fixtures.js';
+
+const m = (ip: string, veth: string): LocalMember => ({ ip, veth, vethIndex: 4, netns: `kmc${veth}`, podIndex: 2 });
+const local = new Map([
+  ['10.244.1.11', m('10.244.1.11', 'kmcv1')],
+  ['10.244.1.12', m('10.244.1.12', 'kmcv2')],
+]);
+
+test('domainGroups: the union of the local members groups, sorted; a departed member does not count', () => {
+  const groups = new Map([
+    ['10.244.1.11', ['239.1.1.2', '239.1.1.10']],
+    ['10.244.1.12', ['239.1.1.2']],
+    ['10.244.9.9', ['239.9.9.9']],
+  ]);
+  assert.deepEqual(domainGroups({ local, groups }), ['239.1.1.2', '239.1.1.10']);
+});
+
+test('announcement: STATE first and on a group change, nothing when unchanged, LEAVE when the last member goes', () => {
+  const groups = new Map([['10.244.1.11', ['239.1.1.1']]]);
+  assert.deepEqual(announcement({ local, groups, announced: false, announcedGroups: '' }), { send: 'state', announced: true, announcedGroups: '239.1.1.1' });
+  assert.deepEqual(announcement({ local, groups, announced: true, announcedGroups: '239.1.1.1' }), { send: undefined, announced: true, announcedGroups: '239.1.1.1' });
+  assert.equal(announcement({ local, groups: new Map(), announced: true, announcedGroups: '239.1.1.1' }).send, 'state');
+  assert.deepEqual(announcement({ local: new Map(), groups, announced: true, announcedGroups: '239.1.1.1' }), { send: 'leave', announced: false, announcedGroups: '' });
+  assert.deepEqual(announcement({ local: new Map(), groups, announced: false, announcedGroups: '' }), { send: undefined, announced: false, announcedGroups: '' });
+});
+
+test('isProgrammed: both verified chains name the member; a stale chain, another domain or no device is not', () => {
+  const chains = parseRuleset(fixture('iproute2/node/nft-node.json'));
+  const d = { domain: { service: 'a', vni: 100, device: 'kmcvx100' }, deviceOk: true } as Parameters<typeof isProgrammed>[0];
+  assert.equal(isProgrammed(d, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)), true);
+  assert.equal(isProgrammed(d, m('10.244.1.13', 'kmcv3'), (n) => chains.get(n)), false);
+  assert.equal(isProgrammed({ ...d, deviceOk: false }, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)), false);
+  assert.equal(isProgrammed({ ...d, domain: { ...d.domain, vni: 200, device: 'kmcvx200' } }, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)), false);
+  const stale = parseRuleset(fixture('iproute2/node/nft-node-stale.json'));
+  assert.equal(isProgrammed(d, m('10.244.1.11', 'kmcv1'), (n) => stale.get(n)), false);
+});
