@@ -1,7 +1,7 @@
 /**
  * No orphaned helpers after a SIGKILL: the node agent's `ip monitor` children (one for the node,
- * one per local member namespace) run under `setpriv --pdeathsig SIGKILL` and die with it, even
- * though a SIGKILLed agent runs no exit handler. Baseline first: the same `ip monitor` spawned
+ * one per local member namespace) and the sidecar agent's `ip -o monitor maddress` run under
+ * `setpriv --pdeathsig SIGKILL` and die with it, even though a SIGKILLed agent runs no exit handler. Baseline first: the same `ip monitor` spawned
  * plainly by a Node.js parent that is then SIGKILLed survives it (so the check below can fail).
  */
 import assert from 'node:assert/strict';
@@ -10,8 +10,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
-import { netnsFetch, startNodeAgent, waitFor } from '../../src/lab/process.js';
-import type { NodeAgentHandle } from '../../src/lab/process.js';
+import { netnsFetch, startAgent, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import type { AgentHandle, NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
 import type { NodeStatus } from '../../src/node/status-types.js';
@@ -53,6 +53,7 @@ const isMonitor = (argv: string[] | undefined): boolean => argv !== undefined &&
 describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
   let agent: NodeAgentHandle | undefined;
+  let sidecar: AgentHandle | undefined;
   const leftovers: number[] = [];
 
   before(async () => {
@@ -63,6 +64,7 @@ describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason()
   after(async () => {
     for (const pid of leftovers) if (cmdline(pid)) process.kill(pid, 'SIGKILL');
     await agent?.stop('SIGKILL');
+    await sidecar?.stop('SIGKILL');
     if (lab && !keepLab()) await labDown(runner, { id: lab.spec.id });
   });
 
@@ -103,5 +105,23 @@ describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason()
     process.kill(pid, 'SIGKILL');
     await waitFor('every monitor died with the agent', () => Promise.resolve(monitors.every((c) => cmdline(c) === undefined)), 2_000, 50);
     agent = undefined;
+  });
+
+  test('sidecar agent: its ip monitor maddress is gone within 2 s of a SIGKILL', async (t) => {
+    if (!needRoot(t)) return;
+    // A pod of node 2: node 1's pods are still captured by the node ruleset the test above left.
+    const pod = lab.pods.find((p) => p.node === 2)!;
+    sidecar = await startAgent(lab, pod, ['--heartbeat-interval', '500', '--resolve-interval', '1000', '--http', 'off']);
+    const pid = sidecar.child.pid!;
+    let monitors: number[] = [];
+    await waitFor('the sidecar runs its join monitor', () => {
+      monitors = childrenOf(pid).filter((c) => isMonitor(cmdline(c)));
+      return Promise.resolve(monitors.length === 1);
+    }, 30_000, 100);
+    leftovers.push(...monitors);
+    assert.deepEqual(cmdline(monitors[0]!), ['ip', '-o', 'monitor', 'maddress'], 'in its own namespace, setpriv exec-ed ip');
+    process.kill(pid, 'SIGKILL');
+    await waitFor('the monitor died with the agent', () => Promise.resolve(cmdline(monitors[0]!) === undefined), 2_000, 50);
+    sidecar = undefined;
   });
 });
