@@ -37,7 +37,7 @@ import type { NodeConfig } from './config.js';
 import { nodeClusterLabel } from './config.js';
 import { NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
-import { announcement, domainGroups, isProgrammed } from './domain.js';
+import { announcement, domainGroups, domainStatus, isProgrammed, listedPodStatus } from './domain.js';
 import { startNodeHttp } from './http.js';
 import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
@@ -47,6 +47,7 @@ import type { ChainSpec } from './nft.js';
 import { captureChainName, desiredChains, vxChainName } from './nft.js';
 import { NodeRuleset } from './ruleset.js';
 import type { NodeDomainStatus, NodeStatus } from './status-types.js';
+import { detectUplink } from './uplink.js';
 
 export interface NodeAgentDeps {
   readonly runner: Runner;
@@ -248,24 +249,10 @@ export class NodeAgent {
   }
 
   private async detectUplink(): Promise<void> {
-    const cfg = this.config;
-    let uplink = cfg.interface;
-    if (uplink === undefined) {
-      const [def] = await this.ip.defaultRoutes();
-      if (!def?.dev) throw new ConfigError('--interface: no default route to take the uplink from; give --interface NAME');
-      uplink = def.dev;
-    }
-    const link = await this.ip.link(uplink);
-    if (!link) throw new ConfigError(`--interface: ${uplink} does not exist on this node`);
-    let nodeIp = cfg.nodeIp;
-    if (nodeIp === undefined) {
-      const [first] = await this.ip.addrs(uplink);
-      if (!first) throw new ConfigError(`--node-ip: ${uplink} has no IPv4 address; give --node-ip IP`);
-      nodeIp = first.split('/')[0]!;
-    }
-    this.uplink = uplink;
-    this.nodeIp = nodeIp;
-    this.uplinkMtu = link.mtu;
+    const u = await detectUplink(this.ip, { interface: this.config.interface, nodeIp: this.config.nodeIp });
+    this.uplink = u.uplink;
+    this.nodeIp = u.nodeIp;
+    this.uplinkMtu = u.mtu;
   }
 
   /** Re-resolves every domain and the peers Service; true when a member list changed. */
@@ -470,21 +457,8 @@ export class NodeAgent {
 
   async podStatus(podIp: string): Promise<PodProgramStatus | undefined> {
     for (const d of this.domains) {
-      if (!d.listed.includes(podIp)) continue;
-      const m = d.local.get(podIp);
-      if (!m) {
-        const reason = d.reasons.get(podIp) ?? 'pending';
-        return { podIp, programmed: false, reason, domain: d.domain.service };
-      }
-      const programmed = this.isProgrammed(d, m);
-      return {
-        podIp,
-        programmed,
-        ...(programmed ? {} : { reason: 'pending' as const }),
-        domain: d.domain.service,
-        hostVeth: m.veth,
-        groups: d.groups.get(podIp) ?? [],
-      };
+      const listed = listedPodStatus(d, podIp, (m) => this.isProgrammed(d, m));
+      if (listed) return listed;
     }
     // Not listed by any domain: known only if it is a pod on this node (a member whose DNS entry
     // has not appeared yet, or a pod of no domain at all).
@@ -516,21 +490,7 @@ export class NodeAgent {
   }
 
   status(): NodeStatus {
-    const domains: NodeDomainStatus[] = this.domains.map((d) => ({
-      service: d.domain.service,
-      vni: d.domain.vni,
-      device: d.domain.device,
-      label: d.label,
-      listed: d.listed,
-      localMembers: [...d.local.values()].map((m) => {
-        const programmed = this.isProgrammed(d, m);
-        return { podIp: m.ip, hostVeth: m.veth, netns: m.netns, groups: d.groups.get(m.ip) ?? [], programmed, ...(programmed ? {} : { reason: 'pending' as const }) };
-      }),
-      announced: d.announced,
-      groups: domainGroups(d),
-      peers: d.table.status(),
-      entries: d.entries,
-    }));
+    const domains: NodeDomainStatus[] = this.domains.map((d) => domainStatus(d, (m) => this.isProgrammed(d, m)));
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.control?.counters ?? {})) if (k !== 'ok') drops[k] = v;
     return {

@@ -8,11 +8,12 @@ import type { PeerTable } from '../membership/peers.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { OverlaySpec } from '../overlay/desired.js';
 import type { OverlayReconciler } from '../overlay/reconciler.js';
-import type { NotProgrammedReason } from './api.js';
+import type { NotProgrammedReason, PodProgramStatus } from './api.js';
 import type { NodeDomain } from './config.js';
 import type { LocalMember } from './members.js';
 import type { ReadChain } from './nft.js';
 import { captureChainName, vxChainName } from './nft.js';
+import type { NodeDomainStatus } from './status-types.js';
 
 export interface DomainRuntime {
   readonly domain: NodeDomain;
@@ -62,4 +63,34 @@ export function announcement(d: Pick<DomainRuntime, 'local' | 'groups' | 'announ
   }
   if (d.announced) return { send: 'leave', announced: false, announcedGroups: '' };
   return { send: undefined, announced: false, announcedGroups: '' };
+}
+
+type Programmed = (m: LocalMember) => boolean;
+
+/** The domain's part of /status. Pure. */
+export function domainStatus(d: DomainRuntime, programmed: Programmed): NodeDomainStatus {
+  return {
+    service: d.domain.service,
+    vni: d.domain.vni,
+    device: d.domain.device,
+    label: d.label,
+    listed: d.listed,
+    localMembers: [...d.local.values()].map((m) => {
+      const ok = programmed(m);
+      return { podIp: m.ip, hostVeth: m.veth, netns: m.netns, groups: d.groups.get(m.ip) ?? [], programmed: ok, ...(ok ? {} : { reason: 'pending' as const }) };
+    }),
+    announced: d.announced,
+    groups: domainGroups(d),
+    peers: d.table.status(),
+    entries: d.entries,
+  };
+}
+
+/** /pods/IP for a pod the domain lists (undefined when it does not list it). Pure. */
+export function listedPodStatus(d: Pick<DomainRuntime, 'domain' | 'listed' | 'local' | 'reasons' | 'groups'>, podIp: string, programmed: Programmed): PodProgramStatus | undefined {
+  if (!d.listed.includes(podIp)) return undefined;
+  const m = d.local.get(podIp);
+  if (!m) return { podIp, programmed: false, reason: d.reasons.get(podIp) ?? 'pending', domain: d.domain.service };
+  const ok = programmed(m);
+  return { podIp, programmed: ok, ...(ok ? {} : { reason: 'pending' as const }), domain: d.domain.service, hostVeth: m.veth, groups: d.groups.get(podIp) ?? [] };
 }

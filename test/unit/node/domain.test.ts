@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { announcement, domainGroups, isProgrammed } from '../../../src/node/domain.js';
+import { announcement, domainGroups, isProgrammed, listedPodStatus } from '../../../src/node/domain.js';
 import type { LocalMember } from '../../../src/node/members.js';
 import { parseRuleset } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
@@ -38,4 +38,20 @@ test('isProgrammed: both verified chains name the member; a stale chain, another
   assert.equal(isProgrammed({ ...d, domain: { ...d.domain, vni: 200, device: 'kmcvx200' } }, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)), false);
   const stale = parseRuleset(fixture('iproute2/node/nft-node-stale.json'));
   assert.equal(isProgrammed(d, m('10.244.1.11', 'kmcv1'), (n) => stale.get(n)), false);
+});
+
+test('listedPodStatus: unlisted undefined, listed but not local with its reason, local with veth and groups', () => {
+  const d = {
+    domain: { service: 'a.default.svc.cluster.local', vni: 100, device: 'kmcvx100' },
+    listed: ['10.244.1.11', '10.244.1.12', '10.244.2.11', '10.244.1.99'],
+    local,
+    reasons: new Map([['10.244.2.11', 'not_local' as const]]),
+    groups: new Map([['10.244.1.11', ['239.1.1.1']]]),
+  } as unknown as Parameters<typeof listedPodStatus>[0];
+  const yes = (): boolean => true;
+  assert.equal(listedPodStatus(d, '10.9.9.9', yes), undefined);
+  assert.deepEqual(listedPodStatus(d, '10.244.2.11', yes), { podIp: '10.244.2.11', programmed: false, reason: 'not_local', domain: 'a.default.svc.cluster.local' });
+  assert.equal(listedPodStatus(d, '10.244.1.99', yes)?.reason, 'pending', 'listed, not resolved yet');
+  assert.deepEqual(listedPodStatus(d, '10.244.1.11', yes), { podIp: '10.244.1.11', programmed: true, domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv1', groups: ['239.1.1.1'] });
+  assert.deepEqual(listedPodStatus(d, '10.244.1.12', () => false), { podIp: '10.244.1.12', programmed: false, reason: 'pending', domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv2', groups: [] });
 });
