@@ -5,9 +5,11 @@
  * that "what we want" and "what the kernel has" compare as plain data.
  *
  * Per domain:
- * - `vx-<vni>`: ingress of the domain's VXLAN device. Every decapsulated frame is copied out of
- *   each local member's host veth (the pod receives it on its own eth0) and then dropped, so
- *   nothing reaches the node's stack or the CNI.
+ * - `vx-<vni>`: ingress of the domain's VXLAN device. Every decapsulated multicast or limited
+ *   broadcast frame is copied out of each local member's host veth (the pod receives it on its
+ *   own eth0) and then dropped, so nothing reaches the node's stack or the CNI; anything else
+ *   (unicast, ARP, IPv6) is dropped by the chain's policy: a peer can put only what kmcast
+ *   carries into a pod, never a unicast frame past the CNI's network policy.
  * - `cap-<veth>`: ingress of a local member's host veth. Multicast (224.0.0.0/4) and limited
  *   broadcast the pod sends are copied to every other local member and forwarded into the
  *   domain's VXLAN device (which replicates once per member node from its FDB/MDB); the node's
@@ -30,8 +32,14 @@ export interface DomainPlane {
 /** One chain as both the renderer and the parser see it. */
 export interface ChainShape {
   readonly name: string;
-  /** True for capture chains (they match the multicast/broadcast set first). */
+  /** The rule matches the multicast/broadcast set first (capture and delivery chains alike). */
   readonly capture: boolean;
+  /**
+   * The chain's policy: capture chains accept (unicast, ARP and IPv6 of the pod pass untouched),
+   * delivery chains drop, so only multicast and broadcast a peer node sends ever reach a pod:
+   * a unicast frame put into the VXLAN device is not copied to every member.
+   */
+  readonly policy: 'accept' | 'drop';
   /** dup targets, in order. */
   readonly dups: readonly string[];
   /** fwd target (capture chains). */
@@ -61,9 +69,9 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
   for (const d of [...domains].sort((a, b) => a.vni - b.vni)) {
     const members = [...new Set(d.members)].filter((m) => !claimed.has(m)).sort(byName);
     for (const m of members) claimed.add(m);
-    out.push({ name: vxChainName(d.vni), device: d.device, capture: false, dups: members, fwd: undefined, drop: true });
+    out.push({ name: vxChainName(d.vni), device: d.device, capture: true, policy: 'drop', dups: members, fwd: undefined, drop: true });
     for (const m of members) {
-      out.push({ name: captureChainName(m), device: m, capture: true, dups: members.filter((o) => o !== m), fwd: d.device, drop: false });
+      out.push({ name: captureChainName(m), device: m, capture: true, policy: 'accept', dups: members.filter((o) => o !== m), fwd: d.device, drop: false });
     }
   }
   return out;
@@ -85,7 +93,7 @@ export function renderRuleset(chains: readonly ChainSpec[]): string {
   for (const c of chains) {
     lines.push(
       `  chain ${c.name} {`,
-      `    type filter hook ingress device "${c.device}" priority ${NODE_PRIORITY}; policy accept;`,
+      `    type filter hook ingress device "${c.device}" priority ${NODE_PRIORITY}; policy ${c.policy};`,
       `    ${ruleText(c)}`,
       '  }',
     );
@@ -123,7 +131,7 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
   for (const o of items) {
     const c = o.chain as Json | undefined;
     if (c && typeof c.name === 'string') {
-      out.set(c.name, { name: c.name, capture: false, dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, stale: false });
+      out.set(c.name, { name: c.name, capture: false, policy: c.policy === 'drop' ? 'drop' : 'accept', dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, stale: false });
     }
   }
   for (const o of items) {
@@ -152,7 +160,7 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
       else if ('fwd' in e) fwd = target(e.fwd);
       else if ('drop' in e) drop = true;
     }
-    out.set(r.chain, { name: r.chain, capture, dups, fwd, drop, packets, rules: prev.rules + 1, stale: stale || prev.stale });
+    out.set(r.chain, { ...prev, capture, dups, fwd, drop, packets, rules: prev.rules + 1, stale: stale || prev.stale });
   }
   return out;
 }
@@ -166,8 +174,8 @@ export function rulesetMismatch(want: readonly ChainSpec[], have: ReadonlyMap<st
     if (!h) return `chain ${c.name} missing`;
     if (h.rules !== 1) return `chain ${c.name} has ${h.rules} rules`;
     if (h.stale) return `chain ${c.name} points at a deleted device`;
-    if (h.capture !== c.capture || h.drop !== c.drop || h.fwd !== c.fwd || h.dups.join() !== c.dups.join()) {
-      return `chain ${c.name} differs: ${JSON.stringify({ dups: h.dups, fwd: h.fwd, drop: h.drop })}`;
+    if (h.capture !== c.capture || h.policy !== c.policy || h.drop !== c.drop || h.fwd !== c.fwd || h.dups.join() !== c.dups.join()) {
+      return `chain ${c.name} differs: ${JSON.stringify({ capture: h.capture, policy: h.policy, dups: h.dups, fwd: h.fwd, drop: h.drop })}`;
     }
   }
   return undefined;

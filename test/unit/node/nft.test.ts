@@ -9,14 +9,14 @@ test('one VXLAN chain per domain and one capture chain per local member, determi
     { vni: 100, device: 'kmcvx100', members: ['kmcv10', 'kmcv2', 'kmcv1'] },
   ]);
   assert.deepEqual(
-    chains.map((c) => [c.name, c.device, c.dups.join(' '), c.fwd ?? '-', c.drop]),
+    chains.map((c) => [c.name, c.device, c.dups.join(' '), c.fwd ?? '-', c.drop, c.policy]),
     [
-      ['vx-100', 'kmcvx100', 'kmcv1 kmcv2 kmcv10', '-', true],
-      ['cap-kmcv1', 'kmcv1', 'kmcv2 kmcv10', 'kmcvx100', false],
-      ['cap-kmcv2', 'kmcv2', 'kmcv1 kmcv10', 'kmcvx100', false],
-      ['cap-kmcv10', 'kmcv10', 'kmcv1 kmcv2', 'kmcvx100', false],
-      ['vx-200', 'kmcvx200', 'kmcv3', '-', true],
-      ['cap-kmcv3', 'kmcv3', '', 'kmcvx200', false],
+      ['vx-100', 'kmcvx100', 'kmcv1 kmcv2 kmcv10', '-', true, 'drop'],
+      ['cap-kmcv1', 'kmcv1', 'kmcv2 kmcv10', 'kmcvx100', false, 'accept'],
+      ['cap-kmcv2', 'kmcv2', 'kmcv1 kmcv10', 'kmcvx100', false, 'accept'],
+      ['cap-kmcv10', 'kmcv10', 'kmcv1 kmcv2', 'kmcvx100', false, 'accept'],
+      ['vx-200', 'kmcvx200', 'kmcv3', '-', true, 'drop'],
+      ['cap-kmcv3', 'kmcv3', '', 'kmcvx200', false, 'accept'],
     ],
   );
 });
@@ -39,8 +39,8 @@ test('the script replaces the whole table atomically: declare, delete, recreate'
       'delete table netdev kmcast-node',
       'table netdev kmcast-node {',
       '  chain vx-100 {',
-      '    type filter hook ingress device "kmcvx100" priority -500; policy accept;',
-      '    counter dup to "kmcv1" dup to "kmcv2" drop',
+      '    type filter hook ingress device "kmcvx100" priority -500; policy drop;',
+      '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv1" dup to "kmcv2" drop',
       '  }',
       '  chain cap-kmcv1 {',
       '    type filter hook ingress device "kmcv1" priority -500; policy accept;',
@@ -64,6 +64,11 @@ test('the recorded read-back of that script matches it exactly', () => {
   assert.equal(have.get('cap-kmcv1')?.fwd, 'kmcvx100');
   assert.deepEqual(have.get('vx-100')?.dups, ['kmcv1', 'kmcv2']);
   assert.equal(have.get('vx-100')?.packets, 0);
+  assert.equal(have.get('vx-100')?.policy, 'drop', 'only multicast and broadcast are delivered; the rest is dropped');
+  // A delivery chain that accepts the rest (the pre-policy ruleset) is a mismatch to repair.
+  const open = new Map(have);
+  open.set('vx-100', { ...have.get('vx-100')!, policy: 'accept' });
+  assert.match(rulesetMismatch(want, open) ?? '', /chain vx-100 differs/);
 });
 
 test('a rule whose device was deleted reads back as stale (nft prints the ifindex): re-apply', () => {
