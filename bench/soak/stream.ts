@@ -227,6 +227,12 @@ export interface StreamOptions {
   readonly rejoinMs?: number;
   /** Delay from "everyone ready" to sequence number 0, default 500 ms (joins reach the senders). */
   readonly startDelayMs?: number;
+  /**
+   * Awaited once every receiver has joined, before the start time is set: e.g. until the senders
+   * replicate the group to every receiver, so that a loaded machine's slower join path does not
+   * count as loss at the start.
+   */
+  readonly beforeSend?: (group: string) => Promise<void>;
 }
 
 export interface StreamResult {
@@ -293,6 +299,7 @@ export async function startStream(o: StreamOptions): Promise<Stream> {
     const receivers = o.receivers.map((pod) => spawnPy(pod, RECEIVER_PY, [port, group, nonce, String(o.rejoinMs ?? 0), maxS]));
     procs.push(...receivers);
     await Promise.all(receivers.map((r) => untilReady(r, 'stream receiver')));
+    await o.beforeSend?.(group);
     const t0 = Date.now() + (o.startDelayMs ?? 500);
     const senders = o.senders.map((pod) =>
       spawnPy(pod, SENDER_PY, [group, port, nonce, pod.name, String(o.rate), String(count), String(t0), String(o.size ?? 64)]),

@@ -150,12 +150,23 @@ function assertExactlyOnce(m: Matrix, when: string): void {
   }
 }
 
+/** Waits until every sender replicates `group` to every other receiver (their joins reached it). */
+async function replicated(senders: readonly LabPod[], receivers: readonly LabPod[], group: string): Promise<void> {
+  await waitFor(`the senders replicate ${group} to every receiver`, async () => {
+    for (const s of senders) {
+      const mdb = (await plane(s)).mdb;
+      if (!receivers.every((r) => r === s || mdb.includes(`${group}>${r.ip}`))) return false;
+    }
+    return true;
+  }, 15_000, 100);
+}
+
 /** Waits until no pod replicates the traffic matrix's group any more (its receivers left). */
 async function matrixGroupGone(pods: readonly LabPod[]): Promise<void> {
   await waitFor('the last matrix\'s receivers left', async () => {
     for (const p of pods) if ((await plane(p)).mdb.some((e) => e.startsWith(`${DEFAULT_GROUP}>`))) return false;
     return true;
-  }, 5000, 100);
+  }, 15_000, 100);
 }
 
 describe('faults: the overlay survives and converges', { skip: skip ? privilegedReason() : false }, () => {
@@ -196,11 +207,12 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
         if (!groups.every((g) => mdb.includes(`${g}>${victim.ip}`))) return false;
       }
       return true;
-    }, 5000, 100);
+    }, 15_000, 100);
     await matrixGroupGone(lab.pods);
     const before = await Promise.all(lab.pods.map(plane));
 
-    const stream = await startStream({ senders: [lab.pods[0]!, lab.pods[4]!], receivers: lab.pods, rate: 200, durationMs: 6000 });
+    const senders = [lab.pods[0]!, lab.pods[4]!];
+    const stream = await startStream({ senders, receivers: lab.pods, rate: 200, durationMs: 6000, beforeSend: (g) => replicated(senders, lab.pods, g) });
     cleanups.push(() => stream.kill());
     await new Promise((r) => setTimeout(r, stream.t0 - Date.now() + 1500));
     const killedAt = Date.now();
