@@ -12,7 +12,8 @@ import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
 import type { PodProgramStatus } from '../../src/node/api.js';
 import type { BenchContext } from '../lib/context.js';
 import { BENCH_GROUP, BENCH_PORT, measureDataPlane } from '../lib/context.js';
-import { benchAgentArgs, buildLab, mdbDestinations, removeLab, sampleResources, startAgents, stopAgents, waitFor, waitReady } from '../lib/lab.js';
+import { benchAgentArgs, mdbDestinations, sampleResources, startAgents, stopAgents, waitFor, waitReady } from '../lib/lab.js';
+import { withLab } from './kmcast.js';
 import { readFile } from 'node:fs/promises';
 import { iperfTrial, run, runner, spawnIn, stop } from '../lib/net.js';
 import { findMaxRate, parseVmRssBytes } from '../lib/pure.js';
@@ -23,15 +24,6 @@ export const NODE_VNI = 100;
 const NODE_DEVICE = `kmcvx${NODE_VNI}`;
 
 export const nodeLabIds = (ctx: BenchContext): string[] => ['na', 'nf', 'nr'].map((s) => `${ctx.id}${s}`);
-
-async function withLab<T>(id: string, nodes: Lab['spec']['nodes'], podsPerNode: number, fn: (lab: Lab) => Promise<T>): Promise<T> {
-  const lab = await buildLab(id, nodes, podsPerNode);
-  try {
-    return await fn(lab);
-  } finally {
-    await removeLab(id);
-  }
-}
 
 /** Production timers (heartbeat 1 s, expiry 5), info logs; the lab's Service is the one domain. */
 function nodeArgs(lab: Lab): string[] {

@@ -1,24 +1,40 @@
-/** The agent's HTTP endpoints: /metrics, /healthz, /readyz, /status. */
+/**
+ * The agents' HTTP endpoints: /metrics, /healthz, /readyz, /status, shared by the sidecar agent
+ * and the node agent; a caller's `route` serves what only it has (the node agent's /v1/pods/<ip>).
+ */
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AgentMetrics } from './metrics.js';
+import type { Registry } from 'prom-client';
 import type { AgentStatus } from './status-types.js';
 
-export interface HttpSources {
-  readonly metrics: AgentMetrics;
+/** What `route` answers: a status code, a body and its content type. */
+export interface HttpReply {
+  readonly code: number;
+  readonly body: string;
+  readonly type?: string;
+}
+
+export interface HttpSources<S = AgentStatus> {
+  readonly metrics: { readonly registry: Registry };
   /** Refreshes gauges read from the kernel (drop counters) before /metrics is rendered. */
   beforeScrape?(): Promise<void>;
   ready(): boolean;
-  status(): Promise<AgentStatus>;
+  status(): Promise<S>;
+  /** Answers paths the common endpoints do not (undefined: not found). */
+  route?(path: string): Promise<HttpReply | undefined>;
+  /** Appended to the 404 text's list of endpoints. */
+  readonly moreEndpoints?: string;
 }
 
-export async function handle(req: IncomingMessage, res: ServerResponse, src: HttpSources): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
+export async function handle<S>(req: IncomingMessage, res: ServerResponse, src: HttpSources<S>): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
   const send = (code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
     res.writeHead(code, { 'content-type': type });
     res.end(body);
   };
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n');
+  const extra = await src.route?.(path);
+  if (extra) return send(extra.code, extra.body, extra.type);
   switch (path) {
     case '/healthz':
       return send(200, 'ok\n');
@@ -30,11 +46,11 @@ export async function handle(req: IncomingMessage, res: ServerResponse, src: Htt
     case '/status':
       return send(200, `${JSON.stringify(await src.status(), null, 2)}\n`, 'application/json');
     default:
-      return send(404, 'not found: try /status, /metrics, /healthz, /readyz\n');
+      return send(404, `not found: try /status, /metrics, /healthz, /readyz${src.moreEndpoints ? `, ${src.moreEndpoints}` : ''}\n`);
   }
 }
 
-export async function startHttp(host: string, port: number, src: HttpSources): Promise<Server> {
+export async function startHttp<S>(host: string, port: number, src: HttpSources<S>): Promise<Server> {
   const server = createServer((req, res) => {
     handle(req, res, src).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
