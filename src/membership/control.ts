@@ -109,29 +109,11 @@ export class ControlChannel {
   /** Binds the socket. Rejects with a ConfigError naming --control-port when it cannot. */
   async start(): Promise<void> {
     if (this.socket) return;
-    const socket = createSocket({ type: 'udp4' });
-    socket.on('message', (buf, rinfo) => this.handle(buf, rinfo));
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => {
-        socket.close();
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        const fix =
-          code === 'EADDRINUSE'
-            ? 'another process uses that UDP port; choose another --control-port'
-            : code === 'EADDRNOTAVAIL'
-              ? 'the address is not on this host; check the pod IP (KMCAST_POD_IP)'
-              : 'check --control-port';
-        reject(new ConfigError(`bind control socket ${this.options.address}:${this.options.port}: ${errorMessage(err)}; ${fix}`, { cause: err }));
-      };
-      socket.once('error', onError);
-      socket.bind({ address: this.options.address, port: this.options.port, exclusive: true }, () => {
-        socket.off('error', onError);
-        resolve();
-      });
+    this.socket = await bindControlSocket(this.options.address, this.options.port, this.options.logger, (buf, rinfo) => this.handle(buf, rinfo), {
+      inUse: 'another process uses that UDP port; choose another --control-port',
+      notAvailable: 'the address is not on this host; check the pod IP (KMCAST_POD_IP)',
+      other: 'check --control-port',
     });
-    // After binding, socket errors (e.g. ICMP-driven ones) are logged, never fatal.
-    socket.on('error', (err) => this.options.logger.warn({ err: errorMessage(err) }, 'control socket error'));
-    this.socket = socket;
   }
 
   /** The bound port (useful with port 0 in tests). */
@@ -230,4 +212,41 @@ export class ControlChannel {
     this.sendCounters.failed += failed;
     return { datagrams: total, failed };
   }
+}
+
+/** What to tell the user when the control socket cannot bind, by cause. */
+export interface BindHints {
+  readonly inUse: string;
+  readonly notAvailable: string;
+  readonly other: string;
+}
+
+/**
+ * Binds the UDP control socket exclusively (both agents). Rejects with a ConfigError that says
+ * what to change; after binding, socket errors (e.g. ICMP-driven ones) are logged, never fatal.
+ */
+export async function bindControlSocket(
+  address: string,
+  port: number,
+  logger: Logger,
+  onMessage: (buf: Buffer, rinfo: RemoteInfo) => void,
+  hints: BindHints,
+): Promise<Socket> {
+  const socket = createSocket({ type: 'udp4' });
+  socket.on('message', onMessage);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      socket.close();
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      const fix = code === 'EADDRINUSE' ? hints.inUse : code === 'EADDRNOTAVAIL' ? hints.notAvailable : hints.other;
+      reject(new ConfigError(`bind control socket ${address}:${port}: ${errorMessage(err)}; ${fix}`, { cause: err }));
+    };
+    socket.once('error', onError);
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+  socket.on('error', (err) => logger.warn({ err: errorMessage(err) }, 'control socket error'));
+  return socket;
 }

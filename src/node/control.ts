@@ -5,13 +5,12 @@
  * domain whose label it carries, and is refused as `wrong_cluster` when no domain has it.
  * Whatever a datagram is, it ends as one counter increment, never as an exception.
  */
-import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket } from 'node:dgram';
-import { ConfigError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decode, Encoder } from '../membership/codec.js';
 import type { ControlMessage, LocalState } from '../membership/codec.js';
-import { CONTROL_RESULTS } from '../membership/control.js';
+import { bindControlSocket, CONTROL_RESULTS } from '../membership/control.js';
 import type { ControlCounters, ControlResult } from '../membership/control.js';
 import type { PeerTable, ReceiveResult } from '../membership/peers.js';
 
@@ -61,28 +60,11 @@ export class NodeControl {
   }
 
   async start(): Promise<void> {
-    const socket = createSocket({ type: 'udp4', reuseAddr: false });
-    socket.on('message', (buf, rinfo) => this.handle(buf, rinfo));
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => {
-        socket.close();
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        const fix =
-          code === 'EADDRINUSE'
-            ? 'another process (another node agent?) uses that UDP port; choose another --control-port'
-            : code === 'EADDRNOTAVAIL'
-              ? 'the address is not on this node; check --node-ip'
-              : 'check --control-port and --node-ip';
-        reject(new ConfigError(`bind control socket ${this.options.address}:${this.options.port}: ${errorMessage(err)}; ${fix}`, { cause: err }));
-      };
-      socket.once('error', onError);
-      socket.bind({ address: this.options.address, port: this.options.port, exclusive: true }, () => {
-        socket.off('error', onError);
-        resolve();
-      });
+    this.socket = await bindControlSocket(this.options.address, this.options.port, this.options.logger, (buf, rinfo) => this.handle(buf, rinfo), {
+      inUse: 'another process (another node agent?) uses that UDP port; choose another --control-port',
+      notAvailable: 'the address is not on this node; check --node-ip',
+      other: 'check --control-port and --node-ip',
     });
-    socket.on('error', (err) => this.options.logger.warn({ err: errorMessage(err) }, 'control socket error'));
-    this.socket = socket;
   }
 
   get port(): number {
