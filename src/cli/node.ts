@@ -8,17 +8,8 @@ import type { RawNodeOptions } from '../node/config.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-export function registerNode(program: Command): void {
-  program
-    .command('node')
-    .summary('run the node agent (node mode: member pods need no capability and no sidecar)')
-    .description(
-      'Runs in the node\'s network namespace (a DaemonSet with hostNetwork). For every domain (--service) it keeps a ' +
-        'VXLAN device kmcvx<vni>, takes the member pods\' multicast and limited broadcast off their host veths with ' +
-        'nftables, copies it to the other local members and once per member node over VXLAN, and delivers what ' +
-        'arrives out of the members\' host veths, so apps see it on their own eth0. Serves /metrics, /healthz, ' +
-        `/readyz, /status and /v1/pods/<podIP> (read by \`kmcast wait\`). Every flag can also be set as KMCAST_<FLAG>.`,
-    )
+function nodeOptions(cmd: Command): Command {
+  return cmd
     .option('--service <name[=vni]>', 'a domain: headless Service whose A records are the member pods; repeatable, optional VNI', collect, [])
     .option('--peers <ip,ip>', 'the other nodes\' IPs (static; beside or instead of --peers-service)')
     .option('--peers-service <name>', 'headless Service of the node agents themselves (their node IPs)')
@@ -35,7 +26,59 @@ export function registerNode(program: Command): void {
     .option('--resolve-interval <ms>', 'how often to re-resolve the domains and --peers-service (default: 2000)')
     .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
     .option('--joins-interval <ms>', 're-read of every member\'s joins besides the maddress monitor (default: 5000)')
-    .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)')
+    .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)');
+}
+
+function gatewayOptions(cmd: Command): Command {
+  return cmd
+    .option('--gateway-interface <if>', 'make this node the domain\'s gateway to the network on <if> (the LAN or uplink facing outside)')
+    .option('--gateway-group <group[/len]=dir>', 'what crosses the gateway, dir = in | out | both (e.g. 239.10.0.0/16=in, 224.0.0.251=both); repeatable; nothing else crosses', collect, [])
+    .option('--gateway-service <name>', 'the --service domain the gateway serves (default: the only one)')
+    .option('--gateway-snat <on|off>', 'outbound datagrams leave with the interface\'s address and MAC as source (default: on)')
+    .option('--gateway-min-ttl <n>', 'datagrams with a lower IP TTL do not cross, either way (default: 1, every TTL)')
+    .option('--gateway-rate <pps>', 'datagrams per second per group and direction; excess is dropped and counted; 0 = no limit (default: 10000)');
+}
+
+const GATEWAY_HELP = `
+Gateway (--gateway-interface): the node also connects one domain to the network on that interface.
+Inbound groups (in, both) that member pods joined are joined on the interface (IGMP reports go out)
+and their datagrams are handed into the domain like a member's, outside source kept, exactly once
+to every member. Outbound groups (out, both) sent by member pods leave on the interface once. Only
+UDP to listed groups crosses; datagrams that came in never go back out, and a datagram from a pod
+or from a gateway's own address heard back on the interface is dropped. Several gateways of one
+domain elect one (the lowest node IP); the others stand by. See docs/gateway.md.`;
+
+async function runNodeAgent(flags: RawNodeOptions, opts: { gatewayRequired?: boolean } = {}): Promise<void> {
+  const config = validateNodeConfig(mergeNodeOptions(flags, process.env), opts);
+  const log = createLogger(config.logLevel, { component: config.gateway ? 'gateway' : 'node' });
+  const agent = new NodeAgent(config, { runner: new ExecRunner(), log });
+  await agent.start();
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'shutting down');
+      agent.stop().then(resolve, (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exitCode = 1;
+        resolve();
+      });
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
+}
+
+export function registerNode(program: Command): void {
+  const node = program
+    .command('node')
+    .summary('run the node agent (node mode: member pods need no capability and no sidecar)')
+    .description(
+      'Runs in the node\'s network namespace (a DaemonSet with hostNetwork). For every domain (--service) it keeps a ' +
+        'VXLAN device kmcvx<vni>, takes the member pods\' multicast and limited broadcast off their host veths with ' +
+        'nftables, copies it to the other local members and once per member node over VXLAN, and delivers what ' +
+        'arrives out of the members\' host veths, so apps see it on their own eth0. Serves /metrics, /healthz, ' +
+        `/readyz, /status and /v1/pods/<podIP> (read by \`kmcast wait\`). Every flag can also be set as KMCAST_<FLAG>.`,
+    );
+  gatewayOptions(nodeOptions(node))
     .addHelpText(
       'after',
       `
@@ -47,24 +90,40 @@ how to fix it).
 Examples:
   kmcast node --service app-mcast.default.svc.cluster.local --peers-service kmcast-node.kmcast-system.svc.cluster.local
   kmcast node --service app-a=100 --service app-b=200 --peers 172.31.1.2,172.31.2.2 --key-file /etc/kmcast/key
-  KMCAST_SERVICE=app-a,app-b KMCAST_PEERS_SERVICE=kmcast-node kmcast node`,
+  KMCAST_SERVICE=app-a,app-b KMCAST_PEERS_SERVICE=kmcast-node kmcast node
+${GATEWAY_HELP}`,
     )
     .action(async (flags: RawNodeOptions) => {
-      const config = validateNodeConfig(mergeNodeOptions(flags, process.env));
-      const log = createLogger(config.logLevel, { component: 'node' });
-      const agent = new NodeAgent(config, { runner: new ExecRunner(), log });
-      await agent.start();
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: NodeJS.Signals): void => {
-          log.info({ signal }, 'shutting down');
-          agent.stop().then(resolve, (err: unknown) => {
-            log.error({ err }, 'shutdown failed');
-            process.exitCode = 1;
-            resolve();
-          });
-        };
-        process.once('SIGTERM', shutdown);
-        process.once('SIGINT', shutdown);
-      });
+      await runNodeAgent(flags);
+    });
+  const gateway = program
+    .command('gateway')
+    .summary('run the node agent as a gateway between a domain\'s pods and the network outside the cluster')
+    .description(
+      '`kmcast node` with the gateway flags required: on the chosen node, multicast of the listed groups crosses ' +
+        'between the member pods of one domain (on every node) and the network on --gateway-interface, inbound ' +
+        '(outside to pods), outbound (pods to outside) or both. Takes every `kmcast node` flag; each flag can also be ' +
+        'set as KMCAST_<FLAG>.',
+    );
+  gatewayOptions(nodeOptions(gateway))
+    .addHelpText(
+      'after',
+      `${GATEWAY_HELP}
+
+Exit codes: 0 clean shutdown (SIGTERM: the gateway leaves its groups and removes its nftables table
+so a standby gateway takes over at once; the node's own data plane stays), 2 bad configuration
+(the message names the flag, e.g. a --gateway-group that is not GROUP[/LEN]=in|out|both, or a
+--gateway-interface without an IPv4 address), 3 missing capability or tool.
+
+Examples:
+  # an external feed on eth1 to the pods of one app
+  kmcast gateway --service feed.md.svc.cluster.local --peers-service kmcast-node.kmcast-system.svc.cluster.local \\
+    --gateway-interface eth1 --gateway-group 239.10.0.0/16=in
+  # LAN discovery both ways: mDNS and SSDP
+  kmcast gateway --service hass.home.svc.cluster.local --peers-service kmcast-node.kmcast-system.svc.cluster.local \\
+    --gateway-interface eth0 --gateway-group 224.0.0.251=both,239.255.255.250=both`,
+    )
+    .action(async (flags: RawNodeOptions) => {
+      await runNodeAgent(flags, { gatewayRequired: true });
     });
 }

@@ -32,12 +32,15 @@ import { AllowList } from '../overlay/allowlist.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
+import { Gateway, gatewayLabel } from '../gateway/gateway.js';
+import { GatewayMetrics } from '../gateway/metrics.js';
+import { removeGatewayScript } from '../gateway/nft.js';
 import type { PodProgramStatus } from './api.js';
 import type { NodeConfig } from './config.js';
 import { nodeClusterLabel } from './config.js';
 import { NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
-import { announcement, domainGroups, domainStatus, isProgrammed, listedPodStatus } from './domain.js';
+import { announcedGroups, announcement, domainGroups, domainStatus, isProgrammed, listedPodStatus } from './domain.js';
 import { startNodeHttp } from './http.js';
 import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
@@ -83,6 +86,8 @@ export class NodeAgent {
   private graceUntil = 0;
   private allowListOk = false;
   private allowListPeers = 0;
+  /** This node's gateway to the outside network (--gateway-interface), if any. */
+  private readonly gateway: Gateway | undefined;
 
   constructor(
     private readonly config: NodeConfig,
@@ -99,6 +104,8 @@ export class NodeAgent {
       domain,
       label: nodeClusterLabel(domain),
       table: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', expiryMs }),
+      gwLabel: gatewayLabel(nodeClusterLabel(domain)),
+      gateways: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', expiryMs }),
       reconciler: new OverlayReconciler(this.ip, deps.log.child({ domain: domain.service })),
       dns: new DnsDiscovery(domain.service, { server: config.dnsServer }),
       spec: undefined,
@@ -111,6 +118,14 @@ export class NodeAgent {
       deviceOk: false,
       entries: { fdb: 0, mdb: 0 },
     }));
+    const gw = config.gateway;
+    const gwDomain = gw && this.domains.find((d) => d.domain.service === gw.service);
+    this.gateway = gw && gwDomain ? new Gateway(gw, gwDomain.label, { ip: this.ip, log: deps.log.child({ gateway: gw.interface }), metrics: new GatewayMetrics(this.metrics.registry) }) : undefined;
+  }
+
+  /** The domain the gateway serves (undefined without a gateway). */
+  private get gatewayDomain(): DomainRuntime | undefined {
+    return this.gateway && this.domains.find((d) => d.domain.service === this.gateway!.config.service);
   }
 
   private get runner(): Runner {
@@ -132,6 +147,8 @@ export class NodeAgent {
     for (const d of this.domains) {
       d.table = new PeerTable({ selfIp: this.nodeIp, expiryMs });
       d.table.setListed('static', cfg.peers.filter((p) => p !== this.nodeIp));
+      d.gateways = new PeerTable({ selfIp: this.nodeIp, expiryMs });
+      d.gateways.setListed('static', cfg.peers.filter((p) => p !== this.nodeIp));
       d.spec = {
         device: d.domain.device,
         vni: d.domain.vni,
@@ -147,8 +164,19 @@ export class NodeAgent {
     // Adopting a populated device after a restart: keep what the previous agent programmed until
     // the peers have had one expiry to be heard from.
     this.graceUntil = Date.now() + expiryMs;
-    this.control = new NodeControl({ address: this.nodeIp, port: cfg.controlPort, keys: this.keys, domains: this.domains.map((d) => ({ label: d.label, table: d.table })), logger: this.log });
+    // The others answer a new gateway's first STATE at once; two heartbeats cover a lost answer.
+    if (this.gateway) await this.gateway.start(this.nodeIp, this.gatewayDomain!.gateways, 2 * cfg.heartbeatMs + 100);
+    const channels = this.domains.flatMap((d) => [
+      { label: d.label, table: d.table },
+      { label: d.gwLabel, table: d.gateways },
+    ]);
+    this.control = new NodeControl({ address: this.nodeIp, port: cfg.controlPort, keys: this.keys, domains: channels, logger: this.log });
     this.control.onMessage((e) => {
+      const g = this.domains.find((x) => x.gwLabel === e.label);
+      if (g) {
+        this.onGatewayMessage(g, e.from, e.result.isNew, e.result.changed);
+        return;
+      }
       const d = this.domains.find((x) => x.label === e.label);
       if (!d) return;
       if (e.result.changed) this.request('entries');
@@ -177,7 +205,10 @@ export class NodeAgent {
           await this.refreshCounters();
         },
         ready: () => this.ready,
-        status: async () => await Promise.resolve(this.status()),
+        status: async () => {
+          await this.gateway?.refresh();
+          return this.status();
+        },
         pod: async (ip) => await this.podStatus(ip),
       }).catch((err: unknown) => {
         throw new ConfigError(`--http ${cfg.http!.host}:${cfg.http!.port}: cannot listen: ${errorMessage(err)}`, { cause: err });
@@ -216,6 +247,12 @@ export class NodeAgent {
     this.nodeMonitor?.stop();
     this.joins.stop();
     await this.running?.catch(() => undefined);
+    // The gateway first: its forwarding ends and its LEAVE lets a standby one take over at once.
+    if (this.gateway) {
+      await this.gateway.stop();
+      const gd = this.gatewayDomain!;
+      await this.control?.sendLeave(gd.gwLabel, gd.table.targets(), this.gateway.localState);
+    }
     for (const d of this.domains) {
       if (d.announced) await this.control?.sendLeave(d.label, d.table.targets());
       d.announced = false;
@@ -228,6 +265,7 @@ export class NodeAgent {
 
   /** Removes everything the node agents install on this node (uninstall; not done on SIGTERM). */
   async teardown(): Promise<void> {
+    await this.runner.run(['nft', '-f', '-'], { input: removeGatewayScript(), allowFail: true });
     await this.ruleset.remove();
     await this.allowList.remove();
     for (const d of this.domains) await d.reconciler.teardown(d.domain.device, undefined);
@@ -274,7 +312,10 @@ export class NodeAgent {
     if (this.peersDns) {
       try {
         const ips = (await this.peersDns.resolve()).filter((p) => p !== this.nodeIp);
-        for (const d of this.domains) d.table.setListed('dns', ips);
+        for (const d of this.domains) {
+          d.table.setListed('dns', ips);
+          d.gateways.setListed('dns', ips);
+        }
       } catch (err) {
         this.log.warn({ err: errorMessage(err) }, 'resolve --peers-service failed; keeping the last peer list');
       }
@@ -292,12 +333,32 @@ export class NodeAgent {
         this.log.warn({ domain: d.domain.service, peers: gone }, 'peer nodes expired');
       }
       if (d.announced) void this.announce(d, d.table.targets());
+      const gone2 = d.gateways.expire(now);
+      if (gone2.length) this.log.warn({ domain: d.domain.service, gateways: gone2 }, 'gateways expired');
     }
     if (expired) this.request('entries');
+    if (this.gateway) {
+      const gd = this.gatewayDomain!;
+      void this.control?.sendState(gd.gwLabel, gd.table.targets(), [], this.gateway.localState);
+      if (this.gateway.reelect(this.nodeIp)) this.request('full');
+    }
+  }
+
+  /** A gateway STATE or LEAVE: answer a new gateway at once; an election may have changed. */
+  private onGatewayMessage(d: DomainRuntime, from: string, isNew: boolean, changed: boolean): void {
+    const gw = this.gateway;
+    if (!gw || this.gatewayDomain !== d) return;
+    if (isNew) void this.control?.sendState(d.gwLabel, [from], [], gw.localState);
+    if (gw.reelect(this.nodeIp) || changed) this.request('full');
+  }
+
+  /** The routable outbound groups this node must receive as the domain's active gateway. */
+  private gatewayGroups(d: DomainRuntime): string[] | undefined {
+    return this.gatewayDomain === d ? this.gateway?.announcedGroups() : undefined;
   }
 
   private async announce(d: DomainRuntime, to: readonly string[]): Promise<void> {
-    await this.control?.sendState(d.label, to, domainGroups(d));
+    await this.control?.sendState(d.label, to, announcedGroups(d, this.gatewayGroups(d)));
   }
 
   /** Asks for a pass; passes are coalesced (a burst of events is one pass). */
@@ -333,11 +394,13 @@ export class NodeAgent {
   private async runPass(kind: PassKind): Promise<void> {
     if (kind === 'entries') {
       await this.syncEntries(true);
+      await this.gateway?.syncJoins(this.demandedGroups());
       return;
     }
     if (kind === 'joins') {
       await this.readJoins();
       await this.syncAnnouncements();
+      await this.gateway?.syncJoins(this.demandedGroups());
       return;
     }
     try {
@@ -345,10 +408,11 @@ export class NodeAgent {
       await this.readJoins();
       await this.syncEntries(false);
       await this.syncRuleset();
+      await this.syncGateway();
       await this.syncAllowList();
       this.syncMemberMonitors();
       await this.syncAnnouncements();
-      this.ready = this.ruleset.isInstalled && this.domains.every((d) => d.deviceOk);
+      this.ready = this.ruleset.isInstalled && this.domains.every((d) => d.deviceOk) && (this.gateway?.status().table.installed ?? true);
       this.metrics.ready.set(this.ready ? 1 : 0);
       this.metrics.syncs.labels('ok').inc();
     } catch (err) {
@@ -417,6 +481,22 @@ export class NodeAgent {
     await this.ruleset.sync(this.wantedChains());
   }
 
+  /** Routable groups any member of the gateway's domain joined, on any node. */
+  private demandedGroups(): string[] {
+    const d = this.gatewayDomain;
+    if (!d) return [];
+    const all = new Set(domainGroups(d));
+    for (const p of d.table.alive()) for (const g of p.groups) all.add(g);
+    return [...all];
+  }
+
+  private async syncGateway(): Promise<void> {
+    const d = this.gatewayDomain;
+    if (!this.gateway || !d) return;
+    const vx = this.wantedChains().find((c) => c.name === vxChainName(d.domain.vni));
+    await this.gateway.sync({ vni: d.domain.vni, device: d.domain.device, members: vx?.dups ?? [], pods: d.listed, demanded: this.demandedGroups() });
+  }
+
   private async syncAllowList(): Promise<void> {
     const peers = new Set<string>();
     for (const d of this.domains) for (const p of d.table.targets()) peers.add(p);
@@ -443,7 +523,7 @@ export class NodeAgent {
 
   private async syncAnnouncements(): Promise<void> {
     for (const d of this.domains) {
-      const next = announcement(d);
+      const next = announcement(d, this.gatewayGroups(d));
       d.announced = next.announced;
       d.announcedGroups = next.announcedGroups;
       if (next.send === 'state') await this.announce(d, d.table.targets());
@@ -468,6 +548,7 @@ export class NodeAgent {
   }
 
   private async refreshCounters(): Promise<void> {
+    await this.gateway?.refresh();
     const back = await this.ruleset.read().catch(() => undefined);
     for (const d of this.domains) {
       let captured = 0;
@@ -507,6 +588,7 @@ export class NodeAgent {
       ruleset: { installed: this.ruleset.isInstalled, chains: this.ruleset.size, ...(this.ruleset.lastError ? { lastError: this.ruleset.lastError } : {}) },
       allowList: { installed: this.allowListOk, peers: this.allowListPeers },
       drops: { control: drops },
+      ...(this.gateway ? { gateway: this.gateway.status() } : {}),
     };
   }
 }

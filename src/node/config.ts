@@ -13,6 +13,8 @@ import type { LogLevel } from '../log.js';
 import { isIpv4 } from '../net/ipv4.js';
 import { parseHostPort } from '../agent/config.js';
 import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from './api.js';
+import type { GatewayConfig } from '../gateway/config.js';
+import { GATEWAY_FLAGS, parseGatewayConfig } from '../gateway/config.js';
 
 export interface NodeDomain {
   /** The headless Service name, as given (the control label and status key). */
@@ -41,6 +43,8 @@ export interface NodeConfig {
   /** How often every member's joins are re-read besides the maddress monitor (ms). */
   readonly joinsMs: number;
   readonly logLevel: LogLevel;
+  /** The gateway to the outside network (--gateway-*), or undefined. */
+  readonly gateway: GatewayConfig | undefined;
 }
 
 export type RawNodeOptions = Record<string, string | boolean | readonly string[] | undefined>;
@@ -63,7 +67,11 @@ export const NODE_FLAGS: Record<string, string> = {
   resyncInterval: '--resync-interval',
   joinsInterval: '--joins-interval',
   logLevel: '--log-level',
+  ...GATEWAY_FLAGS,
 };
+
+/** Flags that may be given more than once (their env var is a comma list). */
+const REPEATABLE = new Set(['service', 'gatewayGroup']);
 
 const DEFAULTS: RawNodeOptions = {
   http: `0.0.0.0:${NODE_HTTP_PORT}`,
@@ -87,7 +95,7 @@ export function mergeNodeOptions(flags: RawNodeOptions, env: NodeJS.ProcessEnv):
   const out: RawNodeOptions = { ...DEFAULTS };
   for (const [key, flag] of Object.entries(NODE_FLAGS)) {
     const e = env[nodeEnvName(flag)];
-    if (e !== undefined && e !== '') out[key] = key === 'service' ? e.split(',') : e;
+    if (e !== undefined && e !== '') out[key] = REPEATABLE.has(key) ? e.split(',') : e;
     const f = flags[key];
     if (f !== undefined && !(Array.isArray(f) && f.length === 0)) out[key] = f;
   }
@@ -147,7 +155,7 @@ export function parseDomains(values: readonly string[]): NodeDomain[] {
   return out;
 }
 
-export function validateNodeConfig(raw: RawNodeOptions): NodeConfig {
+export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?: boolean } = {}): NodeConfig {
   const str = (k: string): string | undefined => {
     const v = raw[k];
     return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
@@ -207,6 +215,11 @@ export function validateNodeConfig(raw: RawNodeOptions): NodeConfig {
     resyncMs: int(raw, 'resyncInterval', 200, 3_600_000),
     joinsMs: int(raw, 'joinsInterval', 200, 600_000),
     logLevel: logLevel as LogLevel,
+    gateway: parseGatewayConfig(
+      raw,
+      domains.map((d) => d.service),
+      { required: opts.gatewayRequired },
+    ),
   };
 }
 

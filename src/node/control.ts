@@ -75,16 +75,17 @@ export class NodeControl {
     this.listeners.push(cb);
   }
 
-  async sendState(label: string, peers: readonly string[], groups: Iterable<string>): Promise<void> {
+  /** `local`: what the STATE carries as MAC and overlay address (a gateway's LAN MAC and address). */
+  async sendState(label: string, peers: readonly string[], groups: Iterable<string>, local: { mac: string; overlay: string } = NODE_LOCAL_STATE): Promise<void> {
     const enc = this.encoders.get(label);
     if (!enc) return;
-    const state: LocalState = { ...NODE_LOCAL_STATE, groups };
+    const state: LocalState = { ...local, groups };
     await this.sendAll(peers, enc.state(state, this.now()));
   }
 
-  async sendLeave(label: string, peers: readonly string[]): Promise<void> {
+  async sendLeave(label: string, peers: readonly string[], local: { mac: string; overlay: string } = NODE_LOCAL_STATE): Promise<void> {
     const enc = this.encoders.get(label);
-    if (enc) await this.sendAll(peers, [enc.leave(this.now(), NODE_LOCAL_STATE)]);
+    if (enc) await this.sendAll(peers, [enc.leave(this.now(), local)]);
   }
 
   async close(): Promise<void> {

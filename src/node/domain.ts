@@ -4,6 +4,7 @@
  * what to announce after a pass.
  */
 import type { DnsDiscovery } from '../discovery/dns.js';
+import { observedActive } from '../gateway/election.js';
 import type { PeerTable } from '../membership/peers.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { OverlaySpec } from '../overlay/desired.js';
@@ -19,6 +20,9 @@ export interface DomainRuntime {
   readonly domain: NodeDomain;
   readonly label: string;
   table: PeerTable;
+  /** The domain's gateways (`gw:` label): who forwards to and from the outside network. */
+  readonly gwLabel: string;
+  gateways: PeerTable;
   readonly reconciler: OverlayReconciler;
   readonly dns: DnsDiscovery;
   spec: OverlaySpec | undefined;
@@ -51,13 +55,25 @@ export function isProgrammed(d: Pick<DomainRuntime, 'domain' | 'deviceOk'>, m: L
 }
 
 /**
- * What to send after a pass, and the announced state it leaves: STATE when the domain has local
- * members and was not announced or its groups changed; LEAVE when it was announced and has none
- * left. Pure.
+ * The groups the node announces for the domain: its members' and, on the active gateway, the
+ * routable outbound groups (`gateway`: undefined when this node is not the domain's active
+ * gateway). Pure.
  */
-export function announcement(d: Pick<DomainRuntime, 'local' | 'groups' | 'announced' | 'announcedGroups'>): { send: 'state' | 'leave' | undefined; announced: boolean; announcedGroups: string } {
-  if (d.local.size > 0) {
-    const groups = domainGroups(d).join();
+export function announcedGroups(d: Pick<DomainRuntime, 'local' | 'groups'>, gateway: readonly string[] | undefined): string[] {
+  return gateway === undefined || gateway.length === 0 ? domainGroups(d) : sortIpv4(new Set([...domainGroups(d), ...gateway]));
+}
+
+/**
+ * What to send after a pass, and the announced state it leaves: STATE when the domain has local
+ * members (or this node is its active gateway) and was not announced or its groups changed; LEAVE
+ * when it was announced and has neither left. Pure.
+ */
+export function announcement(
+  d: Pick<DomainRuntime, 'local' | 'groups' | 'announced' | 'announcedGroups'>,
+  gateway?: readonly string[],
+): { send: 'state' | 'leave' | undefined; announced: boolean; announcedGroups: string } {
+  if (d.local.size > 0 || gateway !== undefined) {
+    const groups = announcedGroups(d, gateway).join();
     if (!d.announced || groups !== d.announcedGroups) return { send: 'state', announced: true, announcedGroups: groups };
     return { send: undefined, announced: true, announcedGroups: groups };
   }
@@ -66,6 +82,11 @@ export function announcement(d: Pick<DomainRuntime, 'local' | 'groups' | 'announ
 }
 
 type Programmed = (m: LocalMember) => boolean;
+
+/** The domain's active gateway as this node sees it: the lowest alive one. Pure. */
+function gatewayOf(d: Pick<DomainRuntime, 'gateways'>): string | undefined {
+  return observedActive(d.gateways.alive().map((p) => p.ip));
+}
 
 /** The domain's part of /status. Pure. */
 export function domainStatus(d: DomainRuntime, programmed: Programmed): NodeDomainStatus {
@@ -81,6 +102,7 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed): NodeDoma
     }),
     announced: d.announced,
     groups: domainGroups(d),
+    ...(gatewayOf(d) ? { gateway: gatewayOf(d) } : {}),
     peers: d.table.status(),
     entries: d.entries,
   };

@@ -1,5 +1,6 @@
 /** The JSON served by the node agent's `/status` (and read by `kmcast status` for node agents). */
 import type { PeerStatus } from '../agent/status-types.js';
+import type { GatewayStatus } from '../gateway/status-types.js';
 import type { NotProgrammedReason } from './api.js';
 
 export interface NodeMemberStatus {
@@ -24,6 +25,8 @@ export interface NodeDomainStatus {
   /** True while this node announces the domain (it has a local member). */
   readonly announced: boolean;
   readonly groups: readonly string[];
+  /** The node IP of the domain's active gateway to the outside network, when it has one. */
+  readonly gateway?: string;
   readonly peers: readonly PeerStatus[];
   readonly entries: { readonly fdb: number; readonly mdb: number };
 }
@@ -42,4 +45,6 @@ export interface NodeStatus {
   readonly ruleset: { readonly installed: boolean; readonly chains: number; readonly lastError?: string };
   readonly allowList: { readonly installed: boolean; readonly peers: number };
   readonly drops: { readonly control: Readonly<Record<string, number>> };
+  /** This node's gateway (--gateway-interface), when it is one. */
+  readonly gateway?: GatewayStatus;
 }

@@ -1,0 +1,100 @@
+/**
+ * The gateway's flag set of `kmcast node` (`kmcast gateway` requires it): validated here, pure,
+ * with messages that name the flag. Absent --gateway-interface means no gateway at all.
+ */
+import { ConfigError } from '../errors.js';
+import type { GatewayGroup } from './groups.js';
+import { parseGatewayGroups } from './groups.js';
+
+export interface GatewayConfig {
+  /** The node's interface facing the outside network. */
+  readonly interface: string;
+  /** The domain (--service) served. */
+  readonly service: string;
+  readonly groups: readonly GatewayGroup[];
+  /** Outbound datagrams leave with the interface's address and MAC as source. */
+  readonly snat: boolean;
+  /** Datagrams with a lower IP TTL do not cross (1: every TTL crosses). */
+  readonly minTtl: number;
+  /** Datagrams per second per group and direction; 0 = no limit. */
+  readonly rate: number;
+}
+
+export const GATEWAY_FLAGS: Record<string, string> = {
+  gatewayInterface: '--gateway-interface',
+  gatewayGroup: '--gateway-group',
+  gatewayService: '--gateway-service',
+  gatewaySnat: '--gateway-snat',
+  gatewayMinTtl: '--gateway-min-ttl',
+  gatewayRate: '--gateway-rate',
+};
+
+export const GATEWAY_DEFAULTS: Record<string, string> = { gatewaySnat: 'on', gatewayMinTtl: '1', gatewayRate: '10000' };
+
+/** Largest --gateway-rate: the nftables limit statement's range is far above, the NIC is not. */
+export const MAX_GATEWAY_RATE = 10_000_000;
+
+const IF_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+
+function fail(flag: string, message: string): never {
+  const env = `KMCAST_${flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`;
+  throw new ConfigError(`${flag} (or ${env}): ${message}`, { fields: { flag } });
+}
+
+type Raw = Record<string, string | boolean | readonly string[] | undefined>;
+
+function list(v: Raw[string]): string[] {
+  if (v === undefined || typeof v === 'boolean') return [];
+  return typeof v === 'string' ? [v] : [...v];
+}
+
+function int(raw: Raw, key: string, min: number, max: number): number {
+  const flag = GATEWAY_FLAGS[key]!;
+  const v = raw[key] ?? GATEWAY_DEFAULTS[key];
+  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) fail(flag, `invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
+  return n;
+}
+
+/**
+ * The gateway of a node agent serving `services`, or undefined when --gateway-interface is not
+ * given (then no other --gateway-* flag may be either: a half-configured gateway is a mistake).
+ */
+export function parseGatewayConfig(raw: Raw, services: readonly string[], opts: { required?: boolean } = {}): GatewayConfig | undefined {
+  const str = (k: string): string | undefined => {
+    const v = raw[k];
+    return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+  };
+  const iface = str('gatewayInterface');
+  const groupValues = list(raw.gatewayGroup);
+  if (iface === undefined) {
+    if (opts.required) fail('--gateway-interface', 'kmcast gateway needs the interface facing the outside network (e.g. --gateway-interface eth1)');
+    const stray = Object.keys(GATEWAY_FLAGS).find((k) => k !== 'gatewayInterface' && (k === 'gatewayGroup' ? groupValues.length > 0 : str(k) !== undefined));
+    if (stray) fail(GATEWAY_FLAGS[stray]!, 'needs --gateway-interface (the interface facing the outside network)');
+    return undefined;
+  }
+  if (!IF_NAME.test(iface)) fail('--gateway-interface', `${JSON.stringify(iface)} is not an interface name`);
+  const groups = parseGatewayGroups(groupValues);
+  if (groups.length === 0) {
+    fail('--gateway-group', 'nothing would cross: give at least one GROUP[/LEN]=in|out|both (e.g. 239.10.0.0/16=in or 224.0.0.251=both)');
+  }
+  let service = str('gatewayService');
+  if (service === undefined) {
+    if (services.length !== 1) fail('--gateway-service', `the node agent serves ${services.length} domains (${services.join(', ')}); say which one the gateway serves`);
+    service = services[0]!;
+  } else {
+    const found = services.find((s) => s.toLowerCase() === service!.toLowerCase());
+    if (!found) fail('--gateway-service', `${JSON.stringify(service)} is not one of the --service domains (${services.join(', ')})`);
+    service = found;
+  }
+  const snat = str('gatewaySnat') ?? GATEWAY_DEFAULTS.gatewaySnat;
+  if (snat !== 'on' && snat !== 'off') fail('--gateway-snat', `invalid value ${JSON.stringify(snat)} (must be on or off)`);
+  return {
+    interface: iface,
+    service,
+    groups,
+    snat: snat === 'on',
+    minTtl: int(raw, 'gatewayMinTtl', 1, 255),
+    rate: int(raw, 'gatewayRate', 0, MAX_GATEWAY_RATE),
+  };
+}

@@ -1,0 +1,283 @@
+/**
+ * The gateway runtime of a node agent (`kmcast node --gateway-interface IF ...`): one domain, one
+ * outside interface. The node agent owns the passes and the control socket; this class owns what
+ * is the gateway's: the outside interface's address, the election among the domain's gateways,
+ * the `netdev kmcast-gw` table (src/gateway/nft.ts), the joins on the interface
+ * (src/gateway/joiner.ts) and the per-group counters.
+ */
+import { ConfigError, KmcastError, errorMessage } from '../errors.js';
+import type { IpClient } from '../iproute2/client.js';
+import type { Logger } from '../log.js';
+import { PeerTable } from '../membership/peers.js';
+import { isRoutableMulticast } from '../net/ipv4.js';
+import type { GatewayConfig } from './config.js';
+import type { ElectionResult } from './election.js';
+import { elect } from './election.js';
+import { carriesOut, groupsToJoin } from './groups.js';
+import { GroupJoiner } from './joiner.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { GatewayPlane, GatewayReadBack, GroupCount } from './nft.js';
+import { COUNTER_SETS, GATEWAY_TABLE, gatewayDevices, gatewayMismatch, parseGateway, removeGatewayScript, renderGateway } from './nft.js';
+import type { GatewayStatus, GatewayTraffic } from './status-types.js';
+
+/** The control label gateways of a domain elect on (docs/protocol.md). */
+export function gatewayLabel(domainLabel: string): string {
+  return domainLabel.replace(/^node:/, 'gw:');
+}
+
+export interface GatewayDeps {
+  readonly ip: IpClient;
+  readonly log: Logger;
+  readonly metrics: GatewayMetrics;
+  readonly now?: () => number;
+}
+
+/** What the node agent knows of the domain at a pass. */
+export interface DomainView {
+  readonly vni: number;
+  readonly device: string;
+  /** Host veths the node table delivers the domain to. */
+  readonly members: readonly string[];
+  /** Every pod IP of the domain (DNS). */
+  readonly pods: readonly string[];
+  /** Routable groups joined by any member, on any node. */
+  readonly demanded: readonly string[];
+}
+
+type Totals = Map<string, Map<string, GroupCount>>;
+
+function add(into: Totals, from: GatewayReadBack['counters']): void {
+  for (const [set, groups] of from) {
+    let m = into.get(set);
+    if (!m) into.set(set, (m = new Map()));
+    for (const [g, c] of groups) {
+      const prev = m.get(g) ?? { packets: 0, bytes: 0 };
+      m.set(g, { packets: prev.packets + c.packets, bytes: prev.bytes + c.bytes });
+    }
+  }
+}
+
+export class Gateway {
+  /** The other gateways of the domain (their node IP; overlay = LAN address, mac = LAN MAC). */
+  private table: PeerTable = new PeerTable({ selfIp: '0.0.0.0', expiryMs: 1 });
+  readonly label: string;
+  private readonly joiner: GroupJoiner;
+  private readonly now: () => number;
+  private lanIp = '';
+  private lanMac = '';
+  private lanIndex = 0;
+  private settledAt = Infinity;
+  private election: ElectionResult = { active: false, activeGateway: undefined, reason: 'settling' };
+  private installed: string | undefined;
+  private ok = false;
+  private error: string | undefined;
+  /** Counters of tables this process replaced (a replace starts the kernel's at zero). */
+  private readonly carried: Totals = new Map();
+  private lastBack: GatewayReadBack | undefined;
+
+  constructor(
+    readonly config: GatewayConfig,
+    domainLabel: string,
+    private readonly deps: GatewayDeps,
+  ) {
+    this.label = gatewayLabel(domainLabel);
+    this.joiner = new GroupJoiner(deps.log);
+    this.now = deps.now ?? Date.now;
+  }
+
+  get address(): string {
+    return this.lanIp;
+  }
+
+  /** What a gateway STATE carries instead of an overlay address and MAC. */
+  get localState(): { mac: string; overlay: string } {
+    return { mac: this.lanMac, overlay: this.lanIp };
+  }
+
+  get isActive(): boolean {
+    return this.election.active;
+  }
+
+  /**
+   * Reads the outside interface (exit 2 when it is missing or has no IPv4 address). `table` is the
+   * domain's gateway table (the node agent feeds it from the control socket).
+   */
+  async start(selfIp: string, table: PeerTable, settleMs: number): Promise<void> {
+    const dev = this.config.interface;
+    const link = await this.deps.ip.link(dev);
+    if (!link) throw new ConfigError(`--gateway-interface: ${dev} does not exist on this node`, { fields: { flag: '--gateway-interface' } });
+    const [addr] = await this.deps.ip.addrs(dev);
+    if (!addr) throw new ConfigError(`--gateway-interface: ${dev} has no IPv4 address; the gateway joins groups and sends from it`, { fields: { flag: '--gateway-interface' } });
+    if (!link.mac) throw new ConfigError(`--gateway-interface: ${dev} has no MAC address (not an Ethernet interface)`, { fields: { flag: '--gateway-interface' } });
+    this.lanIp = addr.split('/')[0]!;
+    this.lanMac = link.mac.toLowerCase();
+    this.lanIndex = link.ifindex;
+    this.table = table;
+    this.settledAt = this.now() + settleMs;
+    this.reelect(selfIp);
+    this.deps.log.info({ interface: dev, address: this.lanIp, groups: this.config.groups.map((g) => `${g.prefix}=${g.direction}`), snat: this.config.snat }, 'gateway configured');
+  }
+
+  /** Re-runs the election; true when this gateway's role changed. */
+  reelect(selfIp: string): boolean {
+    const next = elect({ self: selfIp, others: this.table.alive().map((p) => p.ip), now: this.now(), settledAt: this.settledAt });
+    const changed = next.active !== this.election.active || next.activeGateway !== this.election.activeGateway;
+    if (changed) this.deps.log.info({ active: next.active, activeGateway: next.activeGateway, reason: next.reason }, next.active ? 'gateway active' : 'gateway standby');
+    this.election = next;
+    this.deps.metrics.active.labels(this.config.service).set(next.active ? 1 : 0);
+    return changed;
+  }
+
+  /**
+   * While active with outbound groups: the routable ones, which the domain must replicate to this
+   * node (announced in its STATE; link-local groups reach every announcing node anyway).
+   * Undefined when this gateway needs no copies (standby, or inbound only).
+   */
+  announcedGroups(): string[] | undefined {
+    if (!this.election.active || !this.config.groups.some(carriesOut)) return undefined;
+    return this.config.groups.filter((g) => carriesOut(g) && isRoutableMulticast(g.base)).map((g) => g.base);
+  }
+
+  private plane(view: DomainView): GatewayPlane {
+    const others = this.table.alive();
+    return {
+      vni: view.vni,
+      device: view.device,
+      lan: this.config.interface,
+      lanIp: this.lanIp,
+      lanMac: this.lanMac,
+      members: view.members,
+      pods: view.pods,
+      otherGatewayIps: others.map((p) => p.overlayAddr).filter((a) => a && a !== '0.0.0.0'),
+      otherGatewayMacs: others.map((p) => p.mac).filter((m) => /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m) && m !== '00:00:00:00:00:00'),
+      groups: this.config.groups,
+      snat: this.config.snat,
+      minTtl: this.config.minTtl,
+      rate: this.config.rate,
+      active: this.election.active,
+    };
+  }
+
+  private async fingerprint(p: GatewayPlane): Promise<string> {
+    const parts: string[] = [];
+    for (const n of gatewayDevices(p)) {
+      const [l] = await this.deps.ip.links({ dev: n });
+      parts.push(`${n}=${l?.ifindex ?? 'none'}`);
+    }
+    return parts.join(',');
+  }
+
+  async read(): Promise<GatewayReadBack | undefined> {
+    const r = await this.deps.ip.runner.run(['nft', '-j', 'list', 'table', 'netdev', GATEWAY_TABLE], { allowFail: true });
+    return r.code === 0 ? parseGateway(r.stdout) : undefined;
+  }
+
+  /**
+   * Installs the table when the script or a device it names changed, or the read-back differs;
+   * then the joins. A replace folds the kernel's counters into the carried totals first.
+   */
+  async sync(view: DomainView): Promise<void> {
+    const p = this.plane(view);
+    const script = renderGateway(p);
+    const key = `${script}\n${await this.fingerprint(p)}`;
+    const back = await this.read();
+    const mismatch = gatewayMismatch(p, back);
+    if (key !== this.installed || mismatch !== undefined) {
+      if (back) add(this.carried, back.counters);
+      this.deps.log.info({ reason: this.installed === undefined ? 'start' : (mismatch ?? 'changed'), active: p.active }, 'installing gateway table');
+      try {
+        await this.deps.ip.runner.run(['nft', '-f', '-'], { input: script });
+      } catch (err) {
+        this.ok = false;
+        this.installed = undefined;
+        this.error = errorMessage(err);
+        throw new KmcastError(`install gateway table: ${this.error}`, { cause: err });
+      }
+      const after = await this.read();
+      const bad = gatewayMismatch(p, after);
+      if (bad !== undefined) {
+        this.ok = false;
+        this.installed = undefined;
+        this.error = `read back: ${bad}`;
+        throw new KmcastError(`verify gateway table: ${bad}`);
+      }
+      this.installed = key;
+      this.lastBack = after;
+    } else this.lastBack = back;
+    this.ok = true;
+    this.error = undefined;
+    await this.syncJoins(view.demanded);
+  }
+
+  /** Joins the inbound groups members asked for (all of them leave while standby). */
+  async syncJoins(demanded: readonly string[]): Promise<void> {
+    const groups = this.election.active ? groupsToJoin(this.config.groups, demanded) : [];
+    await this.joiner.sync(this.lanIp, groups);
+    this.deps.metrics.joined.labels(this.config.service).set(this.joiner.joined.length);
+  }
+
+  /** Per group and direction: kernel counters plus those of replaced tables. */
+  traffic(back: GatewayReadBack | undefined = this.lastBack): GatewayTraffic[] {
+    const totals: Totals = new Map();
+    add(totals, this.carried);
+    if (back) add(totals, back.counters);
+    const rows = new Map<string, { group: string; direction: 'in' | 'out'; datagrams: number; bytes: number; dropped: Record<string, number> }>();
+    for (const set of COUNTER_SETS) {
+      const [direction, kind] = set.split('-') as ['in' | 'out', string];
+      for (const [group, c] of totals.get(set) ?? []) {
+        const k = `${direction} ${group}`;
+        let row = rows.get(k);
+        if (!row) rows.set(k, (row = { group, direction, datagrams: 0, bytes: 0, dropped: { rate: 0, ttl: 0, loop: 0 } }));
+        if (kind === 'pass') {
+          row.datagrams += c.packets;
+          row.bytes += c.bytes;
+        } else row.dropped[kind] = (row.dropped[kind] ?? 0) + c.packets;
+      }
+    }
+    return [...rows.values()].sort((a, b) => a.direction.localeCompare(b.direction) || b.datagrams - a.datagrams || a.group.localeCompare(b.group));
+  }
+
+  /** Reads the counters (for a scrape) and sets the metrics. */
+  async refresh(): Promise<void> {
+    const back = await this.read().catch(() => undefined);
+    if (back) this.lastBack = back;
+    this.deps.metrics.setTraffic(this.config.service, this.traffic());
+  }
+
+  status(): GatewayStatus {
+    return {
+      service: this.config.service,
+      interface: this.config.interface,
+      address: this.lanIp,
+      mac: this.lanMac,
+      ifindex: this.lanIndex,
+      active: this.election.active,
+      ...(this.election.activeGateway ? { activeGateway: this.election.activeGateway } : {}),
+      role: this.election.reason,
+      snat: this.config.snat,
+      minTtl: this.config.minTtl,
+      rate: this.config.rate,
+      groups: this.config.groups.map((g) => ({ prefix: g.prefix, direction: g.direction })),
+      joined: this.joiner.joined,
+      joinFailures: this.joiner.failures,
+      // Listed node agents that never sent a gateway STATE are not gateways.
+      gateways: this.table
+        .status()
+        .filter((p) => p.state !== 'pending')
+        .map((p) => ({ ip: p.ip, state: p.state })),
+      table: { installed: this.ok, ...(this.error ? { lastError: this.error } : {}) },
+      traffic: this.traffic(),
+    };
+  }
+
+  /**
+   * Shutdown: leave every group and remove the table, so a standby gateway can take over without
+   * two forwarding at once (the node table and the domain's own traffic are not touched).
+   */
+  async stop(): Promise<void> {
+    this.joiner.leaveAll();
+    this.election = { active: false, activeGateway: undefined, reason: 'settling' };
+    this.deps.metrics.active.labels(this.config.service).set(0);
+    await this.deps.ip.runner.run(['nft', '-f', '-'], { input: removeGatewayScript(), allowFail: true });
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * The gateway's nftables table `netdev kmcast-gw`: rendered from plain data, replaced atomically in
+ * one `nft -f` transaction, read back (chains, rules, per-group counters). Pure.
+ *
+ * Inbound, `lan-in` on the outside interface's ingress (before the node's own stack): UDP to a
+ * configured inbound group is handed into the domain exactly like a member pod's datagram (a copy
+ * out of every local member's host veth, then forwarded into the domain's VXLAN device, which
+ * replicates once per member node by group), the outside source address kept. Dropped and counted
+ * instead: a datagram from a pod of the domain or from a gateway's own address or MAC (our own
+ * outbound traffic heard back: the loop), one below the TTL floor, one over the group's rate.
+ * Anything else (other groups, IGMP queries, unicast) passes to the node untouched.
+ *
+ * Outbound, `out`, jumped to from the VXLAN device's ingress (datagrams of remote member pods) and
+ * egress (datagrams of local member pods, forwarded in by the node table's capture chains): UDP to
+ * a configured outbound group whose source is a pod of the domain is copied once out of the
+ * outside interface. Inbound datagrams pass the egress hook too and are not sent back out (their
+ * source is not a pod: counted as `loop`). This chain never drops: the domain's own delivery
+ * (the node table, priority -500) runs after it. `lan-snat`, on the outside interface's egress,
+ * gives the copies the interface's address and MAC when --gateway-snat is on.
+ *
+ * Only the elected gateway has chains; a standby one keeps the sets (and so its counters).
+ */
+import type { GatewayGroup } from './groups.js';
+import { carriesIn, carriesOut } from './groups.js';
+
+export const GATEWAY_TABLE = 'kmcast-gw';
+export const GATEWAY_PRIORITY = -500;
+/** Before the node table's chains on the VXLAN device (-500): copy out first, deliver after. */
+export const GATEWAY_VX_PRIORITY = -510;
+/** Distinct groups counted per direction and reason (a range may hold many). */
+export const COUNTER_SET_SIZE = 65_536;
+
+export type Direction = 'in' | 'out';
+export type DropReason = 'rate' | 'ttl' | 'loop';
+export const DROP_REASONS: readonly DropReason[] = ['rate', 'ttl', 'loop'];
+export const COUNTER_SETS: readonly string[] = (['in', 'out'] as const).flatMap((d) => [`${d}-pass`, ...DROP_REASONS.map((r) => `${d}-${r}`)]);
+
+export interface GatewayPlane {
+  readonly vni: number;
+  /** The domain's VXLAN device. */
+  readonly device: string;
+  /** The outside interface, its IPv4 address and MAC. */
+  readonly lan: string;
+  readonly lanIp: string;
+  readonly lanMac: string;
+  /** Host veths of the local members (the node table's delivery list for the domain). */
+  readonly members: readonly string[];
+  /** Every pod IP of the domain. */
+  readonly pods: readonly string[];
+  /** LAN addresses and MACs of the other gateways of the domain (ours are added). */
+  readonly otherGatewayIps: readonly string[];
+  readonly otherGatewayMacs: readonly string[];
+  readonly groups: readonly GatewayGroup[];
+  readonly snat: boolean;
+  readonly minTtl: number;
+  /** Per group and direction, datagrams per second; 0 = none. */
+  readonly rate: number;
+  readonly active: boolean;
+}
+
+/** The limit statement's burst: a tenth of a second at the rate, at least 10 datagrams. */
+export function burstFor(rate: number): number {
+  return Math.max(10, Math.ceil(rate / 10));
+}
+
+function elements(values: readonly string[]): string {
+  const uniq = [...new Set(values)];
+  return uniq.length ? ` elements = { ${uniq.join(', ')} };` : '';
+}
+
+/** The chains the plane has (name -> rule count), as the read-back must show them. */
+export function expectedChains(p: GatewayPlane): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!p.active) return out;
+  const filters = (p.minTtl > 1 ? 1 : 0) + (p.rate > 0 ? 1 : 0);
+  if (p.groups.some(carriesIn)) out.set('lan-in', 2 + 3 + filters + 2);
+  if (p.groups.some(carriesOut)) {
+    out.set('out', 3 + filters + 2);
+    out.set('vx-in', 1);
+    out.set('vx-out', 1);
+    if (p.snat) out.set('lan-snat', 3);
+  }
+  return out;
+}
+
+/** The `nft -f -` script: declare, delete, recreate: one atomic replace of the table. */
+export function renderGateway(p: GatewayPlane): string {
+  const inGroups = p.groups.filter(carriesIn).map((g) => (g.len === 32 ? g.base : g.prefix));
+  const outGroups = p.groups.filter(carriesOut).map((g) => g.base);
+  const L: string[] = [`table netdev ${GATEWAY_TABLE}`, `delete table netdev ${GATEWAY_TABLE}`, `table netdev ${GATEWAY_TABLE} {`];
+  L.push(`  set in-groups { type ipv4_addr; flags interval;${elements(inGroups)} }`);
+  L.push(`  set out-groups { type ipv4_addr; flags interval;${elements(outGroups)} }`);
+  L.push(`  set pods { type ipv4_addr;${elements(p.pods)} }`);
+  L.push(`  set gw-addrs { type ipv4_addr;${elements([p.lanIp, ...p.otherGatewayIps])} }`);
+  L.push(`  set gw-macs { type ether_addr;${elements([p.lanMac, ...p.otherGatewayMacs].map((m) => m.toLowerCase()))} }`);
+  for (const s of COUNTER_SETS) L.push(`  set ${s} { type ipv4_addr; size ${COUNTER_SET_SIZE}; flags dynamic; counter; }`);
+  for (const d of ['in', 'out']) L.push(`  set ${d}-meter { type ipv4_addr; size ${COUNTER_SET_SIZE}; flags dynamic,timeout; timeout 60s; }`);
+  const chains = expectedChains(p);
+  const limit = (d: Direction, verdict: 'drop' | 'return'): string[] => {
+    const out: string[] = [];
+    if (p.minTtl > 1) out.push(`ip ttl < ${p.minTtl} update @${d}-ttl { ip daddr } ${verdict}`);
+    if (p.rate > 0) out.push(`update @${d}-meter { ip daddr limit rate over ${p.rate}/second burst ${burstFor(p.rate)} packets } update @${d}-rate { ip daddr } ${verdict}`);
+    return out;
+  };
+  const chain = (name: string, head: string | undefined, rules: readonly string[]): void => {
+    L.push(`  chain ${name} {`);
+    if (head) L.push(`    ${head}`);
+    for (const r of rules) L.push(`    ${r}`);
+    L.push('  }');
+  };
+  if (chains.has('lan-in')) {
+    const targets = [...p.members.map((m) => `dup to "${m}"`), `fwd to "${p.device}"`].join(' ');
+    chain('lan-in', `type filter hook ingress device "${p.lan}" priority ${GATEWAY_PRIORITY}; policy accept;`, [
+      'ip daddr != @in-groups return',
+      'meta l4proto != udp return',
+      'ether saddr @gw-macs update @in-loop { ip daddr } drop',
+      'ip saddr @gw-addrs update @in-loop { ip daddr } drop',
+      'ip saddr @pods update @in-loop { ip daddr } drop',
+      ...limit('in', 'drop'),
+      'update @in-pass { ip daddr }',
+      targets,
+    ]);
+  }
+  if (chains.has('out')) {
+    chain('out', undefined, [
+      'ip daddr != @out-groups return',
+      'meta l4proto != udp return',
+      'ip saddr != @pods update @out-loop { ip daddr } return',
+      ...limit('out', 'return'),
+      'update @out-pass { ip daddr }',
+      `dup to "${p.lan}"`,
+    ]);
+    chain('vx-in', `type filter hook ingress device "${p.device}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
+    chain('vx-out', `type filter hook egress device "${p.device}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
+    if (chains.has('lan-snat')) {
+      chain('lan-snat', `type filter hook egress device "${p.lan}" priority ${GATEWAY_PRIORITY}; policy accept;`, [
+        'ip daddr != @out-groups return',
+        'ip saddr != @pods return',
+        `ether saddr set ${p.lanMac.toLowerCase()} ip saddr set ${p.lanIp}`,
+      ]);
+    }
+  }
+  L.push('}', '');
+  return L.join('\n');
+}
+
+export function removeGatewayScript(): string {
+  return `table netdev ${GATEWAY_TABLE}\ndelete table netdev ${GATEWAY_TABLE}\n`;
+}
+
+/** Every device the plane's chains name (hooks, dup and fwd targets), sorted. Pure. */
+export function gatewayDevices(p: GatewayPlane): string[] {
+  const chains = expectedChains(p);
+  const out = new Set<string>();
+  if (chains.has('lan-in')) for (const d of [p.lan, p.device, ...p.members]) out.add(d);
+  if (chains.has('out')) for (const d of [p.lan, p.device]) out.add(d);
+  return [...out].sort();
+}
+
+export interface GroupCount {
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+export interface GatewayReadBack {
+  /** Chain name -> rules. */
+  readonly chains: ReadonlyMap<string, number>;
+  /** A dup/fwd target or hook printed as an ifindex: its device is gone. */
+  readonly stale: boolean;
+  /** Counter set name (in-pass, out-rate, ...) -> group -> count. */
+  readonly counters: ReadonlyMap<string, ReadonlyMap<string, GroupCount>>;
+}
+
+type Json = Record<string, unknown>;
+
+/** `nft -j list table netdev kmcast-gw` -> chains and counters. Never throws on odd input. */
+export function parseGateway(stdout: string): GatewayReadBack {
+  const chains = new Map<string, number>();
+  const counters = new Map<string, Map<string, GroupCount>>();
+  let stale = false;
+  let doc: { nftables?: Json[] };
+  try {
+    doc = JSON.parse(stdout) as { nftables?: Json[] };
+  } catch {
+    return { chains, stale, counters };
+  }
+  const items = Array.isArray(doc.nftables) ? doc.nftables : [];
+  for (const o of items) {
+    const c = o.chain as Json | undefined;
+    if (c && typeof c.name === 'string') {
+      chains.set(c.name, 0);
+      if (typeof c.dev === 'number' || (typeof c.dev === 'string' && /^\d+$/.test(c.dev))) stale = true;
+    }
+    const s = o.set as Json | undefined;
+    if (s && typeof s.name === 'string' && COUNTER_SETS.includes(s.name)) {
+      const m = new Map<string, GroupCount>();
+      for (const e of Array.isArray(s.elem) ? (s.elem as unknown[]) : []) {
+        const el = (e as Json | undefined)?.elem as Json | undefined;
+        const val = el?.val;
+        const counter = el?.counter as Json | undefined;
+        if (typeof val === 'string') m.set(val, { packets: Number(counter?.packets ?? 0), bytes: Number(counter?.bytes ?? 0) });
+      }
+      counters.set(s.name, m);
+    }
+  }
+  for (const o of items) {
+    const r = o.rule as Json | undefined;
+    if (!r || typeof r.chain !== 'string' || !chains.has(r.chain)) continue;
+    chains.set(r.chain, (chains.get(r.chain) ?? 0) + 1);
+    for (const e of (Array.isArray(r.expr) ? r.expr : []) as Json[]) {
+      for (const k of ['dup', 'fwd']) {
+        if (!(k in e)) continue;
+        const t = e[k] as Json | undefined;
+        const dev = t?.dev;
+        if (typeof dev === 'number' || (typeof dev === 'string' && /^\d*$/.test(dev))) stale = true;
+      }
+    }
+  }
+  return { chains, stale, counters };
+}
+
+/** Why the read-back differs from the plane, or undefined when it matches. Pure. */
+export function gatewayMismatch(p: GatewayPlane, back: GatewayReadBack | undefined): string | undefined {
+  if (back === undefined) return 'table missing';
+  if (back.stale) return 'a chain points at a deleted device';
+  const want = expectedChains(p);
+  for (const name of back.chains.keys()) if (!want.has(name)) return `unexpected chain ${name}`;
+  for (const [name, rules] of want) {
+    const have = back.chains.get(name);
+    if (have === undefined) return `chain ${name} missing`;
+    if (have !== rules) return `chain ${name} has ${have} rules, not ${rules}`;
+  }
+  return undefined;
+}

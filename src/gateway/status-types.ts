@@ -1,0 +1,34 @@
+/** The gateway's part of the node agent's `/status`. */
+import type { GatewayDirection } from './groups.js';
+
+export interface GatewayTraffic {
+  readonly group: string;
+  readonly direction: 'in' | 'out';
+  readonly datagrams: number;
+  readonly bytes: number;
+  /** By reason: rate (over --gateway-rate), ttl (below --gateway-min-ttl), loop. */
+  readonly dropped: Readonly<Record<string, number>>;
+}
+
+export interface GatewayStatus {
+  readonly service: string;
+  readonly interface: string;
+  readonly address: string;
+  readonly mac: string;
+  readonly ifindex: number;
+  /** This gateway forwards (elected); false while standby or settling after start. */
+  readonly active: boolean;
+  readonly activeGateway?: string;
+  readonly role: 'elected' | 'lower-ip-alive' | 'settling';
+  readonly snat: boolean;
+  readonly minTtl: number;
+  readonly rate: number;
+  readonly groups: readonly { readonly prefix: string; readonly direction: GatewayDirection }[];
+  /** Groups joined on the interface now. */
+  readonly joined: readonly string[];
+  readonly joinFailures: readonly { readonly group: string; readonly error: string }[];
+  /** The other gateways of the domain, by node IP. */
+  readonly gateways: readonly { readonly ip: string; readonly state: string }[];
+  readonly table: { readonly installed: boolean; readonly lastError?: string };
+  readonly traffic: readonly GatewayTraffic[];
+}
