@@ -211,7 +211,7 @@ export function parseGateway(stdout: string): GatewayReadBack {
       for (const k of ['dup', 'fwd']) {
         if (!(k in e)) continue;
         const t = e[k] as Json | undefined;
-        const dev = t?.dev;
+        const dev = t?.dev ?? t?.addr;
         if (typeof dev === 'number' || (typeof dev === 'string' && /^\d*$/.test(dev))) stale = true;
       }
     }

@@ -13,6 +13,7 @@ import { CAP_NET_ADMIN, capEffOf, hasCapability } from '../agent/host.js';
 import { CAPTURE_SET } from './nft.js';
 import { fetchNodeStatus } from './status-format.js';
 import type { NodeStatus } from './status-types.js';
+import type { GatewayStatus } from '../gateway/status-types.js';
 
 /** Where the container runtime binds pod network namespaces (the node agent mounts it). */
 export const NETNS_DIR = '/var/run/netns';
@@ -145,7 +146,33 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
         }
       : { id: 'node-agent', title: 'node agent /status', status: 'FAIL', detail: problems.join('; '), fix: 'read the agent log (kubectl logs -n kmcast-node ds/kmcast-node) and kmcast status --node' },
   );
+  if (st.gateway) out.push(evaluateGateway(st.gateway));
   return out;
+}
+
+/** The gateway's verdict from its /status part. Pure. */
+export function evaluateGateway(g: GatewayStatus): CheckResult {
+  const title = `gateway on ${g.interface} (${g.address || 'no address'})`;
+  if (!g.table.installed) {
+    return { id: 'node-gateway', title, status: 'FAIL', detail: `gateway table not installed${g.table.lastError ? `: ${g.table.lastError}` : ''}`, fix: 'read the agent log; check that --gateway-interface exists and is up' };
+  }
+  const sum = (dir: 'in' | 'out', pick: (t: GatewayStatus['traffic'][number]) => number): number => g.traffic.filter((t) => t.direction === dir).reduce((n, t) => n + pick(t), 0);
+  const drops = (reason: string): number => g.traffic.reduce((n, t) => n + (t.dropped[reason] ?? 0), 0);
+  const counts = `in ${sum('in', (t) => t.datagrams)} datagrams, out ${sum('out', (t) => t.datagrams)}; dropped: rate ${drops('rate')}, ttl ${drops('ttl')}, loop ${drops('loop')}`;
+  if (!g.active) {
+    const why = g.role === 'settling' ? 'settling after start (listening for the other gateways)' : `standby: ${g.activeGateway ?? '?'} is the active gateway`;
+    return { id: 'node-gateway', title, status: g.role === 'settling' ? 'WARN' : 'OK', detail: why };
+  }
+  const warnings: string[] = [];
+  if (g.joinFailures.length) warnings.push(`joins failed: ${g.joinFailures.map((f) => `${f.group} (${f.error})`).join(', ')}`);
+  if (drops('rate') > 0) warnings.push(`datagrams over --gateway-rate ${g.rate}/s were dropped`);
+  return {
+    id: 'node-gateway',
+    title,
+    status: warnings.length ? 'WARN' : 'OK',
+    detail: `active; joined ${g.joined.length ? g.joined.join(',') : 'no group (no member joined an inbound group yet)'}; ${counts}${warnings.length ? `; ${warnings.join('; ')}` : ''}`,
+    ...(warnings.length ? { fix: 'raise --gateway-rate if the rate drops are a real feed; a failed join names the kernel error (net.ipv4.igmp_max_memberships, interface down)' } : {}),
+  };
 }
 
 export function systemNodeDoctorDeps(runner: Runner): NodeDoctorDeps {

@@ -5,6 +5,7 @@
 import { StatusUnavailableError, formatAge, formatTable, statusEndpoint } from '../agent/status-format.js';
 import { NODE_HTTP_PORT } from './api.js';
 import type { NodeStatus } from './status-types.js';
+import type { GatewayStatus } from '../gateway/status-types.js';
 
 export const DEFAULT_NODE_STATUS_URL = `http://127.0.0.1:${NODE_HTTP_PORT}`;
 
@@ -43,7 +44,7 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
   for (const d of s.domains) {
     out.push('');
     out.push(`domain ${d.service}  vni ${d.vni}  device ${d.device}  announced: ${d.announced ? 'yes' : 'no'}  entries: fdb ${d.entries.fdb} mdb ${d.entries.mdb}`);
-    out.push(`  members listed: ${d.listed.length}  local: ${d.localMembers.length}  groups: ${list(d.groups)}`);
+    out.push(`  members listed: ${d.listed.length}  local: ${d.localMembers.length}  groups: ${list(d.groups)}${d.gateway ? `  gateway: ${d.gateway}` : ''}`);
     if (d.localMembers.length) {
       const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, list(m.groups)]);
       out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'GROUPS'], rows)));
@@ -53,10 +54,26 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
       out.push(indent(formatTable(['PEER NODE', 'STATE', 'LAST SEEN', 'GROUPS'], rows)));
     }
   }
+  if (s.gateway) out.push('', ...formatGateway(s.gateway));
   const control = Object.entries(s.drops.control).filter(([, v]) => v > 0);
   out.push('');
   out.push(`control drops: ${control.length ? control.map(([k, v]) => `${k} ${v}`).join('  ') : 'none'}`);
   return `${out.join('\n')}\n`;
+}
+
+function formatGateway(g: GatewayStatus): string[] {
+  const role = g.active ? 'ACTIVE' : g.role === 'settling' ? 'settling' : `standby (active: ${g.activeGateway ?? '?'})`;
+  const out = [
+    `gateway ${role}  domain ${g.service}  interface ${g.interface} ${g.address}  snat: ${g.snat ? 'on' : 'off'}  rate: ${g.rate ? `${g.rate}/s per group` : 'no limit'}  min ttl: ${g.minTtl}`,
+    `  groups: ${g.groups.map((x) => `${x.prefix}=${x.direction}`).join(' ')}`,
+    `  joined: ${list(g.joined)}${g.joinFailures.length ? `  join failures: ${g.joinFailures.map((f) => `${f.group} (${f.error})`).join(', ')}` : ''}`,
+    `  other gateways: ${g.gateways.length ? g.gateways.map((x) => `${x.ip} ${x.state}`).join(', ') : 'none'}  table: ${g.table.installed ? 'installed' : `NOT installed${g.table.lastError ? ` (${g.table.lastError})` : ''}`}`,
+  ];
+  if (g.traffic.length) {
+    const rows = g.traffic.map((t) => [t.group, t.direction, String(t.datagrams), String(t.bytes), String(t.dropped.rate ?? 0), String(t.dropped.ttl ?? 0), String(t.dropped.loop ?? 0)]);
+    out.push(indent(formatTable(['GROUP', 'DIR', 'DATAGRAMS', 'BYTES', 'DROP RATE', 'DROP TTL', 'DROP LOOP'], rows)));
+  }
+  return out;
 }
 
 function indent(text: string): string {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { announcement, domainGroups, isProgrammed, listedPodStatus } from '../../../src/node/domain.js';
+import { announcedGroups, announcement, domainGroups, isProgrammed, listedPodStatus } from '../../../src/node/domain.js';
 import type { LocalMember } from '../../../src/node/members.js';
 import { parseRuleset } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
@@ -28,6 +28,18 @@ test('announcement: STATE first and on a group change, nothing when unchanged, L
   assert.deepEqual(announcement({ local: new Map(), groups, announced: true, announcedGroups: '239.1.1.1' }), { send: 'leave', announced: false, announcedGroups: '' });
   assert.deepEqual(announcement({ local: new Map(), groups, announced: false, announcedGroups: '' }), { send: undefined, announced: false, announcedGroups: '' });
 });
+test('announcement: the active gateway announces its outbound groups, members or not', () => {
+  const groups = new Map([['10.244.1.11', ['239.1.1.1']]]);
+  const none = new Map<string, LocalMember>();
+  assert.deepEqual(announcement({ local: none, groups: new Map(), announced: false, announcedGroups: '' }, ['239.9.9.9']), { send: 'state', announced: true, announcedGroups: '239.9.9.9' });
+  // Only link-local outbound groups: nothing to list, but the node must be announced to get them.
+  assert.deepEqual(announcement({ local: none, groups: new Map(), announced: false, announcedGroups: '' }, []), { send: 'state', announced: true, announcedGroups: '' });
+  // Standby again (undefined) with no member: LEAVE.
+  assert.equal(announcement({ local: none, groups: new Map(), announced: true, announcedGroups: '239.9.9.9' }).send, 'leave');
+  assert.deepEqual(announcedGroups({ local, groups }, ['239.0.0.5', '239.1.1.1']), ['239.0.0.5', '239.1.1.1']);
+  assert.deepEqual(announcedGroups({ local, groups }, undefined), domainGroups({ local, groups }));
+});
+
 
 test('isProgrammed: both verified chains name the member; a stale chain, another domain or no device is not', () => {
   const chains = parseRuleset(fixture('iproute2/node/nft-node.json'));
