@@ -8,7 +8,7 @@ import { DEFAULT_AGENT_OPTIONS } from '../manifests/sidecar.js';
 import type { AgentOptions } from '../manifests/sidecar.js';
 import { readYamlFile, stringifyDocs } from '../manifests/yamlio.js';
 
-function intIn(flag: string, min: number, max: number): (v: string) => number {
+export function intIn(flag: string, min: number, max: number): (v: string) => number {
   return (v) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < min || n > max) throw new ConfigError(`${flag}: invalid value "${v}" (must be an integer between ${min} and ${max})`);

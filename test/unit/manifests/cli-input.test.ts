@@ -112,3 +112,45 @@ test('generate and inject refuse invalid flag values with exit 2 naming the flag
     assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
   }
 });
+
+const GW = ['generate', '--mode', 'gateway', '--gateway-interface', 'eth1', '--gateway-group', '239.10.0.0/16=in'];
+
+test('generate --mode gateway: app flags refused, gateway flags refused elsewhere, each with exit 2 naming the flag', () => {
+  const cases: [string[], RegExp][] = [
+    [['generate', '--mode', 'gateway', '--gateway-group', '239.10.0.0/16=in'], /^kmcast: --gateway-interface: required for --mode gateway/],
+    [['generate', '--mode', 'gateway', '--gateway-interface', 'eth1'], /^kmcast: --gateway-group: at least one entry/],
+    [[...GW, '--gateway-group', '239.20.0.0/16=out'], /^kmcast: --gateway-group .*out needs single groups/],
+    [[...GW, '--image', 'example/ticker:2'], /^kmcast: --image: not for --mode gateway/],
+    [[...GW, '--group', '239.1.1.1:5000'], /^kmcast: --group: not for --mode gateway/],
+    [[...GW, '--replicas', '2'], /^kmcast: --replicas: not for --mode gateway/],
+    [[...GW, '--legacy'], /^kmcast: --legacy: not for --mode gateway/],
+    [[...GW, '--name', 'ticker'], /^kmcast: --name: needs --namespace/],
+    [[...GW, '--namespace', 'trading'], /^kmcast: --namespace: in --mode gateway it names the domain together with --name/],
+    [[...GW, '--name', 'ticker', '--namespace', 'trading', '--gateway-service', 'x.trading.svc.cluster.local'], /^kmcast: --gateway-service: give it or --name/],
+    [[...GW, '--gateway-min-ttl', '0'], /^kmcast: --gateway-min-ttl: invalid value "0"/],
+    [[...GW, '--gateway-rate', '-5'], /--gateway-rate/],
+    [[...GEN, '--gateway-interface', 'eth1'], /^kmcast: --gateway-interface: only for --mode gateway/],
+    [[...GEN, '--gateway-snat', 'off'], /^kmcast: --gateway-snat: only for --mode gateway/],
+    [['generate', '--image', 'example/ticker:2', '--group', '239.1.1.1:5000'], /^kmcast: --name: required/],
+    [['generate', '--name', 'ticker', '--group', '239.1.1.1:5000'], /^kmcast: --image: required/],
+    [['generate', '--name', 'ticker', '--image', 'example/ticker:2'], /^kmcast: --group: required/],
+  ];
+  for (const [args, re] of cases) assertUserError(cli(args), re, args.join(' '));
+  // A choice outside on|off is commander's error, as for --mode: exit 2 naming the flag and the choices.
+  const snat = cli([...GW, '--gateway-snat', 'maybe']);
+  assert.equal(snat.status, 2);
+  assert.match(snat.stderr, /'--gateway-snat <on\|off>' argument 'maybe' is invalid\. Allowed choices are on, off/);
+  // Accepted: the domain from --name and --namespace (as inject --mode node names it), the agent image.
+  const r = cli([...GW, '--gateway-group', '224.0.0.251=both', '--name', 'ticker', '--namespace', 'trading', '--agent-image', 'example/kmcast:dev', '--gateway-snat', 'off']);
+  assert.equal(r.status, 0, r.stderr);
+  const [cm, ds] = parseYamlDocs(r.stdout, 'gw').map((d) => d.doc.toJS() as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.deepEqual(cm!.data, { interface: 'eth1', groups: '239.10.0.0/16=in,224.0.0.251=both', service: 'ticker-kmcast.trading.svc.cluster.local', snat: 'off', 'min-ttl': '1', rate: '10000' });
+  assert.equal(ds!.spec.template.spec.containers[0].image, 'example/kmcast:dev');
+  assert.match(r.stderr, /kmcast generate: gateway: patch the kmcast-node DaemonSet/);
+  const plain = cli(GW);
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.equal((parseYamlDocs(plain.stdout, 'gw')[0]!.doc.toJS() as { data: Record<string, string> }).data.service, undefined);
+  assert.match(plain.stderr, /no --gateway-service/);
+  // The app modes still work as before.
+  assert.equal(cli(GEN).status, 0);
+});

@@ -91,7 +91,7 @@ test('the DaemonSet passes only node agent flags; domains come from the ConfigMa
 });
 
 test('every kustomization and example under deploy/ builds with kubectl kustomize', () => {
-  for (const dir of ['kustomize/base', 'kustomize/cert-manager', 'node']) assert.ok(kustomizeDir(`${ROOT}deploy/${dir}`, dir).length >= 1, dir);
+  for (const dir of ['kustomize/base', 'kustomize/cert-manager', 'node', 'gateway']) assert.ok(kustomizeDir(`${ROOT}deploy/${dir}`, dir).length >= 1, dir);
   for (const f of readdirSync(`${ROOT}deploy/examples`).filter((n) => n.endsWith('.yaml'))) {
     const text = readFileSync(`${ROOT}deploy/examples/${f}`, 'utf8');
     assert.ok(kustomizeText(text, f).length >= 1, f);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import jsonpatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
+import { generateGateway } from '../../../src/manifests/gateway-generate.js';
 import { generate, MODES } from '../../../src/manifests/generate.js';
 import type { GenerateOptions } from '../../../src/manifests/generate.js';
 import { parseGroupSpec } from '../../../src/manifests/groups.js';
@@ -69,8 +70,16 @@ test('every generate mode parses with kubectl kustomize and reads the same', (t)
       return { label: `generate --mode ${mode} (variant ${i})`, yaml: generate(fit).yaml };
     }),
   );
-  const objs = kubectlParse(inputs);
+  const gateway = [
+    { interface: 'eth1', groups: ['239.10.0.0/16=in'], snat: 'on' as const, minTtl: 1, rate: 10000, image: DEFAULT_AGENT_OPTIONS.image },
+    { interface: 'ens4', groups: ['224.0.0.251=both,239.255.255.250=both'], service: 'ha-kmcast.home.svc.cluster.local', snat: 'off' as const, minTtl: 255, rate: 0, image: 'example/kmcast:dev' },
+  ].map((o, i) => ({ label: `generate --mode gateway (variant ${i})`, yaml: generateGateway(o).yaml }));
+  const objs = kubectlParse([...inputs, ...gateway]) as Obj[];
   assert.ok(objs.some((o) => o.kind === 'Deployment'));
+  // kubectl reads the gateway's settings as strings (a plain off would be a boolean to YAML 1.1 readers).
+  const settings = objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.name === 'kmcast-gateway');
+  assert.equal(settings.length, 2);
+  assert.deepEqual(settings.map((o) => o.data.snat), ['on', 'off']);
 });
 
 function templatesOf(obj: Obj): Obj[] {
