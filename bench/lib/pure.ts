@@ -3,27 +3,9 @@
  * ratios and the per-scenario table. Everything that touches namespaces lives in net.ts/lab.ts.
  */
 
-/** iperf2 client's closing line: "[  1] Sent 196069 datagrams". */
-export function parseIperfClientSent(stdout: string): number | undefined {
-  const m = /Sent (\d+) datagrams/.exec(stdout);
-  return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-
-export interface IperfServerReport {
-  readonly lost: number;
-  readonly total: number;
-}
-
-/**
- * iperf2 UDP server report line "... 0.000 ms 26711/196068 (14%) ...": Lost/Total from the
- * datagram ids. The last such line is the whole-test report.
- */
-export function parseIperfServer(stdout: string): IperfServerReport | undefined {
-  const all = [...stdout.matchAll(/\s(-?\d+)\/\s*(\d+)\s+\((?:-?[\d.]+|nan|-?inf)%\)/g)];
-  const last = all[all.length - 1];
-  if (!last) return undefined;
-  return { lost: Math.max(0, Number(last[1])), total: Number(last[2]) };
-}
+// The iperf2 parsers are the lab's (src/lab/iperf.ts); the benchmarks keep their names.
+export { parseIperfSent as parseIperfClientSent, parseIperfLoss as parseIperfServer } from '../../src/lab/iperf.js';
+export type { IperfLoss as IperfServerReport } from '../../src/lab/iperf.js';
 
 /** VmRSS of /proc/PID/status, in bytes. */
 export function parseVmRssBytes(status: string): number | undefined {

@@ -12,17 +12,27 @@ export interface IperfSent {
   readonly output: string;
 }
 
-/** `Sent N datagrams` from an iperf2 UDP client's output; undefined when absent. Pure. */
+/** iperf2 client's closing line: "[  1] Sent 196069 datagrams"; undefined when absent. Pure. */
 export function parseIperfSent(out: string): number | undefined {
   const m = /Sent (\d+) datagrams/.exec(out);
-  return m ? Number(m[1]) : undefined;
+  return m?.[1] === undefined ? undefined : Number(m[1]);
 }
 
-/** The last `lost/total` of an iperf2 UDP server report (`0/2003 (0%)`); undefined when absent. Pure. */
-export function parseIperfLoss(out: string): { lost: number; total: number } | undefined {
-  const all = [...out.matchAll(/\s(-?\d+)\/\s*(\d+)\s+\(([\d.e+-]+)%\)/g)];
+export interface IperfLoss {
+  readonly lost: number;
+  readonly total: number;
+}
+
+/**
+ * iperf2 UDP server report line "... 0.000 ms 26711/196068 (14%) ...": Lost/Total from the
+ * datagram ids (a negative lost, from reordering, counts as 0). The last such line is the whole
+ * test's report; undefined when there is none. Pure.
+ */
+export function parseIperfLoss(out: string): IperfLoss | undefined {
+  const all = [...out.matchAll(/\s(-?\d+)\/\s*(\d+)\s+\((?:-?[\d.]+|nan|-?inf)%\)/g)];
   const last = all[all.length - 1];
-  return last ? { lost: Number(last[1]), total: Number(last[2]) } : undefined;
+  if (!last) return undefined;
+  return { lost: Math.max(0, Number(last[1])), total: Number(last[2]) };
 }
 
 /** Sends `pps` datagrams per second of `size` bytes to group:port for `seconds`, with IP TTL `ttl`. */
@@ -37,7 +47,7 @@ export async function iperfSend(netns: string, o: { group: string; port: number;
 export interface IperfServer {
   readonly netns: string;
   /** Stops the server and returns its last loss report (undefined when it received nothing). */
-  stop(): Promise<{ lost: number; total: number } | undefined>;
+  stop(): Promise<IperfLoss | undefined>;
 }
 
 /** An iperf2 UDP server joined to `group` (on the interface of the route to it). */
