@@ -31,6 +31,9 @@ import {
   validateLabId,
 } from './plan.js';
 import type { LabCommand } from './plan.js';
+import { addLan } from './lan.js';
+import type { AddLanOptions } from './lan.js';
+import { planLan } from './lan-plan.js';
 import { DNS_SERVER_SCRIPT, cmdline, isAlive, killPids, netnsPids, spawnInNetns, spawned, waitFor } from './process.js';
 import { dnsPidFile, dnsRecordsFile, listPidRecords, readDnsRecords, readLabState, saveLab, writeDnsRecords } from './state.js';
 
@@ -41,6 +44,8 @@ export interface LabUpOptions {
   readonly runner: Runner;
   readonly log?: Logger;
   readonly onProgress?: (msg: string) => void;
+  /** Also build the outside LAN attached to these nodes (see lan-plan.ts). */
+  readonly lan?: AddLanOptions;
 }
 
 async function runAll(runner: Runner, cmds: readonly LabCommand[]): Promise<void> {
@@ -80,6 +85,7 @@ export async function labUp(spec: LabSpec, opts: LabUpOptions): Promise<Lab> {
     );
   }
   const lab = planLab(spec);
+  if (opts.lan) planLan(spec, opts.lan); // refuse bad LAN input before anything is built
   try {
     // A stale state dir (a lab whose namespaces vanished with a reboot or by hand) is replaced.
     await rm(lab.stateDir, { recursive: true, force: true });
@@ -105,6 +111,12 @@ export async function labUp(spec: LabSpec, opts: LabUpOptions): Promise<Lab> {
       lab,
       lab.pods.map((p) => p.ip),
     );
+    if (opts.lan) {
+      const lan = await addLan(lab, runner, opts.lan);
+      progress(
+        `lan ${lan.netns} ${lan.cidr}: hosts ${lan.hosts.map((h) => `${h.name}=${h.ip}`).join(' ')}; nodes ${lan.nodes.map((n) => `n${n.node}=${n.ip}`).join(' ')}`,
+      );
+    }
     await startDns(lab);
     progress(`dns ${lab.dns.ip}:${lab.dns.port}: ${spec.service} -> ${lab.pods.length} pod IPs`);
     await saveLab(lab);
@@ -140,8 +152,9 @@ export async function labDown(runner: Runner, opts: { id?: string } = {}): Promi
 
   const deleted: string[] = [];
   const failures: string[] = [];
-  // Pods first, then nodes, then the router: a pod's veth peer dies with the pod namespace.
-  const order = (n: string): number => (/p\d+$/.test(n) ? 0 : /-r$/.test(n) ? 2 : 1);
+  // Pods and LAN hosts first, then nodes, then the router and the LAN switch: a veth's peer dies
+  // with either end's namespace.
+  const order = (n: string): number => (/(p\d+|-h\d+)$/.test(n) ? 0 : /-(r|lan)$/.test(n) ? 2 : 1);
   for (const ns of [...namespaces].sort((a, b) => order(a) - order(b))) {
     const r = await runner.run(['ip', 'netns', 'del', ns], { allowFail: true });
     if (r.code === 0) deleted.push(ns);
@@ -315,6 +328,16 @@ export function findPod(lab: Lab, name: string): LabPod {
   return findPodIn(lab.pods, name, lab.spec.id);
 }
 
+/** A namespace `lab exec` runs in: a pod ('n1p2') or a LAN host ('h1'), by short or namespace name. */
+export function findExecTarget(lab: Lab, name: string): { kind: 'pod' | 'LAN host'; name: string; netns: string } {
+  const pod = lab.pods.find((p) => p.name === name || p.netns === name);
+  if (pod) return { kind: 'pod', name: pod.name, netns: pod.netns };
+  const host = lab.lan?.hosts.find((h) => h.name === name || h.netns === name);
+  if (host) return { kind: 'LAN host', name: host.name, netns: host.netns };
+  const names = [...lab.pods.map((p) => p.name), ...(lab.lan?.hosts.map((h) => h.name) ?? [])].join(', ');
+  throw new NotFoundError(`find ${JSON.stringify(name)} in lab ${lab.spec.id}: no such pod or LAN host; the names are ${names || '(none)'}`);
+}
+
 export interface LabHealth {
   /** Lab namespaces that should exist and do not (a lab damaged by hand or half torn down). */
   readonly missingNamespaces: string[];
@@ -326,7 +349,8 @@ export interface LabHealth {
 /** What runs and what is missing in a lab, from the kernel and /proc (not from the state file). */
 export async function labHealth(lab: Lab, runner: Runner): Promise<LabHealth> {
   const present = new Set(await listNetns(runner));
-  const expected = [lab.router, ...lab.nodes.map((n) => n.netns), ...lab.pods.map((p) => p.netns)];
+  const lan = lab.lan ? [lab.lan.netns, ...lab.lan.hosts.map((h) => h.netns)] : [];
+  const expected = [lab.router, ...lab.nodes.map((n) => n.netns), ...lab.pods.map((p) => p.netns), ...lan];
   const dnsPid = await readDnsPid(lab);
   const agents: Record<string, number> = {};
   for (const rec of await listPidRecords(lab.stateDir)) {

@@ -57,9 +57,9 @@ export const podHostLink = (k: number): string => `kmcv${k}`;
 export const labNetnsPrefix = (id: string): string => `${NETNS_PREFIX}${id}-`;
 export const labStateDir = (id: string): string => `${STATE_ROOT}/${id}`;
 
-/** The lab id a lab namespace name belongs to, or undefined for any other name. */
+/** The lab id a lab namespace name belongs to (router, node, pod, LAN switch or LAN host), or undefined for any other name. */
 export function labIdOfNetns(netns: string): string | undefined {
-  const m = /^kmc([a-z0-9]{1,12})-(r|n\d+(p\d+)?)$/.exec(netns);
+  const m = /^kmc([a-z0-9]{1,12})-(r|n\d+(p\d+)?|lan|h\d+)$/.exec(netns);
   return m?.[1];
 }
 

@@ -45,4 +45,35 @@ export interface Lab {
   /** Mutable: addPod/removePod change it (and the state file). */
   pods: LabPod[];
   readonly stateDir: string;
+  /** The outside LAN (lab up --lan, addLan), when the lab has one; attachLanNode changes it. */
+  lan?: LabLan;
+}
+
+/** A host on the outside LAN: not a pod, not in the cluster. */
+export interface LabLanHost {
+  /** Short name, e.g. 'h1'. */
+  readonly name: string;
+  readonly netns: string;
+  readonly ip: string;
+  readonly ifname: string;
+}
+
+/** A lab node's attachment to the LAN: `ifname` in the node's namespace, on switch port `port`. */
+export interface LabLanNode {
+  readonly node: number;
+  readonly netns: string;
+  readonly ifname: string;
+  readonly ip: string;
+  readonly port: string;
+}
+
+/** The outside LAN: one switch (a snooping, querying bridge), its hosts and the attached nodes. */
+export interface LabLan {
+  /** The switch namespace. */
+  readonly netns: string;
+  readonly bridge: string;
+  readonly cidr: string;
+  readonly switchIp: string;
+  readonly hosts: readonly LabLanHost[];
+  nodes: LabLanNode[];
 }

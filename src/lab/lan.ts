@@ -1,0 +1,46 @@
+/**
+ * Builds the lab's outside LAN (lan-plan.ts) and keeps the lab's state file in step, so that
+ * `lab status`, `lab exec h1` and `lab down` know it. Removal is labDown's: the switch and the
+ * hosts are lab namespaces (kmc<id>-lan, kmc<id>-h<j>).
+ */
+import { ConfigError } from '../errors.js';
+import type { Runner } from '../iproute2/runner.js';
+import type { LabCommand } from './plan.js';
+import { checkLanNode, lanCommands, lanNodeCommands, planLan, planLanNode } from './lan-plan.js';
+import { saveLab } from './state.js';
+import type { Lab, LabLan, LabLanNode } from './types.js';
+
+export interface AddLanOptions {
+  /** Lab node indexes to attach (each gets `kmclan`). */
+  readonly nodes: readonly number[];
+  /** LAN hosts, default 2. */
+  readonly hosts?: number;
+}
+
+async function runAll(runner: Runner, cmds: readonly LabCommand[]): Promise<void> {
+  for (const c of cmds) await runner.run(c.argv, { netns: c.netns });
+}
+
+/** Builds the LAN (switch, hosts, node attachments) and records it in the lab's state. */
+export async function addLan(lab: Lab, runner: Runner, opts: AddLanOptions): Promise<LabLan> {
+  if (lab.lan) throw new ConfigError(`add a LAN to lab ${lab.spec.id}: it has one (${lab.lan.netns}); attach more nodes with attachLanNode`);
+  const lan = planLan(lab.spec, opts);
+  // Recorded first: a build that fails half way is still found by status and removed by down.
+  lab.lan = lan;
+  await saveLab(lab);
+  await runAll(runner, lanCommands(lab.spec, lan));
+  return lan;
+}
+
+/** Attaches one more lab node to the LAN (e.g. a second gateway node). */
+export async function attachLanNode(lab: Lab, runner: Runner, node: number): Promise<LabLanNode> {
+  const lan = lab.lan;
+  if (!lan) throw new ConfigError(`attach node ${node} to the LAN of lab ${lab.spec.id}: the lab has no LAN; add one first (lab up --lan NODES)`);
+  checkLanNode(node, lab.spec.nodes.length);
+  if (lan.nodes.some((n) => n.node === node)) throw new ConfigError(`attach node ${node} to the LAN of lab ${lab.spec.id}: it is attached already`);
+  await runAll(runner, lanNodeCommands(lab.spec.id, node, lab.spec.mtu));
+  const attached = planLanNode(lab.spec.id, node);
+  lan.nodes.push(attached);
+  await saveLab(lab);
+  return attached;
+}
