@@ -4,11 +4,12 @@ import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { CapabilityError, ConfigError, ExitCode, NotFoundError } from '../errors.js';
 import { ExecRunner } from '../iproute2/runner.js';
-import { findPod, labDown, labHealth, labUp, listLabs, loadLab } from '../lab/lab.js';
+import { findExecTarget, labDown, labHealth, labUp, listLabs, loadLab } from '../lab/lab.js';
+import { DEFAULT_LAN_HOSTS, checkLanHosts, parseLanNodes } from '../lab/lan-plan.js';
 import { buildSpec, DEFAULT_LAB_ID, DEFAULT_SERVICE, parseNodes, validateLabId } from '../lab/plan.js';
 import { startAgentProcess } from '../lab/process.js';
 import { formatMatrix, trafficMatrix } from '../lab/traffic.js';
-import type { Lab } from '../lab/types.js';
+import type { Lab, LabLan } from '../lab/types.js';
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new CapabilityError('kmcast lab needs root (network namespaces): run with sudo');
@@ -46,6 +47,15 @@ function podTable(lab: Lab, agents: Record<string, number> = {}): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
+function lanLines(lan: LabLan | undefined): string {
+  if (!lan) return '';
+  return (
+    `LAN ${lan.cidr} on switch ${lan.netns} (bridge ${lan.bridge} ${lan.switchIp}, IGMP snooping and querier; not routed to the underlay)\n` +
+    `  hosts: ${lan.hosts.map((h) => `${h.name} ${h.ip} (${h.netns} ${h.ifname})`).join('; ')}\n` +
+    `  nodes: ${lan.nodes.map((n) => `n${n.node} ${n.ip} (${n.netns} ${n.ifname})`).join('; ') || '(none)'}\n`
+  );
+}
+
 interface UpFlags {
   readonly id: string;
   readonly nodes: string;
@@ -53,6 +63,8 @@ interface UpFlags {
   readonly mtu: string;
   readonly service: string;
   readonly agents?: boolean;
+  readonly lan?: string;
+  readonly lanHosts: string;
 }
 
 export function registerLab(program: Command): void {
@@ -82,13 +94,21 @@ Examples:
     .option('--mtu <n>', 'underlay MTU of every link', '1500')
     .option('--service <fqdn>', 'headless Service name the lab DNS answers with the pod IPs', DEFAULT_SERVICE)
     .option('--agents', 'start `kmcast agent` in every pod and leave them running (logs in the state dir)')
+    .option('--lan <nodes>', 'add an outside LAN (192.168.250.0/24, not pods) attached to these nodes, e.g. 1 or 1,2')
+    .option('--lan-hosts <n>', 'hosts on the outside LAN (h1, h2, ...; 1 to 50)', String(DEFAULT_LAN_HOSTS))
     .addHelpText(
       'after',
       `
+The outside LAN (--lan) is a switch kmc<id>-lan with IGMP snooping, acting as the IGMP querier:
+a routable group reaches only the ports that joined it, 224.0.0.x and broadcast reach every port.
+Hosts kmc<id>-h<j> have eth0 192.168.250.<10+j>; an attached node i gets kmclan 192.168.250.<i>.
+Nothing routes the LAN to the underlay. \`lab exec h1 -- CMD\` runs in a LAN host.
+
 Examples:
   sudo kmcast lab up
   sudo kmcast lab up --id t1 --nodes 4 --pods 3 --mtu 9000
-  sudo kmcast lab up --nodes calico,calico --agents`,
+  sudo kmcast lab up --nodes calico,calico --agents
+  sudo kmcast lab up --id g1 --nodes 2 --lan 1 --lan-hosts 3`,
     )
     .action(async (flags: UpFlags) => {
       requireRoot();
@@ -99,8 +119,13 @@ Examples:
         mtu: parseIntFlag('--mtu', flags.mtu),
         service: flags.service,
       });
+      const lanHosts = parseIntFlag('--lan-hosts', flags.lanHosts);
+      if (flags.lan === undefined && flags.lanHosts !== String(DEFAULT_LAN_HOSTS)) {
+        throw new ConfigError('--lan-hosts needs --lan NODES (the nodes the LAN attaches to, e.g. --lan 1)');
+      }
+      const lan = flags.lan === undefined ? undefined : { nodes: parseLanNodes(flags.lan, spec.nodes.length), hosts: checkLanHosts(lanHosts) };
       const started = Date.now();
-      const built = await labUp(spec, { runner: new ExecRunner(), onProgress: (m) => process.stderr.write(`lab: ${m}\n`) });
+      const built = await labUp(spec, { runner: new ExecRunner(), onProgress: (m) => process.stderr.write(`lab: ${m}\n`), ...(lan ? { lan } : {}) });
       const agents: Record<string, number> = {};
       if (flags.agents) {
         for (const pod of built.pods) {
@@ -113,6 +138,7 @@ Examples:
         `lab ${spec.id} is up in ${secs} s: ${built.nodes.length} nodes, ${built.pods.length} pods, state in ${built.stateDir}\n` +
           podTable(built, agents) +
           `DNS ${built.dns.ip}:${built.dns.port} (in ${built.router}) answers ${spec.service} with the pod IPs.\n` +
+          lanLines(built.lan) +
           (flags.agents ? `Agents log to ${built.stateDir}/<pod>.agent.log\n` : '') +
           `Next: sudo kmcast lab matrix --id ${spec.id}; sudo kmcast lab exec --id ${spec.id} ${built.pods[0]?.name ?? 'n1p1'} -- ip addr; sudo kmcast lab down --id ${spec.id}\n`,
       );
@@ -164,7 +190,7 @@ Examples:
           `router ${l.router}; nodes: ${l.nodes.map((n) => `n${n.index} ${n.style} ${n.underlayIp} pods ${n.podCidr}`).join('; ')}`,
           `DNS ${l.dns.ip}:${l.dns.port} ${health.dns.running ? `running (pid ${health.dns.pid ?? '?'})` : 'NOT running'}: ${l.spec.service} -> ${health.dns.members.join(' ') || '(no members)'}`,
         ];
-        process.stdout.write(`${lines.join('\n')}\n${podTable(l, health.agents)}`);
+        process.stdout.write(`${lines.join('\n')}\n${podTable(l, health.agents)}${lanLines(l.lan)}`);
         if (health.missingNamespaces.length) process.stdout.write(`missing namespaces: ${health.missingNamespaces.join(' ')}\n`);
       }
       process.exitCode = whole ? ExitCode.ok : ExitCode.failure;
@@ -172,9 +198,9 @@ Examples:
 
   lab
     .command('exec')
-    .description("Run a command in a pod's network namespace (stdio inherited; exits with the command's code).")
+    .description("Run a command in a pod's or a LAN host's network namespace (stdio inherited; exits with the command's code).")
     .option('--id <id>', 'the lab (default: the only one)')
-    .argument('<pod>', 'pod short name (n1p2) or namespace name')
+    .argument('<pod>', 'pod short name (n1p2), LAN host (h1) or namespace name')
     .argument('<command...>', 'the command and its arguments, after --')
     .addHelpText(
       'after',
@@ -182,15 +208,16 @@ Examples:
 Examples:
   sudo kmcast lab exec n1p1 -- ip -d link show vx0
   sudo kmcast lab exec --id t1 n2p1 -- bridge fdb show dev vx0
+  sudo kmcast lab exec --id g1 h1 -- tcpdump -i eth0 -n igmp
   sudo kmcast lab exec n1p1 -- python3 -c 'import socket; print(socket.gethostbyname("kmcast-peers.default.svc.cluster.local"))'`,
     )
     .action(async (podName: string, command: string[], flags: { id?: string }) => {
       requireRoot();
       const l = await chooseLab(flags.id);
-      const pod = findPod(l, podName);
+      const target = findExecTarget(l, podName);
       process.exitCode = await new Promise<number>((resolve, reject) => {
-        const child = spawn('ip', ['netns', 'exec', pod.netns, ...command], { stdio: 'inherit' });
-        child.on('error', (err) => reject(new ConfigError(`run ${command[0] ?? ''} in pod ${pod.name}: ${err.message}`)));
+        const child = spawn('ip', ['netns', 'exec', target.netns, ...command], { stdio: 'inherit' });
+        child.on('error', (err) => reject(new ConfigError(`run ${command[0] ?? ''} in ${target.kind} ${target.name}: ${err.message}`)));
         // A command killed by a signal exits 128 + signal number, as in a shell.
         child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));
       });
