@@ -1,8 +1,10 @@
 /**
  * Apps as node mode promises to serve them: python3 sockets in a pod, run with no capability and
  * a non-root uid (setpriv), joined on eth0 BY INTERFACE INDEX, sending with IP_MULTICAST_IF set
- * to eth0's index, optionally bound with SO_BINDTODEVICE eth0. They are spawned through the lab's
- * process helpers (`ip netns exec`), so labDown finds and kills them.
+ * to eth0's index, optionally bound with SO_BINDTODEVICE eth0. The same apps run in any lab
+ * namespace on a named interface (a node's or a LAN host's), e.g. joined by address on kmclan.
+ * They are spawned through the lab's process helpers (`ip netns exec`), so labDown finds and
+ * kills them.
  */
 import type { ChildProcess } from 'node:child_process';
 import { KmcastError } from '../errors.js';
@@ -11,23 +13,31 @@ import { findPython, runInNetns, spawnInNetns, waitExit } from './process.js';
 /** No capability, uid/gid 65534 (nobody), no supplementary groups. */
 export const UNPRIVILEGED: readonly string[] = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'];
 
-// argv: port groups(comma) mode(index|bind|all) maxSeconds
-// index: join each group on eth0 by index; bind: also SO_BINDTODEVICE eth0; all: join on every
-// interface of the namespace (a listener in a node namespace that must hear nothing).
+// argv: port groups(comma) mode(index|addr|bind|all|none) maxSeconds [ifname, default eth0]
+// index: join each group on ifname by index; addr: by ifname's IPv4 address (ip_mreq, as many
+// apps do); bind: by index and SO_BINDTODEVICE ifname; all: join on every interface of the
+// namespace (a listener in a node namespace that must hear nothing); none: join nothing (a socket
+// that only hears what another socket of the namespace joined).
 // Counts datagrams by (destination, source) with IP_PKTINFO, and the TTLs seen (IP_RECVTTL),
 // until stdin closes; prints READY first and a JSON report last.
 export const NODE_RECEIVER_PY = `
 import json, os, select, socket, struct, sys, time
+import fcntl
 port, groups, mode, maxs = int(sys.argv[1]), [g for g in sys.argv[2].split(',') if g], sys.argv[3], float(sys.argv[4])
+ifname = sys.argv[5] if len(sys.argv) > 5 else 'eth0'
 IP_PKTINFO = getattr(socket, 'IP_PKTINFO', 8); IP_RECVTTL = getattr(socket, 'IP_RECVTTL', 12); IP_TTL = getattr(socket, 'IP_TTL', 2)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-if mode == 'bind': s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')
+if mode == 'bind': s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
 s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
 s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
 s.bind(('0.0.0.0', port))
-ifaces = [i for i, n in socket.if_nameindex() if n != 'lo'] if mode == 'all' else [socket.if_nametoindex('eth0')]
+ifaces = [i for i, n in socket.if_nameindex() if n != 'lo'] if mode == 'all' else [] if mode == 'none' else [socket.if_nametoindex(ifname)]
 for g in groups:
+    if mode == 'addr':
+        local = fcntl.ioctl(s.fileno(), 0x8915, struct.pack('256s', ifname.encode()[:15]))[20:24]  # SIOCGIFADDR
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4s', socket.inet_aton(g), local))
+        continue
     for idx in ifaces:
         s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4si', socket.inet_aton(g), socket.inet_aton('0.0.0.0'), idx))
 counts, ttls = {}, {}
@@ -56,16 +66,18 @@ while True:
 print(json.dumps({'counts': counts, 'ttls': ttls}), flush=True)
 `;
 
-// argv: dst port count intervalMs. Multicast: IP_MULTICAST_IF = eth0's index (ip_mreqn).
-// Limited broadcast: SO_BROADCAST and SO_BINDTODEVICE eth0 (unprivileged since Linux 5.7).
+// argv: dst port count intervalMs [ifname, default eth0]. Multicast: IP_MULTICAST_IF = ifname's
+// index (ip_mreqn). Limited broadcast: SO_BROADCAST and SO_BINDTODEVICE ifname (unprivileged
+// since Linux 5.7).
 export const NODE_SENDER_PY = `
 import socket, struct, sys, time
 dst, port, count, interval = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) / 1000
-idx = socket.if_nametoindex('eth0')
+ifname = sys.argv[5] if len(sys.argv) > 5 else 'eth0'
+idx = socket.if_nametoindex(ifname)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 if dst == '255.255.255.255':
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
 else:
     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, struct.pack('4s4si', socket.inet_aton('0.0.0.0'), socket.inet_aton('0.0.0.0'), idx))
 for i in range(count):
@@ -86,11 +98,27 @@ export interface NodeReceiver {
   stop(): Promise<NodeReceiverReport>;
 }
 
-export type ReceiverMode = 'index' | 'bind' | 'all';
+export type ReceiverMode = 'index' | 'addr' | 'bind' | 'all' | 'none';
 
-/** Starts an unprivileged receiver (node namespaces: `mode: 'all'`, run as root there is not needed either). */
-export async function startNodeReceiver(netns: string, opts: { port: number; groups: readonly string[]; mode?: ReceiverMode; maxSeconds?: number }): Promise<NodeReceiver> {
-  const argv = [...UNPRIVILEGED, findPython(), '-c', NODE_RECEIVER_PY, String(opts.port), opts.groups.join(','), opts.mode ?? 'index', String(opts.maxSeconds ?? 60)];
+/**
+ * Starts an unprivileged receiver in any namespace (a pod, a node, a LAN host), joined on
+ * `ifname` (default eth0) as `mode` says (node namespaces that must hear nothing: `mode: 'all'`).
+ */
+export async function startNodeReceiver(
+  netns: string,
+  opts: { port: number; groups: readonly string[]; mode?: ReceiverMode; maxSeconds?: number; ifname?: string },
+): Promise<NodeReceiver> {
+  const argv = [
+    ...UNPRIVILEGED,
+    findPython(),
+    '-c',
+    NODE_RECEIVER_PY,
+    String(opts.port),
+    opts.groups.join(','),
+    opts.mode ?? 'index',
+    String(opts.maxSeconds ?? 60),
+    opts.ifname ?? 'eth0',
+  ];
   const child: ChildProcess = spawnInNetns(netns, argv, { stdin: 'pipe' });
   let out = '';
   let err = '';
@@ -116,9 +144,9 @@ export async function startNodeReceiver(netns: string, opts: { port: number; gro
   };
 }
 
-/** Sends `count` datagrams from a pod, unprivileged; resolves when sent. */
-export async function sendFromPod(netns: string, dst: string, opts: { port: number; count: number; intervalMs?: number }): Promise<void> {
-  const argv = [...UNPRIVILEGED, findPython(), '-c', NODE_SENDER_PY, dst, String(opts.port), String(opts.count), String(opts.intervalMs ?? 10)];
+/** Sends `count` datagrams from any namespace via `ifname` (default eth0), unprivileged; resolves when sent. */
+export async function sendFromPod(netns: string, dst: string, opts: { port: number; count: number; intervalMs?: number; ifname?: string }): Promise<void> {
+  const argv = [...UNPRIVILEGED, findPython(), '-c', NODE_SENDER_PY, dst, String(opts.port), String(opts.count), String(opts.intervalMs ?? 10), opts.ifname ?? 'eth0'];
   const r = await runInNetns(netns, argv, 30_000);
   if (r.code !== 0) throw new KmcastError(`send to ${dst} from ${netns}: ${r.stderr.trim() || `exit ${String(r.code)}`}`);
 }
