@@ -86,6 +86,10 @@ test('labIdOfNetns recognises only lab namespaces, and prefixes never collide', 
   assert.equal(labIdOfNetns('kmct1-r'), 't1');
   assert.equal(labIdOfNetns('kmct12-n3p4'), 't12');
   assert.equal(labIdOfNetns('kmct1-n2'), 't1');
+  assert.equal(labIdOfNetns('kmct1-lan'), 't1');
+  assert.equal(labIdOfNetns('kmct1-h12'), 't1');
+  assert.equal(labIdOfNetns('kmct1-lanx'), undefined);
+  assert.equal(labIdOfNetns('kmct1-h'), undefined);
   assert.equal(labIdOfNetns('kmcfix'), undefined);
   assert.equal(labIdOfNetns('other-n1'), undefined);
   assert.equal('kmct12-n1'.startsWith(labNetnsPrefix('t1')), false);
