@@ -36,7 +36,14 @@ export const LAN_QUERY_INTERVAL_CS = 200;
 export const LAN_STARTUP_QUERY_INTERVAL_CS = 50;
 /** How long a membership lasts without a report: 2 queries + the response time, as RFC 3376 does. */
 export const LAN_MEMBERSHIP_INTERVAL_CS = 2 * LAN_QUERY_INTERVAL_CS + 100;
-export const LAN_QUERY_RESPONSE_INTERVAL_CS = 100;
+export const LAN_QUERY_RESPONSE_INTERVAL_CS = 50;
+/**
+ * Once it is made querier the bridge waits one query response interval before it trusts its
+ * snooping: until then it floods every group, joined or not, to every port with mcast_flood on
+ * (the default interval is 10 s, hence the short one, set before the querier is switched on).
+ * addLan returns only after that (plus a margin), so the LAN behaves from the first datagram.
+ */
+export const LAN_SNOOPING_SETTLE_MS = LAN_QUERY_RESPONSE_INTERVAL_CS * 10 + 250;
 
 export const lanNetns = (id: string): string => `${NETNS_PREFIX}${id}-lan`;
 export const lanHostName = (j: number): string => `h${j}`;
@@ -110,7 +117,6 @@ export function lanSwitchCommands(id: string, mtu: number): LabCommand[] {
       argv: [
         'ip', 'link', 'add', LAN_BRIDGE, 'type', 'bridge',
         'mcast_snooping', '1',
-        'mcast_querier', '1',
         'mcast_query_use_ifaddr', '1',
         'mcast_igmp_version', '2',
         'mcast_query_interval', String(LAN_QUERY_INTERVAL_CS),
@@ -122,6 +128,9 @@ export function lanSwitchCommands(id: string, mtu: number): LabCommand[] {
     },
     { argv: ['ip', 'addr', 'add', `${LAN_SWITCH_IP}/${LAN_PREFIX_LEN}`, 'dev', LAN_BRIDGE], netns: s },
     { argv: ['ip', 'link', 'set', LAN_BRIDGE, 'mtu', String(mtu), 'up'], netns: s },
+    // Its own step: the kernel applies mcast_querier before the intervals of the same request, and
+    // would wait the default 10 s response interval before trusting its snooping.
+    { argv: ['ip', 'link', 'set', LAN_BRIDGE, 'type', 'bridge', 'mcast_querier', '1'], netns: s },
   ];
 }
 
@@ -160,11 +169,38 @@ export function lanNodeCommands(id: string, node: number, mtu: number): LabComma
   ];
 }
 
-/** The whole LAN's build, switch first. */
-export function lanCommands(spec: LabSpec, lan: LabLan): LabCommand[] {
+/** The LAN's ports: its hosts and the attached nodes (after lanSwitchCommands). */
+export function lanPortCommands(spec: LabSpec, lan: LabLan): LabCommand[] {
   return [
-    ...lanSwitchCommands(spec.id, spec.mtu),
     ...lan.hosts.map((_, j) => lanHostCommands(spec.id, j + 1, spec.mtu)).flat(),
     ...lan.nodes.map((n) => lanNodeCommands(spec.id, n.node, spec.mtu)).flat(),
   ];
+}
+
+/** The whole LAN's build, switch first. */
+export function lanCommands(spec: LabSpec, lan: LabLan): LabCommand[] {
+  return [...lanSwitchCommands(spec.id, spec.mtu), ...lanPortCommands(spec, lan)];
+}
+
+/** One entry of the switch's snooping table: `port` joined IPv4 group `group`. */
+export interface LanMembership {
+  readonly port: string;
+  readonly group: string;
+}
+
+/** IPv4 group memberships from `bridge -j mdb show` (IPv6 and malformed entries skipped). Pure. */
+export function parseLanMdb(json: string): LanMembership[] {
+  const out: LanMembership[] = [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json === '' ? '[]' : json);
+  } catch {
+    return out;
+  }
+  for (const dev of Array.isArray(parsed) ? (parsed as Array<{ mdb?: unknown }>) : []) {
+    for (const e of Array.isArray(dev.mdb) ? (dev.mdb as Array<{ port?: unknown; grp?: unknown }>) : []) {
+      if (typeof e.port === 'string' && typeof e.grp === 'string' && /^\d+\.\d+\.\d+\.\d+$/.test(e.grp)) out.push({ port: e.port, group: e.grp });
+    }
+  }
+  return out;
 }

@@ -6,7 +6,9 @@
 import { ConfigError } from '../errors.js';
 import type { Runner } from '../iproute2/runner.js';
 import type { LabCommand } from './plan.js';
-import { checkLanNode, lanCommands, lanNodeCommands, planLan, planLanNode } from './lan-plan.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LAN_BRIDGE, LAN_SNOOPING_SETTLE_MS, checkLanNode, lanNodeCommands, lanPortCommands, lanSwitchCommands, parseLanMdb, planLan, planLanNode } from './lan-plan.js';
+import type { LanMembership } from './lan-plan.js';
 import { saveLab } from './state.js';
 import type { Lab, LabLan, LabLanNode } from './types.js';
 
@@ -21,14 +23,17 @@ async function runAll(runner: Runner, cmds: readonly LabCommand[]): Promise<void
   for (const c of cmds) await runner.run(c.argv, { netns: c.netns });
 }
 
-/** Builds the LAN (switch, hosts, node attachments) and records it in the lab's state. */
+/** Builds the LAN (switch, hosts, node attachments) and records it in the lab's state; resolves once the switch snoops. */
 export async function addLan(lab: Lab, runner: Runner, opts: AddLanOptions): Promise<LabLan> {
   if (lab.lan) throw new ConfigError(`add a LAN to lab ${lab.spec.id}: it has one (${lab.lan.netns}); attach more nodes with attachLanNode`);
   const lan = planLan(lab.spec, opts);
   // Recorded first: a build that fails half way is still found by status and removed by down.
   lab.lan = lan;
   await saveLab(lab);
-  await runAll(runner, lanCommands(lab.spec, lan));
+  await runAll(runner, lanSwitchCommands(lab.spec.id, lab.spec.mtu));
+  const querierSince = Date.now();
+  await runAll(runner, lanPortCommands(lab.spec, lan));
+  await sleep(Math.max(0, LAN_SNOOPING_SETTLE_MS - (Date.now() - querierSince)));
   return lan;
 }
 
@@ -43,4 +48,14 @@ export async function attachLanNode(lab: Lab, runner: Runner, node: number): Pro
   lan.nodes.push(attached);
   await saveLab(lab);
   return attached;
+}
+
+/**
+ * What the switch has learnt from IGMP reports: which port joined which group (a node's port is
+ * `kmcl<i>`, a host's `kmch<j>`). A gateway's joins show up here as its node port.
+ */
+export async function lanMemberships(lab: Lab, runner: Runner): Promise<LanMembership[]> {
+  if (!lab.lan) throw new ConfigError(`read the LAN switch of lab ${lab.spec.id}: the lab has no LAN`);
+  const r = await runner.run(['bridge', '-j', 'mdb', 'show', 'dev', LAN_BRIDGE], { netns: lab.lan.netns });
+  return parseLanMdb(r.stdout);
 }

@@ -9,6 +9,7 @@ import {
   lanHostCommands,
   lanNodeCommands,
   lanSwitchCommands,
+  parseLanMdb,
   parseLanNodes,
   planLan,
 } from '../../../src/lab/lan-plan.js';
@@ -39,10 +40,11 @@ test('switch: a snooping bridge that is the IGMP querier, with a short query int
   assert.deepEqual(lanSwitchCommands('t1', 1400).map(line), [
     '(root): ip netns add kmct1-lan',
     'kmct1-lan: ip link set lo up',
-    'kmct1-lan: ip link add kmclanbr type bridge mcast_snooping 1 mcast_querier 1 mcast_query_use_ifaddr 1 mcast_igmp_version 2 ' +
-      'mcast_query_interval 200 mcast_query_response_interval 100 mcast_startup_query_interval 50 mcast_membership_interval 500',
+    'kmct1-lan: ip link add kmclanbr type bridge mcast_snooping 1 mcast_query_use_ifaddr 1 mcast_igmp_version 2 ' +
+      'mcast_query_interval 200 mcast_query_response_interval 50 mcast_startup_query_interval 50 mcast_membership_interval 500',
     'kmct1-lan: ip addr add 192.168.250.254/24 dev kmclanbr',
     'kmct1-lan: ip link set kmclanbr mtu 1400 up',
+    'kmct1-lan: ip link set kmclanbr type bridge mcast_querier 1',
   ]);
 });
 
@@ -74,7 +76,7 @@ test('node attachment: kmclan on a port that is never a multicast router port, n
 
 test('the LAN is never routed: nothing touches the router, only `ip netns add` runs in the root namespace', () => {
   const all = lanCommands(spec, planLan(spec, { nodes: [1, 2, 3], hosts: 3 }));
-  assert.equal(all.length, 5 + 3 * 7 + 3 * 5);
+  assert.equal(all.length, 6 + 3 * 7 + 3 * 5);
   assert.equal(all.some((c) => c.netns === 'kmct1-r'), false);
   for (const c of all.filter((x) => x.netns === undefined)) assert.deepEqual(c.argv.slice(0, 3), ['ip', 'netns', 'add']);
   assert.equal(all.some((c) => c.argv.includes('172.31.1.1') || c.argv.includes('ip_forward=1')), false);
@@ -104,4 +106,24 @@ test('--lan and --lan-hosts are validated with the flag named', () => {
   assert.equal(checkLanHosts(50), 50);
   assert.throws(() => planLan(spec, { nodes: [4] }), ConfigError);
   assert.throws(() => planLan(spec, { nodes: [1], hosts: 0 }), ConfigError);
+});
+
+test('parseLanMdb keeps IPv4 group memberships per port', () => {
+  const json = JSON.stringify([
+    {
+      mdb: [
+        { index: 2, dev: 'kmclanbr', port: 'kmch2', grp: '239.1.1.1', state: 'temp', flags: [] },
+        { index: 2, dev: 'kmclanbr', port: 'kmcl1', grp: 'ff02::1:fff0:7620', state: 'temp', flags: [] },
+        { index: 2, dev: 'kmclanbr', port: 'kmcl1', grp: '239.1.1.1', state: 'temp', flags: [] },
+      ],
+      router: {},
+    },
+  ]);
+  assert.deepEqual(parseLanMdb(json), [
+    { port: 'kmch2', group: '239.1.1.1' },
+    { port: 'kmcl1', group: '239.1.1.1' },
+  ]);
+  assert.deepEqual(parseLanMdb(''), []);
+  assert.deepEqual(parseLanMdb('not json'), []);
+  assert.deepEqual(parseLanMdb('[{"mdb":[{"port":1,"grp":"239.1.1.1"}]}]'), []);
 });
