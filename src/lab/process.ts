@@ -299,8 +299,8 @@ for seq in range(1, count + 1):
 print(got)
 `;
 
-/** ICMP echo from a pod to `ip`: how many of `count` requests were answered. */
-export async function pingFrom(pod: LabPod, ip: string, opts: { count?: number; timeoutMs?: number } = {}): Promise<{ sent: number; received: number }> {
+/** ICMP echo from a pod (or any lab namespace, e.g. a LAN host) to `ip`: how many of `count` requests were answered. */
+export async function pingFrom(pod: Pick<LabPod, 'name' | 'netns'>, ip: string, opts: { count?: number; timeoutMs?: number } = {}): Promise<{ sent: number; received: number }> {
   const count = opts.count ?? 1;
   const timeoutS = (opts.timeoutMs ?? 2000) / 1000;
   const r = await runInNetns(pod.netns, [findPython(), '-c', PING_PY, ip, String(count), String(timeoutS)], count * (timeoutS * 1000 + 1000) + 5000);
