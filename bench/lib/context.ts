@@ -37,9 +37,9 @@ export const M = {
 export async function measureDataPlane(
   ctx: BenchContext,
   label: string,
-  o: { sender: string; receivers: readonly string[]; size: number; beforeSend?: () => Promise<void> },
+  o: { sender: string; receivers: readonly string[]; size: number; beforeSend?: () => Promise<void>; beforeStart?: () => Promise<void> },
 ): Promise<ResultRow> {
-  const base = { sender: o.sender, receivers: o.receivers, group: BENCH_GROUP, port: BENCH_PORT, size: o.size, beforeSend: o.beforeSend };
+  const base = { sender: o.sender, receivers: o.receivers, group: BENCH_GROUP, port: BENCH_PORT, size: o.size, beforeSend: o.beforeSend, beforeStart: o.beforeStart };
   const search = await findMaxRate(
     async (pps) => {
       const t = await iperfTrial({ ...base, pps, seconds: ctx.trialS });

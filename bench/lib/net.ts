@@ -128,6 +128,8 @@ export interface IperfTrialOptions {
   readonly seconds: number;
   /** Runs after the receivers joined, before the sender starts (e.g. wait for MDB entries). */
   readonly beforeSend?: () => Promise<void>;
+  /** Runs before the receivers start (e.g. wait until state the previous trial's joins left is gone). */
+  readonly beforeStart?: () => Promise<void>;
 }
 
 export interface IperfTrial extends TrialOutcome {
@@ -144,6 +146,7 @@ export interface IperfTrial extends TrialOutcome {
 export const RECEIVE_BUFFER = '4M';
 
 export async function iperfTrial(o: IperfTrialOptions): Promise<IperfTrial> {
+  if (o.beforeStart) await o.beforeStart();
   // -w 4M: a receive buffer that rides out a few ms of CPU contention (capped by
   // net.core.rmem_max), so a busy shared machine shows up less as "loss" of the data path.
   const servers = o.receivers.map((ns) =>
