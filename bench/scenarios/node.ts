@@ -26,7 +26,7 @@ const NODE_DEVICE = `kmcvx${NODE_VNI}`;
 export const nodeLabIds = (ctx: BenchContext): string[] => ['na', 'nf', 'nr'].map((s) => `${ctx.id}${s}`);
 
 /** Production timers (heartbeat 1 s, expiry 5), info logs; the lab's Service is the one domain. */
-function nodeArgs(lab: Lab): string[] {
+export function nodeArgs(lab: Lab): string[] {
   return ['--service', `${lab.spec.service}=${NODE_VNI}`, '--log-level', 'info'];
 }
 
@@ -39,7 +39,7 @@ async function stopNodeAgents(agents: readonly NodeAgentHandle[]): Promise<void>
 }
 
 /** Every member pod reported programmed by the agent on its node (what `kmcast wait` waits for). */
-async function waitProgrammed(lab: Lab, pods: readonly LabPod[], timeoutMs = 60_000): Promise<number> {
+export async function waitProgrammed(lab: Lab, pods: readonly LabPod[], timeoutMs = 60_000): Promise<number> {
   const nodeOf = (p: LabPod): LabNode => lab.nodes.find((n) => n.index === p.node)!;
   return await waitFor(
     `${pods.length} member pods programmed by their node agents`,
@@ -56,7 +56,7 @@ async function waitProgrammed(lab: Lab, pods: readonly LabPod[], timeoutMs = 60_
 }
 
 /** MDB destinations for `group` on a node's domain device. */
-async function nodeMdbDestinations(node: LabNode, group: string): Promise<string[]> {
+export async function nodeMdbDestinations(node: LabNode, group: string): Promise<string[]> {
   const out = await run(['bridge', 'mdb', 'show', 'dev', NODE_DEVICE], node.netns).catch(() => '');
   return out
     .split('\n')
