@@ -183,3 +183,23 @@ export function resourceLabel(state: string, set: NodeOptionSet): string {
   const opts = [...Object.entries(set.env ?? {}).map(([k, v]) => `${k}=${v}`), ...set.args];
   return opts.length === 0 ? state : `${state}, ${opts.join(' ')}`;
 }
+
+/** What a node agent's `/status` body says of its gateway: active, the groups joined, datagrams carried in for `group`. */
+export function gatewayState(body: string, group: string): { active: boolean; installed: boolean; joined: string[]; inbound: number } | undefined {
+  let s: { gateway?: { active?: unknown; joined?: unknown; table?: { installed?: unknown }; traffic?: unknown } };
+  try {
+    s = JSON.parse(body) as typeof s;
+  } catch {
+    return undefined;
+  }
+  const g = s.gateway;
+  if (!g) return undefined;
+  const traffic = Array.isArray(g.traffic) ? (g.traffic as { group?: unknown; direction?: unknown; datagrams?: unknown }[]) : [];
+  const row = traffic.find((t) => t.group === group && t.direction === 'in');
+  return {
+    active: g.active === true,
+    installed: g.table?.installed === true,
+    joined: Array.isArray(g.joined) ? g.joined.filter((x): x is string => typeof x === 'string') : [],
+    inbound: typeof row?.datagrams === 'number' ? row.datagrams : 0,
+  };
+}

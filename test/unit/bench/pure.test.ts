@@ -5,6 +5,7 @@ import type { ScenarioResult, TrialOutcome } from '../../../bench/lib/pure.js';
 import {
   findMaxRate,
   formatScenario,
+  gatewayState,
   NODE_OPTION_SETS,
   parseCpuTicks,
   parseIperfClientSent,
@@ -103,4 +104,26 @@ test('NODE_OPTION_SETS: labels unique, default first, and this Node.js accepts e
   assert.equal(resourceLabel('idle', NODE_OPTION_SETS[0]!), 'idle');
   assert.equal(resourceLabel('idle', { label: 'x', args: ['--a', '--b'] }), 'idle, --a --b');
   assert.equal(resourceLabel('idle', { label: 'x', args: ['--a'], env: { M: '2' } }), 'idle, M=2 --a');
+});
+
+test('gatewayState reads active, joins and the inbound count of one group from a node /status', () => {
+  const status = {
+    mode: 'node',
+    gateway: {
+      active: true,
+      joined: ['239.255.72.1'],
+      table: { installed: true },
+      traffic: [
+        { group: '239.255.72.1', direction: 'in', datagrams: 1200, bytes: 9, dropped: { rate: 3, ttl: 0, loop: 2 } },
+        { group: '239.255.72.1', direction: 'out', datagrams: 7, bytes: 9, dropped: { rate: 100 } },
+        { group: '239.255.72.9', direction: 'in', datagrams: 50, bytes: 9, dropped: {} },
+      ],
+    },
+  };
+  assert.deepEqual(gatewayState(JSON.stringify(status), '239.255.72.1'), { active: true, installed: true, joined: ['239.255.72.1'], inbound: 1200 });
+  assert.deepEqual(gatewayState(JSON.stringify(status), '239.255.72.2'), { active: true, installed: true, joined: ['239.255.72.1'], inbound: 0 }, 'a group without traffic');
+  const standby = { gateway: { active: false, joined: [], table: { installed: false } } };
+  assert.deepEqual(gatewayState(JSON.stringify(standby), '239.255.72.1'), { active: false, installed: false, joined: [], inbound: 0 });
+  assert.equal(gatewayState(JSON.stringify({ mode: 'node' }), '239.255.72.1'), undefined, 'no gateway on this node');
+  assert.equal(gatewayState('not json', '239.255.72.1'), undefined);
 });
