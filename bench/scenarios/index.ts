@@ -4,6 +4,7 @@ import { M } from '../lib/context.js';
 import type { ResultRow, ScenarioResult } from '../lib/pure.js';
 import { baseline } from './baseline.js';
 import { controlPlane, fanOut, labIds, oneToThree, resources } from './kmcast.js';
+import { gatewayIn, gatewayLabIds } from './gateway.js';
 import { removeLab } from '../lib/lab.js';
 import { nodeFanOut, nodeLabIds, nodeOneToThree, nodeResources } from './node.js';
 
@@ -68,9 +69,19 @@ export const SCENARIOS: readonly Scenario[] = [
     title: 'node agent resources: RSS and CPU with 50 local member pods',
     run: nodeResources,
   },
+  {
+    name: 'gateway-in',
+    title: 'gateway inbound: LAN host -> member pod on another node, max pps against the LAN\'s native bridge',
+    ratioOf: {
+      metric: M.maxPps,
+      baseline: 'native LAN 64B',
+      baselineFor: { 'gateway in 64B': 'native LAN 64B', 'gateway in 1200B': 'native LAN 1200B', 'gateway in local 64B': 'native LAN 64B', 'native LAN 1200B': 'native LAN 1200B' },
+    },
+    run: gatewayIn,
+  },
 ];
 
 /** Lab ids the kmcast scenarios use, for cleanup after an interruption. */
 export async function removeLabs(ctx: BenchContext): Promise<void> {
-  for (const id of [...labIds(ctx), ...nodeLabIds(ctx)]) await removeLab(id).catch(() => undefined);
+  for (const id of [...labIds(ctx), ...nodeLabIds(ctx), ...gatewayLabIds(ctx)]) await removeLab(id).catch(() => undefined);
 }
