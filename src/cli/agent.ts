@@ -4,6 +4,7 @@ import { mergeOptions, validateConfig } from '../agent/config.js';
 import type { RawOptions } from '../agent/config.js';
 import { ExecRunner } from '../iproute2/runner.js';
 import { createLogger } from '../log.js';
+import { runUntilSignal } from './lifecycle.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -58,17 +59,6 @@ Examples:
       const agent = new Agent(config, { runner: new ExecRunner(), log });
       await agent.start();
       if (config.setupOnly) return;
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: NodeJS.Signals): void => {
-          log.info({ signal }, 'shutting down');
-          agent.stop().then(resolve, (err: unknown) => {
-            log.error({ err }, 'shutdown failed');
-            process.exitCode = 1;
-            resolve();
-          });
-        };
-        process.once('SIGTERM', shutdown);
-        process.once('SIGINT', shutdown);
-      });
+      await runUntilSignal(agent, log);
     });
 }

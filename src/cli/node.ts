@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ExecRunner } from '../iproute2/runner.js';
 import { createLogger } from '../log.js';
+import { runUntilSignal } from './lifecycle.js';
 import { NodeAgent } from '../node/agent.js';
 import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from '../node/api.js';
 import { mergeNodeOptions, validateNodeConfig } from '../node/config.js';
@@ -53,18 +54,7 @@ async function runNodeAgent(flags: RawNodeOptions, opts: { gatewayRequired?: boo
   const log = createLogger(config.logLevel, { component: config.gateway ? 'gateway' : 'node' });
   const agent = new NodeAgent(config, { runner: new ExecRunner(), log });
   await agent.start();
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: NodeJS.Signals): void => {
-      log.info({ signal }, 'shutting down');
-      agent.stop().then(resolve, (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exitCode = 1;
-        resolve();
-      });
-    };
-    process.once('SIGTERM', shutdown);
-    process.once('SIGINT', shutdown);
-  });
+  await runUntilSignal(agent, log);
 }
 
 export function registerNode(program: Command): void {
