@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { ConfigError } from '../errors.js';
+import { MAX_GATEWAY_RATE } from '../gateway/config.js';
 import { GATEWAY_DEFAULTS, generateGateway } from '../manifests/gateway-generate.js';
 import { generate, MODES } from '../manifests/generate.js';
 import type { GenerateResult, Mode } from '../manifests/generate.js';
@@ -71,7 +72,7 @@ export function registerGenerate(program: Command): void {
     .option('--gateway-service <fqdn>', "gateway: the domain served (default: --name's in --namespace, else the agent's only domain)")
     .addOption(new Option('--gateway-snat <on|off>', 'gateway: outbound datagrams leave with the interface address as source').choices(['on', 'off']).default(GATEWAY_DEFAULTS.snat))
     .addOption(new Option('--gateway-min-ttl <n>', 'gateway: datagrams with a lower IP TTL do not cross').default(GATEWAY_DEFAULTS.minTtl).argParser(intIn('--gateway-min-ttl', 1, 255)))
-    .addOption(new Option('--gateway-rate <pps>', 'gateway: datagrams per second per group and direction (0: no limit)').default(GATEWAY_DEFAULTS.rate).argParser(intIn('--gateway-rate', 0, 100_000_000)));
+    .addOption(new Option('--gateway-rate <pps>', 'gateway: datagrams per second per group and direction (0: no limit)').default(GATEWAY_DEFAULTS.rate).argParser(intIn('--gateway-rate', 0, MAX_GATEWAY_RATE)));
   addAgentOptions(cmd, '--agent-image')
     .addHelpText(
       'after',

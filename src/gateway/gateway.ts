@@ -264,7 +264,10 @@ export class Gateway {
       gateways: this.table
         .status()
         .filter((p) => p.state !== 'pending')
-        .map((p) => ({ ip: p.ip, state: p.state })),
+        .map((p) => {
+          const address = this.table.alive().find((a) => a.ip === p.ip)?.overlayAddr;
+          return { ip: p.ip, state: p.state, ...(address ? { address } : {}) };
+        }),
       table: { installed: this.ok, ...(this.error ? { lastError: this.error } : {}) },
       traffic: this.traffic(),
     };

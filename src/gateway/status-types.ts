@@ -27,8 +27,8 @@ export interface GatewayStatus {
   /** Groups joined on the interface now. */
   readonly joined: readonly string[];
   readonly joinFailures: readonly { readonly group: string; readonly error: string }[];
-  /** The other gateways of the domain, by node IP. */
-  readonly gateways: readonly { readonly ip: string; readonly state: string }[];
+  /** The other gateways of the domain: node IP, state and (alive) their outside address. */
+  readonly gateways: readonly { readonly ip: string; readonly state: string; readonly address?: string }[];
   readonly table: { readonly installed: boolean; readonly lastError?: string };
   readonly traffic: readonly GatewayTraffic[];
 }

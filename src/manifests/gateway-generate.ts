@@ -15,6 +15,7 @@ import type { IConfigMap, IEnvVar } from 'kubernetes-models/v1';
 import { ConfigError } from '../errors.js';
 import { parseGatewayGroups } from '../gateway/groups.js';
 import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from '../node/api.js';
+import { GATEWAY_DEFAULTS as AGENT_GATEWAY_DEFAULTS, MAX_GATEWAY_RATE } from '../gateway/config.js';
 import { doc } from './generate.js';
 import type { GenerateResult } from './generate.js';
 import { NODE_CONFIGMAP, NODE_DAEMONSET, NODE_NAMESPACE, NODE_SERVICES_KEY } from './node-inject.js';
@@ -44,7 +45,12 @@ export type GatewayKey = keyof typeof GATEWAY_KEYS;
 /** Keys the agent cannot start without; the others are optional (absent: the agent's default). */
 const REQUIRED_KEYS: readonly GatewayKey[] = ['interface', 'groups'];
 
-export const GATEWAY_DEFAULTS = { snat: 'on', minTtl: 1, rate: 10000 } as const;
+/** The agent's own defaults (src/gateway/config.ts), typed for the generate flags. */
+export const GATEWAY_DEFAULTS = {
+  snat: AGENT_GATEWAY_DEFAULTS.gatewaySnat as 'on' | 'off',
+  minTtl: Number(AGENT_GATEWAY_DEFAULTS.gatewayMinTtl),
+  rate: Number(AGENT_GATEWAY_DEFAULTS.gatewayRate),
+} as const;
 
 export interface GatewayGenerateOptions {
   /** `--gateway-interface`: the gateway node's LAN/uplink interface. */
@@ -62,7 +68,6 @@ export interface GatewayGenerateOptions {
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
-export const MAX_GATEWAY_RATE = 100_000_000;
 
 /** The ConfigMap's data: every setting checked, the groups in the parser's normal form. */
 export function gatewaySettings(o: GatewayGenerateOptions): Partial<Record<GatewayKey, string>> {

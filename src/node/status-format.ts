@@ -67,7 +67,7 @@ function formatGateway(g: GatewayStatus): string[] {
     `gateway ${role}  domain ${g.service}  interface ${g.interface} ${g.address}  snat: ${g.snat ? 'on' : 'off'}  rate: ${g.rate ? `${g.rate}/s per group` : 'no limit'}  min ttl: ${g.minTtl}`,
     `  groups: ${g.groups.map((x) => `${x.prefix}=${x.direction}`).join(' ')}`,
     `  joined: ${list(g.joined)}${g.joinFailures.length ? `  join failures: ${g.joinFailures.map((f) => `${f.group} (${f.error})`).join(', ')}` : ''}`,
-    `  other gateways: ${g.gateways.length ? g.gateways.map((x) => `${x.ip} ${x.state}`).join(', ') : 'none'}  table: ${g.table.installed ? 'installed' : `NOT installed${g.table.lastError ? ` (${g.table.lastError})` : ''}`}`,
+    `  other gateways: ${g.gateways.length ? g.gateways.map((x) => `${x.ip} ${x.state}${x.address ? ` (${x.address})` : ''}`).join(', ') : 'none'}  table: ${g.table.installed ? 'installed' : `NOT installed${g.table.lastError ? ` (${g.table.lastError})` : ''}`}`,
   ];
   if (g.traffic.length) {
     const rows = g.traffic.map((t) => [t.group, t.direction, String(t.datagrams), String(t.bytes), String(t.dropped.rate ?? 0), String(t.dropped.ttl ?? 0), String(t.dropped.loop ?? 0)]);

@@ -315,7 +315,10 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   test('two gateways for one domain: one forwards, no duplicate; the standby takes over on SIGTERM', async () => {
     await restartAgent(2, gatewayArgs);
     await waitActive(2, false);
-    assert.equal((await gatewayStatus(2)).activeGateway, node(1).underlayIp);
+    const standby = await gatewayStatus(2);
+    assert.equal(standby.activeGateway, node(1).underlayIp);
+    // Each knows the other's outside address: what it drops as an echo even in a split brain.
+    assert.deepEqual(standby.gateways, [{ ip: node(1).underlayIp, state: 'alive', address: lanIpOf(1) }]);
     assert.equal((await nodeStatus(3)).domains[0]!.gateway, node(1).underlayIp, 'a member node does not see the active gateway');
     const exactlyOnce = async (label: string, receivers: readonly LabPod[], sourceNode: number): Promise<void> => {
       const reports = await round([...hosts(), ...pods(receivers)], [IN, OUT], async () => {
