@@ -158,13 +158,16 @@ export class Gateway {
     };
   }
 
+  /** The ifindex of every device the plane names (one link read): a recreated one differs. */
   private async fingerprint(p: GatewayPlane): Promise<string> {
-    const parts: string[] = [];
-    for (const n of gatewayDevices(p)) {
-      const [l] = await this.deps.ip.links({ dev: n });
-      parts.push(`${n}=${l?.ifindex ?? 'none'}`);
-    }
-    return parts.join(',');
+    const index = new Map((await this.deps.ip.links({ all: true })).map((l) => [l.name, l.ifindex]));
+    return gatewayDevices(p)
+      .map((n) => `${n}=${index.get(n) ?? 'none'}`)
+      .join(',');
+  }
+
+  get isInstalled(): boolean {
+    return this.ok;
   }
 
   async read(): Promise<GatewayReadBack | undefined> {

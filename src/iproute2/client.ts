@@ -116,9 +116,14 @@ export class IpClient {
     return (await this.runner.run(['ip', '-4', '-j', 'rule', 'show'], { netns: this.netns })).stdout;
   }
 
-  /** Links with details: one device, or (master) the ports of a bridge. */
-  async links(select: { dev: string } | { master: string }): Promise<LinkInfo[]> {
-    const argv = 'dev' in select ? ['ip', '-j', '-d', 'link', 'show', 'dev', select.dev] : ['ip', '-j', '-d', 'link', 'show', 'master', select.master];
+  /** Links with details: one device, (master) the ports of a bridge, or (all) every link. */
+  async links(select: { dev: string } | { master: string } | { all: true }): Promise<LinkInfo[]> {
+    const argv =
+      'all' in select
+        ? ['ip', '-j', '-d', 'link', 'show']
+        : 'dev' in select
+          ? ['ip', '-j', '-d', 'link', 'show', 'dev', select.dev]
+          : ['ip', '-j', '-d', 'link', 'show', 'master', select.master];
     const out = await this.read(argv);
     return out === undefined ? [] : parseLinks(out);
   }

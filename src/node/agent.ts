@@ -40,7 +40,7 @@ import type { NodeConfig } from './config.js';
 import { nodeClusterLabel } from './config.js';
 import { NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
-import { announcedGroups, announcement, domainGroups, domainStatus, isProgrammed, listedPodStatus } from './domain.js';
+import { announcedGroups, announcement, domainStatus, isProgrammed, joinedAnywhere, listedPodStatus } from './domain.js';
 import { startNodeHttp } from './http.js';
 import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
@@ -412,7 +412,7 @@ export class NodeAgent {
       await this.syncAllowList();
       this.syncMemberMonitors();
       await this.syncAnnouncements();
-      this.ready = this.ruleset.isInstalled && this.domains.every((d) => d.deviceOk) && (this.gateway?.status().table.installed ?? true);
+      this.ready = this.ruleset.isInstalled && this.domains.every((d) => d.deviceOk) && (this.gateway?.isInstalled ?? true);
       this.metrics.ready.set(this.ready ? 1 : 0);
       this.metrics.syncs.labels('ok').inc();
     } catch (err) {
@@ -484,10 +484,7 @@ export class NodeAgent {
   /** Routable groups any member of the gateway's domain joined, on any node. */
   private demandedGroups(): string[] {
     const d = this.gatewayDomain;
-    if (!d) return [];
-    const all = new Set(domainGroups(d));
-    for (const p of d.table.alive()) for (const g of p.groups) all.add(g);
-    return [...all];
+    return d ? joinedAnywhere(d) : [];
   }
 
   private async syncGateway(): Promise<void> {

@@ -54,6 +54,13 @@ export function isProgrammed(d: Pick<DomainRuntime, 'domain' | 'deviceOk'>, m: L
   return cap !== undefined && !cap.stale && cap.fwd === d.domain.device && vx !== undefined && !vx.stale && vx.dups.includes(m.veth);
 }
 
+/** Routable groups joined by the domain's members on this node or any alive peer node, sorted. Pure. */
+export function joinedAnywhere(d: Pick<DomainRuntime, 'local' | 'groups' | 'table'>): string[] {
+  const all = new Set(domainGroups(d));
+  for (const p of d.table.alive()) for (const g of p.groups) all.add(g);
+  return sortIpv4(all);
+}
+
 /**
  * The groups the node announces for the domain: its members' and, on the active gateway, the
  * routable outbound groups (`gateway`: undefined when this node is not the domain's active

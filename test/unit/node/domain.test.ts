@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { announcedGroups, announcement, domainGroups, isProgrammed, listedPodStatus } from '../../../src/node/domain.js';
+import { announcedGroups, announcement, domainGroups, isProgrammed, joinedAnywhere, listedPodStatus } from '../../../src/node/domain.js';
 import type { LocalMember } from '../../../src/node/members.js';
 import { parseRuleset } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
@@ -66,4 +66,10 @@ test('listedPodStatus: unlisted undefined, listed but not local with its reason,
   assert.equal(listedPodStatus(d, '10.244.1.99', yes)?.reason, 'pending', 'listed, not resolved yet');
   assert.deepEqual(listedPodStatus(d, '10.244.1.11', yes), { podIp: '10.244.1.11', programmed: true, domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv1', groups: ['239.1.1.1'] });
   assert.deepEqual(listedPodStatus(d, '10.244.1.12', () => false), { podIp: '10.244.1.12', programmed: false, reason: 'pending', domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv2', groups: [] });
+});
+
+test('joinedAnywhere: local members\' groups and every alive peer node\'s, once, in order', () => {
+  const groups = new Map([['10.244.1.11', ['239.1.1.10', '239.1.1.2']]]);
+  const table = { alive: () => [{ groups: ['239.1.1.2', '239.0.0.1'] }, { groups: [] }] } as unknown as Parameters<typeof joinedAnywhere>[0]['table'];
+  assert.deepEqual(joinedAnywhere({ local, groups, table }), ['239.0.0.1', '239.1.1.2', '239.1.1.10']);
 });
