@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { StatusUnavailableError } from '../../../src/agent/status-format.js';
 import { formatNodeStatus, isNodeStatus, parseNodeStatus } from '../../../src/node/status-format.js';
 import type { NodeStatus } from '../../../src/node/status-types.js';
+import { gw } from '../gateway/status-fixture.js';
 
 const status: NodeStatus = {
   mode: 'node',
@@ -47,4 +48,14 @@ test('a node status reads back and prints domains, members and peer nodes', () =
 test('a sidecar status or garbage is refused with a clear message', () => {
   assert.throws(() => parseNodeStatus({ podIp: '10.0.0.1' }, 'http://x'), StatusUnavailableError);
   assert.throws(() => parseNodeStatus({ mode: 'node', nodeIp: '1.2.3.4', domains: [{}] }, 'http://x'), /domains/);
+});
+
+test('status --node shows the gateway, its joins and per-group traffic', () => {
+  const s: NodeStatus = { ...status, gateway: gw() };
+  const text = formatNodeStatus(s, new Date());
+  assert.match(text, /gateway ACTIVE {2}domain app {2}interface eth1 192\.168\.250\.1 {2}snat: on {2}rate: 10000\/s per group {2}min ttl: 1/);
+  assert.match(text, /groups: 239\.10\.0\.0\/16=in 224\.0\.0\.251\/32=both/);
+  assert.match(text, /other gateways: 172\.31\.2\.2 alive/);
+  assert.match(text, /239\.10\.0\.1 +in +500 +60000 +0 +0 +0/);
+  assert.match(formatNodeStatus({ ...s, gateway: gw({ active: false, role: 'lower-ip-alive', activeGateway: '172.31.0.2' }) }, new Date()), /gateway standby \(active: 172\.31\.0\.2\)/);
 });
