@@ -47,7 +47,7 @@ import type { LocalMember } from './members.js';
 import { MemberResolver, membersKey, resolveListed } from './members.js';
 import { NodeMetrics } from './metrics.js';
 import type { ChainSpec } from './nft.js';
-import { captureChainName, desiredChains, vxChainName } from './nft.js';
+import { desiredChains, vxChainName } from './nft.js';
 import { NodeRuleset } from './ruleset.js';
 import type { NodeDomainStatus, NodeStatus } from './status-types.js';
 import { detectUplink } from './uplink.js';
@@ -547,24 +547,8 @@ export class NodeAgent {
   private async refreshCounters(): Promise<void> {
     await this.gateway?.refresh();
     const back = await this.ruleset.read().catch(() => undefined);
-    for (const d of this.domains) {
-      let captured = 0;
-      for (const m of d.local.values()) captured += back?.get(captureChainName(m.veth))?.packets ?? 0;
-      this.metrics.captured.labels(d.domain.service).set(captured);
-      this.metrics.delivered.labels(d.domain.service).set(back?.get(vxChainName(d.domain.vni))?.packets ?? 0);
-      let programmed = 0;
-      for (const m of d.local.values()) if (this.isProgrammed(d, m)) programmed++;
-      this.metrics.localMembers.labels(d.domain.service, 'true').set(programmed);
-      this.metrics.localMembers.labels(d.domain.service, 'false').set(d.local.size - programmed);
-      const counts: Record<string, number> = { pending: 0, alive: 0, left: 0, expired: 0 };
-      for (const p of d.table.status()) counts[p.state] = (counts[p.state] ?? 0) + 1;
-      for (const [state, n] of Object.entries(counts)) this.metrics.peers.labels(d.domain.service, state).set(n);
-    }
-    if (this.control) {
-      for (const [result, n] of Object.entries(this.control.counters)) this.metrics.controlReceived.labels(result).set(n);
-      this.metrics.controlSent.labels('sent').set(this.control.sendCounters.sent);
-      this.metrics.controlSent.labels('failed').set(this.control.sendCounters.failed);
-    }
+    for (const d of this.domains) this.metrics.observeDomain(d, back, (m) => this.isProgrammed(d, m));
+    if (this.control) this.metrics.observeControl(this.control);
   }
 
   status(): NodeStatus {

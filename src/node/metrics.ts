@@ -4,6 +4,10 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from '../version.js';
+import type { DomainRuntime } from './domain.js';
+import type { LocalMember } from './members.js';
+import type { ReadChain } from './nft.js';
+import { captureChainName, vxChainName } from './nft.js';
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -23,5 +27,30 @@ export class NodeMetrics {
   constructor() {
     this.buildInfo.labels(VERSION, process.version).set(1);
     collectDefaultMetrics({ register: this.registry, prefix: 'kmcast_node_' });
+  }
+
+  /** A domain's gauges, from the ruleset as read back (its chain counters) and its state. */
+  observeDomain(d: DomainRuntime, back: ReadonlyMap<string, ReadChain> | undefined, programmed: (m: LocalMember) => boolean): void {
+    const service = d.domain.service;
+    let captured = 0;
+    let ok = 0;
+    for (const m of d.local.values()) {
+      captured += back?.get(captureChainName(m.veth))?.packets ?? 0;
+      if (programmed(m)) ok++;
+    }
+    this.captured.labels(service).set(captured);
+    this.delivered.labels(service).set(back?.get(vxChainName(d.domain.vni))?.packets ?? 0);
+    this.localMembers.labels(service, 'true').set(ok);
+    this.localMembers.labels(service, 'false').set(d.local.size - ok);
+    const counts: Record<string, number> = { pending: 0, alive: 0, left: 0, expired: 0 };
+    for (const p of d.table.status()) counts[p.state] = (counts[p.state] ?? 0) + 1;
+    for (const [state, n] of Object.entries(counts)) this.peers.labels(service, state).set(n);
+  }
+
+  /** The control socket's counters since start. */
+  observeControl(c: { readonly counters: Readonly<Record<string, number>>; readonly sendCounters: { readonly sent: number; readonly failed: number } }): void {
+    for (const [result, n] of Object.entries(c.counters)) this.controlReceived.labels(result).set(n);
+    this.controlSent.labels('sent').set(c.sendCounters.sent);
+    this.controlSent.labels('failed').set(c.sendCounters.failed);
   }
 }
