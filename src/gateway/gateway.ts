@@ -103,19 +103,32 @@ export class Gateway {
    * domain's gateway table (the node agent feeds it from the control socket).
    */
   async start(selfIp: string, table: PeerTable, settleMs: number): Promise<void> {
-    const dev = this.config.interface;
-    const link = await this.deps.ip.link(dev);
-    if (!link) throw new ConfigError(`--gateway-interface: ${dev} does not exist on this node`, { fields: { flag: '--gateway-interface' } });
-    const [addr] = await this.deps.ip.addrs(dev);
-    if (!addr) throw new ConfigError(`--gateway-interface: ${dev} has no IPv4 address; the gateway joins groups and sends from it`, { fields: { flag: '--gateway-interface' } });
-    if (!link.mac) throw new ConfigError(`--gateway-interface: ${dev} has no MAC address (not an Ethernet interface)`, { fields: { flag: '--gateway-interface' } });
-    this.lanIp = addr.split('/')[0]!;
-    this.lanMac = link.mac.toLowerCase();
-    this.lanIndex = link.ifindex;
+    this.adopt(await this.readInterface());
     this.table = table;
     this.settledAt = this.now() + settleMs;
     this.reelect(selfIp);
-    this.deps.log.info({ interface: dev, address: this.lanIp, groups: this.config.groups.map((g) => `${g.prefix}=${g.direction}`), snat: this.config.snat }, 'gateway configured');
+    this.deps.log.info({ interface: this.config.interface, address: this.lanIp, groups: this.config.groups.map((g) => `${g.prefix}=${g.direction}`), snat: this.config.snat }, 'gateway configured');
+  }
+
+  /** The interface's first IPv4 address, MAC and ifindex; a ConfigError naming the flag when it has none. */
+  private async readInterface(): Promise<{ ip: string; mac: string; index: number }> {
+    const dev = this.config.interface;
+    const flag = { fields: { flag: '--gateway-interface' } };
+    const link = await this.deps.ip.link(dev);
+    if (!link) throw new ConfigError(`--gateway-interface: ${dev} does not exist on this node`, flag);
+    const [addr] = await this.deps.ip.addrs(dev);
+    if (!addr) throw new ConfigError(`--gateway-interface: ${dev} has no IPv4 address; the gateway joins groups and sends from it`, flag);
+    if (!link.mac) throw new ConfigError(`--gateway-interface: ${dev} has no MAC address (not an Ethernet interface)`, flag);
+    return { ip: addr.split('/')[0]!, mac: link.mac.toLowerCase(), index: link.ifindex };
+  }
+
+  private adopt(lan: { ip: string; mac: string; index: number }): void {
+    if (this.lanIp && (lan.ip !== this.lanIp || lan.mac !== this.lanMac)) {
+      this.deps.log.warn({ interface: this.config.interface, was: this.lanIp, now: lan.ip, mac: lan.mac }, 'gateway interface changed its address; rejoining and sending from the new one');
+    }
+    this.lanIp = lan.ip;
+    this.lanMac = lan.mac;
+    this.lanIndex = lan.index;
   }
 
   /** Re-runs the election; true when this gateway's role changed. */
@@ -180,6 +193,20 @@ export class Gateway {
    * then the joins. A replace folds the kernel's counters into the carried totals first.
    */
   async sync(view: DomainView): Promise<void> {
+    // The interface is read at every full pass: a new address (DHCP) moves the joins and the SNAT
+    // source; a vanished one stops the forwarding (the table keeps no chain) until it is back.
+    const lan = await this.readInterface().catch((err: unknown) => err as Error);
+    if (lan instanceof Error) {
+      this.joiner.leaveAll();
+      const back = await this.read();
+      if (back) add(this.carried, back.counters);
+      await this.deps.ip.runner.run(['nft', '-f', '-'], { input: renderGateway({ ...this.plane(view), active: false }) }).catch(() => undefined);
+      this.installed = undefined;
+      this.ok = false;
+      this.error = lan.message;
+      throw new KmcastError(`gateway: ${lan.message}; not forwarding until it is back`, { cause: lan });
+    }
+    this.adopt(lan);
     const p = this.plane(view);
     const script = renderGateway(p);
     const key = `${script}\n${await this.fingerprint(p)}`;

@@ -346,6 +346,30 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     await exactlyOnce('node 1 back', MEMBERS().filter((p) => p.name !== 'n3p1'), 1);
   });
 
+  test('the interface gets a new address: joins and SNAT follow it; no address: no forwarding', async () => {
+    const dev = (cmd: string[]): Promise<unknown> => runner.run(['ip', ...cmd], { netns: node(1).netns });
+    const NEW = '192.168.250.9';
+    await dev(['addr', 'flush', 'dev', 'kmclan']);
+    try {
+      await waitFor('the gateway stops forwarding when kmclan loses its address', async () => !(await gatewayStatus(1)).table.installed, 15_000, 100);
+      assert.match((await gatewayStatus(1)).table.lastError ?? '', /kmclan has no IPv4 address/);
+      assert.deepEqual((await gatewayStatus(1)).joined, [], 'joins kept on an interface without an address');
+      await dev(['addr', 'add', `${NEW}/24`, 'dev', 'kmclan']);
+      await waitFor(`the gateway sends from ${NEW}`, async () => {
+        const g = await gatewayStatus(1);
+        return g.address === NEW && g.table.installed && g.joined.includes(MDNS);
+      }, 15_000, 100);
+      const reports = await round(hosts(), [OUT], async () => {
+        await sendFromPod(pod('n3p1').netns, OUT, { port: PORT, count: N, intervalMs: 5 });
+      });
+      for (const h of ['h1', 'h2']) assert.equal(received(reports.get(h)!, OUT, NEW), N, `${h}: ${JSON.stringify(reports.get(h)!.counts)}`);
+    } finally {
+      await dev(['addr', 'flush', 'dev', 'kmclan']);
+      await dev(['addr', 'add', `${lanIpOf(1)}/24`, 'dev', 'kmclan']);
+    }
+    await waitFor('the gateway is back on its address', async () => (await gatewayStatus(1)).address === lanIpOf(1), 15_000, 100);
+  });
+
   test('kmcast status and doctor --node show the gateway; a bad --gateway-interface exits 2 naming it', async () => {
     const st = await runInNetns(node(1).netns, [process.execPath, KMCAST_MAIN, 'status', '--node'], 10_000);
     assert.equal(st.code, 0, st.stderr);
