@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CapabilityError, ConfigError, ExitCode } from '../errors.js';
 import { ExecRunner } from '../iproute2/runner.js';
 import { runDemo } from '../lab/demo.js';
+import { runGatewayDemo } from '../lab/demo-gateway.js';
 import { parseNodes, validateLabId } from '../lab/plan.js';
 
 export function registerDemo(program: Command): void {
@@ -19,7 +20,7 @@ export function registerDemo(program: Command): void {
     .option('--mtu <n>', 'underlay MTU', '1500')
     .option('--id <id>', 'lab id (namespace names start with kmc<id>-)', 'demo')
     .option('--keep', 'leave the lab and agents running at the end')
-    .option('--mode <mode>', 'sidecar: a kmcast agent in every pod; node: one kmcast node agent per node, apps with no capability', 'sidecar')
+    .option('--mode <mode>', 'sidecar: a kmcast agent in every pod; node: one kmcast node agent per node, apps with no capability; gateway: node mode plus an outside LAN', 'sidecar')
     .addHelpText(
       'after',
       `
@@ -29,6 +30,9 @@ Modes:
            agent and no capability: the apps run as uid 65534, join on eth0 by index, and each pod
            runs kmcast wait (uid 65532, no capability) until its node agent programmed it
            (kmcast inject --mode node; docs/node-mode.md).
+  gateway  node mode plus an outside LAN (a switch with IGMP snooping, two hosts that are not
+           pods) on node 1, whose node agent is the gateway: a LAN feed reaches every pod, a pod's
+           stream reaches the LAN hosts (kmcast gateway; docs/gateway.md).
 
 Exit codes: 0 every cell of the final matrix is exactly right; 1 some cell is not; 3 not root.
 
@@ -36,25 +40,26 @@ Examples:
   sudo kmcast demo
   sudo kmcast demo --nodes 4 --pods 3
   sudo kmcast demo --mode node
+  sudo kmcast demo --mode gateway
   sudo kmcast demo --keep && sudo kmcast lab exec --id demo n1p1 -- bridge mdb show dev vx0`,
     )
     .action(async (flags: { nodes: string; pods: string; mtu: string; id: string; keep?: boolean; mode: string }) => {
-      if (flags.mode !== 'sidecar' && flags.mode !== 'node') throw new ConfigError(`--mode: invalid value ${JSON.stringify(flags.mode)} (sidecar or node)`);
+      if (flags.mode !== 'sidecar' && flags.mode !== 'node' && flags.mode !== 'gateway') throw new ConfigError(`--mode: invalid value ${JSON.stringify(flags.mode)} (sidecar, node or gateway)`);
       if (process.getuid?.() !== 0) throw new CapabilityError('kmcast demo needs root (it builds network namespaces): run it with sudo');
       const int = (flag: string, v: string, min: number, max: number): number => {
         if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(`${flag}: invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
         return Number(v);
       };
-      const result = await runDemo({
+      const options = {
         id: validateLabId(flags.id),
         nodes: parseNodes(flags.nodes),
         podsPerNode: int('--pods', flags.pods, 1, 20),
         mtu: int('--mtu', flags.mtu, 1280, 9000),
         keep: flags.keep ?? false,
-        mode: flags.mode,
         runner: new ExecRunner(),
         print: (line = '') => process.stdout.write(`${line}\n`),
-      });
+      };
+      const result = flags.mode === 'gateway' ? await runGatewayDemo(options) : await runDemo({ ...options, mode: flags.mode as 'sidecar' | 'node' });
       process.stdout.write(`\n${result.ok ? 'Demo passed' : 'Demo FAILED'} in ${result.seconds.toFixed(1)} s.\n`);
       process.exitCode = result.ok ? ExitCode.ok : ExitCode.failure;
     });

@@ -27,12 +27,15 @@ export function demoNodeAgentArgs(service: string, keyFile: string): string[] {
   return ['--service', `${service}=${DEMO_NODE_VNI}`, '--key-file', keyFile, '--heartbeat-interval', '1000', '--resolve-interval', '1000'];
 }
 
-/** Writes a fresh shared key into the lab's state dir (removed with the lab) and starts every node's agent. */
-export async function startNodeAgents(lab: Lab, detached: boolean): Promise<NodeAgentHandle[]> {
+/**
+ * Writes a fresh shared key into the lab's state dir (removed with the lab) and starts every node's
+ * agent, with `extra(node)` flags on top (the gateway's, on its node).
+ */
+export async function startNodeAgents(lab: Lab, detached: boolean, extra: (node: number) => readonly string[] = () => []): Promise<NodeAgentHandle[]> {
   const keyFile = join(lab.stateDir, 'node.key');
   await writeFile(keyFile, `hex:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
   const args = demoNodeAgentArgs(lab.spec.service, keyFile);
-  return await Promise.all(lab.nodes.map((n) => startNodeAgent(lab, n, args, { detached })));
+  return await Promise.all(lab.nodes.map((n) => startNodeAgent(lab, n, [...args, ...extra(n.index)], { detached })));
 }
 
 /**
