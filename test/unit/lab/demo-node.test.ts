@@ -30,14 +30,16 @@ test('kmcast wait runs as the init container does: uid 65532, no capability, no_
   assert.deepEqual(WAIT_SANDBOX, ['setpriv', '--reuid=65532', '--regid=65532', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--']);
 });
 
-test('demo --help explains both modes with an example; a bad --mode is exit 2 naming the flag', async () => {
+test('demo --help explains the three modes with examples; a bad --mode is exit 2 naming the flag', async () => {
   const { cmd, out } = program();
   await assert.rejects(cmd.parseAsync(['node', 'kmcast', 'demo', '--help']), { code: 'commander.helpDisplayed' });
   const help = out.join('');
   assert.match(help, /Modes:\n {2}sidecar .*\n {2}node {5}one kmcast node agent per node/);
   assert.match(help, /sudo kmcast demo --mode node/);
+  assert.match(help, /\n {2}gateway {2}node mode plus an outside LAN/);
+  assert.match(help, /sudo kmcast demo --mode gateway/);
   // Checked before root is asked for, so it is the same error as root or not.
-  await assert.rejects(program().cmd.parseAsync(['node', 'kmcast', 'demo', '--mode', 'nodes']), (e: unknown) => e instanceof ConfigError && /--mode: invalid value "nodes" \(sidecar or node\)/.test(e.message));
+  await assert.rejects(program().cmd.parseAsync(['node', 'kmcast', 'demo', '--mode', 'nodes']), (e: unknown) => e instanceof ConfigError && /--mode: invalid value "nodes" \(sidecar, node or gateway\)/.test(e.message));
 });
 
 test('demo --mode node prints next commands of node mode, each flag one its command knows', async () => {
