@@ -60,7 +60,6 @@ function add(into: Totals, from: GatewayReadBack['counters']): void {
 export class Gateway {
   /** The other gateways of the domain (their node IP; overlay = LAN address, mac = LAN MAC). */
   private table: PeerTable = new PeerTable({ selfIp: '0.0.0.0', expiryMs: 1 });
-  readonly label: string;
   private readonly joiner: GroupJoiner;
   private readonly now: () => number;
   private lanIp = '';
@@ -77,10 +76,8 @@ export class Gateway {
 
   constructor(
     readonly config: GatewayConfig,
-    domainLabel: string,
     private readonly deps: GatewayDeps,
   ) {
-    this.label = gatewayLabel(domainLabel);
     this.joiner = new GroupJoiner(deps.log);
     this.now = deps.now ?? Date.now;
   }
@@ -275,6 +272,7 @@ export class Gateway {
   }
 
   status(): GatewayStatus {
+    const addresses = new Map(this.table.alive().map((p) => [p.ip, p.overlayAddr]));
     return {
       service: this.config.service,
       interface: this.config.interface,
@@ -295,7 +293,7 @@ export class Gateway {
         .status()
         .filter((p) => p.state !== 'pending')
         .map((p) => {
-          const address = this.table.alive().find((a) => a.ip === p.ip)?.overlayAddr;
+          const address = addresses.get(p.ip);
           return { ip: p.ip, state: p.state, ...(address ? { address } : {}) };
         }),
       table: { installed: this.ok, ...(this.error ? { lastError: this.error } : {}) },

@@ -120,7 +120,7 @@ export class NodeAgent {
     }));
     const gw = config.gateway;
     const gwDomain = gw && this.domains.find((d) => d.domain.service === gw.service);
-    this.gateway = gw && gwDomain ? new Gateway(gw, gwDomain.label, { ip: this.ip, log: deps.log.child({ gateway: gw.interface }), metrics: new GatewayMetrics(this.metrics.registry) }) : undefined;
+    this.gateway = gw && gwDomain ? new Gateway(gw, { ip: this.ip, log: deps.log.child({ gateway: gw.interface }), metrics: new GatewayMetrics(this.metrics.registry) }) : undefined;
   }
 
   /** The domain the gateway serves (undefined without a gateway). */

@@ -241,7 +241,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
       const receivers = [...hosts(), ...pods(MEMBERS().filter((p) => p.name !== 'n3p1'))];
       const before = (await gatewayStatus(1)).traffic.find((x) => x.group === BOTH && x.direction === 'in')?.dropped.loop ?? 0;
       const reports = await round(receivers, [BOTH], async () => {
-        await untilJoinedAll(BOTH);
+        await untilJoined(1, BOTH);
         await untilReplicated(3, BOTH, [1, 2]);
         await sendFromPod(pod('n3p1').netns, BOTH, { port: PORT, count: N, intervalMs: 5 });
       });
@@ -257,10 +257,6 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
       await runInNetns(lan.netns, ['bridge', 'link', 'set', 'dev', 'kmcl1', 'hairpin', 'off']);
     }
   });
-
-  async function untilJoinedAll(group: string): Promise<void> {
-    await untilJoined(1, group);
-  }
 
   /** Node `from` replicates `group` to every node of `to` (MDB destinations on the domain device). */
   async function untilReplicated(from: number, group: string, to: readonly number[]): Promise<void> {
@@ -295,7 +291,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   test('a burst over --gateway-rate is cut to the rate, and every drop is counted per group', async () => {
     const before = (await gatewayStatus(1)).traffic.find((x) => x.group === BURST && x.direction === 'in');
     const reports = await round(pods([pod('n2p2')]), [BURST], async () => {
-      await untilJoinedAll(BURST);
+      await untilJoined(1, BURST);
       await untilReplicated(1, BURST, [2]);
       // 3000 datagrams as fast as python sends them: far above 1000/s with a burst of 100.
       await sendFromPod(host(1).netns, BURST, { port: PORT, count: 3000, intervalMs: 0 });
