@@ -8,7 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { KmcastError } from '../errors.js';
-import { findPython, runInNetns, spawnInNetns, waitExit } from './process.js';
+import { findPython, runInNetns, scaled, spawnInNetns, waitExit, waitFor } from './process.js';
 
 /** No capability, uid/gid 65534 (nobody), no supplementary groups. */
 export const UNPRIVILEGED: readonly string[] = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'];
@@ -51,14 +51,21 @@ def take():
     c[addr[0]] = c.get(addr[0], 0) + 1
     t = ttls.setdefault(dst, [])
     if ttl not in t: t.append(ttl)
+total, shown, shown_at = 0, 0, 0.0
+def show(force=False):
+    global shown, shown_at
+    now = time.monotonic()
+    if total != shown and (force or now - shown_at >= 0.02):
+        print('C %d' % total, flush=True); shown, shown_at = total, now
 print('READY', flush=True)
 end, fd, done = time.monotonic() + maxs, sys.stdin.fileno(), False
 while not done:
     left = end - time.monotonic()
     if left <= 0: break
-    r, _, _ = select.select([s, fd], [], [], left)
-    if s in r: take()
+    r, _, _ = select.select([s, fd], [], [], min(left, 0.05))
+    if s in r: take(); total += 1
     if fd in r and not os.read(fd, 4096): done = True
+    show()
 s.setblocking(False)
 while True:
     try: take()
@@ -94,6 +101,10 @@ export interface NodeReceiverReport {
 
 export interface NodeReceiver {
   readonly netns: string;
+  /** Datagrams counted so far (any group, any source), as the receiver last printed. */
+  total(): number;
+  /** Waits until total() >= n (deadline scaled); the error says how many arrived. */
+  waitTotal(n: number, timeoutMs?: number): Promise<void>;
   /** Closes its stdin, waits for the report. */
   stop(): Promise<NodeReceiverReport>;
 }
@@ -122,15 +133,25 @@ export async function startNodeReceiver(
   const child: ChildProcess = spawnInNetns(netns, argv, { stdin: 'pipe' });
   let out = '';
   let err = '';
-  child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  let counted = 0;
+  child.stdout?.on('data', (b: Buffer) => {
+    const from = out.lastIndexOf('\n') + 1;
+    out += b.toString();
+    for (const m of out.slice(from).matchAll(/^C (\d+)$/gm)) counted = Math.max(counted, Number(m[1]));
+  });
   child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + scaled(10_000);
   while (!out.includes('READY')) {
     if (child.exitCode !== null || Date.now() > deadline) throw new KmcastError(`start receiver in ${netns}: ${err.trim() || 'no READY'}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+  const total = (): number => counted;
   return {
     netns,
+    total,
+    async waitTotal(n: number, timeoutMs = 5000): Promise<void> {
+      await waitFor(`${n} datagrams at the receiver in ${netns}`, async () => total() >= n, timeoutMs, { intervalMs: 20, explain: () => `${total()} arrived` });
+    },
     async stop(): Promise<NodeReceiverReport> {
       child.stdin?.end();
       await waitExit(child, 5000);
@@ -138,7 +159,7 @@ export async function startNodeReceiver(
       try {
         return JSON.parse(line) as NodeReceiverReport;
       } catch {
-        throw new KmcastError(`receiver in ${netns} gave no report: ${err.trim() || out}`);
+        throw new KmcastError(`receiver in ${netns} gave no report (exit ${String(child.exitCode ?? child.signalCode)}): ${err.trim() || out.slice(-500)}`);
       }
     },
   };

@@ -17,6 +17,8 @@ import { forgetPid, recordPid } from './state.js';
 export const KMCAST_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 export const DNS_SERVER_SCRIPT = fileURLToPath(new URL('./dns-server.js', import.meta.url));
 export const DEFAULT_AGENT_HTTP_PORT = 9470;
+/** The node agent's HTTP port (src/node/api.ts NODE_HTTP_PORT; not imported: the lab stays apart from the agent). */
+export const NODE_AGENT_HTTP_PORT = 9471;
 
 export interface SpawnInNetnsOptions {
   /** stdout and stderr are appended to this file; without it they are pipes for the caller. */
@@ -62,16 +64,32 @@ export async function spawned(child: ChildProcess, what: string): Promise<void> 
   });
 }
 
-/** Waits for the child to exit (killing it with SIGKILL after `graceMs`); returns its exit code. */
+/**
+ * Waits for the child to exit (killing it with SIGKILL after `graceMs`, scaled) and for its stdio
+ * to close, so what it printed last is in the caller's buffers; returns its exit code. Node.js may
+ * emit 'exit' before the last stdout chunk is read: a report printed just before exiting would be
+ * missed. A daemon that inherited the pipes could hold them open, so the close is awaited for a
+ * bounded time only.
+ */
 export async function waitExit(child: ChildProcess, graceMs = 5000): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-  return await new Promise<number | null>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
+  const closed = new Promise<void>((resolve) => {
+    if (child.stdout === null && child.stderr === null) resolve();
+    else child.once('close', () => resolve());
   });
+  let code: number | null;
+  if (child.exitCode !== null || child.signalCode !== null) code = child.exitCode;
+  else {
+    code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), scaled(graceMs));
+      child.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+  }
+  const stdioClosed = child.stdout?.closed !== false && child.stderr?.closed !== false;
+  if (!stdioClosed) await Promise.race([closed, sleep(scaled(2000))]);
+  return code;
 }
 
 export interface AgentHandle {
@@ -152,6 +170,39 @@ export async function startNodeAgent(lab: Lab, node: LabNode, extraArgs: readonl
   };
 }
 
+/**
+ * What an agent shows now, for a failure message: whether it runs, its /status (cut to `maxChars`)
+ * and the last `lines` lines of its log. Never throws: each part says why it is missing.
+ */
+export async function agentEvidence(a: AgentHandle | NodeAgentHandle, opts: { lines?: number; maxChars?: number } = {}): Promise<string> {
+  const node = 'node' in a;
+  const netns = node ? a.node.netns : a.pod.netns;
+  const port = node ? NODE_AGENT_HTTP_PORT : DEFAULT_AGENT_HTTP_PORT;
+  const who = node ? `node agent in ${netns}` : `agent in pod ${a.pod.name}`;
+  const state = a.child.exitCode !== null || a.child.signalCode !== null ? `exited (${String(a.child.exitCode ?? a.child.signalCode)})` : `running (pid ${String(a.child.pid)})`;
+  let status: string;
+  try {
+    const r = await netnsFetch(netns, '/status', port);
+    status = `HTTP ${r.status} ${r.body.slice(0, opts.maxChars ?? 2000)}`;
+  } catch (err) {
+    status = `unavailable: ${errorMessage(err)}`;
+  }
+  let tail: string;
+  try {
+    tail = readFileSync(a.logFile, 'utf8').trimEnd().split('\n').slice(-(opts.lines ?? 12)).join('\n');
+  } catch (err) {
+    tail = `unreadable: ${errorMessage(err)}`;
+  }
+  return `--- ${who}: ${state}\n/status: ${status}\nlog (last lines):\n${tail}`;
+}
+
+/** agentEvidence of several agents, one after the other. */
+export async function agentsEvidence(agents: Iterable<AgentHandle | NodeAgentHandle>, opts: { lines?: number; maxChars?: number } = {}): Promise<string> {
+  const parts: string[] = [];
+  for (const a of agents) parts.push(await agentEvidence(a, opts));
+  return parts.join('\n');
+}
+
 // GETs with python3's urllib (it starts in a fraction of a Node.js process's time): prints one
 // JSON line {"status", "body"} per URL for any HTTP answer; exits 1 with the reason on a network error.
 const FETCH_PY = `
@@ -219,12 +270,51 @@ export async function podFetch(pod: LabPod, path: string, port = DEFAULT_AGENT_H
   return r!;
 }
 
+/** The environment variable that stretches every deadline of the lab, the demo and the tests. */
+export const TIMEOUT_SCALE_ENV = 'KMCAST_TIMEOUT_SCALE';
+
 /**
- * Polls `fn` every `intervalMs` (default 100) until it returns a value other than undefined or
- * false; errors thrown by `fn` count as "not yet" and the last one is quoted on timeout.
+ * The factor every lab, demo and test deadline is multiplied by: KMCAST_TIMEOUT_SCALE (a number
+ * from 0.5 to 20, default 1), so a slow or loaded machine gets more time without editing a test.
+ * Deadlines stretch, never the intervals of the agents under test.
  */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+export function timeoutScale(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[TIMEOUT_SCALE_ENV];
+  if (raw === undefined || raw.trim() === '') return 1;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0.5 || v > 20) {
+    throw new KmcastError(`${TIMEOUT_SCALE_ENV}=${raw}: expected a number from 0.5 to 20 (a factor for every test and lab deadline)`);
+  }
+  return v;
+}
+
+/** `ms` times the timeout scale, rounded. */
+export function scaled(ms: number): number {
+  return Math.round(ms * timeoutScale());
+}
+
+export interface WaitOptions {
+  /** Poll interval, ms (default 100; not scaled). */
+  readonly intervalMs?: number;
+  /**
+   * What was seen, for the failure message: called once on timeout (agent /status, entries, the
+   * last log lines), so a failure on another machine can be diagnosed from the output alone.
+   */
+  readonly explain?: () => Promise<string> | string;
+}
+
+/**
+ * Polls `fn` until it returns a value other than undefined or false, for at most `timeoutMs`
+ * (scaled by KMCAST_TIMEOUT_SCALE); errors thrown by `fn` count as "not yet" and the last one is
+ * quoted on timeout, with what `explain` says was seen. The 4th argument may be the poll interval
+ * in ms or the options.
+ */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, opts: number | WaitOptions = {}): Promise<T> {
+  const o: WaitOptions = typeof opts === 'number' ? { intervalMs: opts } : opts;
+  const intervalMs = o.intervalMs ?? 100;
+  const budget = scaled(timeoutMs);
+  const start = Date.now();
+  const deadline = start + budget;
   let lastError: unknown;
   for (;;) {
     try {
@@ -237,7 +327,25 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     await sleep(Math.max(0, Math.min(intervalMs, deadline - Date.now())));
   }
   const why = lastError === undefined ? '' : ` (last error: ${errorMessage(lastError)})`;
-  throw new KmcastError(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+  let seen = '';
+  if (o.explain) {
+    try {
+      seen = `\nseen at the deadline:\n${(await o.explain()).trim()}`;
+    } catch (err) {
+      seen = `\n(explain failed: ${errorMessage(err)})`;
+    }
+  }
+  const scale = timeoutScale();
+  const scaleNote = scale === 1 ? '' : ` [${timeoutMs} ms x ${TIMEOUT_SCALE_ENV}=${scale}]`;
+  throw new KmcastError(`timed out after ${budget} ms waiting for ${what}${why}${scaleNote}${seen}`);
+}
+
+/**
+ * An observation window, not a synchronisation: time for datagrams already sent to arrive (or,
+ * where nothing may arrive, for a wrong copy to show up). Scaled like every deadline.
+ */
+export async function settle(ms: number): Promise<void> {
+  await sleep(scaled(ms));
 }
 
 let python: string | undefined;

@@ -5,13 +5,12 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { KmcastError } from '../errors.js';
 import { IpClient } from '../iproute2/client.js';
 import { ExecRunner } from '../iproute2/runner.js';
 import type { Lab, LabPod } from './types.js';
 import { UNPRIVILEGED } from './node-apps.js';
-import { findPython, findTool, runInNetns, spawnInNetns, waitExit } from './process.js';
+import { findPython, findTool, runInNetns, scaled, settle, spawnInNetns, waitExit, waitFor } from './process.js';
 
 export type TrafficKind = 'multicast' | 'linklocal' | 'broadcast';
 export const TRAFFIC_KINDS: readonly TrafficKind[] = ['multicast', 'linklocal', 'broadcast'];
@@ -53,6 +52,8 @@ export interface TrafficOptions {
    * pods' vx0). Node mode has no vx0 in the pods: its caller checks the node devices instead.
    */
   readonly joined?: (group: string) => Promise<boolean>;
+  /** What to quote when awaitJoinsMs runs out (default: the pods' missing vx0 MDB entries). */
+  readonly explainJoins?: (group: string) => Promise<string>;
   /**
    * 'root' (default): receivers join with no interface named, as apps do under the sidecar.
    * 'unprivileged': the apps node mode serves: uid 65534 and no capability (receivers and
@@ -61,16 +62,23 @@ export interface TrafficOptions {
   readonly apps?: 'root' | 'unprivileged';
 }
 
-/** True when every pod that has vx0 holds an MDB entry for `group` towards every other pod. */
-export async function groupRegistered(pods: readonly LabPod[], group: string): Promise<boolean> {
+/** For each pod that has vx0, the other pods its vx0 does not replicate `group` to ("p1 -> p2, p3"). */
+export async function groupReplicationGaps(pods: readonly LabPod[], group: string): Promise<string[]> {
   const runner = new ExecRunner();
+  const gaps: string[] = [];
   for (const p of pods) {
     const ip = new IpClient(runner, p.netns);
     if (!(await ip.link('vx0'))) continue;
     const dsts = new Set((await ip.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst));
-    if (pods.some((q) => q !== p && !dsts.has(q.ip))) return false;
+    const missing = pods.filter((q) => q !== p && !dsts.has(q.ip)).map((q) => q.name);
+    if (missing.length > 0) gaps.push(`${p.name} does not replicate ${group} to ${missing.join(', ')}`);
   }
-  return true;
+  return gaps;
+}
+
+/** True when every pod that has vx0 holds an MDB entry for `group` towards every other pod. */
+export async function groupRegistered(pods: readonly LabPod[], group: string): Promise<boolean> {
+  return (await groupReplicationGaps(pods, group)).length === 0;
 }
 
 export const DEFAULT_GROUP = '239.1.1.1';
@@ -244,14 +252,14 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
     return r;
   });
   try {
-    await Promise.all(receivers.map((r) => ready(r, 10_000)));
+    await Promise.all(receivers.map((r) => ready(r, scaled(10_000))));
     if (opts.awaitJoinsMs && kinds.includes('multicast')) {
-      const deadline = Date.now() + opts.awaitJoinsMs;
-      // Past the deadline the matrix itself shows which pairs were not replicated.
+      // Sending before the joins are replicated would only measure the wait: fail with what is missing.
       const joined = opts.joined ?? ((g: string) => groupRegistered(pods, g));
-      while (Date.now() < deadline && !(await joined(o.group).catch(() => false))) await sleep(50);
+      const explain = opts.explainJoins ?? (async (g: string) => (await groupReplicationGaps(pods, g)).join('\n'));
+      await waitFor(`every receiver's join of ${o.group} replicated`, () => joined(o.group), opts.awaitJoinsMs, { intervalMs: 50, explain: () => explain(o.group) });
     }
-    if (opts.settleMs) await sleep(opts.settleMs);
+    if (opts.settleMs) await settle(opts.settleMs);
     await Promise.all(
       pods.map(async (pod) => {
         for (const kind of kinds) {
@@ -259,13 +267,13 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
             // One socat per datagram: socat sends one datagram per read of its input, and a
             // single pipe write of several lines could arrive as one read.
             const payload = `kmcast-matrix ${nonce} ${kind} ${pod.name} ${seq}\n`;
-            const res = await runInNetns(pod.netns, [...as, socat, '-u', 'STDIN', socatAddress(kind, o)], 5000, payload);
+            const res = await runInNetns(pod.netns, [...as, socat, '-u', 'STDIN', socatAddress(kind, o)], scaled(5000), payload);
             if (res.code !== 0) throw new KmcastError(`send ${kind} from pod ${pod.name} with socat: ${res.stderr.trim() || `exit code ${String(res.code)}`}`);
           }
         }
       }),
     );
-    await sleep(SETTLE_MS);
+    await settle(SETTLE_MS);
     for (const r of receivers) r.child.stdin?.end();
     await Promise.all(receivers.map((r) => waitExit(r.child, 5000)));
     const reports = new Map<string, ReceiverReport>();

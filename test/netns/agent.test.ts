@@ -11,14 +11,22 @@ import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { addPod, labDown, labUp, removePod, setServiceMembers } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { KMCAST_MAIN as MAIN, podFetch, runInNetns, startAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN as MAIN, podFetch, runInNetns, startAgent, waitFor } from '../../src/lab/process.js';
 import type { TrafficKind } from '../../src/lab/traffic.js';
 import { matrixCells, trafficMatrix } from '../../src/lab/traffic.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
 
 const runner = new ExecRunner();
-const AGENT_ARGS = ['--resync-interval', '1000', '--heartbeat-interval', '500', '--resolve-interval', '1000'];
+const [RESYNC_MS, HEARTBEAT_MS, RESOLVE_MS] = [1000, 500, 1000];
+const AGENT_ARGS = ['--resync-interval', String(RESYNC_MS), '--heartbeat-interval', String(HEARTBEAT_MS), '--resolve-interval', String(RESOLVE_MS)];
+/** A started agent answers /readyz 200: process start, first DNS answer, vx0 and the allow-list. */
+const AGENT_READY_MS = 15_000;
+/**
+ * A peer set change reaches every flood list: the next DNS re-resolution or the new peer's first
+ * STATE, one heartbeat to be heard, one reconcile; twice over, plus a margin for a loaded machine.
+ */
+const CONVERGE_MS = 2 * (RESOLVE_MS + HEARTBEAT_MS + RESYNC_MS) + 2000;
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
 
 async function fdb(pod: LabPod): Promise<string[]> {
@@ -56,6 +64,8 @@ function crossNode(lab: Lab, kind: TrafficKind, m: Awaited<ReturnType<typeof tra
 describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
   const agents = new Map<string, AgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
 
   before(async () => {
     lab = await labUp(
@@ -83,8 +93,8 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
     await waitFor('every agent ready', async () => {
       for (const pod of lab.pods) if ((await podFetch(pod, '/readyz').catch(() => ({ status: 0 }))).status !== 200) return false;
       return true;
-    }, 15_000, 200);
-    await waitFor('flood lists converge', () => converged(lab.pods), 10_000, 200);
+    }, AGENT_READY_MS, { intervalMs: 200, explain: evidence });
+    await waitFor('flood lists converge', () => converged(lab.pods), CONVERGE_MS, { intervalMs: 200, explain: evidence });
     const m = await trafficMatrix(lab, { awaitJoinsMs: 10_000 });
     for (const kind of m.kinds) {
       // The receiver counts by source address: a count of `sent` proves the source is the pod IP.
@@ -119,9 +129,9 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
     await runner.run(['ip', 'route', 'del', '224.0.0.0/4', 'dev', 'vx0'], { netns: pod.netns });
     await runner.run(['bridge', 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', peer], { netns: pod.netns });
     assert.notEqual(await snapshot(pod), before, 'the hand-made drift is visible');
-    await waitFor('route and flood entry restored', async () => (await snapshot(pod)) === before, 5_000, 200);
+    await waitFor('route and flood entry restored', async () => (await snapshot(pod)) === before, 5_000, { intervalMs: 200, explain: evidence });
     await runner.run(['ip', 'link', 'del', 'vx0'], { netns: pod.netns });
-    await waitFor('vx0 recreated and repopulated', async () => (await snapshot(pod)) === before, 5_000, 200);
+    await waitFor('vx0 recreated and repopulated', async () => (await snapshot(pod)) === before, 5_000, { intervalMs: 200, explain: evidence });
   });
 
   test('restarting an agent neither duplicates entries nor interrupts the others', async (t) => {
@@ -134,11 +144,11 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
     const during = await trafficMatrix(lab, { pods: others, kinds: ['broadcast'] });
     for (const c of matrixCells(during, 'broadcast')) assert.equal(c.count, during.sent, `others interrupted: ${c.from} -> ${c.to}`);
     agents.set(pod.name, await startAgent(lab, pod, AGENT_ARGS));
-    await waitFor('restarted agent ready', async () => (await podFetch(pod, '/readyz').catch(() => ({ status: 0 }))).status === 200, 10_000, 200);
+    await waitFor('restarted agent ready', async () => (await podFetch(pod, '/readyz').catch(() => ({ status: 0 }))).status === 200, AGENT_READY_MS, { intervalMs: 200, explain: evidence });
     await waitFor('every data plane back to its state before the restart', async () => {
       const now = await Promise.all(lab.pods.map(snapshot));
       return now.every((s, i) => s === before[i]);
-    }, 10_000, 250);
+    }, 10_000, { intervalMs: 250, explain: evidence });
     const log = await import('node:fs/promises').then((fs) => fs.readFile(agents.get(pod.name)!.logFile, 'utf8'));
     assert.doesNotMatch(log.split('\n').slice(-200).join('\n'), /replacing overlay device/, 'the existing vx0 is adopted, not recreated');
   });
@@ -148,8 +158,9 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
     const added = await addPod(lab, 2, runner);
     await setServiceMembers(lab, lab.pods.map((p) => p.ip));
     agents.set(added.name, await startAgent(lab, added, AGENT_ARGS));
+    await waitFor(`the new agent in ${added.name} ready`, async () => (await podFetch(added, '/readyz').catch(() => ({ status: 0 }))).status === 200, AGENT_READY_MS, { intervalMs: 100, explain: evidence });
     const t0 = Date.now();
-    await waitFor('every member floods to the new pod', () => converged(lab.pods), 5_000, 100);
+    await waitFor('every member floods to the new pod', () => converged(lab.pods), CONVERGE_MS, { intervalMs: 100, explain: evidence });
     t.diagnostic(`new pod in every flood list after ${Date.now() - t0} ms`);
     const m = await trafficMatrix(lab, { pods: lab.pods, kinds: ['broadcast'] });
     for (const c of matrixCells(m, 'broadcast')) assert.equal(c.count, m.sent, `${c.from} -> ${c.to}`);
@@ -162,6 +173,6 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
     await waitFor('removed pod gone from every flood list', async () => {
       for (const p of lab.pods) if ((await floodPeers(p)).includes(added.ip)) return false;
       return true;
-    }, 8_000, 200);
+    }, 8_000, { intervalMs: 200, explain: evidence });
   });
 });

@@ -17,7 +17,7 @@ import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { KMCAST_MAIN, findPython, findTool, podFetch, runInNetns, spawnInNetns, startAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN, findPython, findTool, podFetch, runInNetns, spawnInNetns, startAgent, waitFor, settle } from '../../src/lab/process.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { parseCapture } from '../../src/overlay/capture.js';
 import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
@@ -123,13 +123,13 @@ class Receiver {
     await waitFor(`receiver in ${pod.name}`, async () => {
       if (r.child.exitCode !== null) throw new Error(`receiver in ${pod.name} exited: ${err}`);
       return r.out.includes('READY');
-    }, 5000, 20);
+    }, 5000, { intervalMs: 20 });
     return r;
   }
   async counts(): Promise<Counts> {
     const before = this.out.length;
     this.child.stdin?.write('c\n');
-    const line = await waitFor('receiver counts', async () => /^\{.*\}$/m.exec(this.out.slice(before))?.[0], 3000, 10);
+    const line = await waitFor('receiver counts', async () => /^\{.*\}$/m.exec(this.out.slice(before))?.[0], 3000, { intervalMs: 10 });
     return JSON.parse(line) as Counts;
   }
   stop(): void {
@@ -180,8 +180,8 @@ async function settledCounts(receivers: readonly Receiver[], expectTotal: (r: Re
   await waitFor('every receiver has its datagrams', async () => {
     for (const r of receivers) if (total(await r.counts()) < expectTotal(r)) return false;
     return true;
-  }, 5000, 100).catch(() => undefined); // the assertions below say what is missing
-  await new Promise((res) => setTimeout(res, 300)); // late duplicates would arrive now
+  }, 5000, { intervalMs: 100 }).catch(() => undefined); // the assertions below say what is missing
+  await settle(300); // late duplicates would arrive now
   const out = new Map<Receiver, Counts>();
   for (const r of receivers) out.set(r, await r.counts());
   return out;
@@ -190,6 +190,8 @@ async function settledCounts(receivers: readonly Receiver[], expectTotal: (r: Re
 describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
   const agents = new Map<string, AgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   let receivers: Receiver[] = [];
   const agentArgs = ['--heartbeat-interval', '500', '--resolve-interval', '1000', '--resync-interval', '2000'];
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
@@ -201,7 +203,7 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     await waitFor('every pod floods to every other', async () => {
       for (const p of lab.pods) if ((await floodPeers(p)).length !== lab.pods.length - 1) return false;
       return true;
-    }, 40_000, 200);
+    }, 40_000, { intervalMs: 200, explain: evidence });
   }
   async function stopAgents(): Promise<void> {
     await Promise.all([...agents.values()].map((a) => a.stop('SIGTERM')));
@@ -219,7 +221,7 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
         }
       }
       return true;
-    }, 30_000, 100).catch((err: unknown) => {
+    }, 30_000, { intervalMs: 100, explain: evidence }).catch((err: unknown) => {
       throw new Error(`${err instanceof Error ? err.message : String(err)}; last: ${missing}`);
     });
   }
@@ -276,7 +278,7 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     await waitFor('the capture is installed in every pod', async () => {
       for (const p of lab.pods) if (!(await status(p)).capture?.installed) return false;
       return true;
-    }, 10_000, 100);
+    }, 10_000, { intervalMs: 100, explain: evidence });
     await waitReplicated([...JOINS]);
     const st = await status(pod('n3p1'));
     t.diagnostic(`n3p1 groups by interface: ${JSON.stringify(st.groupsByInterface)}`);
@@ -326,21 +328,21 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     let got = '';
     socat.stdout?.on('data', (b: Buffer) => (got += b.toString()));
     try {
-      await waitFor('the sender replicates the socat group to its pod only', async () => (await groupEntries(sender, SOCAT_GROUP)).join() === rx.ip, 5000, 50);
+      await waitFor('the sender replicates the socat group to its pod only', async () => (await groupEntries(sender, SOCAT_GROUP)).join() === rx.ip, 5000, { intervalMs: 50, explain: evidence });
       const out0 = await vxlanOut(sender);
       await send(sender, 'eth0', 'sel', [`${SOCAT_GROUP}:${SOCAT_PORT}`]);
-      await waitFor('socat got every datagram', async () => got.split('\n').filter((l) => l.startsWith('kmc10 sel')).length >= N, 3000, 20).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 300));
+      await waitFor('socat got every datagram', async () => got.split('\n').filter((l) => l.startsWith('kmc10 sel')).length >= N, 3000, { intervalMs: 20, explain: evidence }).catch(() => undefined);
+      await settle(300);
       assert.equal(got.split('\n').filter((l) => l.startsWith('kmc10 sel')).length, N, 'socat (joined on eth0) receives each datagram once');
       assert.equal((await vxlanOut(sender)) - out0, N, 'one VXLAN copy per datagram for one receiver');
     } finally {
       socat.kill();
     }
-    await waitFor('the leave on eth0 removes the entry', async () => (await groupEntries(sender, SOCAT_GROUP)).length === 0, 5000, 50);
+    await waitFor('the leave on eth0 removes the entry', async () => (await groupEntries(sender, SOCAT_GROUP)).length === 0, 5000, { intervalMs: 50, explain: evidence });
     assert.ok(!(await status(rx)).localGroups.includes(SOCAT_GROUP), 'the group is no longer announced');
     const out0 = await vxlanOut(sender);
     await send(sender, 'eth0', 'sel-left', [`${SOCAT_GROUP}:${SOCAT_PORT}`]);
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     assert.equal((await vxlanOut(sender)) - out0, 0, 'no copy after the leave');
   });
 
@@ -349,7 +351,7 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     const s = pod('n1p1');
     await runner.run(['nft', 'delete', 'table', 'netdev', 'kmcast'], { netns: s.netns });
     let t0 = Date.now();
-    await waitFor('the capture chain is back', async () => (await captureRule(s))?.forwardTo === 'vx0', 10_000, 100);
+    await waitFor('the capture chain is back', async () => (await captureRule(s))?.forwardTo === 'vx0', 10_000, { intervalMs: 100, explain: evidence });
     t.diagnostic(`chain back ${Date.now() - t0} ms after deletion (resync 2000 ms)`);
 
     const before = (await new IpClient(runner, s.netns).link('vx0'))!;
@@ -358,7 +360,7 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     await waitFor('vx0 re-created and the rule forwards to it by name', async () => {
       const link = await new IpClient(runner, s.netns).link('vx0');
       return link !== undefined && (await captureRule(s))?.forwardTo === 'vx0';
-    }, 15_000, 100);
+    }, 15_000, { intervalMs: 100, explain: evidence });
     t.diagnostic(`vx0 and its capture rule back ${Date.now() - t0} ms after deletion (old mac ${before.mac})`);
     await waitReplicated(['eth0']);
     const others = receivers.filter((r) => r.pod !== s);
@@ -404,14 +406,14 @@ time.sleep(60)`]);
       await waitFor('keepalived and the bound socket are listed', async () => {
         const ss = (await runInNetns(p.netns, ['ss', '-H', '-a', '-n', '-u', '-w'])).stdout;
         return ss.includes('%eth0:7620') && /:112\s/.test(ss);
-      }, 10_000, 100);
+      }, 10_000, { intervalMs: 100, explain: evidence });
       const after = (await doctor()).get('bound-sockets');
       t.diagnostic(`bound-sockets: ${JSON.stringify(after)}`);
       assert.equal(after?.status, 'WARN');
       assert.match(after.detail, /udp 0\.0\.0\.0%eth0:7620/);
       assert.match(after.fix ?? '', /node mode/);
       bound.kill();
-      await waitFor('the bound socket is gone', async () => !(await runInNetns(p.netns, ['ss', '-H', '-a', '-n', '-u'])).stdout.includes('%eth0:7620'), 5000, 100);
+      await waitFor('the bound socket is gone', async () => !(await runInNetns(p.netns, ['ss', '-H', '-a', '-n', '-u'])).stdout.includes('%eth0:7620'), 5000, { intervalMs: 100, explain: evidence });
       // keepalived alone: this kernel lists raw sockets without their device (no raw_diag), so
       // its VRRP socket (protocol 112) is reported as bound to its interface, as keepalived does.
       const vrrp = (await doctor()).get('bound-sockets');

@@ -20,7 +20,7 @@ import { ExecRunner } from '../../src/iproute2/runner.js';
 import { ETC_NETNS, cutNode, healNode, labDown, labUp, startDns, stopDns } from '../../src/lab/lab.js';
 import { nodeNetns, podCommands, podHostLink, podIndex, podResolvConf } from '../../src/lab/plan.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { findPython, findTool, killPids, netnsPids, podFetch, spawnInNetns, startAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, timeoutScale, findPython, findTool, killPids, netnsPids, podFetch, spawnInNetns, startAgent, waitFor } from '../../src/lab/process.js';
 import { DEFAULT_GROUP, formatMatrix, matrixCells, trafficMatrix } from '../../src/lab/traffic.js';
 import type { Matrix } from '../../src/lab/traffic.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
@@ -30,8 +30,17 @@ import { needRoot, privilegedReason, testLabId } from './harness.js';
 const runner = new ExecRunner();
 // --listed-peer-expiry equal to --peer-expiry: a node cut off goes after 9 s whether DNS lists its
 // pods or not (the longer default for listed peers is covered by test/netns/starvation.test.ts).
-const AGENT_ARGS = ['--heartbeat-interval', '300', '--peer-expiry', '30', '--listed-peer-expiry', '30', '--resync-interval', '1000', '--resolve-interval', '1000'];
-const EXPIRY_MS = 9000;
+// The expiry is this file's choice, long enough that re-creating a pod beats it: on a machine given
+// more time (KMCAST_TIMEOUT_SCALE) it grows with the deadlines, or a slow restart would expire.
+const HEARTBEAT_MS = 300;
+const EXPIRY_BEATS = Math.round(30 * timeoutScale());
+const AGENT_ARGS = ['--heartbeat-interval', String(HEARTBEAT_MS), '--peer-expiry', String(EXPIRY_BEATS), '--listed-peer-expiry', String(EXPIRY_BEATS), '--resync-interval', '1000', '--resolve-interval', '1000'];
+/** The expiry as configured (already scaled). */
+const EXPIRY_MS = EXPIRY_BEATS * HEARTBEAT_MS;
+/** The unscaled expiry, for deadlines (waitFor scales them itself). */
+const EXPIRY_BASE_MS = 30 * HEARTBEAT_MS;
+/** A started agent answers /readyz 200 (process start, DNS, vx0, allow-list). */
+const AGENT_READY_MS = 15_000;
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
 
 interface PlaneSnapshot {
@@ -126,7 +135,7 @@ async function joinGroups(pod: LabPod, groups: readonly string[]): Promise<() =>
   const child = spawnInNetns(pod.netns, [findPython(), '-c', JOINER_PY, ...groups]);
   let out = '';
   child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-  await waitFor(`groups joined in ${pod.name}`, async () => out.includes('JOINED') || (child.exitCode !== null ? Promise.reject(new Error('joiner exited')) : false), 5000, 20);
+  await waitFor(`groups joined in ${pod.name}`, async () => out.includes('JOINED') || (child.exitCode !== null ? Promise.reject(new Error('joiner exited')) : false), 5000, { intervalMs: 20 });
   return () => child.kill('SIGKILL');
 }
 
@@ -158,7 +167,7 @@ async function replicated(senders: readonly LabPod[], receivers: readonly LabPod
       if (!receivers.every((r) => r === s || mdb.includes(`${group}>${r.ip}`))) return false;
     }
     return true;
-  }, 15_000, 100);
+  }, 15_000, { intervalMs: 100 });
 }
 
 /** Waits until no pod replicates the traffic matrix's group any more (its receivers left). */
@@ -166,12 +175,14 @@ async function matrixGroupGone(pods: readonly LabPod[]): Promise<void> {
   await waitFor('the last matrix\'s receivers left', async () => {
     for (const p of pods) if ((await plane(p)).mdb.some((e) => e.startsWith(`${DEFAULT_GROUP}>`))) return false;
     return true;
-  }, 15_000, 100);
+  }, 15_000, { intervalMs: 100 });
 }
 
 describe('faults: the overlay survives and converges', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
   const agents = new Map<string, AgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   const cleanups: (() => void)[] = [];
 
   async function start(pod: LabPod, env: NodeJS.ProcessEnv = {}): Promise<void> {
@@ -185,8 +196,8 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
       { runner },
     );
     for (const pod of lab.pods) await start(pod);
-    await waitFor('every agent ready', async () => (await Promise.all(lab.pods.map(ready))).every(Boolean), 20_000, 200);
-    await waitFor('flood lists converge', () => converged(lab.pods), 10_000, 200);
+    await waitFor('every agent ready', async () => (await Promise.all(lab.pods.map(ready))).every(Boolean), 20_000, { intervalMs: 200, explain: evidence });
+    await waitFor('flood lists converge', () => converged(lab.pods), 10_000, { intervalMs: 200, explain: evidence });
   });
 
   after(async () => {
@@ -207,7 +218,7 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
         if (!groups.every((g) => mdb.includes(`${g}>${victim.ip}`))) return false;
       }
       return true;
-    }, 15_000, 100);
+    }, 15_000, { intervalMs: 100, explain: evidence });
     await matrixGroupGone(lab.pods);
     const before = await Promise.all(lab.pods.map(plane));
 
@@ -220,7 +231,7 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     // Down for longer than a heartbeat or two, well short of the expiry: the others keep the peer.
     await new Promise((r) => setTimeout(r, 1000));
     await start(victim);
-    await waitFor('restarted agent ready', () => ready(victim), 10_000, 100);
+    await waitFor('restarted agent ready', () => ready(victim), AGENT_READY_MS, { intervalMs: 100, explain: evidence });
     const readyAt = Date.now();
     const result = await stream.finish();
 
@@ -234,7 +245,7 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     await waitFor('every data plane as before the kill', async () => {
       const now = await Promise.all(lab.pods.map(plane));
       return JSON.stringify(now) === JSON.stringify(before);
-    }, 10_000, 250);
+    }, 10_000, { intervalMs: 250, explain: evidence });
     await assertNoDuplicateEntries(lab.pods);
     const log = await logLines(agents.get(victim.name)!);
     assert.ok(!log.some((l) => l.msg === 'replacing overlay device'), 'the restarted agent adopted vx0 instead of recreating it');
@@ -248,18 +259,18 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     const [oldGroup, newGroup] = ['239.30.0.1', '239.30.0.2'];
     cleanups.push(await joinGroups(pod, [oldGroup]));
     const hasEntry = async (p: LabPod, g: string): Promise<boolean> => (await plane(p)).mdb.includes(`${g}>${pod.ip}`);
-    await waitFor('the others replicate the old group to the pod', async () => (await Promise.all(others.map((p) => hasEntry(p, oldGroup)))).every(Boolean), 5000, 100);
+    await waitFor('the others replicate the old group to the pod', async () => (await Promise.all(others.map((p) => hasEntry(p, oldGroup)))).every(Boolean), 5000, { intervalMs: 100, explain: evidence });
 
     const killedAt = Date.now();
     await agents.get(pod.name)!.stop('SIGKILL');
     await recreatePod(lab, pod);
     await start(pod);
-    await waitFor('the new agent ready', () => ready(pod), 10_000, 100);
+    await waitFor('the new agent ready', () => ready(pod), AGENT_READY_MS, { intervalMs: 100, explain: evidence });
     cleanups.push(await joinGroups(pod, [newGroup]));
     await waitFor('the others replicate the new group, not the old one', async () => {
       for (const p of others) if (!(await hasEntry(p, newGroup)) || (await hasEntry(p, oldGroup))) return false;
       return true;
-    }, 5000, 50);
+    }, 5000, { intervalMs: 50, explain: evidence });
     const tookMs = Date.now() - killedAt;
     t.diagnostic(`old incarnation killed -> new groups everywhere in ${tookMs} ms`);
 
@@ -289,9 +300,9 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
       await waitFor('every agent saw at least 3 failed lookups', async () => {
         const now = await Promise.all(lab.pods.map(errors));
         return now.every((n, i) => n - before[i]! >= 3);
-      }, 15_000, 250);
+      }, 15_000, { intervalMs: 250, explain: evidence });
       const left = EXPIRY_MS + 1000 - (Date.now() - stoppedAt);
-      if (left > 0) await new Promise((r) => setTimeout(r, left));
+      if (left > 0) await new Promise((r) => setTimeout(r, left)); // an outage longer than the expiry is the point
       for (const p of lab.pods) {
         const st = await status(p);
         assert.equal(st.peers.filter((x) => x.state === 'alive').length, lab.pods.length - 1, `${p.name} kept every peer alive`);
@@ -304,7 +315,7 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     }
     const ok = (p: LabPod): Promise<number> => metric(p, 'kmcast_discovery_dns_lookups_total{result="ok"}');
     const okBefore = await Promise.all(lab.pods.map(ok));
-    await waitFor('lookups succeed again', async () => (await Promise.all(lab.pods.map(ok))).every((n, i) => n > okBefore[i]!), 5000, 250);
+    await waitFor('lookups succeed again', async () => (await Promise.all(lab.pods.map(ok))).every((n, i) => n > okBefore[i]!), 5000, { intervalMs: 250, explain: evidence });
   });
 
   test('node 3 cut from the router: its pods expire on both sides, come back after the heal, no duplicates', async (t: TestContext) => {
@@ -317,7 +328,9 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
         for (const p of rest) if ((await floodPeers(p)).some((ip) => cut.some((c) => c.ip === ip))) return false;
         for (const p of cut) if ((await floodPeers(p)).some((ip) => rest.some((r) => r.ip === ip))) return false;
         return true;
-      }, EXPIRY_MS + 5000, 200);
+        // An expiry, plus half of one for the time a loaded agent was not scheduled (which does not
+        // count as a peer's silence), plus a margin.
+      }, 1.5 * EXPIRY_BASE_MS + 5000, { intervalMs: 200, explain: evidence });
       // Each side still works within itself.
       const inside = await trafficMatrix(lab, { pods: rest, kinds: ['broadcast'] });
       assertExactlyOnce(inside, 'during the cut');
@@ -327,7 +340,7 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
       await healNode(lab, 3, runner);
     }
     const t0 = Date.now();
-    await waitFor('flood lists converge after the heal', () => converged(lab.pods), 10_000, 100);
+    await waitFor('flood lists converge after the heal', () => converged(lab.pods), 10_000, { intervalMs: 100, explain: evidence });
     t.diagnostic(`converged ${Date.now() - t0} ms after the heal`);
     await assertNoDuplicateEntries(lab.pods);
     const m = await trafficMatrix(lab, { awaitJoinsMs: 10_000 });
@@ -340,7 +353,7 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     const ip = new IpClient(runner, pod.netns);
     await matrixGroupGone(lab.pods);
     // Ready is not converged: wait until the restarted agent floods to every other pod.
-    await waitFor('the restarted agent hears every peer', async () => (await floodPeers(pod)).length === lab.pods.length - 1, 10_000, 100);
+    await waitFor('the restarted agent hears every peer', async () => (await floodPeers(pod)).length === lab.pods.length - 1, 10_000, { intervalMs: 100, explain: evidence });
     const before = await plane(pod);
     const oldIndex = (await ip.link('vx0'))!.ifindex;
     const changes = await metric(pod, 'kmcast_overlay_changes_total');
@@ -349,9 +362,9 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     // new device (another ifindex), which is what the deletion must lead to anyway.
     const right = await ip.link('vx0');
     assert.ok(right === undefined || right.ifindex !== oldIndex, 'vx0 is still the old device after ip link del');
-    const back = await waitFor('vx0 recreated', async () => ip.link('vx0'), 5000, 50);
+    const back = await waitFor('vx0 recreated', async () => ip.link('vx0'), 5000, { intervalMs: 50, explain: evidence });
     assert.notEqual(back.ifindex, oldIndex, 'a new device, not the old one');
-    await waitFor('entries restored', async () => JSON.stringify(await plane(pod)) === JSON.stringify(before), 5000, 100).catch(async () =>
+    await waitFor('entries restored', async () => JSON.stringify(await plane(pod)) === JSON.stringify(before), 5000, { intervalMs: 100, explain: evidence }).catch(async () =>
       assert.deepEqual(await plane(pod), before, 'entries restored'),
     );
     assert.ok((await metric(pod, 'kmcast_overlay_changes_total')) > changes, 'the repair is counted');
@@ -386,10 +399,10 @@ exec '${realBridge}' "$@"
     await chmod(join(bin, 'bridge'), 0o755);
     await agents.get(pod.name)!.stop('SIGKILL'); // vx0 stays; the new agent adopts it
     await start(pod, { PATH: `${bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` });
-    await waitFor('agent with the wrapper ready', () => ready(pod), 10_000, 100);
+    await waitFor('agent with the wrapper ready', () => ready(pod), 10_000, { intervalMs: 100, explain: evidence });
     await matrixGroupGone(lab.pods);
     // Ready is not converged: wait until the restarted agent floods to every other pod.
-    await waitFor('the restarted agent hears every peer', async () => (await floodPeers(pod)).length === lab.pods.length - 1, 10_000, 100);
+    await waitFor('the restarted agent hears every peer', async () => (await floodPeers(pod)).length === lab.pods.length - 1, 10_000, { intervalMs: 100, explain: evidence });
     const before = await plane(pod);
     const errors0 = await metric(pod, 'kmcast_iproute2_errors_total');
     const failed0 = await metric(pod, 'kmcast_overlay_reconciles_total{result="error"}');
@@ -401,7 +414,7 @@ exec '${realBridge}' "$@"
     await runner.run(['bridge', 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', peer], { netns: pod.netns });
     assert.ok(!(await floodPeers(pod)).includes(peer), 'the drift is visible');
 
-    await waitFor('the data plane converges once the failures stop', async () => JSON.stringify(await plane(pod)) === JSON.stringify(before), 15_000, 100).catch(
+    await waitFor('the data plane converges once the failures stop', async () => JSON.stringify(await plane(pod)) === JSON.stringify(before), 15_000, { intervalMs: 100, explain: evidence }).catch(
       async (err: unknown) => {
         throw new Error(`${String(err)}: before ${JSON.stringify(before)}, now ${JSON.stringify(await plane(pod))}`);
       },

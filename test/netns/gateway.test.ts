@@ -25,7 +25,7 @@ import { addLan, lanMemberships } from '../../src/lab/lan.js';
 import type { LabLan } from '../../src/lab/types.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import type { NodeReceiver, NodeReceiverReport } from '../../src/lab/node-apps.js';
-import { KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitExit, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitExit, waitFor, settle } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
@@ -53,6 +53,8 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   let lan: LabLan;
   let work: string;
   const agents = new Map<number, NodeAgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
   const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
   const MEMBERS = (): LabPod[] => ['n1p1', 'n1p2', 'n2p1', 'n2p2', 'n3p1', 'n3p2'].map(pod);
@@ -74,7 +76,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
         if (!s.ready || s.domains[0]!.localMembers.some((m) => !m.programmed)) return false;
       }
       return true;
-    }, 30_000);
+    }, 30_000, { explain: evidence });
   });
 
   after(async () => {
@@ -103,7 +105,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     await waitFor(`gateway on node ${i} ${active ? 'active' : 'standby'}`, async () => {
       const s = await nodeStatus(i).catch(() => undefined);
       return s?.gateway?.active === active && s.gateway.table.installed;
-    }, 15_000, 100);
+    }, 15_000, { intervalMs: 100, explain: evidence });
   }
 
   /** Receivers in `where` for `groups`; started, then `act`, then their reports. */
@@ -130,7 +132,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   }
 
   async function untilJoined(i: number, group: string): Promise<void> {
-    await waitFor(`the LAN switch sends ${group} to node ${i} (IGMP report seen)`, async () => (await switchJoins(i)).includes(group), 15_000, 100);
+    await waitFor(`the LAN switch sends ${group} to node ${i} (IGMP report seen)`, async () => (await switchJoins(i)).includes(group), 15_000, { intervalMs: 100, explain: evidence });
   }
 
   test('baseline: with node agents but no gateway, nothing crosses between the LAN and the pods', async () => {
@@ -155,7 +157,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     await restartAgent(1, gatewayArgs);
     await waitActive(1, true);
     // The configured link-local group is joined whatever the members did; no routable one yet.
-    await waitFor('the gateway joined 224.0.0.251 on the LAN', async () => (await gatewayStatus(1)).joined.includes(MDNS), 10_000, 100);
+    await waitFor('the gateway joined 224.0.0.251 on the LAN', async () => (await gatewayStatus(1)).joined.includes(MDNS), 10_000, { intervalMs: 100, explain: evidence });
     const g = await gatewayStatus(1);
     assert.deepEqual(g.joined, [MDNS], 'before any member joined an inbound group, only the configured link-local one');
     assert.deepEqual(await switchJoins(1), [], 'the switch had a routable group for node 1 before any join');
@@ -166,7 +168,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     } finally {
       await rx.stop();
     }
-    await waitFor('the gateway leaves the group when the last member does', async () => !(await gatewayStatus(1)).joined.includes(IN), 10_000, 100);
+    await waitFor('the gateway leaves the group when the last member does', async () => !(await gatewayStatus(1)).joined.includes(IN), 10_000, { intervalMs: 100, explain: evidence });
   });
 
   test('an iperf2 source on the LAN reaches every member on every node exactly once, 0% loss', async () => {
@@ -180,7 +182,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
       await untilJoined(1, IN);
       await untilReplicated(1, IN, [2, 3]);
       sent = (await iperfSend(host(1).netns, { group: IN, port: PORT, pps: 800, seconds: 3, size: 200 })).sent;
-      await sleep(600);
+      await settle(600);
     } finally {
       loss = await server.stop();
     }
@@ -264,7 +266,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     await waitFor(`node ${from} replicates ${group} to nodes ${to.join(',')}`, async () => {
       const have = (await new IpClient(runner, node(from).netns).mdb('kmcvx100')).filter((e) => e.grp === group).map((e) => e.dst);
       return want.every((w) => have.includes(w));
-    }, 10_000, 100);
+    }, 10_000, { intervalMs: 100, explain: evidence });
   }
 
   test('avahi-daemon on the LAN publishes a service; python-zeroconf in a pod finds it, and back', async () => {
@@ -347,14 +349,14 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     const NEW = '192.168.250.9';
     await dev(['addr', 'flush', 'dev', 'kmclan']);
     try {
-      await waitFor('the gateway stops forwarding when kmclan loses its address', async () => !(await gatewayStatus(1)).table.installed, 15_000, 100);
+      await waitFor('the gateway stops forwarding when kmclan loses its address', async () => !(await gatewayStatus(1)).table.installed, 15_000, { intervalMs: 100, explain: evidence });
       assert.match((await gatewayStatus(1)).table.lastError ?? '', /kmclan has no IPv4 address/);
       assert.deepEqual((await gatewayStatus(1)).joined, [], 'joins kept on an interface without an address');
       await dev(['addr', 'add', `${NEW}/24`, 'dev', 'kmclan']);
       await waitFor(`the gateway sends from ${NEW}`, async () => {
         const g = await gatewayStatus(1);
         return g.address === NEW && g.table.installed && g.joined.includes(MDNS);
-      }, 15_000, 100);
+      }, 15_000, { intervalMs: 100, explain: evidence });
       const reports = await round(hosts(), [OUT], async () => {
         await sendFromPod(pod('n3p1').netns, OUT, { port: PORT, count: N, intervalMs: 5 });
       });
@@ -363,7 +365,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
       await dev(['addr', 'flush', 'dev', 'kmclan']);
       await dev(['addr', 'add', `${lanIpOf(1)}/24`, 'dev', 'kmclan']);
     }
-    await waitFor('the gateway is back on its address', async () => (await gatewayStatus(1)).address === lanIpOf(1), 15_000, 100);
+    await waitFor('the gateway is back on its address', async () => (await gatewayStatus(1)).address === lanIpOf(1), 15_000, { intervalMs: 100, explain: evidence });
   });
 
   test('kmcast status and doctor --node show the gateway; a bad --gateway-interface exits 2 naming it', async () => {
@@ -418,7 +420,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     let out = '';
     child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-    await waitFor(`avahi-daemon on ${ip} published its service`, async () => await Promise.resolve(/successfully established/.test(out) || child.exitCode !== null), 15_000, 100);
+    await waitFor(`avahi-daemon on ${ip} published its service`, async () => await Promise.resolve(/successfully established/.test(out) || child.exitCode !== null), 15_000, { intervalMs: 100, explain: evidence });
     assert.equal(child.exitCode, null, `avahi-daemon exited: ${out}`);
     return child;
   }

@@ -18,7 +18,7 @@ import { NODE_LAN } from '../../src/lab/lan-plan.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import type { NodeReceiver } from '../../src/lab/node-apps.js';
 import { buildSpec, labNetnsPrefix } from '../../src/lab/plan.js';
-import { KMCAST_MAIN, pingFrom, runInNetns, waitFor } from '../../src/lab/process.js';
+import { KMCAST_MAIN, pingFrom, runInNetns, waitFor, settle } from '../../src/lab/process.js';
 import type { Lab, LabLan } from '../../src/lab/types.js';
 import { needRoot, privilegedReason, testLabId } from './harness.js';
 
@@ -96,9 +96,9 @@ describe('outside LAN (netns)', { timeout: 60_000 }, () => {
     const nodeIdle = await startNodeReceiver(node.netns, { port, groups: [GROUP], mode: 'none' });
     const pods = await Promise.all(l.pods.map((p) => startNodeReceiver(p.netns, { port, groups: [GROUP] })));
     // h2's unsolicited report reaches the switch at once; give the querier a moment all the same.
-    await new Promise((r) => setTimeout(r, 500));
+    await settle(500);
     await sendFromPod(h1!.netns, GROUP, { port, count: 10 });
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     const before = await stopAll([nodeIdle, ...pods]);
     assert.equal(onKmclan.lines().length, 0, `the switch flooded the unjoined group to the node:\n${onKmclan.lines().join('\n')}`);
     assert.equal(receivedAny(before.get(node.netns)!, GROUP), 0);
@@ -115,7 +115,7 @@ describe('outside LAN (netns)', { timeout: 60_000 }, () => {
     await waitFor('the node IGMP report for 239.1.1.1 on its switch port', async () => igmp.lines().some((s) => s.includes(`${node.ip} > ${GROUP}`) && /report/.test(s)), 5000);
     await waitFor('the switch to list the node port in 239.1.1.1', async () => (await lanMemberships(l, runner)).some((m) => m.port === node.port && m.group === GROUP), 3000);
     await sendFromPod(h1!.netns, GROUP, { port, count: 10 });
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     const [afterJoin, h2Report] = [await nodeJoined.stop(), await host2.stop()];
     const captured = await onKmclan.stop();
     const igmpLines = await igmp.stop();
@@ -138,13 +138,13 @@ describe('outside LAN (netns)', { timeout: 60_000 }, () => {
     const port = 7602;
     const underlay = await startCapture(l.router, 'kmcn1', ['net', '192.168.250.0/24', 'or', 'igmp']);
     const hosts = await Promise.all(lan.hosts.map((h) => startNodeReceiver(h.netns, { port, groups: [GROUP] })));
-    await new Promise((r) => setTimeout(r, 500));
+    await settle(500);
     for (const p of l.pods) await sendFromPod(p.netns, GROUP, { port, count: 5 });
     // The receivers work: h1's own datagrams reach h2 meanwhile.
     await sendFromPod(h1!.netns, GROUP, { port, count: 5 });
     const out = await runInNetns(h1!.netns, ['ip', 'route', 'get', '172.31.1.2']);
     assert.notEqual(out.code, 0, `a LAN host has a route to the underlay: ${out.stdout}`);
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     const reports = await stopAll(hosts);
     for (const p of l.pods) {
       for (const h of lan.hosts) assert.equal(received(reports.get(h.netns)!, GROUP, p.ip), 0, `${h.name} got pod ${p.name}'s multicast`);
@@ -169,7 +169,7 @@ describe('outside LAN (netns)', { timeout: 60_000 }, () => {
       await startNodeReceiver(h2!.netns, { port, groups: [MDNS] }),
     ];
     await sendFromPod(h1!.netns, MDNS, { port, count: 5 });
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     const reports = await stopAll(rs);
     assert.equal(received(reports.get(node.netns)!, MDNS, h1!.ip), 5, JSON.stringify(reports.get(node.netns)));
     assert.equal(received(reports.get(h2!.netns)!, MDNS, h1!.ip), 5);

@@ -17,7 +17,7 @@ import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { findPython, podFetch, runInNetns, spawnInNetns, startAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, findPython, podFetch, runInNetns, spawnInNetns, startAgent, waitFor, settle } from '../../src/lab/process.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { clusterLabel } from '../../src/membership/codec.js';
 import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
@@ -58,13 +58,13 @@ class Receiver {
   }
   static async start(pod: LabPod, group = G, port = PORT): Promise<Receiver> {
     const r = new Receiver(spawnInNetns(pod.netns, [findPython(), '-c', RECEIVER, group, String(port)], { stdin: 'pipe' }));
-    await waitFor(`receiver in ${pod.name}`, async () => r.out.includes('READY'), 5000, 20);
+    await waitFor(`receiver in ${pod.name}`, async () => r.out.includes('READY'), 5000, { intervalMs: 20 });
     return r;
   }
   async count(): Promise<number> {
     const before = this.out.length;
     this.child.stdin?.write('c\n');
-    await waitFor('receiver count', async () => /\d+\n/.test(this.out.slice(before)), 3000, 10);
+    await waitFor('receiver count', async () => /\d+\n/.test(this.out.slice(before)), 3000, { intervalMs: 10 });
     return Number(/(\d+)\n/.exec(this.out.slice(before))![1]);
   }
   stop(): void {
@@ -114,6 +114,8 @@ describe('selective replication, membership and admission', { skip: skip ? privi
   let keyDir: string;
   let agentArgs: string[];
   const agents = new Map<string, AgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
 
   before(async () => {
@@ -144,7 +146,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     const r1 = await Receiver.start(r1pod);
     // Baseline: without kmcast the receiver on another node hears nothing.
     await send(sender, G, 5);
-    await new Promise((r) => setTimeout(r, 200));
+    await settle(200);
     assert.equal(await r1.count(), 0, 'multicast crossed nodes without kmcast: the lab cheats');
     r1.stop();
 
@@ -152,36 +154,36 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     await waitFor('members know each other', async () => {
       for (const p of members) if ((await floodPeers(p)).length !== members.length - 1) return false;
       return true;
-    }, 15_000, 200);
+    }, 15_000, { intervalMs: 200, explain: evidence });
     await runner.run(['nft', '-f', '-'], {
       netns: sender.netns,
       input: 'table ip kmctest {\n chain out {\n  type filter hook output priority 0; policy accept;\n  udp dport 7471 counter\n }\n}\n',
     });
 
     const a = await Receiver.start(r1pod);
-    await waitFor('sender replicates G to the first receiver only', async () => (await groupEntries(sender, G)).join() === r1pod.ip, 3000, 20);
+    await waitFor('sender replicates G to the first receiver only', async () => (await groupEntries(sender, G)).join() === r1pod.ip, 3000, { intervalMs: 20, explain: evidence });
     let out0 = await vxlanOut(sender);
     await send(sender, G, N);
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     assert.equal((await vxlanOut(sender)) - out0, N, 'one VXLAN copy per datagram with one receiver');
     assert.equal(await a.count(), N);
 
     const b = await Receiver.start(r2pod);
-    await waitFor('sender replicates G to both receivers', async () => (await groupEntries(sender, G)).join() === [r1pod.ip, r2pod.ip].sort().join(), 3000, 20);
+    await waitFor('sender replicates G to both receivers', async () => (await groupEntries(sender, G)).join() === [r1pod.ip, r2pod.ip].sort().join(), 3000, { intervalMs: 20, explain: evidence });
     out0 = await vxlanOut(sender);
     await send(sender, G, N);
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     assert.equal((await vxlanOut(sender)) - out0, 2 * N, 'two VXLAN copies per datagram with two receivers');
     assert.equal(await a.count(), 2 * N);
     assert.equal(await b.count(), N);
 
     a.stop();
     b.stop();
-    await waitFor('both left: no entries for G', async () => (await groupEntries(sender, G)).length === 0, 3000, 20);
+    await waitFor('both left: no entries for G', async () => (await groupEntries(sender, G)).length === 0, 3000, { intervalMs: 20, explain: evidence });
     const dropped0 = (await status(sender)).drops.unregistered;
     out0 = await vxlanOut(sender);
     await send(sender, G, N);
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     assert.equal((await vxlanOut(sender)) - out0, 0, 'a group nobody joined never leaves the pod');
     assert.equal((await status(sender)).drops.unregistered - dropped0, N, 'and each datagram is counted as unregistered-dropped');
 
@@ -190,7 +192,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     const others = await Promise.all(members.filter((p) => p !== sender).map((p) => Receiver.start(p)));
     out0 = await vxlanOut(sender);
     await send(sender, '255.255.255.255', N);
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     assert.equal((await vxlanOut(sender)) - out0, N * others.length, 'broadcast: one copy per peer');
     for (const r of others) {
       assert.equal(await r.count(), N, 'every member receives every broadcast once');
@@ -206,7 +208,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     await waitFor('every member floods to the new pod', async () => {
       for (const p of members) if (!(await floodPeers(p)).includes(outsider.ip)) return false;
       return true;
-    }, 6000, 50); // DNS never lists it, so any success proves admission by STATE; 6 s for a loaded machine
+    }, 6000, { intervalMs: 50, explain: evidence }); // DNS never lists it, so any success proves admission by STATE; 6 s for a loaded machine
     t.diagnostic(`admitted by all ${members.length} members in ${Date.now() - t0} ms (DNS does not list it)`);
     assert.deepEqual((await status(members[0]!)).peers.find((p) => p.ip === outsider.ip)?.state, 'alive');
 
@@ -216,7 +218,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     await waitFor('LEAVE removes it from every flood list', async () => {
       for (const p of members) if ((await floodPeers(p)).includes(outsider.ip)) return false;
       return true;
-    }, 1000, 50);
+    }, 1000, { intervalMs: 50, explain: evidence });
     t.diagnostic(`gone from every flood list ${Date.now() - t1} ms after SIGTERM`);
   });
 
@@ -227,7 +229,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     await waitFor('victim registered for G everywhere', async () => {
       for (const p of members) if (p !== victim && !(await groupEntries(p, G)).includes(victim.ip)) return false;
       return true;
-    }, 3000, 50);
+    }, 3000, { intervalMs: 50, explain: evidence });
     await agents.get(victim.name)!.stop('SIGKILL');
     agents.delete(victim.name);
     const t0 = Date.now();
@@ -237,7 +239,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
         if ((await floodPeers(p)).includes(victim.ip) || (await groupEntries(p, G)).includes(victim.ip)) return false;
       }
       return true;
-    }, 7500 + 4000, 100);
+    }, 7500 + 4000, { intervalMs: 100, explain: evidence });
     const purgedMs = Date.now() - t0;
     t.diagnostic(`purged ${purgedMs} ms after SIGKILL (expiry 5 x 500 ms; DNS lists it: listed expiry 15 x 500 ms)`);
     assert.ok(purgedMs >= 2500, `a listed peer is kept past the plain expiry (purged after ${purgedMs} ms)`);
@@ -246,7 +248,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     await waitFor('victim back in every flood list', async () => {
       for (const p of others) if (!(await floodPeers(p)).includes(victim.ip)) return false;
       return true;
-    }, 15_000, 100);
+    }, 15_000, { intervalMs: 100, explain: evidence });
   });
 
   test('100,000 random and mutated control datagrams: counted, dropped, state unchanged', async (t) => {
@@ -273,7 +275,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
       120_000,
     );
     assert.equal(r.code, 0, r.stderr);
-    await new Promise((res) => setTimeout(res, 500));
+    await settle(500);
     const c1 = await counted();
     const got = sum(c1) - sum(c0);
     const byReason = Object.fromEntries(Object.keys(c1).map((k) => [k, (c1[k] ?? 0) - (c0[k] ?? 0)]));
@@ -301,7 +303,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     agents.delete(outsider.name);
     // With a key, DNS listing a pod does not admit its VXLAN: only an authenticated STATE does.
     await setServiceMembers(lab, [...members, outsider].map((p) => p.ip));
-    await waitFor('the victim lists the outsider from DNS', async () => (await status(victim)).peers.some((p) => p.ip === outsider.ip && p.sources.includes('dns')), 5000, 100);
+    await waitFor('the victim lists the outsider from DNS', async () => (await status(victim)).peers.some((p) => p.ip === outsider.ip && p.sources.includes('dns')), 5000, { intervalMs: 100, explain: evidence });
     assert.notEqual((await status(victim)).peers.find((p) => p.ip === outsider.ip)?.state, 'alive');
     // The attacker builds its own VXLAN device with the right VNI and port, aimed at the victim.
     const attack = [
@@ -318,7 +320,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
 
     const rx = await Receiver.start(victim);
     await send(outsider, G, N);
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     assert.equal(await rx.count(), 0, 'the allow-list let a non-peer in');
     const metrics = (await podFetch(victim, '/metrics')).body;
     const dropped = Number(/^kmcast_allowlist_dropped_packets\{port="vxlan"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
@@ -327,10 +329,10 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     // Same attack, victim agent without the allow-list: the frames are decapsulated and delivered.
     await agents.get(victim.name)!.stop('SIGTERM');
     agents.set(victim.name, await startAgent(lab, victim, [...agentArgs, '--insecure-no-allowlist']));
-    await waitFor('victim overlay back', async () => (await floodPeers(victim)).length === members.length - 1, 15_000, 100);
+    await waitFor('victim overlay back', async () => (await floodPeers(victim)).length === members.length - 1, 15_000, { intervalMs: 100, explain: evidence });
     // The same receiver, joined before the agent restarted: SIGTERM keeps vx0 and its memberships.
     await send(outsider, G, N);
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300);
     assert.equal(await rx.count(), N, 'without the allow-list the forged frames reach the app');
     rx.stop();
     await setServiceMembers(lab, members.map((p) => p.ip));

@@ -21,7 +21,7 @@ import { ExecRunner } from '../../src/iproute2/runner.js';
 import { addPod, cutNode, healNode, labDown, labUp, removePod, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import type { NodeReceiver, NodeReceiverReport, ReceiverMode } from '../../src/lab/node-apps.js';
-import { netnsFetch, netnsFetchAll, runInNetns, spawnInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, netnsFetch, netnsFetchAll, runInNetns, settle, spawnInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
@@ -46,6 +46,8 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
   let keyDir: string;
   let agentArgs: string[];
   const agents = new Map<number, NodeAgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
   const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
   const A = (): LabPod[] => ['n1p1', 'n1p2', 'n2p1', 'n2p2', 'n2p3', 'n3p1', 'n3p2', 'n3p3', 'n4p1', 'n4p2', 'n4p3'].map(pod);
@@ -116,7 +118,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
       await waitFor(`no node replicates ${G} any more`, async () => {
         for (const n of lab.nodes) if ((await mdbDsts(n.index, DEV_A, G)).length) return false;
         return true;
-      }, 15_000, 100);
+      }, 15_000, { intervalMs: 100, explain: evidence });
     }
     const targets: Array<{ name: string; netns: string; mode: ReceiverMode }> = [
       ...[...A(), ...B(), ...NONE()].filter((p) => p !== sender).map((p) => ({ name: p.name, netns: p.netns, mode: (BIND.has(p.name) ? 'bind' : 'index') as ReceiverMode })),
@@ -127,14 +129,17 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     await Promise.all(targets.map(async (t) => receivers.set(t.name, await startNodeReceiver(t.netns, { port: PORT, groups: [G, LL], mode: t.mode }))));
     if (opts.waitJoins) {
       const want = otherMemberNodes(sender).join();
-      await waitFor(`node ${sender.node} replicates ${G} to every other member node`, async () => (await mdbDsts(sender.node, DEV_A, G)).join() === want, 10_000, 50);
+      await waitFor(`node ${sender.node} replicates ${G} to every other member node`, async () => (await mdbDsts(sender.node, DEV_A, G)).join() === want, 10_000, { intervalMs: 50, explain: evidence });
     }
     let sent = 0;
     return {
       async send(): Promise<void> {
         for (const dst of [G, LL, BC]) await sendFromPod(sender.netns, dst, { port: PORT, count: N, intervalMs: 5 });
         sent += N;
-        await sleep(400);
+        // With kmcast, every other member of A must count all three kinds: wait for that, then
+        // leave a short window in which a duplicate or a stray copy elsewhere would show.
+        if (opts.waitJoins) await Promise.all(A().filter((p) => p !== sender).map((p) => receivers.get(p.name)!.waitTotal(3 * sent, 5000)));
+        await settle(300);
       },
       async finish(): Promise<Round> {
         const reports = new Map<string, NodeReceiverReport>();
@@ -182,11 +187,11 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     if (!needRoot(t)) return;
     const ka = await keepalivedPair();
     try {
-      await waitFor('both keepalived instances hold the VIP', async () => (await vipHolders()).length === 2, 20_000, 250);
+      await waitFor('both keepalived instances hold the VIP', async () => (await vipHolders()).length === 2, 20_000, { intervalMs: 250, explain: evidence });
     } finally {
       await ka.stop();
     }
-    await waitFor('VIPs released', async () => (await vipHolders()).length === 0, 10_000, 100);
+    await waitFor('VIPs released', async () => (await vipHolders()).length === 0, 10_000, { intervalMs: 100, explain: evidence });
   });
 
   test('node agents start in the node namespaces and program every local member', async (t) => {
@@ -199,7 +204,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
         if (answers.some((r) => r.status !== 200 || !(JSON.parse(r.body) as PodProgramStatus).programmed)) return false;
       }
       return true;
-    }, 30_000, 250);
+    }, 30_000, { intervalMs: 250, explain: evidence });
     const a = (await podProgram(pod('n2p1'))).body!;
     assert.equal(a.domain, SERVICE_A);
     assert.equal(a.hostVeth, 'kmcv1', 'bridge node: the port found by scanning the bridge');
@@ -232,9 +237,10 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     const sender = pod('n1p3');
     const rx = new Map<string, NodeReceiver>();
     for (const p of [...A(), pod('n4p4')]) rx.set(p.name, await startNodeReceiver(p.netns, { port: PORT, groups: [G, LL] }));
-    await waitFor('node 1 replicates G of domain B to node 4', async () => (await mdbDsts(1, 'kmcvx200', G)).join() === node(4).underlayIp, 10_000, 50);
+    await waitFor('node 1 replicates G of domain B to node 4', async () => (await mdbDsts(1, 'kmcvx200', G)).join() === node(4).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
     for (const dst of [G, LL, BC]) await sendFromPod(sender.netns, dst, { port: PORT, count: N, intervalMs: 5 });
-    await sleep(400);
+    await rx.get('n4p4')!.waitTotal(3 * N, 5000);
+    await settle(300);
     const reports = new Map<string, NodeReceiverReport>();
     for (const [n, r] of rx) reports.set(n, await r.stop());
     for (const dst of [G, LL, BC]) assert.equal(received(reports.get('n4p4')!, dst, sender.ip), N, `B member n4p4 got ${dst}`);
@@ -255,18 +261,18 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
       return Number(/"counter":\s*\{\s*"packets":\s*(\d+)/.exec(r.stdout)?.[1] ?? NaN);
     };
     const rx = await Promise.all(receivers.map((p) => startNodeReceiver(p.netns, { port: PORT, groups: [G] })));
-    await waitFor('node 1 replicates G to nodes 2-4', async () => (await mdbDsts(1, DEV_A, G)).join() === otherMemberNodes(sender).join(), 10_000, 50);
-    await sleep(1500); // the receivers' unsolicited IGMP report retransmissions are over
+    await waitFor('node 1 replicates G to nodes 2-4', async () => (await mdbDsts(1, DEV_A, G)).join() === otherMemberNodes(sender).join(), 10_000, { intervalMs: 50, explain: evidence });
+    await settle(1500); // the receivers' unsolicited IGMP report retransmissions are over
     let before0 = await out();
     await sendFromPod(sender.netns, G, { port: PORT, count: N, intervalMs: 5 });
-    await sleep(300);
+    await Promise.all(rx.map((r) => r.waitTotal(N, 5000)));
     assert.equal((await out()) - before0, 3 * N, 'exactly one VXLAN copy per member node per datagram');
     for (const [i, r] of rx.entries()) assert.equal(received(await r.stop(), G, sender.ip), N, `${receivers[i]!.name} got every datagram once`);
-    await waitFor('every receiver left: node 1 replicates G to nobody', async () => (await mdbDsts(1, DEV_A, G)).length === 0, 10_000, 50);
-    await sleep(1500);
+    await waitFor('every receiver left: node 1 replicates G to nobody', async () => (await mdbDsts(1, DEV_A, G)).length === 0, 10_000, { intervalMs: 50, explain: evidence });
+    await settle(1500);
     before0 = await out();
     await sendFromPod(sender.netns, G, { port: PORT, count: N, intervalMs: 5 });
-    await sleep(300);
+    await settle(300);
     assert.equal((await out()) - before0, 0, 'a group no member node joined never leaves the node');
     await runner.run(['nft', 'delete', 'table', 'ip', 'kmctest'], { netns: node(1).netns });
   });
@@ -275,7 +281,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     if (!needRoot(t)) return;
     const ka = await keepalivedPair();
     try {
-      await waitFor('one keepalived instance holds the VIP', async () => (await vipHolders()).length === 1, 20_000, 250);
+      await waitFor('one keepalived instance holds the VIP', async () => (await vipHolders()).length === 1, 20_000, { intervalMs: 250, explain: evidence });
       // Stable: the BACKUP keeps hearing the MASTER's adverts (TTL 255 intact, or it would refuse them).
       for (let i = 0; i < 8; i++) {
         await sleep(500);
@@ -296,8 +302,8 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     // Without its agent, node 2's data plane still captures, copies locally and replicates.
     await r.send();
     await startAgent(2);
-    await waitFor('node 2 agent ready again', async () => (await netnsFetch(node(2).netns, '/readyz', NODE_HTTP_PORT)).status === 200, 20_000, 200);
-    await waitFor('node 2 replicates G to every other member node', async () => (await mdbDsts(2, DEV_A, G)).join() === otherMemberNodes(sender).join(), 10_000, 50);
+    await waitFor('node 2 agent ready again', async () => (await netnsFetch(node(2).netns, '/readyz', NODE_HTTP_PORT)).status === 200, 20_000, { intervalMs: 200, explain: evidence });
+    await waitFor('node 2 replicates G to every other member node', async () => (await mdbDsts(2, DEV_A, G)).join() === otherMemberNodes(sender).join(), 10_000, { intervalMs: 50, explain: evidence });
     // The restarted agent adopted the data plane: every datagram still arrives exactly once.
     await r.send();
     assertDelivered(sender, await r.finish());
@@ -307,16 +313,17 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
   test('a new pod started while traffic flows is served within seconds; the others lose and double nothing', async (t) => {
     if (!needRoot(t)) return;
     const sender = pod('n1p1');
-    await waitFor(`no node replicates ${G}`, async () => (await mdbDsts(1, DEV_A, G)).length === 0, 15_000, 100);
+    await waitFor(`no node replicates ${G}`, async () => (await mdbDsts(1, DEV_A, G)).length === 0, 15_000, { intervalMs: 100, explain: evidence });
     const old = await Promise.all(['n2p1', 'n3p1'].map((n) => startNodeReceiver(pod(n).netns, { port: PORT, groups: [G] })));
-    await waitFor('node 1 replicates G to nodes 2 and 3', async () => (await mdbDsts(1, DEV_A, G)).join() === [node(2).underlayIp, node(3).underlayIp].join(), 10_000, 50);
+    await waitFor('node 1 replicates G to nodes 2 and 3', async () => (await mdbDsts(1, DEV_A, G)).join() === [node(2).underlayIp, node(3).underlayIp].join(), 10_000, { intervalMs: 50, explain: evidence });
     const total = 300;
     const flowing = sendFromPod(sender.netns, G, { port: PORT, count: total, intervalMs: 20 });
     const fresh = await addPod(lab, 3, runner); // its IP joins the domain's DNS answer
     const rx = await startNodeReceiver(fresh.netns, { port: PORT, groups: [G] });
-    await waitFor(`new pod ${fresh.name} programmed`, async () => (await podProgram(fresh)).body?.programmed === true, 10_000, 100);
+    await waitFor(`new pod ${fresh.name} programmed`, async () => (await podProgram(fresh)).body?.programmed === true, 10_000, { intervalMs: 100, explain: evidence });
     await flowing;
-    await sleep(400);
+    await Promise.all(old.map((r) => r.waitTotal(total, 5000)));
+    await settle(300);
     const got = await rx.stop();
     const reports = await Promise.all(old.map((r) => r.stop()));
     for (const [i, rep] of reports.entries()) assert.equal(received(rep, G, sender.ip), total, `${['n2p1', 'n3p1'][i]} got every datagram exactly once while node 3 was reprogrammed`);
@@ -327,14 +334,14 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     await waitFor('node 3 forgets the removed pod', async () => {
       const st = await nodeStatus(3);
       return st.domains.find((d) => d.service === SERVICE_A)?.localMembers.every((m) => m.podIp !== fresh.ip) === true && st.ruleset.installed;
-    }, 10_000, 200);
+    }, 10_000, { intervalMs: 200, explain: evidence });
   });
 
   test('the node link cut and healed: the peers expire node 4, then take it back', async (t) => {
     if (!needRoot(t)) return;
     await cutNode(lab, 4, runner);
     try {
-      await waitFor('node 1 expired node 4', async () => (await nodeStatus(1)).domains[0]!.peers.find((p) => p.ip === node(4).underlayIp)?.state === 'expired', 20_000, 250);
+      await waitFor('node 1 expired node 4', async () => (await nodeStatus(1)).domains[0]!.peers.find((p) => p.ip === node(4).underlayIp)?.state === 'expired', 20_000, { intervalMs: 250, explain: evidence });
     } finally {
       await healNode(lab, 4, runner);
     }

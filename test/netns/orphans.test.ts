@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
-import { netnsFetch, startAgent, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { netnsFetch, startAgent, startNodeAgent, waitFor, settle } from '../../src/lab/process.js';
 import type { AgentHandle, NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
@@ -77,7 +77,7 @@ describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason()
     assert.ok(isMonitor(cmdline(pid)), `the monitor ${pid} runs`);
     parent.kill('SIGKILL');
     await new Promise((resolve) => parent.once('exit', resolve));
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await settle(1000);
     assert.ok(isMonitor(cmdline(pid)), 'without a death signal the monitor is orphaned, still running 1 s later');
   });
 

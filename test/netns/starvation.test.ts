@@ -18,7 +18,7 @@ import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { startAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, startAgent, waitFor } from '../../src/lab/process.js';
 import { trafficMatrix } from '../../src/lab/traffic.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { analyse, startStream } from '../../bench/soak/stream.js';
@@ -40,6 +40,19 @@ const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETN
 async function floodPeers(pod: LabPod): Promise<string[]> {
   const fdb = await new IpClient(runner, pod.netns).fdb('vx0').catch(() => []);
   return fdb.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst!).sort();
+}
+
+/** CPU time (user + system, reaped children included) the agents used so far, ms. */
+async function agentsCpuMs(agents: Iterable<AgentHandle>): Promise<number> {
+  const tick = 10; // USER_HZ is 100 on Linux
+  let sum = 0;
+  for (const a of agents) {
+    const stat = await readFile(`/proc/${String(a.child.pid)}/stat`, 'utf8').catch(() => '');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields 14-17 of proc(5) (utime stime cutime cstime) are 11-14 after the command name
+    sum += [11, 12, 13, 14].reduce((acc, i) => acc + Number(f[i] ?? 0), 0) * tick;
+  }
+  return sum;
 }
 
 interface LogLine {
@@ -64,6 +77,8 @@ describe('starvation: live peers keep their entries when agents are starved of C
   let lab: Lab | undefined;
   let starver: Starver | undefined;
   const agents = new Map<string, AgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence([...agents.values()].slice(0, 4), { lines: 6, maxChars: 600 });
   const members: LabPod[] = [];
 
   /** Every member's flood list names exactly the other members. */
@@ -112,11 +127,26 @@ describe('starvation: live peers keep their entries when agents are starved of C
     await waitFor('every agent running', async () => {
       for (const a of agents.values()) if (!(await logLines(a)).some((l) => l.msg === 'agent running')) return false;
       return true;
-    }, 60_000, 500);
-    await waitFor('20 flood lists converge', () => converged(members), 30_000, 500);
+    }, 60_000, { intervalMs: 500, explain: evidence });
+    await waitFor('20 flood lists converge', () => converged(members), 30_000, { intervalMs: 500, explain: evidence });
     t.diagnostic(`20 agents ready and converged ${Date.now() - t0} ms after the first start, on ${MODERATE_CPUS} CPU`);
     assert.deepEqual(await expiries(), [], 'no live peer expired while starting');
-    const m = await trafficMatrix(lab, { pods: [sender, receiver, members[7]!], kinds: ['multicast'], awaitJoinsMs: 20_000 });
+    // What the idle agents cost: if it is most of the quota, every later step (a join travelling,
+    // an entry written) waits for CPU, and a deadline says nothing about the agents.
+    const cpu0 = await agentsCpuMs(agents.values());
+    const w0 = Date.now();
+    await new Promise((r) => setTimeout(r, 3000)); // a measuring window, not a synchronisation
+    const idleCpus = (await agentsCpuMs(agents.values()) - cpu0) / (Date.now() - w0);
+    t.diagnostic(`20 idle agents use ${idleCpus.toFixed(3)} CPU together (quota ${MODERATE_CPUS})`);
+    // A join travels: the receiver's agent sees it (ip monitor), STATE to the sender's agent, one
+    // bridge write there; on a quota mostly eaten by heartbeats that takes many heartbeats.
+    const pods = [sender, receiver, members[7]!];
+    const m = await trafficMatrix(lab, {
+      pods,
+      kinds: ['multicast'],
+      awaitJoinsMs: 30_000,
+      explainJoins: async () => `idle agents used ${idleCpus.toFixed(3)} CPU of ${MODERATE_CPUS}\n${await agentsEvidence(pods.map((p) => agents.get(p.name)!), { lines: 8, maxChars: 1500 })}`,
+    });
     for (const [from, row] of Object.entries(m.counts.multicast)) for (const [to, n] of Object.entries(row)) if (from !== to) assert.equal(n, m.sent, `${from} -> ${to} after the start`);
   });
 
@@ -133,7 +163,7 @@ describe('starvation: live peers keep their entries when agents are starved of C
       await waitFor('the sender replicates the stream to every receiver', async () => {
         const mdb = (await ip.mdb('vx0')).filter((e) => e.grp === STREAM_GROUP).map((e) => e.dst);
         return receivers.every((r) => mdb.includes(r.ip));
-      }, stream.t0 - Date.now() - 200, 100);
+      }, stream.t0 - Date.now() - 200, { intervalMs: 100, explain: evidence });
       await new Promise((r) => setTimeout(r, stream.t0 - Date.now() + 1000));
       await starver.setQuota(HARD_CPUS);
       // 2.5 x the expiry, within the listed expiry.
@@ -165,7 +195,7 @@ describe('starvation: live peers keep their entries when agents are starved of C
     // stall accounting these peers would have been removed.
     const suspected = (await Promise.all([...agents.values()].map(logLines))).flat().filter((l) => l.msg.startsWith('peers suspect')).length;
     t.diagnostic(`"peers suspect" logged ${suspected} times`);
-    await waitFor('20 flood lists still converged', () => converged(members), 20_000, 500);
+    await waitFor('20 flood lists still converged', () => converged(members), 20_000, { intervalMs: 500, explain: evidence });
   });
 
   test('a crashed peer is still purged, a LEAVE still applies at once', async (t: TestContext) => {
@@ -175,7 +205,7 @@ describe('starvation: live peers keep their entries when agents are starved of C
     await agents.get(crashed.name)!.stop('SIGKILL');
     agents.delete(crashed.name);
     const t0 = Date.now();
-    await waitFor('the crashed peer purged from every flood list', async () => (await Promise.all(others.map(floodPeers))).every((l) => !l.includes(crashed.ip)), LISTED_EXPIRY_MS + 8000, 250);
+    await waitFor('the crashed peer purged from every flood list', async () => (await Promise.all(others.map(floodPeers))).every((l) => !l.includes(crashed.ip)), LISTED_EXPIRY_MS + 8000, { intervalMs: 250, explain: evidence });
     const purgedMs = Date.now() - t0;
     t.diagnostic(`crashed peer (still listed by DNS) purged ${purgedMs} ms after SIGKILL (expiry ${EXPIRY_MS} ms, listed expiry ${LISTED_EXPIRY_MS} ms)`);
     assert.ok(purgedMs >= EXPIRY_MS, 'a listed peer is kept past the plain expiry (suspect first)');
@@ -185,7 +215,7 @@ describe('starvation: live peers keep their entries when agents are starved of C
     const t1 = Date.now();
     await agents.get(leaving.name)!.stop('SIGTERM');
     agents.delete(leaving.name);
-    await waitFor('the leaving peer gone from every flood list', async () => (await Promise.all(rest.map(floodPeers))).every((l) => !l.includes(leaving.ip)), EXPIRY_MS, 100);
+    await waitFor('the leaving peer gone from every flood list', async () => (await Promise.all(rest.map(floodPeers))).every((l) => !l.includes(leaving.ip)), EXPIRY_MS, { intervalMs: 100, explain: evidence });
     t.diagnostic(`LEAVE applied everywhere ${Date.now() - t1} ms after SIGTERM`);
   });
 });
