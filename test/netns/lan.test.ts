@@ -14,6 +14,7 @@ import { ExecRunner } from '../../src/iproute2/runner.js';
 import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labHealth, labUp, loadLab } from '../../src/lab/lab.js';
 import { attachLanNode, lanMemberships } from '../../src/lab/lan.js';
+import { lanHostPort } from '../../src/lab/lan-plan.js';
 import { NODE_LAN } from '../../src/lab/lan-plan.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import type { NodeReceiver } from '../../src/lab/node-apps.js';
@@ -95,8 +96,8 @@ describe('outside LAN (netns)', { timeout: 60_000 }, () => {
     // switch flooded it to the node and something else joined it there.
     const nodeIdle = await startNodeReceiver(node.netns, { port, groups: [GROUP], mode: 'none' });
     const pods = await Promise.all(l.pods.map((p) => startNodeReceiver(p.netns, { port, groups: [GROUP] })));
-    // h2's unsolicited report reaches the switch at once; give the querier a moment all the same.
-    await settle(500);
+    // The switch forwards the group to h2's port once it learnt h2's report.
+    await waitFor(`the switch to list h2's port in ${GROUP}`, async () => (await lanMemberships(l, runner)).some((m) => m.port === lanHostPort(2) && m.group === GROUP), 5000, 50);
     await sendFromPod(h1!.netns, GROUP, { port, count: 10 });
     await settle(300);
     const before = await stopAll([nodeIdle, ...pods]);
@@ -138,7 +139,10 @@ describe('outside LAN (netns)', { timeout: 60_000 }, () => {
     const port = 7602;
     const underlay = await startCapture(l.router, 'kmcn1', ['net', '192.168.250.0/24', 'or', 'igmp']);
     const hosts = await Promise.all(lan.hosts.map((h) => startNodeReceiver(h.netns, { port, groups: [GROUP] })));
-    await settle(500);
+    await waitFor(`the switch to list every host port in ${GROUP}`, async () => {
+      const ms = await lanMemberships(l, runner);
+      return lan.hosts.every((_, j) => ms.some((m) => m.port === lanHostPort(j + 1) && m.group === GROUP));
+    }, 5000, 50);
     for (const p of l.pods) await sendFromPod(p.netns, GROUP, { port, count: 5 });
     // The receivers work: h1's own datagrams reach h2 meanwhile.
     await sendFromPod(h1!.netns, GROUP, { port, count: 5 });
