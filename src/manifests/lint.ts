@@ -12,7 +12,7 @@ import type { Rule, Severity } from './lint-rules.js';
 import { checkPodSecurity } from './pss.js';
 import type { PssLevel } from './pss.js';
 import { GENERATED_FOR_ANNOTATION } from './sidecar.js';
-import { lineOf } from './yamlio.js';
+import { indexedLineOf, lineOf } from './yamlio.js';
 import type { SourceDoc } from './yamlio.js';
 
 export interface Finding {
@@ -73,6 +73,14 @@ class Linter {
   private readonly workloads: { ctx: Ctx; obj: Obj; tpl: Path }[] = [];
   /** Namespaces in the input that enforce a Pod Security level. */
   private readonly enforced = new Map<string, { level: PssLevel; object: string }>();
+  /** Line lookups per document, indexed once (lint never changes a document). */
+  private readonly lines = new WeakMap<SourceDoc, (path: Path) => number>();
+
+  private lineOf(src: SourceDoc, path: Path): number {
+    let f = this.lines.get(src);
+    if (!f) this.lines.set(src, (f = indexedLineOf(src)));
+    return f(path);
+  }
 
   report(rule: Rule, ctx: Ctx, path: Path, message: string): void {
     const full = [...ctx.base, ...path];
@@ -81,7 +89,7 @@ class Linter {
       name: rule.name,
       severity: rule.severity,
       file: ctx.src.file,
-      line: lineOf(ctx.src, full),
+      line: this.lineOf(ctx.src, full),
       object: ctx.object,
       path: formatPath(path),
       message,
@@ -222,6 +230,7 @@ class Linter {
       }
       case 'ConfigMap':
         if (isObj(obj.data)) {
+          const sourceKeyed = Object.keys(obj.data).some((x) => SOURCE_KEY.test(x));
           for (const [k, v] of Object.entries(obj.data)) {
             if (typeof v !== 'string') continue;
             const p: Path = ['data', k];
@@ -233,7 +242,7 @@ class Linter {
             // Property files: key=value lines; each key is checked like an env var.
             const lines = v.split('\n').map((l) => /^\s*([\w.-]+)\s*[=:]\s*(.+)$/.exec(l)).filter((m): m is RegExpExecArray => m !== null);
             if (lines.length > 0 && v.includes('\n')) for (const m of lines) this.keyedValue(ctx, p, m[1]!, m[2]!, /source|src/i.test(v));
-            else this.keyedValue(ctx, p, k, v, Object.keys(obj.data).some((x) => SOURCE_KEY.test(x)));
+            else this.keyedValue(ctx, p, k, v, sourceKeyed);
           }
         }
         return;
