@@ -27,6 +27,7 @@ import type { Runner } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
 import { loadKeyFile } from '../membership/keys.js';
+import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList } from '../overlay/allowlist.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
@@ -103,7 +104,7 @@ export class NodeAgent {
     this.domains = config.domains.map((domain) => ({
       domain,
       label: nodeClusterLabel(domain),
-      table: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', expiryMs }),
+      table: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', ...peerTableTiming(config) }),
       gwLabel: gatewayLabel(nodeClusterLabel(domain)),
       gateways: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', expiryMs }),
       reconciler: new OverlayReconciler(this.ip, deps.log.child({ domain: domain.service })),
@@ -117,6 +118,7 @@ export class NodeAgent {
       announcedGroups: '',
       deviceOk: false,
       entries: { fdb: 0, mdb: 0 },
+      expiry: new ExpiryClock(),
     }));
     const gw = config.gateway;
     const gwDomain = gw && this.domains.find((d) => d.domain.service === gw.service);
@@ -145,7 +147,9 @@ export class NodeAgent {
     const expiryMs = cfg.peerExpiry * cfg.heartbeatMs;
     // PeerTable needs the node IP as "self"; it is known only now.
     for (const d of this.domains) {
-      d.table = new PeerTable({ selfIp: this.nodeIp, expiryMs });
+      // The same expiry rule as the sidecar's (membership/expiry.ts): a peer node still listed is
+      // suspect before it is removed, and time this agent was not scheduled is nobody's silence.
+      d.table = new PeerTable({ selfIp: this.nodeIp, ...peerTableTiming(cfg) });
       d.table.setListed('static', cfg.peers.filter((p) => p !== this.nodeIp));
       d.gateways = new PeerTable({ selfIp: this.nodeIp, expiryMs });
       d.gateways.setListed('static', cfg.peers.filter((p) => p !== this.nodeIp));
@@ -220,6 +224,7 @@ export class NodeAgent {
       this.timers.push(t);
     };
     every(cfg.heartbeatMs, () => this.heartbeat());
+    every(expireTickMs(cfg.heartbeatMs), () => this.expirePeers());
     every(cfg.resolveMs, () => {
       void this.resolveAll().then((changed) => {
         if (changed) this.request('full');
@@ -325,23 +330,31 @@ export class NodeAgent {
 
   private heartbeat(): void {
     const now = Date.now();
-    let expired = false;
     for (const d of this.domains) {
-      const gone = d.table.expire(now);
-      if (gone.length) {
-        expired = true;
-        this.log.warn({ domain: d.domain.service, peers: gone }, 'peer nodes expired');
-      }
       if (d.announced) void this.announce(d, d.table.targets());
       const gone2 = d.gateways.expire(now);
       if (gone2.length) this.log.warn({ domain: d.domain.service, gateways: gone2 }, 'gateways expired');
     }
-    if (expired) this.request('entries');
     if (this.gateway) {
       const gd = this.gatewayDomain!;
       void this.control?.sendState(gd.gwLabel, gd.table.targets(), [], this.gateway.localState);
       if (this.gateway.reelect(this.nodeIp)) this.request('full');
     }
+  }
+
+  /** The domains' peer nodes: the expiry rule's tick (a quarter heartbeat, see membership/expiry.ts). */
+  private expirePeers(): void {
+    const now = Date.now();
+    let expired = false;
+    for (const d of this.domains) {
+      const t = d.expiry.tick(d.table, now);
+      if (t.expired.length) {
+        expired = true;
+        this.log.warn({ domain: d.domain.service, peers: t.expired }, EXPIRED_MESSAGE);
+      }
+      if (t.suspects?.length) this.log.info({ domain: d.domain.service, peers: t.suspects }, SUSPECT_MESSAGE);
+    }
+    if (expired) this.request('entries');
   }
 
   /** A gateway STATE or LEAVE: answer a new gateway at once; an election may have changed. */

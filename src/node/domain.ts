@@ -5,6 +5,7 @@
  */
 import type { DnsDiscovery } from '../discovery/dns.js';
 import { observedActive } from '../gateway/election.js';
+import type { ExpiryClock } from '../membership/expiry.js';
 import type { PeerTable } from '../membership/peers.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { OverlaySpec } from '../overlay/desired.js';
@@ -34,6 +35,8 @@ export interface DomainRuntime {
   announcedGroups: string;
   deviceOk: boolean;
   entries: { fdb: number; mdb: number };
+  /** The peer-expiry rule's tick over `table`. */
+  expiry: ExpiryClock;
 }
 
 /** The routable groups any local member joined, sorted. Pure. */
