@@ -96,7 +96,7 @@ function peersDone(p: PeerNodesStatus | undefined): string {
   if (p.degraded) {
     return `; DEGRADED: peer nodes ${p.waitingFor.join(', ')} not heard within ${(p.boundMs / 1000).toFixed(1)} s, starting without them (their members get this pod's traffic once the node agents there are heard; see kmcast status --node)`;
   }
-  return p.listed === 0 ? '; no other node listed' : `; all ${p.listed} other nodes heard`;
+  return p.listed === 0 ? '; no other node listed' : p.listed === 1 ? '; the other node heard' : `; all ${p.listed} other nodes heard`;
 }
 
 /** The condition a progress line is about: states that differ only in detail print once. */
