@@ -18,6 +18,7 @@ import { KeyFileWatcher } from '../membership/keys.js';
 import { LocalGroupsWatcher } from '../membership/local-groups.js';
 import { OverlayJoiner } from '../membership/overlay-joins.js';
 import { PeerTable } from '../membership/peers.js';
+import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
 import { AllowList } from '../overlay/allowlist.js';
 import type { CaptureSpec, CaptureState } from '../overlay/capture.js';
 import { applyCapture, removeCapture } from '../overlay/capture.js';
@@ -55,7 +56,7 @@ export class Agent {
   private keyWatcher: KeyFileWatcher | undefined;
   /** What the allow-list admitted when this agent started (a previous agent's), kept during the grace. */
   private inheritedAdmission: readonly string[] = [];
-  private suspectKey = '';
+  private readonly expiry = new ExpiryClock();
   private watcher: LocalGroupsWatcher | undefined;
   private dns: DnsDiscovery | undefined;
   private http: Server | undefined;
@@ -136,9 +137,7 @@ export class Agent {
     this.spec = await this.overlaySpec();
     this.table = new PeerTable({
       selfIp: this.spec.localIp,
-      expiryMs: cfg.peerExpiry * cfg.heartbeatMs,
-      listedExpiryMs: cfg.listedPeerExpiry * cfg.heartbeatMs,
-      tickMs: this.expireTickMs(),
+      ...peerTableTiming(cfg),
     });
     this.table.setListed('static', cfg.peers);
     // A restarted sidecar adopts a populated vx0: give the peers one expiry to be heard from
@@ -372,7 +371,7 @@ export class Agent {
 
   /** How often peers' silence is checked: a quarter heartbeat. */
   private expireTickMs(): number {
-    return Math.max(50, Math.floor(this.config.heartbeatMs / 4));
+    return expireTickMs(this.config.heartbeatMs);
   }
 
   /** Loads --key-file and re-reads it when it changes (a Secret update): rotation needs no restart. */
@@ -495,17 +494,12 @@ export class Agent {
   }
 
   private expire(): void {
-    const gone = this.table.expire(Date.now());
-    if (gone.length) {
-      this.log.warn({ peers: gone }, 'peers expired (silent for longer than the expiry)');
+    const { expired, suspects } = this.expiry.tick(this.table, Date.now());
+    if (expired.length) {
+      this.log.warn({ peers: expired }, EXPIRED_MESSAGE);
       this.scheduleSync();
     }
-    const suspects = this.table.suspects();
-    const key = suspects.join(',');
-    if (key !== this.suspectKey) {
-      this.suspectKey = key;
-      if (suspects.length) this.log.info({ peers: suspects }, 'peers suspect (silent past the expiry, still listed: entries kept until --listed-peer-expiry)');
-    }
+    if (suspects?.length) this.log.info({ peers: suspects }, SUSPECT_MESSAGE);
   }
 
   private async announce(targets?: readonly string[]): Promise<void> {

@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
 import { broadcastOf, isIpv4, isUnicast, parseCidr } from '../net/ipv4.js';
+import { listedPeerExpiry } from '../membership/expiry.js';
 
 export type Addressing = { readonly kind: 'auto' } | { readonly kind: 'pod-ip' } | { readonly kind: 'subnet'; readonly cidr: string };
 
@@ -208,8 +209,8 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     fail('service', 'no peers to find: give --service NAME (a headless Service) and/or --peers IP,IP');
   }
   const peerExpiry = int(raw, 'peerExpiry', 2, 100);
-  const listedPeerExpiry = raw.listedPeerExpiry === undefined ? 3 * peerExpiry : int(raw, 'listedPeerExpiry', 2, 300);
-  if (listedPeerExpiry < peerExpiry) fail('listedPeerExpiry', `${listedPeerExpiry} must be at least --peer-expiry (${peerExpiry})`);
+  const listed = listedPeerExpiry(peerExpiry, raw.listedPeerExpiry === undefined ? undefined : int(raw, 'listedPeerExpiry', 2, 300));
+  if ('error' in listed) fail('listedPeerExpiry', listed.error);
   return {
     service,
     peers,
@@ -227,7 +228,7 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     replication,
     heartbeatMs: int(raw, 'heartbeatInterval', 50, 60_000),
     peerExpiry,
-    listedPeerExpiry,
+    listedPeerExpiry: listed.value,
     resolveMs: int(raw, 'resolveInterval', 200, 600_000),
     resyncMs: int(raw, 'resyncInterval', 200, 3_600_000),
     insecureNoAllowlist: bool(raw, 'insecureNoAllowlist'),

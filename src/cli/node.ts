@@ -23,7 +23,8 @@ function nodeOptions(cmd: Command): Command {
     .option('--control-port <n>', `control protocol UDP port (default: ${NODE_CONTROL_PORT})`)
     .option('--unregistered <mode>', 'groups no member node joined: drop | flood (default: drop)')
     .option('--heartbeat-interval <ms>', 'STATE heartbeat period (default: 1000)')
-    .option('--peer-expiry <n>', 'heartbeats a peer may miss before it is dropped (default: 5)')
+    .option('--peer-expiry <n>', 'heartbeats a peer node may miss before it is dropped; one --peers-service or --peers still lists only becomes suspect (default: 5)')
+    .option('--listed-peer-expiry <n>', 'heartbeats a peer node still listed by --peers-service or --peers may miss before it is dropped (default: 3 x --peer-expiry)')
     .option('--resolve-interval <ms>', 'how often to re-resolve the domains and --peers-service (default: 2000)')
     .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
     .option('--joins-interval <ms>', 're-read of every member\'s joins besides the maddress monitor (default: 5000)')
@@ -78,9 +79,14 @@ nftables table stay so the member pods on this node keep talking and the next ag
 how to fix it).
 
 Examples:
-  kmcast node --service app-mcast.default.svc.cluster.local --peers-service kmcast-node.kmcast-system.svc.cluster.local
+  kmcast node --service app-mcast.default.svc.cluster.local --peers-service kmcast-node.kmcast-node.svc.cluster.local
   kmcast node --service app-a=100 --service app-b=200 --peers 172.31.1.2,172.31.2.2 --key-file /etc/kmcast/key
-  KMCAST_SERVICE=app-a,app-b KMCAST_PEERS_SERVICE=kmcast-node kmcast node
+  KMCAST_SERVICE=app-a,app-b KMCAST_PEERS_SERVICE=kmcast-node.kmcast-node.svc.cluster.local kmcast node
+
+Finding the other nodes: --peers-service (deploy/node's headless Service kmcast-node in namespace
+kmcast-node) and/or --peers; control messages on UDP --control-port (${NODE_CONTROL_PORT}), signed
+with --key-file; names resolved by --dns-server or the system resolver. A member pod's kmcast wait
+returns once the other nodes are heard, or after one peer expiry (then degraded). docs/node-mode.md.
 ${GATEWAY_HELP}`,
     )
     .action(async (flags: RawNodeOptions) => {
@@ -107,10 +113,10 @@ so a standby gateway takes over at once; the node's own data plane stays), 2 bad
 
 Examples:
   # an external feed on eth1 to the pods of one app
-  kmcast gateway --service feed.md.svc.cluster.local --peers-service kmcast-node.kmcast-system.svc.cluster.local \\
+  kmcast gateway --service feed.md.svc.cluster.local --peers-service kmcast-node.kmcast-node.svc.cluster.local \\
     --gateway-interface eth1 --gateway-group 239.10.0.0/16=in
   # LAN discovery both ways: mDNS and SSDP
-  kmcast gateway --service hass.home.svc.cluster.local --peers-service kmcast-node.kmcast-system.svc.cluster.local \\
+  kmcast gateway --service hass.home.svc.cluster.local --peers-service kmcast-node.kmcast-node.svc.cluster.local \\
     --gateway-interface eth0 --gateway-group 224.0.0.251=both,239.255.255.250=both`,
     )
     .action(async (flags: RawNodeOptions) => {

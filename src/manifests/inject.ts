@@ -448,6 +448,8 @@ export function injectDocs(srcs: readonly SourceDoc[], o: InjectOptions): Inject
     report.push(`note: no NetworkPolicy emitted for ${unprotected.join(', ')} (none in the input selects their pods, and adding one would deny their other ingress). If the namespace has a default-deny ingress policy, rerun with --network-policy, or allow UDP ${o.vxlanPort} and ${o.controlPort} between the members`);
   }
   if (secretsMissing) report.push('note: pods stay in ContainerCreating until the key Secret exists');
-  if (injected.length) report.push('note: apps that join or send on eth0 work; a socket bound to eth0 (SO_BINDTODEVICE, keepalived interface eth0) hears nothing from the overlay: point it at vx0 or use node mode (kmcast doctor lists such sockets)');
+  // Sidecar mode only: in node mode the node agent delivers out of the pod's own veth, so a socket
+  // bound to eth0 hears everything and the advice would be wrong.
+  if (injected.length && o.mode !== 'node') report.push('note: apps that join or send on eth0 work; a socket bound to eth0 (SO_BINDTODEVICE, keepalived interface eth0) hears nothing from the overlay: point it at vx0 or use node mode (kmcast doctor lists such sockets)');
   return { docs: out, report, injected, skipped };
 }

@@ -27,6 +27,7 @@ import type { Runner } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
 import { loadKeyFile } from '../membership/keys.js';
+import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList } from '../overlay/allowlist.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
@@ -35,12 +36,13 @@ import { VERSION } from '../version.js';
 import { Gateway, gatewayLabel } from '../gateway/gateway.js';
 import { GatewayMetrics } from '../gateway/metrics.js';
 import { removeGatewayScript } from '../gateway/nft.js';
-import type { PodProgramStatus } from './api.js';
+import type { PeerNodesStatus, PodProgramStatus } from './api.js';
 import type { NodeConfig } from './config.js';
 import { nodeClusterLabel } from './config.js';
 import { NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
-import { announcedGroups, announcement, domainStatus, isProgrammed, joinedAnywhere, listedPodStatus } from './domain.js';
+import type { PeerNodesReadiness } from './domain.js';
+import { announcedGroups, announcement, domainStatus, isProgrammed, joinedAnywhere, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from './domain.js';
 import { startNodeHttp } from './http.js';
 import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
@@ -84,6 +86,7 @@ export class NodeAgent {
   private stopped = false;
   private ready = false;
   private graceUntil = 0;
+  private peersReadyBy = 0;
   private allowListOk = false;
   private allowListPeers = 0;
   /** This node's gateway to the outside network (--gateway-interface), if any. */
@@ -103,7 +106,7 @@ export class NodeAgent {
     this.domains = config.domains.map((domain) => ({
       domain,
       label: nodeClusterLabel(domain),
-      table: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', expiryMs }),
+      table: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', ...peerTableTiming(config) }),
       gwLabel: gatewayLabel(nodeClusterLabel(domain)),
       gateways: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', expiryMs }),
       reconciler: new OverlayReconciler(this.ip, deps.log.child({ domain: domain.service })),
@@ -117,6 +120,8 @@ export class NodeAgent {
       announcedGroups: '',
       deviceOk: false,
       entries: { fdb: 0, mdb: 0 },
+      expiry: new ExpiryClock(),
+      programmedPeers: new Set<string>(),
     }));
     const gw = config.gateway;
     const gwDomain = gw && this.domains.find((d) => d.domain.service === gw.service);
@@ -132,8 +137,19 @@ export class NodeAgent {
     return this.ip.runner;
   }
 
+  /** /readyz: the data plane installed and read back, and every domain with local members has its peer nodes ready. */
   get isReady(): boolean {
-    return this.ready;
+    const now = Date.now();
+    return this.ready && this.domains.every((d) => d.local.size === 0 || this.peerReadiness(d, now).ready);
+  }
+
+  private peerReadiness(d: DomainRuntime, now: number): PeerNodesReadiness {
+    return peerNodesReadiness(d, now, this.peersReadyBy);
+  }
+
+  private peerNodes(d: DomainRuntime, now: number): { readiness: PeerNodesReadiness; status: PeerNodesStatus } {
+    const readiness = this.peerReadiness(d, now);
+    return { readiness, status: peerNodesStatus(readiness, now, this.config.peerExpiry * this.config.heartbeatMs) };
   }
 
   async start(): Promise<void> {
@@ -145,7 +161,9 @@ export class NodeAgent {
     const expiryMs = cfg.peerExpiry * cfg.heartbeatMs;
     // PeerTable needs the node IP as "self"; it is known only now.
     for (const d of this.domains) {
-      d.table = new PeerTable({ selfIp: this.nodeIp, expiryMs });
+      // The same expiry rule as the sidecar's (membership/expiry.ts): a peer node still listed is
+      // suspect before it is removed, and time this agent was not scheduled is nobody's silence.
+      d.table = new PeerTable({ selfIp: this.nodeIp, ...peerTableTiming(cfg) });
       d.table.setListed('static', cfg.peers.filter((p) => p !== this.nodeIp));
       d.gateways = new PeerTable({ selfIp: this.nodeIp, expiryMs });
       d.gateways.setListed('static', cfg.peers.filter((p) => p !== this.nodeIp));
@@ -164,6 +182,10 @@ export class NodeAgent {
     // Adopting a populated device after a restart: keep what the previous agent programmed until
     // the peers have had one expiry to be heard from.
     this.graceUntil = Date.now() + expiryMs;
+    // A member pod's app starts once the domain's peer nodes are heard, or after one expiry: a
+    // live peer answers our first STATE at once and heartbeats every interval, so one that is
+    // still silent after an expiry would be expired anyway (docs/node-mode.md, "Readiness").
+    this.peersReadyBy = Date.now() + expiryMs;
     // The others answer a new gateway's first STATE at once; two heartbeats cover a lost answer.
     if (this.gateway) await this.gateway.start(this.nodeIp, this.gatewayDomain!.gateways, 2 * cfg.heartbeatMs + 100);
     const channels = this.domains.flatMap((d) => [
@@ -180,7 +202,12 @@ export class NodeAgent {
       const d = this.domains.find((x) => x.label === e.label);
       if (!d) return;
       if (e.result.changed) this.request('entries');
-      if (e.result.isNew && d.announced) void this.announce(d, [e.from]);
+      // A new or restarted peer node learns us at once; with no member here the answer is a
+      // LEAVE, so its pods need not wait for the bounded wait to know this node has none.
+      if (e.result.isNew || e.result.restarted) {
+        if (d.announced) void this.announce(d, [e.from]);
+        else if (e.msg.type === 'state') void this.control?.sendLeave(d.label, [e.from]);
+      }
     });
     await this.control.start();
     if (cfg.peersService) this.peersDns = new DnsDiscovery(cfg.peersService, { server: cfg.dnsServer });
@@ -204,7 +231,7 @@ export class NodeAgent {
         beforeScrape: async () => {
           await this.refreshCounters();
         },
-        ready: () => this.ready,
+        ready: () => this.isReady,
         status: async () => {
           await this.gateway?.refresh();
           return this.status();
@@ -220,6 +247,7 @@ export class NodeAgent {
       this.timers.push(t);
     };
     every(cfg.heartbeatMs, () => this.heartbeat());
+    every(expireTickMs(cfg.heartbeatMs), () => this.expirePeers());
     every(cfg.resolveMs, () => {
       void this.resolveAll().then((changed) => {
         if (changed) this.request('full');
@@ -325,23 +353,31 @@ export class NodeAgent {
 
   private heartbeat(): void {
     const now = Date.now();
-    let expired = false;
     for (const d of this.domains) {
-      const gone = d.table.expire(now);
-      if (gone.length) {
-        expired = true;
-        this.log.warn({ domain: d.domain.service, peers: gone }, 'peer nodes expired');
-      }
       if (d.announced) void this.announce(d, d.table.targets());
       const gone2 = d.gateways.expire(now);
       if (gone2.length) this.log.warn({ domain: d.domain.service, gateways: gone2 }, 'gateways expired');
     }
-    if (expired) this.request('entries');
     if (this.gateway) {
       const gd = this.gatewayDomain!;
       void this.control?.sendState(gd.gwLabel, gd.table.targets(), [], this.gateway.localState);
       if (this.gateway.reelect(this.nodeIp)) this.request('full');
     }
+  }
+
+  /** The domains' peer nodes: the expiry rule's tick (a quarter heartbeat, see membership/expiry.ts). */
+  private expirePeers(): void {
+    const now = Date.now();
+    let expired = false;
+    for (const d of this.domains) {
+      const t = d.expiry.tick(d.table, now);
+      if (t.expired.length) {
+        expired = true;
+        this.log.warn({ domain: d.domain.service, peers: t.expired }, EXPIRED_MESSAGE);
+      }
+      if (t.suspects?.length) this.log.info({ domain: d.domain.service, peers: t.suspects }, SUSPECT_MESSAGE);
+    }
+    if (expired) this.request('entries');
   }
 
   /** A gateway STATE or LEAVE: answer a new gateway at once; an election may have changed. */
@@ -413,7 +449,7 @@ export class NodeAgent {
       this.syncMemberMonitors();
       await this.syncAnnouncements();
       this.ready = this.ruleset.isInstalled && this.domains.every((d) => d.deviceOk) && (this.gateway?.isInstalled ?? true);
-      this.metrics.ready.set(this.ready ? 1 : 0);
+      this.metrics.ready.set(this.isReady ? 1 : 0);
       this.metrics.syncs.labels('ok').inc();
     } catch (err) {
       this.metrics.syncs.labels('error').inc();
@@ -459,6 +495,7 @@ export class NodeAgent {
         const r = await d.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil, fast });
         if (r.plan.recreate || r.plan.ip.some((l) => l.startsWith('link add'))) this.ruleset.markRebind();
         d.deviceOk = true;
+        d.programmedPeers = new Set(peers.map((p) => peerEntryKey(p.ip, p.groups)));
         d.entries = { fdb: desired.fdb.length, mdb: desired.mdb.length };
         this.metrics.fdbEntries.labels(d.domain.service).set(desired.fdb.length);
         this.metrics.mdbEntries.labels(d.domain.service).set(desired.mdb.length);
@@ -533,8 +570,9 @@ export class NodeAgent {
   }
 
   async podStatus(podIp: string): Promise<PodProgramStatus | undefined> {
+    const now = Date.now();
     for (const d of this.domains) {
-      const listed = listedPodStatus(d, podIp, (m) => this.isProgrammed(d, m));
+      const listed = listedPodStatus(d, podIp, (m) => this.isProgrammed(d, m), this.peerNodes(d, now));
       if (listed) return listed;
     }
     // Not listed by any domain: known only if it is a pod on this node (a member whose DNS entry
@@ -547,12 +585,15 @@ export class NodeAgent {
   private async refreshCounters(): Promise<void> {
     await this.gateway?.refresh();
     const back = await this.ruleset.read().catch(() => undefined);
-    for (const d of this.domains) this.metrics.observeDomain(d, back, (m) => this.isProgrammed(d, m));
+    const now = Date.now();
+    for (const d of this.domains) this.metrics.observeDomain(d, back, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status);
+    this.metrics.ready.set(this.isReady ? 1 : 0);
     if (this.control) this.metrics.observeControl(this.control);
   }
 
   status(): NodeStatus {
-    const domains: NodeDomainStatus[] = this.domains.map((d) => domainStatus(d, (m) => this.isProgrammed(d, m)));
+    const now = Date.now();
+    const domains: NodeDomainStatus[] = this.domains.map((d) => domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status));
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.control?.counters ?? {})) if (k !== 'ok') drops[k] = v;
     return {
@@ -562,7 +603,7 @@ export class NodeAgent {
       uplink: this.uplink,
       vxlanPort: this.config.vxlanPort,
       controlPort: this.config.controlPort,
-      ready: this.ready,
+      ready: this.isReady,
       authenticated: this.keys.length > 0,
       unregistered: this.config.unregistered,
       domains,

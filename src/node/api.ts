@@ -22,17 +22,41 @@ export function podStatusPath(podIp: string): string {
 }
 
 /**
+ * The domain's peer nodes as a pod's readiness sees them: a pod is programmed only once they are
+ * all heard, or a bounded wait (one peer expiry from the agent's start) passed.
+ */
+export interface PeerNodesStatus {
+  /** Peer nodes `--peers-service`/`--peers` list. */
+  readonly listed: number;
+  /** Of them, heard (and the entries towards them programmed). */
+  readonly heard: number;
+  /** Not heard yet (or their entries not programmed yet). */
+  readonly waitingFor: readonly string[];
+  /** True when the bounded wait passed without hearing `waitingFor`: the pod starts without them. */
+  readonly degraded: boolean;
+  /** The bounded wait, ms (one peer expiry: --peer-expiry x --heartbeat-interval). */
+  readonly boundMs: number;
+  /** ms of the bounded wait left (0 once it passed). */
+  readonly leftMs: number;
+}
+
+/**
  * Why a pod is not programmed yet, for the wait container's progress lines:
  * - not_member: no domain (`--service`) lists the pod IP in DNS yet;
  * - not_local: a domain lists it, but its route does not lead to a veth on this node;
  * - no_netns: the veth's peer namespace cannot be opened (runtime netns handles not mounted);
- * - pending: found, capture and delivery not installed yet (the next sync does it).
+ * - pending: found, capture and delivery not installed yet (the next sync does it);
+ * - peers: captured and delivered locally, but the domain's other nodes are not all heard yet
+ *   (their members would miss the app's first datagrams); bounded by one peer expiry.
  */
-export type NotProgrammedReason = 'not_member' | 'not_local' | 'no_netns' | 'pending';
+export type NotProgrammedReason = 'not_member' | 'not_local' | 'no_netns' | 'pending' | 'peers';
 
 export interface PodProgramStatus {
   readonly podIp: string;
-  /** True once capture (host veth ingress) and delivery (copies out of the host veth) are installed and read back. */
+  /**
+   * True once capture (host veth ingress) and delivery (copies out of the host veth) are installed
+   * and read back, and the domain's peer nodes are heard (or the bounded wait passed: `peers.degraded`).
+   */
   readonly programmed: boolean;
   readonly reason?: NotProgrammedReason;
   /** The domain (headless Service name) the pod belongs to. */
@@ -41,4 +65,6 @@ export interface PodProgramStatus {
   readonly hostVeth?: string;
   /** Groups the pod's apps joined on its interface, as read from its namespace. */
   readonly groups?: readonly string[];
+  /** The domain's peer nodes, once the pod is captured locally. */
+  readonly peers?: PeerNodesStatus;
 }

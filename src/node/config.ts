@@ -11,6 +11,7 @@ import { ConfigError } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
 import { isIpv4 } from '../net/ipv4.js';
+import { listedPeerExpiry } from '../membership/expiry.js';
 import { parseHostPort } from '../agent/config.js';
 import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from './api.js';
 import type { GatewayConfig } from '../gateway/config.js';
@@ -38,6 +39,8 @@ export interface NodeConfig {
   readonly unregistered: 'drop' | 'flood';
   readonly heartbeatMs: number;
   readonly peerExpiry: number;
+  /** Heartbeats a peer node still listed by --peers-service or --peers may miss (suspect from peerExpiry on). */
+  readonly listedPeerExpiry: number;
   readonly resolveMs: number;
   readonly resyncMs: number;
   /** How often every member's joins are re-read besides the maddress monitor (ms). */
@@ -63,6 +66,7 @@ export const NODE_FLAGS: Record<string, string> = {
   unregistered: '--unregistered',
   heartbeatInterval: '--heartbeat-interval',
   peerExpiry: '--peer-expiry',
+  listedPeerExpiry: '--listed-peer-expiry',
   resolveInterval: '--resolve-interval',
   resyncInterval: '--resync-interval',
   joinsInterval: '--joins-interval',
@@ -197,6 +201,9 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
   if (unregistered !== 'drop' && unregistered !== 'flood') fail('unregistered', `invalid value ${JSON.stringify(unregistered)} (must be drop or flood)`);
   const logLevel = str('logLevel') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `invalid value ${JSON.stringify(logLevel)} (must be one of ${LOG_LEVELS.join(', ')})`);
+  const peerExpiry = int(raw, 'peerExpiry', 2, 100);
+  const listed = listedPeerExpiry(peerExpiry, raw.listedPeerExpiry === undefined ? undefined : int(raw, 'listedPeerExpiry', 2, 300));
+  if ('error' in listed) fail('listedPeerExpiry', listed.error);
   return {
     domains,
     peers,
@@ -210,7 +217,8 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
     controlPort,
     unregistered,
     heartbeatMs: int(raw, 'heartbeatInterval', 50, 60_000),
-    peerExpiry: int(raw, 'peerExpiry', 2, 100),
+    peerExpiry,
+    listedPeerExpiry: listed.value,
     resolveMs: int(raw, 'resolveInterval', 200, 600_000),
     resyncMs: int(raw, 'resyncInterval', 200, 3_600_000),
     joinsMs: int(raw, 'joinsInterval', 200, 600_000),

@@ -133,7 +133,10 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
   }
   const st = f.agent.status;
   const members = st.domains.reduce((n, d) => n + d.localMembers.length, 0);
-  const pending = st.domains.flatMap((d) => d.localMembers.filter((m) => !m.programmed).map((m) => `${m.podIp} (${m.reason ?? 'pending'})`));
+  const pending = [
+    ...st.domains.flatMap((d) => d.localMembers.filter((m) => !m.programmed).map((m) => `${m.podIp} (${m.reason ?? 'pending'})`)),
+    ...st.domains.filter((d) => d.peerNodes?.degraded && d.peerNodes.waitingFor.length).map((d) => `peer nodes ${d.peerNodes!.waitingFor.join(', ')} of ${d.service} not heard (members started without them)`),
+  ];
   const problems = [...(st.ready ? [] : ['not ready']), ...(st.ruleset.installed ? [] : [`ruleset not installed${st.ruleset.lastError ? `: ${st.ruleset.lastError}` : ''}`])];
   out.push(
     problems.length === 0
@@ -142,7 +145,7 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
           title: 'node agent /status',
           status: pending.length ? 'WARN' : 'OK',
           detail: `ready, ${st.domains.length} domains, ${members} local members, ${st.ruleset.chains} chains${pending.length ? `; not programmed: ${pending.join(', ')}` : ''}`,
-          ...(pending.length ? { fix: 'kmcast status --node shows each member; not_member: the pod is in no --service answer; no_netns: mount /var/run/netns' } : {}),
+          ...(pending.length ? { fix: 'kmcast status --node shows each member; not_member: the pod is in no --service answer; no_netns: mount /var/run/netns; peers / peer nodes not heard: is kmcast node running on those nodes with the same --key-file, and their UDP control port (7473) reachable?' } : {}),
         }
       : { id: 'node-agent', title: 'node agent /status', status: 'FAIL', detail: problems.join('; '), fix: 'read the agent log (kubectl logs -n kmcast-node ds/kmcast-node) and kmcast status --node' },
   );

@@ -5,11 +5,12 @@
  */
 import type { DnsDiscovery } from '../discovery/dns.js';
 import { observedActive } from '../gateway/election.js';
+import type { ExpiryClock } from '../membership/expiry.js';
 import type { PeerTable } from '../membership/peers.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { OverlaySpec } from '../overlay/desired.js';
 import type { OverlayReconciler } from '../overlay/reconciler.js';
-import type { NotProgrammedReason, PodProgramStatus } from './api.js';
+import type { NotProgrammedReason, PeerNodesStatus, PodProgramStatus } from './api.js';
 import type { NodeDomain } from './config.js';
 import type { LocalMember } from './members.js';
 import type { ReadChain } from './nft.js';
@@ -34,6 +35,52 @@ export interface DomainRuntime {
   announcedGroups: string;
   deviceOk: boolean;
   entries: { fdb: number; mdb: number };
+  /** The peer-expiry rule's tick over `table`. */
+  expiry: ExpiryClock;
+  /** The alive peers (peerEntryKey) whose FDB/MDB entries the last successful entries pass programmed. */
+  programmedPeers: ReadonlySet<string>;
+}
+
+/** What an entries pass programmed towards a peer node: its IP and groups. */
+export function peerEntryKey(ip: string, groups: readonly string[]): string {
+  return `${ip}|${groups.join(',')}`;
+}
+
+/**
+ * Whether the domain's peer nodes are known well enough for a local member's app to start: every
+ * peer node `--peers-service`/`--peers` lists was heard (it announced its members, or answered
+ * that it has none) and the entries towards the alive ones are programmed; or the bounded wait
+ * (`readyBy`) passed, and the pod starts without the missing ones (`degraded`). Pure.
+ */
+export interface PeerNodesReadiness {
+  /** Every listed peer node heard and programmed. */
+  readonly settled: boolean;
+  /** Not settled and the bounded wait passed: pods start without `waitingFor`. */
+  readonly degraded: boolean;
+  /** The bounded wait passed or was not needed: `programmed` may be true. */
+  readonly ready: boolean;
+  /** Peer nodes the domain lists. */
+  readonly listed: number;
+  /** Of them, heard and programmed. */
+  readonly heard: number;
+  /** Listed peer nodes not heard (never, or expired) or heard but not programmed yet. */
+  readonly waitingFor: readonly string[];
+  /** When the bounded wait ends (ms since the epoch). */
+  readonly readyBy: number;
+}
+
+export function peerNodesReadiness(d: Pick<DomainRuntime, 'table' | 'programmedPeers'>, now: number, readyBy: number): PeerNodesReadiness {
+  let listed = 0;
+  const waitingFor: string[] = [];
+  for (const p of d.table.status()) {
+    if (!p.sources.includes('dns') && !p.sources.includes('static')) continue;
+    listed++;
+    const heard = p.state === 'left' || (p.state === 'alive' && d.programmedPeers.has(peerEntryKey(p.ip, p.groups)));
+    if (!heard) waitingFor.push(p.ip);
+  }
+  const settled = waitingFor.length === 0;
+  const degraded = !settled && now >= readyBy;
+  return { settled, degraded, ready: settled || degraded, listed, heard: listed - waitingFor.length, waitingFor, readyBy };
 }
 
 /** The routable groups any local member joined, sorted. Pure. */
@@ -96,7 +143,7 @@ function gatewayOf(d: Pick<DomainRuntime, 'gateways'>): string | undefined {
 }
 
 /** The domain's part of /status. Pure. */
-export function domainStatus(d: DomainRuntime, programmed: Programmed): NodeDomainStatus {
+export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes: PeerNodesStatus): NodeDomainStatus {
   return {
     service: d.domain.service,
     vni: d.domain.vni,
@@ -111,15 +158,31 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed): NodeDoma
     groups: domainGroups(d),
     ...(gatewayOf(d) ? { gateway: gatewayOf(d) } : {}),
     peers: d.table.status(),
+    peerNodes,
     entries: d.entries,
   };
 }
 
-/** /pods/IP for a pod the domain lists (undefined when it does not list it). Pure. */
-export function listedPodStatus(d: Pick<DomainRuntime, 'domain' | 'listed' | 'local' | 'reasons' | 'groups'>, podIp: string, programmed: Programmed): PodProgramStatus | undefined {
+/** The readiness as /v1/pods and /status show it. Pure. */
+export function peerNodesStatus(r: PeerNodesReadiness, now: number, boundMs: number): PeerNodesStatus {
+  return { listed: r.listed, heard: r.heard, waitingFor: r.waitingFor, degraded: r.degraded, boundMs, leftMs: Math.max(0, r.readyBy - now) };
+}
+
+/**
+ * /pods/IP for a pod the domain lists (undefined when it does not list it): programmed once it is
+ * captured and delivered locally AND the domain's peer nodes are ready (`peers`). Pure.
+ */
+export function listedPodStatus(
+  d: Pick<DomainRuntime, 'domain' | 'listed' | 'local' | 'reasons' | 'groups'>,
+  podIp: string,
+  programmed: Programmed,
+  peers: { readonly readiness: PeerNodesReadiness; readonly status: PeerNodesStatus },
+): PodProgramStatus | undefined {
   if (!d.listed.includes(podIp)) return undefined;
   const m = d.local.get(podIp);
   if (!m) return { podIp, programmed: false, reason: d.reasons.get(podIp) ?? 'pending', domain: d.domain.service };
-  const ok = programmed(m);
-  return { podIp, programmed: ok, ...(ok ? {} : { reason: 'pending' as const }), domain: d.domain.service, hostVeth: m.veth, groups: d.groups.get(podIp) ?? [] };
+  const base = { podIp, domain: d.domain.service, hostVeth: m.veth, groups: d.groups.get(podIp) ?? [] };
+  if (!programmed(m)) return { ...base, programmed: false, reason: 'pending' };
+  if (!peers.readiness.ready) return { ...base, programmed: false, reason: 'peers', peers: peers.status };
+  return { ...base, programmed: true, peers: peers.status };
 }

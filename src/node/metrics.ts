@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from '../version.js';
+import type { PeerNodesStatus } from './api.js';
 import type { DomainRuntime } from './domain.js';
 import type { LocalMember } from './members.js';
 import type { ReadChain } from './nft.js';
@@ -12,9 +13,15 @@ import { captureChainName, vxChainName } from './nft.js';
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly buildInfo = new Gauge({ name: 'kmcast_build_info', help: 'Always 1; labels carry the kmcast and Node.js versions.', labelNames: ['version', 'nodejs'] as const, registers: [this.registry] });
-  readonly ready = new Gauge({ name: 'kmcast_node_ready', help: '1 once every domain device and the ruleset were installed and read back.', registers: [this.registry] });
+  readonly ready = new Gauge({ name: 'kmcast_node_ready', help: '1 once every domain device and the ruleset were installed and read back, and every domain with local members heard its peer nodes (or waited one expiry).', registers: [this.registry] });
   readonly localMembers = new Gauge({ name: 'kmcast_node_local_members', help: 'Member pods on this node, by domain and whether they are programmed.', labelNames: ['domain', 'programmed'] as const, registers: [this.registry] });
   readonly peers = new Gauge({ name: 'kmcast_node_peers', help: 'Peer node agents by domain and state.', labelNames: ['domain', 'state'] as const, registers: [this.registry] });
+  readonly peerNodesUnheard = new Gauge({
+    name: 'kmcast_node_peer_nodes_unheard',
+    help: 'Peer nodes --peers-service/--peers list that this agent has not heard (or not programmed yet), by domain; after the bounded wait, local members start without them.',
+    labelNames: ['domain'] as const,
+    registers: [this.registry],
+  });
   readonly fdbEntries = new Gauge({ name: 'kmcast_node_fdb_entries', help: 'Flood entries on the domain device: one per alive member node.', labelNames: ['domain'] as const, registers: [this.registry] });
   readonly mdbEntries = new Gauge({ name: 'kmcast_node_mdb_entries', help: 'Per-group replication entries on the domain device, catch-all included.', labelNames: ['domain'] as const, registers: [this.registry] });
   readonly captured = new Gauge({ name: 'kmcast_node_captured_packets', help: 'Packets taken off member host veths (capture chain counters; reset when the ruleset is replaced).', labelNames: ['domain'] as const, registers: [this.registry] });
@@ -30,7 +37,7 @@ export class NodeMetrics {
   }
 
   /** A domain's gauges, from the ruleset as read back (its chain counters) and its state. */
-  observeDomain(d: DomainRuntime, back: ReadonlyMap<string, ReadChain> | undefined, programmed: (m: LocalMember) => boolean): void {
+  observeDomain(d: DomainRuntime, back: ReadonlyMap<string, ReadChain> | undefined, programmed: (m: LocalMember) => boolean, peerNodes?: PeerNodesStatus): void {
     const service = d.domain.service;
     let captured = 0;
     let ok = 0;
@@ -45,6 +52,7 @@ export class NodeMetrics {
     const counts: Record<string, number> = { pending: 0, alive: 0, left: 0, expired: 0 };
     for (const p of d.table.status()) counts[p.state] = (counts[p.state] ?? 0) + 1;
     for (const [state, n] of Object.entries(counts)) this.peers.labels(service, state).set(n);
+    if (peerNodes) this.peerNodesUnheard.labels(service).set(peerNodes.waitingFor.length);
   }
 
   /** The control socket's counters since start. */

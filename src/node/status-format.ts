@@ -4,6 +4,7 @@
  */
 import { StatusUnavailableError, formatAge, formatTable, statusEndpoint } from '../agent/status-format.js';
 import { NODE_HTTP_PORT } from './api.js';
+import type { PeerNodesStatus } from './api.js';
 import type { NodeStatus } from './status-types.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
 
@@ -34,6 +35,14 @@ export function parseNodeStatus(body: unknown, source: string): NodeStatus {
 const yesNo = (b: boolean): string => (b ? 'yes' : 'NO');
 const list = (g: readonly string[]): string => (g.length ? g.join(',') : '-');
 
+/** The readiness of a domain's peer nodes, one line. Pure. */
+export function peerNodesLine(p: PeerNodesStatus): string {
+  const head = `${p.heard} of ${p.listed} listed heard`;
+  if (p.waitingFor.length === 0) return `${head}: members start with every other node known`;
+  if (p.degraded) return `${head}: DEGRADED, ${p.waitingFor.join(', ')} not heard within ${(p.boundMs / 1000).toFixed(1)} s; members started without them (is kmcast node running there, with the same --key-file, and its control port reachable?)`;
+  return `${head}: waiting for ${p.waitingFor.join(', ')} (members start at the latest in ${(p.leftMs / 1000).toFixed(1)} s)`;
+}
+
 export function formatNodeStatus(s: NodeStatus, now: Date): string {
   const out: string[] = [];
   out.push(`node agent ${s.version}  node ${s.nodeIp}  uplink ${s.uplink}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`);
@@ -45,6 +54,7 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
     out.push('');
     out.push(`domain ${d.service}  vni ${d.vni}  device ${d.device}  announced: ${d.announced ? 'yes' : 'no'}  entries: fdb ${d.entries.fdb} mdb ${d.entries.mdb}`);
     out.push(`  members listed: ${d.listed.length}  local: ${d.localMembers.length}  groups: ${list(d.groups)}${d.gateway ? `  gateway: ${d.gateway}` : ''}`);
+    if (d.peerNodes) out.push(`  peer nodes: ${peerNodesLine(d.peerNodes)}`);
     if (d.localMembers.length) {
       const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, list(m.groups)]);
       out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'GROUPS'], rows)));

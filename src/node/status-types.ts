@@ -1,7 +1,7 @@
 /** The JSON served by the node agent's `/status` (and read by `kmcast status` for node agents). */
 import type { PeerStatus } from '../agent/status-types.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
-import type { NotProgrammedReason } from './api.js';
+import type { NotProgrammedReason, PeerNodesStatus } from './api.js';
 
 export interface NodeMemberStatus {
   readonly podIp: string;
@@ -28,6 +28,11 @@ export interface NodeDomainStatus {
   /** The node IP of the domain's active gateway to the outside network, when it has one. */
   readonly gateway?: string;
   readonly peers: readonly PeerStatus[];
+  /**
+   * The listed peer nodes as local members' readiness sees them: a member is programmed once all
+   * are heard, or after the bounded wait (then `degraded`, naming `waitingFor`).
+   */
+  readonly peerNodes?: PeerNodesStatus;
   readonly entries: { readonly fdb: number; readonly mdb: number };
 }
 

@@ -18,7 +18,7 @@
 import { request } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { NODE_HTTP_PORT, podStatusPath } from './api.js';
-import type { NotProgrammedReason, PodProgramStatus } from './api.js';
+import type { NotProgrammedReason, PeerNodesStatus, PodProgramStatus } from './api.js';
 
 /** An answer bigger than this is not a PodProgramStatus (the real one is a few hundred bytes). */
 export const MAX_STATUS_BYTES = 64 * 1024;
@@ -34,7 +34,7 @@ export type Observation =
   | { readonly state: 'unreachable'; readonly detail: string }
   | { readonly state: 'bad_answer'; readonly detail: string };
 
-const REASONS: readonly NotProgrammedReason[] = ['not_member', 'not_local', 'no_netns', 'pending'];
+const REASONS: readonly NotProgrammedReason[] = ['not_member', 'not_local', 'no_netns', 'pending', 'peers'];
 
 /** Interprets one HTTP answer of the agent (status code and body text) for `podIp`. */
 export function interpretAnswer(podIp: string, statusCode: number, body: string): Observation {
@@ -66,7 +66,7 @@ export interface WaitTarget {
 export function describe(o: Observation, t: WaitTarget): string {
   switch (o.state) {
     case 'programmed':
-      return `pod ${t.podIp} is programmed${o.status.domain ? ` in domain ${o.status.domain}` : ''}${o.status.hostVeth ? ` (host veth ${o.status.hostVeth})` : ''}; starting the app`;
+      return `pod ${t.podIp} is programmed${o.status.domain ? ` in domain ${o.status.domain}` : ''}${o.status.hostVeth ? ` (host veth ${o.status.hostVeth})` : ''}${peersDone(o.status.peers)}; starting the app`;
     case 'not_member':
       return `the node agent lists pod ${t.podIp} in no domain yet: is the pod selected by the domain's headless Service with publishNotReadyAddresses: true, and is that Service in the kmcast-node DaemonSet's --service list?`;
     case 'not_local':
@@ -79,9 +79,24 @@ export function describe(o: Observation, t: WaitTarget): string {
       return `the node agent does not know pod ${t.podIp} yet (it may have just started, or the pod's Service is not in its --service list)`;
     case 'unreachable':
       return `the node agent at ${t.agent} is unreachable (${o.detail}): is the kmcast-node DaemonSet running on this node, and does a NetworkPolicy let the pod reach TCP ${new URL(t.agent).port || NODE_HTTP_PORT} on its node?`;
+    case 'peers': {
+      const p = o.status.peers;
+      const who = p && p.waitingFor.length ? ` (${p.waitingFor.join(', ')})` : '';
+      const left = p ? `; at most ${(p.leftMs / 1000).toFixed(1)} s more` : '';
+      return `the node agent captures pod ${t.podIp}${o.status.hostVeth ? ` behind ${o.status.hostVeth}` : ''} and waits to hear the domain's other nodes${who}, so the app's first datagrams reach their members${left}`;
+    }
     case 'bad_answer':
       return `the node agent at ${t.agent} gave an unusable answer (${o.detail}): is that port the kmcast-node agent's --http?`;
   }
+}
+
+/** Why the wait for the peer nodes ended, for the programmed line (empty for an older agent). */
+function peersDone(p: PeerNodesStatus | undefined): string {
+  if (!p) return '';
+  if (p.degraded) {
+    return `; DEGRADED: peer nodes ${p.waitingFor.join(', ')} not heard within ${(p.boundMs / 1000).toFixed(1)} s, starting without them (their members get this pod's traffic once the node agents there are heard; see kmcast status --node)`;
+  }
+  return p.listed === 0 ? '; no other node listed' : p.listed === 1 ? '; the other node heard' : `; all ${p.listed} other nodes heard`;
 }
 
 /** The condition a progress line is about: states that differ only in detail print once. */

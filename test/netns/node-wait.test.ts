@@ -146,7 +146,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     const took = Date.now() - t0;
     assert.equal(c11, 0, w11.stderr());
     assert.equal(c21, 0, w21.stderr());
-    assert.match(w11.stderr(), /pod 10\.244\.1\.11 is programmed in domain kmcast-peers\.default\.svc\.cluster\.local \(host veth kmcv1\); starting the app/);
+    assert.match(w11.stderr(), /pod 10\.244\.1\.11 is programmed in domain kmcast-peers\.default\.svc\.cluster\.local \(host veth kmcv1\); the other node heard; starting the app/);
     t.diagnostic(`both waits exited 0 ${took} ms after the agents were started`);
     // The app starts now: flooded kinds must already arrive, nothing waited for.
     const rx = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: [G, LL] });

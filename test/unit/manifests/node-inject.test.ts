@@ -172,3 +172,12 @@ test('injectPod (the webhook path) in node mode gives the template inject gives'
   }
   assert.ok(compared >= 12, `compared ${compared}`);
 });
+
+test('node mode: the report gives no sidecar advice about sockets bound to eth0 (they hear everything in node mode)', () => {
+  const text = readFileSync(INJECT_DIR + '01-deployment-comments.yaml', 'utf8');
+  const sidecar = run(text, SIDECAR);
+  assert.ok(sidecar.report.some((l) => l.includes('bound to eth0')), `baseline: the sidecar report has the advice: ${sidecar.report.join('\n')}`);
+  const node = run(text, NODE);
+  assert.ok(node.report.length > 0);
+  assert.deepEqual(node.report.filter((l) => l.includes('eth0') || l.includes('vx0')), [], node.report.join('\n'));
+});

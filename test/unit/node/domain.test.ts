@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { announcedGroups, announcement, domainGroups, isProgrammed, joinedAnywhere, listedPodStatus } from '../../../src/node/domain.js';
+import { describe, it, test } from 'node:test';
+import { decode } from '../../../src/membership/codec.js';
+import { PeerTable } from '../../../src/membership/peers.js';
+import { announcedGroups, announcement, domainGroups, isProgrammed, joinedAnywhere, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from '../../../src/node/domain.js';
 import type { LocalMember } from '../../../src/node/members.js';
 import { parseRuleset } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
+import { CLUSTER, KEY1, encoder, ok } from '../membership/helpers.js';
 
 const m = (ip: string, veth: string): LocalMember => ({ ip, veth, vethIndex: 4, netns: `kmc${veth}`, podIndex: 2 });
 const local = new Map([
@@ -61,11 +64,68 @@ test('listedPodStatus: unlisted undefined, listed but not local with its reason,
     groups: new Map([['10.244.1.11', ['239.1.1.1']]]),
   } as unknown as Parameters<typeof listedPodStatus>[0];
   const yes = (): boolean => true;
-  assert.equal(listedPodStatus(d, '10.9.9.9', yes), undefined);
-  assert.deepEqual(listedPodStatus(d, '10.244.2.11', yes), { podIp: '10.244.2.11', programmed: false, reason: 'not_local', domain: 'a.default.svc.cluster.local' });
-  assert.equal(listedPodStatus(d, '10.244.1.99', yes)?.reason, 'pending', 'listed, not resolved yet');
-  assert.deepEqual(listedPodStatus(d, '10.244.1.11', yes), { podIp: '10.244.1.11', programmed: true, domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv1', groups: ['239.1.1.1'] });
-  assert.deepEqual(listedPodStatus(d, '10.244.1.12', () => false), { podIp: '10.244.1.12', programmed: false, reason: 'pending', domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv2', groups: [] });
+  const readiness = { settled: true, degraded: false, ready: true, listed: 0, heard: 0, waitingFor: [], readyBy: 0 };
+  const peers = { readiness, status: peerNodesStatus(readiness, 0, 5000) };
+  assert.equal(listedPodStatus(d, '10.9.9.9', yes, peers), undefined);
+  assert.deepEqual(listedPodStatus(d, '10.244.2.11', yes, peers), { podIp: '10.244.2.11', programmed: false, reason: 'not_local', domain: 'a.default.svc.cluster.local' });
+  assert.equal(listedPodStatus(d, '10.244.1.99', yes, peers)?.reason, 'pending', 'listed, not resolved yet');
+  assert.deepEqual(listedPodStatus(d, '10.244.1.11', yes, peers), { podIp: '10.244.1.11', programmed: true, domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv1', groups: ['239.1.1.1'], peers: peers.status });
+  assert.deepEqual(listedPodStatus(d, '10.244.1.12', () => false, peers), { podIp: '10.244.1.12', programmed: false, reason: 'pending', domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv2', groups: [] });
+  const waiting = { ...readiness, settled: false, ready: false, listed: 2, heard: 1, waitingFor: ['172.31.3.2'], readyBy: 4000 };
+  const st = listedPodStatus(d, '10.244.1.11', yes, { readiness: waiting, status: peerNodesStatus(waiting, 1000, 5000) });
+  assert.equal(st?.programmed, false, 'captured locally is not enough while a peer node is unheard');
+  assert.equal(st?.reason, 'peers');
+  assert.deepEqual(st?.peers, { listed: 2, heard: 1, waitingFor: ['172.31.3.2'], degraded: false, boundMs: 5000, leftMs: 3000 });
+});
+
+describe('peerNodesReadiness: heard and programmed, or the bounded wait passed', () => {
+  const SELF = '172.31.1.2';
+  const N2 = '172.31.2.2';
+  const N3 = '172.31.3.2';
+  function tableWith(listed: string[]): PeerTable {
+    const t = new PeerTable({ selfIp: SELF, expiryMs: 5000 });
+    t.setListed('static', listed);
+    return t;
+  }
+  function hear(t: PeerTable, ip: string, now: number, kind: 'state' | 'leave' = 'state', groups: string[] = ['239.1.1.1']): void {
+    const enc = encoder(ip);
+    const dgs = kind === 'state' ? enc.state({ mac: '02:00:00:00:00:01', overlay: ip, groups }, now) : [enc.leave(now)];
+    for (const dg of dgs) {
+      const msg = ok(decode(dg, { keys: [KEY1], cluster: CLUSTER }));
+      t.receive(msg, ip, now, { authenticated: true });
+    }
+  }
+
+  it('nothing listed: settled at once', () => {
+    const r = peerNodesReadiness({ table: tableWith([]), programmedPeers: new Set() }, 0, 5000);
+    assert.deepEqual([r.settled, r.ready, r.degraded, r.listed], [true, true, false, 0]);
+  });
+
+  it('a listed node never heard: not ready until the bound, then degraded naming it', () => {
+    const t = tableWith([N2, N3]);
+    hear(t, N2, 100);
+    const programmed = new Set([peerEntryKey(N2, ['239.1.1.1'])]);
+    const before = peerNodesReadiness({ table: t, programmedPeers: programmed }, 4999, 5000);
+    assert.deepEqual([before.ready, before.degraded, before.heard, before.waitingFor], [false, false, 1, [N3]]);
+    const after = peerNodesReadiness({ table: t, programmedPeers: programmed }, 5000, 5000);
+    assert.deepEqual([after.ready, after.degraded, after.settled, after.waitingFor], [true, true, false, [N3]]);
+  });
+
+  it('heard is not enough: the entries towards it (with its current groups) must be programmed', () => {
+    const t = tableWith([N2]);
+    hear(t, N2, 100);
+    assert.equal(peerNodesReadiness({ table: t, programmedPeers: new Set() }, 200, 5000).ready, false);
+    assert.equal(peerNodesReadiness({ table: t, programmedPeers: new Set([peerEntryKey(N2, [])]) }, 200, 5000).ready, false, 'programmed with older groups');
+    assert.equal(peerNodesReadiness({ table: t, programmedPeers: new Set([peerEntryKey(N2, ['239.1.1.1'])]) }, 200, 5000).settled, true);
+  });
+
+  it('a node that answered LEAVE (no members there) counts as heard; an unlisted one is not waited for', () => {
+    const t = tableWith([N2]);
+    hear(t, N2, 100, 'leave');
+    hear(t, N3, 100);
+    const r = peerNodesReadiness({ table: t, programmedPeers: new Set() }, 200, 5000);
+    assert.deepEqual([r.settled, r.listed, r.heard], [true, 1, 1]);
+  });
 });
 
 test('joinedAnywhere: local members\' groups and every alive peer node\'s, once, in order', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { StatusUnavailableError } from '../../../src/agent/status-format.js';
-import { formatNodeStatus, isNodeStatus, parseNodeStatus } from '../../../src/node/status-format.js';
+import { formatNodeStatus, isNodeStatus, parseNodeStatus, peerNodesLine } from '../../../src/node/status-format.js';
 import type { NodeStatus } from '../../../src/node/status-types.js';
 import { gw } from '../gateway/status-fixture.js';
 
@@ -58,4 +58,11 @@ test('status --node shows the gateway, its joins and per-group traffic', () => {
   assert.match(text, /other gateways: 172\.31\.2\.2 alive/);
   assert.match(text, /239\.10\.0\.1 +in +500 +60000 +0 +0 +0/);
   assert.match(formatNodeStatus({ ...s, gateway: gw({ active: false, role: 'lower-ip-alive', activeGateway: '172.31.0.2' }) }, new Date()), /gateway standby \(active: 172\.31\.0\.2\)/);
+});
+
+test('peer nodes line: heard, waiting with the time left, degraded naming the missing nodes', () => {
+  const p = { listed: 2, heard: 1, waitingFor: ['172.31.3.2'], degraded: false, boundMs: 5000, leftMs: 1200 };
+  assert.match(peerNodesLine(p), /^1 of 2 listed heard: waiting for 172\.31\.3\.2 \(members start at the latest in 1\.2 s\)$/);
+  assert.match(peerNodesLine({ ...p, degraded: true, leftMs: 0 }), /DEGRADED, 172\.31\.3\.2 not heard within 5\.0 s; members started without them/);
+  assert.match(peerNodesLine({ ...p, heard: 2, waitingFor: [] }), /2 of 2 listed heard: members start with every other node known/);
 });

@@ -73,6 +73,20 @@ test('describe: each state says what the pod waits for and how to fix it', () =>
   assert.match(s({ state: 'programmed', status: programmed }), /programmed in domain app-kmcast.*cali12ab/);
 });
 
+test('peer nodes: the wait says whom it waits for, and why it stopped waiting', () => {
+  const t: WaitTarget = { agent: 'http://10.0.0.5:9471', podIp: POD };
+  const peers = { listed: 2, heard: 1, waitingFor: ['172.31.3.2'], degraded: false, boundMs: 5000, leftMs: 2500 };
+  const waiting = interpretAnswer(POD, 200, JSON.stringify({ podIp: POD, programmed: false, reason: 'peers', hostVeth: 'kmcv1', peers }));
+  assert.equal(waiting.state, 'peers', 'captured locally but a peer node unheard: keep waiting');
+  assert.match(describe(waiting, t), /waits to hear the domain's other nodes \(172\.31\.3\.2\).*at most 2\.5 s more/);
+  const all = interpretAnswer(POD, 200, JSON.stringify({ podIp: POD, programmed: true, domain: 'd', peers: { ...peers, heard: 2, waitingFor: [], leftMs: 0 } }));
+  assert.match(describe(all, t), /programmed in domain d; all 2 other nodes heard; starting the app/);
+  const degraded = interpretAnswer(POD, 200, JSON.stringify({ podIp: POD, programmed: true, domain: 'd', peers: { ...peers, degraded: true, leftMs: 0 } }));
+  assert.match(describe(degraded, t), /DEGRADED: peer nodes 172\.31\.3\.2 not heard within 5\.0 s, starting without them/);
+  const older = interpretAnswer(POD, 200, JSON.stringify({ podIp: POD, programmed: true, domain: 'd' }));
+  assert.match(describe(older, t), /programmed in domain d; starting the app/, 'an agent without peer readiness still works');
+});
+
 test('parseDuration and waitConfig: defaults, units, and errors that name the flag', () => {
   assert.equal(parseDuration('300s'), 300_000);
   assert.equal(parseDuration('5m'), 300_000);
