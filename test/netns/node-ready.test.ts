@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
-import { KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor , settle} from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
@@ -49,6 +49,8 @@ describe('node mode readiness across nodes: kmcast wait returns once the other n
   let keyDir: string;
   let agentArgs: string[];
   const agents = new Map<number, NodeAgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   const waits: PodWait[] = [];
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
   const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
@@ -95,7 +97,7 @@ describe('node mode readiness across nodes: kmcast wait returns once the other n
     if (!needRoot(t)) return;
     const rx = await startNodeReceiver(pod('n2p1').netns, { port: PORT, groups: [G, LL] });
     for (const dst of [G, LL, BC]) await sendFromPod(pod('n1p1').netns, dst, { port: PORT, count: 3, intervalMs: 5 });
-    await sleep(300);
+    await settle(300);
     const rep = await rx.stop();
     for (const dst of [G, LL, BC]) assert.equal(receivedAny(rep, dst), 0, `${dst} crossed nodes without kmcast: the lab cheats`);
   });
@@ -111,7 +113,9 @@ describe('node mode readiness across nodes: kmcast wait returns once the other n
     const { code, at } = await w.exited;
     // The app starts now: one datagram of each kind, at once, nothing waited for.
     for (const dst of [G, LL, BC]) await sendFromPod(pod('n1p1').netns, dst, { port: PORT, count: 1, intervalMs: 0 });
-    await sleep(300);
+    // Delivered or not, the datagrams are on their way: wait for them, then for a late duplicate.
+    await Promise.all(rx.map((r) => r.waitTotal(3, 3000).catch(() => undefined)));
+    await settle(300);
     const reps = await Promise.all(rx.map((r) => r.stop()));
     assert.equal(code, 0, w.stderr());
     t.diagnostic(`wait returned ${at - t0} ms after node 1's agent started, ${at - Math.max(t2, t3)} ms after nodes 2 and 3's`);
@@ -125,7 +129,7 @@ describe('node mode readiness across nodes: kmcast wait returns once the other n
     await waitFor('node 1 /status: both other nodes heard', async () => {
       const p = (await status(1)).domains[0]!.peerNodes;
       return p !== undefined && p.listed === 2 && p.heard === 2 && p.waitingFor.length === 0 && !p.degraded && p.boundMs === BOUND_MS;
-    }, 10_000, 100);
+    }, 10_000, { intervalMs: 100, explain: evidence });
   });
 
   test('(b) a listed node that never comes up: the wait returns after the bounded wait and says DEGRADED', async (t) => {
@@ -141,7 +145,7 @@ describe('node mode readiness across nodes: kmcast wait returns once the other n
       if (/waits to hear the domain's other nodes \([^)]*172\.31\.3\.2\)/.test(w.stderr())) return true;
       if (w.child.exitCode !== null) throw new Error(`it exited early: ${w.stderr()}`);
       return false;
-    }, 20_000, 50);
+    }, 20_000, { intervalMs: 50, explain: async () => `${w.stderr()}\n${await evidence()}` });
     const ready0 = await netnsFetch(node(1).netns, '/readyz', NODE_HTTP_PORT);
     const { code, at } = await w.exited;
     assert.equal(code, 0, w.stderr());

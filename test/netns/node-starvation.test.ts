@@ -22,7 +22,7 @@ import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { received, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
-import { startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, startNodeAgent, waitFor , settle} from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
@@ -60,6 +60,8 @@ describe('node mode: a starved node agent keeps its entries on the others while 
   let lab: Lab;
   let keyDir: string;
   const agents = new Map<number, NodeAgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
 
@@ -96,17 +98,18 @@ describe('node mode: a starved node agent keeps its entries on the others while 
     if (!needRoot(t)) return;
     const rx0 = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: [] });
     await sendFromPod(pod('n3p1').netns, BC, { port: PORT, count: N, intervalMs: 5 });
-    await sleep(300);
+    await settle(300);
     assert.equal(received(await rx0.stop(), BC, pod('n3p1').ip), 0, 'broadcast crossed nodes without kmcast: the lab cheats');
     const args = ['--service', `${SERVICE}=100`, '--key-file', join(keyDir, 'key'), '--heartbeat-interval', String(HEARTBEAT_MS), '--peer-expiry', '4', '--resolve-interval', '1000'];
     for (const i of [1, 2, 3]) agents.set(i, await startNodeAgent(lab, node(i), args));
     await waitFor('every node floods to the two others', async () => {
       for (const i of [1, 2, 3]) if ((await floodNodes(i)).join() !== others(i)) return false;
       return true;
-    }, 30_000, 200);
+    }, 30_000, { intervalMs: 200, explain: evidence });
     const rx = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: [] });
     await sendFromPod(pod('n3p1').netns, BC, { port: PORT, count: N, intervalMs: 5 });
-    await sleep(300);
+    await rx.waitTotal(N, 5000).catch(() => undefined); // the assertion says what arrived
+    await settle(300);
     assert.equal(received(await rx.stop(), BC, pod('n3p1').ip), N, 'broadcast from node 3 reaches node 1');
   });
 
@@ -136,12 +139,13 @@ describe('node mode: a starved node agent keeps its entries on the others while 
       assert.ok(suspect.length > 0, `node ${i} reported node 3 suspect while it was starved`);
     }
     // Node 3 runs again: it read the queued heartbeats before judging, so it expired nobody.
-    await sleep(2 * HEARTBEAT_MS);
+    await settle(2 * HEARTBEAT_MS); // an observation window: a wrong expiry would show now
     assert.deepEqual(await expiries(), [], 'no node agent expired a live peer');
     for (const i of [1, 2, 3]) assert.equal((await floodNodes(i)).join(), others(i), `node ${i} still floods to both others`);
     const rx = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: [] });
     await sendFromPod(pod('n3p1').netns, BC, { port: PORT, count: N, intervalMs: 5 });
-    await sleep(300);
+    await rx.waitTotal(N, 5000).catch(() => undefined); // the assertion says what arrived
+    await settle(300);
     assert.equal(received(await rx.stop(), BC, pod('n3p1').ip), N, 'node 3 carries broadcast to node 1 again');
   });
 
@@ -153,7 +157,7 @@ describe('node mode: a starved node agent keeps its entries on the others while 
     await waitFor('nodes 1 and 2 purge the crashed node 3', async () => {
       const [f1, f2] = await Promise.all([floodNodes(1), floodNodes(2)]);
       return !f1.includes(node(3).underlayIp) && !f2.includes(node(3).underlayIp);
-    }, LISTED_EXPIRY_MS + 8000, 100);
+    }, LISTED_EXPIRY_MS + 8000, { intervalMs: 100, explain: evidence });
     const purgedMs = Date.now() - t0;
     t.diagnostic(`crashed node 3 (still listed) purged ${purgedMs} ms after SIGKILL (expiry ${EXPIRY_MS} ms, listed expiry ${LISTED_EXPIRY_MS} ms)`);
     assert.ok(purgedMs >= LISTED_EXPIRY_MS - HEARTBEAT_MS, `a listed peer node is kept until the listed expiry (suspect first), purged after ${purgedMs} ms`);

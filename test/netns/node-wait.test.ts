@@ -22,12 +22,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { addPod, labDown, labUp, removePod, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
-import { KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor , settle} from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
@@ -58,6 +57,8 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
   let keyDir: string;
   let agentArgs: string[];
   const agents = new Map<number, NodeAgentHandle>();
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   const waits: PodWait[] = [];
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
   const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
@@ -99,7 +100,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
       if (re.test(w.stderr().slice(from))) return true;
       if (!running(w)) throw new Error(`it exited with ${String(w.child.exitCode)}: ${w.stderr()}`);
       return false;
-    }, ms, 50);
+    }, ms, { intervalMs: 50, explain: evidence });
   }
 
   async function startAgent(i: number): Promise<void> {
@@ -121,7 +122,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     assert.notEqual(denied.code, 0, 'the sandbox must not be able to create a link');
     const rx = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: [G, LL] });
     for (const dst of [G, LL, BC]) await sendFromPod(pod('n2p1').netns, dst, { port: PORT, count: N, intervalMs: 5 });
-    await sleep(300);
+    await settle(300);
     const rep = await rx.stop();
     for (const dst of [G, LL, BC]) assert.equal(receivedAny(rep, dst), 0, `${dst} crossed nodes without kmcast: the lab cheats`);
   });
@@ -132,7 +133,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     w21 = startWait(pod('n2p1'));
     w12 = startWait(pod('n1p2'));
     for (const w of [w11, w21, w12]) await seen(w, /the node agent at http:\/\/172\.31\.\d\.2:9471 is unreachable \(ECONNREFUSED\)/);
-    await sleep(3000);
+    await settle(3000); // an observation window: nothing may end the waits meanwhile
     for (const w of [w11, w21, w12]) assert.ok(running(w), `${w.pod.name}'s wait must still run without an agent: ${w.stderr()}`);
     assert.doesNotMatch(w11.stderr(), /programmed/);
   });
@@ -152,9 +153,10 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     const rx = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: [G, LL] });
     for (const dst of [LL, BC]) await sendFromPod(pod('n2p1').netns, dst, { port: PORT, count: N, intervalMs: 5 });
     // 239.x is replicated per group: once node 2 learned the join (as an IGMP snooping switch would).
-    await waitFor('node 2 replicates G to node 1', async () => (await mdbDsts(2)).join() === node(1).underlayIp, 10_000, 50);
+    await waitFor('node 2 replicates G to node 1', async () => (await mdbDsts(2)).join() === node(1).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
     await sendFromPod(pod('n2p1').netns, G, { port: PORT, count: N, intervalMs: 5 });
-    await sleep(300);
+    await rx.waitTotal(3 * N, 5000);
+    await settle(300);
     const rep = await rx.stop();
     for (const dst of [LL, BC, G]) {
       assert.equal(received(rep, dst, pod('n2p1').ip), N, `${dst} from n2p1 exactly ${N} times right after the wait: ${JSON.stringify(rep.counts)}`);
@@ -177,7 +179,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
   test('(c) a pod in no domain is told not_member and does not start', async (t) => {
     if (!needRoot(t)) return;
     await seen(w12, /the node agent lists pod 10\.244\.1\.12 in no domain yet/);
-    await sleep(2000);
+    await settle(2000); // an observation window: the wait must not end meanwhile
     assert.ok(running(w12), `n1p2 is in no domain: its wait must not exit: ${w12.stderr()}`);
   });
 
@@ -200,7 +202,8 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     assert.equal((await netnsFetch(node(1).netns, '/readyz', NODE_HTTP_PORT)).status, 200);
     const rx = await startNodeReceiver(pod('n1p2').netns, { port: PORT, groups: [LL] });
     for (const dst of [LL, BC]) await sendFromPod(pod('n2p2').netns, dst, { port: PORT, count: N, intervalMs: 5 });
-    await sleep(300);
+    await rx.waitTotal(2 * N, 5000);
+    await settle(300);
     const rep = await rx.stop();
     for (const dst of [LL, BC]) assert.equal(received(rep, dst, pod('n2p2').ip), N, `${dst} from n2p2 to the late member n1p2: ${JSON.stringify(rep.counts)}`);
   });
@@ -219,10 +222,10 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     const others = ['n1p2', 'n2p2'].map(pod);
     const rxOld = await startNodeReceiver(victim.netns, { port: PORT, groups: [G] });
     const rxOthers = await Promise.all(others.map((p) => startNodeReceiver(p.netns, { port: PORT, groups: [G] })));
-    await waitFor('node 2 replicates G to node 1', async () => (await mdbDsts(2)).join() === node(1).underlayIp, 10_000, 50);
+    await waitFor('node 2 replicates G to node 1', async () => (await mdbDsts(2)).join() === node(1).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
     const total = 250;
     const flowing = sendFromPod(sender.netns, G, { port: PORT, count: total, intervalMs: 20 });
-    await sleep(500);
+    await rxOld.waitTotal(1, 5000);
     assert.ok(received(await rxOld.stop(), G, sender.ip) > 0, 'the victim was receiving when it was deleted');
     await removePod(lab, victim, runner);
     const t0 = Date.now();
@@ -236,7 +239,8 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     assert.ok(took < 15_000, `served again within seconds, took ${took} ms`);
     assert.match(w.stderr(), /\(host veth kmcv3\)/, 'the new pod is programmed on its new veth');
     await flowing;
-    await sleep(300);
+    await Promise.all(rxOthers.map((r) => r.waitTotal(total, 5000)));
+    await settle(300);
     const reps = await Promise.all(rxOthers.map((r) => r.stop()));
     for (const [i, rep] of reps.entries()) {
       assert.equal(received(rep, G, sender.ip), total, `${others[i]!.name} got all ${total} exactly once while ${victim.name} was re-created`);
@@ -251,9 +255,10 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     // Both ways, every kind, exactly once: to the new pod from the other node and from its own node, and from it.
     const round = async (from: LabPod, to: LabPod[]): Promise<void> => {
       const rx = await Promise.all(to.map((p) => startNodeReceiver(p.netns, { port: PORT, groups: [G, LL] })));
-      await waitFor(`${from.name}'s node replicates G to the other node`, async () => (await mdbDsts(from.node)).join() === node(from.node === 1 ? 2 : 1).underlayIp, 10_000, 50);
+      await waitFor(`${from.name}'s node replicates G to the other node`, async () => (await mdbDsts(from.node)).join() === node(from.node === 1 ? 2 : 1).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
       for (const dst of [G, LL, BC]) await sendFromPod(from.netns, dst, { port: PORT, count: N, intervalMs: 5 });
-      await sleep(300);
+      await Promise.all(rx.map((r) => r.waitTotal(3 * N, 5000)));
+      await settle(300);
       for (const [i, r] of rx.entries()) {
         const rep = await r.stop();
         for (const dst of [G, LL, BC]) {
