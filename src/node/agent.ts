@@ -28,7 +28,7 @@ import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
 import { loadKeyFile } from '../membership/keys.js';
 import { PeerTable } from '../membership/peers.js';
-import { AllowList } from '../overlay/allowlist.js';
+import { AllowList, allowListDrops } from '../overlay/allowlist.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
@@ -86,6 +86,7 @@ export class NodeAgent {
   private graceUntil = 0;
   private allowListOk = false;
   private allowListPeers = 0;
+  private allowListDropped: Record<string, number> = {};
   /** This node's gateway to the outside network (--gateway-interface), if any. */
   private readonly gateway: Gateway | undefined;
 
@@ -207,6 +208,7 @@ export class NodeAgent {
         ready: () => this.ready,
         status: async () => {
           await this.gateway?.refresh();
+          await this.refreshAllowList();
           return this.status();
         },
         pod: async (ip) => await this.podStatus(ip),
@@ -498,9 +500,16 @@ export class NodeAgent {
     const peers = new Set<string>();
     for (const d of this.domains) for (const p of d.table.targets()) peers.add(p);
     try {
-      const state = await this.allowList.apply({ vxlanPort: this.config.vxlanPort, controlPort: this.keys.length ? undefined : this.config.controlPort, peers: [...peers] });
+      const state = await this.allowList.apply({
+        vxlanPort: this.config.vxlanPort,
+        controlPort: this.keys.length ? undefined : this.config.controlPort,
+        peers: [...peers],
+        // Pods (and a gateway's LAN) never reach the overlay or control port, masqueraded or not.
+        guard: { underlay: this.uplink, ports: [this.config.vxlanPort, this.config.controlPort] },
+      });
       this.allowListOk = true;
       this.allowListPeers = state.peers.length;
+      this.allowListDropped = state.dropped;
     } catch (err) {
       this.allowListOk = false;
       throw err;
@@ -544,9 +553,17 @@ export class NodeAgent {
     return undefined;
   }
 
+  /** The allow-list's drop counters as the kernel has them now. */
+  private async refreshAllowList(): Promise<void> {
+    const list = this.allowListOk ? await this.allowList.read().catch(() => undefined) : undefined;
+    if (list) this.allowListDropped = list.dropped;
+  }
+
   private async refreshCounters(): Promise<void> {
     await this.gateway?.refresh();
     const back = await this.ruleset.read().catch(() => undefined);
+    await this.refreshAllowList();
+    this.metrics.observeAllowList(this.allowListDropped);
     for (const d of this.domains) this.metrics.observeDomain(d, back, (m) => this.isProgrammed(d, m));
     if (this.control) this.metrics.observeControl(this.control);
   }
@@ -567,7 +584,7 @@ export class NodeAgent {
       unregistered: this.config.unregistered,
       domains,
       ruleset: { installed: this.ruleset.isInstalled, chains: this.ruleset.size, ...(this.ruleset.lastError ? { lastError: this.ruleset.lastError } : {}) },
-      allowList: { installed: this.allowListOk, peers: this.allowListPeers },
+      allowList: { installed: this.allowListOk, peers: this.allowListPeers, dropped: allowListDrops(this.allowListDropped) },
       drops: { control: drops },
       ...(this.gateway ? { gateway: this.gateway.status() } : {}),
     };

@@ -3,6 +3,7 @@
  * _total; labels are bounded (domain = a configured --service, never a pod or a peer).
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { allowListDrops } from '../overlay/allowlist.js';
 import { VERSION } from '../version.js';
 import type { DomainRuntime } from './domain.js';
 import type { LocalMember } from './members.js';
@@ -23,6 +24,13 @@ export class NodeMetrics {
   readonly rulesetApplies = new Counter({ name: 'kmcast_node_ruleset_applies_total', help: 'nftables ruleset replacements by result (ok: applied and read back).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly controlReceived = new Gauge({ name: 'kmcast_node_control_received_datagrams', help: 'Control datagrams received since start, by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly controlSent = new Gauge({ name: 'kmcast_node_control_sent_datagrams', help: 'Control datagrams sent since start, by outcome.', labelNames: ['outcome'] as const, registers: [this.registry] });
+
+  readonly allowListDropped = new Gauge({
+    name: 'kmcast_node_allowlist_dropped_packets',
+    help: 'Datagrams to the overlay or control port dropped by the allow-list, by reason (not_peer, control_not_peer, not_underlay: from a pod or an interface other than the underlay).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     this.buildInfo.labels(VERSION, process.version).set(1);
@@ -45,6 +53,11 @@ export class NodeMetrics {
     const counts: Record<string, number> = { pending: 0, alive: 0, left: 0, expired: 0 };
     for (const p of d.table.status()) counts[p.state] = (counts[p.state] ?? 0) + 1;
     for (const [state, n] of Object.entries(counts)) this.peers.labels(service, state).set(n);
+  }
+
+  /** The allow-list's drop counters (kernel counters: reset when its table is replaced). */
+  observeAllowList(dropped: Readonly<Record<string, number>>): void {
+    for (const [reason, n] of Object.entries(allowListDrops(dropped))) this.allowListDropped.labels(reason).set(n);
   }
 
   /** The control socket's counters since start. */

@@ -43,7 +43,8 @@ export interface NodeStatus {
   readonly unregistered: 'drop' | 'flood';
   readonly domains: readonly NodeDomainStatus[];
   readonly ruleset: { readonly installed: boolean; readonly chains: number; readonly lastError?: string };
-  readonly allowList: { readonly installed: boolean; readonly peers: number };
+  /** `dropped`: datagrams the allow-list dropped, by reason (see allowListDrops). */
+  readonly allowList: { readonly installed: boolean; readonly peers: number; readonly dropped?: Readonly<Record<string, number>> };
   readonly drops: { readonly control: Readonly<Record<string, number>> };
   /** This node's gateway (--gateway-interface), when it is one. */
   readonly gateway?: GatewayStatus;
