@@ -26,6 +26,7 @@ import { ExecMonitors } from '../iproute2/monitor.js';
 import type { Runner } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
+import { Announcer } from '../membership/announcer.js';
 import { loadKeyFile } from '../membership/keys.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList, allowListDrops } from '../overlay/allowlist.js';
@@ -38,7 +39,7 @@ import { removeGatewayScript } from '../gateway/nft.js';
 import type { PodProgramStatus } from './api.js';
 import type { NodeConfig } from './config.js';
 import { nodeClusterLabel } from './config.js';
-import { NodeControl } from './control.js';
+import { NODE_LOCAL_STATE, NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
 import { announcedGroups, announcement, domainStatus, isProgrammed, joinedAnywhere, listedPodStatus } from './domain.js';
 import { startNodeHttp } from './http.js';
@@ -86,6 +87,7 @@ export class NodeAgent {
   private graceUntil = 0;
   private allowListOk = false;
   private allowListPeers = 0;
+  private readonly announcers = new Map<string, Announcer>();
   private allowListDropped: Record<string, number> = {};
   /** This node's gateway to the outside network (--gateway-interface), if any. */
   private readonly gateway: Gateway | undefined;
@@ -359,8 +361,38 @@ export class NodeAgent {
     return this.gatewayDomain === d ? this.gateway?.announcedGroups() : undefined;
   }
 
+  /** Never rejects (the shared Announcer logs and counts a failure). */
   private async announce(d: DomainRuntime, to: readonly string[]): Promise<void> {
-    await this.control?.sendState(d.label, to, announcedGroups(d, this.gatewayGroups(d)));
+    await this.announcerOf(d)?.announce(to);
+  }
+
+  /**
+   * The domain's STATE sender: the sidecar's Announcer over this node's control socket, so both
+   * modes cap a set of groups the same way, report it the same way, and never throw.
+   */
+  private announcerOf(d: DomainRuntime): Announcer | undefined {
+    const control = this.control;
+    if (!control) return undefined;
+    let a = this.announcers.get(d.label);
+    if (!a) {
+      const service = d.domain.service;
+      a = new Announcer({
+        channel: {
+          sendState: async (peers, state) => await control.sendState(d.label, peers, state.groups),
+          get unannouncedGroups() {
+            return control.unannouncedGroups(d.label);
+          },
+        },
+        local: () => ({ ...NODE_LOCAL_STATE, groups: announcedGroups(d, this.gatewayGroups(d)) }),
+        targets: () => d.table.targets(),
+        log: this.log.child({ domain: service }),
+        onCapped: (dropped) => this.metrics.unannouncedGroups.labels(service).set(dropped),
+      });
+      // The node decides itself when a domain is announced (after its members' joins were read).
+      a.localKnown();
+      this.announcers.set(d.label, a);
+    }
+    return a;
   }
 
   /** Asks for a pass; passes are coalesced (a burst of events is one pass). */
@@ -569,7 +601,10 @@ export class NodeAgent {
   }
 
   status(): NodeStatus {
-    const domains: NodeDomainStatus[] = this.domains.map((d) => domainStatus(d, (m) => this.isProgrammed(d, m)));
+    const domains: NodeDomainStatus[] = this.domains.map((d) => {
+      const cut = this.announcers.get(d.label)?.unannounced ?? 0;
+      return { ...domainStatus(d, (m) => this.isProgrammed(d, m)), ...(cut ? { unannouncedGroups: cut } : {}) };
+    });
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.control?.counters ?? {})) if (k !== 'ok') drops[k] = v;
     return {

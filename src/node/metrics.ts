@@ -25,6 +25,12 @@ export class NodeMetrics {
   readonly controlReceived = new Gauge({ name: 'kmcast_node_control_received_datagrams', help: 'Control datagrams received since start, by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly controlSent = new Gauge({ name: 'kmcast_node_control_sent_datagrams', help: 'Control datagrams sent since start, by outcome.', labelNames: ['outcome'] as const, registers: [this.registry] });
 
+  readonly unannouncedGroups = new Gauge({
+    name: 'kmcast_node_unannounced_groups',
+    help: 'Groups the domain\'s local members joined beyond what one STATE may carry: not announced, so peers send them nothing.',
+    labelNames: ['domain'] as const,
+    registers: [this.registry],
+  });
   readonly allowListDropped = new Gauge({
     name: 'kmcast_node_allowlist_dropped_packets',
     help: 'Datagrams to the overlay or control port dropped by the allow-list, by reason (not_peer, control_not_peer, not_underlay: from a pod or an interface other than the underlay).',

@@ -25,6 +25,8 @@ export interface NodeDomainStatus {
   /** True while this node announces the domain (it has a local member). */
   readonly announced: boolean;
   readonly groups: readonly string[];
+  /** Joined groups left out of the STATE (more than one STATE may carry); absent when none. */
+  readonly unannouncedGroups?: number;
   /** The node IP of the domain's active gateway to the outside network, when it has one. */
   readonly gateway?: string;
   readonly peers: readonly PeerStatus[];

@@ -1,5 +1,5 @@
 /**
- * Node mode's overlay port guard, on a 2-node lab (calico, bridge) whose nodes MASQUERADE pod
+ * Node mode's hardening, on a 2-node lab (calico, bridge) whose nodes MASQUERADE pod
  * traffic to the underlay (as Flannel's ip-masq or Calico's natOutgoing do): a pod's datagram to
  * another node arrives with its node's IP, which every peer believes.
  *
@@ -10,6 +10,10 @@
  * Proven first: masquerade rewrites the pod's datagram to the node IP (a node listener sees it
  * from the node address). Then: legitimate B traffic flows, the forged frames reach nobody and the
  * sending node counts them as `not_underlay` (status and metric).
+ *
+ * Then a member pod (unprivileged) joins 20,500 groups on 1,025 sockets: more than one STATE may
+ * carry. The agent keeps running and announcing (the lowest groups), /status and the metric say
+ * how many were left out.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -20,7 +24,7 @@ import { after, before, describe, test } from 'node:test';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, masqueradePods, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver, UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { findPython, netnsFetch, runInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { findPython, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitExit, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, NODE_VXLAN_PORT, podStatusPath } from '../../src/node/api.js';
@@ -57,7 +61,25 @@ for _ in range(count): s.sendto(frame, (target, ${NODE_VXLAN_PORT}))
 print(count, flush=True)
 `;
 
-describe('node mode: pods cannot reach the overlay port, masqueraded or not', { skip: skip ? privilegedReason() : false }, () => {
+// argv: count. Joins `count` groups 239.10.x.y on eth0, 20 per socket (the kernel's default
+// igmp_max_memberships), prints READY and holds them until stdin closes.
+const JOIN_MANY_PY = `
+import resource, socket, struct, sys
+n = int(sys.argv[1])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+idx = socket.if_nametoindex('eth0')
+socks = []
+for i in range(n):
+    if i % 20 == 0:
+        socks.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    g = socket.inet_aton('239.10.%d.%d' % (i // 256, i % 256))
+    socks[-1].setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4si', g, socket.inet_aton('0.0.0.0'), idx))
+print('READY', len(socks), flush=True)
+sys.stdin.read()
+`;
+
+describe('node mode: pods cannot reach the overlay port or crash the agent', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
   let keyDir: string;
   const agents: NodeAgentHandle[] = [];
@@ -152,4 +174,39 @@ describe('node mode: pods cannot reach the overlay port, masqueraded or not', { 
       assert.match(metrics, /kmcast_node_allowlist_dropped_packets\{reason="not_underlay"\} [1-9]/, 'the metric counts them');
     });
   }
+
+  test('a member joining 20,500 groups: the agent survives, announces what fits, and says what it left out', async (t) => {
+    if (!needRoot(t)) return;
+    const member = pod('n1p1');
+    const agent = agents[0]!;
+    const joiner = spawnInNetns(member.netns, [...UNPRIVILEGED, findPython(), '-c', JOIN_MANY_PY, '20500'], { stdin: 'pipe' });
+    let out = '';
+    let err = '';
+    joiner.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    joiner.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+    try {
+      await waitFor(`n1p1 holds 20,500 groups on 1,025 sockets (${err.trim()})`, async () => out.includes('READY 1025'), 60_000, 100);
+      let seen: NodeStatus | undefined;
+      await waitFor('node 1 /status shows domain A\'s unannounced groups', async () => {
+        if (agent.child.exitCode !== null) throw new Error(`the node agent exited with ${agent.child.exitCode} (log: ${agent.logFile})`);
+        seen = await status(1);
+        return (seen.domains.find((d) => d.vni === 100)?.unannouncedGroups ?? 0) > 0;
+      }, 30_000, 250);
+      const cut = seen!.domains.find((d) => d.vni === 100)!.unannouncedGroups!;
+      assert.ok(cut > 0 && cut < 20_500, `some groups announced, the rest counted: ${cut}`);
+      // Several heartbeats later it is still alive and still ready.
+      const peerSeen = async (): Promise<string | null | undefined> => (await status(2)).domains.find((d) => d.vni === 100)!.peers.find((p) => p.ip === lab.nodes[0]!.underlayIp)?.lastSeen;
+      const seenAt = async (): Promise<number> => Date.parse((await peerSeen()) ?? '') || 0;
+      const first = await seenAt();
+      await waitFor('node 2 hears STATEs from node 1 for three more heartbeats', async () => (await seenAt()) >= first + 1500, 15_000, 250);
+      assert.equal(agent.child.exitCode, null, `the node agent is still running (log: ${agent.logFile})`);
+      assert.equal((await netnsFetch(lab.nodes[0]!.netns, '/readyz', NODE_HTTP_PORT)).status, 200);
+      const metrics = (await netnsFetch(lab.nodes[0]!.netns, '/metrics', NODE_HTTP_PORT)).body;
+      const m = new RegExp(`kmcast_node_unannounced_groups\\{domain="${SERVICE_A.replaceAll('.', '\\.')}"\\} (\\d+)`).exec(metrics);
+      assert.equal(Number(m?.[1]), cut, `the metric counts the same groups: ${m?.[0] ?? 'missing'}`);
+    } finally {
+      joiner.stdin?.end();
+      await waitExit(joiner, 5000);
+    }
+  });
 });
