@@ -8,7 +8,8 @@
  * replicates once per member node by group), the outside source address kept. Dropped and counted
  * instead: a datagram from a pod of the domain or from a gateway's own address or MAC (our own
  * outbound traffic heard back: the loop), one below the TTL floor, one over the group's rate.
- * Anything else (other groups, IGMP queries, unicast) passes to the node untouched.
+ * Anything else (other groups, IGMP queries, unicast, and every frame that is not IPv4: ARP, IPv6)
+ * passes to the node untouched.
  *
  * Outbound, `out`, jumped to from the VXLAN device's ingress (datagrams of remote member pods) and
  * egress (datagrams of local member pods, forwarded in by the node table's capture chains): UDP to
@@ -73,15 +74,23 @@ export function expectedChains(p: GatewayPlane): Map<string, number> {
   const out = new Map<string, number>();
   if (!p.active) return out;
   const filters = (p.minTtl > 1 ? 1 : 0) + (p.rate > 0 ? 1 : 0);
-  if (p.groups.some(carriesIn)) out.set('lan-in', 2 + 3 + filters + 2);
+  if (p.groups.some(carriesIn)) out.set('lan-in', 3 + 3 + filters + 2);
   if (p.groups.some(carriesOut)) {
-    out.set('out', 3 + filters + 2);
+    out.set('out', 4 + filters + 2);
     out.set('vx-in', 1);
     out.set('vx-out', 1);
     if (p.snat) out.set('lan-snat', 3);
   }
   return out;
 }
+
+/**
+ * First rule of `lan-in` and `out`. In a netdev chain `ip daddr != @set` and `meta l4proto != udp`
+ * do not match a frame that is not IPv4 at all (ARP, IPv6), so without it such a frame fell
+ * through to the final dup/fwd: a LAN host's ARP went into member pods and the VXLAN device (the
+ * node never answered it), IPv6 reached the pods, LAN broadcasts went back out.
+ */
+export const IPV4_ONLY = 'meta protocol != ip return';
 
 /** The `nft -f -` script: declare, delete, recreate: one atomic replace of the table. */
 export function renderGateway(p: GatewayPlane): string {
@@ -111,6 +120,7 @@ export function renderGateway(p: GatewayPlane): string {
   if (chains.has('lan-in')) {
     const targets = [...p.members.map((m) => `dup to "${m}"`), `fwd to "${p.device}"`].join(' ');
     chain('lan-in', `type filter hook ingress device "${p.lan}" priority ${GATEWAY_PRIORITY}; policy accept;`, [
+      IPV4_ONLY,
       'ip daddr != @in-groups return',
       'meta l4proto != udp return',
       'ether saddr @gw-macs update @in-loop { ip daddr } drop',
@@ -123,6 +133,7 @@ export function renderGateway(p: GatewayPlane): string {
   }
   if (chains.has('out')) {
     chain('out', undefined, [
+      IPV4_ONLY,
       'ip daddr != @out-groups return',
       'meta l4proto != udp return',
       'ip saddr != @pods update @out-loop { ip daddr } return',

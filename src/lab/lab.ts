@@ -17,6 +17,7 @@ import {
   labStateDir,
   nextPodIndex,
   nodeCommands,
+  masqueradeScript,
   nodeNetns,
   planLab,
   planPod,
@@ -308,6 +309,12 @@ export async function startDns(lab: Lab): Promise<void> {
     10_000,
     20,
   );
+}
+
+/** Masquerades node `node`'s pod traffic to the underlay (see masqueradeScript). */
+export async function masqueradePods(lab: Lab, node: number, runner: Runner): Promise<void> {
+  requireNode(lab, node);
+  await runner.run(['nft', '-f', '-'], { netns: nodeNetns(lab.spec.id, node), input: masqueradeScript(lab.spec, node) });
 }
 
 /** Takes the router side of node `node`'s uplink down: the node is cut off (a network partition). */

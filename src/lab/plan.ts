@@ -227,6 +227,28 @@ export function nodeCommands(spec: LabSpec, node: number): LabCommand[] {
   return cmds;
 }
 
+/** The table `masqueradeScript` creates in a node namespace. */
+export const MASQUERADE_TABLE = 'kmclabmasq';
+
+/**
+ * What Flannel's ip-masq and Calico's natOutgoing do: pod traffic leaving the node by its uplink
+ * gets the node's address (the receiving node sees the node IP, never the pod's). For `nft -f -`
+ * in the node namespace; atomic replace, so it can be applied twice.
+ */
+export function masqueradeScript(spec: LabSpec, node: number): string {
+  return [
+    `table ip ${MASQUERADE_TABLE}`,
+    `delete table ip ${MASQUERADE_TABLE}`,
+    `table ip ${MASQUERADE_TABLE} {`,
+    '  chain post {',
+    '    type nat hook postrouting priority 100; policy accept;',
+    `    ip saddr ${planNode(spec, node).podCidr} oifname "${NODE_UPLINK}" masquerade`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
 /** One pod: its namespace, eth0 and routes, and the node side of its veth (`ip`: see planPod). */
 export function podCommands(spec: LabSpec, node: number, k: number, ip?: string): LabCommand[] {
   const pod = planPod(spec, node, k, ip);

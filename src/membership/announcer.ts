@@ -6,14 +6,24 @@
  *   the next STATE (a gap in delivery right after a restart).
  * - It never rejects: a failed send is logged and counted, never an unhandled rejection.
  * A set of groups beyond the protocol's limit is cut by the channel; this reports it once per change.
+ * Both modes use it: the sidecar per pod, the node agent per domain.
  */
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LocalState } from './codec.js';
-import type { ControlChannel } from './control.js';
+
+/**
+ * What the announcer sends through: the sidecar's ControlChannel, or one domain of the node
+ * agent's control socket. `sendState` cuts a set beyond the protocol's limit (never throws for
+ * it) and `unannouncedGroups` says how many groups the last STATE left out.
+ */
+export interface StateSender {
+  sendState(peers: readonly string[], state: LocalState): Promise<unknown>;
+  readonly unannouncedGroups: number;
+}
 
 export interface AnnouncerOptions {
-  readonly channel: Pick<ControlChannel, 'sendState' | 'unannouncedGroups'>;
+  readonly channel: StateSender;
   /** Our MAC, overlay address and joined groups, read at send time. */
   readonly local: () => LocalState;
   /** Where heartbeats go when no target is given. */

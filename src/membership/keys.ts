@@ -12,7 +12,9 @@
  * (a Kubernetes Secret update), so keys rotate without a restart.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { ConfigError, errorMessage } from '../errors.js';
 
 /** 128 bits: less is guessable offline from one captured datagram. */
@@ -81,11 +83,34 @@ export async function loadKeyFile(path: string): Promise<Buffer[]> {
   return parseKeys(await readKeyText(path), path);
 }
 
+/** A key file is a few lines of keys; anything bigger is a mistake (or /dev/zero). */
+export const MAX_KEY_FILE_BYTES = 64 * 1024;
+
+/**
+ * Reads at most MAX_KEY_FILE_BYTES of a regular file (a Secret's symlink is followed): a device,
+ * FIFO or directory, or a bigger file, is refused before it is read, never read into memory.
+ */
 async function readKeyText(path: string): Promise<string> {
+  const fix = 'mount the Secret and point --key-file at the file inside it';
+  let fh: FileHandle;
   try {
-    return await readFile(path, 'utf8');
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    throw keyError(path, `cannot read it (${errorMessage(err)})`, 'mount the Secret and point --key-file at the file inside it');
+    throw keyError(path, `cannot read it (${errorMessage(err)})`, fix);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw keyError(path, 'it is not a regular file', fix);
+    if (st.size > MAX_KEY_FILE_BYTES) throw keyError(path, `it has ${st.size} bytes, more than a key file's limit of ${MAX_KEY_FILE_BYTES}`, fix);
+    const buf = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    if (bytesRead > MAX_KEY_FILE_BYTES) throw keyError(path, `it has more than a key file's limit of ${MAX_KEY_FILE_BYTES} bytes`, fix);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw keyError(path, `cannot read it (${errorMessage(err)})`, fix);
+  } finally {
+    await fh.close().catch(() => undefined);
   }
 }
 

@@ -26,10 +26,11 @@ import { ExecMonitors } from '../iproute2/monitor.js';
 import type { Runner } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
+import { Announcer } from '../membership/announcer.js';
 import { loadKeyFile } from '../membership/keys.js';
 import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
 import { PeerTable } from '../membership/peers.js';
-import { AllowList } from '../overlay/allowlist.js';
+import { AllowList, allowListDrops } from '../overlay/allowlist.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
@@ -39,7 +40,7 @@ import { removeGatewayScript } from '../gateway/nft.js';
 import type { PeerNodesStatus, PodProgramStatus } from './api.js';
 import type { NodeConfig } from './config.js';
 import { nodeClusterLabel } from './config.js';
-import { NodeControl } from './control.js';
+import { NODE_LOCAL_STATE, NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
 import type { PeerNodesReadiness } from './domain.js';
 import { announcedGroups, announcement, domainStatus, isProgrammed, joinedAnywhere, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from './domain.js';
@@ -89,6 +90,8 @@ export class NodeAgent {
   private peersReadyBy = 0;
   private allowListOk = false;
   private allowListPeers = 0;
+  private readonly announcers = new Map<string, Announcer>();
+  private allowListDropped: Record<string, number> = {};
   /** This node's gateway to the outside network (--gateway-interface), if any. */
   private readonly gateway: Gateway | undefined;
 
@@ -234,6 +237,7 @@ export class NodeAgent {
         ready: () => this.isReady,
         status: async () => {
           await this.gateway?.refresh();
+          await this.refreshAllowList();
           return this.status();
         },
         pod: async (ip) => await this.podStatus(ip),
@@ -393,8 +397,38 @@ export class NodeAgent {
     return this.gatewayDomain === d ? this.gateway?.announcedGroups() : undefined;
   }
 
+  /** Never rejects (the shared Announcer logs and counts a failure). */
   private async announce(d: DomainRuntime, to: readonly string[]): Promise<void> {
-    await this.control?.sendState(d.label, to, announcedGroups(d, this.gatewayGroups(d)));
+    await this.announcerOf(d)?.announce(to);
+  }
+
+  /**
+   * The domain's STATE sender: the sidecar's Announcer over this node's control socket, so both
+   * modes cap a set of groups the same way, report it the same way, and never throw.
+   */
+  private announcerOf(d: DomainRuntime): Announcer | undefined {
+    const control = this.control;
+    if (!control) return undefined;
+    let a = this.announcers.get(d.label);
+    if (!a) {
+      const service = d.domain.service;
+      a = new Announcer({
+        channel: {
+          sendState: async (peers, state) => await control.sendState(d.label, peers, state.groups),
+          get unannouncedGroups() {
+            return control.unannouncedGroups(d.label);
+          },
+        },
+        local: () => ({ ...NODE_LOCAL_STATE, groups: announcedGroups(d, this.gatewayGroups(d)) }),
+        targets: () => d.table.targets(),
+        log: this.log.child({ domain: service }),
+        onCapped: (dropped) => this.metrics.unannouncedGroups.labels(service).set(dropped),
+      });
+      // The node decides itself when a domain is announced (after its members' joins were read).
+      a.localKnown();
+      this.announcers.set(d.label, a);
+    }
+    return a;
   }
 
   /** Asks for a pass; passes are coalesced (a burst of events is one pass). */
@@ -535,9 +569,16 @@ export class NodeAgent {
     const peers = new Set<string>();
     for (const d of this.domains) for (const p of d.table.targets()) peers.add(p);
     try {
-      const state = await this.allowList.apply({ vxlanPort: this.config.vxlanPort, controlPort: this.keys.length ? undefined : this.config.controlPort, peers: [...peers] });
+      const state = await this.allowList.apply({
+        vxlanPort: this.config.vxlanPort,
+        controlPort: this.keys.length ? undefined : this.config.controlPort,
+        peers: [...peers],
+        // Pods (and a gateway's LAN) never reach the overlay or control port, masqueraded or not.
+        guard: { underlay: this.uplink, ports: [this.config.vxlanPort, this.config.controlPort] },
+      });
       this.allowListOk = true;
       this.allowListPeers = state.peers.length;
+      this.allowListDropped = state.dropped;
     } catch (err) {
       this.allowListOk = false;
       throw err;
@@ -582,9 +623,17 @@ export class NodeAgent {
     return undefined;
   }
 
+  /** The allow-list's drop counters as the kernel has them now. */
+  private async refreshAllowList(): Promise<void> {
+    const list = this.allowListOk ? await this.allowList.read().catch(() => undefined) : undefined;
+    if (list) this.allowListDropped = list.dropped;
+  }
+
   private async refreshCounters(): Promise<void> {
     await this.gateway?.refresh();
     const back = await this.ruleset.read().catch(() => undefined);
+    await this.refreshAllowList();
+    this.metrics.observeAllowList(this.allowListDropped);
     const now = Date.now();
     for (const d of this.domains) this.metrics.observeDomain(d, back, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status);
     this.metrics.ready.set(this.isReady ? 1 : 0);
@@ -593,7 +642,10 @@ export class NodeAgent {
 
   status(): NodeStatus {
     const now = Date.now();
-    const domains: NodeDomainStatus[] = this.domains.map((d) => domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status));
+    const domains: NodeDomainStatus[] = this.domains.map((d) => {
+      const cut = this.announcers.get(d.label)?.unannounced ?? 0;
+      return { ...domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status), ...(cut ? { unannouncedGroups: cut } : {}) };
+    });
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.control?.counters ?? {})) if (k !== 'ok') drops[k] = v;
     return {
@@ -608,7 +660,7 @@ export class NodeAgent {
       unregistered: this.config.unregistered,
       domains,
       ruleset: { installed: this.ruleset.isInstalled, chains: this.ruleset.size, ...(this.ruleset.lastError ? { lastError: this.ruleset.lastError } : {}) },
-      allowList: { installed: this.allowListOk, peers: this.allowListPeers },
+      allowList: { installed: this.allowListOk, peers: this.allowListPeers, dropped: allowListDrops(this.allowListDropped) },
       drops: { control: drops },
       ...(this.gateway ? { gateway: this.gateway.status() } : {}),
     };

@@ -43,6 +43,7 @@ export class NodeControl {
   readonly sendCounters = { sent: 0, failed: 0 };
   private readonly encoders = new Map<string, Encoder>();
   private readonly tables = new Map<string, PeerTable>();
+  private readonly unannounced = new Map<string, number>();
   private readonly now: () => number;
   private readonly listeners: Array<(e: NodeControlEvent) => void> = [];
   private socket: Socket | undefined;
@@ -75,12 +76,23 @@ export class NodeControl {
     this.listeners.push(cb);
   }
 
-  /** `local`: what the STATE carries as MAC and overlay address (a gateway's LAN MAC and address). */
+  /**
+   * `local`: what the STATE carries as MAC and overlay address (a gateway's LAN MAC and address).
+   * A set of groups beyond the protocol's limit is cut to its lowest groups, exactly as the
+   * sidecar's channel does (see `unannouncedGroups`); this never throws for a big set.
+   */
   async sendState(label: string, peers: readonly string[], groups: Iterable<string>, local: { mac: string; overlay: string } = NODE_LOCAL_STATE): Promise<void> {
     const enc = this.encoders.get(label);
     if (!enc) return;
     const state: LocalState = { ...local, groups };
-    await this.sendAll(peers, enc.state(state, this.now()));
+    const { datagrams, dropped } = enc.stateCapped(state, this.now());
+    this.unannounced.set(label, dropped);
+    await this.sendAll(peers, datagrams);
+  }
+
+  /** Groups left out of the last STATE sent for `label` (0 = every group was announced). */
+  unannouncedGroups(label: string): number {
+    return this.unannounced.get(label) ?? 0;
   }
 
   async sendLeave(label: string, peers: readonly string[], local: { mac: string; overlay: string } = NODE_LOCAL_STATE): Promise<void> {

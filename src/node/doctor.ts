@@ -149,8 +149,33 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
         }
       : { id: 'node-agent', title: 'node agent /status', status: 'FAIL', detail: problems.join('; '), fix: 'read the agent log (kubectl logs -n kmcast-node ds/kmcast-node) and kmcast status --node' },
   );
+  out.push(evaluateNodeLimits(st));
   if (st.gateway) out.push(evaluateGateway(st.gateway));
   return out;
+}
+
+/**
+ * What the agent refused or could not carry: datagrams to the overlay/control ports from a pod or
+ * a non-underlay interface, or from no peer, and groups beyond what one STATE carries. Pure.
+ */
+export function evaluateNodeLimits(st: NodeStatus): CheckResult {
+  const dropped = st.allowList.dropped ?? {};
+  const notes: string[] = [];
+  if ((dropped.not_underlay ?? 0) > 0) {
+    notes.push(`${dropped.not_underlay} datagrams to UDP ${st.vxlanPort}/${st.controlPort} came from a pod or an interface other than ${st.uplink} and were dropped (a pod forging overlay frames, or an app using those ports)`);
+  }
+  if ((dropped.not_peer ?? 0) > 0) notes.push(`${dropped.not_peer} VXLAN datagrams from addresses that are no peer node were dropped`);
+  const cut = st.domains.filter((d) => (d.unannouncedGroups ?? 0) > 0).map((d) => `${d.service}: ${d.unannouncedGroups}`);
+  if (cut.length) notes.push(`joined groups beyond what one STATE carries, not announced (peers send them nothing): ${cut.join(', ')}`);
+  return notes.length
+    ? {
+        id: 'node-limits',
+        title: 'refused and uncarried traffic',
+        status: 'WARN',
+        detail: notes.join('; '),
+        fix: 'find the pod with kmcast status --node (its groups) or the node\'s conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain',
+      }
+    : { id: 'node-limits', title: 'refused and uncarried traffic', status: 'OK', detail: 'no datagram refused by the allow-list, every joined group announced' };
 }
 
 /** The gateway's verdict from its /status part. Pure. */

@@ -3,6 +3,7 @@
  * _total; labels are bounded (domain = a configured --service, never a pod or a peer).
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { allowListDrops } from '../overlay/allowlist.js';
 import { VERSION } from '../version.js';
 import type { PeerNodesStatus } from './api.js';
 import type { DomainRuntime } from './domain.js';
@@ -31,6 +32,19 @@ export class NodeMetrics {
   readonly controlReceived = new Gauge({ name: 'kmcast_node_control_received_datagrams', help: 'Control datagrams received since start, by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly controlSent = new Gauge({ name: 'kmcast_node_control_sent_datagrams', help: 'Control datagrams sent since start, by outcome.', labelNames: ['outcome'] as const, registers: [this.registry] });
 
+  readonly unannouncedGroups = new Gauge({
+    name: 'kmcast_node_unannounced_groups',
+    help: 'Groups the domain\'s local members joined beyond what one STATE may carry: not announced, so peers send them nothing.',
+    labelNames: ['domain'] as const,
+    registers: [this.registry],
+  });
+  readonly allowListDropped = new Gauge({
+    name: 'kmcast_node_allowlist_dropped_packets',
+    help: 'Datagrams to the overlay or control port dropped by the allow-list, by reason (not_peer, control_not_peer, not_underlay: from a pod or an interface other than the underlay).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     this.buildInfo.labels(VERSION, process.version).set(1);
     collectDefaultMetrics({ register: this.registry, prefix: 'kmcast_node_' });
@@ -53,6 +67,11 @@ export class NodeMetrics {
     for (const p of d.table.status()) counts[p.state] = (counts[p.state] ?? 0) + 1;
     for (const [state, n] of Object.entries(counts)) this.peers.labels(service, state).set(n);
     if (peerNodes) this.peerNodesUnheard.labels(service).set(peerNodes.waitingFor.length);
+  }
+
+  /** The allow-list's drop counters (kernel counters: reset when its table is replaced). */
+  observeAllowList(dropped: Readonly<Record<string, number>>): void {
+    for (const [reason, n] of Object.entries(allowListDrops(dropped))) this.allowListDropped.labels(reason).set(n);
   }
 
   /** The control socket's counters since start. */

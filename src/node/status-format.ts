@@ -55,6 +55,7 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
     out.push(`domain ${d.service}  vni ${d.vni}  device ${d.device}  announced: ${d.announced ? 'yes' : 'no'}  entries: fdb ${d.entries.fdb} mdb ${d.entries.mdb}`);
     out.push(`  members listed: ${d.listed.length}  local: ${d.localMembers.length}  groups: ${list(d.groups)}${d.gateway ? `  gateway: ${d.gateway}` : ''}`);
     if (d.peerNodes) out.push(`  peer nodes: ${peerNodesLine(d.peerNodes)}`);
+    if (d.unannouncedGroups) out.push(`  WARNING: ${d.unannouncedGroups} joined groups are beyond what one STATE carries: not announced, peers send them nothing`);
     if (d.localMembers.length) {
       const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, list(m.groups)]);
       out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'GROUPS'], rows)));

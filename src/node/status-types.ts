@@ -25,6 +25,8 @@ export interface NodeDomainStatus {
   /** True while this node announces the domain (it has a local member). */
   readonly announced: boolean;
   readonly groups: readonly string[];
+  /** Joined groups left out of the STATE (more than one STATE may carry); absent when none. */
+  readonly unannouncedGroups?: number;
   /** The node IP of the domain's active gateway to the outside network, when it has one. */
   readonly gateway?: string;
   readonly peers: readonly PeerStatus[];
@@ -48,7 +50,8 @@ export interface NodeStatus {
   readonly unregistered: 'drop' | 'flood';
   readonly domains: readonly NodeDomainStatus[];
   readonly ruleset: { readonly installed: boolean; readonly chains: number; readonly lastError?: string };
-  readonly allowList: { readonly installed: boolean; readonly peers: number };
+  /** `dropped`: datagrams the allow-list dropped, by reason (see allowListDrops). */
+  readonly allowList: { readonly installed: boolean; readonly peers: number; readonly dropped?: Readonly<Record<string, number>> };
   readonly drops: { readonly control: Readonly<Record<string, number>> };
   /** This node's gateway (--gateway-interface), when it is one. */
   readonly gateway?: GatewayStatus;

@@ -11,12 +11,22 @@ import type { CaptureSpec, CaptureState } from './capture.js';
 import { captureMatches, captureScript, nftError, readCapture, removeCapture } from './capture.js';
 
 export const NFT_TABLE = 'kmcast';
+/** The comment (and drop counter name) of the node's "overlay ports only from the underlay" rule. */
+export const GUARD_RULE = 'kmcast-not-underlay';
 
 export interface AllowListSpec {
   readonly vxlanPort: number;
   /** Filter the control port too (no key: only peers' source addresses are believed anyway). */
   readonly controlPort: number | undefined;
   readonly peers: readonly string[];
+  /**
+   * Node mode: the underlay interface and the overlay and control ports. Datagrams to those ports
+   * are then taken only from the underlay
+   * (and lo): whatever arrives on any other interface (a pod's host veth or the node bridge, a
+   * gateway's LAN interface) is dropped in prerouting, before the CNI can masquerade a pod's
+   * datagram to the node's own address (which every peer believes). See `GUARD_RULE`.
+   */
+  readonly guard?: { readonly underlay: string; readonly ports: readonly number[] } | undefined;
   /** The eth0 capture chain (capture.ts), written in the same transaction and read back with the list. */
   readonly capture?: CaptureSpec | undefined;
 }
@@ -29,6 +39,17 @@ export function allowListScript(spec: AllowListSpec): string {
   if (spec.controlPort !== undefined) {
     rules.push(`    udp dport ${spec.controlPort} ip saddr != @peers counter drop comment "kmcast-control"`);
   }
+  const guard: string[] = [];
+  if (spec.guard !== undefined) {
+    const ports = [...new Set(spec.guard.ports)].sort((a, b) => a - b);
+    // Prerouting at raw priority: before conntrack and NAT, for forwarded and local traffic alike.
+    guard.push(
+      '  chain prerouting {',
+      '    type filter hook prerouting priority -300; policy accept;',
+      `    iifname != { "${spec.guard.underlay}", "lo" } udp dport { ${ports.join(', ')} } counter drop comment "${GUARD_RULE}"`,
+      '  }',
+    );
+  }
   return [
     `table ip ${NFT_TABLE}`,
     `delete table ip ${NFT_TABLE}`,
@@ -38,6 +59,7 @@ export function allowListScript(spec: AllowListSpec): string {
     '    type filter hook input priority -150; policy accept;',
     ...rules,
     '  }',
+    ...guard,
     '}',
     ...(spec.capture ? captureScript(spec.capture) : []),
     '',
@@ -51,7 +73,28 @@ export function allowListUpdateScript(peers: readonly string[]): string {
 }
 
 function expectedRules(spec: AllowListSpec): string[] {
-  return spec.controlPort === undefined ? ['kmcast-vxlan'] : ['kmcast-vxlan', 'kmcast-control'];
+  const rules = spec.controlPort === undefined ? ['kmcast-vxlan'] : ['kmcast-vxlan', 'kmcast-control'];
+  return spec.guard === undefined ? rules : [...rules, GUARD_RULE];
+}
+
+/**
+ * Drop counters by reason, as /status and the metrics name them: `not_peer` (VXLAN from an address
+ * that is no peer), `control_not_peer`, `not_underlay` (the overlay or control port reached from a
+ * pod or any interface but the underlay). Pure.
+ */
+export function allowListDrops(dropped: Readonly<Record<string, number>>): Record<string, number> {
+  const names: Record<string, string> = { 'kmcast-vxlan': 'not_peer', 'kmcast-control': 'control_not_peer', [GUARD_RULE]: 'not_underlay' };
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(dropped)) out[names[k] ?? k] = v;
+  return out;
+}
+
+/** The guard rule as read back names the spec's underlay and every one of its ports. Pure. */
+export function guardMatches(state: AllowListState | undefined, spec: AllowListSpec): boolean {
+  if (spec.guard === undefined) return true;
+  const text = state?.guard;
+  if (text === undefined) return false;
+  return text.includes(JSON.stringify(spec.guard.underlay)) && spec.guard.ports.every((p) => new RegExp(`\\b${p}\\b`).test(text));
 }
 
 function hasRules(state: AllowListState | undefined, rules: readonly string[]): boolean {
@@ -62,6 +105,8 @@ export interface AllowListState {
   readonly peers: string[];
   /** Drop counters by rule comment (kmcast-vxlan, kmcast-control). */
   readonly dropped: Record<string, number>;
+  /** The guard rule's match, as read back (JSON text), when the table has one. */
+  readonly guard?: string | undefined;
   /** The capture chain as read back, when the spec asked for one. */
   readonly capture?: CaptureState | undefined;
 }
@@ -73,6 +118,7 @@ export function parseAllowList(stdout: string): AllowListState {
   const doc = JSON.parse(stdout) as { nftables?: NftObj[] };
   const peers: string[] = [];
   const dropped: Record<string, number> = {};
+  let guard: string | undefined;
   for (const o of doc.nftables ?? []) {
     if (o.set && o.set.name === 'peers' && Array.isArray(o.set.elem)) {
       for (const e of o.set.elem as unknown[]) if (typeof e === 'string') peers.push(e);
@@ -81,9 +127,10 @@ export function parseAllowList(stdout: string): AllowListState {
       const exprs = (Array.isArray(o.rule.expr) ? o.rule.expr : []) as Record<string, unknown>[];
       const counter = exprs.find((x) => x.counter)?.counter as { packets?: number } | undefined;
       if (exprs.some((x) => 'drop' in x)) dropped[o.rule.comment] = counter?.packets ?? 0;
+      if (o.rule.comment === GUARD_RULE) guard = JSON.stringify(exprs.filter((x) => 'match' in x));
     }
   }
-  return { peers: sortIpv4(peers), dropped };
+  return { peers: sortIpv4(peers), dropped, ...(guard !== undefined ? { guard } : {}) };
 }
 
 export class AllowList {
@@ -102,11 +149,13 @@ export class AllowList {
     const want = sortIpv4(new Set(spec.peers));
     const current = await this.read(spec.capture).catch(() => undefined);
     const captureOk = !spec.capture || captureMatches(current?.capture, spec.capture);
-    if (hasRules(current, rules) && current!.peers.join() === want.join() && captureOk) return current!;
-    const peersOk = hasRules(current, rules) && current!.peers.join() === want.join();
-    let script = peersOk ? '' : hasRules(current, rules) ? allowListUpdateScript(want) : allowListScript(spec);
+    // A guard on another interface or other ports: the whole table is replaced.
+    const rulesOk = hasRules(current, rules) && guardMatches(current, spec);
+    if (rulesOk && current!.peers.join() === want.join() && captureOk) return current!;
+    const peersOk = rulesOk && current!.peers.join() === want.join();
+    let script = peersOk ? '' : rulesOk ? allowListUpdateScript(want) : allowListScript(spec);
     // The capture drifted (deleted by hand, vx0 re-created): replace it in the same transaction.
-    if (hasRules(current, rules) && !captureOk) script += `${captureScript(spec.capture!).join('\n')}\n`;
+    if (rulesOk && !captureOk) script += `${captureScript(spec.capture!).join('\n')}\n`;
     try {
       await this.runner.run(['nft', '-f', '-'], { netns: this.netns, input: script });
     } catch (err) {
@@ -125,7 +174,7 @@ export class AllowList {
       throw new KmcastError(`install admission allow-list: ${msg}`, { cause: err });
     }
     const state = await this.read(spec.capture);
-    if (!state || state.peers.join() !== want.join() || !hasRules(state, rules)) {
+    if (!state || state.peers.join() !== want.join() || !hasRules(state, rules) || !guardMatches(state, spec)) {
       throw new KmcastError(
         `verify admission allow-list: read back ${JSON.stringify(state)} but installed peers ${JSON.stringify(want)} with rules ${rules.join(', ')}`,
       );

@@ -34,6 +34,7 @@ test('inbound: configured UDP only, loops dropped first, then the rate, then int
     [
       'chain lan-in {',
       'type filter hook ingress device "eth1" priority -500; policy accept;',
+      'meta protocol != ip return',
       'ip daddr != @in-groups return',
       'meta l4proto != udp return',
       'ether saddr @gw-macs update @in-loop { ip daddr } drop',
@@ -51,6 +52,7 @@ test('outbound: single groups, pod sources only, never a drop on the domain path
   const s = renderGateway(plane({ minTtl: 2 }));
   assert.match(s, /set out-groups \{ type ipv4_addr; flags interval; elements = \{ 224\.0\.0\.251, 239\.2\.2\.2 \}; \}/);
   const out = s.slice(s.indexOf('chain out {'), s.indexOf('chain vx-in'));
+  assert.match(out, /^chain out \{\n\s+meta protocol != ip return\n/, 'a frame that is not IPv4 (ARP, IPv6) is never copied out');
   assert.match(out, /ip saddr != @pods update @out-loop \{ ip daddr \} return/);
   assert.match(out, /ip ttl < 2 update @out-ttl \{ ip daddr \} return/);
   assert.match(out, /dup to "eth1"/);
@@ -79,7 +81,7 @@ test('a standby gateway keeps its sets but has no chain; no rate limit at 0; emp
 
 test('read-back of a live table: chains, rule counts and per-group counters', () => {
   const back = parseGateway(fixture('iproute2/nft-gateway-table.json'));
-  assert.deepEqual(Object.fromEntries(back.chains), { 'lan-in': 9, out: 7, 'vx-in': 1, 'vx-out': 1, 'lan-snat': 3 });
+  assert.deepEqual(Object.fromEntries(back.chains), { 'lan-in': 10, out: 8, 'vx-in': 1, 'vx-out': 1, 'lan-snat': 3 });
   assert.equal(back.stale, false);
   assert.deepEqual(back.counters.get('out-pass')?.get('239.2.2.2'), { packets: 2, bytes: 66 });
   assert.deepEqual(back.counters.get('out-ttl')?.get('239.2.2.2'), { packets: 1, bytes: 33 });
@@ -87,7 +89,7 @@ test('read-back of a live table: chains, rule counts and per-group counters', ()
   // The fixture was rendered from this plane (device kmcb0, lan kmcb1, TTL floor 2, rate 1000).
   const live = plane({ device: 'kmcb0', lan: 'kmcb1', minTtl: 2 });
   assert.equal(gatewayMismatch(live, back), undefined);
-  assert.equal(gatewayMismatch(plane({ device: 'kmcb0', lan: 'kmcb1', minTtl: 1 }), back), 'chain lan-in has 9 rules, not 8');
+  assert.equal(gatewayMismatch(plane({ device: 'kmcb0', lan: 'kmcb1', minTtl: 1 }), back), 'chain lan-in has 10 rules, not 9');
   assert.equal(gatewayMismatch(plane({ active: false }), back), 'unexpected chain lan-in');
   assert.equal(gatewayMismatch(live, undefined), 'table missing');
 });

@@ -8,6 +8,7 @@ import {
   labIdOfNetns,
   labNetnsPrefix,
   nextPodIndex,
+  masqueradeScript,
   nodeCommands,
   parseNodes,
   parsePodShortName,
@@ -196,4 +197,11 @@ test('findPodIn: short or namespace name; NotFoundError lists the pods', () => {
 test('pod resolv.conf points at the lab DNS with Kubernetes search domains', () => {
   assert.equal(podResolvConf(spec), 'nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\n');
   assert.match(podResolvConf(buildSpec({ service: 'app.prod.svc.cluster.local' })), /search prod\.svc\.cluster\.local /);
+});
+
+test('masquerade: the node\'s pod CIDR leaving by the uplink takes the node address, in one replace', () => {
+  const s = masqueradeScript(buildSpec({ id: 't1', nodes: ['calico', 'bridge'] }), 2);
+  assert.match(s, /^table ip kmclabmasq\ndelete table ip kmclabmasq\n/);
+  assert.match(s, /type nat hook postrouting priority 100;/);
+  assert.match(s, /ip saddr 10\.244\.2\.0\/24 oifname "kmcup" masquerade/);
 });

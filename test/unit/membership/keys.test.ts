@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../../src/errors.js';
-import { KeyFileWatcher, MAX_KEYS, MIN_KEY_BYTES, loadKeyFile, parseKeys } from '../../../src/membership/keys.js';
+import { KeyFileWatcher, MAX_KEY_FILE_BYTES, MAX_KEYS, MIN_KEY_BYTES, loadKeyFile, parseKeys } from '../../../src/membership/keys.js';
 
 describe('key file', () => {
   it('reads hex, base64 and raw-text keys in file order, skipping blanks and comments', () => {
@@ -67,7 +67,7 @@ describe('key file', () => {
         assert.match(err.message, /^load --key-file .*missing: cannot read it \(.*ENOENT.*\); mount the Secret/);
         return true;
       });
-      await assert.rejects(loadKeyFile(dir), /cannot read it/);
+      await assert.rejects(loadKeyFile(dir), /not a regular file/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -115,6 +115,28 @@ describe('key file watcher: a changed Secret is re-read without a restart', () =
       assert.deepEqual(w.keys().map((k) => k.toString('hex'))[0], 'ffeeddccbbaa99887766554433221100', 'the last good keys stay');
     } finally {
       w.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a device and a file over the size limit before reading them, naming the flag', async () => {
+    const rss = process.memoryUsage().rss;
+    await assert.rejects(loadKeyFile('/dev/zero'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /^load --key-file \/dev\/zero: it is not a regular file; /);
+      return true;
+    });
+    assert.ok(process.memoryUsage().rss - rss < 32 * 1024 * 1024, 'nothing of /dev/zero was read into memory');
+    const dir = await mkdtemp(join(tmpdir(), 'kmc-keys-'));
+    try {
+      const big = join(dir, 'big');
+      await writeFile(big, `hex:00112233445566778899aabbccddeeff\n${'#'.repeat(MAX_KEY_FILE_BYTES)}\n`);
+      await assert.rejects(loadKeyFile(big), new RegExp(`more than a key file's limit of ${MAX_KEY_FILE_BYTES}`));
+      const edge = join(dir, 'edge');
+      const line = 'hex:00112233445566778899aabbccddeeff\n';
+      await writeFile(edge, line + '#'.repeat(MAX_KEY_FILE_BYTES - line.length - 1) + '\n');
+      assert.equal((await loadKeyFile(edge)).length, 1, 'a file of exactly the limit loads');
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -42,3 +42,17 @@ test('a bad MAC, garbage and a spoofed source are counted, never thrown', () => 
   assert.equal(ctl.handle(good.state({ ...NODE_LOCAL_STATE, groups: [] }, Date.now())[0]!, { address: '172.31.9.9' }), 'spoofed');
   assert.equal(ctl.counters.bad_mac + ctl.counters.malformed + ctl.counters.spoofed, 3);
 });
+
+/** `n` distinct groups in 239.0.0.0/8. */
+const manyGroups = (n: number): string[] => Array.from({ length: n }, (_, i) => `239.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+
+test('a STATE with more groups than the protocol carries is cut, never thrown, and reported per domain', async () => {
+  const { ctl } = channel();
+  const enc = new Encoder({ sender: '172.31.1.2', cluster: 'node:100/a', key });
+  assert.throws(() => enc.state({ ...NODE_LOCAL_STATE, groups: manyGroups(30_000) }, 0), /encode STATE/, 'baseline: the uncapped encoder refuses the set');
+  await ctl.sendState('node:100/a', ['172.31.2.2'], manyGroups(30_000));
+  assert.equal(ctl.unannouncedGroups('node:100/a'), 30_000 - enc.maxGroups);
+  assert.equal(ctl.unannouncedGroups('node:200/b'), 0, 'the other domain is not affected');
+  await ctl.sendState('node:100/a', ['172.31.2.2'], manyGroups(3));
+  assert.equal(ctl.unannouncedGroups('node:100/a'), 0, 'a smaller set is whole again');
+});

@@ -54,9 +54,20 @@ describe('node doctor', () => {
     assert.deepEqual(f, { capEff: null, nftProbe: { ok: false, error: 'Error: Could not process rule: No such file or directory' }, netnsDir: { ok: false, error: 'ENOENT' }, agent: { ok: false, error: 'ECONNREFUSED' } });
   });
 
+  it('explains allow-list drops and groups left out of STATE', () => {
+    const base = status();
+    const st = status({ allowList: { installed: true, peers: 2, dropped: { not_underlay: 5, not_peer: 0 } }, domains: [{ ...base.domains[0]!, unannouncedGroups: 19_700 }] });
+    const r = evaluateNode({ ...OK_FACTS, agent: { ok: true, status: st } }, OPTS);
+    const c = byId(r, 'node-limits');
+    assert.equal(c.status, 'WARN');
+    assert.match(c.detail, /5 datagrams to UDP 7472\/7473 came from a pod or an interface other than kmcup/);
+    assert.match(c.detail, /app\.default\.svc\.cluster\.local: 19700/);
+    assert.doesNotMatch(c.detail, /no peer node/, 'a zero counter is not reported');
+  });
+
   it('all OK on a healthy node', () => {
     const r = evaluateNode(OK_FACTS, OPTS);
-    assert.deepEqual(r.map((c) => [c.id, c.status]), [['node-capability', 'OK'], ['node-nft-netdev', 'OK'], ['node-netns-dir', 'OK'], ['node-agent', 'OK']]);
+    assert.deepEqual(r.map((c) => [c.id, c.status]), [['node-capability', 'OK'], ['node-nft-netdev', 'OK'], ['node-netns-dir', 'OK'], ['node-agent', 'OK'], ['node-limits', 'OK']]);
     assert.match(byId(r, 'node-agent').detail, /ready, 1 domains, 0 local members, 3 chains/);
   });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AllowList, allowListScript, parseAllowList } from '../../../src/overlay/allowlist.js';
+import { AllowList, allowListDrops, allowListScript, parseAllowList } from '../../../src/overlay/allowlist.js';
 import { FakeRunner } from '../../../src/iproute2/runner.js';
 import { CapabilityError, KmcastError } from '../../../src/errors.js';
 
@@ -66,4 +66,36 @@ test('a missing nft binary is a capability error that names the way out', async 
 
 test('parseAllowList tolerates an empty set', () => {
   assert.deepEqual(parseAllowList(listed([], ['kmcast-vxlan', 'kmcast-control'])), { peers: [], dropped: { 'kmcast-vxlan': 3, 'kmcast-control': 3 } });
+});
+
+test('node guard: the overlay and control ports only from the underlay (and lo), in prerouting', () => {
+  const s = allowListScript({ vxlanPort: 7472, controlPort: undefined, peers: [], guard: { underlay: 'eth9', ports: [7473, 7472] } });
+  assert.match(s, /chain prerouting \{\n\s+type filter hook prerouting priority -300; policy accept;\n\s+iifname != \{ "eth9", "lo" \} udp dport \{ 7472, 7473 \} counter drop comment "kmcast-not-underlay"/);
+  assert.doesNotMatch(allowListScript({ vxlanPort: 7472, controlPort: undefined, peers: [] }), /prerouting/, 'the sidecar has no guard');
+});
+
+test('node guard: a guard on another interface is replaced whole; drops are named by reason', async () => {
+  const guarded = (underlay: string): string =>
+    JSON.stringify({
+      nftables: [
+        { set: { name: 'peers', elem: ['10.0.0.2'] } },
+        { rule: { comment: 'kmcast-vxlan', expr: [{ counter: { packets: 1 } }, { drop: null }] } },
+        {
+          rule: {
+            comment: 'kmcast-not-underlay',
+            expr: [{ match: { op: '!=', left: { meta: { key: 'iifname' } }, right: { set: [underlay, 'lo'] } } }, { match: { op: '==', left: { payload: { field: 'dport' } }, right: { set: [7472, 7473] } } }, { counter: { packets: 4 } }, { drop: null }],
+          },
+        },
+      ],
+    });
+  const spec = { vxlanPort: 7472, controlPort: undefined, peers: ['10.0.0.2'], guard: { underlay: 'eth0', ports: [7472, 7473] } };
+  const same = nftRunner([{ stdout: guarded('eth0') }]);
+  const state = await new AllowList(same).apply(spec);
+  assert.deepEqual(same.commands(), ['nft -j list table ip kmcast'], 'a matching guard writes nothing');
+  assert.deepEqual(allowListDrops(state.dropped), { not_peer: 1, not_underlay: 4 });
+  const moved = nftRunner([{ stdout: guarded('eth1') }, { stdout: guarded('eth0') }]);
+  await new AllowList(moved).apply(spec);
+  assert.match(moved.calls[1]?.input ?? '', /^table ip kmcast\ndelete table ip kmcast\n[\s\S]*"eth0", "lo"/);
+  const missing = nftRunner([{ stdout: listed(['10.0.0.2']) }]);
+  await assert.rejects(new AllowList(missing).apply(spec), /verify admission allow-list/, 'a guard missing after apply fails closed');
 });
