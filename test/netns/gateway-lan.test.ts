@@ -13,7 +13,7 @@ import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { addLan } from '../../src/lab/lan.js';
 import { received, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import type { NodeReceiverReport } from '../../src/lab/node-apps.js';
-import { findPython, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitExit, waitFor } from '../../src/lab/process.js';
+import { agentEvidence, findPython, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitExit, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabLan, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
@@ -31,6 +31,8 @@ describe('gateway: ARP, IPv6 and TCP on the LAN interface are the node\'s, never
   let lab: Lab;
   let lan: LabLan;
   let agent: NodeAgentHandle | undefined;
+  /** What the agent shows, quoted when a wait times out. */
+  const evidence = async (): Promise<string> => (agent ? await agentEvidence(agent) : 'no agent started');
   let capture: ChildProcess | undefined;
   let captured = '';
   const member = (): LabPod => lab.pods[0]!;
@@ -47,7 +49,7 @@ describe('gateway: ARP, IPv6 and TCP on the LAN interface are the node\'s, never
       if (r?.status !== 200) return false;
       const s = JSON.parse(r.body) as NodeStatus;
       return s.ready && s.domains[0]!.localMembers.every((m) => m.programmed) && s.gateway?.active === true && s.gateway.table.installed;
-    }, 30_000, 100);
+    }, 30_000, { intervalMs: 100, explain: evidence });
   });
 
   after(async () => {
@@ -83,7 +85,7 @@ describe('gateway: ARP, IPv6 and TCP on the LAN interface are the node\'s, never
     capture.stdout?.on('data', (b: Buffer) => (captured += b.toString()));
     let tcpdumpErr = '';
     capture.stderr?.on('data', (b: Buffer) => (tcpdumpErr += b.toString()));
-    await waitFor(`tcpdump listening in the pod (${tcpdumpErr.trim()})`, async () => tcpdumpErr.includes('listening on'), 10_000, 50);
+    await waitFor(`tcpdump listening in the pod (${tcpdumpErr.trim()})`, async () => tcpdumpErr.includes('listening on'), 10_000, { intervalMs: 50, explain: evidence });
 
     // ARP, then TCP over IPv4: from a flushed neighbour table, the node must answer the ARP itself.
     await runInNetns(host().netns, ['ip', 'neigh', 'flush', 'dev', host().ifname]);

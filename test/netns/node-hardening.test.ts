@@ -24,7 +24,7 @@ import { after, before, describe, test } from 'node:test';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, masqueradePods, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver, UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { findPython, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitExit, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, findPython, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitExit, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, NODE_VXLAN_PORT, podStatusPath } from '../../src/node/api.js';
@@ -83,6 +83,8 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
   let lab: Lab;
   let keyDir: string;
   const agents: NodeAgentHandle[] = [];
+  /** What the agents show, quoted when a wait times out. */
+  const evidence = (): Promise<string> => agentsEvidence(agents);
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
   const A = (): LabPod[] => ['n1p1', 'n2p1'].map(pod);
   const B = (): LabPod[] => ['n1p2', 'n2p2'].map(pod);
@@ -134,19 +136,19 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
       }
       for (const i of [1, 2]) if ((await status(i)).allowList.peers < 1) return false;
       return true;
-    }, 30_000, 200);
+    }, 30_000, { intervalMs: 200, explain: evidence });
     const rx = await startNodeReceiver(pod('n2p2').netns, { port: PORT, groups: [G] });
     await waitFor(`node 1 replicates ${G} to node 2`, async () => {
       const r = await runInNetns(lab.nodes[0]!.netns, ['bridge', 'mdb', 'show', 'dev', 'kmcvx200']);
       return r.stdout.includes(G);
-    }, 10_000, 100);
+    }, 10_000, { intervalMs: 100, explain: evidence });
     const delivered = async (): Promise<number> => {
       const r = await runInNetns(lab.nodes[1]!.netns, ['nft', 'list', 'chain', 'netdev', 'kmcast-node', 'vx-200']);
       return Number(/packets (\d+)/.exec(r.stdout)?.[1] ?? 0);
     };
     const before = await delivered();
     await sendFromPod(pod('n1p2').netns, G, { port: PORT, count: N, intervalMs: 5 });
-    await waitFor(`node 2 delivers ${N} frames of domain B (vx-200 counter from ${before})`, async () => (await delivered()) - before >= N, 10_000, 50);
+    await waitFor(`node 2 delivers ${N} frames of domain B (vx-200 counter from ${before})`, async () => (await delivered()) - before >= N, 10_000, { intervalMs: 50, explain: evidence });
     const rep = await rx.stop();
     assert.equal(received(rep, G, pod('n1p2').ip), N, `n2p2 must get n1p2's ${G}: ${JSON.stringify(rep.counts)}`);
   });
@@ -166,7 +168,7 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
       const counted = await waitFor(`node ${from.node} counts the forged frames as not_underlay`, async () => {
         seen = (await status(from.node)).allowList.dropped?.not_underlay ?? 0;
         return seen - before >= N ? seen : undefined;
-      }, 8_000, 200).catch(() => undefined);
+      }, 8_000, { intervalMs: 200, explain: evidence }).catch(() => undefined);
       const rep = await rx.stop();
       assert.equal(receivedAny(rep, G), 0, `${victim} must get none of ${attacker}'s forged ${G} (inner source ${src}): ${JSON.stringify(rep.counts)}`);
       assert.ok(counted !== undefined, `node ${from.node} /status allowList.dropped.not_underlay went ${before} -> ${seen}, want +${N}`);
@@ -185,20 +187,20 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
     joiner.stdout?.on('data', (b: Buffer) => (out += b.toString()));
     joiner.stderr?.on('data', (b: Buffer) => (err += b.toString()));
     try {
-      await waitFor(`n1p1 holds 20,500 groups on 1,025 sockets (${err.trim()})`, async () => out.includes('READY 1025'), 60_000, 100);
+      await waitFor(`n1p1 holds 20,500 groups on 1,025 sockets (${err.trim()})`, async () => out.includes('READY 1025'), 60_000, { intervalMs: 100, explain: evidence });
       let seen: NodeStatus | undefined;
       await waitFor('node 1 /status shows domain A\'s unannounced groups', async () => {
         if (agent.child.exitCode !== null) throw new Error(`the node agent exited with ${agent.child.exitCode} (log: ${agent.logFile})`);
         seen = await status(1);
         return (seen.domains.find((d) => d.vni === 100)?.unannouncedGroups ?? 0) > 0;
-      }, 30_000, 250);
+      }, 30_000, { intervalMs: 250, explain: evidence });
       const cut = seen!.domains.find((d) => d.vni === 100)!.unannouncedGroups!;
       assert.ok(cut > 0 && cut < 20_500, `some groups announced, the rest counted: ${cut}`);
       // Several heartbeats later it is still alive and still ready.
       const peerSeen = async (): Promise<string | null | undefined> => (await status(2)).domains.find((d) => d.vni === 100)!.peers.find((p) => p.ip === lab.nodes[0]!.underlayIp)?.lastSeen;
       const seenAt = async (): Promise<number> => Date.parse((await peerSeen()) ?? '') || 0;
       const first = await seenAt();
-      await waitFor('node 2 hears STATEs from node 1 for three more heartbeats', async () => (await seenAt()) >= first + 1500, 15_000, 250);
+      await waitFor('node 2 hears STATEs from node 1 for three more heartbeats', async () => (await seenAt()) >= first + 1500, 15_000, { intervalMs: 250, explain: evidence });
       assert.equal(agent.child.exitCode, null, `the node agent is still running (log: ${agent.logFile})`);
       assert.equal((await netnsFetch(lab.nodes[0]!.netns, '/readyz', NODE_HTTP_PORT)).status, 200);
       const metrics = (await netnsFetch(lab.nodes[0]!.netns, '/metrics', NODE_HTTP_PORT)).body;
