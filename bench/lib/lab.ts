@@ -89,6 +89,21 @@ export async function startAgents(lab: Lab, pods: readonly LabPod[], args: reado
   return await Promise.all(pods.map((p) => startAgent(lab, p, args)));
 }
 
+/**
+ * startAgents in batches of `batch`, each batch ready (/readyz) before the next starts: dozens of
+ * Node.js processes started at once on 2 cores measure the start-up stampede, not the agent.
+ */
+export async function startAgentsInBatches(lab: Lab, pods: readonly LabPod[], args: readonly string[], members: readonly LabPod[], batch = 8): Promise<AgentHandle[]> {
+  await setServiceMembers(lab, members.map((p) => p.ip));
+  const out: AgentHandle[] = [];
+  for (let i = 0; i < pods.length; i += batch) {
+    const slice = pods.slice(i, i + batch);
+    out.push(...(await Promise.all(slice.map((p) => startAgent(lab, p, args)))));
+    await waitReady(lab, slice, 60_000);
+  }
+  return out;
+}
+
 export async function stopAgents(agents: readonly AgentHandle[]): Promise<void> {
   await Promise.all(agents.map(async (a) => await a.stop()));
 }

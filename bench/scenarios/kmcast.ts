@@ -15,7 +15,7 @@ import type { ProbeReport } from '../../src/probe/report.js';
 import type { BenchContext } from '../lib/context.js';
 import { BENCH_GROUP, BENCH_PORT, measureDataPlane } from '../lib/context.js';
 import type { ReplicationMode } from '../lib/lab.js';
-import { agentReplication, benchAgentArgs, buildLab, floodPeers, mdbDestinations, mdbEntries, removeLab, sampleResources, startAgentWithNode, startAgents, stopAgents, waitFor, waitReady } from '../lib/lab.js';
+import { agentReplication, benchAgentArgs, buildLab, floodPeers, mdbDestinations, mdbEntries, removeLab, sampleResources, startAgentWithNode, startAgents, startAgentsInBatches, stopAgents, waitFor, waitReady } from '../lib/lab.js';
 import { findMaxRate, NODE_OPTION_SETS, pct, resourceLabel } from '../lib/pure.js';
 import type { ResultRow } from '../lib/pure.js';
 import { iperfTrial, run, spawnIn, stop } from '../lib/net.js';
@@ -258,7 +258,7 @@ export async function resources(ctx: BenchContext): Promise<{ rows: ResultRow[];
       for (const set of NODE_OPTION_SETS) {
         const agent = await startAgentWithNode(lab, a, set.args, args, set.env);
         try {
-          await waitReady(lab, [a]);
+          await waitReady(lab, [a], 60_000);
           await waitFor(`${peers} live peers on ${a.name}`, async () => (await floodPeers(a)).length >= peers, 60_000, 200);
           await sleep(settleMs);
           await sample(state, set, agent);
@@ -273,7 +273,8 @@ export async function resources(ctx: BenchContext): Promise<{ rows: ResultRow[];
       await measure('idle, 1 peer', 1);
       // The other 49 join: the Service now lists all 51 pods; each agent admits the others.
       const all = lab.pods.slice(0, RESOURCE_PEERS + 1);
-      others.push(...(await startAgents(lab, rest.slice(0, RESOURCE_PEERS - 1), args, all)));
+      // In batches, each ready before the next: what is measured is the agent among 50 live peers.
+      others.push(...(await startAgentsInBatches(lab, rest.slice(0, RESOURCE_PEERS - 1), args, all)));
       const took = await waitFor(`${RESOURCE_PEERS} live peers on ${b.name}`, async () => (await floodPeers(b)).length >= RESOURCE_PEERS - 1, 120_000, 500);
       ctx.progress(`resources: ${RESOURCE_PEERS - 1} peers programmed on ${b.name} ${(took / 1000).toFixed(1)} s after their agents started`);
       await measure(`${RESOURCE_PEERS} live peers`, RESOURCE_PEERS);
