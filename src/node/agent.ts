@@ -47,7 +47,8 @@ import type { LocalMember } from './members.js';
 import { MemberResolver, membersKey, resolveListed } from './members.js';
 import { NodeMetrics } from './metrics.js';
 import type { ChainSpec } from './nft.js';
-import { desiredChains, vxChainName } from './nft.js';
+import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
+import { deliveryChainName, desiredChains } from './nft.js';
 import { NodeRuleset } from './ruleset.js';
 import type { NodeDomainStatus, NodeStatus } from './status-types.js';
 import { detectUplink } from './uplink.js';
@@ -268,7 +269,10 @@ export class NodeAgent {
     await this.runner.run(['nft', '-f', '-'], { input: removeGatewayScript(), allowFail: true });
     await this.ruleset.remove();
     await this.allowList.remove();
-    for (const d of this.domains) await d.reconciler.teardown(d.domain.device, undefined);
+    for (const d of this.domains) {
+      await d.reconciler.teardown(d.domain.device, undefined);
+      await removeDelivery(this.ip, d.domain.vni);
+    }
     const routes = await this.ip.routes();
     if (routes.some((r) => r.type === 'blackhole' && r.dst.replace(/\/32$/, '') === BLACKHOLE_IP)) {
       await this.ip.ipBatch([`route del blackhole ${BLACKHOLE_IP}/32`]);
@@ -458,6 +462,10 @@ export class NodeAgent {
       try {
         const r = await d.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil, fast });
         if (r.plan.recreate || r.plan.ip.some((l) => l.startsWith('link add'))) this.ruleset.markRebind();
+        if (await ensureDelivery(this.ip, d.domain.vni)) {
+          this.log.info({ domain: d.domain.service, devices: deliveryNames(deliveryDevices(d.domain.vni)) }, 'delivery hop (re)created');
+          this.ruleset.markRebind();
+        }
         d.deviceOk = true;
         d.entries = { fdb: desired.fdb.length, mdb: desired.mdb.length };
         this.metrics.fdbEntries.labels(d.domain.service).set(desired.fdb.length);
@@ -490,8 +498,8 @@ export class NodeAgent {
   private async syncGateway(): Promise<void> {
     const d = this.gatewayDomain;
     if (!this.gateway || !d) return;
-    const vx = this.wantedChains().find((c) => c.name === vxChainName(d.domain.vni));
-    await this.gateway.sync({ vni: d.domain.vni, device: d.domain.device, members: vx?.dups ?? [], pods: d.listed, demanded: this.demandedGroups() });
+    const dl = this.wantedChains().find((c) => c.name === deliveryChainName(d.domain.vni));
+    await this.gateway.sync({ vni: d.domain.vni, device: d.domain.device, delivery: deliveryDevices(d.domain.vni).recv, members: dl?.dups ?? [], pods: d.listed, demanded: this.demandedGroups() });
   }
 
   private async syncAllowList(): Promise<void> {

@@ -7,7 +7,7 @@ import { VERSION } from '../version.js';
 import type { DomainRuntime } from './domain.js';
 import type { LocalMember } from './members.js';
 import type { ReadChain } from './nft.js';
-import { captureChainName, vxChainName } from './nft.js';
+import { captureChainName, deliveryChainName } from './nft.js';
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -39,7 +39,7 @@ export class NodeMetrics {
       if (programmed(m)) ok++;
     }
     this.captured.labels(service).set(captured);
-    this.delivered.labels(service).set(back?.get(vxChainName(d.domain.vni))?.packets ?? 0);
+    this.delivered.labels(service).set(back?.get(deliveryChainName(d.domain.vni))?.packets ?? 0);
     this.localMembers.labels(service, 'true').set(ok);
     this.localMembers.labels(service, 'false').set(d.local.size - ok);
     const counts: Record<string, number> = { pending: 0, alive: 0, left: 0, expired: 0 };

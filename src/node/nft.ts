@@ -6,16 +6,21 @@
  *
  * Per domain:
  * - `vx-<vni>`: ingress of the domain's VXLAN device. Every decapsulated multicast or limited
- *   broadcast frame is copied out of each local member's host veth (the pod receives it on its
- *   own eth0) and then dropped, so nothing reaches the node's stack or the CNI; anything else
+ *   broadcast frame is forwarded into the domain's delivery hop (src/node/delivery.ts: a bridge
+ *   whose forwarding leaves the frame with a checksum state a pod can verify); anything else
  *   (unicast, ARP, IPv6) is dropped by the chain's policy: a peer can put only what kmcast
- *   carries into a pod, never a unicast frame past the CNI's network policy.
+ *   carries into a pod, never a unicast frame past the CNI's network policy. Nothing reaches
+ *   the node's stack or the CNI.
+ * - `dl-<vni>`: ingress of the hop's far end. Each frame is copied out of every local member's
+ *   host veth (the pod receives it on its own eth0) and then dropped; anything else is dropped.
  * - `cap-<veth>`: ingress of a local member's host veth. Multicast (224.0.0.0/4) and limited
  *   broadcast the pod sends are copied to every other local member and forwarded into the
  *   domain's VXLAN device (which replicates once per member node from its FDB/MDB); the node's
  *   CNI never sees them. Everything else (unicast, ARP, IPv6) passes untouched.
  * Priority -500 runs before any other ingress chain a CNI might install.
  */
+import { deliveryDevices } from './delivery.js';
+
 export const NODE_TABLE = 'kmcast-node';
 export const NODE_PRIORITY = -500;
 /** What a member pod sends that kmcast takes: IPv4 multicast and limited broadcast. */
@@ -44,7 +49,7 @@ export interface ChainShape {
   readonly dups: readonly string[];
   /** fwd target (capture chains). */
   readonly fwd: string | undefined;
-  /** Ends in drop (VXLAN chains). */
+  /** Ends in drop (delivery chains). */
   readonly drop: boolean;
 }
 
@@ -54,6 +59,7 @@ export interface ChainSpec extends ChainShape {
 }
 
 export const vxChainName = (vni: number): string => `vx-${vni}`;
+export const deliveryChainName = (vni: number): string => `dl-${vni}`;
 export const captureChainName = (veth: string): string => `cap-${veth}`;
 
 const byName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
@@ -69,7 +75,9 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
   for (const d of [...domains].sort((a, b) => a.vni - b.vni)) {
     const members = [...new Set(d.members)].filter((m) => !claimed.has(m)).sort(byName);
     for (const m of members) claimed.add(m);
-    out.push({ name: vxChainName(d.vni), device: d.device, capture: true, policy: 'drop', dups: members, fwd: undefined, drop: true });
+    const hop = deliveryDevices(d.vni);
+    out.push({ name: vxChainName(d.vni), device: d.device, capture: true, policy: 'drop', dups: [], fwd: hop.in, drop: false });
+    out.push({ name: deliveryChainName(d.vni), device: hop.recv, capture: true, policy: 'drop', dups: members, fwd: undefined, drop: true });
     for (const m of members) {
       out.push({ name: captureChainName(m), device: m, capture: true, policy: 'accept', dups: members.filter((o) => o !== m), fwd: d.device, drop: false });
     }

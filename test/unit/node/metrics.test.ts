@@ -21,7 +21,8 @@ test('observeDomain: captured sums the members\' capture chains, programmed spli
   const back = new Map([
     ['cap-kmcv1', chain('cap-kmcv1', 5)],
     ['cap-kmcv2', chain('cap-kmcv2', 7)],
-    ['vx-100', chain('vx-100', 40)],
+    ['vx-100', chain('vx-100', 41)],
+    ['dl-100', chain('dl-100', 40)],
   ]);
   metrics.observeDomain(d, back, (x) => x.veth === 'kmcv1');
   metrics.observeControl({ counters: { ok: 9, bad_mac: 1 }, sendCounters: { sent: 12, failed: 2 } });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { desiredChains, parseRuleset, removeScript, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
 
-test('one VXLAN chain per domain and one capture chain per local member, deterministic', () => {
+test('per domain a VXLAN chain into the delivery hop, a delivery chain, one capture chain per member', () => {
   const chains = desiredChains([
     { vni: 200, device: 'kmcvx200', members: ['kmcv3'] },
     { vni: 100, device: 'kmcvx100', members: ['kmcv10', 'kmcv2', 'kmcv1'] },
@@ -11,11 +11,13 @@ test('one VXLAN chain per domain and one capture chain per local member, determi
   assert.deepEqual(
     chains.map((c) => [c.name, c.device, c.dups.join(' '), c.fwd ?? '-', c.drop, c.policy]),
     [
-      ['vx-100', 'kmcvx100', 'kmcv1 kmcv2 kmcv10', '-', true, 'drop'],
+      ['vx-100', 'kmcvx100', '', 'kmcdi100', false, 'drop'],
+      ['dl-100', 'kmcdr100', 'kmcv1 kmcv2 kmcv10', '-', true, 'drop'],
       ['cap-kmcv1', 'kmcv1', 'kmcv2 kmcv10', 'kmcvx100', false, 'accept'],
       ['cap-kmcv2', 'kmcv2', 'kmcv1 kmcv10', 'kmcvx100', false, 'accept'],
       ['cap-kmcv10', 'kmcv10', 'kmcv1 kmcv2', 'kmcvx100', false, 'accept'],
-      ['vx-200', 'kmcvx200', 'kmcv3', '-', true, 'drop'],
+      ['vx-200', 'kmcvx200', '', 'kmcdi200', false, 'drop'],
+      ['dl-200', 'kmcdr200', 'kmcv3', '-', true, 'drop'],
       ['cap-kmcv3', 'kmcv3', '', 'kmcvx200', false, 'accept'],
     ],
   );
@@ -26,7 +28,7 @@ test('a veth two domains list belongs to the lower VNI only (one eth0, one forwa
     { vni: 100, device: 'kmcvx100', members: ['kmcv1'] },
     { vni: 200, device: 'kmcvx200', members: ['kmcv1', 'kmcv2'] },
   ]);
-  assert.deepEqual(chains.find((c) => c.name === 'vx-200')?.dups, ['kmcv2']);
+  assert.deepEqual(chains.find((c) => c.name === 'dl-200')?.dups, ['kmcv2']);
   assert.equal(chains.filter((c) => c.name === 'cap-kmcv1').length, 1);
 });
 
@@ -40,6 +42,10 @@ test('the script replaces the whole table atomically: declare, delete, recreate'
       'table netdev kmcast-node {',
       '  chain vx-100 {',
       '    type filter hook ingress device "kmcvx100" priority -500; policy drop;',
+      '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter fwd to "kmcdi100"',
+      '  }',
+      '  chain dl-100 {',
+      '    type filter hook ingress device "kmcdr100" priority -500; policy drop;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv1" dup to "kmcv2" drop',
       '  }',
       '  chain cap-kmcv1 {',
@@ -62,19 +68,27 @@ test('the recorded read-back of that script matches it exactly', () => {
   const have = parseRuleset(fixture('iproute2/node/nft-node.json'));
   assert.equal(rulesetMismatch(want, have), undefined);
   assert.equal(have.get('cap-kmcv1')?.fwd, 'kmcvx100');
-  assert.deepEqual(have.get('vx-100')?.dups, ['kmcv1', 'kmcv2']);
-  assert.equal(have.get('vx-100')?.packets, 0);
-  assert.equal(have.get('vx-100')?.policy, 'drop', 'only multicast and broadcast are delivered; the rest is dropped');
+  assert.equal(have.get('vx-100')?.fwd, 'kmcdi100');
+  assert.deepEqual(have.get('vx-100')?.dups, []);
+  assert.deepEqual(have.get('dl-100')?.dups, ['kmcv1', 'kmcv2']);
+  assert.equal(have.get('dl-100')?.packets, 0);
+  assert.equal(have.get('vx-100')?.policy, 'drop', 'only multicast and broadcast enter the delivery hop; the rest is dropped');
+  assert.equal(have.get('dl-100')?.policy, 'drop');
   // A delivery chain that accepts the rest (the pre-policy ruleset) is a mismatch to repair.
   const open = new Map(have);
-  open.set('vx-100', { ...have.get('vx-100')!, policy: 'accept' });
-  assert.match(rulesetMismatch(want, open) ?? '', /chain vx-100 differs/);
+  open.set('dl-100', { ...have.get('dl-100')!, policy: 'accept' });
+  assert.match(rulesetMismatch(want, open) ?? '', /chain dl-100 differs/);
+  // The ruleset before the delivery hop (copies straight from the VXLAN device) is repaired too.
+  const old = new Map(have);
+  old.set('vx-100', { ...have.get('vx-100')!, dups: ['kmcv1', 'kmcv2'], fwd: undefined, drop: true });
+  old.delete('dl-100');
+  assert.match(rulesetMismatch(want, old) ?? '', /chain vx-100 differs/);
 });
 
 test('a rule whose device was deleted reads back as stale (nft prints the ifindex): re-apply', () => {
   const want = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2'] }]);
   const have = parseRuleset(fixture('iproute2/node/nft-node-stale.json'));
-  assert.equal(have.get('vx-100')?.stale, true);
+  assert.equal(have.get('dl-100')?.stale, true);
   assert.match(rulesetMismatch(want, have) ?? '', /deleted device/);
   // Without kmcv2 the wanted set no longer has its chain: the extra chain is reported.
   const fewer = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1'] }]);
