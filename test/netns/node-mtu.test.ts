@@ -1,0 +1,249 @@
+/**
+ * Node mode with datagrams larger than the overlay MTU: VXLAN packets fragmented on the underlay.
+ * Lab: n1 calico 1500, n2 bridge 1500, n3 calico 1450 (underlay, bridge and pods), LAN on n1.
+ * A reassembled VXLAN packet is CHECKSUM_COMPLETE and a netdev dup of it straight from the VXLAN
+ * device reached pods with a stale checksum (dropped, UdpInCsumErrors); the delivery hop fixes
+ * that. Every member on every node must get each datagram exactly once, 1200 to 65000 bytes,
+ * from python, iperf2 (default 1470 bytes) and socat, and no pod may count a checksum error.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { addPod, labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
+import { addLan } from '../../src/lab/lan.js';
+import { startIperfServer } from '../../src/lab/iperf.js';
+import { netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitExit, waitFor } from '../../src/lab/process.js';
+import type { NodeAgentHandle } from '../../src/lab/process.js';
+import type { Lab, LabLan, LabNode, LabPod } from '../../src/lab/types.js';
+import { NODE_HTTP_PORT } from '../../src/node/api.js';
+import type { NodeStatus } from '../../src/node/status-types.js';
+import { ExecRunner } from '../../src/iproute2/runner.js';
+import { keepLab, privilegedReason, testLabId } from './harness.js';
+
+const runner = new ExecRunner();
+const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
+const SERVICE = 'kmcast-peers.default.svc.cluster.local';
+const G = '239.4.4.4';
+const LL = '224.0.0.252';
+const GW = '239.5.5.5';
+const PORT = 7800;
+const SIZES = [1200, 1400, 1472, 8000, 65000];
+
+/** Counts datagrams by their tag (the payload up to '|'); stops `linger` s after `expect` arrived, or at `max` s. */
+const RECEIVER_PY = `
+import json, socket, sys, time
+port, addr, groups, expect, max_s = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(','), int(sys.argv[4]), float(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind(('', port))
+for g in groups:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(g) + socket.inet_aton(addr))
+print('ready', flush=True)
+counts, total, end = {}, 0, time.time() + max_s
+while time.time() < end:
+    s.settimeout(max(0.01, end - time.time()))
+    try:
+        d = s.recv(70000)
+    except socket.timeout:
+        break
+    tag = d.split(b'|', 1)[0].decode(errors='replace')
+    counts[tag] = counts.get(tag, 0) + 1
+    total += 1
+    if total == expect:
+        end = min(end, time.time() + 0.5)
+print(json.dumps(counts), flush=True)
+`;
+
+/** Sends each size \`count\` times to group:port from \`addr\` (IP_MULTICAST_IF), tagged tag:size:i. */
+const SENDER_PY = `
+import socket, sys, time
+group, port, addr, tag, sizes, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], [int(x) for x in sys.argv[5].split(',')], int(sys.argv[6])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 8)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(addr))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+for size in sizes:
+    for i in range(count):
+        head = ('%s:%d:%d|' % (tag, size, i)).encode()
+        s.sendto(head + b'x' * (size - len(head)), (group, port))
+        time.sleep(0.003)
+`;
+
+interface Rx {
+  readonly name: string;
+  done(): Promise<Record<string, number>>;
+}
+
+async function startRx(name: string, netns: string, addr: string, groups: readonly string[], expect: number, maxS: number): Promise<Rx> {
+  const child = spawnInNetns(netns, ['python3', '-c', RECEIVER_PY, String(PORT), addr, groups.join(','), String(expect), String(maxS)]);
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+  await waitFor(`receiver in ${netns} ready`, async () => {
+    if (child.exitCode !== null) throw new Error(`receiver in ${netns} exited: ${err}`);
+    return out.includes('ready');
+  }, 10_000, 20);
+  return {
+    name,
+    async done() {
+      await waitExit(child, (maxS + 5) * 1000);
+      const last = out.trim().split('\n').at(-1) ?? '{}';
+      return JSON.parse(last) as Record<string, number>;
+    },
+  };
+}
+
+async function send(netns: string, group: string, addr: string, tag: string, sizes: readonly number[], count: number): Promise<void> {
+  const r = await runInNetns(netns, ['python3', '-c', SENDER_PY, group, String(PORT), addr, tag, sizes.join(','), String(count)], 30_000);
+  assert.equal(r.code, 0, `sender in ${netns}: ${r.stderr}`);
+}
+
+/** The tags a sender of `sizes` x `count` sends. */
+const tags = (tag: string, sizes: readonly number[], count: number): string[] => sizes.flatMap((s) => Array.from({ length: count }, (_, i) => `${tag}:${s}:${i}`));
+
+async function csumErrors(netns: string): Promise<number> {
+  const r = await runInNetns(netns, ['cat', '/proc/net/snmp']);
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  const head = lines[0]!.split(/\s+/);
+  const vals = lines[1]!.split(/\s+/);
+  return Number(vals[head.indexOf('InCsumErrors')]);
+}
+
+describe('node mode: datagrams over the overlay MTU, fragmented on the underlay, exactly once', { skip: skip ? privilegedReason() : false }, () => {
+  let lab: Lab;
+  let lan: LabLan;
+  const agents = new Map<number, NodeAgentHandle>();
+  const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
+  const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
+  const MEMBERS = (): LabPod[] => lab.pods.filter((p) => p.name !== 'n2p3');
+  const base = ['--service', `${SERVICE}=100`, '--heartbeat-interval', '200', '--resolve-interval', '500', '--joins-interval', '1000'];
+
+  async function nodeStatus(i: number): Promise<NodeStatus> {
+    return JSON.parse((await netnsFetch(node(i).netns, '/status', NODE_HTTP_PORT)).body) as NodeStatus;
+  }
+
+  /** Every member but `sender` receives every tag exactly once; none of them counts a checksum error. */
+  async function round(sender: LabPod, groups: readonly string[], want: readonly string[], act: () => Promise<void>): Promise<void> {
+    const others = MEMBERS().filter((p) => p !== sender);
+    const before = new Map(await Promise.all(MEMBERS().map(async (p) => [p.name, await csumErrors(p.netns)] as const)));
+    const rx = await Promise.all(others.map((p) => startRx(p.name, p.netns, p.ip, groups, want.length, 15)));
+    const outsider = await startRx('n2p3', pod('n2p3').netns, pod('n2p3').ip, groups, 1, 2);
+    await act();
+    for (const r of rx) {
+      const got = await r.done();
+      const missing = want.filter((t) => got[t] === undefined);
+      const twice = Object.entries(got).filter(([, n]) => n !== 1);
+      assert.deepEqual({ missing, twice, extra: Object.keys(got).filter((t) => !want.includes(t)) }, { missing: [], twice: [], extra: [] }, `${r.name} (sender ${sender.name})`);
+    }
+    assert.deepEqual(await outsider.done(), {}, 'a pod outside the domain gets nothing');
+    for (const p of MEMBERS()) assert.equal((await csumErrors(p.netns)) - before.get(p.name)!, 0, `${p.name} counted UDP checksum errors`);
+  }
+
+  before(async () => {
+    lab = await labUp({ id: testLabId('mtu'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, nodeMtu: { 3: 1450 }, service: SERVICE }, { runner });
+    await addPod(lab, 2, runner); // n2p3: not a member
+    await setServiceMembers(lab, MEMBERS().map((p) => p.ip));
+    lan = await addLan(lab, runner, { nodes: [1], hosts: 1 });
+  });
+
+  after(async () => {
+    if (keepLab()) return;
+    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
+    if (lab) await labDown(runner, { id: lab.spec.id });
+  });
+
+  test('baseline: the MTUs are as planned, and without agents nothing crosses nodes', async () => {
+    const mtu = async (netns: string, dev: string): Promise<number> => Number(/mtu (\d+)/.exec((await runInNetns(netns, ['ip', 'link', 'show', 'dev', dev])).stdout)?.[1]);
+    assert.equal(await mtu(node(1).netns, 'kmcup'), 1500);
+    assert.equal(await mtu(node(3).netns, 'kmcup'), 1450);
+    assert.equal(await mtu(pod('n3p1').netns, 'eth0'), 1450);
+    assert.equal(await mtu(pod('n2p1').netns, 'eth0'), 1500);
+    const rx = await startRx('n3p1', pod('n3p1').netns, pod('n3p1').ip, [G], 1, 1.5);
+    await send(pod('n1p1').netns, G, pod('n1p1').ip, 'base', [1200], 3);
+    assert.deepEqual(await rx.done(), {});
+  });
+
+  test('agents: every member programmed on every node', async () => {
+    const gw = ['--gateway-interface', 'kmclan', '--gateway-group', `${GW}=both`];
+    for (const n of lab.nodes) agents.set(n.index, await startNodeAgent(lab, n, n.index === 1 ? [...base, ...gw] : base));
+    await waitFor('every member programmed, every peer alive', async () => {
+      for (const n of lab.nodes) {
+        const s = await nodeStatus(n.index).catch(() => undefined);
+        const d = s?.domains[0];
+        if (!s?.ready || !d || d.localMembers.some((m) => !m.programmed) || d.peers.filter((p) => p.state === 'alive').length !== 2) return false;
+      }
+      return true;
+    }, 30_000);
+  });
+
+  for (const [sender, what] of [['n1p1', '1500-MTU calico node'], ['n2p1', '1500-MTU bridge node'], ['n3p1', '1450-MTU calico node']] as const) {
+    test(`python from a pod on the ${what}: 1200 to 65000 bytes, a group and 224.0.0.x, once everywhere`, async () => {
+      const s = pod(sender);
+      const want = [...tags(`${sender}-g`, SIZES, 2), ...tags(`${sender}-ll`, SIZES, 2)];
+      await round(s, [G, LL], want, async () => {
+        // Receivers joined just now: wait until every other node announced G before sending.
+        await waitFor(`${sender}'s node sees ${G} joined on the other nodes`, async () => {
+          const d = (await nodeStatus(s.node)).domains[0]!;
+          return d.peers.filter((p) => p.state === 'alive' && p.groups.includes(G)).length === 2;
+        }, 10_000, 50);
+        await send(s.netns, G, s.ip, `${sender}-g`, SIZES, 2);
+        await send(s.netns, LL, s.ip, `${sender}-ll`, SIZES, 2);
+      });
+    });
+  }
+
+  test('iperf2 with its default datagram size (1470) and socat (1472) from a 1500-MTU pod', async () => {
+    const s = pod('n1p1');
+    const servers = await Promise.all(MEMBERS().filter((p) => p !== s).map(async (p) => ({ p, srv: await startIperfServer(p.netns, { group: G, port: PORT + 1 }) })));
+    await waitFor(`node 1 sees ${G} joined on the other nodes`, async () => {
+      const d = (await nodeStatus(1)).domains[0]!;
+      return d.peers.filter((p) => p.state === 'alive' && p.groups.includes(G)).length === 2;
+    }, 10_000, 50);
+    const before = new Map(await Promise.all(MEMBERS().map(async (p) => [p.name, await csumErrors(p.netns)] as const)));
+    const r = await runInNetns(s.netns, ['iperf', '-c', G, '-u', '-p', String(PORT + 1), '-T', '8', '-b', '200pps', '-t', '2'], 20_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /1470 byte datagrams/, 'iperf2 sends its default size');
+    for (const { p, srv } of servers) {
+      const loss = await srv.stop();
+      assert.ok(loss, `${p.name}: iperf server got nothing`);
+      assert.ok(loss.total > 300, `${p.name}: ${JSON.stringify(loss)}`);
+      assert.equal(loss.lost, 0, `${p.name}: ${JSON.stringify(loss)}`);
+    }
+    for (const p of MEMBERS()) assert.equal((await csumErrors(p.netns)) - before.get(p.name)!, 0, `${p.name} counted UDP checksum errors`);
+    await round(s, [G], ['socat:1472:0'], async () => {
+      const payload = `socat:1472:0|${'y'.repeat(1472 - 13)}`;
+      const x = await runInNetns(s.netns, ['socat', '-u', 'STDIN', `UDP4-DATAGRAM:${G}:${PORT},ip-multicast-if=${s.ip},ip-multicast-ttl=8`], 10_000, payload);
+      assert.equal(x.code, 0, x.stderr);
+    });
+  });
+
+  test('gateway on n1: 1472-byte LAN datagrams reach every member; pods on every node reach the LAN', async () => {
+    const h = lan.hosts[0]!;
+    await waitFor('the gateway is active and installed', async () => {
+      const g = (await nodeStatus(1)).gateway;
+      return g?.active === true && g.table.installed;
+    }, 15_000, 100);
+    const want = tags('lan', [1472], 5);
+    const rx = await Promise.all(MEMBERS().map((p) => startRx(p.name, p.netns, p.ip, [GW], want.length, 15)));
+    const before = new Map(await Promise.all(MEMBERS().map(async (p) => [p.name, await csumErrors(p.netns)] as const)));
+    await waitFor(`node 1 sees ${GW} joined on the other nodes`, async () => {
+      const d = (await nodeStatus(1)).domains[0]!;
+      return d.peers.filter((p) => p.state === 'alive' && p.groups.includes(GW)).length === 2;
+    }, 10_000, 50);
+    await send(h.netns, GW, h.ip, 'lan', [1472], 5);
+    for (const r of rx) {
+      const got = await r.done();
+      assert.deepEqual(got, Object.fromEntries(want.map((t) => [t, 1])), `${r.name} from the LAN`);
+    }
+    for (const p of MEMBERS()) assert.equal((await csumErrors(p.netns)) - before.get(p.name)!, 0, `${p.name} counted UDP checksum errors`);
+
+    const out = ['n1p1', 'n2p1', 'n3p1'];
+    const wantOut = out.flatMap((n) => tags(`out-${n}`, [1472, 8000], 2));
+    const hostRx = await startRx('h1', h.netns, h.ip, [GW], wantOut.length, 15);
+    const hostBefore = await csumErrors(h.netns);
+    for (const n of out) await send(pod(n).netns, GW, pod(n).ip, `out-${n}`, [1472, 8000], 2);
+    assert.deepEqual(await hostRx.done(), Object.fromEntries(wantOut.map((t) => [t, 1])), 'the LAN host gets every pod datagram once');
+    assert.equal((await csumErrors(h.netns)) - hostBefore, 0, 'the LAN host counted UDP checksum errors');
+  });
+});
