@@ -46,7 +46,7 @@ import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
 import { MemberResolver, membersKey, resolveListed } from './members.js';
 import { NodeMetrics } from './metrics.js';
-import type { ChainSpec } from './nft.js';
+import type { ChainSpec, ReadChain } from './nft.js';
 import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
 import { deliveryChainName, desiredChains } from './nft.js';
 import { NodeRuleset } from './ruleset.js';
@@ -208,7 +208,8 @@ export class NodeAgent {
         ready: () => this.ready,
         status: async () => {
           await this.gateway?.refresh();
-          return this.status();
+          // The delivery chains' counters as they are now, not as of the last pass.
+          return this.status(await this.ruleset.read().catch(() => undefined));
         },
         pod: async (ip) => await this.podStatus(ip),
       }).catch((err: unknown) => {
@@ -482,7 +483,13 @@ export class NodeAgent {
   }
 
   private wantedChains(): ChainSpec[] {
-    return desiredChains(this.domains.map((d) => ({ vni: d.domain.vni, device: d.domain.device, members: [...d.local.values()].map((m) => m.veth) })));
+    return desiredChains(
+      this.domains.map((d) => {
+        const local = [...d.local.values()];
+        const mtus = new Map(local.flatMap((m) => (m.mtu !== undefined ? [[m.veth, m.mtu] as const] : [])));
+        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus };
+      }),
+    );
   }
 
   private async syncRuleset(): Promise<void> {
@@ -559,8 +566,13 @@ export class NodeAgent {
     if (this.control) this.metrics.observeControl(this.control);
   }
 
-  status(): NodeStatus {
-    const domains: NodeDomainStatus[] = this.domains.map((d) => domainStatus(d, (m) => this.isProgrammed(d, m)));
+  /** `counters`: a fresh read of the table, for the delivery chains' counters. */
+  status(counters?: ReadonlyMap<string, ReadChain>): NodeStatus {
+    const dl = (d: DomainRuntime): ReadChain | undefined => {
+      const name = deliveryChainName(d.domain.vni);
+      return this.ruleset.chain(name) ? (counters?.get(name) ?? this.ruleset.chain(name)) : undefined;
+    };
+    const domains: NodeDomainStatus[] = this.domains.map((d) => domainStatus(d, (m) => this.isProgrammed(d, m), dl(d)));
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.control?.counters ?? {})) if (k !== 'ok') drops[k] = v;
     return {

@@ -14,7 +14,7 @@ import type { NodeDomain } from './config.js';
 import type { LocalMember } from './members.js';
 import type { ReadChain } from './nft.js';
 import { deliveryDevices } from './delivery.js';
-import { captureChainName, deliveryChainName, vxChainName } from './nft.js';
+import { captureChainName, deliveryChainName, missedBy, missedByAll, vxChainName } from './nft.js';
 import type { NodeDomainStatus } from './status-types.js';
 
 export interface DomainRuntime {
@@ -104,7 +104,7 @@ function gatewayOf(d: Pick<DomainRuntime, 'gateways'>): string | undefined {
 }
 
 /** The domain's part of /status. Pure. */
-export function domainStatus(d: DomainRuntime, programmed: Programmed): NodeDomainStatus {
+export function domainStatus(d: DomainRuntime, programmed: Programmed, dl?: ReadChain): NodeDomainStatus {
   return {
     service: d.domain.service,
     vni: d.domain.vni,
@@ -113,13 +113,23 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed): NodeDoma
     listed: d.listed,
     localMembers: [...d.local.values()].map((m) => {
       const ok = programmed(m);
-      return { podIp: m.ip, hostVeth: m.veth, netns: m.netns, groups: d.groups.get(m.ip) ?? [], programmed: ok, ...(ok ? {} : { reason: 'pending' as const }) };
+      return {
+        podIp: m.ip,
+        hostVeth: m.veth,
+        netns: m.netns,
+        groups: d.groups.get(m.ip) ?? [],
+        programmed: ok,
+        ...(ok ? {} : { reason: 'pending' as const }),
+        ...(m.mtu !== undefined ? { mtu: m.mtu } : {}),
+        ...(dl ? { oversize: missedBy(dl, m.veth) } : {}),
+      };
     }),
     announced: d.announced,
     groups: domainGroups(d),
     ...(gatewayOf(d) ? { gateway: gatewayOf(d) } : {}),
     peers: d.table.status(),
     entries: d.entries,
+    ...(dl ? { oversize: missedByAll(dl) } : {}),
   };
 }
 

@@ -46,8 +46,8 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
     out.push(`domain ${d.service}  vni ${d.vni}  device ${d.device}  announced: ${d.announced ? 'yes' : 'no'}  entries: fdb ${d.entries.fdb} mdb ${d.entries.mdb}`);
     out.push(`  members listed: ${d.listed.length}  local: ${d.localMembers.length}  groups: ${list(d.groups)}${d.gateway ? `  gateway: ${d.gateway}` : ''}`);
     if (d.localMembers.length) {
-      const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, list(m.groups)]);
-      out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'GROUPS'], rows)));
+      const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, m.mtu === undefined ? '-' : String(m.mtu), String(m.oversize ?? 0), list(m.groups)]);
+      out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'MTU', 'OVERSIZE', 'GROUPS'], rows)));
     }
     if (d.peers.length) {
       const rows = d.peers.map((p) => [p.ip, p.state, formatAge(p.lastSeen, now), list(p.groups)]);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { desiredChains, parseRuleset, removeScript, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
+import { deliveryTiers, desiredChains, missedBy, missedByAll, parseRuleset, removeScript, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
 
 test('per domain a VXLAN chain into the delivery hop, a delivery chain, one capture chain per member', () => {
@@ -100,4 +100,33 @@ test('missing chains, extra rules and garbage are mismatches, never exceptions',
   assert.match(rulesetMismatch(want, new Map()) ?? '', /missing/);
   assert.equal(parseRuleset('not json').size, 0);
   assert.equal(parseRuleset('{"nftables": 3}').size, 0);
+});
+
+test('delivery tiers: one rule per member MTU, shortest first, then what fits nobody; missed counts per member', () => {
+  const mtus = new Map([['kmcv1', 1500], ['kmcv2', 1450], ['kmcv3', 9000]]);
+  const tiers = deliveryTiers(['kmcv1', 'kmcv2', 'kmcv3'], mtus);
+  assert.deepEqual(tiers, [
+    { max: 1450, dups: ['kmcv1', 'kmcv2', 'kmcv3'] },
+    { max: 1500, dups: ['kmcv1', 'kmcv3'] },
+    { max: 9000, dups: ['kmcv3'] },
+    { max: undefined, dups: [] },
+  ]);
+  assert.deepEqual(deliveryTiers(['kmcv1', 'kmcv4'], mtus), [{ max: 1500, dups: ['kmcv1', 'kmcv4'] }, { max: undefined, dups: ['kmcv4'] }], 'an unknown MTU is never limited');
+  assert.deepEqual(deliveryTiers([], mtus), [{ max: undefined, dups: [] }]);
+  const want = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2', 'kmcv3'], mtus }]);
+  const script = renderRuleset(want);
+  assert.match(script, /chain dl-100 \{\n.*policy drop;\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip length <= 1450 counter dup to "kmcv1" dup to "kmcv2" dup to "kmcv3" drop\n {4}ip daddr .* ip length <= 1500 counter dup to "kmcv1" dup to "kmcv3" drop\n.* ip length <= 9000 counter dup to "kmcv3" drop\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} counter drop\n {2}\}/);
+  // As the kernel lists it (recorded from that script; the rule counters edited to 10, 3, 2, 1).
+  const have = parseRuleset(fixture('iproute2/node/nft-node-tiers.json'));
+  assert.equal(rulesetMismatch(want, have), undefined);
+  const dl = have.get('dl-100')!;
+  assert.deepEqual(dl.tiers.map((t) => [t.max ?? null, t.packets]), [[1450, 10], [1500, 3], [9000, 2], [null, 1]]);
+  assert.equal(missedBy(dl, 'kmcv2'), 3 + 2 + 1);
+  assert.equal(missedBy(dl, 'kmcv1'), 2 + 1);
+  assert.equal(missedBy(dl, 'kmcv3'), 1);
+  assert.equal(missedBy(dl, 'kmcv9'), 0, 'not a member');
+  assert.equal(missedByAll(dl), 1);
+  // An MTU change is a different ruleset.
+  const lower = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2', 'kmcv3'], mtus: new Map([...mtus, ['kmcv1', 1400]]) }]);
+  assert.match(rulesetMismatch(lower, have) ?? '', /chain dl-100 (rule 1 )?differs/);
 });
