@@ -12,7 +12,10 @@
  *   carries into a pod, never a unicast frame past the CNI's network policy. Nothing reaches
  *   the node's stack or the CNI.
  * - `dl-<vni>`: ingress of the hop's far end. Each frame is copied out of every local member's
- *   host veth (the pod receives it on its own eth0) and then dropped; anything else is dropped.
+ *   host veth whose MTU holds it (the pod receives it on its own eth0) and then dropped.
+ * - `br-<vni>`: ingress of the hop's bridge device, which a bridge hands every flooded frame to:
+ *   all dropped, so the node's own stack never hears the domain (not even a socket joined on
+ *   every interface, nor limited broadcast).
  * - `cap-<veth>`: ingress of a local member's host veth. Multicast (224.0.0.0/4) and limited
  *   broadcast the pod sends are copied to every other local member and forwarded into the
  *   domain's VXLAN device (which replicates once per member node from its FDB/MDB); the node's
@@ -75,6 +78,7 @@ export interface ChainSpec extends ChainShape {
 
 export const vxChainName = (vni: number): string => `vx-${vni}`;
 export const deliveryChainName = (vni: number): string => `dl-${vni}`;
+export const bridgeChainName = (vni: number): string => `br-${vni}`;
 export const captureChainName = (veth: string): string => `cap-${veth}`;
 
 const byName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
@@ -115,6 +119,7 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
     out.push({ name: vxChainName(d.vni), device: d.device, capture: true, policy: 'drop', dups: [], fwd: hop.in, drop: false });
     const tiers = deliveryTiers(members, d.mtus);
     out.push({ name: deliveryChainName(d.vni), device: hop.recv, capture: true, policy: 'drop', dups: tiers[0]!.dups, fwd: undefined, drop: true, tiers });
+    out.push({ name: bridgeChainName(d.vni), device: hop.bridge, capture: false, policy: 'drop', dups: [], fwd: undefined, drop: true });
     for (const m of members) {
       out.push({ name: captureChainName(m), device: m, capture: true, policy: 'accept', dups: members.filter((o) => o !== m), fwd: d.device, drop: false });
     }
