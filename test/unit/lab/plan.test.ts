@@ -8,6 +8,7 @@ import {
   labIdOfNetns,
   labNetnsPrefix,
   nextPodIndex,
+  mtuOf,
   nodeCommands,
   parseNodes,
   parsePodShortName,
@@ -196,4 +197,15 @@ test('findPodIn: short or namespace name; NotFoundError lists the pods', () => {
 test('pod resolv.conf points at the lab DNS with Kubernetes search domains', () => {
   assert.equal(podResolvConf(spec), 'nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\n');
   assert.match(podResolvConf(buildSpec({ service: 'app.prod.svc.cluster.local' })), /search prod\.svc\.cluster\.local /);
+});
+
+test('nodeMtu: one node gets its own MTU for its uplink (both ends), bridge and pods; a bad one names --mtu', () => {
+  const spec = buildSpec({ id: 't1', nodes: ['calico', 'bridge'], mtu: 1500, nodeMtu: { 2: 1450 } });
+  assert.equal(mtuOf(spec, 1), 1500);
+  assert.equal(mtuOf(spec, 2), 1450);
+  const mtus = (cmds: ReturnType<typeof nodeCommands>): string[] => cmds.filter((c) => c.argv.includes('mtu')).map((c) => c.argv[c.argv.indexOf('mtu') + 1]!);
+  assert.deepEqual(mtus(nodeCommands(spec, 2)), ['1450', '1450', '1450']);
+  assert.deepEqual(mtus(nodeCommands(spec, 1)), ['1500', '1500']);
+  assert.deepEqual(mtus(podCommands(spec, 2, 1)), ['1450', '1450']);
+  assert.throws(() => buildSpec({ nodeMtu: { 1: 100 } }), /--mtu 100/);
 });
