@@ -466,6 +466,8 @@ export class NodeAgent {
         if (await ensureDelivery(this.ip, d.domain.vni)) {
           this.log.info({ domain: d.domain.service, devices: deliveryNames(deliveryDevices(d.domain.vni)) }, 'delivery hop (re)created');
           this.ruleset.markRebind();
+          // A fast pass does not touch the ruleset: the chains must be reloaded onto the new hop.
+          if (fast) this.request('full');
         }
         d.deviceOk = true;
         d.entries = { fdb: desired.fdb.length, mdb: desired.mdb.length };
