@@ -36,6 +36,8 @@ export interface GatewayDeps {
 export interface DomainView {
   readonly vni: number;
   readonly device: string;
+  /** The far end of the domain's delivery hop (src/node/delivery.ts): what remote members sent. */
+  readonly delivery: string;
   /** Host veths the node table delivers the domain to. */
   readonly members: readonly string[];
   /** Every pod IP of the domain (DNS). */
@@ -153,6 +155,7 @@ export class Gateway {
     return {
       vni: view.vni,
       device: view.device,
+      delivery: view.delivery,
       lan: this.config.interface,
       lanIp: this.lanIp,
       lanMac: this.lanMac,

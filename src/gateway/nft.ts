@@ -11,8 +11,10 @@
  * Anything else (other groups, IGMP queries, unicast, and every frame that is not IPv4: ARP, IPv6)
  * passes to the node untouched.
  *
- * Outbound, `out`, jumped to from the VXLAN device's ingress (datagrams of remote member pods) and
- * egress (datagrams of local member pods, forwarded in by the node table's capture chains): UDP to
+ * Outbound, `out`, jumped to from the ingress of the domain's delivery hop (datagrams of remote
+ * member pods, after the bridge that makes their checksum state right: src/node/delivery.ts) and
+ * the VXLAN device's egress (datagrams of local member pods, forwarded in by the node table's
+ * capture chains): UDP to
  * a configured outbound group whose source is a pod of the domain is copied once out of the
  * outside interface. Inbound datagrams pass the egress hook too and are not sent back out (their
  * source is not a pod: counted as `loop`). This chain never drops: the domain's own delivery
@@ -26,7 +28,7 @@ import { carriesIn, carriesOut } from './groups.js';
 
 export const GATEWAY_TABLE = 'kmcast-gw';
 export const GATEWAY_PRIORITY = -500;
-/** Before the node table's chains on the VXLAN device (-500): copy out first, deliver after. */
+/** Before the node table's delivery chain (-500): copy out first, deliver after. */
 export const GATEWAY_VX_PRIORITY = -510;
 /** Distinct groups counted per direction and reason (a range may hold many). */
 export const COUNTER_SET_SIZE = 65_536;
@@ -40,6 +42,8 @@ export interface GatewayPlane {
   readonly vni: number;
   /** The domain's VXLAN device. */
   readonly device: string;
+  /** The far end of the domain's delivery hop, where remote members' datagrams arrive. */
+  readonly delivery: string;
   /** The outside interface, its IPv4 address and MAC. */
   readonly lan: string;
   readonly lanIp: string;
@@ -141,7 +145,7 @@ export function renderGateway(p: GatewayPlane): string {
       'update @out-pass { ip daddr }',
       `dup to "${p.lan}"`,
     ]);
-    chain('vx-in', `type filter hook ingress device "${p.device}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
+    chain('vx-in', `type filter hook ingress device "${p.delivery}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
     chain('vx-out', `type filter hook egress device "${p.device}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
     if (chains.has('lan-snat')) {
       chain('lan-snat', `type filter hook egress device "${p.lan}" priority ${GATEWAY_PRIORITY}; policy accept;`, [
@@ -164,7 +168,7 @@ export function gatewayDevices(p: GatewayPlane): string[] {
   const chains = expectedChains(p);
   const out = new Set<string>();
   if (chains.has('lan-in')) for (const d of [p.lan, p.device, ...p.members]) out.add(d);
-  if (chains.has('out')) for (const d of [p.lan, p.device]) out.add(d);
+  if (chains.has('out')) for (const d of [p.lan, p.device, p.delivery]) out.add(d);
   return [...out].sort();
 }
 

@@ -200,6 +200,7 @@ export interface LinkInfo {
   /** The peer's ifindex (in its namespace). */
   readonly linkIndex: number | undefined;
   readonly up: boolean;
+  readonly mtu?: number;
 }
 
 /** `ip -j -d link show [dev NAME | master BR]` → every link. */
@@ -215,6 +216,7 @@ export function parseLinks(stdout: string): LinkInfo[] {
       linkNetnsid: num(l.link_netnsid),
       linkIndex: num(l.link_index),
       up: flags.includes('UP'),
+      ...(num(l.mtu) !== undefined ? { mtu: num(l.mtu) } : {}),
     };
   });
 }

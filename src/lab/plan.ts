@@ -128,8 +128,14 @@ export function buildSpec(input: Partial<LabSpec> = {}): LabSpec {
     podsPerNode: intInRange('pods', input.podsPerNode ?? 2, 1, MAX_PODS_PER_NODE),
     // 1280 keeps the overlay (MTU - 50) above IPv6's minimum; 9000 is a jumbo frame.
     mtu: intInRange('mtu', input.mtu ?? 1500, 1280, 9000),
+    ...(input.nodeMtu ? { nodeMtu: Object.fromEntries(Object.entries(input.nodeMtu).map(([n, m]) => [n, intInRange('mtu', m, 1280, 9000)])) } : {}),
     service,
   };
+}
+
+/** The MTU of node `node`'s links and pods. Pure. */
+export function mtuOf(spec: LabSpec, node: number): number {
+  return spec.nodeMtu?.[node] ?? spec.mtu;
 }
 
 export function planNode(spec: LabSpec, index: number): LabNode {
@@ -202,7 +208,7 @@ export function routerCommands(spec: LabSpec): LabCommand[] {
 export function nodeCommands(spec: LabSpec, node: number): LabCommand[] {
   const r = routerNetns(spec.id);
   const n = planNode(spec, node);
-  const mtu = String(spec.mtu);
+  const mtu = String(mtuOf(spec, node));
   const cmds: LabCommand[] = [
     { argv: ['ip', 'netns', 'add', n.netns] },
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: n.netns },
@@ -254,7 +260,7 @@ export function podCommands(spec: LabSpec, node: number, k: number, ip?: string)
   const pod = planPod(spec, node, k, ip);
   const nodeNs = nodeNetns(spec.id, node);
   const host = podHostLink(k);
-  const mtu = String(spec.mtu);
+  const mtu = String(mtuOf(spec, node));
   const cmds: LabCommand[] = [
     { argv: ['ip', 'netns', 'add', pod.netns] },
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: pod.netns },

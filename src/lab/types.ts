@@ -14,6 +14,8 @@ export interface LabSpec {
   readonly podsPerNode: number;
   /** Underlay MTU of every link in the lab. */
   readonly mtu: number;
+  /** Per node (1-based index): an MTU for its uplink (both ends), bridge and pods instead of `mtu`. */
+  readonly nodeMtu?: Readonly<Record<number, number>>;
   /** FQDN answered by the lab DNS, default 'kmcast-peers.default.svc.cluster.local'. */
   readonly service: string;
 }

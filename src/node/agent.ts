@@ -49,8 +49,9 @@ import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
 import { MemberResolver, membersKey, resolveListed } from './members.js';
 import { NodeMetrics } from './metrics.js';
-import type { ChainSpec } from './nft.js';
-import { desiredChains, vxChainName } from './nft.js';
+import type { ChainSpec, ReadChain } from './nft.js';
+import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
+import { deliveryChainName, desiredChains } from './nft.js';
 import { NodeRuleset } from './ruleset.js';
 import type { NodeDomainStatus, NodeStatus } from './status-types.js';
 import { detectUplink } from './uplink.js';
@@ -238,7 +239,8 @@ export class NodeAgent {
         status: async () => {
           await this.gateway?.refresh();
           await this.refreshAllowList();
-          return this.status();
+          // The delivery chains' counters as they are now, not as of the last pass.
+          return this.status(await this.ruleset.read().catch(() => undefined));
         },
         pod: async (ip) => await this.podStatus(ip),
       }).catch((err: unknown) => {
@@ -300,7 +302,10 @@ export class NodeAgent {
     await this.runner.run(['nft', '-f', '-'], { input: removeGatewayScript(), allowFail: true });
     await this.ruleset.remove();
     await this.allowList.remove();
-    for (const d of this.domains) await d.reconciler.teardown(d.domain.device, undefined);
+    for (const d of this.domains) {
+      await d.reconciler.teardown(d.domain.device, undefined);
+      await removeDelivery(this.ip, d.domain.vni);
+    }
     const routes = await this.ip.routes();
     if (routes.some((r) => r.type === 'blackhole' && r.dst.replace(/\/32$/, '') === BLACKHOLE_IP)) {
       await this.ip.ipBatch([`route del blackhole ${BLACKHOLE_IP}/32`]);
@@ -528,6 +533,12 @@ export class NodeAgent {
       try {
         const r = await d.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil, fast });
         if (r.plan.recreate || r.plan.ip.some((l) => l.startsWith('link add'))) this.ruleset.markRebind();
+        if (await ensureDelivery(this.ip, d.domain.vni)) {
+          this.log.info({ domain: d.domain.service, devices: deliveryNames(deliveryDevices(d.domain.vni)) }, 'delivery hop (re)created');
+          this.ruleset.markRebind();
+          // A fast pass does not touch the ruleset: the chains must be reloaded onto the new hop.
+          if (fast) this.request('full');
+        }
         d.deviceOk = true;
         d.programmedPeers = new Set(peers.map((p) => peerEntryKey(p.ip, p.groups)));
         d.entries = { fdb: desired.fdb.length, mdb: desired.mdb.length };
@@ -545,7 +556,13 @@ export class NodeAgent {
   }
 
   private wantedChains(): ChainSpec[] {
-    return desiredChains(this.domains.map((d) => ({ vni: d.domain.vni, device: d.domain.device, members: [...d.local.values()].map((m) => m.veth) })));
+    return desiredChains(
+      this.domains.map((d) => {
+        const local = [...d.local.values()];
+        const mtus = new Map(local.flatMap((m) => (m.mtu !== undefined ? [[m.veth, m.mtu] as const] : [])));
+        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus };
+      }),
+    );
   }
 
   private async syncRuleset(): Promise<void> {
@@ -561,8 +578,8 @@ export class NodeAgent {
   private async syncGateway(): Promise<void> {
     const d = this.gatewayDomain;
     if (!this.gateway || !d) return;
-    const vx = this.wantedChains().find((c) => c.name === vxChainName(d.domain.vni));
-    await this.gateway.sync({ vni: d.domain.vni, device: d.domain.device, members: vx?.dups ?? [], pods: d.listed, demanded: this.demandedGroups() });
+    const dl = this.wantedChains().find((c) => c.name === deliveryChainName(d.domain.vni));
+    await this.gateway.sync({ vni: d.domain.vni, device: d.domain.device, delivery: deliveryDevices(d.domain.vni).recv, members: dl?.dups ?? [], pods: d.listed, demanded: this.demandedGroups() });
   }
 
   private async syncAllowList(): Promise<void> {
@@ -640,11 +657,16 @@ export class NodeAgent {
     if (this.control) this.metrics.observeControl(this.control);
   }
 
-  status(): NodeStatus {
+  /** `counters`: a fresh read of the table, for the delivery chains' counters. */
+  status(counters?: ReadonlyMap<string, ReadChain>): NodeStatus {
     const now = Date.now();
+    const dl = (d: DomainRuntime): ReadChain | undefined => {
+      const name = deliveryChainName(d.domain.vni);
+      return this.ruleset.chain(name) ? (counters?.get(name) ?? this.ruleset.chain(name)) : undefined;
+    };
     const domains: NodeDomainStatus[] = this.domains.map((d) => {
       const cut = this.announcers.get(d.label)?.unannounced ?? 0;
-      return { ...domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status), ...(cut ? { unannouncedGroups: cut } : {}) };
+      return { ...domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status, dl(d)), ...(cut ? { unannouncedGroups: cut } : {}) };
     });
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.control?.counters ?? {})) if (k !== 'ok') drops[k] = v;

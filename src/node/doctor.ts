@@ -150,6 +150,7 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
       : { id: 'node-agent', title: 'node agent /status', status: 'FAIL', detail: problems.join('; '), fix: 'read the agent log (kubectl logs -n kmcast-node ds/kmcast-node) and kmcast status --node' },
   );
   out.push(evaluateNodeLimits(st));
+  out.push(evaluateOversize(st));
   if (st.gateway) out.push(evaluateGateway(st.gateway));
   return out;
 }
@@ -176,6 +177,21 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
         fix: 'find the pod with kmcast status --node (its groups) or the node\'s conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain',
       }
     : { id: 'node-limits', title: 'refused and uncarried traffic', status: 'OK', detail: 'no datagram refused by the allow-list, every joined group announced' };
+}
+
+/** Frames from other nodes a member could not take: longer than its MTU. Pure. */
+export function evaluateOversize(st: NodeStatus): CheckResult {
+  const title = 'datagrams longer than a member pod\'s MTU';
+  const missed = st.domains.flatMap((d) => d.localMembers.filter((m) => (m.oversize ?? 0) > 0).map((m) => `${m.podIp} (MTU ${m.mtu ?? '?'}): ${m.oversize}`));
+  const all = st.domains.reduce((n, d) => n + (d.oversize ?? 0), 0);
+  if (missed.length === 0 && all === 0) return { id: 'node-oversize', title, status: 'OK', detail: 'every frame from other nodes fit every local member it was for' };
+  return {
+    id: 'node-oversize',
+    title,
+    status: 'WARN',
+    detail: `not delivered (longer than the pod's MTU): ${[...missed, ...(all ? [`every local member: ${all}`] : [])].join(', ')}`,
+    fix: 'a member with a larger MTU (on another node) sent them: a veth cannot carry a frame longer than its MTU, and a datagram is not re-fragmented on the way; give every member pod of the domain the same MTU (the CNI\'s MTU setting, the smallest the nodes need)',
+  };
 }
 
 /** The gateway's verdict from its /status part. Pure. */

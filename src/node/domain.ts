@@ -14,7 +14,8 @@ import type { NotProgrammedReason, PeerNodesStatus, PodProgramStatus } from './a
 import type { NodeDomain } from './config.js';
 import type { LocalMember } from './members.js';
 import type { ReadChain } from './nft.js';
-import { captureChainName, vxChainName } from './nft.js';
+import { deliveryDevices } from './delivery.js';
+import { captureChainName, deliveryChainName, missedBy, missedByAll, vxChainName } from './nft.js';
 import type { NodeDomainStatus } from './status-types.js';
 
 export interface DomainRuntime {
@@ -91,14 +92,21 @@ export function domainGroups(d: Pick<DomainRuntime, 'local' | 'groups'>): string
 }
 
 /**
- * A member is programmed when its capture chain forwards into the domain device and the domain's
- * VXLAN chain copies to its veth, both verified in the read-back. Pure.
+ * A member is programmed when its capture chain forwards into the domain device, the domain's
+ * VXLAN chain forwards into the delivery hop and the delivery chain copies to its veth, all
+ * verified in the read-back. Pure.
  */
 export function isProgrammed(d: Pick<DomainRuntime, 'domain' | 'deviceOk'>, m: LocalMember, chain: (name: string) => ReadChain | undefined): boolean {
   if (!d.deviceOk) return false;
   const cap = chain(captureChainName(m.veth));
   const vx = chain(vxChainName(d.domain.vni));
-  return cap !== undefined && !cap.stale && cap.fwd === d.domain.device && vx !== undefined && !vx.stale && vx.dups.includes(m.veth);
+  const dl = chain(deliveryChainName(d.domain.vni));
+  const hop = deliveryDevices(d.domain.vni);
+  return (
+    cap !== undefined && !cap.stale && cap.fwd === d.domain.device &&
+    vx !== undefined && !vx.stale && vx.fwd === hop.in &&
+    dl !== undefined && !dl.stale && dl.dups.includes(m.veth)
+  );
 }
 
 /** Routable groups joined by the domain's members on this node or any alive peer node, sorted. Pure. */
@@ -143,7 +151,7 @@ function gatewayOf(d: Pick<DomainRuntime, 'gateways'>): string | undefined {
 }
 
 /** The domain's part of /status. Pure. */
-export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes: PeerNodesStatus): NodeDomainStatus {
+export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes: PeerNodesStatus, dl?: ReadChain): NodeDomainStatus {
   return {
     service: d.domain.service,
     vni: d.domain.vni,
@@ -152,7 +160,16 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes
     listed: d.listed,
     localMembers: [...d.local.values()].map((m) => {
       const ok = programmed(m);
-      return { podIp: m.ip, hostVeth: m.veth, netns: m.netns, groups: d.groups.get(m.ip) ?? [], programmed: ok, ...(ok ? {} : { reason: 'pending' as const }) };
+      return {
+        podIp: m.ip,
+        hostVeth: m.veth,
+        netns: m.netns,
+        groups: d.groups.get(m.ip) ?? [],
+        programmed: ok,
+        ...(ok ? {} : { reason: 'pending' as const }),
+        ...(m.mtu !== undefined ? { mtu: m.mtu } : {}),
+        ...(dl ? { oversize: missedBy(dl, m.veth) } : {}),
+      };
     }),
     announced: d.announced,
     groups: domainGroups(d),
@@ -160,6 +177,7 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes
     peers: d.table.status(),
     peerNodes,
     entries: d.entries,
+    ...(dl ? { oversize: missedByAll(dl) } : {}),
   };
 }
 

@@ -28,6 +28,8 @@ export interface LocalMember {
   readonly netns: string;
   /** ifindex of the pod's side of the veth (its eth0, whatever it is called). */
   readonly podIndex: number;
+  /** The host veth's MTU (a CNI gives the pod's eth0 the same): the longest frame it delivers. */
+  readonly mtu?: number;
 }
 
 export type Resolution = { readonly local: LocalMember } | { readonly reason: Exclude<NotProgrammedReason, 'not_member' | 'pending'> };
@@ -111,7 +113,7 @@ export class MemberResolver {
     if (!veth) return { reason: 'not_local' };
     const ns = veth.linkNetnsid === undefined ? undefined : (await this.netnsIds()).get(veth.linkNetnsid);
     if (ns === undefined || veth.linkIndex === undefined) return { reason: 'no_netns' };
-    return { local: { ip: podIp, veth: veth.name, vethIndex: veth.ifindex, netns: ns, podIndex: veth.linkIndex } };
+    return { local: { ip: podIp, veth: veth.name, vethIndex: veth.ifindex, netns: ns, podIndex: veth.linkIndex, ...(veth.mtu !== undefined ? { mtu: veth.mtu } : {}) } };
   }
 }
 

@@ -9,7 +9,7 @@ import type { PeerNodesStatus } from './api.js';
 import type { DomainRuntime } from './domain.js';
 import type { LocalMember } from './members.js';
 import type { ReadChain } from './nft.js';
-import { captureChainName, vxChainName } from './nft.js';
+import { captureChainName, deliveryChainName, missedBy } from './nft.js';
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -27,6 +27,7 @@ export class NodeMetrics {
   readonly mdbEntries = new Gauge({ name: 'kmcast_node_mdb_entries', help: 'Per-group replication entries on the domain device, catch-all included.', labelNames: ['domain'] as const, registers: [this.registry] });
   readonly captured = new Gauge({ name: 'kmcast_node_captured_packets', help: 'Packets taken off member host veths (capture chain counters; reset when the ruleset is replaced).', labelNames: ['domain'] as const, registers: [this.registry] });
   readonly delivered = new Gauge({ name: 'kmcast_node_received_packets', help: 'Packets decapsulated on the domain device and copied to local members (reset when the ruleset is replaced).', labelNames: ['domain'] as const, registers: [this.registry] });
+  readonly oversize = new Gauge({ name: 'kmcast_node_oversize_packets', help: 'Frames from other nodes not delivered to a local member because they are longer than its MTU, summed over members (reset when the ruleset is replaced).', labelNames: ['domain'] as const, registers: [this.registry] });
   readonly syncs = new Counter({ name: 'kmcast_node_syncs_total', help: 'Full data plane passes by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly rulesetApplies = new Counter({ name: 'kmcast_node_ruleset_applies_total', help: 'nftables ruleset replacements by result (ok: applied and read back).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly controlReceived = new Gauge({ name: 'kmcast_node_control_received_datagrams', help: 'Control datagrams received since start, by result.', labelNames: ['result'] as const, registers: [this.registry] });
@@ -55,12 +56,16 @@ export class NodeMetrics {
     const service = d.domain.service;
     let captured = 0;
     let ok = 0;
+    let oversize = 0;
+    const dl = back?.get(deliveryChainName(d.domain.vni));
     for (const m of d.local.values()) {
       captured += back?.get(captureChainName(m.veth))?.packets ?? 0;
+      oversize += dl ? missedBy(dl, m.veth) : 0;
       if (programmed(m)) ok++;
     }
     this.captured.labels(service).set(captured);
-    this.delivered.labels(service).set(back?.get(vxChainName(d.domain.vni))?.packets ?? 0);
+    this.delivered.labels(service).set(dl?.packets ?? 0);
+    this.oversize.labels(service).set(oversize);
     this.localMembers.labels(service, 'true').set(ok);
     this.localMembers.labels(service, 'false').set(d.local.size - ok);
     const counts: Record<string, number> = { pending: 0, alive: 0, left: 0, expired: 0 };

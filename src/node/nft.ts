@@ -6,16 +6,24 @@
  *
  * Per domain:
  * - `vx-<vni>`: ingress of the domain's VXLAN device. Every decapsulated multicast or limited
- *   broadcast frame is copied out of each local member's host veth (the pod receives it on its
- *   own eth0) and then dropped, so nothing reaches the node's stack or the CNI; anything else
+ *   broadcast frame is forwarded into the domain's delivery hop (src/node/delivery.ts: a bridge
+ *   whose forwarding leaves the frame with a checksum state a pod can verify); anything else
  *   (unicast, ARP, IPv6) is dropped by the chain's policy: a peer can put only what kmcast
- *   carries into a pod, never a unicast frame past the CNI's network policy.
+ *   carries into a pod, never a unicast frame past the CNI's network policy. Nothing reaches
+ *   the node's stack or the CNI.
+ * - `dl-<vni>`: ingress of the hop's far end. Each frame is copied out of every local member's
+ *   host veth whose MTU holds it (the pod receives it on its own eth0) and then dropped.
+ * - `br-<vni>`: ingress of the hop's bridge device, which a bridge hands every flooded frame to:
+ *   all dropped, so the node's own stack never hears the domain (not even a socket joined on
+ *   every interface, nor limited broadcast).
  * - `cap-<veth>`: ingress of a local member's host veth. Multicast (224.0.0.0/4) and limited
  *   broadcast the pod sends are copied to every other local member and forwarded into the
  *   domain's VXLAN device (which replicates once per member node from its FDB/MDB); the node's
  *   CNI never sees them. Everything else (unicast, ARP, IPv6) passes untouched.
  * Priority -500 runs before any other ingress chain a CNI might install.
  */
+import { deliveryDevices } from './delivery.js';
+
 export const NODE_TABLE = 'kmcast-node';
 export const NODE_PRIORITY = -500;
 /** What a member pod sends that kmcast takes: IPv4 multicast and limited broadcast. */
@@ -27,6 +35,19 @@ export interface DomainPlane {
   readonly device: string;
   /** Host veths of the local members, any order. */
   readonly members: readonly string[];
+  /** Host veth -> MTU (the pod's eth0 has the same); a member without one is never limited. */
+  readonly mtus?: ReadonlyMap<string, number>;
+}
+
+/**
+ * One rule of a delivery chain: frames whose IP length is at most `max` (undefined: any length
+ * left) are copied to `dups`. A veth delivers nothing longer than its MTU (the frame is dropped
+ * in the veth), so a frame goes only to the members whose MTU holds it; the rules' counters say
+ * how many each member missed (`missedBy`), instead of a silent drop in the veth.
+ */
+export interface Tier {
+  readonly max: number | undefined;
+  readonly dups: readonly string[];
 }
 
 /** One chain as both the renderer and the parser see it. */
@@ -44,8 +65,10 @@ export interface ChainShape {
   readonly dups: readonly string[];
   /** fwd target (capture chains). */
   readonly fwd: string | undefined;
-  /** Ends in drop (VXLAN chains). */
+  /** Ends in drop (delivery chains). */
   readonly drop: boolean;
+  /** Delivery chains: one rule per tier, shortest first (`dups` is the first tier's). */
+  readonly tiers?: readonly Tier[];
 }
 
 export interface ChainSpec extends ChainShape {
@@ -54,9 +77,32 @@ export interface ChainSpec extends ChainShape {
 }
 
 export const vxChainName = (vni: number): string => `vx-${vni}`;
+export const deliveryChainName = (vni: number): string => `dl-${vni}`;
+export const bridgeChainName = (vni: number): string => `br-${vni}`;
 export const captureChainName = (veth: string): string => `cap-${veth}`;
 
 const byName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+
+/**
+ * The delivery tiers for `members` (sorted): one per distinct member MTU, ascending, to the
+ * members that hold it, then the rest (any length) to the members of unknown MTU. Pure.
+ */
+export function deliveryTiers(members: readonly string[], mtus: ReadonlyMap<string, number> | undefined): Tier[] {
+  const known = [...new Set(members.map((m) => mtus?.get(m)).filter((x): x is number => x !== undefined))].sort((a, b) => a - b);
+  const fits = (m: string, max: number): boolean => (mtus?.get(m) ?? Infinity) >= max;
+  return [...known.map((max) => ({ max, dups: members.filter((m) => fits(m, max)) })), { max: undefined, dups: members.filter((m) => mtus?.get(m) === undefined) }];
+}
+
+/** Frames the delivery chain `dl` counted but did not copy to `veth` (longer than its MTU). Pure. */
+export function missedBy(dl: ReadChain, veth: string): number {
+  if (!dl.tiers.some((t) => t.dups.includes(veth))) return 0; // not a member of this chain
+  return dl.tiers.filter((t) => !t.dups.includes(veth)).reduce((n, t) => n + t.packets, 0);
+}
+
+/** Frames the delivery chain `dl` copied to no member at all: longer than every member's MTU. Pure. */
+export function missedByAll(dl: ReadChain): number {
+  return dl.tiers.filter((t) => t.dups.length === 0).reduce((n, t) => n + t.packets, 0);
+}
 
 /**
  * The chains for `domains`, in a deterministic order (domains by VNI, members by name). A veth
@@ -69,7 +115,11 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
   for (const d of [...domains].sort((a, b) => a.vni - b.vni)) {
     const members = [...new Set(d.members)].filter((m) => !claimed.has(m)).sort(byName);
     for (const m of members) claimed.add(m);
-    out.push({ name: vxChainName(d.vni), device: d.device, capture: true, policy: 'drop', dups: members, fwd: undefined, drop: true });
+    const hop = deliveryDevices(d.vni);
+    out.push({ name: vxChainName(d.vni), device: d.device, capture: true, policy: 'drop', dups: [], fwd: hop.in, drop: false });
+    const tiers = deliveryTiers(members, d.mtus);
+    out.push({ name: deliveryChainName(d.vni), device: hop.recv, capture: true, policy: 'drop', dups: tiers[0]!.dups, fwd: undefined, drop: true, tiers });
+    out.push({ name: bridgeChainName(d.vni), device: hop.bridge, capture: false, policy: 'drop', dups: [], fwd: undefined, drop: true });
     for (const m of members) {
       out.push({ name: captureChainName(m), device: m, capture: true, policy: 'accept', dups: members.filter((o) => o !== m), fwd: d.device, drop: false });
     }
@@ -77,11 +127,12 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
   return out;
 }
 
-function ruleText(c: ChainShape): string {
+function ruleText(c: ChainShape, tier?: Tier): string {
   const parts: string[] = [];
   if (c.capture) parts.push(`ip daddr ${CAPTURE_SET}`);
+  if (tier?.max !== undefined) parts.push(`ip length <= ${tier.max}`);
   parts.push('counter');
-  for (const d of c.dups) parts.push(`dup to "${d}"`);
+  for (const d of tier ? tier.dups : c.dups) parts.push(`dup to "${d}"`);
   if (c.fwd !== undefined) parts.push(`fwd to "${c.fwd}"`);
   if (c.drop) parts.push('drop');
   return parts.join(' ');
@@ -94,7 +145,7 @@ export function renderRuleset(chains: readonly ChainSpec[]): string {
     lines.push(
       `  chain ${c.name} {`,
       `    type filter hook ingress device "${c.device}" priority ${NODE_PRIORITY}; policy ${c.policy};`,
-      `    ${ruleText(c)}`,
+      ...(c.tiers ? c.tiers.map((t) => `    ${ruleText(c, t)}`) : [`    ${ruleText(c)}`]),
       '  }',
     );
   }
@@ -107,11 +158,17 @@ export function removeScript(): string {
   return `table netdev ${NODE_TABLE}\ndelete table netdev ${NODE_TABLE}\n`;
 }
 
-export interface ReadChain extends ChainShape {
-  /** Packets counted by the chain's rule. */
+export interface ReadTier extends Tier {
   readonly packets: number;
-  /** Rules in the chain (we install exactly one). */
+}
+
+export interface ReadChain extends ChainShape {
+  /** Packets counted by the chain's rules. */
+  readonly packets: number;
+  /** Rules in the chain (we install one, or one per tier). */
   readonly rules: number;
+  /** Every rule as a tier (its `ip length <=` bound, dups and counter), in order. */
+  readonly tiers: readonly ReadTier[];
   /** A dup/fwd target printed as an ifindex: its device is gone, the rule is stale. */
   readonly stale: boolean;
 }
@@ -131,7 +188,7 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
   for (const o of items) {
     const c = o.chain as Json | undefined;
     if (c && typeof c.name === 'string') {
-      out.set(c.name, { name: c.name, capture: false, policy: c.policy === 'drop' ? 'drop' : 'accept', dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, stale: false });
+      out.set(c.name, { name: c.name, capture: false, policy: c.policy === 'drop' ? 'drop' : 'accept', dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, stale: false, tiers: [] });
     }
   }
   for (const o of items) {
@@ -145,6 +202,7 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
     let drop = false;
     let capture = false;
     let packets = 0;
+    let max: number | undefined;
     let stale = false;
     const target = (x: unknown): string => {
       const v = x as Json | undefined;
@@ -154,13 +212,29 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
       return s;
     };
     for (const e of exprs) {
-      if ('match' in e) capture = JSON.stringify(e.match).includes('224.0.0.0') && JSON.stringify(e.match).includes('255.255.255.255');
+      if ('match' in e && JSON.stringify(e.match).includes('"field":"length"')) {
+        const m = e.match as Json;
+        if (m.op === '<=' && typeof m.right === 'number') max = m.right;
+        else stale = true; // not a bound we write: reinstall
+      } else if ('match' in e) capture = JSON.stringify(e.match).includes('224.0.0.0') && JSON.stringify(e.match).includes('255.255.255.255');
       else if ('counter' in e) packets = Number((e.counter as Json | undefined)?.packets ?? 0);
       else if ('dup' in e) dups.push(target(e.dup));
       else if ('fwd' in e) fwd = target(e.fwd);
       else if ('drop' in e) drop = true;
     }
-    out.set(r.chain, { ...prev, capture, dups, fwd, drop, packets, rules: prev.rules + 1, stale: stale || prev.stale });
+    const tiers = [...prev.tiers, { max, dups, packets }];
+    const first = prev.rules === 0;
+    out.set(r.chain, {
+      ...prev,
+      capture: first ? capture : prev.capture && capture,
+      dups: first ? dups : prev.dups,
+      fwd: first ? fwd : prev.fwd,
+      drop: first ? drop : prev.drop && drop,
+      packets: prev.packets + packets,
+      rules: prev.rules + 1,
+      stale: stale || prev.stale,
+      tiers,
+    });
   }
   return out;
 }
@@ -172,10 +246,15 @@ export function rulesetMismatch(want: readonly ChainSpec[], have: ReadonlyMap<st
   for (const c of want) {
     const h = have.get(c.name);
     if (!h) return `chain ${c.name} missing`;
-    if (h.rules !== 1) return `chain ${c.name} has ${h.rules} rules`;
+    const tiers = c.tiers ?? [{ max: undefined, dups: c.dups }];
+    if (h.rules !== tiers.length) return `chain ${c.name} has ${h.rules} rules, not ${tiers.length}`;
     if (h.stale) return `chain ${c.name} points at a deleted device`;
     if (h.capture !== c.capture || h.policy !== c.policy || h.drop !== c.drop || h.fwd !== c.fwd || h.dups.join() !== c.dups.join()) {
       return `chain ${c.name} differs: ${JSON.stringify({ capture: h.capture, policy: h.policy, dups: h.dups, fwd: h.fwd, drop: h.drop })}`;
+    }
+    for (const [i, t] of tiers.entries()) {
+      const ht = h.tiers[i]!;
+      if (ht.max !== t.max || ht.dups.join() !== t.dups.join()) return `chain ${c.name} rule ${i + 1} differs: ${JSON.stringify({ max: ht.max ?? null, dups: ht.dups })}`;
     }
   }
   return undefined;

@@ -57,8 +57,8 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
     if (d.peerNodes) out.push(`  peer nodes: ${peerNodesLine(d.peerNodes)}`);
     if (d.unannouncedGroups) out.push(`  WARNING: ${d.unannouncedGroups} joined groups are beyond what one STATE carries: not announced, peers send them nothing`);
     if (d.localMembers.length) {
-      const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, list(m.groups)]);
-      out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'GROUPS'], rows)));
+      const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, m.mtu === undefined ? '-' : String(m.mtu), String(m.oversize ?? 0), list(m.groups)]);
+      out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'MTU', 'OVERSIZE', 'GROUPS'], rows)));
     }
     if (d.peers.length) {
       const rows = d.peers.map((p) => [p.ip, p.state, formatAge(p.lastSeen, now), list(p.groups)]);

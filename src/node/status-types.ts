@@ -10,6 +10,13 @@ export interface NodeMemberStatus {
   readonly groups: readonly string[];
   readonly programmed: boolean;
   readonly reason?: NotProgrammedReason;
+  /** The host veth's MTU, when known: longer frames cannot be delivered to the pod. */
+  readonly mtu?: number;
+  /**
+   * Frames from other nodes this member did not get because they are longer than its MTU (a
+   * sender with a larger MTU), since the ruleset was last replaced.
+   */
+  readonly oversize?: number;
 }
 
 export interface NodeDomainStatus {
@@ -36,6 +43,8 @@ export interface NodeDomainStatus {
    */
   readonly peerNodes?: PeerNodesStatus;
   readonly entries: { readonly fdb: number; readonly mdb: number };
+  /** Frames from other nodes no local member could take (longer than every member's MTU). */
+  readonly oversize?: number;
 }
 
 export interface NodeStatus {

@@ -62,6 +62,8 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     await addPod(lab, 4, runner);
     await setServiceMembers(lab, A().map((p) => p.ip));
     await setDnsRecord(lab, SERVICE_B, B().map((p) => p.ip));
+    // The node receivers join on every interface (two groups each): more than the default 20.
+    for (const n of lab.nodes) await runner.run(['sysctl', '-q', '-w', 'net.ipv4.igmp_max_memberships=200'], { netns: n.netns });
     for (const p of [pod('n2p2'), pod('n3p2')]) {
       await runner.run(['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.eth0.rp_filter=1'], { netns: p.netns });
     }

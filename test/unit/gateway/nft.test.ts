@@ -8,6 +8,7 @@ import { fixture } from '../fixtures.js';
 const plane = (over: Partial<GatewayPlane> = {}): GatewayPlane => ({
   vni: 100,
   device: 'kmcvx100',
+  delivery: 'kmcdr100',
   lan: 'eth1',
   lanIp: '192.168.250.1',
   lanMac: 'AA:BB:CC:00:00:01',
@@ -57,7 +58,7 @@ test('outbound: single groups, pod sources only, never a drop on the domain path
   assert.match(out, /ip ttl < 2 update @out-ttl \{ ip daddr \} return/);
   assert.match(out, /dup to "eth1"/);
   assert.doesNotMatch(out, /drop/);
-  assert.match(s, /chain vx-in \{\n\s+type filter hook ingress device "kmcvx100" priority -510; policy accept;\n\s+jump out/);
+  assert.match(s, /chain vx-in \{\n\s+type filter hook ingress device "kmcdr100" priority -510; policy accept;\n\s+jump out/);
   assert.match(s, /chain vx-out \{\n\s+type filter hook egress device "kmcvx100" priority -510; policy accept;\n\s+jump out/);
   assert.match(s, /chain lan-snat \{[^}]*ether saddr set aa:bb:cc:00:00:01 ip saddr set 192\.168\.250\.1/);
   assert.doesNotMatch(renderGateway(plane({ snat: false })), /lan-snat/);

@@ -9,6 +9,7 @@ import {
   labNetnsPrefix,
   nextPodIndex,
   masqueradeScript,
+  mtuOf,
   nodeCommands,
   parseNodes,
   parsePodShortName,
@@ -204,4 +205,15 @@ test('masquerade: the node\'s pod CIDR leaving by the uplink takes the node addr
   assert.match(s, /^table ip kmclabmasq\ndelete table ip kmclabmasq\n/);
   assert.match(s, /type nat hook postrouting priority 100;/);
   assert.match(s, /ip saddr 10\.244\.2\.0\/24 oifname "kmcup" masquerade/);
+});
+
+test('nodeMtu: one node gets its own MTU for its uplink (both ends), bridge and pods; a bad one names --mtu', () => {
+  const spec = buildSpec({ id: 't1', nodes: ['calico', 'bridge'], mtu: 1500, nodeMtu: { 2: 1450 } });
+  assert.equal(mtuOf(spec, 1), 1500);
+  assert.equal(mtuOf(spec, 2), 1450);
+  const mtus = (cmds: ReturnType<typeof nodeCommands>): string[] => cmds.filter((c) => c.argv.includes('mtu')).map((c) => c.argv[c.argv.indexOf('mtu') + 1]!);
+  assert.deepEqual(mtus(nodeCommands(spec, 2)), ['1450', '1450', '1450']);
+  assert.deepEqual(mtus(nodeCommands(spec, 1)), ['1500', '1500']);
+  assert.deepEqual(mtus(podCommands(spec, 2, 1)), ['1450', '1450']);
+  assert.throws(() => buildSpec({ nodeMtu: { 1: 100 } }), /--mtu 100/);
 });

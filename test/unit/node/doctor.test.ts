@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeRunner } from '../../../src/iproute2/runner.js';
-import { evaluateNode, gatherNodeFacts, nftProbeScript } from '../../../src/node/doctor.js';
+import { evaluateNode, evaluateOversize, gatherNodeFacts, nftProbeScript } from '../../../src/node/doctor.js';
 import type { NodeDoctorDeps, NodeDoctorFacts } from '../../../src/node/doctor.js';
 import type { NodeStatus } from '../../../src/node/status-types.js';
 
@@ -67,8 +67,20 @@ describe('node doctor', () => {
 
   it('all OK on a healthy node', () => {
     const r = evaluateNode(OK_FACTS, OPTS);
-    assert.deepEqual(r.map((c) => [c.id, c.status]), [['node-capability', 'OK'], ['node-nft-netdev', 'OK'], ['node-netns-dir', 'OK'], ['node-agent', 'OK'], ['node-limits', 'OK']]);
+    assert.deepEqual(r.map((c) => [c.id, c.status]), [['node-capability', 'OK'], ['node-nft-netdev', 'OK'], ['node-netns-dir', 'OK'], ['node-agent', 'OK'], ['node-limits', 'OK'], ['node-oversize', 'OK']]);
     assert.match(byId(r, 'node-agent').detail, /ready, 1 domains, 0 local members, 3 chains/);
+  });
+
+  it('frames longer than a member pod\'s MTU warn, name the pod and its MTU, and say what to change', () => {
+    const base = status();
+    const d = base.domains[0]!;
+    const member = { podIp: '10.244.3.11', hostVeth: 'kmcv1', groups: [], programmed: true, mtu: 1450, oversize: 7 };
+    const st = { ...base, domains: [{ ...d, localMembers: [member, { ...member, podIp: '10.244.3.12', oversize: 0 }], oversize: 2 }] };
+    const c = evaluateOversize(st);
+    assert.equal(c.status, 'WARN');
+    assert.match(c.detail, /10\.244\.3\.11 \(MTU 1450\): 7, every local member: 2$/);
+    assert.match(c.fix!, /same MTU/);
+    assert.equal(evaluateOversize({ ...st, domains: [{ ...d, localMembers: [{ ...member, oversize: 0 }], oversize: 0 }] }).status, 'OK');
   });
 
   it('each failure has a fix that names what to do', () => {

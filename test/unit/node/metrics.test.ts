@@ -6,7 +6,7 @@ import { NodeMetrics } from '../../../src/node/metrics.js';
 import type { ReadChain } from '../../../src/node/nft.js';
 
 const m = (ip: string, veth: string): LocalMember => ({ ip, veth, vethIndex: 4, netns: `kmc${veth}`, podIndex: 2 });
-const chain = (name: string, packets: number): ReadChain => ({ name, capture: true, policy: 'accept', dups: [], fwd: undefined, drop: false, packets, rules: 1, stale: false });
+const chain = (name: string, packets: number): ReadChain => ({ name, capture: true, policy: 'accept', dups: [], fwd: undefined, drop: false, packets, rules: 1, stale: false, tiers: [] });
 
 test('observeDomain: captured sums the members\' capture chains, programmed splits the members, peers by state', async () => {
   const metrics = new NodeMetrics();
@@ -21,7 +21,8 @@ test('observeDomain: captured sums the members\' capture chains, programmed spli
   const back = new Map([
     ['cap-kmcv1', chain('cap-kmcv1', 5)],
     ['cap-kmcv2', chain('cap-kmcv2', 7)],
-    ['vx-100', chain('vx-100', 40)],
+    ['vx-100', chain('vx-100', 41)],
+    ['dl-100', chain('dl-100', 40)],
   ]);
   metrics.observeDomain(d, back, (x) => x.veth === 'kmcv1');
   metrics.observeControl({ counters: { ok: 9, bad_mac: 1 }, sendCounters: { sent: 12, failed: 2 } });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { desiredChains, parseRuleset, removeScript, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
+import { deliveryTiers, desiredChains, missedBy, missedByAll, parseRuleset, removeScript, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
 
-test('one VXLAN chain per domain and one capture chain per local member, deterministic', () => {
+test('per domain a VXLAN chain into the delivery hop, a delivery chain, one capture chain per member', () => {
   const chains = desiredChains([
     { vni: 200, device: 'kmcvx200', members: ['kmcv3'] },
     { vni: 100, device: 'kmcvx100', members: ['kmcv10', 'kmcv2', 'kmcv1'] },
@@ -11,11 +11,15 @@ test('one VXLAN chain per domain and one capture chain per local member, determi
   assert.deepEqual(
     chains.map((c) => [c.name, c.device, c.dups.join(' '), c.fwd ?? '-', c.drop, c.policy]),
     [
-      ['vx-100', 'kmcvx100', 'kmcv1 kmcv2 kmcv10', '-', true, 'drop'],
+      ['vx-100', 'kmcvx100', '', 'kmcdi100', false, 'drop'],
+      ['dl-100', 'kmcdr100', 'kmcv1 kmcv2 kmcv10', '-', true, 'drop'],
+      ['br-100', 'kmcdb100', '', '-', true, 'drop'],
       ['cap-kmcv1', 'kmcv1', 'kmcv2 kmcv10', 'kmcvx100', false, 'accept'],
       ['cap-kmcv2', 'kmcv2', 'kmcv1 kmcv10', 'kmcvx100', false, 'accept'],
       ['cap-kmcv10', 'kmcv10', 'kmcv1 kmcv2', 'kmcvx100', false, 'accept'],
-      ['vx-200', 'kmcvx200', 'kmcv3', '-', true, 'drop'],
+      ['vx-200', 'kmcvx200', '', 'kmcdi200', false, 'drop'],
+      ['dl-200', 'kmcdr200', 'kmcv3', '-', true, 'drop'],
+      ['br-200', 'kmcdb200', '', '-', true, 'drop'],
       ['cap-kmcv3', 'kmcv3', '', 'kmcvx200', false, 'accept'],
     ],
   );
@@ -26,7 +30,7 @@ test('a veth two domains list belongs to the lower VNI only (one eth0, one forwa
     { vni: 100, device: 'kmcvx100', members: ['kmcv1'] },
     { vni: 200, device: 'kmcvx200', members: ['kmcv1', 'kmcv2'] },
   ]);
-  assert.deepEqual(chains.find((c) => c.name === 'vx-200')?.dups, ['kmcv2']);
+  assert.deepEqual(chains.find((c) => c.name === 'dl-200')?.dups, ['kmcv2']);
   assert.equal(chains.filter((c) => c.name === 'cap-kmcv1').length, 1);
 });
 
@@ -40,7 +44,15 @@ test('the script replaces the whole table atomically: declare, delete, recreate'
       'table netdev kmcast-node {',
       '  chain vx-100 {',
       '    type filter hook ingress device "kmcvx100" priority -500; policy drop;',
+      '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter fwd to "kmcdi100"',
+      '  }',
+      '  chain dl-100 {',
+      '    type filter hook ingress device "kmcdr100" priority -500; policy drop;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv1" dup to "kmcv2" drop',
+      '  }',
+      '  chain br-100 {',
+      '    type filter hook ingress device "kmcdb100" priority -500; policy drop;',
+      '    counter drop',
       '  }',
       '  chain cap-kmcv1 {',
       '    type filter hook ingress device "kmcv1" priority -500; policy accept;',
@@ -62,19 +74,27 @@ test('the recorded read-back of that script matches it exactly', () => {
   const have = parseRuleset(fixture('iproute2/node/nft-node.json'));
   assert.equal(rulesetMismatch(want, have), undefined);
   assert.equal(have.get('cap-kmcv1')?.fwd, 'kmcvx100');
-  assert.deepEqual(have.get('vx-100')?.dups, ['kmcv1', 'kmcv2']);
-  assert.equal(have.get('vx-100')?.packets, 0);
-  assert.equal(have.get('vx-100')?.policy, 'drop', 'only multicast and broadcast are delivered; the rest is dropped');
+  assert.equal(have.get('vx-100')?.fwd, 'kmcdi100');
+  assert.deepEqual(have.get('vx-100')?.dups, []);
+  assert.deepEqual(have.get('dl-100')?.dups, ['kmcv1', 'kmcv2']);
+  assert.equal(have.get('dl-100')?.packets, 0);
+  assert.equal(have.get('vx-100')?.policy, 'drop', 'only multicast and broadcast enter the delivery hop; the rest is dropped');
+  assert.equal(have.get('dl-100')?.policy, 'drop');
   // A delivery chain that accepts the rest (the pre-policy ruleset) is a mismatch to repair.
   const open = new Map(have);
-  open.set('vx-100', { ...have.get('vx-100')!, policy: 'accept' });
-  assert.match(rulesetMismatch(want, open) ?? '', /chain vx-100 differs/);
+  open.set('dl-100', { ...have.get('dl-100')!, policy: 'accept' });
+  assert.match(rulesetMismatch(want, open) ?? '', /chain dl-100 differs/);
+  // The ruleset before the delivery hop (copies straight from the VXLAN device) is repaired too.
+  const old = new Map(have);
+  old.set('vx-100', { ...have.get('vx-100')!, dups: ['kmcv1', 'kmcv2'], fwd: undefined, drop: true });
+  old.delete('dl-100');
+  assert.match(rulesetMismatch(want, old) ?? '', /chain vx-100 differs/);
 });
 
 test('a rule whose device was deleted reads back as stale (nft prints the ifindex): re-apply', () => {
   const want = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2'] }]);
   const have = parseRuleset(fixture('iproute2/node/nft-node-stale.json'));
-  assert.equal(have.get('vx-100')?.stale, true);
+  assert.equal(have.get('dl-100')?.stale, true);
   assert.match(rulesetMismatch(want, have) ?? '', /deleted device/);
   // Without kmcv2 the wanted set no longer has its chain: the extra chain is reported.
   const fewer = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1'] }]);
@@ -86,4 +106,33 @@ test('missing chains, extra rules and garbage are mismatches, never exceptions',
   assert.match(rulesetMismatch(want, new Map()) ?? '', /missing/);
   assert.equal(parseRuleset('not json').size, 0);
   assert.equal(parseRuleset('{"nftables": 3}').size, 0);
+});
+
+test('delivery tiers: one rule per member MTU, shortest first, then what fits nobody; missed counts per member', () => {
+  const mtus = new Map([['kmcv1', 1500], ['kmcv2', 1450], ['kmcv3', 9000]]);
+  const tiers = deliveryTiers(['kmcv1', 'kmcv2', 'kmcv3'], mtus);
+  assert.deepEqual(tiers, [
+    { max: 1450, dups: ['kmcv1', 'kmcv2', 'kmcv3'] },
+    { max: 1500, dups: ['kmcv1', 'kmcv3'] },
+    { max: 9000, dups: ['kmcv3'] },
+    { max: undefined, dups: [] },
+  ]);
+  assert.deepEqual(deliveryTiers(['kmcv1', 'kmcv4'], mtus), [{ max: 1500, dups: ['kmcv1', 'kmcv4'] }, { max: undefined, dups: ['kmcv4'] }], 'an unknown MTU is never limited');
+  assert.deepEqual(deliveryTiers([], mtus), [{ max: undefined, dups: [] }]);
+  const want = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2', 'kmcv3'], mtus }]);
+  const script = renderRuleset(want);
+  assert.match(script, /chain dl-100 \{\n.*policy drop;\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip length <= 1450 counter dup to "kmcv1" dup to "kmcv2" dup to "kmcv3" drop\n {4}ip daddr .* ip length <= 1500 counter dup to "kmcv1" dup to "kmcv3" drop\n.* ip length <= 9000 counter dup to "kmcv3" drop\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} counter drop\n {2}\}/);
+  // As the kernel lists it (recorded from that script; the rule counters edited to 10, 3, 2, 1).
+  const have = parseRuleset(fixture('iproute2/node/nft-node-tiers.json'));
+  assert.equal(rulesetMismatch(want, have), undefined);
+  const dl = have.get('dl-100')!;
+  assert.deepEqual(dl.tiers.map((t) => [t.max ?? null, t.packets]), [[1450, 10], [1500, 3], [9000, 2], [null, 1]]);
+  assert.equal(missedBy(dl, 'kmcv2'), 3 + 2 + 1);
+  assert.equal(missedBy(dl, 'kmcv1'), 2 + 1);
+  assert.equal(missedBy(dl, 'kmcv3'), 1);
+  assert.equal(missedBy(dl, 'kmcv9'), 0, 'not a member');
+  assert.equal(missedByAll(dl), 1);
+  // An MTU change is a different ruleset.
+  const lower = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2', 'kmcv3'], mtus: new Map([...mtus, ['kmcv1', 1400]]) }]);
+  assert.match(rulesetMismatch(lower, have) ?? '', /chain dl-100 (rule 1 )?differs/);
 });

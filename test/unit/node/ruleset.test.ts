@@ -13,8 +13,8 @@ const RECORDED = fixture('iproute2/node/nft-node.json');
 const LIST = 'nft -j list table netdev kmcast-node';
 const link = (name: string, ifindex: number): string => JSON.stringify([{ ifindex, ifname: name, flags: ['UP'], linkinfo: { info_kind: 'veth' } }]);
 
-/** A kernel with kmcv1, kmcv2 and kmcvx100 (ifindexes from `index`) and a table that is `table()`. */
-function kernel(table: () => string | undefined, index: Map<string, number> = new Map([['kmcv1', 4], ['kmcv2', 5], ['kmcvx100', 9]])): FakeRunner {
+/** A kernel with kmcv1, kmcv2, kmcvx100 and the delivery hop (ifindexes from `index`) and a table that is `table()`. */
+function kernel(table: () => string | undefined, index: Map<string, number> = new Map([['kmcdb100', 8], ['kmcdi100', 6], ['kmcdr100', 7], ['kmcv1', 4], ['kmcv2', 5], ['kmcvx100', 9]])): FakeRunner {
   return new FakeRunner()
     .on('ip -j -d link show dev ', (c) => ({ stdout: link(c.argv[6]!, index.get(c.argv[6]!) ?? 0) }))
     .on(LIST, () => {
@@ -36,7 +36,7 @@ test('installReason: missing, differing, first adoption, recreated device; else 
   assert.equal(installReason({ ...base, installed: undefined }), 'adopting at start');
   assert.equal(installReason({ ...base, fingerprint: 'b' }), 'a device was recreated');
   assert.equal(installReason({ ...base, rebind: true }), 'a device was recreated');
-  assert.deepEqual(fingerprintDevices(WANT), ['kmcv1', 'kmcv2', 'kmcvx100']);
+  assert.deepEqual(fingerprintDevices(WANT), ['kmcdb100', 'kmcdi100', 'kmcdr100', 'kmcv1', 'kmcv2', 'kmcvx100']);
 });
 
 test('first sync: fingerprint, read, one nft -f transaction, read back, fingerprint again', async () => {
@@ -44,9 +44,9 @@ test('first sync: fingerprint, read, one nft -f transaction, read back, fingerpr
   const runner = kernel(() => table);
   const r = ruleset(runner);
   await r.sync(WANT);
-  const links = ['ip -j -d link show dev kmcv1', 'ip -j -d link show dev kmcv2', 'ip -j -d link show dev kmcvx100'];
+  const links = ['ip -j -d link show dev kmcdb100', 'ip -j -d link show dev kmcdi100', 'ip -j -d link show dev kmcdr100', 'ip -j -d link show dev kmcv1', 'ip -j -d link show dev kmcv2', 'ip -j -d link show dev kmcvx100'];
   assert.deepEqual(runner.commands(), [...links, LIST, 'nft -f -', LIST, ...links]);
-  assert.equal(runner.calls[4]!.input, renderRuleset(WANT));
+  assert.equal(runner.calls[7]!.input, renderRuleset(WANT));
   assert.ok(r.isInstalled);
   assert.equal(r.chain('cap-kmcv1')?.fwd, 'kmcvx100');
   // Nothing changed: read only, no transaction.
@@ -58,7 +58,7 @@ test('first sync: fingerprint, read, one nft -f transaction, read back, fingerpr
 });
 
 test('a recreated device (new ifindex, same name) or a reconciler rebind re-installs', async () => {
-  const index = new Map([['kmcv1', 4], ['kmcv2', 5], ['kmcvx100', 9]]);
+  const index = new Map([['kmcdb100', 8], ['kmcdi100', 6], ['kmcdr100', 7], ['kmcv1', 4], ['kmcv2', 5], ['kmcvx100', 9]]);
   const runner = kernel(() => RECORDED, index);
   const r = ruleset(runner);
   await r.sync(WANT);
@@ -69,6 +69,10 @@ test('a recreated device (new ifindex, same name) or a reconciler rebind re-inst
   runner.calls.length = 0;
   await r.sync(WANT);
   assert.equal(runner.commands().filter((c) => c === 'nft -f -').length, 0);
+  index.set('kmcdr100', 13);
+  await r.sync(WANT);
+  assert.equal(runner.commands().filter((c) => c === 'nft -f -').length, 1, 'a recreated delivery hop re-binds too');
+  runner.calls.length = 0;
   r.markRebind();
   await r.sync(WANT);
   assert.equal(runner.commands().filter((c) => c === 'nft -f -').length, 1);
@@ -76,10 +80,10 @@ test('a recreated device (new ifindex, same name) or a reconciler rebind re-inst
 
 test('fail closed: a read-back that differs, a refused transaction (retry soon), not permitted (exit 3)', async () => {
   const stale = ruleset(kernel(() => fixture('iproute2/node/nft-node-stale.json')));
-  await assert.rejects(stale.sync(WANT), /verify node ruleset: chain vx-100 points at a deleted device/);
+  await assert.rejects(stale.sync(WANT), /verify node ruleset: chain dl-100 points at a deleted device/);
   assert.equal(stale.isInstalled, false);
   assert.match(stale.lastError ?? '', /^read back: /);
-  assert.equal(stale.chain('vx-100'), undefined, 'nothing is programmed on an unverified ruleset');
+  assert.equal(stale.chain('dl-100'), undefined, 'nothing is programmed on an unverified ruleset');
 
   const retries = { n: 0 };
   const refused = ruleset(kernel(() => undefined).on('nft -f -', { code: 1, stderr: 'Error: Could not process rule: No such file or directory' }), retries);

@@ -40,7 +40,10 @@ test('a node status reads back and prints domains, members and peer nodes', () =
   const text = formatNodeStatus(s, new Date('2026-01-01T00:00:02.000Z'));
   assert.match(text, /node agent 0\.1\.0 {2}node 172\.31\.1\.2/);
   assert.match(text, /domain app\.default\.svc\.cluster\.local {2}vni 100 {2}device kmcvx100/);
-  assert.match(text, /10\.244\.1\.11 +kmcv1 +cni-1 +yes +239\.1\.1\.1/);
+  assert.match(text, /POD +VETH +NETNS +PROGRAMMED +MTU +OVERSIZE +GROUPS/);
+  assert.match(text, /10\.244\.1\.11 +kmcv1 +cni-1 +yes +- +0 +239\.1\.1\.1/);
+  const sized = { ...status, domains: [{ ...status.domains[0]!, localMembers: [{ ...status.domains[0]!.localMembers[0]!, mtu: 1450, oversize: 12 }] }] };
+  assert.match(formatNodeStatus(sized, new Date()), /10\.244\.1\.11 +kmcv1 +cni-1 +yes +1450 +12 +239\.1\.1\.1/);
   assert.match(text, /172\.31\.2\.2 +alive +2\.0s ago/);
   assert.match(text, /control drops: bad_mac 2\n$/);
 });
