@@ -30,7 +30,7 @@ import { agentsEvidence, KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, star
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
-import { NODE_TABLE, captureChainName, parseRuleset, vxChainName } from '../../src/node/nft.js';
+import { NODE_TABLE, captureChainName, deliveryChainName, parseRuleset } from '../../src/node/nft.js';
 import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
 
 const runner = new ExecRunner();
@@ -155,7 +155,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     // 239.x is replicated per group: once node 2 learned the join (as an IGMP snooping switch would).
     await waitFor('node 2 replicates G to node 1', async () => (await mdbDsts(2)).join() === node(1).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
     await sendFromPod(pod('n2p1').netns, G, { port: PORT, count: N, intervalMs: 5 });
-    await rx.waitTotal(3 * N, 5000);
+    await rx.waitTotal(3 * N, 5000).catch(() => undefined); // the assertions below say what is missing
     await settle(300);
     const rep = await rx.stop();
     for (const dst of [LL, BC, G]) {
@@ -202,7 +202,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     assert.equal((await netnsFetch(node(1).netns, '/readyz', NODE_HTTP_PORT)).status, 200);
     const rx = await startNodeReceiver(pod('n1p2').netns, { port: PORT, groups: [LL] });
     for (const dst of [LL, BC]) await sendFromPod(pod('n2p2').netns, dst, { port: PORT, count: N, intervalMs: 5 });
-    await rx.waitTotal(2 * N, 5000);
+    await rx.waitTotal(2 * N, 5000).catch(() => undefined); // the assertions below say what is missing
     await settle(300);
     const rep = await rx.stop();
     for (const dst of [LL, BC]) assert.equal(received(rep, dst, pod('n2p2').ip), N, `${dst} from n2p2 to the late member n1p2: ${JSON.stringify(rep.counts)}`);
@@ -239,7 +239,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     assert.ok(took < 15_000, `served again within seconds, took ${took} ms`);
     assert.match(w.stderr(), /\(host veth kmcv3\)/, 'the new pod is programmed on its new veth');
     await flowing;
-    await Promise.all(rxOthers.map((r) => r.waitTotal(total, 5000)));
+    await Promise.all(rxOthers.map((r) => r.waitTotal(total, 5000).catch(() => undefined))); // the assertions below say what is missing
     await settle(300);
     const reps = await Promise.all(rxOthers.map((r) => r.stop()));
     for (const [i, rep] of reps.entries()) {
@@ -249,7 +249,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     const ch = await chains(1);
     assert.equal(ch.has(captureChainName(oldVeth)), false, `the old veth's chain is gone: ${[...ch.keys()].join(' ')}`);
     assert.ok(ch.has(captureChainName('kmcv3')), 'the new veth has a capture chain');
-    assert.deepEqual([...ch.get(vxChainName(100))!.dups].sort(), ['kmcv2', 'kmcv3'], 'delivery from the overlay: the two live pods, once each');
+    assert.deepEqual([...ch.get(deliveryChainName(100))!.dups].sort(), ['kmcv2', 'kmcv3'], 'delivery from the overlay: the two live pods, once each');
     assert.equal([...ch.values()].some((c) => c.stale), false, 'no rule points at a dead ifindex');
 
     // Both ways, every kind, exactly once: to the new pod from the other node and from its own node, and from it.
@@ -257,7 +257,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
       const rx = await Promise.all(to.map((p) => startNodeReceiver(p.netns, { port: PORT, groups: [G, LL] })));
       await waitFor(`${from.name}'s node replicates G to the other node`, async () => (await mdbDsts(from.node)).join() === node(from.node === 1 ? 2 : 1).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
       for (const dst of [G, LL, BC]) await sendFromPod(from.netns, dst, { port: PORT, count: N, intervalMs: 5 });
-      await Promise.all(rx.map((r) => r.waitTotal(3 * N, 5000)));
+      await Promise.all(rx.map((r) => r.waitTotal(3 * N, 5000).catch(() => undefined))); // the assertions below say what is missing
       await settle(300);
       for (const [i, r] of rx.entries()) {
         const rep = await r.stop();

@@ -140,7 +140,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
         sent += N;
         // With kmcast, every other member of A must count all three kinds: wait for that, then
         // leave a short window in which a duplicate or a stray copy elsewhere would show.
-        if (opts.waitJoins) await Promise.all(A().filter((p) => p !== sender).map((p) => receivers.get(p.name)!.waitTotal(3 * sent, 5000)));
+        if (opts.waitJoins) await Promise.all(A().filter((p) => p !== sender).map((p) => receivers.get(p.name)!.waitTotal(3 * sent, 5000).catch(() => undefined))); // the assertions below say what is missing
         await settle(300);
       },
       async finish(): Promise<Round> {
@@ -241,7 +241,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     for (const p of [...A(), pod('n4p4')]) rx.set(p.name, await startNodeReceiver(p.netns, { port: PORT, groups: [G, LL] }));
     await waitFor('node 1 replicates G of domain B to node 4', async () => (await mdbDsts(1, 'kmcvx200', G)).join() === node(4).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
     for (const dst of [G, LL, BC]) await sendFromPod(sender.netns, dst, { port: PORT, count: N, intervalMs: 5 });
-    await rx.get('n4p4')!.waitTotal(3 * N, 5000);
+    await rx.get('n4p4')!.waitTotal(3 * N, 5000).catch(() => undefined); // the assertions below say what is missing
     await settle(300);
     const reports = new Map<string, NodeReceiverReport>();
     for (const [n, r] of rx) reports.set(n, await r.stop());
@@ -267,7 +267,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     await settle(1500); // the receivers' unsolicited IGMP report retransmissions are over
     let before0 = await out();
     await sendFromPod(sender.netns, G, { port: PORT, count: N, intervalMs: 5 });
-    await Promise.all(rx.map((r) => r.waitTotal(N, 5000)));
+    await Promise.all(rx.map((r) => r.waitTotal(N, 5000).catch(() => undefined))); // the assertions below say what is missing
     assert.equal((await out()) - before0, 3 * N, 'exactly one VXLAN copy per member node per datagram');
     for (const [i, r] of rx.entries()) assert.equal(received(await r.stop(), G, sender.ip), N, `${receivers[i]!.name} got every datagram once`);
     await waitFor('every receiver left: node 1 replicates G to nobody', async () => (await mdbDsts(1, DEV_A, G)).length === 0, 10_000, { intervalMs: 50, explain: evidence });
@@ -324,7 +324,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     const rx = await startNodeReceiver(fresh.netns, { port: PORT, groups: [G] });
     await waitFor(`new pod ${fresh.name} programmed`, async () => (await podProgram(fresh)).body?.programmed === true, 10_000, { intervalMs: 100, explain: evidence });
     await flowing;
-    await Promise.all(old.map((r) => r.waitTotal(total, 5000)));
+    await Promise.all(old.map((r) => r.waitTotal(total, 5000).catch(() => undefined))); // the assertions below say what is missing
     await settle(300);
     const got = await rx.stop();
     const reports = await Promise.all(old.map((r) => r.stop()));
