@@ -3,9 +3,9 @@
  * kernel's counters at zero) and as /status and the metrics show them. Pure.
  *
  * Bounded: a range lets the LAN name up to 2^n groups, and the kernel's counter sets forget them
- * at each replace, so carried per-group totals are kept only for groups the replaced table still
- * held or that are configured single groups; the rest fold into one `other` row per set (its
- * totals stay monotonic). Rows shown are capped per direction (the busiest), the rest add up in
+ * at each replace, so past MAX_CARRIED_GROUPS carried per-group totals are kept only for groups
+ * the replaced table still held or that are configured single groups; the rest fold into one
+ * `other` row per set (its totals stay monotonic). Rows shown are capped per direction (the busiest), the rest add up in
  * `other` too.
  */
 import type { GatewayReadBack, GroupCount } from './nft.js';
@@ -33,22 +33,26 @@ export function addCounts(into: Map<string, GroupCount>, from: ReadonlyMap<strin
   for (const [k, c] of from) into.set(k, plus(into.get(k), c));
 }
 
+/** Carried groups per counter set before the ones no longer held fold into `other`. */
+export const MAX_CARRIED_GROUPS = 4096;
+
 /**
- * Folds the replaced table `back` into `carried`: per group for groups `back` held or `keep`
- * names (configured single groups), every other carried group into `other`. The carried groups
- * are then at most those of one table plus `keep` plus `other`.
+ * Adds the replaced table `back` to `carried`. When a set then carries more than `max` groups,
+ * only the groups `back` held and those `keep` names (configured single groups) keep their own
+ * total; every other carried group folds into `other`. So a few groups keep their history across
+ * replacements, and a range storm leaves at most one table's groups plus `keep` plus `other`.
  */
-export function carry(carried: Totals, back: GatewayReadBack | undefined, keep: ReadonlySet<string>): void {
-  const held = new Set<string>(keep);
-  if (back) for (const groups of back.counters.values()) for (const g of groups.keys()) held.add(g);
-  for (const m of carried.values()) {
+export function carry(carried: Totals, back: GatewayReadBack | undefined, keep: ReadonlySet<string>, max = MAX_CARRIED_GROUPS): void {
+  if (back) addTotals(carried, back.counters);
+  for (const [set, m] of carried) {
+    if (m.size <= max) continue;
+    const held = back?.counters.get(set);
     for (const [g, c] of m) {
-      if (held.has(g) || g === OTHER) continue;
+      if (g === OTHER || keep.has(g) || held?.has(g)) continue;
       m.set(OTHER, plus(m.get(OTHER), c));
       m.delete(g);
     }
   }
-  if (back) addTotals(carried, back.counters);
 }
 
 type Row = { group: string; direction: 'in' | 'out'; datagrams: number; bytes: number; dropped: Record<string, number> };

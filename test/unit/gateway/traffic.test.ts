@@ -18,7 +18,7 @@ test('carried totals stay bounded across replacements of tables holding differen
   let total = 0;
   for (let round = 0; round < 4; round++) {
     const groups = [...range(500, round * 500), '239.1.1.1'];
-    carry(carried, table(groups), keep);
+    carry(carried, table(groups), keep, 600);
     total += groups.length;
     assert.equal(sum(carried), total, 'no datagram lost from the totals');
     // Per group: at most the replaced table's groups, the configured singles and `other`.
@@ -26,6 +26,16 @@ test('carried totals stay bounded across replacements of tables holding differen
   }
   assert.equal(carried.get('in-pass')!.get('239.1.1.1')?.packets, 4, 'a configured single group keeps its own total');
   assert.equal(carried.get('in-pass')!.get(OTHER)?.packets, 1500, 'earlier tables\' range groups fold into other');
+});
+
+test('under the bound a group keeps its own total across replacements, also when the latest table never saw it', () => {
+  const carried: Totals = new Map();
+  carry(carried, table(['239.10.0.1', '239.10.0.2'], 5), new Set());
+  carry(carried, table(['239.10.0.2']), new Set());
+  carry(carried, table([]), new Set());
+  assert.deepEqual(carried.get('in-pass')!.get('239.10.0.1'), { packets: 5, bytes: 500 });
+  assert.equal(carried.get('in-pass')!.get('239.10.0.2')?.packets, 6);
+  assert.equal(carried.get('in-pass')!.has(OTHER), false);
 });
 
 test('rows are capped per direction, the rest add up in other; busiest first', () => {
