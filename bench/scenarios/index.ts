@@ -55,8 +55,21 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'node-1to3',
-    title: 'node mode: 1 sender -> 3 receivers on other nodes, one agent per node, none in the pods',
-    ratioOf: { metric: M.maxPps, baseline: 'native 64B', baselineScenario: 'baseline', baselineFor: { 'node mode 64B': 'native 64B', 'node mode 1200B': 'native 1200B' } },
+    title: 'node mode: 1 sender -> 3 receivers on other nodes, one agent per node, none in the pods, against the same path built by hand',
+    ratioOf: {
+      metric: M.maxPps,
+      baseline: 'native 64B',
+      baselineScenario: 'baseline',
+      // The native bridge has no 1472 B row: those ratios are only against the hand-built path.
+      baselineFor: {
+        'node mode 64B': 'native 64B',
+        'node mode 1200B': 'native 1200B',
+        'node mode 1472B': 'native 1472B',
+        'hand-built node path 64B': 'native 64B',
+        'hand-built node path 1200B': 'native 1200B',
+        'hand-built node path 1472B': 'native 1472B',
+      },
+    },
     run: nodeOneToThree,
   },
   {

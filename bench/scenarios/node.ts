@@ -11,7 +11,8 @@ import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
 import type { PodProgramStatus } from '../../src/node/api.js';
 import type { BenchContext } from '../lib/context.js';
-import { BENCH_GROUP, BENCH_PORT, measureDataPlane } from '../lib/context.js';
+import { BENCH_GROUP, BENCH_PORT, M, measureDataPlane } from '../lib/context.js';
+import { buildNodeReference } from '../lib/node-reference.js';
 import { benchAgentArgs, mdbDestinations, sampleResources, startAgents, stopAgents, waitFor, waitReady } from '../lib/lab.js';
 import { withLab } from './kmcast.js';
 import { readFile } from 'node:fs/promises';
@@ -77,19 +78,37 @@ function nodeSelectiveReady(lab: Lab, sender: LabPod, receivers: readonly LabPod
   };
 }
 
+/** Node mode's sizes: the baseline's, and 1472 B (pod MTU = node MTU: the VXLAN packet is fragmented). */
+export const NODE_SIZES = [...SIZES, 1472] as const;
+
 export async function nodeOneToThree(ctx: BenchContext): Promise<{ rows: ResultRow[]; notes: string[] }> {
   const [id] = nodeLabIds(ctx);
   return await withLab(id!, ['calico', 'bridge', 'calico', 'bridge'], 1, async (lab) => {
     const [sender, ...receivers] = lab.pods;
     if (!sender) throw new Error('lab has no pods');
+    const rows: ResultRow[] = [];
+    // The same data path built by hand first (no agent), in the same lab and run.
+    const reference = new Map<number, number>();
+    const ref = await buildNodeReference(lab, lab.pods, NODE_VNI, BENCH_GROUP);
+    try {
+      for (const size of NODE_SIZES) {
+        const row = await measureDataPlane(ctx, `hand-built node path ${size}B`, { sender: sender.netns, receivers: receivers.map((r) => r.netns), size });
+        reference.set(size, Number(row.values[M.maxPps] ?? 0));
+        rows.push(row);
+      }
+    } finally {
+      await ref.remove();
+    }
     await setServiceMembers(lab, lab.pods.map((p) => p.ip));
     const agents = await startNodeAgents(lab);
-    const rows: ResultRow[] = [];
     try {
       const took = await waitProgrammed(lab, lab.pods);
       ctx.progress(`node 1to3: 4 pods programmed ${(took / 1000).toFixed(1)} s after the node agents started`);
-      for (const size of SIZES) {
-        rows.push(await measureDataPlane(ctx, `node mode ${size}B`, { sender: sender.netns, receivers: receivers.map((r) => r.netns), size, beforeSend: nodeSelectiveReady(lab, sender, receivers) }));
+      for (const size of NODE_SIZES) {
+        const row = await measureDataPlane(ctx, `node mode ${size}B`, { sender: sender.netns, receivers: receivers.map((r) => r.netns), size, beforeSend: nodeSelectiveReady(lab, sender, receivers) });
+        const base = reference.get(size) ?? 0;
+        const pps = Number(row.values[M.maxPps] ?? 0);
+        rows.push({ ...row, values: { ...row.values, 'vs hand-built': base > 0 ? pps / base : null } });
       }
     } finally {
       await stopNodeAgents(agents);
@@ -99,6 +118,8 @@ export async function nodeOneToThree(ctx: BenchContext): Promise<{ rows: ResultR
       notes: [
         'lab: 4 nodes (calico, bridge, calico, bridge), 1 pod each, one kmcast node agent per node namespace (no agent in any pod); sender on node 1, receivers on nodes 2-4',
         'the pods join and send on eth0 as if on a LAN: iperf2 as in the baseline, no interface named',
+        '"hand-built node path": the same VXLAN devices, entries, delivery hop and nftables table written with ip/bridge/nft and no agent running (bench/lib/node-reference.ts); "vs hand-built" = node mode max pps / hand-built max pps at the same size: what the agent itself costs (target >= 0.95)',
+        '1472 B: pod MTU = node MTU = 1500, so each VXLAN packet is IP-fragmented on the underlay and reassembled on the receiving node (the case docs/kernel-notes.md describes)',
       ],
     };
   });

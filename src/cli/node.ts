@@ -38,7 +38,9 @@ function gatewayOptions(cmd: Command): Command {
     .option('--gateway-service <name>', 'the --service domain the gateway serves (default: the only one)')
     .option('--gateway-snat <on|off>', 'outbound datagrams leave with the interface\'s address and MAC as source (default: on)')
     .option('--gateway-min-ttl <n>', 'datagrams with a lower IP TTL do not cross, either way (default: 1, every TTL)')
-    .option('--gateway-rate <pps>', 'datagrams per second per group and direction; excess is dropped and counted; 0 = no limit (default: 10000)');
+    .option('--gateway-rate <pps>', 'datagrams per second per group and direction; excess is dropped and counted; 0 = no limit (default: 10000)')
+    .option('--gateway-rate-total <pps>', 'datagrams per second per direction, all groups together (a storm over a range); excess is dropped and counted; 0 = no limit (default: 10 x --gateway-rate)')
+    .option('--gateway-max-joins <n>', 'most inbound groups joined on the interface at once; when members want more, configured single groups and the groups most members joined go first, joined groups are kept (default: 1024)');
 }
 
 const GATEWAY_HELP = `

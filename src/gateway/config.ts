@@ -18,6 +18,10 @@ export interface GatewayConfig {
   readonly minTtl: number;
   /** Datagrams per second per group and direction; 0 = no limit. */
   readonly rate: number;
+  /** Datagrams per second per direction, all groups together; 0 = no limit. */
+  readonly rateTotal: number;
+  /** Most groups joined on the interface at once. */
+  readonly maxJoins: number;
 }
 
 export const GATEWAY_FLAGS: Record<string, string> = {
@@ -27,12 +31,24 @@ export const GATEWAY_FLAGS: Record<string, string> = {
   gatewaySnat: '--gateway-snat',
   gatewayMinTtl: '--gateway-min-ttl',
   gatewayRate: '--gateway-rate',
+  gatewayRateTotal: '--gateway-rate-total',
+  gatewayMaxJoins: '--gateway-max-joins',
 };
 
-export const GATEWAY_DEFAULTS: Record<string, string> = { gatewaySnat: 'on', gatewayMinTtl: '1', gatewayRate: '10000' };
+/** --gateway-max-joins when not given (one socket per group), and its largest value. */
+export const MAX_JOINS = 1024;
+export const MAX_JOINS_LIMIT = 16_384;
+
+export const GATEWAY_DEFAULTS: Record<string, string> = { gatewaySnat: 'on', gatewayMinTtl: '1', gatewayRate: '10000', gatewayMaxJoins: String(MAX_JOINS) };
 
 /** Largest --gateway-rate: the nftables limit statement's range is far above, the NIC is not. */
 export const MAX_GATEWAY_RATE = 10_000_000;
+
+/** --gateway-rate-total when not given: ten groups at the full per-group rate (0 stays 0). */
+export const RATE_TOTAL_FACTOR = 10;
+export function defaultRateTotal(rate: number): number {
+  return Math.min(MAX_GATEWAY_RATE, rate * RATE_TOTAL_FACTOR);
+}
 
 const IF_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 
@@ -89,12 +105,15 @@ export function parseGatewayConfig(raw: Raw, services: readonly string[], opts: 
   }
   const snat = str('gatewaySnat') ?? GATEWAY_DEFAULTS.gatewaySnat;
   if (snat !== 'on' && snat !== 'off') fail('--gateway-snat', `invalid value ${JSON.stringify(snat)} (must be on or off)`);
+  const rate = int(raw, 'gatewayRate', 0, MAX_GATEWAY_RATE);
   return {
     interface: iface,
     service,
     groups,
     snat: snat === 'on',
     minTtl: int(raw, 'gatewayMinTtl', 1, 255),
-    rate: int(raw, 'gatewayRate', 0, MAX_GATEWAY_RATE),
+    rate,
+    rateTotal: str('gatewayRateTotal') === undefined ? defaultRateTotal(rate) : int(raw, 'gatewayRateTotal', 0, MAX_GATEWAY_RATE),
+    maxJoins: int(raw, 'gatewayMaxJoins', 1, MAX_JOINS_LIMIT),
   };
 }

@@ -13,12 +13,14 @@ import { isRoutableMulticast } from '../net/ipv4.js';
 import type { GatewayConfig } from './config.js';
 import type { ElectionResult } from './election.js';
 import { elect } from './election.js';
-import { carriesOut, groupsToJoin } from './groups.js';
+import { carriesIn, carriesOut, chooseJoins } from './groups.js';
 import { GroupJoiner } from './joiner.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayPlane, GatewayReadBack, GroupCount } from './nft.js';
-import { COUNTER_SETS, GATEWAY_TABLE, gatewayDevices, gatewayMismatch, parseGateway, removeGatewayScript, renderGateway } from './nft.js';
+import { GATEWAY_TABLE, gatewayDevices, gatewayMismatch, parseGateway, removeGatewayScript, renderGateway } from './nft.js';
 import type { GatewayStatus, GatewayTraffic } from './status-types.js';
+import type { Totals } from './traffic.js';
+import { addCounts, addTotals, carry, dropTotals, trafficRows } from './traffic.js';
 
 /** The control label gateways of a domain elect on (docs/protocol.md). */
 export function gatewayLabel(domainLabel: string): string {
@@ -42,22 +44,12 @@ export interface DomainView {
   readonly members: readonly string[];
   /** Every pod IP of the domain (DNS). */
   readonly pods: readonly string[];
-  /** Routable groups joined by any member, on any node. */
-  readonly demanded: readonly string[];
+  /** Routable groups joined by any member, on any node: group -> members (local) and nodes (remote) that joined it. */
+  readonly demanded: ReadonlyMap<string, number>;
 }
 
-type Totals = Map<string, Map<string, GroupCount>>;
-
-function add(into: Totals, from: GatewayReadBack['counters']): void {
-  for (const [set, groups] of from) {
-    let m = into.get(set);
-    if (!m) into.set(set, (m = new Map()));
-    for (const [g, c] of groups) {
-      const prev = m.get(g) ?? { packets: 0, bytes: 0 };
-      m.set(g, { packets: prev.packets + c.packets, bytes: prev.bytes + c.bytes });
-    }
-  }
-}
+/** Groups wanted but not joined, listed in /status up to this many. */
+export const MAX_UNJOINED_SHOWN = 32;
 
 export class Gateway {
   /** The other gateways of the domain (their node IP; overlay = LAN address, mac = LAN MAC). */
@@ -74,7 +66,13 @@ export class Gateway {
   private error: string | undefined;
   /** Counters of tables this process replaced (a replace starts the kernel's at zero). */
   private readonly carried: Totals = new Map();
+  /** Named drop counters of replaced tables. */
+  private readonly carriedDrops = new Map<string, GroupCount>();
   private lastBack: GatewayReadBack | undefined;
+  /** Inbound groups members want that are not joined (over --gateway-max-joins). */
+  private unjoined: string[] = [];
+  /** Configured single inbound and outbound groups: their carried counters are kept per group. */
+  private readonly singles: ReadonlySet<string>;
 
   constructor(
     readonly config: GatewayConfig,
@@ -82,6 +80,13 @@ export class Gateway {
   ) {
     this.joiner = new GroupJoiner(deps.log);
     this.now = deps.now ?? Date.now;
+    this.singles = new Set(config.groups.filter((g) => g.len === 32).map((g) => g.base));
+  }
+
+  /** Folds a table about to be replaced into the carried totals (bounded, see traffic.ts). */
+  private fold(back: GatewayReadBack | undefined): void {
+    carry(this.carried, back, this.singles);
+    if (back) addCounts(this.carriedDrops, back.drops);
   }
 
   get address(): string {
@@ -167,6 +172,7 @@ export class Gateway {
       snat: this.config.snat,
       minTtl: this.config.minTtl,
       rate: this.config.rate,
+      rateTotal: this.config.rateTotal,
       active: this.election.active,
     };
   }
@@ -198,8 +204,7 @@ export class Gateway {
     const lan = await this.readInterface().catch((err: unknown) => err as Error);
     if (lan instanceof Error) {
       this.joiner.leaveAll();
-      const back = await this.read();
-      if (back) add(this.carried, back.counters);
+      this.fold(await this.read());
       await this.deps.ip.runner.run(['nft', '-f', '-'], { input: renderGateway({ ...this.plane(view), active: false }) }).catch(() => undefined);
       this.installed = undefined;
       this.ok = false;
@@ -213,7 +218,7 @@ export class Gateway {
     const back = await this.read();
     const mismatch = gatewayMismatch(p, back);
     if (key !== this.installed || mismatch !== undefined) {
-      if (back) add(this.carried, back.counters);
+      this.fold(back);
       this.deps.log.info({ reason: this.installed === undefined ? 'start' : (mismatch ?? 'changed'), active: p.active }, 'installing gateway table');
       try {
         await this.deps.ip.runner.run(['nft', '-f', '-'], { input: script });
@@ -240,38 +245,42 @@ export class Gateway {
   }
 
   /** Joins the inbound groups members asked for (all of them leave while standby). */
-  async syncJoins(demanded: readonly string[]): Promise<void> {
-    const groups = this.election.active ? groupsToJoin(this.config.groups, demanded) : [];
-    await this.joiner.sync(this.lanIp, groups);
+  async syncJoins(demanded: ReadonlyMap<string, number>): Promise<void> {
+    if (!this.election.active || !this.config.groups.some(carriesIn)) {
+      this.unjoined = [];
+      await this.joiner.sync(this.lanIp, []);
+    } else {
+      const choice = chooseJoins(this.config.groups, demanded, new Set(this.joiner.joined), this.config.maxJoins);
+      if (choice.unjoined.length && choice.unjoined.join() !== this.unjoined.join()) {
+        this.deps.log.warn({ wanted: choice.join.length + choice.unjoined.length, max: this.config.maxJoins, unjoined: choice.unjoined.slice(0, MAX_UNJOINED_SHOWN) }, 'gateway: members want more inbound groups than --gateway-max-joins; the rest are not joined');
+      }
+      this.unjoined = choice.unjoined;
+      await this.joiner.sync(this.lanIp, choice.join);
+    }
     this.deps.metrics.joined.labels(this.config.service).set(this.joiner.joined.length);
+    this.deps.metrics.unjoined.labels(this.config.service).set(this.unjoined.length);
   }
 
-  /** Per group and direction: kernel counters plus those of replaced tables. */
+  /** Per group and direction: kernel counters plus those of replaced tables, bounded rows. */
   traffic(back: GatewayReadBack | undefined = this.lastBack): GatewayTraffic[] {
     const totals: Totals = new Map();
-    add(totals, this.carried);
-    if (back) add(totals, back.counters);
-    const rows = new Map<string, { group: string; direction: 'in' | 'out'; datagrams: number; bytes: number; dropped: Record<string, number> }>();
-    for (const set of COUNTER_SETS) {
-      const [direction, kind] = set.split('-') as ['in' | 'out', string];
-      for (const [group, c] of totals.get(set) ?? []) {
-        const k = `${direction} ${group}`;
-        let row = rows.get(k);
-        if (!row) rows.set(k, (row = { group, direction, datagrams: 0, bytes: 0, dropped: { rate: 0, ttl: 0, loop: 0 } }));
-        if (kind === 'pass') {
-          row.datagrams += c.packets;
-          row.bytes += c.bytes;
-        } else row.dropped[kind] = (row.dropped[kind] ?? 0) + c.packets;
-      }
-    }
-    return [...rows.values()].sort((a, b) => a.direction.localeCompare(b.direction) || b.datagrams - a.datagrams || a.group.localeCompare(b.group));
+    addTotals(totals, this.carried);
+    if (back) addTotals(totals, back.counters);
+    return trafficRows(totals);
+  }
+
+  /** Every drop by direction and reason (named counters: complete even when a set was full). */
+  drops(back: GatewayReadBack | undefined = this.lastBack): { in: Record<string, number>; out: Record<string, number> } {
+    const all = new Map(this.carriedDrops);
+    if (back) addCounts(all, back.drops);
+    return dropTotals(all);
   }
 
   /** Reads the counters (for a scrape) and sets the metrics. */
   async refresh(): Promise<void> {
     const back = await this.read().catch(() => undefined);
     if (back) this.lastBack = back;
-    this.deps.metrics.setTraffic(this.config.service, this.traffic());
+    this.deps.metrics.setTraffic(this.config.service, this.traffic(), this.drops());
   }
 
   status(): GatewayStatus {
@@ -288,9 +297,11 @@ export class Gateway {
       snat: this.config.snat,
       minTtl: this.config.minTtl,
       rate: this.config.rate,
+      rateTotal: this.config.rateTotal,
       groups: this.config.groups.map((g) => ({ prefix: g.prefix, direction: g.direction })),
       joined: this.joiner.joined,
       joinFailures: this.joiner.failures,
+      unjoined: { count: this.unjoined.length, groups: this.unjoined.slice(0, MAX_UNJOINED_SHOWN), max: this.config.maxJoins },
       // Listed node agents that never sent a gateway STATE are not gateways.
       gateways: this.table
         .status()
@@ -301,6 +312,7 @@ export class Gateway {
         }),
       table: { installed: this.ok, ...(this.error ? { lastError: this.error } : {}) },
       traffic: this.traffic(),
+      drops: this.drops(),
     };
   }
 

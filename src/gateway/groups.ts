@@ -94,3 +94,32 @@ export function groupsToJoin(groups: readonly GatewayGroup[], demanded: Iterable
   for (const d of demanded) if (!isLinkLocalMulticast(d) && entryFor(groups, d, 'in')) want.add(d);
   return [...want].sort((a, b) => (parseIpv4(a) ?? 0) - (parseIpv4(b) ?? 0));
 }
+
+export interface JoinChoice {
+  /** The groups to hold, sorted. */
+  readonly join: string[];
+  /** Wanted but left out (over `max`), sorted. */
+  readonly unjoined: string[];
+}
+
+/**
+ * Which of the wanted groups the gateway joins when they are more than `max`: configured single
+ * groups first, then the groups most members and nodes joined (`demand`), then the groups already
+ * joined (a newcomer never takes the place of a joined group only by its address), then the
+ * lowest address. So one member joining many groups of a range cannot push out a group another
+ * member joined before, nor a group more members share. Pure.
+ */
+export function chooseJoins(groups: readonly GatewayGroup[], demand: ReadonlyMap<string, number>, joined: ReadonlySet<string>, max: number): JoinChoice {
+  const wanted = groupsToJoin(groups, demand.keys());
+  const singles = new Set(groups.filter((g) => carriesIn(g) && g.len === 32).map((g) => g.base));
+  const ip = (g: string): number => parseIpv4(g) ?? 0;
+  const ranked = [...wanted].sort(
+    (a, b) =>
+      Number(singles.has(b)) - Number(singles.has(a)) ||
+      (demand.get(b) ?? 0) - (demand.get(a) ?? 0) ||
+      Number(joined.has(b)) - Number(joined.has(a)) ||
+      ip(a) - ip(b),
+  );
+  const byIp = (a: string, b: string): number => ip(a) - ip(b);
+  return { join: ranked.slice(0, max).sort(byIp), unjoined: ranked.slice(max).sort(byIp) };
+}

@@ -6,14 +6,14 @@
  * leaves its group (an IGMP leave goes out).
  *
  * One socket per group keeps every join independent of Linux's per-socket membership limit
- * (net.ipv4.igmp_max_memberships, 20 by default); the number of groups is bounded by MAX_JOINS.
+ * (net.ipv4.igmp_max_memberships, 20 by default); the number of groups is bounded by
+ * --gateway-max-joins (which groups, when more are wanted: chooseJoins in groups.ts).
  */
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 
-export const MAX_JOINS = 1024;
 
 export interface JoinFailure {
   readonly group: string;
@@ -36,14 +36,13 @@ export class GroupJoiner {
     return [...this.failed].map(([group, error]) => ({ group, error }));
   }
 
-  /** Joins `groups` on the interface with `address` and leaves every other group. */
+  /** Joins `groups` (already chosen, see chooseJoins) on the interface with `address` and leaves every other group. */
   async sync(address: string, groups: readonly string[]): Promise<void> {
     if (address !== this.address) {
       this.leaveAll();
       this.address = address;
     }
-    const want = new Set(groups.slice(0, MAX_JOINS));
-    if (groups.length > MAX_JOINS) this.log.warn({ wanted: groups.length, max: MAX_JOINS }, 'gateway: more inbound groups demanded than it joins; the rest are not joined');
+    const want = new Set(groups);
     for (const [g, s] of this.sockets) {
       if (want.has(g)) continue;
       s.close();

@@ -7,7 +7,12 @@
  * out of every local member's host veth, then forwarded into the domain's VXLAN device, which
  * replicates once per member node by group), the outside source address kept. Dropped and counted
  * instead: a datagram from a pod of the domain or from a gateway's own address or MAC (our own
- * outbound traffic heard back: the loop), one below the TTL floor, one over the group's rate.
+ * outbound traffic heard back: the loop), one below the TTL floor, one over the group's rate, one
+ * of a group the per-group meter has no room for (`full`: a storm over more groups than the meter
+ * holds is dropped, not let through unmetered), one over the direction's total rate (`total`: a
+ * storm spread over many groups of a range). Every drop goes to a chain per direction and reason
+ * (`in-drop-rate`, ...) that counts it per group where the counter set has room, then in a named
+ * counter of the reason (always), then drops: a full counter set never turns a drop into a pass.
  * Anything else (other groups, IGMP queries, unicast, and every frame that is not IPv4: ARP, IPv6)
  * passes to the node untouched.
  *
@@ -34,9 +39,16 @@ export const GATEWAY_VX_PRIORITY = -510;
 export const COUNTER_SET_SIZE = 65_536;
 
 export type Direction = 'in' | 'out';
+/** Reasons counted per group (a counter set each) as well as in total. */
 export type DropReason = 'rate' | 'ttl' | 'loop';
 export const DROP_REASONS: readonly DropReason[] = ['rate', 'ttl', 'loop'];
+/** Every reason, each with a named counter per direction: `total` and `full` only in total. */
+export type AnyDropReason = DropReason | 'total' | 'full';
+export const ALL_DROP_REASONS: readonly AnyDropReason[] = ['rate', 'ttl', 'loop', 'total', 'full'];
 export const COUNTER_SETS: readonly string[] = (['in', 'out'] as const).flatMap((d) => [`${d}-pass`, ...DROP_REASONS.map((r) => `${d}-${r}`)]);
+/** The named counter (and the chain) of a direction's drops for a reason. */
+export const dropName = (d: Direction, r: AnyDropReason): string => `${d}-drop-${r}`;
+export const DROP_COUNTERS: readonly string[] = (['in', 'out'] as const).flatMap((d) => ALL_DROP_REASONS.map((r) => dropName(d, r)));
 
 export interface GatewayPlane {
   readonly vni: number;
@@ -60,6 +72,8 @@ export interface GatewayPlane {
   readonly minTtl: number;
   /** Per group and direction, datagrams per second; 0 = none. */
   readonly rate: number;
+  /** Per direction, all groups together, datagrams per second; 0 = none. */
+  readonly rateTotal: number;
   readonly active: boolean;
 }
 
@@ -77,10 +91,17 @@ function elements(values: readonly string[]): string {
 export function expectedChains(p: GatewayPlane): Map<string, number> {
   const out = new Map<string, number>();
   if (!p.active) return out;
-  const filters = (p.minTtl > 1 ? 1 : 0) + (p.rate > 0 ? 1 : 0);
-  if (p.groups.some(carriesIn)) out.set('lan-in', 3 + 3 + filters + 2);
+  const filters = (p.minTtl > 1 ? 1 : 0) + (p.rate > 0 ? 2 : 0) + (p.rateTotal > 0 ? 1 : 0);
+  const drops = (d: Direction): void => {
+    for (const r of ALL_DROP_REASONS) out.set(dropName(d, r), (DROP_REASONS as readonly string[]).includes(r) ? 2 : 1);
+  };
+  if (p.groups.some(carriesIn)) {
+    out.set('lan-in', 3 + 3 + filters + 2);
+    drops('in');
+  }
   if (p.groups.some(carriesOut)) {
     out.set('out', 4 + filters + 2);
+    drops('out');
     out.set('vx-in', 1);
     out.set('vx-out', 1);
     if (p.snat) out.set('lan-snat', 3);
@@ -108,12 +129,27 @@ export function renderGateway(p: GatewayPlane): string {
   L.push(`  set gw-macs { type ether_addr;${elements([p.lanMac, ...p.otherGatewayMacs].map((m) => m.toLowerCase()))} }`);
   for (const s of COUNTER_SETS) L.push(`  set ${s} { type ipv4_addr; size ${COUNTER_SET_SIZE}; flags dynamic; counter; }`);
   for (const d of ['in', 'out']) L.push(`  set ${d}-meter { type ipv4_addr; size ${COUNTER_SET_SIZE}; flags dynamic,timeout; timeout 60s; }`);
+  for (const c of DROP_COUNTERS) L.push(`  counter ${c} { }`);
   const chains = expectedChains(p);
-  const limit = (d: Direction, verdict: 'drop' | 'return'): string[] => {
+  const to = (d: Direction, r: AnyDropReason): string => `goto ${dropName(d, r)}`;
+  const limit = (d: Direction): string[] => {
     const out: string[] = [];
-    if (p.minTtl > 1) out.push(`ip ttl < ${p.minTtl} update @${d}-ttl { ip daddr } ${verdict}`);
-    if (p.rate > 0) out.push(`update @${d}-meter { ip daddr limit rate over ${p.rate}/second burst ${burstFor(p.rate)} packets } update @${d}-rate { ip daddr } ${verdict}`);
+    if (p.minTtl > 1) out.push(`ip ttl < ${p.minTtl} ${to(d, 'ttl')}`);
+    if (p.rate > 0) {
+      out.push(`update @${d}-meter { ip daddr limit rate over ${p.rate}/second burst ${burstFor(p.rate)} packets } ${to(d, 'rate')}`);
+      // The update above does not match when the meter has no room for a new group: without
+      // this rule such a group passed unmetered.
+      out.push(`ip daddr != @${d}-meter ${to(d, 'full')}`);
+    }
+    if (p.rateTotal > 0) out.push(`limit rate over ${p.rateTotal}/second burst ${burstFor(p.rateTotal)} packets ${to(d, 'total')}`);
     return out;
+  };
+  /** The drop chains of a direction: `goto` them; `out` never drops, it returns (no copy out). */
+  const dropChains = (d: Direction, verdict: 'drop' | 'return'): void => {
+    for (const r of ALL_DROP_REASONS) {
+      const perGroup = (DROP_REASONS as readonly string[]).includes(r) ? [`update @${d}-${r} { ip daddr }`] : [];
+      chain(dropName(d, r), undefined, [...perGroup, `counter name "${dropName(d, r)}" ${verdict}`]);
+    }
   };
   const chain = (name: string, head: string | undefined, rules: readonly string[]): void => {
     L.push(`  chain ${name} {`);
@@ -127,24 +163,26 @@ export function renderGateway(p: GatewayPlane): string {
       IPV4_ONLY,
       'ip daddr != @in-groups return',
       'meta l4proto != udp return',
-      'ether saddr @gw-macs update @in-loop { ip daddr } drop',
-      'ip saddr @gw-addrs update @in-loop { ip daddr } drop',
-      'ip saddr @pods update @in-loop { ip daddr } drop',
-      ...limit('in', 'drop'),
+      `ether saddr @gw-macs ${to('in', 'loop')}`,
+      `ip saddr @gw-addrs ${to('in', 'loop')}`,
+      `ip saddr @pods ${to('in', 'loop')}`,
+      ...limit('in'),
       'update @in-pass { ip daddr }',
       targets,
     ]);
+    dropChains('in', 'drop');
   }
   if (chains.has('out')) {
     chain('out', undefined, [
       IPV4_ONLY,
       'ip daddr != @out-groups return',
       'meta l4proto != udp return',
-      'ip saddr != @pods update @out-loop { ip daddr } return',
-      ...limit('out', 'return'),
+      `ip saddr != @pods ${to('out', 'loop')}`,
+      ...limit('out'),
       'update @out-pass { ip daddr }',
       `dup to "${p.lan}"`,
     ]);
+    dropChains('out', 'return');
     chain('vx-in', `type filter hook ingress device "${p.delivery}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
     chain('vx-out', `type filter hook egress device "${p.device}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
     if (chains.has('lan-snat')) {
@@ -184,6 +222,8 @@ export interface GatewayReadBack {
   readonly stale: boolean;
   /** Counter set name (in-pass, out-rate, ...) -> group -> count. */
   readonly counters: ReadonlyMap<string, ReadonlyMap<string, GroupCount>>;
+  /** Named drop counter (in-drop-rate, ...) -> count: every drop, whether or not a set had room. */
+  readonly drops: ReadonlyMap<string, GroupCount>;
 }
 
 type Json = Record<string, unknown>;
@@ -192,12 +232,13 @@ type Json = Record<string, unknown>;
 export function parseGateway(stdout: string): GatewayReadBack {
   const chains = new Map<string, number>();
   const counters = new Map<string, Map<string, GroupCount>>();
+  const drops = new Map<string, GroupCount>();
   let stale = false;
   let doc: { nftables?: Json[] };
   try {
     doc = JSON.parse(stdout) as { nftables?: Json[] };
   } catch {
-    return { chains, stale, counters };
+    return { chains, stale, counters, drops };
   }
   const items = Array.isArray(doc.nftables) ? doc.nftables : [];
   for (const o of items) {
@@ -217,6 +258,8 @@ export function parseGateway(stdout: string): GatewayReadBack {
       }
       counters.set(s.name, m);
     }
+    const k = o.counter as Json | undefined;
+    if (k && typeof k.name === 'string' && DROP_COUNTERS.includes(k.name)) drops.set(k.name, { packets: Number(k.packets ?? 0), bytes: Number(k.bytes ?? 0) });
   }
   for (const o of items) {
     const r = o.rule as Json | undefined;
@@ -231,7 +274,7 @@ export function parseGateway(stdout: string): GatewayReadBack {
       }
     }
   }
-  return { chains, stale, counters };
+  return { chains, stale, counters, drops };
 }
 
 /** Why the read-back differs from the plane, or undefined when it matches. Pure. */

@@ -23,12 +23,22 @@ export interface GatewayStatus {
   readonly snat: boolean;
   readonly minTtl: number;
   readonly rate: number;
+  /** Per direction, all groups together; 0 = no limit. */
+  readonly rateTotal: number;
   readonly groups: readonly { readonly prefix: string; readonly direction: GatewayDirection }[];
   /** Groups joined on the interface now. */
   readonly joined: readonly string[];
   readonly joinFailures: readonly { readonly group: string; readonly error: string }[];
+  /** Inbound groups members want that are not joined (over --gateway-max-joins `max`); the first few listed. */
+  readonly unjoined: { readonly count: number; readonly groups: readonly string[]; readonly max: number };
   /** The other gateways of the domain: node IP, state and (alive) their outside address. */
   readonly gateways: readonly { readonly ip: string; readonly state: string; readonly address?: string }[];
   readonly table: { readonly installed: boolean; readonly lastError?: string };
+  /** Per group and direction, the busiest (at most 256 per direction); the rest add up in group `other`. */
   readonly traffic: readonly GatewayTraffic[];
+  /**
+   * Every drop by direction and reason, whether or not its group got a row: rate, ttl, loop, and
+   * total (over --gateway-rate-total), full (the per-group meter had no room for the group).
+   */
+  readonly drops: { readonly in: Readonly<Record<string, number>>; readonly out: Readonly<Record<string, number>> };
 }

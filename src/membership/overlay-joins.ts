@@ -2,8 +2,10 @@
  * The agent's own memberships on the overlay device, for groups apps joined on eth0. Datagrams
  * arrive on vx0, and the kernel accepts a group's datagrams on a device only when someone joined
  * it there; a socket bound to the port then receives them whatever interface it joined on (the
- * default IP_MULTICAST_ALL). So the agent joins each such group on vx0 itself, from one socket
- * bound to 127.0.0.1 (it never receives the traffic).
+ * default IP_MULTICAST_ALL). So the agent joins each such group on vx0 itself, from a socket per
+ * group bound to 127.0.0.1 (it never receives the traffic): Linux holds at most
+ * net.ipv4.igmp_max_memberships (20 by default) groups per socket, and with one socket for all a
+ * pod's 21st group got no traffic.
  *
  * Node's addMembership names the interface only by address, and the pod IP is on both eth0 and
  * vx0; without an address the kernel picks the device of the route to the group, which the agent
@@ -16,22 +18,21 @@ import type { Logger } from '../log.js';
 import { sortIpv4 } from '../net/ipv4.js';
 
 export class OverlayJoiner {
-  private socket: dgram.Socket | undefined;
-  private joined = new Set<string>();
+  /** Group -> the socket that holds its membership. */
+  private readonly sockets = new Map<string, dgram.Socket>();
 
   constructor(private readonly log: Logger) {}
 
-  /** The groups this socket holds. */
+  /** The groups held. */
   groups(): string[] {
-    return sortIpv4(this.joined);
+    return sortIpv4(this.sockets.keys());
   }
 
   has(group: string): boolean {
-    return this.joined.has(group);
+    return this.sockets.has(group);
   }
 
   private async open(): Promise<dgram.Socket> {
-    if (this.socket) return this.socket;
     const s = dgram.createSocket({ type: 'udp4', reuseAddr: false });
     s.on('error', (err) => this.log.warn({ err }, 'overlay join socket error'));
     await new Promise<void>((resolve, reject) => {
@@ -41,30 +42,27 @@ export class OverlayJoiner {
         resolve();
       });
     });
-    this.socket = s;
     return s;
   }
 
   /** Joins and leaves so that exactly `want` is held; returns true when anything changed. */
   async set(want: readonly string[]): Promise<boolean> {
     const next = new Set(want);
-    const add = [...next].filter((g) => !this.joined.has(g));
-    const drop = [...this.joined].filter((g) => !next.has(g));
+    const add = [...next].filter((g) => !this.sockets.has(g));
+    const drop = [...this.sockets.keys()].filter((g) => !next.has(g));
     if (!add.length && !drop.length) return false;
-    const s = await this.open();
     for (const g of drop) {
-      try {
-        s.dropMembership(g);
-      } catch (err) {
-        this.log.debug({ group: g, err }, 'leave on the overlay failed (device re-created?)');
-      }
-      this.joined.delete(g);
+      // Closing the socket leaves its group (or nothing, when vx0 was re-created meanwhile).
+      this.sockets.get(g)?.close();
+      this.sockets.delete(g);
     }
     for (const g of add) {
+      const s = await this.open();
       try {
         s.addMembership(g);
-        this.joined.add(g);
+        this.sockets.set(g, s);
       } catch (err) {
+        s.close();
         this.log.warn({ group: g, err }, 'join on the overlay failed');
       }
     }
@@ -72,11 +70,10 @@ export class OverlayJoiner {
     return true;
   }
 
-  /** Drops every membership with the socket; the next set() joins afresh. */
+  /** Drops every membership with its socket; the next set() joins afresh. */
   reset(): void {
-    this.socket?.close();
-    this.socket = undefined;
-    this.joined.clear();
+    for (const s of this.sockets.values()) s.close();
+    this.sockets.clear();
   }
 
   close(): void {

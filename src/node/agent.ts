@@ -43,7 +43,7 @@ import { nodeClusterLabel } from './config.js';
 import { NODE_LOCAL_STATE, NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
 import type { PeerNodesReadiness } from './domain.js';
-import { announcedGroups, announcement, domainStatus, isProgrammed, joinedAnywhere, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from './domain.js';
+import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from './domain.js';
 import { startNodeHttp } from './http.js';
 import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
@@ -569,10 +569,10 @@ export class NodeAgent {
     await this.ruleset.sync(this.wantedChains());
   }
 
-  /** Routable groups any member of the gateway's domain joined, on any node. */
-  private demandedGroups(): string[] {
+  /** Routable groups any member of the gateway's domain joined, on any node, with how many did. */
+  private demandedGroups(): Map<string, number> {
     const d = this.gatewayDomain;
-    return d ? joinedAnywhere(d) : [];
+    return d ? demandByGroup(d) : new Map();
   }
 
   private async syncGateway(): Promise<void> {

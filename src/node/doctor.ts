@@ -201,21 +201,24 @@ export function evaluateGateway(g: GatewayStatus): CheckResult {
     return { id: 'node-gateway', title, status: 'FAIL', detail: `gateway table not installed${g.table.lastError ? `: ${g.table.lastError}` : ''}`, fix: 'read the agent log; check that --gateway-interface exists and is up' };
   }
   const sum = (dir: 'in' | 'out', pick: (t: GatewayStatus['traffic'][number]) => number): number => g.traffic.filter((t) => t.direction === dir).reduce((n, t) => n + pick(t), 0);
-  const drops = (reason: string): number => g.traffic.reduce((n, t) => n + (t.dropped[reason] ?? 0), 0);
-  const counts = `in ${sum('in', (t) => t.datagrams)} datagrams, out ${sum('out', (t) => t.datagrams)}; dropped: rate ${drops('rate')}, ttl ${drops('ttl')}, loop ${drops('loop')}`;
+  const drops = (reason: string): number => (g.drops.in[reason] ?? 0) + (g.drops.out[reason] ?? 0);
+  const counts = `in ${sum('in', (t) => t.datagrams)} datagrams, out ${sum('out', (t) => t.datagrams)}; dropped: rate ${drops('rate')}, total ${drops('total')}, full ${drops('full')}, ttl ${drops('ttl')}, loop ${drops('loop')}`;
   if (!g.active) {
     const why = g.role === 'settling' ? 'settling after start (listening for the other gateways)' : `standby: ${g.activeGateway ?? '?'} is the active gateway`;
     return { id: 'node-gateway', title, status: g.role === 'settling' ? 'WARN' : 'OK', detail: why };
   }
   const warnings: string[] = [];
   if (g.joinFailures.length) warnings.push(`joins failed: ${g.joinFailures.map((f) => `${f.group} (${f.error})`).join(', ')}`);
-  if (drops('rate') > 0) warnings.push(`datagrams over --gateway-rate ${g.rate}/s were dropped`);
+  if (drops('rate') > 0) warnings.push(`datagrams over --gateway-rate ${g.rate}/s per group were dropped`);
+  if (drops('total') > 0) warnings.push(`datagrams over --gateway-rate-total ${g.rateTotal}/s (all groups of a direction) were dropped`);
+  if (drops('full') > 0) warnings.push('datagrams of more distinct groups than the per-group meter holds (65536 in 60 s) were dropped: a storm over a range');
+  if (g.unjoined.count > 0) warnings.push(`${g.unjoined.count} inbound group(s) members joined are not joined on ${g.interface} (over --gateway-max-joins ${g.unjoined.max}): ${g.unjoined.groups.join(',')}${g.unjoined.count > g.unjoined.groups.length ? ',...' : ''}`);
   return {
     id: 'node-gateway',
     title,
     status: warnings.length ? 'WARN' : 'OK',
     detail: `active; joined ${g.joined.length ? g.joined.join(',') : 'no group (no member joined an inbound group yet)'}; ${counts}${warnings.length ? `; ${warnings.join('; ')}` : ''}`,
-    ...(warnings.length ? { fix: 'raise --gateway-rate if the rate drops are a real feed; a failed join names the kernel error (net.ipv4.igmp_max_memberships, interface down)' } : {}),
+    ...(warnings.length ? { fix: 'raise --gateway-rate or --gateway-rate-total if the drops are a real feed; raise --gateway-max-joins or have members join fewer groups; a failed join names the kernel error (interface down)' } : {}),
   };
 }
 

@@ -109,6 +109,18 @@ export function isProgrammed(d: Pick<DomainRuntime, 'domain' | 'deviceOk'>, m: L
   );
 }
 
+/**
+ * Per routable group, how many joined it: each local member that did, plus each alive peer node
+ * that announces it (a node announces its members' groups, not how many). The gateway joins the
+ * most wanted first when it cannot join all. Pure.
+ */
+export function demandByGroup(d: Pick<DomainRuntime, 'local' | 'groups' | 'table'>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const ip of d.local.keys()) for (const g of new Set(d.groups.get(ip) ?? [])) out.set(g, (out.get(g) ?? 0) + 1);
+  for (const p of d.table.alive()) for (const g of new Set(p.groups)) out.set(g, (out.get(g) ?? 0) + 1);
+  return out;
+}
+
 /** Routable groups joined by the domain's members on this node or any alive peer node, sorted. Pure. */
 export function joinedAnywhere(d: Pick<DomainRuntime, 'local' | 'groups' | 'table'>): string[] {
   const all = new Set(domainGroups(d));

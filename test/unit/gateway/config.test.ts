@@ -24,7 +24,7 @@ test('a gateway: defaults, flags and KMCAST_* (the group list comma separated)',
   const c = validateNodeConfig(mergeNodeOptions({ ...base, gatewayInterface: 'eth1', gatewayGroup: ['239.10.0.0/16=in'] }, {}));
   assert.deepEqual(
     { ...c.gateway, groups: c.gateway?.groups.map((g) => g.prefix) },
-    { interface: 'eth1', service: 'app', groups: ['239.10.0.0/16'], snat: true, minTtl: 1, rate: 10000 },
+    { interface: 'eth1', service: 'app', groups: ['239.10.0.0/16'], snat: true, minTtl: 1, rate: 10000, rateTotal: 100000, maxJoins: 1024 },
   );
   const e = validateNodeConfig(
     mergeNodeOptions(base, { KMCAST_GATEWAY_INTERFACE: 'eth1', KMCAST_GATEWAY_GROUP: '224.0.0.251=both,239.2.2.2=out', KMCAST_GATEWAY_SNAT: 'off', KMCAST_GATEWAY_RATE: '0', KMCAST_GATEWAY_MIN_TTL: '2' }),
@@ -32,7 +32,13 @@ test('a gateway: defaults, flags and KMCAST_* (the group list comma separated)',
   assert.deepEqual(e.gateway?.groups.map((g) => `${g.prefix}=${g.direction}`), ['224.0.0.251/32=both', '239.2.2.2/32=out']);
   assert.equal(e.gateway?.snat, false);
   assert.equal(e.gateway?.rate, 0);
+  assert.equal(e.gateway?.rateTotal, 0, 'no per-group rate: no derived total either');
   assert.equal(e.gateway?.minTtl, 2);
+  const t = validateNodeConfig(mergeNodeOptions({ ...base, gatewayInterface: 'eth1', gatewayGroup: ['239.10.0.0/16=in'], gatewayRate: '100' }, { KMCAST_GATEWAY_RATE_TOTAL: '250', KMCAST_GATEWAY_MAX_JOINS: '8' }));
+  assert.equal(t.gateway?.rateTotal, 250);
+  assert.equal(t.gateway?.maxJoins, 8);
+  const d = validateNodeConfig(mergeNodeOptions({ ...base, gatewayInterface: 'eth1', gatewayGroup: ['239.10.0.0/16=in'], gatewayRate: '100' }, {}));
+  assert.equal(d.gateway?.rateTotal, 1000, 'the default total is ten groups at the per-group rate');
 });
 
 test('bad gateway flags name the flag', () => {
@@ -41,6 +47,9 @@ test('bad gateway flags name the flag', () => {
   refused({ ...gw, gatewayInterface: 'no such if!' }, '--gateway-interface', /not an interface name/);
   refused({ ...gw, gatewaySnat: 'yes' }, '--gateway-snat', /must be on or off/);
   refused({ ...gw, gatewayRate: '-1' }, '--gateway-rate', /integer between 0 and/);
+  refused({ ...gw, gatewayRateTotal: 'lots' }, '--gateway-rate-total', /integer between 0 and/);
+  refused({ ...gw, gatewayMaxJoins: '0' }, '--gateway-max-joins', /integer between 1 and 16384/);
+  refused({ ...base, gatewayRateTotal: '5' }, '--gateway-rate-total', /needs --gateway-interface/);
   refused({ ...gw, gatewayMinTtl: '0' }, '--gateway-min-ttl', /integer between 1 and 255/);
   refused({ ...gw, service: ['a=1', 'b=2'] }, '--gateway-service', /serves 2 domains \(a, b\); say which one/);
   refused({ ...gw, gatewayService: 'c' }, '--gateway-service', /"c" is not one of the --service domains/);

@@ -20,11 +20,12 @@ const plane = (over: Partial<GatewayPlane> = {}): GatewayPlane => ({
   snat: true,
   minTtl: 1,
   rate: 1000,
+  rateTotal: 10000,
   active: true,
   ...over,
 });
 
-test('inbound: configured UDP only, loops dropped first, then the rate, then into the domain', () => {
+test('inbound: configured UDP only, loops dropped first, then the group rate, a full meter, the total rate, then into the domain', () => {
   const s = renderGateway(plane());
   assert.match(s, /set in-groups \{ type ipv4_addr; flags interval; elements = \{ 239\.10\.0\.0\/16, 224\.0\.0\.251 \}; \}/);
   assert.match(s, /set gw-addrs \{ type ipv4_addr; elements = \{ 192\.168\.250\.1, 192\.168\.250\.2 \}; \}/);
@@ -38,15 +39,27 @@ test('inbound: configured UDP only, loops dropped first, then the rate, then int
       'meta protocol != ip return',
       'ip daddr != @in-groups return',
       'meta l4proto != udp return',
-      'ether saddr @gw-macs update @in-loop { ip daddr } drop',
-      'ip saddr @gw-addrs update @in-loop { ip daddr } drop',
-      'ip saddr @pods update @in-loop { ip daddr } drop',
-      'update @in-meter { ip daddr limit rate over 1000/second burst 100 packets } update @in-rate { ip daddr } drop',
+      'ether saddr @gw-macs goto in-drop-loop',
+      'ip saddr @gw-addrs goto in-drop-loop',
+      'ip saddr @pods goto in-drop-loop',
+      'update @in-meter { ip daddr limit rate over 1000/second burst 100 packets } goto in-drop-rate',
+      'ip daddr != @in-meter goto in-drop-full',
+      'limit rate over 10000/second burst 1000 packets goto in-drop-total',
       'update @in-pass { ip daddr }',
       'dup to "kmcv1" dup to "kmcv2" fwd to "kmcvx100"',
       '}',
     ],
   );
+  // A drop is counted per group where the set has room, and always in the reason's counter: a
+  // full counter set must not turn the drop into a pass (the update does not match when full).
+  assert.match(s, /chain in-drop-rate \{\n\s+update @in-rate \{ ip daddr \}\n\s+counter name "in-drop-rate" drop\n\s+\}/);
+  assert.match(s, /chain in-drop-full \{\n\s+counter name "in-drop-full" drop\n\s+\}/);
+  assert.match(s, /chain in-drop-total \{\n\s+counter name "in-drop-total" drop\n\s+\}/);
+  assert.match(s, /counter in-drop-total \{ \}/);
+  const noTotal = renderGateway(plane({ rateTotal: 0, rate: 0 }));
+  assert.doesNotMatch(noTotal, /limit rate|@in-meter \{/);
+  assert.match(renderGateway(plane({ rate: 0 })), /limit rate over 10000\/second burst 1000 packets goto in-drop-total/, 'the total applies without a per-group rate');
+  assert.doesNotMatch(renderGateway(plane({ rate: 0 })), /!= @in-meter/, 'no meter, no full drop');
 });
 
 test('outbound: single groups, pod sources only, never a drop on the domain path, SNAT on egress', () => {
@@ -54,10 +67,12 @@ test('outbound: single groups, pod sources only, never a drop on the domain path
   assert.match(s, /set out-groups \{ type ipv4_addr; flags interval; elements = \{ 224\.0\.0\.251, 239\.2\.2\.2 \}; \}/);
   const out = s.slice(s.indexOf('chain out {'), s.indexOf('chain vx-in'));
   assert.match(out, /^chain out \{\n\s+meta protocol != ip return\n/, 'a frame that is not IPv4 (ARP, IPv6) is never copied out');
-  assert.match(out, /ip saddr != @pods update @out-loop \{ ip daddr \} return/);
-  assert.match(out, /ip ttl < 2 update @out-ttl \{ ip daddr \} return/);
+  assert.match(out, /ip saddr != @pods goto out-drop-loop/);
+  assert.match(out, /ip ttl < 2 goto out-drop-ttl/);
+  assert.match(s, /chain out-drop-ttl \{\n\s+update @out-ttl \{ ip daddr \}\n\s+counter name "out-drop-ttl" return\n/);
+  assert.doesNotMatch(s.slice(s.indexOf('chain out-drop-rate')), / drop\n/, 'the out drop chains return (no copy out), never drop the domain\'s own traffic');
   assert.match(out, /dup to "eth1"/);
-  assert.doesNotMatch(out, /drop/);
+  assert.doesNotMatch(out, / drop$/m);
   assert.match(s, /chain vx-in \{\n\s+type filter hook ingress device "kmcdr100" priority -510; policy accept;\n\s+jump out/);
   assert.match(s, /chain vx-out \{\n\s+type filter hook egress device "kmcvx100" priority -510; policy accept;\n\s+jump out/);
   assert.match(s, /chain lan-snat \{[^}]*ether saddr set aa:bb:cc:00:00:01 ip saddr set 192\.168\.250\.1/);
@@ -69,10 +84,10 @@ test('a standby gateway keeps its sets but has no chain; no rate limit at 0; emp
   assert.doesNotMatch(standby, /chain /);
   assert.match(standby, /set in-pass \{ type ipv4_addr; size 65536; flags dynamic; counter; \}/);
   assert.deepEqual([...expectedChains(plane({ active: false }))], []);
-  assert.doesNotMatch(renderGateway(plane({ rate: 0 })), /limit rate/);
+  assert.doesNotMatch(renderGateway(plane({ rate: 0, rateTotal: 0 })), /limit rate/);
   assert.match(renderGateway(plane({ pods: [], otherGatewayIps: [] })), /set pods \{ type ipv4_addr; \}/);
   const inOnly = plane({ groups: parseGatewayGroups(['239.10.0.0/16=in']) });
-  assert.deepEqual([...expectedChains(inOnly).keys()], ['lan-in']);
+  assert.deepEqual([...expectedChains(inOnly).keys()], ['lan-in', 'in-drop-rate', 'in-drop-ttl', 'in-drop-loop', 'in-drop-total', 'in-drop-full']);
   assert.deepEqual(gatewayDevices(inOnly), ['eth1', 'kmcv1', 'kmcv2', 'kmcvx100']);
   assert.equal(renderGateway(plane()).split('\n')[1], 'delete table netdev kmcast-gw');
   assert.equal(removeGatewayScript(), 'table netdev kmcast-gw\ndelete table netdev kmcast-gw\n');
@@ -82,15 +97,20 @@ test('a standby gateway keeps its sets but has no chain; no rate limit at 0; emp
 
 test('read-back of a live table: chains, rule counts and per-group counters', () => {
   const back = parseGateway(fixture('iproute2/nft-gateway-table.json'));
-  assert.deepEqual(Object.fromEntries(back.chains), { 'lan-in': 10, out: 8, 'vx-in': 1, 'vx-out': 1, 'lan-snat': 3 });
+  const drops = { rate: 2, ttl: 2, loop: 2, total: 1, full: 1 };
+  const dropChains = (d: string): Record<string, number> => Object.fromEntries(Object.entries(drops).map(([r, n]) => [`${d}-drop-${r}`, n]));
+  assert.deepEqual(Object.fromEntries(back.chains), { 'lan-in': 12, out: 10, 'vx-in': 1, 'vx-out': 1, 'lan-snat': 3, ...dropChains('in'), ...dropChains('out') });
   assert.equal(back.stale, false);
   assert.deepEqual(back.counters.get('out-pass')?.get('239.2.2.2'), { packets: 2, bytes: 66 });
   assert.deepEqual(back.counters.get('out-ttl')?.get('239.2.2.2'), { packets: 1, bytes: 33 });
   assert.equal(back.counters.get('in-pass')?.size, 0);
-  // The fixture was rendered from this plane (device kmcb0, lan kmcb1, TTL floor 2, rate 1000).
+  assert.deepEqual(back.drops.get('out-drop-ttl'), { packets: 1, bytes: 33 });
+  assert.deepEqual(back.drops.get('in-drop-full'), { packets: 7, bytes: 700 });
+  assert.equal(back.drops.size, 10);
+  // The fixture was rendered from this plane (device kmcb0, lan kmcb1, TTL floor 2, rate 1000, total 10000).
   const live = plane({ device: 'kmcb0', lan: 'kmcb1', minTtl: 2 });
   assert.equal(gatewayMismatch(live, back), undefined);
-  assert.equal(gatewayMismatch(plane({ device: 'kmcb0', lan: 'kmcb1', minTtl: 1 }), back), 'chain lan-in has 10 rules, not 9');
+  assert.equal(gatewayMismatch(plane({ device: 'kmcb0', lan: 'kmcb1', minTtl: 1 }), back), 'chain lan-in has 12 rules, not 11');
   assert.equal(gatewayMismatch(plane({ active: false }), back), 'unexpected chain lan-in');
   assert.equal(gatewayMismatch(live, undefined), 'table missing');
 });
@@ -99,5 +119,5 @@ test('a dup target whose device was deleted shows as an ifindex: stale', () => {
   const back = parseGateway(fixture('iproute2/nft-gateway-stale.json'));
   assert.equal(back.stale, true);
   assert.equal(gatewayMismatch(plane({ device: 'kmcb0', lan: 'kmcb1', minTtl: 2 }), back), 'a chain points at a deleted device');
-  assert.deepEqual(parseGateway('not json'), { chains: new Map(), stale: false, counters: new Map() });
+  assert.deepEqual(parseGateway('not json'), { chains: new Map(), stale: false, counters: new Map(), drops: new Map() });
 });

@@ -13,17 +13,20 @@ export const gw = (over: Partial<GatewayStatus> = {}): GatewayStatus => ({
   snat: true,
   minTtl: 1,
   rate: 10000,
+  rateTotal: 100000,
   groups: [
     { prefix: '239.10.0.0/16', direction: 'in' },
     { prefix: '224.0.0.251/32', direction: 'both' },
   ],
   joined: ['224.0.0.251', '239.10.0.1'],
   joinFailures: [],
+  unjoined: { count: 0, groups: [], max: 1024 },
   gateways: [{ ip: '172.31.2.2', state: 'alive' }],
   table: { installed: true },
   traffic: [
     { group: '239.10.0.1', direction: 'in', datagrams: 500, bytes: 60000, dropped: { rate: 0, ttl: 0, loop: 0 } },
     { group: '224.0.0.251', direction: 'out', datagrams: 3, bytes: 300, dropped: { rate: 0, ttl: 0, loop: 2 } },
   ],
+  drops: { in: { rate: 0, ttl: 0, loop: 0, total: 0, full: 0 }, out: { rate: 0, ttl: 0, loop: 2, total: 0, full: 0 } },
   ...over,
 });

@@ -56,7 +56,10 @@ test('a sidecar status or garbage is refused with a clear message', () => {
 test('status --node shows the gateway, its joins and per-group traffic', () => {
   const s: NodeStatus = { ...status, gateway: gw() };
   const text = formatNodeStatus(s, new Date());
-  assert.match(text, /gateway ACTIVE {2}domain app {2}interface eth1 192\.168\.250\.1 {2}snat: on {2}rate: 10000\/s per group {2}min ttl: 1/);
+  assert.match(text, /gateway ACTIVE {2}domain app {2}interface eth1 192\.168\.250\.1 {2}snat: on {2}rate: 10000\/s per group, 100000\/s in total {2}min ttl: 1/);
+  assert.match(text, /dropped: in rate 0 ttl 0 loop 0 total 0 full 0 {2}out rate 0 ttl 0 loop 2 total 0 full 0/);
+  assert.doesNotMatch(text, /NOT joined/);
+  assert.match(formatNodeStatus({ ...s, gateway: gw({ unjoined: { count: 3, groups: ['239.10.0.7'], max: 2 } }) }, new Date()), /NOT joined \(over 2\): 3 \(239\.10\.0\.7,\.\.\.\)/);
   assert.match(text, /groups: 239\.10\.0\.0\/16=in 224\.0\.0\.251\/32=both/);
   assert.match(text, /other gateways: 172\.31\.2\.2 alive/);
   assert.match(text, /239\.10\.0\.1 +in +500 +60000 +0 +0 +0/);
