@@ -36,6 +36,8 @@ import type { AddLanOptions } from './lan.js';
 import { planLan } from './lan-plan.js';
 import { DNS_SERVER_SCRIPT, cmdline, isAlive, killPids, netnsPids, spawnInNetns, spawned, waitFor } from './process.js';
 import { dnsPidFile, dnsRecordsFile, listPidRecords, readDnsRecords, readLabState, saveLab, writeDnsRecords } from './state.js';
+import { kubeCleanup, kubeUp } from './kube/cluster.js';
+import { DATA_ROOT } from './kube/plan.js';
 
 /** `ip netns exec NS` binds every file of /etc/netns/NS/ over /etc/ (here: resolv.conf). */
 export const ETC_NETNS = '/etc/netns';
@@ -46,6 +48,8 @@ export interface LabUpOptions {
   readonly onProgress?: (msg: string) => void;
   /** Also build the outside LAN attached to these nodes (see lan-plan.ts). */
   readonly lan?: AddLanOptions;
+  /** Also run a Kubernetes cluster on the lab's nodes (src/lab/kube). */
+  readonly kubernetes?: boolean;
 }
 
 async function runAll(runner: Runner, cmds: readonly LabCommand[]): Promise<void> {
@@ -120,6 +124,10 @@ export async function labUp(spec: LabSpec, opts: LabUpOptions): Promise<Lab> {
     await startDns(lab);
     progress(`dns ${lab.dns.ip}:${lab.dns.port}: ${spec.service} -> ${lab.pods.length} pod IPs`);
     await saveLab(lab);
+    if (opts.kubernetes) {
+      lab.kube = await kubeUp(lab, { runner, onProgress: progress });
+      await saveLab(lab);
+    }
     return lab;
   } catch (err) {
     log?.warn({ lab: spec.id, err: errorMessage(err) }, 'lab build failed; removing what was built');
@@ -148,7 +156,14 @@ export async function labDown(runner: Runner, opts: { id?: string } = {}): Promi
   }
   for (const ns of namespaces) for (const pid of await netnsPids(ns)) pids.add(pid);
   pids.delete(process.pid); // never ourselves, should we have been started inside a lab pod
-  const processes = await killPids([...pids]);
+  let processes = await killPids([...pids]);
+  // A Kubernetes cluster's containers live in namespaces of containerd's, its mounts and cgroups
+  // outside any lab namespace: found by the lab id alone, so a killed run is cleaned up too.
+  const kubeIds = opts.id === undefined ? [...new Set([...(await subdirs(STATE_ROOT)), ...(await subdirs(DATA_ROOT))])] : [opts.id];
+  for (const id of kubeIds) {
+    if (!/^[a-z0-9]{1,12}$/.test(id)) continue;
+    processes += (await kubeCleanup(runner, id, labStateDir(id))).containers;
+  }
 
   const deleted: string[] = [];
   const failures: string[] = [];
