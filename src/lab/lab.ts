@@ -162,7 +162,7 @@ export async function labDown(runner: Runner, opts: { id?: string } = {}): Promi
   const kubeIds = opts.id === undefined ? [...new Set([...(await subdirs(STATE_ROOT)), ...(await subdirs(DATA_ROOT))])] : [opts.id];
   for (const id of kubeIds) {
     if (!/^[a-z0-9]{1,12}$/.test(id)) continue;
-    processes += (await kubeCleanup(runner, id, labStateDir(id))).containers;
+    processes += (await kubeCleanup(runner, id, labStateDir(id))).processes;
   }
 
   const deleted: string[] = [];

@@ -9,14 +9,16 @@
 import { after, before, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
-import { buildSpec } from '../../src/lab/plan.js';
-import { waitFor } from '../../src/lab/process.js';
-import { APPS_IMAGE, nodeCgroupRoot, podRangeEnd, podRangeStart } from '../../src/lab/kube/plan.js';
-import { cgroupMounts, mountsUnder, parseNodesReady } from '../../src/lab/kube/cluster.js';
+import { buildSpec, labStateDir } from '../../src/lab/plan.js';
+import { KMCAST_MAIN, isAlive, waitFor } from '../../src/lab/process.js';
+import { APPS_IMAGE, DATA_ROOT, nodeCgroupRoot, podRangeEnd, podRangeStart } from '../../src/lab/kube/plan.js';
+import { cgroupMounts, cgroupPids, mountsUnder, parseNodesReady } from '../../src/lab/kube/cluster.js';
 import type { Lab } from '../../src/lab/types.js';
 import { keepLab, needRoot, testLabId } from '../netns/harness.js';
 
@@ -75,8 +77,8 @@ function kubeconfig(): string {
   return lab.kube.kubeconfig;
 }
 
-async function kubectl(args: readonly string[], input?: string, timeoutMs = 30_000): Promise<string> {
-  const r = await runner.run(['kubectl', `--kubeconfig=${kubeconfig()}`, ...args], { allowFail: true, timeoutMs, ...(input === undefined ? {} : { input }) });
+async function kubectl(args: readonly string[], input?: string, timeoutMs = 30_000, config = kubeconfig()): Promise<string> {
+  const r = await runner.run(['kubectl', `--kubeconfig=${config}`, ...args], { allowFail: true, timeoutMs, ...(input === undefined ? {} : { input }) });
   if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
   return r.stdout;
 }
@@ -220,12 +222,54 @@ test('lab down removes the cluster: processes, mounts, cgroups, data', async (t:
   assert.deepEqual(cgroupDirs.filter((d) => existsSync(d)), []);
   assert.equal(existsSync(k.dataDir), false);
   assert.equal(existsSync(k.stateDir), false);
-  const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`kmc${id}-`) || readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/${id}/`);
-    } catch {
-      return false;
-    }
-  });
-  assert.deepEqual(left, [], 'no process of the lab may survive lab down');
+  assert.deepEqual(labProcesses(id), [], 'no process of the lab may survive lab down');
+});
+
+/** Processes whose command line names lab `labId` (its namespaces or its dirs). */
+function labProcesses(labId: string): string[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .flatMap((p) => {
+      try {
+        const cl = readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        return cl.includes(`kmc${labId}-`) || cl.includes(`/${labId}/`) ? [`${p}: ${cl.slice(0, 120)}`] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+test('lab down cleans up a killed lab up whose state and pid records are lost: containers, forwarder, mounts, cgroups', async (t: TestContext) => {
+  if (!needRoot(t)) return;
+  const id2 = testLabId('k');
+  const child = spawn(process.execPath, [KMCAST_MAIN, 'lab', 'up', '--kubernetes', '--id', id2, '--nodes', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  try {
+    await waitFor(`lab up --id ${id2} to report its node Ready`, () => Promise.resolve(stderr.includes('nodes Ready') || child.exitCode !== null ? true : undefined), 240_000, {
+      intervalMs: 200,
+      explain: () => stderr,
+    });
+    if (child.exitCode === null) child.kill('SIGKILL');
+    assert.match(stderr, /1 nodes Ready/, stderr);
+    const config = join(labStateDir(id2), 'kube', 'admin.kubeconfig');
+    await kubectl(['apply', '-f', '-'], podManifest('c1', `kmc${id2}-n1`), 30_000, config);
+    await kubectl(['wait', '--for=condition=Ready', 'pod/c1', '--timeout=120s'], undefined, 130_000, config);
+    // Baseline: a container runs in the node's cgroup and the host forwarder runs; then the records go.
+    const cgroupDirs = cgroupMounts(readFileSync('/proc/self/mounts', 'utf8')).map((h) => join(h, nodeCgroupRoot(id2, 1)));
+    const containerPids = [...new Set(cgroupDirs.flatMap(cgroupPids))];
+    assert.ok(containerPids.length > 0, 'a container runs under the node cgroup');
+    assert.ok(labProcesses(id2).some((p) => p.includes('UNIX-CONNECT:')), 'the host forwarder runs');
+    // What lab down could read is gone (the dir itself holds mounts: it cannot be removed).
+    for (const f of ['state.json', 'pids']) await rm(join(labStateDir(id2), f), { recursive: true, force: true });
+    await labDown(runner, { id: id2 });
+    assert.deepEqual(containerPids.filter(isAlive), [], 'the containers are killed');
+    assert.deepEqual(labProcesses(id2), [], 'no process of the lab survives');
+    assert.deepEqual(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [labStateDir(id2), join(DATA_ROOT, id2)]), []);
+    assert.deepEqual(cgroupDirs.filter((d) => existsSync(d)), []);
+    assert.equal(existsSync(join(DATA_ROOT, id2)), false);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    if (!keepLab()) await labDown(runner, { id: id2 }).catch(() => undefined);
+  }
 });

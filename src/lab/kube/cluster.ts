@@ -22,6 +22,7 @@ import {
   DATA_ROOT,
   NODE_STYLE_LABEL,
   apiserverArgv,
+  apiserverSocket,
   apiserverUrl,
   caCommands,
   certCommands,
@@ -158,7 +159,7 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
   progress(`etcd and kube-apiserver ready in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
   // The host's way in: 127.0.0.1:<port> -> unix socket -> 127.0.0.1:6443 in the control plane.
-  const sock = join(dirs.state, 'apiserver.sock');
+  const sock = apiserverSocket(dirs);
   await spawned(spawnInNetns(cp, ['socat', `UNIX-LISTEN:${sock},fork,unlink-early,mode=600`, `TCP:127.0.0.1:${APISERVER_PORT}`], { logFile: log('forward-cp'), detached: true }), 'apiserver forwarder');
   await waitFor(`socket ${sock}`, () => Promise.resolve(existsSync(sock)), 10_000);
   const fwdArgv = ['socat', `TCP-LISTEN:${hostPort},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${sock}`];
@@ -243,8 +244,8 @@ export function mountsUnder(mountinfo: string, prefixes: readonly string[]): str
   return [...new Set(points)].sort((a, b) => b.split('/').length - a.split('/').length || b.length - a.length);
 }
 
-/** Every pid in a cgroup directory tree (cgroup.procs of each level). */
-function cgroupPids(dir: string): number[] {
+/** Every pid in a cgroup directory tree (cgroup.procs of each level); [] when there is none. */
+export function cgroupPids(dir: string): number[] {
   const out: number[] = [];
   const walk = (d: string): void => {
     try {
@@ -273,7 +274,7 @@ function rmdirTree(dir: string): void {
  * its dirs (overlay snapshots, pod namespaces, kubelet volumes), the cgroups and the data dir.
  * labDown runs it after killing the processes in the lab's namespaces.
  */
-export async function kubeCleanup(runner: Runner, id: string, labStateDir: string): Promise<{ containers: number; mounts: number }> {
+export async function kubeCleanup(runner: Runner, id: string, labStateDir: string): Promise<{ processes: number; mounts: number }> {
   const prefix = `kmc${id}-n`;
   const cgroups = cgroupMounts(readFileSync('/proc/self/mounts', 'utf8'));
   const roots: string[] = [];
@@ -286,9 +287,16 @@ export async function kubeCleanup(runner: Runner, id: string, labStateDir: strin
     }
     for (const e of entries) if (e.startsWith(prefix) && /^n\d+$/.test(e.slice(prefix.length - 1))) roots.push(join(h, e));
   }
-  const pids = [...new Set(roots.flatMap(cgroupPids))].filter((p) => p !== process.pid && isAlive(p) && cmdline(p) !== undefined);
-  const containers = await killPids(pids, 1000);
   const dirs = kubeDirs(labStateDir, id);
+  // The host's forwarder runs in no lab namespace; its pid record is gone with a lost state dir,
+  // so it is also found by the one argument that names this lab's socket.
+  const fwdArg = `UNIX-CONNECT:${apiserverSocket(dirs)}`;
+  const forwarders = readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number)
+    .filter((p) => cmdline(p)?.includes(fwdArg) === true);
+  const pids = [...new Set([...roots.flatMap(cgroupPids), ...forwarders])].filter((p) => p !== process.pid && isAlive(p) && cmdline(p) !== undefined);
+  const processes = await killPids(pids, 1000);
   const points = mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [dirs.state, dirs.data]);
   for (const p of points) await runner.run(['umount', '-l', p], { allowFail: true });
   for (const r of roots) rmdirTree(r);
@@ -299,5 +307,5 @@ export async function kubeCleanup(runner: Runner, id: string, labStateDir: strin
   } catch {
     // absent
   }
-  return { containers, mounts: points.length };
+  return { processes, mounts: points.length };
 }

@@ -61,6 +61,9 @@ export function kubeDirs(labStateDir: string, id: string): KubeDirs {
   return { state, pki: join(state, 'pki'), etcd: join(state, 'etcd'), data: join(DATA_ROOT, id) };
 }
 
+/** The unix socket between the host's forwarder and the control plane's. */
+export const apiserverSocket = (dirs: KubeDirs): string => join(dirs.state, 'apiserver.sock');
+
 export interface NodeDirs {
   readonly state: string;
   readonly containerdRoot: string;
