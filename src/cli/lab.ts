@@ -156,7 +156,7 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       process.stdout.write(
         `lab ${spec.id} is up in ${secs} s: ${built.nodes.length} nodes, ${built.pods.length} pods, state in ${built.stateDir}\n` +
-          podTable(built, agents) +
+          (built.pods.length > 0 ? podTable(built, agents) : '') +
           `DNS ${built.dns.ip}:${built.dns.port} (in ${built.router}) answers ${spec.service} with the pod IPs.\n` +
           lanLines(built.lan) +
           (flags.agents ? `Agents log to ${built.stateDir}/<pod>.agent.log\n` : '') +
@@ -239,6 +239,9 @@ Examples:
           `router ${l.router}; nodes: ${l.nodes.map((n) => `n${n.index} ${n.style} ${n.underlayIp} pods ${n.podCidr}`).join('; ')}`,
           `DNS ${l.dns.ip}:${l.dns.port} ${health.dns.running ? `running (pid ${health.dns.pid ?? '?'})` : 'NOT running'}: ${l.spec.service} -> ${health.dns.members.join(' ') || '(no members)'}`,
         ];
+        if (l.kube) {
+          lines.push(`kubernetes ${KUBE_VERSION}: API server ${l.kube.apiserver} in ${l.kube.controlPlane}, nodes ${l.kube.nodes.join(' ')}`, `KUBECONFIG=${l.kube.kubeconfig}`);
+        }
         process.stdout.write(`${lines.join('\n')}\n${podTable(l, health.agents)}${lanLines(l.lan)}`);
         if (health.missingNamespaces.length) process.stdout.write(`missing namespaces: ${health.missingNamespaces.join(' ')}\n`);
       }

@@ -1,9 +1,10 @@
 /**
  * The lab's Kubernetes cluster, as root (`npm run test:kube`; not part of `npm test`: the first
  * run builds Kubernetes from source). A 2-node lab (a calico-style node with ptp, a bridge-style
- * node with the bridge plugin) runs the control plane and a kubelet per node; pods of the locally
- * built apps image must run on each node with addresses of their node's pod CIDR, reach each other
- * across nodes by TCP, and multicast must not cross nodes: the baseline kmcast fixes. `lab down`
+ * node with the bridge plugin) runs the control plane and a kubelet and kube-proxy per node; pods
+ * of the locally built apps image must run on each node with addresses of their node's pod CIDR,
+ * reach each other across nodes by TCP and through a Service, and multicast must not cross nodes:
+ * the baseline kmcast fixes. `lab down`
  * must leave no process, mount, cgroup or directory behind.
  */
 import { after, before, test } from 'node:test';
@@ -154,7 +155,7 @@ test('lab up --kubernetes: every node registers Ready with its style label', asy
   assert.match(await kubectl(['version', '-o', 'json']), /"gitVersion": "v1\.34\.\d+"/);
 });
 
-test('pods of the local apps image run on both nodes, reach each other by TCP, and multicast stays on its node', async (t: TestContext) => {
+test('pods of the local apps image run on both nodes, reach each other by TCP and a Service, and multicast stays on its node', async (t: TestContext) => {
   if (!needRoot(t)) return;
   if (upError) throw upError;
   const pods: Array<[string, string]> = [
@@ -162,6 +163,7 @@ test('pods of the local apps image run on both nodes, reach each other by TCP, a
     ['b1', n(2)],
     ['b2', n(2)],
   ];
+  // b1 only joins the Service below once the baseline (no endpoint) is proven.
   // Baseline: none of these pods exists yet.
   assert.equal((await kubectl(['get', 'pods', '-l', 'app=kmc-test', '-o', 'name'])).trim(), '');
   for (const [name, node] of pods) await kubectl(['apply', '-f', '-'], podManifest(name, node));
@@ -187,6 +189,25 @@ test('pods of the local apps image run on both nodes, reach each other by TCP, a
   // Unicast across nodes, both ways: the router routes the pod CIDRs.
   assert.equal((await exec(a1.name, ['python3', '-c', TCP_PY, b1.ip, String(TCP_PORT), 'hello-from-a1'])).trim(), 'hello-from-a1');
   assert.equal((await exec(b1.name, ['python3', '-c', TCP_PY, a1.ip, String(TCP_PORT), 'hello-from-b1'])).trim(), 'hello-from-b1');
+
+  // A Service (kube-proxy, nftables mode) in front of b1, reached from the other node; and the
+  // API server through the kubernetes Service.
+  await kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'kmc-echo' },
+    spec: { selector: { 'kmc-echo': 'yes' }, ports: [{ port: 80, targetPort: TCP_PORT }] },
+  }));
+  const clusterIp = (await kubectl(['get', 'service', 'kmc-echo', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
+  assert.match(clusterIp, /^10\.97\./);
+  // Baseline: the Service has no endpoint yet, so nothing answers.
+  assert.notEqual((await exec(a1.name, ['python3', '-c', TCP_PY, clusterIp, '80', 'via-service']).catch((e: unknown) => String(e))).trim(), 'via-service');
+  await kubectl(['label', 'pod', b1.name, 'kmc-echo=yes']);
+  await waitFor('the kmc-echo Service to answer from a1', async () => (await exec(a1.name, ['python3', '-c', TCP_PY, clusterIp, '80', 'via-service'])).trim() === 'via-service', 60_000, {
+    intervalMs: 1000,
+  });
+  const api = await exec(a1.name, ['python3', '-c', "import socket; socket.create_connection(('10.97.0.1', 443), timeout=5); print('connected')"]);
+  assert.equal(api.trim(), 'connected');
 
   // Multicast baseline: on the bridge node, b2's datagrams to the group reach b1 (its socket is joined).
   await send(b2.name, GROUP, MCAST_PORT, 'same-node', 5);

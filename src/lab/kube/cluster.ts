@@ -39,6 +39,8 @@ import {
   kubeDirs,
   kubeNodeName,
   kubeconfig,
+  kubeProxyArgv,
+  kubeProxyConfig,
   kubeletArgv,
   kubeletConfig,
   nodeCgroupRoot,
@@ -192,6 +194,8 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
       await writeFile(d.kubeletConfig, kubeletConfig(spec, node, d, dirs.pki));
       await writeFile(d.resolvConf, nodeResolvConf(lab.dns.ip));
       await writeFile(d.kubeconfig, kubeconfig(apiserverUrl(), dirs.pki, `system:node:${kubeNodeName(spec.id, node.index)}`, `kubelet-n${node.index}`), { mode: 0o600 });
+      await writeFile(d.proxyKubeconfig, kubeconfig(apiserverUrl(), dirs.pki, 'system:kube-proxy', 'kube-proxy'), { mode: 0o600 });
+      await writeFile(d.proxyConfig, kubeProxyConfig(spec, node, d));
       const cdLog = join(d.state, 'containerd.log');
       await spawned(spawnInNetns(node.netns, containerdArgv(d), { logFile: cdLog, detached: true, mounts: 'host' }), `containerd on ${node.netns}`);
       await waitFor(`containerd on ${node.netns}`, async () => (await runner.run(ctrArgv(d, ['version']), { allowFail: true, timeoutMs: 10_000 })).code === 0, 30_000, {
@@ -213,9 +217,20 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
       spawnInNetns(node.netns, kubeletArgv(bins.paths.kubelet, spec, node, d), { logFile: join(d.state, 'kubelet.log'), detached: true, mounts: 'host' }),
       `kubelet on ${node.netns}`,
     );
+    await spawned(spawnInNetns(node.netns, kubeProxyArgv(bins.paths['kube-proxy'], d), { logFile: join(d.state, 'kube-proxy.log'), detached: true }), `kube-proxy on ${node.netns}`);
   }
   t = Date.now();
   const names = lab.nodes.map((n) => kubeNodeName(spec.id, n.index));
+  // kube-proxy answers /healthz 200 once it has programmed the Services.
+  await Promise.all(
+    lab.nodes.map(async (node) => {
+      const logFile = join(nodeDirs(dirs, node.index).state, 'kube-proxy.log');
+      await waitFor(`kube-proxy on ${node.netns} healthy`, async () => (await netnsFetch(node.netns, '/healthz', 10256)).status === 200, 120_000, {
+        intervalMs: 500,
+        explain: () => tail(logFile),
+      });
+    }),
+  );
   let seen: NodeReady[] = [];
   await waitFor(
     `nodes ${names.join(', ')} Ready`,
@@ -231,7 +246,7 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
         lab.nodes.map((n) => `--- kubelet on ${n.netns}:\n${tail(join(nodeDirs(dirs, n.index).state, 'kubelet.log'), 8)}`).join('\n'),
     },
   );
-  progress(`${names.length} nodes Ready in ${((Date.now() - t) / 1000).toFixed(1)} s: ${lab.nodes.map((n) => `${kubeNodeName(spec.id, n.index)} (${NODE_STYLE_LABEL}=${n.style})`).join(', ')}`);
+  progress(`${names.length} nodes Ready and kube-proxy synced in ${((Date.now() - t) / 1000).toFixed(1)} s: ${lab.nodes.map((n) => `${kubeNodeName(spec.id, n.index)} (${NODE_STYLE_LABEL}=${n.style})`).join(', ')}`);
   return { controlPlane: cp, apiserver: apiserverUrl(), kubeconfig: adminHost, hostPort, nodes: names, stateDir: dirs.state, dataDir: dirs.data };
 }
 

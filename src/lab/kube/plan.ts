@@ -78,6 +78,8 @@ export interface NodeDirs {
   readonly kubeletConfig: string;
   readonly kubeconfig: string;
   readonly resolvConf: string;
+  readonly proxyConfig: string;
+  readonly proxyKubeconfig: string;
 }
 
 export function nodeDirs(dirs: KubeDirs, node: number): NodeDirs {
@@ -97,6 +99,8 @@ export function nodeDirs(dirs: KubeDirs, node: number): NodeDirs {
     kubeletConfig: join(state, 'kubelet.yaml'),
     kubeconfig: join(state, 'kubelet.kubeconfig'),
     resolvConf: join(state, 'resolv.conf'),
+    proxyConfig: join(state, 'kube-proxy.yaml'),
+    proxyKubeconfig: join(state, 'kube-proxy.kubeconfig'),
   };
 }
 
@@ -376,6 +380,39 @@ export function kubeletArgv(bin: string, spec: LabSpec, node: LabNode, d: NodeDi
     `--hostname-override=${kubeNodeName(spec.id, node.index)}`, `--node-ip=${underlayNodeIp(node.index)}`,
     `--node-labels=${NODE_STYLE_LABEL}=${node.style}`, '--v=1',
   ];
+}
+
+/**
+ * kube-proxy in nftables mode, in the node's namespace. Every conntrack setting is left alone:
+ * nf_conntrack_max belongs to the whole machine, not to a lab. Masquerading everything keeps a
+ * Service answer from a backend on the same bridge as its client on the conntracked path (the
+ * bridge would deliver it straight, un-NATed, without br_netfilter).
+ */
+export function kubeProxyConfig(spec: LabSpec, node: LabNode, d: NodeDirs): string {
+  return `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: ${d.proxyKubeconfig}
+mode: nftables
+clusterCIDR: ${CLUSTER_CIDR}
+hostnameOverride: ${kubeNodeName(spec.id, node.index)}
+bindAddress: 0.0.0.0
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nftables:
+  masqueradeAll: true
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+  udpTimeout: 0s
+  udpStreamTimeout: 0s
+`;
+}
+
+export function kubeProxyArgv(bin: string, d: NodeDirs): string[] {
+  return [bin, `--config=${d.proxyConfig}`, '--v=1'];
 }
 
 export function containerdArgv(d: NodeDirs): string[] {

@@ -11,6 +11,7 @@ import {
   containerdConfig,
   controlPlaneCommands,
   kubeDirs,
+  kubeProxyConfig,
   kubeletArgv,
   kubeletConfig,
   nodeCgroupRoot,
@@ -152,4 +153,12 @@ test('mountsUnder: only mounts under the prefixes (not a sibling with a longer n
 test('cgroupMounts lists v1 controllers and the v2 tree', () => {
   const m = 'tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\nproc /proc proc rw 0 0';
   assert.deepEqual(cgroupMounts(m), ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/unified']);
+});
+
+test('kube-proxy: nftables mode for its node, leaving the machine-wide conntrack settings alone', () => {
+  const c = kubeProxyConfig(spec, lab.nodes[0]!, nodeDirs(dirs, 1));
+  assert.match(c, /\nmode: nftables\n/);
+  assert.match(c, /\nhostnameOverride: kmck1-n1\n/);
+  assert.match(c, /\n {2}maxPerCore: 0\n {2}min: 0\n/);
+  assert.match(c, /kubeconfig: \/run\/kmcast\/labs\/k1\/kube\/n1\/kube-proxy.kubeconfig\n/);
 });
