@@ -12,7 +12,7 @@ import { formatMatrix, trafficMatrix } from '../lab/traffic.js';
 import type { Lab, LabLan } from '../lab/types.js';
 import { ensureKubeBinaries } from '../lab/kube/build.js';
 import { ensureImages } from '../lab/kube/images.js';
-import { CACHE_ENV, DEFAULT_CACHE_DIR, ETCD_VERSION, KUBE_VERSION } from '../lab/kube/versions.js';
+import { CACHE_ENV, COREDNS_VERSION, DEFAULT_CACHE_DIR, ETCD_VERSION, KUBE_VERSION } from '../lab/kube/versions.js';
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new CapabilityError('kmcast lab needs root (network namespaces): run with sudo');
@@ -169,7 +169,7 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
 
   lab
     .command('kube-build')
-    .description(`Build (or find in the cache) what \`lab up --kubernetes\` runs: Kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, the pause and apps images.`)
+    .description(`Build (or find in the cache) what \`lab up --kubernetes\` runs: Kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, CoreDNS ${COREDNS_VERSION}, the pause, coredns and apps images.`)
     .addHelpText(
       'after',
       `
@@ -186,9 +186,9 @@ Examples:
       const started = Date.now();
       const say = (m: string): void => void process.stderr.write(`kube-build: ${m}\n`);
       const bins = await ensureKubeBinaries({ onProgress: say });
-      const images = await ensureImages(new ExecRunner(), bins.cache, bins.paths.pause, say);
+      const images = await ensureImages(new ExecRunner(), bins.cache, bins.paths, say);
       process.stdout.write(
-        `${Object.entries(bins.paths).map(([name, path]) => `${name} ${path}`).join('\n')}\nimage pause ${images.pause}\nimage apps ${images.apps}\n` +
+        `${Object.entries(bins.paths).map(([name, path]) => `${name} ${path}`).join('\n')}\nimage pause ${images.pause}\nimage apps ${images.apps}\nimage coredns ${images.coredns}\n` +
           `done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
       );
     });

@@ -144,7 +144,7 @@ after(async () => {
   await labDown(runner, { id });
 });
 
-test('lab up --kubernetes: every node registers Ready with its style label', async (t: TestContext) => {
+test('lab up --kubernetes: every node registers Ready with its style label, CoreDNS runs', async (t: TestContext) => {
   if (!needRoot(t)) return;
   if (upError) throw upError;
   t.diagnostic(`cluster up in ${upSeconds.toFixed(1)} s`);
@@ -153,6 +153,8 @@ test('lab up --kubernetes: every node registers Ready with its style label', asy
   const labels = await kubectl(['get', 'nodes', '-o', `jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.kmcast\\.lab/style} {end}`]);
   assert.deepEqual(labels.trim().split(' ').sort(), [`${n(1)}=calico`, `${n(2)}=bridge`]);
   assert.match(await kubectl(['version', '-o', 'json']), /"gitVersion": "v1\.34\.\d+"/);
+  assert.equal((await kubectl(['-n', 'kube-system', 'get', 'service', 'kube-dns', '-o', 'jsonpath={.spec.clusterIP}'])).trim(), '10.97.0.10');
+  assert.match(await kubectl(['-n', 'kube-system', 'get', 'deployment', 'coredns', '-o', 'jsonpath={.status.availableReplicas}']), /^[1-9]/);
 });
 
 test('pods of the local apps image run on both nodes, reach each other by TCP and a Service, and multicast stays on its node', async (t: TestContext) => {
@@ -208,6 +210,14 @@ test('pods of the local apps image run on both nodes, reach each other by TCP an
   });
   const api = await exec(a1.name, ['python3', '-c', "import socket; socket.create_connection(('10.97.0.1', 443), timeout=5); print('connected')"]);
   assert.equal(api.trim(), 'connected');
+
+  // The cluster DNS (CoreDNS behind 10.97.0.10) answers Service names through the pods' search path;
+  // a name that is no Service gets no address.
+  const resolve = async (name: string): Promise<string> =>
+    (await exec(a1.name, ['python3', '-c', 'import socket, sys\ntry: print(socket.gethostbyname(sys.argv[1]))\nexcept socket.gaierror as e: print("error", e.args[0])', name])).trim();
+  assert.match(await resolve('kmc-nothing'), /^error /);
+  assert.equal(await resolve('kmc-echo'), clusterIp);
+  assert.equal(await resolve('kubernetes.default.svc.cluster.local'), '10.97.0.1');
 
   // Multicast baseline: on the bridge node, b2's datagrams to the group reach b1 (its socket is joined).
   await send(b2.name, GROUP, MCAST_PORT, 'same-node', 5);

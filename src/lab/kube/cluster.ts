@@ -17,8 +17,10 @@ import type { Lab, LabKube } from '../types.js';
 import { ensureKubeBinaries } from './build.js';
 import type { KubeBinaries } from './build.js';
 import { ensureImages } from './images.js';
+import { COREDNS_VERSION } from './versions.js';
 import {
   APISERVER_PORT,
+  CLUSTER_DNS_IP,
   DATA_ROOT,
   NODE_STYLE_LABEL,
   apiserverArgv,
@@ -33,6 +35,7 @@ import {
   containerdConfig,
   controlPlaneCommands,
   controllerManagerArgv,
+  corednsManifest,
   cpNetns,
   ctrArgv,
   etcdArgv,
@@ -119,7 +122,7 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
   const dirs = kubeDirs(lab.stateDir, spec.id);
   const cp = cpNetns(spec.id);
   const bins: KubeBinaries = await ensureKubeBinaries({ onProgress: (m) => progress(`build: ${m}`) });
-  const images = await ensureImages(runner, bins.cache, bins.paths.pause, (m) => progress(`build: ${m}`));
+  const images = await ensureImages(runner, bins.cache, bins.paths, (m) => progress(`build: ${m}`));
 
   await mkdir(dirs.pki, { recursive: true, mode: 0o700 });
   await mkdir(dirs.data, { recursive: true });
@@ -208,7 +211,7 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
   t = Date.now();
   for (const node of lab.nodes) {
     const d = nodeDirs(dirs, node.index);
-    for (const img of [images.pause, images.apps]) await runner.run(ctrArgv(d, ['images', 'import', img]), { timeoutMs: 300_000 });
+    for (const img of [images.pause, images.coredns, images.apps]) await runner.run(ctrArgv(d, ['images', 'import', img]), { timeoutMs: 300_000 });
   }
   progress(`images imported into ${lab.nodes.length} containerds in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   for (const node of lab.nodes) {
@@ -247,6 +250,19 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
     },
   );
   progress(`${names.length} nodes Ready and kube-proxy synced in ${((Date.now() - t) / 1000).toFixed(1)} s: ${lab.nodes.map((n) => `${kubeNodeName(spec.id, n.index)} (${NODE_STYLE_LABEL}=${n.style})`).join(', ')}`);
+  // The cluster DNS, as a Deployment: the scheduler, a Service and kube-proxy all take part.
+  t = Date.now();
+  await runner.run(['kubectl', `--kubeconfig=${adminHost}`, 'apply', '-f', '-'], { input: corednsManifest(COREDNS_VERSION), timeoutMs: 60_000 });
+  await waitFor(
+    'CoreDNS available',
+    async () => {
+      const d = JSON.parse(await kubectl(runner, adminHost, ['-n', 'kube-system', 'get', 'deployment', 'coredns', '-o', 'json'])) as { status?: { availableReplicas?: number } };
+      return (d.status?.availableReplicas ?? 0) >= 1;
+    },
+    180_000,
+    { intervalMs: 1000, explain: async () => await kubectl(runner, adminHost, ['-n', 'kube-system', 'get', 'pods', '-o', 'wide']).catch((e: unknown) => errorMessage(e)) },
+  );
+  progress(`CoreDNS ${COREDNS_VERSION} available at ${CLUSTER_DNS_IP} in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   return { controlPlane: cp, apiserver: apiserverUrl(), kubeconfig: adminHost, hostPort, nodes: names, stateDir: dirs.state, dataDir: dirs.data };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The container images of the lab cluster, built locally (no registry is reachable from the lab)
  * into the cache as docker-archive tarballs that `ctr images import` reads, keyed by what goes in:
- *   pause  the sandbox image: the pause binary built from lab/kube/pause
+ *   pause    the sandbox image: the pause binary built from lab/kube/pause
+ *   coredns  the cluster DNS: the coredns binary built from lab/kube/coredns
  *   apps   Debian bookworm with python3, iperf, socat, keepalived, avahi, iproute2, tcpdump
  *          (mmdebstrap from this machine's own apt sources)
  * Each is built in a temporary directory and renamed into place when complete.
@@ -12,8 +13,8 @@ import { chmod, copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CapabilityError } from '../../errors.js';
 import type { Runner } from '../../iproute2/runner.js';
-import { APPS_IMAGE, PAUSE_IMAGE } from './plan.js';
-import { niced } from './versions.js';
+import { APPS_IMAGE, PAUSE_IMAGE, corednsImage } from './plan.js';
+import { COREDNS_VERSION, niced } from './versions.js';
 
 export const APPS_PACKAGES = ['python3', 'iperf', 'socat', 'keepalived', 'avahi-daemon', 'iproute2', 'procps', 'tcpdump'] as const;
 export const APPS_SUITE = 'bookworm';
@@ -24,6 +25,7 @@ const IMAGE_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 export interface LabImages {
   readonly pause: string;
   readonly apps: string;
+  readonly coredns: string;
 }
 
 /** This machine's apt sources (deb822 files first): the apps image installs from the same mirrors. */
@@ -81,8 +83,8 @@ function requireTools(): void {
   }
 }
 
-/** Both images in the cache, building what is missing; `pauseBinary` is the built pause program. */
-export async function ensureImages(runner: Runner, cache: string, pauseBinary: string, progress: (m: string) => void): Promise<LabImages> {
+/** The images in the cache, building what is missing; `bins` are the built pause and coredns programs. */
+export async function ensureImages(runner: Runner, cache: string, bins: { readonly pause: string; readonly coredns: string }, progress: (m: string) => void): Promise<LabImages> {
   requireTools();
   const dir = join(cache, 'images');
   await mkdir(dir, { recursive: true });
@@ -90,20 +92,29 @@ export async function ensureImages(runner: Runner, cache: string, pauseBinary: s
     await runner.run(argv, { timeoutMs });
   };
 
-  const pause = join(dir, `pause-1-${hash([RECIPE_VERSION, readFileSync(pauseBinary)])}.tar`);
-  if (existsSync(pause)) progress(`image ${PAUSE_IMAGE}: cached`);
-  else {
+  // One static binary as the whole image (the sandbox, CoreDNS).
+  const binaryImage = async (file: string, name: string, binary: string, entrypoint: readonly string[]): Promise<string> => {
+    const target = join(dir, `${file}-${hash([RECIPE_VERSION, name, entrypoint.join(' '), readFileSync(binary)])}.tar`);
+    if (existsSync(target)) {
+      progress(`image ${name}: cached`);
+      return target;
+    }
     const t = Date.now();
-    await buildInto(pause, async (work, out) => {
+    await buildInto(target, async (work, out) => {
       const rootfs = join(work, 'rootfs');
       await mkdir(rootfs);
-      await copyFile(pauseBinary, join(rootfs, 'pause'));
-      await chmod(join(rootfs, 'pause'), 0o755);
+      const inImage = join(rootfs, (entrypoint[0] ?? '/bin').replace(/^\//, ''));
+      await copyFile(binary, inImage);
+      await chmod(inImage, 0o755);
       await run(['tar', '-C', rootfs, '--owner=0', '--group=0', '-cf', join(work, 'layer.tar'), '.']);
-      for (const argv of ociCommands(work, join(work, 'layer.tar'), ['--config.entrypoint', '/pause'], PAUSE_IMAGE, out)) await run(argv);
+      const config = entrypoint.flatMap((a) => ['--config.entrypoint', a]);
+      for (const argv of ociCommands(work, join(work, 'layer.tar'), config, name, out)) await run(argv);
     });
-    progress(`image ${PAUSE_IMAGE}: built in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-  }
+    progress(`image ${name}: built in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    return target;
+  };
+  const pause = await binaryImage('pause-1', PAUSE_IMAGE, bins.pause, ['/pause']);
+  const coredns = await binaryImage(`coredns-${COREDNS_VERSION}`, corednsImage(COREDNS_VERSION), bins.coredns, ['/coredns']);
 
   const sources = aptSources();
   if (sources.length === 0) throw new CapabilityError(`build image ${APPS_IMAGE}: found no apt source for Debian ${APPS_SUITE} in /etc/apt`);
@@ -128,5 +139,5 @@ export async function ensureImages(runner: Runner, cache: string, pauseBinary: s
     });
     progress(`image ${APPS_IMAGE}: built in ${((Date.now() - t) / 1000).toFixed(0)} s`);
   }
-  return { pause, apps };
+  return { pause, apps, coredns };
 }

@@ -18,6 +18,7 @@
  * bridge-style nodes (the lab's kmcbr, gateway .1).
  */
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { NETNS_PREFIX, bridgeGateway, podCidr, routerNetns, underlayNodeIp, NODE_BRIDGE, NODE_UPLINK } from '../plan.js';
 import type { LabCommand } from '../plan.js';
 import type { LabNode, LabSpec } from '../types.js';
@@ -38,6 +39,7 @@ export const CNI_BIN_DIR = '/usr/lib/cni';
 export const DATA_ROOT = '/var/lib/kmcast-lab';
 export const PAUSE_IMAGE = 'docker.io/kmcast-lab/pause:1';
 export const APPS_IMAGE = 'docker.io/kmcast-lab/apps:1';
+export const corednsImage = (version: string): string => `docker.io/kmcast-lab/coredns:${version}`;
 export const NODE_STYLE_LABEL = 'kmcast.lab/style';
 
 export const cpNetns = (id: string): string => `${NETNS_PREFIX}${id}-cp`;
@@ -427,4 +429,91 @@ export function ctrArgv(d: NodeDirs, args: readonly string[]): string[] {
 /** The resolv.conf kubelet gives pods as the host's (pods of dnsPolicy Default): the lab DNS. */
 export function nodeResolvConf(dnsIp: string): string {
   return `nameserver ${dnsIp}\n`;
+}
+
+/** The cluster DNS as kubeadm deploys it: CoreDNS (locally built image) behind kube-dns 10.97.0.10, forwarding to the lab DNS. */
+export function corednsManifest(version: string): string {
+  const ns = 'kube-system';
+  const labels = { 'k8s-app': 'kube-dns' };
+  const corefile = `.:53 {
+    errors
+    health :8080
+    ready :8181
+    kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+}
+`;
+  const docs = [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'coredns', namespace: ns } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'system:coredns' },
+      rules: [
+        { apiGroups: [''], resources: ['endpoints', 'services', 'pods', 'namespaces'], verbs: ['list', 'watch'] },
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'system:coredns' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:coredns' },
+      subjects: [{ kind: 'ServiceAccount', name: 'coredns', namespace: ns }],
+    },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'coredns', namespace: ns }, data: { Corefile: corefile } },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'coredns', namespace: ns, labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: 'coredns',
+            dnsPolicy: 'Default',
+            containers: [
+              {
+                name: 'coredns',
+                image: corednsImage(version),
+                imagePullPolicy: 'Never',
+                args: ['-conf', '/etc/coredns/Corefile'],
+                ports: [
+                  { name: 'dns', containerPort: 53, protocol: 'UDP' },
+                  { name: 'dns-tcp', containerPort: 53, protocol: 'TCP' },
+                ],
+                readinessProbe: { httpGet: { path: '/ready', port: 8181 }, periodSeconds: 2 },
+                livenessProbe: { httpGet: { path: '/health', port: 8080 }, initialDelaySeconds: 10 },
+                volumeMounts: [{ name: 'config', mountPath: '/etc/coredns', readOnly: true }],
+              },
+            ],
+            volumes: [{ name: 'config', configMap: { name: 'coredns' } }],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'kube-dns', namespace: ns, labels },
+      spec: {
+        clusterIP: CLUSTER_DNS_IP,
+        selector: labels,
+        ports: [
+          { name: 'dns', port: 53, protocol: 'UDP' },
+          { name: 'dns-tcp', port: 53, protocol: 'TCP' },
+        ],
+      },
+    },
+  ];
+  return docs.map((d) => stringify(d)).join('---\n');
 }

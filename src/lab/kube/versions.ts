@@ -14,11 +14,12 @@ import { join } from 'node:path';
 
 export const KUBE_VERSION = 'v1.34.4';
 export const ETCD_VERSION = 'v3.6.17';
+export const COREDNS_VERSION = 'v1.12.4';
 /** The environment variable that moves the cache (default DEFAULT_CACHE_DIR). */
 export const CACHE_ENV = 'KMCAST_LAB_CACHE';
 export const DEFAULT_CACHE_DIR = '/var/cache/kmcast-lab';
 
-export type GoModuleName = 'kubernetes' | 'etcd' | 'pause';
+export type GoModuleName = 'kubernetes' | 'etcd' | 'coredns' | 'pause';
 
 export interface GoModuleSpec {
   readonly name: GoModuleName;
@@ -31,7 +32,7 @@ export interface GoModuleSpec {
 }
 
 export const KUBE_BINARIES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy'] as const;
-export type KubeBinary = (typeof KUBE_BINARIES)[number] | 'etcd' | 'pause';
+export type KubeBinary = (typeof KUBE_BINARIES)[number] | 'etcd' | 'coredns' | 'pause';
 
 /** The version every Kubernetes binary reports (kubectl version, a node's kubeletVersion). */
 export function kubeVersionLdflags(version: string): string {
@@ -56,6 +57,7 @@ export const GO_MODULES: readonly GoModuleSpec[] = [
     ldflags: kubeVersionLdflags(KUBE_VERSION),
   },
   { name: 'etcd', dir: 'etcd', version: ETCD_VERSION, packages: ['.'], ldflags: '-s -w' },
+  { name: 'coredns', dir: 'coredns', version: COREDNS_VERSION, packages: ['github.com/coredns/coredns'], ldflags: '-s -w' },
   { name: 'pause', dir: 'pause', version: '1', packages: ['.'], ldflags: '-s -w' },
 ];
 

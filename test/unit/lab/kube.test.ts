@@ -1,8 +1,10 @@
 /** The lab cluster's pure parts: cache keys, build argv, certificates, configs, parsers. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { parse } from 'yaml';
 import { GO_MODULES, binDir, buildKey, cacheDir, goBuildArgv, kubeVersionLdflags, niced } from '../../../src/lab/kube/versions.js';
 import {
+  CLUSTER_DNS_IP,
   CP_IP,
   KUBERNETES_SERVICE_IP,
   certExtensions,
@@ -10,6 +12,7 @@ import {
   cniConfig,
   containerdConfig,
   controlPlaneCommands,
+  corednsManifest,
   kubeDirs,
   kubeProxyConfig,
   kubeletArgv,
@@ -161,4 +164,17 @@ test('kube-proxy: nftables mode for its node, leaving the machine-wide conntrack
   assert.match(c, /\nhostnameOverride: kmck1-n1\n/);
   assert.match(c, /\n {2}maxPerCore: 0\n {2}min: 0\n/);
   assert.match(c, /kubeconfig: \/run\/kmcast\/labs\/k1\/kube\/n1\/kube-proxy.kubeconfig\n/);
+});
+
+test('CoreDNS manifest: the locally built image, never pulled, behind kube-dns on the cluster DNS address', () => {
+  const docs = corednsManifest('v1.12.4')
+    .split(/^---$/m)
+    .map((d) => parse(d) as { kind: string; spec?: Record<string, unknown> });
+  assert.deepEqual(docs.map((d) => d.kind), ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Service']);
+  const svc = docs.find((d) => d.kind === 'Service');
+  assert.equal(svc?.spec?.clusterIP, CLUSTER_DNS_IP);
+  const dep = docs.find((d) => d.kind === 'Deployment') as unknown as { spec: { template: { spec: { dnsPolicy: string; containers: Array<{ image: string; imagePullPolicy: string }> } } } };
+  assert.equal(dep.spec.template.spec.containers[0]?.image, 'docker.io/kmcast-lab/coredns:v1.12.4');
+  assert.equal(dep.spec.template.spec.containers[0]?.imagePullPolicy, 'Never');
+  assert.equal(dep.spec.template.spec.dnsPolicy, 'Default');
 });
