@@ -12,6 +12,7 @@ import { formatMatrix, trafficMatrix } from '../lab/traffic.js';
 import type { Lab, LabLan } from '../lab/types.js';
 import { ensureKubeBinaries } from '../lab/kube/build.js';
 import { ensureImages } from '../lab/kube/images.js';
+import { ensureKmcastImage } from '../lab/kube/kmcast-image.js';
 import { CACHE_ENV, COREDNS_VERSION, DEFAULT_CACHE_DIR, ETCD_VERSION, KUBE_VERSION } from '../lab/kube/versions.js';
 
 function requireRoot(): void {
@@ -169,7 +170,7 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
 
   lab
     .command('kube-build')
-    .description(`Build (or find in the cache) what \`lab up --kubernetes\` runs: Kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, CoreDNS ${COREDNS_VERSION}, the pause, coredns and apps images.`)
+    .description(`Build (or find in the cache) what \`lab up --kubernetes\` runs: Kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, CoreDNS ${COREDNS_VERSION}, the pause, coredns, apps and kmcast images.`)
     .addHelpText(
       'after',
       `
@@ -187,8 +188,9 @@ Examples:
       const say = (m: string): void => void process.stderr.write(`kube-build: ${m}\n`);
       const bins = await ensureKubeBinaries({ onProgress: say });
       const images = await ensureImages(new ExecRunner(), bins.cache, bins.paths, say);
+      const kmcastImage = await ensureKmcastImage(new ExecRunner(), bins.cache, say);
       process.stdout.write(
-        `${Object.entries(bins.paths).map(([name, path]) => `${name} ${path}`).join('\n')}\nimage pause ${images.pause}\nimage apps ${images.apps}\nimage coredns ${images.coredns}\n` +
+        `${Object.entries(bins.paths).map(([name, path]) => `${name} ${path}`).join('\n')}\nimage pause ${images.pause}\nimage apps ${images.apps}\nimage coredns ${images.coredns}\nimage kmcast ${kmcastImage}\n` +
           `done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
       );
     });

@@ -20,7 +20,9 @@ import { buildSpec, labStateDir } from '../../src/lab/plan.js';
 import { KMCAST_MAIN, isAlive, waitFor } from '../../src/lab/process.js';
 import { APPS_IMAGE, DATA_ROOT, nodeCgroupRoot, podRangeEnd, podRangeStart } from '../../src/lab/kube/plan.js';
 import { cgroupMounts, cgroupPids, mountsUnder, parseNodesReady } from '../../src/lab/kube/cluster.js';
+import { KMCAST_IMAGE } from '../../src/lab/kube/kmcast-image.js';
 import type { Lab } from '../../src/lab/types.js';
+import { VERSION } from '../../src/version.js';
 import { keepLab, needRoot, testLabId } from '../netns/harness.js';
 
 const runner = new ExecRunner();
@@ -235,6 +237,37 @@ test('pods of the local apps image run on both nodes, reach each other by TCP an
   });
   const crossed = (await logs(b1.name)).filter((l) => l.startsWith(`mcast ${a1.ip} `));
   assert.deepEqual(crossed, [], 'multicast from another node must not arrive without kmcast');
+});
+
+test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 >= 6.3, nftables and setpriv', async (t: TestContext) => {
+  if (!needRoot(t)) return;
+  if (upError) throw upError;
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'kmc-image' },
+    spec: {
+      restartPolicy: 'Never',
+      nodeSelector: { 'kubernetes.io/hostname': n(1) },
+      containers: [
+        { name: 'version', image: KMCAST_IMAGE, imagePullPolicy: 'Never', args: ['--version'] },
+        { name: 'tools', image: KMCAST_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', 'ip -V; nft --version; setpriv --help | grep -c -- --pdeathsig'] },
+      ],
+    },
+  };
+  await kubectl(['apply', '-f', '-'], JSON.stringify(pod));
+  let phase = '';
+  await waitFor('pod kmc-image to finish', async () => {
+    phase = (await kubectl(['get', 'pod', 'kmc-image', '-o', 'jsonpath={.status.phase}'])).trim();
+    return phase === 'Succeeded' || phase === 'Failed';
+  }, 120_000, { intervalMs: 1000, explain: async () => `phase ${phase}\n${await kubectl(['describe', 'pod', 'kmc-image']).catch((e: unknown) => String(e))}` });
+  assert.equal(phase, 'Succeeded');
+  assert.equal((await kubectl(['logs', 'kmc-image', '-c', 'version'])).trim(), VERSION);
+  const tools = await kubectl(['logs', 'kmc-image', '-c', 'tools']);
+  const m = /iproute2-(\d+)\.(\d+)/.exec(tools);
+  assert.ok(m && (Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 3)), tools);
+  assert.match(tools, /nftables v1\./);
+  assert.match(tools, /\n1\n?$/);
 });
 
 test('lab down removes the cluster: processes, mounts, cgroups, data', async (t: TestContext) => {

@@ -17,6 +17,7 @@ import type { Lab, LabKube } from '../types.js';
 import { ensureKubeBinaries } from './build.js';
 import type { KubeBinaries } from './build.js';
 import { ensureImages } from './images.js';
+import { ensureKmcastImage } from './kmcast-image.js';
 import { COREDNS_VERSION } from './versions.js';
 import {
   APISERVER_PORT,
@@ -123,6 +124,7 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
   const cp = cpNetns(spec.id);
   const bins: KubeBinaries = await ensureKubeBinaries({ onProgress: (m) => progress(`build: ${m}`) });
   const images = await ensureImages(runner, bins.cache, bins.paths, (m) => progress(`build: ${m}`));
+  const kmcastImage = await ensureKmcastImage(runner, bins.cache, (m) => progress(`build: ${m}`));
 
   await mkdir(dirs.pki, { recursive: true, mode: 0o700 });
   await mkdir(dirs.data, { recursive: true });
@@ -211,7 +213,7 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
   t = Date.now();
   for (const node of lab.nodes) {
     const d = nodeDirs(dirs, node.index);
-    for (const img of [images.pause, images.coredns, images.apps]) await runner.run(ctrArgv(d, ['images', 'import', img]), { timeoutMs: 300_000 });
+    for (const img of [images.pause, images.coredns, images.apps, kmcastImage]) await runner.run(ctrArgv(d, ['images', 'import', img]), { timeoutMs: 300_000 });
   }
   progress(`images imported into ${lab.nodes.length} containerds in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   for (const node of lab.nodes) {

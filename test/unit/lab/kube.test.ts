@@ -1,6 +1,7 @@
 /** The lab cluster's pure parts: cache keys, build argv, certificates, configs, parsers. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { GO_MODULES, binDir, buildKey, cacheDir, goBuildArgv, kubeVersionLdflags, niced } from '../../../src/lab/kube/versions.js';
 import {
@@ -21,6 +22,7 @@ import {
   nodeDirs,
 } from '../../../src/lab/kube/plan.js';
 import { cgroupMounts, mountsUnder, parseNodesReady } from '../../../src/lab/kube/cluster.js';
+import { parseDockerfileRuntime } from '../../../src/lab/kube/kmcast-image.js';
 import { buildSpec, labIdOfNetns, planLab } from '../../../src/lab/plan.js';
 
 const kube = GO_MODULES.find((m) => m.name === 'kubernetes')!;
@@ -177,4 +179,16 @@ test('CoreDNS manifest: the locally built image, never pulled, behind kube-dns o
   assert.equal(dep.spec.template.spec.containers[0]?.image, 'docker.io/kmcast-lab/coredns:v1.12.4');
   assert.equal(dep.spec.template.spec.containers[0]?.imagePullPolicy, 'Never');
   assert.equal(dep.spec.template.spec.dnsPolicy, 'Default');
+});
+
+test("parseDockerfileRuntime reads the final stage of deploy/Dockerfile: the lab's kmcast image starts as the real one", () => {
+  const r = parseDockerfileRuntime(readFileSync(new URL('../../../../deploy/Dockerfile', import.meta.url), 'utf8'));
+  assert.equal(r.entrypoint[0], 'node');
+  assert.equal(r.entrypoint[r.entrypoint.length - 1], '/app/dist/src/cli/main.js');
+  assert.deepEqual(r.cmd, ['--help']);
+  assert.equal(r.workdir, '/app');
+  assert.ok(r.env.includes('NODE_ENV=production'), r.env.join(' '));
+  const multi = 'FROM a AS b\nENTRYPOINT ["x"]\nFROM c\nENV A=1 \\\n B=2\nENTRYPOINT ["y", "z"]\n';
+  assert.deepEqual(parseDockerfileRuntime(multi), { entrypoint: ['y', 'z'], cmd: [], workdir: '/', env: ['A=1', 'B=2'] });
+  assert.throws(() => parseDockerfileRuntime('FROM a\nCMD ["x"]\n'), /no ENTRYPOINT/);
 });
