@@ -222,7 +222,8 @@ Examples:
     .addHelpText(
       'after',
       `
-Exit codes: 0 the lab is whole, 1 namespaces are missing or the DNS server is down.
+Exit codes: 0 the lab is whole, 1 namespaces are missing, the DNS server is down or (with
+--kubernetes) a component of the cluster does not run.
 
 Examples:
   sudo kmcast lab status
@@ -232,7 +233,7 @@ Examples:
       requireRoot();
       const l = await chooseLab(flags.id);
       const health = await labHealth(l, new ExecRunner());
-      const whole = health.missingNamespaces.length === 0 && health.dns.running;
+      const whole = health.missingNamespaces.length === 0 && health.dns.running && (health.kubeDown ?? []).length === 0;
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ lab: l, health }, null, 2)}\n`);
       } else {
@@ -246,6 +247,7 @@ Examples:
         }
         process.stdout.write(`${lines.join('\n')}\n${podTable(l, health.agents)}${lanLines(l.lan)}`);
         if (health.missingNamespaces.length) process.stdout.write(`missing namespaces: ${health.missingNamespaces.join(' ')}\n`);
+        if (health.kubeDown?.length) process.stdout.write(`not running: ${health.kubeDown.join(', ')}\n`);
       }
       process.exitCode = whole ? ExitCode.ok : ExitCode.failure;
     });

@@ -37,7 +37,7 @@ import { planLan } from './lan-plan.js';
 import { DNS_SERVER_SCRIPT, cmdline, isAlive, killPids, netnsPids, spawnInNetns, spawned, waitFor } from './process.js';
 import { dnsPidFile, dnsRecordsFile, listPidRecords, readDnsRecords, readLabState, saveLab, writeDnsRecords } from './state.js';
 import { kubeCleanup, kubeUp } from './kube/cluster.js';
-import { DATA_ROOT } from './kube/plan.js';
+import { DATA_ROOT, kubeComponent, kubeComponents } from './kube/plan.js';
 
 /** `ip netns exec NS` binds every file of /etc/netns/NS/ over /etc/ (here: resolv.conf). */
 export const ETC_NETNS = '/etc/netns';
@@ -359,23 +359,30 @@ export interface LabHealth {
   readonly dns: { readonly running: boolean; readonly pid?: number; readonly members: string[] };
   /** Pod short name -> pid of the kmcast agent running in it. */
   readonly agents: Record<string, number>;
+  /** With a Kubernetes cluster: its components that should run and do not, e.g. 'kubelet on kmck1-n2'. */
+  readonly kubeDown?: string[];
 }
 
 /** What runs and what is missing in a lab, from the kernel and /proc (not from the state file). */
 export async function labHealth(lab: Lab, runner: Runner): Promise<LabHealth> {
   const present = new Set(await listNetns(runner));
   const lan = lab.lan ? [lab.lan.netns, ...lab.lan.hosts.map((h) => h.netns)] : [];
-  const expected = [lab.router, ...lab.nodes.map((n) => n.netns), ...lab.pods.map((p) => p.netns), ...lan];
+  const expected = [lab.router, ...(lab.kube ? [lab.kube.controlPlane] : []), ...lab.nodes.map((n) => n.netns), ...lab.pods.map((p) => p.netns), ...lan];
   const dnsPid = await readDnsPid(lab);
   const agents: Record<string, number> = {};
+  const running = new Set<string>();
   for (const rec of await listPidRecords(lab.stateDir)) {
     const pod = lab.pods.find((p) => p.netns === rec.netns);
     const cl = cmdline(rec.pid);
-    if (pod && isAlive(rec.pid) && cl?.join('\0') === rec.argv.join('\0') && rec.argv.includes('agent')) agents[pod.name] = rec.pid;
+    const alive = isAlive(rec.pid) && cl?.join('\0') === rec.argv.join('\0');
+    if (pod && alive && rec.argv.includes('agent')) agents[pod.name] = rec.pid;
+    if (alive) running.add(kubeComponent(rec.argv[0] ?? '', rec.netns));
   }
+  const kubeExpected = lab.kube ? kubeComponents(lab.kube.controlPlane, lab.nodes.map((n) => n.netns)) : [];
   return {
     missingNamespaces: expected.filter((n) => !present.has(n)),
     dns: { running: dnsPid !== undefined, ...(dnsPid === undefined ? {} : { pid: dnsPid }), members: await readMembers(lab) },
     agents,
+    ...(lab.kube ? { kubeDown: kubeExpected.filter((c) => !running.has(c)) } : {}),
   };
 }

@@ -15,7 +15,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExecRunner } from '../../src/iproute2/runner.js';
-import { labDown, labUp } from '../../src/lab/lab.js';
+import { labDown, labHealth, labUp } from '../../src/lab/lab.js';
 import { buildSpec, labStateDir } from '../../src/lab/plan.js';
 import { KMCAST_MAIN, isAlive, waitFor } from '../../src/lab/process.js';
 import { APPS_IMAGE, DATA_ROOT, nodeCgroupRoot, podRangeEnd, podRangeStart } from '../../src/lab/kube/plan.js';
@@ -122,6 +122,12 @@ async function send(from: string, dst: string, port: number, payload: string, co
   await exec(from, ['python3', '-c', SEND_PY, dst, String(port), payload, String(count)]);
 }
 
+/** The pid records of a lab (what lab up recorded for every process it started). */
+function listPidRecordsSync(dir: string): Array<{ pid: number; netns: string; argv: string[] }> {
+  const pids = join(dir, 'pids');
+  return readdirSync(pids).map((f) => JSON.parse(readFileSync(join(pids, f), 'utf8')) as { pid: number; netns: string; argv: string[] });
+}
+
 function n(i: number): string {
   return `kmc${id}-n${i}`;
 }
@@ -156,6 +162,8 @@ test('lab up --kubernetes: every node registers Ready with its style label, Core
   assert.deepEqual(labels.trim().split(' ').sort(), [`${n(1)}=calico`, `${n(2)}=bridge`]);
   assert.match(await kubectl(['version', '-o', 'json']), /"gitVersion": "v1\.34\.\d+"/);
   assert.equal((await kubectl(['-n', 'kube-system', 'get', 'service', 'kube-dns', '-o', 'jsonpath={.spec.clusterIP}'])).trim(), '10.97.0.10');
+  const health = await labHealth(lab!, runner);
+  assert.deepEqual([health.missingNamespaces, health.kubeDown], [[], []]);
   assert.match(await kubectl(['-n', 'kube-system', 'get', 'deployment', 'coredns', '-o', 'jsonpath={.status.availableReplicas}']), /^[1-9]/);
 });
 
@@ -270,7 +278,7 @@ test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 
   assert.match(tools, /\n1\n?$/);
 });
 
-test('lab down removes the cluster: processes, mounts, cgroups, data', async (t: TestContext) => {
+test('lab status names a stopped component; lab down removes the cluster: processes, mounts, cgroups, data', async (t: TestContext) => {
   if (!needRoot(t)) return;
   if (upError) throw upError;
   if (keepLab()) return t.skip('KMCAST_KEEP_LAB=1');
@@ -281,6 +289,12 @@ test('lab down removes the cluster: processes, mounts, cgroups, data', async (t:
   assert.ok(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [k.stateDir, k.dataDir]).length > 0);
   assert.ok(cgroupDirs.some((d) => existsSync(d)));
   assert.ok(existsSync(k.dataDir));
+  // lab status sees a component that stopped (and only that one).
+  const proxy = listPidRecordsSync(labStateDir(id)).find((r) => r.netns === n(2) && r.argv[0]?.endsWith('/kube-proxy'));
+  assert.ok(proxy, 'a pid record for kube-proxy on node 2');
+  process.kill(proxy.pid, 'SIGKILL');
+  await waitFor('kube-proxy on node 2 to be gone', () => Promise.resolve(!isAlive(proxy.pid)), 10_000);
+  assert.deepEqual((await labHealth(lab!, runner)).kubeDown, [`kube-proxy on ${n(2)}`]);
   await labDown(runner, { id });
   assert.deepEqual(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [k.stateDir, k.dataDir]), []);
   assert.deepEqual(cgroupDirs.filter((d) => existsSync(d)), []);

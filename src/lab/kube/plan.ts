@@ -517,3 +517,16 @@ export function corednsManifest(version: string): string {
   ];
   return docs.map((d) => stringify(d)).join('---\n');
 }
+
+/** A component's name as lab status shows it: the program, where it runs. */
+export function kubeComponent(program: string, netns: string): string {
+  return `${program.split('/').pop() ?? program} on ${netns}`;
+}
+
+/** Every long-running component of the cluster (the programs lab up starts and records). */
+export function kubeComponents(controlPlane: string, nodes: readonly string[]): string[] {
+  return [
+    ...['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'].map((p) => kubeComponent(p, controlPlane)),
+    ...nodes.flatMap((n) => ['containerd', 'kubelet', 'kube-proxy'].map((p) => kubeComponent(p, n))),
+  ];
+}

@@ -14,6 +14,7 @@ import {
   containerdConfig,
   controlPlaneCommands,
   corednsManifest,
+  kubeComponents,
   kubeDirs,
   kubeProxyConfig,
   kubeletArgv,
@@ -191,4 +192,10 @@ test("parseDockerfileRuntime reads the final stage of deploy/Dockerfile: the lab
   const multi = 'FROM a AS b\nENTRYPOINT ["x"]\nFROM c\nENV A=1 \\\n B=2\nENTRYPOINT ["y", "z"]\n';
   assert.deepEqual(parseDockerfileRuntime(multi), { entrypoint: ['y', 'z'], cmd: [], workdir: '/', env: ['A=1', 'B=2'] });
   assert.throws(() => parseDockerfileRuntime('FROM a\nCMD ["x"]\n'), /no ENTRYPOINT/);
+});
+
+test('kubeComponents: what lab status expects to run, named as it names a running process', () => {
+  const c = kubeComponents('kmck1-cp', ['kmck1-n1', 'kmck1-n2']);
+  assert.equal(c.length, 4 + 2 * 3);
+  assert.ok(c.includes('kube-apiserver on kmck1-cp') && c.includes('kube-proxy on kmck1-n2'));
 });
