@@ -118,7 +118,7 @@ export async function ensureImages(runner: Runner, cache: string, bins: { readon
 
   const sources = aptSources();
   if (sources.length === 0) throw new CapabilityError(`build image ${APPS_IMAGE}: found no apt source for Debian ${APPS_SUITE} in /etc/apt`);
-  const apps = join(dir, `apps-1-${hash([RECIPE_VERSION, APPS_SUITE, APPS_PACKAGES.join(','), ...sources.map((f) => readFileSync(f, 'utf8'))])}.tar`);
+  const apps = join(dir, `apps-1-${hash([RECIPE_VERSION, APPS_IMAGE, APPS_SUITE, APPS_PACKAGES.join(','), ...sources.map((f) => readFileSync(f, 'utf8'))])}.tar`);
   if (existsSync(apps)) progress(`image ${APPS_IMAGE}: cached`);
   else {
     const t = Date.now();

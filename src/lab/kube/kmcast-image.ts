@@ -21,7 +21,7 @@ import { VERSION } from '../../version.js';
 import { aptSources } from './images.js';
 import { niced } from './versions.js';
 
-export const KMCAST_IMAGE = `docker.io/kmcast/kmcast:${VERSION}`;
+export const KMCAST_IMAGE = `kmcast/kmcast:${VERSION}`;
 export const KMCAST_BASE_PACKAGES = ['iproute2/bookworm-backports', 'nftables', 'libstdc++6', 'ca-certificates'] as const;
 const RECIPE_VERSION = '1';
 

@@ -37,9 +37,9 @@ export const CNI_NETWORK = 'kmc-lab';
 export const CNI_BIN_DIR = '/usr/lib/cni';
 /** Where the containers' images and snapshots live: on disk, not in /run's memory. */
 export const DATA_ROOT = '/var/lib/kmcast-lab';
-export const PAUSE_IMAGE = 'docker.io/kmcast-lab/pause:1';
-export const APPS_IMAGE = 'docker.io/kmcast-lab/apps:1';
-export const corednsImage = (version: string): string => `docker.io/kmcast-lab/coredns:${version}`;
+export const PAUSE_IMAGE = 'kmcast-lab/pause:1';
+export const APPS_IMAGE = 'kmcast-lab/apps:1';
+export const corednsImage = (version: string): string => `kmcast-lab/coredns:${version}`;
 export const NODE_STYLE_LABEL = 'kmcast.lab/style';
 
 export const cpNetns = (id: string): string => `${NETNS_PREFIX}${id}-cp`;

@@ -177,7 +177,7 @@ test('CoreDNS manifest: the locally built image, never pulled, behind kube-dns o
   const svc = docs.find((d) => d.kind === 'Service');
   assert.equal(svc?.spec?.clusterIP, CLUSTER_DNS_IP);
   const dep = docs.find((d) => d.kind === 'Deployment') as unknown as { spec: { template: { spec: { dnsPolicy: string; containers: Array<{ image: string; imagePullPolicy: string }> } } } };
-  assert.equal(dep.spec.template.spec.containers[0]?.image, 'docker.io/kmcast-lab/coredns:v1.12.4');
+  assert.equal(dep.spec.template.spec.containers[0]?.image, 'kmcast-lab/coredns:v1.12.4');
   assert.equal(dep.spec.template.spec.containers[0]?.imagePullPolicy, 'Never');
   assert.equal(dep.spec.template.spec.dnsPolicy, 'Default');
 });
