@@ -4,6 +4,7 @@
  * complete, so a killed build never leaves a directory that looks finished.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -100,12 +101,17 @@ export async function ensureKubeBinaries(opts: BuildOptions = {}): Promise<KubeB
       progress(`${mod.name} ${mod.version}: cached in ${dir}`);
     } else {
       progress(`${mod.name} ${mod.version}: building (${gov.replace(/^go version /, '')}, nice 19, idle I/O) into ${dir}`);
-      const tmp = `${dir}.tmp-${process.pid}`;
+      // Unique per build, also for two builds of one process: they must never share a directory.
+      const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
       await rm(tmp, { recursive: true, force: true });
       await mkdir(tmp, { recursive: true });
       try {
         await runGoBuild(goBuildArgv(mod, tmp), files.dir, buildEnv, `${mod.name} ${mod.version}`, opts.progressEverySec ?? 30, progress);
-        await rename(tmp, dir);
+        // Another run may have finished the same key first: its directory is as good as ours.
+        await rename(tmp, dir).catch(async (err: unknown) => {
+          if (!existsSync(dir)) throw err;
+          await rm(tmp, { recursive: true, force: true });
+        });
       } catch (err) {
         await rm(tmp, { recursive: true, force: true });
         throw err;

@@ -7,7 +7,7 @@
  *          (mmdebstrap from this machine's own apt sources)
  * Each is built in a temporary directory and renamed into place when complete.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -63,7 +63,7 @@ function ociCommands(work: string, layer: string, config: readonly string[], nam
 }
 
 async function buildInto(target: string, build: (work: string, out: string) => Promise<void>): Promise<void> {
-  const work = `${target}.tmp-${process.pid}`;
+  const work = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   try {

@@ -10,7 +10,7 @@
  * the image (keyed by the base, Node.js and every file of the app; seconds), so a changed
  * checkout costs seconds.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -108,7 +108,7 @@ export async function ensureKmcastImage(runner: Runner, cache: string, progress:
   else {
     const t = Date.now();
     progress(`kmcast image base: mmdebstrap bookworm with ${KMCAST_BASE_PACKAGES.join(' ')} (a few minutes)`);
-    const work = `${base}.tmp-${process.pid}`;
+    const work = `${base}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     await rm(work, { recursive: true, force: true });
     await mkdir(work, { recursive: true });
     try {
@@ -141,7 +141,7 @@ export async function ensureKmcastImage(runner: Runner, cache: string, progress:
     return target;
   }
   const t = Date.now();
-  const work = `${target}.tmp-${process.pid}`;
+  const work = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   await rm(work, { recursive: true, force: true });
   const layer = join(work, 'layer');
   const app = join(layer, runtime.workdir.replace(/^\//, ''));
