@@ -245,7 +245,7 @@ Examples:
         if (l.kube) {
           lines.push(`kubernetes ${KUBE_VERSION}: API server ${l.kube.apiserver} in ${l.kube.controlPlane}, nodes ${l.kube.nodes.join(' ')}`, `KUBECONFIG=${l.kube.kubeconfig}`);
         }
-        process.stdout.write(`${lines.join('\n')}\n${podTable(l, health.agents)}${lanLines(l.lan)}`);
+        process.stdout.write(`${lines.join('\n')}\n${l.pods.length > 0 ? podTable(l, health.agents) : ''}${lanLines(l.lan)}`);
         if (health.missingNamespaces.length) process.stdout.write(`missing namespaces: ${health.missingNamespaces.join(' ')}\n`);
         if (health.kubeDown?.length) process.stdout.write(`not running: ${health.kubeDown.join(', ')}\n`);
       }
