@@ -213,7 +213,7 @@ export async function kubeUp(lab: Lab, opts: KubeUpOptions): Promise<LabKube> {
   t = Date.now();
   for (const node of lab.nodes) {
     const d = nodeDirs(dirs, node.index);
-    for (const img of [images.pause, images.coredns, images.apps, kmcastImage]) await runner.run(ctrArgv(d, ['images', 'import', img]), { timeoutMs: 300_000 });
+    for (const img of [images.pause, images.coredns, images.apps, kmcastImage]) await runner.run(ctrArgv(d, ['images', 'import', '--no-unpack', img]), { timeoutMs: 300_000 });
   }
   progress(`images imported into ${lab.nodes.length} containerds in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   for (const node of lab.nodes) {
