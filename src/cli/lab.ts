@@ -10,6 +10,10 @@ import { buildSpec, DEFAULT_LAB_ID, DEFAULT_SERVICE, parseNodes, validateLabId }
 import { startAgentProcess } from '../lab/process.js';
 import { formatMatrix, trafficMatrix } from '../lab/traffic.js';
 import type { Lab, LabLan } from '../lab/types.js';
+import { ensureKubeBinaries } from '../lab/kube/build.js';
+import { ensureImages } from '../lab/kube/images.js';
+import { ensureKmcastImage } from '../lab/kube/kmcast-image.js';
+import { CACHE_ENV, COREDNS_VERSION, DEFAULT_CACHE_DIR, ETCD_VERSION, KUBE_VERSION } from '../lab/kube/versions.js';
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new CapabilityError('kmcast lab needs root (network namespaces): run with sudo');
@@ -65,6 +69,7 @@ interface UpFlags {
   readonly agents?: boolean;
   readonly lan?: string;
   readonly lanHosts: string;
+  readonly kubernetes?: boolean;
 }
 
 export function registerLab(program: Command): void {
@@ -96,6 +101,7 @@ Examples:
     .option('--agents', 'start `kmcast agent` in every pod and leave them running (logs in the state dir)')
     .option('--lan <nodes>', 'add an outside LAN (192.168.250.0/24, not pods) attached to these nodes, e.g. 1 or 1,2')
     .option('--lan-hosts <n>', 'hosts on the outside LAN (h1, h2, ...; 1 to 50)', String(DEFAULT_LAN_HOSTS))
+    .option('--kubernetes', `also run Kubernetes ${KUBE_VERSION} on the nodes (built from source and cached; the lab's own pods default to 0)`)
     .addHelpText(
       'after',
       `
@@ -108,24 +114,39 @@ Examples:
   sudo kmcast lab up
   sudo kmcast lab up --id t1 --nodes 4 --pods 3 --mtu 9000
   sudo kmcast lab up --nodes calico,calico --agents
-  sudo kmcast lab up --id g1 --nodes 2 --lan 1 --lan-hosts 3`,
+  sudo kmcast lab up --id g1 --nodes 2 --lan 1 --lan-hosts 3
+  sudo kmcast lab up --id k1 --kubernetes --nodes 3
+
+With --kubernetes the control plane runs in kmc<id>-cp (172.31.0.2:6443), each node gets its own
+containerd and kubelet (ptp CNI on calico nodes, bridge CNI on bridge nodes) and the output ends
+with a KUBECONFIG=<path> line for kubectl on this host. The first run builds the binaries and
+images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them from there.`,
     )
-    .action(async (flags: UpFlags) => {
+    .action(async (flags: UpFlags, cmd: Command) => {
       requireRoot();
-      const spec = buildSpec({
-        id: flags.id,
-        nodes: parseNodes(flags.nodes),
-        podsPerNode: parseIntFlag('--pods', flags.pods),
-        mtu: parseIntFlag('--mtu', flags.mtu),
-        service: flags.service,
-      });
+      const podsGiven = cmd.getOptionValueSource('pods') === 'cli';
+      const spec = buildSpec(
+        {
+          id: flags.id,
+          nodes: parseNodes(flags.nodes),
+          podsPerNode: flags.kubernetes && !podsGiven ? 0 : parseIntFlag('--pods', flags.pods),
+          mtu: parseIntFlag('--mtu', flags.mtu),
+          service: flags.service,
+        },
+        { minPods: flags.kubernetes ? 0 : 1 },
+      );
       const lanHosts = parseIntFlag('--lan-hosts', flags.lanHosts);
       if (flags.lan === undefined && flags.lanHosts !== String(DEFAULT_LAN_HOSTS)) {
         throw new ConfigError('--lan-hosts needs --lan NODES (the nodes the LAN attaches to, e.g. --lan 1)');
       }
       const lan = flags.lan === undefined ? undefined : { nodes: parseLanNodes(flags.lan, spec.nodes.length), hosts: checkLanHosts(lanHosts) };
       const started = Date.now();
-      const built = await labUp(spec, { runner: new ExecRunner(), onProgress: (m) => process.stderr.write(`lab: ${m}\n`), ...(lan ? { lan } : {}) });
+      const built = await labUp(spec, {
+        runner: new ExecRunner(),
+        onProgress: (m) => process.stderr.write(`lab: ${m}\n`),
+        ...(lan ? { lan } : {}),
+        ...(flags.kubernetes ? { kubernetes: true } : {}),
+      });
       const agents: Record<string, number> = {};
       if (flags.agents) {
         for (const pod of built.pods) {
@@ -136,11 +157,41 @@ Examples:
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       process.stdout.write(
         `lab ${spec.id} is up in ${secs} s: ${built.nodes.length} nodes, ${built.pods.length} pods, state in ${built.stateDir}\n` +
-          podTable(built, agents) +
+          (built.pods.length > 0 ? podTable(built, agents) : '') +
           `DNS ${built.dns.ip}:${built.dns.port} (in ${built.router}) answers ${spec.service} with the pod IPs.\n` +
           lanLines(built.lan) +
           (flags.agents ? `Agents log to ${built.stateDir}/<pod>.agent.log\n` : '') +
-          `Next: sudo kmcast lab matrix --id ${spec.id}; sudo kmcast lab exec --id ${spec.id} ${built.pods[0]?.name ?? 'n1p1'} -- ip addr; sudo kmcast lab down --id ${spec.id}\n`,
+          (built.kube
+            ? `Kubernetes ${KUBE_VERSION}: API server ${built.kube.apiserver} (control plane ${built.kube.controlPlane}), nodes ${built.kube.nodes.join(' ')}\n` +
+              `KUBECONFIG=${built.kube.kubeconfig}\n`
+            : `Next: sudo kmcast lab matrix --id ${spec.id}; sudo kmcast lab exec --id ${spec.id} ${built.pods[0]?.name ?? 'n1p1'} -- ip addr; sudo kmcast lab down --id ${spec.id}\n`),
+      );
+    });
+
+  lab
+    .command('kube-build')
+    .description(`Build (or find in the cache) what \`lab up --kubernetes\` runs: Kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, CoreDNS ${COREDNS_VERSION}, the pause, coredns, apps and kmcast images.`)
+    .addHelpText(
+      'after',
+      `
+Binaries are built from the Go modules under lab/kube/ with nice 19 and idle I/O; images from
+Debian packages with mmdebstrap, umoci and skopeo (.ci/install-deps --kube installs them). The
+cache is $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}), keyed by versions and inputs.
+
+Examples:
+  sudo kmcast lab kube-build
+  sudo ${CACHE_ENV}=/srv/kmc-cache kmcast lab kube-build`,
+    )
+    .action(async () => {
+      requireRoot();
+      const started = Date.now();
+      const say = (m: string): void => void process.stderr.write(`kube-build: ${m}\n`);
+      const bins = await ensureKubeBinaries({ onProgress: say });
+      const images = await ensureImages(new ExecRunner(), bins.cache, bins.paths, say);
+      const kmcastImage = await ensureKmcastImage(new ExecRunner(), bins.cache, say);
+      process.stdout.write(
+        `${Object.entries(bins.paths).map(([name, path]) => `${name} ${path}`).join('\n')}\nimage pause ${images.pause}\nimage apps ${images.apps}\nimage coredns ${images.coredns}\nimage kmcast ${kmcastImage}\n` +
+          `done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
       );
     });
 
@@ -171,7 +222,8 @@ Examples:
     .addHelpText(
       'after',
       `
-Exit codes: 0 the lab is whole, 1 namespaces are missing or the DNS server is down.
+Exit codes: 0 the lab is whole, 1 namespaces are missing, the DNS server is down or (with
+--kubernetes) a component of the cluster does not run.
 
 Examples:
   sudo kmcast lab status
@@ -181,7 +233,7 @@ Examples:
       requireRoot();
       const l = await chooseLab(flags.id);
       const health = await labHealth(l, new ExecRunner());
-      const whole = health.missingNamespaces.length === 0 && health.dns.running;
+      const whole = health.missingNamespaces.length === 0 && health.dns.running && (health.kubeDown ?? []).length === 0;
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ lab: l, health }, null, 2)}\n`);
       } else {
@@ -190,8 +242,12 @@ Examples:
           `router ${l.router}; nodes: ${l.nodes.map((n) => `n${n.index} ${n.style} ${n.underlayIp} pods ${n.podCidr}`).join('; ')}`,
           `DNS ${l.dns.ip}:${l.dns.port} ${health.dns.running ? `running (pid ${health.dns.pid ?? '?'})` : 'NOT running'}: ${l.spec.service} -> ${health.dns.members.join(' ') || '(no members)'}`,
         ];
-        process.stdout.write(`${lines.join('\n')}\n${podTable(l, health.agents)}${lanLines(l.lan)}`);
+        if (l.kube) {
+          lines.push(`kubernetes ${KUBE_VERSION}: API server ${l.kube.apiserver} in ${l.kube.controlPlane}, nodes ${l.kube.nodes.join(' ')}`, `KUBECONFIG=${l.kube.kubeconfig}`);
+        }
+        process.stdout.write(`${lines.join('\n')}\n${l.pods.length > 0 ? podTable(l, health.agents) : ''}${lanLines(l.lan)}`);
         if (health.missingNamespaces.length) process.stdout.write(`missing namespaces: ${health.missingNamespaces.join(' ')}\n`);
+        if (health.kubeDown?.length) process.stdout.write(`not running: ${health.kubeDown.join(', ')}\n`);
       }
       process.exitCode = whole ? ExitCode.ok : ExitCode.failure;
     });

@@ -37,6 +37,8 @@ import type { AddLanOptions } from './lan.js';
 import { planLan } from './lan-plan.js';
 import { DNS_SERVER_SCRIPT, cmdline, isAlive, killPids, netnsPids, spawnInNetns, spawned, waitFor } from './process.js';
 import { dnsPidFile, dnsRecordsFile, listPidRecords, readDnsRecords, readLabState, saveLab, writeDnsRecords } from './state.js';
+import { kubeCleanup, kubeUp } from './kube/cluster.js';
+import { DATA_ROOT, kubeComponent, kubeComponents } from './kube/plan.js';
 
 /** `ip netns exec NS` binds every file of /etc/netns/NS/ over /etc/ (here: resolv.conf). */
 export const ETC_NETNS = '/etc/netns';
@@ -47,6 +49,8 @@ export interface LabUpOptions {
   readonly onProgress?: (msg: string) => void;
   /** Also build the outside LAN attached to these nodes (see lan-plan.ts). */
   readonly lan?: AddLanOptions;
+  /** Also run a Kubernetes cluster on the lab's nodes (src/lab/kube). */
+  readonly kubernetes?: boolean;
 }
 
 async function runAll(runner: Runner, cmds: readonly LabCommand[]): Promise<void> {
@@ -121,6 +125,10 @@ export async function labUp(spec: LabSpec, opts: LabUpOptions): Promise<Lab> {
     await startDns(lab);
     progress(`dns ${lab.dns.ip}:${lab.dns.port}: ${spec.service} -> ${lab.pods.length} pod IPs`);
     await saveLab(lab);
+    if (opts.kubernetes) {
+      lab.kube = await kubeUp(lab, { runner, onProgress: progress });
+      await saveLab(lab);
+    }
     return lab;
   } catch (err) {
     log?.warn({ lab: spec.id, err: errorMessage(err) }, 'lab build failed; removing what was built');
@@ -149,7 +157,14 @@ export async function labDown(runner: Runner, opts: { id?: string } = {}): Promi
   }
   for (const ns of namespaces) for (const pid of await netnsPids(ns)) pids.add(pid);
   pids.delete(process.pid); // never ourselves, should we have been started inside a lab pod
-  const processes = await killPids([...pids]);
+  let processes = await killPids([...pids]);
+  // A Kubernetes cluster's containers live in namespaces of containerd's, its mounts and cgroups
+  // outside any lab namespace: found by the lab id alone, so a killed run is cleaned up too.
+  const kubeIds = opts.id === undefined ? [...new Set([...(await subdirs(STATE_ROOT)), ...(await subdirs(DATA_ROOT))])] : [opts.id];
+  for (const id of kubeIds) {
+    if (!/^[a-z0-9]{1,12}$/.test(id)) continue;
+    processes += (await kubeCleanup(runner, id, labStateDir(id))).processes;
+  }
 
   const deleted: string[] = [];
   const failures: string[] = [];
@@ -351,23 +366,30 @@ export interface LabHealth {
   readonly dns: { readonly running: boolean; readonly pid?: number; readonly members: string[] };
   /** Pod short name -> pid of the kmcast agent running in it. */
   readonly agents: Record<string, number>;
+  /** With a Kubernetes cluster: its components that should run and do not, e.g. 'kubelet on kmck1-n2'. */
+  readonly kubeDown?: string[];
 }
 
 /** What runs and what is missing in a lab, from the kernel and /proc (not from the state file). */
 export async function labHealth(lab: Lab, runner: Runner): Promise<LabHealth> {
   const present = new Set(await listNetns(runner));
   const lan = lab.lan ? [lab.lan.netns, ...lab.lan.hosts.map((h) => h.netns)] : [];
-  const expected = [lab.router, ...lab.nodes.map((n) => n.netns), ...lab.pods.map((p) => p.netns), ...lan];
+  const expected = [lab.router, ...(lab.kube ? [lab.kube.controlPlane] : []), ...lab.nodes.map((n) => n.netns), ...lab.pods.map((p) => p.netns), ...lan];
   const dnsPid = await readDnsPid(lab);
   const agents: Record<string, number> = {};
+  const running = new Set<string>();
   for (const rec of await listPidRecords(lab.stateDir)) {
     const pod = lab.pods.find((p) => p.netns === rec.netns);
     const cl = cmdline(rec.pid);
-    if (pod && isAlive(rec.pid) && cl?.join('\0') === rec.argv.join('\0') && rec.argv.includes('agent')) agents[pod.name] = rec.pid;
+    const alive = isAlive(rec.pid) && cl?.join('\0') === rec.argv.join('\0');
+    if (pod && alive && rec.argv.includes('agent')) agents[pod.name] = rec.pid;
+    if (alive) running.add(kubeComponent(rec.argv[0] ?? '', rec.netns));
   }
+  const kubeExpected = lab.kube ? kubeComponents(lab.kube.controlPlane, lab.nodes.map((n) => n.netns)) : [];
   return {
     missingNamespaces: expected.filter((n) => !present.has(n)),
     dns: { running: dnsPid !== undefined, ...(dnsPid === undefined ? {} : { pid: dnsPid }), members: await readMembers(lab) },
     agents,
+    ...(lab.kube ? { kubeDown: kubeExpected.filter((c) => !running.has(c)) } : {}),
   };
 }

@@ -57,9 +57,9 @@ export const podHostLink = (k: number): string => `kmcv${k}`;
 export const labNetnsPrefix = (id: string): string => `${NETNS_PREFIX}${id}-`;
 export const labStateDir = (id: string): string => `${STATE_ROOT}/${id}`;
 
-/** The lab id a lab namespace name belongs to (router, node, pod, LAN switch or LAN host), or undefined for any other name. */
+/** The lab id a lab namespace name belongs to (router, control plane, node, pod, LAN switch or LAN host), or undefined for any other name. */
 export function labIdOfNetns(netns: string): string | undefined {
-  const m = /^kmc([a-z0-9]{1,12})-(r|n\d+(p\d+)?|lan|h\d+)$/.exec(netns);
+  const m = /^kmc([a-z0-9]{1,12})-(r|cp|n\d+(p\d+)?|lan|h\d+)$/.exec(netns);
   return m?.[1];
 }
 
@@ -107,8 +107,9 @@ function intInRange(field: string, value: number, min: number, max: number): num
   return value;
 }
 
-/** Defaults, then validation with messages that name the flag. */
-export function buildSpec(input: Partial<LabSpec> = {}): LabSpec {
+/** Defaults, then validation with messages that name the flag. `minPods` 0 lets a lab have no
+ * namespace pods of its own (a Kubernetes lab, whose pods come from its kubelets). */
+export function buildSpec(input: Partial<LabSpec> = {}, opts: { minPods?: number } = {}): LabSpec {
   const nodes = input.nodes ?? ['calico', 'bridge', 'calico'];
   if (nodes.length < 1 || nodes.length > MAX_NODES) {
     throw new ConfigError(`invalid --nodes: a lab has 1 to ${MAX_NODES} nodes`, { fields: { field: 'nodes' } });
@@ -125,7 +126,7 @@ export function buildSpec(input: Partial<LabSpec> = {}): LabSpec {
   return {
     id: validateLabId(input.id ?? DEFAULT_LAB_ID),
     nodes: [...nodes],
-    podsPerNode: intInRange('pods', input.podsPerNode ?? 2, 1, MAX_PODS_PER_NODE),
+    podsPerNode: intInRange('pods', input.podsPerNode ?? 2, opts.minPods ?? 1, MAX_PODS_PER_NODE),
     // 1280 keeps the overlay (MTU - 50) above IPv6's minimum; 9000 is a jumbo frame.
     mtu: intInRange('mtu', input.mtu ?? 1500, 1280, 9000),
     ...(input.nodeMtu ? { nodeMtu: Object.fromEntries(Object.entries(input.nodeMtu).map(([n, m]) => [n, intInRange('mtu', m, 1280, 9000)])) } : {}),

@@ -28,6 +28,12 @@ export interface SpawnInNetnsOptions {
   readonly detached?: boolean;
   /** 'pipe' to talk to the process on stdin (default: no stdin). */
   readonly stdin?: 'pipe' | 'ignore';
+  /**
+   * 'host': enter only the network namespace (nsenter), keeping the host's mount namespace, so
+   * the mounts the process makes are everyone's (a node's containerd and kubelet must see each
+   * other's). Default: `ip netns exec`, which gives the process a mount namespace of its own.
+   */
+  readonly mounts?: 'own' | 'host';
 }
 
 /**
@@ -35,11 +41,11 @@ export interface SpawnInNetnsOptions {
  * records the pid in the lab's state dir so labDown kills it.
  */
 export function spawnInNetns(netns: string, argv: readonly string[], opts: SpawnInNetnsOptions = {}): ChildProcess {
-  const full = ['netns', 'exec', netns, ...argv];
+  const [cmd, ...full] = opts.mounts === 'host' ? ['nsenter', `--net=/run/netns/${netns}`, '--', ...argv] : ['ip', 'netns', 'exec', netns, ...argv];
   let fd: number | undefined;
   if (opts.logFile) fd = openSync(opts.logFile, 'a');
   try {
-    const child = spawn('ip', full, {
+    const child = spawn(cmd ?? 'ip', full, {
       stdio: fd === undefined ? [opts.stdin ?? 'ignore', 'pipe', 'pipe'] : [opts.stdin ?? 'ignore', fd, fd],
       env: opts.env ?? process.env,
       detached: opts.detached ?? false,
@@ -60,7 +66,7 @@ export function spawnInNetns(netns: string, argv: readonly string[], opts: Spawn
 export async function spawned(child: ChildProcess, what: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
-    child.once('error', (err) => reject(new CommandError(['ip', ...child.spawnargs.slice(1)], null, `start ${what}: ${err.message}`)));
+    child.once('error', (err) => reject(new CommandError([...child.spawnargs], null, `start ${what}: ${err.message}`)));
   });
 }
 

@@ -64,6 +64,12 @@ export interface PidRecord {
 export function recordPid(netns: string, pid: number, argv: readonly string[]): void {
   const id = labIdOfNetns(netns);
   if (id === undefined) return; // not a lab namespace: nothing to clean up for labDown
+  recordLabPid(id, netns, pid, argv);
+}
+
+/** recordPid for a process of lab `id` that runs outside its namespaces (`where` says where, e.g. 'host'). */
+export function recordLabPid(id: string, where: string, pid: number, argv: readonly string[]): void {
+  const netns = where;
   const dir = pidsDir(labStateDir(id));
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
   const rec: PidRecord = { pid, netns, argv };

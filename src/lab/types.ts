@@ -49,6 +49,24 @@ export interface Lab {
   readonly stateDir: string;
   /** The outside LAN (lab up --lan, addLan), when the lab has one; attachLanNode changes it. */
   lan?: LabLan;
+  /** The Kubernetes cluster (lab up --kubernetes, src/lab/kube), when the lab runs one. */
+  kube?: LabKube;
+}
+
+/** A lab's Kubernetes cluster: a control-plane namespace and a containerd and kubelet per node. */
+export interface LabKube {
+  /** The control-plane namespace (etcd, kube-apiserver, kube-controller-manager, kube-scheduler). */
+  readonly controlPlane: string;
+  /** The API server's address inside the lab, e.g. https://172.31.0.2:6443. */
+  readonly apiserver: string;
+  /** The admin kubeconfig for the host (server https://127.0.0.1:<hostPort>). */
+  readonly kubeconfig: string;
+  readonly hostPort: number;
+  /** Kubernetes node names, node 1 first. */
+  readonly nodes: readonly string[];
+  readonly stateDir: string;
+  /** containerd's images and snapshots (on disk). */
+  readonly dataDir: string;
 }
 
 /** A host on the outside LAN: not a pod, not in the cluster. */
