@@ -18,6 +18,7 @@ function nodeOptions(cmd: Command): Command {
     .option('--interface <if>', 'uplink (default: the interface of the default route)')
     .option('--node-ip <ip>', 'this node\'s IP (default: the uplink\'s first IPv4 address)')
     .option('--key-file <path>', 'shared secret(s), one per line: the first signs, all verify')
+    .option('--insecure-no-key', 'run without --key-file: control messages unauthenticated (a pod masqueraded to a node IP can forge them); tests and trusted networks only')
     .option('--http <[ip]:port|off>', `metrics/health/status listener (default: 0.0.0.0:${NODE_HTTP_PORT})`)
     .option('--vxlan-port <n>', `VXLAN UDP port between nodes (default: ${NODE_VXLAN_PORT})`)
     .option('--control-port <n>', `control protocol UDP port (default: ${NODE_CONTROL_PORT})`)
@@ -85,7 +86,7 @@ Examples:
 
 Finding the other nodes: --peers-service (deploy/node's headless Service kmcast-node in namespace
 kmcast-node) and/or --peers; control messages on UDP --control-port (${NODE_CONTROL_PORT}), signed
-with --key-file; names resolved by --dns-server or the system resolver. A member pod's kmcast wait
+with --key-file (required: without one, the agent refuses to start unless --insecure-no-key); names resolved by --dns-server or the system resolver. A member pod's kmcast wait
 returns once the other nodes are heard, or after one peer expiry (then degraded). docs/node-mode.md.
 ${GATEWAY_HELP}`,
     )

@@ -39,7 +39,7 @@ import { GatewayMetrics } from '../gateway/metrics.js';
 import { removeGatewayScript } from '../gateway/nft.js';
 import type { PeerNodesStatus, PodProgramStatus } from './api.js';
 import type { NodeConfig } from './config.js';
-import { nodeClusterLabel } from './config.js';
+import { checkKeyPolicy, nodeClusterLabel } from './config.js';
 import { NODE_LOCAL_STATE, NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
 import type { PeerNodesReadiness } from './domain.js';
@@ -157,9 +157,15 @@ export class NodeAgent {
 
   async start(): Promise<void> {
     const cfg = this.config;
+    checkKeyPolicy(cfg);
     await this.checkTools();
     if (cfg.keyFile) this.keys = await loadKeyFile(cfg.keyFile);
-    else this.log.warn('no --key-file: control messages are not authenticated; only --peers/--peers-service source addresses are believed');
+    else {
+      this.log.warn(
+        { flag: '--insecure-no-key' },
+        'INSECURE: running without --key-file: control messages are not authenticated; any sender with a listed node\'s source address (a pod masqueraded to its node\'s IP, too) can replace this node\'s view of a domain\'s groups',
+      );
+    }
     await this.detectUplink();
     const expiryMs = cfg.peerExpiry * cfg.heartbeatMs;
     // PeerTable needs the node IP as "self"; it is known only now.
@@ -657,6 +663,7 @@ export class NodeAgent {
       controlPort: this.config.controlPort,
       ready: this.isReady,
       authenticated: this.keys.length > 0,
+      ...(this.config.insecureNoKey && this.keys.length === 0 ? { insecureNoKey: true } : {}),
       unregistered: this.config.unregistered,
       domains,
       ruleset: { installed: this.ruleset.isInstalled, chains: this.ruleset.size, ...(this.ruleset.lastError ? { lastError: this.ruleset.lastError } : {}) },

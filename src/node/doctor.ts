@@ -149,9 +149,22 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
         }
       : { id: 'node-agent', title: 'node agent /status', status: 'FAIL', detail: problems.join('; '), fix: 'read the agent log (kubectl logs -n kmcast-node ds/kmcast-node) and kmcast status --node' },
   );
+  out.push(evaluateNodeKey(st));
   out.push(evaluateNodeLimits(st));
   if (st.gateway) out.push(evaluateGateway(st.gateway));
   return out;
+}
+
+/** Whether the node agents' control messages are signed. Pure. */
+export function evaluateNodeKey(st: Pick<NodeStatus, 'authenticated' | 'insecureNoKey'>): CheckResult {
+  if (st.authenticated) return { id: 'node-key', title: 'control messages signed', status: 'OK', detail: 'STATE/LEAVE are signed and verified with --key-file' };
+  return {
+    id: 'node-key',
+    title: 'control messages signed',
+    status: 'WARN',
+    detail: `INSECURE: the agent runs without --key-file${st.insecureNoKey ? ' (--insecure-no-key)' : ''}: any sender with a listed node's source address, a pod masqueraded to its node's IP too, can replace this node's view of a domain's groups`,
+    fix: 'kubectl -n kmcast-node create secret generic kmcast-node-key --from-literal=key=$(openssl rand -hex 32) and run every agent with --key-file (deploy/node mounts it)',
+  };
 }
 
 /**

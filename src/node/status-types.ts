@@ -47,6 +47,8 @@ export interface NodeStatus {
   readonly controlPort: number;
   readonly ready: boolean;
   readonly authenticated: boolean;
+  /** Present (true) when the agent runs without a key because --insecure-no-key said so. */
+  readonly insecureNoKey?: boolean;
   readonly unregistered: 'drop' | 'flood';
   readonly domains: readonly NodeDomainStatus[];
   readonly ruleset: { readonly installed: boolean; readonly chains: number; readonly lastError?: string };
