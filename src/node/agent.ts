@@ -44,7 +44,9 @@ import { NODE_LOCAL_STATE, NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
 import type { PeerNodesReadiness } from './domain.js';
 import { announcedGroups, announcement, domainStatus, isProgrammed, joinedAnywhere, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from './domain.js';
+import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
+import { PodLookup } from './pod-lookup.js';
 import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
 import { MemberResolver, membersKey, resolveListed } from './members.js';
@@ -63,6 +65,9 @@ export interface NodeAgentDeps {
 
 type PassKind = 'full' | 'entries' | 'joins';
 
+/** /v1/pods/<ip> of an IP no domain lists: at most one lookup batch per this (ms). */
+export const POD_LOOKUP_INTERVAL_MS = 1000;
+
 export class NodeAgent {
   readonly metrics = new NodeMetrics();
   private readonly ip: IpClient;
@@ -73,6 +78,9 @@ export class NodeAgent {
   private allowList: AllowList;
   private peersDns: DnsDiscovery | undefined;
   private http: Server | undefined;
+  private statusHttp: Server | undefined;
+  /** /v1/pods/<ip> for IPs no domain lists: at most one lookup batch per interval. */
+  private readonly podLookup: PodLookup;
   private keys: Buffer[] = [];
   private uplink = '';
   private nodeIp = '';
@@ -128,6 +136,7 @@ export class NodeAgent {
     }));
     const gw = config.gateway;
     const gwDomain = gw && this.domains.find((d) => d.domain.service === gw.service);
+    this.podLookup = new PodLookup(async (ips) => await this.lookupPods(ips), { intervalMs: POD_LOOKUP_INTERVAL_MS });
     this.gateway = gw && gwDomain ? new Gateway(gw, { ip: this.ip, log: deps.log.child({ gateway: gw.interface }), metrics: new GatewayMetrics(this.metrics.registry) }) : undefined;
   }
 
@@ -234,23 +243,25 @@ export class NodeAgent {
         if (this.pending.size && !this.stopped) this.kick();
       });
     await first;
-    if (cfg.http) {
-      this.http = await startNodeHttp(cfg.http.host, cfg.http.port, {
-        metrics: this.metrics,
-        beforeScrape: async () => {
-          await this.refreshCounters();
-        },
-        ready: () => this.isReady,
-        status: async () => {
-          await this.gateway?.refresh();
-          await this.refreshAllowList();
-          return this.status();
-        },
-        pod: async (ip) => await this.podStatus(ip),
-      }).catch((err: unknown) => {
-        throw new ConfigError(`--http ${cfg.http!.host}:${cfg.http!.port}: cannot listen: ${errorMessage(err)}`, { cause: err });
+    const sources: NodeHttpSources = {
+      metrics: this.metrics,
+      beforeScrape: async () => {
+        await this.refreshCounters();
+      },
+      ready: () => this.isReady,
+      status: async () => {
+        await this.gateway?.refresh();
+        await this.refreshAllowList();
+        return this.status();
+      },
+      pod: async (ip) => await this.podStatus(ip),
+    };
+    const listen = async (flag: string, at: { host: string; port: number }, access: 'open' | 'loopback' | 'none'): Promise<Server> =>
+      await startNodeHttp(at.host, at.port, sources, access).catch((err: unknown) => {
+        throw new ConfigError(`${flag} ${at.host}:${at.port}: cannot listen: ${errorMessage(err)}`, { cause: err });
       });
-    }
+    if (cfg.statusHttp) this.statusHttp = await listen('--status-http', cfg.statusHttp, 'open');
+    if (cfg.http) this.http = await listen('--http', cfg.http, cfg.statusHttp ? 'none' : 'loopback');
     this.nodeMonitor = this.startNodeMonitor();
     const every = (ms: number, fn: () => void): void => {
       const t = setInterval(fn, ms);
@@ -296,7 +307,7 @@ export class NodeAgent {
       d.announced = false;
     }
     await this.control?.close();
-    await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    for (const server of [this.http, this.statusHttp]) await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     for (const d of this.domains) d.dns.cancel();
     this.peersDns?.cancel();
   }
@@ -623,10 +634,20 @@ export class NodeAgent {
       if (listed) return listed;
     }
     // Not listed by any domain: known only if it is a pod on this node (a member whose DNS entry
-    // has not appeared yet, or a pod of no domain at all).
-    const r = await this.resolver().resolve(podIp).catch(() => undefined);
-    if (r && 'local' in r) return { podIp, programmed: false, reason: 'not_member', hostVeth: r.local.veth };
-    return undefined;
+    // has not appeared yet, or a pod of no domain at all), from the rate-limited view.
+    const hostVeth = await this.podLookup.get(podIp);
+    return hostVeth === undefined ? undefined : { podIp, programmed: false, reason: 'not_member', hostVeth };
+  }
+
+  /** One lookup batch of unlisted IPs: one resolver (one route read, one scan per bridge). */
+  private async lookupPods(ips: readonly string[]): Promise<Map<string, string | undefined>> {
+    const resolver = this.resolver();
+    const out = new Map<string, string | undefined>();
+    for (const ip of ips) {
+      const r = await resolver.resolve(ip).catch(() => undefined);
+      out.set(ip, r && 'local' in r ? r.local.veth : undefined);
+    }
+    return out;
   }
 
   /** The allow-list's drop counters as the kernel has them now. */

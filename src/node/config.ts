@@ -35,7 +35,13 @@ export interface NodeConfig {
   readonly keyFile: string | undefined;
   /** Run without --key-file (control messages unauthenticated): only when explicitly asked. */
   readonly insecureNoKey: boolean;
+  /**
+   * The pod API (/v1/pods/<ip> for `kmcast wait`, /healthz, /readyz). /status and /metrics are
+   * answered here only to clients on the node's loopback, and not at all when `statusHttp` is set.
+   */
   readonly http: { readonly host: string; readonly port: number } | undefined;
+  /** The operator's listener: /status, /metrics and the rest, to anyone who reaches it. */
+  readonly statusHttp: { readonly host: string; readonly port: number } | undefined;
   readonly vxlanPort: number;
   readonly controlPort: number;
   readonly unregistered: 'drop' | 'flood';
@@ -64,6 +70,7 @@ export const NODE_FLAGS: Record<string, string> = {
   keyFile: '--key-file',
   insecureNoKey: '--insecure-no-key',
   http: '--http',
+  statusHttp: '--status-http',
   vxlanPort: '--vxlan-port',
   controlPort: '--control-port',
   unregistered: '--unregistered',
@@ -131,8 +138,12 @@ function bool(raw: RawNodeOptions, key: string): boolean {
   return fail(key, `invalid value ${JSON.stringify(v)} (must be true or false)`);
 }
 
+function isWildcard(host: string): boolean {
+  return host === '' || host === '0.0.0.0';
+}
+
 /** `[IP]:PORT`, `PORT`-less `IP`, or "off" (undefined). */
-function listenAddress(text: string | undefined, key: 'http'): { host: string; port: number } | undefined {
+function listenAddress(text: string | undefined, key: 'http' | 'statusHttp'): { host: string; port: number } | undefined {
   if (text === undefined || text === 'off') return undefined;
   const hp = parseHostPort(text, NODE_HTTP_PORT);
   if (!hp || (hp.host !== '' && !isIpv4(hp.host) && hp.host !== 'localhost')) fail(key, `${JSON.stringify(text)} is not [IP]:PORT or "off"`);
@@ -228,6 +239,10 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
   const controlPort = int(raw, 'controlPort', 1, 65535);
   if (vxlanPort === controlPort) fail('controlPort', `must differ from --vxlan-port (${vxlanPort})`);
   const http = listenAddress(str('http'), 'http');
+  const statusHttp = listenAddress(str('statusHttp'), 'statusHttp');
+  if (http && statusHttp && http.port === statusHttp.port && (http.host === statusHttp.host || isWildcard(http.host) || isWildcard(statusHttp.host))) {
+    fail('statusHttp', `${statusHttp.host}:${statusHttp.port} overlaps --http ${http.host}:${http.port}; give it another port (or another address than a wildcard one)`);
+  }
   const unregistered = str('unregistered') ?? 'drop';
   if (unregistered !== 'drop' && unregistered !== 'flood') fail('unregistered', `invalid value ${JSON.stringify(unregistered)} (must be drop or flood)`);
   const logLevel = str('logLevel') ?? 'info';
@@ -245,6 +260,7 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
     keyFile: str('keyFile'),
     insecureNoKey: bool(raw, 'insecureNoKey'),
     http,
+    statusHttp,
     vxlanPort,
     controlPort,
     unregistered,

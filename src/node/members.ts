@@ -50,6 +50,7 @@ export class MemberResolver {
   private nsids: Map<number, string> | undefined;
   private routeLookup: Promise<(ip: string) => Promise<RouteMatch | undefined>> | undefined;
   private readonly bridgeScans = new Map<string, Promise<{ ports: LinkInfo[]; addrs: Map<number, string[]> }>>();
+  private readonly linkReads = new Map<string, Promise<LinkInfo[]>>();
 
   constructor(
     private readonly ip: IpClient,
@@ -92,9 +93,19 @@ export class MemberResolver {
     return scan;
   }
 
+  /** One read per device and pass (most IPs of a batch lead to the same few devices). */
+  private linkOf(dev: string): Promise<LinkInfo[]> {
+    let read = this.linkReads.get(dev);
+    if (!read) {
+      read = this.ip.links({ dev });
+      this.linkReads.set(dev, read);
+    }
+    return read;
+  }
+
   async resolve(podIp: string): Promise<Resolution> {
     const route = await (await this.lookup())(podIp);
-    const [link] = route?.dev === undefined ? [] : await this.ip.links({ dev: route.dev });
+    const [link] = route?.dev === undefined ? [] : await this.linkOf(route.dev);
     let veth: LinkInfo | undefined;
     switch (classify(route, link)) {
       case 'veth':

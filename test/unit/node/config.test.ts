@@ -79,3 +79,12 @@ test('no --key-file: refused (exit 2 naming --key-file) unless --insecure-no-key
   assert.equal(validateNodeConfig(mergeNodeOptions(ok, { KMCAST_INSECURE_NO_KEY: '0' })).insecureNoKey, false);
   configError(() => validateNodeConfig(mergeNodeOptions(ok, { KMCAST_INSECURE_NO_KEY: 'maybe' })), '--insecure-no-key');
 });
+
+test('--status-http: off by default, [IP]:PORT, never the --http socket', () => {
+  const ok = { ...base, service: ['app=100'] };
+  assert.equal(validateNodeConfig(mergeNodeOptions(ok, {})).statusHttp, undefined);
+  assert.deepEqual(validateNodeConfig(mergeNodeOptions({ ...ok, statusHttp: '127.0.0.1:9474' }, {})).statusHttp, { host: '127.0.0.1', port: 9474 });
+  assert.deepEqual(validateNodeConfig(mergeNodeOptions({ ...ok, http: '10.0.0.5:9471', statusHttp: '127.0.0.1:9471' }, {})).statusHttp, { host: '127.0.0.1', port: 9471 });
+  configError(() => validateNodeConfig(mergeNodeOptions({ ...ok, statusHttp: '127.0.0.1:9471' }, {})), '--status-http');
+  configError(() => validateNodeConfig(mergeNodeOptions({ ...ok, statusHttp: 'nope:x' }, {})), '--status-http');
+});
