@@ -42,14 +42,14 @@ import type { NodeConfig } from './config.js';
 import { checkKeyPolicy, nodeClusterLabel } from './config.js';
 import { NODE_LOCAL_STATE, NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
-import type { PeerNodesReadiness } from './domain.js';
+import type { PeerNodesReadiness, RefusedMember } from './domain.js';
 import { announcedGroups, announcement, domainStatus, isProgrammed, joinedAnywhere, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from './domain.js';
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
 import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
-import { MemberResolver, membersKey, resolveListed } from './members.js';
+import { MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
 import type { ChainSpec } from './nft.js';
 import { desiredChains, vxChainName } from './nft.js';
@@ -126,6 +126,7 @@ export class NodeAgent {
       listed: [],
       local: new Map(),
       reasons: new Map(),
+      refused: new Map(),
       groups: new Map(),
       announced: false,
       announcedGroups: '',
@@ -515,8 +516,23 @@ export class NodeAgent {
   private async resolveMembers(): Promise<void> {
     // One resolver per pass: one route read, one nsid map, one scan per bridge for every domain.
     const resolver = this.resolver();
+    const shared = sharedClaims(this.domains.map((d) => ({ service: d.domain.service, listed: d.listed })));
     for (const d of this.domains) {
       const { local, reasons } = await resolveListed(resolver, d.listed);
+      // A pod here that two domains list is captured by neither (docs/node-mode.md, "Members").
+      const refused = new Map<string, RefusedMember>();
+      for (const [ip, m] of local) {
+        const domains = shared.get(ip);
+        if (!domains) continue;
+        local.delete(ip);
+        reasons.set(ip, 'multiple_domains');
+        refused.set(ip, { podIp: ip, reason: 'multiple_domains', hostVeth: m.veth, domains });
+      }
+      const was = [...d.refused.keys()].join();
+      if ([...refused.keys()].join() !== was && refused.size) {
+        this.log.warn({ domain: d.domain.service, refused: [...refused.values()] }, 'pods listed by more than one domain: captured by none of them');
+      }
+      d.refused = refused;
       if (membersKey(d.local.values()) !== membersKey(local.values())) {
         this.log.info({ domain: d.domain.service, members: [...local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
       }

@@ -47,9 +47,11 @@ export interface PeerNodesStatus {
  * - no_netns: the veth's peer namespace cannot be opened (runtime netns handles not mounted);
  * - pending: found, capture and delivery not installed yet (the next sync does it);
  * - peers: captured and delivered locally, but the domain's other nodes are not all heard yet
- *   (their members would miss the app's first datagrams); bounded by one peer expiry.
+ *   (their members would miss the app's first datagrams); bounded by one peer expiry;
+ * - multiple_domains: a pod on this node that two or more domains list: refused by all of them
+ *   (whoever can write one Service's endpoints could otherwise pull any pod into their domain).
  */
-export type NotProgrammedReason = 'not_member' | 'not_local' | 'no_netns' | 'pending' | 'peers';
+export type NotProgrammedReason = 'not_member' | 'not_local' | 'no_netns' | 'pending' | 'peers' | 'multiple_domains';
 
 export interface PodProgramStatus {
   readonly podIp: string;

@@ -141,6 +141,24 @@ export async function resolveListed(
   return { local, reasons };
 }
 
+/**
+ * Pod IPs that more than one domain lists, with the domains (in the order given). Such a pod is
+ * captured by none of them: membership is what DNS says, and whoever can write the Endpoints of
+ * one domain's Service could otherwise pull any pod into their domain. Pure.
+ */
+export function sharedClaims(domains: ReadonlyArray<{ readonly service: string; readonly listed: readonly string[] }>): Map<string, string[]> {
+  const by = new Map<string, string[]>();
+  for (const d of domains) {
+    for (const ip of new Set(d.listed)) {
+      const list = by.get(ip);
+      if (list) list.push(d.service);
+      else by.set(ip, [d.service]);
+    }
+  }
+  for (const [ip, services] of by) if (services.length < 2) by.delete(ip);
+  return by;
+}
+
 /** A one-line identity of a member set (IP, veth and its ifindex): equal when nothing moved. Pure. */
 export function membersKey(members: Iterable<LocalMember>): string {
   return [...members].map((m) => `${m.ip}@${m.veth}#${m.vethIndex}`).join();

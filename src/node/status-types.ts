@@ -2,6 +2,7 @@
 import type { PeerStatus } from '../agent/status-types.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
 import type { NotProgrammedReason, PeerNodesStatus } from './api.js';
+import type { RefusedMember } from './domain.js';
 
 export interface NodeMemberStatus {
   readonly podIp: string;
@@ -22,6 +23,8 @@ export interface NodeDomainStatus {
   readonly listed: readonly string[];
   /** Those on this node. */
   readonly localMembers: readonly NodeMemberStatus[];
+  /** Pods on this node the domain lists but does not capture, with the reason; absent when none. */
+  readonly refused?: readonly RefusedMember[];
   /** True while this node announces the domain (it has a local member). */
   readonly announced: boolean;
   readonly groups: readonly string[];

@@ -1,7 +1,7 @@
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeRunner } from '../../../src/iproute2/runner.js';
-import { evaluateNode, evaluateNodeKey, gatherNodeFacts, nftProbeScript } from '../../../src/node/doctor.js';
+import { evaluateNode, evaluateNodeKey, evaluateNodeLimits, gatherNodeFacts, nftProbeScript } from '../../../src/node/doctor.js';
 import type { NodeDoctorDeps, NodeDoctorFacts } from '../../../src/node/doctor.js';
 import type { NodeStatus } from '../../../src/node/status-types.js';
 
@@ -99,4 +99,15 @@ test('doctor --node: a keyless agent is a loud WARN naming --insecure-no-key; a 
   assert.match(warn.detail, /INSECURE.*--insecure-no-key/);
   assert.match(warn.fix ?? '', /--key-file/);
   assert.equal(evaluateNodeKey({ authenticated: true }).status, 'OK');
+});
+
+test('doctor --node: a pod refused because two domains list it is a WARN naming it and the domains', () => {
+  const st = {
+    mode: 'node', version: '0.1.0', nodeIp: '172.31.1.2', uplink: 'kmcup', vxlanPort: 7472, controlPort: 7473, ready: true, authenticated: true, unregistered: 'drop',
+    domains: [{ service: 'a', vni: 100, device: 'kmcvx100', label: 'x', listed: ['10.244.1.11'], localMembers: [], refused: [{ podIp: '10.244.1.11', reason: 'multiple_domains', hostVeth: 'kmcv1', domains: ['a', 'b'] }], announced: false, groups: [], peers: [], entries: { fdb: 0, mdb: 0 } }],
+    ruleset: { installed: true, chains: 0 }, allowList: { installed: true, peers: 0 }, drops: { control: {} },
+  } as NodeStatus;
+  const c = evaluateNodeLimits(st);
+  assert.equal(c.status, 'WARN');
+  assert.match(c.detail, /10\.244\.1\.11 \(multiple_domains: a, b\)/);
 });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { IpClient } from '../../../src/iproute2/client.js';
 import { parseIpv4AddrsOf, parseIpv4MaddrsOf, parseLinks, parseNetnsIds, parseRouteGet } from '../../../src/iproute2/parse.js';
 import { FakeRunner } from '../../../src/iproute2/runner.js';
-import { MemberResolver, classify, matchBridgePort } from '../../../src/node/members.js';
+import { MemberResolver, classify, matchBridgePort, sharedClaims } from '../../../src/node/members.js';
 import { fixture } from '../fixtures.js';
 
 const f = (name: string): string => fixture(`iproute2/node/${name}`);
@@ -110,4 +110,14 @@ test('a pod on another node is not_local; a veth whose peer namespace has no nam
     .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
     .on('ip -j netns list-id', { stdout: '[{"nsid":2}]' });
   assert.deepEqual(await new MemberResolver(new IpClient(anon), (ns) => new IpClient(anon, ns)).resolve('10.244.1.11'), { reason: 'no_netns' });
+});
+
+test('sharedClaims: IPs more than one domain lists, with those domains; a repeat within one domain is not a claim', () => {
+  const c = sharedClaims([
+    { service: 'a', listed: ['10.0.0.1', '10.0.0.2', '10.0.0.2'] },
+    { service: 'b', listed: ['10.0.0.3', '10.0.0.1'] },
+    { service: 'c', listed: ['10.0.0.1'] },
+  ]);
+  assert.deepEqual([...c], [['10.0.0.1', ['a', 'b', 'c']]]);
+  assert.equal(sharedClaims([{ service: 'a', listed: ['10.0.0.1'] }]).size, 0);
 });
