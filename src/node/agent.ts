@@ -49,7 +49,7 @@ import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
 import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
-import { MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
+import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
 import type { ChainSpec } from './nft.js';
 import { desiredChains, vxChainName } from './nft.js';
@@ -88,6 +88,8 @@ export class NodeAgent {
   private timers: NodeJS.Timeout[] = [];
   private nodeMonitor: MonitorHandle | undefined;
   private readonly joins: JoinWatch;
+  /** Member IP -> the veth it was first found on (a second claimant is refused). */
+  private readonly bindings = new MemberBindings();
   private readonly ruleset: NodeRuleset;
   private pending = new Set<PassKind>();
   private running: Promise<void> | undefined;
@@ -518,9 +520,12 @@ export class NodeAgent {
     const resolver = this.resolver();
     const shared = sharedClaims(this.domains.map((d) => ({ service: d.domain.service, listed: d.listed })));
     for (const d of this.domains) {
-      const { local, reasons } = await resolveListed(resolver, d.listed);
+      const { local, reasons, conflicts } = await resolveListed(resolver, d.listed, this.bindings);
       // A pod here that two domains list is captured by neither (docs/node-mode.md, "Members").
       const refused = new Map<string, RefusedMember>();
+      for (const [ip, claimants] of conflicts) {
+        for (const c of claimants) refused.set(`${ip}@${c.veth}`, { podIp: ip, reason: 'ip_conflict', hostVeth: c.veth, domains: [d.domain.service] });
+      }
       for (const [ip, m] of local) {
         const domains = shared.get(ip);
         if (!domains) continue;
@@ -530,7 +535,7 @@ export class NodeAgent {
       }
       const was = [...d.refused.keys()].join();
       if ([...refused.keys()].join() !== was && refused.size) {
-        this.log.warn({ domain: d.domain.service, refused: [...refused.values()] }, 'pods listed by more than one domain: captured by none of them');
+        this.log.warn({ domain: d.domain.service, refused: [...refused.values()] }, 'member pods refused: listed by more than one domain (captured by none), or a second veth claims a member\'s IP (the first one kept)');
       }
       d.refused = refused;
       if (membersKey(d.local.values()) !== membersKey(local.values())) {
@@ -540,6 +545,7 @@ export class NodeAgent {
       d.reasons = reasons;
       for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
     }
+    this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
   }
 
   private async readJoins(): Promise<void> {

@@ -46,7 +46,8 @@ export interface DomainRuntime {
 /** A pod on this node a domain lists and refuses to capture. */
 export interface RefusedMember {
   readonly podIp: string;
-  readonly reason: 'multiple_domains';
+  /** multiple_domains: another domain lists it too; ip_conflict: a second veth claims a member's IP. */
+  readonly reason: 'multiple_domains' | 'ip_conflict';
   readonly hostVeth: string;
   /** The domains that list it. */
   readonly domains: readonly string[];

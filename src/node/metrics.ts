@@ -40,7 +40,7 @@ export class NodeMetrics {
   });
   readonly refusedPods = new Gauge({
     name: 'kmcast_node_refused_pods',
-    help: 'Pods on this node the domain lists but does not capture, by reason (multiple_domains: another domain lists the pod too).',
+    help: 'Pods on this node the domain lists but does not capture, by reason (multiple_domains: another domain lists the pod too; ip_conflict: a second veth claims a member\'s IP, refused).',
     labelNames: ['domain', 'reason'] as const,
     registers: [this.registry],
   });
@@ -69,7 +69,7 @@ export class NodeMetrics {
     this.delivered.labels(service).set(back?.get(vxChainName(d.domain.vni))?.packets ?? 0);
     this.localMembers.labels(service, 'true').set(ok);
     this.localMembers.labels(service, 'false').set(d.local.size - ok);
-    this.refusedPods.labels(service, 'multiple_domains').set([...d.refused.values()].filter((r) => r.reason === 'multiple_domains').length);
+    for (const reason of ['multiple_domains', 'ip_conflict'] as const) this.refusedPods.labels(service, reason).set([...d.refused.values()].filter((r) => r.reason === reason).length);
     const counts: Record<string, number> = { pending: 0, alive: 0, left: 0, expired: 0 };
     for (const p of d.table.status()) counts[p.state] = (counts[p.state] ?? 0) + 1;
     for (const [state, n] of Object.entries(counts)) this.peers.labels(service, state).set(n);

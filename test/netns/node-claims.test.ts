@@ -4,8 +4,13 @@
  * Whoever can write B's endpoints must not pull A's pod into B (nor keep it in A unnoticed):
  * /v1/pods says multiple_domains, /status lists it as refused in both, the metric counts it, no
  * capture chain names its veth; listed by A alone again, it is programmed again.
+ *
+ * Then a pod with NET_ADMIN (n1p1, whose veth is older: the scan finds it first) adds B's member
+ * n1p2's IP to its own eth0: the member stays bound to the veth it was first found on, and the
+ * newcomer is refused and shown (ip_conflict).
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
@@ -47,7 +52,7 @@ describe('node mode: a pod two domains list is captured by neither', { skip: ski
 
   test('baseline: each pod programmed in its own domain', async (t) => {
     if (!needRoot(t)) return;
-    agent = await startNodeAgent(lab, lab.nodes[0]!, ['--service', `${SERVICE_A}=100`, '--service', `${SERVICE_B}=200`, '--resolve-interval', '300']);
+    agent = await startNodeAgent(lab, lab.nodes[0]!, ['--service', `${SERVICE_A}=100`, '--service', `${SERVICE_B}=200`, '--resolve-interval', '300', '--resync-interval', '500']);
     for (const [p, domain] of [[pod('n1p1'), SERVICE_A], [pod('n1p2'), SERVICE_B]] as const) {
       const s = await waitFor(`${p.name} programmed`, async () => {
         const s = await podStatus(p);
@@ -86,5 +91,34 @@ describe('node mode: a pod two domains list is captured by neither', { skip: ski
       return s?.programmed ? s : undefined;
     }, 15_000, { intervalMs: 200, explain: evidence });
     assert.equal(back.domain, SERVICE_A);
+  });
+
+  test('a pod adding a member\'s IP to its eth0 does not take over the member: refused, shown, counted', async (t) => {
+    if (!needRoot(t)) return;
+    const victim = pod('n1p2');
+    const attacker = pod('n1p1');
+    const victimVeth = (await podStatus(victim))!.hostVeth!;
+    const attackerVeth = (await podStatus(attacker))!.hostVeth!;
+    assert.notEqual(victimVeth, attackerVeth);
+    await runner.run(['ip', 'addr', 'add', `${victim.ip}/32`, 'dev', 'eth0'], { netns: attacker.netns });
+    try {
+      const refused = await waitFor(`${attacker.name}'s veth ${attackerVeth} refused as a second claimant of ${victim.ip}`, async () => {
+        const st = JSON.parse((await netnsFetch(netns(), '/status', NODE_HTTP_PORT)).body) as NodeStatus;
+        return st.domains.find((d) => d.vni === 200)?.refused?.find((r) => r.podIp === victim.ip && r.reason === 'ip_conflict');
+      }, 15_000, { intervalMs: 200, explain: evidence });
+      assert.equal(refused.hostVeth, attackerVeth);
+      const s = await podStatus(victim);
+      assert.equal(s?.hostVeth, victimVeth, `${victim.ip} must stay on its own veth: ${JSON.stringify(s)}`);
+      assert.equal(s?.programmed, true);
+      const metrics = (await netnsFetch(netns(), '/metrics', NODE_HTTP_PORT)).body;
+      assert.match(metrics, new RegExp(`kmcast_node_refused_pods\\{domain="${SERVICE_B.replace(/\./g, '\\.')}",reason="ip_conflict"\\} 1`));
+      assert.match(await readFile(agent!.logFile, 'utf8'), /member pods refused/);
+    } finally {
+      await runner.run(['ip', 'addr', 'del', `${victim.ip}/32`, 'dev', 'eth0'], { netns: attacker.netns, allowFail: true });
+    }
+    await waitFor('the conflict clears once the address is gone', async () => {
+      const st = JSON.parse((await netnsFetch(netns(), '/status', NODE_HTTP_PORT)).body) as NodeStatus;
+      return !st.domains.some((d) => d.refused?.length);
+    }, 15_000, { intervalMs: 200, explain: evidence });
   });
 });
