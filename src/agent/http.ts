@@ -5,6 +5,8 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { HttpLimits } from '../net/http-limits.js';
+import { applyHttpLimits, httpServerOptions } from '../net/http-limits.js';
 import type { AgentStatus } from './status-types.js';
 
 /** What `route` answers: a status code, a body and its content type. */
@@ -24,6 +26,8 @@ export interface HttpSources<S = AgentStatus> {
   route?(path: string): Promise<HttpReply | undefined>;
   /** Appended to the 404 text's list of endpoints. */
   readonly moreEndpoints?: string;
+  /** Refuses a request before it is served (undefined: serve it); `remote` is the client's address. */
+  refuse?(path: string, remote: string | undefined): HttpReply | undefined;
 }
 
 export async function handle<S>(req: IncomingMessage, res: ServerResponse, src: HttpSources<S>): Promise<void> {
@@ -33,6 +37,8 @@ export async function handle<S>(req: IncomingMessage, res: ServerResponse, src: 
     res.end(body);
   };
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n');
+  const refused = src.refuse?.(path, req.socket.remoteAddress);
+  if (refused) return send(refused.code, refused.body, refused.type);
   const extra = await src.route?.(path);
   if (extra) return send(extra.code, extra.body, extra.type);
   switch (path) {
@@ -50,13 +56,15 @@ export async function handle<S>(req: IncomingMessage, res: ServerResponse, src: 
   }
 }
 
-export async function startHttp<S>(host: string, port: number, src: HttpSources<S>): Promise<Server> {
-  const server = createServer((req, res) => {
+/** Listens on host:port with the shared connection cap and deadlines (src/net/http-limits.ts). */
+export async function startHttp<S>(host: string, port: number, src: HttpSources<S>, limits: Partial<HttpLimits> = {}): Promise<Server> {
+  const server = createServer(httpServerOptions(limits), (req, res) => {
     handle(req, res, src).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`internal error: ${err instanceof Error ? err.message : String(err)}\n`);
     });
   });
+  applyHttpLimits(server, limits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host || undefined, () => {

@@ -18,7 +18,9 @@ function nodeOptions(cmd: Command): Command {
     .option('--interface <if>', 'uplink (default: the interface of the default route)')
     .option('--node-ip <ip>', 'this node\'s IP (default: the uplink\'s first IPv4 address)')
     .option('--key-file <path>', 'shared secret(s), one per line: the first signs, all verify')
-    .option('--http <[ip]:port|off>', `metrics/health/status listener (default: 0.0.0.0:${NODE_HTTP_PORT})`)
+    .option('--insecure-no-key', 'run without --key-file: control messages unauthenticated (a pod masqueraded to a node IP can forge them); tests and trusted networks only')
+    .option('--http <[ip]:port|off>', `pod API for kmcast wait (/v1/pods/<ip>, /healthz, /readyz); /status and /metrics only to the node's loopback unless --status-http is set (default: 0.0.0.0:${NODE_HTTP_PORT})`)
+    .option('--status-http <[ip]:port|off>', 'operator listener: /status and /metrics (and /healthz, /readyz) to whoever reaches it; --http then serves no /status or /metrics (default: off)')
     .option('--vxlan-port <n>', `VXLAN UDP port between nodes (default: ${NODE_VXLAN_PORT})`)
     .option('--control-port <n>', `control protocol UDP port (default: ${NODE_CONTROL_PORT})`)
     .option('--unregistered <mode>', 'groups no member node joined: drop | flood (default: drop)')
@@ -85,9 +87,13 @@ Examples:
   kmcast node --service app-a=100 --service app-b=200 --peers 172.31.1.2,172.31.2.2 --key-file /etc/kmcast/key
   KMCAST_SERVICE=app-a,app-b KMCAST_PEERS_SERVICE=kmcast-node.kmcast-node.svc.cluster.local kmcast node
 
+HTTP: --http (all addresses by default) is what member pods reach; it answers /v1/pods/<podIP>,
+/healthz and /readyz to anyone, /status and /metrics only to clients on the node's loopback. Give
+--status-http ADDR:PORT to serve /status and /metrics there (and nowhere else), e.g. for Prometheus.
+
 Finding the other nodes: --peers-service (deploy/node's headless Service kmcast-node in namespace
 kmcast-node) and/or --peers; control messages on UDP --control-port (${NODE_CONTROL_PORT}), signed
-with --key-file; names resolved by --dns-server or the system resolver. A member pod's kmcast wait
+with --key-file (required: without one, the agent refuses to start unless --insecure-no-key); names resolved by --dns-server or the system resolver. A member pod's kmcast wait
 returns once the other nodes are heard, or after one peer expiry (then degraded). docs/node-mode.md.
 ${GATEWAY_HELP}`,
     )

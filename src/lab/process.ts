@@ -155,13 +155,16 @@ export interface NodeAgentHandle {
 /**
  * Starts `kmcast node` in the NODE namespace (node mode: the pods hold no agent): `--peers` every
  * node's underlay IP, `--dns-server` the lab DNS (node namespaces have no resolv.conf of their own),
- * `--log-level debug`, then `extraArgs` (the domains: `--service NAME[=VNI]`...). Logs to
+ * `--log-level debug`, `--insecure-no-key` when `extraArgs` has no `--key-file` (unless `keyless` says
+ * otherwise), then `extraArgs` (the domains: `--service NAME[=VNI]`...). Logs to
  * <stateDir>/n<i>.node.log. Resolves once the process runs; poll /readyz (nodeFetch) for ready.
  */
-export async function startNodeAgent(lab: Lab, node: LabNode, extraArgs: readonly string[], opts: { detached?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<NodeAgentHandle> {
+export async function startNodeAgent(lab: Lab, node: LabNode, extraArgs: readonly string[], opts: { detached?: boolean; env?: NodeJS.ProcessEnv; keyless?: boolean } = {}): Promise<NodeAgentHandle> {
   const logFile = join(lab.stateDir, `n${node.index}.node.log`);
   const peers = lab.nodes.map((n) => n.underlayIp).join(',');
-  const argv = [process.execPath, ...AGENT_NODE_FLAGS, KMCAST_MAIN, 'node', '--peers', peers, '--dns-server', `${lab.dns.ip}:${lab.dns.port}`, '--log-level', 'debug', ...extraArgs];
+  // A lab without a key runs keyless on purpose (the agent refuses that unless told).
+  const keyless = opts.keyless ?? !extraArgs.includes('--key-file');
+  const argv = [process.execPath, ...AGENT_NODE_FLAGS, KMCAST_MAIN, 'node', '--peers', peers, '--dns-server', `${lab.dns.ip}:${lab.dns.port}`, '--log-level', 'debug', ...(keyless ? ['--insecure-no-key'] : []), ...extraArgs];
   const child = spawnInNetns(node.netns, argv, { logFile, env: { ...process.env, ...AGENT_ENV, ...opts.env }, detached: opts.detached ?? false });
   await spawned(child, `kmcast node in ${node.netns}`);
   return {

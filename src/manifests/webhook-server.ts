@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
+import { applyHttpLimits, DEFAULT_HTTP_LIMITS, httpServerOptions } from '../net/http-limits.js';
 import { handleAdmissionReview } from './webhook.js';
 import type { HttpReply, WebhookOptions } from './webhook.js';
 
@@ -83,7 +84,7 @@ export interface ServerLimits {
   readonly maxConnections?: number;
 }
 
-export const DEFAULT_LIMITS: Required<ServerLimits> = { handshakeTimeoutMs: 5_000, maxConnections: 256 };
+export const DEFAULT_LIMITS: Required<ServerLimits> = { handshakeTimeoutMs: 5_000, maxConnections: DEFAULT_HTTP_LIMITS.maxConnections };
 
 /** Starts the HTTPS server on host:port (port 0 picks a free one). */
 export function startWebhookServer(
@@ -94,7 +95,7 @@ export function startWebhookServer(
   limits: ServerLimits = {},
 ): Promise<WebhookServer> {
   const lim = { ...DEFAULT_LIMITS, ...limits };
-  const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', handshakeTimeout: lim.handshakeTimeoutMs }, (req, res) => {
+  const server = createServer({ ...httpServerOptions(), cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', handshakeTimeout: lim.handshakeTimeoutMs }, (req, res) => {
     handle(req, res, o, log).catch((err: unknown) => {
       if (err instanceof ClientGone) {
         log.debug({ reason: err.message, remote: req.socket.remoteAddress }, 'client closed the connection before the request was read');
@@ -107,10 +108,7 @@ export function startWebhookServer(
       else res.destroy();
     });
   });
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
-  server.maxConnections = lim.maxConnections;
+  applyHttpLimits(server, { maxConnections: lim.maxConnections });
   // A client that never finishes the TLS handshake (a port scan, a raw TCP connection).
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
     log.debug({ err: err.code ?? err.message, remote: socket.remoteAddress }, 'TLS handshake failed or timed out');

@@ -39,15 +39,17 @@ import { GatewayMetrics } from '../gateway/metrics.js';
 import { removeGatewayScript } from '../gateway/nft.js';
 import type { PeerNodesStatus, PodProgramStatus } from './api.js';
 import type { NodeConfig } from './config.js';
-import { nodeClusterLabel } from './config.js';
+import { checkKeyPolicy, nodeClusterLabel } from './config.js';
 import { NODE_LOCAL_STATE, NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
-import type { PeerNodesReadiness } from './domain.js';
+import type { PeerNodesReadiness, RefusedMember } from './domain.js';
 import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from './domain.js';
+import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
+import { PodLookup } from './pod-lookup.js';
 import { JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
-import { MemberResolver, membersKey, resolveListed } from './members.js';
+import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
 import type { ChainSpec, ReadChain } from './nft.js';
 import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
@@ -64,6 +66,9 @@ export interface NodeAgentDeps {
 
 type PassKind = 'full' | 'entries' | 'joins';
 
+/** /v1/pods/<ip> of an IP no domain lists: at most one lookup batch per this (ms). */
+export const POD_LOOKUP_INTERVAL_MS = 1000;
+
 export class NodeAgent {
   readonly metrics = new NodeMetrics();
   private readonly ip: IpClient;
@@ -74,6 +79,9 @@ export class NodeAgent {
   private allowList: AllowList;
   private peersDns: DnsDiscovery | undefined;
   private http: Server | undefined;
+  private statusHttp: Server | undefined;
+  /** /v1/pods/<ip> for IPs no domain lists: at most one lookup batch per interval. */
+  private readonly podLookup: PodLookup;
   private keys: Buffer[] = [];
   private uplink = '';
   private nodeIp = '';
@@ -81,6 +89,8 @@ export class NodeAgent {
   private timers: NodeJS.Timeout[] = [];
   private nodeMonitor: MonitorHandle | undefined;
   private readonly joins: JoinWatch;
+  /** Member IP -> the veth it was first found on (a second claimant is refused). */
+  private readonly bindings = new MemberBindings();
   private readonly ruleset: NodeRuleset;
   private pending = new Set<PassKind>();
   private running: Promise<void> | undefined;
@@ -119,6 +129,7 @@ export class NodeAgent {
       listed: [],
       local: new Map(),
       reasons: new Map(),
+      refused: new Map(),
       groups: new Map(),
       announced: false,
       announcedGroups: '',
@@ -129,6 +140,7 @@ export class NodeAgent {
     }));
     const gw = config.gateway;
     const gwDomain = gw && this.domains.find((d) => d.domain.service === gw.service);
+    this.podLookup = new PodLookup(async (ips) => await this.lookupPods(ips), { intervalMs: POD_LOOKUP_INTERVAL_MS });
     this.gateway = gw && gwDomain ? new Gateway(gw, { ip: this.ip, log: deps.log.child({ gateway: gw.interface }), metrics: new GatewayMetrics(this.metrics.registry) }) : undefined;
   }
 
@@ -158,9 +170,15 @@ export class NodeAgent {
 
   async start(): Promise<void> {
     const cfg = this.config;
+    checkKeyPolicy(cfg);
     await this.checkTools();
     if (cfg.keyFile) this.keys = await loadKeyFile(cfg.keyFile);
-    else this.log.warn('no --key-file: control messages are not authenticated; only --peers/--peers-service source addresses are believed');
+    else {
+      this.log.warn(
+        { flag: '--insecure-no-key' },
+        'INSECURE: running without --key-file: control messages are not authenticated; any sender with a listed node\'s source address (a pod masqueraded to its node\'s IP, too) can replace this node\'s view of a domain\'s groups',
+      );
+    }
     await this.detectUplink();
     const expiryMs = cfg.peerExpiry * cfg.heartbeatMs;
     // PeerTable needs the node IP as "self"; it is known only now.
@@ -229,24 +247,26 @@ export class NodeAgent {
         if (this.pending.size && !this.stopped) this.kick();
       });
     await first;
-    if (cfg.http) {
-      this.http = await startNodeHttp(cfg.http.host, cfg.http.port, {
-        metrics: this.metrics,
-        beforeScrape: async () => {
-          await this.refreshCounters();
-        },
-        ready: () => this.isReady,
-        status: async () => {
-          await this.gateway?.refresh();
-          await this.refreshAllowList();
-          // The delivery chains' counters as they are now, not as of the last pass.
-          return this.status(await this.ruleset.read().catch(() => undefined));
-        },
-        pod: async (ip) => await this.podStatus(ip),
-      }).catch((err: unknown) => {
-        throw new ConfigError(`--http ${cfg.http!.host}:${cfg.http!.port}: cannot listen: ${errorMessage(err)}`, { cause: err });
+    const sources: NodeHttpSources = {
+      metrics: this.metrics,
+      beforeScrape: async () => {
+        await this.refreshCounters();
+      },
+      ready: () => this.isReady,
+      status: async () => {
+        await this.gateway?.refresh();
+        await this.refreshAllowList();
+        // The delivery chains' counters as they are now, not as of the last pass.
+        return this.status(await this.ruleset.read().catch(() => undefined));
+      },
+      pod: async (ip) => await this.podStatus(ip),
+    };
+    const listen = async (flag: string, at: { host: string; port: number }, access: 'open' | 'loopback' | 'none'): Promise<Server> =>
+      await startNodeHttp(at.host, at.port, sources, access).catch((err: unknown) => {
+        throw new ConfigError(`${flag} ${at.host}:${at.port}: cannot listen: ${errorMessage(err)}`, { cause: err });
       });
-    }
+    if (cfg.statusHttp) this.statusHttp = await listen('--status-http', cfg.statusHttp, 'open');
+    if (cfg.http) this.http = await listen('--http', cfg.http, cfg.statusHttp ? 'none' : 'loopback');
     this.nodeMonitor = this.startNodeMonitor();
     const every = (ms: number, fn: () => void): void => {
       const t = setInterval(fn, ms);
@@ -292,7 +312,7 @@ export class NodeAgent {
       d.announced = false;
     }
     await this.control?.close();
-    await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    for (const server of [this.http, this.statusHttp]) await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     for (const d of this.domains) d.dns.cancel();
     this.peersDns?.cancel();
   }
@@ -503,8 +523,26 @@ export class NodeAgent {
   private async resolveMembers(): Promise<void> {
     // One resolver per pass: one route read, one nsid map, one scan per bridge for every domain.
     const resolver = this.resolver();
+    const shared = sharedClaims(this.domains.map((d) => ({ service: d.domain.service, listed: d.listed })));
     for (const d of this.domains) {
-      const { local, reasons } = await resolveListed(resolver, d.listed);
+      const { local, reasons, conflicts } = await resolveListed(resolver, d.listed, this.bindings);
+      // A pod here that two domains list is captured by neither (docs/node-mode.md, "Members").
+      const refused = new Map<string, RefusedMember>();
+      for (const [ip, claimants] of conflicts) {
+        for (const c of claimants) refused.set(`${ip}@${c.veth}`, { podIp: ip, reason: 'ip_conflict', hostVeth: c.veth, domains: [d.domain.service] });
+      }
+      for (const [ip, m] of local) {
+        const domains = shared.get(ip);
+        if (!domains) continue;
+        local.delete(ip);
+        reasons.set(ip, 'multiple_domains');
+        refused.set(ip, { podIp: ip, reason: 'multiple_domains', hostVeth: m.veth, domains });
+      }
+      const was = [...d.refused.keys()].join();
+      if ([...refused.keys()].join() !== was && refused.size) {
+        this.log.warn({ domain: d.domain.service, refused: [...refused.values()] }, 'member pods refused: listed by more than one domain (captured by none), or a second veth claims a member\'s IP (the first one kept)');
+      }
+      d.refused = refused;
       if (membersKey(d.local.values()) !== membersKey(local.values())) {
         this.log.info({ domain: d.domain.service, members: [...local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
       }
@@ -512,6 +550,7 @@ export class NodeAgent {
       d.reasons = reasons;
       for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
     }
+    this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
   }
 
   private async readJoins(): Promise<void> {
@@ -634,10 +673,20 @@ export class NodeAgent {
       if (listed) return listed;
     }
     // Not listed by any domain: known only if it is a pod on this node (a member whose DNS entry
-    // has not appeared yet, or a pod of no domain at all).
-    const r = await this.resolver().resolve(podIp).catch(() => undefined);
-    if (r && 'local' in r) return { podIp, programmed: false, reason: 'not_member', hostVeth: r.local.veth };
-    return undefined;
+    // has not appeared yet, or a pod of no domain at all), from the rate-limited view.
+    const hostVeth = await this.podLookup.get(podIp);
+    return hostVeth === undefined ? undefined : { podIp, programmed: false, reason: 'not_member', hostVeth };
+  }
+
+  /** One lookup batch of unlisted IPs: one resolver (one route read, one scan per bridge). */
+  private async lookupPods(ips: readonly string[]): Promise<Map<string, string | undefined>> {
+    const resolver = this.resolver();
+    const out = new Map<string, string | undefined>();
+    for (const ip of ips) {
+      const r = await resolver.resolve(ip).catch(() => undefined);
+      out.set(ip, r && 'local' in r ? r.local.veth : undefined);
+    }
+    return out;
   }
 
   /** The allow-list's drop counters as the kernel has them now. */
@@ -679,6 +728,7 @@ export class NodeAgent {
       controlPort: this.config.controlPort,
       ready: this.isReady,
       authenticated: this.keys.length > 0,
+      ...(this.config.insecureNoKey && this.keys.length === 0 ? { insecureNoKey: true } : {}),
       unregistered: this.config.unregistered,
       domains,
       ruleset: { installed: this.ruleset.isInstalled, chains: this.ruleset.size, ...(this.ruleset.lastError ? { lastError: this.ruleset.lastError } : {}) },

@@ -47,9 +47,13 @@ export interface PeerNodesStatus {
  * - no_netns: the veth's peer namespace cannot be opened (runtime netns handles not mounted);
  * - pending: found, capture and delivery not installed yet (the next sync does it);
  * - peers: captured and delivered locally, but the domain's other nodes are not all heard yet
- *   (their members would miss the app's first datagrams); bounded by one peer expiry.
+ *   (their members would miss the app's first datagrams); bounded by one peer expiry;
+ * - multiple_domains: a pod on this node that two or more domains list: refused by all of them
+ *   (whoever can write one Service's endpoints could otherwise pull any pod into their domain);
+ * - ip_conflict: the veth the pod IP was first found on still exists but no longer holds it, and
+ *   another veth claims it (bridge style: a pod added the IP to its eth0): the newcomer is refused.
  */
-export type NotProgrammedReason = 'not_member' | 'not_local' | 'no_netns' | 'pending' | 'peers';
+export type NotProgrammedReason = 'not_member' | 'not_local' | 'no_netns' | 'pending' | 'peers' | 'multiple_domains' | 'ip_conflict';
 
 export interface PodProgramStatus {
   readonly podIp: string;

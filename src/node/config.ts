@@ -33,7 +33,15 @@ export interface NodeConfig {
   readonly interface: string | undefined;
   readonly nodeIp: string | undefined;
   readonly keyFile: string | undefined;
+  /** Run without --key-file (control messages unauthenticated): only when explicitly asked. */
+  readonly insecureNoKey: boolean;
+  /**
+   * The pod API (/v1/pods/<ip> for `kmcast wait`, /healthz, /readyz). /status and /metrics are
+   * answered here only to clients on the node's loopback, and not at all when `statusHttp` is set.
+   */
   readonly http: { readonly host: string; readonly port: number } | undefined;
+  /** The operator's listener: /status, /metrics and the rest, to anyone who reaches it. */
+  readonly statusHttp: { readonly host: string; readonly port: number } | undefined;
   readonly vxlanPort: number;
   readonly controlPort: number;
   readonly unregistered: 'drop' | 'flood';
@@ -60,7 +68,9 @@ export const NODE_FLAGS: Record<string, string> = {
   interface: '--interface',
   nodeIp: '--node-ip',
   keyFile: '--key-file',
+  insecureNoKey: '--insecure-no-key',
   http: '--http',
+  statusHttp: '--status-http',
   vxlanPort: '--vxlan-port',
   controlPort: '--control-port',
   unregistered: '--unregistered',
@@ -116,6 +126,44 @@ function int(raw: RawNodeOptions, key: string, min: number, max: number): number
   const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) fail(key, `invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
   return n;
+}
+
+function bool(raw: RawNodeOptions, key: string): boolean {
+  const v = raw[key];
+  if (v === undefined || v === false) return false;
+  if (v === true) return true;
+  const t = typeof v === 'string' ? v.trim().toLowerCase() : '';
+  if (t === '' || t === 'false' || t === '0' || t === 'no') return false;
+  if (t === 'true' || t === '1' || t === 'yes') return true;
+  return fail(key, `invalid value ${JSON.stringify(v)} (must be true or false)`);
+}
+
+function isWildcard(host: string): boolean {
+  return host === '' || host === '0.0.0.0';
+}
+
+/** `[IP]:PORT`, `PORT`-less `IP`, or "off" (undefined). */
+function listenAddress(text: string | undefined, key: 'http' | 'statusHttp'): { host: string; port: number } | undefined {
+  if (text === undefined || text === 'off') return undefined;
+  const hp = parseHostPort(text, NODE_HTTP_PORT);
+  if (!hp || (hp.host !== '' && !isIpv4(hp.host) && hp.host !== 'localhost')) fail(key, `${JSON.stringify(text)} is not [IP]:PORT or "off"`);
+  return hp;
+}
+
+/**
+ * Without --key-file any sender whose source address is a listed node IP is believed, and a pod
+ * behind masquerade has its node's address: it could replace the node's groups. Refused unless
+ * --insecure-no-key says so. Pure.
+ */
+export function keyPolicyError(c: Pick<NodeConfig, 'keyFile' | 'insecureNoKey'>): string | undefined {
+  if (c.keyFile !== undefined || c.insecureNoKey) return undefined;
+  return 'no key: control messages between node agents would be unauthenticated, and a pod whose traffic is masqueraded to its node\'s IP could forge them; give --key-file PATH (deploy/node mounts the kmcast-node-key Secret), or --insecure-no-key to run without one (tests, trusted networks)';
+}
+
+/** The keyless refusal as a ConfigError naming --key-file (exit 2). */
+export function checkKeyPolicy(c: Pick<NodeConfig, 'keyFile' | 'insecureNoKey'>): void {
+  const e = keyPolicyError(c);
+  if (e) fail('keyFile', e);
 }
 
 const IF_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
@@ -190,12 +238,10 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
   const vxlanPort = int(raw, 'vxlanPort', 1, 65535);
   const controlPort = int(raw, 'controlPort', 1, 65535);
   if (vxlanPort === controlPort) fail('controlPort', `must differ from --vxlan-port (${vxlanPort})`);
-  let http: NodeConfig['http'];
-  const httpRaw = str('http');
-  if (httpRaw !== undefined && httpRaw !== 'off') {
-    const hp = parseHostPort(httpRaw, NODE_HTTP_PORT);
-    if (!hp || (hp.host !== '' && !isIpv4(hp.host) && hp.host !== 'localhost')) fail('http', `${JSON.stringify(httpRaw)} is not [IP]:PORT or "off"`);
-    http = hp;
+  const http = listenAddress(str('http'), 'http');
+  const statusHttp = listenAddress(str('statusHttp'), 'statusHttp');
+  if (http && statusHttp && http.port === statusHttp.port && (http.host === statusHttp.host || isWildcard(http.host) || isWildcard(statusHttp.host))) {
+    fail('statusHttp', `${statusHttp.host}:${statusHttp.port} overlaps --http ${http.host}:${http.port}; give it another port (or another address than a wildcard one)`);
   }
   const unregistered = str('unregistered') ?? 'drop';
   if (unregistered !== 'drop' && unregistered !== 'flood') fail('unregistered', `invalid value ${JSON.stringify(unregistered)} (must be drop or flood)`);
@@ -212,7 +258,9 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
     interface: iface,
     nodeIp,
     keyFile: str('keyFile'),
+    insecureNoKey: bool(raw, 'insecureNoKey'),
     http,
+    statusHttp,
     vxlanPort,
     controlPort,
     unregistered,

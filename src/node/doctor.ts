@@ -149,10 +149,23 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
         }
       : { id: 'node-agent', title: 'node agent /status', status: 'FAIL', detail: problems.join('; '), fix: 'read the agent log (kubectl logs -n kmcast-node ds/kmcast-node) and kmcast status --node' },
   );
+  out.push(evaluateNodeKey(st));
   out.push(evaluateNodeLimits(st));
   out.push(evaluateOversize(st));
   if (st.gateway) out.push(evaluateGateway(st.gateway));
   return out;
+}
+
+/** Whether the node agents' control messages are signed. Pure. */
+export function evaluateNodeKey(st: Pick<NodeStatus, 'authenticated' | 'insecureNoKey'>): CheckResult {
+  if (st.authenticated) return { id: 'node-key', title: 'control messages signed', status: 'OK', detail: 'STATE/LEAVE are signed and verified with --key-file' };
+  return {
+    id: 'node-key',
+    title: 'control messages signed',
+    status: 'WARN',
+    detail: `INSECURE: the agent runs without --key-file${st.insecureNoKey ? ' (--insecure-no-key)' : ''}: any sender with a listed node's source address, a pod masqueraded to its node's IP too, can replace this node's view of a domain's groups`,
+    fix: 'kubectl -n kmcast-node create secret generic kmcast-node-key --from-literal=key=$(openssl rand -hex 32) and run every agent with --key-file (deploy/node mounts it)',
+  };
 }
 
 /**
@@ -166,6 +179,8 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
     notes.push(`${dropped.not_underlay} datagrams to UDP ${st.vxlanPort}/${st.controlPort} came from a pod or an interface other than ${st.uplink} and were dropped (a pod forging overlay frames, or an app using those ports)`);
   }
   if ((dropped.not_peer ?? 0) > 0) notes.push(`${dropped.not_peer} VXLAN datagrams from addresses that are no peer node were dropped`);
+  const refused = st.domains.flatMap((d) => (d.refused ?? []).map((r) => `${r.podIp} (${r.reason}: ${r.domains.join(', ')}) in ${d.service}`));
+  if (refused.length) notes.push(`pods refused: ${[...new Set(refused)].join('; ')}`);
   const cut = st.domains.filter((d) => (d.unannouncedGroups ?? 0) > 0).map((d) => `${d.service}: ${d.unannouncedGroups}`);
   if (cut.length) notes.push(`joined groups beyond what one STATE carries, not announced (peers send them nothing): ${cut.join(', ')}`);
   return notes.length
@@ -174,7 +189,7 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
         title: 'refused and uncarried traffic',
         status: 'WARN',
         detail: notes.join('; '),
-        fix: 'find the pod with kmcast status --node (its groups) or the node\'s conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain',
+        fix: 'find the pod with kmcast status --node (its groups) or the node\'s conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain; a pod listed by two domains: remove it from all but one Service (and check who can write their Endpoints/EndpointSlices)',
       }
     : { id: 'node-limits', title: 'refused and uncarried traffic', status: 'OK', detail: 'no datagram refused by the allow-list, every joined group announced' };
 }

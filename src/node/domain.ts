@@ -31,6 +31,8 @@ export interface DomainRuntime {
   listed: string[];
   local: Map<string, LocalMember>;
   reasons: Map<string, NotProgrammedReason>;
+  /** Pods on this node the domain lists but does not capture, and why (e.g. another domain lists them too). */
+  refused: Map<string, RefusedMember>;
   groups: Map<string, string[]>;
   announced: boolean;
   announcedGroups: string;
@@ -40,6 +42,16 @@ export interface DomainRuntime {
   expiry: ExpiryClock;
   /** The alive peers (peerEntryKey) whose FDB/MDB entries the last successful entries pass programmed. */
   programmedPeers: ReadonlySet<string>;
+}
+
+/** A pod on this node a domain lists and refuses to capture. */
+export interface RefusedMember {
+  readonly podIp: string;
+  /** multiple_domains: another domain lists it too; ip_conflict: a second veth claims a member's IP. */
+  readonly reason: 'multiple_domains' | 'ip_conflict';
+  readonly hostVeth: string;
+  /** The domains that list it. */
+  readonly domains: readonly string[];
 }
 
 /** What an entries pass programmed towards a peer node: its IP and groups. */
@@ -183,6 +195,7 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes
         ...(dl ? { oversize: missedBy(dl, m.veth) } : {}),
       };
     }),
+    ...(d.refused.size ? { refused: [...d.refused.values()] } : {}),
     announced: d.announced,
     groups: domainGroups(d),
     ...(gatewayOf(d) ? { gateway: gatewayOf(d) } : {}),
@@ -203,13 +216,15 @@ export function peerNodesStatus(r: PeerNodesReadiness, now: number, boundMs: num
  * captured and delivered locally AND the domain's peer nodes are ready (`peers`). Pure.
  */
 export function listedPodStatus(
-  d: Pick<DomainRuntime, 'domain' | 'listed' | 'local' | 'reasons' | 'groups'>,
+  d: Pick<DomainRuntime, 'domain' | 'listed' | 'local' | 'reasons' | 'groups' | 'refused'>,
   podIp: string,
   programmed: Programmed,
   peers: { readonly readiness: PeerNodesReadiness; readonly status: PeerNodesStatus },
 ): PodProgramStatus | undefined {
   if (!d.listed.includes(podIp)) return undefined;
   const m = d.local.get(podIp);
+  const refused = d.refused.get(podIp);
+  if (refused) return { podIp, programmed: false, reason: refused.reason, domain: refused.domains.join(','), hostVeth: refused.hostVeth };
   if (!m) return { podIp, programmed: false, reason: d.reasons.get(podIp) ?? 'pending', domain: d.domain.service };
   const base = { podIp, domain: d.domain.service, hostVeth: m.veth, groups: d.groups.get(podIp) ?? [] };
   if (!programmed(m)) return { ...base, programmed: false, reason: 'pending' };

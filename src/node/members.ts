@@ -32,7 +32,11 @@ export interface LocalMember {
   readonly mtu?: number;
 }
 
-export type Resolution = { readonly local: LocalMember } | { readonly reason: Exclude<NotProgrammedReason, 'not_member' | 'pending'> };
+/**
+ * `others`: more veths whose pod holds the IP (bridge style: any pod with NET_ADMIN can add a
+ * member's IP to its own eth0); `local` is the one with the lowest ifindex, the oldest.
+ */
+export type Resolution = { readonly local: LocalMember; readonly others?: readonly LocalMember[] } | { readonly reason: Exclude<NotProgrammedReason, 'not_member' | 'pending'> };
 
 /** What the route's device is: the pod's own veth, a bridge to scan, or not a local pod. Pure. */
 export function classify(route: { dev: string | undefined; gateway: string | undefined; type: string } | undefined, link: LinkInfo | undefined): 'veth' | 'bridge' | 'remote' {
@@ -42,9 +46,41 @@ export function classify(route: { dev: string | undefined; gateway: string | und
   return 'remote';
 }
 
-/** The bridge port whose peer holds `ip`, given each port's peer addresses. Pure. */
+/** The bridge port whose peer holds `ip`, given each port's peer addresses (the lowest ifindex). Pure. */
 export function matchBridgePort(ports: readonly LinkInfo[], peerAddrs: ReadonlyMap<number, readonly string[]>, ip: string): LinkInfo | undefined {
-  return ports.find((p) => peerAddrs.get(p.ifindex)?.includes(ip));
+  return matchBridgePorts(ports, peerAddrs, ip)[0];
+}
+
+/** Every bridge port whose peer holds `ip`, lowest ifindex (the oldest veth) first. Pure. */
+export function matchBridgePorts(ports: readonly LinkInfo[], peerAddrs: ReadonlyMap<number, readonly string[]>, ip: string): LinkInfo[] {
+  return ports.filter((p) => peerAddrs.get(p.ifindex)?.includes(ip)).sort((a, b) => a.ifindex - b.ifindex);
+}
+
+/**
+ * A member IP stays bound to the veth it was first found on until that veth is gone: a second
+ * veth that claims the IP (a pod adding the member's address to its own eth0) is refused, not
+ * followed. Pure (whether a veth still exists is asked).
+ */
+export class MemberBindings {
+  private readonly bound = new Map<string, { readonly veth: string; readonly vethIndex: number }>();
+
+  /** The member for `ip` among the veths that claim it, and the refused claimants. */
+  async choose(ip: string, claimants: readonly LocalMember[], exists: (veth: string, index: number) => Promise<boolean>): Promise<{ member: LocalMember | undefined; refused: LocalMember[] }> {
+    const b = this.bound.get(ip);
+    const same = (m: LocalMember): boolean => b !== undefined && m.veth === b.veth && m.vethIndex === b.vethIndex;
+    const kept = claimants.find(same);
+    if (kept) return { member: kept, refused: claimants.filter((m) => m !== kept) };
+    if (b && (await exists(b.veth, b.vethIndex))) return { member: undefined, refused: [...claimants] };
+    const [first, ...rest] = [...claimants].sort((x, y) => x.vethIndex - y.vethIndex);
+    if (first) this.bound.set(ip, { veth: first.veth, vethIndex: first.vethIndex });
+    else this.bound.delete(ip);
+    return { member: first, refused: rest };
+  }
+
+  /** Forgets the IPs `keep` does not want (no domain lists them any more). */
+  retain(keep: (ip: string) => boolean): void {
+    for (const ip of this.bound.keys()) if (!keep(ip)) this.bound.delete(ip);
+  }
 }
 
 /** One resolution pass: caches the namespace ids and bridge scans it reads. */
@@ -52,6 +88,7 @@ export class MemberResolver {
   private nsids: Map<number, string> | undefined;
   private routeLookup: Promise<(ip: string) => Promise<RouteMatch | undefined>> | undefined;
   private readonly bridgeScans = new Map<string, Promise<{ ports: LinkInfo[]; addrs: Map<number, string[]> }>>();
+  private readonly linkReads = new Map<string, Promise<LinkInfo[]>>();
 
   constructor(
     private readonly ip: IpClient,
@@ -94,9 +131,19 @@ export class MemberResolver {
     return scan;
   }
 
+  /** One read per device and pass (most IPs of a batch lead to the same few devices). */
+  private linkOf(dev: string): Promise<LinkInfo[]> {
+    let read = this.linkReads.get(dev);
+    if (!read) {
+      read = this.ip.links({ dev });
+      this.linkReads.set(dev, read);
+    }
+    return read;
+  }
+
   async resolve(podIp: string): Promise<Resolution> {
     const route = await (await this.lookup())(podIp);
-    const [link] = route?.dev === undefined ? [] : await this.ip.links({ dev: route.dev });
+    const [link] = route?.dev === undefined ? [] : await this.linkOf(route.dev);
     let veth: LinkInfo | undefined;
     switch (classify(route, link)) {
       case 'veth':
@@ -104,16 +151,33 @@ export class MemberResolver {
         break;
       case 'bridge': {
         const scan = await this.scanBridge(link!.name);
-        veth = matchBridgePort(scan.ports, scan.addrs, podIp);
+        const all = matchBridgePorts(scan.ports, scan.addrs, podIp);
+        veth = all[0];
+        if (all.length > 1) {
+          const others = (await Promise.all(all.slice(1).map(async (v) => await this.member(podIp, v)))).filter((m): m is LocalMember => m !== undefined);
+          const first = veth && (await this.member(podIp, veth));
+          if (first) return others.length ? { local: first, others } : { local: first };
+        }
         break;
       }
       default:
         return { reason: 'not_local' };
     }
     if (!veth) return { reason: 'not_local' };
+    const m = await this.member(podIp, veth);
+    return m ? { local: m } : { reason: 'no_netns' };
+  }
+
+  private async member(podIp: string, veth: LinkInfo): Promise<LocalMember | undefined> {
     const ns = veth.linkNetnsid === undefined ? undefined : (await this.netnsIds()).get(veth.linkNetnsid);
-    if (ns === undefined || veth.linkIndex === undefined) return { reason: 'no_netns' };
-    return { local: { ip: podIp, veth: veth.name, vethIndex: veth.ifindex, netns: ns, podIndex: veth.linkIndex, ...(veth.mtu !== undefined ? { mtu: veth.mtu } : {}) } };
+    if (ns === undefined || veth.linkIndex === undefined) return undefined;
+    return { ip: podIp, veth: veth.name, vethIndex: veth.ifindex, netns: ns, podIndex: veth.linkIndex, ...(veth.mtu !== undefined ? { mtu: veth.mtu } : {}) };
+  }
+
+  /** Whether the veth `name` with ifindex `index` still exists on the node. */
+  async vethExists(name: string, index: number): Promise<boolean> {
+    const [l] = await this.linkOf(name).catch(() => []);
+    return l !== undefined && l.ifindex === index;
   }
 }
 
@@ -121,15 +185,41 @@ export class MemberResolver {
 export async function resolveListed(
   resolver: MemberResolver,
   listed: readonly string[],
-): Promise<{ local: Map<string, LocalMember>; reasons: Map<string, Exclude<NotProgrammedReason, 'not_member' | 'pending'>> }> {
+  bindings: MemberBindings,
+): Promise<{ local: Map<string, LocalMember>; reasons: Map<string, Exclude<NotProgrammedReason, 'not_member' | 'pending'>>; conflicts: Map<string, LocalMember[]> }> {
   const local = new Map<string, LocalMember>();
   const reasons = new Map<string, Exclude<NotProgrammedReason, 'not_member' | 'pending'>>();
+  const conflicts = new Map<string, LocalMember[]>();
   for (const ip of listed) {
     const r = await resolver.resolve(ip);
-    if ('local' in r) local.set(ip, r.local);
-    else reasons.set(ip, r.reason);
+    if (!('local' in r)) {
+      reasons.set(ip, r.reason);
+      continue;
+    }
+    const { member, refused } = await bindings.choose(ip, [r.local, ...(r.others ?? [])], async (veth, index) => await resolver.vethExists(veth, index));
+    if (member) local.set(ip, member);
+    else reasons.set(ip, 'ip_conflict');
+    if (refused.length) conflicts.set(ip, refused);
   }
-  return { local, reasons };
+  return { local, reasons, conflicts };
+}
+
+/**
+ * Pod IPs that more than one domain lists, with the domains (in the order given). Such a pod is
+ * captured by none of them: membership is what DNS says, and whoever can write the Endpoints of
+ * one domain's Service could otherwise pull any pod into their domain. Pure.
+ */
+export function sharedClaims(domains: ReadonlyArray<{ readonly service: string; readonly listed: readonly string[] }>): Map<string, string[]> {
+  const by = new Map<string, string[]>();
+  for (const d of domains) {
+    for (const ip of new Set(d.listed)) {
+      const list = by.get(ip);
+      if (list) list.push(d.service);
+      else by.set(ip, [d.service]);
+    }
+  }
+  for (const [ip, services] of by) if (services.length < 2) by.delete(ip);
+  return by;
 }
 
 /** A one-line identity of a member set (IP, veth and its ifindex): equal when nothing moved. Pure. */

@@ -39,6 +39,12 @@ export class NodeMetrics {
     labelNames: ['domain'] as const,
     registers: [this.registry],
   });
+  readonly refusedPods = new Gauge({
+    name: 'kmcast_node_refused_pods',
+    help: 'Pods on this node the domain lists but does not capture, by reason (multiple_domains: another domain lists the pod too; ip_conflict: a second veth claims a member\'s IP, refused).',
+    labelNames: ['domain', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly allowListDropped = new Gauge({
     name: 'kmcast_node_allowlist_dropped_packets',
     help: 'Datagrams to the overlay or control port dropped by the allow-list, by reason (not_peer, control_not_peer, not_underlay: from a pod or an interface other than the underlay).',
@@ -68,6 +74,7 @@ export class NodeMetrics {
     this.oversize.labels(service).set(oversize);
     this.localMembers.labels(service, 'true').set(ok);
     this.localMembers.labels(service, 'false').set(d.local.size - ok);
+    for (const reason of ['multiple_domains', 'ip_conflict'] as const) this.refusedPods.labels(service, reason).set([...d.refused.values()].filter((r) => r.reason === reason).length);
     const counts: Record<string, number> = { pending: 0, alive: 0, left: 0, expired: 0 };
     for (const p of d.table.status()) counts[p.state] = (counts[p.state] ?? 0) + 1;
     for (const [state, n] of Object.entries(counts)) this.peers.labels(service, state).set(n);

@@ -104,9 +104,12 @@ export async function fetchNodeStatus(url: string, timeoutMs = 3000): Promise<No
   } catch (err) {
     const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
     const why = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError') ? `no answer within ${timeoutMs} ms` : cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : String(cause);
-    throw new StatusUnavailableError(`read node agent status from ${endpoint}: ${why}; is kmcast node running? its --http address?`, { cause: err });
+    throw new StatusUnavailableError(`read node agent status from ${endpoint}: ${why}; is kmcast node running? its --http (or --status-http) address?`, { cause: err });
   }
   const text = await res.text();
+  if (res.status === 403) {
+    throw new StatusUnavailableError(`read node agent status from ${endpoint}: HTTP 403 (${text.trim()}); run on the node (or in the agent's pod), or give --url the agent's --status-http address`);
+  }
   if (res.status !== 200) throw new StatusUnavailableError(`read node agent status from ${endpoint}: HTTP ${res.status}`);
   let body: unknown;
   try {

@@ -2,6 +2,7 @@
 import type { PeerStatus } from '../agent/status-types.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
 import type { NotProgrammedReason, PeerNodesStatus } from './api.js';
+import type { RefusedMember } from './domain.js';
 
 export interface NodeMemberStatus {
   readonly podIp: string;
@@ -29,6 +30,8 @@ export interface NodeDomainStatus {
   readonly listed: readonly string[];
   /** Those on this node. */
   readonly localMembers: readonly NodeMemberStatus[];
+  /** Pods on this node the domain lists but does not capture, with the reason; absent when none. */
+  readonly refused?: readonly RefusedMember[];
   /** True while this node announces the domain (it has a local member). */
   readonly announced: boolean;
   readonly groups: readonly string[];
@@ -56,6 +59,8 @@ export interface NodeStatus {
   readonly controlPort: number;
   readonly ready: boolean;
   readonly authenticated: boolean;
+  /** Present (true) when the agent runs without a key because --insecure-no-key said so. */
+  readonly insecureNoKey?: boolean;
   readonly unregistered: 'drop' | 'flood';
   readonly domains: readonly NodeDomainStatus[];
   readonly ruleset: { readonly installed: boolean; readonly chains: number; readonly lastError?: string };

@@ -34,7 +34,7 @@ export type Observation =
   | { readonly state: 'unreachable'; readonly detail: string }
   | { readonly state: 'bad_answer'; readonly detail: string };
 
-const REASONS: readonly NotProgrammedReason[] = ['not_member', 'not_local', 'no_netns', 'pending', 'peers'];
+const REASONS: readonly NotProgrammedReason[] = ['not_member', 'not_local', 'no_netns', 'pending', 'peers', 'multiple_domains', 'ip_conflict'];
 
 /** Interprets one HTTP answer of the agent (status code and body text) for `podIp`. */
 export function interpretAnswer(podIp: string, statusCode: number, body: string): Observation {
@@ -73,6 +73,10 @@ export function describe(o: Observation, t: WaitTarget): string {
       return `the node agent finds pod ${t.podIp} in domain ${o.status.domain ?? '?'} but its route leads to no veth on this node: is KMCAST_NODE_IP this pod's status.hostIP?`;
     case 'no_netns':
       return `the node agent cannot open the network namespace of pod ${t.podIp}: does the kmcast-node DaemonSet mount /var/run/netns (mountPropagation: HostToContainer)?`;
+    case 'multiple_domains':
+      return `the node agent refuses pod ${t.podIp}: more than one domain lists it (${o.status.domain ?? '?'}), so none captures it; remove it from all but one domain's Service (check who can edit their Endpoints/EndpointSlices)`;
+    case 'ip_conflict':
+      return `the node agent refuses pod ${t.podIp}: the veth it was first found on still exists and another pod's veth claims its IP; see kmcast status --node`;
     case 'pending':
       return `the node agent found pod ${t.podIp}${o.status.hostVeth ? ` behind ${o.status.hostVeth}` : ''} and is installing its capture and delivery`;
     case 'unknown_pod':

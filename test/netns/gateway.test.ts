@@ -386,7 +386,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     for (const [dev, message] of cases) {
       const r = await runInNetns(
         node(3).netns,
-        [process.execPath, KMCAST_MAIN, 'gateway', '--service', SERVICE, '--peers', node(1).underlayIp, '--http', 'off', '--gateway-interface', dev, '--gateway-group', `${IN}=in`],
+        [process.execPath, KMCAST_MAIN, 'gateway', '--service', SERVICE, '--peers', node(1).underlayIp, '--http', 'off', '--insecure-no-key', '--gateway-interface', dev, '--gateway-group', `${IN}=in`],
         20_000,
       );
       assert.equal(r.code, 2, `${dev}: exit ${String(r.code)} ${r.stderr}`);

@@ -169,7 +169,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     const r = await runInNetns(node(1).netns, [process.execPath, KMCAST_MAIN, 'doctor', '--node', '--json'], 20_000);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const checks = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; detail: string }> }).checks;
-    assert.deepEqual(checks.map((c) => `${c.id} ${c.status}`), ['node-capability OK', 'node-nft-netdev OK', 'node-netns-dir OK', 'node-agent OK', 'node-limits OK', 'node-oversize OK'], JSON.stringify(checks));
+    assert.deepEqual(checks.map((c) => `${c.id} ${c.status}`), ['node-capability OK', 'node-nft-netdev OK', 'node-netns-dir OK', 'node-agent OK', 'node-key OK', 'node-limits OK', 'node-oversize OK'], JSON.stringify(checks));
     assert.match(checks[3]!.detail, /ready, 1 domains, 1 local members/);
     // Nothing was installed by the probe.
     const tables = await runner.run(['nft', 'list', 'tables'], { netns: node(1).netns });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError } from '../../../src/errors.js';
-import { defaultVni, deviceFor, mergeNodeOptions, nodeClusterLabel, parseDomains, validateNodeConfig } from '../../../src/node/config.js';
+import { checkKeyPolicy, defaultVni, deviceFor, keyPolicyError, mergeNodeOptions, nodeClusterLabel, parseDomains, validateNodeConfig } from '../../../src/node/config.js';
 
 const base = { peers: '172.31.1.2,172.31.2.2' };
 
@@ -65,4 +65,26 @@ test('the control label of a domain is node:<vni>/<service>, never a sidecar lab
   assert.equal(nodeClusterLabel({ service: 'app', vni: 100, device: 'kmcvx100' }), 'node:100/app');
   const long = nodeClusterLabel({ service: 'a'.repeat(300), vni: 1, device: 'kmcvx1' });
   assert.match(long, /^node:1\/sha256:[0-9a-f]{64}$/);
+});
+
+test('no --key-file: refused (exit 2 naming --key-file) unless --insecure-no-key, from a flag or the env', () => {
+  const ok = { ...base, service: ['app=100'] };
+  const keyless = validateNodeConfig(mergeNodeOptions(ok, {}));
+  assert.equal(keyless.insecureNoKey, false);
+  configError(() => checkKeyPolicy(keyless), '--key-file');
+  assert.match(keyPolicyError(keyless)!, /--insecure-no-key/);
+  assert.equal(keyPolicyError(validateNodeConfig(mergeNodeOptions({ ...ok, keyFile: '/etc/kmcast/key/key' }, {}))), undefined);
+  assert.equal(keyPolicyError(validateNodeConfig(mergeNodeOptions({ ...ok, insecureNoKey: true }, {}))), undefined);
+  assert.equal(validateNodeConfig(mergeNodeOptions(ok, { KMCAST_INSECURE_NO_KEY: 'true' })).insecureNoKey, true);
+  assert.equal(validateNodeConfig(mergeNodeOptions(ok, { KMCAST_INSECURE_NO_KEY: '0' })).insecureNoKey, false);
+  configError(() => validateNodeConfig(mergeNodeOptions(ok, { KMCAST_INSECURE_NO_KEY: 'maybe' })), '--insecure-no-key');
+});
+
+test('--status-http: off by default, [IP]:PORT, never the --http socket', () => {
+  const ok = { ...base, service: ['app=100'] };
+  assert.equal(validateNodeConfig(mergeNodeOptions(ok, {})).statusHttp, undefined);
+  assert.deepEqual(validateNodeConfig(mergeNodeOptions({ ...ok, statusHttp: '127.0.0.1:9474' }, {})).statusHttp, { host: '127.0.0.1', port: 9474 });
+  assert.deepEqual(validateNodeConfig(mergeNodeOptions({ ...ok, http: '10.0.0.5:9471', statusHttp: '127.0.0.1:9471' }, {})).statusHttp, { host: '127.0.0.1', port: 9471 });
+  configError(() => validateNodeConfig(mergeNodeOptions({ ...ok, statusHttp: '127.0.0.1:9471' }, {})), '--status-http');
+  configError(() => validateNodeConfig(mergeNodeOptions({ ...ok, statusHttp: 'nope:x' }, {})), '--status-http');
 });

@@ -1,7 +1,7 @@
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeRunner } from '../../../src/iproute2/runner.js';
-import { evaluateNode, evaluateOversize, gatherNodeFacts, nftProbeScript } from '../../../src/node/doctor.js';
+import { evaluateNode, evaluateNodeKey, evaluateNodeLimits, evaluateOversize, gatherNodeFacts, nftProbeScript } from '../../../src/node/doctor.js';
 import type { NodeDoctorDeps, NodeDoctorFacts } from '../../../src/node/doctor.js';
 import type { NodeStatus } from '../../../src/node/status-types.js';
 
@@ -67,7 +67,7 @@ describe('node doctor', () => {
 
   it('all OK on a healthy node', () => {
     const r = evaluateNode(OK_FACTS, OPTS);
-    assert.deepEqual(r.map((c) => [c.id, c.status]), [['node-capability', 'OK'], ['node-nft-netdev', 'OK'], ['node-netns-dir', 'OK'], ['node-agent', 'OK'], ['node-limits', 'OK'], ['node-oversize', 'OK']]);
+    assert.deepEqual(r.map((c) => [c.id, c.status]), [['node-capability', 'OK'], ['node-nft-netdev', 'OK'], ['node-netns-dir', 'OK'], ['node-agent', 'OK'], ['node-key', 'OK'], ['node-limits', 'OK'], ['node-oversize', 'OK']]);
     assert.match(byId(r, 'node-agent').detail, /ready, 1 domains, 0 local members, 3 chains/);
   });
 
@@ -103,4 +103,23 @@ describe('node doctor', () => {
     assert.equal(byId(warn, 'node-agent').status, 'WARN');
     assert.match(byId(warn, 'node-agent').detail, /2 local members, 3 chains; not programmed: 10\.244\.1\.11 \(no_netns\)$/);
   });
+});
+
+test('doctor --node: a keyless agent is a loud WARN naming --insecure-no-key; a signed one is OK', () => {
+  const warn = evaluateNodeKey({ authenticated: false, insecureNoKey: true });
+  assert.equal(warn.status, 'WARN');
+  assert.match(warn.detail, /INSECURE.*--insecure-no-key/);
+  assert.match(warn.fix ?? '', /--key-file/);
+  assert.equal(evaluateNodeKey({ authenticated: true }).status, 'OK');
+});
+
+test('doctor --node: a pod refused because two domains list it is a WARN naming it and the domains', () => {
+  const st = {
+    mode: 'node', version: '0.1.0', nodeIp: '172.31.1.2', uplink: 'kmcup', vxlanPort: 7472, controlPort: 7473, ready: true, authenticated: true, unregistered: 'drop',
+    domains: [{ service: 'a', vni: 100, device: 'kmcvx100', label: 'x', listed: ['10.244.1.11'], localMembers: [], refused: [{ podIp: '10.244.1.11', reason: 'multiple_domains', hostVeth: 'kmcv1', domains: ['a', 'b'] }], announced: false, groups: [], peers: [], entries: { fdb: 0, mdb: 0 } }],
+    ruleset: { installed: true, chains: 0 }, allowList: { installed: true, peers: 0 }, drops: { control: {} },
+  } as NodeStatus;
+  const c = evaluateNodeLimits(st);
+  assert.equal(c.status, 'WARN');
+  assert.match(c.detail, /10\.244\.1\.11 \(multiple_domains: a, b\)/);
 });

@@ -62,6 +62,7 @@ test('listedPodStatus: unlisted undefined, listed but not local with its reason,
     local,
     reasons: new Map([['10.244.2.11', 'not_local' as const]]),
     groups: new Map([['10.244.1.11', ['239.1.1.1']]]),
+    refused: new Map(),
   } as unknown as Parameters<typeof listedPodStatus>[0];
   const yes = (): boolean => true;
   const readiness = { settled: true, degraded: false, ready: true, listed: 0, heard: 0, waitingFor: [], readyBy: 0 };
@@ -132,4 +133,17 @@ test('joinedAnywhere: local members\' groups and every alive peer node\'s, once,
   const groups = new Map([['10.244.1.11', ['239.1.1.10', '239.1.1.2']]]);
   const table = { alive: () => [{ groups: ['239.1.1.2', '239.0.0.1'] }, { groups: [] }] } as unknown as Parameters<typeof joinedAnywhere>[0]['table'];
   assert.deepEqual(joinedAnywhere({ local, groups, table }), ['239.0.0.1', '239.1.1.2', '239.1.1.10']);
+});
+
+test('listedPodStatus: a pod two domains list is refused with the reason and both domains', () => {
+  const d = {
+    domain: { service: 'a', vni: 100, device: 'kmcvx100' },
+    listed: ['10.244.1.11'],
+    local: new Map(),
+    reasons: new Map([['10.244.1.11', 'multiple_domains' as const]]),
+    groups: new Map(),
+    refused: new Map([['10.244.1.11', { podIp: '10.244.1.11', reason: 'multiple_domains' as const, hostVeth: 'kmcv1', domains: ['a', 'b'] }]]),
+  } as unknown as Parameters<typeof listedPodStatus>[0];
+  const readiness = { settled: true, degraded: false, ready: true, listed: 0, heard: 0, waitingFor: [], readyBy: 0 };
+  assert.deepEqual(listedPodStatus(d, '10.244.1.11', () => true, { readiness, status: peerNodesStatus(readiness, 0, 5000) }), { podIp: '10.244.1.11', programmed: false, reason: 'multiple_domains', domain: 'a,b', hostVeth: 'kmcv1' });
 });

@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import { IpClient } from '../../../src/iproute2/client.js';
 import { parseIpv4AddrsOf, parseIpv4MaddrsOf, parseLinks, parseNetnsIds, parseRouteGet } from '../../../src/iproute2/parse.js';
 import { FakeRunner } from '../../../src/iproute2/runner.js';
-import { MemberResolver, classify, matchBridgePort } from '../../../src/node/members.js';
+import { MemberBindings, MemberResolver, classify, matchBridgePort, matchBridgePorts, sharedClaims } from '../../../src/node/members.js';
+import type { LocalMember } from '../../../src/node/members.js';
+import type { LinkInfo } from '../../../src/iproute2/parse.js';
 import { fixture } from '../fixtures.js';
 
 const f = (name: string): string => fixture(`iproute2/node/${name}`);
@@ -43,7 +45,7 @@ test('classify: a veth is the pod, a bridge is scanned, a gateway route is anoth
   assert.equal(matchBridgePort(ports, new Map(), '10.244.2.12'), undefined);
 });
 
-test('calico pods resolve to their host veths from one route read, one link read each and the nsid map', async () => {
+test('calico pods resolve to their host veths from one route read, one link read per device and the nsid map', async () => {
   const runner = new FakeRunner()
     .on('ip -4 -j rule show', { stdout: RULES })
     .on('ip -4 -j route show table all', { stdout: f('routes-calico.json') })
@@ -59,7 +61,6 @@ test('calico pods resolve to their host veths from one route read, one link read
     'ip -4 -j route show table all',
     'ip -j -d link show dev kmcv1',
     'ip -j netns list-id',
-    'ip -j -d link show dev kmcup',
     'ip -j -d link show dev kmcup',
   ]);
   assert.ok(runner.calls.every((c) => c.netns === undefined));
@@ -111,4 +112,43 @@ test('a pod on another node is not_local; a veth whose peer namespace has no nam
     .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
     .on('ip -j netns list-id', { stdout: '[{"nsid":2}]' });
   assert.deepEqual(await new MemberResolver(new IpClient(anon), (ns) => new IpClient(anon, ns)).resolve('10.244.1.11'), { reason: 'no_netns' });
+});
+
+test('sharedClaims: IPs more than one domain lists, with those domains; a repeat within one domain is not a claim', () => {
+  const c = sharedClaims([
+    { service: 'a', listed: ['10.0.0.1', '10.0.0.2', '10.0.0.2'] },
+    { service: 'b', listed: ['10.0.0.3', '10.0.0.1'] },
+    { service: 'c', listed: ['10.0.0.1'] },
+  ]);
+  assert.deepEqual([...c], [['10.0.0.1', ['a', 'b', 'c']]]);
+  assert.equal(sharedClaims([{ service: 'a', listed: ['10.0.0.1'] }]).size, 0);
+});
+
+test('MemberBindings: a member stays on its first veth; a second claimant is refused until that veth is gone', async () => {
+  const m = (veth: string, vethIndex: number): LocalMember => ({ ip: '10.244.2.12', veth, vethIndex, netns: `ns-${veth}`, podIndex: 2 });
+  const victim = m('kmcv1', 11);
+  const attacker = m('kmcv9', 19);
+  const b = new MemberBindings();
+  let alive = new Set(['kmcv1#11', 'kmcv9#19']);
+  const exists = async (veth: string, index: number): Promise<boolean> => Promise.resolve(alive.has(`${veth}#${index}`));
+  assert.deepEqual(await b.choose(victim.ip, [victim], exists), { member: victim, refused: [] });
+  // The attacker's veth sorts first by name or scan order: the binding still wins.
+  assert.deepEqual(await b.choose(victim.ip, [attacker, victim], exists), { member: victim, refused: [attacker] });
+  // The victim dropped the IP but its veth is still there: nobody is followed.
+  assert.deepEqual(await b.choose(victim.ip, [attacker], exists), { member: undefined, refused: [attacker] });
+  // The victim's veth is gone (pod deleted): the IP may move.
+  alive = new Set(['kmcv9#19']);
+  assert.deepEqual(await b.choose(victim.ip, [attacker], exists), { member: attacker, refused: [] });
+  // No binding yet and two claimants (an agent restart): the oldest veth (lowest ifindex) wins.
+  const fresh = new MemberBindings();
+  assert.deepEqual(await fresh.choose(victim.ip, [attacker, victim], exists), { member: victim, refused: [attacker] });
+  fresh.retain(() => false);
+  assert.deepEqual(await fresh.choose(victim.ip, [attacker], exists), { member: attacker, refused: [] }, 'a forgotten IP binds anew');
+});
+
+test('matchBridgePorts: every port whose peer holds the IP, lowest ifindex first', () => {
+  const port = (name: string, ifindex: number): LinkInfo => ({ name, ifindex, kind: 'veth' }) as LinkInfo;
+  const ports = [port('kmcv9', 19), port('kmcv1', 11), port('kmcv2', 12)];
+  const addrs = new Map([[19, ['10.244.2.12']], [11, ['10.244.2.12']], [12, ['10.244.2.13']]]);
+  assert.deepEqual(matchBridgePorts(ports, addrs, '10.244.2.12').map((p) => p.name), ['kmcv1', 'kmcv9']);
 });

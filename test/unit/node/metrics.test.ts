@@ -17,6 +17,7 @@ test('observeDomain: captured sums the members\' capture chains, programmed spli
       ['10.244.1.12', m('10.244.1.12', 'kmcv2')],
     ]),
     table: { status: () => [{ state: 'alive' }, { state: 'alive' }, { state: 'expired' }] },
+    refused: new Map([['10.244.1.13', { podIp: '10.244.1.13', reason: 'multiple_domains', hostVeth: 'kmcv3', domains: ['app', 'other'] }]]),
   } as unknown as DomainRuntime;
   const back = new Map([
     ['cap-kmcv1', chain('cap-kmcv1', 5)],
@@ -33,6 +34,7 @@ test('observeDomain: captured sums the members\' capture chains, programmed spli
   assert.match(text, /kmcast_node_local_members\{domain="app",programmed="false"\} 1/);
   assert.match(text, /kmcast_node_peers\{domain="app",state="alive"\} 2/);
   assert.match(text, /kmcast_node_peers\{domain="app",state="pending"\} 0/);
+  assert.match(text, /kmcast_node_refused_pods\{domain="app",reason="multiple_domains"\} 1/);
   assert.match(text, /kmcast_node_control_received_datagrams\{result="bad_mac"\} 1/);
   assert.match(text, /kmcast_node_control_sent_datagrams\{outcome="failed"\} 2/);
   // No read-back (nft failed): the counters read 0, the members and peers still count.
