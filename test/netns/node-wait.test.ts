@@ -254,6 +254,9 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
 
     // Both ways, every kind, exactly once: to the new pod from the other node and from its own node, and from it.
     const round = async (from: LabPod, to: LabPod[]): Promise<void> => {
+      // The previous receivers' leaves first: an entry about to be withdrawn would otherwise pass
+      // for one of this round's joins, and the datagrams sent meanwhile fall into the gap.
+      await waitFor(`no node replicates ${G} any more`, async () => (await mdbDsts(1)).length === 0 && (await mdbDsts(2)).length === 0, 15_000, { intervalMs: 50, explain: evidence });
       const rx = await Promise.all(to.map((p) => startNodeReceiver(p.netns, { port: PORT, groups: [G, LL] })));
       await waitFor(`${from.name}'s node replicates G to the other node`, async () => (await mdbDsts(from.node)).join() === node(from.node === 1 ? 2 : 1).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
       for (const dst of [G, LL, BC]) await sendFromPod(from.netns, dst, { port: PORT, count: N, intervalMs: 5 });
