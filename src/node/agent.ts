@@ -99,6 +99,8 @@ export class NodeAgent {
   private ready = false;
   private graceUntil = 0;
   private peersReadyBy = 0;
+  /** The first full pass (members, joins, announcements) is over: "no members here" is true. */
+  private firstPassDone = false;
   private allowListOk = false;
   private allowListPeers = 0;
   private readonly announcers = new Map<string, Announcer>();
@@ -225,10 +227,13 @@ export class NodeAgent {
       if (!d) return;
       if (e.result.changed) this.request('entries');
       // A new or restarted peer node learns us at once; with no member here the answer is a
-      // LEAVE, so its pods need not wait for the bounded wait to know this node has none.
+      // LEAVE, so its pods need not wait for the bounded wait to know this node has none. Not
+      // before our first pass has read the members and their joins: a LEAVE then would say "no
+      // members" for a node that has some, and the peer would start its pods before it knows
+      // our groups (the first pass announces to every peer anyway).
       if (e.result.isNew || e.result.restarted) {
         if (d.announced) void this.announce(d, [e.from]);
-        else if (e.msg.type === 'state') void this.control?.sendLeave(d.label, [e.from]);
+        else if (e.msg.type === 'state' && this.firstPassDone) void this.control?.sendLeave(d.label, [e.from]);
       }
     });
     await this.control.start();
@@ -247,6 +252,7 @@ export class NodeAgent {
         if (this.pending.size && !this.stopped) this.kick();
       });
     await first;
+    this.firstPassDone = true;
     const sources: NodeHttpSources = {
       metrics: this.metrics,
       beforeScrape: async () => {
