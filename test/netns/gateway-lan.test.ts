@@ -91,6 +91,13 @@ describe('gateway: ARP, IPv6 and TCP on the LAN interface are the node\'s, never
     await runInNetns(host().netns, ['ip', 'neigh', 'flush', 'dev', host().ifname]);
     const ll = /inet6 (fe80::[0-9a-f:]+)\//.exec((await runInNetns(lab.nodes[0]!.netns, ['ip', '-6', 'addr', 'show', 'dev', nodeLan().ifname])).stdout)?.[1];
     assert.ok(ll, 'the node has an IPv6 link-local address on its LAN interface');
+    // Duplicate address detection must be over on both ends: a tentative link-local address
+    // cannot be connected from (EADDRNOTAVAIL) or to, whatever the gateway does.
+    const settled = async (netns: string, dev: string): Promise<boolean> => {
+      const out = (await runInNetns(netns, ['ip', '-6', 'addr', 'show', 'dev', dev, 'scope', 'link'])).stdout;
+      return out.includes('inet6 fe80:') && !/tentative/.test(out);
+    };
+    await waitFor('both link-local addresses past duplicate address detection', async () => (await settled(lab.nodes[0]!.netns, nodeLan().ifname)) && (await settled(host().netns, host().ifname)), 10_000, { intervalMs: 100, explain: evidence });
     const servers = [
       spawnInNetns(lab.nodes[0]!.netns, ['socat', `TCP4-LISTEN:${TCP_PORT},bind=${nodeLan().ip},reuseaddr,fork`, 'SYSTEM:echo kmcast-tcp4'], { stdin: 'ignore' }),
       spawnInNetns(lab.nodes[0]!.netns, ['socat', `TCP6-LISTEN:${TCP_PORT + 1},reuseaddr,fork`, 'SYSTEM:echo kmcast-tcp6'], { stdin: 'ignore' }),
