@@ -236,8 +236,16 @@ export async function netnsFetch(netns: string, path: string, port: number): Pro
 /** Several GETs in one process (one namespace entry), in order. */
 export async function netnsFetchAll(netns: string, paths: readonly string[], port: number, where = netns): Promise<Array<{ status: number; body: string }>> {
   const urls = paths.map((path) => `http://127.0.0.1:${port}${path.startsWith('/') ? path : `/${path}`}`);
-  const r = await runInNetns(netns, [findPython(), '-c', FETCH_PY, ...urls]);
-  if (r.code !== 0) throw new KmcastError(`fetch ${urls.join(' ')} in ${where}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
+  return await netnsGet(netns, urls, { where });
+}
+
+/**
+ * GETs of full URLs from inside a namespace, in order, in one process; `as` runs it under a
+ * prefix (e.g. UNPRIVILEGED, as a pod's app would ask). A network error throws with the reason.
+ */
+export async function netnsGet(netns: string, urls: readonly string[], opts: { where?: string; as?: readonly string[]; timeoutMs?: number } = {}): Promise<Array<{ status: number; body: string }>> {
+  const r = await runInNetns(netns, [...(opts.as ?? []), findPython(), '-c', FETCH_PY, ...urls], scaled(opts.timeoutMs ?? 10_000));
+  if (r.code !== 0) throw new KmcastError(`fetch ${urls.join(' ')} in ${opts.where ?? netns}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
   return r.stdout
     .trim()
     .split('\n')

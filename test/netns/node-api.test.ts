@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { agentsEvidence, findPython, KMCAST_MAIN, netnsFetch, runInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, findPython, KMCAST_MAIN, netnsFetch, netnsGet, runInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
@@ -58,17 +58,6 @@ for t in ts: t.join()
 print(json.dumps(counts))
 `;
 
-// argv: url...; prints one JSON line {"status", "body"} per URL.
-const GET_PY = `
-import json, sys, urllib.request, urllib.error
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-for url in sys.argv[1:]:
-    try:
-        r = opener.open(url, timeout=5); print(json.dumps({'status': r.status, 'body': r.read().decode()}))
-    except urllib.error.HTTPError as e:
-        print(json.dumps({'status': e.code, 'body': e.read().decode()}))
-`;
-
 /** CPU (user + system, reaped children included) a process used so far, seconds. */
 async function cpuSeconds(pid: number | undefined): Promise<number> {
   const stat = await readFile(`/proc/${String(pid)}/stat`, 'utf8');
@@ -97,9 +86,7 @@ describe('node mode: what the agent serves to pods, and at what cost', { skip: s
   /** GETs from a pod (unprivileged) to its node's address. */
   async function fromPod(p: LabPod, paths: readonly string[], port = NODE_HTTP_PORT): Promise<Array<{ status: number; body: string }>> {
     const urls = paths.map((path) => `http://${node(p.node).underlayIp}:${port}${path}`);
-    const r = await runInNetns(p.netns, [...UNPRIVILEGED, findPython(), '-c', GET_PY, ...urls], 15_000);
-    assert.equal(r.code, 0, `GET ${urls.join(' ')} from ${p.name}: ${r.stderr}`);
-    return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { status: number; body: string });
+    return await netnsGet(p.netns, urls, { where: `pod ${p.name}`, as: UNPRIVILEGED, timeoutMs: 15_000 });
   }
 
   test('without --key-file the agent does not start unless --insecure-no-key says so', async (t) => {
