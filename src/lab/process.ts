@@ -5,7 +5,7 @@
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/runtime.js';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -457,6 +457,45 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * CPU (user + system, seconds) `pid` used so far: its own, its reaped children's, and with
+ * `tree` every live descendant's too (an agent's helper processes, e.g. `ip monitor`, are
+ * reaped only when they exit). 0 for a process that is gone. USER_HZ is 100 on Linux.
+ */
+export function cpuSeconds(pid: number | undefined, opts: { tree?: boolean } = {}): number {
+  if (pid === undefined) return 0;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0;
+  }
+  // fields 14-17 of proc(5) (utime stime cutime cstime) are 11-14 after the command name
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  let s = [11, 12, 13, 14].reduce((acc, i) => acc + Number(f[i] ?? 0), 0) / 100;
+  if (opts.tree) for (const c of childPids(pid)) s += cpuSeconds(c, opts);
+  return s;
+}
+
+/** The live children of `pid` (every thread's), from /proc. */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    try {
+      for (const c of readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(/\s+/)) if (/^\d+$/.test(c)) out.push(Number(c));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
 }
 
 /** The command line of `pid`, or undefined when it is gone. */

@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { agentsEvidence, findPython, KMCAST_MAIN, netnsFetch, netnsGet, runInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, cpuSeconds, findPython, KMCAST_MAIN, netnsFetch, netnsGet, runInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
@@ -57,14 +57,6 @@ for t in ts: t.start()
 for t in ts: t.join()
 print(json.dumps(counts))
 `;
-
-/** CPU (user + system, reaped children included) a process used so far, seconds. */
-async function cpuSeconds(pid: number | undefined): Promise<number> {
-  const stat = await readFile(`/proc/${String(pid)}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields 14-17 of proc(5) (utime stime cutime cstime) are 11-14 after the command name; USER_HZ 100
-  return [11, 12, 13, 14].reduce((acc, i) => acc + Number(f[i] ?? 0), 0) / 100;
-}
 
 describe('node mode: what the agent serves to pods, and at what cost', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
@@ -148,11 +140,11 @@ describe('node mode: what the agent serves to pods, and at what cost', { skip: s
     }, 10_000, { intervalMs: 200, explain: evidence });
     assert.equal(known.programmed, false);
     const paths = [podStatusPath(p.ip), ...Array.from({ length: 40 }, (_, i) => podStatusPath(`10.250.${i}.${(i * 7) % 250 + 1}`))];
-    const cpu0 = await cpuSeconds(agent.child.pid);
+    const cpu0 = cpuSeconds(agent.child.pid);
     const t0 = Date.now();
     const r = await runInNetns(p.netns, [...UNPRIVILEGED, findPython(), '-c', LOOPS_PY, `http://${node(1).underlayIp}:${NODE_HTTP_PORT}`, String(LOOP_SECONDS), '8', ...paths], (LOOP_SECONDS + 20) * 1000);
     const wall = (Date.now() - t0) / 1000;
-    const cpu = (await cpuSeconds(agent.child.pid)) - cpu0;
+    const cpu = (cpuSeconds(agent.child.pid)) - cpu0;
     assert.equal(r.code, 0, r.stderr);
     const counts = JSON.parse(r.stdout) as Record<string, number>;
     const total = Object.values(counts).reduce((a, b) => a + b, 0);

@@ -19,7 +19,7 @@ import { IpClient } from '../../src/iproute2/client.js';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { agentsEvidence, startAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, cpuSeconds, startAgent, waitFor } from '../../src/lab/process.js';
 import { trafficMatrix } from '../../src/lab/traffic.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { analyse, startStream } from '../../bench/soak/stream.js';
@@ -50,15 +50,9 @@ async function floodPeers(pod: LabPod): Promise<string[]> {
 }
 
 /** CPU time (user + system, reaped children included) the agents used so far, ms. */
-async function agentsCpuMs(agents: Iterable<AgentHandle>): Promise<number> {
-  const tick = 10; // USER_HZ is 100 on Linux
+function agentsCpuMs(agents: Iterable<AgentHandle>): number {
   let sum = 0;
-  for (const a of agents) {
-    const stat = await readFile(`/proc/${String(a.child.pid)}/stat`, 'utf8').catch(() => '');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields 14-17 of proc(5) (utime stime cutime cstime) are 11-14 after the command name
-    sum += [11, 12, 13, 14].reduce((acc, i) => acc + Number(f[i] ?? 0), 0) * tick;
-  }
+  for (const a of agents) sum += cpuSeconds(a.child.pid) * 1000;
   return sum;
 }
 
@@ -141,10 +135,10 @@ describe('starvation: live peers keep their entries when agents are starved of C
     // What the idle agents cost, measured without a quota: if it were most of the quota, every
     // later step (a join travelling, an entry written) would wait for CPU behind heartbeats.
     await starver.setQuota(availableParallelism());
-    const cpu0 = await agentsCpuMs(agents.values());
+    const cpu0 = agentsCpuMs(agents.values());
     const w0 = Date.now();
     await new Promise((r) => setTimeout(r, 3000)); // a measuring window, not a synchronisation
-    const idleCpus = ((await agentsCpuMs(agents.values())) - cpu0) / (Date.now() - w0);
+    const idleCpus = ((agentsCpuMs(agents.values())) - cpu0) / (Date.now() - w0);
     moderateCpus = Math.max(MODERATE_CPUS, Math.round(1.5 * idleCpus * 100) / 100);
     await starver.setQuota(moderateCpus);
     t.diagnostic(`20 idle agents use ${idleCpus.toFixed(3)} CPU together; quota from now on ${moderateCpus}`);
