@@ -29,7 +29,7 @@ function nodeOptions(cmd: Command): Command {
     .option('--listed-peer-expiry <n>', 'heartbeats a peer node still listed by --peers-service or --peers may miss before it is dropped (default: 3 x --peer-expiry)')
     .option('--resolve-interval <ms>', 'how often to re-resolve the domains and --peers-service (default: 2000)')
     .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
-    .option('--joins-interval <ms>', 're-read of every member\'s joins besides the maddress monitor (default: 5000)')
+    .option('--joins-interval <ms>', 're-read of every member\'s joins besides their maddress events (default: 30000)')
     .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)');
 }
 

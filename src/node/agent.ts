@@ -19,6 +19,7 @@
  * - joins: only re-read the local members' groups and announce a changed set.
  */
 import type { Server } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
 import { IpClient } from '../iproute2/client.js';
 import type { Monitors, MonitorHandle } from '../iproute2/monitor.js';
@@ -47,10 +48,11 @@ import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGrou
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
-import { JoinWatch } from './joins.js';
+import { CAP_NET_BROADCAST, JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
 import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
+import { capEffOf, hasCapability } from '../agent/host.js';
 import type { ChainSpec, ReadChain } from './nft.js';
 import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
 import { deliveryChainName, desiredChains } from './nft.js';
@@ -62,6 +64,17 @@ export interface NodeAgentDeps {
   readonly runner: Runner;
   readonly log: Logger;
   readonly monitors?: Monitors;
+  /** Watch joins with one all-nsid listener; default: whether this process holds CAP_NET_BROADCAST. */
+  readonly allNsid?: boolean;
+}
+
+/** Whether this process holds CAP_NET_BROADCAST (false when /proc cannot be read). */
+function holdsNetBroadcast(): boolean {
+  try {
+    return hasCapability(capEffOf(readFileSync('/proc/self/status', 'utf8')), CAP_NET_BROADCAST);
+  } catch {
+    return false;
+  }
 }
 
 type PassKind = 'full' | 'entries' | 'joins';
@@ -89,6 +102,14 @@ export class NodeAgent {
   private timers: NodeJS.Timeout[] = [];
   private nodeMonitor: MonitorHandle | undefined;
   private readonly joins: JoinWatch;
+  /** Member namespaces with maddress events not yet read, coalesced per namespace. */
+  private readonly joinThrottle = new JoinThrottle();
+  private joinRetry: NodeJS.Timeout | undefined;
+  /** The periodic re-read of every member's joins is due. */
+  private allJoinsDue = false;
+  private joinReads = 0;
+  private lastAllJoinsRead = 0;
+  private overflowResync: NodeJS.Timeout | undefined;
   /** Member IP -> the veth it was first found on (a second claimant is refused). */
   private readonly bindings = new MemberBindings();
   private readonly ruleset: NodeRuleset;
@@ -116,7 +137,19 @@ export class NodeAgent {
     this.ip = new IpClient(deps.runner);
     this.monitors = deps.monitors ?? new ExecMonitors();
     this.allowList = new AllowList(deps.runner);
-    this.joins = new JoinWatch(deps.runner, this.monitors, deps.log, () => this.request('joins'));
+    const allNsid = deps.allNsid ?? holdsNetBroadcast();
+    this.joins = new JoinWatch(
+      deps.runner,
+      this.monitors,
+      deps.log,
+      (netns) => {
+        this.joinThrottle.mark(netns);
+        this.request('joins');
+      },
+      { allNsid },
+      () => this.onJoinEventsLost(),
+    );
+    if (!allNsid) this.log.warn({ capability: 'NET_BROADCAST' }, 'no CAP_NET_BROADCAST: joins are watched with one ip monitor process per member pod (about 3 MB each); add NET_BROADCAST to the node agent for one listener');
     this.ruleset = new NodeRuleset({ ip: this.ip, log: deps.log, metrics: this.metrics, retrySoon: () => setTimeout(() => this.request('full'), 200).unref() });
     const expiryMs = config.peerExpiry * config.heartbeatMs;
     this.domains = config.domains.map((domain) => ({
@@ -286,7 +319,10 @@ export class NodeAgent {
       });
     });
     every(cfg.resyncMs, () => this.request('full'));
-    every(cfg.joinsMs, () => this.request('joins'));
+    every(cfg.joinsMs, () => {
+      this.allJoinsDue = true;
+      this.request('joins');
+    });
     setTimeout(() => this.request('entries'), expiryMs + 50).unref();
     this.log.info(
       { nodeIp: this.nodeIp, uplink: this.uplink, domains: this.domains.map((d) => ({ service: d.domain.service, vni: d.domain.vni, device: d.domain.device, local: d.local.size })) },
@@ -304,6 +340,8 @@ export class NodeAgent {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     if (this.debounce) clearTimeout(this.debounce);
+    if (this.joinRetry) clearTimeout(this.joinRetry);
+    if (this.overflowResync) clearTimeout(this.overflowResync);
     this.nodeMonitor?.stop();
     this.joins.stop();
     await this.running?.catch(() => undefined);
@@ -470,7 +508,7 @@ export class NodeAgent {
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
       this.kick();
-    }, kind === 'entries' ? 0 : 50);
+    }, kind === 'full' ? 50 : 0);
   }
 
   private kick(): void {
@@ -499,14 +537,18 @@ export class NodeAgent {
       return;
     }
     if (kind === 'joins') {
-      await this.readJoins();
+      await this.readDueJoins();
       await this.syncAnnouncements();
       await this.gateway?.syncJoins(this.demandedGroups());
       return;
     }
     try {
       await this.resolveMembers();
-      await this.readJoins();
+      // New members (or a pod re-created on the same IP) are read now; the others' joins follow
+      // their events, and the periodic re-read (--joins-interval) repairs a lost one.
+      await this.readJoins((m, d) => !d.groups.has(m.ip));
+      // A full pass takes the place of any joins pass that was pending: its events are due too.
+      await this.readDueJoins();
       await this.syncEntries(false);
       await this.syncRuleset();
       await this.syncGateway();
@@ -552,6 +594,11 @@ export class NodeAgent {
       if (membersKey(d.local.values()) !== membersKey(local.values())) {
         this.log.info({ domain: d.domain.service, members: [...local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
       }
+      for (const [ip, prev] of d.local) {
+        const now = local.get(ip);
+        // Joins were read from another pod's namespace: read the new one's.
+        if (now && (now.netns !== prev.netns || now.vethIndex !== prev.vethIndex)) d.groups.delete(ip);
+      }
       d.local = local;
       d.reasons = reasons;
       for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
@@ -559,15 +606,57 @@ export class NodeAgent {
     this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
   }
 
-  private async readJoins(): Promise<void> {
+  /** The join listener lost events: re-read every member, at most once per JOIN_OVERFLOW_RESYNC_MS. */
+  private onJoinEventsLost(): void {
+    this.metrics.joinEventsLost.inc();
+    if (this.overflowResync || this.stopped) return;
+    this.overflowResync = setTimeout(() => {
+      this.overflowResync = undefined;
+      this.allJoinsDue = true;
+      this.request('joins');
+    }, Math.max(0, this.lastAllJoinsRead + JOIN_OVERFLOW_RESYNC_MS - Date.now()));
+    this.overflowResync.unref();
+  }
+
+  /** Re-reads the joins of the members `which` selects (default: every member). */
+  private async readJoins(which: (m: LocalMember, d: DomainRuntime) => boolean = () => true, cause: 'event' | 'resync' = 'resync'): Promise<void> {
     await Promise.all(
       this.domains.flatMap((d) =>
-        [...d.local.values()].map(async (m) => {
+        [...d.local.values()].filter((m) => which(m, d)).map(async (m) => {
+          this.joinReads++;
+          this.metrics.joinReads.labels(cause).inc();
           const groups = await this.joins.read(m);
           if (groups) d.groups.set(m.ip, groups);
         }),
       ),
     );
+  }
+
+  /**
+   * A joins pass: the namespaces whose events are due (src/node/joins.ts, JoinThrottle), and every
+   * member when the periodic re-read is due. Events of a namespace read less than the throttle's
+   * interval ago wait for a timer: a pod that joins and leaves in a loop costs one read per
+   * interval, not one per event, and never a read of the other members.
+   */
+  private async readDueJoins(): Promise<void> {
+    if (this.allJoinsDue) {
+      this.allJoinsDue = false;
+      this.lastAllJoinsRead = Date.now();
+      await this.readJoins();
+    }
+    const now = Date.now();
+    const { due, retryAt } = this.joinThrottle.take(now);
+    if (retryAt !== undefined && !this.joinRetry && !this.stopped) {
+      this.joinRetry = setTimeout(() => {
+        this.joinRetry = undefined;
+        this.request('joins');
+      }, Math.max(0, retryAt - now));
+      this.joinRetry.unref();
+    }
+    if (due.length) {
+      const set = new Set(due);
+      await this.readJoins((m) => set.has(m.netns), 'event');
+    }
   }
 
   private async syncEntries(fast: boolean): Promise<void> {
@@ -653,9 +742,10 @@ export class NodeAgent {
 
   private syncMemberMonitors(): void {
     if (this.nodeMonitor && !this.nodeMonitor.running && !this.stopped) this.nodeMonitor = this.startNodeMonitor();
-    const want = new Set<string>();
-    for (const d of this.domains) for (const m of d.local.values()) want.add(m.netns);
-    this.joins.sync(want);
+    const members = this.domains.flatMap((d) => [...d.local.values()]);
+    this.joins.sync(members);
+    const netnses = new Set(members.map((m) => m.netns));
+    this.joinThrottle.retain((ns) => netnses.has(ns));
   }
 
   private async syncAnnouncements(): Promise<void> {
@@ -740,6 +830,7 @@ export class NodeAgent {
       ruleset: { installed: this.ruleset.isInstalled, chains: this.ruleset.size, ...(this.ruleset.lastError ? { lastError: this.ruleset.lastError } : {}) },
       allowList: { installed: this.allowListOk, peers: this.allowListPeers, dropped: allowListDrops(this.allowListDropped) },
       drops: { control: drops },
+      joinWatch: { mode: this.joins.mode, processes: this.joins.processes, reads: this.joinReads },
       ...(this.gateway ? { gateway: this.gateway.status() } : {}),
     };
   }

@@ -96,7 +96,7 @@ const DEFAULTS: RawNodeOptions = {
   peerExpiry: '5',
   resolveInterval: '2000',
   resyncInterval: '10000',
-  joinsInterval: '5000',
+  joinsInterval: '30000',
   logLevel: 'info',
 };
 

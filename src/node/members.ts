@@ -30,6 +30,8 @@ export interface LocalMember {
   readonly podIndex: number;
   /** The host veth's MTU (a CNI gives the pod's eth0 the same): the longest frame it delivers. */
   readonly mtu?: number;
+  /** The node's id of the pod's namespace (the veth's link-netnsid): its maddress events carry it. */
+  readonly nsid?: number;
 }
 
 /**
@@ -171,7 +173,7 @@ export class MemberResolver {
   private async member(podIp: string, veth: LinkInfo): Promise<LocalMember | undefined> {
     const ns = veth.linkNetnsid === undefined ? undefined : (await this.netnsIds()).get(veth.linkNetnsid);
     if (ns === undefined || veth.linkIndex === undefined) return undefined;
-    return { ip: podIp, veth: veth.name, vethIndex: veth.ifindex, netns: ns, podIndex: veth.linkIndex, ...(veth.mtu !== undefined ? { mtu: veth.mtu } : {}) };
+    return { ip: podIp, veth: veth.name, vethIndex: veth.ifindex, netns: ns, podIndex: veth.linkIndex, nsid: veth.linkNetnsid, ...(veth.mtu !== undefined ? { mtu: veth.mtu } : {}) };
   }
 
   /** Whether the veth `name` with ifindex `index` still exists on the node. */

@@ -67,6 +67,12 @@ export interface NodeStatus {
   /** `dropped`: datagrams the allow-list dropped, by reason (see allowListDrops). */
   readonly allowList: { readonly installed: boolean; readonly peers: number; readonly dropped?: Readonly<Record<string, number>> };
   readonly drops: { readonly control: Readonly<Record<string, number>> };
+  /**
+   * How members' joins are watched: one `all-nsid` listener, or one monitor per member namespace
+   * (no CAP_NET_BROADCAST); `processes`: helper processes running for it; `reads`: namespace
+   * reads since start.
+   */
+  readonly joinWatch?: { readonly mode: 'all-nsid' | 'per-namespace'; readonly processes: number; readonly reads: number };
   /** This node's gateway (--gateway-interface), when it is one. */
   readonly gateway?: GatewayStatus;
 }

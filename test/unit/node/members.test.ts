@@ -53,7 +53,7 @@ test('calico pods resolve to their host veths from one route read, one link read
     .on('ip -j netns list-id', { stdout: '[{"nsid":2,"name":"kmcncf-n1p1"}]' });
   const resolver = new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns));
   const r = await resolver.resolve('10.244.1.11');
-  assert.deepEqual(r, { local: { ip: '10.244.1.11', veth: 'kmcv1', vethIndex: 4, netns: 'kmcncf-n1p1', podIndex: 2, mtu: 1500 } });
+  assert.deepEqual(r, { local: { ip: '10.244.1.11', veth: 'kmcv1', vethIndex: 4, netns: 'kmcncf-n1p1', podIndex: 2, nsid: 2, mtu: 1500 } });
   assert.deepEqual(await resolver.resolve('10.244.2.11'), { reason: 'not_local' }, 'another node: matches only the default route');
   assert.deepEqual(await resolver.resolve('172.31.1.2'), { reason: 'not_local' }, "the node's own address: a local-table route");
   assert.deepEqual(runner.commands(), [
