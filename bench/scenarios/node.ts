@@ -22,7 +22,7 @@ import type { ResultRow } from '../lib/pure.js';
 import { SIZES } from './baseline.js';
 
 export const NODE_VNI = 100;
-const NODE_DEVICE = `kmcvx${NODE_VNI}`;
+export const NODE_DEVICE = `kmcvx${NODE_VNI}`;
 
 export const nodeLabIds = (ctx: BenchContext): string[] => ['na', 'nf', 'nr'].map((s) => `${ctx.id}${s}`);
 
