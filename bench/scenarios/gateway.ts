@@ -11,6 +11,7 @@
  * The switch snoops IGMP with a querier, so each receiver gets the group only after its own (or
  * the gateway's) report: before every trial the switch must list the receiving port.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { addLan, lanMemberships } from '../../src/lab/lan.js';
 import { lanHostPort } from '../../src/lab/lan-plan.js';
 import { setServiceMembers } from '../../src/lab/lab.js';
@@ -144,9 +145,20 @@ async function buildReference(lab: Lab, gwNode: LabNode, gwLan: LabLanNode, memb
   }
 }
 
-/** Whether the agent's installed `lan-in` lists the hand-built chain's lines, as a note. */
+/**
+ * Whether the agent's installed `lan-in` lists the hand-built chain's lines, as a note. Read until
+ * they match or for up to 10 s: an agent reports its gateway active (the election) and its table
+ * installed (the standby table, without chains) before the pass that installs the chains.
+ */
 async function sameChain(gwNode: LabNode, what: string, hand: readonly string[]): Promise<string> {
-  const agent = await lanInRules(gwNode.netns, GATEWAY_TABLE).catch((err: unknown) => [`(not read: ${err instanceof Error ? err.message : String(err)})`]);
+  const read = async (): Promise<string[]> => await lanInRules(gwNode.netns, GATEWAY_TABLE).catch((err: unknown) => [`(not read: ${err instanceof Error ? err.message : String(err)})`]);
+  const same = (lines: readonly string[]): boolean => lines.length === hand.length && lines.every((l, k) => l === hand[k]);
+  const deadline = Date.now() + 10_000;
+  let agent = await read();
+  while (!same(agent) && Date.now() < deadline) {
+    await sleep(100);
+    agent = await read();
+  }
   const i = hand.findIndex((l, k) => agent[k] !== l);
   if (i < 0 && agent.length === hand.length) return `${what}: the agent's lan-in chain lists the same ${hand.length} lines as the hand-built one`;
   const k = i < 0 ? hand.length : i;
