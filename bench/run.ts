@@ -23,6 +23,9 @@ const HELP = `Usage: npm run bench -- [--quick] [--scenario NAME[,NAME]] [--tria
 Runs as root. Scenarios (default: all, in this order):
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(14)} ${s.title}`).join('\n')}
 
+  --scenario NAME[,NAME]
+                 only these scenarios (repeatable), in the order above, e.g. --scenario gateway-in;
+                 kmcast-1to3 and node-1to3 show ratios against baseline's rows only with it
   --quick        short trials, fan-out with 2 and 10 members only, node fan-out with 3 per node
   --trial S      seconds per search trial (default 2, quick 1)
   --confirm S    seconds of the trial that confirms the highest rate (default 10, quick 2)

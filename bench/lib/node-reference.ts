@@ -1,62 +1,104 @@
 /**
- * Node mode's data path built by hand, with no agent: on every lab node the domain's VXLAN device,
- * its flood entries towards the other nodes and the group's MDB entries, the delivery hop, and the
- * same nftables netdev table. The devices and chains come from the agent's own pure renderers
- * (src/node/nft.ts, src/node/delivery.ts), so the reference is the same kernel path; what the
- * agent adds on top (its passes, heartbeats, monitors running beside the traffic) is what a ratio
- * against it shows. The argv is written here, not in the agent: the bench is the lab's rig.
+ * Node mode's data path built by hand, with no agent: on every node of the domain its VXLAN
+ * device, the flood entries towards the other member nodes, the group's MDB entries towards the
+ * nodes whose members joined it and the catch-all entry of unregistered groups (blackholed), the
+ * delivery hop, the same nftables netdev table (delivery tiers by member MTU) and the node's
+ * underlay filter (`ip kmcast`: overlay and control ports from peers and the underlay only, which
+ * every received VXLAN packet passes). What the agents of the bench's labs program, entry for
+ * entry. The devices and chains come from the agent's own pure renderers (src/node/nft.ts,
+ * src/node/delivery.ts, src/overlay/allowlist.ts), so the reference is the same kernel path; what
+ * the agent adds on top (its passes, heartbeats, monitors running beside the traffic) is what a
+ * ratio against it shows. The argv is written here, not in the agent: the bench is the lab's rig.
  */
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_UPLINK, podHostLink, podIndex } from '../../src/lab/plan.js';
+import { NODE_CONTROL_PORT, NODE_VXLAN_PORT } from '../../src/node/api.js';
 import { deliveryBuild, deliveryDevices, deliveryNames } from '../../src/node/delivery.js';
 import { NODE_TABLE, desiredChains, renderRuleset } from '../../src/node/nft.js';
+import { NFT_TABLE as ALLOW_TABLE, allowListScript } from '../../src/overlay/allowlist.js';
+import { BLACKHOLE_IP, VXLAN_OVERHEAD } from '../../src/overlay/desired.js';
 import { runner } from './net.js';
 
 export interface NodeReference {
   remove(): Promise<void>;
 }
 
-const VXLAN_PORT = 7472;
-const VXLAN_OVERHEAD = 50;
+export interface NodeReferenceOptions {
+  /** Nodes that hold the domain's device and hop with no member pod on them (a gateway node). */
+  readonly extraNodes?: readonly LabNode[];
+  /** The members that joined the group (default: all): a node replicates it only to the other nodes with one. */
+  readonly joined?: readonly LabPod[];
+}
 
-async function uplinkMtu(node: LabNode): Promise<number> {
-  const r = await runner.run(['ip', '-j', 'link', 'show', 'dev', NODE_UPLINK], { netns: node.netns });
+export async function linkMtu(netns: string, dev: string): Promise<number> {
+  const r = await runner.run(['ip', '-j', 'link', 'show', 'dev', dev], { netns });
   const [l] = JSON.parse(r.stdout) as Array<{ mtu: number }>;
-  if (!l) throw new Error(`${node.netns}: no ${NODE_UPLINK}`);
+  if (!l) throw new Error(`${netns}: no ${dev}`);
   return l.mtu;
 }
 
 /**
- * Builds the reference for one domain (`vni`) whose members are `pods`, with `group` replicated
- * from every node to every other member node (as the agents would once every member joined it).
+ * Removes the domain's node path from `nodes`, whoever built it: this reference, or node agents
+ * (which keep their devices, entries and node tables over SIGTERM so that a restart adopts them).
  */
-export async function buildNodeReference(lab: Lab, pods: readonly LabPod[], vni: number, group: string): Promise<NodeReference> {
+export async function clearNodePath(nodes: readonly LabNode[], vni: number): Promise<void> {
+  const hop = deliveryDevices(vni);
+  for (const n of nodes) {
+    await runner.run(['nft', 'delete', 'table', 'netdev', NODE_TABLE], { netns: n.netns, allowFail: true });
+    await runner.run(['nft', 'delete', 'table', 'ip', ALLOW_TABLE], { netns: n.netns, allowFail: true });
+    await runner.run(['ip', 'route', 'del', 'blackhole', BLACKHOLE_IP], { netns: n.netns, allowFail: true });
+    for (const d of [`kmcvx${vni}`, ...deliveryNames(hop)]) await runner.run(['ip', 'link', 'del', d], { netns: n.netns, allowFail: true });
+  }
+}
+
+/** The host veth of a member pod in its node's namespace. */
+export const hostVeth = (p: LabPod): string => podHostLink(podIndex(p));
+
+/**
+ * Builds the reference for one domain (`vni`) whose members are `pods`, with `group` replicated
+ * from every node to every other node with a member that joined it (as the agents do once those
+ * members joined it; by default all of them).
+ */
+export async function buildNodeReference(lab: Lab, pods: readonly LabPod[], vni: number, group: string, opts: NodeReferenceOptions = {}): Promise<NodeReference> {
   const device = `kmcvx${vni}`;
   const hop = deliveryDevices(vni);
-  const nodes = lab.nodes.filter((n) => pods.some((p) => p.node === n.index));
-  for (const n of nodes) {
-    const others = nodes.filter((o) => o !== n).map((o) => o.underlayIp);
-    const members = pods.filter((p) => p.node === n.index).map((p) => podHostLink(podIndex(p)));
-    const lines = [
-      `link add ${device} type vxlan id ${vni} dstport ${VXLAN_PORT} dev ${NODE_UPLINK} local ${n.underlayIp} nolearning`,
-      `link set ${device} addrgenmode none`,
-      `link set ${device} mtu ${(await uplinkMtu(n)) - VXLAN_OVERHEAD} up`,
-      ...deliveryBuild(hop),
-    ];
-    await runner.run(['ip', '-batch', '-'], { netns: n.netns, input: `${lines.join('\n')}\n` });
-    const entries = [
-      ...others.map((dst) => `fdb append 00:00:00:00:00:00 dev ${device} dst ${dst}`),
-      ...others.map((dst) => `mdb replace dev ${device} port ${device} grp ${group} permanent dst ${dst}`),
-    ];
-    await runner.run(['bridge', '-batch', '-'], { netns: n.netns, input: `${entries.join('\n')}\n` });
-    await runner.run(['nft', '-f', '-'], { netns: n.netns, input: renderRuleset(desiredChains([{ vni, device, members }])) });
+  const joined = opts.joined ?? pods;
+  const memberNodes = lab.nodes.filter((n) => pods.some((p) => p.node === n.index));
+  const nodes = lab.nodes.filter((n) => memberNodes.includes(n) || (opts.extraNodes ?? []).includes(n));
+  const built: LabNode[] = [];
+  const remove = async (): Promise<void> => await clearNodePath(built, vni);
+  try {
+    for (const n of nodes) {
+      built.push(n);
+      const floodTo = memberNodes.filter((o) => o !== n).map((o) => o.underlayIp);
+      const replicateTo = lab.nodes.filter((o) => o !== n && joined.some((p) => p.node === o.index)).map((o) => o.underlayIp);
+      const local = pods.filter((p) => p.node === n.index);
+      const members = local.map(hostVeth);
+      const mtus = new Map<string, number>();
+      for (const m of members) mtus.set(m, await linkMtu(n.netns, m));
+      const lines = [
+        `link add ${device} type vxlan id ${vni} dstport ${NODE_VXLAN_PORT} dev ${NODE_UPLINK} local ${n.underlayIp} nolearning`,
+        `link set ${device} addrgenmode none`,
+        `link set ${device} mtu ${(await linkMtu(n.netns, NODE_UPLINK)) - VXLAN_OVERHEAD} up`,
+        ...deliveryBuild(hop),
+        `route replace blackhole ${BLACKHOLE_IP}`,
+      ];
+      await runner.run(['ip', '-batch', '-'], { netns: n.netns, input: `${lines.join('\n')}\n` });
+      const entries = [
+        ...floodTo.map((dst) => `fdb append 00:00:00:00:00:00 dev ${device} dst ${dst}`),
+        ...replicateTo.map((dst) => `mdb replace dev ${device} port ${device} grp ${group} permanent dst ${dst}`),
+        `mdb replace dev ${device} port ${device} grp 0.0.0.0 permanent dst ${BLACKHOLE_IP}`,
+      ];
+      await runner.run(['bridge', '-batch', '-'], { netns: n.netns, input: `${entries.join('\n')}\n` });
+      await runner.run(['nft', '-f', '-'], { netns: n.netns, input: renderRuleset(desiredChains([{ vni, device, members, mtus }])) });
+      // The lab's agents run without a key, so the control port is filtered by source too.
+      const peers = lab.nodes.filter((o) => o !== n).map((o) => o.underlayIp);
+      const allow = allowListScript({ vxlanPort: NODE_VXLAN_PORT, controlPort: NODE_CONTROL_PORT, peers, guard: { underlay: NODE_UPLINK, ports: [NODE_VXLAN_PORT, NODE_CONTROL_PORT] } });
+      await runner.run(['nft', '-f', '-'], { netns: n.netns, input: allow });
+    }
+  } catch (err) {
+    await remove();
+    throw err;
   }
-  return {
-    async remove(): Promise<void> {
-      for (const n of nodes) {
-        await runner.run(['nft', 'delete', 'table', 'netdev', NODE_TABLE], { netns: n.netns, allowFail: true });
-        for (const d of [device, ...deliveryNames(hop)]) await runner.run(['ip', 'link', 'del', d], { netns: n.netns, allowFail: true });
-      }
-    },
-  };
+  return { remove };
 }

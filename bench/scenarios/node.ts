@@ -22,7 +22,7 @@ import type { ResultRow } from '../lib/pure.js';
 import { SIZES } from './baseline.js';
 
 export const NODE_VNI = 100;
-const NODE_DEVICE = `kmcvx${NODE_VNI}`;
+export const NODE_DEVICE = `kmcvx${NODE_VNI}`;
 
 export const nodeLabIds = (ctx: BenchContext): string[] => ['na', 'nf', 'nr'].map((s) => `${ctx.id}${s}`);
 
@@ -118,7 +118,7 @@ export async function nodeOneToThree(ctx: BenchContext): Promise<{ rows: ResultR
       notes: [
         'lab: 4 nodes (calico, bridge, calico, bridge), 1 pod each, one kmcast node agent per node namespace (no agent in any pod); sender on node 1, receivers on nodes 2-4',
         'the pods join and send on eth0 as if on a LAN: iperf2 as in the baseline, no interface named',
-        '"hand-built node path": the same VXLAN devices, entries, delivery hop and nftables table written with ip/bridge/nft and no agent running (bench/lib/node-reference.ts); "vs hand-built" = node mode max pps / hand-built max pps at the same size: what the agent itself costs (target >= 0.95)',
+        '"hand-built node path": the same VXLAN devices, entries, delivery hop, nftables node table and underlay filter written with ip/bridge/nft and no agent running (bench/lib/node-reference.ts); "vs hand-built" = node mode max pps / hand-built max pps at the same size: what the agent itself costs (target >= 0.95)',
         '1472 B: pod MTU = node MTU = 1500, so each VXLAN packet is IP-fragmented on the underlay and reassembled on the receiving node (the case docs/kernel-notes.md describes)',
       ],
     };
