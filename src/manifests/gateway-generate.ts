@@ -187,7 +187,7 @@ export function gatewayDaemonSet(image: string): IDaemonSet {
                 runAsUser: 0,
                 runAsNonRoot: false,
                 readOnlyRootFilesystem: true,
-                capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN'] },
+                capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN', 'NET_BROADCAST'] },
                 seccompProfile: { type: 'RuntimeDefault' },
                 appArmorProfile: { type: 'Unconfined' },
               },

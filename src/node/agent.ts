@@ -55,7 +55,7 @@ import { NodeMetrics } from './metrics.js';
 import { capEffOf, hasCapability } from '../agent/host.js';
 import type { ChainSpec, ReadChain } from './nft.js';
 import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
-import { deliveryChainName, desiredChains } from './nft.js';
+import { captureChainName, deliveryChainName, desiredChains } from './nft.js';
 import { NodeRuleset } from './ruleset.js';
 import type { NodeDomainStatus, NodeStatus } from './status-types.js';
 import { detectUplink } from './uplink.js';
@@ -694,7 +694,9 @@ export class NodeAgent {
       this.domains.map((d) => {
         const local = [...d.local.values()];
         const mtus = new Map(local.flatMap((m) => (m.mtu !== undefined ? [[m.veth, m.mtu] as const] : [])));
-        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus };
+        // What a member's veth captures must come from the member's own IP.
+        const sources = new Map(local.map((m) => [m.veth, m.ip] as const));
+        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus, sources };
       }),
     );
   }
@@ -811,7 +813,8 @@ export class NodeAgent {
     };
     const domains: NodeDomainStatus[] = this.domains.map((d) => {
       const cut = this.announcers.get(d.label)?.unannounced ?? 0;
-      return { ...domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status, dl(d)), ...(cut ? { unannouncedGroups: cut } : {}) };
+      const capture = (veth: string): ReadChain | undefined => counters?.get(captureChainName(veth)) ?? this.ruleset.chain(captureChainName(veth));
+      return { ...domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status, dl(d), capture), ...(cut ? { unannouncedGroups: cut } : {}) };
     });
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.control?.counters ?? {})) if (k !== 'ok') drops[k] = v;

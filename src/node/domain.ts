@@ -175,7 +175,9 @@ function gatewayOf(d: Pick<DomainRuntime, 'gateways'>): string | undefined {
 }
 
 /** The domain's part of /status. Pure. */
-export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes: PeerNodesStatus, dl?: ReadChain): NodeDomainStatus {
+export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes: PeerNodesStatus, dl?: ReadChain, capture?: (veth: string) => ReadChain | undefined): NodeDomainStatus {
+  const spoofedBy = (veth: string): number => capture?.(veth)?.spoofed ?? 0;
+  const spoofed = [...d.local.values()].reduce((n, m) => n + spoofedBy(m.veth), 0);
   return {
     service: d.domain.service,
     vni: d.domain.vni,
@@ -193,6 +195,7 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes
         ...(ok ? {} : { reason: 'pending' as const }),
         ...(m.mtu !== undefined ? { mtu: m.mtu } : {}),
         ...(dl ? { oversize: missedBy(dl, m.veth) } : {}),
+        ...(spoofedBy(m.veth) ? { spoofed: spoofedBy(m.veth) } : {}),
       };
     }),
     ...(d.refused.size ? { refused: [...d.refused.values()] } : {}),
@@ -203,6 +206,7 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes
     peerNodes,
     entries: d.entries,
     ...(dl ? { oversize: missedByAll(dl) } : {}),
+    ...(spoofed ? { spoofed } : {}),
   };
 }
 

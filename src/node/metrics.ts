@@ -30,6 +30,7 @@ export class NodeMetrics {
   readonly oversize = new Gauge({ name: 'kmcast_node_oversize_packets', help: 'Frames from other nodes not delivered to a local member because they are longer than its MTU, summed over members (reset when the ruleset is replaced).', labelNames: ['domain'] as const, registers: [this.registry] });
   readonly joinReads = new Counter({ name: 'kmcast_node_join_reads_total', help: 'Reads of a member namespace\'s joins (ip maddr), by cause: event (coalesced per namespace) or resync.', labelNames: ['cause'] as const, registers: [this.registry] });
   readonly joinEventsLost = new Counter({ name: 'kmcast_node_join_events_lost_total', help: 'Times the join listener lost maddress events (a flood: its netlink socket overran); every member is then re-read.', registers: [this.registry] });
+  readonly spoofed = new Gauge({ name: 'kmcast_node_spoofed_packets', help: 'Multicast and broadcast datagrams local members sent with another source address than their own, dropped at capture (reset when the ruleset is replaced).', labelNames: ['domain'] as const, registers: [this.registry] });
   readonly syncs = new Counter({ name: 'kmcast_node_syncs_total', help: 'Full data plane passes by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly rulesetApplies = new Counter({ name: 'kmcast_node_ruleset_applies_total', help: 'nftables ruleset replacements by result (ok: applied and read back).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly controlReceived = new Gauge({ name: 'kmcast_node_control_received_datagrams', help: 'Control datagrams received since start, by result.', labelNames: ['result'] as const, registers: [this.registry] });
@@ -65,15 +66,18 @@ export class NodeMetrics {
     let captured = 0;
     let ok = 0;
     let oversize = 0;
+    let spoofed = 0;
     const dl = back?.get(deliveryChainName(d.domain.vni));
     for (const m of d.local.values()) {
       captured += back?.get(captureChainName(m.veth))?.packets ?? 0;
+      spoofed += back?.get(captureChainName(m.veth))?.spoofed ?? 0;
       oversize += dl ? missedBy(dl, m.veth) : 0;
       if (programmed(m)) ok++;
     }
     this.captured.labels(service).set(captured);
     this.delivered.labels(service).set(dl?.packets ?? 0);
     this.oversize.labels(service).set(oversize);
+    this.spoofed.labels(service).set(spoofed);
     this.localMembers.labels(service, 'true').set(ok);
     this.localMembers.labels(service, 'false').set(d.local.size - ok);
     for (const reason of ['multiple_domains', 'ip_conflict'] as const) this.refusedPods.labels(service, reason).set([...d.refused.values()].filter((r) => r.reason === reason).length);

@@ -19,7 +19,9 @@
  * - `cap-<veth>`: ingress of a local member's host veth. Multicast (224.0.0.0/4) and limited
  *   broadcast the pod sends are copied to every other local member and forwarded into the
  *   domain's VXLAN device (which replicates once per member node from its FDB/MDB); the node's
- *   CNI never sees them. Everything else (unicast, ARP, IPv6) passes untouched.
+ *   CNI never sees them. Everything else (unicast, ARP, IPv6) passes untouched. Such a datagram
+ *   whose source is not the member's own IP (a pod with NET_RAW speaking as another member) is
+ *   dropped first and counted (the chain's `source` guard): no member ever sees it.
  * Priority -500 runs before any other ingress chain a CNI might install.
  */
 import { deliveryDevices } from './delivery.js';
@@ -37,6 +39,8 @@ export interface DomainPlane {
   readonly members: readonly string[];
   /** Host veth -> MTU (the pod's eth0 has the same); a member without one is never limited. */
   readonly mtus?: ReadonlyMap<string, number>;
+  /** Host veth -> the member's IP: what it captures must come from it (no entry: no check). */
+  readonly sources?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -69,6 +73,11 @@ export interface ChainShape {
   readonly drop: boolean;
   /** Delivery chains: one rule per tier, shortest first (`dups` is the first tier's). */
   readonly tiers?: readonly Tier[];
+  /**
+   * Capture chains: the member's IP. A first rule drops (and counts) captured datagrams with any
+   * other source address, so a member cannot speak as another one.
+   */
+  readonly source?: string;
 }
 
 export interface ChainSpec extends ChainShape {
@@ -121,7 +130,8 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
     out.push({ name: deliveryChainName(d.vni), device: hop.recv, capture: true, policy: 'drop', dups: tiers[0]!.dups, fwd: undefined, drop: true, tiers });
     out.push({ name: bridgeChainName(d.vni), device: hop.bridge, capture: false, policy: 'drop', dups: [], fwd: undefined, drop: true });
     for (const m of members) {
-      out.push({ name: captureChainName(m), device: m, capture: true, policy: 'accept', dups: members.filter((o) => o !== m), fwd: d.device, drop: false });
+      const source = d.sources?.get(m);
+      out.push({ name: captureChainName(m), device: m, capture: true, policy: 'accept', dups: members.filter((o) => o !== m), fwd: d.device, drop: false, ...(source ? { source } : {}) });
     }
   }
   return out;
@@ -145,6 +155,7 @@ export function renderRuleset(chains: readonly ChainSpec[]): string {
     lines.push(
       `  chain ${c.name} {`,
       `    type filter hook ingress device "${c.device}" priority ${NODE_PRIORITY}; policy ${c.policy};`,
+      ...(c.source ? [`    ip daddr ${CAPTURE_SET} ip saddr != ${c.source} counter drop`] : []),
       ...(c.tiers ? c.tiers.map((t) => `    ${ruleText(c, t)}`) : [`    ${ruleText(c)}`]),
       '  }',
     );
@@ -171,6 +182,8 @@ export interface ReadChain extends ChainShape {
   readonly tiers: readonly ReadTier[];
   /** A dup/fwd target printed as an ifindex: its device is gone, the rule is stale. */
   readonly stale: boolean;
+  /** Datagrams the source guard dropped (capture chains; 0 without one). */
+  readonly spoofed: number;
 }
 
 type Json = Record<string, unknown>;
@@ -188,7 +201,7 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
   for (const o of items) {
     const c = o.chain as Json | undefined;
     if (c && typeof c.name === 'string') {
-      out.set(c.name, { name: c.name, capture: false, policy: c.policy === 'drop' ? 'drop' : 'accept', dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, stale: false, tiers: [] });
+      out.set(c.name, { name: c.name, capture: false, policy: c.policy === 'drop' ? 'drop' : 'accept', dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, stale: false, tiers: [], spoofed: 0 });
     }
   }
   for (const o of items) {
@@ -197,6 +210,20 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
     const prev = out.get(r.chain);
     if (!prev) continue;
     const exprs = (Array.isArray(r.expr) ? r.expr : []) as Json[];
+    const guard = exprs.find((e) => 'match' in e && JSON.stringify((e.match as Json).left).includes('"field":"saddr"'));
+    if (guard) {
+      // The capture chain's source guard: `ip saddr != <member IP> counter drop`.
+      const m = guard.match as Json;
+      const counter = exprs.find((e) => 'counter' in e);
+      const ok = m.op === '!=' && typeof m.right === 'string' && exprs.some((e) => 'drop' in e);
+      out.set(r.chain, {
+        ...prev,
+        ...(ok ? { source: m.right as string } : {}),
+        stale: prev.stale || !ok,
+        spoofed: prev.spoofed + Number((counter?.counter as Json | undefined)?.packets ?? 0),
+      });
+      continue;
+    }
     const dups: string[] = [];
     let fwd: string | undefined;
     let drop = false;
@@ -249,8 +276,8 @@ export function rulesetMismatch(want: readonly ChainSpec[], have: ReadonlyMap<st
     const tiers = c.tiers ?? [{ max: undefined, dups: c.dups }];
     if (h.rules !== tiers.length) return `chain ${c.name} has ${h.rules} rules, not ${tiers.length}`;
     if (h.stale) return `chain ${c.name} points at a deleted device`;
-    if (h.capture !== c.capture || h.policy !== c.policy || h.drop !== c.drop || h.fwd !== c.fwd || h.dups.join() !== c.dups.join()) {
-      return `chain ${c.name} differs: ${JSON.stringify({ capture: h.capture, policy: h.policy, dups: h.dups, fwd: h.fwd, drop: h.drop })}`;
+    if (h.capture !== c.capture || h.policy !== c.policy || h.drop !== c.drop || h.fwd !== c.fwd || h.dups.join() !== c.dups.join() || h.source !== c.source) {
+      return `chain ${c.name} differs: ${JSON.stringify({ capture: h.capture, policy: h.policy, dups: h.dups, fwd: h.fwd, drop: h.drop, source: h.source })}`;
     }
     for (const [i, t] of tiers.entries()) {
       const ht = h.tiers[i]!;

@@ -56,6 +56,7 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
     out.push(`  members listed: ${d.listed.length}  local: ${d.localMembers.length}  groups: ${list(d.groups)}${d.gateway ? `  gateway: ${d.gateway}` : ''}`);
     if (d.peerNodes) out.push(`  peer nodes: ${peerNodesLine(d.peerNodes)}`);
     if (d.unannouncedGroups) out.push(`  WARNING: ${d.unannouncedGroups} joined groups are beyond what one STATE carries: not announced, peers send them nothing`);
+    if (d.spoofed) out.push(`  WARNING: ${d.spoofed} datagrams from local members had another source address than the member's own: dropped (a pod with NET_RAW speaking as another)`);
     if (d.localMembers.length) {
       const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, m.mtu === undefined ? '-' : String(m.mtu), String(m.oversize ?? 0), list(m.groups)]);
       out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'MTU', 'OVERSIZE', 'GROUPS'], rows)));

@@ -18,6 +18,8 @@ export interface NodeMemberStatus {
    * sender with a larger MTU), since the ruleset was last replaced.
    */
   readonly oversize?: number;
+  /** Datagrams it sent with another source address than its own, dropped (absent when none). */
+  readonly spoofed?: number;
 }
 
 export interface NodeDomainStatus {
@@ -48,6 +50,8 @@ export interface NodeDomainStatus {
   readonly entries: { readonly fdb: number; readonly mdb: number };
   /** Frames from other nodes no local member could take (longer than every member's MTU). */
   readonly oversize?: number;
+  /** Datagrams local members sent with another source than their own, dropped (absent when none). */
+  readonly spoofed?: number;
 }
 
 export interface NodeStatus {

@@ -24,7 +24,7 @@ import { after, before, describe, test } from 'node:test';
 import { ExecRunner } from '../../src/iproute2/runner.js';
 import { labDown, labUp, masqueradePods, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver, UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { agentsEvidence, cpuSeconds, findPython, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitExit, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, cpuSeconds, findPython, netnsFetch, runInNetns, settle, spawnInNetns, startNodeAgent, waitExit, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, NODE_VXLAN_PORT, podStatusPath } from '../../src/node/api.js';
@@ -77,6 +77,24 @@ for i in range(n):
     socks[-1].setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4si', g, socket.inet_aton('0.0.0.0'), idx))
 print('READY', len(socks), flush=True)
 sys.stdin.read()
+`;
+
+// argv: src group port count. A raw IPv4/UDP datagram to group:port with the source address
+// `src` (a pod with NET_RAW speaking as another member), out of eth0.
+const SPOOF_PY = `
+import socket, struct, sys
+src, grp, port, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+payload = b'spoofed!'
+udp = struct.pack('!HHHH', port, port, 8 + len(payload), 0) + payload
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 8, 17, 0, socket.inet_aton(src), socket.inet_aton(grp))
+ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')
+for _ in range(count): s.sendto(ip + udp, (grp, 0))
+print(count, flush=True)
 `;
 
 // argv: group. Joins and leaves `group` on eth0 in a tight loop until stdin closes, then prints
@@ -194,6 +212,39 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
       assert.match(metrics, /kmcast_node_allowlist_dropped_packets\{reason="not_underlay"\} [1-9]/, 'the metric counts them');
     });
   }
+
+  test('a member with NET_RAW speaking as another member: dropped at its capture, counted; its own datagrams still cross', async (t) => {
+    if (!needRoot(t)) return;
+    const [spoofer, victim] = A();
+    const rx = await startNodeReceiver(victim!.netns, { port: PORT, groups: [G] });
+    const other = await startNodeReceiver(pod('n1p2').netns, { port: PORT, groups: [G] });
+    await waitFor(`node 1 replicates ${G} to node 2 in domain A`, async () => (await runInNetns(lab.nodes[0]!.netns, ['bridge', 'mdb', 'show', 'dev', 'kmcvx100'])).stdout.includes(G), 10_000, { intervalMs: 100, explain: evidence });
+    const spoofed0 = (await status(1)).domains.find((d) => d.vni === 100)!.spoofed ?? 0;
+    // Baseline: the same raw socket with the spoofer's own address is carried.
+    const own = await runInNetns(spoofer!.netns, [findPython(), '-c', SPOOF_PY, spoofer!.ip, G, String(PORT), String(N)], 15_000);
+    assert.equal(own.code, 0, own.stderr);
+    await rx.waitTotal(N, 10_000);
+    for (const as of [victim!.ip, pod('n1p2').ip, '10.99.99.99']) {
+      const r = await runInNetns(spoofer!.netns, [findPython(), '-c', SPOOF_PY, as, G, String(PORT), String(N)], 15_000);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    let seen = spoofed0;
+    await waitFor('node 1 counts the spoofed datagrams', async () => {
+      seen = (await status(1)).domains.find((d) => d.vni === 100)!.spoofed ?? 0;
+      return seen - spoofed0 >= 3 * N;
+    }, 8000, { intervalMs: 100, explain: evidence });
+    await settle(300);
+    const rep = await rx.stop();
+    const rep2 = await other.stop();
+    assert.equal(received(rep, G, spoofer!.ip), N, `${victim!.name} got the spoofer's own ${N}: ${JSON.stringify(rep.counts)}`);
+    assert.equal(receivedAny(rep, G), N, `and nothing with another source: ${JSON.stringify(rep.counts)}`);
+    assert.equal(receivedAny(rep2, G), 0, `n1p2 (domain B) got nothing: ${JSON.stringify(rep2.counts)}`);
+    assert.equal(seen - spoofed0, 3 * N, 'exactly the spoofed ones counted');
+    const member = (await status(1)).domains.find((d) => d.vni === 100)!.localMembers.find((m) => m.podIp === spoofer!.ip)!;
+    assert.equal(member.spoofed, seen, 'counted on the member that sent them');
+    const metrics = (await netnsFetch(lab.nodes[0]!.netns, '/metrics', NODE_HTTP_PORT)).body;
+    assert.match(metrics, new RegExp(`kmcast_node_spoofed_packets\\{domain="${SERVICE_A.replaceAll('.', '\\.')}"\\} ${seen}`));
+  });
 
   test('a member joining 20,500 groups: the agent survives, announces what fits, and says what it left out', async (t) => {
     if (!needRoot(t)) return;

@@ -51,13 +51,13 @@ test('the DaemonSet: hostNetwork, ClusterFirstWithHostNet, every node, system-no
   assert.equal(byKind('PodDisruptionBudget').length, 0);
 });
 
-test('the DaemonSet: NET_ADMIN and SYS_ADMIN only, not privileged; the netns handles with HostToContainer; no xtables lock', () => {
+test('the DaemonSet: NET_ADMIN, SYS_ADMIN and NET_BROADCAST only, not privileged; the netns handles with HostToContainer; no xtables lock', () => {
   const sc = c.securityContext;
-  assert.deepEqual(sc.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN'] });
+  assert.deepEqual(sc.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN', 'NET_BROADCAST'] });
   assert.equal(sc.privileged, false);
   assert.equal(sc.allowPrivilegeEscalation, false);
   const caps = checkPodSecurity(pod, 'baseline').filter((v) => v.control === 'Capabilities').map((v) => v.message);
-  assert.deepEqual(caps, ['adds NET_ADMIN, not in the baseline list', 'adds SYS_ADMIN, not in the baseline list']);
+  assert.deepEqual(caps, ['adds NET_ADMIN, not in the baseline list', 'adds SYS_ADMIN, not in the baseline list', 'adds NET_BROADCAST, not in the baseline list']);
   const hostPaths = (pod.spec.volumes as Obj[]).filter((v) => v.hostPath).map((v) => v.hostPath.path);
   assert.deepEqual(hostPaths, ['/var/run/netns'], 'the netns handles and nothing else of the host (no /run/xtables.lock: nftables)');
   const netns = (c.volumeMounts as Obj[]).find((m) => m.name === (pod.spec.volumes as Obj[]).find((v) => v.hostPath)!.name)!;

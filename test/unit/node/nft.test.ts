@@ -136,3 +136,27 @@ test('delivery tiers: one rule per member MTU, shortest first, then what fits no
   const lower = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2', 'kmcv3'], mtus: new Map([...mtus, ['kmcv1', 1400]]) }]);
   assert.match(rulesetMismatch(lower, have) ?? '', /chain dl-100 (rule 1 )?differs/);
 });
+
+test('a member\'s capture drops (and counts) what it sends with another source than its own IP', () => {
+  const plane = { vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2'], sources: new Map([['kmcv1', '10.244.1.11'], ['kmcv2', '10.244.1.12']]) };
+  const want = desiredChains([plane]);
+  const script = renderRuleset(want);
+  assert.match(script, /chain cap-kmcv1 \{\n.*\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip saddr != 10\.244\.1\.11 counter drop\n {4}ip daddr .* counter dup to "kmcv2" fwd to "kmcvx100"\n/, 'the guard comes before the capture');
+  assert.doesNotMatch(script.split('chain cap-')[0]!, /saddr/, 'the VXLAN and delivery chains have no guard');
+  // As nft read it back after loading that script.
+  const have = parseRuleset(fixture('iproute2/node/nft-node-source.json'));
+  assert.equal(rulesetMismatch(want, have), undefined);
+  assert.equal(have.get('cap-kmcv1')?.source, '10.244.1.11');
+  assert.equal(have.get('cap-kmcv1')?.rules, 1, 'the guard is no tier of the capture');
+  assert.equal(have.get('cap-kmcv1')?.spoofed, 0);
+  // A ruleset without the guard (an older agent's), or with another member's IP, is repaired.
+  const unguarded = desiredChains([{ ...plane, sources: undefined }]);
+  assert.match(rulesetMismatch(want, parseRuleset(fixture('iproute2/node/nft-node.json'))) ?? '', /chain cap-kmcv1 differs/);
+  assert.match(rulesetMismatch(unguarded, have) ?? '', /chain cap-kmcv1 differs/);
+  const moved = desiredChains([{ ...plane, sources: new Map([['kmcv1', '10.244.1.99'], ['kmcv2', '10.244.1.12']]) }]);
+  assert.match(rulesetMismatch(moved, have) ?? '', /chain cap-kmcv1 differs/);
+  // The guard's counter is the member's spoofed count; the capture's packets stay apart.
+  const counted = parseRuleset(fixture('iproute2/node/nft-node-source.json').replace(/("saddr"[\s\S]*?"counter": \{\s*"packets": )0/, '$17'));
+  assert.equal(counted.get('cap-kmcv1')?.spoofed, 7);
+  assert.equal(counted.get('cap-kmcv1')?.packets, 0);
+});
