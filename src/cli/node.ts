@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ExecRunner } from '../iproute2/runner.js';
+import { ExecMonitors } from '../iproute2/monitor.js';
 import { createLogger } from '../log.js';
 import { runUntilSignal } from './lifecycle.js';
 import { NodeAgent } from '../node/agent.js';
@@ -57,7 +58,8 @@ domain elect one (the lowest node IP); the others stand by. See docs/gateway.md.
 async function runNodeAgent(flags: RawNodeOptions, opts: { gatewayRequired?: boolean } = {}): Promise<void> {
   const config = validateNodeConfig(mergeNodeOptions(flags, process.env), opts);
   const log = createLogger(config.logLevel, { component: config.gateway ? 'gateway' : 'node' });
-  const agent = new NodeAgent(config, { runner: new ExecRunner(), log });
+  // nsenter, not `ip -n`: no mount(2), so the DaemonSet runs under the runtime's AppArmor profile.
+  const agent = new NodeAgent(config, { runner: new ExecRunner({ netnsEntry: 'nsenter' }), monitors: new ExecMonitors({ netnsEntry: 'nsenter' }), log });
   await agent.start();
   await runUntilSignal(agent, log);
 }

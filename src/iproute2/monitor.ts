@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { helperArgv } from './runner.js';
+import type { NetnsEntry } from './runner.js';
 
 export interface MonitorHandle {
   stop(): void;
@@ -37,8 +38,14 @@ export function isOverflowLine(line: string): boolean {
 }
 
 export class ExecMonitors implements Monitors {
+  private readonly entry: NetnsEntry;
+
+  constructor(opts: { netnsEntry?: NetnsEntry } = {}) {
+    this.entry = opts.netnsEntry ?? 'iproute2';
+  }
+
   start(argv: readonly string[], netns: string | undefined, onLine: (line: string) => void, opts: MonitorOptions = {}): MonitorHandle {
-    const full = helperArgv(argv, netns);
+    const full = helperArgv(argv, netns, this.entry);
     const [cmd, ...args] = full;
     if (cmd === undefined) throw new TypeError('monitor: empty argv');
     let child: ChildProcess | undefined = spawn(cmd, args, { stdio: ['ignore', 'pipe', opts.onOverflow ? 'pipe' : 'ignore'] });

@@ -1,7 +1,10 @@
 /**
  * The one boundary that runs external commands (ip, bridge, tc, nft, sysctl...). Argument arrays
  * only, never a shell. The network namespace is a parameter of every call, never global state:
- * `ip`/`bridge` get `-n NS`, anything else runs under `ip netns exec NS`.
+ * `ip`/`bridge` get `-n NS`, anything else runs under `ip netns exec NS`. A runner made with
+ * `netnsEntry: 'nsenter'` enters with `nsenter --net=/var/run/netns/NS` instead: the node agent's
+ * way, because `ip -n` and `ip netns exec` also unshare the mount namespace and remount /sys,
+ * which a container runtime's default AppArmor profile denies (mount(2)); nsenter only setns()es.
  */
 import { spawn } from 'node:child_process';
 import { CommandError } from '../errors.js';
@@ -30,10 +33,20 @@ export interface Runner {
 }
 
 const NETNS_NATIVE = new Set(['ip', 'bridge', 'tc']);
+/** Where iproute2 (and the container runtimes) keep named network namespaces. */
+export const NETNS_RUN_DIR = '/var/run/netns';
+
+/** How a command enters a named network namespace (see the header). */
+export type NetnsEntry = 'iproute2' | 'nsenter';
 
 /** The argv actually executed for `argv` in `netns`. Pure; exported for tests. */
-export function netnsArgv(argv: readonly string[], netns: string | undefined): string[] {
+export function netnsArgv(argv: readonly string[], netns: string | undefined, entry: NetnsEntry = 'iproute2'): string[] {
   if (!netns) return [...argv];
+  if (entry === 'nsenter') {
+    // A name as `ip netns` lists it: a file in NETNS_RUN_DIR, never a path.
+    if (netns.includes('/') || netns === '.' || netns === '..') throw new TypeError(`not a network namespace name: ${JSON.stringify(netns)}`);
+    return ['nsenter', `--net=${NETNS_RUN_DIR}/${netns}`, '--', ...argv];
+  }
   const [cmd, ...rest] = argv;
   if (cmd !== undefined && NETNS_NATIVE.has(cmd)) return [cmd, '-n', netns, ...rest];
   return ['ip', 'netns', 'exec', netns, ...argv];
@@ -45,13 +58,19 @@ export function netnsArgv(argv: readonly string[], netns: string | undefined): s
  * OOM kill, when no exit handler runs. (The death signal belongs to the spawning thread, which
  * for a child_process spawn is the event-loop thread: it lives as long as the agent.) Pure.
  */
-export function helperArgv(argv: readonly string[], netns: string | undefined): string[] {
-  return ['setpriv', '--pdeathsig', 'SIGKILL', '--', ...netnsArgv(argv, netns)];
+export function helperArgv(argv: readonly string[], netns: string | undefined, entry: NetnsEntry = 'iproute2'): string[] {
+  return ['setpriv', '--pdeathsig', 'SIGKILL', '--', ...netnsArgv(argv, netns, entry)];
 }
 
 export class ExecRunner implements Runner {
+  private readonly entry: NetnsEntry;
+
+  constructor(opts: { netnsEntry?: NetnsEntry } = {}) {
+    this.entry = opts.netnsEntry ?? 'iproute2';
+  }
+
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const full = netnsArgv(argv, options.netns);
+    const full = netnsArgv(argv, options.netns, this.entry);
     const [cmd, ...args] = full;
     if (cmd === undefined) throw new TypeError('run: empty argv');
     return await new Promise<RunResult>((resolve, reject) => {

@@ -189,7 +189,6 @@ export function gatewayDaemonSet(image: string): IDaemonSet {
                 readOnlyRootFilesystem: true,
                 capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN', 'NET_BROADCAST'] },
                 seccompProfile: { type: 'RuntimeDefault' },
-                appArmorProfile: { type: 'Unconfined' },
               },
               volumeMounts: [
                 { name: 'netns', mountPath: '/run/netns', mountPropagation: 'HostToContainer', readOnly: true },

@@ -12,3 +12,10 @@ test('helperArgv: long-running helpers get a parent death signal, in the node or
   assert.deepEqual(helperArgv(['ip', 'monitor', 'link', 'route'], undefined), ['setpriv', '--pdeathsig', 'SIGKILL', '--', 'ip', 'monitor', 'link', 'route']);
   assert.deepEqual(helperArgv(['ip', '-o', 'monitor', 'maddress'], 'kmcp1'), ['setpriv', '--pdeathsig', 'SIGKILL', '--', 'ip', '-n', 'kmcp1', '-o', 'monitor', 'maddress']);
 });
+
+test('netnsArgv with nsenter: setns only (no mount namespace, no /sys remount); names, never paths', () => {
+  assert.deepEqual(netnsArgv(['ip', '-j', 'maddr', 'show'], 'cni-1234', 'nsenter'), ['nsenter', '--net=/var/run/netns/cni-1234', '--', 'ip', '-j', 'maddr', 'show']);
+  assert.deepEqual(netnsArgv(['ip', '-j', 'link'], undefined, 'nsenter'), ['ip', '-j', 'link'], 'the agent\'s own namespace: nothing to enter');
+  assert.deepEqual(helperArgv(['ip', 'monitor', 'maddress'], 'kmcp1', 'nsenter'), ['setpriv', '--pdeathsig', 'SIGKILL', '--', 'nsenter', '--net=/var/run/netns/kmcp1', '--', 'ip', 'monitor', 'maddress']);
+  for (const bad of ['../../proc/1/ns/net', 'a/b', '..', '.']) assert.throws(() => netnsArgv(['ip', 'link'], bad, 'nsenter'), /not a network namespace name/);
+});

@@ -56,6 +56,10 @@ test('the DaemonSet: NET_ADMIN, SYS_ADMIN and NET_BROADCAST only, not privileged
   assert.deepEqual(sc.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN', 'NET_BROADCAST'] });
   assert.equal(sc.privileged, false);
   assert.equal(sc.allowPrivilegeEscalation, false);
+  // The agent enters pods with nsenter (setns), never ip -n (which remounts /sys): the runtime's
+  // default AppArmor profile holds.
+  assert.equal(sc.appArmorProfile, undefined);
+  assert.deepEqual(checkPodSecurity(pod, 'baseline').filter((v) => v.control === 'AppArmor'), []);
   const caps = checkPodSecurity(pod, 'baseline').filter((v) => v.control === 'Capabilities').map((v) => v.message);
   assert.deepEqual(caps, ['adds NET_ADMIN, not in the baseline list', 'adds SYS_ADMIN, not in the baseline list', 'adds NET_BROADCAST, not in the baseline list']);
   const hostPaths = (pod.spec.volumes as Obj[]).filter((v) => v.hostPath).map((v) => v.hostPath.path);
