@@ -159,12 +159,27 @@ export interface NodeAgentHandle {
  * otherwise), then `extraArgs` (the domains: `--service NAME[=VNI]`...). Logs to
  * <stateDir>/n<i>.node.log. Resolves once the process runs; poll /readyz (nodeFetch) for ready.
  */
-export async function startNodeAgent(lab: Lab, node: LabNode, extraArgs: readonly string[], opts: { detached?: boolean; env?: NodeJS.ProcessEnv; keyless?: boolean } = {}): Promise<NodeAgentHandle> {
+export async function startNodeAgent(
+  lab: Lab,
+  node: LabNode,
+  extraArgs: readonly string[],
+  opts: {
+    detached?: boolean;
+    env?: NodeJS.ProcessEnv;
+    keyless?: boolean;
+    /**
+     * A command that execs the agent, e.g. `setpriv --bounding-set=-net_broadcast
+     * --inh-caps=-net_broadcast --` to run it without a capability; it must exec (not fork), so
+     * the handle's pid stays the agent's.
+     */
+    wrap?: readonly string[];
+  } = {},
+): Promise<NodeAgentHandle> {
   const logFile = join(lab.stateDir, `n${node.index}.node.log`);
   const peers = lab.nodes.map((n) => n.underlayIp).join(',');
   // A lab without a key runs keyless on purpose (the agent refuses that unless told).
   const keyless = opts.keyless ?? !extraArgs.includes('--key-file');
-  const argv = [process.execPath, ...AGENT_NODE_FLAGS, KMCAST_MAIN, 'node', '--peers', peers, '--dns-server', `${lab.dns.ip}:${lab.dns.port}`, '--log-level', 'debug', ...(keyless ? ['--insecure-no-key'] : []), ...extraArgs];
+  const argv = [...(opts.wrap ?? []), process.execPath, ...AGENT_NODE_FLAGS, KMCAST_MAIN, 'node', '--peers', peers, '--dns-server', `${lab.dns.ip}:${lab.dns.port}`, '--log-level', 'debug', ...(keyless ? ['--insecure-no-key'] : []), ...extraArgs];
   const child = spawnInNetns(node.netns, argv, { logFile, env: { ...process.env, ...AGENT_ENV, ...opts.env }, detached: opts.detached ?? false });
   await spawned(child, `kmcast node in ${node.netns}`);
   return {
