@@ -21,11 +21,16 @@ export interface Proc {
 const live = new Set<Proc>();
 let closing = false;
 
-/** Runs argv inside `netns` (ip netns exec execs, so the child's pid is the command's own). */
-export function spawnIn(netns: string, argv: readonly string[], env?: NodeJS.ProcessEnv): Proc {
+/**
+ * Runs argv inside `netns` (ip netns exec execs, so the child's pid is the command's own);
+ * `netns` undefined: in the bench's own namespace. `stdin: 'pipe'` to end it by closing stdin.
+ */
+export function spawnIn(netns: string | undefined, argv: readonly string[], env?: NodeJS.ProcessEnv, opts: { stdin?: 'pipe' | 'ignore' } = {}): Proc {
   // After stopAll (Ctrl-C) a scenario still unwinding must not start what nobody would stop.
   if (closing) throw new Error('bench is shutting down');
-  const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+  const [cmd, ...args] = netns === undefined ? argv : ['ip', 'netns', 'exec', netns, ...argv];
+  if (cmd === undefined) throw new TypeError('spawnIn: empty argv');
+  const child = spawn(cmd, args, { stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'], env: env ?? process.env });
   const p: Proc = {
     child,
     out: '',
