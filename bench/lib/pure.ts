@@ -203,3 +203,113 @@ export function gatewayState(body: string, group: string): { active: boolean; in
     inbound: typeof row?.datagrams === 'number' ? row.datagrams : 0,
   };
 }
+
+/** One line of `bridge -t monitor mdb`: an entry added or deleted. */
+export interface MdbEvent {
+  readonly deleted: boolean;
+  readonly dev: string;
+  readonly group: string;
+  readonly dst: string | undefined;
+  /** When `bridge` printed it (its -t timestamp), ms since the epoch; the arrival time without one. */
+  readonly atMs: number;
+  /** When the bench read the line, ms since the epoch. */
+  readonly arrivalMs: number;
+}
+
+/**
+ * `Timestamp: Fri Dec  4 21:50:04 2026 412266 usec` (`bridge -t monitor`, printed with localtime:
+ * run it with TZ=UTC) -> ms since the epoch, with the microseconds; undefined for any other line.
+ */
+export function parseMonitorTimestamp(line: string): number | undefined {
+  const m = /^Timestamp: (.+ \d{4}) (\d+) usec\s*$/.exec(line.trim());
+  if (!m?.[1] || m[2] === undefined) return undefined;
+  const s = Date.parse(`${m[1]} UTC`);
+  return Number.isFinite(s) ? s + Number(m[2]) / 1000 : undefined;
+}
+
+/**
+ * Reads `bridge -t monitor mdb` line by line: a `Timestamp:` line stamps the entry line after it.
+ * Lines look like `[Deleted ]dev kmcvx100 port kmcvx100 grp 239.1.2.3 permanent dst 172.31.1.2`.
+ */
+export class MdbMonitorParser {
+  private stamp: number | undefined;
+
+  push(line: string, arrivalMs: number): MdbEvent | undefined {
+    const ts = parseMonitorTimestamp(line);
+    if (ts !== undefined) {
+      this.stamp = ts;
+      return undefined;
+    }
+    const m = /^(Deleted )?dev (\S+) port \S+ grp (\S+)(?:.* dst (\S+))?/.exec(line.trim());
+    const at = this.stamp ?? arrivalMs;
+    this.stamp = undefined;
+    if (!m?.[2] || !m[3]) return undefined;
+    return { deleted: m[1] !== undefined, dev: m[2], group: m[3], dst: m[4], atMs: at, arrivalMs };
+  }
+}
+
+/**
+ * Sum of the samples of `name` in Prometheus text, optionally only those with every label of
+ * `labels`; undefined when there is none.
+ */
+export function promValue(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number | undefined {
+  let sum: number | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (m?.[1] !== name) continue;
+    const have = new Map([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    if (!Object.entries(labels).every(([k, v]) => have.get(k) === v)) continue;
+    const v = Number(m[3]);
+    if (Number.isFinite(v)) sum = (sum ?? 0) + v;
+  }
+  return sum;
+}
+
+/**
+ * Private memory (USS) of /proc/PID/smaps_rollup, in bytes: Private_Clean + Private_Dirty +
+ * Private_Hugetlb, the pages no other process maps (what exiting would free).
+ */
+export function parsePrivateBytes(rollup: string): number | undefined {
+  let kb: number | undefined;
+  for (const m of rollup.matchAll(/^Private_(?:Clean|Dirty|Hugetlb):\s+(\d+)\s+kB/gm)) kb = (kb ?? 0) + Number(m[1]);
+  return kb === undefined ? undefined : kb * 1024;
+}
+
+/** 'met' when `value` is below `limit`, 'missed' when not, '-' when nothing was measured. */
+export function below(value: number | null | undefined, limit: number): 'met' | 'missed' | '-' {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '-';
+  return value < limit ? 'met' : 'missed';
+}
+
+/** A run of events with no gap longer than the threshold between them. */
+export interface Burst {
+  readonly start: number;
+  readonly end: number;
+  readonly count: number;
+}
+
+/**
+ * Groups sorted-or-not times (ms) into bursts: a gap over `gapMs` starts a new one; only bursts of
+ * at least `minCount` events are returned (e.g. an agent's pass: dozens of processes in a row).
+ */
+export function bursts(times: readonly number[], gapMs: number, minCount: number): Burst[] {
+  const out: Burst[] = [];
+  const sorted = [...times].sort((a, b) => a - b);
+  let cur: { start: number; end: number; count: number } | undefined;
+  for (const t of sorted) {
+    if (cur && t - cur.end <= gapMs) {
+      cur.end = t;
+      cur.count++;
+      continue;
+    }
+    if (cur && cur.count >= minCount) out.push(cur);
+    cur = { start: t, end: t, count: 1 };
+  }
+  if (cur && cur.count >= minCount) out.push(cur);
+  return out;
+}
+
+/** Whether [from, to] meets any of the bursts. */
+export function overlapsBurst(list: readonly Burst[], from: number, to: number): boolean {
+  return list.some((b) => b.start <= to && b.end >= from);
+}

@@ -3,15 +3,22 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import type { ScenarioResult, TrialOutcome } from '../../../bench/lib/pure.js';
 import {
+  below,
+  bursts,
   findMaxRate,
   formatScenario,
   gatewayState,
+  MdbMonitorParser,
   NODE_OPTION_SETS,
+  overlapsBurst,
   parseCpuTicks,
   parseIperfClientSent,
   parseIperfServer,
+  parseMonitorTimestamp,
+  parsePrivateBytes,
   parseVmRssBytes,
   pct,
+  promValue,
   ratio,
   resourceLabel,
 } from '../../../bench/lib/pure.js';
@@ -126,4 +133,74 @@ test('gatewayState reads active, joins and the inbound count of one group from a
   assert.deepEqual(gatewayState(JSON.stringify(standby), '239.255.72.1'), { active: false, installed: false, joined: [], inbound: 0 });
   assert.equal(gatewayState(JSON.stringify({ mode: 'node' }), '239.255.72.1'), undefined, 'no gateway on this node');
   assert.equal(gatewayState('not json', '239.255.72.1'), undefined);
+});
+
+test('parseMonitorTimestamp reads bridge -t timestamps (printed with TZ=UTC) to the microsecond', () => {
+  assert.equal(parseMonitorTimestamp('Timestamp: Fri Dec  4 21:50:04 2026 412266 usec'), Date.UTC(2026, 11, 4, 21, 50, 4) + 412.266);
+  assert.equal(parseMonitorTimestamp('Timestamp: Mon Jan 12 03:04:05 2026 5 usec\n'), Date.UTC(2026, 0, 12, 3, 4, 5) + 0.005);
+  assert.equal(parseMonitorTimestamp('dev kmcvx100 port kmcvx100 grp 239.1.1.1 permanent dst 172.31.1.2'), undefined);
+  assert.equal(parseMonitorTimestamp('Timestamp: garbage 99 usec'), undefined);
+});
+
+test('MdbMonitorParser stamps each entry with the Timestamp line before it, or its arrival without one', () => {
+  const p = new MdbMonitorParser();
+  assert.equal(p.push('Timestamp: Fri Dec  4 21:50:04 2026 412266 usec', 1), undefined);
+  const at = Date.UTC(2026, 11, 4, 21, 50, 4) + 412.266;
+  assert.deepEqual(p.push('dev kmcvx100 port kmcvx100 grp 239.255.110.5 permanent dst 172.31.1.2', at + 0.5), {
+    deleted: false,
+    dev: 'kmcvx100',
+    group: '239.255.110.5',
+    dst: '172.31.1.2',
+    atMs: at,
+    arrivalMs: at + 0.5,
+  });
+  const del = p.push('Deleted dev kmcvx100 port kmcvx100 grp 239.255.110.5 permanent dst 172.31.1.2', 42);
+  assert.equal(del?.deleted, true);
+  assert.equal(del?.atMs, 42, 'a stamp is used once');
+  assert.equal(p.push('dev kmcbr port kmcv2 grp ff02::1:ff9f:580c temp', 43)?.dst, undefined, 'a bridge port entry has no dst');
+  assert.equal(p.push('something else', 44), undefined);
+});
+
+test('promValue sums a metric\'s samples, filtered by labels', () => {
+  const text = [
+    '# HELP kmcast_node_syncs_total Full data plane passes by result.',
+    '# TYPE kmcast_node_syncs_total counter',
+    'kmcast_node_syncs_total{result="ok"} 12',
+    'kmcast_node_syncs_total{result="error"} 3',
+    'kmcast_node_join_reads_total{cause="event"} 7',
+    'kmcast_node_join_reads_total{cause="resync"} 220',
+    'kmcast_node_ready 1',
+  ].join('\n');
+  assert.equal(promValue(text, 'kmcast_node_syncs_total'), 15);
+  assert.equal(promValue(text, 'kmcast_node_syncs_total', { result: 'ok' }), 12);
+  assert.equal(promValue(text, 'kmcast_node_join_reads_total', { cause: 'resync' }), 220);
+  assert.equal(promValue(text, 'kmcast_node_ready'), 1);
+  assert.equal(promValue(text, 'kmcast_node_syncs'), undefined, 'names match whole');
+  assert.equal(promValue(text, 'kmcast_node_syncs_total', { result: 'none' }), undefined);
+});
+
+test('parsePrivateBytes adds the Private_* lines of smaps_rollup; below compares with a limit', () => {
+  const rollup = 'Rss:               65236 kB\nPss:               26710 kB\nShared_Clean:      45504 kB\nPrivate_Clean:       368 kB\nPrivate_Dirty:     19364 kB\nPrivate_Hugetlb:       0 kB\n';
+  assert.equal(parsePrivateBytes(rollup), (368 + 19364) * 1024);
+  assert.equal(parsePrivateBytes('Rss: 1 kB\n'), undefined);
+  assert.equal(below(68.8, 100), 'met');
+  assert.equal(below(100, 100), 'missed');
+  assert.equal(below(null, 100), '-');
+  assert.equal(below(Number.NaN, 100), '-');
+});
+
+test('bursts groups times by gaps and keeps the big ones; overlapsBurst checks a window against them', () => {
+  const times = [1000, 1010, 1030, 1040, 5000, 5100, 9000, 9020, 9040, 9060, 9500];
+  assert.deepEqual(bursts(times, 50, 3), [
+    { start: 1000, end: 1040, count: 4 },
+    { start: 9000, end: 9060, count: 4 },
+  ]);
+  assert.deepEqual(bursts([...times].reverse(), 50, 3).length, 2, 'any order');
+  assert.deepEqual(bursts(times, 50, 1).length, 5);
+  assert.deepEqual(bursts([], 50, 1), []);
+  const b = bursts(times, 50, 3);
+  assert.equal(overlapsBurst(b, 990, 1005), true, 'a window that ends inside');
+  assert.equal(overlapsBurst(b, 1020, 1025), true, 'inside');
+  assert.equal(overlapsBurst(b, 1041, 8999), false, 'between');
+  assert.equal(overlapsBurst(b, 9060, 9100), true, 'touching the end');
 });
