@@ -4,7 +4,7 @@
  * Prints a table per scenario with ratios against a baseline measured in the same run and writes
  * every number to bench/results/<timestamp>.json so runs can be compared.
  *
- *   node dist/bench/run.js [--quick] [--scenario NAME[,NAME]] [--trial S] [--confirm S] [--list]
+ *   node dist/bench/run.js [--quick] [--scenario NAME[,NAME]] [--trial S] [--confirm S] [--node-pods N] [--node-domains N] [--list]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,13 +12,14 @@ import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { MAX_PODS_PER_NODE } from '../src/lab/plan.js';
 import type { BenchContext } from './lib/context.js';
 import { deleteNetns, run, runner, stopAll } from './lib/net.js';
 import type { ResultRow, ScenarioResult } from './lib/pure.js';
 import { formatScenario } from './lib/pure.js';
 import { removeLabs, SCENARIOS } from './scenarios/index.js';
 
-const HELP = `Usage: npm run bench -- [--quick] [--scenario NAME[,NAME]] [--trial S] [--confirm S] [--list]
+const HELP = `Usage: npm run bench -- [--quick] [--scenario NAME[,NAME]] [--trial S] [--confirm S] [--node-pods N] [--node-domains N] [--list]
 
 Runs as root. Scenarios (default: all, in this order):
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(14)} ${s.title}`).join('\n')}
@@ -29,6 +30,9 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(14)} ${s.title}`).join('\n')}
   --quick        short trials, fan-out with 2 and 10 members only, node fan-out with 3 per node
   --trial S      seconds per search trial (default 2, quick 1)
   --confirm S    seconds of the trial that confirms the highest rate (default 10, quick 2)
+  --node-pods N  node-scale: member pods on node 1 (default 110, the kubelet's default max pods)
+  --node-domains N
+                 node-scale: domains the member pods are spread over, in turn (default 1)
   --out DIR      where to write the JSON results (default bench/results)`;
 
 async function main(): Promise<number> {
@@ -39,6 +43,8 @@ async function main(): Promise<number> {
       trial: { type: 'string' },
       confirm: { type: 'string' },
       out: { type: 'string' },
+      'node-pods': { type: 'string' },
+      'node-domains': { type: 'string' },
       list: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -64,6 +70,16 @@ async function main(): Promise<number> {
     if (!Number.isFinite(n) || n <= 0 || n > 60) throw new Error(`invalid ${flag} ${JSON.stringify(v)}: seconds between 0 and 60`);
     return n;
   };
+  const nodePods = values['node-pods'] === undefined ? undefined : Number(values['node-pods']);
+  if (nodePods !== undefined && (!Number.isInteger(nodePods) || nodePods < 3 || nodePods > MAX_PODS_PER_NODE)) {
+    process.stderr.write(`bench: invalid --node-pods ${JSON.stringify(values['node-pods'])}: a whole number from 3 to ${MAX_PODS_PER_NODE}\n`);
+    return 2;
+  }
+  const nodeDomains = values['node-domains'] === undefined ? undefined : Number(values['node-domains']);
+  if (nodeDomains !== undefined && (!Number.isInteger(nodeDomains) || nodeDomains < 1 || nodeDomains > 3)) {
+    process.stderr.write(`bench: invalid --node-domains ${JSON.stringify(values['node-domains'])}: 1, 2 or 3\n`);
+    return 2;
+  }
   const id = randomBytes(2).toString('hex');
   const ctx: BenchContext & { results: Map<string, ScenarioResult> } = {
     quick,
@@ -71,6 +87,8 @@ async function main(): Promise<number> {
     confirmS: num(values.confirm, quick ? 2 : 10, '--confirm'),
     prefix: `kmcb${id}`,
     id: `b${id}`,
+    ...(nodePods !== undefined ? { nodePods } : {}),
+    ...(nodeDomains !== undefined ? { nodeDomains } : {}),
     results: new Map(),
     progress: (msg) => process.stderr.write(`  ${msg}\n`),
   };

@@ -12,6 +12,10 @@ export interface BenchContext {
   /** Namespace prefix of this run (starts with "kmc"); lab ids derive from `id`. */
   readonly prefix: string;
   readonly id: string;
+  /** node-scale: member pods on node 1 (default 110, the kubelet's default max pods). */
+  readonly nodePods?: number;
+  /** node-scale: domains (Services) the member pods are spread over (default 1). */
+  readonly nodeDomains?: number;
   readonly results: ReadonlyMap<string, ScenarioResult>;
   progress(msg: string): void;
 }

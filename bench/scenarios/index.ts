@@ -7,6 +7,7 @@ import { controlPlane, fanOut, labIds, oneToThree, resources } from './kmcast.js
 import { gatewayIn, gatewayLabIds } from './gateway.js';
 import { removeLab } from '../lib/lab.js';
 import { nodeFanOut, nodeLabIds, nodeOneToThree, nodeResources } from './node.js';
+import { nodeScale, nodeScaleLabIds } from './node-scale.js';
 
 export interface Scenario {
   readonly name: string;
@@ -83,6 +84,11 @@ export const SCENARIOS: readonly Scenario[] = [
     run: nodeResources,
   },
   {
+    name: 'node-scale',
+    title: 'node agent at 110 member pods: memory of its process tree, join latency, spawns and CPU idle; one all-nsid listener (as deployed) vs one monitor per pod (no CAP_NET_BROADCAST)',
+    run: nodeScale,
+  },
+  {
     name: 'gateway-in',
     title: 'gateway inbound: LAN host -> member pod on another node, max pps against the LAN\'s native bridge and the same path built by hand',
     ratioOf: {
@@ -104,5 +110,5 @@ export const SCENARIOS: readonly Scenario[] = [
 
 /** Lab ids the kmcast scenarios use, for cleanup after an interruption. */
 export async function removeLabs(ctx: BenchContext): Promise<void> {
-  for (const id of [...labIds(ctx), ...nodeLabIds(ctx), ...gatewayLabIds(ctx)]) await removeLab(id).catch(() => undefined);
+  for (const id of [...labIds(ctx), ...nodeLabIds(ctx), ...nodeScaleLabIds(ctx), ...gatewayLabIds(ctx)]) await removeLab(id).catch(() => undefined);
 }
