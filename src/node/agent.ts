@@ -28,7 +28,7 @@ import type { Runner } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
 import { Announcer } from '../membership/announcer.js';
-import { loadKeyFile } from '../membership/keys.js';
+import { KeyFileWatcher } from '../membership/keys.js';
 import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList, allowListDrops } from '../overlay/allowlist.js';
@@ -96,6 +96,7 @@ export class NodeAgent {
   /** /v1/pods/<ip> for IPs no domain lists: at most one lookup batch per interval. */
   private readonly podLookup: PodLookup;
   private keys: Buffer[] = [];
+  private keyWatcher: KeyFileWatcher | undefined;
   private uplink = '';
   private nodeIp = '';
   private uplinkMtu = 1500;
@@ -207,7 +208,7 @@ export class NodeAgent {
     const cfg = this.config;
     checkKeyPolicy(cfg);
     await this.checkTools();
-    if (cfg.keyFile) this.keys = await loadKeyFile(cfg.keyFile);
+    if (cfg.keyFile) this.keys = await this.watchKeyFile(cfg.keyFile);
     else {
       this.log.warn(
         { flag: '--insecure-no-key' },
@@ -338,6 +339,7 @@ export class NodeAgent {
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.keyWatcher?.stop();
     for (const t of this.timers) clearInterval(t);
     if (this.debounce) clearTimeout(this.debounce);
     if (this.joinRetry) clearTimeout(this.joinRetry);
@@ -604,6 +606,27 @@ export class NodeAgent {
       for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
     }
     this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
+  }
+
+  /**
+   * Loads --key-file and re-reads it when it changes (a Secret update): rotation needs no
+   * restart, in node and gateway mode as in the sidecar (one watcher, membership/keys.ts; one
+   * rule for what may change, checkKeyChange).
+   */
+  private async watchKeyFile(path: string): Promise<Buffer[]> {
+    this.keyWatcher = new KeyFileWatcher(path, {
+      onChange: (keys) => {
+        this.keys = keys;
+        this.control?.setKeys(keys);
+        this.metrics.keyReloads.inc({ result: 'ok' });
+        this.log.info({ keys: keys.length }, 'key file changed: new keys in use (the first signs, all verify)');
+      },
+      onError: (err) => {
+        this.metrics.keyReloads.inc({ result: 'error' });
+        this.log.error({ err: err.message }, 'key file changed but cannot be used; keeping the keys in use');
+      },
+    });
+    return await this.keyWatcher.start();
   }
 
   /** The join listener lost events: re-read every member, at most once per JOIN_OVERFLOW_RESYNC_MS. */
