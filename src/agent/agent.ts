@@ -9,7 +9,7 @@ import { IpClient } from '../iproute2/client.js';
 import { MDB_DST_MIN_VERSION, versionAtLeast } from '../iproute2/parse.js';
 import type { Runner } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
-import { DnsDiscovery } from '../discovery/dns.js';
+import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
 import { clusterLabel } from '../membership/codec.js';
 import { admittedPeers } from '../membership/admission.js';
 import { Announcer } from '../membership/announcer.js';
@@ -25,7 +25,6 @@ import { applyCapture, removeCapture } from '../overlay/capture.js';
 import type { OverlaySpec, Replication } from '../overlay/desired.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
-import { isUnicast } from '../net/ipv4.js';
 import { VERSION } from '../version.js';
 import type { AgentConfig } from './config.js';
 import { effectiveRpFilter, hasNetAdmin, procSysWritable, readRpFilter, RP_FILTER_FIX, trySetLooseRpFilter } from './host.js';
@@ -149,7 +148,7 @@ export class Agent {
       this.log.warn('no --key-file: control messages are not authenticated; only DNS and --peers source addresses are believed, and new pods wait for DNS');
     }
     if (cfg.service) {
-      this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer });
+      this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
       await this.resolve();
     }
     await this.precheckRpFilter();
@@ -468,11 +467,9 @@ export class Agent {
   private async resolve(): Promise<void> {
     if (!this.dns) return;
     try {
-      const answer = await this.dns.resolve();
+      // Unicast only: an A record of 0.0.0.0 or a multicast address is no pod (discovery/dns.ts).
+      const ips = await this.dns.resolve();
       this.metrics.dnsLookups.inc({ result: 'ok' });
-      // An A record of 0.0.0.0 or a multicast address is no pod: leave it out instead of failing.
-      const ips = answer.filter((ip) => isUnicast(ip));
-      if (ips.length < answer.length) this.log.warn({ service: this.dns.name, ignored: answer.filter((ip) => !isUnicast(ip)) }, 'DNS answer holds addresses that are not unicast; ignoring them');
       const before = new Set(this.table.targets());
       this.table.setListed('dns', ips);
       const fresh = this.table.targets().filter((ip) => !before.has(ip));

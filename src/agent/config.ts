@@ -5,7 +5,7 @@
 import { ConfigError } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
-import { broadcastOf, isIpv4, isUnicast, parseCidr } from '../net/ipv4.js';
+import { broadcastOf, isIpv4, parseCidr, peerAddressError } from '../net/ipv4.js';
 import { listedPeerExpiry } from '../membership/expiry.js';
 
 export type Addressing = { readonly kind: 'auto' } | { readonly kind: 'pod-ip' } | { readonly kind: 'subnet'; readonly cidr: string };
@@ -149,8 +149,8 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     .map((p) => p.trim())
     .filter(Boolean);
   for (const p of peers) {
-    if (!isIpv4(p)) fail('peers', `${JSON.stringify(p)} is not an IPv4 address (give IP,IP,...)`);
-    if (!isUnicast(p)) fail('peers', `${JSON.stringify(p)} is not a unicast IPv4 address (not 0.0.0.0/8, multicast, class E or broadcast): give the peer pods' IPs`);
+    const why = peerAddressError(p, "peer pods'");
+    if (why) fail('peers', why);
   }
   let dnsServer = str('dnsServer');
   if (dnsServer !== undefined) {

@@ -26,7 +26,7 @@ import type { Monitors, MonitorHandle } from '../iproute2/monitor.js';
 import { ExecMonitors } from '../iproute2/monitor.js';
 import type { Runner } from '../iproute2/runner.js';
 import type { Logger } from '../log.js';
-import { DnsDiscovery } from '../discovery/dns.js';
+import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
 import { Announcer } from '../membership/announcer.js';
 import { KeyFileWatcher } from '../membership/keys.js';
 import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
@@ -160,7 +160,7 @@ export class NodeAgent {
       gwLabel: gatewayLabel(nodeClusterLabel(domain)),
       gateways: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', expiryMs }),
       reconciler: new OverlayReconciler(this.ip, deps.log.child({ domain: domain.service })),
-      dns: new DnsDiscovery(domain.service, { server: config.dnsServer }),
+      dns: new DnsDiscovery(domain.service, { server: config.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) }),
       spec: undefined,
       listed: [],
       local: new Map(),
@@ -271,7 +271,7 @@ export class NodeAgent {
       }
     });
     await this.control.start();
-    if (cfg.peersService) this.peersDns = new DnsDiscovery(cfg.peersService, { server: cfg.dnsServer });
+    if (cfg.peersService) this.peersDns = new DnsDiscovery(cfg.peersService, { server: cfg.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
     await this.resolveAll();
     // The first pass runs in the pass queue (events from the control socket wait for it) but its
     // error ends the start: a missing capability or a bad device is exit 3 / 2, not a retry loop.

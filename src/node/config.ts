@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
-import { isIpv4 } from '../net/ipv4.js';
+import { isIpv4, peerAddressError } from '../net/ipv4.js';
 import { listedPeerExpiry } from '../membership/expiry.js';
 import { parseHostPort } from '../agent/config.js';
 import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from './api.js';
@@ -219,7 +219,10 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean);
-  for (const p of peers) if (!isIpv4(p)) fail('peers', `${JSON.stringify(p)} is not an IPv4 address (give IP,IP,...)`);
+  for (const p of peers) {
+    const why = peerAddressError(p, "other nodes'");
+    if (why) fail('peers', why);
+  }
   const peersService = str('peersService');
   if (peersService !== undefined && !DNS_NAME.test(peersService)) fail('peersService', `${JSON.stringify(peersService)} is not a DNS name`);
   if (peersService === undefined && peers.length === 0) {
