@@ -52,6 +52,7 @@ import { CAP_NET_BROADCAST, JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch } f
 import type { LocalMember } from './members.js';
 import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
+import { PassQueue } from '../runtime/pass-queue.js';
 import { capEffOf, hasCapability } from '../agent/host.js';
 import type { ChainSpec, ReadChain } from './nft.js';
 import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
@@ -114,9 +115,8 @@ export class NodeAgent {
   /** Member IP -> the veth it was first found on (a second claimant is refused). */
   private readonly bindings = new MemberBindings();
   private readonly ruleset: NodeRuleset;
-  private pending = new Set<PassKind>();
-  private running: Promise<void> | undefined;
-  private debounce: NodeJS.Timeout | undefined;
+  /** The data-plane passes: one at a time, coalesced, retried with back-off (the sidecar's queue). */
+  private readonly passes: PassQueue<PassKind>;
   private stopped = false;
   private ready = false;
   private graceUntil = 0;
@@ -151,6 +151,15 @@ export class NodeAgent {
       () => this.onJoinEventsLost(),
     );
     if (!allNsid) this.log.warn({ capability: 'NET_BROADCAST' }, 'no CAP_NET_BROADCAST: joins are watched with one ip monitor process per member pod (about 3 MB each); add NET_BROADCAST to the node agent for one listener');
+    this.passes = new PassQueue<PassKind>({
+      kinds: ['full', 'joins', 'entries'],
+      subsumes: (k) => (k === 'full' ? ['joins', 'entries'] : []),
+      delayMs: (k) => (k === 'full' ? 50 : 0),
+      run: async (k) => await this.runPass(k),
+      onError: (k, err, retryInMs) => this.log.error({ pass: k, err: errorMessage(err), retryInMs }, 'data plane pass failed; retrying'),
+      retryKind: 'full',
+      paused: true,
+    });
     this.ruleset = new NodeRuleset({ ip: this.ip, log: deps.log, metrics: this.metrics, retrySoon: () => setTimeout(() => this.request('full'), 200).unref() });
     const expiryMs = config.peerExpiry * config.heartbeatMs;
     this.domains = config.domains.map((domain) => ({
@@ -275,18 +284,9 @@ export class NodeAgent {
     await this.resolveAll();
     // The first pass runs in the pass queue (events from the control socket wait for it) but its
     // error ends the start: a missing capability or a bad device is exit 3 / 2, not a retry loop.
-    const first = this.runPass('full');
-    this.running = first
-      .then(
-        () => undefined,
-        () => undefined,
-      )
-      .finally(() => {
-        this.running = undefined;
-        if (this.pending.size && !this.stopped) this.kick();
-      });
-    await first;
+    await this.passes.runNow('full');
     this.firstPassDone = true;
+    this.passes.resume();
     const sources: NodeHttpSources = {
       metrics: this.metrics,
       beforeScrape: async () => {
@@ -341,12 +341,11 @@ export class NodeAgent {
     this.stopped = true;
     this.keyWatcher?.stop();
     for (const t of this.timers) clearInterval(t);
-    if (this.debounce) clearTimeout(this.debounce);
     if (this.joinRetry) clearTimeout(this.joinRetry);
     if (this.overflowResync) clearTimeout(this.overflowResync);
     this.nodeMonitor?.stop();
     this.joins.stop();
-    await this.running?.catch(() => undefined);
+    await this.passes.stop();
     // The gateway first: its forwarding ends and its LEAVE lets a standby one take over at once.
     if (this.gateway) {
       await this.gateway.stop();
@@ -502,34 +501,10 @@ export class NodeAgent {
     return a;
   }
 
-  /** Asks for a pass; passes are coalesced (a burst of events is one pass). */
+  /** Asks for a pass; passes are coalesced (a burst of events is one pass; runtime/pass-queue.ts). */
   request(kind: PassKind): void {
     if (this.stopped) return;
-    this.pending.add(kind);
-    if (this.debounce) return;
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      this.kick();
-    }, kind === 'full' ? 50 : 0);
-  }
-
-  private kick(): void {
-    if (this.running) return;
-    this.running = (async () => {
-      while (this.pending.size && !this.stopped) {
-        const kind: PassKind = this.pending.has('full') ? 'full' : this.pending.has('joins') ? 'joins' : 'entries';
-        if (kind === 'full') this.pending.clear();
-        else this.pending.delete(kind);
-        try {
-          await this.runPass(kind);
-        } catch (err) {
-          this.log.error({ pass: kind, err: errorMessage(err) }, 'data plane pass failed; retrying at the next event or resync');
-        }
-      }
-    })().finally(() => {
-      this.running = undefined;
-      if (this.pending.size && !this.stopped) this.kick();
-    });
+    this.passes.request(kind);
   }
 
   private async runPass(kind: PassKind): Promise<void> {
