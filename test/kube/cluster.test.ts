@@ -19,7 +19,7 @@ import { labDown, labHealth, labUp } from '../../src/lab/lab.js';
 import { buildSpec, labStateDir } from '../../src/lab/plan.js';
 import { KMCAST_MAIN, isAlive, waitFor } from '../../src/lab/process.js';
 import { APPS_IMAGE, DATA_ROOT, nodeCgroupRoot, podRangeEnd, podRangeStart } from '../../src/lab/kube/plan.js';
-import { cgroupMounts, cgroupPids, mountsUnder, parseNodesReady } from '../../src/lab/kube/cluster.js';
+import { POD_NETNS_DIR, cgroupMounts, cgroupPids, mountsUnder, parseNodesReady } from '../../src/lab/kube/cluster.js';
 import { KMCAST_IMAGE } from '../../src/lab/kube/kmcast-image.js';
 import type { Lab } from '../../src/lab/types.js';
 import { VERSION } from '../../src/version.js';
@@ -278,7 +278,7 @@ test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 
   assert.match(tools, /\n1\n?$/);
 });
 
-test('lab status names a stopped component; lab down removes the cluster: processes, mounts, cgroups, data', async (t: TestContext) => {
+test('lab status names a stopped component; lab down removes the cluster: processes, pod namespace pins, mounts, cgroups, data', async (t: TestContext) => {
   if (!needRoot(t)) return;
   if (upError) throw upError;
   if (keepLab()) return t.skip('KMCAST_KEEP_LAB=1');
@@ -289,6 +289,13 @@ test('lab status names a stopped component; lab down removes the cluster: proces
   assert.ok(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [k.stateDir, k.dataDir]).length > 0);
   assert.ok(cgroupDirs.some((d) => existsSync(d)));
   assert.ok(existsSync(k.dataDir));
+  // The pods' namespaces are pinned where a real node's containerd pins them (the node agent opens
+  // them there); each node's veths name theirs.
+  const pins = (
+    await Promise.all([1, 2].map(async (i) => (await runner.run(['ip', '-n', n(i), 'netns', 'list-id'])).stdout.match(/cni-[0-9a-f-]{36}/g) ?? []))
+  ).flat();
+  assert.ok(pins.length >= 3, `pod namespace pins: ${pins.join(' ')}`);
+  for (const p of pins) assert.ok(existsSync(join(POD_NETNS_DIR, p)), p);
   // lab status sees a component that stopped (and only that one).
   const proxy = listPidRecordsSync(labStateDir(id)).find((r) => r.netns === n(2) && r.argv[0]?.endsWith('/kube-proxy'));
   assert.ok(proxy, 'a pid record for kube-proxy on node 2');
@@ -300,6 +307,7 @@ test('lab status names a stopped component; lab down removes the cluster: proces
   assert.deepEqual(cgroupDirs.filter((d) => existsSync(d)), []);
   assert.equal(existsSync(k.dataDir), false);
   assert.equal(existsSync(k.stateDir), false);
+  assert.deepEqual(pins.filter((p) => existsSync(join(POD_NETNS_DIR, p))), [], 'the pods\' namespace pins are removed');
   assert.deepEqual(labProcesses(id), [], 'no process of the lab may survive lab down');
 });
 
@@ -338,6 +346,8 @@ test('lab down cleans up a killed lab up whose state and pid records are lost: c
     const containerPids = [...new Set(cgroupDirs.flatMap(cgroupPids))];
     assert.ok(containerPids.length > 0, 'a container runs under the node cgroup');
     assert.ok(labProcesses(id2).some((p) => p.includes('UNIX-CONNECT:')), 'the host forwarder runs');
+    const pins = (await runner.run(['ip', '-n', `kmc${id2}-n1`, 'netns', 'list-id'])).stdout.match(/cni-[0-9a-f-]{36}/g) ?? [];
+    assert.ok(pins.length >= 1 && pins.every((p) => existsSync(join(POD_NETNS_DIR, p))), `c1's namespace is pinned: ${pins.join(' ')}`);
     // What lab down could read is gone (the dir itself holds mounts: it cannot be removed).
     for (const f of ['state.json', 'pids']) await rm(join(labStateDir(id2), f), { recursive: true, force: true });
     await labDown(runner, { id: id2 });
@@ -346,6 +356,7 @@ test('lab down cleans up a killed lab up whose state and pid records are lost: c
     assert.deepEqual(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [labStateDir(id2), join(DATA_ROOT, id2)]), []);
     assert.deepEqual(cgroupDirs.filter((d) => existsSync(d)), []);
     assert.equal(existsSync(join(DATA_ROOT, id2)), false);
+    assert.deepEqual(pins.filter((p) => existsSync(join(POD_NETNS_DIR, p))), [], 'the pods\' namespace pins are removed');
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     if (!keepLab()) await labDown(runner, { id: id2 }).catch(() => undefined);

@@ -22,7 +22,7 @@ import {
   nodeCgroupRoot,
   nodeDirs,
 } from '../../../src/lab/kube/plan.js';
-import { cgroupMounts, mountsUnder, parseNodesReady } from '../../../src/lab/kube/cluster.js';
+import { cgroupMounts, mountsUnder, parseNodesReady, podNetnsPins } from '../../../src/lab/kube/cluster.js';
 import { parseDockerfileRuntime } from '../../../src/lab/kube/kmcast-image.js';
 import { buildSpec, labIdOfNetns, planLab } from '../../../src/lab/plan.js';
 
@@ -113,7 +113,8 @@ test('node configs: own socket, dirs and cgroup root; images on disk', () => {
   const cd = containerdConfig(d);
   assert.match(cd, /address = "\/run\/kmcast\/labs\/k1\/kube\/n2\/containerd.sock"/);
   assert.match(cd, /root = "\/var\/lib\/kmcast-lab\/k1\/n2\/containerd"/);
-  assert.match(cd, /netns_mounts_under_state_dir = true/);
+  // Pod namespaces where a real node has them (/var/run/netns), for the node agent.
+  assert.doesNotMatch(cd, /netns_mounts_under_state_dir/);
   assert.match(cd, /SystemdCgroup = false/);
   assert.match(cd, /restrict_oom_score_adj = true/);
   const kc = kubeletConfig(spec, lab.nodes[1]!, d, dirs.pki);
@@ -139,6 +140,14 @@ test('parseNodesReady reads the Ready condition of each node', () => {
     { name: 'b', ready: false, reason: 'KubeletNotReady: cni' },
     { name: 'c', ready: false, reason: 'no Ready condition yet' },
   ]);
+});
+
+test('podNetnsPins: the cni-<uuid> pins a containerd metadata database names, once each, nothing else', () => {
+  const a = 'cni-0c829984-532a-7a5c-c5d1-aed6a2791205';
+  const b = 'cni-11111111-2222-3333-4444-555555555555';
+  const db = `\u0000\u0007NetNSPath\u0000/var/run/netns/${b}"\u0001{"NetNSPath":"/var/run/netns/${a}"} /var/run/netns/${a} /var/run/netns/kmck1-n1 /run/netns/cni-x /var/run/netns/cni-zzzzzzzz-532a-7a5c-c5d1-aed6a2791205`;
+  assert.deepEqual(podNetnsPins(db), [a, b]);
+  assert.deepEqual(podNetnsPins(''), []);
 });
 
 test('mountsUnder: only mounts under the prefixes (not a sibling with a longer name), deepest first', () => {
