@@ -247,7 +247,7 @@ test('pods of the local apps image run on both nodes, reach each other by TCP an
   assert.deepEqual(crossed, [], 'multicast from another node must not arrive without kmcast');
 });
 
-test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 >= 6.3, nftables and setpriv', async (t: TestContext) => {
+test('the kmcast image runs with the Dockerfile entrypoint, has kmcast on PATH and carries iproute2 >= 6.3, nftables and setpriv', async (t: TestContext) => {
   if (!needRoot(t)) return;
   if (upError) throw upError;
   const pod = {
@@ -260,6 +260,8 @@ test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 
       containers: [
         { name: 'version', image: KMCAST_IMAGE, imagePullPolicy: 'Never', args: ['--version'] },
         { name: 'tools', image: KMCAST_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', 'ip -V; nft --version; setpriv --help | grep -c -- --pdeathsig'] },
+        // What `kubectl exec ... -- kmcast status` runs (docs/operations.md).
+        { name: 'path', image: KMCAST_IMAGE, imagePullPolicy: 'Never', command: ['kmcast', '--version'] },
       ],
     },
   };
@@ -271,6 +273,7 @@ test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 
   }, 120_000, { intervalMs: 1000, explain: async () => `phase ${phase}\n${await kubectl(['describe', 'pod', 'kmc-image']).catch((e: unknown) => String(e))}` });
   assert.equal(phase, 'Succeeded');
   assert.equal((await kubectl(['logs', 'kmc-image', '-c', 'version'])).trim(), VERSION);
+  assert.equal((await kubectl(['logs', 'kmc-image', '-c', 'path'])).trim(), VERSION);
   const tools = await kubectl(['logs', 'kmc-image', '-c', 'tools']);
   const m = /iproute2-(\d+)\.(\d+)/.exec(tools);
   assert.ok(m && (Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 3)), tools);

@@ -1,7 +1,7 @@
 /** The lab cluster's pure parts: cache keys, build argv, certificates, configs, parsers. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parse } from 'yaml';
 import { GO_MODULES, binDir, buildKey, cacheDir, goBuildArgv, kubeVersionLdflags, niced } from '../../../src/lab/kube/versions.js';
 import {
@@ -23,7 +23,7 @@ import {
   nodeDirs,
 } from '../../../src/lab/kube/plan.js';
 import { cgroupMounts, mountsUnder, parseNodesReady, podNetnsPins } from '../../../src/lab/kube/cluster.js';
-import { parseDockerfileRuntime } from '../../../src/lab/kube/kmcast-image.js';
+import { KMCAST_WRAPPER, parseDockerfileRuntime } from '../../../src/lab/kube/kmcast-image.js';
 import { buildSpec, labIdOfNetns, planLab } from '../../../src/lab/plan.js';
 
 const kube = GO_MODULES.find((m) => m.name === 'kubernetes')!;
@@ -201,6 +201,17 @@ test("parseDockerfileRuntime reads the final stage of deploy/Dockerfile: the lab
   const multi = 'FROM a AS b\nENTRYPOINT ["x"]\nFROM c\nENV A=1 \\\n B=2\nENTRYPOINT ["y", "z"]\n';
   assert.deepEqual(parseDockerfileRuntime(multi), { entrypoint: ['y', 'z'], cmd: [], workdir: '/', env: ['A=1', 'B=2'] });
   assert.throws(() => parseDockerfileRuntime('FROM a\nCMD ["x"]\n'), /no ENTRYPOINT/);
+});
+
+test('the kmcast command on PATH: the Dockerfile copies the wrapper the lab image copies, an executable that runs the entrypoint program', () => {
+  const df = readFileSync(new URL('../../../../deploy/Dockerfile', import.meta.url), 'utf8');
+  const final = df.slice(df.lastIndexOf('\nFROM '));
+  assert.ok(final.includes(`\nCOPY ${KMCAST_WRAPPER.src} ${KMCAST_WRAPPER.dest}\n`), 'the final stage copies the wrapper');
+  const wrapper = new URL(`../../../../${KMCAST_WRAPPER.src}`, import.meta.url);
+  assert.ok((statSync(wrapper).mode & 0o111) !== 0, 'executable in the checkout (COPY keeps the mode)');
+  const text = readFileSync(wrapper, 'utf8');
+  assert.match(text, /^#!\/bin\/sh\n/);
+  assert.ok(text.includes(`exec node ${parseDockerfileRuntime(df).entrypoint.at(-1)!} "$@"`), text);
 });
 
 test('kubeComponents: what lab status expects to run, named as it names a running process', () => {
