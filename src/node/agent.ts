@@ -44,7 +44,7 @@ import { checkKeyPolicy, nodeClusterLabel } from './config.js';
 import { NODE_LOCAL_STATE, NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
 import type { PeerNodesReadiness, RefusedMember } from './domain.js';
-import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from './domain.js';
+import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from './domain.js';
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
@@ -205,7 +205,7 @@ export class NodeAgent {
   }
 
   private peerReadiness(d: DomainRuntime, now: number): PeerNodesReadiness {
-    return peerNodesReadiness(d, now, this.peersReadyBy);
+    return peerNodesReadiness(d, now, peerWaitBound(this.peersReadyBy, d.announcedAt, now, this.config.peerExpiry * this.config.heartbeatMs));
   }
 
   private peerNodes(d: DomainRuntime, now: number): { readiness: PeerNodesReadiness; status: PeerNodesStatus } {
@@ -751,6 +751,7 @@ export class NodeAgent {
   private async syncAnnouncements(): Promise<void> {
     for (const d of this.domains) {
       const next = announcement(d, this.gatewayGroups(d));
+      if (next.announced && !d.announced) d.announcedAt = Date.now();
       d.announced = next.announced;
       d.announcedGroups = next.announcedGroups;
       if (next.send === 'state') await this.announce(d, d.table.targets());
