@@ -19,7 +19,6 @@
  * - joins: only re-read the local members' groups and announce a changed set.
  */
 import type { Server } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
 import { IpClient } from '../iproute2/client.js';
 import type { Monitors, MonitorHandle } from '../iproute2/monitor.js';
@@ -48,12 +47,12 @@ import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGrou
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
-import { CAP_NET_BROADCAST, JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch } from './joins.js';
+import { JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
 import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
 import { PassQueue } from '../runtime/pass-queue.js';
-import { capEffOf, hasCapability } from '../agent/host.js';
+import { CAP_NET_BROADCAST, holdsCapability } from '../runtime/caps.js';
 import type { ChainSpec, ReadChain } from './nft.js';
 import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
 import { captureChainName, deliveryChainName, desiredChains } from './nft.js';
@@ -69,14 +68,6 @@ export interface NodeAgentDeps {
   readonly allNsid?: boolean;
 }
 
-/** Whether this process holds CAP_NET_BROADCAST (false when /proc cannot be read). */
-function holdsNetBroadcast(): boolean {
-  try {
-    return hasCapability(capEffOf(readFileSync('/proc/self/status', 'utf8')), CAP_NET_BROADCAST);
-  } catch {
-    return false;
-  }
-}
 
 type PassKind = 'full' | 'entries' | 'joins';
 
@@ -138,7 +129,7 @@ export class NodeAgent {
     this.ip = new IpClient(deps.runner);
     this.monitors = deps.monitors ?? new ExecMonitors();
     this.allowList = new AllowList(deps.runner);
-    const allNsid = deps.allNsid ?? holdsNetBroadcast();
+    const allNsid = deps.allNsid ?? holdsCapability(CAP_NET_BROADCAST);
     this.joins = new JoinWatch(
       deps.runner,
       this.monitors,

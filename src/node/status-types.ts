@@ -1,5 +1,5 @@
 /** The JSON served by the node agent's `/status` (and read by `kmcast status` for node agents). */
-import type { PeerStatus } from '../agent/status-types.js';
+import type { PeerStatus } from '../membership/peer-status.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
 import type { NotProgrammedReason, PeerNodesStatus } from './api.js';
 import type { RefusedMember } from './domain.js';
