@@ -8,8 +8,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { errorMessage } from '../errors.js';
 import type { Runner } from '../iproute2/runner.js';
-import type { CheckResult } from '../agent/doctor.js';
-import { CAP_NET_ADMIN, capEffOf, hasCapability } from '../agent/host.js';
+import type { CheckResult } from '../runtime/checks.js';
+import { CAP_NET_ADMIN, capEffOf, hasCapability } from '../runtime/caps.js';
 import { CAPTURE_SET } from './nft.js';
 import { fetchNodeStatus } from './status-format.js';
 import type { NodeStatus } from './status-types.js';
