@@ -241,7 +241,23 @@ async function waitScaleReady(agent: NodeAgentHandle, members: number, mode: Mod
   return last;
 }
 
-async function measureMode(ctx: BenchContext, lab: Lab, mode: Mode, local: readonly LabPod[], domains: readonly ScaleDomain[], mdb: MdbWatch): Promise<ModeResult> {
+/**
+ * The delivery hop's bridge port turns forwarding one forward delay (15 s) after the first agent
+ * created it: a link event, so that agent runs one more full pass then. No idle window starts
+ * before this long after node 1's devices were created.
+ */
+const DEVICES_SETTLE_MS = 20_000;
+
+async function measureMode(
+  ctx: BenchContext,
+  lab: Lab,
+  mode: Mode,
+  local: readonly LabPod[],
+  domains: readonly ScaleDomain[],
+  mdb: MdbWatch,
+  /** When the first agent on node 1 started (it created the devices). */
+  devices: { createdAt?: number },
+): Promise<ModeResult> {
   const node = lab.nodes[0]!;
   const t0 = Date.now();
   const agent: NodeAgentHandle = await startNodeAgent(lab, node, scaleArgs(domains), mode.wrap ? { wrap: mode.wrap } : {});
@@ -251,7 +267,8 @@ async function measureMode(ctx: BenchContext, lab: Lab, mode: Mode, local: reado
     const ready = await waitScaleReady(agent, local.length, mode, 180_000);
     const startS = (Date.now() - t0) / 1000;
     ctx.progress(`node-scale ${mode.column}: ${local.length} members programmed ${startS.toFixed(1)} s after start; joinWatch ${JSON.stringify(ready.joinWatch)}`);
-    await sleep(ctx.quick ? 2000 : 5000);
+    devices.createdAt ??= t0;
+    await sleep(Math.max(ctx.quick ? 2000 : 5000, devices.createdAt + DEVICES_SETTLE_MS - Date.now()));
 
     // Idle: no join changes. /metrics and /status make the agent spawn (nft reads), so they are
     // read outside the window.
@@ -429,8 +446,9 @@ export async function nodeScale(ctx: BenchContext): Promise<{ rows: ResultRow[];
     const mdb = new MdbWatch(n2, new Set(domains.map((d) => d.device)), n1.underlayIp);
     const peer = await startNodeAgent(lab, n2, scaleArgs(domains));
     const results: ModeResult[] = [];
+    const devices: { createdAt?: number } = {};
     try {
-      for (const mode of MODES) results.push(await measureMode(ctx, lab, mode, local, domains, mdb));
+      for (const mode of MODES) results.push(await measureMode(ctx, lab, mode, local, domains, mdb, devices));
     } finally {
       await peer.stop();
       await mdb.stop();
@@ -448,6 +466,7 @@ export async function nodeScale(ctx: BenchContext): Promise<{ rows: ResultRow[];
         `spawned in (a): ${commands(a.spawns)}`,
         `spawned in (b): ${commands(b.spawns)}`,
         `passes: a pass of the agent shows as a burst of its spawns (at least ${BURST_MIN} with no gap over ${BURST_GAP_MS} ms, from the same process events, also recorded while the joins ran); a join "with a spawn burst in its window" met one between setsockopt and its MDB entry on node 2: the agent runs one pass at a time, so the join's read can wait for a full pass to end`,
+        `the idle window starts ${DEVICES_SETTLE_MS / 1000} s or more after node 1's devices were created: the delivery hop's bridge port turns forwarding after the bridge's forward delay (15 s), a link event the first agent answers with one more full pass`,
         `CPU: utime+stime of the agent, its reaped children and its live descendants over the idle window (% of one core)`,
         `load average at the start / end of the scenario: ${loadStart} / ${loadavg()} (the machine must be otherwise idle for final figures)`,
       ],
