@@ -316,6 +316,12 @@ export class NodeAgent {
       this.request('joins');
     });
     setTimeout(() => this.request('entries'), expiryMs + 50).unref();
+    if (this.domains.length === 0) {
+      this.log.warn(
+        { configMap: 'kmcast-node', key: 'services' },
+        'no domain: the agent is idle (and ready); add a domain (NAME or NAME=VNI) to --service, in deploy/node the ConfigMap kmcast-node key services, then restart the agents (kubectl -n kmcast-node rollout restart daemonset/kmcast-node)',
+      );
+    }
     this.log.info(
       { nodeIp: this.nodeIp, uplink: this.uplink, domains: this.domains.map((d) => ({ service: d.domain.service, vni: d.domain.vni, device: d.domain.device, local: d.local.size })) },
       'node agent started',
