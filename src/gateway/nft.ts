@@ -30,6 +30,7 @@
  */
 import type { GatewayGroup } from './groups.js';
 import { carriesIn, carriesOut } from './groups.js';
+import { MAX_DUPS_PER_RULE } from '../node/nft.js';
 
 export const GATEWAY_TABLE = 'kmcast-gw';
 export const GATEWAY_PRIORITY = -500;
@@ -88,6 +89,11 @@ function elements(values: readonly string[]): string {
 }
 
 /** The chains the plane has (name -> rule count), as the read-back must show them. */
+/** Rules that carry the copies to `members` local members and the forward (at least one). Pure. */
+export function deliveryRules(members: number): number {
+  return Math.max(1, Math.ceil(members / MAX_DUPS_PER_RULE));
+}
+
 export function expectedChains(p: GatewayPlane): Map<string, number> {
   const out = new Map<string, number>();
   if (!p.active) return out;
@@ -96,7 +102,7 @@ export function expectedChains(p: GatewayPlane): Map<string, number> {
     for (const r of ALL_DROP_REASONS) out.set(dropName(d, r), (DROP_REASONS as readonly string[]).includes(r) ? 2 : 1);
   };
   if (p.groups.some(carriesIn)) {
-    out.set('lan-in', 3 + 3 + filters + 2);
+    out.set('lan-in', 3 + 3 + filters + 1 + deliveryRules(p.members.length));
     drops('in');
   }
   if (p.groups.some(carriesOut)) {
@@ -158,7 +164,13 @@ export function renderGateway(p: GatewayPlane): string {
     L.push('  }');
   };
   if (chains.has('lan-in')) {
-    const targets = [...p.members.map((m) => `dup to "${m}"`), `fwd to "${p.device}"`].join(' ');
+    // The copies to local members and the forward into the VXLAN device, in as many rules as the
+    // kernel needs (MAX_DUPS_PER_RULE, src/node/nft.ts): only the last one forwards.
+    const targets: string[] = [];
+    for (let i = 0; i < Math.max(1, p.members.length); i += MAX_DUPS_PER_RULE) {
+      const chunk = p.members.slice(i, i + MAX_DUPS_PER_RULE).map((m) => `dup to "${m}"`);
+      targets.push([...chunk, ...(i + MAX_DUPS_PER_RULE >= p.members.length ? [`fwd to "${p.device}"`] : [])].join(' '));
+    }
     chain('lan-in', `type filter hook ingress device "${p.lan}" priority ${GATEWAY_PRIORITY}; policy accept;`, [
       IPV4_ONLY,
       'ip daddr != @in-groups return',
@@ -168,7 +180,7 @@ export function renderGateway(p: GatewayPlane): string {
       `ip saddr @pods ${to('in', 'loop')}`,
       ...limit('in'),
       'update @in-pass { ip daddr }',
-      targets,
+      ...targets,
     ]);
     dropChains('in', 'drop');
   }

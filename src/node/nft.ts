@@ -137,15 +137,33 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
   return out;
 }
 
-function ruleText(c: ChainShape, tier?: Tier): string {
-  const parts: string[] = [];
-  if (c.capture) parts.push(`ip daddr ${CAPTURE_SET}`);
-  if (tier?.max !== undefined) parts.push(`ip length <= ${tier.max}`);
-  parts.push('counter');
-  for (const d of tier ? tier.dups : c.dups) parts.push(`dup to "${d}"`);
-  if (c.fwd !== undefined) parts.push(`fwd to "${c.fwd}"`);
-  if (c.drop) parts.push('drop');
-  return parts.join(' ');
+/**
+ * `dup to` targets per nftables rule at most. The kernel takes at most 128 expressions per rule
+ * (NFT_RULE_MAXEXPRS) and each `dup to` is two of them: one rule held 60 members, and the 61st
+ * made the whole ruleset fail (EINVAL). A longer list is carried by consecutive rules with the
+ * same match, only the last ending the rule (fwd or drop), only the first counting.
+ */
+export const MAX_DUPS_PER_RULE = 48;
+
+/** The rule lines of one logical rule (a tier, or the chain's only rule). */
+function ruleLines(c: ChainShape, tier?: Tier): string[] {
+  const match: string[] = [];
+  if (c.capture) match.push(`ip daddr ${CAPTURE_SET}`);
+  if (tier?.max !== undefined) match.push(`ip length <= ${tier.max}`);
+  const dups = tier ? tier.dups : c.dups;
+  const chunks: (readonly string[])[] = [];
+  for (let i = 0; i < dups.length; i += MAX_DUPS_PER_RULE) chunks.push(dups.slice(i, i + MAX_DUPS_PER_RULE));
+  if (chunks.length === 0) chunks.push([]);
+  return chunks.map((chunk, i) => {
+    const parts = [...match];
+    if (i === 0) parts.push('counter');
+    for (const d of chunk) parts.push(`dup to "${d}"`);
+    if (i === chunks.length - 1) {
+      if (c.fwd !== undefined) parts.push(`fwd to "${c.fwd}"`);
+      if (c.drop) parts.push('drop');
+    }
+    return parts.join(' ');
+  });
 }
 
 /** The `nft -f -` script: declare, delete, recreate: one atomic replace of the whole table. */
@@ -156,7 +174,7 @@ export function renderRuleset(chains: readonly ChainSpec[]): string {
       `  chain ${c.name} {`,
       `    type filter hook ingress device "${c.device}" priority ${NODE_PRIORITY}; policy ${c.policy};`,
       ...(c.source ? [`    ip daddr ${CAPTURE_SET} ip saddr != ${c.source} counter drop`] : []),
-      ...(c.tiers ? c.tiers.map((t) => `    ${ruleText(c, t)}`) : [`    ${ruleText(c)}`]),
+      ...(c.tiers ? c.tiers.flatMap((t) => ruleLines(c, t)) : ruleLines(c)).map((l) => `    ${l}`),
       '  }',
     );
   }
@@ -204,6 +222,7 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
       out.set(c.name, { name: c.name, capture: false, policy: c.policy === 'drop' ? 'drop' : 'accept', dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, stale: false, tiers: [], spoofed: 0 });
     }
   }
+  const partial = new Map<string, { max: number | undefined; dups: string[]; packets: number; capture: boolean; stale: boolean }>();
   for (const o of items) {
     const r = o.rule as Json | undefined;
     if (!r || typeof r.chain !== 'string') continue;
@@ -249,19 +268,33 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
       else if ('fwd' in e) fwd = target(e.fwd);
       else if ('drop' in e) drop = true;
     }
-    const tiers = [...prev.tiers, { max, dups, packets }];
+    // A rule that neither forwards nor drops continues in the next one (a long dup list split
+    // over rules, MAX_DUPS_PER_RULE): fold it into the logical rule the next one ends.
+    const open = partial.get(r.chain);
+    const merged = open ? { max: open.max, dups: [...open.dups, ...dups], packets: open.packets + packets, capture: open.capture && capture, stale: open.stale || stale || open.max !== max } : { max, dups, packets, capture, stale };
+    if (!fwd && !drop) {
+      partial.set(r.chain, merged);
+      continue;
+    }
+    partial.delete(r.chain);
+    const tiers = [...prev.tiers, { max: merged.max, dups: merged.dups, packets: merged.packets }];
     const first = prev.rules === 0;
     out.set(r.chain, {
       ...prev,
-      capture: first ? capture : prev.capture && capture,
-      dups: first ? dups : prev.dups,
+      capture: first ? merged.capture : prev.capture && merged.capture,
+      dups: first ? merged.dups : prev.dups,
       fwd: first ? fwd : prev.fwd,
       drop: first ? drop : prev.drop && drop,
-      packets: prev.packets + packets,
+      packets: prev.packets + merged.packets,
       rules: prev.rules + 1,
-      stale: stale || prev.stale,
+      stale: merged.stale || prev.stale,
       tiers,
     });
+  }
+  // A rule left open (its chain ended without fwd or drop) is not one we write: reinstall.
+  for (const [name, p] of partial) {
+    const prev = out.get(name)!;
+    out.set(name, { ...prev, stale: true, rules: prev.rules + 1, tiers: [...prev.tiers, { max: p.max, dups: p.dups, packets: p.packets }], packets: prev.packets + p.packets });
   }
   return out;
 }

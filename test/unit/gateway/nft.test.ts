@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseGatewayGroups } from '../../../src/gateway/groups.js';
 import type { GatewayPlane } from '../../../src/gateway/nft.js';
-import { burstFor, expectedChains, gatewayDevices, gatewayMismatch, parseGateway, removeGatewayScript, renderGateway } from '../../../src/gateway/nft.js';
+import { burstFor, deliveryRules, expectedChains, gatewayDevices, gatewayMismatch, parseGateway, removeGatewayScript, renderGateway } from '../../../src/gateway/nft.js';
 import { fixture } from '../fixtures.js';
 
 const plane = (over: Partial<GatewayPlane> = {}): GatewayPlane => ({
@@ -120,4 +120,17 @@ test('a dup target whose device was deleted shows as an ifindex: stale', () => {
   assert.equal(back.stale, true);
   assert.equal(gatewayMismatch(plane({ device: 'kmcb0', lan: 'kmcb1', minTtl: 2 }), back), 'a chain points at a deleted device');
   assert.deepEqual(parseGateway('not json'), { chains: new Map(), stale: false, counters: new Map(), drops: new Map() });
+});
+
+test('lan-in with 100 local members: the copies in rules the kernel takes, only the last forwards; the read-back count agrees', () => {
+  const members = Array.from({ length: 100 }, (_, i) => `kmcv${i + 1}`);
+  const p = plane({ members });
+  const script = renderGateway(p);
+  const lanIn = script.slice(script.indexOf('chain lan-in'), script.indexOf('\n  }', script.indexOf('chain lan-in')));
+  const carrying = lanIn.split('\n').filter((l) => l.includes('dup to') || l.includes('fwd to'));
+  assert.deepEqual(carrying.map((l) => [(l.match(/dup to/g) ?? []).length, l.includes('fwd to')]), [[48, false], [48, false], [4, true]]);
+  assert.equal(deliveryRules(100), 3);
+  assert.equal(deliveryRules(0), 1, 'no local member: the forward alone');
+  const rules = lanIn.split('\n').filter((l) => /^\s{4}\S/.test(l) && !l.includes('type filter hook')).length;
+  assert.equal(expectedChains(p).get('lan-in'), rules);
 });

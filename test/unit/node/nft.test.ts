@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { deliveryTiers, desiredChains, missedBy, missedByAll, parseRuleset, removeScript, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
+import { deliveryTiers, desiredChains, missedBy, missedByAll, parseRuleset, removeScript, MAX_DUPS_PER_RULE, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
 
 test('per domain a VXLAN chain into the delivery hop, a delivery chain, one capture chain per member', () => {
@@ -159,4 +159,27 @@ test('a member\'s capture drops (and counts) what it sends with another source t
   const counted = parseRuleset(fixture('iproute2/node/nft-node-source.json').replace(/("saddr"[\s\S]*?"counter": \{\s*"packets": )0/, '$17'));
   assert.equal(counted.get('cap-kmcv1')?.spoofed, 7);
   assert.equal(counted.get('cap-kmcv1')?.packets, 0);
+});
+
+test('a domain of 100 members on one node: dup lists split over rules the kernel takes (at most 128 expressions each), read back as one', () => {
+  const members = Array.from({ length: 100 }, (_, i) => `kmcv${i + 1}`);
+  const mtus = new Map(members.map((m) => [m, 1500]));
+  const want = desiredChains([{ vni: 100, device: 'kmcvx100', members, mtus }]);
+  const script = renderRuleset(want);
+  const dl = script.slice(script.indexOf('chain dl-100'), script.indexOf('chain br-100'));
+  const rules = dl.split('\n').filter((l) => l.includes('ip daddr'));
+  assert.equal(rules.length, 4, 'the 1500 tier in three rules (48, 48, 4 dups), then what fits nobody');
+  assert.ok(rules.every((l) => (l.match(/dup to/g) ?? []).length <= MAX_DUPS_PER_RULE));
+  assert.deepEqual(rules.map((l) => [l.includes('counter'), l.endsWith('drop')]), [[true, false], [false, false], [false, true], [true, true]], 'only the first counts, only the last ends the tier');
+  // As the kernel took that script (100 veths) and listed it (two of its chains kept).
+  const have = parseRuleset(fixture('iproute2/node/nft-node-100.json'));
+  const got = have.get('dl-100')!;
+  const wanted = want.find((c) => c.name === 'dl-100')!;
+  assert.equal(got.rules, 2, 'two logical rules: the 1500 tier and the rest');
+  assert.equal(got.stale, false);
+  assert.deepEqual(got.tiers.map((t) => [t.max, t.dups.length]), [[1500, 100], [undefined, 0]]);
+  assert.deepEqual(got.tiers[0]!.dups, wanted.tiers![0]!.dups);
+  const cap = have.get('cap-kmcv1')!;
+  assert.deepEqual([cap.rules, cap.dups.length, cap.fwd], [1, 99, 'kmcvx100']);
+  assert.equal(rulesetMismatch(want.filter((c) => c.name === 'dl-100' || c.name === 'cap-kmcv1'), have), undefined);
 });
