@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { parseIperfClientSent, parseIperfServer } from './pure.js';
 import type { TrialOutcome } from './pure.js';
 

@@ -5,9 +5,9 @@
  */
 import type { Server } from 'node:http';
 import { CapabilityError, ConfigError, errorMessage, KmcastError } from '../errors.js';
-import { IpClient } from '../iproute2/client.js';
-import { MDB_DST_MIN_VERSION, versionAtLeast } from '../iproute2/parse.js';
-import type { Runner } from '../iproute2/runner.js';
+import { IpClient } from '../kernel/ip.js';
+import { MDB_DST_MIN_VERSION, versionAtLeast } from '../kernel/parse.js';
+import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
 import { clusterLabel } from '../membership/codec.js';

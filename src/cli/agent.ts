@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Agent } from '../agent/agent.js';
 import { mergeOptions, validateConfig } from '../agent/config.js';
 import type { RawOptions } from '../agent/config.js';
-import { ExecRunner } from '../iproute2/runner.js';
+import { ExecRunner } from '../kernel/runner.js';
 import { createLogger } from '../log.js';
 import { runUntilSignal } from './lifecycle.js';
 

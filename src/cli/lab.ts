@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { CapabilityError, ConfigError, ExitCode, NotFoundError } from '../errors.js';
-import { ExecRunner } from '../iproute2/runner.js';
+import { ExecRunner } from '../kernel/runner.js';
 import { findExecTarget, labDown, labHealth, labUp, listLabs, loadLab } from '../lab/lab.js';
 import { DEFAULT_LAN_HOSTS, checkLanHosts, parseLanNodes } from '../lab/lan-plan.js';
 import { buildSpec, DEFAULT_LAB_ID, DEFAULT_SERVICE, parseNodes, validateLabId } from '../lab/plan.js';

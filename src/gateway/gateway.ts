@@ -6,7 +6,7 @@
  * (src/gateway/joiner.ts) and the per-group counters.
  */
 import { ConfigError, KmcastError, errorMessage } from '../errors.js';
-import type { IpClient } from '../iproute2/client.js';
+import type { IpClient } from '../kernel/ip.js';
 import type { Logger } from '../log.js';
 import { PeerTable } from '../membership/peers.js';
 import { isRoutableMulticast } from '../net/ipv4.js';

@@ -6,7 +6,7 @@ import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { ConfigError, InputError, KmcastError, NotFoundError, errorMessage } from '../errors.js';
-import type { Runner } from '../iproute2/runner.js';
+import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import type { Lab, LabPod, LabSpec } from './types.js';
 import {

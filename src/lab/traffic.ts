@@ -6,8 +6,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { KmcastError } from '../errors.js';
-import { IpClient } from '../iproute2/client.js';
-import { ExecRunner } from '../iproute2/runner.js';
+import { IpClient } from '../kernel/ip.js';
+import { ExecRunner } from '../kernel/runner.js';
 import type { Lab, LabPod } from './types.js';
 import { UNPRIVILEGED } from './node-apps.js';
 import { findPython, findTool, runInNetns, scaled, settle, spawnInNetns, waitExit, waitFor } from './process.js';

@@ -11,8 +11,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import type { IpClient } from '../iproute2/client.js';
-import { helperArgv } from '../iproute2/runner.js';
+import type { IpClient } from '../kernel/ip.js';
+import { helperArgv } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { OverlayJoiner } from './overlay-joins.js';

@@ -21,10 +21,10 @@
 import type { Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
-import { IpClient } from '../iproute2/client.js';
-import type { Monitors, MonitorHandle } from '../iproute2/monitor.js';
-import { ExecMonitors } from '../iproute2/monitor.js';
-import type { Runner } from '../iproute2/runner.js';
+import { IpClient } from '../kernel/ip.js';
+import type { Monitors, MonitorHandle } from '../kernel/monitor.js';
+import { ExecMonitors } from '../kernel/monitor.js';
+import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery } from '../discovery/dns.js';
 import { Announcer } from '../membership/announcer.js';

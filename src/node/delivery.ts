@@ -18,8 +18,8 @@
  * No address, no IPv6 (addrgenmode none), no routes on any of them: the node's stack never sees
  * a frame, and a frame that is not IPv4 multicast or limited broadcast never enters the hop.
  */
-import type { IpClient } from '../iproute2/client.js';
-import type { LinkInfo } from '../iproute2/parse.js';
+import type { IpClient } from '../kernel/ip.js';
+import type { LinkInfo } from '../kernel/parse.js';
 
 export interface DeliveryDevices {
   /** Forward target of the VXLAN device's ingress chain (veth). */

@@ -7,7 +7,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { errorMessage } from '../errors.js';
-import type { Runner } from '../iproute2/runner.js';
+import type { Runner } from '../kernel/runner.js';
 import type { CheckResult } from '../agent/doctor.js';
 import { CAP_NET_ADMIN, capEffOf, hasCapability } from '../agent/host.js';
 import { CAPTURE_SET } from './nft.js';

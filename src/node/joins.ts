@@ -19,9 +19,9 @@
  * which covers a missed event or a listener that died.
  */
 import { errorMessage } from '../errors.js';
-import { IpClient } from '../iproute2/client.js';
-import type { MonitorHandle, Monitors } from '../iproute2/monitor.js';
-import type { Runner } from '../iproute2/runner.js';
+import { IpClient } from '../kernel/ip.js';
+import type { MonitorHandle, Monitors } from '../kernel/monitor.js';
+import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { isRoutableMulticast, sortIpv4 } from '../net/ipv4.js';
 import type { LocalMember } from './members.js';

@@ -9,7 +9,7 @@
  * install, and the reconciler's "device (re)created" is a second signal (`markRebind`).
  */
 import { CapabilityError, KmcastError, errorMessage } from '../errors.js';
-import type { IpClient } from '../iproute2/client.js';
+import type { IpClient } from '../kernel/ip.js';
 import type { Logger } from '../log.js';
 import type { NodeMetrics } from './metrics.js';
 import type { ChainSpec, ReadChain } from './nft.js';

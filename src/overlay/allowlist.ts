@@ -5,7 +5,7 @@
  * open in Moby (CVE-2023-28840), so a filter we cannot verify is an error, never a warning.
  */
 import { CapabilityError, KmcastError } from '../errors.js';
-import type { Runner } from '../iproute2/runner.js';
+import type { Runner } from '../kernel/runner.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { CaptureSpec, CaptureState } from './capture.js';
 import { captureMatches, captureScript, nftError, readCapture, removeCapture } from './capture.js';

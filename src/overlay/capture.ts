@@ -17,7 +17,7 @@
  * Pure: no kernel access.
  */
 import { CapabilityError, KmcastError } from '../errors.js';
-import type { Runner } from '../iproute2/runner.js';
+import type { Runner } from '../kernel/runner.js';
 
 export const CAPTURE_TABLE = 'kmcast';
 export const CAPTURE_CHAIN = 'capture';

@@ -2,7 +2,7 @@
  * Reads the actual data plane, plans the difference to the desired one and applies it. One
  * reconcile at a time; callers may call as often as they like (coalesced by the agent).
  */
-import type { IpClient } from '../iproute2/client.js';
+import type { IpClient } from '../kernel/ip.js';
 import type { Logger } from '../log.js';
 import type { DesiredState } from './desired.js';
 import type { ActualState, Plan, PlanOptions } from './plan.js';

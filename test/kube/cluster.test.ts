@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labHealth, labUp } from '../../src/lab/lab.js';
 import { buildSpec, labStateDir } from '../../src/lab/plan.js';
 import { KMCAST_MAIN, isAlive, waitFor } from '../../src/lab/process.js';

@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { addPod, labDown, labUp, removePod, setServiceMembers } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import { agentsEvidence, KMCAST_MAIN as MAIN, podFetch, runInNetns, startAgent, waitFor } from '../../src/lab/process.js';

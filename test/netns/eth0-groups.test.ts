@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import { agentsEvidence, findPython, podFetch, runInNetns, settle, spawnInNetns, startAgent, waitFor } from '../../src/lab/process.js';

@@ -9,7 +9,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { KmcastError, errorMessage } from '../../errors.js';
-import type { Runner } from '../../iproute2/runner.js';
+import type { Runner } from '../../kernel/runner.js';
 import type { LabCommand } from '../plan.js';
 import { cmdline, isAlive, killPids, netnsFetch, spawnInNetns, spawned, waitFor } from '../process.js';
 import { recordLabPid } from '../state.js';

@@ -13,7 +13,7 @@ import {
 } from '../../../src/agent/doctor.js';
 import { capEffOf, effectiveRpFilter, hasCapability } from '../../../src/agent/host.js';
 import type { CheckResult, DoctorDeps, DoctorFacts, DoctorOptions } from '../../../src/agent/doctor.js';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { doctorOptions } from '../../../src/cli/doctor.js';
 import { ConfigError } from '../../../src/errors.js';
 import { agentStatusFixture } from '../../support/agent-status.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseIpv4MaddrUsers } from '../../../src/iproute2/parse.js';
+import { parseIpv4MaddrUsers } from '../../../src/kernel/parse.js';
 import { appGroupsOnOverlay } from '../../../src/membership/local-groups.js';
 import { fixture } from '../fixtures.js';
 

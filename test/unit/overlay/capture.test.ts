@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { AllowList, allowListScript } from '../../../src/overlay/allowlist.js';
 import { applyCapture, captureMatches, captureScript, parseCapture } from '../../../src/overlay/capture.js';
 import { fixture } from '../fixtures.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { helperArgv, netnsArgv } from '../../../src/iproute2/runner.js';
+import { helperArgv, netnsArgv } from '../../../src/kernel/runner.js';
 
 test('netnsArgv: ip and bridge get -n, anything else runs under ip netns exec', () => {
   assert.deepEqual(netnsArgv(['ip', '-j', 'link'], undefined), ['ip', '-j', 'link']);

@@ -1,5 +1,5 @@
 /**
- * Small typed client over iproute2 for one network namespace. Reads use `-j`; writes go through
+ * The `ip` command for one network namespace: a small typed client. Reads use `-j`; writes go through
  * `-batch -` so one reconcile is one or two processes, not one per entry.
  */
 import type { Runner } from './runner.js';
