@@ -50,7 +50,7 @@ interface Restart extends Window {
 }
 
 async function floodPeers(pod: LabPod): Promise<string[]> {
-  const fdb = await new IpClient(runner, pod.netns).fdb('vx0');
+  const fdb = await new IpClient(runner, pod.netns).bridge.fdb('vx0');
   return fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '');
 }
 

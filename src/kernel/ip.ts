@@ -2,40 +2,39 @@
  * The `ip` command for one network namespace: a small typed client. Reads use `-j`; writes go through
  * `-batch -` so one reconcile is one or two processes, not one per entry.
  */
-import type { Runner } from './runner.js';
-import type { FdbEntry, LinkInfo, LinkStats, MdbEntry, RouteEntry, VxlanLink } from './parse.js';
+import { BridgeClient } from './bridge.js';
+import type { ProbeOptions, RunResult, Runner } from './runner.js';
+import { readUnlessMissing } from './runner.js';
+import type { LinkInfo, LinkStats, RouteEntry, VxlanLink } from './parse.js';
 import {
   parseIpv4AddrsOf,
   parseIpv4MaddrsOf,
   parseLinks,
   parseNetnsIds,
   parseRouteGet,
-  parseFdb,
   parseIpv4Addrs,
   parseIpv4MaddrUsers,
   parseIpv4Maddrs,
   parseIpVersion,
   parseLink,
   parseLinkStats,
-  parseMdb,
   parseRoutes,
 } from './parse.js';
 
-const NO_DEVICE = /does not exist|Cannot find device|No such device/i;
-
 export class IpClient {
+  /** The `bridge` command (FDB, MDB) in the same namespace. */
+  readonly bridge: BridgeClient;
+
   constructor(
     readonly runner: Runner,
     /** The namespace to act in; undefined = our own (the agent inside its pod). */
     readonly netns?: string,
-  ) {}
+  ) {
+    this.bridge = new BridgeClient(runner, netns);
+  }
 
   private async read(argv: string[]): Promise<string | undefined> {
-    const r = await this.runner.run(argv, { netns: this.netns, allowFail: true });
-    if (r.code === 0) return r.stdout;
-    if (NO_DEVICE.test(r.stderr)) return undefined;
-    // Re-run without allowFail to raise the standard CommandError with stderr.
-    return (await this.runner.run(argv, { netns: this.netns })).stdout;
+    return await readUnlessMissing(this.runner, argv, this.netns);
   }
 
   /** The link with details, or undefined when it does not exist. */
@@ -57,16 +56,6 @@ export class IpClient {
     return parseRoutes((await this.runner.run(['ip', '-j', 'route', 'show', 'default'], { netns: this.netns })).stdout);
   }
 
-  async fdb(dev: string): Promise<FdbEntry[]> {
-    const out = await this.read(['bridge', '-j', 'fdb', 'show', 'dev', dev]);
-    return out === undefined ? [] : parseFdb(out);
-  }
-
-  async mdb(dev: string): Promise<MdbEntry[]> {
-    const out = await this.read(['bridge', '-j', 'mdb', 'show', 'dev', dev]);
-    return out === undefined ? [] : parseMdb(out);
-  }
-
   /** IPv4 groups joined on the device (by any socket in the namespace). */
   async maddrs(dev: string): Promise<string[]> {
     const out = await this.read(['ip', '-j', 'maddr', 'show', 'dev', dev]);
@@ -85,19 +74,13 @@ export class IpClient {
   }
 
   async version(): Promise<[number, number] | undefined> {
-    const r = await this.runner.run(['ip', '-V'], { allowFail: true });
+    const r = await this.versionOutput();
     return parseIpVersion(r.stdout + r.stderr);
   }
 
   /** Runs lines through `ip -batch -`; stops at the first failing line (the error names it). */
   async ipBatch(lines: readonly string[]): Promise<void> {
     if (lines.length) await this.runner.run(['ip', '-batch', '-'], { netns: this.netns, input: `${lines.join('\n')}\n` });
-  }
-
-  async bridgeBatch(lines: readonly string[]): Promise<void> {
-    if (lines.length) {
-      await this.runner.run(['bridge', '-batch', '-'], { netns: this.netns, input: `${lines.join('\n')}\n` });
-    }
   }
 
   /** The route to `ip` (`ip -j route get`), or undefined when there is none. */
@@ -141,5 +124,31 @@ export class IpClient {
   /** IPv4 addresses of the device with `ifindex`. */
   async addrsOfIndex(ifindex: number): Promise<string[]> {
     return parseIpv4AddrsOf((await this.runner.run(['ip', '-j', 'addr', 'show'], { netns: this.netns })).stdout, ifindex);
+  }
+
+  /** Deletes a link (`ip link del dev NAME`); resolves with the result whatever the exit code. */
+  async deleteLink(name: string, opts: ProbeOptions = {}): Promise<RunResult> {
+    return await this.runner.run(['ip', 'link', 'del', 'dev', name], { netns: this.netns, allowFail: true, ...opts });
+  }
+
+  /** Probe: creates a VXLAN link that is never brought up (proves the module and the capability). */
+  async probeVxlan(name: string, vni: string, port: string, opts: ProbeOptions = {}): Promise<RunResult> {
+    const argv = ['ip', 'link', 'add', name, 'type', 'vxlan', 'id', vni, 'dstport', port, 'nolearning'];
+    return await this.runner.run(argv, { netns: this.netns, allowFail: true, ...opts });
+  }
+
+  /** Probe: `ip -V`, raw (the version is in stdout). */
+  async versionOutput(opts: ProbeOptions = {}): Promise<RunResult> {
+    return await this.runner.run(['ip', '-V'], { allowFail: true, ...opts });
+  }
+
+  /** Probe: the IPv4 default routes, raw `ip -j -4 route show default`. */
+  async defaultRoutes4Output(opts: ProbeOptions = {}): Promise<RunResult> {
+    return await this.runner.run(['ip', '-j', '-4', 'route', 'show', 'default'], { netns: this.netns, allowFail: true, ...opts });
+  }
+
+  /** Probe: a link with its details and addresses, raw `ip -j -d addr show dev NAME`. */
+  async addrDetailsOutput(dev: string, opts: ProbeOptions = {}): Promise<RunResult> {
+    return await this.runner.run(['ip', '-j', '-d', 'addr', 'show', 'dev', dev], { netns: this.netns, allowFail: true, ...opts });
   }
 }

@@ -32,6 +32,30 @@ export interface Runner {
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
 }
 
+/** What iproute2 says when the device a command names is missing. */
+const NO_DEVICE = /does not exist|Cannot find device|No such device/i;
+
+/**
+ * stdout of a read (`ip -j ... dev NAME`, `bridge -j ... dev NAME`), or undefined when the device
+ * it names does not exist; any other failure throws the runner's CommandError (with stderr).
+ */
+export async function readUnlessMissing(runner: Runner, argv: readonly string[], netns: string | undefined): Promise<string | undefined> {
+  const r = await runner.run(argv, { netns, allowFail: true });
+  if (r.code === 0) return r.stdout;
+  if (NO_DEVICE.test(r.stderr)) return undefined;
+  // Re-run without allowFail to raise the standard CommandError with stderr.
+  return (await runner.run(argv, { netns })).stdout;
+}
+
+/**
+ * Options of a probe: a command whose failure is an answer (the doctors'), so it resolves with
+ * the result whatever the exit code, and rejects only when the command cannot be started.
+ */
+export interface ProbeOptions {
+  /** Kill the command after this many milliseconds (default: the runner's). */
+  readonly timeoutMs?: number;
+}
+
 const NETNS_NATIVE = new Set(['ip', 'bridge', 'tc']);
 /** Where iproute2 (and the container runtimes) keep named network namespaces. */
 export const NETNS_RUN_DIR = '/var/run/netns';

@@ -58,7 +58,7 @@ export async function waitEveryPod(lab: Lab, timeoutS: number): Promise<number> 
 /** True once every node with a member replicates `group` to every other node (each node's pods joined it). */
 export async function nodesReplicate(runner: Runner, lab: Lab, group: string): Promise<boolean> {
   for (const n of lab.nodes) {
-    const dsts = new Set((await new IpClient(runner, n.netns).mdb(DEMO_NODE_DEVICE)).filter((e) => e.grp === group).map((e) => e.dst));
+    const dsts = new Set((await new IpClient(runner, n.netns).bridge.mdb(DEMO_NODE_DEVICE)).filter((e) => e.grp === group).map((e) => e.dst));
     if (lab.nodes.some((o) => o !== n && !dsts.has(o.underlayIp))) return false;
   }
   return true;

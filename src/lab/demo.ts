@@ -201,7 +201,7 @@ async function allReady(pods: readonly LabPod[]): Promise<boolean> {
 
 async function converged(runner: Runner, pods: readonly LabPod[]): Promise<boolean> {
   for (const p of pods) {
-    const flood = (await new IpClient(runner, p.netns).fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').length;
+    const flood = (await new IpClient(runner, p.netns).bridge.fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').length;
     if (flood !== pods.length - 1) return false;
   }
   return true;

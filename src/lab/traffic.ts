@@ -69,7 +69,7 @@ export async function groupReplicationGaps(pods: readonly LabPod[], group: strin
   for (const p of pods) {
     const ip = new IpClient(runner, p.netns);
     if (!(await ip.link('vx0'))) continue;
-    const dsts = new Set((await ip.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst));
+    const dsts = new Set((await ip.bridge.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst));
     const missing = pods.filter((q) => q !== p && !dsts.has(q.ip)).map((q) => q.name);
     if (missing.length > 0) gaps.push(`${p.name} does not replicate ${group} to ${missing.join(', ')}`);
   }

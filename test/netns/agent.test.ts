@@ -30,7 +30,7 @@ const CONVERGE_MS = 2 * (RESOLVE_MS + HEARTBEAT_MS + RESYNC_MS) + 2000;
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
 
 async function fdb(pod: LabPod): Promise<string[]> {
-  const entries = await new IpClient(runner, pod.netns).fdb('vx0');
+  const entries = await new IpClient(runner, pod.netns).bridge.fdb('vx0');
   return entries.map((e) => `${e.mac} ${e.dst ?? ''}`).sort();
 }
 
@@ -41,7 +41,7 @@ async function floodPeers(pod: LabPod): Promise<string[]> {
 async function snapshot(pod: LabPod): Promise<string> {
   const ip = new IpClient(runner, pod.netns);
   const routes = (await ip.routes()).filter((r) => r.dev === 'vx0' || r.type === 'blackhole').map((r) => `${r.type} ${r.dst} ${r.table}`);
-  const mdb = (await ip.mdb('vx0')).map((e) => `${e.grp}>${e.dst ?? ''}`);
+  const mdb = (await ip.bridge.mdb('vx0')).map((e) => `${e.grp}>${e.dst ?? ''}`);
   return JSON.stringify({ fdb: await fdb(pod), mdb: mdb.sort(), routes: routes.sort(), addrs: await ip.addrs('vx0') });
 }
 

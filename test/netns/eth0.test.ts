@@ -146,11 +146,11 @@ async function send(pod: LabPod, mode: string, tag: string, targets: readonly st
 const allGroups = JOINS.map((j) => `${GROUP[j]}:${PORT[j]}`);
 
 async function groupEntries(pod: LabPod, group: string): Promise<string[]> {
-  return (await new IpClient(runner, pod.netns).mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst ?? '').sort();
+  return (await new IpClient(runner, pod.netns).bridge.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst ?? '').sort();
 }
 
 async function floodPeers(pod: LabPod): Promise<string[]> {
-  return (await new IpClient(runner, pod.netns).fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '');
+  return (await new IpClient(runner, pod.netns).bridge.fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '');
 }
 
 interface Status {

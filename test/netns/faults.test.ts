@@ -51,8 +51,8 @@ interface PlaneSnapshot {
 /** FDB and MDB entries of vx0 as sorted "mac dst" / "grp>dst" lines (duplicates kept, to be found). */
 async function plane(pod: LabPod): Promise<PlaneSnapshot> {
   const ip = new IpClient(runner, pod.netns);
-  const fdb = (await ip.fdb('vx0')).map((e) => `${e.mac} ${e.dst ?? ''}`).sort();
-  const mdb = (await ip.mdb('vx0')).map((e) => `${e.grp}>${e.dst ?? ''}`).sort();
+  const fdb = (await ip.bridge.fdb('vx0')).map((e) => `${e.mac} ${e.dst ?? ''}`).sort();
+  const mdb = (await ip.bridge.mdb('vx0')).map((e) => `${e.grp}>${e.dst ?? ''}`).sort();
   return { fdb, mdb };
 }
 

@@ -264,7 +264,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   async function untilReplicated(from: number, group: string, to: readonly number[]): Promise<void> {
     const want = to.map((i) => node(i).underlayIp);
     await waitFor(`node ${from} replicates ${group} to nodes ${to.join(',')}`, async () => {
-      const have = (await new IpClient(runner, node(from).netns).mdb('kmcvx100')).filter((e) => e.grp === group).map((e) => e.dst);
+      const have = (await new IpClient(runner, node(from).netns).bridge.mdb('kmcvx100')).filter((e) => e.grp === group).map((e) => e.dst);
       return want.every((w) => have.includes(w));
     }, 10_000, { intervalMs: 100, explain: evidence });
   }

@@ -67,7 +67,7 @@ describe('node mode: a starved node agent keeps its entries on the others while 
 
   /** The node IPs node i floods to on the domain's device. */
   async function floodNodes(i: number): Promise<string[]> {
-    const fdb = await new IpClient(runner, node(i).netns).fdb(DEV).catch(() => []);
+    const fdb = await new IpClient(runner, node(i).netns).bridge.fdb(DEV).catch(() => []);
     return fdb.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst!).sort();
   }
 

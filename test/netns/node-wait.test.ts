@@ -108,7 +108,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
   }
 
   async function mdbDsts(i: number): Promise<string[]> {
-    return (await new IpClient(runner, node(i).netns).mdb(DEV)).filter((e) => e.grp === G).map((e) => e.dst!).sort();
+    return (await new IpClient(runner, node(i).netns).bridge.mdb(DEV)).filter((e) => e.grp === G).map((e) => e.dst!).sort();
   }
 
   test('baseline: the sandbox holds no capability inside the pod, and nothing crosses nodes', async (t) => {

@@ -94,7 +94,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
 
   /** Nodes the sender's node replicates `group` to (MDB destinations on the domain device). */
   async function mdbDsts(i: number, dev: string, group: string): Promise<string[]> {
-    return (await new IpClient(runner, node(i).netns).mdb(dev)).filter((e) => e.grp === group).map((e) => e.dst!).sort();
+    return (await new IpClient(runner, node(i).netns).bridge.mdb(dev)).filter((e) => e.grp === group).map((e) => e.dst!).sort();
   }
 
   function otherMemberNodes(sender: LabPod): string[] {
