@@ -17,6 +17,7 @@ import { deliveryBuild, deliveryDevices, deliveryNames } from '../../src/node/de
 import { NODE_TABLE, desiredChains, renderRuleset } from '../../src/node/nft.js';
 import { NFT_TABLE as ALLOW_TABLE, allowListScript } from '../../src/overlay/allowlist.js';
 import { BLACKHOLE_IP, VXLAN_OVERHEAD } from '../../src/overlay/desired.js';
+import { NftClient } from '../../src/kernel/nft.js';
 import { runner } from './net.js';
 
 export interface NodeReference {
@@ -44,8 +45,9 @@ export async function linkMtu(netns: string, dev: string): Promise<number> {
 export async function clearNodePath(nodes: readonly LabNode[], vni: number): Promise<void> {
   const hop = deliveryDevices(vni);
   for (const n of nodes) {
-    await runner.run(['nft', 'delete', 'table', 'netdev', NODE_TABLE], { netns: n.netns, allowFail: true });
-    await runner.run(['nft', 'delete', 'table', 'ip', ALLOW_TABLE], { netns: n.netns, allowFail: true });
+    const nft = new NftClient(runner, n.netns);
+    await nft.deleteTable('netdev', NODE_TABLE);
+    await nft.deleteTable('ip', ALLOW_TABLE);
     await runner.run(['ip', 'route', 'del', 'blackhole', BLACKHOLE_IP], { netns: n.netns, allowFail: true });
     for (const d of [`kmcvx${vni}`, ...deliveryNames(hop)]) await runner.run(['ip', 'link', 'del', d], { netns: n.netns, allowFail: true });
   }
@@ -90,11 +92,12 @@ export async function buildNodeReference(lab: Lab, pods: readonly LabPod[], vni:
         `mdb replace dev ${device} port ${device} grp 0.0.0.0 permanent dst ${BLACKHOLE_IP}`,
       ];
       await runner.run(['bridge', '-batch', '-'], { netns: n.netns, input: `${entries.join('\n')}\n` });
-      await runner.run(['nft', '-f', '-'], { netns: n.netns, input: renderRuleset(desiredChains([{ vni, device, members, mtus }])) });
+      const nft = new NftClient(runner, n.netns);
+      await nft.apply(renderRuleset(desiredChains([{ vni, device, members, mtus }])));
       // The lab's agents run without a key, so the control port is filtered by source too.
       const peers = lab.nodes.filter((o) => o !== n).map((o) => o.underlayIp);
       const allow = allowListScript({ vxlanPort: NODE_VXLAN_PORT, controlPort: NODE_CONTROL_PORT, peers, guard: { underlay: NODE_UPLINK, ports: [NODE_VXLAN_PORT, NODE_CONTROL_PORT] } });
-      await runner.run(['nft', '-f', '-'], { netns: n.netns, input: allow });
+      await nft.apply(allow);
     }
   } catch (err) {
     await remove();

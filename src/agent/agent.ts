@@ -6,6 +6,7 @@
 import type { Server } from 'node:http';
 import { CapabilityError, ConfigError, errorMessage, KmcastError } from '../errors.js';
 import { IpClient } from '../kernel/ip.js';
+import { NftClient } from '../kernel/nft.js';
 import { MDB_DST_MIN_VERSION, versionAtLeast } from '../kernel/parse.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
@@ -93,12 +94,10 @@ export class Agent {
     this.ip = new IpClient(deps.runner, deps.netns);
     this.reconciler = new OverlayReconciler(this.ip, this.log);
     this.allowList = new AllowList(deps.runner, deps.netns);
-    this.runner = deps.runner;
-    this.netns = deps.netns;
+    this.nft = new NftClient(deps.runner, deps.netns);
   }
 
-  private readonly runner: Runner;
-  private readonly netns: string | undefined;
+  private readonly nft: NftClient;
 
   ready(): boolean {
     return this.isReady;
@@ -261,7 +260,7 @@ export class Agent {
     if (this.spec && opts.removeDevice) {
       await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch(logError('removing overlay device failed'));
       if (!this.config.insecureNoAllowlist) await this.allowList.remove({ capture: true }).catch(() => undefined);
-      else await removeCapture(this.runner, this.netns).catch(() => undefined);
+      else await removeCapture(this.nft).catch(() => undefined);
     } else if (this.spec && this.running) {
       if (!this.config.insecureNoAllowlist) {
         await this.allowList
@@ -328,7 +327,7 @@ export class Agent {
   private async startCapture(): Promise<void> {
     this.overlayUp = true;
     if (this.config.capture === 'off') {
-      await removeCapture(this.runner, this.netns);
+      await removeCapture(this.nft);
       return;
     }
     this.captureVerified = false;
@@ -342,7 +341,7 @@ export class Agent {
     const spec = this.captureSpec();
     if (!spec || this.captureVerified) return;
     try {
-      this.capture = await applyCapture(this.runner, this.netns, spec);
+      this.capture = await applyCapture(this.nft, spec);
       this.captureInstalled = true;
       this.captureVerified = true;
     } catch (err) {

@@ -22,6 +22,7 @@ import type { Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
 import { IpClient } from '../kernel/ip.js';
+import { NftClient } from '../kernel/nft.js';
 import type { Monitors, MonitorHandle } from '../kernel/monitor.js';
 import { ExecMonitors } from '../kernel/monitor.js';
 import type { Runner } from '../kernel/runner.js';
@@ -363,7 +364,7 @@ export class NodeAgent {
 
   /** Removes everything the node agents install on this node (uninstall; not done on SIGTERM). */
   async teardown(): Promise<void> {
-    await this.runner.run(['nft', '-f', '-'], { input: removeGatewayScript(), allowFail: true });
+    await new NftClient(this.runner).apply(removeGatewayScript(), { allowFail: true });
     await this.ruleset.remove();
     await this.allowList.remove();
     for (const d of this.domains) {
@@ -377,11 +378,11 @@ export class NodeAgent {
   }
 
   private async checkTools(): Promise<void> {
-    const r = await this.runner.run(['nft', '--version'], { allowFail: true }).catch((err: unknown) => ({ code: -1, stdout: '', stderr: errorMessage(err) }));
+    const r = await new NftClient(this.runner).version().catch((err: unknown) => ({ code: -1, stdout: '', stderr: errorMessage(err) }));
     if (r.code !== 0) {
       throw new CapabilityError('start node agent: the nft command is missing; install nftables (the node data plane is an nftables netdev table)');
     }
-    const list = await this.runner.run(['nft', 'list', 'tables'], { allowFail: true });
+    const list = await new NftClient(this.runner).listTables();
     if (list.code !== 0 && /Operation not permitted|Permission denied/i.test(list.stderr)) {
       throw new CapabilityError('start node agent: nftables is not permitted; run the node agent with CAP_NET_ADMIN in the node network namespace (hostNetwork: true)');
     }
