@@ -16,6 +16,7 @@
  * table are on no inbound datagram's path.
  */
 import type { LabLanNode, LabNode } from '../../src/lab/types.js';
+import { IpClient } from '../../src/kernel/ip.js';
 import { NftClient } from '../../src/kernel/nft.js';
 import { runner, spawnIn, stop, waitJoined } from './net.js';
 import type { Proc } from './net.js';
@@ -118,10 +119,9 @@ export async function lanInRules(netns: string, table: string): Promise<string[]
 /** Installs the inbound table and the join; `remove` undoes both. */
 export async function buildGatewayReference(s: GatewayReferenceSpec): Promise<GatewayReference> {
   const netns = s.node.netns;
-  const r = await runner.run(['ip', '-j', 'addr', 'show', 'dev', s.lan.ifname], { netns });
-  const [link] = JSON.parse(r.stdout) as Array<{ address?: string; addr_info?: Array<{ family?: string; local?: string }> }>;
-  const lanIp = link?.addr_info?.find((a) => a.family === 'inet')?.local;
-  const lanMac = link?.address;
+  const ip = new IpClient(runner, netns);
+  const lanIp = (await ip.addrs(s.lan.ifname))[0]?.split('/')[0];
+  const lanMac = (await ip.link(s.lan.ifname))?.mac;
   if (!lanIp || !lanMac) throw new Error(`${netns}: ${s.lan.ifname} has no IPv4 address or MAC`);
   const nft = new NftClient(runner, netns);
   let joiner: Proc | undefined;

@@ -7,6 +7,8 @@ import type { Server } from 'node:http';
 import { CapabilityError, ConfigError, errorMessage, KmcastError } from '../errors.js';
 import { IpClient } from '../kernel/ip.js';
 import { NftClient } from '../kernel/nft.js';
+import type { Monitors } from '../kernel/monitor.js';
+import { ExecMonitors } from '../kernel/monitor.js';
 import { MDB_DST_MIN_VERSION, versionAtLeast } from '../kernel/parse.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
@@ -39,6 +41,8 @@ const ZERO_MAC = '00:00:00:00:00:00';
 
 export interface AgentDeps {
   readonly runner: Runner;
+  /** Streams `ip monitor` (the join watcher); default: real processes. */
+  readonly monitors?: Monitors;
   readonly log: Logger;
   /** Namespace to act in; undefined in a real pod (the agent runs inside it). */
   readonly netns?: string;
@@ -95,9 +99,11 @@ export class Agent {
     this.reconciler = new OverlayReconciler(this.ip, this.log);
     this.allowList = new AllowList(deps.runner, deps.netns);
     this.nft = new NftClient(deps.runner, deps.netns);
+    this.monitors = deps.monitors ?? new ExecMonitors();
   }
 
   private readonly nft: NftClient;
+  private readonly monitors: Monitors;
 
   ready(): boolean {
     return this.isReady;
@@ -182,7 +188,7 @@ export class Agent {
     this.metrics.followControlCounters(() => channel.counters);
     this.metrics.followPeerLimits(() => this.table.limits());
     const underlay = cfg.capture === 'on' ? { underlay: this.spec.underlay, joiner: new OverlayJoiner(this.log) } : undefined;
-    this.watcher = new LocalGroupsWatcher(this.ip, cfg.device, this.log, Math.min(2000, cfg.resyncMs), underlay);
+    this.watcher = new LocalGroupsWatcher(this.ip, this.monitors, cfg.device, this.log, Math.min(2000, cfg.resyncMs), underlay);
     const watcher = this.watcher;
     this.announcer = new Announcer({
       channel,

@@ -11,6 +11,8 @@ import {
   parseIpv4MaddrsOf,
   parseLinks,
   parseNetnsIds,
+  parseNetnsNames,
+  parsePids,
   parseRouteGet,
   parseIpv4Addrs,
   parseIpv4MaddrUsers,
@@ -20,6 +22,24 @@ import {
   parseLinkStats,
   parseRoutes,
 } from './parse.js';
+
+/**
+ * The `ip monitor` commands the agents stream (Monitors, monitor.ts, runs them in a namespace).
+ * Each line is only a "something changed" trigger: the caller re-reads the state with -j.
+ */
+export const IP_MONITOR = {
+  /** Links and routes of the namespace (the node agent's wake-up for a full pass). */
+  linkRoute: ['ip', 'monitor', 'link', 'route'],
+  /** Multicast address changes (joins, leaves) of the namespace. */
+  maddress: ['ip', 'monitor', 'maddress'],
+  /** The same, one line per event (`-o`): the sidecar's join watcher. */
+  maddressOneline: ['ip', '-o', 'monitor', 'maddress'],
+  /**
+   * Multicast address changes of every namespace with an id in this one, each line starting with
+   * `[nsid N]` (NETLINK_LISTEN_ALL_NSID: needs CAP_NET_BROADCAST).
+   */
+  maddressAllNsid: ['ip', 'monitor', 'maddress', 'all-nsid'],
+} as const satisfies Record<string, readonly string[]>;
 
 export class IpClient {
   /** The `bridge` command (FDB, MDB) in the same namespace. */
@@ -124,6 +144,35 @@ export class IpClient {
   /** IPv4 addresses of the device with `ifindex`. */
   async addrsOfIndex(ifindex: number): Promise<string[]> {
     return parseIpv4AddrsOf((await this.runner.run(['ip', '-j', 'addr', 'show'], { netns: this.netns })).stdout, ifindex);
+  }
+
+  /** IPv4 groups joined on any device of the namespace (`ip -j maddr show`). */
+  async allMaddrs(): Promise<string[]> {
+    return parseIpv4Maddrs((await this.runner.run(['ip', '-j', 'maddr', 'show'], { netns: this.netns })).stdout);
+  }
+
+  // Named namespaces (`ip netns`): these act on the registry of names (/var/run/netns), so they
+  // run in the caller's own namespace whatever this client's.
+
+  /** The named network namespaces (`ip -j netns list`). */
+  async netnsNames(): Promise<string[]> {
+    return parseNetnsNames((await this.runner.run(['ip', '-j', 'netns', 'list'])).stdout);
+  }
+
+  /** Creates a named namespace (`ip netns add NAME`); throws when it cannot. */
+  async addNetns(name: string): Promise<void> {
+    await this.runner.run(['ip', 'netns', 'add', name]);
+  }
+
+  /** Deletes a named namespace (`ip netns del NAME`); resolves with the result whatever the exit code. */
+  async deleteNetns(name: string): Promise<RunResult> {
+    return await this.runner.run(['ip', 'netns', 'del', name], { allowFail: true });
+  }
+
+  /** Pids of the processes in a named namespace (`ip netns pids NAME`); empty when it cannot be read. */
+  async netnsPids(name: string): Promise<number[]> {
+    const r = await this.runner.run(['ip', 'netns', 'pids', name], { allowFail: true }).catch(() => undefined);
+    return r ? parsePids(r.stdout) : [];
   }
 
   /** Deletes a link (`ip link del dev NAME`); resolves with the result whatever the exit code. */

@@ -21,7 +21,7 @@
 import type { Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
-import { IpClient } from '../kernel/ip.js';
+import { IP_MONITOR, IpClient } from '../kernel/ip.js';
 import { NftClient } from '../kernel/nft.js';
 import type { Monitors, MonitorHandle } from '../kernel/monitor.js';
 import { ExecMonitors } from '../kernel/monitor.js';
@@ -740,7 +740,7 @@ export class NodeAgent {
   }
 
   private startNodeMonitor(): MonitorHandle {
-    return this.monitors.start(['ip', 'monitor', 'link', 'route'], undefined, () => this.request('full'));
+    return this.monitors.start(IP_MONITOR.linkRoute, undefined, () => this.request('full'));
   }
 
   private syncMemberMonitors(): void {
