@@ -2,11 +2,10 @@
  * Namespace side of the benchmarks: processes we start (all killed on cleanup), the native-bridge
  * topology of the physical-limit baseline, and one iperf2 multicast trial.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IpClient } from '../../src/kernel/ip.js';
-import { ExecRunner } from '../../src/kernel/runner.js';
+import { ExecRunner, netnsSpawn } from '../../src/kernel/runner.js';
 import { parseIperfClientSent, parseIperfServer } from './pure.js';
 import type { TrialOutcome } from './pure.js';
 
@@ -26,7 +25,7 @@ let closing = false;
 export function spawnIn(netns: string, argv: readonly string[], env?: NodeJS.ProcessEnv): Proc {
   // After stopAll (Ctrl-C) a scenario still unwinding must not start what nobody would stop.
   if (closing) throw new Error('bench is shutting down');
-  const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+  const child = netnsSpawn(argv, netns, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   const p: Proc = {
     child,
     out: '',

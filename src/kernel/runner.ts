@@ -7,6 +7,7 @@
  * which a container runtime's default AppArmor profile denies (mount(2)); nsenter only setns()es.
  */
 import { spawn } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { CommandError } from '../errors.js';
 
 export interface RunOptions {
@@ -66,14 +67,42 @@ export type NetnsEntry = 'iproute2' | 'nsenter';
 /** The argv actually executed for `argv` in `netns`. Pure; exported for tests. */
 export function netnsArgv(argv: readonly string[], netns: string | undefined, entry: NetnsEntry = 'iproute2'): string[] {
   if (!netns) return [...argv];
+  const [cmd, ...rest] = argv;
+  if (entry === 'iproute2' && cmd !== undefined && NETNS_NATIVE.has(cmd)) return [cmd, '-n', netns, ...rest];
+  return netnsExecArgv(argv, netns, entry);
+}
+
+/**
+ * The argv that execs `argv` inside `netns`, whatever the command (no `-n` shortcut): `ip netns
+ * exec NS` (which also binds the files of /etc/netns/NS over /etc, e.g. a lab pod's
+ * resolv.conf) or `nsenter --net=`. Both exec, so the process is the command's own. Pure.
+ */
+export function netnsExecArgv(argv: readonly string[], netns: string | undefined, entry: NetnsEntry = 'iproute2'): string[] {
+  if (!netns) return [...argv];
   if (entry === 'nsenter') {
     // A name as `ip netns` lists it: a file in NETNS_RUN_DIR, never a path.
     if (netns.includes('/') || netns === '.' || netns === '..') throw new TypeError(`not a network namespace name: ${JSON.stringify(netns)}`);
     return ['nsenter', `--net=${NETNS_RUN_DIR}/${netns}`, '--', ...argv];
   }
-  const [cmd, ...rest] = argv;
-  if (cmd !== undefined && NETNS_NATIVE.has(cmd)) return [cmd, '-n', netns, ...rest];
   return ['ip', 'netns', 'exec', netns, ...argv];
+}
+
+/** Options of netnsSpawn: child_process.spawn's, and how to enter the namespace. */
+export interface NetnsSpawnOptions extends SpawnOptions {
+  /** Default 'iproute2' (`ip netns exec`); 'nsenter' keeps the caller's mount namespace. */
+  readonly entry?: NetnsEntry;
+}
+
+/**
+ * Starts `argv` inside `netns` (undefined: here) as a process the caller owns (long-running
+ * helpers, interactive commands, the lab's services): the way code outside src/kernel runs a
+ * program in another namespace. Spawn errors arrive as the child's 'error' event, as with spawn.
+ */
+export function netnsSpawn(argv: readonly string[], netns: string | undefined, options: NetnsSpawnOptions = {}): ChildProcess {
+  const { entry, ...spawnOptions } = options;
+  const [cmd, ...args] = netnsExecArgv(argv, netns, entry);
+  if (cmd === undefined) throw new TypeError('netnsSpawn: empty argv');
+  return spawn(cmd, args, spawnOptions);
 }
 
 /**
