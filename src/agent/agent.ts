@@ -9,6 +9,8 @@ import { IpClient } from '../kernel/ip.js';
 import { NftClient } from '../kernel/nft.js';
 import type { Monitors } from '../kernel/monitor.js';
 import { ExecMonitors } from '../kernel/monitor.js';
+import type { Sysctl } from '../kernel/sysctl.js';
+import { SysctlClient } from '../kernel/sysctl.js';
 import { MDB_DST_MIN_VERSION, versionAtLeast } from '../kernel/parse.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
@@ -43,6 +45,8 @@ export interface AgentDeps {
   readonly runner: Runner;
   /** Streams `ip monitor` (the join watcher); default: real processes. */
   readonly monitors?: Monitors;
+  /** rp_filter; default: /proc/sys of `netns` (src/kernel/sysctl.ts). */
+  readonly sysctl?: Sysctl;
   readonly log: Logger;
   /** Namespace to act in; undefined in a real pod (the agent runs inside it). */
   readonly netns?: string;
@@ -100,10 +104,12 @@ export class Agent {
     this.allowList = new AllowList(deps.runner, deps.netns);
     this.nft = new NftClient(deps.runner, deps.netns);
     this.monitors = deps.monitors ?? new ExecMonitors();
+    this.sysctl = deps.sysctl ?? new SysctlClient(deps.runner, deps.netns);
   }
 
   private readonly nft: NftClient;
   private readonly monitors: Monitors;
+  private readonly sysctl: Sysctl;
 
   ready(): boolean {
     return this.isReady;
@@ -445,8 +451,8 @@ export class Agent {
    */
   private async checkRpFilter(): Promise<void> {
     const dev = this.config.device;
-    const set = await trySetLooseRpFilter(dev);
-    const [all, own] = await Promise.all([readRpFilter('all'), readRpFilter(dev)]);
+    const set = await trySetLooseRpFilter(this.sysctl, dev);
+    const [all, own] = await Promise.all([readRpFilter(this.sysctl, 'all'), readRpFilter(this.sysctl, dev)]);
     const effective = effectiveRpFilter(all, own);
     if (effective === 1) {
       throw new CapabilityError(
@@ -461,8 +467,8 @@ export class Agent {
    * we cannot loosen it, so a strict all/default is known to fail now rather than after setup.
    */
   private async precheckRpFilter(): Promise<void> {
-    if (await procSysWritable()) return;
-    const [all, def] = await Promise.all([readRpFilter('all'), readRpFilter('default')]);
+    if (await procSysWritable(this.sysctl)) return;
+    const [all, def] = await Promise.all([readRpFilter(this.sysctl, 'all'), readRpFilter(this.sysctl, 'default')]);
     if (effectiveRpFilter(all, def) === 1) {
       throw new CapabilityError(
         `start agent: reverse-path filtering is strict (net.ipv4.conf.all.rp_filter=${all}, default=${def}) and /proc/sys is read-only, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,
