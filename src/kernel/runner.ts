@@ -1,6 +1,8 @@
 /**
- * The one boundary that runs external commands (ip, bridge, tc, nft, sysctl...). Argument arrays
- * only, never a shell. The network namespace is a parameter of every call, never global state:
+ * The one boundary that runs external commands. Argument arrays only, never a shell. The argv of
+ * the kernel tools is written by the clients beside this file, one file per tool (ip.ts,
+ * bridge.ts, nft.ts, sysctl.ts); this file only runs it, and says how a command enters a
+ * namespace. The network namespace is a parameter of every call, never global state:
  * `ip`/`bridge` get `-n NS`, anything else runs under `ip netns exec NS`. A runner made with
  * `netnsEntry: 'nsenter'` enters with `nsenter --net=/var/run/netns/NS` instead: the node agent's
  * way, because `ip -n` and `ip netns exec` also unshare the mount namespace and remount /sys,
