@@ -14,7 +14,7 @@ import { SysctlClient } from '../kernel/sysctl.js';
 import { MDB_DST_MIN_VERSION, versionAtLeast } from '../kernel/parse.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
-import { DnsDiscovery } from '../discovery/dns.js';
+import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
 import { clusterLabel } from '../membership/codec.js';
 import { admittedPeers } from '../membership/admission.js';
 import { Announcer } from '../membership/announcer.js';
@@ -30,15 +30,14 @@ import { applyCapture, removeCapture } from '../overlay/capture.js';
 import type { OverlaySpec, Replication } from '../overlay/desired.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
-import { isUnicast } from '../net/ipv4.js';
 import { VERSION } from '../version.js';
+import { PassQueue } from '../runtime/pass-queue.js';
 import type { AgentConfig } from './config.js';
 import { effectiveRpFilter, hasNetAdmin, procSysWritable, readRpFilter, RP_FILTER_FIX, trySetLooseRpFilter } from './host.js';
 import { startHttp } from './http.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentStatus } from './status-types.js';
 
-const MAX_BACKOFF_MS = 5_000;
 const ZERO_MAC = '00:00:00:00:00:00';
 
 export interface AgentDeps {
@@ -74,17 +73,25 @@ export class Agent {
   private mac = ZERO_MAC;
   private isReady = false;
   private dnsResolved = false;
-  private syncing: Promise<void> | undefined;
-  private syncAgain = false;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private backoffMs = 200;
+  /** The data-plane passes (runtime/pass-queue.ts, the node agent's queue too): `full` reads the kernel and diffs, `fast` applies event-driven deltas. */
+  private readonly passes = new PassQueue<'full' | 'fast'>({
+    kinds: ['full', 'fast'],
+    subsumes: (k) => (k === 'full' ? ['fast'] : []),
+    run: async (k) => await this.syncPass(k === 'fast'),
+    onError: (_k, err, retryInMs) => {
+      this.metrics.commandErrors.inc();
+      this.metrics.reconciles.inc({ result: 'error' });
+      this.log.error({ err: errorMessage(err), retryInMs }, 'sync failed; retrying');
+    },
+    retryKind: 'full',
+    paused: true,
+  });
   private allowed: string | undefined;
   private allowListInstalled = false;
   private entryCounts = { fdb: 0, mdb: 0, routes: 0 };
   private stopped = false;
   /** Until then, entries a previous agent left on an adopted vx0 are kept (see PlanOptions.prune). */
   private graceUntil = 0;
-  private fullPending = false;
   /** Until start() has built the data plane itself, event-driven syncs are not scheduled. */
   private running = false;
   // eth0 capture (issue 10): the chain can only load once vx0 exists (`fwd to` resolves it).
@@ -160,7 +167,7 @@ export class Agent {
       this.log.warn('no --key-file: control messages are not authenticated; only DNS and --peers source addresses are believed, and new pods wait for DNS');
     }
     if (cfg.service) {
-      this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer });
+      this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
       await this.resolve();
     }
     await this.precheckRpFilter();
@@ -226,7 +233,8 @@ export class Agent {
     // Only now may STATE go out: before the first read, our group set would look empty.
     this.announcer.localKnown();
     this.running = true;
-    this.scheduleSync(); // whatever arrived while starting
+    this.passes.resume(); // whatever arrived while starting
+    this.scheduleSync();
 
     this.every(cfg.heartbeatMs, () => void this.announce());
     this.every(this.expireTickMs(), () => this.expire());
@@ -256,7 +264,6 @@ export class Agent {
     this.stopped = true;
     this.isReady = false;
     for (const t of this.timers) clearInterval(t);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.keyWatcher?.stop();
     this.announcer?.stop();
     this.watcher?.stop();
@@ -267,7 +274,7 @@ export class Agent {
       this.log.info({ peers: targets.length }, 'sent LEAVE');
       await this.channel.close();
     }
-    await this.syncing?.catch(() => undefined);
+    await this.passes.stop();
     const logError = (what: string) => (err: unknown) => this.log.error({ err: errorMessage(err) }, what);
     if (this.spec && opts.removeDevice) {
       await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch(logError('removing overlay device failed'));
@@ -479,11 +486,9 @@ export class Agent {
   private async resolve(): Promise<void> {
     if (!this.dns) return;
     try {
-      const answer = await this.dns.resolve();
+      // Unicast only: an A record of 0.0.0.0 or a multicast address is no pod (discovery/dns.ts).
+      const ips = await this.dns.resolve();
       this.metrics.dnsLookups.inc({ result: 'ok' });
-      // An A record of 0.0.0.0 or a multicast address is no pod: leave it out instead of failing.
-      const ips = answer.filter((ip) => isUnicast(ip));
-      if (ips.length < answer.length) this.log.warn({ service: this.dns.name, ignored: answer.filter((ip) => !isUnicast(ip)) }, 'DNS answer holds addresses that are not unicast; ignoring them');
       const before = new Set(this.table.targets());
       this.table.setListed('dns', ips);
       const fresh = this.table.targets().filter((ip) => !before.has(ip));
@@ -517,40 +522,22 @@ export class Agent {
     await this.announcer?.announce(targets);
   }
 
-  /** Coalesces: one sync in flight, at most one queued behind it. */
-  /** `full`: read the kernel and diff (periodic repair); otherwise event-driven deltas may take the fast path. */
+  /**
+   * Asks for a pass; coalesced, one in flight, retried with back-off (runtime/pass-queue.ts).
+   * `full`: read the kernel and diff (periodic repair); otherwise event-driven deltas may take
+   * the fast path. Until start() has built the data plane, requests wait.
+   */
   scheduleSync(full = false): void {
-    if (this.stopped || !this.running) return;
-    this.fullPending ||= full;
-    if (this.syncing) {
-      this.syncAgain = true;
-      return;
-    }
-    this.syncing = (async () => {
-      do {
-        this.syncAgain = false;
-        try {
-          if (!this.config.insecureNoAllowlist) await this.syncAllowList(false);
-          const fullNow = this.fullPending;
-          this.fullPending = false;
-          await this.syncOverlay(!fullNow);
-          // After the overlay: `fwd to "vx0"` needs the device to exist.
-          if (!this.config.insecureNoAllowlist) await this.syncAllowList(false, true);
-          else await this.syncCaptureOnly();
-          this.backoffMs = 200;
-        } catch (err) {
-          this.metrics.commandErrors.inc();
-          this.metrics.reconciles.inc({ result: 'error' });
-          this.log.error({ err: errorMessage(err), retryInMs: this.backoffMs }, 'sync failed; retrying');
-          if (this.retryTimer) clearTimeout(this.retryTimer);
-          this.retryTimer = setTimeout(() => this.scheduleSync(true), this.backoffMs);
-          this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
-          break;
-        }
-      } while (this.syncAgain && !this.stopped);
-    })().finally(() => {
-      this.syncing = undefined;
-    });
+    if (this.stopped) return;
+    this.passes.request(full ? 'full' : 'fast');
+  }
+
+  private async syncPass(fast: boolean): Promise<void> {
+    if (!this.config.insecureNoAllowlist) await this.syncAllowList(false);
+    await this.syncOverlay(fast);
+    // After the overlay: `fwd to "vx0"` needs the device to exist.
+    if (!this.config.insecureNoAllowlist) await this.syncAllowList(false, true);
+    else await this.syncCaptureOnly();
   }
 
   private async syncOverlay(fast = false): Promise<void> {

@@ -2,11 +2,12 @@
  * The agent's typed configuration: flags, then env vars KMCAST_<FLAG>, then defaults; validated
  * with messages that name the flag and the allowed range (exit 2 through ConfigError).
  */
-import { ConfigError } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
-import { broadcastOf, isIpv4, isUnicast, parseCidr } from '../net/ipv4.js';
+import { broadcastOf, isIpv4, parseCidr, peerAddressError } from '../net/ipv4.js';
 import { listedPeerExpiry } from '../membership/expiry.js';
+import { DNS_NAME, FlagTable, IF_NAME, parseHostPort } from '../runtime/flags.js';
+export { parseHostPort } from '../runtime/flags.js';
 
 export type Addressing = { readonly kind: 'auto' } | { readonly kind: 'pod-ip' } | { readonly kind: 'subnet'; readonly cidr: string };
 
@@ -39,10 +40,7 @@ export interface AgentConfig {
   readonly capture: 'on' | 'off';
 }
 
-/** Flag name (as on the command line) → env var. */
-export function envName(flag: string): string {
-  return `KMCAST_${flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`;
-}
+export { envName } from '../runtime/flags.js';
 
 /** The raw options, as strings/booleans, before validation (commander output or env). */
 export type RawOptions = Record<string, string | boolean | undefined>;
@@ -92,49 +90,21 @@ const DEFAULTS: RawOptions = {
   capture: 'on',
 };
 
+const TABLE = new FlagTable(AGENT_FLAGS, DEFAULTS);
+
 /** Merge: explicit flags win over env vars, env vars over defaults. */
 export function mergeOptions(flags: RawOptions, env: NodeJS.ProcessEnv): RawOptions {
-  const out: RawOptions = { ...DEFAULTS };
-  for (const [key, flag] of Object.entries(AGENT_FLAGS)) {
-    const e = env[envName(flag)];
-    if (e !== undefined && e !== '') out[key] = e;
-    if (flags[key] !== undefined) out[key] = flags[key];
-  }
-  return out;
+  return TABLE.merge(flags, env) as RawOptions;
 }
 
 function fail(key: string, message: string): never {
-  throw new ConfigError(`${AGENT_FLAGS[key] ?? key} (or ${envName(AGENT_FLAGS[key] ?? key)}): ${message}`, {
-    fields: { flag: AGENT_FLAGS[key] },
-  });
+  return TABLE.fail(key, message);
 }
-
 function int(raw: RawOptions, key: string, min: number, max: number): number {
-  const v = raw[key];
-  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max) fail(key, `invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
-  return n;
+  return TABLE.int(raw, key, min, max);
 }
-
 function bool(raw: RawOptions, key: string): boolean {
-  const v = raw[key];
-  if (v === undefined || v === false) return false;
-  if (v === true) return true;
-  const s = v.toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
-  if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
-  return fail(key, `invalid value ${JSON.stringify(v)} (must be true or false)`);
-}
-
-const IF_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
-const DNS_NAME = /^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
-
-export function parseHostPort(s: string, defaultPort: number): { host: string; port: number } | undefined {
-  const m = /^([^:]*)(?::(\d{1,5}))?$/.exec(s.trim());
-  if (!m) return undefined;
-  const port = m[2] === undefined ? defaultPort : Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: m[1] ?? '', port };
+  return TABLE.bool(raw, key);
 }
 
 export function validateConfig(raw: RawOptions): AgentConfig {
@@ -149,8 +119,8 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     .map((p) => p.trim())
     .filter(Boolean);
   for (const p of peers) {
-    if (!isIpv4(p)) fail('peers', `${JSON.stringify(p)} is not an IPv4 address (give IP,IP,...)`);
-    if (!isUnicast(p)) fail('peers', `${JSON.stringify(p)} is not a unicast IPv4 address (not 0.0.0.0/8, multicast, class E or broadcast): give the peer pods' IPs`);
+    const why = peerAddressError(p, "peer pods'");
+    if (why) fail('peers', why);
   }
   let dnsServer = str('dnsServer');
   if (dnsServer !== undefined) {

@@ -1,39 +1,66 @@
 /**
  * Peers from the A records of the headless Service. A failed lookup (timeout, SERVFAIL, refused)
  * throws so the caller keeps the last known set; NXDOMAIN/NODATA is an answer: no members.
+ * An A record that is no unicast address (0.0.0.0, multicast, class E, broadcast) is no pod or
+ * node: it is left out, for every agent alike, and `onIgnored` says so when that set changes.
  */
 import { promises as dns } from 'node:dns';
-import { sortIpv4 } from '../net/ipv4.js';
+import { isUnicast, sortIpv4 } from '../net/ipv4.js';
 
 export interface DnsResolverOptions {
   /** "IP:PORT" resolver override; undefined = the system's (/etc/resolv.conf). */
   readonly server?: string | undefined;
   readonly timeoutMs?: number;
+  /** The answer's records that are not unicast, left out; called when they change ([] once they are gone). */
+  readonly onIgnored?: (name: string, ignored: readonly string[]) => void;
 }
 
 export class DnsDiscovery {
   private readonly resolver: dns.Resolver;
+  private ignored = '';
 
   constructor(
     readonly name: string,
-    options: DnsResolverOptions = {},
+    private readonly options: DnsResolverOptions = {},
   ) {
     this.resolver = new dns.Resolver({ timeout: options.timeoutMs ?? 2000, tries: 2 });
     if (options.server) this.resolver.setServers([options.server]);
   }
 
-  /** The member IPs, sorted; [] when the name has no A records. */
+  /** The unicast member IPs, sorted; [] when the name has no A records. */
   async resolve(): Promise<string[]> {
+    let answer: string[];
     try {
-      return sortIpv4(new Set(await this.resolver.resolve4(this.name)));
+      answer = await this.resolver.resolve4(this.name);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTFOUND' || code === 'ENODATA') return [];
-      throw err;
+      if (code === 'ENOTFOUND' || code === 'ENODATA') answer = [];
+      else throw err;
     }
+    return sortIpv4(new Set(unicastOnly(answer, (ignored) => this.noteIgnored(ignored))));
+  }
+
+  private noteIgnored(ignored: readonly string[]): void {
+    const key = ignored.join();
+    if (key === this.ignored) return;
+    this.ignored = key;
+    this.options.onIgnored?.(this.name, ignored);
   }
 
   cancel(): void {
     this.resolver.cancel();
   }
+}
+
+/** The unicast addresses of `ips`; the others are reported (sorted, possibly []). Pure. */
+export function unicastOnly(ips: readonly string[], report: (ignored: string[]) => void = () => undefined): string[] {
+  const ignored = sortIpv4(new Set(ips.filter((ip) => !isUnicast(ip))));
+  report(ignored);
+  return ips.filter((ip) => isUnicast(ip));
+}
+
+/** The agents' one log line for records left out (both modes say it the same way). */
+export function ignoredDnsRecords(log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }, name: string, ignored: readonly string[]): void {
+  if (ignored.length) log.warn({ service: name, ignored }, 'DNS answer holds addresses that are not unicast; ignoring them');
+  else log.info({ service: name }, 'DNS answer holds only unicast addresses again');
 }

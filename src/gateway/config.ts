@@ -2,7 +2,8 @@
  * The gateway's flag set of `kmcast node` (`kmcast gateway` requires it): validated here, pure,
  * with messages that name the flag. Absent --gateway-interface means no gateway at all.
  */
-import { ConfigError } from '../errors.js';
+import { FlagTable, IF_NAME } from '../runtime/flags.js';
+import type { RawOptions } from '../runtime/flags.js';
 import type { GatewayGroup } from './groups.js';
 import { parseGatewayGroups } from './groups.js';
 
@@ -50,26 +51,22 @@ export function defaultRateTotal(rate: number): number {
   return Math.min(MAX_GATEWAY_RATE, rate * RATE_TOTAL_FACTOR);
 }
 
-const IF_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+const TABLE = new FlagTable(GATEWAY_FLAGS, GATEWAY_DEFAULTS);
 
+/** `flag` is the flag itself here (the gateway's messages name what the user typed). */
 function fail(flag: string, message: string): never {
-  const env = `KMCAST_${flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`;
-  throw new ConfigError(`${flag} (or ${env}): ${message}`, { fields: { flag } });
+  const key = Object.keys(GATEWAY_FLAGS).find((k) => GATEWAY_FLAGS[k] === flag) ?? flag;
+  return TABLE.fail(key, message);
 }
 
-type Raw = Record<string, string | boolean | readonly string[] | undefined>;
+type Raw = RawOptions;
 
 function list(v: Raw[string]): string[] {
-  if (v === undefined || typeof v === 'boolean') return [];
-  return typeof v === 'string' ? [v] : [...v];
+  return TABLE.list({ v }, 'v');
 }
 
 function int(raw: Raw, key: string, min: number, max: number): number {
-  const flag = GATEWAY_FLAGS[key]!;
-  const v = raw[key] ?? GATEWAY_DEFAULTS[key];
-  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max) fail(flag, `invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
-  return n;
+  return TABLE.int(raw, key, min, max);
 }
 
 /**

@@ -198,7 +198,7 @@ export function gatewayDaemonSet(image: string): IDaemonSet {
             },
           ],
           volumes: [
-            { name: 'netns', hostPath: { path: '/var/run/netns', type: 'DirectoryOrCreate' } },
+            { name: 'netns', hostPath: { path: '/run/netns', type: 'DirectoryOrCreate' } },
             { name: 'key', secret: { secretName: 'kmcast-node-key', defaultMode: 0o400 } },
             { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
           ],

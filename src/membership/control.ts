@@ -9,6 +9,7 @@ import type { RemoteInfo, Socket } from 'node:dgram';
 import { ConfigError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decode, Encoder } from './codec.js';
+import { checkKeyChange } from './keys.js';
 import type { ControlMessage, DecodeFailure, LocalState } from './codec.js';
 import type { PeerRejectReason, PeerTable, ReceiveResult } from './peers.js';
 
@@ -95,8 +96,7 @@ export class ControlChannel {
    * with keys cannot drop to none, and one started without cannot start signing (restart for that).
    */
   setKeys(keys: readonly Buffer[]): void {
-    if (keys.length === 0 && this.keys.length > 0) throw new TypeError('control channel: cannot drop authentication at run time');
-    if (keys.length > 0 && this.keys.length === 0) throw new TypeError('control channel: cannot start authenticating at run time');
+    checkKeyChange(this.keys, keys);
     if (keys[0]) this.encoder.setKey(keys[0]);
     this.keys = [...keys];
   }

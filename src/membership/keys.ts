@@ -78,6 +78,16 @@ export function parseKeys(text: string, source = '(key file)'): Buffer[] {
   return keys;
 }
 
+/**
+ * The rule for keys that change at run time (both agents' control channels): the first signs,
+ * all verify; a channel started with keys cannot drop to none, and one started without cannot
+ * start signing (restart for that: its peers would refuse it, or it them, mid-stream).
+ */
+export function checkKeyChange(current: readonly Buffer[], next: readonly Buffer[]): void {
+  if (next.length === 0 && current.length > 0) throw new TypeError('control channel: cannot drop authentication at run time');
+  if (next.length > 0 && current.length === 0) throw new TypeError('control channel: cannot start authenticating at run time');
+}
+
 /** Reads and parses `--key-file`. Every failure is a ConfigError naming the flag (exit 2). */
 export async function loadKeyFile(path: string): Promise<Buffer[]> {
   return parseKeys(await readKeyText(path), path);

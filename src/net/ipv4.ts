@@ -57,6 +57,16 @@ export function isUnicast(ip: number | string): boolean {
   return v !== undefined && v >>> 24 !== 0 && v >>> 28 < 0xe;
 }
 
+/**
+ * Why `p`, given in a peer list (`--peers`), is no peer address, or undefined when it is one:
+ * an IPv4 unicast address. One rule for the sidecar and the node agent. Pure.
+ */
+export function peerAddressError(p: string, whose: string): string | undefined {
+  if (!isIpv4(p)) return `${JSON.stringify(p)} is not an IPv4 address (give IP,IP,...)`;
+  if (!isUnicast(p)) return `${JSON.stringify(p)} is not a unicast IPv4 address (not 0.0.0.0/8, multicast, class E or broadcast): give the ${whose} IPs`;
+  return undefined;
+}
+
 /** Orders dotted quads numerically (10.0.0.9 before 10.0.0.10); non-addresses first, by text. */
 export function compareIpv4(a: string, b: string): number {
   return (parseIpv4(a) ?? -1) - (parseIpv4(b) ?? -1) || (a < b ? -1 : a > b ? 1 : 0);

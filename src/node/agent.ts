@@ -27,9 +27,9 @@ import type { Monitors, MonitorHandle } from '../kernel/monitor.js';
 import { ExecMonitors } from '../kernel/monitor.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
-import { DnsDiscovery } from '../discovery/dns.js';
+import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
 import { Announcer } from '../membership/announcer.js';
-import { loadKeyFile } from '../membership/keys.js';
+import { KeyFileWatcher } from '../membership/keys.js';
 import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList, allowListDrops } from '../overlay/allowlist.js';
@@ -45,7 +45,7 @@ import { checkKeyPolicy, nodeClusterLabel } from './config.js';
 import { NODE_LOCAL_STATE, NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
 import type { PeerNodesReadiness, RefusedMember } from './domain.js';
-import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from './domain.js';
+import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from './domain.js';
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
@@ -53,6 +53,7 @@ import { CAP_NET_BROADCAST, JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch } f
 import type { LocalMember } from './members.js';
 import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
+import { PassQueue } from '../runtime/pass-queue.js';
 import { capEffOf, hasCapability } from '../agent/host.js';
 import type { ChainSpec, ReadChain } from './nft.js';
 import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
@@ -97,6 +98,7 @@ export class NodeAgent {
   /** /v1/pods/<ip> for IPs no domain lists: at most one lookup batch per interval. */
   private readonly podLookup: PodLookup;
   private keys: Buffer[] = [];
+  private keyWatcher: KeyFileWatcher | undefined;
   private uplink = '';
   private nodeIp = '';
   private uplinkMtu = 1500;
@@ -114,9 +116,8 @@ export class NodeAgent {
   /** Member IP -> the veth it was first found on (a second claimant is refused). */
   private readonly bindings = new MemberBindings();
   private readonly ruleset: NodeRuleset;
-  private pending = new Set<PassKind>();
-  private running: Promise<void> | undefined;
-  private debounce: NodeJS.Timeout | undefined;
+  /** The data-plane passes: one at a time, coalesced, retried with back-off (the sidecar's queue). */
+  private readonly passes: PassQueue<PassKind>;
   private stopped = false;
   private ready = false;
   private graceUntil = 0;
@@ -151,6 +152,15 @@ export class NodeAgent {
       () => this.onJoinEventsLost(),
     );
     if (!allNsid) this.log.warn({ capability: 'NET_BROADCAST' }, 'no CAP_NET_BROADCAST: joins are watched with one ip monitor process per member pod (about 3 MB each); add NET_BROADCAST to the node agent for one listener');
+    this.passes = new PassQueue<PassKind>({
+      kinds: ['full', 'joins', 'entries'],
+      subsumes: (k) => (k === 'full' ? ['joins', 'entries'] : []),
+      delayMs: (k) => (k === 'full' ? 50 : 0),
+      run: async (k) => await this.runPass(k),
+      onError: (k, err, retryInMs) => this.log.error({ pass: k, err: errorMessage(err), retryInMs }, 'data plane pass failed; retrying'),
+      retryKind: 'full',
+      paused: true,
+    });
     this.ruleset = new NodeRuleset({ ip: this.ip, log: deps.log, metrics: this.metrics, retrySoon: () => setTimeout(() => this.request('full'), 200).unref() });
     const expiryMs = config.peerExpiry * config.heartbeatMs;
     this.domains = config.domains.map((domain) => ({
@@ -160,7 +170,7 @@ export class NodeAgent {
       gwLabel: gatewayLabel(nodeClusterLabel(domain)),
       gateways: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', expiryMs }),
       reconciler: new OverlayReconciler(this.ip, deps.log.child({ domain: domain.service })),
-      dns: new DnsDiscovery(domain.service, { server: config.dnsServer }),
+      dns: new DnsDiscovery(domain.service, { server: config.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) }),
       spec: undefined,
       listed: [],
       local: new Map(),
@@ -196,7 +206,7 @@ export class NodeAgent {
   }
 
   private peerReadiness(d: DomainRuntime, now: number): PeerNodesReadiness {
-    return peerNodesReadiness(d, now, this.peersReadyBy);
+    return peerNodesReadiness(d, now, peerWaitBound(this.peersReadyBy, d.announcedAt, now, this.config.peerExpiry * this.config.heartbeatMs));
   }
 
   private peerNodes(d: DomainRuntime, now: number): { readiness: PeerNodesReadiness; status: PeerNodesStatus } {
@@ -208,7 +218,7 @@ export class NodeAgent {
     const cfg = this.config;
     checkKeyPolicy(cfg);
     await this.checkTools();
-    if (cfg.keyFile) this.keys = await loadKeyFile(cfg.keyFile);
+    if (cfg.keyFile) this.keys = await this.watchKeyFile(cfg.keyFile);
     else {
       this.log.warn(
         { flag: '--insecure-no-key' },
@@ -271,22 +281,13 @@ export class NodeAgent {
       }
     });
     await this.control.start();
-    if (cfg.peersService) this.peersDns = new DnsDiscovery(cfg.peersService, { server: cfg.dnsServer });
+    if (cfg.peersService) this.peersDns = new DnsDiscovery(cfg.peersService, { server: cfg.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
     await this.resolveAll();
     // The first pass runs in the pass queue (events from the control socket wait for it) but its
     // error ends the start: a missing capability or a bad device is exit 3 / 2, not a retry loop.
-    const first = this.runPass('full');
-    this.running = first
-      .then(
-        () => undefined,
-        () => undefined,
-      )
-      .finally(() => {
-        this.running = undefined;
-        if (this.pending.size && !this.stopped) this.kick();
-      });
-    await first;
+    await this.passes.runNow('full');
     this.firstPassDone = true;
+    this.passes.resume();
     const sources: NodeHttpSources = {
       metrics: this.metrics,
       beforeScrape: async () => {
@@ -339,13 +340,13 @@ export class NodeAgent {
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.keyWatcher?.stop();
     for (const t of this.timers) clearInterval(t);
-    if (this.debounce) clearTimeout(this.debounce);
     if (this.joinRetry) clearTimeout(this.joinRetry);
     if (this.overflowResync) clearTimeout(this.overflowResync);
     this.nodeMonitor?.stop();
     this.joins.stop();
-    await this.running?.catch(() => undefined);
+    await this.passes.stop();
     // The gateway first: its forwarding ends and its LEAVE lets a standby one take over at once.
     if (this.gateway) {
       await this.gateway.stop();
@@ -501,34 +502,10 @@ export class NodeAgent {
     return a;
   }
 
-  /** Asks for a pass; passes are coalesced (a burst of events is one pass). */
+  /** Asks for a pass; passes are coalesced (a burst of events is one pass; runtime/pass-queue.ts). */
   request(kind: PassKind): void {
     if (this.stopped) return;
-    this.pending.add(kind);
-    if (this.debounce) return;
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      this.kick();
-    }, kind === 'full' ? 50 : 0);
-  }
-
-  private kick(): void {
-    if (this.running) return;
-    this.running = (async () => {
-      while (this.pending.size && !this.stopped) {
-        const kind: PassKind = this.pending.has('full') ? 'full' : this.pending.has('joins') ? 'joins' : 'entries';
-        if (kind === 'full') this.pending.clear();
-        else this.pending.delete(kind);
-        try {
-          await this.runPass(kind);
-        } catch (err) {
-          this.log.error({ pass: kind, err: errorMessage(err) }, 'data plane pass failed; retrying at the next event or resync');
-        }
-      }
-    })().finally(() => {
-      this.running = undefined;
-      if (this.pending.size && !this.stopped) this.kick();
-    });
+    this.passes.request(kind);
   }
 
   private async runPass(kind: PassKind): Promise<void> {
@@ -605,6 +582,27 @@ export class NodeAgent {
       for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
     }
     this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
+  }
+
+  /**
+   * Loads --key-file and re-reads it when it changes (a Secret update): rotation needs no
+   * restart, in node and gateway mode as in the sidecar (one watcher, membership/keys.ts; one
+   * rule for what may change, checkKeyChange).
+   */
+  private async watchKeyFile(path: string): Promise<Buffer[]> {
+    this.keyWatcher = new KeyFileWatcher(path, {
+      onChange: (keys) => {
+        this.keys = keys;
+        this.control?.setKeys(keys);
+        this.metrics.keyReloads.inc({ result: 'ok' });
+        this.log.info({ keys: keys.length }, 'key file changed: new keys in use (the first signs, all verify)');
+      },
+      onError: (err) => {
+        this.metrics.keyReloads.inc({ result: 'error' });
+        this.log.error({ err: err.message }, 'key file changed but cannot be used; keeping the keys in use');
+      },
+    });
+    return await this.keyWatcher.start();
   }
 
   /** The join listener lost events: re-read every member, at most once per JOIN_OVERFLOW_RESYNC_MS. */
@@ -754,6 +752,7 @@ export class NodeAgent {
   private async syncAnnouncements(): Promise<void> {
     for (const d of this.domains) {
       const next = announcement(d, this.gatewayGroups(d));
+      if (next.announced && !d.announced) d.announcedAt = Date.now();
       d.announced = next.announced;
       d.announcedGroups = next.announcedGroups;
       if (next.send === 'state') await this.announce(d, d.table.targets());

@@ -7,12 +7,11 @@
  * `kmcvx<vni>` on every node, so two domains never share a device, an MDB or a flood list.
  */
 import { createHash } from 'node:crypto';
-import { ConfigError } from '../errors.js';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
-import { isIpv4 } from '../net/ipv4.js';
+import { isIpv4, peerAddressError } from '../net/ipv4.js';
 import { listedPeerExpiry } from '../membership/expiry.js';
-import { parseHostPort } from '../agent/config.js';
+import { DNS_NAME, envName, FlagTable, IF_NAME, parseHostPort } from '../runtime/flags.js';
 import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from './api.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import { GATEWAY_FLAGS, parseGatewayConfig } from '../gateway/config.js';
@@ -100,42 +99,27 @@ const DEFAULTS: RawNodeOptions = {
   logLevel: 'info',
 };
 
+const TABLE = new FlagTable(NODE_FLAGS, DEFAULTS, REPEATABLE);
+
 export function nodeEnvName(flag: string): string {
-  return `KMCAST_${flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`;
+  return envName(flag);
 }
 
 /** Explicit flags win over env vars, env vars over defaults. A repeatable flag stays an array. */
 export function mergeNodeOptions(flags: RawNodeOptions, env: NodeJS.ProcessEnv): RawNodeOptions {
-  const out: RawNodeOptions = { ...DEFAULTS };
-  for (const [key, flag] of Object.entries(NODE_FLAGS)) {
-    const e = env[nodeEnvName(flag)];
-    if (e !== undefined && e !== '') out[key] = REPEATABLE.has(key) ? e.split(',') : e;
-    const f = flags[key];
-    if (f !== undefined && !(Array.isArray(f) && f.length === 0)) out[key] = f;
-  }
-  return out;
+  return TABLE.merge(flags, env) as RawNodeOptions;
 }
 
 function fail(key: string, message: string): never {
-  const flag = NODE_FLAGS[key] ?? key;
-  throw new ConfigError(`${flag} (or ${nodeEnvName(flag)}): ${message}`, { fields: { flag } });
+  return TABLE.fail(key, message);
 }
 
 function int(raw: RawNodeOptions, key: string, min: number, max: number): number {
-  const v = raw[key];
-  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max) fail(key, `invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
-  return n;
+  return TABLE.int(raw, key, min, max);
 }
 
 function bool(raw: RawNodeOptions, key: string): boolean {
-  const v = raw[key];
-  if (v === undefined || v === false) return false;
-  if (v === true) return true;
-  const t = typeof v === 'string' ? v.trim().toLowerCase() : '';
-  if (t === '' || t === 'false' || t === '0' || t === 'no') return false;
-  if (t === 'true' || t === '1' || t === 'yes') return true;
-  return fail(key, `invalid value ${JSON.stringify(v)} (must be true or false)`);
+  return TABLE.bool(raw, key);
 }
 
 function isWildcard(host: string): boolean {
@@ -166,8 +150,6 @@ export function checkKeyPolicy(c: Pick<NodeConfig, 'keyFile' | 'insecureNoKey'>)
   if (e) fail('keyFile', e);
 }
 
-const IF_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
-const DNS_NAME = /^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 export const MAX_VNI = 16_777_215;
 
 /**
@@ -219,7 +201,10 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean);
-  for (const p of peers) if (!isIpv4(p)) fail('peers', `${JSON.stringify(p)} is not an IPv4 address (give IP,IP,...)`);
+  for (const p of peers) {
+    const why = peerAddressError(p, "other nodes'");
+    if (why) fail('peers', why);
+  }
   const peersService = str('peersService');
   if (peersService !== undefined && !DNS_NAME.test(peersService)) fail('peersService', `${JSON.stringify(peersService)} is not a DNS name`);
   if (peersService === undefined && peers.length === 0) {

@@ -9,6 +9,7 @@ import type { RemoteInfo, Socket } from 'node:dgram';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decode, Encoder } from '../membership/codec.js';
+import { checkKeyChange } from '../membership/keys.js';
 import type { ControlMessage, LocalState } from '../membership/codec.js';
 import { bindControlSocket, CONTROL_RESULTS } from '../membership/control.js';
 import type { ControlCounters, ControlResult } from '../membership/control.js';
@@ -47,9 +48,11 @@ export class NodeControl {
   private readonly now: () => number;
   private readonly listeners: Array<(e: NodeControlEvent) => void> = [];
   private socket: Socket | undefined;
+  private keys: readonly Buffer[];
 
   constructor(private readonly options: NodeControlOptions) {
     this.now = options.now ?? Date.now;
+    this.keys = [...options.keys];
     for (const d of options.domains) {
       this.tables.set(d.label, d.table);
       this.encoders.set(d.label, new Encoder({ sender: options.address, cluster: d.label, key: options.keys[0] }));
@@ -57,7 +60,14 @@ export class NodeControl {
   }
 
   get authenticated(): boolean {
-    return this.options.keys.length > 0;
+    return this.keys.length > 0;
+  }
+
+  /** New keys at run time (the key file changed): the same rule as the sidecar's (checkKeyChange). */
+  setKeys(keys: readonly Buffer[]): void {
+    checkKeyChange(this.keys, keys);
+    if (keys[0]) for (const e of this.encoders.values()) e.setKey(keys[0]);
+    this.keys = [...keys];
   }
 
   async start(): Promise<void> {
@@ -111,7 +121,7 @@ export class NodeControl {
     let result: ControlResult = 'wrong_cluster';
     try {
       for (const [label, table] of this.tables) {
-        const decoded = decode(buf, { keys: this.options.keys, cluster: label });
+        const decoded = decode(buf, { keys: this.keys, cluster: label });
         if (!decoded.ok) {
           if (decoded.reason === 'wrong_cluster') continue;
           result = decoded.reason;

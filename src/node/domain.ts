@@ -35,6 +35,8 @@ export interface DomainRuntime {
   refused: Map<string, RefusedMember>;
   groups: Map<string, string[]>;
   announced: boolean;
+  /** When this node last began announcing the domain (ms since the epoch): its peer-node wait runs from then. */
+  announcedAt?: number;
   announcedGroups: string;
   deviceOk: boolean;
   entries: { fdb: number; mdb: number };
@@ -147,6 +149,20 @@ export function joinedAnywhere(d: Pick<DomainRuntime, 'local' | 'groups' | 'tabl
  */
 export function announcedGroups(d: Pick<DomainRuntime, 'local' | 'groups'>, gateway: readonly string[] | undefined): string[] {
   return gateway === undefined || gateway.length === 0 ? domainGroups(d) : sortIpv4(new Set([...domainGroups(d), ...gateway]));
+}
+
+/**
+ * When the bounded wait for a domain's peer nodes ends (`readyBy` of peerNodesReadiness): one
+ * expiry after this node began announcing the domain, and never before one expiry after the
+ * agent's start (`agentBound`). A live peer answers a node's first STATE at once, but there is no
+ * STATE before the domain's first local member: a bound counted from the agent's start alone had
+ * long passed when an app's first pod appeared, and the pod started DEGRADED whenever its wait
+ * asked between its capture being installed and the peers' answer (seen on the lab's Kubernetes
+ * cluster, where the agents run long before the apps). Not announced yet: `now` plus one expiry,
+ * so never degraded before the first STATE went out. Pure.
+ */
+export function peerWaitBound(agentBound: number, announcedAt: number | undefined, now: number, expiryMs: number): number {
+  return Math.max(agentBound, (announcedAt ?? now) + expiryMs);
 }
 
 /**

@@ -31,6 +31,12 @@ export class NodeMetrics {
   readonly joinReads = new Counter({ name: 'kmcast_node_join_reads_total', help: 'Reads of a member namespace\'s joins (ip maddr), by cause: event (coalesced per namespace) or resync.', labelNames: ['cause'] as const, registers: [this.registry] });
   readonly joinEventsLost = new Counter({ name: 'kmcast_node_join_events_lost_total', help: 'Times the join listener lost maddress events (a flood: its netlink socket overran); every member is then re-read.', registers: [this.registry] });
   readonly spoofed = new Gauge({ name: 'kmcast_node_spoofed_packets', help: 'Multicast and broadcast datagrams local members sent with another source address than their own, dropped at capture (reset when the ruleset is replaced).', labelNames: ['domain'] as const, registers: [this.registry] });
+  readonly keyReloads = new Counter({
+    name: 'kmcast_node_key_reloads_total',
+    help: 'Changes of --key-file seen at run time, by result (ok: new keys in use; error: refused, old keys kept).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly syncs = new Counter({ name: 'kmcast_node_syncs_total', help: 'Full data plane passes by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly rulesetApplies = new Counter({ name: 'kmcast_node_ruleset_applies_total', help: 'nftables ruleset replacements by result (ok: applied and read back).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly controlReceived = new Gauge({ name: 'kmcast_node_control_received_datagrams', help: 'Control datagrams received since start, by result.', labelNames: ['result'] as const, registers: [this.registry] });

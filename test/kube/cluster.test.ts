@@ -14,22 +14,19 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ExecRunner } from '../../src/kernel/runner.js';
-import { labDown, labHealth, labUp } from '../../src/lab/lab.js';
-import { buildSpec, labStateDir } from '../../src/lab/plan.js';
+import { labDown, labHealth } from '../../src/lab/lab.js';
+import { labStateDir } from '../../src/lab/plan.js';
 import { KMCAST_MAIN, isAlive, waitFor } from '../../src/lab/process.js';
 import { APPS_IMAGE, DATA_ROOT, nodeCgroupRoot, podRangeEnd, podRangeStart } from '../../src/lab/kube/plan.js';
-import { cgroupMounts, cgroupPids, mountsUnder, parseNodesReady } from '../../src/lab/kube/cluster.js';
+import { POD_NETNS_DIR, cgroupMounts, cgroupPids, mountsUnder, parseNodesReady } from '../../src/lab/kube/cluster.js';
 import { KMCAST_IMAGE } from '../../src/lab/kube/kmcast-image.js';
-import type { Lab } from '../../src/lab/types.js';
 import { VERSION } from '../../src/version.js';
 import { keepLab, needRoot, testLabId } from '../netns/harness.js';
+import { kubeLabUp, kubeconfigOf, kubectlWith, nodeName, runner } from './harness.js';
+import type { KubeLab } from './harness.js';
 
-const runner = new ExecRunner();
 const id = testLabId('k');
-let lab: Lab | undefined;
-let upError: unknown;
-let upSeconds = 0;
+let cluster: KubeLab | undefined;
 
 const GROUP = '239.10.0.1';
 const MCAST_PORT = 7001;
@@ -76,14 +73,11 @@ print(s.recv(1024).decode())
 `;
 
 function kubeconfig(): string {
-  assert.ok(lab?.kube, `the cluster did not come up: ${String(upError)}`);
-  return lab.kube.kubeconfig;
+  return kubeconfigOf(cluster);
 }
 
 async function kubectl(args: readonly string[], input?: string, timeoutMs = 30_000, config = kubeconfig()): Promise<string> {
-  const r = await runner.run(['kubectl', `--kubeconfig=${config}`, ...args], { allowFail: true, timeoutMs, ...(input === undefined ? {} : { input }) });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
-  return r.stdout;
+  return await kubectlWith(config, args, input, timeoutMs);
 }
 
 function podManifest(name: string, node: string): string {
@@ -129,22 +123,11 @@ function listPidRecordsSync(dir: string): Array<{ pid: number; netns: string; ar
 }
 
 function n(i: number): string {
-  return `kmc${id}-n${i}`;
+  return nodeName(id, i);
 }
 
 before(async () => {
-  if (process.getuid?.() !== 0) return;
-  const started = Date.now();
-  try {
-    lab = await labUp(buildSpec({ id, nodes: ['calico', 'bridge'], podsPerNode: 0, mtu: 1500 }, { minPods: 0 }), {
-      runner,
-      kubernetes: true,
-      onProgress: (m) => process.stderr.write(`# lab ${id}: ${m}\n`),
-    });
-  } catch (err) {
-    upError = err;
-  }
-  upSeconds = (Date.now() - started) / 1000;
+  cluster = await kubeLabUp(id, ['calico', 'bridge']);
 });
 
 after(async () => {
@@ -154,22 +137,22 @@ after(async () => {
 
 test('lab up --kubernetes: every node registers Ready with its style label, CoreDNS runs', async (t: TestContext) => {
   if (!needRoot(t)) return;
-  if (upError) throw upError;
-  t.diagnostic(`cluster up in ${upSeconds.toFixed(1)} s`);
+  kubeconfig();
+  t.diagnostic(`cluster up in ${cluster!.upSeconds.toFixed(1)} s`);
   const nodes = parseNodesReady(await kubectl(['get', 'nodes', '-o', 'json']));
   assert.deepEqual(nodes.map((x) => [x.name, x.ready]).sort(), [[n(1), true], [n(2), true]]);
   const labels = await kubectl(['get', 'nodes', '-o', `jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.kmcast\\.lab/style} {end}`]);
   assert.deepEqual(labels.trim().split(' ').sort(), [`${n(1)}=calico`, `${n(2)}=bridge`]);
   assert.match(await kubectl(['version', '-o', 'json']), /"gitVersion": "v1\.34\.\d+"/);
   assert.equal((await kubectl(['-n', 'kube-system', 'get', 'service', 'kube-dns', '-o', 'jsonpath={.spec.clusterIP}'])).trim(), '10.97.0.10');
-  const health = await labHealth(lab!, runner);
+  const health = await labHealth(cluster!.lab!, runner);
   assert.deepEqual([health.missingNamespaces, health.kubeDown], [[], []]);
   assert.match(await kubectl(['-n', 'kube-system', 'get', 'deployment', 'coredns', '-o', 'jsonpath={.status.availableReplicas}']), /^[1-9]/);
 });
 
 test('pods of the local apps image run on both nodes, reach each other by TCP and a Service, and multicast stays on its node', async (t: TestContext) => {
   if (!needRoot(t)) return;
-  if (upError) throw upError;
+  kubeconfig();
   const pods: Array<[string, string]> = [
     ['a1', n(1)],
     ['b1', n(2)],
@@ -247,9 +230,9 @@ test('pods of the local apps image run on both nodes, reach each other by TCP an
   assert.deepEqual(crossed, [], 'multicast from another node must not arrive without kmcast');
 });
 
-test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 >= 6.3, nftables and setpriv', async (t: TestContext) => {
+test('the kmcast image runs with the Dockerfile entrypoint, has kmcast on PATH and carries iproute2 >= 6.3, nftables and setpriv', async (t: TestContext) => {
   if (!needRoot(t)) return;
-  if (upError) throw upError;
+  kubeconfig();
   const pod = {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -260,6 +243,8 @@ test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 
       containers: [
         { name: 'version', image: KMCAST_IMAGE, imagePullPolicy: 'Never', args: ['--version'] },
         { name: 'tools', image: KMCAST_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', 'ip -V; nft --version; setpriv --help | grep -c -- --pdeathsig'] },
+        // What `kubectl exec ... -- kmcast status` runs (docs/operations.md).
+        { name: 'path', image: KMCAST_IMAGE, imagePullPolicy: 'Never', command: ['kmcast', '--version'] },
       ],
     },
   };
@@ -271,6 +256,7 @@ test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 
   }, 120_000, { intervalMs: 1000, explain: async () => `phase ${phase}\n${await kubectl(['describe', 'pod', 'kmc-image']).catch((e: unknown) => String(e))}` });
   assert.equal(phase, 'Succeeded');
   assert.equal((await kubectl(['logs', 'kmc-image', '-c', 'version'])).trim(), VERSION);
+  assert.equal((await kubectl(['logs', 'kmc-image', '-c', 'path'])).trim(), VERSION);
   const tools = await kubectl(['logs', 'kmc-image', '-c', 'tools']);
   const m = /iproute2-(\d+)\.(\d+)/.exec(tools);
   assert.ok(m && (Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 3)), tools);
@@ -278,28 +264,36 @@ test('the kmcast image runs with the Dockerfile entrypoint and carries iproute2 
   assert.match(tools, /\n1\n?$/);
 });
 
-test('lab status names a stopped component; lab down removes the cluster: processes, mounts, cgroups, data', async (t: TestContext) => {
+test('lab status names a stopped component; lab down removes the cluster: processes, pod namespace pins, mounts, cgroups, data', async (t: TestContext) => {
   if (!needRoot(t)) return;
-  if (upError) throw upError;
+  kubeconfig();
   if (keepLab()) return t.skip('KMCAST_KEEP_LAB=1');
-  const k = lab?.kube;
+  const k = cluster?.lab?.kube;
   assert.ok(k);
   const cgroupDirs = cgroupMounts(readFileSync('/proc/self/mounts', 'utf8')).map((h) => join(h, nodeCgroupRoot(id, 1)));
   // Baseline: the cluster holds mounts, cgroups with processes and a data dir right now.
   assert.ok(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [k.stateDir, k.dataDir]).length > 0);
   assert.ok(cgroupDirs.some((d) => existsSync(d)));
   assert.ok(existsSync(k.dataDir));
+  // The pods' namespaces are pinned where a real node's containerd pins them (the node agent opens
+  // them there); each node's veths name theirs.
+  const pins = (
+    await Promise.all([1, 2].map(async (i) => (await runner.run(['ip', '-n', n(i), 'netns', 'list-id'])).stdout.match(/cni-[0-9a-f-]{36}/g) ?? []))
+  ).flat();
+  assert.ok(pins.length >= 3, `pod namespace pins: ${pins.join(' ')}`);
+  for (const p of pins) assert.ok(existsSync(join(POD_NETNS_DIR, p)), p);
   // lab status sees a component that stopped (and only that one).
   const proxy = listPidRecordsSync(labStateDir(id)).find((r) => r.netns === n(2) && r.argv[0]?.endsWith('/kube-proxy'));
   assert.ok(proxy, 'a pid record for kube-proxy on node 2');
   process.kill(proxy.pid, 'SIGKILL');
   await waitFor('kube-proxy on node 2 to be gone', () => Promise.resolve(!isAlive(proxy.pid)), 10_000);
-  assert.deepEqual((await labHealth(lab!, runner)).kubeDown, [`kube-proxy on ${n(2)}`]);
+  assert.deepEqual((await labHealth(cluster!.lab!, runner)).kubeDown, [`kube-proxy on ${n(2)}`]);
   await labDown(runner, { id });
   assert.deepEqual(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [k.stateDir, k.dataDir]), []);
   assert.deepEqual(cgroupDirs.filter((d) => existsSync(d)), []);
   assert.equal(existsSync(k.dataDir), false);
   assert.equal(existsSync(k.stateDir), false);
+  assert.deepEqual(pins.filter((p) => existsSync(join(POD_NETNS_DIR, p))), [], 'the pods\' namespace pins are removed');
   assert.deepEqual(labProcesses(id), [], 'no process of the lab may survive lab down');
 });
 
@@ -338,6 +332,8 @@ test('lab down cleans up a killed lab up whose state and pid records are lost: c
     const containerPids = [...new Set(cgroupDirs.flatMap(cgroupPids))];
     assert.ok(containerPids.length > 0, 'a container runs under the node cgroup');
     assert.ok(labProcesses(id2).some((p) => p.includes('UNIX-CONNECT:')), 'the host forwarder runs');
+    const pins = (await runner.run(['ip', '-n', `kmc${id2}-n1`, 'netns', 'list-id'])).stdout.match(/cni-[0-9a-f-]{36}/g) ?? [];
+    assert.ok(pins.length >= 1 && pins.every((p) => existsSync(join(POD_NETNS_DIR, p))), `c1's namespace is pinned: ${pins.join(' ')}`);
     // What lab down could read is gone (the dir itself holds mounts: it cannot be removed).
     for (const f of ['state.json', 'pids']) await rm(join(labStateDir(id2), f), { recursive: true, force: true });
     await labDown(runner, { id: id2 });
@@ -346,6 +342,7 @@ test('lab down cleans up a killed lab up whose state and pid records are lost: c
     assert.deepEqual(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [labStateDir(id2), join(DATA_ROOT, id2)]), []);
     assert.deepEqual(cgroupDirs.filter((d) => existsSync(d)), []);
     assert.equal(existsSync(join(DATA_ROOT, id2)), false);
+    assert.deepEqual(pins.filter((p) => existsSync(join(POD_NETNS_DIR, p))), [], 'the pods\' namespace pins are removed');
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     if (!keepLab()) await labDown(runner, { id: id2 }).catch(() => undefined);

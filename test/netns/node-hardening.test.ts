@@ -17,7 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -212,6 +212,43 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
       assert.match(metrics, /kmcast_node_allowlist_dropped_packets\{reason="not_underlay"\} [1-9]/, 'the metric counts them');
     });
   }
+
+  test('the key rotates without a restart: add the new key, sign with it, drop the old; a bad file changes nothing', async (t) => {
+    if (!needRoot(t)) return;
+    const file = join(keyDir, 'key');
+    const k1 = readFileSync(file, 'utf8').trim();
+    const k2 = `hex:${randomBytes(32).toString('hex')}`;
+    const reloads = async (i: number, result: 'ok' | 'error'): Promise<number> => {
+      const m = new RegExp(`kmcast_node_key_reloads_total\\{result="${result}"\\} (\\d+)`).exec((await netnsFetch(lab.nodes[i - 1]!.netns, '/metrics', NODE_HTTP_PORT)).body);
+      return Number(m?.[1] ?? 0);
+    };
+    const badMacs = async (): Promise<number> => ((await status(1)).drops.control.bad_mac ?? 0) + ((await status(2)).drops.control.bad_mac ?? 0);
+    const lastSeen = async (): Promise<number> => Date.parse((await status(2)).domains.find((d) => d.vni === 100)!.peers.find((p) => p.ip === lab.nodes[0]!.underlayIp)?.lastSeen ?? '') || 0;
+    const bad0 = await badMacs();
+    // The procedure docs/protocol.md gives: new key as a second line (verifies), then first (signs), then alone.
+    for (const [step, text, want] of [
+      ['add', `${k1}\n${k2}\n`, 1],
+      ['sign', `${k2}\n${k1}\n`, 2],
+      ['drop', `${k2}\n`, 3],
+    ] as const) {
+      writeFileSync(`${file}.tmp`, text);
+      renameSync(`${file}.tmp`, file);
+      await waitFor(`both agents take the key file (${step})`, async () => (await reloads(1, 'ok')) >= want && (await reloads(2, 'ok')) >= want, 15_000, { intervalMs: 250, explain: evidence });
+    }
+    const seen = await lastSeen();
+    await waitFor('node 2 accepts node 1\'s STATEs signed with the new key alone', async () => (await lastSeen()) > seen + 500, 10_000, { intervalMs: 250, explain: evidence });
+    assert.equal(await badMacs(), bad0, 'no STATE was refused during the rotation');
+    // A file that cannot be used: counted, logged, the keys in use stay.
+    writeFileSync(`${file}.tmp`, 'short\n');
+    renameSync(`${file}.tmp`, file);
+    await waitFor('node 1 refuses the bad key file', async () => (await reloads(1, 'error')) >= 1, 15_000, { intervalMs: 250, explain: evidence });
+    const seen2 = await lastSeen();
+    await waitFor('node 2 still accepts node 1', async () => (await lastSeen()) > seen2 + 500, 10_000, { intervalMs: 250, explain: evidence });
+    assert.equal(await badMacs(), bad0);
+    writeFileSync(`${file}.tmp`, `${k2}\n`);
+    renameSync(`${file}.tmp`, file);
+    assert.equal(agents[0]!.child.exitCode, null);
+  });
 
   test('a member with NET_RAW speaking as another member: dropped at its capture, counted; its own datagrams still cross', async (t) => {
     if (!needRoot(t)) return;

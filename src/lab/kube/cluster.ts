@@ -9,6 +9,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { KmcastError, errorMessage } from '../../errors.js';
+import { parseNetnsIds } from '../../kernel/parse.js';
 import type { Runner } from '../../kernel/runner.js';
 import type { LabCommand } from '../plan.js';
 import { cmdline, isAlive, killPids, netnsFetch, spawnInNetns, spawned, waitFor } from '../process.js';
@@ -292,6 +293,54 @@ export function cgroupPids(dir: string): number[] {
   return out;
 }
 
+/** Where containerd pins pod network namespaces: its default, as on any node. */
+export const POD_NETNS_DIR = '/var/run/netns';
+const PIN_NAME = /^cni-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The pod namespace pins (`cni-<uuid>`) that a containerd metadata database (bbolt, read as
+ * latin1) names: each sandbox's metadata holds its NetNSPath. Pure; exported for tests.
+ */
+export function podNetnsPins(metadata: string): string[] {
+  const names = [...metadata.matchAll(/\/var\/run\/netns\/(cni-[0-9a-f-]{36})/g)].map((m) => m[1] ?? '');
+  return [...new Set(names.filter((n) => PIN_NAME.test(n)))].sort();
+}
+
+/**
+ * The pins of lab `id`'s pods in the host's /var/run/netns: the ones its containerds' metadata
+ * names, and the ones its node namespaces see as a veth peer (ip netns list-id). Pins are shared
+ * by every lab on the machine, so nothing else is taken.
+ */
+async function labPodNetnsPins(runner: Runner, id: string, dataDir: string): Promise<string[]> {
+  const names = new Set<string>();
+  let nodes: string[] = [];
+  try {
+    nodes = readdirSync(dataDir).filter((e) => /^n\d+$/.test(e));
+  } catch {
+    // no data dir
+  }
+  for (const n of nodes) {
+    try {
+      const db = readFileSync(join(dataDir, n, 'containerd', 'io.containerd.metadata.v1.bolt', 'meta.db'), 'latin1');
+      for (const p of podNetnsPins(db)) names.add(p);
+    } catch {
+      // no database
+    }
+  }
+  let netns: string[] = [];
+  try {
+    netns = readdirSync(POD_NETNS_DIR).filter((e) => e.startsWith(`kmc${id}-n`) && /^\d+$/.test(e.slice(`kmc${id}-n`.length)));
+  } catch {
+    // none
+  }
+  for (const ns of netns) {
+    const r = await runner.run(['ip', '-j', 'netns', 'list-id'], { netns: ns, allowFail: true });
+    if (r.code !== 0) continue;
+    for (const name of parseNetnsIds(r.stdout).values()) if (PIN_NAME.test(name)) names.add(name);
+  }
+  return [...names].filter((n) => existsSync(join(POD_NETNS_DIR, n))).sort();
+}
+
 function rmdirTree(dir: string): void {
   try {
     for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rmdirTree(join(dir, e.name));
@@ -303,8 +352,9 @@ function rmdirTree(dir: string): void {
 
 /**
  * Removes what the cluster of lab `id` left outside its namespaces, also after a killed run
- * (nothing here reads the lab's state): the containers (by the node cgroups), the mounts under
- * its dirs (overlay snapshots, pod namespaces, kubelet volumes), the cgroups and the data dir.
+ * (nothing here reads the lab's state): the containers (by the node cgroups), the pods' network
+ * namespace pins in /var/run/netns (a killed containerd leaves them), the mounts under its dirs
+ * (overlay snapshots, kubelet volumes), the cgroups and the data dir.
  * labDown runs it after killing the processes in the lab's namespaces.
  */
 export async function kubeCleanup(runner: Runner, id: string, labStateDir: string): Promise<{ processes: number; mounts: number }> {
@@ -330,6 +380,8 @@ export async function kubeCleanup(runner: Runner, id: string, labStateDir: strin
     .filter((p) => cmdline(p)?.includes(fwdArg) === true);
   const pids = [...new Set([...roots.flatMap(cgroupPids), ...forwarders])].filter((p) => p !== process.pid && isAlive(p) && cmdline(p) !== undefined);
   const processes = await killPids(pids, 1000);
+  // Before the node namespaces go (labDown deletes them after this): list-id needs their veths.
+  for (const pin of await labPodNetnsPins(runner, id, dirs.data)) await runner.run(['ip', 'netns', 'del', pin], { allowFail: true });
   const points = mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [dirs.state, dirs.data]);
   for (const p of points) await runner.run(['umount', '-l', p], { allowFail: true });
   for (const r of roots) rmdirTree(r);

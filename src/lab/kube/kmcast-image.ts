@@ -3,8 +3,9 @@
  * engine with deploy/Dockerfile's runtime layout: Debian bookworm with iproute2 from
  * bookworm-backports (the apt source derived by deploy/bookworm-backports.sh) and nftables; Node.js
  * 20 (this machine's, whose libraries the base carries); /app with package.json, the production
- * node_modules and dist/src of this checkout; ENTRYPOINT, CMD, WORKDIR and ENV read from the
- * Dockerfile's final stage, so the two cannot drift apart.
+ * node_modules and dist/src of this checkout; the `kmcast` command on PATH (deploy/kmcast, which
+ * the Dockerfile copies the same way: a unit test keeps them together); ENTRYPOINT, CMD, WORKDIR
+ * and ENV read from the Dockerfile's final stage, so the two cannot drift apart.
  *
  * Two cache entries: the Debian base (keyed by packages and apt sources; minutes to build) and
  * the image (keyed by the base, Node.js and every file of the app; seconds), so a changed
@@ -22,6 +23,8 @@ import { aptSources } from './images.js';
 import { niced } from './versions.js';
 
 export const KMCAST_IMAGE = `kmcast/kmcast:${VERSION}`;
+/** The `kmcast` command on PATH: the Dockerfile's `COPY <src> <dest>`, rebuilt the same way here. */
+export const KMCAST_WRAPPER = { src: 'deploy/kmcast', dest: '/usr/local/bin/kmcast' } as const;
 export const KMCAST_BASE_PACKAGES = ['iproute2/bookworm-backports', 'nftables', 'libstdc++6', 'ca-certificates'] as const;
 const RECIPE_VERSION = '1';
 
@@ -134,6 +137,7 @@ export async function ensureKmcastImage(runner: Runner, cache: string, progress:
   const ih = createHash('sha256');
   for (const part of [RECIPE_VERSION, base, JSON.stringify(runtime), readFileSync(join(CHECKOUT, 'package.json'), 'utf8'), readFileSync(join(CHECKOUT, 'package-lock.json'), 'utf8')]) ih.update(`${part}\0`);
   ih.update(readFileSync(node));
+  ih.update(readFileSync(join(CHECKOUT, KMCAST_WRAPPER.src)));
   hashFiles(ih, DIST_SRC);
   const target = join(dir, `kmcast-${VERSION}-${short(ih)}.tar`);
   if (existsSync(target)) {
@@ -150,6 +154,9 @@ export async function ensureKmcastImage(runner: Runner, cache: string, progress:
   try {
     await copyFile(node, join(layer, 'usr', 'local', 'bin', 'node'));
     await chmod(join(layer, 'usr', 'local', 'bin', 'node'), 0o755);
+    const wrapper = join(layer, KMCAST_WRAPPER.dest.replace(/^\//, ''));
+    await copyFile(join(CHECKOUT, KMCAST_WRAPPER.src), wrapper);
+    await chmod(wrapper, 0o755);
     for (const f of ['package.json', 'package-lock.json']) await copyFile(join(CHECKOUT, f), join(app, f));
     await cp(join(CHECKOUT, 'node_modules'), join(app, 'node_modules'), { recursive: true, verbatimSymlinks: true });
     // The production dependencies only, from the lock file, without the network.

@@ -272,7 +272,12 @@ export function schedulerArgv(bin: string, kubeconfigPath: string): string[] {
 
 // --- worker nodes -------------------------------------------------------------------------------
 
-/** containerd 1.6 (config version 2): everything of its own under the node's dirs, CRI on, CNI from the node's conf dir, OOM scores never below its own. */
+/**
+ * containerd 1.6 (config version 2): everything of its own under the node's dirs, CRI on, CNI
+ * from the node's conf dir, OOM scores never below its own. Pod network namespaces are pinned
+ * where every containerd pins them, /var/run/netns/cni-<uuid>: the kmcast node agent opens them
+ * there (deploy/node mounts that directory); lab down removes the lab's pins (kubeCleanup).
+ */
 export function containerdConfig(d: NodeDirs): string {
   return `version = 2
 root = ${JSON.stringify(d.containerdRoot)}
@@ -296,7 +301,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = ${JSON.stringify(PAUSE_IMAGE)}
-  netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   enable_selinux = false
   # Without CAP_SYS_RESOURCE (so on these machines) runc cannot lower a score: kubelet asks -998

@@ -1,7 +1,7 @@
 /** The lab cluster's pure parts: cache keys, build argv, certificates, configs, parsers. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parse } from 'yaml';
 import { GO_MODULES, binDir, buildKey, cacheDir, goBuildArgv, kubeVersionLdflags, niced } from '../../../src/lab/kube/versions.js';
 import {
@@ -22,8 +22,8 @@ import {
   nodeCgroupRoot,
   nodeDirs,
 } from '../../../src/lab/kube/plan.js';
-import { cgroupMounts, mountsUnder, parseNodesReady } from '../../../src/lab/kube/cluster.js';
-import { parseDockerfileRuntime } from '../../../src/lab/kube/kmcast-image.js';
+import { cgroupMounts, mountsUnder, parseNodesReady, podNetnsPins } from '../../../src/lab/kube/cluster.js';
+import { KMCAST_WRAPPER, parseDockerfileRuntime } from '../../../src/lab/kube/kmcast-image.js';
 import { buildSpec, labIdOfNetns, planLab } from '../../../src/lab/plan.js';
 
 const kube = GO_MODULES.find((m) => m.name === 'kubernetes')!;
@@ -113,7 +113,8 @@ test('node configs: own socket, dirs and cgroup root; images on disk', () => {
   const cd = containerdConfig(d);
   assert.match(cd, /address = "\/run\/kmcast\/labs\/k1\/kube\/n2\/containerd.sock"/);
   assert.match(cd, /root = "\/var\/lib\/kmcast-lab\/k1\/n2\/containerd"/);
-  assert.match(cd, /netns_mounts_under_state_dir = true/);
+  // Pod namespaces where a real node has them (/var/run/netns), for the node agent.
+  assert.doesNotMatch(cd, /netns_mounts_under_state_dir/);
   assert.match(cd, /SystemdCgroup = false/);
   assert.match(cd, /restrict_oom_score_adj = true/);
   const kc = kubeletConfig(spec, lab.nodes[1]!, d, dirs.pki);
@@ -139,6 +140,14 @@ test('parseNodesReady reads the Ready condition of each node', () => {
     { name: 'b', ready: false, reason: 'KubeletNotReady: cni' },
     { name: 'c', ready: false, reason: 'no Ready condition yet' },
   ]);
+});
+
+test('podNetnsPins: the cni-<uuid> pins a containerd metadata database names, once each, nothing else', () => {
+  const a = 'cni-0c829984-532a-7a5c-c5d1-aed6a2791205';
+  const b = 'cni-11111111-2222-3333-4444-555555555555';
+  const db = `\u0000\u0007NetNSPath\u0000/var/run/netns/${b}"\u0001{"NetNSPath":"/var/run/netns/${a}"} /var/run/netns/${a} /var/run/netns/kmck1-n1 /run/netns/cni-x /var/run/netns/cni-zzzzzzzz-532a-7a5c-c5d1-aed6a2791205`;
+  assert.deepEqual(podNetnsPins(db), [a, b]);
+  assert.deepEqual(podNetnsPins(''), []);
 });
 
 test('mountsUnder: only mounts under the prefixes (not a sibling with a longer name), deepest first', () => {
@@ -192,6 +201,17 @@ test("parseDockerfileRuntime reads the final stage of deploy/Dockerfile: the lab
   const multi = 'FROM a AS b\nENTRYPOINT ["x"]\nFROM c\nENV A=1 \\\n B=2\nENTRYPOINT ["y", "z"]\n';
   assert.deepEqual(parseDockerfileRuntime(multi), { entrypoint: ['y', 'z'], cmd: [], workdir: '/', env: ['A=1', 'B=2'] });
   assert.throws(() => parseDockerfileRuntime('FROM a\nCMD ["x"]\n'), /no ENTRYPOINT/);
+});
+
+test('the kmcast command on PATH: the Dockerfile copies the wrapper the lab image copies, an executable that runs the entrypoint program', () => {
+  const df = readFileSync(new URL('../../../../deploy/Dockerfile', import.meta.url), 'utf8');
+  const final = df.slice(df.lastIndexOf('\nFROM '));
+  assert.ok(final.includes(`\nCOPY ${KMCAST_WRAPPER.src} ${KMCAST_WRAPPER.dest}\n`), 'the final stage copies the wrapper');
+  const wrapper = new URL(`../../../../${KMCAST_WRAPPER.src}`, import.meta.url);
+  assert.ok((statSync(wrapper).mode & 0o111) !== 0, 'executable in the checkout (COPY keeps the mode)');
+  const text = readFileSync(wrapper, 'utf8');
+  assert.match(text, /^#!\/bin\/sh\n/);
+  assert.ok(text.includes(`exec node ${parseDockerfileRuntime(df).entrypoint.at(-1)!} "$@"`), text);
 });
 
 test('kubeComponents: what lab status expects to run, named as it names a running process', () => {

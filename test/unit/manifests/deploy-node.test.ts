@@ -63,7 +63,7 @@ test('the DaemonSet: NET_ADMIN, SYS_ADMIN and NET_BROADCAST only, not privileged
   const caps = checkPodSecurity(pod, 'baseline').filter((v) => v.control === 'Capabilities').map((v) => v.message);
   assert.deepEqual(caps, ['adds NET_ADMIN, not in the baseline list', 'adds SYS_ADMIN, not in the baseline list', 'adds NET_BROADCAST, not in the baseline list']);
   const hostPaths = (pod.spec.volumes as Obj[]).filter((v) => v.hostPath).map((v) => v.hostPath.path);
-  assert.deepEqual(hostPaths, ['/var/run/netns'], 'the netns handles and nothing else of the host (no /run/xtables.lock: nftables)');
+  assert.deepEqual(hostPaths, ['/run/netns'], 'the netns handles and nothing else of the host (no /run/xtables.lock: nftables)');
   const netns = (c.volumeMounts as Obj[]).find((m) => m.name === (pod.spec.volumes as Obj[]).find((v) => v.hostPath)!.name)!;
   assert.equal(netns.mountPropagation, 'HostToContainer');
   assert.match(netns.mountPath as string, /^(\/var)?\/run\/netns$/);

@@ -56,3 +56,18 @@ test('a STATE with more groups than the protocol carries is cut, never thrown, a
   await ctl.sendState('node:100/a', ['172.31.2.2'], manyGroups(3));
   assert.equal(ctl.unannouncedGroups('node:100/a'), 0, 'a smaller set is whole again');
 });
+
+test('new keys at run time, as the sidecar takes them: the first signs (every domain), all verify', () => {
+  const { ctl } = channel();
+  const key2 = Buffer.alloc(32, 8);
+  const from = (k: Buffer, label = 'node:100/a'): Buffer => new Encoder({ sender: '172.31.2.2', cluster: label, key: k }).state({ ...NODE_LOCAL_STATE, groups: [] }, Date.now())[0]!;
+  assert.equal(ctl.handle(from(key2), { address: '172.31.2.2' }), 'bad_mac', 'baseline: the new key is not known yet');
+  ctl.setKeys([key2, key]);
+  assert.equal(ctl.handle(from(key2), { address: '172.31.2.2' }), 'ok', 'the new key verifies');
+  assert.equal(ctl.handle(from(key, 'node:200/b'), { address: '172.31.2.2' }), 'ok', 'the old one too, until it is removed');
+  ctl.setKeys([key2]);
+  assert.equal(ctl.handle(from(key), { address: '172.31.2.2' }), 'bad_mac', 'a removed key no longer verifies');
+  assert.throws(() => ctl.setKeys([]), /cannot drop authentication/);
+  const keyless = new NodeControl({ address: '172.31.1.2', port: 7473, keys: [], domains: [], logger: silentLogger() });
+  assert.throws(() => keyless.setKeys([key]), /cannot start authenticating/);
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
 import { decode } from '../../../src/membership/codec.js';
 import { PeerTable } from '../../../src/membership/peers.js';
-import { announcedGroups, announcement, domainGroups, isProgrammed, joinedAnywhere, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus } from '../../../src/node/domain.js';
+import { announcedGroups, announcement, domainGroups, isProgrammed, joinedAnywhere, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from '../../../src/node/domain.js';
 import type { LocalMember } from '../../../src/node/members.js';
 import { parseRuleset } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
@@ -146,4 +146,18 @@ test('listedPodStatus: a pod two domains list is refused with the reason and bot
   } as unknown as Parameters<typeof listedPodStatus>[0];
   const readiness = { settled: true, degraded: false, ready: true, listed: 0, heard: 0, waitingFor: [], readyBy: 0 };
   assert.deepEqual(listedPodStatus(d, '10.244.1.11', () => true, { readiness, status: peerNodesStatus(readiness, 0, 5000) }), { podIp: '10.244.1.11', programmed: false, reason: 'multiple_domains', domain: 'a,b', hostVeth: 'kmcv1' });
+});
+
+describe('peerWaitBound: the peer-node wait runs from the domain\'s first announcement, never before one expiry after the start', () => {
+  it('a domain announced long after the agent started gets a full expiry from then', () => {
+    // Agent started at 0 (bound 5000); the app's first pod appeared at 600000.
+    assert.equal(peerWaitBound(5000, 600_000, 600_100, 5000), 605_000);
+  });
+  it('announced right after the start: the start\'s bound', () => {
+    assert.equal(peerWaitBound(5000, 0, 100, 5000), 5000);
+    assert.equal(peerWaitBound(5000, 2000, 2500, 5000), 7000);
+  });
+  it('not announced yet: never passed', () => {
+    assert.equal(peerWaitBound(5000, undefined, 900_000, 5000), 905_000);
+  });
 });
