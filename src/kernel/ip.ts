@@ -1,6 +1,8 @@
 /**
- * The `ip` command for one network namespace: a small typed client. Reads use `-j`; writes go through
- * `-batch -` so one reconcile is one or two processes, not one per entry.
+ * The `ip` command for one network namespace: a small typed client, and the only file that writes
+ * `ip` argv (how any command enters a namespace, `ip -n` or `ip netns exec`, is the runner's).
+ * Reads use `-j`; writes go through `-batch -` so one reconcile is one or two processes, not one
+ * per entry (the lines are data: src/overlay/plan.ts and the node modules render them).
  */
 import { BridgeClient } from './bridge.js';
 import type { ProbeOptions, RunResult, Runner } from './runner.js';

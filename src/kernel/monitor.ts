@@ -1,7 +1,8 @@
 /**
- * Long-running `ip monitor` processes (the streaming side of the runner boundary): argv arrays,
- * never a shell, the namespace as a parameter (`ip -n NS monitor ...`). Each output line is
- * handed to the caller, who only uses it as a "something changed" trigger and re-reads with -j.
+ * Long-running `ip monitor` processes (the streaming side of the runner boundary): the argv of
+ * IP_MONITOR (src/kernel/ip.ts), never a shell, the namespace as a parameter (`ip -n NS monitor
+ * ...`). Each output line is handed to the caller, who only uses it as a "something changed"
+ * trigger and re-reads with -j.
  * Each process runs under `setpriv --pdeathsig SIGKILL` (helperArgv): it dies with the agent.
  */
 import { spawn } from 'node:child_process';
