@@ -34,7 +34,7 @@ import { VERSION } from '../version.js';
 import { PassQueue } from '../runtime/pass-queue.js';
 import type { AgentConfig } from './config.js';
 import { effectiveRpFilter, hasNetAdmin, procSysWritable, readRpFilter, RP_FILTER_FIX, trySetLooseRpFilter } from './host.js';
-import { startHttp } from './http.js';
+import { startHttp } from '../runtime/http.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentStatus } from './status-types.js';
 

@@ -21,18 +21,8 @@ import { CAP_NET_ADMIN, capEffOf, effectiveRpFilter, hasCapability, RP_FILTER_FI
 import { fetchAgentStatus, formatTable } from './status-format.js';
 import type { AgentStatus, PeerState } from './status-types.js';
 
-export type CheckStatus = 'OK' | 'WARN' | 'FAIL' | 'SKIP';
-
-export interface CheckResult {
-  /** Stable id, for scripts reading `--json`. */
-  readonly id: string;
-  readonly title: string;
-  /** SKIP: not applicable with the given flags (e.g. no --service); never fails the run. */
-  readonly status: CheckStatus;
-  readonly detail: string;
-  /** What to do about a WARN or FAIL. */
-  readonly fix?: string;
-}
+import type { CheckResult, CheckStatus } from '../runtime/checks.js';
+export type { CheckResult, CheckStatus } from '../runtime/checks.js';
 
 export interface DoctorOptions {
   /** Underlay interface; undefined = the interface of the IPv4 default route (as the agent does). */

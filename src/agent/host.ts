@@ -1,25 +1,12 @@
 /**
- * Facts about the agent's process and namespace: capabilities (from /proc/self) and reverse-path
- * filtering (sysctls of the namespace a Sysctl client acts in, src/kernel/sysctl.ts). The pure
- * parts (hasCapability, effectiveRpFilter) are shared with `kmcast doctor`.
+ * Facts about the sidecar's namespace: reverse-path filtering, read and set through a Sysctl
+ * client for the namespace it acts in (src/kernel/sysctl.ts); the capabilities are
+ * src/runtime/caps.ts, re-exported here for the sidecar's readers. The pure part
+ * (effectiveRpFilter) is shared with `kmcast doctor`.
  */
-import { readFile } from 'node:fs/promises';
 import type { Sysctl } from '../kernel/sysctl.js';
 
-export const CAP_NET_ADMIN = 12;
-
-/** CapEff from /proc/self/status (hex) has `bit` set. */
-export function hasCapability(capEffHex: string, bit: number): boolean {
-  return ((BigInt(`0x${capEffHex.trim() || '0'}`) >> BigInt(bit)) & 1n) === 1n;
-}
-
-export function capEffOf(procStatus: string): string {
-  return /^CapEff:\s*([0-9a-fA-F]+)/m.exec(procStatus)?.[1] ?? '0';
-}
-
-export async function hasNetAdmin(): Promise<boolean> {
-  return hasCapability(capEffOf(await readFile('/proc/self/status', 'utf8')), CAP_NET_ADMIN);
-}
+export { CAP_NET_ADMIN, capEffOf, hasCapability, hasNetAdmin } from '../runtime/caps.js';
 
 /**
  * The kernel uses max(conf.all.rp_filter, conf.<dev>.rp_filter) (ip-sysctl.rst): 0 off, 1 strict,

@@ -3,28 +3,15 @@
  * a shape check for what came over HTTP, the human table, and the small HTTP client.
  * Everything but `fetchAgentStatus` is pure and tested on fixtures.
  */
-import { KmcastError } from '../errors.js';
+import { StatusUnavailableError, fetchStatusJson } from '../runtime/status-client.js';
+export { StatusUnavailableError, formatAge, formatTable, statusEndpoint } from '../runtime/status-client.js';
+import { formatAge, formatTable } from '../runtime/status-client.js';
 import type { AgentStatus, PeerStatus } from './status-types.js';
 
 /** Default address of the agent's HTTP server as seen from inside the pod (`--http :9470`). */
 export const DEFAULT_STATUS_URL = 'http://127.0.0.1:9470';
 
-/** Thrown when the agent cannot be reached or answers with something that is not a status. */
-export class StatusUnavailableError extends KmcastError {
-  override readonly code: string = 'KMC_ERR_STATUS_UNAVAILABLE';
-}
 
-/**
- * The URL of the `/status` endpoint for a user-given `--url`: a base (`http://host:9470`), a full
- * `/status` URL, or a bare `host:port` (what people copy from `--http`).
- */
-export function statusEndpoint(url: string): string {
-  let base = url.trim();
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(base)) base = `http://${base.startsWith(':') ? `127.0.0.1${base}` : base}`;
-  const u = new URL(base);
-  if (u.pathname === '/' || u.pathname === '') u.pathname = '/status';
-  return u.toString();
-}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -60,33 +47,7 @@ export function parseAgentStatus(body: unknown, source: string): AgentStatus {
   return body as unknown as AgentStatus;
 }
 
-/** "0.4s ago", "12s ago", "3m04s ago", "2h05m ago", "never"; a clock skew shows as "just now". */
-export function formatAge(lastSeen: string | null, now: Date): string {
-  if (lastSeen === null) return 'never';
-  const t = Date.parse(lastSeen);
-  if (Number.isNaN(t)) return `? (${lastSeen})`;
-  const ms = now.getTime() - t;
-  if (ms < 0) return 'just now';
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s ago`;
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s ago`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s ago`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m ago`;
-  return `${Math.floor(h / 24)}d ago`;
-}
 
-/** Left-aligned columns separated by two spaces; trailing spaces trimmed. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
-}
 
 function yesNo(v: boolean): string {
   return v ? 'yes' : 'no';
@@ -169,30 +130,6 @@ function indent(text: string): string {
  * StatusUnavailableError naming the URL and the likely cause, never a raw fetch TypeError.
  */
 export async function fetchAgentStatus(url: string, timeoutMs = 3000): Promise<AgentStatus> {
-  const endpoint = statusEndpoint(url);
-  const hint = 'is the agent running? its --http address?';
-  let res: Response;
-  try {
-    res = await fetch(endpoint, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
-  } catch (err) {
-    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-    const why =
-      err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
-        ? `no answer within ${timeoutMs} ms`
-        : cause instanceof Error
-          ? ((cause as NodeJS.ErrnoException).code ?? cause.message)
-          : String(cause);
-    throw new StatusUnavailableError(`read agent status from ${endpoint}: ${why}; ${hint}`, { cause: err });
-  }
-  const text = await res.text();
-  if (res.status !== 200) {
-    throw new StatusUnavailableError(`read agent status from ${endpoint}: HTTP ${res.status}; ${hint}`);
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new StatusUnavailableError(`read agent status from ${endpoint}: the answer is not JSON; ${hint}`);
-  }
+  const { body, endpoint } = await fetchStatusJson(url, { what: 'agent status', hint: 'is the agent running? its --http address?', timeoutMs });
   return parseAgentStatus(body, endpoint);
 }

@@ -4,15 +4,13 @@
  * returns an exit code. One top-level catch turns errors into a clean message and exit code.
  */
 import { Command, CommanderError } from 'commander';
-import { ExitCode, errorMessage, isUserError, KmcastError } from '../errors.js';
+import { ConfigError, ExitCode, errorMessage, isUserError, KmcastError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { installCrashHandlers } from './crash.js';
 import { registerAgent } from './agent.js';
-import { registerDemo } from './demo.js';
 import { registerDoctor } from './doctor.js';
 import { registerGenerate } from './generate.js';
 import { registerInject } from './inject.js';
-import { registerLab } from './lab.js';
 import { registerLint } from './lint.js';
 import { registerNode } from './node.js';
 import { registerProbe } from './probe.js';
@@ -20,7 +18,38 @@ import { registerStatus } from './status.js';
 import { registerWait } from './wait.js';
 import { registerWebhook } from './webhook.js';
 
-export function buildProgram(): Command {
+/** Registers commands on the program (the lab's, when they are loaded). */
+export type Register = (program: Command) => void;
+
+/**
+ * `kmcast lab` and `kmcast demo` (the test rig) are not in the image, which carries only what the
+ * agents, the webhook, `wait` and `probe` need; in the npm package they are. They are loaded only
+ * when asked for (or for the help that lists them), so no agent ever loads the lab's code.
+ */
+export async function labCommands(argv: readonly string[]): Promise<Register[]> {
+  const cmd = argv.slice(2).find((a) => !a.startsWith('-'));
+  const wanted = cmd === undefined || cmd === 'lab' || cmd === 'demo' || cmd === 'help';
+  if (!wanted) return [];
+  try {
+    const [lab, demo] = await Promise.all([import('./lab.js'), import('./demo.js')]);
+    return [demo.registerDemo, lab.registerLab];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    const absent = (name: string): Register => (program) =>
+      program
+        .command(name)
+        .description(`not in this image (the lab and demo ship in the npm package: run them on a Linux host with "sudo npx kmcast ${name}")`)
+        .allowUnknownOption()
+        .helpOption(false)
+        .argument('[args...]')
+        .action(() => {
+          throw new ConfigError(`kmcast ${name}: not in this image, which carries only the agents, the webhook, wait and probe; run "sudo npx kmcast ${name}" from the npm package on a Linux host`);
+        });
+    return [absent('demo'), absent('lab')];
+  }
+}
+
+export function buildProgram(extra: readonly Register[] = []): Command {
   const program = new Command('kmcast')
     .description(
       'Multicast and broadcast for Kubernetes pods on any CNI: a per-pod kernel VXLAN overlay programmed by a sidecar, peers found through a headless Service.',
@@ -45,8 +74,7 @@ Examples:
     );
   registerAgent(program);
   registerNode(program);
-  registerDemo(program);
-  registerLab(program);
+  for (const register of extra) register(program);
   registerProbe(program);
   registerInject(program);
   registerGenerate(program);
@@ -73,7 +101,7 @@ export async function main(argv: string[]): Promise<number> {
       throw err;
     });
   }
-  const program = buildProgram();
+  const program = buildProgram(await labCommands(argv));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;

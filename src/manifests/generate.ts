@@ -3,35 +3,16 @@
  * three modes (DESIGN section 6). Pure: options in, YAML text out. The overlay mode reuses
  * inject, so a generated app and an injected app are the same.
  */
-import { Document } from 'yaml';
-import type { IDeployment } from 'kubernetes-models/apps/v1';
 import { ConfigError } from '../errors.js';
 import { classifyGroup, parseIPv4 } from './groups.js';
-import type { GroupSpec } from './groups.js';
 import { injectDocs } from './inject.js';
 import { generateNode } from './node-generate.js';
-import type { AgentOptions } from './sidecar.js';
+import { deployment, doc, header } from './generate-common.js';
+import type { GenerateOptions, GenerateResult } from './generate-common.js';
+export { MODES, deployment, doc, header } from './generate-common.js';
+export type { GenerateOptions, GenerateResult, Mode } from './generate-common.js';
 import { parseYamlDocs, stringifyDocs } from './yamlio.js';
 
-export type Mode = 'overlay' | 'host-network' | 'multus' | 'node';
-export const MODES: readonly Mode[] = ['overlay', 'host-network', 'multus', 'node'];
-
-export interface GenerateOptions {
-  readonly name: string;
-  readonly image: string;
-  readonly groups: readonly GroupSpec[];
-  readonly mode: Mode;
-  readonly namespace?: string;
-  readonly replicas: number;
-  /** multus: the secondary interface's plugin. */
-  readonly multusType: 'macvlan' | 'ipvlan';
-  /** multus: the node interface the secondary network hangs off. */
-  readonly master: string;
-  /** multus: the address range of the secondary network (whereabouts IPAM). */
-  readonly subnet: string;
-  readonly createSecret: boolean;
-  readonly agent: AgentOptions;
-}
 
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -52,64 +33,6 @@ function verify(o: GenerateOptions): void {
   if (!/^[\w.-]{1,15}$/.test(o.master)) throw new ConfigError(`--master: invalid interface name "${o.master}"`);
 }
 
-const groupList = (o: GenerateOptions): string => o.groups.map((g) => `${g.address}:${g.port}`).join(',');
-const uniquePorts = (o: GenerateOptions): number[] => [...new Set(o.groups.map((g) => g.port))];
-
-export function deployment(o: GenerateOptions, extra: { hostNetwork?: boolean; annotations?: Record<string, string>; env?: { name: string; value: string }[] }): IDeployment {
-  const labels = { app: o.name };
-  const ports = uniquePorts(o).map((p, i) => ({
-    name: `mcast-${i}`,
-    containerPort: p,
-    ...(extra.hostNetwork ? { hostPort: p } : {}),
-    protocol: 'UDP' as const,
-  }));
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: o.name, ...(o.namespace ? { namespace: o.namespace } : {}), labels },
-    spec: {
-      replicas: o.replicas,
-      selector: { matchLabels: labels },
-      template: {
-        metadata: { labels, ...(extra.annotations ? { annotations: extra.annotations } : {}) },
-        spec: {
-          ...(extra.hostNetwork
-            ? {
-                hostNetwork: true,
-                dnsPolicy: 'ClusterFirstWithHostNet',
-                affinity: {
-                  podAntiAffinity: {
-                    requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: labels } }],
-                  },
-                },
-              }
-            : {}),
-          containers: [
-            {
-              name: o.name,
-              image: o.image,
-              env: [{ name: 'MULTICAST_GROUPS', value: groupList(o) }, ...(extra.env ?? [])],
-              ports,
-            },
-          ],
-        },
-      },
-    },
-  };
-}
-
-export function doc(value: unknown, comment: string): Document {
-  const d = new Document(value, { aliasDuplicateObjects: false });
-  d.commentBefore = comment;
-  return d;
-}
-
-export function header(o: GenerateOptions, text: string): string {
-  return ` kmcast generate --mode ${o.mode}: ${o.name}, groups ${o.groups.map((g) => `${g.address}:${g.port}`).join(', ')}\n${text
-    .split('\n')
-    .map((l) => ` ${l}`)
-    .join('\n')}`;
-}
 
 function overlay(o: GenerateOptions): GenerateResult {
   const dep = doc(
@@ -177,12 +100,6 @@ Needs Multus and whereabouts installed.`),
   return { yaml: stringifyDocs([nad, dep]), notes: [`multus: needs Multus and whereabouts, and ${o.master} on every node`] };
 }
 
-export interface GenerateResult {
-  /** The manifests, one multi-document YAML text. */
-  readonly yaml: string;
-  /** What the user still has to do, for stderr. */
-  readonly notes: string[];
-}
 
 /** The manifests for one application. */
 export function generate(o: GenerateOptions): GenerateResult {

@@ -4,8 +4,8 @@
  * the label, the domain's Service and the wait init container, as it does for any other app.
  */
 import { ConfigError } from '../errors.js';
-import { deployment, doc, header } from './generate.js';
-import type { GenerateOptions, GenerateResult } from './generate.js';
+import { deployment, doc, header } from './generate-common.js';
+import type { GenerateOptions, GenerateResult } from './generate-common.js';
 import { injectDocs } from './inject.js';
 import { domainName, NODE_CONFIGMAP, NODE_DAEMONSET, NODE_NAMESPACE, NODE_SERVICES_KEY, WAIT_NAME } from './node-inject.js';
 import { parseYamlDocs, stringifyDocs } from './yamlio.js';

@@ -1,8 +1,10 @@
 /**
- * The socket side of the control protocol: one UDP socket on the pod IP and `--control-port`.
- * Every datagram goes through the pure codec and the peer table; whatever it is, it ends as one
- * counter increment, never as an exception out of the socket handler (the port faces the pod
- * network, so garbage is expected input).
+ * The socket side of the control protocol, for both agents: one UDP socket on the pod IP (the
+ * sidecar) or the node IP (the node agent) and `--control-port`, carrying one cluster label or
+ * many (ControlSocket; the sidecar's ControlChannel and node/control.ts are views of it). Every
+ * datagram goes through the pure codec and a peer table; whatever it is, it ends as one counter
+ * increment, never as an exception out of the socket handler (the port faces the pod network,
+ * so garbage is expected input).
  */
 import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket } from 'node:dgram';
@@ -35,6 +37,204 @@ export interface ControlEvent {
   readonly result: ReceiveResult;
 }
 
+/** One cluster label the socket carries, with the peer table its messages go to. */
+export interface LabelChannel {
+  readonly label: string;
+  readonly table: PeerTable;
+}
+
+export interface ControlSocketOptions {
+  /** Address to bind (the pod IP, or the node IP) and the control port. */
+  readonly address: string;
+  readonly port: number;
+  /** Port the peers listen on (default: `port`, as every member uses the same --control-port). */
+  readonly peerPort?: number;
+  /** Address announced as the sender (default: `address`); must be the datagrams' source. */
+  readonly sender?: string;
+  /** Key file contents: the first signs, all verify; empty = unauthenticated. */
+  readonly keys: readonly Buffer[];
+  /** The labels carried: a sidecar one (its cluster), a node agent one per domain and gateway. */
+  readonly channels: readonly LabelChannel[];
+  readonly logger: Logger;
+  /** Largest datagram sent (default 1400 bytes). */
+  readonly maxDatagram?: number;
+  /** Defaults to a fresh random incarnation. */
+  readonly incarnation?: string;
+  /** Clock in ms (tests pass their own). */
+  readonly now?: () => number;
+  /** What a bind failure tells the user. */
+  readonly bindHints: BindHints;
+}
+
+export interface LabelledControlEvent extends ControlEvent {
+  readonly label: string;
+}
+
+export interface SendReport {
+  readonly datagrams: number;
+  readonly failed: number;
+}
+
+/**
+ * The one control channel of both agents: one UDP socket, N cluster labels. Each label has its
+ * own Encoder (sequence numbers) and PeerTable; a datagram goes to the label it carries and is
+ * `wrong_cluster` when the socket carries no such label. Keys rotate with one rule
+ * (checkKeyChange). A STATE beyond the protocol's limit is cut, never thrown.
+ */
+export class ControlSocket {
+  /** Received datagrams by result. Live object: read it, do not write it. */
+  readonly counters: Readonly<ControlCounters> = Object.fromEntries(CONTROL_RESULTS.map((r) => [r, 0])) as ControlCounters;
+  /** Datagrams sent, and sends that failed (peer unreachable, socket closed). */
+  readonly sendCounters = { sent: 0, failed: 0 };
+  private readonly encoders = new Map<string, Encoder>();
+  private readonly tables = new Map<string, PeerTable>();
+  private readonly unannounced = new Map<string, number>();
+  private readonly now: () => number;
+  private readonly listeners: Array<(event: LabelledControlEvent) => void> = [];
+  private socket: Socket | undefined;
+  private keys: readonly Buffer[];
+
+  constructor(private readonly options: ControlSocketOptions) {
+    this.now = options.now ?? Date.now;
+    this.keys = [...options.keys];
+    for (const c of options.channels) {
+      this.tables.set(c.label, c.table);
+      this.encoders.set(
+        c.label,
+        new Encoder({ sender: options.sender ?? options.address, cluster: c.label, key: options.keys[0], maxDatagram: options.maxDatagram, incarnation: options.incarnation }),
+      );
+    }
+  }
+
+  get authenticated(): boolean {
+    return this.keys.length > 0;
+  }
+
+  /** New keys at run time (the key file changed): the first signs, all verify (checkKeyChange). */
+  setKeys(keys: readonly Buffer[]): void {
+    checkKeyChange(this.keys, keys);
+    if (keys[0]) for (const e of this.encoders.values()) e.setKey(keys[0]);
+    this.keys = [...keys];
+  }
+
+  /** The encoder of `label` (its limits: maxGroups). */
+  encoder(label: string): Encoder | undefined {
+    return this.encoders.get(label);
+  }
+
+  /** Binds the socket. Rejects with a ConfigError naming what to change when it cannot. */
+  async start(): Promise<void> {
+    if (this.socket) return;
+    this.socket = await bindControlSocket(this.options.address, this.options.port, this.options.logger, (buf, rinfo) => void this.handle(buf, rinfo), this.options.bindHints);
+  }
+
+  /** The bound port (useful with port 0 in tests). */
+  get port(): number {
+    return this.socket?.address().port ?? this.options.port;
+  }
+
+  /** Called for every datagram a peer table accepted. A throwing callback is logged, not fatal. */
+  onMessage(cb: (event: LabelledControlEvent) => void): void {
+    this.listeners.push(cb);
+  }
+
+  /** Our full STATE (all its datagrams) for `label` to each peer; never rejects, failures counted. */
+  async sendState(label: string, peers: readonly string[], state: LocalState): Promise<SendReport> {
+    const enc = this.encoders.get(label);
+    if (!enc) return { datagrams: 0, failed: 0 };
+    const { datagrams, dropped } = enc.stateCapped(state, this.now());
+    this.unannounced.set(label, dropped);
+    return await this.sendAll(peers, datagrams);
+  }
+
+  /** Groups left out of the last STATE sent for `label` (0 = every group was announced). */
+  unannouncedGroups(label: string): number {
+    return this.unannounced.get(label) ?? 0;
+  }
+
+  /** A LEAVE for `label` to each peer (clean shutdown: they drop us at once instead of at expiry). */
+  async sendLeave(label: string, peers: readonly string[], state?: Omit<LocalState, 'groups'>): Promise<SendReport> {
+    const enc = this.encoders.get(label);
+    if (!enc) return { datagrams: 0, failed: 0 };
+    return await this.sendAll(peers, [enc.leave(this.now(), state)]);
+  }
+
+  async close(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  /** One datagram, as the socket handler sees it (exported for tests). */
+  handle(buf: Buffer, rinfo: Pick<RemoteInfo, 'address'> & { port?: number }): ControlResult {
+    let result: ControlResult = 'wrong_cluster';
+    try {
+      for (const [label, table] of this.tables) {
+        const decoded = decode(buf, { keys: this.keys, cluster: label });
+        if (!decoded.ok) {
+          if (decoded.reason === 'wrong_cluster') continue;
+          result = decoded.reason;
+          return result;
+        }
+        const outcome = table.receive(decoded.msg, rinfo.address, this.now(), { authenticated: decoded.msg.authenticated });
+        result = outcome.accepted ? 'ok' : (outcome.reason ?? 'malformed');
+        if (!outcome.accepted) return result;
+        const event: LabelledControlEvent = { label, msg: decoded.msg, from: { address: rinfo.address, port: rinfo.port ?? 0 }, result: outcome };
+        for (const cb of this.listeners) {
+          try {
+            cb(event);
+          } catch (err) {
+            this.options.logger.error({ err: errorMessage(err) }, 'control message handler failed');
+          }
+        }
+        return result;
+      }
+      return result;
+    } catch (err) {
+      // Not reachable by design (decode never throws); counted as malformed rather than crashing.
+      this.options.logger.error({ err: errorMessage(err) }, 'control datagram handling failed');
+      result = 'malformed';
+      return result;
+    } finally {
+      (this.counters as ControlCounters)[result] += 1;
+    }
+  }
+
+  private async sendAll(peers: readonly string[], datagrams: readonly Buffer[]): Promise<SendReport> {
+    const socket = this.socket;
+    const port = this.options.peerPort ?? this.options.port;
+    let failed = 0;
+    const sends: Array<Promise<void>> = [];
+    for (const peer of peers) {
+      for (const dg of datagrams) {
+        sends.push(
+          new Promise<void>((resolve) => {
+            const done = (err: Error | null): void => {
+              if (err) {
+                failed += 1;
+                this.options.logger.debug({ peer, err: errorMessage(err) }, 'control send failed');
+              }
+              resolve();
+            };
+            if (!socket) return done(new Error('socket closed'));
+            try {
+              socket.send(dg, port, peer, done);
+            } catch (err) {
+              // send() throws synchronously when the socket was closed meanwhile.
+              done(err instanceof Error ? err : new Error(String(err)));
+            }
+          }),
+        );
+      }
+    }
+    await Promise.all(sends);
+    const total = peers.length * datagrams.length;
+    this.sendCounters.sent += total - failed;
+    this.sendCounters.failed += failed;
+    return { datagrams: total, failed };
+  }
+}
+
 export interface ControlChannelOptions {
   /** Address to bind (the pod IP) and the control port. */
   readonly address: string;
@@ -56,39 +256,40 @@ export interface ControlChannelOptions {
   readonly now?: () => number;
 }
 
-export interface SendReport {
-  readonly datagrams: number;
-  readonly failed: number;
-}
-
+/** The sidecar's view of the one control socket: a single label, its cluster. */
 export class ControlChannel {
-  /** Received datagrams by result. Live object: read it, do not write it. */
-  readonly counters: Readonly<ControlCounters> = Object.fromEntries(CONTROL_RESULTS.map((r) => [r, 0])) as ControlCounters;
-  /** Datagrams sent, and sends that failed (peer unreachable, socket closed). */
-  readonly sendCounters = { sent: 0, failed: 0 };
+  readonly counters: Readonly<ControlCounters>;
+  readonly sendCounters: { sent: number; failed: number };
   readonly encoder: Encoder;
-  private readonly options: ControlChannelOptions;
-  private readonly now: () => number;
-  private readonly listeners: Array<(event: ControlEvent) => void> = [];
-  private socket: Socket | undefined;
-  private keys: readonly Buffer[];
-  private unannounced = 0;
+  private readonly socket: ControlSocket;
+  private readonly cluster: string;
 
   constructor(options: ControlChannelOptions) {
-    this.options = options;
-    this.now = options.now ?? Date.now;
-    this.keys = options.keys;
-    this.encoder = new Encoder({
-      sender: options.podIp ?? options.address,
-      cluster: options.cluster,
-      key: options.keys[0],
-      maxDatagram: options.maxDatagram,
-      incarnation: options.incarnation,
+    this.cluster = options.cluster;
+    this.socket = new ControlSocket({
+      address: options.address,
+      port: options.port,
+      ...(options.peerPort !== undefined ? { peerPort: options.peerPort } : {}),
+      ...(options.podIp !== undefined ? { sender: options.podIp } : {}),
+      keys: options.keys,
+      channels: [{ label: options.cluster, table: options.table }],
+      logger: options.logger,
+      ...(options.maxDatagram !== undefined ? { maxDatagram: options.maxDatagram } : {}),
+      ...(options.incarnation !== undefined ? { incarnation: options.incarnation } : {}),
+      ...(options.now ? { now: options.now } : {}),
+      bindHints: {
+        inUse: 'another process uses that UDP port; choose another --control-port',
+        notAvailable: 'the address is not on this host; check the pod IP (KMCAST_POD_IP)',
+        other: 'check --control-port',
+      },
     });
+    this.counters = this.socket.counters;
+    this.sendCounters = this.socket.sendCounters;
+    this.encoder = this.socket.encoder(options.cluster)!;
   }
 
   get authenticated(): boolean {
-    return this.keys.length > 0;
+    return this.socket.authenticated;
   }
 
   /**
@@ -96,34 +297,27 @@ export class ControlChannel {
    * with keys cannot drop to none, and one started without cannot start signing (restart for that).
    */
   setKeys(keys: readonly Buffer[]): void {
-    checkKeyChange(this.keys, keys);
-    if (keys[0]) this.encoder.setKey(keys[0]);
-    this.keys = [...keys];
+    this.socket.setKeys(keys);
   }
 
   /** Local groups left out of the last STATE sent (more than the encoder's maxGroups); 0 normally. */
   get unannouncedGroups(): number {
-    return this.unannounced;
+    return this.socket.unannouncedGroups(this.cluster);
   }
 
   /** Binds the socket. Rejects with a ConfigError naming --control-port when it cannot. */
   async start(): Promise<void> {
-    if (this.socket) return;
-    this.socket = await bindControlSocket(this.options.address, this.options.port, this.options.logger, (buf, rinfo) => this.handle(buf, rinfo), {
-      inUse: 'another process uses that UDP port; choose another --control-port',
-      notAvailable: 'the address is not on this host; check the pod IP (KMCAST_POD_IP)',
-      other: 'check --control-port',
-    });
+    await this.socket.start();
   }
 
   /** The bound port (useful with port 0 in tests). */
   get port(): number {
-    return this.socket?.address().port ?? this.options.port;
+    return this.socket.port;
   }
 
   /** Called for every datagram the peer table accepted. A throwing callback is logged, not fatal. */
   onMessage(cb: (event: ControlEvent) => void): void {
-    this.listeners.push(cb);
+    this.socket.onMessage(cb);
   }
 
   /**
@@ -131,86 +325,16 @@ export class ControlChannel {
    * set of groups beyond the protocol's limit is cut (see `unannouncedGroups`).
    */
   async sendState(peers: readonly string[], state: LocalState): Promise<SendReport> {
-    const { datagrams, dropped } = this.encoder.stateCapped(state, this.now());
-    this.unannounced = dropped;
-    return await this.sendAll(peers, datagrams);
+    return await this.socket.sendState(this.cluster, peers, state);
   }
 
   /** Sends a LEAVE to each peer (clean shutdown: they drop us at once instead of at expiry). */
   async sendLeave(peers: readonly string[], state?: Omit<LocalState, 'groups'>): Promise<SendReport> {
-    return await this.sendAll(peers, [this.encoder.leave(this.now(), state)]);
+    return await this.socket.sendLeave(this.cluster, peers, state);
   }
 
   async close(): Promise<void> {
-    const socket = this.socket;
-    this.socket = undefined;
-    if (!socket) return;
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-  }
-
-  private handle(buf: Buffer, rinfo: RemoteInfo): void {
-    let result: ControlResult = 'malformed';
-    try {
-      const decoded = decode(buf, { keys: this.keys, cluster: this.options.cluster });
-      if (!decoded.ok) {
-        result = decoded.reason;
-        return;
-      }
-      const outcome = this.options.table.receive(decoded.msg, rinfo.address, this.now(), { authenticated: decoded.msg.authenticated });
-      result = outcome.accepted ? 'ok' : (outcome.reason ?? 'malformed');
-      if (!outcome.accepted) return;
-      const event: ControlEvent = { msg: decoded.msg, from: { address: rinfo.address, port: rinfo.port }, result: outcome };
-      for (const cb of this.listeners) {
-        try {
-          cb(event);
-        } catch (err) {
-          this.options.logger.error({ err: errorMessage(err) }, 'control message handler failed');
-        }
-      }
-    } catch (err) {
-      // Not reachable by design (decode never throws); counted as malformed rather than crashing.
-      this.options.logger.error({ err: errorMessage(err) }, 'control datagram handling failed');
-    } finally {
-      (this.counters as ControlCounters)[result] += 1;
-    }
-  }
-
-  private async sendAll(peers: readonly string[], datagrams: readonly Buffer[]): Promise<SendReport> {
-    const socket = this.socket;
-    const port = this.options.peerPort ?? this.options.port;
-    let failed = 0;
-    const sends: Array<Promise<void>> = [];
-    for (const peer of peers) {
-      for (const dg of datagrams) {
-        sends.push(
-          new Promise<void>((resolve) => {
-            if (!socket) {
-              failed += 1;
-              resolve();
-              return;
-            }
-            const done = (err: Error | null): void => {
-              if (err) {
-                failed += 1;
-                this.options.logger.debug({ peer, err: errorMessage(err) }, 'control send failed');
-              }
-              resolve();
-            };
-            try {
-              socket.send(dg, port, peer, done);
-            } catch (err) {
-              // send() throws synchronously when the socket was closed meanwhile.
-              done(err instanceof Error ? err : new Error(String(err)));
-            }
-          }),
-        );
-      }
-    }
-    await Promise.all(sends);
-    const total = peers.length * datagrams.length;
-    this.sendCounters.sent += total - failed;
-    this.sendCounters.failed += failed;
-    return { datagrams: total, failed };
+    await this.socket.close();
   }
 }
 

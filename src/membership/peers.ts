@@ -20,7 +20,7 @@
  *   groups (and so MDB entries) per peer (`maxGroupsPerPeer`), the replay state and incarnations
  *   (forgotten with the peer).
  */
-import type { PeerState, PeerStatus, PeerSource } from '../agent/status-types.js';
+import type { PeerState, PeerStatus, PeerSource } from './peer-status.js';
 import type { ControlMessage } from './codec.js';
 import { compareIpv4, isUnicast, parseIpv4 } from '../net/ipv4.js';
 import { ReplayGuard } from './replay.js';

@@ -19,7 +19,6 @@
  * - joins: only re-read the local members' groups and announce a changed set.
  */
 import type { Server } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
 import { IP_MONITOR, IpClient } from '../kernel/ip.js';
 import { NftClient } from '../kernel/nft.js';
@@ -49,12 +48,12 @@ import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGrou
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
-import { CAP_NET_BROADCAST, JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch } from './joins.js';
+import { JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch } from './joins.js';
 import type { LocalMember } from './members.js';
 import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
 import { PassQueue } from '../runtime/pass-queue.js';
-import { capEffOf, hasCapability } from '../agent/host.js';
+import { CAP_NET_BROADCAST, holdsCapability } from '../runtime/caps.js';
 import type { ChainSpec, ReadChain } from './nft.js';
 import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
 import { captureChainName, deliveryChainName, desiredChains } from './nft.js';
@@ -70,14 +69,6 @@ export interface NodeAgentDeps {
   readonly allNsid?: boolean;
 }
 
-/** Whether this process holds CAP_NET_BROADCAST (false when /proc cannot be read). */
-function holdsNetBroadcast(): boolean {
-  try {
-    return hasCapability(capEffOf(readFileSync('/proc/self/status', 'utf8')), CAP_NET_BROADCAST);
-  } catch {
-    return false;
-  }
-}
 
 type PassKind = 'full' | 'entries' | 'joins';
 
@@ -139,7 +130,7 @@ export class NodeAgent {
     this.ip = new IpClient(deps.runner);
     this.monitors = deps.monitors ?? new ExecMonitors();
     this.allowList = new AllowList(deps.runner);
-    const allNsid = deps.allNsid ?? holdsNetBroadcast();
+    const allNsid = deps.allNsid ?? holdsCapability(CAP_NET_BROADCAST);
     this.joins = new JoinWatch(
       deps.runner,
       this.monitors,
@@ -326,6 +317,12 @@ export class NodeAgent {
       this.request('joins');
     });
     setTimeout(() => this.request('entries'), expiryMs + 50).unref();
+    if (this.domains.length === 0) {
+      this.log.warn(
+        { configMap: 'kmcast-node', key: 'services' },
+        'no domain: the agent is idle (and ready); add a domain (NAME or NAME=VNI) to --service, in deploy/node the ConfigMap kmcast-node key services, then restart the agents (kubectl -n kmcast-node rollout restart daemonset/kmcast-node)',
+      );
+    }
     this.log.info(
       { nodeIp: this.nodeIp, uplink: this.uplink, domains: this.domains.map((d) => ({ service: d.domain.service, vni: d.domain.vni, device: d.domain.device, local: d.local.size })) },
       'node agent started',

@@ -196,7 +196,10 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
   };
   const svc = raw.service;
   const domains = parseDomains(svc === undefined ? [] : typeof svc === 'string' ? [svc] : Array.isArray(svc) ? (svc as string[]) : []);
-  if (domains.length === 0) fail('service', 'no domain: give --service NAME (a headless Service whose A records are the member pods), repeatable');
+  // No domain yet is a state, not a mistake: deploy/node runs before the first app is added to
+  // its ConfigMap, and an agent that exited would crash-loop until then. It runs idle and ready
+  // (and says so); a gateway needs its domain, so that still refuses.
+  if (domains.length === 0 && str('gatewayInterface') !== undefined) fail('service', 'the gateway serves a domain: give --service NAME (a headless Service whose A records are the member pods)');
   const peers = (str('peers') ?? '')
     .split(',')
     .map((p) => p.trim())

@@ -47,14 +47,8 @@ export interface DomainRuntime {
 }
 
 /** A pod on this node a domain lists and refuses to capture. */
-export interface RefusedMember {
-  readonly podIp: string;
-  /** multiple_domains: another domain lists it too; ip_conflict: a second veth claims a member's IP. */
-  readonly reason: 'multiple_domains' | 'ip_conflict';
-  readonly hostVeth: string;
-  /** The domains that list it. */
-  readonly domains: readonly string[];
-}
+export type { RefusedMember } from './status-types.js';
+import type { RefusedMember } from './status-types.js';
 
 /** What an entries pass programmed towards a peer node: its IP and groups. */
 export function peerEntryKey(ip: string, groups: readonly string[]): string {

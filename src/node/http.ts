@@ -8,8 +8,8 @@
  * --http only to clients on the node's own loopback when it is not (`accessOf`).
  */
 import type { Server } from 'node:http';
-import { startHttp } from '../agent/http.js';
-import type { HttpReply } from '../agent/http.js';
+import { startHttp } from '../runtime/http.js';
+import type { HttpReply } from '../runtime/http.js';
 import type { HttpLimits } from '../net/http-limits.js';
 import { isIpv4 } from '../net/ipv4.js';
 import type { PodProgramStatus } from './api.js';

@@ -30,8 +30,6 @@ export const JOIN_MONITOR_ARGV: readonly string[] = IP_MONITOR.maddress;
 export const JOIN_MONITOR_ALL_ARGV: readonly string[] = IP_MONITOR.maddressAllNsid;
 /** After lost events, every member is re-read at most once per this (ms). */
 export const JOIN_OVERFLOW_RESYNC_MS = 2000;
-/** Linux capability bit of CAP_NET_BROADCAST (include/uapi/linux/capability.h). */
-export const CAP_NET_BROADCAST = 11;
 /** A namespace's joins are read at most once per this (ms) while its events keep coming. */
 export const JOIN_READ_MIN_INTERVAL_MS = 100;
 /**

@@ -2,7 +2,7 @@
  * A node agent's `/status` (NodeStatus) as `kmcast status --node` shows it: a shape check for
  * what came over HTTP and the human table. Pure.
  */
-import { StatusUnavailableError, formatAge, formatTable, statusEndpoint } from '../agent/status-format.js';
+import { StatusUnavailableError, fetchStatusJson, formatAge, formatTable } from '../runtime/status-client.js';
 import { NODE_HTTP_PORT } from './api.js';
 import type { PeerNodesStatus } from './api.js';
 import type { NodeStatus } from './status-types.js';
@@ -98,25 +98,11 @@ function indent(text: string): string {
 
 /** GET a node agent's `/status`; failures become a StatusUnavailableError naming the URL. */
 export async function fetchNodeStatus(url: string, timeoutMs = 3000): Promise<NodeStatus> {
-  const endpoint = statusEndpoint(url);
-  let res: Response;
-  try {
-    res = await fetch(endpoint, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
-  } catch (err) {
-    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-    const why = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError') ? `no answer within ${timeoutMs} ms` : cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : String(cause);
-    throw new StatusUnavailableError(`read node agent status from ${endpoint}: ${why}; is kmcast node running? its --http (or --status-http) address?`, { cause: err });
-  }
-  const text = await res.text();
-  if (res.status === 403) {
-    throw new StatusUnavailableError(`read node agent status from ${endpoint}: HTTP 403 (${text.trim()}); run on the node (or in the agent's pod), or give --url the agent's --status-http address`);
-  }
-  if (res.status !== 200) throw new StatusUnavailableError(`read node agent status from ${endpoint}: HTTP ${res.status}`);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new StatusUnavailableError(`read node agent status from ${endpoint}: the answer is not JSON`);
-  }
+  const { body, endpoint } = await fetchStatusJson(url, {
+    what: 'node agent status',
+    hint: 'is kmcast node running? its --http (or --status-http) address?',
+    forbiddenHint: "run on the node (or in the agent's pod), or give --url the agent's --status-http address",
+    timeoutMs,
+  });
   return parseNodeStatus(body, endpoint);
 }

@@ -1,8 +1,17 @@
 /** The JSON served by the node agent's `/status` (and read by `kmcast status` for node agents). */
-import type { PeerStatus } from '../agent/status-types.js';
+import type { PeerStatus } from '../membership/peer-status.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
 import type { NotProgrammedReason, PeerNodesStatus } from './api.js';
-import type { RefusedMember } from './domain.js';
+
+/** A pod on this node a domain lists but does not capture (/status `refused`). */
+export interface RefusedMember {
+  readonly podIp: string;
+  /** multiple_domains: another domain lists it too; ip_conflict: a second veth claims a member's IP. */
+  readonly reason: 'multiple_domains' | 'ip_conflict';
+  readonly hostVeth: string;
+  /** The domains that list it. */
+  readonly domains: readonly string[];
+}
 
 export interface NodeMemberStatus {
   readonly podIp: string;

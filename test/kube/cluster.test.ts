@@ -245,6 +245,8 @@ test('the kmcast image runs with the Dockerfile entrypoint, has kmcast on PATH a
         { name: 'tools', image: KMCAST_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', 'ip -V; nft --version; setpriv --help | grep -c -- --pdeathsig'] },
         // What `kubectl exec ... -- kmcast status` runs (docs/operations.md).
         { name: 'path', image: KMCAST_IMAGE, imagePullPolicy: 'Never', command: ['kmcast', '--version'] },
+        // The lab and the demo are not shipped in the image: a clear refusal, exit 2.
+        { name: 'nolab', image: KMCAST_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', 'kmcast demo 2>&1; echo "exit=$?"; test ! -e /app/dist/src/lab && echo "no lab"'] },
       ],
     },
   };
@@ -262,6 +264,9 @@ test('the kmcast image runs with the Dockerfile entrypoint, has kmcast on PATH a
   assert.ok(m && (Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 3)), tools);
   assert.match(tools, /nftables v1\./);
   assert.match(tools, /\n1\n?$/);
+  const nolab = await kubectl(['logs', 'kmc-image', '-c', 'nolab']);
+  assert.match(nolab, /kmcast demo: not in this image/);
+  assert.match(nolab, /exit=2\nno lab/);
 });
 
 test('lab status names a stopped component; lab down removes the cluster: processes, pod namespace pins, mounts, cgroups, data', async (t: TestContext) => {

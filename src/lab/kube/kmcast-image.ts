@@ -14,7 +14,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CapabilityError } from '../../errors.js';
 import type { Runner } from '../../kernel/runner.js';
@@ -27,6 +27,18 @@ export const KMCAST_IMAGE = `kmcast/kmcast:${VERSION}`;
 export const KMCAST_WRAPPER = { src: 'deploy/kmcast', dest: '/usr/local/bin/kmcast' } as const;
 export const KMCAST_BASE_PACKAGES = ['iproute2/bookworm-backports', 'nftables', 'libstdc++6', 'ca-certificates'] as const;
 const RECIPE_VERSION = '1';
+
+/**
+ * Paths under dist/src the image does not carry: the test rig (`kmcast lab`, `kmcast demo`). The
+ * Dockerfile's build stage removes the same (a unit test compares the two).
+ */
+export const IMAGE_EXCLUDES: readonly string[] = ['lab', 'cli/lab.js', 'cli/lab.js.map', 'cli/lab.d.ts', 'cli/demo.js', 'cli/demo.js.map', 'cli/demo.d.ts'];
+
+/** Whether `rel` (a path relative to dist/src) is left out of the image. Pure. */
+export function isImageExcluded(rel: string): boolean {
+  const p = rel.split(sep).join('/');
+  return IMAGE_EXCLUDES.some((x) => p === x || p.startsWith(`${x}/`));
+}
 
 /** The checkout's root and the dist/src this code runs from. */
 const DIST_SRC = fileURLToPath(new URL('../../', import.meta.url));
@@ -162,7 +174,8 @@ export async function ensureKmcastImage(runner: Runner, cache: string, progress:
     // The production dependencies only, from the lock file, without the network.
     await run(['npm', 'prune', '--omit=dev', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], 300_000, app);
     await rm(join(app, 'package-lock.json'));
-    await cp(DIST_SRC, join(app, 'dist', 'src'), { recursive: true });
+    // What the Dockerfile leaves out too (IMAGE_EXCLUDES): the lab and the demo are not shipped.
+    await cp(DIST_SRC, join(app, 'dist', 'src'), { recursive: true, filter: (p) => !isImageExcluded(relative(DIST_SRC, p)) });
     await run(['tar', '-C', layer, '--owner=0', '--group=0', '-cf', join(work, 'app.tar'), '.']);
     const img = `${join(work, 'oci')}:img`;
     const config = [

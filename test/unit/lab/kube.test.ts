@@ -1,7 +1,8 @@
 /** The lab cluster's pure parts: cache keys, build argv, certificates, configs, parsers. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { GO_MODULES, binDir, buildKey, cacheDir, goBuildArgv, kubeVersionLdflags, niced } from '../../../src/lab/kube/versions.js';
 import {
@@ -23,7 +24,7 @@ import {
   nodeDirs,
 } from '../../../src/lab/kube/plan.js';
 import { cgroupMounts, mountsUnder, parseNodesReady, podNetnsPins } from '../../../src/lab/kube/cluster.js';
-import { KMCAST_WRAPPER, parseDockerfileRuntime } from '../../../src/lab/kube/kmcast-image.js';
+import { IMAGE_EXCLUDES, isImageExcluded, KMCAST_WRAPPER, parseDockerfileRuntime } from '../../../src/lab/kube/kmcast-image.js';
 import { buildSpec, labIdOfNetns, planLab } from '../../../src/lab/plan.js';
 
 const kube = GO_MODULES.find((m) => m.name === 'kubernetes')!;
@@ -218,4 +219,25 @@ test('kubeComponents: what lab status expects to run, named as it names a runnin
   const c = kubeComponents('kmck1-cp', ['kmck1-n1', 'kmck1-n2']);
   assert.equal(c.length, 4 + 2 * 3);
   assert.ok(c.includes('kube-apiserver on kmck1-cp') && c.includes('kube-proxy on kmck1-n2'));
+});
+
+test('the image leaves the lab and the demo out, the Dockerfile and the lab image alike, and nothing shipped imports them', () => {
+  const df = readFileSync(new URL('../../../../deploy/Dockerfile', import.meta.url), 'utf8');
+  const rm = /cd dist\/src && rm -rf ([^\n]+)/.exec(df)?.[1]?.trim().split(/\s+/);
+  assert.deepEqual(rm, [...IMAGE_EXCLUDES], 'the Dockerfile removes what the lab image leaves out');
+  for (const p of ['lab', 'lab/kube/cluster.js', 'cli/lab.js', 'cli/demo.js.map']) assert.equal(isImageExcluded(p), true, p);
+  for (const p of ['cli/main.js', 'cli/node.js', 'node/agent.js', 'labels.js', 'cli/labs.js']) assert.equal(isImageExcluded(p), false, p);
+  // Every module the image carries may import only modules the image carries.
+  const root = new URL('../../../../src/', import.meta.url);
+  const files = (readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
+  const shipped = files.filter((f) => !isImageExcluded(f.replace(/\.ts$/, '.js')));
+  const bad: string[] = [];
+  for (const f of shipped) {
+    if (f === join('cli', 'main.ts')) continue; // loads them on demand, with a message when absent
+    for (const m of readFileSync(new URL(f, root), 'utf8').matchAll(/from '(\.[^']+)'/g)) {
+      const target = join(dirname(f), m[1]!);
+      if (isImageExcluded(target)) bad.push(`${f} imports ${m[1]}`);
+    }
+  }
+  assert.deepEqual(bad, []);
 });

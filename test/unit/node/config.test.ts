@@ -31,7 +31,6 @@ test('two domains with one VNI, a repeated name, a bad VNI or name: exit 2 namin
   configError(() => parseDomains(['a=16777216']), '--service');
   configError(() => parseDomains(['a=x']), '--service');
   configError(() => parseDomains(['-bad-']), '--service');
-  configError(() => validateNodeConfig(mergeNodeOptions(base, {})), '--service');
 });
 
 test('defaults match the contract ports; env vars fill in and flags win', () => {
@@ -87,4 +86,10 @@ test('--status-http: off by default, [IP]:PORT, never the --http socket', () => 
   assert.deepEqual(validateNodeConfig(mergeNodeOptions({ ...ok, http: '10.0.0.5:9471', statusHttp: '127.0.0.1:9471' }, {})).statusHttp, { host: '127.0.0.1', port: 9471 });
   configError(() => validateNodeConfig(mergeNodeOptions({ ...ok, statusHttp: '127.0.0.1:9471' }, {})), '--status-http');
   configError(() => validateNodeConfig(mergeNodeOptions({ ...ok, statusHttp: 'nope:x' }, {})), '--status-http');
+});
+
+test('no domain yet: the agent starts idle (deploy/node before the first app); a gateway still needs one', () => {
+  const c = validateNodeConfig({ ...base });
+  assert.deepEqual(c.domains, []);
+  configError(() => validateNodeConfig({ ...base, gatewayInterface: 'eth1', gatewayGroup: ['224.0.0.251=both'] }), '--service');
 });

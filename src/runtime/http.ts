@@ -7,7 +7,6 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { HttpLimits } from '../net/http-limits.js';
 import { applyHttpLimits, httpServerOptions } from '../net/http-limits.js';
-import type { AgentStatus } from './status-types.js';
 
 /** What `route` answers: a status code, a body and its content type. */
 export interface HttpReply {
@@ -16,7 +15,7 @@ export interface HttpReply {
   readonly type?: string;
 }
 
-export interface HttpSources<S = AgentStatus> {
+export interface HttpSources<S = unknown> {
   readonly metrics: { readonly registry: Registry };
   /** Refreshes gauges read from the kernel (drop counters) before /metrics is rendered. */
   beforeScrape?(): Promise<void>;
