@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MAX_PODS_PER_NODE } from '../src/lab/plan.js';
+import { IpClient } from '../src/kernel/ip.js';
 import type { BenchContext } from './lib/context.js';
 import { deleteNetns, run, runner, stopAll } from './lib/net.js';
 import type { ResultRow, ScenarioResult } from './lib/pure.js';
@@ -119,7 +120,7 @@ async function main(): Promise<number> {
     iperf: await runner
       .run(['iperf', '-v'], { allowFail: true })
       .then((r) => `${r.stdout}${r.stderr}`.trim() || 'unknown', () => 'not installed'),
-    iproute2: (await run(['ip', '-V']).catch(() => 'unknown')).trim(),
+    iproute2: (await new IpClient(runner).versionOutput().then((r) => (r.code === 0 ? r.stdout : 'unknown'), () => 'unknown')).trim(),
     loadAverage: (await run(['cat', '/proc/loadavg'])).trim(),
   };
   process.stderr.write(`bench run ${id}: ${quick ? 'quick' : 'full'}, ${machine.cpus} CPUs (${machine.cpuModel}), kernel ${machine.kernel}, load ${machine.loadAverage}\n`);

@@ -19,8 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../src/errors.js';
-import { IpClient } from '../src/iproute2/client.js';
-import { ExecRunner } from '../src/iproute2/runner.js';
+import { IpClient } from '../src/kernel/ip.js';
+import { ExecRunner } from '../src/kernel/runner.js';
 import { labDown, labUp } from '../src/lab/lab.js';
 import type { AgentHandle } from '../src/lab/process.js';
 import { podFetch, startAgent, waitFor } from '../src/lab/process.js';
@@ -50,7 +50,7 @@ interface Restart extends Window {
 }
 
 async function floodPeers(pod: LabPod): Promise<string[]> {
-  const fdb = await new IpClient(runner, pod.netns).fdb('vx0');
+  const fdb = await new IpClient(runner, pod.netns).bridge.fdb('vx0');
   return fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '');
 }
 

@@ -16,6 +16,8 @@
  * table are on no inbound datagram's path.
  */
 import type { LabLanNode, LabNode } from '../../src/lab/types.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { NftClient } from '../../src/kernel/nft.js';
 import { runner, spawnIn, stop, waitJoined } from './net.js';
 import type { Proc } from './net.js';
 
@@ -106,8 +108,8 @@ const JOIN_SCRIPT = "const s = require('node:dgram').createSocket({ type: 'udp4'
 
 /** The lines of chain `lan-in` of `table` as nft lists them, trimmed: the hook line, then each rule. */
 export async function lanInRules(netns: string, table: string): Promise<string[]> {
-  const r = await runner.run(['nft', 'list', 'chain', 'netdev', table, 'lan-in'], { netns });
-  const lines = r.stdout.split('\n').map((l) => l.trim());
+  const listing = await new NftClient(runner, netns).listChain('netdev', table, 'lan-in');
+  const lines = listing.split('\n').map((l) => l.trim());
   const start = lines.indexOf('chain lan-in {');
   if (start < 0) throw new Error(`${netns}: no chain lan-in in table netdev ${table}`);
   const end = lines.indexOf('}', start);
@@ -117,18 +119,18 @@ export async function lanInRules(netns: string, table: string): Promise<string[]
 /** Installs the inbound table and the join; `remove` undoes both. */
 export async function buildGatewayReference(s: GatewayReferenceSpec): Promise<GatewayReference> {
   const netns = s.node.netns;
-  const r = await runner.run(['ip', '-j', 'addr', 'show', 'dev', s.lan.ifname], { netns });
-  const [link] = JSON.parse(r.stdout) as Array<{ address?: string; addr_info?: Array<{ family?: string; local?: string }> }>;
-  const lanIp = link?.addr_info?.find((a) => a.family === 'inet')?.local;
-  const lanMac = link?.address;
+  const ip = new IpClient(runner, netns);
+  const lanIp = (await ip.addrs(s.lan.ifname))[0]?.split('/')[0];
+  const lanMac = (await ip.link(s.lan.ifname))?.mac;
   if (!lanIp || !lanMac) throw new Error(`${netns}: ${s.lan.ifname} has no IPv4 address or MAC`);
+  const nft = new NftClient(runner, netns);
   let joiner: Proc | undefined;
   const remove = async (): Promise<void> => {
     if (joiner) await stop(joiner, 'SIGTERM', 1000);
-    await runner.run(['nft', 'delete', 'table', 'netdev', REFERENCE_GW_TABLE], { netns, allowFail: true });
+    await nft.deleteTable('netdev', REFERENCE_GW_TABLE);
   };
   try {
-    await runner.run(['nft', '-f', '-'], { netns, input: referenceGatewayScript(s, lanIp, lanMac) });
+    await nft.apply(referenceGatewayScript(s, lanIp, lanMac));
     const rules = await lanInRules(netns, REFERENCE_GW_TABLE);
     joiner = spawnIn(netns, [process.execPath, '-e', JOIN_SCRIPT, s.group, lanIp]);
     await waitJoined(netns, s.group);

@@ -7,7 +7,8 @@ import { DEFAULT_SERVICE } from '../../src/lab/plan.js';
 import { podFetch, startAgent, startAgentProcess } from '../../src/lab/process.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabPod, NodeStyle } from '../../src/lab/types.js';
-import { run, runner } from './net.js';
+import { BridgeClient } from '../../src/kernel/bridge.js';
+import { runner } from './net.js';
 import { parseCpuTicks, parseVmRssBytes } from './pure.js';
 
 export const OVERLAY_DEVICE = 'vx0';
@@ -63,24 +64,24 @@ export async function waitReady(lab: Lab, pods: readonly LabPod[], timeoutMs = 3
 
 /** Flood (all-zero MAC) destinations on the pod's vx0. */
 export async function floodPeers(pod: LabPod): Promise<string[]> {
-  const out = await run(['bridge', 'fdb', 'show', 'dev', OVERLAY_DEVICE], pod.netns).catch(() => '');
-  return [...out.matchAll(/^00:00:00:00:00:00 dst (\S+)/gm)].map((m) => m[1] ?? '');
+  const fdb = await new BridgeClient(runner, pod.netns).fdb(OVERLAY_DEVICE).catch(() => []);
+  return fdb.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst !== undefined).map((e) => e.dst!);
+}
+
+/** MDB destinations for `group` on `dev` in `netns`. */
+export async function mdbDestinationsIn(netns: string, dev: string, group: string): Promise<string[]> {
+  const mdb = await new BridgeClient(runner, netns).mdb(dev).catch(() => []);
+  return mdb.filter((e) => e.grp === group && e.dst !== undefined).map((e) => e.dst!);
 }
 
 /** MDB destinations for `group` on the pod's vx0. */
 export async function mdbDestinations(pod: LabPod, group: string): Promise<string[]> {
-  const out = await run(['bridge', 'mdb', 'show', 'dev', OVERLAY_DEVICE], pod.netns).catch(() => '');
-  return out
-    .split('\n')
-    .filter((l) => l.includes(`grp ${group} `))
-    .map((l) => /dst (\S+)/.exec(l)?.[1] ?? '')
-    .filter((d) => d !== '');
+  return await mdbDestinationsIn(pod.netns, OVERLAY_DEVICE, group);
 }
 
-/** Every MDB entry on the pod's vx0, one line each ("grp G ... dst D"). */
+/** Every MDB entry on the pod's vx0, one line each ("grp G dst D"). */
 export async function mdbEntries(pod: LabPod): Promise<string[]> {
-  const out = await run(['bridge', 'mdb', 'show', 'dev', OVERLAY_DEVICE], pod.netns);
-  return out.split('\n').map((l) => l.trim()).filter((l) => / grp /.test(` ${l}`));
+  return (await new BridgeClient(runner, pod.netns).mdb(OVERLAY_DEVICE)).map((e) => `grp ${e.grp} dst ${e.dst ?? '-'}`);
 }
 
 /** Starts agents in `pods`; the lab's headless Service answers with `members` (default: pods). */

@@ -2,10 +2,10 @@
  * Namespace side of the benchmarks: processes we start (all killed on cleanup), the native-bridge
  * topology of the physical-limit baseline, and one iperf2 multicast trial.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner, netnsSpawn } from '../../src/kernel/runner.js';
 import { parseIperfClientSent, parseIperfServer } from './pure.js';
 import type { TrialOutcome } from './pure.js';
 
@@ -28,9 +28,7 @@ let closing = false;
 export function spawnIn(netns: string | undefined, argv: readonly string[], env?: NodeJS.ProcessEnv, opts: { stdin?: 'pipe' | 'ignore' } = {}): Proc {
   // After stopAll (Ctrl-C) a scenario still unwinding must not start what nobody would stop.
   if (closing) throw new Error('bench is shutting down');
-  const [cmd, ...args] = netns === undefined ? argv : ['ip', 'netns', 'exec', netns, ...argv];
-  if (cmd === undefined) throw new TypeError('spawnIn: empty argv');
-  const child = spawn(cmd, args, { stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'], env: env ?? process.env });
+  const child = netnsSpawn(argv, netns, { stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'], env: env ?? process.env });
   const p: Proc = {
     child,
     out: '',
@@ -73,12 +71,13 @@ export async function run(argv: readonly string[], netns?: string): Promise<stri
 }
 
 export async function netnsList(): Promise<string[]> {
-  return (await run(['ip', 'netns', 'list'])).split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((n) => n !== '');
+  return await new IpClient(runner).netnsNames();
 }
 
 export async function deleteNetns(prefix: string): Promise<void> {
+  const ip = new IpClient(runner);
   for (const ns of await netnsList()) {
-    if (ns.startsWith(prefix)) await runner.run(['ip', 'netns', 'del', ns], { allowFail: true });
+    if (ns.startsWith(prefix)) await ip.deleteNetns(ns);
   }
 }
 
@@ -93,20 +92,17 @@ export interface Member {
  */
 export async function nativeBridge(prefix: string, count: number, mtu = 1500): Promise<Member[]> {
   const br = `${prefix}-br`;
-  await runner.run(['ip', 'netns', 'add', br]);
-  await runner.run(['ip', 'link', 'add', 'kmcbr', 'mtu', String(mtu), 'type', 'bridge'], { netns: br });
-  await runner.run(['ip', 'link', 'set', 'kmcbr', 'up'], { netns: br });
+  const host = new IpClient(runner);
+  await host.addNetns(br);
+  const bridge = new IpClient(runner, br);
+  await bridge.ipBatch([`link add kmcbr mtu ${mtu} type bridge`, 'link set kmcbr up']);
   const members: Member[] = [];
   for (let i = 1; i <= count; i++) {
     const ns = `${prefix}-m${i}`;
     const ip = `198.18.0.${i}`;
-    await runner.run(['ip', 'netns', 'add', ns]);
-    await runner.run(['ip', 'link', 'add', `kmcv${i}`, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns], { netns: br });
-    await runner.run(['ip', 'link', 'set', `kmcv${i}`, 'master', 'kmcbr', 'up'], { netns: br });
-    await runner.run(['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0'], { netns: ns });
-    await runner.run(['ip', 'link', 'set', 'eth0', 'up'], { netns: ns });
-    await runner.run(['ip', 'link', 'set', 'lo', 'up'], { netns: ns });
-    await runner.run(['ip', 'route', 'add', '224.0.0.0/4', 'dev', 'eth0'], { netns: ns });
+    await host.addNetns(ns);
+    await bridge.ipBatch([`link add kmcv${i} mtu ${mtu} type veth peer name eth0 netns ${ns}`, `link set kmcv${i} master kmcbr up`]);
+    await new IpClient(runner, ns).ipBatch([`addr add ${ip}/24 dev eth0`, 'link set eth0 up', 'link set lo up', 'route add 224.0.0.0/4 dev eth0']);
     members.push({ ns, ip });
   }
   return members;
@@ -116,7 +112,7 @@ export async function nativeBridge(prefix: string, count: number, mtu = 1500): P
 export async function waitJoined(netns: string, group: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if ((await run(['ip', 'maddr', 'show'], netns)).includes(group)) return;
+    if ((await new IpClient(runner, netns).allMaddrs()).includes(group)) return;
     await sleep(50);
   }
   throw new Error(`wait for a join of ${group} in ${netns}: not joined after ${timeoutMs} ms`);

@@ -8,7 +8,8 @@
  * entry. The devices and chains come from the agent's own pure renderers (src/node/nft.ts,
  * src/node/delivery.ts, src/overlay/allowlist.ts), so the reference is the same kernel path; what
  * the agent adds on top (its passes, heartbeats, monitors running beside the traffic) is what a
- * ratio against it shows. The argv is written here, not in the agent: the bench is the lab's rig.
+ * ratio against it shows. The batch lines and scripts are written here, not in the agent (the
+ * bench is the lab's rig); the commands that apply them are the kernel clients' (src/kernel).
  */
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_UPLINK, podHostLink, podIndex } from '../../src/lab/plan.js';
@@ -17,6 +18,8 @@ import { deliveryBuild, deliveryDevices, deliveryNames } from '../../src/node/de
 import { NODE_TABLE, desiredChains, renderRuleset } from '../../src/node/nft.js';
 import { NFT_TABLE as ALLOW_TABLE, allowListScript } from '../../src/overlay/allowlist.js';
 import { BLACKHOLE_IP, VXLAN_OVERHEAD } from '../../src/overlay/desired.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { NftClient } from '../../src/kernel/nft.js';
 import { runner } from './net.js';
 
 export interface NodeReference {
@@ -31,8 +34,7 @@ export interface NodeReferenceOptions {
 }
 
 export async function linkMtu(netns: string, dev: string): Promise<number> {
-  const r = await runner.run(['ip', '-j', 'link', 'show', 'dev', dev], { netns });
-  const [l] = JSON.parse(r.stdout) as Array<{ mtu: number }>;
+  const l = await new IpClient(runner, netns).link(dev);
   if (!l) throw new Error(`${netns}: no ${dev}`);
   return l.mtu;
 }
@@ -44,10 +46,12 @@ export async function linkMtu(netns: string, dev: string): Promise<number> {
 export async function clearNodePath(nodes: readonly LabNode[], vni: number): Promise<void> {
   const hop = deliveryDevices(vni);
   for (const n of nodes) {
-    await runner.run(['nft', 'delete', 'table', 'netdev', NODE_TABLE], { netns: n.netns, allowFail: true });
-    await runner.run(['nft', 'delete', 'table', 'ip', ALLOW_TABLE], { netns: n.netns, allowFail: true });
-    await runner.run(['ip', 'route', 'del', 'blackhole', BLACKHOLE_IP], { netns: n.netns, allowFail: true });
-    for (const d of [`kmcvx${vni}`, ...deliveryNames(hop)]) await runner.run(['ip', 'link', 'del', d], { netns: n.netns, allowFail: true });
+    const nft = new NftClient(runner, n.netns);
+    await nft.deleteTable('netdev', NODE_TABLE);
+    await nft.deleteTable('ip', ALLOW_TABLE);
+    const ip = new IpClient(runner, n.netns);
+    await ip.ipBatch([`route del blackhole ${BLACKHOLE_IP}`]).catch(() => undefined);
+    for (const d of [`kmcvx${vni}`, ...deliveryNames(hop)]) await ip.deleteLink(d);
   }
 }
 
@@ -83,18 +87,20 @@ export async function buildNodeReference(lab: Lab, pods: readonly LabPod[], vni:
         ...deliveryBuild(hop),
         `route replace blackhole ${BLACKHOLE_IP}`,
       ];
-      await runner.run(['ip', '-batch', '-'], { netns: n.netns, input: `${lines.join('\n')}\n` });
+      const ip = new IpClient(runner, n.netns);
+      await ip.ipBatch(lines);
       const entries = [
         ...floodTo.map((dst) => `fdb append 00:00:00:00:00:00 dev ${device} dst ${dst}`),
         ...replicateTo.map((dst) => `mdb replace dev ${device} port ${device} grp ${group} permanent dst ${dst}`),
         `mdb replace dev ${device} port ${device} grp 0.0.0.0 permanent dst ${BLACKHOLE_IP}`,
       ];
-      await runner.run(['bridge', '-batch', '-'], { netns: n.netns, input: `${entries.join('\n')}\n` });
-      await runner.run(['nft', '-f', '-'], { netns: n.netns, input: renderRuleset(desiredChains([{ vni, device, members, mtus }])) });
+      await ip.bridge.batch(entries);
+      const nft = new NftClient(runner, n.netns);
+      await nft.apply(renderRuleset(desiredChains([{ vni, device, members, mtus }])));
       // The lab's agents run without a key, so the control port is filtered by source too.
       const peers = lab.nodes.filter((o) => o !== n).map((o) => o.underlayIp);
       const allow = allowListScript({ vxlanPort: NODE_VXLAN_PORT, controlPort: NODE_CONTROL_PORT, peers, guard: { underlay: NODE_UPLINK, ports: [NODE_VXLAN_PORT, NODE_CONTROL_PORT] } });
-      await runner.run(['nft', '-f', '-'], { netns: n.netns, input: allow });
+      await nft.apply(allow);
     }
   } catch (err) {
     await remove();

@@ -18,7 +18,8 @@ import type { ReplicationMode } from '../lib/lab.js';
 import { agentReplication, benchAgentArgs, buildLab, floodPeers, mdbDestinations, mdbEntries, removeLab, sampleResources, startAgentWithNode, startAgents, startAgentsInBatches, stopAgents, waitFor, waitReady } from '../lib/lab.js';
 import { findMaxRate, NODE_OPTION_SETS, pct, resourceLabel } from '../lib/pure.js';
 import type { ResultRow } from '../lib/pure.js';
-import { iperfTrial, run, spawnIn, stop } from '../lib/net.js';
+import { iperfTrial, runner, spawnIn, stop } from '../lib/net.js';
+import { IpClient } from '../../src/kernel/ip.js';
 import { KMCAST_MAIN } from '../../src/lab/process.js';
 import { SIZES } from './baseline.js';
 
@@ -179,7 +180,7 @@ export async function controlPlane(ctx: BenchContext): Promise<{ rows: ResultRow
     try {
       await waitReady(lab, [b]);
       const recv = spawnIn(b.netns, probeArgv(['--receive-only', '--rate', '1000', '--count', '20000', '--wait', '0']));
-      await waitFor('the receiver probe to join', async () => (await run(['ip', 'maddr', 'show', 'dev', 'vx0'], b.netns)).includes(BENCH_GROUP), 10_000, 50);
+      await waitFor('the receiver probe to join', async () => (await new IpClient(runner, b.netns).maddrs('vx0')).includes(BENCH_GROUP), 10_000, 50);
       const send = spawnIn(a.netns, probeArgv(['--send-only', '--rate', '1000', '--count', '20000']));
       await sleep(300);
       const t0 = Date.now();

@@ -13,10 +13,10 @@ import type { PodProgramStatus } from '../../src/node/api.js';
 import type { BenchContext } from '../lib/context.js';
 import { BENCH_GROUP, BENCH_PORT, M, measureDataPlane } from '../lib/context.js';
 import { buildNodeReference } from '../lib/node-reference.js';
-import { benchAgentArgs, mdbDestinations, sampleResources, startAgents, stopAgents, waitFor, waitReady } from '../lib/lab.js';
+import { benchAgentArgs, mdbDestinations, mdbDestinationsIn, sampleResources, startAgents, stopAgents, waitFor, waitReady } from '../lib/lab.js';
 import { withLab } from './kmcast.js';
 import { readFile } from 'node:fs/promises';
-import { iperfTrial, run, runner, spawnIn, stop } from '../lib/net.js';
+import { iperfTrial, runner, spawnIn, stop } from '../lib/net.js';
 import { findMaxRate, parseVmRssBytes } from '../lib/pure.js';
 import type { ResultRow } from '../lib/pure.js';
 import { SIZES } from './baseline.js';
@@ -58,12 +58,7 @@ export async function waitProgrammed(lab: Lab, pods: readonly LabPod[], timeoutM
 
 /** MDB destinations for `group` on a node's domain device. */
 export async function nodeMdbDestinations(node: LabNode, group: string): Promise<string[]> {
-  const out = await run(['bridge', 'mdb', 'show', 'dev', NODE_DEVICE], node.netns).catch(() => '');
-  return out
-    .split('\n')
-    .filter((l) => l.includes(`grp ${group} `))
-    .map((l) => /dst (\S+)/.exec(l)?.[1] ?? '')
-    .filter((d) => d !== '');
+  return await mdbDestinationsIn(node.netns, NODE_DEVICE, group);
 }
 
 /** Node mode is ready to send when the sender's node replicates the group to every other member node. */

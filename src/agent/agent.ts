@@ -5,9 +5,14 @@
  */
 import type { Server } from 'node:http';
 import { CapabilityError, ConfigError, errorMessage, KmcastError } from '../errors.js';
-import { IpClient } from '../iproute2/client.js';
-import { MDB_DST_MIN_VERSION, versionAtLeast } from '../iproute2/parse.js';
-import type { Runner } from '../iproute2/runner.js';
+import { IpClient } from '../kernel/ip.js';
+import { NftClient } from '../kernel/nft.js';
+import type { Monitors } from '../kernel/monitor.js';
+import { ExecMonitors } from '../kernel/monitor.js';
+import type { Sysctl } from '../kernel/sysctl.js';
+import { SysctlClient } from '../kernel/sysctl.js';
+import { MDB_DST_MIN_VERSION, versionAtLeast } from '../kernel/parse.js';
+import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
 import { clusterLabel } from '../membership/codec.js';
@@ -37,6 +42,10 @@ const ZERO_MAC = '00:00:00:00:00:00';
 
 export interface AgentDeps {
   readonly runner: Runner;
+  /** Streams `ip monitor` (the join watcher); default: real processes. */
+  readonly monitors?: Monitors;
+  /** rp_filter; default: /proc/sys of `netns` (src/kernel/sysctl.ts). */
+  readonly sysctl?: Sysctl;
   readonly log: Logger;
   /** Namespace to act in; undefined in a real pod (the agent runs inside it). */
   readonly netns?: string;
@@ -100,12 +109,14 @@ export class Agent {
     this.ip = new IpClient(deps.runner, deps.netns);
     this.reconciler = new OverlayReconciler(this.ip, this.log);
     this.allowList = new AllowList(deps.runner, deps.netns);
-    this.runner = deps.runner;
-    this.netns = deps.netns;
+    this.nft = new NftClient(deps.runner, deps.netns);
+    this.monitors = deps.monitors ?? new ExecMonitors();
+    this.sysctl = deps.sysctl ?? new SysctlClient(deps.runner, deps.netns);
   }
 
-  private readonly runner: Runner;
-  private readonly netns: string | undefined;
+  private readonly nft: NftClient;
+  private readonly monitors: Monitors;
+  private readonly sysctl: Sysctl;
 
   ready(): boolean {
     return this.isReady;
@@ -190,7 +201,7 @@ export class Agent {
     this.metrics.followControlCounters(() => channel.counters);
     this.metrics.followPeerLimits(() => this.table.limits());
     const underlay = cfg.capture === 'on' ? { underlay: this.spec.underlay, joiner: new OverlayJoiner(this.log) } : undefined;
-    this.watcher = new LocalGroupsWatcher(this.ip, cfg.device, this.log, Math.min(2000, cfg.resyncMs), underlay);
+    this.watcher = new LocalGroupsWatcher(this.ip, this.monitors, cfg.device, this.log, Math.min(2000, cfg.resyncMs), underlay);
     const watcher = this.watcher;
     this.announcer = new Announcer({
       channel,
@@ -268,7 +279,7 @@ export class Agent {
     if (this.spec && opts.removeDevice) {
       await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch(logError('removing overlay device failed'));
       if (!this.config.insecureNoAllowlist) await this.allowList.remove({ capture: true }).catch(() => undefined);
-      else await removeCapture(this.runner, this.netns).catch(() => undefined);
+      else await removeCapture(this.nft).catch(() => undefined);
     } else if (this.spec && this.running) {
       if (!this.config.insecureNoAllowlist) {
         await this.allowList
@@ -335,7 +346,7 @@ export class Agent {
   private async startCapture(): Promise<void> {
     this.overlayUp = true;
     if (this.config.capture === 'off') {
-      await removeCapture(this.runner, this.netns);
+      await removeCapture(this.nft);
       return;
     }
     this.captureVerified = false;
@@ -349,7 +360,7 @@ export class Agent {
     const spec = this.captureSpec();
     if (!spec || this.captureVerified) return;
     try {
-      this.capture = await applyCapture(this.runner, this.netns, spec);
+      this.capture = await applyCapture(this.nft, spec);
       this.captureInstalled = true;
       this.captureVerified = true;
     } catch (err) {
@@ -447,8 +458,8 @@ export class Agent {
    */
   private async checkRpFilter(): Promise<void> {
     const dev = this.config.device;
-    const set = await trySetLooseRpFilter(dev);
-    const [all, own] = await Promise.all([readRpFilter('all'), readRpFilter(dev)]);
+    const set = await trySetLooseRpFilter(this.sysctl, dev);
+    const [all, own] = await Promise.all([readRpFilter(this.sysctl, 'all'), readRpFilter(this.sysctl, dev)]);
     const effective = effectiveRpFilter(all, own);
     if (effective === 1) {
       throw new CapabilityError(
@@ -463,8 +474,8 @@ export class Agent {
    * we cannot loosen it, so a strict all/default is known to fail now rather than after setup.
    */
   private async precheckRpFilter(): Promise<void> {
-    if (await procSysWritable()) return;
-    const [all, def] = await Promise.all([readRpFilter('all'), readRpFilter('default')]);
+    if (await procSysWritable(this.sysctl)) return;
+    const [all, def] = await Promise.all([readRpFilter(this.sysctl, 'all'), readRpFilter(this.sysctl, 'default')]);
     if (effectiveRpFilter(all, def) === 1) {
       throw new CapabilityError(
         `start agent: reverse-path filtering is strict (net.ipv4.conf.all.rp_filter=${all}, default=${def}) and /proc/sys is read-only, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,

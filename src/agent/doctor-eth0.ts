@@ -11,7 +11,7 @@
  * device: a raw VRRP socket (protocol 112) is then reported as probably bound, since keepalived
  * always binds it to its `interface`.
  */
-import type { Runner } from '../iproute2/runner.js';
+import type { Runner } from '../kernel/runner.js';
 import { errorMessage } from '../errors.js';
 import type { CheckResult } from './doctor.js';
 import type { AgentStatus } from './status-types.js';

@@ -1,6 +1,6 @@
 /**
  * `kmcast doctor`: checks, from inside a pod, everything the agent needs. Two halves:
- * `gatherFacts` reads the system through narrow dependencies (a Runner for iproute2, file reads,
+ * `gatherFacts` reads the system through narrow dependencies (the kernel clients over a Runner, file reads,
  * DNS, a UDP probe, the agent's /status), and `evaluate` turns the facts into OK / WARN / FAIL
  * verdicts with a fix. `evaluate` is pure, so every verdict is tested on fixture facts.
  */
@@ -11,8 +11,9 @@ import { constants as fsConstants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { errorMessage } from '../errors.js';
-import { MDB_DST_MIN_VERSION, parseIpv4Addrs, parseIpVersion, parseLink, parseRoutes, versionAtLeast } from '../iproute2/parse.js';
-import type { Runner } from '../iproute2/runner.js';
+import { MDB_DST_MIN_VERSION, parseIpv4Addrs, parseIpVersion, parseLink, parseRoutes, versionAtLeast } from '../kernel/parse.js';
+import { IpClient } from '../kernel/ip.js';
+import type { RunResult, Runner } from '../kernel/runner.js';
 import { VXLAN_OVERHEAD } from '../overlay/desired.js';
 import type { SocketFacts } from './doctor-eth0.js';
 import { checkBoundSockets, checkCapture, gatherSockets } from './doctor-eth0.js';
@@ -114,7 +115,7 @@ const PROBE_VNI = '16777001';
 const PROBE_PORT = '7479';
 
 export async function gatherFacts(opts: DoctorOptions, deps: DoctorDeps): Promise<DoctorFacts> {
-  const { runner } = deps;
+  const ip = new IpClient(deps.runner);
   const status = await readText(deps, '/proc/self/status');
   const capEff = status === null ? null : capEffOf(status);
 
@@ -124,33 +125,31 @@ export async function gatherFacts(opts: DoctorOptions, deps: DoctorDeps): Promis
   const link = `kmcdoc${deps.randomSuffix()}`;
   // A VNI and port no real overlay uses: the kernel refuses a second device with the VNI and
   // port of a running vx0 ("A VXLAN device with the specified VNI already exists").
-  const add = await tryRun(runner, ['ip', 'link', 'add', link, 'type', 'vxlan', 'id', PROBE_VNI, 'dstport', PROBE_PORT, 'nolearning']);
+  const add = await tryRun(ip.probeVxlan(link, PROBE_VNI, PROBE_PORT, PROBE));
   let mdbProbe: ProbeOutcome | null = null;
   if (add.ok) {
     try {
-      mdbProbe = await tryRun(runner, [
-        'bridge', 'mdb', 'add', 'dev', link, 'port', link, 'grp', '239.255.0.1', 'permanent', 'dst', '192.0.2.1',
-      ]);
+      mdbProbe = await tryRun(ip.bridge.probeMdbDst(link, '239.255.0.1', '192.0.2.1', PROBE));
     } finally {
-      await tryRun(runner, ['ip', 'link', 'del', link]);
+      await tryRun(ip.deleteLink(link, PROBE));
     }
   }
 
-  const ipVersion = await outputOf(runner, ['ip', '-V']);
+  const ipVersion = await outputOf(ip.versionOutput(PROBE));
   // `bridge mdb help` prints its usage on stderr and exits 255: the text is the answer.
-  const mdbHelp = await outputOf(runner, ['bridge', 'mdb', 'help']);
+  const mdbHelp = await outputOf(ip.bridge.mdbHelp(PROBE));
 
   let underlay: DoctorFacts['underlay'] = { error: 'no IPv4 default route' };
   let underlayName: string | undefined = opts.interface;
   if (underlayName !== undefined) {
-    underlay = { ...(await linkFacts(runner, underlayName)), from: 'flag' };
+    underlay = { ...(await linkFacts(ip, underlayName)), from: 'flag' };
   } else {
-    const r = await tryRunOut(runner, ['ip', '-j', '-4', 'route', 'show', 'default']);
+    const r = await tryRunOut(ip.defaultRoutes4Output(PROBE));
     if ('error' in r) underlay = { error: `read the default route: ${r.error}` };
     else underlayName = defaultRouteDevice(r.stdout);
-    if (underlayName !== undefined) underlay = { ...(await linkFacts(runner, underlayName)), from: 'default-route' };
+    if (underlayName !== undefined) underlay = { ...(await linkFacts(ip, underlayName)), from: 'default-route' };
   }
-  const device = await linkFacts(runner, opts.device);
+  const device = await linkFacts(ip, opts.device);
 
   const rpFilter = {
     all: parseIntOrNull(await readText(deps, RP('all'))),
@@ -213,7 +212,7 @@ export async function gatherFacts(opts: DoctorOptions, deps: DoctorDeps): Promis
     dns,
     agent,
     peerProbes,
-    sockets: await gatherSockets(runner),
+    sockets: await gatherSockets(deps.runner),
   };
 }
 
@@ -231,9 +230,12 @@ async function readText(deps: DoctorDeps, path: string): Promise<string | null> 
   }
 }
 
-async function tryRun(runner: Runner, argv: readonly string[]): Promise<ProbeOutcome> {
+/** The doctor's probes resolve whatever the exit code; each is killed after 10 s. */
+const PROBE = { timeoutMs: 10_000 };
+
+async function tryRun(probe: Promise<RunResult>): Promise<ProbeOutcome> {
   try {
-    const r = await runner.run(argv, { allowFail: true, timeoutMs: 10_000 });
+    const r = await probe;
     if (r.code === 0) return { ok: true };
     return { ok: false, error: r.stderr.trim() || `exit code ${r.code}` };
   } catch (err) {
@@ -241,9 +243,9 @@ async function tryRun(runner: Runner, argv: readonly string[]): Promise<ProbeOut
   }
 }
 
-async function tryRunOut(runner: Runner, argv: readonly string[]): Promise<{ stdout: string } | { error: string }> {
+async function tryRunOut(probe: Promise<RunResult>): Promise<{ stdout: string } | { error: string }> {
   try {
-    const r = await runner.run(argv, { allowFail: true, timeoutMs: 10_000 });
+    const r = await probe;
     if (r.code === 0) return { stdout: r.stdout };
     return { error: r.stderr.trim() || `exit code ${r.code}` };
   } catch (err) {
@@ -252,18 +254,18 @@ async function tryRunOut(runner: Runner, argv: readonly string[]): Promise<{ std
 }
 
 /** stdout+stderr of a command whatever its exit code; null when it could not be started. */
-async function outputOf(runner: Runner, argv: readonly string[]): Promise<string | null> {
+async function outputOf(probe: Promise<RunResult>): Promise<string | null> {
   try {
-    const r = await runner.run(argv, { allowFail: true, timeoutMs: 10_000 });
+    const r = await probe;
     return `${r.stdout}${r.stderr}`;
   } catch {
     return null;
   }
 }
 
-async function linkFacts(runner: Runner, name: string): Promise<LinkFacts> {
+async function linkFacts(ip: IpClient, name: string): Promise<LinkFacts> {
   const none: LinkFacts = { name, exists: false, mtu: null, kind: null, ipv4: [] };
-  const r = await tryRunOut(runner, ['ip', '-j', '-d', 'addr', 'show', 'dev', name]);
+  const r = await tryRunOut(ip.addrDetailsOutput(name, PROBE));
   if ('error' in r) return none;
   return linkFactsOf(r.stdout, name) ?? none;
 }

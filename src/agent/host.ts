@@ -1,9 +1,10 @@
 /**
- * Facts about the sidecar's own namespace read from /proc: reverse-path filtering (the
- * capabilities are src/runtime/caps.ts, re-exported here for the sidecar's readers). The pure
- * part (effectiveRpFilter) is shared with `kmcast doctor`.
+ * Facts about the sidecar's namespace: reverse-path filtering, read and set through a Sysctl
+ * client for the namespace it acts in (src/kernel/sysctl.ts); the capabilities are
+ * src/runtime/caps.ts, re-exported here for the sidecar's readers. The pure part
+ * (effectiveRpFilter) is shared with `kmcast doctor`.
  */
-import { open, readFile, writeFile } from 'node:fs/promises';
+import type { Sysctl } from '../kernel/sysctl.js';
 
 export { CAP_NET_ADMIN, capEffOf, hasCapability, hasNetAdmin } from '../runtime/caps.js';
 
@@ -15,7 +16,8 @@ export function effectiveRpFilter(all: number, dev: number): number {
   return Math.max(all, dev);
 }
 
-const rpPath = (dev: string): string => `/proc/sys/net/ipv4/conf/${dev}/rp_filter`;
+/** The sysctl key of a device's (or `all`'s, `default`'s) rp_filter. */
+export const rpFilterKey = (dev: string): string => `net/ipv4/conf/${dev}/rp_filter`;
 
 /** What to do about strict rp_filter where the agent cannot loosen it (agent and doctor print it). */
 export const RP_FILTER_FIX =
@@ -23,14 +25,14 @@ export const RP_FILTER_FIX =
   '--allowed-unsafe-sysctls=net.ipv4.conf.all.rp_filter), or on the node before pods start. 2, not 0: the kernel uses the larger of ' +
   'all and the device, and vx0 starts with conf.default, which is 1 on strict nodes';
 
-export async function readRpFilter(dev: string): Promise<number> {
-  return Number((await readFile(rpPath(dev), 'utf8')).trim());
+export async function readRpFilter(sysctl: Sysctl, dev: string): Promise<number> {
+  return Number(await sysctl.read(rpFilterKey(dev)));
 }
 
 /** Sets loose mode on `dev`; returns false (not throws) when /proc/sys is read-only or denied. */
-export async function trySetLooseRpFilter(dev: string): Promise<boolean> {
+export async function trySetLooseRpFilter(sysctl: Sysctl, dev: string): Promise<boolean> {
   try {
-    await writeFile(rpPath(dev), '2\n');
+    await sysctl.write(rpFilterKey(dev), 2);
     return true;
   } catch {
     return false;
@@ -38,12 +40,6 @@ export async function trySetLooseRpFilter(dev: string): Promise<boolean> {
 }
 
 /** Whether /proc/sys can be written (it is read-only in unprivileged containers); writes nothing. */
-export async function procSysWritable(): Promise<boolean> {
-  try {
-    const fh = await open(rpPath('all'), 'r+');
-    await fh.close();
-    return true;
-  } catch {
-    return false;
-  }
+export async function procSysWritable(sysctl: Sysctl): Promise<boolean> {
+  return await sysctl.writable(rpFilterKey('all'));
 }

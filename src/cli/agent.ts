@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { Agent } from '../agent/agent.js';
 import { mergeOptions, validateConfig } from '../agent/config.js';
 import type { RawOptions } from '../agent/config.js';
-import { ExecRunner } from '../iproute2/runner.js';
+import { ExecMonitors } from '../kernel/monitor.js';
+import { ExecRunner } from '../kernel/runner.js';
 import { createLogger } from '../log.js';
 import { runUntilSignal } from './lifecycle.js';
 
@@ -56,7 +57,7 @@ Examples:
     .action(async (flags: RawOptions) => {
       const config = validateConfig(mergeOptions(flags, process.env));
       const log = createLogger(config.logLevel, { component: 'agent' });
-      const agent = new Agent(config, { runner: new ExecRunner(), log });
+      const agent = new Agent(config, { runner: new ExecRunner(), monitors: new ExecMonitors(), log });
       await agent.start();
       if (config.setupOnly) return;
       await runUntilSignal(agent, log);

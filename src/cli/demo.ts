@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CapabilityError, ConfigError, ExitCode } from '../errors.js';
-import { ExecRunner } from '../iproute2/runner.js';
+import { ExecRunner } from '../kernel/runner.js';
 import { runDemo } from '../lab/demo.js';
 import { runGatewayDemo } from '../lab/demo-gateway.js';
 import { parseNodes, validateLabId } from '../lab/plan.js';

@@ -2,7 +2,7 @@
 import { isIPv4 } from 'node:net';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
-import { ExecRunner } from '../iproute2/runner.js';
+import { ExecRunner } from '../kernel/runner.js';
 import { doctorExitCode, evaluate, formatDoctor, gatherFacts, systemDoctorDeps } from '../agent/doctor.js';
 import type { DoctorOptions } from '../agent/doctor.js';
 import { DEFAULT_STATUS_URL } from '../agent/status-format.js';

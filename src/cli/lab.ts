@@ -1,9 +1,8 @@
 /** `kmcast lab up|down|status|exec|matrix`: the simulated cluster of network namespaces. */
-import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { CapabilityError, ConfigError, ExitCode, NotFoundError } from '../errors.js';
-import { ExecRunner } from '../iproute2/runner.js';
+import { ExecRunner, netnsSpawn } from '../kernel/runner.js';
 import { findExecTarget, labDown, labHealth, labUp, listLabs, loadLab } from '../lab/lab.js';
 import { DEFAULT_LAN_HOSTS, checkLanHosts, parseLanNodes } from '../lab/lan-plan.js';
 import { buildSpec, DEFAULT_LAB_ID, DEFAULT_SERVICE, parseNodes, validateLabId } from '../lab/plan.js';
@@ -272,7 +271,7 @@ Examples:
       const l = await chooseLab(flags.id);
       const target = findExecTarget(l, podName);
       process.exitCode = await new Promise<number>((resolve, reject) => {
-        const child = spawn('ip', ['netns', 'exec', target.netns, ...command], { stdio: 'inherit' });
+        const child = netnsSpawn(command, target.netns, { stdio: 'inherit' });
         child.on('error', (err) => reject(new ConfigError(`run ${command[0] ?? ''} in ${target.kind} ${target.name}: ${err.message}`)));
         // A command killed by a signal exits 128 + signal number, as in a shell.
         child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { ExecRunner } from '../iproute2/runner.js';
-import { ExecMonitors } from '../iproute2/monitor.js';
+import { ExecRunner } from '../kernel/runner.js';
+import { ExecMonitors } from '../kernel/monitor.js';
 import { createLogger } from '../log.js';
 import { runUntilSignal } from './lifecycle.js';
 import { NodeAgent } from '../node/agent.js';

@@ -1,9 +1,9 @@
 /** `kmcast status`: read a local agent's `/status` and print it as a table or as JSON. */
-import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { CapabilityError, ConfigError, ExitCode } from '../errors.js';
 import { DEFAULT_STATUS_URL, fetchAgentStatus, formatStatus } from '../agent/status-format.js';
 import { DEFAULT_NODE_STATUS_URL, fetchNodeStatus, formatNodeStatus } from '../node/status-format.js';
+import { netnsSpawn } from '../kernel/runner.js';
 
 interface StatusFlags {
   readonly url: string;
@@ -76,11 +76,11 @@ async function runInPod(netns: string, flags: StatusFlags): Promise<number> {
   if (process.getuid?.() !== 0) throw new CapabilityError('status --pod needs root (network namespaces): run with sudo');
   const script = process.argv[1];
   if (script === undefined) throw new ConfigError('--pod: cannot find the kmcast script to run inside the pod');
-  const argv = ['netns', 'exec', netns, process.execPath, script, 'status', '--url', flags.url, '--timeout', flags.timeout];
+  const argv = [process.execPath, script, 'status', '--url', flags.url, '--timeout', flags.timeout];
   if (flags.json) argv.push('--json');
   if (flags.node) argv.push('--node');
   return await new Promise<number>((resolve, reject) => {
-    const child = spawn('ip', argv, { stdio: 'inherit' });
+    const child = netnsSpawn(argv, netns, { stdio: 'inherit' });
     child.on('error', (err) => reject(new ConfigError(`run status in pod namespace ${netns}: ${err.message}`)));
     child.on('close', (code) => resolve(code ?? ExitCode.failure));
   });

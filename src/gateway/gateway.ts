@@ -6,7 +6,8 @@
  * (src/gateway/joiner.ts) and the per-group counters.
  */
 import { ConfigError, KmcastError, errorMessage } from '../errors.js';
-import type { IpClient } from '../iproute2/client.js';
+import type { IpClient } from '../kernel/ip.js';
+import { NftClient } from '../kernel/nft.js';
 import type { Logger } from '../log.js';
 import { PeerTable } from '../membership/peers.js';
 import { isRoutableMulticast } from '../net/ipv4.js';
@@ -55,6 +56,8 @@ export class Gateway {
   /** The other gateways of the domain (their node IP; overlay = LAN address, mac = LAN MAC). */
   private table: PeerTable = new PeerTable({ selfIp: '0.0.0.0', expiryMs: 1 });
   private readonly joiner: GroupJoiner;
+  /** nft in the namespace of deps.ip. */
+  private readonly nft: NftClient;
   private readonly now: () => number;
   private lanIp = '';
   private lanMac = '';
@@ -78,6 +81,7 @@ export class Gateway {
     readonly config: GatewayConfig,
     private readonly deps: GatewayDeps,
   ) {
+    this.nft = new NftClient(deps.ip.runner, deps.ip.netns);
     this.joiner = new GroupJoiner(deps.log);
     this.now = deps.now ?? Date.now;
     this.singles = new Set(config.groups.filter((g) => g.len === 32).map((g) => g.base));
@@ -190,7 +194,7 @@ export class Gateway {
   }
 
   async read(): Promise<GatewayReadBack | undefined> {
-    const r = await this.deps.ip.runner.run(['nft', '-j', 'list', 'table', 'netdev', GATEWAY_TABLE], { allowFail: true });
+    const r = await this.nft.listTable('netdev', GATEWAY_TABLE, { json: true });
     return r.code === 0 ? parseGateway(r.stdout) : undefined;
   }
 
@@ -205,7 +209,7 @@ export class Gateway {
     if (lan instanceof Error) {
       this.joiner.leaveAll();
       this.fold(await this.read());
-      await this.deps.ip.runner.run(['nft', '-f', '-'], { input: renderGateway({ ...this.plane(view), active: false }) }).catch(() => undefined);
+      await this.nft.apply(renderGateway({ ...this.plane(view), active: false })).catch(() => undefined);
       this.installed = undefined;
       this.ok = false;
       this.error = lan.message;
@@ -221,7 +225,7 @@ export class Gateway {
       this.fold(back);
       this.deps.log.info({ reason: this.installed === undefined ? 'start' : (mismatch ?? 'changed'), active: p.active }, 'installing gateway table');
       try {
-        await this.deps.ip.runner.run(['nft', '-f', '-'], { input: script });
+        await this.nft.apply(script);
       } catch (err) {
         this.ok = false;
         this.installed = undefined;
@@ -324,6 +328,6 @@ export class Gateway {
     this.joiner.leaveAll();
     this.election = { active: false, activeGateway: undefined, reason: 'settling' };
     this.deps.metrics.active.labels(this.config.service).set(0);
-    await this.deps.ip.runner.run(['nft', '-f', '-'], { input: removeGatewayScript(), allowFail: true });
+    await this.nft.apply(removeGatewayScript(), { allowFail: true });
   }
 }

@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KmcastError } from '../errors.js';
-import { IpClient } from '../iproute2/client.js';
-import type { Runner } from '../iproute2/runner.js';
+import { IpClient } from '../kernel/ip.js';
+import type { Runner } from '../kernel/runner.js';
 import { NODE_HTTP_PORT } from '../node/api.js';
 import type { NodeStatus } from '../node/status-types.js';
 import { KMCAST_MAIN, netnsFetch, runInNetns, startNodeAgent } from './process.js';
@@ -58,7 +58,7 @@ export async function waitEveryPod(lab: Lab, timeoutS: number): Promise<number> 
 /** True once every node with a member replicates `group` to every other node (each node's pods joined it). */
 export async function nodesReplicate(runner: Runner, lab: Lab, group: string): Promise<boolean> {
   for (const n of lab.nodes) {
-    const dsts = new Set((await new IpClient(runner, n.netns).mdb(DEMO_NODE_DEVICE)).filter((e) => e.grp === group).map((e) => e.dst));
+    const dsts = new Set((await new IpClient(runner, n.netns).bridge.mdb(DEMO_NODE_DEVICE)).filter((e) => e.grp === group).map((e) => e.dst));
     if (lab.nodes.some((o) => o !== n && !dsts.has(o.underlayIp))) return false;
   }
   return true;

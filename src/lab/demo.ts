@@ -5,8 +5,8 @@
  * `mode: 'sidecar'` runs an agent in every pod; `mode: 'node'` one node agent per node, with apps
  * that hold no capability (demo-node.ts).
  */
-import { IpClient } from '../iproute2/client.js';
-import type { Runner } from '../iproute2/runner.js';
+import { IpClient } from '../kernel/ip.js';
+import type { Runner } from '../kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from './lab.js';
 import { DEFAULT_SERVICE } from './plan.js';
 import { DEMO_NODE_DEVICE, nodeStatus, nodesReplicate, startNodeAgents, waitEveryPod } from './demo-node.js';
@@ -201,7 +201,7 @@ async function allReady(pods: readonly LabPod[]): Promise<boolean> {
 
 async function converged(runner: Runner, pods: readonly LabPod[]): Promise<boolean> {
   for (const p of pods) {
-    const flood = (await new IpClient(runner, p.netns).fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').length;
+    const flood = (await new IpClient(runner, p.netns).bridge.fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').length;
     if (flood !== pods.length - 1) return false;
   }
   return true;

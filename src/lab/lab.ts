@@ -1,12 +1,20 @@
 /**
  * Builds, changes and tears down the lab (DESIGN section 5). The address plan and the argv lists
  * are pure (plan.ts); this file runs them and keeps the state directory in step.
+ *
+ * The lab's namespace builder keeps its own argv: the `ip`, `bridge` and `sysctl` steps that wire
+ * the test rig are listed in plan.ts, lan-plan.ts and kube/plan.ts, and this file and lan.ts run
+ * them and a few more of the rig's own (`ip netns list/del`, the router's link changes, the LAN
+ * switch's MDB). That is the rig, not kmcast: everything else, including the lab's process
+ * helpers (process.ts) and its nftables script, runs ip, bridge, nft and sysctl through the
+ * kernel clients in src/kernel, the only other code that writes their argv.
  */
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { ConfigError, InputError, KmcastError, NotFoundError, errorMessage } from '../errors.js';
-import type { Runner } from '../iproute2/runner.js';
+import { NftClient } from '../kernel/nft.js';
+import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import type { Lab, LabPod, LabSpec } from './types.js';
 import {
@@ -329,7 +337,7 @@ export async function startDns(lab: Lab): Promise<void> {
 /** Masquerades node `node`'s pod traffic to the underlay (see masqueradeScript). */
 export async function masqueradePods(lab: Lab, node: number, runner: Runner): Promise<void> {
   requireNode(lab, node);
-  await runner.run(['nft', '-f', '-'], { netns: nodeNetns(lab.spec.id, node), input: masqueradeScript(lab.spec, node) });
+  await new NftClient(runner, nodeNetns(lab.spec.id, node)).apply(masqueradeScript(lab.spec, node));
 }
 
 /** Takes the router side of node `node`'s uplink down: the node is cut off (a network partition). */

@@ -4,7 +4,7 @@
  * hosts are lab namespaces (kmc<id>-lan, kmc<id>-h<j>).
  */
 import { ConfigError } from '../errors.js';
-import type { Runner } from '../iproute2/runner.js';
+import type { Runner } from '../kernel/runner.js';
 import type { LabCommand } from './plan.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LAN_BRIDGE, LAN_SNOOPING_SETTLE_MS, checkLanNode, lanNodeCommands, lanPortCommands, lanSwitchCommands, parseLanMdb, planLan, planLanNode } from './lan-plan.js';

@@ -3,13 +3,15 @@
  * process dies), the agent, an HTTP GET and an ICMP ping from inside a pod, and waitFor.
  */
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/runtime.js';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CapabilityError, CommandError, KmcastError, errorMessage } from '../errors.js';
+import { IpClient } from '../kernel/ip.js';
+import { ExecRunner, netnsSpawn } from '../kernel/runner.js';
 import type { Lab, LabNode, LabPod } from './types.js';
 import { forgetPid, recordPid } from './state.js';
 
@@ -37,15 +39,15 @@ export interface SpawnInNetnsOptions {
 }
 
 /**
- * Runs argv in `netns` via `ip netns exec` (which execs, so the pid is the command's own) and
- * records the pid in the lab's state dir so labDown kills it.
+ * Runs argv in `netns` via `ip netns exec` (which execs, so the pid is the command's own; see
+ * netnsSpawn in src/kernel/runner.ts) and records the pid in the lab's state dir so labDown kills it.
  */
 export function spawnInNetns(netns: string, argv: readonly string[], opts: SpawnInNetnsOptions = {}): ChildProcess {
-  const [cmd, ...full] = opts.mounts === 'host' ? ['nsenter', `--net=/run/netns/${netns}`, '--', ...argv] : ['ip', 'netns', 'exec', netns, ...argv];
   let fd: number | undefined;
   if (opts.logFile) fd = openSync(opts.logFile, 'a');
   try {
-    const child = spawn(cmd ?? 'ip', full, {
+    const child = netnsSpawn(argv, netns, {
+      entry: opts.mounts === 'host' ? 'nsenter' : 'iproute2',
       stdio: fd === undefined ? [opts.stdin ?? 'ignore', 'pipe', 'pipe'] : [opts.stdin ?? 'ignore', fd, fd],
       env: opts.env ?? process.env,
       detached: opts.detached ?? false,
@@ -275,13 +277,13 @@ interface CapturedRun {
 
 /** Runs argv in a namespace, capturing output, with a hard timeout. */
 export async function runInNetns(netns: string, argv: readonly string[], timeoutMs = 10_000, input?: string): Promise<CapturedRun> {
-  const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = netnsSpawn(argv, netns, { stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  child.stdout.on('data', (b: Buffer) => out.push(b));
-  child.stderr.on('data', (b: Buffer) => err.push(b));
-  child.stdin.on('error', () => undefined);
-  child.stdin.end(input ?? '');
+  child.stdout?.on('data', (b: Buffer) => out.push(b));
+  child.stderr?.on('data', (b: Buffer) => err.push(b));
+  child.stdin?.on('error', () => undefined);
+  child.stdin?.end(input ?? '');
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
@@ -450,17 +452,7 @@ export async function pingFrom(pod: Pick<LabPod, 'name' | 'netns'>, ip: string, 
 
 /** Pids of the processes inside `netns` (the scan labDown relies on when pid records are lost). */
 export async function netnsPids(netns: string): Promise<number[]> {
-  const r = await new Promise<string>((resolve) => {
-    const child = spawn('ip', ['netns', 'pids', netns], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const out: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.once('error', () => resolve(''));
-    child.once('close', () => resolve(Buffer.concat(out).toString()));
-  });
-  return r
-    .split(/\s+/)
-    .filter((s) => /^\d+$/.test(s))
-    .map(Number);
+  return await new IpClient(new ExecRunner()).netnsPids(netns);
 }
 
 /** True while `pid` runs (a zombie counts as gone: it only waits to be reaped). */

@@ -6,8 +6,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { KmcastError } from '../errors.js';
-import { IpClient } from '../iproute2/client.js';
-import { ExecRunner } from '../iproute2/runner.js';
+import { IpClient } from '../kernel/ip.js';
+import { ExecRunner } from '../kernel/runner.js';
 import type { Lab, LabPod } from './types.js';
 import { UNPRIVILEGED } from './node-apps.js';
 import { findPython, findTool, runInNetns, scaled, settle, spawnInNetns, waitExit, waitFor } from './process.js';
@@ -69,7 +69,7 @@ export async function groupReplicationGaps(pods: readonly LabPod[], group: strin
   for (const p of pods) {
     const ip = new IpClient(runner, p.netns);
     if (!(await ip.link('vx0'))) continue;
-    const dsts = new Set((await ip.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst));
+    const dsts = new Set((await ip.bridge.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst));
     const missing = pods.filter((q) => q !== p && !dsts.has(q.ip)).map((q) => q.name);
     if (missing.length > 0) gaps.push(`${p.name} does not replicate ${group} to ${missing.join(', ')}`);
   }

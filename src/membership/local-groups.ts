@@ -8,11 +8,10 @@
  * there. The joiner's own memberships are subtracted from vx0's join counts, so a leave on eth0
  * is a leave.
  */
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import type { IpClient } from '../iproute2/client.js';
-import { helperArgv } from '../iproute2/runner.js';
+import type { IpClient } from '../kernel/ip.js';
+import { IP_MONITOR } from '../kernel/ip.js';
+import type { MonitorHandle, Monitors } from '../kernel/monitor.js';
 import type { Logger } from '../log.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { OverlayJoiner } from './overlay-joins.js';
@@ -46,7 +45,7 @@ export interface LocalGroupsEvents {
 export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
   private current: string[] = [];
   private perInterface: Record<string, string[]> = {};
-  private monitor: ChildProcess | undefined;
+  private monitor: MonitorHandle | undefined;
   private timer: NodeJS.Timeout | undefined;
   private reading: Promise<void> | undefined;
   private again = false;
@@ -54,6 +53,8 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
 
   constructor(
     private readonly ip: IpClient,
+    /** Runs `ip monitor maddress` in the namespace of `ip`. */
+    private readonly monitors: Monitors,
     private readonly device: string,
     private readonly log: Logger,
     private readonly resyncMs = 2000,
@@ -82,7 +83,7 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    this.monitor?.kill();
+    this.monitor?.stop();
     this.monitor = undefined;
     this.underlay?.joiner.close();
   }
@@ -145,19 +146,22 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
 
   private startMonitor(): void {
     if (this.stopped) return;
-    // Under setpriv --pdeathsig: the monitor dies with the agent, even when it is SIGKILLed.
-    const [cmd, ...args] = helperArgv(['ip', '-o', 'monitor', 'maddress'], this.ip.netns);
-    const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    this.monitor = child;
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      if (chunk.includes(' inet ')) void this.refresh();
-    });
-    child.on('error', (err) => this.log.warn({ err }, 'ip monitor maddress failed; relying on periodic re-reads'));
-    child.on('exit', () => {
-      if (this.monitor !== child || this.stopped) return;
-      // Restart after a pause; the periodic re-read covers the gap.
-      setTimeout(() => this.startMonitor(), 1000).unref();
-    });
+    // Under setpriv --pdeathsig (ExecMonitors): the monitor dies with the agent, even when it is SIGKILLed.
+    const handle: MonitorHandle = this.monitors.start(
+      IP_MONITOR.maddressOneline,
+      this.ip.netns,
+      (line) => {
+        if (line.includes(' inet ')) void this.refresh();
+      },
+      {
+        onError: (err) => this.log.warn({ err }, 'ip monitor maddress failed; relying on periodic re-reads'),
+        onExit: () => {
+          if (this.monitor !== handle || this.stopped) return;
+          // Restart after a pause; the periodic re-read covers the gap.
+          setTimeout(() => this.startMonitor(), 1000).unref();
+        },
+      },
+    );
+    this.monitor = handle;
   }
 }

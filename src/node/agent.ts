@@ -20,10 +20,11 @@
  */
 import type { Server } from 'node:http';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
-import { IpClient } from '../iproute2/client.js';
-import type { Monitors, MonitorHandle } from '../iproute2/monitor.js';
-import { ExecMonitors } from '../iproute2/monitor.js';
-import type { Runner } from '../iproute2/runner.js';
+import { IP_MONITOR, IpClient } from '../kernel/ip.js';
+import { NftClient } from '../kernel/nft.js';
+import type { Monitors, MonitorHandle } from '../kernel/monitor.js';
+import { ExecMonitors } from '../kernel/monitor.js';
+import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
 import { Announcer } from '../membership/announcer.js';
@@ -361,7 +362,7 @@ export class NodeAgent {
 
   /** Removes everything the node agents install on this node (uninstall; not done on SIGTERM). */
   async teardown(): Promise<void> {
-    await this.runner.run(['nft', '-f', '-'], { input: removeGatewayScript(), allowFail: true });
+    await new NftClient(this.runner).apply(removeGatewayScript(), { allowFail: true });
     await this.ruleset.remove();
     await this.allowList.remove();
     for (const d of this.domains) {
@@ -375,11 +376,11 @@ export class NodeAgent {
   }
 
   private async checkTools(): Promise<void> {
-    const r = await this.runner.run(['nft', '--version'], { allowFail: true }).catch((err: unknown) => ({ code: -1, stdout: '', stderr: errorMessage(err) }));
+    const r = await new NftClient(this.runner).version().catch((err: unknown) => ({ code: -1, stdout: '', stderr: errorMessage(err) }));
     if (r.code !== 0) {
       throw new CapabilityError('start node agent: the nft command is missing; install nftables (the node data plane is an nftables netdev table)');
     }
-    const list = await this.runner.run(['nft', 'list', 'tables'], { allowFail: true });
+    const list = await new NftClient(this.runner).listTables();
     if (list.code !== 0 && /Operation not permitted|Permission denied/i.test(list.stderr)) {
       throw new CapabilityError('start node agent: nftables is not permitted; run the node agent with CAP_NET_ADMIN in the node network namespace (hostNetwork: true)');
     }
@@ -734,7 +735,7 @@ export class NodeAgent {
   }
 
   private startNodeMonitor(): MonitorHandle {
-    return this.monitors.start(['ip', 'monitor', 'link', 'route'], undefined, () => this.request('full'));
+    return this.monitors.start(IP_MONITOR.linkRoute, undefined, () => this.request('full'));
   }
 
   private syncMemberMonitors(): void {

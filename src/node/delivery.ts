@@ -18,8 +18,8 @@
  * No address, no IPv6 (addrgenmode none), no routes on any of them: the node's stack never sees
  * a frame, and a frame that is not IPv4 multicast or limited broadcast never enters the hop.
  */
-import type { IpClient } from '../iproute2/client.js';
-import type { LinkInfo } from '../iproute2/parse.js';
+import type { IpClient } from '../kernel/ip.js';
+import type { LinkInfo } from '../kernel/parse.js';
 
 export interface DeliveryDevices {
   /** Forward target of the VXLAN device's ingress chain (veth). */
@@ -84,9 +84,9 @@ export async function ensureDelivery(ip: IpClient, vni: number): Promise<boolean
   const d = deliveryDevices(vni);
   const links = new Map((await ip.links({ all: true })).map((l) => [l.name, l]));
   if (deliveryProblem(d, links) === undefined) return false;
-  for (const n of [d.bridge, d.in, d.out]) if (links.has(n)) await ip.runner.run(['ip', 'link', 'del', 'dev', n], { netns: ip.netns, allowFail: true });
+  for (const n of [d.bridge, d.in, d.out]) if (links.has(n)) await ip.deleteLink(n);
   // A lone peer left by an earlier partial build would block `link add ... peer name`.
-  for (const n of [d.port, d.recv]) if (links.has(n)) await ip.runner.run(['ip', 'link', 'del', 'dev', n], { netns: ip.netns, allowFail: true });
+  for (const n of [d.port, d.recv]) if (links.has(n)) await ip.deleteLink(n);
   await ip.ipBatch(deliveryBuild(d));
   return true;
 }
@@ -94,5 +94,5 @@ export async function ensureDelivery(ip: IpClient, vni: number): Promise<boolean
 /** Removes the domain's hop (uninstall). */
 export async function removeDelivery(ip: IpClient, vni: number): Promise<void> {
   const d = deliveryDevices(vni);
-  for (const n of [d.bridge, d.in, d.out]) await ip.runner.run(['ip', 'link', 'del', 'dev', n], { netns: ip.netns, allowFail: true });
+  for (const n of [d.bridge, d.in, d.out]) await ip.deleteLink(n);
 }

@@ -7,7 +7,8 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { errorMessage } from '../errors.js';
-import type { Runner } from '../iproute2/runner.js';
+import { NftClient } from '../kernel/nft.js';
+import type { Runner } from '../kernel/runner.js';
 import type { CheckResult } from '../runtime/checks.js';
 import { CAP_NET_ADMIN, capEffOf, hasCapability } from '../runtime/caps.js';
 import { CAPTURE_SET } from './nft.js';
@@ -60,7 +61,7 @@ export function nftProbeScript(table = 'kmcdoctor'): string {
 
 export async function gatherNodeFacts(o: NodeDoctorOptions, d: NodeDoctorDeps): Promise<NodeDoctorFacts> {
   const capEff = await d.readFile('/proc/self/status').then(capEffOf, () => null);
-  const nftProbe = await d.runner.run(['nft', '--check', '-f', '-'], { input: nftProbeScript(), allowFail: true }).then(
+  const nftProbe = await new NftClient(d.runner).check(nftProbeScript()).then(
     (r) => (r.code === 0 ? { ok: true as const } : { ok: false as const, error: r.stderr.trim() || `exit code ${String(r.code)}` }),
     (err: unknown) => ({ ok: false as const, error: errorMessage(err) }),
   );

@@ -19,15 +19,15 @@
  * which covers a missed event or a listener that died.
  */
 import { errorMessage } from '../errors.js';
-import { IpClient } from '../iproute2/client.js';
-import type { MonitorHandle, Monitors } from '../iproute2/monitor.js';
-import type { Runner } from '../iproute2/runner.js';
+import { IP_MONITOR, IpClient } from '../kernel/ip.js';
+import type { MonitorHandle, Monitors } from '../kernel/monitor.js';
+import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { isRoutableMulticast, sortIpv4 } from '../net/ipv4.js';
 import type { LocalMember } from './members.js';
 
-export const JOIN_MONITOR_ARGV: readonly string[] = ['ip', 'monitor', 'maddress'];
-export const JOIN_MONITOR_ALL_ARGV: readonly string[] = ['ip', 'monitor', 'maddress', 'all-nsid'];
+export const JOIN_MONITOR_ARGV: readonly string[] = IP_MONITOR.maddress;
+export const JOIN_MONITOR_ALL_ARGV: readonly string[] = IP_MONITOR.maddressAllNsid;
 /** After lost events, every member is re-read at most once per this (ms). */
 export const JOIN_OVERFLOW_RESYNC_MS = 2000;
 /** A namespace's joins are read at most once per this (ms) while its events keep coming. */

@@ -14,8 +14,8 @@
  * pod's own traffic, and a pod that only listens (or has just started) has neither entry, while
  * its address is there from the moment the CNI configured it.
  */
-import type { IpClient } from '../iproute2/client.js';
-import type { LinkInfo } from '../iproute2/parse.js';
+import type { IpClient } from '../kernel/ip.js';
+import type { LinkInfo } from '../kernel/parse.js';
 import type { NotProgrammedReason } from './api.js';
 import type { RouteMatch } from './routes.js';
 import { RouteTable, defaultRulesOnly } from './routes.js';

@@ -10,7 +10,7 @@
  * Any other rule (policy routing: source, fwmark, iif, other tables) cannot be evaluated from the
  * route table alone: `defaultRulesOnly` says so and the caller falls back to `ip route get`.
  */
-import type { RouteEntry } from '../iproute2/parse.js';
+import type { RouteEntry } from '../kernel/parse.js';
 import { parseIpv4 } from '../net/ipv4.js';
 
 /** The route `ip route get` would return, in the shape of `parseRouteGet`. */

@@ -9,7 +9,8 @@
  * install, and the reconciler's "device (re)created" is a second signal (`markRebind`).
  */
 import { CapabilityError, KmcastError, errorMessage } from '../errors.js';
-import type { IpClient } from '../iproute2/client.js';
+import type { IpClient } from '../kernel/ip.js';
+import { NftClient } from '../kernel/nft.js';
 import type { Logger } from '../log.js';
 import type { NodeMetrics } from './metrics.js';
 import type { ChainSpec, ReadChain } from './nft.js';
@@ -57,7 +58,12 @@ export class NodeRuleset {
   private installed: string | undefined;
   private rebind = false;
 
-  constructor(private readonly deps: RulesetDeps) {}
+  /** nft in the namespace of deps.ip. */
+  private readonly nft: NftClient;
+
+  constructor(private readonly deps: RulesetDeps) {
+    this.nft = new NftClient(deps.ip.runner, deps.ip.netns);
+  }
 
   get isInstalled(): boolean {
     return this.ok;
@@ -92,7 +98,7 @@ export class NodeRuleset {
 
   /** The table as the kernel has it now (counters included); undefined when it is missing. */
   async read(): Promise<Map<string, ReadChain> | undefined> {
-    const r = await this.deps.ip.runner.run(['nft', '-j', 'list', 'table', 'netdev', NODE_TABLE], { allowFail: true });
+    const r = await this.nft.listTable('netdev', NODE_TABLE, { json: true });
     return r.code === 0 ? parseRuleset(r.stdout) : undefined;
   }
 
@@ -102,7 +108,7 @@ export class NodeRuleset {
    * a hook whose device was recreated meanwhile). Then reads it back: fail closed.
    */
   async sync(want: readonly ChainSpec[]): Promise<void> {
-    const { ip, log, metrics } = this.deps;
+    const { log, metrics } = this.deps;
     const fp = await this.fingerprint(want);
     const have = await this.read();
     const reason = installReason({ want, have, fingerprint: fp, installed: this.installed, rebind: this.rebind });
@@ -113,7 +119,7 @@ export class NodeRuleset {
     }
     log.info({ reason, chains: want.length }, 'installing node ruleset');
     try {
-      await ip.runner.run(['nft', '-f', '-'], { input: renderRuleset(want) });
+      await this.nft.apply(renderRuleset(want));
     } catch (err) {
       this.ok = false;
       this.error = errorMessage(err);
@@ -143,6 +149,6 @@ export class NodeRuleset {
 
   /** Removes the table (uninstall). */
   async remove(): Promise<void> {
-    await this.deps.ip.runner.run(['nft', '-f', '-'], { input: removeScript(), allowFail: true });
+    await this.nft.apply(removeScript(), { allowFail: true });
   }
 }

@@ -3,7 +3,7 @@
  * the node IP: --node-ip, or the uplink's first IPv4 address. Errors name the flag to give.
  */
 import { ConfigError } from '../errors.js';
-import type { IpClient } from '../iproute2/client.js';
+import type { IpClient } from '../kernel/ip.js';
 
 export interface Uplink {
   readonly uplink: string;

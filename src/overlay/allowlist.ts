@@ -5,7 +5,8 @@
  * open in Moby (CVE-2023-28840), so a filter we cannot verify is an error, never a warning.
  */
 import { CapabilityError, KmcastError } from '../errors.js';
-import type { Runner } from '../iproute2/runner.js';
+import { NftClient } from '../kernel/nft.js';
+import type { Runner } from '../kernel/runner.js';
 import { sortIpv4 } from '../net/ipv4.js';
 import type { CaptureSpec, CaptureState } from './capture.js';
 import { captureMatches, captureScript, nftError, readCapture, removeCapture } from './capture.js';
@@ -134,10 +135,11 @@ export function parseAllowList(stdout: string): AllowListState {
 }
 
 export class AllowList {
-  constructor(
-    private readonly runner: Runner,
-    private readonly netns?: string,
-  ) {}
+  private readonly nft: NftClient;
+
+  constructor(runner: Runner, netns?: string) {
+    this.nft = new NftClient(runner, netns);
+  }
 
   /**
    * Installs the list and verifies it by reading it back; throws if the kernel disagrees. When
@@ -157,7 +159,7 @@ export class AllowList {
     // The capture drifted (deleted by hand, vx0 re-created): replace it in the same transaction.
     if (rulesOk && !captureOk) script += `${captureScript(spec.capture!).join('\n')}\n`;
     try {
-      await this.runner.run(['nft', '-f', '-'], { netns: this.netns, input: script });
+      await this.nft.apply(script);
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       // nft echoes the line it refused: a capture line is the capture's error (capture.ts).
@@ -187,15 +189,15 @@ export class AllowList {
 
   /** With `capture`, the capture chain is read back too (into `capture`). */
   async read(capture?: CaptureSpec): Promise<AllowListState | undefined> {
-    const r = await this.runner.run(['nft', '-j', 'list', 'table', 'ip', NFT_TABLE], { netns: this.netns, allowFail: true });
+    const r = await this.nft.listTable('ip', NFT_TABLE, { json: true });
     if (r.code !== 0) return undefined;
     const state = parseAllowList(r.stdout);
-    return capture ? { ...state, capture: await readCapture(this.runner, this.netns) } : state;
+    return capture ? { ...state, capture: await readCapture(this.nft) } : state;
   }
 
   /** Removes the list; with `capture`, the capture chain too. */
   async remove(opts: { capture?: boolean } = {}): Promise<void> {
-    await this.runner.run(['nft', 'delete', 'table', 'ip', NFT_TABLE], { netns: this.netns, allowFail: true });
-    if (opts.capture) await removeCapture(this.runner, this.netns);
+    await this.nft.deleteTable('ip', NFT_TABLE);
+    if (opts.capture) await removeCapture(this.nft);
   }
 }

@@ -17,7 +17,7 @@
  * Pure: no kernel access.
  */
 import { CapabilityError, KmcastError } from '../errors.js';
-import type { Runner } from '../iproute2/runner.js';
+import type { NftClient } from '../kernel/nft.js';
 
 export const CAPTURE_TABLE = 'kmcast';
 export const CAPTURE_CHAIN = 'capture';
@@ -99,13 +99,13 @@ export function captureMatches(state: CaptureState | undefined, spec: CaptureSpe
 }
 
 /** Reads the capture chain back; undefined when the table does not exist. */
-export async function readCapture(runner: Runner, netns: string | undefined): Promise<CaptureState | undefined> {
-  const r = await runner.run(['nft', 'list', 'table', 'netdev', CAPTURE_TABLE], { netns, allowFail: true });
+export async function readCapture(nft: NftClient): Promise<CaptureState | undefined> {
+  const r = await nft.listTable('netdev', CAPTURE_TABLE);
   return r.code === 0 ? parseCapture(r.stdout) : undefined;
 }
 
-export async function removeCapture(runner: Runner, netns: string | undefined): Promise<void> {
-  await runner.run(['nft', 'delete', 'table', 'netdev', CAPTURE_TABLE], { netns, allowFail: true });
+export async function removeCapture(nft: NftClient): Promise<void> {
+  await nft.deleteTable('netdev', CAPTURE_TABLE);
 }
 
 /** Maps an nft failure to the error a user can act on. */
@@ -130,15 +130,15 @@ export function nftError(what: string, err: unknown): KmcastError {
  * The capture alone, for agents without the allow-list (--insecure-no-allowlist): installed and
  * read back the same way, fail closed.
  */
-export async function applyCapture(runner: Runner, netns: string | undefined, spec: CaptureSpec): Promise<CaptureState> {
-  const current = await readCapture(runner, netns).catch(() => undefined);
+export async function applyCapture(nft: NftClient, spec: CaptureSpec): Promise<CaptureState> {
+  const current = await readCapture(nft).catch(() => undefined);
   if (captureMatches(current, spec)) return current!;
   try {
-    await runner.run(['nft', '-f', '-'], { netns, input: `${captureScript(spec).join('\n')}\n` });
+    await nft.apply(`${captureScript(spec).join('\n')}\n`);
   } catch (err) {
     throw nftError('install eth0 capture', err);
   }
-  const state = await readCapture(runner, netns);
+  const state = await readCapture(nft);
   if (!captureMatches(state, spec)) {
     throw new KmcastError(`verify eth0 capture: read back ${JSON.stringify(state)} but installed ${JSON.stringify(spec)}`);
   }

@@ -3,7 +3,7 @@
  * idempotent against the state it was planned from, so replaying a plan twice is harmless, and
  * an empty plan means the kernel already matches.
  */
-import type { FdbEntry, MdbEntry, RouteEntry, VxlanLink } from '../iproute2/parse.js';
+import type { FdbEntry, MdbEntry, RouteEntry, VxlanLink } from '../kernel/parse.js';
 import type { DesiredRoute, DesiredState, MdbKey } from './desired.js';
 import { BLACKHOLE_IP, FLOOD_MAC, mdbKey } from './desired.js';
 

@@ -2,7 +2,7 @@
  * Reads the actual data plane, plans the difference to the desired one and applies it. One
  * reconcile at a time; callers may call as often as they like (coalesced by the agent).
  */
-import type { IpClient } from '../iproute2/client.js';
+import type { IpClient } from '../kernel/ip.js';
 import type { Logger } from '../log.js';
 import type { DesiredState } from './desired.js';
 import type { ActualState, Plan, PlanOptions } from './plan.js';
@@ -11,7 +11,7 @@ import { entryCommands, isEmptyPlan, plan } from './plan.js';
 export async function readActual(ip: IpClient, device: string): Promise<ActualState> {
   const [link, routes] = await Promise.all([ip.link(device), ip.routes()]);
   if (!link) return { link, addrs: [], routes, fdb: [], mdb: [] };
-  const [addrs, fdb, mdb] = await Promise.all([ip.addrs(device), ip.fdb(device), ip.mdb(device)]);
+  const [addrs, fdb, mdb] = await Promise.all([ip.addrs(device), ip.bridge.fdb(device), ip.bridge.mdb(device)]);
   return { link, addrs, routes, fdb, mdb };
 }
 
@@ -47,7 +47,7 @@ export class OverlayReconciler {
       const lines = entryCommands(desired.link.name, desired, last, options.prune ?? true);
       if (!lines.length) return { plan: { recreate: false, ip: [], bridge: [] }, changes: 0 };
       try {
-        await this.ip.bridgeBatch(lines);
+        await this.ip.bridge.batch(lines);
         this.applied = desired;
         return { plan: { recreate: false, ip: [], bridge: lines }, changes: lines.length };
       } catch (err) {
@@ -64,7 +64,7 @@ export class OverlayReconciler {
     if (p.recreate) this.log.warn({ device: desired.link.name, reason: p.reason }, 'replacing overlay device');
     this.log.debug({ ip: p.ip, bridge: p.bridge }, 'applying overlay changes');
     await this.ip.ipBatch(p.ip);
-    await this.ip.bridgeBatch(p.bridge);
+    await this.ip.bridge.batch(p.bridge);
     // After a non-pruning pass the kernel holds more than `desired`: no fast path from there.
     if (options.prune ?? true) this.applied = desired;
     return { plan: p, changes: p.ip.length + p.bridge.length };

@@ -4,7 +4,7 @@
  * removes it in `after`; kubectl runs on the host against the lab's forwarded API server.
  */
 import assert from 'node:assert/strict';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import { buildSpec } from '../../src/lab/plan.js';
 import type { Lab, NodeStyle } from '../../src/lab/types.js';

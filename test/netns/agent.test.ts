@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { addPod, labDown, labUp, removePod, setServiceMembers } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import { agentsEvidence, KMCAST_MAIN as MAIN, podFetch, runInNetns, startAgent, waitFor } from '../../src/lab/process.js';
@@ -30,7 +30,7 @@ const CONVERGE_MS = 2 * (RESOLVE_MS + HEARTBEAT_MS + RESYNC_MS) + 2000;
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
 
 async function fdb(pod: LabPod): Promise<string[]> {
-  const entries = await new IpClient(runner, pod.netns).fdb('vx0');
+  const entries = await new IpClient(runner, pod.netns).bridge.fdb('vx0');
   return entries.map((e) => `${e.mac} ${e.dst ?? ''}`).sort();
 }
 
@@ -41,7 +41,7 @@ async function floodPeers(pod: LabPod): Promise<string[]> {
 async function snapshot(pod: LabPod): Promise<string> {
   const ip = new IpClient(runner, pod.netns);
   const routes = (await ip.routes()).filter((r) => r.dev === 'vx0' || r.type === 'blackhole').map((r) => `${r.type} ${r.dst} ${r.table}`);
-  const mdb = (await ip.mdb('vx0')).map((e) => `${e.grp}>${e.dst ?? ''}`);
+  const mdb = (await ip.bridge.mdb('vx0')).map((e) => `${e.grp}>${e.dst ?? ''}`);
   return JSON.stringify({ fdb: await fdb(pod), mdb: mdb.sort(), routes: routes.sort(), addrs: await ip.addrs('vx0') });
 }
 

@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import { agentsEvidence, findPython, podFetch, runInNetns, settle, spawnInNetns, startAgent, waitFor } from '../../src/lab/process.js';
@@ -115,7 +115,7 @@ describe('sidecar mode: 50 groups joined on eth0', { skip: skip ? privilegedReas
     // The receiver's node announces all 50 (the agent read the eth0 joins), and the sender
     // replicates each to it: the control plane carries every group.
     await waitFor('the sender replicates all 50 groups to the receiver', async () => {
-      const mdb = await new IpClient(runner, sender.netns).mdb('vx0');
+      const mdb = await new IpClient(runner, sender.netns).bridge.mdb('vx0');
       return GROUPS.every((g) => mdb.some((e) => e.grp === g && e.dst === receiver.ip));
     }, 30_000, { intervalMs: 200, explain: evidence });
     await waitFor('the capture is installed in the sender', async () => (JSON.parse((await podFetch(sender, '/status')).body) as { capture?: { installed: boolean } }).capture?.installed === true, 10_000, { intervalMs: 100, explain: evidence });

@@ -13,8 +13,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import { agentsEvidence, KMCAST_MAIN, findPython, findTool, podFetch, runInNetns, spawnInNetns, startAgent, waitFor, settle } from '../../src/lab/process.js';
@@ -146,11 +146,11 @@ async function send(pod: LabPod, mode: string, tag: string, targets: readonly st
 const allGroups = JOINS.map((j) => `${GROUP[j]}:${PORT[j]}`);
 
 async function groupEntries(pod: LabPod, group: string): Promise<string[]> {
-  return (await new IpClient(runner, pod.netns).mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst ?? '').sort();
+  return (await new IpClient(runner, pod.netns).bridge.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst ?? '').sort();
 }
 
 async function floodPeers(pod: LabPod): Promise<string[]> {
-  return (await new IpClient(runner, pod.netns).fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '');
+  return (await new IpClient(runner, pod.netns).bridge.fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '');
 }
 
 interface Status {

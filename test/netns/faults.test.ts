@@ -15,8 +15,8 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { ETC_NETNS, cutNode, healNode, labDown, labUp, startDns, stopDns } from '../../src/lab/lab.js';
 import { nodeNetns, podCommands, podHostLink, podIndex, podResolvConf } from '../../src/lab/plan.js';
 import type { AgentHandle } from '../../src/lab/process.js';
@@ -51,8 +51,8 @@ interface PlaneSnapshot {
 /** FDB and MDB entries of vx0 as sorted "mac dst" / "grp>dst" lines (duplicates kept, to be found). */
 async function plane(pod: LabPod): Promise<PlaneSnapshot> {
   const ip = new IpClient(runner, pod.netns);
-  const fdb = (await ip.fdb('vx0')).map((e) => `${e.mac} ${e.dst ?? ''}`).sort();
-  const mdb = (await ip.mdb('vx0')).map((e) => `${e.grp}>${e.dst ?? ''}`).sort();
+  const fdb = (await ip.bridge.fdb('vx0')).map((e) => `${e.mac} ${e.dst ?? ''}`).sort();
+  const mdb = (await ip.bridge.mdb('vx0')).map((e) => `${e.grp}>${e.dst ?? ''}`).sort();
   return { fdb, mdb };
 }
 

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { addLan } from '../../src/lab/lan.js';
 import { received, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';

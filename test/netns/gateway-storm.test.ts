@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { GatewayStatus } from '../../src/gateway/status-types.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { addLan, lanMemberships } from '../../src/lab/lan.js';
 import type { LabLan } from '../../src/lab/types.js';

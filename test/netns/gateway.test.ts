@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayStatus } from '../../src/gateway/status-types.js';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { iperfSend, startIperfServer } from '../../src/lab/iperf.js';
 import { addPod, labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { addLan, lanMemberships } from '../../src/lab/lan.js';
@@ -264,7 +264,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   async function untilReplicated(from: number, group: string, to: readonly number[]): Promise<void> {
     const want = to.map((i) => node(i).underlayIp);
     await waitFor(`node ${from} replicates ${group} to nodes ${to.join(',')}`, async () => {
-      const have = (await new IpClient(runner, node(from).netns).mdb('kmcvx100')).filter((e) => e.grp === group).map((e) => e.dst);
+      const have = (await new IpClient(runner, node(from).netns).bridge.mdb('kmcvx100')).filter((e) => e.grp === group).map((e) => e.dst);
       return want.every((w) => have.includes(w));
     }, 10_000, { intervalMs: 100, explain: evidence });
   }

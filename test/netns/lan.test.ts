@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labHealth, labUp, loadLab } from '../../src/lab/lab.js';
 import { attachLanNode, lanMemberships } from '../../src/lab/lan.js';

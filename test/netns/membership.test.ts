@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import { agentsEvidence, findPython, podFetch, runInNetns, spawnInNetns, startAgent, waitFor, settle } from '../../src/lab/process.js';
@@ -92,11 +92,11 @@ async function vxlanOut(pod: LabPod): Promise<number> {
 }
 
 async function groupEntries(pod: LabPod, group: string): Promise<string[]> {
-  return (await new IpClient(runner, pod.netns).mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst ?? '').sort();
+  return (await new IpClient(runner, pod.netns).bridge.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst ?? '').sort();
 }
 
 async function floodPeers(pod: LabPod): Promise<string[]> {
-  return (await new IpClient(runner, pod.netns).fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '');
+  return (await new IpClient(runner, pod.netns).bridge.fdb('vx0')).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '');
 }
 
 interface Status {
@@ -255,7 +255,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     if (!needRoot(t)) return;
     const target = pod('n1p2');
     const snap = async (): Promise<string> =>
-      JSON.stringify({ fdb: (await floodPeers(target)).sort(), mdb: (await new IpClient(runner, target.netns).mdb('vx0')).map((e) => `${e.grp}>${e.dst}`).sort() });
+      JSON.stringify({ fdb: (await floodPeers(target)).sort(), mdb: (await new IpClient(runner, target.netns).bridge.mdb('vx0')).map((e) => `${e.grp}>${e.dst}`).sort() });
     const before = await snap();
     const alive0 = (await status(target)).peers.filter((p) => p.state === 'alive').map((p) => p.ip);
     const counted = async (): Promise<Record<string, number>> => (await status(target)).drops.control;

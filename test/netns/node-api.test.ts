@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
 import { agentsEvidence, cpuSeconds, findPython, KMCAST_MAIN, netnsFetch, netnsGet, runInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';

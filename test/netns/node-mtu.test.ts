@@ -18,7 +18,7 @@ import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabLan, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
 import type { NodeStatus } from '../../src/node/status-types.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
 
 const runner = new ExecRunner();

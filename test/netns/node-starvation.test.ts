@@ -18,8 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { received, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import { agentsEvidence, startNodeAgent, waitFor , settle} from '../../src/lab/process.js';
@@ -67,7 +67,7 @@ describe('node mode: a starved node agent keeps its entries on the others while 
 
   /** The node IPs node i floods to on the domain's device. */
   async function floodNodes(i: number): Promise<string[]> {
-    const fdb = await new IpClient(runner, node(i).netns).fdb(DEV).catch(() => []);
+    const fdb = await new IpClient(runner, node(i).netns).bridge.fdb(DEV).catch(() => []);
     return fdb.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst!).sort();
   }
 

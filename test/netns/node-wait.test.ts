@@ -22,8 +22,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { addPod, labDown, labUp, removePod, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import { agentsEvidence, KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor , settle} from '../../src/lab/process.js';
@@ -108,7 +108,7 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
   }
 
   async function mdbDsts(i: number): Promise<string[]> {
-    return (await new IpClient(runner, node(i).netns).mdb(DEV)).filter((e) => e.grp === G).map((e) => e.dst!).sort();
+    return (await new IpClient(runner, node(i).netns).bridge.mdb(DEV)).filter((e) => e.grp === G).map((e) => e.dst!).sort();
   }
 
   test('baseline: the sandbox holds no capability inside the pod, and nothing crosses nodes', async (t) => {

@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { addPod, cutNode, healNode, labDown, labUp, removePod, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import type { NodeReceiver, NodeReceiverReport, ReceiverMode } from '../../src/lab/node-apps.js';
@@ -94,7 +94,7 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
 
   /** Nodes the sender's node replicates `group` to (MDB destinations on the domain device). */
   async function mdbDsts(i: number, dev: string, group: string): Promise<string[]> {
-    return (await new IpClient(runner, node(i).netns).mdb(dev)).filter((e) => e.grp === group).map((e) => e.dst!).sort();
+    return (await new IpClient(runner, node(i).netns).bridge.mdb(dev)).filter((e) => e.grp === group).map((e) => e.dst!).sort();
   }
 
   function otherMemberNodes(sender: LabPod): string[] {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { netnsFetch, startAgent, startNodeAgent, waitFor, settle } from '../../src/lab/process.js';
 import type { AgentHandle, NodeAgentHandle } from '../../src/lab/process.js';

@@ -15,8 +15,8 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { IpClient } from '../../src/iproute2/client.js';
-import { ExecRunner } from '../../src/iproute2/runner.js';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import { agentsEvidence, cpuSeconds, startAgent, waitFor } from '../../src/lab/process.js';
@@ -45,7 +45,7 @@ const HARD_CPUS = 0.02;
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
 
 async function floodPeers(pod: LabPod): Promise<string[]> {
-  const fdb = await new IpClient(runner, pod.netns).fdb('vx0').catch(() => []);
+  const fdb = await new IpClient(runner, pod.netns).bridge.fdb('vx0').catch(() => []);
   return fdb.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst!).sort();
 }
 
@@ -165,7 +165,7 @@ describe('starvation: live peers keep their entries when agents are starved of C
     try {
       const ip = new IpClient(runner, sender.netns);
       await waitFor('the sender replicates the stream to every receiver', async () => {
-        const mdb = (await ip.mdb('vx0')).filter((e) => e.grp === STREAM_GROUP).map((e) => e.dst);
+        const mdb = (await ip.bridge.mdb('vx0')).filter((e) => e.grp === STREAM_GROUP).map((e) => e.dst);
         return receivers.every((r) => mdb.includes(r.ip));
       }, stream.t0 - Date.now() - 200, { intervalMs: 100, explain: evidence });
       await new Promise((r) => setTimeout(r, stream.t0 - Date.now() + 1000));

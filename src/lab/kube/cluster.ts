@@ -9,8 +9,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { KmcastError, errorMessage } from '../../errors.js';
-import { parseNetnsIds } from '../../iproute2/parse.js';
-import type { Runner } from '../../iproute2/runner.js';
+import { IpClient } from '../../kernel/ip.js';
+import type { Runner } from '../../kernel/runner.js';
 import type { LabCommand } from '../plan.js';
 import { cmdline, isAlive, killPids, netnsFetch, spawnInNetns, spawned, waitFor } from '../process.js';
 import { recordLabPid } from '../state.js';
@@ -334,9 +334,9 @@ async function labPodNetnsPins(runner: Runner, id: string, dataDir: string): Pro
     // none
   }
   for (const ns of netns) {
-    const r = await runner.run(['ip', '-j', 'netns', 'list-id'], { netns: ns, allowFail: true });
-    if (r.code !== 0) continue;
-    for (const name of parseNetnsIds(r.stdout).values()) if (PIN_NAME.test(name)) names.add(name);
+    const ids = await new IpClient(runner, ns).netnsIds().catch(() => undefined);
+    if (!ids) continue;
+    for (const name of ids.values()) if (PIN_NAME.test(name)) names.add(name);
   }
   return [...names].filter((n) => existsSync(join(POD_NETNS_DIR, n))).sort();
 }
@@ -381,7 +381,7 @@ export async function kubeCleanup(runner: Runner, id: string, labStateDir: strin
   const pids = [...new Set([...roots.flatMap(cgroupPids), ...forwarders])].filter((p) => p !== process.pid && isAlive(p) && cmdline(p) !== undefined);
   const processes = await killPids(pids, 1000);
   // Before the node namespaces go (labDown deletes them after this): list-id needs their veths.
-  for (const pin of await labPodNetnsPins(runner, id, dirs.data)) await runner.run(['ip', 'netns', 'del', pin], { allowFail: true });
+  for (const pin of await labPodNetnsPins(runner, id, dirs.data)) await new IpClient(runner).deleteNetns(pin);
   const points = mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [dirs.state, dirs.data]);
   for (const p of points) await runner.run(['umount', '-l', p], { allowFail: true });
   for (const r of roots) rmdirTree(r);

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CapabilityError } from '../../errors.js';
-import type { Runner } from '../../iproute2/runner.js';
+import type { Runner } from '../../kernel/runner.js';
 import { APPS_IMAGE, PAUSE_IMAGE, corednsImage } from './plan.js';
 import { COREDNS_VERSION, niced } from './versions.js';
 

@@ -17,7 +17,7 @@ import { chmod, copyFile, cp, mkdir, rename, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CapabilityError } from '../../errors.js';
-import type { Runner } from '../../iproute2/runner.js';
+import type { Runner } from '../../kernel/runner.js';
 import { VERSION } from '../../version.js';
 import { aptSources } from './images.js';
 import { niced } from './versions.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkBoundSockets, checkCapture, gatherSockets, parseSs } from '../../../src/agent/doctor-eth0.js';
 import type { AgentStatus } from '../../../src/agent/status-types.js';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { fixture } from '../fixtures.js';
 
 test('ss: the bound device from sock_diag, raw sockets by protocol, process names when visible', () => {

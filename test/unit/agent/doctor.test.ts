@@ -13,7 +13,7 @@ import {
 } from '../../../src/agent/doctor.js';
 import { capEffOf, effectiveRpFilter, hasCapability } from '../../../src/agent/host.js';
 import type { CheckResult, DoctorDeps, DoctorFacts, DoctorOptions } from '../../../src/agent/doctor.js';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { doctorOptions } from '../../../src/cli/doctor.js';
 import { ConfigError } from '../../../src/errors.js';
 import { agentStatusFixture } from '../../support/agent-status.js';
@@ -98,7 +98,7 @@ describe('gatherFacts', () => {
     assert.deepEqual(runner.commands(), [
       'ip link add kmcdocabc123 type vxlan id 16777001 dstport 7479 nolearning',
       'bridge mdb add dev kmcdocabc123 port kmcdocabc123 grp 239.255.0.1 permanent dst 192.0.2.1',
-      'ip link del kmcdocabc123',
+      'ip link del dev kmcdocabc123',
       'ip -V',
       'bridge mdb help',
       'ip -j -4 route show default',
@@ -169,7 +169,7 @@ describe('gatherFacts', () => {
     const { deps } = fakeDeps(runner);
     const f = await gatherFacts(OPTS, deps);
     assert.deepEqual(f.mdbProbe, { ok: false, error: 'Error: unknown option dst' });
-    assert.ok(runner.commands().includes('ip link del kmcdocabc123'));
+    assert.ok(runner.commands().includes('ip link del dev kmcdocabc123'));
   });
 
   it('reports a missing default route as an underlay error', async () => {

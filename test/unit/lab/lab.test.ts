@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { ConfigError, NotFoundError } from '../../../src/errors.js';
 import { cutNode, findPod, healNode, labDown, labUp, parseNetnsList } from '../../../src/lab/lab.js';
 import { buildSpec, planLab } from '../../../src/lab/plan.js';

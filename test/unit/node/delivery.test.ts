@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { IpClient } from '../../../src/iproute2/client.js';
-import { parseLinks } from '../../../src/iproute2/parse.js';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { IpClient } from '../../../src/kernel/ip.js';
+import { parseLinks } from '../../../src/kernel/parse.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { deliveryBuild, deliveryDevices, deliveryProblem, ensureDelivery } from '../../../src/node/delivery.js';
 import { fixture } from '../fixtures.js';
 

@@ -1,6 +1,6 @@
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { evaluateNode, evaluateNodeKey, evaluateNodeLimits, evaluateOversize, gatherNodeFacts, nftProbeScript } from '../../../src/node/doctor.js';
 import type { NodeDoctorDeps, NodeDoctorFacts } from '../../../src/node/doctor.js';
 import type { NodeStatus } from '../../../src/node/status-types.js';

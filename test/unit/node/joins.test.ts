@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FakeMonitors } from '../../../src/iproute2/monitor.js';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { FakeMonitors } from '../../../src/kernel/monitor.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { silentLogger } from '../../../src/log.js';
 import { JoinThrottle, JoinWatch, eventNsid } from '../../../src/node/joins.js';
 import type { LocalMember } from '../../../src/node/members.js';

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { IpClient } from '../../../src/iproute2/client.js';
-import { parseIpv4AddrsOf, parseIpv4MaddrsOf, parseLinks, parseNetnsIds, parseRouteGet } from '../../../src/iproute2/parse.js';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { IpClient } from '../../../src/kernel/ip.js';
+import { parseIpv4AddrsOf, parseIpv4MaddrsOf, parseLinks, parseNetnsIds, parseRouteGet } from '../../../src/kernel/parse.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { MemberBindings, MemberResolver, classify, matchBridgePort, matchBridgePorts, sharedClaims } from '../../../src/node/members.js';
 import type { LocalMember } from '../../../src/node/members.js';
-import type { LinkInfo } from '../../../src/iproute2/parse.js';
+import type { LinkInfo } from '../../../src/kernel/parse.js';
 import { fixture } from '../fixtures.js';
 
 const f = (name: string): string => fixture(`iproute2/node/${name}`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseRoutes } from '../../../src/iproute2/parse.js';
+import { parseRoutes } from '../../../src/kernel/parse.js';
 import { RouteTable, defaultRulesOnly } from '../../../src/node/routes.js';
 import { fixture } from '../fixtures.js';
 

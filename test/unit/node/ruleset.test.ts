@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { IpClient } from '../../../src/iproute2/client.js';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { IpClient } from '../../../src/kernel/ip.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { silentLogger } from '../../../src/log.js';
 import { NodeMetrics } from '../../../src/node/metrics.js';
 import { desiredChains, parseRuleset, renderRuleset } from '../../../src/node/nft.js';

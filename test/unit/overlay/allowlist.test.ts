@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AllowList, allowListDrops, allowListScript, parseAllowList } from '../../../src/overlay/allowlist.js';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { CapabilityError, KmcastError } from '../../../src/errors.js';
 
 const listed = (peers: string[], rules = ['kmcast-vxlan']) =>

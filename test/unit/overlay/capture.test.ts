@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FakeRunner } from '../../../src/iproute2/runner.js';
+import { NftClient } from '../../../src/kernel/nft.js';
+import { FakeRunner } from '../../../src/kernel/runner.js';
 import { AllowList, allowListScript } from '../../../src/overlay/allowlist.js';
 import { applyCapture, captureMatches, captureScript, parseCapture } from '../../../src/overlay/capture.js';
 import { fixture } from '../fixtures.js';
@@ -77,14 +78,14 @@ test('fails closed when the capture does not read back; an allow-list without a 
   const plain = new FakeRunner().on('nft -j list table ip kmcast', { stdout: listed(['10.0.0.2']) });
   await new AllowList(plain).apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'] });
   assert.deepEqual(plain.commands(), ['nft -j list table ip kmcast']);
-  await assert.rejects(applyCapture(stale, undefined, SPEC), /verify eth0 capture/);
+  await assert.rejects(applyCapture(new NftClient(stale), SPEC), /verify eth0 capture/);
 });
 
 test('a kernel without the netdev egress hook is a capability error naming --capture off', async () => {
   const r = new FakeRunner()
     .on('nft list', { code: 1 })
     .on('nft -f -', { code: 1, stderr: 'Error: Could not process rule: No such file or directory\n  type filter hook egress device "eth0"' });
-  await assert.rejects(applyCapture(r, undefined, SPEC), (err: Error) => /--capture off/.test(err.message) && err.name === 'CapabilityError');
+  await assert.rejects(applyCapture(new NftClient(r), SPEC), (err: Error) => /--capture off/.test(err.message) && err.name === 'CapabilityError');
 });
 
 test('through the allow-list, a refused capture line is reported as the capture, not as a missing nft', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseFdb, parseIpv4Addrs, parseLink, parseMdb, parseRoutes } from '../../../src/iproute2/parse.js';
+import { parseFdb, parseIpv4Addrs, parseLink, parseMdb, parseRoutes } from '../../../src/kernel/parse.js';
 import type { OverlaySpec } from '../../../src/overlay/desired.js';
 import { desiredState } from '../../../src/overlay/desired.js';
 import type { ActualState } from '../../../src/overlay/plan.js';

@@ -9,7 +9,7 @@ import {
   parseLinkStats,
   parseMdb,
   parseRoutes,
-} from '../../../src/iproute2/parse.js';
+} from '../../../src/kernel/parse.js';
 import { fixture } from '../fixtures.js';
 
 test('parseLink reads the vxlan details iproute2 prints', () => {

@@ -1,7 +1,8 @@
 /**
- * Long-running `ip monitor` processes (the streaming side of the runner boundary): argv arrays,
- * never a shell, the namespace as a parameter (`ip -n NS monitor ...`). Each output line is
- * handed to the caller, who only uses it as a "something changed" trigger and re-reads with -j.
+ * Long-running `ip monitor` processes (the streaming side of the runner boundary): the argv of
+ * IP_MONITOR (src/kernel/ip.ts), never a shell, the namespace as a parameter (`ip -n NS monitor
+ * ...`). Each output line is handed to the caller, who only uses it as a "something changed"
+ * trigger and re-reads with -j.
  * Each process runs under `setpriv --pdeathsig SIGKILL` (helperArgv): it dies with the agent.
  */
 import { spawn } from 'node:child_process';
@@ -25,10 +26,14 @@ export interface MonitorOptions {
   readonly maxLinesPer100ms?: number;
   /** The process said events were lost (netlink ENOBUFS). */
   readonly onOverflow?: () => void;
+  /** The process could not be started (or killed): its error. */
+  readonly onError?: (err: Error) => void;
+  /** The process exited by itself (not after stop()): the caller may restart it. */
+  readonly onExit?: () => void;
 }
 
 export interface Monitors {
-  /** Starts `argv` (e.g. ['ip', 'monitor', 'link', 'route']) in `netns`. */
+  /** Starts `argv` (one of IP_MONITOR, src/kernel/ip.ts) in `netns`. */
   start(argv: readonly string[], netns: string | undefined, onLine: (line: string) => void, opts?: MonitorOptions): MonitorHandle;
 }
 
@@ -82,15 +87,19 @@ export class ExecMonitors implements Monitors {
         if (b.toString().split('\n').some(isOverflowLine)) onOverflow();
       });
     }
-    child.once('error', () => {
+    let stopped = false;
+    child.once('error', (err) => {
       running = false;
+      opts.onError?.(err);
     });
     child.once('exit', () => {
       running = false;
       child = undefined;
+      if (!stopped) opts.onExit?.();
     });
     return {
       stop(): void {
+        stopped = true;
         if (resume) clearTimeout(resume);
         child?.kill('SIGTERM');
         child = undefined;
@@ -103,11 +112,33 @@ export class ExecMonitors implements Monitors {
   }
 }
 
+export interface FakeMonitor {
+  readonly argv: readonly string[];
+  readonly netns: string | undefined;
+  readonly onLine: (l: string) => void;
+  readonly opts: MonitorOptions;
+  /** Stopped by its owner, or exited (set it to simulate an exit nobody is told about). */
+  stopped: boolean;
+  /** Simulates the process exiting by itself: not running any more, and onExit is called. */
+  exit(): void;
+}
+
 /** Records starts and lets tests push lines. */
 export class FakeMonitors implements Monitors {
-  readonly started: Array<{ argv: readonly string[]; netns: string | undefined; onLine: (l: string) => void; opts: MonitorOptions; stopped: boolean }> = [];
+  readonly started: FakeMonitor[] = [];
   start(argv: readonly string[], netns: string | undefined, onLine: (line: string) => void, opts: MonitorOptions = {}): MonitorHandle {
-    const rec = { argv: [...argv], netns, onLine, opts, stopped: false };
+    const rec: FakeMonitor = {
+      argv: [...argv],
+      netns,
+      onLine,
+      opts,
+      stopped: false,
+      exit(): void {
+        if (rec.stopped) return;
+        rec.stopped = true;
+        opts.onExit?.();
+      },
+    };
     this.started.push(rec);
     return {
       stop(): void {

@@ -232,6 +232,19 @@ export function parseNetnsIds(stdout: string): Map<number, string> {
   return out;
 }
 
+/** `ip -j netns list` → the names of the named network namespaces. */
+export function parseNetnsNames(stdout: string): string[] {
+  return parseArray(stdout).flatMap((e) => (typeof e.name === 'string' ? [e.name] : []));
+}
+
+/** `ip netns pids NAME` → the pids of the processes in the namespace. */
+export function parsePids(stdout: string): number[] {
+  return stdout
+    .split(/\s+/)
+    .filter((s) => /^\d+$/.test(s))
+    .map(Number);
+}
+
 /** `ip -j maddr show` (all devices) → joined IPv4 groups of the device with `ifindex`. */
 export function parseIpv4MaddrsOf(stdout: string, ifindex: number): string[] {
   const out: string[] = [];

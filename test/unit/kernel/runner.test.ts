@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { helperArgv, netnsArgv } from '../../../src/iproute2/runner.js';
+import { helperArgv, netnsArgv, netnsExecArgv, netnsSpawn } from '../../../src/kernel/runner.js';
 
 test('netnsArgv: ip and bridge get -n, anything else runs under ip netns exec', () => {
   assert.deepEqual(netnsArgv(['ip', '-j', 'link'], undefined), ['ip', '-j', 'link']);
@@ -18,4 +18,22 @@ test('netnsArgv with nsenter: setns only (no mount namespace, no /sys remount); 
   assert.deepEqual(netnsArgv(['ip', '-j', 'link'], undefined, 'nsenter'), ['ip', '-j', 'link'], 'the agent\'s own namespace: nothing to enter');
   assert.deepEqual(helperArgv(['ip', 'monitor', 'maddress'], 'kmcp1', 'nsenter'), ['setpriv', '--pdeathsig', 'SIGKILL', '--', 'nsenter', '--net=/var/run/netns/kmcp1', '--', 'ip', 'monitor', 'maddress']);
   for (const bad of ['../../proc/1/ns/net', 'a/b', '..', '.']) assert.throws(() => netnsArgv(['ip', 'link'], bad, 'nsenter'), /not a network namespace name/);
+});
+
+test('netnsExecArgv: always execs the command itself (ip netns exec or nsenter), even ip', () => {
+  assert.deepEqual(netnsExecArgv(['ip', 'maddr'], 'kmcp1'), ['ip', 'netns', 'exec', 'kmcp1', 'ip', 'maddr']);
+  assert.deepEqual(netnsExecArgv(['python3', '-c', 'x'], 'kmcp1'), ['ip', 'netns', 'exec', 'kmcp1', 'python3', '-c', 'x']);
+  assert.deepEqual(netnsExecArgv(['containerd'], 'kmcn1', 'nsenter'), ['nsenter', '--net=/var/run/netns/kmcn1', '--', 'containerd']);
+  assert.deepEqual(netnsExecArgv(['node'], undefined), ['node']);
+  assert.throws(() => netnsExecArgv(['x'], '../1', 'nsenter'), /not a network namespace name/);
+});
+
+test('netnsSpawn: the child is the command run through the namespace entry', async () => {
+  const child = netnsSpawn([process.execPath, '-e', 'process.stdout.write(process.argv.length ? "ok" : "")'], undefined, { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  assert.equal(code, 0);
+  assert.equal(out, 'ok');
+  assert.deepEqual(child.spawnargs.slice(0, 2), [process.execPath, '-e']);
 });
