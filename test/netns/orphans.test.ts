@@ -1,6 +1,6 @@
 /**
  * No orphaned helpers after a SIGKILL: the node agent's `ip monitor` children (one for the node,
- * one per local member namespace) and the sidecar agent's `ip -o monitor maddress` run under
+ * one join listener for every member, or one per member namespace without CAP_NET_BROADCAST) and the sidecar agent's `ip -o monitor maddress` run under
  * `setpriv --pdeathsig SIGKILL` and die with it, even though a SIGKILLed agent runs no exit handler. Baseline first: the same `ip monitor` spawned
  * plainly by a Node.js parent that is then SIGKILLed survives it (so the check below can fail).
  */
@@ -81,31 +81,39 @@ describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason()
     assert.ok(isMonitor(cmdline(pid)), 'without a death signal the monitor is orphaned, still running 1 s later');
   });
 
-  test('node agent: its node and per-member monitors are gone within 2 s of a SIGKILL', async (t) => {
-    if (!needRoot(t)) return;
-    const node = lab.nodes[0]!;
-    agent = await startNodeAgent(lab, node, ['--service', `${SERVICE}=100`, '--heartbeat-interval', '1000', '--resolve-interval', '1000']);
-    const pid = agent.child.pid!;
-    const local = lab.pods.filter((p) => p.node === node.index);
-    await waitFor('node agent ready with its local members', async () => {
-      const r = await netnsFetch(node.netns, '/status', NODE_HTTP_PORT).catch(() => undefined);
-      if (r?.status !== 200) return false;
-      const s = JSON.parse(r.body) as NodeStatus;
-      return s.ready && s.domains[0]!.localMembers.length === local.length;
-    }, 30_000, 200);
-    // One node monitor plus one per local member namespace, each under setpriv --pdeathsig.
-    let monitors: number[] = [];
-    await waitFor('the monitors run', () => {
-      monitors = childrenOf(pid).filter((c) => isMonitor(cmdline(c)));
-      return Promise.resolve(monitors.length === 1 + local.length);
-    }, 10_000, 100);
-    leftovers.push(...monitors);
-    const argvs = monitors.map((c) => cmdline(c)!.join(' ')).sort();
-    assert.deepEqual(argvs, ['ip monitor link route', ...local.map((p) => `ip -n ${p.netns} monitor maddress`)].sort(), 'setpriv execs ip: the child is ip itself');
-    process.kill(pid, 'SIGKILL');
-    await waitFor('every monitor died with the agent', () => Promise.resolve(monitors.every((c) => cmdline(c) === undefined)), 2_000, 50);
-    agent = undefined;
-  });
+  // As deployed (CAP_NET_BROADCAST): the node monitor and one join listener for every member.
+  // Without it: the node monitor and one join monitor per member namespace. Either way every one
+  // runs under setpriv --pdeathsig and dies with the agent.
+  for (const [how, wrap, expected] of [
+    ['as deployed: one join listener', [], (): string[] => ['ip monitor link route', 'ip monitor maddress all-nsid']],
+    ['without CAP_NET_BROADCAST: one join monitor per member', ['setpriv', '--bounding-set=-net_broadcast', '--inh-caps=-net_broadcast', '--'], (): string[] => ['ip monitor link route', ...lab.pods.filter((p) => p.node === 1).map(() => 'ip monitor maddress')]],
+  ] as const) {
+    test(`node agent (${how}): its monitors are gone within 2 s of a SIGKILL`, async (t) => {
+      if (!needRoot(t)) return;
+      const node = lab.nodes[0]!;
+      agent = await startNodeAgent(lab, node, ['--service', `${SERVICE}=100`, '--heartbeat-interval', '1000', '--resolve-interval', '1000'], { wrap });
+      const pid = agent.child.pid!;
+      const local = lab.pods.filter((p) => p.node === node.index);
+      await waitFor('node agent ready with its local members', async () => {
+        const r = await netnsFetch(node.netns, '/status', NODE_HTTP_PORT).catch(() => undefined);
+        if (r?.status !== 200) return false;
+        const s = JSON.parse(r.body) as NodeStatus;
+        return s.ready && s.domains[0]!.localMembers.length === local.length;
+      }, 30_000, 200);
+      const want = expected().sort();
+      let monitors: number[] = [];
+      await waitFor(`the monitors run (${want.length})`, () => {
+        monitors = childrenOf(pid).filter((c) => isMonitor(cmdline(c)));
+        return Promise.resolve(monitors.length === want.length);
+      }, 10_000, 100);
+      leftovers.push(...monitors);
+      const argvs = monitors.map((c) => cmdline(c)!.join(' ')).sort();
+      assert.deepEqual(argvs, want, 'setpriv (and nsenter) exec ip: the child is ip itself');
+      process.kill(pid, 'SIGKILL');
+      await waitFor('every monitor died with the agent', () => Promise.resolve(monitors.every((c) => cmdline(c) === undefined)), 2_000, 50);
+      agent = undefined;
+    });
+  }
 
   test('sidecar agent: its ip monitor maddress is gone within 2 s of a SIGKILL', async (t) => {
     if (!needRoot(t)) return;
