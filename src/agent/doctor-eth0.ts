@@ -13,7 +13,7 @@
  */
 import type { Runner } from '../kernel/runner.js';
 import { errorMessage } from '../errors.js';
-import type { CheckResult } from './doctor.js';
+import type { CheckResult } from '../runtime/checks.js';
 import type { AgentStatus } from './status-types.js';
 
 export const VRRP_PROTOCOL = 112;
