@@ -54,7 +54,10 @@ async function main(): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const wanted = (values.scenario ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  const wanted = (values.scenario ?? [])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const unknown = wanted.filter((w) => !SCENARIOS.some((s) => s.name === w));
   if (unknown.length > 0) {
     process.stderr.write(`bench: unknown --scenario ${unknown.join(', ')}: pick from ${SCENARIOS.map((s) => s.name).join(', ')}\n`);
@@ -117,10 +120,16 @@ async function main(): Promise<number> {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     // iperf2 prints its version on stderr and exits 1.
-    iperf: await runner
-      .run(['iperf', '-v'], { allowFail: true })
-      .then((r) => `${r.stdout}${r.stderr}`.trim() || 'unknown', () => 'not installed'),
-    iproute2: (await new IpClient(runner).versionOutput().then((r) => (r.code === 0 ? r.stdout : 'unknown'), () => 'unknown')).trim(),
+    iperf: await runner.run(['iperf', '-v'], { allowFail: true }).then(
+      (r) => `${r.stdout}${r.stderr}`.trim() || 'unknown',
+      () => 'not installed',
+    ),
+    iproute2: (
+      await new IpClient(runner).versionOutput().then(
+        (r) => (r.code === 0 ? r.stdout : 'unknown'),
+        () => 'unknown',
+      )
+    ).trim(),
     loadAverage: (await run(['cat', '/proc/loadavg'])).trim(),
   };
   process.stderr.write(`bench run ${id}: ${quick ? 'quick' : 'full'}, ${machine.cpus} CPUs (${machine.cpuModel}), kernel ${machine.kernel}, load ${machine.loadAverage}\n`);
@@ -149,7 +158,15 @@ async function main(): Promise<number> {
   const dir = values.out ?? join(fileURLToPath(new URL('../../bench/results', import.meta.url)));
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${new Date(started).toISOString().replace(/[:.]/g, '-')}.json`);
-  const doc = { run: id, mode: quick ? 'quick' : 'full', startedAt: new Date(started).toISOString(), seconds: (Date.now() - started) / 1000, machine, settings: { trialS: ctx.trialS, confirmS: ctx.confirmS }, scenarios: [...ctx.results.values()] };
+  const doc = {
+    run: id,
+    mode: quick ? 'quick' : 'full',
+    startedAt: new Date(started).toISOString(),
+    seconds: (Date.now() - started) / 1000,
+    machine,
+    settings: { trialS: ctx.trialS, confirmS: ctx.confirmS },
+    scenarios: [...ctx.results.values()],
+  };
   writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
   process.stdout.write(`\nresults: ${file} (${doc.seconds.toFixed(0)} s)\n`);
   return [...ctx.results.values()].some((r) => r.error) ? 1 : 0;

@@ -56,7 +56,11 @@ async function floodPeers(pod: LabPod): Promise<string[]> {
 
 async function converged(pods: readonly LabPod[]): Promise<boolean> {
   for (const p of pods) {
-    const want = pods.filter((o) => o !== p).map((o) => o.ip).sort().join();
+    const want = pods
+      .filter((o) => o !== p)
+      .map((o) => o.ip)
+      .sort()
+      .join();
     if ((await floodPeers(p)).sort().join() !== want) return false;
   }
   return true;
@@ -86,12 +90,7 @@ function report(pairs: readonly PairResult[], result: StreamResult, restarts: re
   const rel = (t: number): string => `${((t - t0) / 1000).toFixed(1)}s`;
   const lines: string[] = [];
   lines.push('Restarts (times from the first datagram):');
-  lines.push(
-    table([
-      ['pod', 'signal', 'at', 'recovered', 'recovery ms'],
-      ...restarts.map((r) => [r.pod, r.signal, rel(r.start), rel(r.end - WINDOW_GRACE_MS), String(r.recoveryMs)]),
-    ]),
-  );
+  lines.push(table([['pod', 'signal', 'at', 'recovered', 'recovery ms'], ...restarts.map((r) => [r.pod, r.signal, rel(r.start), rel(r.end - WINDOW_GRACE_MS), String(r.recoveryMs)])]));
   lines.push('', 'Per receiver and sender:');
   const rows: string[][] = [['receiver', 'sender', 'sent', 'received', 'lost', 'loss', 'dups', 'lost outside windows', 'loss intervals']];
   for (const p of pairs) {
@@ -218,7 +217,16 @@ async function main(): Promise<number> {
       kind: 'soak',
       date: new Date().toISOString(),
       host: { kernel: release(), cpus: cpus().length, node: process.version },
-      config: { durationS, ratePps: rate, perSenderPps: perSender, restartEveryS: everyS, senders: senders.map((s) => s.name), receivers: pods.map((p) => p.name), windowGraceMs: WINDOW_GRACE_MS, rejoinMs: REJOIN_MS },
+      config: {
+        durationS,
+        ratePps: rate,
+        perSenderPps: perSender,
+        restartEveryS: everyS,
+        senders: senders.map((s) => s.name),
+        receivers: pods.map((p) => p.name),
+        windowGraceMs: WINDOW_GRACE_MS,
+        rejoinMs: REJOIN_MS,
+      },
       t0,
       restarts,
       senders: result.senders,

@@ -86,7 +86,10 @@ export async function mdbEntries(pod: LabPod): Promise<string[]> {
 
 /** Starts agents in `pods`; the lab's headless Service answers with `members` (default: pods). */
 export async function startAgents(lab: Lab, pods: readonly LabPod[], args: readonly string[], members: readonly LabPod[] = pods): Promise<AgentHandle[]> {
-  await setServiceMembers(lab, members.map((p) => p.ip));
+  await setServiceMembers(
+    lab,
+    members.map((p) => p.ip),
+  );
   return await Promise.all(pods.map((p) => startAgent(lab, p, args)));
 }
 
@@ -95,7 +98,10 @@ export async function startAgents(lab: Lab, pods: readonly LabPod[], args: reado
  * Node.js processes started at once on 2 cores measure the start-up stampede, not the agent.
  */
 export async function startAgentsInBatches(lab: Lab, pods: readonly LabPod[], args: readonly string[], members: readonly LabPod[], batch = 8): Promise<AgentHandle[]> {
-  await setServiceMembers(lab, members.map((p) => p.ip));
+  await setServiceMembers(
+    lab,
+    members.map((p) => p.ip),
+  );
   const out: AgentHandle[] = [];
   for (let i = 0; i < pods.length; i += batch) {
     const slice = pods.slice(i, i + batch);

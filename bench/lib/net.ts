@@ -150,9 +150,7 @@ export async function iperfTrial(o: IperfTrialOptions): Promise<IperfTrial> {
   if (o.beforeStart) await o.beforeStart();
   // -w 4M: a receive buffer that rides out a few ms of CPU contention (capped by
   // net.core.rmem_max), so a busy shared machine shows up less as "loss" of the data path.
-  const servers = o.receivers.map((ns) =>
-    spawnIn(ns, ['iperf', '-s', '-u', '-B', o.group, '-p', String(o.port), '-l', String(Math.max(o.size, 2048)), '-w', RECEIVE_BUFFER]),
-  );
+  const servers = o.receivers.map((ns) => spawnIn(ns, ['iperf', '-s', '-u', '-B', o.group, '-p', String(o.port), '-l', String(Math.max(o.size, 2048)), '-w', RECEIVE_BUFFER]));
   try {
     await Promise.all(o.receivers.map((ns) => waitJoined(ns, o.group)));
     if (o.beforeSend) await o.beforeSend();

@@ -135,8 +135,7 @@ export function formatScenario(r: ScenarioResult, baselines: ReadonlyMap<string,
     return cells;
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((c) => (c[i] ?? '').length)));
-  const line = (c: readonly string[]): string =>
-    `   ${c.map((s, i) => (i === 0 ? s.padEnd(widths[i] ?? 0) : s.padStart(widths[i] ?? 0))).join('  ')}`.trimEnd();
+  const line = (c: readonly string[]): string => `   ${c.map((s, i) => (i === 0 ? s.padEnd(widths[i] ?? 0) : s.padStart(widths[i] ?? 0))).join('  ')}`.trimEnd();
   if (rows.length > 0) out.push(line(header), ...rows.map(line));
   for (const n of r.notes) out.push(`   - ${n}`);
   return out.join('\n');

@@ -72,10 +72,15 @@ function nativeReady(lab: Lab, port: string): () => Promise<void> {
  */
 function gatewayLeft(gwNode: LabNode): () => Promise<void> {
   return async () => {
-    await waitFor(`the gateway to leave ${BENCH_GROUP} after the last trial`, async () => {
-      const g = await gatewayOf(gwNode);
-      return g !== undefined && !g.joined.includes(BENCH_GROUP);
-    }, 15_000, 50);
+    await waitFor(
+      `the gateway to leave ${BENCH_GROUP} after the last trial`,
+      async () => {
+        const g = await gatewayOf(gwNode);
+        return g !== undefined && !g.joined.includes(BENCH_GROUP);
+      },
+      15_000,
+      50,
+    );
   };
 }
 
@@ -96,14 +101,22 @@ function gatewayReady(lab: Lab, gwNode: LabNode, gwPort: string, remote: LabNode
 
 /** Node agents on every node, the gateway flags on `gwNode`; waits until `members` are programmed and the gateway is active. */
 async function startAgents(lab: Lab, gwNode: LabNode, gwLan: LabLanNode, members: readonly LabPod[]): Promise<NodeAgentHandle[]> {
-  await setServiceMembers(lab, members.map((p) => p.ip));
+  await setServiceMembers(
+    lab,
+    members.map((p) => p.ip),
+  );
   const agents = await Promise.all(lab.nodes.map((n) => startNodeAgent(lab, n, [...nodeArgs(lab), ...(n === gwNode ? gatewayArgs(gwLan) : [])])));
   try {
     await waitProgrammed(lab, members);
-    await waitFor('the gateway to be active with its table installed', async () => {
-      const g = await gatewayOf(gwNode);
-      return g?.active === true && g.installed;
-    }, 20_000, 100);
+    await waitFor(
+      'the gateway to be active with its table installed',
+      async () => {
+        const g = await gatewayOf(gwNode);
+        return g?.active === true && g.installed;
+      },
+      20_000,
+      100,
+    );
   } catch (err) {
     await Promise.all(agents.map(async (a) => await a.stop()));
     throw err;
@@ -300,11 +313,11 @@ export async function gatewayIn(ctx: BenchContext): Promise<{ rows: ResultRow[];
       notes: [
         `LAN: one switch (a Linux bridge with IGMP snooping and querier) with hosts h1, h2 and node 1's ${gwLan.ifname}; lab: 2 nodes (calico, bridge), node agents ${nodeArgs(lab).join(' ')}, node 1 also ${gatewayArgs(gwLan).join(' ')}`,
         'native LAN: h1 -> switch -> h2, no kmcast; gateway in: h1 -> switch -> node 1 (gateway ingress capture) -> one VXLAN copy -> the member pod on node 2; same iperf2 sender, one receiver each, same search',
-        'gateway rows: node 2\'s pod is the only member, so the gateway makes one copy as the switch does (a member pod on the gateway node would get a copy of every inbound datagram, joined or not); before each trial the gateway has joined the group, the switch lists its port and node 1 has the MDB entry towards node 2',
+        "gateway rows: node 2's pod is the only member, so the gateway makes one copy as the switch does (a member pod on the gateway node would get a copy of every inbound datagram, joined or not); before each trial the gateway has joined the group, the switch lists its port and node 1 has the MDB entry towards node 2",
         '"hand-built": the same path with no agent running, measured just before the agent\'s rows: node 1\'s LAN ingress chain written by hand with the rules of kmcast\'s lan-in (no rate meter: --gateway-rate 0 installs none), a socket joined to the group on its LAN interface, and the domain\'s devices, entries, node tables and underlay filter on both nodes (bench/lib/gateway-reference.ts, node-reference.ts); "vs hand-built" = max pps through the agents / max pps by hand: what the agents cost beside an identical kernel path',
         ...shapeNotes,
-        'local: node 1\'s pod also a member (agents restarted) and the receiver; binary search only, no confirming trial, hand-built the same way',
-        'gateway node agent: highest VmRSS and CPU (% of one core) over the send window of one more trial at the 64 B maximum; carried in = its inbound counter for the group over that trial, sent = the iperf2 sender\'s count',
+        "local: node 1's pod also a member (agents restarted) and the receiver; binary search only, no confirming trial, hand-built the same way",
+        "gateway node agent: highest VmRSS and CPU (% of one core) over the send window of one more trial at the 64 B maximum; carried in = its inbound counter for the group over that trial, sent = the iperf2 sender's count",
       ],
     };
   });

@@ -90,7 +90,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'gateway-in',
-    title: 'gateway inbound: LAN host -> member pod on another node, max pps against the LAN\'s native bridge and the same path built by hand',
+    title: "gateway inbound: LAN host -> member pod on another node, max pps against the LAN's native bridge and the same path built by hand",
     ratioOf: {
       metric: M.maxPps,
       baseline: 'native LAN 64B',

@@ -15,7 +15,22 @@ import type { ProbeReport } from '../../src/probe/report.js';
 import type { BenchContext } from '../lib/context.js';
 import { BENCH_GROUP, BENCH_PORT, measureDataPlane } from '../lib/context.js';
 import type { ReplicationMode } from '../lib/lab.js';
-import { agentReplication, benchAgentArgs, buildLab, floodPeers, mdbDestinations, mdbEntries, removeLab, sampleResources, startAgentWithNode, startAgents, startAgentsInBatches, stopAgents, waitFor, waitReady } from '../lib/lab.js';
+import {
+  agentReplication,
+  benchAgentArgs,
+  buildLab,
+  floodPeers,
+  mdbDestinations,
+  mdbEntries,
+  removeLab,
+  sampleResources,
+  startAgentWithNode,
+  startAgents,
+  startAgentsInBatches,
+  stopAgents,
+  waitFor,
+  waitReady,
+} from '../lib/lab.js';
 import { findMaxRate, NODE_OPTION_SETS, pct, resourceLabel } from '../lib/pure.js';
 import type { ResultRow } from '../lib/pure.js';
 import { iperfTrial, runner, spawnIn, stop } from '../lib/net.js';
@@ -42,10 +57,15 @@ async function converge(sender: LabPod, peers: number): Promise<void> {
 /** Selective: MDB entries for the group towards every receiver are in place. */
 function selectiveReady(sender: LabPod, receivers: readonly LabPod[]): () => Promise<void> {
   return async () => {
-    await waitFor('MDB entries towards every receiver', async () => {
-      const d = await mdbDestinations(sender, BENCH_GROUP);
-      return receivers.every((r) => d.includes(r.ip));
-    }, 10_000, 20);
+    await waitFor(
+      'MDB entries towards every receiver',
+      async () => {
+        const d = await mdbDestinations(sender, BENCH_GROUP);
+        return receivers.every((r) => d.includes(r.ip));
+      },
+      10_000,
+      20,
+    );
   };
 }
 
@@ -196,7 +216,7 @@ export async function controlPlane(ctx: BenchContext): Promise<{ rows: ResultRow
       const delivery = first === null ? null : first - t0;
       rows.push({ label: 'agent start -> first delivery', values: { 'ms (p50)': delivery, samples: delivery === null ? 0 : 1 } });
       if (delivery === null) notes.push(`no delivery seen; receiver output: ${recv.out.slice(0, 300)} ${recv.err.slice(0, 300)}`);
-      notes.push('start -> first delivery: t0 = spawn of the sender pod\'s agent (node startup included), end = first datagram at the receiver (same clock)');
+      notes.push("start -> first delivery: t0 = spawn of the sender pod's agent (node startup included), end = first datagram at the receiver (same clock)");
 
       // 2. Join latency: A sends at 100 pps; B's probe joins, reports join -> first datagram, leaves.
       const joins = ctx.quick ? 10 : 50;
@@ -214,7 +234,10 @@ export async function controlPlane(ctx: BenchContext): Promise<{ rows: ResultRow
       } finally {
         await stop(sender100, 'SIGINT');
       }
-      rows.push({ label: `join latency (${joins} joins, 100 pps)`, values: { 'ms (p50)': pct(latencies, 50), 'p99 ms': pct(latencies, 99), 'max ms': latencies.length ? Math.max(...latencies) : null, samples: latencies.length } });
+      rows.push({
+        label: `join latency (${joins} joins, 100 pps)`,
+        values: { 'ms (p50)': pct(latencies, 50), 'p99 ms': pct(latencies, 99), 'max ms': latencies.length ? Math.max(...latencies) : null, samples: latencies.length },
+      });
       notes.push('join latency = first datagram - join, measured by the receiving probe; includes up to 10 ms of sender spacing at 100 pps');
 
       // 3. Dead peer: SIGKILL B's agent; time until A's vx0 drops B's flood entry.
@@ -222,7 +245,9 @@ export async function controlPlane(ctx: BenchContext): Promise<{ rows: ResultRow
       if (agentB?.child.pid !== undefined) process.kill(agentB.child.pid, 'SIGKILL');
       const detect = await waitFor('A to purge dead peer B', async () => !(await floodPeers(a)).includes(b.ip), 30_000, 50).catch(() => null);
       rows.push({ label: 'dead peer purged (SIGKILL)', values: { 'ms (p50)': detect, samples: detect === null ? 0 : 1 } });
-      notes.push('dead peer: agent defaults (heartbeat 1 s, expiry 5 heartbeats, --listed-peer-expiry 3 x expiry); time from SIGKILL of the peer agent to its flood entry leaving vx0. The lab DNS still lists the dead pod, as Kubernetes does for a pod whose container crashed, so the peer is suspect first and purged at the listed expiry (~15 s): a live but CPU-starved peer keeps its entries that long. A pod DNS no longer lists goes after 5 heartbeats, a LEAVE at once');
+      notes.push(
+        'dead peer: agent defaults (heartbeat 1 s, expiry 5 heartbeats, --listed-peer-expiry 3 x expiry); time from SIGKILL of the peer agent to its flood entry leaving vx0. The lab DNS still lists the dead pod, as Kubernetes does for a pod whose container crashed, so the peer is suspect first and purged at the listed expiry (~15 s): a live but CPU-starved peer keeps its entries that long. A pod DNS no longer lists goes after 5 heartbeats, a LEAVE at once',
+      );
     } finally {
       await stopAgents([...(agentB ? [agentB] : []), ...(agentA ? [agentA] : [])]);
     }

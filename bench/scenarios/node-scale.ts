@@ -123,7 +123,11 @@ class MdbWatch {
   private rest = '';
   private readonly proc: Proc;
 
-  constructor(node: LabNode, private readonly devices: ReadonlySet<string>, private readonly dst: string) {
+  constructor(
+    node: LabNode,
+    private readonly devices: ReadonlySet<string>,
+    private readonly dst: string,
+  ) {
     // bridge block-buffers stdout into a pipe: stdbuf -oL gives each event as it happens.
     this.proc = spawnIn(node.netns, ['stdbuf', '-oL', 'bridge', '-t', 'monitor', 'mdb'], { ...process.env, TZ: 'UTC' });
     this.proc.child.stdout?.on('data', (b: Buffer) => {
@@ -204,7 +208,7 @@ function fatalLine(logFile: string): string | undefined {
 
 /** What an nft "Invalid argument" on a long rule means here. */
 const RULE_LIMIT_HINT =
-  'the node table gives each local member one `dup to` in the delivery rule and in every other member\'s capture rule, and the kernel takes at most 128 expressions per rule (NFT_RULE_MAXEXPRS): about 60 members of a domain per node; --node-domains spreads them over more domains';
+  "the node table gives each local member one `dup to` in the delivery rule and in every other member's capture rule, and the kernel takes at most 128 expressions per rule (NFT_RULE_MAXEXPRS): about 60 members of a domain per node; --node-domains spreads them over more domains";
 
 /**
  * Every member pod of `node` programmed and the join watch in the expected mode with its helper
@@ -413,8 +417,18 @@ export function nodeScaleRows(a: ModeResult, b: ModeResult, pods: number): Resul
     row('spawn burst duration p50 ms, idle', (r) => pct(idleBursts(r).map(span), 50)),
     row('spawn burst duration max ms, idle', (r) => (idleBursts(r).length ? Math.max(...idleBursts(r).map(span)) : null)),
     row('joins with a spawn burst in their window', (r) => r.joinSamples.filter((j) => duringBurst(r, j)).length),
-    row('join -> MDB p99 ms, those without', (r) => pct(r.joinSamples.filter((j) => !duringBurst(r, j)).map((j) => j.ms), 99)),
-    row('join -> MDB p50 ms, those with', (r) => pct(r.joinSamples.filter((j) => duringBurst(r, j)).map((j) => j.ms), 50)),
+    row('join -> MDB p99 ms, those without', (r) =>
+      pct(
+        r.joinSamples.filter((j) => !duringBurst(r, j)).map((j) => j.ms),
+        99,
+      ),
+    ),
+    row('join -> MDB p50 ms, those with', (r) =>
+      pct(
+        r.joinSamples.filter((j) => duringBurst(r, j)).map((j) => j.ms),
+        50,
+      ),
+    ),
     row('CPU % of one core, idle (tree)', (r) => r.cpuPercent),
     row(`start -> ${pods} members programmed s`, (r) => r.startS),
   ];

@@ -66,10 +66,15 @@ function nodeSelectiveReady(lab: Lab, sender: LabPod, receivers: readonly LabPod
   const senderNode = lab.nodes.find((n) => n.index === sender.node)!;
   const want = [...new Set(receivers.filter((r) => r.node !== sender.node).map((r) => lab.nodes.find((n) => n.index === r.node)!.underlayIp))];
   return async () => {
-    await waitFor(`MDB entries on ${senderNode.netns} towards ${want.length} member nodes`, async () => {
-      const d = await nodeMdbDestinations(senderNode, BENCH_GROUP);
-      return want.every((ip) => d.includes(ip));
-    }, 15_000, 20);
+    await waitFor(
+      `MDB entries on ${senderNode.netns} towards ${want.length} member nodes`,
+      async () => {
+        const d = await nodeMdbDestinations(senderNode, BENCH_GROUP);
+        return want.every((ip) => d.includes(ip));
+      },
+      15_000,
+      20,
+    );
   };
 }
 
@@ -94,7 +99,10 @@ export async function nodeOneToThree(ctx: BenchContext): Promise<{ rows: ResultR
     } finally {
       await ref.remove();
     }
-    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      lab.pods.map((p) => p.ip),
+    );
     const agents = await startNodeAgents(lab);
     try {
       const took = await waitProgrammed(lab, lab.pods);
@@ -148,7 +156,10 @@ export async function nodeFanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]
       return Math.round(r.maxPps);
     };
 
-    await setServiceMembers(lab, members.map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      members.map((p) => p.ip),
+    );
     const nodeAgents = await startNodeAgents(lab);
     let nodePps: number;
     try {
@@ -163,10 +174,15 @@ export async function nodeFanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]
     try {
       await waitReady(lab, members, 120_000);
       sidecarPps = await search('sidecar selective', async () => {
-        await waitFor(`sidecar MDB entries towards ${n} receivers`, async () => {
-          const d = await mdbDestinations(sender, BENCH_GROUP);
-          return receivers.every((r) => d.includes(r.ip));
-        }, 30_000, 50);
+        await waitFor(
+          `sidecar MDB entries towards ${n} receivers`,
+          async () => {
+            const d = await mdbDestinations(sender, BENCH_GROUP);
+            return receivers.every((r) => d.includes(r.ip));
+          },
+          30_000,
+          50,
+        );
       });
     } finally {
       await stopAgents(sidecars);
@@ -186,7 +202,7 @@ export async function nodeFanOut(ctx: BenchContext): Promise<{ rows: ResultRow[]
       ],
       notes: [
         `64 B, max pps under 0.1% loss at the worst of ${n} iperf2 receivers (binary search); the sender is an extra pod on node 1`,
-        'node mode: the sender\'s node sends one VXLAN copy per other member node and copies locally to the node\'s own members; sidecar: one VXLAN copy per receiving pod from the sender pod',
+        "node mode: the sender's node sends one VXLAN copy per other member node and copies locally to the node's own members; sidecar: one VXLAN copy per receiving pod from the sender pod",
         'both are bounded by the same 2 cores running all receivers, so the ratio understates the sender-side saving',
       ],
     };
@@ -202,7 +218,10 @@ export async function nodeResources(ctx: BenchContext): Promise<{ rows: ResultRo
     const local: LabPod[] = [lab.pods.find((p) => p.node === 1)!];
     while (local.length < NODE_RESOURCE_PODS) local.push(await addPod(lab, 1, runner));
     const remote = lab.pods.filter((p) => p.node === 2);
-    await setServiceMembers(lab, [...local, ...remote].map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      [...local, ...remote].map((p) => p.ip),
+    );
     const windowMs = ctx.quick ? 2000 : 5000;
     const rows: ResultRow[] = [];
     // One joined group per local pod (iperf2 receivers stay joined for the whole measurement).
@@ -221,7 +240,14 @@ export async function nodeResources(ctx: BenchContext): Promise<{ rows: ResultRo
       const mb = (v: number | null): number | null => (v === null ? null : v / 2 ** 20);
       rows.push({
         label: `${local.length} local member pods, 1 peer node`,
-        values: { 'RSS MB': mb(r.rssBytes), 'RSS max MB': mb(r.rssMaxBytes), 'CPU %': r.cpuPercent, 'child processes': children.count, 'children RSS MB': mb(children.rssBytes), 'took s': took / 1000 },
+        values: {
+          'RSS MB': mb(r.rssBytes),
+          'RSS max MB': mb(r.rssMaxBytes),
+          'CPU %': r.cpuPercent,
+          'child processes': children.count,
+          'children RSS MB': mb(children.rssBytes),
+          'took s': took / 1000,
+        },
       });
     } finally {
       await stopNodeAgents(agents);

@@ -91,11 +91,7 @@ export function countOutside(s: Pick<SenderReport, 't0' | 'rate'>, r: SeqRange, 
 }
 
 /** Per (sender, receiver) pair: received, lost, duplicates, and where the loss lies in time. Pure. */
-export function analyse(
-  senders: readonly SenderReport[],
-  receivers: ReadonlyMap<string, ReceiverReport>,
-  windows: readonly Window[] = [],
-): PairResult[] {
+export function analyse(senders: readonly SenderReport[], receivers: ReadonlyMap<string, ReceiverReport>, windows: readonly Window[] = []): PairResult[] {
   const out: PairResult[] = [];
   for (const [receiver, report] of receivers) {
     for (const s of senders) {
@@ -301,9 +297,7 @@ export async function startStream(o: StreamOptions): Promise<Stream> {
     await Promise.all(receivers.map((r) => untilReady(r, 'stream receiver')));
     await o.beforeSend?.(group);
     const t0 = Date.now() + (o.startDelayMs ?? 500);
-    const senders = o.senders.map((pod) =>
-      spawnPy(pod, SENDER_PY, [group, port, nonce, pod.name, String(o.rate), String(count), String(t0), String(o.size ?? 64)]),
-    );
+    const senders = o.senders.map((pod) => spawnPy(pod, SENDER_PY, [group, port, nonce, pod.name, String(o.rate), String(count), String(t0), String(o.size ?? 64)]));
     procs.push(...senders);
     await Promise.all(senders.map((s) => untilReady(s, 'stream sender')));
     return {

@@ -136,9 +136,7 @@ export class Agent {
   private async startSteps(): Promise<void> {
     const cfg = this.config;
     if (!(await hasNetAdmin())) {
-      throw new CapabilityError(
-        'start agent: missing CAP_NET_ADMIN; add it to the kmcast container (securityContext.capabilities.add: ["NET_ADMIN"]) — nothing else is needed',
-      );
+      throw new CapabilityError('start agent: missing CAP_NET_ADMIN; add it to the kmcast container (securityContext.capabilities.add: ["NET_ADMIN"]) — nothing else is needed');
     }
     if (cfg.http && !cfg.setupOnly) {
       this.http = await startHttp(cfg.http.host, cfg.http.port, {
@@ -174,8 +172,7 @@ export class Agent {
     if (!cfg.insecureNoAllowlist) {
       this.inheritedAdmission = (await this.allowList.read().catch(() => undefined))?.peers ?? [];
       await this.syncAllowList(true);
-    }
-    else {
+    } else {
       // A list left by an earlier agent (SIGTERM empties it, fail closed) would block everything.
       await this.allowList.remove();
       this.log.warn('--insecure-no-allowlist: the overlay accepts VXLAN from anyone who can reach the pod');
@@ -183,10 +180,7 @@ export class Agent {
     await this.syncOverlay();
     await this.checkRpFilter();
     await this.startCapture();
-    this.log.info(
-      { device: cfg.device, podIp: this.spec.localIp, underlay: this.spec.underlay, vni: cfg.vni, port: cfg.vxlanPort, replication: this.spec.replication },
-      'overlay device ready',
-    );
+    this.log.info({ device: cfg.device, podIp: this.spec.localIp, underlay: this.spec.underlay, vni: cfg.vni, port: cfg.vxlanPort, replication: this.spec.replication }, 'overlay device ready');
     if (cfg.setupOnly) return;
 
     this.channel = new ControlChannel({
@@ -282,9 +276,7 @@ export class Agent {
       else await removeCapture(this.nft).catch(() => undefined);
     } else if (this.spec && this.running) {
       if (!this.config.insecureNoAllowlist) {
-        await this.allowList
-          .apply({ vxlanPort: this.config.vxlanPort, controlPort: this.keyed ? undefined : this.config.controlPort, peers: [] })
-          .catch(logError('emptying the allow-list failed'));
+        await this.allowList.apply({ vxlanPort: this.config.vxlanPort, controlPort: this.keyed ? undefined : this.config.controlPort, peers: [] }).catch(logError('emptying the allow-list failed'));
       }
       await this.reconciler.reconcile(desiredState(this.spec, [])).catch(logError('removing replication entries failed'));
       this.log.info({ device: this.config.device }, 'overlay quiesced; the device stays for the next agent');
@@ -435,7 +427,10 @@ export class Agent {
     let replication: Replication = cfg.replication;
     if (replication === 'selective' && (!version || !versionAtLeast(version, MDB_DST_MIN_VERSION))) {
       replication = 'flood';
-      this.log.warn({ iproute2: version?.join('.') ?? 'unknown' }, 'iproute2 < 6.3 cannot program VXLAN MDB entries: every group floods to every peer (install iproute2 >= 6.3 for selective replication)');
+      this.log.warn(
+        { iproute2: version?.join('.') ?? 'unknown' },
+        'iproute2 < 6.3 cannot program VXLAN MDB entries: every group floods to every peer (install iproute2 >= 6.3 for selective replication)',
+      );
     }
     this.metrics.floodFallback.set(replication === 'flood' && cfg.replication === 'selective' ? 1 : 0);
     return {
@@ -576,7 +571,8 @@ export class Agent {
         // The capture's `fwd to` points at the old device's index: re-apply it.
         this.captureVerified = false;
       }
-      if (result.plan.recreate || result.plan.ip.some((l) => l.startsWith('link add'))) await this.checkRpFilter().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'rp_filter check failed'));
+      if (result.plan.recreate || result.plan.ip.some((l) => l.startsWith('link add')))
+        await this.checkRpFilter().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'rp_filter check failed'));
     }
     this.entryCounts = { fdb: desired.fdb.length, mdb: desired.mdb.length, routes: desired.routes.length };
     this.metrics.fdbEntries.set(desired.fdb.length);

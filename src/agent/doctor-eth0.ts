@@ -108,7 +108,12 @@ export function checkCapture(status: AgentStatus | undefined): CheckResult {
     };
   }
   if (!c.installed) {
-    return { ...base, status: 'FAIL', detail: `the netdev egress chain on ${c.underlay} is not installed or did not read back`, fix: "see the agent's log; the chain needs nftables with the netdev egress hook (Linux >= 5.16)" };
+    return {
+      ...base,
+      status: 'FAIL',
+      detail: `the netdev egress chain on ${c.underlay} is not installed or did not read back`,
+      fix: "see the agent's log; the chain needs nftables with the netdev egress hook (Linux >= 5.16)",
+    };
   }
   return { ...base, status: 'OK', detail: `netdev egress chain on ${c.underlay} moves multicast and broadcast into ${status.device} (${c.forwarded} frames so far); groups ${groups}` };
 }

@@ -79,10 +79,7 @@ export interface DoctorFacts {
   };
   readonly procSys: { readonly writable: boolean; readonly error?: string; readonly readOnlyMount: boolean };
   readonly ownIp: string | null;
-  readonly dns:
-    | { readonly service: string; readonly server: string; readonly addresses: readonly string[] }
-    | { readonly service: string; readonly server: string; readonly error: string }
-    | null;
+  readonly dns: { readonly service: string; readonly server: string; readonly addresses: readonly string[] } | { readonly service: string; readonly server: string; readonly error: string } | null;
   readonly agent: { readonly url: string; readonly status: AgentStatus } | { readonly url: string; readonly error: string };
   /** UDP probes of the peers' control port (only when the agent's /status was not available). */
   readonly peerProbes: readonly { readonly ip: string; readonly error: string | null }[];
@@ -326,8 +323,7 @@ function rpName(v: number): string {
   return v === 0 ? 'off' : v === 1 ? 'strict' : v === 2 ? 'loose' : `unknown mode ${v}`;
 }
 
-const FIX_NET_ADMIN =
-  'add NET_ADMIN to the kmcast container: securityContext.capabilities.add: ["NET_ADMIN"] (kmcast inject does this)';
+const FIX_NET_ADMIN = 'add NET_ADMIN to the kmcast container: securityContext.capabilities.add: ["NET_ADMIN"] (kmcast inject does this)';
 // The agent's own advice: the agent exits 3 with it where strict rp_filter cannot be loosened.
 const FIX_RP = RP_FILTER_FIX;
 
@@ -384,8 +380,7 @@ function checkVxlan(f: DoctorFacts): CheckResult {
 function checkMdb(f: DoctorFacts): CheckResult {
   const base = { id: 'mdb', title: 'iproute2 and VXLAN MDB (per-group replication)' };
   const fallback = 'the agent falls back to flooding every group to every peer (replication: flood)';
-  const fixTools =
-    'use an image with iproute2 >= 6.3 (Debian trixie or bookworm-backports, Alpine >= 3.18); BusyBox ip is not enough';
+  const fixTools = 'use an image with iproute2 >= 6.3 (Debian trixie or bookworm-backports, Alpine >= 3.18); BusyBox ip is not enough';
   if (f.ipVersion === null) {
     return { ...base, status: 'FAIL', detail: 'cannot run ip', fix: 'install iproute2 (>= 6.3) in the image' };
   }
@@ -393,8 +388,7 @@ function checkMdb(f: DoctorFacts): CheckResult {
   const kv = parseKernelVersion(f.kernelRelease);
   // Builds before 4.x were date-stamped ("iproute2-ss200127"): all far older than 6.3.
   const dated = /iproute2-ss\d+\b/.test(f.ipVersion);
-  const vText =
-    v !== undefined ? `iproute2 ${v[0]}.${v[1]}` : dated ? 'iproute2 (date-stamped, older than 6.3)' : `unrecognised ip -V output "${f.ipVersion.trim()}"`;
+  const vText = v !== undefined ? `iproute2 ${v[0]}.${v[1]}` : dated ? 'iproute2 (date-stamped, older than 6.3)' : `unrecognised ip -V output "${f.ipVersion.trim()}"`;
   const kText = `kernel ${f.kernelRelease}`;
   if (v === undefined || !versionAtLeast(v, MDB_MIN_VERSION)) {
     return { ...base, status: 'WARN', detail: `${vText} cannot add MDB entries with dst: ${fallback}`, fix: fixTools };
@@ -456,8 +450,7 @@ function checkOverlayRp(f: DoctorFacts, opts: DoctorOptions): CheckResult {
   const calc = `max(all=${all}, ${devLabel}=${devValue}) = ${eff} (${rpName(eff)})`;
   const where = f.device.exists ? '' : ` for a new ${dev}`;
   if (eff !== 1) return { ...base, status: 'OK', detail: `${calc}${where}` };
-  const why =
-    `strict: with the pod IP on ${dev}, packets from peers' pod IPs arrive on ${dev} but route back via the underlay, so strict mode drops them all`;
+  const why = `strict: with the pod IP on ${dev}, packets from peers' pod IPs arrive on ${dev} but route back via the underlay, so strict mode drops them all`;
   const addressing = 'status' in f.agent ? f.agent.status.addressing : undefined;
   if (addressing?.startsWith('subnet')) {
     return { ...base, status: 'OK', detail: `${calc}; the agent uses ${addressing} addressing, which works with strict mode` };
@@ -648,12 +641,8 @@ export function formatDoctor(results: readonly CheckResult[]): string {
     ['STATUS', 'CHECK', 'DETAIL'],
     results.map((r) => [r.status, r.title, r.detail]),
   );
-  const fixes = results
-    .filter((r) => r.fix !== undefined && (r.status === 'WARN' || r.status === 'FAIL'))
-    .map((r) => `  ${r.status} ${r.title}: ${r.fix}`);
-  const counts = (['OK', 'WARN', 'FAIL', 'SKIP'] as const)
-    .map((s) => `${results.filter((r) => r.status === s).length} ${s}`)
-    .join(', ');
+  const fixes = results.filter((r) => r.fix !== undefined && (r.status === 'WARN' || r.status === 'FAIL')).map((r) => `  ${r.status} ${r.title}: ${r.fix}`);
+  const counts = (['OK', 'WARN', 'FAIL', 'SKIP'] as const).map((s) => `${results.filter((r) => r.status === s).length} ${s}`).join(', ');
   return `${table}\n${fixes.length ? `\nfixes:\n${fixes.join('\n')}\n` : ''}\n${counts}\n`;
 }
 

@@ -143,7 +143,7 @@ export class AgentMetrics {
   private limitsSource: (() => PeerTableLimits) | undefined;
   readonly truncatedGroups = new Gauge({
     name: 'kmcast_membership_truncated_groups',
-    help: 'Groups of peers\' STATEs beyond the per-peer bound (no MDB entry towards them), all peers together.',
+    help: "Groups of peers' STATEs beyond the per-peer bound (no MDB entry towards them), all peers together.",
     registers: [this.registry],
     collect: () => {
       const l = this.limitsSource?.();

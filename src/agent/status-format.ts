@@ -11,8 +11,6 @@ import type { AgentStatus, PeerStatus } from './status-types.js';
 /** Default address of the agent's HTTP server as seen from inside the pod (`--http :9470`). */
 export const DEFAULT_STATUS_URL = 'http://127.0.0.1:9470';
 
-
-
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -24,9 +22,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
  */
 export function parseAgentStatus(body: unknown, source: string): AgentStatus {
   const fail = (why: string): never => {
-    throw new StatusUnavailableError(
-      `read agent status from ${source}: ${why}; is --url pointing at the agent's --http address?`,
-    );
+    throw new StatusUnavailableError(`read agent status from ${source}: ${why}; is --url pointing at the agent's --http address?`);
   };
   if (!isObject(body)) return fail('the answer is not a JSON object');
   for (const key of ['podIp', 'device', 'addressing', 'replication'] as const) {
@@ -46,8 +42,6 @@ export function parseAgentStatus(body: unknown, source: string): AgentStatus {
   if (!isObject(body.drops)) fail('field "drops" is missing');
   return body as unknown as AgentStatus;
 }
-
-
 
 function yesNo(v: boolean): string {
   return v ? 'yes' : 'no';
@@ -77,10 +71,7 @@ function ipKey(ip: string): string {
 export function formatStatus(s: AgentStatus, now: Date): string {
   const out: string[] = [];
   const alive = s.peers.filter((p) => p.state === 'alive').length;
-  out.push(
-    `agent ${s.version ?? '?'}  pod ${s.podIp}  underlay ${s.underlay ?? '?'}  device ${s.device}` +
-      `  vni ${s.vni}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`,
-  );
+  out.push(`agent ${s.version ?? '?'}  pod ${s.podIp}  underlay ${s.underlay ?? '?'}  device ${s.device}` + `  vni ${s.vni}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`);
   out.push(
     `ready: ${yesNo(s.ready)}  replication: ${s.replication}  addressing: ${s.addressing}` +
       `  unregistered: ${s.unregistered ?? '?'}  authenticated: ${yesNo(s.authenticated)}` +
@@ -91,16 +82,18 @@ export function formatStatus(s: AgentStatus, now: Date): string {
   out.push('');
   out.push(`peers: ${s.peers.length} (${alive} alive)`);
   if (s.peers.length > 0) {
-    const rows = [...s.peers]
-      .sort(comparePeers)
-      .map((p) => [p.ip, p.state, formatAge(p.lastSeen, now), (p.sources ?? []).join(','), groupList(p.groups ?? [])]);
+    const rows = [...s.peers].sort(comparePeers).map((p) => [p.ip, p.state, formatAge(p.lastSeen, now), (p.sources ?? []).join(','), groupList(p.groups ?? [])]);
     out.push(indent(formatTable(['PEER', 'STATE', 'LAST SEEN', 'SOURCE', 'GROUPS'], rows)));
   }
   out.push('');
   out.push(`local groups: ${groupList(s.localGroups)}`);
   // Apps that name eth0 (absent from older agents).
   if (s.groupsByInterface) {
-    out.push(`  by interface: ${Object.entries(s.groupsByInterface).map(([dev, g]) => `${dev} ${groupList(g)}`).join('  ')}`);
+    out.push(
+      `  by interface: ${Object.entries(s.groupsByInterface)
+        .map(([dev, g]) => `${dev} ${groupList(g)}`)
+        .join('  ')}`,
+    );
   }
   if (s.capture) {
     const c = s.capture;

@@ -20,7 +20,7 @@ export function registerAgent(program: Command): void {
     .option('--peers <ip,ip>', 'static peer list (instead of or beside --service)')
     .option('--dns-server <ip[:port]>', 'DNS resolver to ask (default: the system resolver)')
     .option('--interface <if>', 'underlay interface (default: the interface of the default route)')
-    .option('--pod-ip <ip>', 'this pod\'s IP (default: the underlay\'s first IPv4 address; KMCAST_POD_IP from the downward API)')
+    .option('--pod-ip <ip>', "this pod's IP (default: the underlay's first IPv4 address; KMCAST_POD_IP from the downward API)")
     .option('--device <name>', 'overlay device name (default: vx0)')
     .option('--vni <n>', 'VXLAN network identifier, 1-16777215 (default: 4242)')
     .option('--vxlan-port <n>', 'overlay UDP port (default: 7471; not 4789/8472/6081, which CNIs drop from pods)')
@@ -28,7 +28,7 @@ export function registerAgent(program: Command): void {
     .option('--http <[ip]:port|off>', 'metrics/health/status listener (default: :9470)')
     .option('--key-file <path>', 'shared secret(s), one per line: the first signs, all verify')
     .option('--addressing <mode>', 'auto | pod-ip (default: auto)')
-    .option('--broadcast <cidr>', 'also carry directed broadcast to this CIDR\'s broadcast address')
+    .option('--broadcast <cidr>', "also carry directed broadcast to this CIDR's broadcast address")
     .option('--unregistered <mode>', 'groups nobody joined: drop | flood (default: drop)')
     .option('--replication <mode>', 'selective (per-group entries from what peers joined) | flood (every group to every peer) (default: selective)')
     .option('--heartbeat-interval <ms>', 'STATE heartbeat period (default: 1000)')
@@ -38,7 +38,7 @@ export function registerAgent(program: Command): void {
     .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
     .option('--insecure-no-allowlist', 'do not install the nftables allow-list (VXLAN open to anyone who can reach the pod)')
     .option('--setup-only', 'create the overlay device and routes, then exit (init container on clusters without native sidecars)')
-    .option('--capture <on|off>', "apps that name eth0: move their multicast/broadcast sends into the overlay and count their eth0 joins (default: on)")
+    .option('--capture <on|off>', 'apps that name eth0: move their multicast/broadcast sends into the overlay and count their eth0 joins (default: on)')
     .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)')
     .addHelpText(
       'after',

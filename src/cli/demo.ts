@@ -12,7 +12,7 @@ export function registerDemo(program: Command): void {
     .description(
       'Builds a simulated cluster of network namespaces (a router that forwards unicast only, calico-style and ' +
         'bridge-style nodes, pods, a DNS server for the headless Service), shows that multicast and broadcast do ' +
-        'not cross nodes, starts kmcast (an agent in every pod, or with --mode node one agent per node), shows that every pod now receives every other pod\'s ' +
+        "not cross nodes, starts kmcast (an agent in every pod, or with --mode node one agent per node), shows that every pod now receives every other pod's " +
         'multicast, link-local multicast and broadcast exactly once, and tears everything down.',
     )
     .option('--nodes <styles|n>', 'node styles, e.g. calico,bridge,calico, or a count (alternating)', 'calico,bridge,calico')

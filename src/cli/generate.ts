@@ -37,13 +37,27 @@ interface GenerateFlags extends Omit<AgentFlags, 'image'> {
 
 /** Options of the app modes (an application's pods), refused with --mode gateway rather than ignored. */
 const APP_ONLY: Record<string, string> = {
-  image: '--image', group: '--group', replicas: '--replicas', multusType: '--multus-type', master: '--master', subnet: '--subnet',
-  createSecret: '--create-secret', legacy: '--legacy', vni: '--vni', vxlanPort: '--vxlan-port', controlPort: '--control-port', httpPort: '--http-port',
+  image: '--image',
+  group: '--group',
+  replicas: '--replicas',
+  multusType: '--multus-type',
+  master: '--master',
+  subnet: '--subnet',
+  createSecret: '--create-secret',
+  legacy: '--legacy',
+  vni: '--vni',
+  vxlanPort: '--vxlan-port',
+  controlPort: '--control-port',
+  httpPort: '--http-port',
 };
 /** The gateway's options, refused with the app modes. */
 const GATEWAY_ONLY: Record<string, string> = {
-  gatewayInterface: '--gateway-interface', gatewayGroup: '--gateway-group', gatewayService: '--gateway-service',
-  gatewaySnat: '--gateway-snat', gatewayMinTtl: '--gateway-min-ttl', gatewayRate: '--gateway-rate',
+  gatewayInterface: '--gateway-interface',
+  gatewayGroup: '--gateway-group',
+  gatewayService: '--gateway-service',
+  gatewaySnat: '--gateway-snat',
+  gatewayMinTtl: '--gateway-min-ttl',
+  gatewayRate: '--gateway-rate',
 };
 
 export function registerGenerate(program: Command): void {
@@ -55,7 +69,7 @@ export function registerGenerate(program: Command): void {
     .option('--image <img>', 'application image (required, except for gateway)')
     .option('--group <group:port>', 'multicast group the app uses (repeatable; required, except for gateway)', (v: string, prev: GroupSpec[] = []) => [...prev, parseGroupSpec(v)])
     .addOption(new Option('--mode <mode>', 'how multicast reaches the pods').choices(GENERATE_MODES).default('overlay'))
-    .option('--namespace <ns>', 'namespace of the objects (default: none, kubectl decides; gateway: the app\'s namespace)')
+    .option('--namespace <ns>', "namespace of the objects (default: none, kubectl decides; gateway: the app's namespace)")
     .addOption(
       new Option('--replicas <n>', 'replicas of the app').default(3).argParser((v: string) => {
         // spec.replicas is an int32 in the Kubernetes API.
@@ -72,7 +86,9 @@ export function registerGenerate(program: Command): void {
     .option('--gateway-service <fqdn>', "gateway: the domain served (default: --name's in --namespace, else the agent's only domain)")
     .addOption(new Option('--gateway-snat <on|off>', 'gateway: outbound datagrams leave with the interface address as source').choices(['on', 'off']).default(GATEWAY_DEFAULTS.snat))
     .addOption(new Option('--gateway-min-ttl <n>', 'gateway: datagrams with a lower IP TTL do not cross').default(GATEWAY_DEFAULTS.minTtl).argParser(intIn('--gateway-min-ttl', 1, 255)))
-    .addOption(new Option('--gateway-rate <pps>', 'gateway: datagrams per second per group and direction (0: no limit)').default(GATEWAY_DEFAULTS.rate).argParser(intIn('--gateway-rate', 0, MAX_GATEWAY_RATE)));
+    .addOption(
+      new Option('--gateway-rate <pps>', 'gateway: datagrams per second per group and direction (0: no limit)').default(GATEWAY_DEFAULTS.rate).argParser(intIn('--gateway-rate', 0, MAX_GATEWAY_RATE)),
+    );
   addAgentOptions(cmd, '--agent-image')
     .addHelpText(
       'after',
@@ -93,55 +109,57 @@ Examples:
     --gateway-group 239.10.0.0/16=in --gateway-group 239.10.9.9=out`,
     )
     .action((flags: GenerateFlags & { agentImage: string }) => {
-    const given = (key: string): boolean => ['cli', 'env'].includes(cmd.getOptionValueSource(key) ?? '');
-    const agent = agentOptionsFrom({ ...flags, image: flags.agentImage }, '--agent-image');
-    if (flags.namespace !== undefined) checkNamespace('--namespace', flags.namespace);
-    let result: GenerateResult;
-    if (flags.mode === 'gateway') {
-      for (const [key, flag] of Object.entries(APP_ONLY)) {
-        if (given(key)) throw new ConfigError(`${flag}: not for --mode gateway (the gateway is the kmcast agent: --agent-image; what crosses: --gateway-group)`);
+      const given = (key: string): boolean => ['cli', 'env'].includes(cmd.getOptionValueSource(key) ?? '');
+      const agent = agentOptionsFrom({ ...flags, image: flags.agentImage }, '--agent-image');
+      if (flags.namespace !== undefined) checkNamespace('--namespace', flags.namespace);
+      let result: GenerateResult;
+      if (flags.mode === 'gateway') {
+        for (const [key, flag] of Object.entries(APP_ONLY)) {
+          if (given(key)) throw new ConfigError(`${flag}: not for --mode gateway (the gateway is the kmcast agent: --agent-image; what crosses: --gateway-group)`);
+        }
+        if (flags.gatewayInterface === undefined) throw new ConfigError("--gateway-interface: required for --mode gateway (the gateway node's LAN interface, e.g. eth1)");
+        if (flags.name !== undefined) checkAppName('--name', flags.name);
+        if (flags.name === undefined && flags.namespace !== undefined)
+          throw new ConfigError("--namespace: in --mode gateway it names the domain together with --name (the gateway's objects go to kmcast-node)");
+        if (flags.name !== undefined && flags.namespace === undefined)
+          throw new ConfigError('--name: needs --namespace in --mode gateway (the domain is <name>-kmcast.<namespace>.svc.<cluster-domain>)');
+        if (flags.name !== undefined && flags.gatewayService !== undefined) throw new ConfigError('--gateway-service: give it or --name with --namespace, not both');
+        const service = flags.gatewayService ?? (flags.name !== undefined ? domainName(flags.name, flags.namespace, agent) : undefined);
+        result = generateGateway({
+          interface: flags.gatewayInterface,
+          groups: flags.gatewayGroup ?? [],
+          ...(service !== undefined ? { service } : {}),
+          snat: flags.gatewaySnat,
+          minTtl: flags.gatewayMinTtl,
+          rate: flags.gatewayRate,
+          image: agent.image,
+        });
+      } else {
+        for (const [key, flag] of Object.entries(GATEWAY_ONLY)) if (given(key)) throw new ConfigError(`${flag}: only for --mode gateway`);
+        if (flags.name === undefined) throw new ConfigError("--name: required (the application's name)");
+        if (flags.image === undefined) throw new ConfigError("--image: required (the application's image)");
+        if (flags.group === undefined) throw new ConfigError('--group: required, e.g. --group 239.1.2.3:5000 (repeatable)');
+        checkImage('--image', flags.image);
+        result = generate({
+          name: flags.name,
+          image: flags.image,
+          groups: flags.group,
+          mode: flags.mode,
+          ...(flags.namespace ? { namespace: flags.namespace } : {}),
+          replicas: flags.replicas,
+          multusType: flags.multusType,
+          master: flags.master,
+          subnet: flags.subnet,
+          createSecret: flags.createSecret,
+          agent,
+        });
       }
-      if (flags.gatewayInterface === undefined) throw new ConfigError("--gateway-interface: required for --mode gateway (the gateway node's LAN interface, e.g. eth1)");
-      if (flags.name !== undefined) checkAppName('--name', flags.name);
-      if (flags.name === undefined && flags.namespace !== undefined) throw new ConfigError('--namespace: in --mode gateway it names the domain together with --name (the gateway\'s objects go to kmcast-node)');
-      if (flags.name !== undefined && flags.namespace === undefined) throw new ConfigError('--name: needs --namespace in --mode gateway (the domain is <name>-kmcast.<namespace>.svc.<cluster-domain>)');
-      if (flags.name !== undefined && flags.gatewayService !== undefined) throw new ConfigError('--gateway-service: give it or --name with --namespace, not both');
-      const service = flags.gatewayService ?? (flags.name !== undefined ? domainName(flags.name, flags.namespace, agent) : undefined);
-      result = generateGateway({
-        interface: flags.gatewayInterface,
-        groups: flags.gatewayGroup ?? [],
-        ...(service !== undefined ? { service } : {}),
-        snat: flags.gatewaySnat,
-        minTtl: flags.gatewayMinTtl,
-        rate: flags.gatewayRate,
-        image: agent.image,
-      });
-    } else {
-      for (const [key, flag] of Object.entries(GATEWAY_ONLY)) if (given(key)) throw new ConfigError(`${flag}: only for --mode gateway`);
-      if (flags.name === undefined) throw new ConfigError("--name: required (the application's name)");
-      if (flags.image === undefined) throw new ConfigError("--image: required (the application's image)");
-      if (flags.group === undefined) throw new ConfigError('--group: required, e.g. --group 239.1.2.3:5000 (repeatable)');
-      checkImage('--image', flags.image);
-      result = generate({
-        name: flags.name,
-        image: flags.image,
-        groups: flags.group,
-        mode: flags.mode,
-        ...(flags.namespace ? { namespace: flags.namespace } : {}),
-        replicas: flags.replicas,
-        multusType: flags.multusType,
-        master: flags.master,
-        subnet: flags.subnet,
-        createSecret: flags.createSecret,
-        agent,
-      });
-    }
-    const { yaml: text, notes } = result;
-    process.stdout.write(text);
-    const say = (line: string): boolean => process.stderr.write(`kmcast generate: ${line}\n`);
-    notes.forEach(say);
-    // The output is checked by our own lint; anything it finds (a GLOP group, say) goes to stderr.
-    const findings = lintDocs(parseYamlDocs(text, 'generated'));
-    if (findings.length > 0) formatFindings(findings, 1).trimEnd().split('\n').forEach(say);
-  });
+      const { yaml: text, notes } = result;
+      process.stdout.write(text);
+      const say = (line: string): boolean => process.stderr.write(`kmcast generate: ${line}\n`);
+      notes.forEach(say);
+      // The output is checked by our own lint; anything it finds (a GLOP group, say) goes to stderr.
+      const findings = lintDocs(parseYamlDocs(text, 'generated'));
+      if (findings.length > 0) formatFindings(findings, 1).trimEnd().split('\n').forEach(say);
+    });
 }

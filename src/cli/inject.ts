@@ -55,7 +55,8 @@ export function checkImage(flag: string, image: string): string {
 
 /** A namespace: a DNS-1123 label (lower-case letters, digits, '-', at most 63 characters). */
 export function checkNamespace(flag: string, ns: string): string {
-  if (!DNS_LABEL.test(ns)) throw new ConfigError(`${flag}: invalid namespace ${JSON.stringify(ns)} (lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`);
+  if (!DNS_LABEL.test(ns))
+    throw new ConfigError(`${flag}: invalid namespace ${JSON.stringify(ns)} (lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`);
   return ns;
 }
 
@@ -106,7 +107,11 @@ export function registerInject(program: Command): void {
     .option('--no-network-policy', "never emit the members' NetworkPolicy")
     .option('--strict', 'fail (exit 2) instead of skipping what cannot be injected', false)
     .option('--name <name>', 'application name for the Service and Secret (default: from labels or the workload name)')
-    .addOption(new Option('--mode <mode>', 'sidecar: the kmcast agent in each pod (NET_ADMIN); node: the kmcast-node DaemonSet serves the pods, which get only an unprivileged wait init container').choices(INJECT_MODES).default('sidecar'));
+    .addOption(
+      new Option('--mode <mode>', 'sidecar: the kmcast agent in each pod (NET_ADMIN); node: the kmcast-node DaemonSet serves the pods, which get only an unprivileged wait init container')
+        .choices(INJECT_MODES)
+        .default('sidecar'),
+    );
   addAgentOptions(cmd)
     .addHelpText(
       'after',

@@ -47,7 +47,16 @@ function podTable(lab: Lab, agents: Record<string, number> = {}): string {
     rows.push(row);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function lanLines(lan: LabLan | undefined): string {
@@ -169,7 +178,9 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
 
   lab
     .command('kube-build')
-    .description(`Build (or find in the cache) what \`lab up --kubernetes\` runs: Kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, CoreDNS ${COREDNS_VERSION}, the pause, coredns, apps and kmcast images.`)
+    .description(
+      `Build (or find in the cache) what \`lab up --kubernetes\` runs: Kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, CoreDNS ${COREDNS_VERSION}, the pause, coredns, apps and kmcast images.`,
+    )
     .addHelpText(
       'after',
       `
@@ -189,7 +200,9 @@ Examples:
       const images = await ensureImages(new ExecRunner(), bins.cache, bins.paths, say);
       const kmcastImage = await ensureKmcastImage(new ExecRunner(), bins.cache, say);
       process.stdout.write(
-        `${Object.entries(bins.paths).map(([name, path]) => `${name} ${path}`).join('\n')}\nimage pause ${images.pause}\nimage apps ${images.apps}\nimage coredns ${images.coredns}\nimage kmcast ${kmcastImage}\n` +
+        `${Object.entries(bins.paths)
+          .map(([name, path]) => `${name} ${path}`)
+          .join('\n')}\nimage pause ${images.pause}\nimage apps ${images.apps}\nimage coredns ${images.coredns}\nimage kmcast ${kmcastImage}\n` +
           `done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
       );
     });

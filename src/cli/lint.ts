@@ -56,9 +56,7 @@ Examples:
     )
     .action((paths: string[], flags: { json: boolean; listRules: boolean }) => {
       if (flags.listRules) {
-        const text = flags.json
-          ? `${JSON.stringify(RULE_LIST, null, 2)}\n`
-          : RULE_LIST.map((r) => `${r.id} ${r.severity.padEnd(7)} ${r.name}\n  why: ${r.why}\n  fix: ${r.fix}\n`).join('');
+        const text = flags.json ? `${JSON.stringify(RULE_LIST, null, 2)}\n` : RULE_LIST.map((r) => `${r.id} ${r.severity.padEnd(7)} ${r.name}\n  why: ${r.why}\n  fix: ${r.fix}\n`).join('');
         process.stdout.write(text);
         return;
       }

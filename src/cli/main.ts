@@ -35,25 +35,25 @@ export async function labCommands(argv: readonly string[]): Promise<Register[]> 
     return [demo.registerDemo, lab.registerLab];
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    const absent = (name: string): Register => (program) =>
-      program
-        .command(name)
-        .description(`not in this image (the lab and demo ship in the npm package: run them on a Linux host with "sudo npx kmcast ${name}")`)
-        .allowUnknownOption()
-        .helpOption(false)
-        .argument('[args...]')
-        .action(() => {
-          throw new ConfigError(`kmcast ${name}: not in this image, which carries only the agents, the webhook, wait and probe; run "sudo npx kmcast ${name}" from the npm package on a Linux host`);
-        });
+    const absent =
+      (name: string): Register =>
+      (program) =>
+        program
+          .command(name)
+          .description(`not in this image (the lab and demo ship in the npm package: run them on a Linux host with "sudo npx kmcast ${name}")`)
+          .allowUnknownOption()
+          .helpOption(false)
+          .argument('[args...]')
+          .action(() => {
+            throw new ConfigError(`kmcast ${name}: not in this image, which carries only the agents, the webhook, wait and probe; run "sudo npx kmcast ${name}" from the npm package on a Linux host`);
+          });
     return [absent('demo'), absent('lab')];
   }
 }
 
 export function buildProgram(extra: readonly Register[] = []): Command {
   const program = new Command('kmcast')
-    .description(
-      'Multicast and broadcast for Kubernetes pods on any CNI: a per-pod kernel VXLAN overlay programmed by a sidecar, peers found through a headless Service.',
-    )
+    .description('Multicast and broadcast for Kubernetes pods on any CNI: a per-pod kernel VXLAN overlay programmed by a sidecar, peers found through a headless Service.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText(

@@ -13,14 +13,17 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 function nodeOptions(cmd: Command): Command {
   return cmd
     .option('--service <name[=vni]>', 'a domain: headless Service whose A records are the member pods; repeatable, optional VNI', collect, [])
-    .option('--peers <ip,ip>', 'the other nodes\' IPs (static; beside or instead of --peers-service)')
+    .option('--peers <ip,ip>', "the other nodes' IPs (static; beside or instead of --peers-service)")
     .option('--peers-service <name>', 'headless Service of the node agents themselves (their node IPs)')
     .option('--dns-server <ip[:port]>', 'DNS resolver to ask (default: the system resolver)')
     .option('--interface <if>', 'uplink (default: the interface of the default route)')
-    .option('--node-ip <ip>', 'this node\'s IP (default: the uplink\'s first IPv4 address)')
+    .option('--node-ip <ip>', "this node's IP (default: the uplink's first IPv4 address)")
     .option('--key-file <path>', 'shared secret(s), one per line: the first signs, all verify')
     .option('--insecure-no-key', 'run without --key-file: control messages unauthenticated (a pod masqueraded to a node IP can forge them); tests and trusted networks only')
-    .option('--http <[ip]:port|off>', `pod API for kmcast wait (/v1/pods/<ip>, /healthz, /readyz); /status and /metrics only to the node's loopback unless --status-http is set (default: 0.0.0.0:${NODE_HTTP_PORT})`)
+    .option(
+      '--http <[ip]:port|off>',
+      `pod API for kmcast wait (/v1/pods/<ip>, /healthz, /readyz); /status and /metrics only to the node's loopback unless --status-http is set (default: 0.0.0.0:${NODE_HTTP_PORT})`,
+    )
     .option('--status-http <[ip]:port|off>', 'operator listener: /status and /metrics (and /healthz, /readyz) to whoever reaches it; --http then serves no /status or /metrics (default: off)')
     .option('--vxlan-port <n>', `VXLAN UDP port between nodes (default: ${NODE_VXLAN_PORT})`)
     .option('--control-port <n>', `control protocol UDP port (default: ${NODE_CONTROL_PORT})`)
@@ -30,20 +33,23 @@ function nodeOptions(cmd: Command): Command {
     .option('--listed-peer-expiry <n>', 'heartbeats a peer node still listed by --peers-service or --peers may miss before it is dropped (default: 3 x --peer-expiry)')
     .option('--resolve-interval <ms>', 'how often to re-resolve the domains and --peers-service (default: 2000)')
     .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
-    .option('--joins-interval <ms>', 're-read of every member\'s joins besides their maddress events (default: 30000)')
+    .option('--joins-interval <ms>', "re-read of every member's joins besides their maddress events (default: 30000)")
     .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)');
 }
 
 function gatewayOptions(cmd: Command): Command {
   return cmd
-    .option('--gateway-interface <if>', 'make this node the domain\'s gateway to the network on <if> (the LAN or uplink facing outside)')
+    .option('--gateway-interface <if>', "make this node the domain's gateway to the network on <if> (the LAN or uplink facing outside)")
     .option('--gateway-group <group[/len]=dir>', 'what crosses the gateway, dir = in | out | both (e.g. 239.10.0.0/16=in, 224.0.0.251=both); repeatable; nothing else crosses', collect, [])
     .option('--gateway-service <name>', 'the --service domain the gateway serves (default: the only one)')
-    .option('--gateway-snat <on|off>', 'outbound datagrams leave with the interface\'s address and MAC as source (default: on)')
+    .option('--gateway-snat <on|off>', "outbound datagrams leave with the interface's address and MAC as source (default: on)")
     .option('--gateway-min-ttl <n>', 'datagrams with a lower IP TTL do not cross, either way (default: 1, every TTL)')
     .option('--gateway-rate <pps>', 'datagrams per second per group and direction; excess is dropped and counted; 0 = no limit (default: 10000)')
     .option('--gateway-rate-total <pps>', 'datagrams per second per direction, all groups together (a storm over a range); excess is dropped and counted; 0 = no limit (default: 10 x --gateway-rate)')
-    .option('--gateway-max-joins <n>', 'most inbound groups joined on the interface at once; when members want more, configured single groups and the groups most members joined go first, joined groups are kept (default: 1024)');
+    .option(
+      '--gateway-max-joins <n>',
+      'most inbound groups joined on the interface at once; when members want more, configured single groups and the groups most members joined go first, joined groups are kept (default: 1024)',
+    );
 }
 
 const GATEWAY_HELP = `
@@ -69,10 +75,10 @@ export function registerNode(program: Command): void {
     .command('node')
     .summary('run the node agent (node mode: member pods need no capability and no sidecar)')
     .description(
-      'Runs in the node\'s network namespace (a DaemonSet with hostNetwork). For every domain (--service) it keeps a ' +
-        'VXLAN device kmcvx<vni>, takes the member pods\' multicast and limited broadcast off their host veths with ' +
+      "Runs in the node's network namespace (a DaemonSet with hostNetwork). For every domain (--service) it keeps a " +
+        "VXLAN device kmcvx<vni>, takes the member pods' multicast and limited broadcast off their host veths with " +
         'nftables, copies it to the other local members and once per member node over VXLAN, and delivers what ' +
-        'arrives out of the members\' host veths, so apps see it on their own eth0. Serves /metrics, /healthz, ' +
+        "arrives out of the members' host veths, so apps see it on their own eth0. Serves /metrics, /healthz, " +
         `/readyz, /status and /v1/pods/<podIP> (read by \`kmcast wait\`). Every flag can also be set as KMCAST_<FLAG>.`,
     );
   gatewayOptions(nodeOptions(node))
@@ -104,7 +110,7 @@ ${GATEWAY_HELP}`,
     });
   const gateway = program
     .command('gateway')
-    .summary('run the node agent as a gateway between a domain\'s pods and the network outside the cluster')
+    .summary("run the node agent as a gateway between a domain's pods and the network outside the cluster")
     .description(
       '`kmcast node` with the gateway flags required: on the chosen node, multicast of the listed groups crosses ' +
         'between the member pods of one domain (on every node) and the network on --gateway-interface, inbound ' +

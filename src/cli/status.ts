@@ -27,7 +27,7 @@ export function labPodNetns(pod: string, labId: string | undefined): string {
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .summary('show a running agent\'s peers, groups, entries and drops')
+    .summary("show a running agent's peers, groups, entries and drops")
     .description("Show a local agent's view: peers and their state, groups, FDB/MDB entry counts, drops.")
     .option('--url <url>', "the agent's HTTP address (its --http flag)", DEFAULT_STATUS_URL)
     .option('--json', 'print the /status document unchanged')

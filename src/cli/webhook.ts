@@ -62,10 +62,14 @@ export function checkTls(tls: { cert: Buffer; key: Buffer }, files: { cert: stri
 export function listenError(err: unknown, addr: string): Error {
   const code = (err as NodeJS.ErrnoException).code;
   const what =
-    code === 'EADDRINUSE' ? 'is already in use (another process listens there; pick another port)'
-      : code === 'EADDRNOTAVAIL' ? 'is not an address of this host (use :PORT to listen on every address)'
-        : code === 'EACCES' ? 'needs privileges (ports below 1024; use a higher port such as 8443)'
-          : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'has a host name that does not resolve'
+    code === 'EADDRINUSE'
+      ? 'is already in use (another process listens there; pick another port)'
+      : code === 'EADDRNOTAVAIL'
+        ? 'is not an address of this host (use :PORT to listen on every address)'
+        : code === 'EACCES'
+          ? 'needs privileges (ports below 1024; use a higher port such as 8443)'
+          : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+            ? 'has a host name that does not resolve'
             : undefined;
   return what ? new ConfigError(`--addr: ${addr} ${what}`, { cause: err }) : (err as Error);
 }
@@ -80,7 +84,14 @@ export function registerWebhook(program: Command): void {
     .option('--addr <addr>', 'listen address', ':8443')
     .option('--strict', 'deny opted-in pods that cannot be injected (default: admit unchanged with a warning)', false)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
-    .addOption(new Option('--mode <mode>', 'how opted-in pods are served unless they carry the annotation kmcast.io/mode: sidecar (agent in the pod) or node (the kmcast-node DaemonSet; the pod gets only the kmcast-wait init container)').choices(INJECT_MODES).default('sidecar'));
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        'how opted-in pods are served unless they carry the annotation kmcast.io/mode: sidecar (agent in the pod) or node (the kmcast-node DaemonSet; the pod gets only the kmcast-wait init container)',
+      )
+        .choices(INJECT_MODES)
+        .default('sidecar'),
+    );
   addAgentOptions(cmd)
     .addHelpText(
       'after',

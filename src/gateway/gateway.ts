@@ -256,7 +256,10 @@ export class Gateway {
     } else {
       const choice = chooseJoins(this.config.groups, demanded, new Set(this.joiner.joined), this.config.maxJoins);
       if (choice.unjoined.length && choice.unjoined.join() !== this.unjoined.join()) {
-        this.deps.log.warn({ wanted: choice.join.length + choice.unjoined.length, max: this.config.maxJoins, unjoined: choice.unjoined.slice(0, MAX_UNJOINED_SHOWN) }, 'gateway: members want more inbound groups than --gateway-max-joins; the rest are not joined');
+        this.deps.log.warn(
+          { wanted: choice.join.length + choice.unjoined.length, max: this.config.maxJoins, unjoined: choice.unjoined.slice(0, MAX_UNJOINED_SHOWN) },
+          'gateway: members want more inbound groups than --gateway-max-joins; the rest are not joined',
+        );
       }
       this.unjoined = choice.unjoined;
       await this.joiner.sync(this.lanIp, choice.join);

@@ -42,7 +42,10 @@ function overlaps(a: { network: number; prefix: number }, b: { network: number; 
 
 /** `values` (each may be a comma list) -> entries in the order given. Throws ConfigError. */
 export function parseGatewayGroups(values: readonly string[]): GatewayGroup[] {
-  const items = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const items = values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   if (items.length > MAX_GATEWAY_GROUPS) fail(`${items.length} entries; at most ${MAX_GATEWAY_GROUPS} (use ranges for inbound groups)`);
   const out: { entry: GatewayGroup; range: { network: number; prefix: number } }[] = [];
   for (const item of items) {
@@ -79,7 +82,7 @@ export const carriesOut = (g: GatewayGroup): boolean => g.direction === 'out' ||
 export function entryFor(groups: readonly GatewayGroup[], ip: string, direction: 'in' | 'out'): GatewayGroup | undefined {
   const n = parseIpv4(ip);
   if (n === undefined) return undefined;
-  return groups.find((g) => (direction === 'in' ? carriesIn(g) : carriesOut(g)) && ((n & maskOf(g.len)) >>> 0) === parseIpv4(g.base));
+  return groups.find((g) => (direction === 'in' ? carriesIn(g) : carriesOut(g)) && (n & maskOf(g.len)) >>> 0 === parseIpv4(g.base));
 }
 
 /**
@@ -114,11 +117,7 @@ export function chooseJoins(groups: readonly GatewayGroup[], demand: ReadonlyMap
   const singles = new Set(groups.filter((g) => carriesIn(g) && g.len === 32).map((g) => g.base));
   const ip = (g: string): number => parseIpv4(g) ?? 0;
   const ranked = [...wanted].sort(
-    (a, b) =>
-      Number(singles.has(b)) - Number(singles.has(a)) ||
-      (demand.get(b) ?? 0) - (demand.get(a) ?? 0) ||
-      Number(joined.has(b)) - Number(joined.has(a)) ||
-      ip(a) - ip(b),
+    (a, b) => Number(singles.has(b)) - Number(singles.has(a)) || (demand.get(b) ?? 0) - (demand.get(a) ?? 0) || Number(joined.has(b)) - Number(joined.has(a)) || ip(a) - ip(b),
   );
   const byIp = (a: string, b: string): number => ip(a) - ip(b);
   return { join: ranked.slice(0, max).sort(byIp), unjoined: ranked.slice(max).sort(byIp) };

@@ -14,7 +14,6 @@ import type { Socket } from 'node:dgram';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 
-
 export interface JoinFailure {
   readonly group: string;
   readonly error: string;

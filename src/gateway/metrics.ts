@@ -22,10 +22,30 @@ export class GatewayMetrics {
     const registers = [registry];
     this.active = new Gauge({ name: 'kmcast_gateway_active', help: '1 while this gateway is the elected one of its domain and forwards.', labelNames: ['domain'] as const, registers });
     this.joined = new Gauge({ name: 'kmcast_gateway_joined_groups', help: 'Groups the gateway has joined on its outside interface.', labelNames: ['domain'] as const, registers });
-    this.unjoined = new Gauge({ name: 'kmcast_gateway_unjoined_groups', help: 'Inbound groups members joined that the gateway does not join (over --gateway-max-joins).', labelNames: ['domain'] as const, registers });
-    this.datagrams = new Counter({ name: 'kmcast_gateway_datagrams_total', help: 'Datagrams the gateway let cross, by group and direction (in: outside to pods).', labelNames: ['domain', 'group', 'direction'] as const, registers });
-    this.bytes = new Counter({ name: 'kmcast_gateway_bytes_total', help: 'Bytes (layer 3) the gateway let cross, by group and direction.', labelNames: ['domain', 'group', 'direction'] as const, registers });
-    this.dropped = new Counter({ name: 'kmcast_gateway_dropped_total', help: 'Datagrams of configured groups the gateway dropped, by reason: rate, ttl, loop (per group), total (over --gateway-rate-total) and full (the per-group meter had no room), the last two with group="any".', labelNames: ['domain', 'group', 'direction', 'reason'] as const, registers });
+    this.unjoined = new Gauge({
+      name: 'kmcast_gateway_unjoined_groups',
+      help: 'Inbound groups members joined that the gateway does not join (over --gateway-max-joins).',
+      labelNames: ['domain'] as const,
+      registers,
+    });
+    this.datagrams = new Counter({
+      name: 'kmcast_gateway_datagrams_total',
+      help: 'Datagrams the gateway let cross, by group and direction (in: outside to pods).',
+      labelNames: ['domain', 'group', 'direction'] as const,
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'kmcast_gateway_bytes_total',
+      help: 'Bytes (layer 3) the gateway let cross, by group and direction.',
+      labelNames: ['domain', 'group', 'direction'] as const,
+      registers,
+    });
+    this.dropped = new Counter({
+      name: 'kmcast_gateway_dropped_total',
+      help: 'Datagrams of configured groups the gateway dropped, by reason: rate, ttl, loop (per group), total (over --gateway-rate-total) and full (the per-group meter had no room), the last two with group="any".',
+      labelNames: ['domain', 'group', 'direction', 'reason'] as const,
+      registers,
+    });
   }
 
   setTraffic(domain: string, rows: readonly GatewayTraffic[], drops?: { in: Readonly<Record<string, number>>; out: Readonly<Record<string, number>> }): void {

@@ -124,11 +124,7 @@ export class IpClient {
   /** Links with details: one device, (master) the ports of a bridge, or (all) every link. */
   async links(select: { dev: string } | { master: string } | { all: true }): Promise<LinkInfo[]> {
     const argv =
-      'all' in select
-        ? ['ip', '-j', '-d', 'link', 'show']
-        : 'dev' in select
-          ? ['ip', '-j', '-d', 'link', 'show', 'dev', select.dev]
-          : ['ip', '-j', '-d', 'link', 'show', 'master', select.master];
+      'all' in select ? ['ip', '-j', '-d', 'link', 'show'] : 'dev' in select ? ['ip', '-j', '-d', 'link', 'show', 'dev', select.dev] : ['ip', '-j', '-d', 'link', 'show', 'master', select.master];
     const out = await this.read(argv);
     return out === undefined ? [] : parseLinks(out);
   }

@@ -74,10 +74,13 @@ export class ExecMonitors implements Monitors {
       linesInWindow += lines.length;
       if (linesInWindow >= max && child?.stdout && !resume) {
         child.stdout.pause();
-        resume = setTimeout(() => {
-          resume = undefined;
-          child?.stdout?.resume();
-        }, Math.max(1, windowStart + 100 - now));
+        resume = setTimeout(
+          () => {
+            resume = undefined;
+            child?.stdout?.resume();
+          },
+          Math.max(1, windowStart + 100 - now),
+        );
         resume.unref();
       }
     });

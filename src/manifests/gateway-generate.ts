@@ -77,7 +77,9 @@ export function gatewaySettings(o: GatewayGenerateOptions): Partial<Record<Gatew
   const groups = parseGatewayGroups(o.groups);
   if (groups.length === 0) throw new ConfigError('--gateway-group: at least one entry is needed (nothing crosses unless listed), e.g. --gateway-group 239.10.0.0/16=in');
   if (o.service !== undefined && (!DNS_SUBDOMAIN.test(o.service) || !o.service.includes('.'))) {
-    throw new ConfigError(`--gateway-service: invalid domain "${o.service}" (the FQDN of the domain's headless Service, as in the "${NODE_SERVICES_KEY}" key of ConfigMap ${NODE_NAMESPACE}/${NODE_CONFIGMAP}, without =VNI)`);
+    throw new ConfigError(
+      `--gateway-service: invalid domain "${o.service}" (the FQDN of the domain's headless Service, as in the "${NODE_SERVICES_KEY}" key of ConfigMap ${NODE_NAMESPACE}/${NODE_CONFIGMAP}, without =VNI)`,
+    );
   }
   if (o.snat !== 'on' && o.snat !== 'off') throw new ConfigError(`--gateway-snat: "${String(o.snat)}" is not on or off`);
   if (!Number.isInteger(o.minTtl) || o.minTtl < 1 || o.minTtl > 255) throw new ConfigError(`--gateway-min-ttl: invalid value "${o.minTtl}" (an integer between 1 and 255)`);
@@ -249,6 +251,7 @@ The agent reads these keys at start: after an edit,
     `gateway: patch the ${NODE_DAEMONSET} DaemonSet so it leaves gateway nodes: ${nodePatchCommand()}`,
     `gateway: then label the gateway node(s): kubectl label node <node> ${GATEWAY_NODE_LABEL}=true`,
   ];
-  if (data.service === undefined) notes.push(`gateway: no --gateway-service (or --name and --namespace): the agent serves the only domain of ${NODE_NAMESPACE}/${NODE_CONFIGMAP} (with several, it needs --gateway-service)`);
+  if (data.service === undefined)
+    notes.push(`gateway: no --gateway-service (or --name and --namespace): the agent serves the only domain of ${NODE_NAMESPACE}/${NODE_CONFIGMAP} (with several, it needs --gateway-service)`);
   return { yaml: stringifyDocs([cm, ds]), notes };
 }

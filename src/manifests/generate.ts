@@ -13,7 +13,6 @@ export { MODES, deployment, doc, header } from './generate-common.js';
 export type { GenerateOptions, GenerateResult, Mode } from './generate-common.js';
 import { parseYamlDocs, stringifyDocs } from './yamlio.js';
 
-
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
 function verify(o: GenerateOptions): void {
@@ -33,14 +32,16 @@ function verify(o: GenerateOptions): void {
   if (!/^[\w.-]{1,15}$/.test(o.master)) throw new ConfigError(`--master: invalid interface name "${o.master}"`);
 }
 
-
 function overlay(o: GenerateOptions): GenerateResult {
   const dep = doc(
     deployment(o, {}),
-    header(o, `The app joins its groups on its own socket (IP_ADD_MEMBERSHIP, no interface named); the
+    header(
+      o,
+      `The app joins its groups on its own socket (IP_ADD_MEMBERSHIP, no interface named); the
 kmcast agent beside it routes 224.0.0.0/4 into its VXLAN overlay vx0 and replicates each group to
 the member pods that joined it, on any CNI. Apply with: kubectl apply -f <this file>
-MULTICAST_GROUPS is for the app; name the variable whatever the app reads.`),
+MULTICAST_GROUPS is for the app; name the variable whatever the app reads.`,
+    ),
   );
   const srcs = parseYamlDocs(stringifyDocs([dep]), 'generated');
   const r = injectDocs(srcs, { ...o.agent, createSecret: o.createSecret, networkPolicy: true, strict: true });
@@ -51,7 +52,9 @@ function hostNetwork(o: GenerateOptions): GenerateResult {
   const yaml = stringifyDocs([
     doc(
       deployment(o, { hostNetwork: true }),
-      header(o, `hostNetwork: the pods use the nodes' own network, so multicast goes wherever the node
+      header(
+        o,
+        `hostNetwork: the pods use the nodes' own network, so multicast goes wherever the node
 network carries it (an on-premises L2 segment with IGMP snooping and a querier; most cloud VPCs
 drop multicast). No kmcast agent is needed, and this is what is given up:
 - isolation: the pod sees every node interface, can bind any node port and sniff node traffic;
@@ -59,7 +62,8 @@ drop multicast). No kmcast agent is needed, and this is what is given up:
 - ports: two pods on one node collide, hence the required anti-affinity (one pod per node, so
   replicas beyond the node count stay Pending) and hostPort on every group port;
 - DNS: ClusterFirstWithHostNet, or cluster names do not resolve from the node's resolver.
-Prefer --mode overlay unless the node network already carries multicast.`),
+Prefer --mode overlay unless the node network already carries multicast.`,
+      ),
     ),
   ]);
   return { yaml, notes: ['host-network: multicast crosses nodes only where the node network carries it'] };
@@ -82,13 +86,18 @@ function multus(o: GenerateOptions): GenerateResult {
       metadata: { name: nadName, ...(o.namespace ? { namespace: o.namespace } : {}) },
       spec: { config: JSON.stringify(config, null, 2) },
     },
-    header(o, `multus: a second interface (net1) on the node network ${o.master}, which must exist on every node and
-be an L2 segment that carries multicast. ${o.multusType === 'macvlan'
-      ? 'macvlan in bridge mode: pods on one node reach each other; the pod cannot reach its own node\nthrough net1 (a macvlan property).'
-      : 'ipvlan in L2 mode: pods share the parent\'s MAC (fine with port security); L3 modes carry no\nmulticast.'}
+    header(
+      o,
+      `multus: a second interface (net1) on the node network ${o.master}, which must exist on every node and
+be an L2 segment that carries multicast. ${
+        o.multusType === 'macvlan'
+          ? 'macvlan in bridge mode: pods on one node reach each other; the pod cannot reach its own node\nthrough net1 (a macvlan property).'
+          : "ipvlan in L2 mode: pods share the parent's MAC (fine with port security); L3 modes carry no\nmulticast."
+      }
 The 224.0.0.0/4 route sends group traffic out of net1 instead of the cluster network (eth0).
 IPAM: whereabouts hands out ${o.subnet} cluster-wide (host-local would repeat addresses per node).
-Needs Multus and whereabouts installed.`),
+Needs Multus and whereabouts installed.`,
+    ),
   );
   const dep = doc(
     deployment(o, {
@@ -99,7 +108,6 @@ Needs Multus and whereabouts installed.`),
   );
   return { yaml: stringifyDocs([nad, dep]), notes: [`multus: needs Multus and whereabouts, and ${o.master} on every node`] };
 }
-
 
 /** The manifests for one application. */
 export function generate(o: GenerateOptions): GenerateResult {

@@ -17,7 +17,7 @@ import { parseIpv4 as parseIPv4 } from '../net/ipv4.js';
 export function inCidr(addr: number, base: number, bits: number): boolean {
   if (bits === 0) return true;
   const mask = (~0 << (32 - bits)) >>> 0;
-  return ((addr & mask) >>> 0) === ((base & mask) >>> 0);
+  return (addr & mask) >>> 0 === (base & mask) >>> 0;
 }
 
 const net = (text: string): number => parseIPv4(text)!;

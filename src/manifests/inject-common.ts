@@ -46,9 +46,7 @@ export function appName(tplMeta: Meta | undefined, workloadMeta: Meta | undefine
   ];
   const name = candidates.find((c): c is string => typeof c === 'string' && c !== '');
   if (!name) {
-    throw new InjectRefusal(
-      `no application name: set the annotation ${NAME_ANNOTATION}, the label app.kubernetes.io/name or app (a pod made from generateName has no stable name)`,
-    );
+    throw new InjectRefusal(`no application name: set the annotation ${NAME_ANNOTATION}, the label app.kubernetes.io/name or app (a pod made from generateName has no stable name)`);
   }
   if (!DNS_LABEL.test(name) || name.length > MAX_APP) {
     throw new InjectRefusal(
@@ -91,4 +89,3 @@ export interface TemplateContext {
   readonly workloadMeta?: Meta;
   readonly name?: string;
 }
-

@@ -181,12 +181,16 @@ class Linter {
     if (spec.hostNetwork === true) {
       const dns = spec.dnsPolicy;
       if (dns === undefined || dns === 'ClusterFirst') {
-        this.report(RULES.hostNetworkDnsPolicy, ctx, [...path, dns === undefined ? 'hostNetwork' : 'dnsPolicy'],
-          `hostNetwork: true with dnsPolicy ${dns === undefined ? 'unset (ClusterFirst)' : 'ClusterFirst'}: cluster names do not resolve`);
+        this.report(
+          RULES.hostNetworkDnsPolicy,
+          ctx,
+          [...path, dns === undefined ? 'hostNetwork' : 'dnsPolicy'],
+          `hostNetwork: true with dnsPolicy ${dns === undefined ? 'unset (ClusterFirst)' : 'ClusterFirst'}: cluster names do not resolve`,
+        );
       }
       const replicas = (workload.spec as Obj | undefined)?.replicas;
       const multi = ['Deployment', 'StatefulSet', 'ReplicaSet'].includes(kind) && (replicas === undefined || (typeof replicas === 'number' && replicas > 1));
-      const terms = asList((((spec.affinity as Obj | undefined)?.podAntiAffinity as Obj | undefined)?.requiredDuringSchedulingIgnoredDuringExecution));
+      const terms = asList(((spec.affinity as Obj | undefined)?.podAntiAffinity as Obj | undefined)?.requiredDuringSchedulingIgnoredDuringExecution);
       const spread = terms.some((t) => isObj(t) && t.topologyKey === 'kubernetes.io/hostname');
       if (multi && !spread) {
         this.report(RULES.hostNetworkAntiAffinity, ctx, [...path, 'hostNetwork'], `${kind} with hostNetwork: true and ${replicas ?? 1} replicas may place two pods on one node`);
@@ -240,7 +244,10 @@ class Linter {
             }
             if (/\bip\s+(-\S+\s+)*maddr\s+add\b/.test(v)) this.report(RULES.ipMaddrAdd, ctx, p, '`ip maddr add` does not join a multicast group');
             // Property files: key=value lines; each key is checked like an env var.
-            const lines = v.split('\n').map((l) => /^\s*([\w.-]+)\s*[=:]\s*(.+)$/.exec(l)).filter((m): m is RegExpExecArray => m !== null);
+            const lines = v
+              .split('\n')
+              .map((l) => /^\s*([\w.-]+)\s*[=:]\s*(.+)$/.exec(l))
+              .filter((m): m is RegExpExecArray => m !== null);
             if (lines.length > 0 && v.includes('\n')) for (const m of lines) this.keyedValue(ctx, p, m[1]!, m[2]!, /source|src/i.test(v));
             else this.keyedValue(ctx, p, k, v, sourceKeyed);
           }
@@ -285,9 +292,7 @@ class Linter {
       }
     };
     walk(conf, []);
-    const plugins: [Obj, Path][] = Array.isArray(conf.plugins)
-      ? conf.plugins.map((p, i): [unknown, Path] => [p, ['plugins', i]]).filter((x): x is [Obj, Path] => isObj(x[0]))
-      : [[conf, []]];
+    const plugins: [Obj, Path][] = Array.isArray(conf.plugins) ? conf.plugins.map((p, i): [unknown, Path] => [p, ['plugins', i]]).filter((x): x is [Obj, Path] => isObj(x[0])) : [[conf, []]];
     for (const [p, pp] of plugins) {
       const mode = typeof p.mode === 'string' ? p.mode.toLowerCase() : undefined;
       if (p.type === 'ipvlan' && (mode === 'l3' || mode === 'l3s')) {
@@ -361,8 +366,7 @@ class Linter {
       const seen = byMac.get(mac)!;
       const first = [...seen.values()].find((o) => o.addr !== g.addr);
       if (first) {
-        this.report(RULES.groupMacAlias, g.ctx, g.path,
-          `${g.text} and ${first.text} (${first.ctx.object}) share the Ethernet MAC ${mac} in namespace ${g.ctx.namespace}`);
+        this.report(RULES.groupMacAlias, g.ctx, g.path, `${g.text} and ${first.text} (${first.ctx.object}) share the Ethernet MAC ${mac} in namespace ${g.ctx.namespace}`);
       }
       seen.set(formatIPv4(g.addr), g);
     }
@@ -397,13 +401,23 @@ class Linter {
     const portHit = ports.findIndex((p) => isObj(p) && typeof p.port === 'number' && groupPorts.has(p.port));
     const named = this.mentionsMulticast(obj);
     if (headless && (named || portHit >= 0)) {
-      this.report(RULES.headlessForMulticast, ctx, portHit >= 0 ? ['spec', 'ports', portHit] : ['spec', 'clusterIP'],
-        portHit >= 0 ? `headless Service on the port of a multicast group (${String((ports[portHit] as Obj).port)}): it does not carry multicast` : 'headless Service named or annotated for multicast: it does not carry multicast');
+      this.report(
+        RULES.headlessForMulticast,
+        ctx,
+        portHit >= 0 ? ['spec', 'ports', portHit] : ['spec', 'clusterIP'],
+        portHit >= 0
+          ? `headless Service on the port of a multicast group (${String((ports[portHit] as Obj).port)}): it does not carry multicast`
+          : 'headless Service named or annotated for multicast: it does not carry multicast',
+      );
     } else if (!headless && (mcastAddr || named || portHit >= 0)) {
       const meta = isObj(obj.metadata) ? obj.metadata : {};
       const lb = Object.keys(isObj(meta.annotations) ? meta.annotations : {}).some((k) => k.includes('metallb')) ? ' (MetalLB)' : '';
-      this.report(RULES.vipForMulticast, ctx, mcastAddr ? mcastAddr[1] : portHit >= 0 ? ['spec', 'ports', portHit] : ['metadata', 'name'],
-        mcastAddr ? `a Service address cannot be a multicast group (${mcastAddr[0]})` : `${String(spec.type ?? 'ClusterIP')} Service${lb} expected to forward multicast`);
+      this.report(
+        RULES.vipForMulticast,
+        ctx,
+        mcastAddr ? mcastAddr[1] : portHit >= 0 ? ['spec', 'ports', portHit] : ['metadata', 'name'],
+        mcastAddr ? `a Service address cannot be a multicast group (${mcastAddr[0]})` : `${String(spec.type ?? 'ClusterIP')} Service${lb} expected to forward multicast`,
+      );
     }
     const selector = isObj(spec.selector) ? spec.selector : undefined;
     ports.forEach((p, i) => {
@@ -412,19 +426,25 @@ class Linter {
       const target = p.targetPort ?? p.port;
       const byName = typeof p.name === 'string' && /udp|mcast|multicast|syslog|dns|ntp|snmp/i.test(p.name);
       const byGroup = portNum !== undefined && groupPorts.has(portNum);
-      const byContainer = selector !== undefined && this.workloads.some(({ ctx: wctx, obj: w, tpl }) => {
-        if (wctx.namespace !== ctx.namespace) return false;
-        let t: unknown = w;
-        for (const k of tpl) t = isObj(t) ? t[k] : undefined;
-        const labels = isObj(t) && isObj(t.metadata) && isObj(t.metadata.labels) ? t.metadata.labels : {};
-        if (!Object.entries(selector).every(([k, v]) => labels[k] === v)) return false;
-        const cps = asList((isObj(t) && isObj(t.spec) ? asList(t.spec.containers) : []).flatMap((c) => (isObj(c) ? asList(c.ports) : [])));
-        const match = cps.filter((cp) => isObj(cp) && (cp.containerPort === target || cp.name === target));
-        return match.length > 0 && match.every((cp) => isObj(cp) && cp.protocol === 'UDP');
-      });
+      const byContainer =
+        selector !== undefined &&
+        this.workloads.some(({ ctx: wctx, obj: w, tpl }) => {
+          if (wctx.namespace !== ctx.namespace) return false;
+          let t: unknown = w;
+          for (const k of tpl) t = isObj(t) ? t[k] : undefined;
+          const labels = isObj(t) && isObj(t.metadata) && isObj(t.metadata.labels) ? t.metadata.labels : {};
+          if (!Object.entries(selector).every(([k, v]) => labels[k] === v)) return false;
+          const cps = asList((isObj(t) && isObj(t.spec) ? asList(t.spec.containers) : []).flatMap((c) => (isObj(c) ? asList(c.ports) : [])));
+          const match = cps.filter((cp) => isObj(cp) && (cp.containerPort === target || cp.name === target));
+          return match.length > 0 && match.every((cp) => isObj(cp) && cp.protocol === 'UDP');
+        });
       if (byName || byGroup || byContainer) {
-        this.report(RULES.udpWithoutProtocol, ctx, ['spec', 'ports', i],
-          `port ${String(p.port)}${typeof p.name === 'string' ? ` (${p.name})` : ''} is UDP ${byContainer ? 'in the selected pods' : byGroup ? '(a multicast group port)' : 'by its name'} but has no protocol, so it is TCP`);
+        this.report(
+          RULES.udpWithoutProtocol,
+          ctx,
+          ['spec', 'ports', i],
+          `port ${String(p.port)}${typeof p.name === 'string' ? ` (${p.name})` : ''} is UDP ${byContainer ? 'in the selected pods' : byGroup ? '(a multicast group port)' : 'by its name'} but has no protocol, so it is TCP`,
+        );
       }
     });
   }
@@ -432,7 +452,10 @@ class Linter {
   private policy(ctx: Ctx, obj: Obj, groupPorts: Set<number>): void {
     const spec = isObj(obj.spec) ? obj.spec : {};
     let reported = false;
-    for (const [dir, peers] of [['ingress', 'from'], ['egress', 'to']] as const) {
+    for (const [dir, peers] of [
+      ['ingress', 'from'],
+      ['egress', 'to'],
+    ] as const) {
       asList(spec[dir]).forEach((r, i) => {
         if (!isObj(r)) return;
         asList(r[peers]).forEach((peer, j) => {
@@ -456,8 +479,12 @@ class Linter {
       const j = asList(r.ports).findIndex((p) => isObj(p) && typeof p.port === 'number' && groupPorts.has(p.port));
       if (j >= 0) {
         reported = true;
-        this.report(RULES.policyForMulticast, ctx, ['spec', 'ingress', i, 'ports', j],
-          `policy opens the port of a multicast group (${String((asList(r.ports)[j] as Obj).port)}); NetworkPolicy does not govern multicast`);
+        this.report(
+          RULES.policyForMulticast,
+          ctx,
+          ['spec', 'ingress', i, 'ports', j],
+          `policy opens the port of a multicast group (${String((asList(r.ports)[j] as Obj).port)}); NetworkPolicy does not govern multicast`,
+        );
       }
     });
     if (!reported && this.mentionsMulticast(obj)) {

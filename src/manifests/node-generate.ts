@@ -24,7 +24,9 @@ export function generateNode(o: GenerateOptions): GenerateResult {
     docs.push(
       doc(
         { apiVersion: 'v1', kind: 'Namespace', metadata: { name: o.namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
-        header(o, `node mode: the kmcast-node DaemonSet (deploy/node, once per cluster) carries multicast and
+        header(
+          o,
+          `node mode: the kmcast-node DaemonSet (deploy/node, once per cluster) carries multicast and
 broadcast from the node's side of each pod's veth, so the pods hold no capability, run no sidecar
 and receive on their own eth0: apps that join or send on eth0 work unchanged.
 This namespace enforces Pod Security "restricted"; every pod below passes it.
@@ -32,7 +34,8 @@ Before applying: add ${domain} to the "${NODE_SERVICES_KEY}" key of
 ConfigMap ${NODE_NAMESPACE}/${NODE_CONFIGMAP} and restart the agents:
   kubectl -n ${NODE_NAMESPACE} edit configmap ${NODE_CONFIGMAP}
   kubectl -n ${NODE_NAMESPACE} rollout restart daemonset/${NODE_DAEMONSET}
-Until then the pods wait in their ${WAIT_NAME} init container ("not_member").`),
+Until then the pods wait in their ${WAIT_NAME} init container ("not_member").`,
+        ),
       ),
     );
   }
@@ -42,7 +45,9 @@ Until then the pods wait in their ${WAIT_NAME} init container ("not_member").`),
       o.namespace
         ? ` The app: non-root (the image needs a numeric USER, or set runAsUser), nothing added; the
  ${WAIT_NAME} init container holds it until the node agent programmed the pod.`
-        : header(o, `node mode: the kmcast-node DaemonSet (deploy/node, once per cluster) carries multicast and
+        : header(
+            o,
+            `node mode: the kmcast-node DaemonSet (deploy/node, once per cluster) carries multicast and
 broadcast from the node's side of each pod's veth, so the pods hold no capability, run no sidecar
 and receive on their own eth0: apps that join or send on eth0 work unchanged.
 The pods pass Pod Security "restricted": label their namespace with
@@ -50,7 +55,8 @@ pod-security.kubernetes.io/enforce=restricted. The image needs a numeric non-roo
 Before applying: add ${domain} to the "${NODE_SERVICES_KEY}" key of
 ConfigMap ${NODE_NAMESPACE}/${NODE_CONFIGMAP} and restart the agents:
   kubectl -n ${NODE_NAMESPACE} rollout restart daemonset/${NODE_DAEMONSET}
-Until then the pods wait in their ${WAIT_NAME} init container ("not_member").`),
+Until then the pods wait in their ${WAIT_NAME} init container ("not_member").`,
+          ),
     ),
   );
   const srcs = parseYamlDocs(stringifyDocs(docs), 'generated');

@@ -126,14 +126,18 @@ export function injectNodeTemplate(ed: Editor, tpl: Path, ctx: TemplateContext, 
   }
   const ours = [WAIT_NAME, SIDECAR_NAME, SETUP_NAME];
   const clash = [
-    ...names(ed.get([...specPath, 'initContainers'])).filter((n) => ours.includes(n)).map((n) => `init container ${n}`),
-    ...names(ed.get([...specPath, 'containers'])).filter((n) => ours.includes(n)).map((n) => `container ${n}`),
-    ...names(ed.get([...specPath, 'volumes'])).filter((n) => n === KEY_VOLUME).map((n) => `volume ${n}`),
+    ...names(ed.get([...specPath, 'initContainers']))
+      .filter((n) => ours.includes(n))
+      .map((n) => `init container ${n}`),
+    ...names(ed.get([...specPath, 'containers']))
+      .filter((n) => ours.includes(n))
+      .map((n) => `container ${n}`),
+    ...names(ed.get([...specPath, 'volumes']))
+      .filter((n) => n === KEY_VOLUME)
+      .map((n) => `volume ${n}`),
   ];
   if (clash.length > 0) {
-    throw new InjectRefusal(
-      `${clash.join(', ')} already exists but carries no ${STATUS_ANNOTATION} annotation, so it was not added by kmcast; rename it or remove it`,
-    );
+    throw new InjectRefusal(`${clash.join(', ')} already exists but carries no ${STATUS_ANNOTATION} annotation, so it was not added by kmcast; rename it or remove it`);
   }
   // First, so the user's own init containers already see working multicast.
   ed.insert([...specPath, 'initContainers'], 0, waitContainer(o));
@@ -151,7 +155,9 @@ export function restrictedReport(ed: Editor, tpl: Path): string[] {
 
 /** The report lines for one node-mode injected workload. */
 export function nodeReport(forWhat: string, app: string, namespace: string | undefined, o: AgentOptions, made: readonly string[], violations: readonly string[]): string[] {
-  const lines = [`${forWhat}: added label ${MEMBER_LABEL}=${app} and init container ${WAIT_NAME} (node mode: no sidecar, no capability, no Secret)${made.length ? `; emitted ${made.join(', ')}` : ''}`];
+  const lines = [
+    `${forWhat}: added label ${MEMBER_LABEL}=${app} and init container ${WAIT_NAME} (node mode: no sidecar, no capability, no Secret)${made.length ? `; emitted ${made.join(', ')}` : ''}`,
+  ];
   lines.push(
     `${forWhat}: add the domain ${domainName(app, namespace, o)} to the ${NODE_DAEMONSET} DaemonSet: the "${NODE_SERVICES_KEY}" key (comma-separated) of ConfigMap ${NODE_NAMESPACE}/${NODE_CONFIGMAP}, then kubectl -n ${NODE_NAMESPACE} rollout restart daemonset/${NODE_DAEMONSET}; until then ${WAIT_NAME} waits with "not_member"`,
   );

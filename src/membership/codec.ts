@@ -65,9 +65,7 @@ export interface ControlMessage extends MessageFields {
   readonly keyIndex: number;
 }
 
-export type DecodeResult =
-  | { readonly ok: true; readonly msg: ControlMessage }
-  | { readonly ok: false; readonly reason: DecodeFailure };
+export type DecodeResult = { readonly ok: true; readonly msg: ControlMessage } | { readonly ok: false; readonly reason: DecodeFailure };
 
 export interface DecodeOptions {
   /** Verification keys; empty = unauthenticated mode (signed datagrams are read, not verified). */
@@ -82,7 +80,9 @@ export interface DecodeOptions {
 export function clusterLabel(service: string | undefined, vni: number): string {
   const label = `${vni}/${service ?? ''}`;
   if (Buffer.byteLength(label) <= MAX_LABEL_BYTES) return label;
-  return `${vni}/sha256:${createHash('sha256').update(service ?? '').digest('hex')}`;
+  return `${vni}/sha256:${createHash('sha256')
+    .update(service ?? '')
+    .digest('hex')}`;
 }
 
 /** A fresh random 64-bit incarnation, as 16 hex digits. */
@@ -146,8 +146,7 @@ function decodeUnsafe(buf: Buffer, options: DecodeOptions): DecodeResult {
   if (buf.length < FIXED_HEADER_SIZE + 2) return fail('malformed');
 
   const typeByte = buf[5];
-  const type: MessageType | undefined =
-    typeByte === TYPE_STATE ? 'state' : typeByte === TYPE_LEAVE ? 'leave' : undefined;
+  const type: MessageType | undefined = typeByte === TYPE_STATE ? 'state' : typeByte === TYPE_LEAVE ? 'leave' : undefined;
   const flags = buf.readUInt8(6);
   if (type === undefined || (flags & ~KNOWN_FLAGS) !== 0 || buf[7] !== 0) return fail('malformed');
   const signed = (flags & FLAG_AUTH) !== 0;
@@ -249,7 +248,10 @@ export function encodeMessage(fields: MessageFields, key?: Buffer): Buffer {
     throw new RangeError(`encode control message: cluster label must be 1-${MAX_LABEL_BYTES} bytes, got ${label.length}`);
   }
   if (!/^[0-9a-f]{16}$/.test(fields.incarnation)) throw new TypeError('encode control message: incarnation must be 16 hex digits');
-  for (const [name, value] of [['seq', fields.seq], ['timestamp', fields.timestamp]] as const) {
+  for (const [name, value] of [
+    ['seq', fields.seq],
+    ['timestamp', fields.timestamp],
+  ] as const) {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`encode control message: bad ${name} ${value}`);
   }
   if (fields.parts < 1 || fields.parts > MAX_PARTS || fields.part < 0 || fields.part >= fields.parts || fields.seq < fields.part) {
@@ -375,10 +377,7 @@ export class Encoder {
     const groups = normalizeGroups(state.groups);
     const parts = Math.max(1, Math.ceil(groups.length / this.perPart));
     if (parts > MAX_PARTS) {
-      throw new RangeError(
-        `encode STATE: ${groups.length} groups need ${parts} datagrams, more than the limit of ${MAX_PARTS}; ` +
-          'raise the datagram size or join fewer groups',
-      );
+      throw new RangeError(`encode STATE: ${groups.length} groups need ${parts} datagrams, more than the limit of ${MAX_PARTS}; ` + 'raise the datagram size or join fewer groups');
     }
     const base = this.seq;
     this.seq += parts;
@@ -396,15 +395,7 @@ export class Encoder {
     return encodeMessage(this.fields('leave', state, seq, 0, 1, [], now), this.key);
   }
 
-  private fields(
-    type: MessageType,
-    state: Omit<LocalState, 'groups'>,
-    seq: number,
-    part: number,
-    parts: number,
-    groups: string[],
-    now: number,
-  ): MessageFields {
+  private fields(type: MessageType, state: Omit<LocalState, 'groups'>, seq: number, part: number, parts: number, groups: string[], now: number): MessageFields {
     return {
       type,
       sender: this.sender,

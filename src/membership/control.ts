@@ -17,17 +17,7 @@ import type { PeerRejectReason, PeerTable, ReceiveResult } from './peers.js';
 
 /** The outcome of one received datagram; each is a metric label value. */
 export type ControlResult = 'ok' | DecodeFailure | PeerRejectReason;
-export const CONTROL_RESULTS: readonly ControlResult[] = [
-  'ok',
-  'malformed',
-  'unsupported_version',
-  'wrong_cluster',
-  'bad_mac',
-  'spoofed',
-  'unknown_peer',
-  'replay',
-  'too_many_peers',
-];
+export const CONTROL_RESULTS: readonly ControlResult[] = ['ok', 'malformed', 'unsupported_version', 'wrong_cluster', 'bad_mac', 'spoofed', 'unknown_peer', 'replay', 'too_many_peers'];
 
 export type ControlCounters = Record<ControlResult, number>;
 
@@ -349,13 +339,7 @@ export interface BindHints {
  * Binds the UDP control socket exclusively (both agents). Rejects with a ConfigError that says
  * what to change; after binding, socket errors (e.g. ICMP-driven ones) are logged, never fatal.
  */
-export async function bindControlSocket(
-  address: string,
-  port: number,
-  logger: Logger,
-  onMessage: (buf: Buffer, rinfo: RemoteInfo) => void,
-  hints: BindHints,
-): Promise<Socket> {
+export async function bindControlSocket(address: string, port: number, logger: Logger, onMessage: (buf: Buffer, rinfo: RemoteInfo) => void, hints: BindHints): Promise<Socket> {
   const socket = createSocket({ type: 'udp4' });
   socket.on('message', onMessage);
   await new Promise<void>((resolve, reject) => {

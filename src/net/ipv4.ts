@@ -102,5 +102,5 @@ export function broadcastOf(c: Cidr): string {
 
 export function cidrContains(c: Cidr, ip: string): boolean {
   const n = parseIpv4(ip);
-  return n !== undefined && ((n & maskOf(c.prefix)) >>> 0) === c.network;
+  return n !== undefined && (n & maskOf(c.prefix)) >>> 0 === c.network;
 }

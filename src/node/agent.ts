@@ -69,7 +69,6 @@ export interface NodeAgentDeps {
   readonly allNsid?: boolean;
 }
 
-
 type PassKind = 'full' | 'entries' | 'joins';
 
 /** /v1/pods/<ip> of an IP no domain lists: at most one lookup batch per this (ms). */
@@ -142,7 +141,11 @@ export class NodeAgent {
       { allNsid },
       () => this.onJoinEventsLost(),
     );
-    if (!allNsid) this.log.warn({ capability: 'NET_BROADCAST' }, 'no CAP_NET_BROADCAST: joins are watched with one ip monitor process per member pod (about 3 MB each); add NET_BROADCAST to the node agent for one listener');
+    if (!allNsid)
+      this.log.warn(
+        { capability: 'NET_BROADCAST' },
+        'no CAP_NET_BROADCAST: joins are watched with one ip monitor process per member pod (about 3 MB each); add NET_BROADCAST to the node agent for one listener',
+      );
     this.passes = new PassQueue<PassKind>({
       kinds: ['full', 'joins', 'entries'],
       subsumes: (k) => (k === 'full' ? ['joins', 'entries'] : []),
@@ -213,7 +216,7 @@ export class NodeAgent {
     else {
       this.log.warn(
         { flag: '--insecure-no-key' },
-        'INSECURE: running without --key-file: control messages are not authenticated; any sender with a listed node\'s source address (a pod masqueraded to its node\'s IP, too) can replace this node\'s view of a domain\'s groups',
+        "INSECURE: running without --key-file: control messages are not authenticated; any sender with a listed node's source address (a pod masqueraded to its node's IP, too) can replace this node's view of a domain's groups",
       );
     }
     await this.detectUplink();
@@ -223,9 +226,15 @@ export class NodeAgent {
       // The same expiry rule as the sidecar's (membership/expiry.ts): a peer node still listed is
       // suspect before it is removed, and time this agent was not scheduled is nobody's silence.
       d.table = new PeerTable({ selfIp: this.nodeIp, ...peerTableTiming(cfg) });
-      d.table.setListed('static', cfg.peers.filter((p) => p !== this.nodeIp));
+      d.table.setListed(
+        'static',
+        cfg.peers.filter((p) => p !== this.nodeIp),
+      );
       d.gateways = new PeerTable({ selfIp: this.nodeIp, expiryMs });
-      d.gateways.setListed('static', cfg.peers.filter((p) => p !== this.nodeIp));
+      d.gateways.setListed(
+        'static',
+        cfg.peers.filter((p) => p !== this.nodeIp),
+      );
       d.spec = {
         device: d.domain.device,
         vni: d.domain.vni,
@@ -563,7 +572,10 @@ export class NodeAgent {
       }
       const was = [...d.refused.keys()].join();
       if ([...refused.keys()].join() !== was && refused.size) {
-        this.log.warn({ domain: d.domain.service, refused: [...refused.values()] }, 'member pods refused: listed by more than one domain (captured by none), or a second veth claims a member\'s IP (the first one kept)');
+        this.log.warn(
+          { domain: d.domain.service, refused: [...refused.values()] },
+          "member pods refused: listed by more than one domain (captured by none), or a second veth claims a member's IP (the first one kept)",
+        );
       }
       d.refused = refused;
       if (membersKey(d.local.values()) !== membersKey(local.values())) {
@@ -606,11 +618,14 @@ export class NodeAgent {
   private onJoinEventsLost(): void {
     this.metrics.joinEventsLost.inc();
     if (this.overflowResync || this.stopped) return;
-    this.overflowResync = setTimeout(() => {
-      this.overflowResync = undefined;
-      this.allJoinsDue = true;
-      this.request('joins');
-    }, Math.max(0, this.lastAllJoinsRead + JOIN_OVERFLOW_RESYNC_MS - Date.now()));
+    this.overflowResync = setTimeout(
+      () => {
+        this.overflowResync = undefined;
+        this.allJoinsDue = true;
+        this.request('joins');
+      },
+      Math.max(0, this.lastAllJoinsRead + JOIN_OVERFLOW_RESYNC_MS - Date.now()),
+    );
     this.overflowResync.unref();
   }
 
@@ -618,12 +633,14 @@ export class NodeAgent {
   private async readJoins(which: (m: LocalMember, d: DomainRuntime) => boolean = () => true, cause: 'event' | 'resync' = 'resync'): Promise<void> {
     await Promise.all(
       this.domains.flatMap((d) =>
-        [...d.local.values()].filter((m) => which(m, d)).map(async (m) => {
-          this.joinReads++;
-          this.metrics.joinReads.labels(cause).inc();
-          const groups = await this.joins.read(m);
-          if (groups) d.groups.set(m.ip, groups);
-        }),
+        [...d.local.values()]
+          .filter((m) => which(m, d))
+          .map(async (m) => {
+            this.joinReads++;
+            this.metrics.joinReads.labels(cause).inc();
+            const groups = await this.joins.read(m);
+            if (groups) d.groups.set(m.ip, groups);
+          }),
       ),
     );
   }
@@ -643,10 +660,13 @@ export class NodeAgent {
     const now = Date.now();
     const { due, retryAt } = this.joinThrottle.take(now);
     if (retryAt !== undefined && !this.joinRetry && !this.stopped) {
-      this.joinRetry = setTimeout(() => {
-        this.joinRetry = undefined;
-        this.request('joins');
-      }, Math.max(0, retryAt - now));
+      this.joinRetry = setTimeout(
+        () => {
+          this.joinRetry = undefined;
+          this.request('joins');
+        },
+        Math.max(0, retryAt - now),
+      );
       this.joinRetry.unref();
     }
     if (due.length) {
@@ -835,4 +855,3 @@ export class NodeAgent {
     };
   }
 }
-

@@ -141,7 +141,7 @@ function listenAddress(text: string | undefined, key: 'http' | 'statusHttp'): { 
  */
 export function keyPolicyError(c: Pick<NodeConfig, 'keyFile' | 'insecureNoKey'>): string | undefined {
   if (c.keyFile !== undefined || c.insecureNoKey) return undefined;
-  return 'no key: control messages between node agents would be unauthenticated, and a pod whose traffic is masqueraded to its node\'s IP could forge them; give --key-file PATH (deploy/node mounts the kmcast-node-key Secret), or --insecure-no-key to run without one (tests, trusted networks)';
+  return "no key: control messages between node agents would be unauthenticated, and a pod whose traffic is masqueraded to its node's IP could forge them; give --key-file PATH (deploy/node mounts the kmcast-node-key Secret), or --insecure-no-key to run without one (tests, trusted networks)";
 }
 
 /** The keyless refusal as a ConfigError naming --key-file (exit 2). */
@@ -168,7 +168,10 @@ export function deviceFor(vni: number): string {
 /** `NAME` or `NAME=VNI` values (each may itself be a comma list) -> domains. */
 export function parseDomains(values: readonly string[]): NodeDomain[] {
   const out: NodeDomain[] = [];
-  const items = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const items = values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   for (const item of items) {
     const eq = item.indexOf('=');
     const service = (eq < 0 ? item : item.slice(0, eq)).trim();

@@ -64,11 +64,7 @@ export function deliveryProblem(d: DeliveryDevices, links: ReadonlyMap<string, L
 
 /** `ip -batch` lines that build the hop from nothing. Pure. */
 export function deliveryBuild(d: DeliveryDevices): string[] {
-  const lines = [
-    `link add ${d.bridge} type bridge stp_state 0 mcast_snooping 0`,
-    `link add ${d.in} type veth peer name ${d.port}`,
-    `link add ${d.out} type veth peer name ${d.recv}`,
-  ];
+  const lines = [`link add ${d.bridge} type bridge stp_state 0 mcast_snooping 0`, `link add ${d.in} type veth peer name ${d.port}`, `link add ${d.out} type veth peer name ${d.recv}`];
   for (const n of deliveryNames(d)) lines.push(`link set ${n} addrgenmode none`);
   for (const p of [d.port, d.out]) lines.push(`link set ${p} master ${d.bridge}`, `link set ${p} type bridge_slave learning off`);
   for (const n of deliveryNames(d)) lines.push(`link set ${n} up`);

@@ -136,7 +136,9 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
   const members = st.domains.reduce((n, d) => n + d.localMembers.length, 0);
   const pending = [
     ...st.domains.flatMap((d) => d.localMembers.filter((m) => !m.programmed).map((m) => `${m.podIp} (${m.reason ?? 'pending'})`)),
-    ...st.domains.filter((d) => d.peerNodes?.degraded && d.peerNodes.waitingFor.length).map((d) => `peer nodes ${d.peerNodes!.waitingFor.join(', ')} of ${d.service} not heard (members started without them)`),
+    ...st.domains
+      .filter((d) => d.peerNodes?.degraded && d.peerNodes.waitingFor.length)
+      .map((d) => `peer nodes ${d.peerNodes!.waitingFor.join(', ')} of ${d.service} not heard (members started without them)`),
   ];
   const problems = [...(st.ready ? [] : ['not ready']), ...(st.ruleset.installed ? [] : [`ruleset not installed${st.ruleset.lastError ? `: ${st.ruleset.lastError}` : ''}`])];
   out.push(
@@ -146,7 +148,11 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
           title: 'node agent /status',
           status: pending.length ? 'WARN' : 'OK',
           detail: `ready, ${st.domains.length} domains, ${members} local members, ${st.ruleset.chains} chains${pending.length ? `; not programmed: ${pending.join(', ')}` : ''}`,
-          ...(pending.length ? { fix: 'kmcast status --node shows each member; not_member: the pod is in no --service answer; no_netns: mount /var/run/netns; peers / peer nodes not heard: is kmcast node running on those nodes with the same --key-file, and their UDP control port (7473) reachable?' } : {}),
+          ...(pending.length
+            ? {
+                fix: 'kmcast status --node shows each member; not_member: the pod is in no --service answer; no_netns: mount /var/run/netns; peers / peer nodes not heard: is kmcast node running on those nodes with the same --key-file, and their UDP control port (7473) reachable?',
+              }
+            : {}),
         }
       : { id: 'node-agent', title: 'node agent /status', status: 'FAIL', detail: problems.join('; '), fix: 'read the agent log (kubectl logs -n kmcast-node ds/kmcast-node) and kmcast status --node' },
   );
@@ -177,7 +183,9 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
   const dropped = st.allowList.dropped ?? {};
   const notes: string[] = [];
   if ((dropped.not_underlay ?? 0) > 0) {
-    notes.push(`${dropped.not_underlay} datagrams to UDP ${st.vxlanPort}/${st.controlPort} came from a pod or an interface other than ${st.uplink} and were dropped (a pod forging overlay frames, or an app using those ports)`);
+    notes.push(
+      `${dropped.not_underlay} datagrams to UDP ${st.vxlanPort}/${st.controlPort} came from a pod or an interface other than ${st.uplink} and were dropped (a pod forging overlay frames, or an app using those ports)`,
+    );
   }
   if ((dropped.not_peer ?? 0) > 0) notes.push(`${dropped.not_peer} VXLAN datagrams from addresses that are no peer node were dropped`);
   const refused = st.domains.flatMap((d) => (d.refused ?? []).map((r) => `${r.podIp} (${r.reason}: ${r.domains.join(', ')}) in ${d.service}`));
@@ -190,14 +198,14 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
         title: 'refused and uncarried traffic',
         status: 'WARN',
         detail: notes.join('; '),
-        fix: 'find the pod with kmcast status --node (its groups) or the node\'s conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain; a pod listed by two domains: remove it from all but one Service (and check who can write their Endpoints/EndpointSlices)',
+        fix: "find the pod with kmcast status --node (its groups) or the node's conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain; a pod listed by two domains: remove it from all but one Service (and check who can write their Endpoints/EndpointSlices)",
       }
     : { id: 'node-limits', title: 'refused and uncarried traffic', status: 'OK', detail: 'no datagram refused by the allow-list, every joined group announced' };
 }
 
 /** Frames from other nodes a member could not take: longer than its MTU. Pure. */
 export function evaluateOversize(st: NodeStatus): CheckResult {
-  const title = 'datagrams longer than a member pod\'s MTU';
+  const title = "datagrams longer than a member pod's MTU";
   const missed = st.domains.flatMap((d) => d.localMembers.filter((m) => (m.oversize ?? 0) > 0).map((m) => `${m.podIp} (MTU ${m.mtu ?? '?'}): ${m.oversize}`));
   const all = st.domains.reduce((n, d) => n + (d.oversize ?? 0), 0);
   if (missed.length === 0 && all === 0) return { id: 'node-oversize', title, status: 'OK', detail: 'every frame from other nodes fit every local member it was for' };
@@ -206,7 +214,7 @@ export function evaluateOversize(st: NodeStatus): CheckResult {
     title,
     status: 'WARN',
     detail: `not delivered (longer than the pod's MTU): ${[...missed, ...(all ? [`every local member: ${all}`] : [])].join(', ')}`,
-    fix: 'a member with a larger MTU (on another node) sent them: a veth cannot carry a frame longer than its MTU, and a datagram is not re-fragmented on the way; give every member pod of the domain the same MTU (the CNI\'s MTU setting, the smallest the nodes need)',
+    fix: "a member with a larger MTU (on another node) sent them: a veth cannot carry a frame longer than its MTU, and a datagram is not re-fragmented on the way; give every member pod of the domain the same MTU (the CNI's MTU setting, the smallest the nodes need)",
   };
 }
 
@@ -214,7 +222,13 @@ export function evaluateOversize(st: NodeStatus): CheckResult {
 export function evaluateGateway(g: GatewayStatus): CheckResult {
   const title = `gateway on ${g.interface} (${g.address || 'no address'})`;
   if (!g.table.installed) {
-    return { id: 'node-gateway', title, status: 'FAIL', detail: `gateway table not installed${g.table.lastError ? `: ${g.table.lastError}` : ''}`, fix: 'read the agent log; check that --gateway-interface exists and is up' };
+    return {
+      id: 'node-gateway',
+      title,
+      status: 'FAIL',
+      detail: `gateway table not installed${g.table.lastError ? `: ${g.table.lastError}` : ''}`,
+      fix: 'read the agent log; check that --gateway-interface exists and is up',
+    };
   }
   const sum = (dir: 'in' | 'out', pick: (t: GatewayStatus['traffic'][number]) => number): number => g.traffic.filter((t) => t.direction === dir).reduce((n, t) => n + pick(t), 0);
   const drops = (reason: string): number => (g.drops.in[reason] ?? 0) + (g.drops.out[reason] ?? 0);
@@ -228,13 +242,20 @@ export function evaluateGateway(g: GatewayStatus): CheckResult {
   if (drops('rate') > 0) warnings.push(`datagrams over --gateway-rate ${g.rate}/s per group were dropped`);
   if (drops('total') > 0) warnings.push(`datagrams over --gateway-rate-total ${g.rateTotal}/s (all groups of a direction) were dropped`);
   if (drops('full') > 0) warnings.push('datagrams of more distinct groups than the per-group meter holds (65536 in 60 s) were dropped: a storm over a range');
-  if (g.unjoined.count > 0) warnings.push(`${g.unjoined.count} inbound group(s) members joined are not joined on ${g.interface} (over --gateway-max-joins ${g.unjoined.max}): ${g.unjoined.groups.join(',')}${g.unjoined.count > g.unjoined.groups.length ? ',...' : ''}`);
+  if (g.unjoined.count > 0)
+    warnings.push(
+      `${g.unjoined.count} inbound group(s) members joined are not joined on ${g.interface} (over --gateway-max-joins ${g.unjoined.max}): ${g.unjoined.groups.join(',')}${g.unjoined.count > g.unjoined.groups.length ? ',...' : ''}`,
+    );
   return {
     id: 'node-gateway',
     title,
     status: warnings.length ? 'WARN' : 'OK',
     detail: `active; joined ${g.joined.length ? g.joined.join(',') : 'no group (no member joined an inbound group yet)'}; ${counts}${warnings.length ? `; ${warnings.join('; ')}` : ''}`,
-    ...(warnings.length ? { fix: 'raise --gateway-rate or --gateway-rate-total if the drops are a real feed; raise --gateway-max-joins or have members join fewer groups; a failed join names the kernel error (interface down)' } : {}),
+    ...(warnings.length
+      ? {
+          fix: 'raise --gateway-rate or --gateway-rate-total if the drops are a real feed; raise --gateway-max-joins or have members join fewer groups; a failed join names the kernel error (interface down)',
+        }
+      : {}),
   };
 }
 

@@ -110,11 +110,7 @@ export function isProgrammed(d: Pick<DomainRuntime, 'domain' | 'deviceOk'>, m: L
   const vx = chain(vxChainName(d.domain.vni));
   const dl = chain(deliveryChainName(d.domain.vni));
   const hop = deliveryDevices(d.domain.vni);
-  return (
-    cap !== undefined && !cap.stale && cap.fwd === d.domain.device &&
-    vx !== undefined && !vx.stale && vx.fwd === hop.in &&
-    dl !== undefined && !dl.stale && dl.dups.includes(m.veth)
-  );
+  return cap !== undefined && !cap.stale && cap.fwd === d.domain.device && vx !== undefined && !vx.stale && vx.fwd === hop.in && dl !== undefined && !dl.stale && dl.dups.includes(m.veth);
 }
 
 /**

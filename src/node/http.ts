@@ -46,7 +46,7 @@ export function isLoopback(remote: string | undefined): boolean {
 export function refuseOperatorPath(path: string, remote: string | undefined, access: OperatorAccess): HttpReply | undefined {
   if (access === 'open' || !OPERATOR_PATHS.includes(path)) return undefined;
   if (access === 'loopback' && isLoopback(remote)) return undefined;
-  const where = access === 'none' ? 'on the --status-http address' : 'only to clients on the node\'s loopback (or on --status-http, when set)';
+  const where = access === 'none' ? 'on the --status-http address' : "only to clients on the node's loopback (or on --status-http, when set)";
   return { code: 403, body: `${path} is served ${where}; this address serves ${POD_STATUS_PATH}<podIP>, /healthz and /readyz\n` };
 }
 

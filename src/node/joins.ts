@@ -152,7 +152,11 @@ export class JoinWatch {
       }
     }
     for (const ns of want) {
-      if (!this.monitors.has(ns)) this.monitors.set(ns, this.starter.start(JOIN_MONITOR_ARGV, ns, () => this.onEvent(ns)));
+      if (!this.monitors.has(ns))
+        this.monitors.set(
+          ns,
+          this.starter.start(JOIN_MONITOR_ARGV, ns, () => this.onEvent(ns)),
+        );
     }
   }
 

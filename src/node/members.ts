@@ -123,7 +123,12 @@ export class MemberResolver {
           ports.map(async (p) => {
             const ns = p.linkNetnsid === undefined ? undefined : ids.get(p.linkNetnsid);
             if (ns === undefined || p.linkIndex === undefined) return;
-            addrs.set(p.ifindex, await this.forNetns(ns).addrsOfIndex(p.linkIndex).catch(() => []));
+            addrs.set(
+              p.ifindex,
+              await this.forNetns(ns)
+                .addrsOfIndex(p.linkIndex)
+                .catch(() => []),
+            );
           }),
         );
         return { ports, addrs };

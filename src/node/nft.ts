@@ -219,7 +219,19 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
   for (const o of items) {
     const c = o.chain as Json | undefined;
     if (c && typeof c.name === 'string') {
-      out.set(c.name, { name: c.name, capture: false, policy: c.policy === 'drop' ? 'drop' : 'accept', dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, stale: false, tiers: [], spoofed: 0 });
+      out.set(c.name, {
+        name: c.name,
+        capture: false,
+        policy: c.policy === 'drop' ? 'drop' : 'accept',
+        dups: [],
+        fwd: undefined,
+        drop: false,
+        packets: 0,
+        rules: 0,
+        stale: false,
+        tiers: [],
+        spoofed: 0,
+      });
     }
   }
   const partial = new Map<string, { max: number | undefined; dups: string[]; packets: number; capture: boolean; stale: boolean }>();
@@ -271,7 +283,9 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
     // A rule that neither forwards nor drops continues in the next one (a long dup list split
     // over rules, MAX_DUPS_PER_RULE): fold it into the logical rule the next one ends.
     const open = partial.get(r.chain);
-    const merged = open ? { max: open.max, dups: [...open.dups, ...dups], packets: open.packets + packets, capture: open.capture && capture, stale: open.stale || stale || open.max !== max } : { max, dups, packets, capture, stale };
+    const merged = open
+      ? { max: open.max, dups: [...open.dups, ...dups], packets: open.packets + packets, capture: open.capture && capture, stale: open.stale || stale || open.max !== max }
+      : { max, dups, packets, capture, stale };
     if (!fwd && !drop) {
       partial.set(r.chain, merged);
       continue;

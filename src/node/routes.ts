@@ -61,7 +61,7 @@ export class RouteTable {
     const n = parseIpv4(ip);
     if (n === undefined) return undefined;
     for (const table of LOOKUP_ORDER) {
-      const hit = (this.tables.get(table) ?? []).find((p) => ((n & maskOf(p.len)) >>> 0) === p.net);
+      const hit = (this.tables.get(table) ?? []).find((p) => (n & maskOf(p.len)) >>> 0 === p.net);
       // A `throw` route ends this table's lookup and continues with the next rule's table.
       if (hit && hit.route.type !== 'throw') return { dev: hit.route.dev, gateway: hit.route.gateway, type: hit.route.type };
     }

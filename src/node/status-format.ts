@@ -39,7 +39,8 @@ const list = (g: readonly string[]): string => (g.length ? g.join(',') : '-');
 export function peerNodesLine(p: PeerNodesStatus): string {
   const head = `${p.heard} of ${p.listed} listed heard`;
   if (p.waitingFor.length === 0) return `${head}: members start with every other node known`;
-  if (p.degraded) return `${head}: DEGRADED, ${p.waitingFor.join(', ')} not heard within ${(p.boundMs / 1000).toFixed(1)} s; members started without them (is kmcast node running there, with the same --key-file, and its control port reachable?)`;
+  if (p.degraded)
+    return `${head}: DEGRADED, ${p.waitingFor.join(', ')} not heard within ${(p.boundMs / 1000).toFixed(1)} s; members started without them (is kmcast node running there, with the same --key-file, and its control port reachable?)`;
   return `${head}: waiting for ${p.waitingFor.join(', ')} (members start at the latest in ${(p.leftMs / 1000).toFixed(1)} s)`;
 }
 
@@ -58,7 +59,15 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
     if (d.unannouncedGroups) out.push(`  WARNING: ${d.unannouncedGroups} joined groups are beyond what one STATE carries: not announced, peers send them nothing`);
     if (d.spoofed) out.push(`  WARNING: ${d.spoofed} datagrams from local members had another source address than the member's own: dropped (a pod with NET_RAW speaking as another)`);
     if (d.localMembers.length) {
-      const rows = d.localMembers.map((m) => [m.podIp, m.hostVeth ?? '-', m.netns ?? '-', m.programmed ? 'yes' : `no (${m.reason ?? '?'})`, m.mtu === undefined ? '-' : String(m.mtu), String(m.oversize ?? 0), list(m.groups)]);
+      const rows = d.localMembers.map((m) => [
+        m.podIp,
+        m.hostVeth ?? '-',
+        m.netns ?? '-',
+        m.programmed ? 'yes' : `no (${m.reason ?? '?'})`,
+        m.mtu === undefined ? '-' : String(m.mtu),
+        String(m.oversize ?? 0),
+        list(m.groups),
+      ]);
       out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'MTU', 'OVERSIZE', 'GROUPS'], rows)));
     }
     if (d.peers.length) {
@@ -79,7 +88,14 @@ function formatGateway(g: GatewayStatus): string[] {
     `gateway ${role}  domain ${g.service}  interface ${g.interface} ${g.address}  snat: ${g.snat ? 'on' : 'off'}  rate: ${g.rate ? `${g.rate}/s per group` : 'no limit'}, ${g.rateTotal ? `${g.rateTotal}/s in total` : 'no total limit'}  min ttl: ${g.minTtl}`,
     `  groups: ${g.groups.map((x) => `${x.prefix}=${x.direction}`).join(' ')}`,
     `  joined: ${list(g.joined)}${g.joinFailures.length ? `  join failures: ${g.joinFailures.map((f) => `${f.group} (${f.error})`).join(', ')}` : ''}${g.unjoined.count ? `  NOT joined (over ${g.unjoined.max}): ${g.unjoined.count} (${g.unjoined.groups.join(',')}${g.unjoined.count > g.unjoined.groups.length ? ',...' : ''})` : ''}`,
-    `  dropped: ${(['in', 'out'] as const).map((d) => `${d} ${Object.entries(g.drops[d]).map(([k, v]) => `${k} ${v}`).join(' ')}`).join('  ')}`,
+    `  dropped: ${(['in', 'out'] as const)
+      .map(
+        (d) =>
+          `${d} ${Object.entries(g.drops[d])
+            .map(([k, v]) => `${k} ${v}`)
+            .join(' ')}`,
+      )
+      .join('  ')}`,
     `  other gateways: ${g.gateways.length ? g.gateways.map((x) => `${x.ip} ${x.state}${x.address ? ` (${x.address})` : ''}`).join(', ') : 'none'}  table: ${g.table.installed ? 'installed' : `NOT installed${g.table.lastError ? ` (${g.table.lastError})` : ''}`}`,
   ];
   if (g.traffic.length) {

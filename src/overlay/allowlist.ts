@@ -177,9 +177,7 @@ export class AllowList {
     }
     const state = await this.read(spec.capture);
     if (!state || state.peers.join() !== want.join() || !hasRules(state, rules) || !guardMatches(state, spec)) {
-      throw new KmcastError(
-        `verify admission allow-list: read back ${JSON.stringify(state)} but installed peers ${JSON.stringify(want)} with rules ${rules.join(', ')}`,
-      );
+      throw new KmcastError(`verify admission allow-list: read back ${JSON.stringify(state)} but installed peers ${JSON.stringify(want)} with rules ${rules.join(', ')}`);
     }
     if (spec.capture && !captureMatches(state.capture, spec.capture)) {
       throw new KmcastError(`verify eth0 capture: read back ${JSON.stringify(state.capture)} but installed ${JSON.stringify(spec.capture)}`);

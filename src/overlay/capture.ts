@@ -79,7 +79,10 @@ export function parseCapture(stdout: string): CaptureState | undefined {
   return {
     underlay: dev,
     forwardTo: fwd,
-    daddrs: set.split(',').map((s) => s.trim()).filter(Boolean),
+    daddrs: set
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     igmpKept: chain.split('\n').some((l) => /^\s*ip protocol igmp accept\s*$/.test(l)),
     packets: Number(/counter packets (\d+)/.exec(rule)?.[1] ?? 0),
   };
@@ -89,13 +92,7 @@ export function parseCapture(stdout: string): CaptureState | undefined {
 export function captureMatches(state: CaptureState | undefined, spec: CaptureSpec): boolean {
   if (!state) return false;
   const want = daddrs(spec);
-  return (
-    state.underlay === spec.underlay &&
-    state.forwardTo === spec.device &&
-    state.igmpKept &&
-    state.daddrs.length === want.length &&
-    want.every((d) => state.daddrs.includes(d))
-  );
+  return state.underlay === spec.underlay && state.forwardTo === spec.device && state.igmpKept && state.daddrs.length === want.length && want.every((d) => state.daddrs.includes(d));
 }
 
 /** Reads the capture chain back; undefined when the table does not exist. */

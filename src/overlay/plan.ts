@@ -96,11 +96,7 @@ export function plan(desired: DesiredState, actual: ActualState, options: PlanOp
     ip.push(`link set ${dev} mtu ${desired.link.mtu} up`);
   }
 
-  const managed = new Map(
-    (have.link ? have.routes : actual.routes.filter((r) => r.type === 'blackhole'))
-      .filter((r) => isManagedRoute(r, dev))
-      .map((r) => [routeKey(r), r] as const),
-  );
+  const managed = new Map((have.link ? have.routes : actual.routes.filter((r) => r.type === 'blackhole')).filter((r) => isManagedRoute(r, dev)).map((r) => [routeKey(r), r] as const));
   const wanted = new Map(desired.routes.map((r) => [routeKey(r), r] as const));
   for (const [k, r] of managed) {
     if (!wanted.has(k)) ip.push(`route del ${routeArgsOf(r)}`);

@@ -98,7 +98,10 @@ export function resolveInterface(raw: string, interfaces: NodeJS.Dict<NetworkInt
 
 export function parsePeers(raw: string | undefined): string[] {
   if (raw === undefined || raw.trim() === '') return [];
-  const peers = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const peers = raw
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
   for (const p of peers) {
     if (!isIPv4(p)) throw new ConfigError(`invalid --peers entry ${JSON.stringify(p)}: expected a comma-separated list of IPv4 addresses`);
   }

@@ -93,17 +93,13 @@ export function formatTable(report: ProbeReport): string {
         ms(s.latencyMs?.max),
         ms(s.joinLatencyMs),
       ]);
-      out.push(
-        renderTable(['SENDER', 'ADDRESS', 'RECEIVED', 'EXPECTED', 'LOST', 'LOSS', 'DUP', 'REORD', 'P50ms', 'P99ms', 'MAXms', 'JOINms'], rows, 2),
-      );
+      out.push(renderTable(['SENDER', 'ADDRESS', 'RECEIVED', 'EXPECTED', 'LOST', 'LOSS', 'DUP', 'REORD', 'P50ms', 'P99ms', 'MAXms', 'JOINms'], rows, 2));
     }
     if (report.foreign) out.push(`${report.foreign} datagrams on the port were not probe or iperf2 datagrams (ignored)`);
   }
   if (report.maxLossPercent !== null) {
     out.push(
-      report.ok
-        ? `ok: worst loss ${pct(report.worstLossPercent)} <= --max-loss ${report.maxLossPercent}%`
-        : `FAIL: worst loss ${pct(report.worstLossPercent)} > --max-loss ${report.maxLossPercent}%`,
+      report.ok ? `ok: worst loss ${pct(report.worstLossPercent)} <= --max-loss ${report.maxLossPercent}%` : `FAIL: worst loss ${pct(report.worstLossPercent)} > --max-loss ${report.maxLossPercent}%`,
     );
   }
   return `${out.join('\n')}\n`;

@@ -76,10 +76,13 @@ export class PassQueue<K extends string> {
     if (this.stopped) return;
     this.pending.add(kind);
     if (this.debounce || this.inFlight || this.paused) return;
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      this.kick();
-    }, this.o.delayMs?.(kind) ?? 0);
+    this.debounce = setTimeout(
+      () => {
+        this.debounce = undefined;
+        this.kick();
+      },
+      this.o.delayMs?.(kind) ?? 0,
+    );
     this.debounce.unref();
   }
 

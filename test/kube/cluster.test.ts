@@ -140,7 +140,10 @@ test('lab up --kubernetes: every node registers Ready with its style label, Core
   kubeconfig();
   t.diagnostic(`cluster up in ${cluster!.upSeconds.toFixed(1)} s`);
   const nodes = parseNodesReady(await kubectl(['get', 'nodes', '-o', 'json']));
-  assert.deepEqual(nodes.map((x) => [x.name, x.ready]).sort(), [[n(1), true], [n(2), true]]);
+  assert.deepEqual(nodes.map((x) => [x.name, x.ready]).sort(), [
+    [n(1), true],
+    [n(2), true],
+  ]);
   const labels = await kubectl(['get', 'nodes', '-o', `jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.kmcast\\.lab/style} {end}`]);
   assert.deepEqual(labels.trim().split(' ').sort(), [`${n(1)}=calico`, `${n(2)}=bridge`]);
   assert.match(await kubectl(['version', '-o', 'json']), /"gitVersion": "v1\.34\.\d+"/);
@@ -174,7 +177,11 @@ test('pods of the local apps image run on both nodes, reach each other by TCP an
   const [a1, b1, b2] = await Promise.all(pods.map(([name]) => podInfo(name)));
   assert.ok(a1 && b1 && b2);
   // Each pod got its address from its node's CNI: host-local in the node's range.
-  for (const [p, i] of [[a1, 1], [b1, 2], [b2, 2]] as const) {
+  for (const [p, i] of [
+    [a1, 1],
+    [b1, 2],
+    [b2, 2],
+  ] as const) {
     assert.equal(p.node, n(i));
     const last = Number(p.ip.split('.')[3]);
     assert.ok(p.ip.startsWith(`10.244.${i}.`) && last >= Number(podRangeStart(i).split('.')[3]) && last <= Number(podRangeEnd(i).split('.')[3]), `${p.name} ip ${p.ip}`);
@@ -187,12 +194,15 @@ test('pods of the local apps image run on both nodes, reach each other by TCP an
 
   // A Service (kube-proxy, nftables mode) in front of b1, reached from the other node; and the
   // API server through the kubernetes Service.
-  await kubectl(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: 'kmc-echo' },
-    spec: { selector: { 'kmc-echo': 'yes' }, ports: [{ port: 80, targetPort: TCP_PORT }] },
-  }));
+  await kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'kmc-echo' },
+      spec: { selector: { 'kmc-echo': 'yes' }, ports: [{ port: 80, targetPort: TCP_PORT }] },
+    }),
+  );
   const clusterIp = (await kubectl(['get', 'service', 'kmc-echo', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
   assert.match(clusterIp, /^10\.97\./);
   // Baseline: the Service has no endpoint yet, so nothing answers.
@@ -214,7 +224,7 @@ test('pods of the local apps image run on both nodes, reach each other by TCP an
 
   // Multicast baseline: on the bridge node, b2's datagrams to the group reach b1 (its socket is joined).
   await send(b2.name, GROUP, MCAST_PORT, 'same-node', 5);
-  await waitFor('b1 to receive b2\'s multicast (same bridge)', async () => (await logs(b1.name)).some((l) => l === `mcast ${b2.ip} same-node-0` || l.startsWith(`mcast ${b2.ip} same-node-`)), 20_000, {
+  await waitFor("b1 to receive b2's multicast (same bridge)", async () => (await logs(b1.name)).some((l) => l === `mcast ${b2.ip} same-node-0` || l.startsWith(`mcast ${b2.ip} same-node-`)), 20_000, {
     intervalMs: 500,
     explain: async () => (await logs(b1.name)).join('\n'),
   });
@@ -252,10 +262,15 @@ test('the kmcast image runs with the Dockerfile entrypoint, has kmcast on PATH a
   };
   await kubectl(['apply', '-f', '-'], JSON.stringify(pod));
   let phase = '';
-  await waitFor('pod kmc-image to finish', async () => {
-    phase = (await kubectl(['get', 'pod', 'kmc-image', '-o', 'jsonpath={.status.phase}'])).trim();
-    return phase === 'Succeeded' || phase === 'Failed';
-  }, 120_000, { intervalMs: 1000, explain: async () => `phase ${phase}\n${await kubectl(['describe', 'pod', 'kmc-image']).catch((e: unknown) => String(e))}` });
+  await waitFor(
+    'pod kmc-image to finish',
+    async () => {
+      phase = (await kubectl(['get', 'pod', 'kmc-image', '-o', 'jsonpath={.status.phase}'])).trim();
+      return phase === 'Succeeded' || phase === 'Failed';
+    },
+    120_000,
+    { intervalMs: 1000, explain: async () => `phase ${phase}\n${await kubectl(['describe', 'pod', 'kmc-image']).catch((e: unknown) => String(e))}` },
+  );
   assert.equal(phase, 'Succeeded');
   assert.equal((await kubectl(['logs', 'kmc-image', '-c', 'version'])).trim(), VERSION);
   assert.equal((await kubectl(['logs', 'kmc-image', '-c', 'path'])).trim(), VERSION);
@@ -282,9 +297,7 @@ test('lab status names a stopped component; lab down removes the cluster: proces
   assert.ok(existsSync(k.dataDir));
   // The pods' namespaces are pinned where a real node's containerd pins them (the node agent opens
   // them there); each node's veths name theirs.
-  const pins = (
-    await Promise.all([1, 2].map(async (i) => (await runner.run(['ip', '-n', n(i), 'netns', 'list-id'])).stdout.match(/cni-[0-9a-f-]{36}/g) ?? []))
-  ).flat();
+  const pins = (await Promise.all([1, 2].map(async (i) => (await runner.run(['ip', '-n', n(i), 'netns', 'list-id'])).stdout.match(/cni-[0-9a-f-]{36}/g) ?? []))).flat();
   assert.ok(pins.length >= 3, `pod namespace pins: ${pins.join(' ')}`);
   for (const p of pins) assert.ok(existsSync(join(POD_NETNS_DIR, p)), p);
   // lab status sees a component that stopped (and only that one).
@@ -295,10 +308,17 @@ test('lab status names a stopped component; lab down removes the cluster: proces
   assert.deepEqual((await labHealth(cluster!.lab!, runner)).kubeDown, [`kube-proxy on ${n(2)}`]);
   await labDown(runner, { id });
   assert.deepEqual(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [k.stateDir, k.dataDir]), []);
-  assert.deepEqual(cgroupDirs.filter((d) => existsSync(d)), []);
+  assert.deepEqual(
+    cgroupDirs.filter((d) => existsSync(d)),
+    [],
+  );
   assert.equal(existsSync(k.dataDir), false);
   assert.equal(existsSync(k.stateDir), false);
-  assert.deepEqual(pins.filter((p) => existsSync(join(POD_NETNS_DIR, p))), [], 'the pods\' namespace pins are removed');
+  assert.deepEqual(
+    pins.filter((p) => existsSync(join(POD_NETNS_DIR, p))),
+    [],
+    "the pods' namespace pins are removed",
+  );
   assert.deepEqual(labProcesses(id), [], 'no process of the lab may survive lab down');
 });
 
@@ -336,7 +356,10 @@ test('lab down cleans up a killed lab up whose state and pid records are lost: c
     const cgroupDirs = cgroupMounts(readFileSync('/proc/self/mounts', 'utf8')).map((h) => join(h, nodeCgroupRoot(id2, 1)));
     const containerPids = [...new Set(cgroupDirs.flatMap(cgroupPids))];
     assert.ok(containerPids.length > 0, 'a container runs under the node cgroup');
-    assert.ok(labProcesses(id2).some((p) => p.includes('UNIX-CONNECT:')), 'the host forwarder runs');
+    assert.ok(
+      labProcesses(id2).some((p) => p.includes('UNIX-CONNECT:')),
+      'the host forwarder runs',
+    );
     const pins = (await runner.run(['ip', '-n', `kmc${id2}-n1`, 'netns', 'list-id'])).stdout.match(/cni-[0-9a-f-]{36}/g) ?? [];
     assert.ok(pins.length >= 1 && pins.every((p) => existsSync(join(POD_NETNS_DIR, p))), `c1's namespace is pinned: ${pins.join(' ')}`);
     // What lab down could read is gone (the dir itself holds mounts: it cannot be removed).
@@ -345,9 +368,16 @@ test('lab down cleans up a killed lab up whose state and pid records are lost: c
     assert.deepEqual(containerPids.filter(isAlive), [], 'the containers are killed');
     assert.deepEqual(labProcesses(id2), [], 'no process of the lab survives');
     assert.deepEqual(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), [labStateDir(id2), join(DATA_ROOT, id2)]), []);
-    assert.deepEqual(cgroupDirs.filter((d) => existsSync(d)), []);
+    assert.deepEqual(
+      cgroupDirs.filter((d) => existsSync(d)),
+      [],
+    );
     assert.equal(existsSync(join(DATA_ROOT, id2)), false);
-    assert.deepEqual(pins.filter((p) => existsSync(join(POD_NETNS_DIR, p))), [], 'the pods\' namespace pins are removed');
+    assert.deepEqual(
+      pins.filter((p) => existsSync(join(POD_NETNS_DIR, p))),
+      [],
+      "the pods' namespace pins are removed",
+    );
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     if (!keepLab()) await labDown(runner, { id: id2 }).catch(() => undefined);

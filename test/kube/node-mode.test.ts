@@ -292,7 +292,8 @@ async function agentsEvidence(): Promise<string> {
 async function appEvidence(ns: string, selector: string): Promise<string> {
   const out = [await show(['-n', ns, 'get', 'pods', '-o', 'wide', '-l', selector])];
   for (const p of await pods(ns, selector).catch(() => [])) {
-    if ((p.raw.spec.initContainers ?? []).some((c) => c.name === 'kmcast-wait')) out.push(`--- ${p.name} kmcast-wait:\n${(await logs(ns, p.name, 'kmcast-wait').catch((e: unknown) => [String(e)])).slice(-4).join('\n')}`);
+    if ((p.raw.spec.initContainers ?? []).some((c) => c.name === 'kmcast-wait'))
+      out.push(`--- ${p.name} kmcast-wait:\n${(await logs(ns, p.name, 'kmcast-wait').catch((e: unknown) => [String(e)])).slice(-4).join('\n')}`);
   }
   out.push(await show(['-n', ns, 'get', 'events', '--sort-by=.lastTimestamp']).then((e) => e.split('\n').slice(-10).join('\n')));
   out.push(await agentsEvidence());
@@ -382,8 +383,15 @@ test('baseline without kmcast: multicast stays on a bridge, never crosses nodes;
   const outsiders = await ready('app=outsider', 2);
   const n1 = nodeName(id, 1);
   const n2 = nodeName(id, 2);
-  assert.deepEqual(mc.map((p) => p.node), [n1, n1, n2, n2], 'two app pods on each node');
-  assert.deepEqual(outsiders.map((p) => p.node), [n1, n2]);
+  assert.deepEqual(
+    mc.map((p) => p.node),
+    [n1, n1, n2, n2],
+    'two app pods on each node',
+  );
+  assert.deepEqual(
+    outsiders.map((p) => p.node),
+    [n1, n2],
+  );
 
   const all = [...mc, ...outsiders];
   await sendRound('base', mc, 3, all);
@@ -400,10 +408,15 @@ test('baseline without kmcast: multicast stays on a bridge, never crosses nodes;
   }
 
   // keepalived: each pod hears no advert from the other, so both take the VIP.
-  const vr = await waitFor('both keepalived pods MASTER holding the VIP', async () => {
-    const s = await vrrpState();
-    return s.holders.length === 2 && Object.values(s.states).every((x) => x === 'MASTER') ? s : undefined;
-  }, 120_000, { intervalMs: 1000, explain: vrrpEvidence });
+  const vr = await waitFor(
+    'both keepalived pods MASTER holding the VIP',
+    async () => {
+      const s = await vrrpState();
+      return s.holders.length === 2 && Object.values(s.states).every((x) => x === 'MASTER') ? s : undefined;
+    },
+    120_000,
+    { intervalMs: 1000, explain: vrrpEvidence },
+  );
   assert.deepEqual(new Set(vr.pods.map((p) => p.node)), new Set([n1, n2]));
 });
 
@@ -458,7 +471,10 @@ test('node mode installed as docs/kubernetes.md says: namespace, key Secret, kub
   assert.ok(agent);
   const status = await exec('kmcast-node', agent.name, 'node', ['kmcast', 'status', '--node']);
   assert.ok(status.includes(domains.mc), status);
-  const doctor = await runner.run(['kubectl', `--kubeconfig=${kubeconfigOf(cluster)}`, '-n', 'kmcast-node', 'exec', agent.name, '-c', 'node', '--', 'kmcast', 'doctor', '--node'], { allowFail: true, timeoutMs: 60_000 });
+  const doctor = await runner.run(['kubectl', `--kubeconfig=${kubeconfigOf(cluster)}`, '-n', 'kmcast-node', 'exec', agent.name, '-c', 'node', '--', 'kmcast', 'doctor', '--node'], {
+    allowFail: true,
+    timeoutMs: 60_000,
+  });
   assert.equal(doctor.code, 0, `kmcast doctor --node in ${agent.name}:\n${doctor.stdout}${doctor.stderr}`);
 });
 
@@ -509,7 +525,10 @@ test('the injected app is admitted under Pod Security restricted, waits until pr
     { intervalMs: 1000, explain: async () => await appEvidence(APP_NS, 'app=mc') },
   );
   timings.push(`injected app applied to all 4 pods running ${((Date.now() - applied) / 1000).toFixed(1)} s`);
-  assert.deepEqual(mc.map((p) => p.node), [n1, n1, n2, n2]);
+  assert.deepEqual(
+    mc.map((p) => p.node),
+    [n1, n1, n2, n2],
+  );
   const waits: string[] = [];
   for (const p of mc) {
     // kmcast-wait ran first, succeeded after its node agent said programmed, and only then did the app start.
@@ -549,7 +568,7 @@ test('the injected app is admitted under Pod Security restricted, waits until pr
   // All of round r1 at every member, then a second round as the fence: a late duplicate of r1
   // would have arrived by the time r2 did on the same path.
   await waitFor(
-    'every member to hear every other member\'s round r1',
+    "every member to hear every other member's round r1",
     async () => {
       for (const r of mc) {
         const lines = roundLines(await logs(APP_NS, r.name, 'app'), 'r1');
@@ -558,7 +577,10 @@ test('the injected app is admitted under Pod Security restricted, waits until pr
       return true;
     },
     30_000,
-    { intervalMs: 500, explain: async () => `${(await Promise.all(mc.map(async (r) => `${r.name}: ${roundLines(await logs(APP_NS, r.name, 'app'), 'r1').join(' | ')}`))).join('\n')}\n${await agentsEvidence()}` },
+    {
+      intervalMs: 500,
+      explain: async () => `${(await Promise.all(mc.map(async (r) => `${r.name}: ${roundLines(await logs(APP_NS, r.name, 'app'), 'r1').join(' | ')}`))).join('\n')}\n${await agentsEvidence()}`,
+    },
   );
   await sendRound('r2', mc, 1, [...mc, ...outsiders]);
   await waitFor(
@@ -587,7 +609,11 @@ test('the injected app is admitted under Pod Security restricted, waits until pr
   // members share (where, without kmcast, the bridge flooded them: the baseline).
   for (const o of outsiders) {
     const l = await logs(APP_NS, o.name, 'app');
-    assert.deepEqual(l.filter((x) => x.startsWith('mcast ') && / r[12]-/.test(x)), [], `${o.name} (${o.node}) is outside the domain`);
+    assert.deepEqual(
+      l.filter((x) => x.startsWith('mcast ') && / r[12]-/.test(x)),
+      [],
+      `${o.name} (${o.node}) is outside the domain`,
+    );
   }
 });
 
@@ -600,7 +626,10 @@ test('iperf2 between app pods on different nodes: 1200-byte and default 1470-byt
   const b = mc.find((p) => p.node === nodeName(id, 2));
   assert.ok(a && b, 'an app pod on each node');
   const results: string[] = [];
-  for (const [from, to, len] of [[a, b, 1200], [b, a, undefined]] as const) {
+  for (const [from, to, len] of [
+    [a, b, 1200],
+    [b, a, undefined],
+  ] as const) {
     const out = `/tmp/iperf-${len ?? 'default'}.txt`;
     // The server (unprivileged, in the app pod) joins the group; the sender's node must have heard
     // the join before the client starts.
@@ -611,7 +640,7 @@ test('iperf2 between app pods on different nodes: 1200-byte and default 1470-byt
       `the agent on ${from.node} to have ${to.node}'s join of ${IPERF_GROUP}`,
       async () => (await agentStatus(fromNode)).domains.find((d) => d.service === domains.mc)?.peers.some((p) => p.groups.includes(IPERF_GROUP)) === true,
       20_000,
-      { intervalMs: 250, explain: async () => `${(await exec(APP_NS, to.name, 'app', ['cat', out]).catch((e: unknown) => String(e)))}\n${await agentsEvidence()}` },
+      { intervalMs: 250, explain: async () => `${await exec(APP_NS, to.name, 'app', ['cat', out]).catch((e: unknown) => String(e))}\n${await agentsEvidence()}` },
     );
     const client = await exec(APP_NS, from.name, 'app', ['iperf', '-c', IPERF_GROUP, '-u', '-b', '3M', '-t', '5', '-T', '1', ...(len ? ['-l', String(len)] : [])]);
     const sent = Number(/Sent (\d+) datagrams/.exec(client)?.[1] ?? NaN);
@@ -646,11 +675,16 @@ test('keepalived with interface eth0 in two pods on two nodes, injected: exactly
   await kubectl(['apply', '-f', file]);
   const isMember = (p: Pod): boolean => p.raw.metadata.labels?.['kmcast.io/member'] === 'ka';
   await waitFor('the 2 injected keepalived pods running', async () => await settledPods(VRRP_NS, 'app=ka', 2, isMember), 240_000, { intervalMs: 1000, explain: vrrpEvidence });
-  const one = await waitFor('exactly one keepalived MASTER (holding the VIP) and one BACKUP', async () => {
-    const s = await vrrpState();
-    const st = Object.values(s.states).sort();
-    return s.holders.length === 1 && st.join(',') === 'BACKUP,MASTER' ? s : undefined;
-  }, 60_000, { intervalMs: 500, explain: vrrpEvidence });
+  const one = await waitFor(
+    'exactly one keepalived MASTER (holding the VIP) and one BACKUP',
+    async () => {
+      const s = await vrrpState();
+      const st = Object.values(s.states).sort();
+      return s.holders.length === 1 && st.join(',') === 'BACKUP,MASTER' ? s : undefined;
+    },
+    60_000,
+    { intervalMs: 500, explain: vrrpEvidence },
+  );
   timings.push(`keepalived injected to one MASTER ${((Date.now() - applied) / 1000).toFixed(1)} s`);
   assert.equal(new Set(one.pods.map((p) => p.node)).size, 2, 'one pod per node');
   // Stable over 5 advert intervals: the BACKUP keeps hearing the MASTER (TTL 255 intact).

@@ -41,14 +41,7 @@ describe('agent start failures in a namespace', { skip: skip ? privilegedReason(
   const inNs = ['ip', 'netns', 'exec', ns];
   before(async () => {
     await runner.run(['ip', 'netns', 'add', ns]);
-    const lines = [
-      'link set lo up',
-      'link add kmcpeer type veth peer name eth0',
-      'addr add 10.77.0.2/24 dev eth0',
-      'link set eth0 up',
-      'link set kmcpeer up',
-      'route add default via 10.77.0.1',
-    ];
+    const lines = ['link set lo up', 'link add kmcpeer type veth peer name eth0', 'addr add 10.77.0.2/24 dev eth0', 'link set eth0 up', 'link set kmcpeer up', 'route add default via 10.77.0.1'];
     await runner.run(['ip', '-batch', '-'], { netns: ns, input: `${lines.join('\n')}\n` });
   });
   after(async () => {

@@ -48,7 +48,10 @@ async function snapshot(pod: LabPod): Promise<string> {
 /** Every pod's flood list names exactly the other pods. */
 async function converged(pods: readonly LabPod[]): Promise<boolean> {
   for (const p of pods) {
-    const want = pods.filter((o) => o !== p).map((o) => o.ip).sort();
+    const want = pods
+      .filter((o) => o !== p)
+      .map((o) => o.ip)
+      .sort();
     if ((await floodPeers(p)).sort().join() !== want.join()) return false;
   }
   return true;
@@ -68,11 +71,11 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
   const evidence = (): Promise<string> => agentsEvidence(agents.values());
 
   before(async () => {
-    lab = await labUp(
-      { id: testLabId('a'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local' },
-      { runner },
+    lab = await labUp({ id: testLabId('a'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local' }, { runner });
+    await setServiceMembers(
+      lab,
+      lab.pods.map((p) => p.ip),
     );
-    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
   });
 
   after(async () => {
@@ -90,10 +93,15 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
   test('with agents: every kind reaches every other member exactly once, from its pod IP', async (t) => {
     if (!needRoot(t)) return;
     for (const pod of lab.pods) agents.set(pod.name, await startAgent(lab, pod, AGENT_ARGS));
-    await waitFor('every agent ready', async () => {
-      for (const pod of lab.pods) if ((await podFetch(pod, '/readyz').catch(() => ({ status: 0 }))).status !== 200) return false;
-      return true;
-    }, AGENT_READY_MS, { intervalMs: 200, explain: evidence });
+    await waitFor(
+      'every agent ready',
+      async () => {
+        for (const pod of lab.pods) if ((await podFetch(pod, '/readyz').catch(() => ({ status: 0 }))).status !== 200) return false;
+        return true;
+      },
+      AGENT_READY_MS,
+      { intervalMs: 200, explain: evidence },
+    );
     await waitFor('flood lists converge', () => converged(lab.pods), CONVERGE_MS, { intervalMs: 200, explain: evidence });
     const m = await trafficMatrix(lab, { awaitJoinsMs: 10_000 });
     for (const kind of m.kinds) {
@@ -145,10 +153,15 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
     for (const c of matrixCells(during, 'broadcast')) assert.equal(c.count, during.sent, `others interrupted: ${c.from} -> ${c.to}`);
     agents.set(pod.name, await startAgent(lab, pod, AGENT_ARGS));
     await waitFor('restarted agent ready', async () => (await podFetch(pod, '/readyz').catch(() => ({ status: 0 }))).status === 200, AGENT_READY_MS, { intervalMs: 200, explain: evidence });
-    await waitFor('every data plane back to its state before the restart', async () => {
-      const now = await Promise.all(lab.pods.map(snapshot));
-      return now.every((s, i) => s === before[i]);
-    }, 10_000, { intervalMs: 250, explain: evidence });
+    await waitFor(
+      'every data plane back to its state before the restart',
+      async () => {
+        const now = await Promise.all(lab.pods.map(snapshot));
+        return now.every((s, i) => s === before[i]);
+      },
+      10_000,
+      { intervalMs: 250, explain: evidence },
+    );
     const log = await import('node:fs/promises').then((fs) => fs.readFile(agents.get(pod.name)!.logFile, 'utf8'));
     assert.doesNotMatch(log.split('\n').slice(-200).join('\n'), /replacing overlay device/, 'the existing vx0 is adopted, not recreated');
   });
@@ -156,9 +169,15 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
   test('a pod added later is reached within seconds; a removed pod leaves every flood list', async (t) => {
     if (!needRoot(t)) return;
     const added = await addPod(lab, 2, runner);
-    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      lab.pods.map((p) => p.ip),
+    );
     agents.set(added.name, await startAgent(lab, added, AGENT_ARGS));
-    await waitFor(`the new agent in ${added.name} ready`, async () => (await podFetch(added, '/readyz').catch(() => ({ status: 0 }))).status === 200, AGENT_READY_MS, { intervalMs: 100, explain: evidence });
+    await waitFor(`the new agent in ${added.name} ready`, async () => (await podFetch(added, '/readyz').catch(() => ({ status: 0 }))).status === 200, AGENT_READY_MS, {
+      intervalMs: 100,
+      explain: evidence,
+    });
     const t0 = Date.now();
     await waitFor('every member floods to the new pod', () => converged(lab.pods), CONVERGE_MS, { intervalMs: 100, explain: evidence });
     t.diagnostic(`new pod in every flood list after ${Date.now() - t0} ms`);
@@ -169,10 +188,18 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
     await agents.get(added.name)!.stop('SIGKILL');
     agents.delete(added.name);
     await removePod(lab, added, runner);
-    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
-    await waitFor('removed pod gone from every flood list', async () => {
-      for (const p of lab.pods) if ((await floodPeers(p)).includes(added.ip)) return false;
-      return true;
-    }, 8_000, { intervalMs: 200, explain: evidence });
+    await setServiceMembers(
+      lab,
+      lab.pods.map((p) => p.ip),
+    );
+    await waitFor(
+      'removed pod gone from every flood list',
+      async () => {
+        for (const p of lab.pods) if ((await floodPeers(p)).includes(added.ip)) return false;
+        return true;
+      },
+      8_000,
+      { intervalMs: 200, explain: evidence },
+    );
   });
 });

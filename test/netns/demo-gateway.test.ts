@@ -30,12 +30,36 @@ test('kmcast demo --mode gateway: nothing crosses before, exactly once both ways
   const before = out.slice(out.indexOf('[2/4]'), out.indexOf('[3/4]'));
   const after = out.slice(out.indexOf('[4/4]'), out.indexOf('OK:'));
   const pods = ['n1p1', 'n1p2', 'n2p1', 'n2p2'];
-  assert.deepEqual([...counts(before, 'pods hearing the LAN feed:')], pods.map((p) => [p, 0]), before);
-  assert.deepEqual([...counts(before, 'LAN hosts hearing the pod:')], [['h1', 0], ['h2', 0]], before);
-  assert.deepEqual([...counts(after, 'pods hearing the LAN feed:')].filter(([k]) => pods.includes(k)), pods.map((p) => [p, 20]), after);
-  assert.deepEqual([...counts(after, 'LAN hosts hearing the pod:')].filter(([k]) => k.startsWith('h')), [['h1', 20], ['h2', 20]], after);
+  assert.deepEqual(
+    [...counts(before, 'pods hearing the LAN feed:')],
+    pods.map((p) => [p, 0]),
+    before,
+  );
+  assert.deepEqual(
+    [...counts(before, 'LAN hosts hearing the pod:')],
+    [
+      ['h1', 0],
+      ['h2', 0],
+    ],
+    before,
+  );
+  assert.deepEqual(
+    [...counts(after, 'pods hearing the LAN feed:')].filter(([k]) => pods.includes(k)),
+    pods.map((p) => [p, 20]),
+    after,
+  );
+  assert.deepEqual(
+    [...counts(after, 'LAN hosts hearing the pod:')].filter(([k]) => k.startsWith('h')),
+    [
+      ['h1', 20],
+      ['h2', 20],
+    ],
+    after,
+  );
   assert.match(out, /gateway ACTIVE/);
   assert.match(out, /Demo passed in/);
-  const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(`kmc${id}-`));
+  const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l.startsWith(`kmc${id}-`));
   assert.deepEqual(left, [], 'the demo tears its lab down, the LAN too');
 });

@@ -49,6 +49,8 @@ test('kmcast demo --mode node: baseline deaf across nodes, then every cell exact
     }
   }
   assert.match(out, /Demo passed in/);
-  const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(`kmc${id}-`));
+  const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l.startsWith(`kmc${id}-`));
   assert.deepEqual(left, [], 'the demo tears its lab down');
 });

@@ -80,7 +80,10 @@ describe('kmcast doctor in a namespace', () => {
     await sh(['ip', '-n', NS_A, 'addr', 'add', `${IP_A}/24`, 'dev', 'kmca']);
     await sh(['ip', '-n', NS_B, 'addr', 'add', `${PEER_UP}/24`, 'dev', 'kmcb']);
     await sh(['ip', '-n', NS_B, 'addr', 'add', `${PEER_DOWN}/24`, 'dev', 'kmcb']);
-    for (const [ns, dev] of [[NS_A, 'kmca'], [NS_B, 'kmcb']] as const) {
+    for (const [ns, dev] of [
+      [NS_A, 'kmca'],
+      [NS_B, 'kmcb'],
+    ] as const) {
       await sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
       await sh(['ip', '-n', ns, 'link', 'set', dev, 'up']);
     }
@@ -88,9 +91,7 @@ describe('kmcast doctor in a namespace', () => {
     await sysctlA('net.ipv4.conf.all.rp_filter', 0);
     await sysctlA('net.ipv4.conf.default.rp_filter', 0);
     await sysctlA('net.ipv4.conf.kmca.rp_filter', 0);
-    await startInB(
-      `const s=require('node:dgram').createSocket('udp4');s.bind(7470,'${PEER_UP}',()=>console.log('ready'));`,
-    );
+    await startInB(`const s=require('node:dgram').createSocket('udp4');s.bind(7470,'${PEER_UP}',()=>console.log('ready'));`);
   });
 
   after(async () => {

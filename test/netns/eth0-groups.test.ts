@@ -108,27 +108,47 @@ describe('sidecar mode: 50 groups joined on eth0', { skip: skip ? privilegedReas
     let err = '';
     rx.stdout?.on('data', (b: Buffer) => (out += b.toString()));
     rx.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-    await waitFor('the receiver joined 50 groups on eth0', async () => {
-      if (rx?.exitCode !== null) throw new Error(`receiver exited: ${err}`);
-      return out.includes('READY');
-    }, 5000, { intervalMs: 20 });
+    await waitFor(
+      'the receiver joined 50 groups on eth0',
+      async () => {
+        if (rx?.exitCode !== null) throw new Error(`receiver exited: ${err}`);
+        return out.includes('READY');
+      },
+      5000,
+      { intervalMs: 20 },
+    );
     // The receiver's node announces all 50 (the agent read the eth0 joins), and the sender
     // replicates each to it: the control plane carries every group.
-    await waitFor('the sender replicates all 50 groups to the receiver', async () => {
-      const mdb = await new IpClient(runner, sender.netns).bridge.mdb('vx0');
-      return GROUPS.every((g) => mdb.some((e) => e.grp === g && e.dst === receiver.ip));
-    }, 30_000, { intervalMs: 200, explain: evidence });
-    await waitFor('the capture is installed in the sender', async () => (JSON.parse((await podFetch(sender, '/status')).body) as { capture?: { installed: boolean } }).capture?.installed === true, 10_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'the sender replicates all 50 groups to the receiver',
+      async () => {
+        const mdb = await new IpClient(runner, sender.netns).bridge.mdb('vx0');
+        return GROUPS.every((g) => mdb.some((e) => e.grp === g && e.dst === receiver.ip));
+      },
+      30_000,
+      { intervalMs: 200, explain: evidence },
+    );
+    await waitFor(
+      'the capture is installed in the sender',
+      async () => (JSON.parse((await podFetch(sender, '/status')).body) as { capture?: { installed: boolean } }).capture?.installed === true,
+      10_000,
+      { intervalMs: 100, explain: evidence },
+    );
     const st = JSON.parse((await podFetch(receiver, '/status')).body) as { groupsByInterface?: Record<string, string[]> };
     assert.equal(st.groupsByInterface?.eth0?.length, GROUPS.length, 'the agent sees the 50 eth0 joins');
     const vx0 = (await runInNetns(receiver.netns, ['ip', 'maddress', 'show', 'dev', 'vx0'])).stdout;
     t.diagnostic(`groups the receiver holds on vx0: ${GROUPS.filter((g) => vx0.includes(g)).length} of ${GROUPS.length}`);
     const r = await runInNetns(sender.netns, [findPython(), '-c', SENDER, String(PORT), String(N), GROUPS.join(',')], 20_000);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor(`every group has ${N} datagrams`, async () => {
-      const c = await counts();
-      return GROUPS.every((g) => (c[g] ?? 0) >= N);
-    }, 5000, { intervalMs: 100, explain: async () => `counts ${JSON.stringify(await counts())}` }).catch(() => undefined); // the assertions say what is missing
+    await waitFor(
+      `every group has ${N} datagrams`,
+      async () => {
+        const c = await counts();
+        return GROUPS.every((g) => (c[g] ?? 0) >= N);
+      },
+      5000,
+      { intervalMs: 100, explain: async () => `counts ${JSON.stringify(await counts())}` },
+    ).catch(() => undefined); // the assertions say what is missing
     await settle(300); // late duplicates would arrive now
     const c = await counts();
     // Baseline: the path works for the first groups (so a zero below is the joins', not the lab's).

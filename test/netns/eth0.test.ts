@@ -120,10 +120,15 @@ class Receiver {
     const r = new Receiver(pod, spawnInNetns(pod.netns, argv, { stdin: 'pipe' }));
     let err = '';
     r.child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-    await waitFor(`receiver in ${pod.name}`, async () => {
-      if (r.child.exitCode !== null) throw new Error(`receiver in ${pod.name} exited: ${err}`);
-      return r.out.includes('READY');
-    }, 5000, { intervalMs: 20 });
+    await waitFor(
+      `receiver in ${pod.name}`,
+      async () => {
+        if (r.child.exitCode !== null) throw new Error(`receiver in ${pod.name} exited: ${err}`);
+        return r.out.includes('READY');
+      },
+      5000,
+      { intervalMs: 20 },
+    );
     return r;
   }
   async counts(): Promise<Counts> {
@@ -146,7 +151,10 @@ async function send(pod: LabPod, mode: string, tag: string, targets: readonly st
 const allGroups = JOINS.map((j) => `${GROUP[j]}:${PORT[j]}`);
 
 async function groupEntries(pod: LabPod, group: string): Promise<string[]> {
-  return (await new IpClient(runner, pod.netns).bridge.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst ?? '').sort();
+  return (await new IpClient(runner, pod.netns).bridge.mdb('vx0'))
+    .filter((e) => e.grp === group)
+    .map((e) => e.dst ?? '')
+    .sort();
 }
 
 async function floodPeers(pod: LabPod): Promise<string[]> {
@@ -177,10 +185,15 @@ async function vxlanOut(pod: LabPod): Promise<number> {
 /** Waits until the counts stop growing (every datagram delivered, and any duplicate too). */
 async function settledCounts(receivers: readonly Receiver[], expectTotal: (r: Receiver) => number): Promise<Map<Receiver, Counts>> {
   const total = (c: Counts): number => Object.values(c).reduce((a, b) => a + b, 0);
-  await waitFor('every receiver has its datagrams', async () => {
-    for (const r of receivers) if (total(await r.counts()) < expectTotal(r)) return false;
-    return true;
-  }, 5000, { intervalMs: 100 }).catch(() => undefined); // the assertions below say what is missing
+  await waitFor(
+    'every receiver has its datagrams',
+    async () => {
+      for (const r of receivers) if (total(await r.counts()) < expectTotal(r)) return false;
+      return true;
+    },
+    5000,
+    { intervalMs: 100 },
+  ).catch(() => undefined); // the assertions below say what is missing
   await settle(300); // late duplicates would arrive now
   const out = new Map<Receiver, Counts>();
   for (const r of receivers) out.set(r, await r.counts());
@@ -200,10 +213,15 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
 
   async function startAgents(extra: readonly string[]): Promise<void> {
     for (const p of lab.pods) agents.set(p.name, await startAgent(lab, p, [...agentArgs, ...extra]));
-    await waitFor('every pod floods to every other', async () => {
-      for (const p of lab.pods) if ((await floodPeers(p)).length !== lab.pods.length - 1) return false;
-      return true;
-    }, 40_000, { intervalMs: 200, explain: evidence });
+    await waitFor(
+      'every pod floods to every other',
+      async () => {
+        for (const p of lab.pods) if ((await floodPeers(p)).length !== lab.pods.length - 1) return false;
+        return true;
+      },
+      40_000,
+      { intervalMs: 200, explain: evidence },
+    );
   }
   async function stopAgents(): Promise<void> {
     await Promise.all([...agents.values()].map((a) => a.stop('SIGTERM')));
@@ -211,27 +229,33 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
   }
   async function waitReplicated(modes: readonly JoinMode[]): Promise<void> {
     let missing = '';
-    await waitFor(`senders replicate ${modes.join(', ')} groups to every other pod`, async () => {
-      for (const s of senders()) {
-        const want = lab.pods.filter((p) => p !== s).map((p) => p.ip).sort().join();
-        for (const m of modes) {
-          const got = (await groupEntries(s, GROUP[m])).join();
-          missing = `${s.name} ${m} ${GROUP[m]}: ${got} (want ${want})`;
-          if (got !== want) return false;
+    await waitFor(
+      `senders replicate ${modes.join(', ')} groups to every other pod`,
+      async () => {
+        for (const s of senders()) {
+          const want = lab.pods
+            .filter((p) => p !== s)
+            .map((p) => p.ip)
+            .sort()
+            .join();
+          for (const m of modes) {
+            const got = (await groupEntries(s, GROUP[m])).join();
+            missing = `${s.name} ${m} ${GROUP[m]}: ${got} (want ${want})`;
+            if (got !== want) return false;
+          }
         }
-      }
-      return true;
-    }, 30_000, { intervalMs: 100, explain: evidence }).catch((err: unknown) => {
+        return true;
+      },
+      30_000,
+      { intervalMs: 100, explain: evidence },
+    ).catch((err: unknown) => {
       throw new Error(`${err instanceof Error ? err.message : String(err)}; last: ${missing}`);
     });
   }
   const get = (c: Counts, join: string, src: string, tag: string): number => c[`${join}|${src}|${tag}`] ?? 0;
 
   before(async () => {
-    lab = await labUp(
-      { id: testLabId('e'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local' },
-      { runner },
-    );
+    lab = await labUp({ id: testLabId('e'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local' }, { runner });
   });
 
   after(async () => {
@@ -275,10 +299,15 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     // SIGTERM keeps vx0 and the receivers' memberships; the new agents pick up the eth0 joins.
     await stopAgents();
     await startAgents([]);
-    await waitFor('the capture is installed in every pod', async () => {
-      for (const p of lab.pods) if (!(await status(p)).capture?.installed) return false;
-      return true;
-    }, 10_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'the capture is installed in every pod',
+      async () => {
+        for (const p of lab.pods) if (!(await status(p)).capture?.installed) return false;
+        return true;
+      },
+      10_000,
+      { intervalMs: 100, explain: evidence },
+    );
     await waitReplicated([...JOINS]);
     const st = await status(pod('n3p1'));
     t.diagnostic(`n3p1 groups by interface: ${JSON.stringify(st.groupsByInterface)}`);
@@ -301,10 +330,11 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
       for (const r of receivers.filter((x) => x.pod !== s)) {
         const c = counts.get(r)!;
         const where = `${s.name} (${s.style}) -> ${r.pod.name} (${r.pod.node === s.node ? 'same node' : 'other node'})`;
-        for (const m of SENDS) for (const j of JOINS) {
-          assert.equal(get(c, j, s.ip, `on-${m}`), N, `${where}: join ${j}, send ${m}`);
-          checked += 1;
-        }
+        for (const m of SENDS)
+          for (const j of JOINS) {
+            assert.equal(get(c, j, s.ip, `on-${m}`), N, `${where}: join ${j}, send ${m}`);
+            checked += 1;
+          }
         assert.equal(get(c, 'bcast', s.ip, 'on-bcast-ucif'), N, `${where}: broadcast with IP_UNICAST_IF eth0`);
         assert.equal(get(c, 'bcast', s.ip, 'on-bcast-bind'), N, `${where}: broadcast with SO_BINDTODEVICE eth0`);
       }
@@ -357,10 +387,15 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     const before = (await new IpClient(runner, s.netns).link('vx0'))!;
     await runner.run(['ip', 'link', 'del', 'vx0'], { netns: s.netns });
     t0 = Date.now();
-    await waitFor('vx0 re-created and the rule forwards to it by name', async () => {
-      const link = await new IpClient(runner, s.netns).link('vx0');
-      return link !== undefined && (await captureRule(s))?.forwardTo === 'vx0';
-    }, 15_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'vx0 re-created and the rule forwards to it by name',
+      async () => {
+        const link = await new IpClient(runner, s.netns).link('vx0');
+        return link !== undefined && (await captureRule(s))?.forwardTo === 'vx0';
+      },
+      15_000,
+      { intervalMs: 100, explain: evidence },
+    );
     t.diagnostic(`vx0 and its capture rule back ${Date.now() - t0} ms after deletion (old mac ${before.mac})`);
     await waitReplicated(['eth0']);
     const others = receivers.filter((r) => r.pod !== s);
@@ -374,13 +409,34 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
   test('doctor, unprivileged in the pod: the capture path, and sockets bound to eth0 (python SO_BINDTODEVICE, keepalived interface eth0)', async (t) => {
     if (!needRoot(t)) return;
     const p = pod('n2p2');
-    interface Check { id: string; status: string; detail: string; fix?: string }
+    interface Check {
+      id: string;
+      status: string;
+      detail: string;
+      fix?: string;
+    }
     const doctor = async (): Promise<Map<string, Check>> => {
       // As nobody, without capabilities: what `kubectl exec` into an app container can do.
-      const r = await runInNetns(p.netns, [
-        findTool('setpriv', 'util-linux'), '--reuid', '65534', '--regid', '65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
-        process.execPath, KMCAST_MAIN, 'doctor', '--json', '--service', lab.spec.service,
-      ], 30_000);
+      const r = await runInNetns(
+        p.netns,
+        [
+          findTool('setpriv', 'util-linux'),
+          '--reuid',
+          '65534',
+          '--regid',
+          '65534',
+          '--clear-groups',
+          '--inh-caps=-all',
+          '--bounding-set=-all',
+          process.execPath,
+          KMCAST_MAIN,
+          'doctor',
+          '--json',
+          '--service',
+          lab.spec.service,
+        ],
+        30_000,
+      );
       const checks = (JSON.parse(r.stdout) as { checks: Check[] }).checks;
       return new Map(checks.map((c) => [c.id, c]));
     };
@@ -395,18 +451,36 @@ describe('sidecar mode: apps that name eth0', { skip: skip ? privilegedReason() 
     const conf = join(dir, 'keepalived.conf');
     writeFileSync(conf, 'vrrp_instance kmc {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  advert_int 1\n  virtual_ipaddress {\n    10.244.2.200/32\n  }\n}\n');
     const keepalived = spawnInNetns(p.netns, [
-      findTool('keepalived', 'apt-get install keepalived'), '--dont-fork', '--log-console', '--vrrp', '-f', conf, '-p', join(dir, 'k.pid'), '-r', join(dir, 'v.pid'),
+      findTool('keepalived', 'apt-get install keepalived'),
+      '--dont-fork',
+      '--log-console',
+      '--vrrp',
+      '-f',
+      conf,
+      '-p',
+      join(dir, 'k.pid'),
+      '-r',
+      join(dir, 'v.pid'),
     ]);
-    const bound = spawnInNetns(p.netns, [findPython(), '-c', `import socket, time
+    const bound = spawnInNetns(p.netns, [
+      findPython(),
+      '-c',
+      `import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')
 s.bind(('0.0.0.0', 7620))
-time.sleep(60)`]);
+time.sleep(60)`,
+    ]);
     try {
-      await waitFor('keepalived and the bound socket are listed', async () => {
-        const ss = (await runInNetns(p.netns, ['ss', '-H', '-a', '-n', '-u', '-w'])).stdout;
-        return ss.includes('%eth0:7620') && /:112\s/.test(ss);
-      }, 10_000, { intervalMs: 100, explain: evidence });
+      await waitFor(
+        'keepalived and the bound socket are listed',
+        async () => {
+          const ss = (await runInNetns(p.netns, ['ss', '-H', '-a', '-n', '-u', '-w'])).stdout;
+          return ss.includes('%eth0:7620') && /:112\s/.test(ss);
+        },
+        10_000,
+        { intervalMs: 100, explain: evidence },
+      );
       const after = (await doctor()).get('bound-sockets');
       t.diagnostic(`bound-sockets: ${JSON.stringify(after)}`);
       assert.equal(after?.status, 'WARN');

@@ -34,7 +34,18 @@ const runner = new ExecRunner();
 // more time (KMCAST_TIMEOUT_SCALE) it grows with the deadlines, or a slow restart would expire.
 const HEARTBEAT_MS = 300;
 const EXPIRY_BEATS = Math.round(30 * timeoutScale());
-const AGENT_ARGS = ['--heartbeat-interval', String(HEARTBEAT_MS), '--peer-expiry', String(EXPIRY_BEATS), '--listed-peer-expiry', String(EXPIRY_BEATS), '--resync-interval', '1000', '--resolve-interval', '1000'];
+const AGENT_ARGS = [
+  '--heartbeat-interval',
+  String(HEARTBEAT_MS),
+  '--peer-expiry',
+  String(EXPIRY_BEATS),
+  '--listed-peer-expiry',
+  String(EXPIRY_BEATS),
+  '--resync-interval',
+  '1000',
+  '--resolve-interval',
+  '1000',
+];
 /** The expiry as configured (already scaled). */
 const EXPIRY_MS = EXPIRY_BEATS * HEARTBEAT_MS;
 /** The unscaled expiry, for deadlines (waitFor scales them itself). */
@@ -68,13 +79,15 @@ async function assertNoDuplicateEntries(pods: readonly LabPod[]): Promise<void> 
   }
 }
 
-const floodPeers = async (pod: LabPod): Promise<string[]> =>
-  (await plane(pod)).fdb.filter((e) => e.startsWith('00:00:00:00:00:00')).map((e) => e.split(' ')[1]!);
+const floodPeers = async (pod: LabPod): Promise<string[]> => (await plane(pod)).fdb.filter((e) => e.startsWith('00:00:00:00:00:00')).map((e) => e.split(' ')[1]!);
 
 /** Every pod's flood list names exactly the other pods. */
 async function converged(pods: readonly LabPod[]): Promise<boolean> {
   for (const p of pods) {
-    const want = pods.filter((o) => o !== p).map((o) => o.ip).sort();
+    const want = pods
+      .filter((o) => o !== p)
+      .map((o) => o.ip)
+      .sort();
     if ((await floodPeers(p)).sort().join() !== want.join()) return false;
   }
   return true;
@@ -161,21 +174,31 @@ function assertExactlyOnce(m: Matrix, when: string): void {
 
 /** Waits until every sender replicates `group` to every other receiver (their joins reached it). */
 async function replicated(senders: readonly LabPod[], receivers: readonly LabPod[], group: string): Promise<void> {
-  await waitFor(`the senders replicate ${group} to every receiver`, async () => {
-    for (const s of senders) {
-      const mdb = (await plane(s)).mdb;
-      if (!receivers.every((r) => r === s || mdb.includes(`${group}>${r.ip}`))) return false;
-    }
-    return true;
-  }, 15_000, { intervalMs: 100 });
+  await waitFor(
+    `the senders replicate ${group} to every receiver`,
+    async () => {
+      for (const s of senders) {
+        const mdb = (await plane(s)).mdb;
+        if (!receivers.every((r) => r === s || mdb.includes(`${group}>${r.ip}`))) return false;
+      }
+      return true;
+    },
+    15_000,
+    { intervalMs: 100 },
+  );
 }
 
 /** Waits until no pod replicates the traffic matrix's group any more (its receivers left). */
 async function matrixGroupGone(pods: readonly LabPod[]): Promise<void> {
-  await waitFor('the last matrix\'s receivers left', async () => {
-    for (const p of pods) if ((await plane(p)).mdb.some((e) => e.startsWith(`${DEFAULT_GROUP}>`))) return false;
-    return true;
-  }, 15_000, { intervalMs: 100 });
+  await waitFor(
+    "the last matrix's receivers left",
+    async () => {
+      for (const p of pods) if ((await plane(p)).mdb.some((e) => e.startsWith(`${DEFAULT_GROUP}>`))) return false;
+      return true;
+    },
+    15_000,
+    { intervalMs: 100 },
+  );
 }
 
 describe('faults: the overlay survives and converges', { skip: skip ? privilegedReason() : false }, () => {
@@ -191,10 +214,7 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
 
   before(async () => {
     if (skip) return;
-    lab = await labUp(
-      { id: testLabId('f'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local' },
-      { runner },
-    );
+    lab = await labUp({ id: testLabId('f'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local' }, { runner });
     for (const pod of lab.pods) await start(pod);
     await waitFor('every agent ready', async () => (await Promise.all(lab.pods.map(ready))).every(Boolean), 20_000, { intervalMs: 200, explain: evidence });
     await waitFor('flood lists converge', () => converged(lab.pods), 10_000, { intervalMs: 200, explain: evidence });
@@ -212,13 +232,18 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     const groups = ['239.20.0.1', '239.20.0.2'];
     const leaveJoined = await joinGroups(victim, groups);
     cleanups.push(leaveJoined);
-    await waitFor('the others replicate the victim\'s groups', async () => {
-      for (const p of lab.pods.filter((o) => o !== victim)) {
-        const mdb = (await plane(p)).mdb;
-        if (!groups.every((g) => mdb.includes(`${g}>${victim.ip}`))) return false;
-      }
-      return true;
-    }, 15_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      "the others replicate the victim's groups",
+      async () => {
+        for (const p of lab.pods.filter((o) => o !== victim)) {
+          const mdb = (await plane(p)).mdb;
+          if (!groups.every((g) => mdb.includes(`${g}>${victim.ip}`))) return false;
+        }
+        return true;
+      },
+      15_000,
+      { intervalMs: 100, explain: evidence },
+    );
     await matrixGroupGone(lab.pods);
     const before = await Promise.all(lab.pods.map(plane));
 
@@ -242,10 +267,15 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
       assert.equal(pair.lost, 0, `${pair.sender} -> ${pair.receiver}: lost ${pair.lost} at ${lossAt} (killed at ${when(killedAt)}, ready at ${when(readyAt)})`);
       assert.equal(pair.duplicates, 0, `${pair.sender} -> ${pair.receiver}: ${pair.duplicates} duplicates`);
     }
-    await waitFor('every data plane as before the kill', async () => {
-      const now = await Promise.all(lab.pods.map(plane));
-      return JSON.stringify(now) === JSON.stringify(before);
-    }, 10_000, { intervalMs: 250, explain: evidence });
+    await waitFor(
+      'every data plane as before the kill',
+      async () => {
+        const now = await Promise.all(lab.pods.map(plane));
+        return JSON.stringify(now) === JSON.stringify(before);
+      },
+      10_000,
+      { intervalMs: 250, explain: evidence },
+    );
     await assertNoDuplicateEntries(lab.pods);
     const log = await logLines(agents.get(victim.name)!);
     assert.ok(!log.some((l) => l.msg === 'replacing overlay device'), 'the restarted agent adopted vx0 instead of recreating it');
@@ -259,7 +289,10 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     const [oldGroup, newGroup] = ['239.30.0.1', '239.30.0.2'];
     cleanups.push(await joinGroups(pod, [oldGroup]));
     const hasEntry = async (p: LabPod, g: string): Promise<boolean> => (await plane(p)).mdb.includes(`${g}>${pod.ip}`);
-    await waitFor('the others replicate the old group to the pod', async () => (await Promise.all(others.map((p) => hasEntry(p, oldGroup)))).every(Boolean), 5000, { intervalMs: 100, explain: evidence });
+    await waitFor('the others replicate the old group to the pod', async () => (await Promise.all(others.map((p) => hasEntry(p, oldGroup)))).every(Boolean), 5000, {
+      intervalMs: 100,
+      explain: evidence,
+    });
 
     const killedAt = Date.now();
     await agents.get(pod.name)!.stop('SIGKILL');
@@ -267,10 +300,15 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     await start(pod);
     await waitFor('the new agent ready', () => ready(pod), AGENT_READY_MS, { intervalMs: 100, explain: evidence });
     cleanups.push(await joinGroups(pod, [newGroup]));
-    await waitFor('the others replicate the new group, not the old one', async () => {
-      for (const p of others) if (!(await hasEntry(p, newGroup)) || (await hasEntry(p, oldGroup))) return false;
-      return true;
-    }, 5000, { intervalMs: 50, explain: evidence });
+    await waitFor(
+      'the others replicate the new group, not the old one',
+      async () => {
+        for (const p of others) if (!(await hasEntry(p, newGroup)) || (await hasEntry(p, oldGroup))) return false;
+        return true;
+      },
+      5000,
+      { intervalMs: 50, explain: evidence },
+    );
     const tookMs = Date.now() - killedAt;
     t.diagnostic(`old incarnation killed -> new groups everywhere in ${tookMs} ms`);
 
@@ -297,10 +335,15 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     await stopDns(lab);
     const stoppedAt = Date.now();
     try {
-      await waitFor('every agent saw at least 3 failed lookups', async () => {
-        const now = await Promise.all(lab.pods.map(errors));
-        return now.every((n, i) => n - before[i]! >= 3);
-      }, 15_000, { intervalMs: 250, explain: evidence });
+      await waitFor(
+        'every agent saw at least 3 failed lookups',
+        async () => {
+          const now = await Promise.all(lab.pods.map(errors));
+          return now.every((n, i) => n - before[i]! >= 3);
+        },
+        15_000,
+        { intervalMs: 250, explain: evidence },
+      );
       const left = EXPIRY_MS + 1000 - (Date.now() - stoppedAt);
       if (left > 0) await new Promise((r) => setTimeout(r, left)); // an outage longer than the expiry is the point
       for (const p of lab.pods) {
@@ -324,18 +367,26 @@ describe('faults: the overlay survives and converges', { skip: skip ? privileged
     const rest = lab.pods.filter((p) => p.node !== 3);
     await cutNode(lab, 3, runner);
     try {
-      await waitFor('both sides expire each other', async () => {
-        for (const p of rest) if ((await floodPeers(p)).some((ip) => cut.some((c) => c.ip === ip))) return false;
-        for (const p of cut) if ((await floodPeers(p)).some((ip) => rest.some((r) => r.ip === ip))) return false;
-        return true;
-        // An expiry, plus half of one for the time a loaded agent was not scheduled (which does not
-        // count as a peer's silence), plus a margin.
-      }, 1.5 * EXPIRY_BASE_MS + 5000, { intervalMs: 200, explain: evidence });
+      await waitFor(
+        'both sides expire each other',
+        async () => {
+          for (const p of rest) if ((await floodPeers(p)).some((ip) => cut.some((c) => c.ip === ip))) return false;
+          for (const p of cut) if ((await floodPeers(p)).some((ip) => rest.some((r) => r.ip === ip))) return false;
+          return true;
+          // An expiry, plus half of one for the time a loaded agent was not scheduled (which does not
+          // count as a peer's silence), plus a margin.
+        },
+        1.5 * EXPIRY_BASE_MS + 5000,
+        { intervalMs: 200, explain: evidence },
+      );
       // Each side still works within itself.
       const inside = await trafficMatrix(lab, { pods: rest, kinds: ['broadcast'] });
       assertExactlyOnce(inside, 'during the cut');
       const cutView = (await status(rest[0]!)).peers.filter((x) => cut.some((c) => c.ip === x.ip));
-      assert.ok(cutView.every((x) => x.state !== 'alive'), `cut pods not alive: ${JSON.stringify(cutView)}`);
+      assert.ok(
+        cutView.every((x) => x.state !== 'alive'),
+        `cut pods not alive: ${JSON.stringify(cutView)}`,
+      );
     } finally {
       await healNode(lab, 3, runner);
     }

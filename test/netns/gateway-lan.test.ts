@@ -27,7 +27,7 @@ const MDNS = '224.0.0.251';
 const PORT = 7720;
 const TCP_PORT = 7721;
 
-describe('gateway: ARP, IPv6 and TCP on the LAN interface are the node\'s, never the domain\'s', { skip: skip ? privilegedReason() : false }, () => {
+describe("gateway: ARP, IPv6 and TCP on the LAN interface are the node's, never the domain's", { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
   let lan: LabLan;
   let agent: NodeAgentHandle | undefined;
@@ -43,13 +43,29 @@ describe('gateway: ARP, IPv6 and TCP on the LAN interface are the node\'s, never
     lab = await labUp({ id: testLabId('gl'), nodes: ['calico'], podsPerNode: 1, mtu: 1500, service: SERVICE }, { runner });
     await setServiceMembers(lab, [member().ip]);
     lan = await addLan(lab, runner, { nodes: [1], hosts: 1 });
-    agent = await startNodeAgent(lab, lab.nodes[0]!, ['--service', `${SERVICE}=100`, '--heartbeat-interval', '200', '--resolve-interval', '500', '--gateway-interface', nodeLan().ifname, '--gateway-group', `${MDNS}=in`]);
-    await waitFor('the member programmed and the gateway active', async () => {
-      const r = await netnsFetch(lab.nodes[0]!.netns, '/status', NODE_HTTP_PORT).catch(() => undefined);
-      if (r?.status !== 200) return false;
-      const s = JSON.parse(r.body) as NodeStatus;
-      return s.ready && s.domains[0]!.localMembers.every((m) => m.programmed) && s.gateway?.active === true && s.gateway.table.installed;
-    }, 30_000, { intervalMs: 100, explain: evidence });
+    agent = await startNodeAgent(lab, lab.nodes[0]!, [
+      '--service',
+      `${SERVICE}=100`,
+      '--heartbeat-interval',
+      '200',
+      '--resolve-interval',
+      '500',
+      '--gateway-interface',
+      nodeLan().ifname,
+      '--gateway-group',
+      `${MDNS}=in`,
+    ]);
+    await waitFor(
+      'the member programmed and the gateway active',
+      async () => {
+        const r = await netnsFetch(lab.nodes[0]!.netns, '/status', NODE_HTTP_PORT).catch(() => undefined);
+        if (r?.status !== 200) return false;
+        const s = JSON.parse(r.body) as NodeStatus;
+        return s.ready && s.domains[0]!.localMembers.every((m) => m.programmed) && s.gateway?.active === true && s.gateway.table.installed;
+      },
+      30_000,
+      { intervalMs: 100, explain: evidence },
+    );
   });
 
   after(async () => {
@@ -65,7 +81,7 @@ describe('gateway: ARP, IPv6 and TCP on the LAN interface are the node\'s, never
     return r.stdout.trim();
   }
 
-  test('baseline: the LAN host\'s datagrams to the inbound group reach the member pod', async (t) => {
+  test("baseline: the LAN host's datagrams to the inbound group reach the member pod", async (t) => {
     if (!needRoot(t)) return;
     // Retried: the gateway may still be joining the group on its LAN interface.
     let rep: NodeReceiverReport = { counts: {}, ttls: {} };
@@ -97,7 +113,12 @@ describe('gateway: ARP, IPv6 and TCP on the LAN interface are the node\'s, never
       const out = (await runInNetns(netns, ['ip', '-6', 'addr', 'show', 'dev', dev, 'scope', 'link'])).stdout;
       return out.includes('inet6 fe80:') && !/tentative/.test(out);
     };
-    await waitFor('both link-local addresses past duplicate address detection', async () => (await settled(lab.nodes[0]!.netns, nodeLan().ifname)) && (await settled(host().netns, host().ifname)), 10_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'both link-local addresses past duplicate address detection',
+      async () => (await settled(lab.nodes[0]!.netns, nodeLan().ifname)) && (await settled(host().netns, host().ifname)),
+      10_000,
+      { intervalMs: 100, explain: evidence },
+    );
     const servers = [
       spawnInNetns(lab.nodes[0]!.netns, ['socat', `TCP4-LISTEN:${TCP_PORT},bind=${nodeLan().ip},reuseaddr,fork`, 'SYSTEM:echo kmcast-tcp4'], { stdin: 'ignore' }),
       spawnInNetns(lab.nodes[0]!.netns, ['socat', `TCP6-LISTEN:${TCP_PORT + 1},reuseaddr,fork`, 'SYSTEM:echo kmcast-tcp6'], { stdin: 'ignore' }),

@@ -65,21 +65,42 @@ describe('kmcast gateway: fair joins and a storm over a range', { skip: skip ? p
   const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
   const base = ['--service', `${SERVICE}=100`, '--heartbeat-interval', '200', '--resolve-interval', '500', '--joins-interval', '1000'];
-  const gatewayArgs = (extra: readonly string[] = []): string[] => [...base, '--gateway-interface', 'kmclan', '--gateway-group', '239.60.0.0/15=in', '--gateway-rate', String(RATE), '--gateway-rate-total', String(TOTAL), '--gateway-max-joins', String(MAX_JOINS), ...extra];
+  const gatewayArgs = (extra: readonly string[] = []): string[] => [
+    ...base,
+    '--gateway-interface',
+    'kmclan',
+    '--gateway-group',
+    '239.60.0.0/15=in',
+    '--gateway-rate',
+    String(RATE),
+    '--gateway-rate-total',
+    String(TOTAL),
+    '--gateway-max-joins',
+    String(MAX_JOINS),
+    ...extra,
+  ];
 
   before(async () => {
     lab = await labUp({ id: testLabId('gs'), nodes: ['bridge', 'calico'], podsPerNode: 1, mtu: 1500, service: SERVICE }, { runner });
-    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      lab.pods.map((p) => p.ip),
+    );
     lan = await addLan(lab, runner, { nodes: [1], hosts: 1 });
     agents.set(1, await startNodeAgent(lab, node(1), gatewayArgs()));
     agents.set(2, await startNodeAgent(lab, node(2), base));
-    await waitFor('every member programmed and the gateway active', async () => {
-      for (const n of lab.nodes) {
-        const s = await nodeStatus(n.index).catch(() => undefined);
-        if (!s?.ready || s.domains[0]!.localMembers.some((m) => !m.programmed)) return false;
-      }
-      return (await nodeStatus(1)).gateway?.active === true;
-    }, 30_000, { explain: evidence });
+    await waitFor(
+      'every member programmed and the gateway active',
+      async () => {
+        for (const n of lab.nodes) {
+          const s = await nodeStatus(n.index).catch(() => undefined);
+          if (!s?.ready || s.domains[0]!.localMembers.some((m) => !m.programmed)) return false;
+        }
+        return (await nodeStatus(1)).gateway?.active === true;
+      },
+      30_000,
+      { explain: evidence },
+    );
   });
 
   after(async () => {
@@ -114,18 +135,28 @@ describe('kmcast gateway: fair joins and a storm over a range', { skip: skip ? p
     const victim = await startNodeReceiver(pod('n2p1').netns, { port: PORT, groups: [VICTIM], maxSeconds: 60 });
     let greedy: Awaited<ReturnType<typeof startNodeReceiver>> | undefined;
     try {
-      await waitFor(`the gateway joined ${VICTIM} and the switch sends it to node 1`, async () => {
-        const port = lan.nodes[0]!.port;
-        return (await gatewayStatus()).joined.includes(VICTIM) && (await lanMemberships(lab, runner)).some((m) => m.port === port && m.group === VICTIM);
-      }, 15_000, { intervalMs: 100, explain: evidence });
+      await waitFor(
+        `the gateway joined ${VICTIM} and the switch sends it to node 1`,
+        async () => {
+          const port = lan.nodes[0]!.port;
+          return (await gatewayStatus()).joined.includes(VICTIM) && (await lanMemberships(lab, runner)).some((m) => m.port === port && m.group === VICTIM);
+        },
+        15_000,
+        { intervalMs: 100, explain: evidence },
+      );
       // Baseline: the LAN's stream reaches the member.
       await sendFromPod(host().netns, VICTIM, { port: PORT, count: 20, intervalMs: 20, ifname: host().ifname });
       await victim.waitTotal(20);
       greedy = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: GREEDY, maxSeconds: 60 });
-      const g = await waitFor('the gateway sees 9 wanted groups, 4 joinable', async () => {
-        const s = await gatewayStatus();
-        return s.unjoined.count === GREEDY.length + 1 - MAX_JOINS ? s : undefined;
-      }, 15_000, { intervalMs: 100, explain: async () => `${JSON.stringify((await gatewayStatus()).unjoined)}\n${await evidence()}` });
+      const g = await waitFor(
+        'the gateway sees 9 wanted groups, 4 joinable',
+        async () => {
+          const s = await gatewayStatus();
+          return s.unjoined.count === GREEDY.length + 1 - MAX_JOINS ? s : undefined;
+        },
+        15_000,
+        { intervalMs: 100, explain: async () => `${JSON.stringify((await gatewayStatus()).unjoined)}\n${await evidence()}` },
+      );
       assert.ok(g.joined.includes(VICTIM), `the gateway left ${VICTIM} for lower groups: joined ${g.joined.join(',')}`);
       assert.equal(g.joined.length, MAX_JOINS);
       assert.equal(g.unjoined.max, MAX_JOINS);
@@ -169,10 +200,15 @@ describe('kmcast gateway: fair joins and a storm over a range', { skip: skip ? p
     const p1 = await atPod();
     const N = 2000;
     const secs = await storm('239.60.10.0', N);
-    const g = await waitFor(`the gateway accounts for all ${N} datagrams`, async () => {
-      const s = await gatewayStatus();
-      return inPassed(s) - inPassed(before) + (s.drops.in.total! - before.drops.in.total!) >= N ? s : undefined;
-    }, 10_000, { intervalMs: 100, explain: async () => JSON.stringify((await gatewayStatus()).drops) });
+    const g = await waitFor(
+      `the gateway accounts for all ${N} datagrams`,
+      async () => {
+        const s = await gatewayStatus();
+        return inPassed(s) - inPassed(before) + (s.drops.in.total! - before.drops.in.total!) >= N ? s : undefined;
+      },
+      10_000,
+      { intervalMs: 100, explain: async () => JSON.stringify((await gatewayStatus()).drops) },
+    );
     const passed = inPassed(g) - inPassed(before);
     const dropped = g.drops.in.total! - before.drops.in.total!;
     const reached = (await atPod()) - p1;
@@ -190,10 +226,15 @@ describe('kmcast gateway: fair joins and a storm over a range', { skip: skip ? p
     // No total limit, so only the meter holds the storm back; a restart gives an empty table.
     await agents.get(1)?.stop();
     agents.set(1, await startNodeAgent(lab, node(1), gatewayArgs(['--gateway-rate-total', '0'])));
-    const before = await waitFor('the gateway active again', async () => {
-      const s = await nodeStatus(1).catch(() => undefined);
-      return s?.gateway?.active && s.gateway.table.installed ? s.gateway : undefined;
-    }, 15_000, { intervalMs: 100, explain: evidence });
+    const before = await waitFor(
+      'the gateway active again',
+      async () => {
+        const s = await nodeStatus(1).catch(() => undefined);
+        return s?.gateway?.active && s.gateway.table.installed ? s.gateway : undefined;
+      },
+      15_000,
+      { intervalMs: 100, explain: evidence },
+    );
     const p1 = await atPod();
     const N = 80_000;
     const METER = 65_536;
@@ -201,14 +242,25 @@ describe('kmcast gateway: fair joins and a storm over a range', { skip: skip ? p
     // The LAN may lose a few of the burst before the gateway's hook: wait until the meter is full
     // and the counts stop moving, then check what the gateway did with what it saw.
     let last = '';
-    const g = await waitFor('the meter full and the counts settled', async () => {
-      const s = await gatewayStatus();
-      const atMember = (await atPod()) - p1;
-      const key = `${atMember} ${s.drops.in.full}`;
-      const done = atMember >= METER && s.drops.in.full! > 0 && key === last;
-      last = key;
-      return done ? s : undefined;
-    }, 90_000, { intervalMs: 250, explain: async () => { const s = await gatewayStatus(); return `passed ${inPassed(s) - inPassed(before)} (rows ${s.traffic.length}, other ${JSON.stringify(s.traffic.filter((r) => r.group === 'other'))}), drops ${JSON.stringify(s.drops)}, at the pod ${(await atPod()) - p1}`; } });
+    const g = await waitFor(
+      'the meter full and the counts settled',
+      async () => {
+        const s = await gatewayStatus();
+        const atMember = (await atPod()) - p1;
+        const key = `${atMember} ${s.drops.in.full}`;
+        const done = atMember >= METER && s.drops.in.full! > 0 && key === last;
+        last = key;
+        return done ? s : undefined;
+      },
+      90_000,
+      {
+        intervalMs: 250,
+        explain: async () => {
+          const s = await gatewayStatus();
+          return `passed ${inPassed(s) - inPassed(before)} (rows ${s.traffic.length}, other ${JSON.stringify(s.traffic.filter((r) => r.group === 'other'))}), drops ${JSON.stringify(s.drops)}, at the pod ${(await atPod()) - p1}`;
+        },
+      },
+    );
     const passed = inPassed(g) - inPassed(before);
     const full = g.drops.in.full! - before.drops.in.full!;
     const reached = (await atPod()) - p1;

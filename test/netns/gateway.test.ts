@@ -66,17 +66,25 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   before(async () => {
     lab = await labUp({ id: testLabId('gw'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: SERVICE }, { runner });
     await addPod(lab, 2, runner);
-    await setServiceMembers(lab, MEMBERS().map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      MEMBERS().map((p) => p.ip),
+    );
     lan = await addLan(lab, runner, { nodes: [1, 2], hosts: 2 });
     work = mkdtempSync(join(tmpdir(), 'kmcast-gw-'));
     for (const n of lab.nodes) agents.set(n.index, await startNodeAgent(lab, n, base));
-    await waitFor('every member programmed', async () => {
-      for (const n of lab.nodes) {
-        const s = await nodeStatus(n.index);
-        if (!s.ready || s.domains[0]!.localMembers.some((m) => !m.programmed)) return false;
-      }
-      return true;
-    }, 30_000, { explain: evidence });
+    await waitFor(
+      'every member programmed',
+      async () => {
+        for (const n of lab.nodes) {
+          const s = await nodeStatus(n.index);
+          if (!s.ready || s.domains[0]!.localMembers.some((m) => !m.programmed)) return false;
+        }
+        return true;
+      },
+      30_000,
+      { explain: evidence },
+    );
   });
 
   after(async () => {
@@ -102,10 +110,15 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   }
 
   async function waitActive(i: number, active: boolean): Promise<void> {
-    await waitFor(`gateway on node ${i} ${active ? 'active' : 'standby'}`, async () => {
-      const s = await nodeStatus(i).catch(() => undefined);
-      return s?.gateway?.active === active && s.gateway.table.installed;
-    }, 15_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      `gateway on node ${i} ${active ? 'active' : 'standby'}`,
+      async () => {
+        const s = await nodeStatus(i).catch(() => undefined);
+        return s?.gateway?.active === active && s.gateway.table.installed;
+      },
+      15_000,
+      { intervalMs: 100, explain: evidence },
+    );
   }
 
   /** Receivers in `where` for `groups`; started, then `act`, then their reports. */
@@ -263,10 +276,15 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   /** Node `from` replicates `group` to every node of `to` (MDB destinations on the domain device). */
   async function untilReplicated(from: number, group: string, to: readonly number[]): Promise<void> {
     const want = to.map((i) => node(i).underlayIp);
-    await waitFor(`node ${from} replicates ${group} to nodes ${to.join(',')}`, async () => {
-      const have = (await new IpClient(runner, node(from).netns).bridge.mdb('kmcvx100')).filter((e) => e.grp === group).map((e) => e.dst);
-      return want.every((w) => have.includes(w));
-    }, 10_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      `node ${from} replicates ${group} to nodes ${to.join(',')}`,
+      async () => {
+        const have = (await new IpClient(runner, node(from).netns).bridge.mdb('kmcvx100')).filter((e) => e.grp === group).map((e) => e.dst);
+        return want.every((w) => have.includes(w));
+      },
+      10_000,
+      { intervalMs: 100, explain: evidence },
+    );
   }
 
   test('avahi-daemon on the LAN publishes a service; python-zeroconf in a pod finds it, and back', async () => {
@@ -306,7 +324,10 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     assert.equal(got, passed, 'the pod received a different number than the gateway let through');
     assert.equal(passed + dropped, 3000, `passed ${passed} + dropped ${dropped} != 3000`);
     const metrics = (await netnsFetch(node(1).netns, '/metrics', NODE_HTTP_PORT)).body;
-    assert.match(metrics, new RegExp(`kmcast_gateway_dropped_total\\{domain="${SERVICE.replace(/\./g, '\\.')}",group="${BURST.replace(/\./g, '\\.')}",direction="in",reason="rate"\\} ${after.dropped.rate}`));
+    assert.match(
+      metrics,
+      new RegExp(`kmcast_gateway_dropped_total\\{domain="${SERVICE.replace(/\./g, '\\.')}",group="${BURST.replace(/\./g, '\\.')}",direction="in",reason="rate"\\} ${after.dropped.rate}`),
+    );
     assert.match(metrics, /kmcast_gateway_active\{domain="[^"]+"\} 1/);
   });
 
@@ -321,7 +342,11 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     const exactlyOnce = async (label: string, receivers: readonly LabPod[], sourceNode: number): Promise<void> => {
       const reports = await round([...hosts(), ...pods(receivers)], [IN, OUT], async () => {
         await untilJoined(sourceNode, IN);
-        await untilReplicated(sourceNode, IN, [...new Set(receivers.map((p) => p.node))].filter((i) => i !== sourceNode));
+        await untilReplicated(
+          sourceNode,
+          IN,
+          [...new Set(receivers.map((p) => p.node))].filter((i) => i !== sourceNode),
+        );
         await untilReplicated(3, OUT, [sourceNode]);
         await sendFromPod(host(1).netns, IN, { port: PORT, count: N, intervalMs: 5 });
         await sendFromPod(pod('n3p1').netns, OUT, { port: PORT, count: N, intervalMs: 5 });
@@ -332,16 +357,28 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
         assert.equal(received(reports.get(h)!, OUT, lanIpOf(sourceNode)), N, `${label}: ${h} not from node ${sourceNode}`);
       }
     };
-    await exactlyOnce('both gateways up', MEMBERS().filter((p) => p.name !== 'n3p1'), 1);
+    await exactlyOnce(
+      'both gateways up',
+      MEMBERS().filter((p) => p.name !== 'n3p1'),
+      1,
+    );
     await agents.get(1)!.stop();
     agents.delete(1);
     await waitActive(2, true);
-    await exactlyOnce('node 1 stopped', MEMBERS().filter((p) => p.node !== 1 && p.name !== 'n3p1'), 2);
+    await exactlyOnce(
+      'node 1 stopped',
+      MEMBERS().filter((p) => p.node !== 1 && p.name !== 'n3p1'),
+      2,
+    );
     // Node 1 back: lower IP, so it takes over again and node 2 stands by.
     agents.set(1, await startNodeAgent(lab, node(1), gatewayArgs));
     await waitActive(1, true);
     await waitActive(2, false);
-    await exactlyOnce('node 1 back', MEMBERS().filter((p) => p.name !== 'n3p1'), 1);
+    await exactlyOnce(
+      'node 1 back',
+      MEMBERS().filter((p) => p.name !== 'n3p1'),
+      1,
+    );
   });
 
   test('the interface gets a new address: joins and SNAT follow it; no address: no forwarding', async () => {
@@ -353,10 +390,15 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
       assert.match((await gatewayStatus(1)).table.lastError ?? '', /kmclan has no IPv4 address/);
       assert.deepEqual((await gatewayStatus(1)).joined, [], 'joins kept on an interface without an address');
       await dev(['addr', 'add', `${NEW}/24`, 'dev', 'kmclan']);
-      await waitFor(`the gateway sends from ${NEW}`, async () => {
-        const g = await gatewayStatus(1);
-        return g.address === NEW && g.table.installed && g.joined.includes(MDNS);
-      }, 15_000, { intervalMs: 100, explain: evidence });
+      await waitFor(
+        `the gateway sends from ${NEW}`,
+        async () => {
+          const g = await gatewayStatus(1);
+          return g.address === NEW && g.table.installed && g.joined.includes(MDNS);
+        },
+        15_000,
+        { intervalMs: 100, explain: evidence },
+      );
       const reports = await round(hosts(), [OUT], async () => {
         await sendFromPod(pod('n3p1').netns, OUT, { port: PORT, count: N, intervalMs: 5 });
       });
@@ -386,7 +428,22 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     for (const [dev, message] of cases) {
       const r = await runInNetns(
         node(3).netns,
-        [process.execPath, KMCAST_MAIN, 'gateway', '--service', SERVICE, '--peers', node(1).underlayIp, '--http', 'off', '--insecure-no-key', '--gateway-interface', dev, '--gateway-group', `${IN}=in`],
+        [
+          process.execPath,
+          KMCAST_MAIN,
+          'gateway',
+          '--service',
+          SERVICE,
+          '--peers',
+          node(1).underlayIp,
+          '--http',
+          'off',
+          '--insecure-no-key',
+          '--gateway-interface',
+          dev,
+          '--gateway-group',
+          `${IN}=in`,
+        ],
         20_000,
       );
       assert.equal(r.code, 2, `${dev}: exit ${String(r.code)} ${r.stderr}`);
@@ -403,7 +460,20 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     await runInNetns(netns, ['mkdir', '-p', services, run]);
     writeFileSync(
       join(dir, 'avahi-daemon.conf'),
-      ['[server]', 'host-name=kmc-lan-printer', 'use-ipv4=yes', 'use-ipv6=no', 'allow-interfaces=eth0', 'enable-dbus=no', '[wide-area]', 'enable-wide-area=no', '[publish]', 'publish-hinfo=no', 'publish-workstation=no', ''].join('\n'),
+      [
+        '[server]',
+        'host-name=kmc-lan-printer',
+        'use-ipv4=yes',
+        'use-ipv6=no',
+        'allow-interfaces=eth0',
+        'enable-dbus=no',
+        '[wide-area]',
+        'enable-wide-area=no',
+        '[publish]',
+        'publish-hinfo=no',
+        'publish-workstation=no',
+        '',
+      ].join('\n'),
     );
     writeFileSync(
       join(services, 'printer.service'),
@@ -420,7 +490,10 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     let out = '';
     child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-    await waitFor(`avahi-daemon on ${ip} published its service`, async () => await Promise.resolve(/successfully established/.test(out) || child.exitCode !== null), 15_000, { intervalMs: 100, explain: evidence });
+    await waitFor(`avahi-daemon on ${ip} published its service`, async () => await Promise.resolve(/successfully established/.test(out) || child.exitCode !== null), 15_000, {
+      intervalMs: 100,
+      explain: evidence,
+    });
     assert.equal(child.exitCode, null, `avahi-daemon exited: ${out}`);
     return child;
   }

@@ -13,20 +13,7 @@ import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { ExecRunner } from '../../src/kernel/runner.js';
-import {
-  addPod,
-  cutNode,
-  findPod,
-  healNode,
-  labDown,
-  labHealth,
-  labUp,
-  loadLab,
-  removePod,
-  setServiceMembers,
-  startDns,
-  stopDns,
-} from '../../src/lab/lab.js';
+import { addPod, cutNode, findPod, healNode, labDown, labHealth, labUp, loadLab, removePod, setServiceMembers, startDns, stopDns } from '../../src/lab/lab.js';
 import { buildSpec, labNetnsPrefix } from '../../src/lab/plan.js';
 import { findPython, isAlive, pingFrom, podFetch, runInNetns, spawnInNetns, waitFor } from '../../src/lab/process.js';
 import { TRAFFIC_KINDS, trafficMatrix } from '../../src/lab/traffic.js';
@@ -92,7 +79,10 @@ describe('lab (netns)', () => {
     const health = await labHealth(l, runner);
     assert.deepEqual(health.missingNamespaces, []);
     assert.equal(health.dns.running, true);
-    assert.deepEqual((await loadLab(id))?.pods.map((p) => p.name), l.pods.map((p) => p.name));
+    assert.deepEqual(
+      (await loadLab(id))?.pods.map((p) => p.name),
+      l.pods.map((p) => p.name),
+    );
   });
 
   test('unicast: every pod pings a pod on every node, calico and bridge alike', async (t) => {

@@ -124,10 +124,16 @@ describe('outside LAN (netns)', { timeout: 60_000 }, () => {
     assert.equal(received(afterJoin, GROUP, h1!.ip), 10, JSON.stringify(afterJoin));
     assert.equal(received(h2Report, GROUP, h1!.ip), 20, JSON.stringify(h2Report));
     assert.equal(captured.length, 10, captured.join('\n'));
-    assert.ok(igmpLines.some((s) => /query/.test(s) && s.includes(lan.switchIp)), `no query from the switch:\n${igmpLines.join('\n')}`);
+    assert.ok(
+      igmpLines.some((s) => /query/.test(s) && s.includes(lan.switchIp)),
+      `no query from the switch:\n${igmpLines.join('\n')}`,
+    );
     // A LAN host hears the switch's queries (so tcpdump there works) and leaves (to 224.0.0.2,
     // flooded), but not the node's report: that goes only towards the querier.
-    assert.ok(hostIgmpLines.some((s) => /query/.test(s) && s.includes(lan.switchIp)), `h1 saw no query:\n${hostIgmpLines.join('\n')}`);
+    assert.ok(
+      hostIgmpLines.some((s) => /query/.test(s) && s.includes(lan.switchIp)),
+      `h1 saw no query:\n${hostIgmpLines.join('\n')}`,
+    );
     assert.equal(hostIgmpLines.filter((s) => s.includes(`${node.ip} > ${GROUP}`)).length, 0, hostIgmpLines.join('\n'));
   });
 
@@ -139,10 +145,15 @@ describe('outside LAN (netns)', { timeout: 60_000 }, () => {
     const port = 7602;
     const underlay = await startCapture(l.router, 'kmcn1', ['net', '192.168.250.0/24', 'or', 'igmp']);
     const hosts = await Promise.all(lan.hosts.map((h) => startNodeReceiver(h.netns, { port, groups: [GROUP] })));
-    await waitFor(`the switch to list every host port in ${GROUP}`, async () => {
-      const ms = await lanMemberships(l, runner);
-      return lan.hosts.every((_, j) => ms.some((m) => m.port === lanHostPort(j + 1) && m.group === GROUP));
-    }, 5000, 50);
+    await waitFor(
+      `the switch to list every host port in ${GROUP}`,
+      async () => {
+        const ms = await lanMemberships(l, runner);
+        return lan.hosts.every((_, j) => ms.some((m) => m.port === lanHostPort(j + 1) && m.group === GROUP));
+      },
+      5000,
+      50,
+    );
     for (const p of l.pods) await sendFromPod(p.netns, GROUP, { port, count: 5 });
     // The receivers work: h1's own datagrams reach h2 meanwhile.
     await sendFromPod(h1!.netns, GROUP, { port, count: 5 });
@@ -168,10 +179,7 @@ describe('outside LAN (netns)', { timeout: 60_000 }, () => {
     const node = lan.nodes[0]!;
     const port = 5353;
     const onKmclan = await startCapture(node.netns, NODE_LAN, ['udp', 'port', String(port)]);
-    const rs = [
-      await startNodeReceiver(node.netns, { port, groups: [MDNS], ifname: NODE_LAN }),
-      await startNodeReceiver(h2!.netns, { port, groups: [MDNS] }),
-    ];
+    const rs = [await startNodeReceiver(node.netns, { port, groups: [MDNS], ifname: NODE_LAN }), await startNodeReceiver(h2!.netns, { port, groups: [MDNS] })];
     await sendFromPod(h1!.netns, MDNS, { port, count: 5 });
     await settle(300);
     const reports = await stopAll(rs);

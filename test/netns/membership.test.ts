@@ -92,7 +92,10 @@ async function vxlanOut(pod: LabPod): Promise<number> {
 }
 
 async function groupEntries(pod: LabPod, group: string): Promise<string[]> {
-  return (await new IpClient(runner, pod.netns).bridge.mdb('vx0')).filter((e) => e.grp === group).map((e) => e.dst ?? '').sort();
+  return (await new IpClient(runner, pod.netns).bridge.mdb('vx0'))
+    .filter((e) => e.grp === group)
+    .map((e) => e.dst ?? '')
+    .sort();
 }
 
 async function floodPeers(pod: LabPod): Promise<string[]> {
@@ -119,13 +122,13 @@ describe('selective replication, membership and admission', { skip: skip ? privi
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
 
   before(async () => {
-    lab = await labUp(
-      { id: testLabId('m'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local' },
-      { runner },
-    );
+    lab = await labUp({ id: testLabId('m'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local' }, { runner });
     members = lab.pods.filter((p) => p.name !== 'n3p2');
     outsider = pod('n3p2');
-    await setServiceMembers(lab, members.map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      members.map((p) => p.ip),
+    );
     keyDir = mkdtempSync(join(tmpdir(), 'kmcast-key-'));
     writeFileSync(join(keyDir, 'key'), `# test key\nhex:${randomBytes(32).toString('hex')}\n`);
     agentArgs = ['--key-file', join(keyDir, 'key'), '--heartbeat-interval', '500', '--resolve-interval', '1000', '--resync-interval', '2000'];
@@ -151,10 +154,15 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     r1.stop();
 
     for (const p of members) agents.set(p.name, await startAgent(lab, p, agentArgs));
-    await waitFor('members know each other', async () => {
-      for (const p of members) if ((await floodPeers(p)).length !== members.length - 1) return false;
-      return true;
-    }, 15_000, { intervalMs: 200, explain: evidence });
+    await waitFor(
+      'members know each other',
+      async () => {
+        for (const p of members) if ((await floodPeers(p)).length !== members.length - 1) return false;
+        return true;
+      },
+      15_000,
+      { intervalMs: 200, explain: evidence },
+    );
     await runner.run(['nft', '-f', '-'], {
       netns: sender.netns,
       input: 'table ip kmctest {\n chain out {\n  type filter hook output priority 0; policy accept;\n  udp dport 7471 counter\n }\n}\n',
@@ -205,20 +213,30 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     // The outsider's agent knows the members from DNS; the members' DNS never lists it.
     agents.set(outsider.name, await startAgent(lab, outsider, agentArgs));
     const t0 = Date.now();
-    await waitFor('every member floods to the new pod', async () => {
-      for (const p of members) if (!(await floodPeers(p)).includes(outsider.ip)) return false;
-      return true;
-    }, 6000, { intervalMs: 50, explain: evidence }); // DNS never lists it, so any success proves admission by STATE; 6 s for a loaded machine
+    await waitFor(
+      'every member floods to the new pod',
+      async () => {
+        for (const p of members) if (!(await floodPeers(p)).includes(outsider.ip)) return false;
+        return true;
+      },
+      6000,
+      { intervalMs: 50, explain: evidence },
+    ); // DNS never lists it, so any success proves admission by STATE; 6 s for a loaded machine
     t.diagnostic(`admitted by all ${members.length} members in ${Date.now() - t0} ms (DNS does not list it)`);
     assert.deepEqual((await status(members[0]!)).peers.find((p) => p.ip === outsider.ip)?.state, 'alive');
 
     await agents.get(outsider.name)!.stop('SIGTERM');
     agents.delete(outsider.name);
     const t1 = Date.now();
-    await waitFor('LEAVE removes it from every flood list', async () => {
-      for (const p of members) if ((await floodPeers(p)).includes(outsider.ip)) return false;
-      return true;
-    }, 1000, { intervalMs: 50, explain: evidence });
+    await waitFor(
+      'LEAVE removes it from every flood list',
+      async () => {
+        for (const p of members) if ((await floodPeers(p)).includes(outsider.ip)) return false;
+        return true;
+      },
+      1000,
+      { intervalMs: 50, explain: evidence },
+    );
     t.diagnostic(`gone from every flood list ${Date.now() - t1} ms after SIGTERM`);
   });
 
@@ -226,29 +244,44 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     if (!needRoot(t)) return;
     const victim = pod('n2p2');
     const r = await Receiver.start(victim);
-    await waitFor('victim registered for G everywhere', async () => {
-      for (const p of members) if (p !== victim && !(await groupEntries(p, G)).includes(victim.ip)) return false;
-      return true;
-    }, 3000, { intervalMs: 50, explain: evidence });
+    await waitFor(
+      'victim registered for G everywhere',
+      async () => {
+        for (const p of members) if (p !== victim && !(await groupEntries(p, G)).includes(victim.ip)) return false;
+        return true;
+      },
+      3000,
+      { intervalMs: 50, explain: evidence },
+    );
     await agents.get(victim.name)!.stop('SIGKILL');
     agents.delete(victim.name);
     const t0 = Date.now();
     const others = members.filter((p) => p !== victim);
-    await waitFor('victim purged from every FDB and MDB', async () => {
-      for (const p of others) {
-        if ((await floodPeers(p)).includes(victim.ip) || (await groupEntries(p, G)).includes(victim.ip)) return false;
-      }
-      return true;
-    }, 7500 + 4000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'victim purged from every FDB and MDB',
+      async () => {
+        for (const p of others) {
+          if ((await floodPeers(p)).includes(victim.ip) || (await groupEntries(p, G)).includes(victim.ip)) return false;
+        }
+        return true;
+      },
+      7500 + 4000,
+      { intervalMs: 100, explain: evidence },
+    );
     const purgedMs = Date.now() - t0;
     t.diagnostic(`purged ${purgedMs} ms after SIGKILL (expiry 5 x 500 ms; DNS lists it: listed expiry 15 x 500 ms)`);
     assert.ok(purgedMs >= 2500, `a listed peer is kept past the plain expiry (purged after ${purgedMs} ms)`);
     r.stop();
     agents.set(victim.name, await startAgent(lab, victim, agentArgs));
-    await waitFor('victim back in every flood list', async () => {
-      for (const p of others) if (!(await floodPeers(p)).includes(victim.ip)) return false;
-      return true;
-    }, 15_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'victim back in every flood list',
+      async () => {
+        for (const p of others) if (!(await floodPeers(p)).includes(victim.ip)) return false;
+        return true;
+      },
+      15_000,
+      { intervalMs: 100, explain: evidence },
+    );
   });
 
   test('100,000 random and mutated control datagrams: counted, dropped, state unchanged', async (t) => {
@@ -269,11 +302,7 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     const e0 = await udpErrors();
     const key = (await import('node:fs/promises')).readFile(join(keyDir, 'key'), 'utf8');
     const keyHex = /hex:([0-9a-f]+)/.exec(await key)![1]!;
-    const r = await runInNetns(
-      outsider.netns,
-      [process.execPath, FUZZ_SENDER, target.ip, '7470', '100000', '4242', keyHex, clusterLabel(lab.spec.service, 4242)],
-      120_000,
-    );
+    const r = await runInNetns(outsider.netns, [process.execPath, FUZZ_SENDER, target.ip, '7470', '100000', '4242', keyHex, clusterLabel(lab.spec.service, 4242)], 120_000);
     assert.equal(r.code, 0, r.stderr);
     await settle(500);
     const c1 = await counted();
@@ -293,7 +322,11 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     for (const reason of ['malformed', 'bad_mac', 'spoofed', 'wrong_cluster']) assert.ok((s.drops.control[reason] ?? 0) > 0, `no ${reason} counted: ${JSON.stringify(s.drops.control)}`);
     assert.equal((await podFetch(target, '/healthz')).status, 200, 'the agent is still up');
     assert.equal(await snap(), before, 'FDB and MDB unchanged');
-    assert.deepEqual(s.peers.filter((p) => p.state === 'alive').map((p) => p.ip), alive0, 'peer table unchanged');
+    assert.deepEqual(
+      s.peers.filter((p) => p.state === 'alive').map((p) => p.ip),
+      alive0,
+      'peer table unchanged',
+    );
   });
 
   test('VXLAN from a pod that is not an authenticated peer reaches no app, even one DNS lists; without the allow-list it would', async (t) => {
@@ -302,8 +335,14 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     await agents.get(outsider.name)?.stop('SIGTERM'); // (left running if an earlier test failed)
     agents.delete(outsider.name);
     // With a key, DNS listing a pod does not admit its VXLAN: only an authenticated STATE does.
-    await setServiceMembers(lab, [...members, outsider].map((p) => p.ip));
-    await waitFor('the victim lists the outsider from DNS', async () => (await status(victim)).peers.some((p) => p.ip === outsider.ip && p.sources.includes('dns')), 5000, { intervalMs: 100, explain: evidence });
+    await setServiceMembers(
+      lab,
+      [...members, outsider].map((p) => p.ip),
+    );
+    await waitFor('the victim lists the outsider from DNS', async () => (await status(victim)).peers.some((p) => p.ip === outsider.ip && p.sources.includes('dns')), 5000, {
+      intervalMs: 100,
+      explain: evidence,
+    });
     assert.notEqual((await status(victim)).peers.find((p) => p.ip === outsider.ip)?.state, 'alive');
     // The attacker builds its own VXLAN device with the right VNI and port, aimed at the victim.
     const attack = [
@@ -335,6 +374,9 @@ describe('selective replication, membership and admission', { skip: skip ? privi
     await settle(300);
     assert.equal(await rx.count(), N, 'without the allow-list the forged frames reach the app');
     rx.stop();
-    await setServiceMembers(lab, members.map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      members.map((p) => p.ip),
+    );
   });
 });

@@ -83,7 +83,19 @@ describe('node mode: what the agent serves to pods, and at what cost', { skip: s
 
   test('without --key-file the agent does not start unless --insecure-no-key says so', async (t) => {
     if (!needRoot(t)) return;
-    const argv = [process.execPath, KMCAST_MAIN, 'node', '--service', `${SERVICE}=100`, '--peers', lab.nodes.map((n) => n.underlayIp).join(','), '--dns-server', `${lab.dns.ip}:${lab.dns.port}`, '--http', 'off'];
+    const argv = [
+      process.execPath,
+      KMCAST_MAIN,
+      'node',
+      '--service',
+      `${SERVICE}=100`,
+      '--peers',
+      lab.nodes.map((n) => n.underlayIp).join(','),
+      '--dns-server',
+      `${lab.dns.ip}:${lab.dns.port}`,
+      '--http',
+      'off',
+    ];
     const r = await runInNetns(node(1).netns, argv, 8_000);
     assert.equal(r.code, 2, `a keyless agent must exit 2 at once, got ${String(r.code)} (null: still running when killed): ${r.stderr.slice(-600)}`);
     assert.match(r.stderr, /--key-file/);
@@ -94,13 +106,18 @@ describe('node mode: what the agent serves to pods, and at what cost', { skip: s
   test('agents started with --insecure-no-key program the members and say they are insecure', async (t) => {
     if (!needRoot(t)) return;
     for (const i of [1, 2]) agents.set(i, await startNodeAgent(lab, node(i), ['--service', `${SERVICE}=100`, '--heartbeat-interval', '500', '--resolve-interval', '1000']));
-    await waitFor('n1p1 and n2p1 programmed', async () => {
-      for (const p of [pod('n1p1'), pod('n2p1')]) {
-        const r = await netnsFetch(node(p.node).netns, podStatusPath(p.ip), NODE_HTTP_PORT);
-        if (r.status !== 200 || !(JSON.parse(r.body) as PodProgramStatus).programmed) return false;
-      }
-      return true;
-    }, 30_000, { intervalMs: 200, explain: evidence });
+    await waitFor(
+      'n1p1 and n2p1 programmed',
+      async () => {
+        for (const p of [pod('n1p1'), pod('n2p1')]) {
+          const r = await netnsFetch(node(p.node).netns, podStatusPath(p.ip), NODE_HTTP_PORT);
+          if (r.status !== 200 || !(JSON.parse(r.body) as PodProgramStatus).programmed) return false;
+        }
+        return true;
+      },
+      30_000,
+      { intervalMs: 200, explain: evidence },
+    );
     const st = JSON.parse((await netnsFetch(node(1).netns, '/status', NODE_HTTP_PORT)).body) as NodeStatus;
     assert.equal(st.authenticated, false);
     assert.equal(st.insecureNoKey, true);
@@ -132,19 +149,28 @@ describe('node mode: what the agent serves to pods, and at what cost', { skip: s
     const p = pod('n1p3');
     const agent = agents.get(1)!;
     // An unlisted pod on this (bridge) node is known from the view once looked up.
-    const known = await waitFor('the agent answers n1p3 (no domain) as not_member behind its veth', async () => {
-      const [r] = await fromPod(p, [podStatusPath(p.ip)]);
-      if (r!.status !== 200) return undefined;
-      const s = JSON.parse(r!.body) as PodProgramStatus;
-      return s.reason === 'not_member' && s.hostVeth ? s : undefined;
-    }, 10_000, { intervalMs: 200, explain: evidence });
+    const known = await waitFor(
+      'the agent answers n1p3 (no domain) as not_member behind its veth',
+      async () => {
+        const [r] = await fromPod(p, [podStatusPath(p.ip)]);
+        if (r!.status !== 200) return undefined;
+        const s = JSON.parse(r!.body) as PodProgramStatus;
+        return s.reason === 'not_member' && s.hostVeth ? s : undefined;
+      },
+      10_000,
+      { intervalMs: 200, explain: evidence },
+    );
     assert.equal(known.programmed, false);
-    const paths = [podStatusPath(p.ip), ...Array.from({ length: 40 }, (_, i) => podStatusPath(`10.250.${i}.${(i * 7) % 250 + 1}`))];
+    const paths = [podStatusPath(p.ip), ...Array.from({ length: 40 }, (_, i) => podStatusPath(`10.250.${i}.${((i * 7) % 250) + 1}`))];
     const cpu0 = cpuSeconds(agent.child.pid);
     const t0 = Date.now();
-    const r = await runInNetns(p.netns, [...UNPRIVILEGED, findPython(), '-c', LOOPS_PY, `http://${node(1).underlayIp}:${NODE_HTTP_PORT}`, String(LOOP_SECONDS), '8', ...paths], (LOOP_SECONDS + 20) * 1000);
+    const r = await runInNetns(
+      p.netns,
+      [...UNPRIVILEGED, findPython(), '-c', LOOPS_PY, `http://${node(1).underlayIp}:${NODE_HTTP_PORT}`, String(LOOP_SECONDS), '8', ...paths],
+      (LOOP_SECONDS + 20) * 1000,
+    );
     const wall = (Date.now() - t0) / 1000;
-    const cpu = (cpuSeconds(agent.child.pid)) - cpu0;
+    const cpu = cpuSeconds(agent.child.pid) - cpu0;
     assert.equal(r.code, 0, r.stderr);
     const counts = JSON.parse(r.stdout) as Record<string, number>;
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
@@ -152,14 +178,20 @@ describe('node mode: what the agent serves to pods, and at what cost', { skip: s
     t.diagnostic(`8 loops, ${wall.toFixed(1)} s: ${JSON.stringify(counts)}; agent CPU ${cpu.toFixed(2)} s (${((100 * cpu) / wall).toFixed(0)}% of one CPU, ${perRequestMs.toFixed(2)} ms per request)`);
     assert.ok(total >= 8 * LOOP_SECONDS, `the loops must have asked: ${JSON.stringify(counts)}`);
     assert.ok((counts['200'] ?? 0) > 0 && (counts['404'] ?? 0) > 0, `the local unlisted pod answered 200, the others 404: ${JSON.stringify(counts)}`);
-    assert.ok(perRequestMs <= MAX_CPU_MS_PER_REQUEST, `the agent spent ${cpu.toFixed(2)} CPU-s in ${wall.toFixed(1)} s on ${total} requests: ${perRequestMs.toFixed(2)} ms each, more than ${MAX_CPU_MS_PER_REQUEST}`);
+    assert.ok(
+      perRequestMs <= MAX_CPU_MS_PER_REQUEST,
+      `the agent spent ${cpu.toFixed(2)} CPU-s in ${wall.toFixed(1)} s on ${total} requests: ${perRequestMs.toFixed(2)} ms each, more than ${MAX_CPU_MS_PER_REQUEST}`,
+    );
   });
 
   test('--status-http: /status and /metrics there, and no longer on --http, not even to the loopback', async (t) => {
     if (!needRoot(t)) return;
     await agents.get(2)!.stop();
     agents.set(2, await startNodeAgent(lab, node(2), ['--service', `${SERVICE}=100`, '--heartbeat-interval', '500', '--resolve-interval', '1000', '--status-http', `127.0.0.1:${STATUS_PORT}`]));
-    await waitFor('node 2 ready again', async () => (await netnsFetch(node(2).netns, '/readyz', NODE_HTTP_PORT).catch(() => ({ status: 0 }))).status === 200, 20_000, { intervalMs: 200, explain: evidence });
+    await waitFor('node 2 ready again', async () => (await netnsFetch(node(2).netns, '/readyz', NODE_HTTP_PORT).catch(() => ({ status: 0 }))).status === 200, 20_000, {
+      intervalMs: 200,
+      explain: evidence,
+    });
     const st = await netnsFetch(node(2).netns, '/status', STATUS_PORT);
     assert.equal(st.status, 200);
     assert.equal((JSON.parse(st.body) as NodeStatus).mode, 'node');

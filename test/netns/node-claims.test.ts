@@ -53,47 +53,77 @@ describe('node mode: a pod two domains list is captured by neither', { skip: ski
   test('baseline: each pod programmed in its own domain', async (t) => {
     if (!needRoot(t)) return;
     agent = await startNodeAgent(lab, lab.nodes[0]!, ['--service', `${SERVICE_A}=100`, '--service', `${SERVICE_B}=200`, '--resolve-interval', '300', '--resync-interval', '500']);
-    for (const [p, domain] of [[pod('n1p1'), SERVICE_A], [pod('n1p2'), SERVICE_B]] as const) {
-      const s = await waitFor(`${p.name} programmed`, async () => {
-        const s = await podStatus(p);
-        return s?.programmed ? s : undefined;
-      }, 30_000, { intervalMs: 200, explain: evidence });
+    for (const [p, domain] of [
+      [pod('n1p1'), SERVICE_A],
+      [pod('n1p2'), SERVICE_B],
+    ] as const) {
+      const s = await waitFor(
+        `${p.name} programmed`,
+        async () => {
+          const s = await podStatus(p);
+          return s?.programmed ? s : undefined;
+        },
+        30_000,
+        { intervalMs: 200, explain: evidence },
+      );
       assert.equal(s.domain, domain);
     }
   });
 
-  test('B lists A\'s pod too: refused by both, shown, counted, not captured; A alone again: programmed again', async (t) => {
+  test("B lists A's pod too: refused by both, shown, counted, not captured; A alone again: programmed again", async (t) => {
     if (!needRoot(t)) return;
     const victim = pod('n1p1');
     const veth = (await podStatus(victim))!.hostVeth!;
     await setDnsRecord(lab, SERVICE_B, [pod('n1p2').ip, victim.ip]);
-    const s = await waitFor(`${victim.name} refused as multiple_domains`, async () => {
-      const s = await podStatus(victim);
-      return s?.reason === 'multiple_domains' ? s : undefined;
-    }, 15_000, { intervalMs: 200, explain: evidence });
+    const s = await waitFor(
+      `${victim.name} refused as multiple_domains`,
+      async () => {
+        const s = await podStatus(victim);
+        return s?.reason === 'multiple_domains' ? s : undefined;
+      },
+      15_000,
+      { intervalMs: 200, explain: evidence },
+    );
     assert.equal(s.programmed, false);
     assert.match(s.domain ?? '', new RegExp(`${SERVICE_A}.*${SERVICE_B}`));
     const st = JSON.parse((await netnsFetch(netns(), '/status', NODE_HTTP_PORT)).body) as NodeStatus;
     for (const d of st.domains) {
       assert.ok(!d.localMembers.some((m) => m.podIp === victim.ip), `${d.service} must not capture ${victim.ip}`);
-      assert.deepEqual(d.refused?.map((r) => [r.podIp, r.reason]), [[victim.ip, 'multiple_domains']], `${d.service} shows it refused`);
+      assert.deepEqual(
+        d.refused?.map((r) => [r.podIp, r.reason]),
+        [[victim.ip, 'multiple_domains']],
+        `${d.service} shows it refused`,
+      );
     }
-    assert.ok(st.domains.find((d) => d.vni === 200)!.localMembers.some((m) => m.podIp === pod('n1p2').ip), 'B keeps its own member');
-    await waitFor(`no capture chain for ${veth}`, async () => {
-      const r = await runInNetns(netns(), ['nft', 'list', 'table', 'netdev', 'kmcast-node']);
-      return !r.stdout.includes(`"${veth}"`);
-    }, 10_000, { intervalMs: 200, explain: evidence });
+    assert.ok(
+      st.domains.find((d) => d.vni === 200)!.localMembers.some((m) => m.podIp === pod('n1p2').ip),
+      'B keeps its own member',
+    );
+    await waitFor(
+      `no capture chain for ${veth}`,
+      async () => {
+        const r = await runInNetns(netns(), ['nft', 'list', 'table', 'netdev', 'kmcast-node']);
+        return !r.stdout.includes(`"${veth}"`);
+      },
+      10_000,
+      { intervalMs: 200, explain: evidence },
+    );
     const metrics = (await netnsFetch(netns(), '/metrics', NODE_HTTP_PORT)).body;
     assert.match(metrics, new RegExp(`kmcast_node_refused_pods\\{domain="${SERVICE_A.replace(/\./g, '\\.')}",reason="multiple_domains"\\} 1`));
     await setDnsRecord(lab, SERVICE_B, [pod('n1p2').ip]);
-    const back = await waitFor(`${victim.name} programmed in A again`, async () => {
-      const s = await podStatus(victim);
-      return s?.programmed ? s : undefined;
-    }, 15_000, { intervalMs: 200, explain: evidence });
+    const back = await waitFor(
+      `${victim.name} programmed in A again`,
+      async () => {
+        const s = await podStatus(victim);
+        return s?.programmed ? s : undefined;
+      },
+      15_000,
+      { intervalMs: 200, explain: evidence },
+    );
     assert.equal(back.domain, SERVICE_A);
   });
 
-  test('a pod adding a member\'s IP to its eth0 does not take over the member: refused, shown, counted', async (t) => {
+  test("a pod adding a member's IP to its eth0 does not take over the member: refused, shown, counted", async (t) => {
     if (!needRoot(t)) return;
     const victim = pod('n1p2');
     const attacker = pod('n1p1');
@@ -102,10 +132,15 @@ describe('node mode: a pod two domains list is captured by neither', { skip: ski
     assert.notEqual(victimVeth, attackerVeth);
     await runner.run(['ip', 'addr', 'add', `${victim.ip}/32`, 'dev', 'eth0'], { netns: attacker.netns });
     try {
-      const refused = await waitFor(`${attacker.name}'s veth ${attackerVeth} refused as a second claimant of ${victim.ip}`, async () => {
-        const st = JSON.parse((await netnsFetch(netns(), '/status', NODE_HTTP_PORT)).body) as NodeStatus;
-        return st.domains.find((d) => d.vni === 200)?.refused?.find((r) => r.podIp === victim.ip && r.reason === 'ip_conflict');
-      }, 15_000, { intervalMs: 200, explain: evidence });
+      const refused = await waitFor(
+        `${attacker.name}'s veth ${attackerVeth} refused as a second claimant of ${victim.ip}`,
+        async () => {
+          const st = JSON.parse((await netnsFetch(netns(), '/status', NODE_HTTP_PORT)).body) as NodeStatus;
+          return st.domains.find((d) => d.vni === 200)?.refused?.find((r) => r.podIp === victim.ip && r.reason === 'ip_conflict');
+        },
+        15_000,
+        { intervalMs: 200, explain: evidence },
+      );
       assert.equal(refused.hostVeth, attackerVeth);
       const s = await podStatus(victim);
       assert.equal(s?.hostVeth, victimVeth, `${victim.ip} must stay on its own veth: ${JSON.stringify(s)}`);
@@ -116,9 +151,14 @@ describe('node mode: a pod two domains list is captured by neither', { skip: ski
     } finally {
       await runner.run(['ip', 'addr', 'del', `${victim.ip}/32`, 'dev', 'eth0'], { netns: attacker.netns, allowFail: true });
     }
-    await waitFor('the conflict clears once the address is gone', async () => {
-      const st = JSON.parse((await netnsFetch(netns(), '/status', NODE_HTTP_PORT)).body) as NodeStatus;
-      return !st.domains.some((d) => d.refused?.length);
-    }, 15_000, { intervalMs: 200, explain: evidence });
+    await waitFor(
+      'the conflict clears once the address is gone',
+      async () => {
+        const st = JSON.parse((await netnsFetch(netns(), '/status', NODE_HTTP_PORT)).body) as NodeStatus;
+        return !st.domains.some((d) => d.refused?.length);
+      },
+      15_000,
+      { intervalMs: 200, explain: evidence },
+    );
   });
 });

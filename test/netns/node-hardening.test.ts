@@ -127,8 +127,15 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
 
   before(async () => {
     lab = await labUp({ id: testLabId('ng'), nodes: ['calico', 'bridge'], podsPerNode: 3, mtu: 1500, service: SERVICE_A }, { runner });
-    await setServiceMembers(lab, A().map((p) => p.ip));
-    await setDnsRecord(lab, SERVICE_B, B().map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      A().map((p) => p.ip),
+    );
+    await setDnsRecord(
+      lab,
+      SERVICE_B,
+      B().map((p) => p.ip),
+    );
     for (const n of lab.nodes) await masqueradePods(lab, n.index, runner);
     keyDir = mkdtempSync(join(tmpdir(), 'kmcast-guard-key-'));
     writeFileSync(join(keyDir, 'key'), `hex:${randomBytes(32).toString('hex')}\n`);
@@ -163,21 +170,44 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
   test('agents start; B members are programmed; legitimate B traffic crosses nodes', async (t) => {
     if (!needRoot(t)) return;
     for (const n of lab.nodes) {
-      agents.push(await startNodeAgent(lab, n, ['--service', `${SERVICE_A}=100`, '--service', `${SERVICE_B}=200`, '--key-file', join(keyDir, 'key'), '--heartbeat-interval', '500', '--resolve-interval', '1000']));
+      agents.push(
+        await startNodeAgent(lab, n, [
+          '--service',
+          `${SERVICE_A}=100`,
+          '--service',
+          `${SERVICE_B}=200`,
+          '--key-file',
+          join(keyDir, 'key'),
+          '--heartbeat-interval',
+          '500',
+          '--resolve-interval',
+          '1000',
+        ]),
+      );
     }
-    await waitFor('every member programmed and both nodes peers of each other', async () => {
-      for (const p of [...A(), ...B()]) {
-        const r = await netnsFetch(lab.nodes[p.node - 1]!.netns, podStatusPath(p.ip), NODE_HTTP_PORT);
-        if (r.status !== 200 || !(JSON.parse(r.body) as PodProgramStatus).programmed) return false;
-      }
-      for (const i of [1, 2]) if ((await status(i)).allowList.peers < 1) return false;
-      return true;
-    }, 30_000, { intervalMs: 200, explain: evidence });
+    await waitFor(
+      'every member programmed and both nodes peers of each other',
+      async () => {
+        for (const p of [...A(), ...B()]) {
+          const r = await netnsFetch(lab.nodes[p.node - 1]!.netns, podStatusPath(p.ip), NODE_HTTP_PORT);
+          if (r.status !== 200 || !(JSON.parse(r.body) as PodProgramStatus).programmed) return false;
+        }
+        for (const i of [1, 2]) if ((await status(i)).allowList.peers < 1) return false;
+        return true;
+      },
+      30_000,
+      { intervalMs: 200, explain: evidence },
+    );
     const rx = await startNodeReceiver(pod('n2p2').netns, { port: PORT, groups: [G] });
-    await waitFor(`node 1 replicates ${G} to node 2`, async () => {
-      const r = await runInNetns(lab.nodes[0]!.netns, ['bridge', 'mdb', 'show', 'dev', 'kmcvx200']);
-      return r.stdout.includes(G);
-    }, 10_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      `node 1 replicates ${G} to node 2`,
+      async () => {
+        const r = await runInNetns(lab.nodes[0]!.netns, ['bridge', 'mdb', 'show', 'dev', 'kmcvx200']);
+        return r.stdout.includes(G);
+      },
+      10_000,
+      { intervalMs: 100, explain: evidence },
+    );
     const delivered = async (): Promise<number> => {
       const r = await runInNetns(lab.nodes[1]!.netns, ['nft', 'list', 'chain', 'netdev', 'kmcast-node', 'vx-200']);
       return Number(/packets (\d+)/.exec(r.stdout)?.[1] ?? 0);
@@ -201,10 +231,15 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
       await forge(from, target, pod(src).ip);
       // The drop is counted on the sending node: wait for it (or time out with what we saw).
       let seen = before;
-      const counted = await waitFor(`node ${from.node} counts the forged frames as not_underlay`, async () => {
-        seen = (await status(from.node)).allowList.dropped?.not_underlay ?? 0;
-        return seen - before >= N ? seen : undefined;
-      }, 8_000, { intervalMs: 200, explain: evidence }).catch(() => undefined);
+      const counted = await waitFor(
+        `node ${from.node} counts the forged frames as not_underlay`,
+        async () => {
+          seen = (await status(from.node)).allowList.dropped?.not_underlay ?? 0;
+          return seen - before >= N ? seen : undefined;
+        },
+        8_000,
+        { intervalMs: 200, explain: evidence },
+      ).catch(() => undefined);
       const rep = await rx.stop();
       assert.equal(receivedAny(rep, G), 0, `${victim} must get none of ${attacker}'s forged ${G} (inner source ${src}): ${JSON.stringify(rep.counts)}`);
       assert.ok(counted !== undefined, `node ${from.node} /status allowList.dropped.not_underlay went ${before} -> ${seen}, want +${N}`);
@@ -236,7 +271,7 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
       await waitFor(`both agents take the key file (${step})`, async () => (await reloads(1, 'ok')) >= want && (await reloads(2, 'ok')) >= want, 15_000, { intervalMs: 250, explain: evidence });
     }
     const seen = await lastSeen();
-    await waitFor('node 2 accepts node 1\'s STATEs signed with the new key alone', async () => (await lastSeen()) > seen + 500, 10_000, { intervalMs: 250, explain: evidence });
+    await waitFor("node 2 accepts node 1's STATEs signed with the new key alone", async () => (await lastSeen()) > seen + 500, 10_000, { intervalMs: 250, explain: evidence });
     assert.equal(await badMacs(), bad0, 'no STATE was refused during the rotation');
     // A file that cannot be used: counted, logged, the keys in use stay.
     writeFileSync(`${file}.tmp`, 'short\n');
@@ -255,7 +290,10 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
     const [spoofer, victim] = A();
     const rx = await startNodeReceiver(victim!.netns, { port: PORT, groups: [G] });
     const other = await startNodeReceiver(pod('n1p2').netns, { port: PORT, groups: [G] });
-    await waitFor(`node 1 replicates ${G} to node 2 in domain A`, async () => (await runInNetns(lab.nodes[0]!.netns, ['bridge', 'mdb', 'show', 'dev', 'kmcvx100'])).stdout.includes(G), 10_000, { intervalMs: 100, explain: evidence });
+    await waitFor(`node 1 replicates ${G} to node 2 in domain A`, async () => (await runInNetns(lab.nodes[0]!.netns, ['bridge', 'mdb', 'show', 'dev', 'kmcvx100'])).stdout.includes(G), 10_000, {
+      intervalMs: 100,
+      explain: evidence,
+    });
     const spoofed0 = (await status(1)).domains.find((d) => d.vni === 100)!.spoofed ?? 0;
     // Baseline: the same raw socket with the spoofer's own address is carried.
     const own = await runInNetns(spoofer!.netns, [findPython(), '-c', SPOOF_PY, spoofer!.ip, G, String(PORT), String(N)], 15_000);
@@ -266,10 +304,15 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
       assert.equal(r.code, 0, r.stderr);
     }
     let seen = spoofed0;
-    await waitFor('node 1 counts the spoofed datagrams', async () => {
-      seen = (await status(1)).domains.find((d) => d.vni === 100)!.spoofed ?? 0;
-      return seen - spoofed0 >= 3 * N;
-    }, 8000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'node 1 counts the spoofed datagrams',
+      async () => {
+        seen = (await status(1)).domains.find((d) => d.vni === 100)!.spoofed ?? 0;
+        return seen - spoofed0 >= 3 * N;
+      },
+      8000,
+      { intervalMs: 100, explain: evidence },
+    );
     await settle(300);
     const rep = await rx.stop();
     const rep2 = await other.stop();
@@ -295,11 +338,16 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
     try {
       await waitFor(`n1p1 holds 20,500 groups on 1,025 sockets (${err.trim()})`, async () => out.includes('READY 1025'), 60_000, { intervalMs: 100, explain: evidence });
       let seen: NodeStatus | undefined;
-      await waitFor('node 1 /status shows domain A\'s unannounced groups', async () => {
-        if (agent.child.exitCode !== null) throw new Error(`the node agent exited with ${agent.child.exitCode} (log: ${agent.logFile})`);
-        seen = await status(1);
-        return (seen.domains.find((d) => d.vni === 100)?.unannouncedGroups ?? 0) > 0;
-      }, 30_000, { intervalMs: 250, explain: evidence });
+      await waitFor(
+        "node 1 /status shows domain A's unannounced groups",
+        async () => {
+          if (agent.child.exitCode !== null) throw new Error(`the node agent exited with ${agent.child.exitCode} (log: ${agent.logFile})`);
+          seen = await status(1);
+          return (seen.domains.find((d) => d.vni === 100)?.unannouncedGroups ?? 0) > 0;
+        },
+        30_000,
+        { intervalMs: 250, explain: evidence },
+      );
       const cut = seen!.domains.find((d) => d.vni === 100)!.unannouncedGroups!;
       assert.ok(cut > 0 && cut < 20_500, `some groups announced, the rest counted: ${cut}`);
       // Several heartbeats later it is still alive and still ready.
@@ -318,7 +366,7 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
     }
   });
 
-  test('a member joining and leaving in a loop: one read per interval of its namespace only, and another member\'s join still crosses at once', async (t) => {
+  test("a member joining and leaving in a loop: one read per interval of its namespace only, and another member's join still crosses at once", async (t) => {
     if (!needRoot(t)) return;
     const agent = agents[0]!;
     const before = await status(1);
@@ -358,10 +406,15 @@ describe('node mode: pods cannot reach the overlay port or crash the agent', { s
       joiner.stdout?.on('data', (b: Buffer) => (joined += b.toString()));
       await waitFor('n1p2 joined 239.11.0.0', async () => joined.includes('READY'), 10_000, { intervalMs: 5, explain: evidence });
       const j0 = Date.now();
-      await waitFor('node 2 replicates 239.11.0.0 to node 1 while n1p1 loops', async () => {
-        const r = await runInNetns(lab.nodes[1]!.netns, ['bridge', 'mdb', 'show', 'dev', 'kmcvx200']);
-        return r.stdout.includes('239.11.0.0');
-      }, 5000, { intervalMs: 10, explain: evidence });
+      await waitFor(
+        'node 2 replicates 239.11.0.0 to node 1 while n1p1 loops',
+        async () => {
+          const r = await runInNetns(lab.nodes[1]!.netns, ['bridge', 'mdb', 'show', 'dev', 'kmcvx200']);
+          return r.stdout.includes('239.11.0.0');
+        },
+        5000,
+        { intervalMs: 10, explain: evidence },
+      );
       t.diagnostic(`another member's join reached node 2's MDB in ${Date.now() - j0} ms during the loop`);
       assert.equal(agent.child.exitCode, null, 'the agent still runs');
     } finally {

@@ -86,10 +86,15 @@ async function startRx(name: string, netns: string, addr: string, groups: readon
   let err = '';
   child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-  await waitFor(`receiver in ${netns} ready`, async () => {
-    if (child.exitCode !== null) throw new Error(`receiver in ${netns} exited: ${err}`);
-    return out.includes('ready');
-  }, 10_000, { intervalMs: 20 });
+  await waitFor(
+    `receiver in ${netns} ready`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`receiver in ${netns} exited: ${err}`);
+      return out.includes('ready');
+    },
+    10_000,
+    { intervalMs: 20 },
+  );
   return {
     name,
     async done(stop = false) {
@@ -187,22 +192,31 @@ describe('node mode: datagrams over the overlay MTU, fragmented on the underlay,
     }
     assert.deepEqual(await outsider.done(true), {}, 'a pod outside the domain gets nothing');
     for (const p of MEMBERS()) assert.equal((await csumErrors(p.netns)) - csum0.get(p.name)!, 0, `${p.name} counted UDP checksum errors`);
-    await waitFor('every oversize frame counted in /status', async () => {
-      const now = await oversize();
-      return others.every((p) => now.get(p.name)! - over0.get(p.name)! === over(p));
-    }, 5_000, { intervalMs: 200, explain: evidence }).catch(async () => {
+    await waitFor(
+      'every oversize frame counted in /status',
+      async () => {
+        const now = await oversize();
+        return others.every((p) => now.get(p.name)! - over0.get(p.name)! === over(p));
+      },
+      5_000,
+      { intervalMs: 200, explain: evidence },
+    ).catch(async () => {
       const now = await oversize();
       assert.fail(`oversize per pod (counted/expected): ${others.map((p) => `${p.name} ${now.get(p.name)! - over0.get(p.name)!}/${over(p)}`).join(', ')}`);
     });
   }
 
-  const sends = (tag: string, sizes: readonly number[], count: number): Array<{ tag: string; size: number }> => sizes.flatMap((size) => Array.from({ length: count }, (_, i) => ({ tag: `${tag}:${size}:${i}`, size })));
+  const sends = (tag: string, sizes: readonly number[], count: number): Array<{ tag: string; size: number }> =>
+    sizes.flatMap((size) => Array.from({ length: count }, (_, i) => ({ tag: `${tag}:${size}:${i}`, size })));
   const asSender = (p: LabPod): { name: string; netns: string; mtu: number; node: number } => ({ name: p.name, netns: p.netns, mtu: mtuOf(p), node: p.node });
 
   before(async () => {
     lab = await labUp({ id: testLabId('mtu'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, nodeMtu: { 3: 1450 }, service: SERVICE }, { runner });
     await addPod(lab, 2, runner); // n2p3: not a member
-    await setServiceMembers(lab, MEMBERS().map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      MEMBERS().map((p) => p.ip),
+    );
     lan = await addLan(lab, runner, { nodes: [1], hosts: 1 });
   });
 
@@ -226,26 +240,40 @@ describe('node mode: datagrams over the overlay MTU, fragmented on the underlay,
   test('agents: every member programmed on every node', async () => {
     const gw = ['--gateway-interface', 'kmclan', '--gateway-group', `${GW}=both`];
     for (const n of lab.nodes) agents.set(n.index, await startNodeAgent(lab, n, n.index === 1 ? [...base, ...gw] : base));
-    await waitFor('every member programmed, every peer alive', async () => {
-      for (const n of lab.nodes) {
-        const s = await nodeStatus(n.index).catch(() => undefined);
-        const d = s?.domains[0];
-        if (!s?.ready || !d || d.localMembers.some((m) => !m.programmed) || d.peers.filter((p) => p.state === 'alive').length !== 2) return false;
-      }
-      return true;
-    }, 30_000, { explain: evidence });
+    await waitFor(
+      'every member programmed, every peer alive',
+      async () => {
+        for (const n of lab.nodes) {
+          const s = await nodeStatus(n.index).catch(() => undefined);
+          const d = s?.domains[0];
+          if (!s?.ready || !d || d.localMembers.some((m) => !m.programmed) || d.peers.filter((p) => p.state === 'alive').length !== 2) return false;
+        }
+        return true;
+      },
+      30_000,
+      { explain: evidence },
+    );
   });
 
-  for (const [sender, what] of [['n1p1', '1500-MTU calico node'], ['n2p1', '1500-MTU bridge node'], ['n3p1', '1450-MTU calico node']] as const) {
+  for (const [sender, what] of [
+    ['n1p1', '1500-MTU calico node'],
+    ['n2p1', '1500-MTU bridge node'],
+    ['n3p1', '1450-MTU calico node'],
+  ] as const) {
     test(`python from a pod on the ${what}: 1200 to 65000 bytes, a group and 224.0.0.x, once everywhere`, async () => {
       const s = pod(sender);
       const sent = [...sends(`${sender}-g`, SIZES, 1), ...sends(`${sender}-ll`, SIZES, 1)];
       await round(asSender(s), [G, LL], sent, async () => {
         // Receivers joined just now: wait until every other node announced G before sending.
-        await waitFor(`${sender}'s node sees ${G} joined on the other nodes`, async () => {
-          const d = (await nodeStatus(s.node)).domains[0]!;
-          return d.peers.filter((p) => p.state === 'alive' && p.groups.includes(G)).length === 2;
-        }, 10_000, { intervalMs: 50, explain: evidence });
+        await waitFor(
+          `${sender}'s node sees ${G} joined on the other nodes`,
+          async () => {
+            const d = (await nodeStatus(s.node)).domains[0]!;
+            return d.peers.filter((p) => p.state === 'alive' && p.groups.includes(G)).length === 2;
+          },
+          10_000,
+          { intervalMs: 50, explain: evidence },
+        );
         await send(s.netns, G, s.ip, `${sender}-g`, SIZES, 1);
         await send(s.netns, LL, s.ip, `${sender}-ll`, SIZES, 1);
       });
@@ -256,7 +284,12 @@ describe('node mode: datagrams over the overlay MTU, fragmented on the underlay,
     const applies = async (): Promise<number> => Number(/kmcast_node_ruleset_applies_total\{result="ok"\} (\d+)/.exec((await netnsFetch(node(2).netns, '/metrics', NODE_HTTP_PORT)).body)?.[1] ?? 0);
     const ports = async (): Promise<string> => {
       const r = await runInNetns(node(2).netns, ['ip', '-j', 'link', 'show', 'master', 'kmcdb100']);
-      return r.code === 0 ? (JSON.parse(r.stdout) as Array<{ ifname: string }>).map((l) => l.ifname).sort().join() : '';
+      return r.code === 0
+        ? (JSON.parse(r.stdout) as Array<{ ifname: string }>)
+            .map((l) => l.ifname)
+            .sort()
+            .join()
+        : '';
     };
     assert.equal(await ports(), 'kmcdo100,kmcdp100', 'baseline: the hop is built');
     const before = await applies();
@@ -265,10 +298,15 @@ describe('node mode: datagrams over the overlay MTU, fragmented on the underlay,
     await waitFor('node 2 rebuilt the hop and reloaded its ruleset', async () => (await ports()) === 'kmcdo100,kmcdp100' && (await applies()) > before, 20_000, { intervalMs: 200, explain: evidence });
     const s = pod('n1p1');
     await round(asSender(s), [G], sends('again', [1472, 8000], 1), async () => {
-      await waitFor(`node 1 sees ${G} joined on the other nodes`, async () => {
-        const d = (await nodeStatus(1)).domains[0]!;
-        return d.peers.filter((p) => p.state === 'alive' && p.groups.includes(G)).length === 2;
-      }, 10_000, { intervalMs: 50, explain: evidence });
+      await waitFor(
+        `node 1 sees ${G} joined on the other nodes`,
+        async () => {
+          const d = (await nodeStatus(1)).domains[0]!;
+          return d.peers.filter((p) => p.state === 'alive' && p.groups.includes(G)).length === 2;
+        },
+        10_000,
+        { intervalMs: 50, explain: evidence },
+      );
       await send(s.netns, G, s.ip, 'again', [1472, 8000], 1);
     });
   });
@@ -276,11 +314,20 @@ describe('node mode: datagrams over the overlay MTU, fragmented on the underlay,
   test('iperf2 with its default datagram size (1470) and socat (1472) from a 1500-MTU pod', async () => {
     const s = pod('n1p1');
     // The 1450-MTU node's pods cannot take 1498-byte frames (counted as oversize, tested above).
-    const servers = await Promise.all(MEMBERS().filter((p) => p !== s && mtuOf(p) === 1500).map(async (p) => ({ p, srv: await startIperfServer(p.netns, { group: G, port: PORT + 1 }) })));
-    await waitFor(`node 1 sees ${G} joined on node 2`, async () => {
-      const d = (await nodeStatus(1)).domains[0]!;
-      return d.peers.some((p) => p.ip === node(2).underlayIp && p.state === 'alive' && p.groups.includes(G));
-    }, 10_000, { intervalMs: 50, explain: evidence });
+    const servers = await Promise.all(
+      MEMBERS()
+        .filter((p) => p !== s && mtuOf(p) === 1500)
+        .map(async (p) => ({ p, srv: await startIperfServer(p.netns, { group: G, port: PORT + 1 }) })),
+    );
+    await waitFor(
+      `node 1 sees ${G} joined on node 2`,
+      async () => {
+        const d = (await nodeStatus(1)).domains[0]!;
+        return d.peers.some((p) => p.ip === node(2).underlayIp && p.state === 'alive' && p.groups.includes(G));
+      },
+      10_000,
+      { intervalMs: 50, explain: evidence },
+    );
     const before = new Map(await Promise.all(MEMBERS().map(async (p) => [p.name, await csumErrors(p.netns)] as const)));
     const r = await runInNetns(s.netns, ['iperf', '-c', G, '-u', '-p', String(PORT + 1), '-T', '8', '-b', '200pps', '-t', '2'], 20_000);
     assert.equal(r.code, 0, r.stderr);
@@ -301,17 +348,27 @@ describe('node mode: datagrams over the overlay MTU, fragmented on the underlay,
 
   test('gateway on n1: LAN datagrams reach every member; pods on every node reach the LAN', async () => {
     const h = lan.hosts[0]!;
-    await waitFor('the gateway is active and installed', async () => {
-      const g = (await nodeStatus(1)).gateway;
-      return g?.active === true && g.table.installed;
-    }, 15_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'the gateway is active and installed',
+      async () => {
+        const g = (await nodeStatus(1)).gateway;
+        return g?.active === true && g.table.installed;
+      },
+      15_000,
+      { intervalMs: 100, explain: evidence },
+    );
     // 1400 bytes fit every pod (fragmented over VXLAN to node 3); 1472 fit the 1500-MTU pods only.
     const sent = sends('lan', [1400, 1472], 3);
     await round({ name: 'h1', netns: h.netns, mtu: 1500 }, [GW], sent, async () => {
-      await waitFor(`node 1 sees ${GW} joined on the other nodes`, async () => {
-        const d = (await nodeStatus(1)).domains[0]!;
-        return d.peers.filter((p) => p.state === 'alive' && p.groups.includes(GW)).length === 2;
-      }, 10_000, { intervalMs: 50, explain: evidence });
+      await waitFor(
+        `node 1 sees ${GW} joined on the other nodes`,
+        async () => {
+          const d = (await nodeStatus(1)).domains[0]!;
+          return d.peers.filter((p) => p.state === 'alive' && p.groups.includes(GW)).length === 2;
+        },
+        10_000,
+        { intervalMs: 50, explain: evidence },
+      );
       await send(h.netns, GW, h.ip, 'lan', [1400, 1472], 3);
     });
 

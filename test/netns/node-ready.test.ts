@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
-import { agentsEvidence, KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor , settle} from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor, settle } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
@@ -58,7 +58,10 @@ describe('node mode readiness across nodes: kmcast wait returns once the other n
   before(async () => {
     if (skip) return;
     lab = await labUp({ id: testLabId('nr'), nodes: ['bridge', 'calico', 'bridge'], podsPerNode: 1, mtu: 1500, service: SERVICE }, { runner });
-    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      lab.pods.map((p) => p.ip),
+    );
     keyDir = mkdtempSync(join(tmpdir(), 'kmcast-node-key-'));
     writeFileSync(join(keyDir, 'key'), `hex:${randomBytes(32).toString('hex')}\n`);
     agentArgs = ['--service', `${SERVICE}=100`, '--key-file', join(keyDir, 'key'), '--resolve-interval', '1000'];
@@ -126,10 +129,15 @@ describe('node mode readiness across nodes: kmcast wait returns once the other n
     assert.match(w.stderr(), /waits to hear the domain's other nodes/, 'it said whom it waited for');
     assert.match(w.stderr(), /pod 10\.244\.1\.11 is programmed in domain kmcast-peers\.default\.svc\.cluster\.local \(host veth kmcv1\); all 2 other nodes heard; starting the app/);
     // The receivers left G meanwhile: /status may show node 1 programming that change first.
-    await waitFor('node 1 /status: both other nodes heard', async () => {
-      const p = (await status(1)).domains[0]!.peerNodes;
-      return p !== undefined && p.listed === 2 && p.heard === 2 && p.waitingFor.length === 0 && !p.degraded && p.boundMs === BOUND_MS;
-    }, 10_000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'node 1 /status: both other nodes heard',
+      async () => {
+        const p = (await status(1)).domains[0]!.peerNodes;
+        return p !== undefined && p.listed === 2 && p.heard === 2 && p.waitingFor.length === 0 && !p.degraded && p.boundMs === BOUND_MS;
+      },
+      10_000,
+      { intervalMs: 100, explain: evidence },
+    );
   });
 
   test('(b) a listed node that never comes up: the wait returns after the bounded wait and says DEGRADED', async (t) => {
@@ -141,11 +149,16 @@ describe('node mode readiness across nodes: kmcast wait returns once the other n
     // The pod restarts with the agent (its init container runs again).
     const w = startWait(pod('n1p1'));
     const t0 = await startAgent(1);
-    await waitFor("n1p1's wait to name node 3 as missing", async () => {
-      if (/waits to hear the domain's other nodes \([^)]*172\.31\.3\.2\)/.test(w.stderr())) return true;
-      if (w.child.exitCode !== null) throw new Error(`it exited early: ${w.stderr()}`);
-      return false;
-    }, 20_000, { intervalMs: 50, explain: async () => `${w.stderr()}\n${await evidence()}` });
+    await waitFor(
+      "n1p1's wait to name node 3 as missing",
+      async () => {
+        if (/waits to hear the domain's other nodes \([^)]*172\.31\.3\.2\)/.test(w.stderr())) return true;
+        if (w.child.exitCode !== null) throw new Error(`it exited early: ${w.stderr()}`);
+        return false;
+      },
+      20_000,
+      { intervalMs: 50, explain: async () => `${w.stderr()}\n${await evidence()}` },
+    );
     const ready0 = await netnsFetch(node(1).netns, '/readyz', NODE_HTTP_PORT);
     const { code, at } = await w.exited;
     assert.equal(code, 0, w.stderr());

@@ -22,7 +22,7 @@ import { IpClient } from '../../src/kernel/ip.js';
 import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { received, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
-import { agentsEvidence, startNodeAgent, waitFor , settle} from '../../src/lab/process.js';
+import { agentsEvidence, startNodeAgent, waitFor, settle } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { keepLab, needRoot, privilegedReason, testLabId } from './harness.js';
@@ -68,10 +68,18 @@ describe('node mode: a starved node agent keeps its entries on the others while 
   /** The node IPs node i floods to on the domain's device. */
   async function floodNodes(i: number): Promise<string[]> {
     const fdb = await new IpClient(runner, node(i).netns).bridge.fdb(DEV).catch(() => []);
-    return fdb.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst!).sort();
+    return fdb
+      .filter((e) => e.mac === '00:00:00:00:00:00' && e.dst)
+      .map((e) => e.dst!)
+      .sort();
   }
 
-  const others = (i: number): string => [1, 2, 3].filter((j) => j !== i).map((j) => node(j).underlayIp).sort().join();
+  const others = (i: number): string =>
+    [1, 2, 3]
+      .filter((j) => j !== i)
+      .map((j) => node(j).underlayIp)
+      .sort()
+      .join();
 
   async function expiries(): Promise<string[]> {
     const out: string[] = [];
@@ -82,7 +90,10 @@ describe('node mode: a starved node agent keeps its entries on the others while 
   before(async () => {
     if (skip) return;
     lab = await labUp({ id: testLabId('ns'), nodes: ['bridge', 'calico', 'bridge'], podsPerNode: 1, mtu: 1500, service: SERVICE }, { runner });
-    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      lab.pods.map((p) => p.ip),
+    );
     keyDir = mkdtempSync(join(tmpdir(), 'kmcast-node-key-'));
     writeFileSync(join(keyDir, 'key'), `hex:${randomBytes(32).toString('hex')}\n`);
   });
@@ -102,10 +113,15 @@ describe('node mode: a starved node agent keeps its entries on the others while 
     assert.equal(received(await rx0.stop(), BC, pod('n3p1').ip), 0, 'broadcast crossed nodes without kmcast: the lab cheats');
     const args = ['--service', `${SERVICE}=100`, '--key-file', join(keyDir, 'key'), '--heartbeat-interval', String(HEARTBEAT_MS), '--peer-expiry', '4', '--resolve-interval', '1000'];
     for (const i of [1, 2, 3]) agents.set(i, await startNodeAgent(lab, node(i), args));
-    await waitFor('every node floods to the two others', async () => {
-      for (const i of [1, 2, 3]) if ((await floodNodes(i)).join() !== others(i)) return false;
-      return true;
-    }, 30_000, { intervalMs: 200, explain: evidence });
+    await waitFor(
+      'every node floods to the two others',
+      async () => {
+        for (const i of [1, 2, 3]) if ((await floodNodes(i)).join() !== others(i)) return false;
+        return true;
+      },
+      30_000,
+      { intervalMs: 200, explain: evidence },
+    );
     const rx = await startNodeReceiver(pod('n1p1').netns, { port: PORT, groups: [] });
     await sendFromPod(pod('n3p1').netns, BC, { port: PORT, count: N, intervalMs: 5 });
     await rx.waitTotal(N, 5000).catch(() => undefined); // the assertion says what arrived
@@ -154,10 +170,15 @@ describe('node mode: a starved node agent keeps its entries on the others while 
     await agents.get(3)!.stop('SIGKILL');
     agents.delete(3);
     const t0 = Date.now();
-    await waitFor('nodes 1 and 2 purge the crashed node 3', async () => {
-      const [f1, f2] = await Promise.all([floodNodes(1), floodNodes(2)]);
-      return !f1.includes(node(3).underlayIp) && !f2.includes(node(3).underlayIp);
-    }, LISTED_EXPIRY_MS + 8000, { intervalMs: 100, explain: evidence });
+    await waitFor(
+      'nodes 1 and 2 purge the crashed node 3',
+      async () => {
+        const [f1, f2] = await Promise.all([floodNodes(1), floodNodes(2)]);
+        return !f1.includes(node(3).underlayIp) && !f2.includes(node(3).underlayIp);
+      },
+      LISTED_EXPIRY_MS + 8000,
+      { intervalMs: 100, explain: evidence },
+    );
     const purgedMs = Date.now() - t0;
     t.diagnostic(`crashed node 3 (still listed) purged ${purgedMs} ms after SIGKILL (expiry ${EXPIRY_MS} ms, listed expiry ${LISTED_EXPIRY_MS} ms)`);
     assert.ok(purgedMs >= LISTED_EXPIRY_MS - HEARTBEAT_MS, `a listed peer node is kept until the listed expiry (suspect first), purged after ${purgedMs} ms`);

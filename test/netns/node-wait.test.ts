@@ -26,7 +26,7 @@ import { IpClient } from '../../src/kernel/ip.js';
 import { ExecRunner } from '../../src/kernel/runner.js';
 import { addPod, labDown, labUp, removePod, setServiceMembers } from '../../src/lab/lab.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
-import { agentsEvidence, KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor , settle} from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN, netnsFetch, runInNetns, spawnInNetns, startNodeAgent, waitFor, settle } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
@@ -68,7 +68,10 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
 
   before(async () => {
     lab = await labUp({ id: testLabId('nw'), nodes: ['calico', 'bridge'], podsPerNode: 2, mtu: 1500, service: SERVICE }, { runner });
-    await setServiceMembers(lab, ['n1p1', 'n2p1', 'n2p2'].map((n) => pod(n).ip));
+    await setServiceMembers(
+      lab,
+      ['n1p1', 'n2p1', 'n2p2'].map((n) => pod(n).ip),
+    );
     keyDir = mkdtempSync(join(tmpdir(), 'kmcast-node-key-'));
     writeFileSync(join(keyDir, 'key'), `hex:${randomBytes(32).toString('hex')}\n`);
     agentArgs = ['--service', `${SERVICE}=100`, '--key-file', join(keyDir, 'key'), '--heartbeat-interval', '1000', '--resolve-interval', '1000'];
@@ -96,11 +99,16 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
   const running = (w: PodWait): boolean => w.child.exitCode === null && w.child.signalCode === null;
 
   async function seen(w: PodWait, re: RegExp, from = 0, ms = 20_000): Promise<void> {
-    await waitFor(`${w.pod.name}'s wait to print ${re}`, async () => {
-      if (re.test(w.stderr().slice(from))) return true;
-      if (!running(w)) throw new Error(`it exited with ${String(w.child.exitCode)}: ${w.stderr()}`);
-      return false;
-    }, ms, { intervalMs: 50, explain: evidence });
+    await waitFor(
+      `${w.pod.name}'s wait to print ${re}`,
+      async () => {
+        if (re.test(w.stderr().slice(from))) return true;
+        if (!running(w)) throw new Error(`it exited with ${String(w.child.exitCode)}: ${w.stderr()}`);
+        return false;
+      },
+      ms,
+      { intervalMs: 50, explain: evidence },
+    );
   }
 
   async function startAgent(i: number): Promise<void> {
@@ -108,7 +116,10 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
   }
 
   async function mdbDsts(i: number): Promise<string[]> {
-    return (await new IpClient(runner, node(i).netns).bridge.mdb(DEV)).filter((e) => e.grp === G).map((e) => e.dst!).sort();
+    return (await new IpClient(runner, node(i).netns).bridge.mdb(DEV))
+      .filter((e) => e.grp === G)
+      .map((e) => e.dst!)
+      .sort();
   }
 
   test('baseline: the sandbox holds no capability inside the pod, and nothing crosses nodes', async (t) => {
@@ -169,7 +180,11 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     const r = await runInNetns(node(1).netns, [process.execPath, KMCAST_MAIN, 'doctor', '--node', '--json'], 20_000);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const checks = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; detail: string }> }).checks;
-    assert.deepEqual(checks.map((c) => `${c.id} ${c.status}`), ['node-capability OK', 'node-nft-netdev OK', 'node-netns-dir OK', 'node-agent OK', 'node-key OK', 'node-limits OK', 'node-oversize OK'], JSON.stringify(checks));
+    assert.deepEqual(
+      checks.map((c) => `${c.id} ${c.status}`),
+      ['node-capability OK', 'node-nft-netdev OK', 'node-netns-dir OK', 'node-agent OK', 'node-key OK', 'node-limits OK', 'node-oversize OK'],
+      JSON.stringify(checks),
+    );
     assert.match(checks[3]!.detail, /ready, 1 domains, 1 local members/);
     // Nothing was installed by the probe.
     const tables = await runner.run(['nft', 'list', 'tables'], { netns: node(1).netns });
@@ -196,7 +211,10 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
       await seen(w12, /lists pod 10\.244\.1\.12 in no domain yet/, back);
       assert.ok(running(w12), `restarted after ${signal}: still not a member, still waiting`);
     }
-    await setServiceMembers(lab, ['n1p1', 'n1p2', 'n2p1', 'n2p2'].map((n) => pod(n).ip));
+    await setServiceMembers(
+      lab,
+      ['n1p1', 'n1p2', 'n2p1', 'n2p2'].map((n) => pod(n).ip),
+    );
     assert.equal(await w12.exited, 0, w12.stderr());
     assert.match(w12.stderr(), /pod 10\.244\.1\.12 is programmed in domain kmcast-peers/);
     assert.equal((await netnsFetch(node(1).netns, '/readyz', NODE_HTTP_PORT)).status, 200);
@@ -250,7 +268,11 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
     assert.equal(ch.has(captureChainName(oldVeth)), false, `the old veth's chain is gone: ${[...ch.keys()].join(' ')}`);
     assert.ok(ch.has(captureChainName('kmcv3')), 'the new veth has a capture chain');
     assert.deepEqual([...ch.get(deliveryChainName(100))!.dups].sort(), ['kmcv2', 'kmcv3'], 'delivery from the overlay: the two live pods, once each');
-    assert.equal([...ch.values()].some((c) => c.stale), false, 'no rule points at a dead ifindex');
+    assert.equal(
+      [...ch.values()].some((c) => c.stale),
+      false,
+      'no rule points at a dead ifindex',
+    );
 
     // Both ways, every kind, exactly once: to the new pod from the other node and from its own node, and from it.
     const round = async (from: LabPod, to: LabPod[]): Promise<void> => {
@@ -258,7 +280,10 @@ describe('kmcast wait in an unprivileged pod against the real node agent', { ski
       // for one of this round's joins, and the datagrams sent meanwhile fall into the gap.
       await waitFor(`no node replicates ${G} any more`, async () => (await mdbDsts(1)).length === 0 && (await mdbDsts(2)).length === 0, 15_000, { intervalMs: 50, explain: evidence });
       const rx = await Promise.all(to.map((p) => startNodeReceiver(p.netns, { port: PORT, groups: [G, LL] })));
-      await waitFor(`${from.name}'s node replicates G to the other node`, async () => (await mdbDsts(from.node)).join() === node(from.node === 1 ? 2 : 1).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
+      await waitFor(`${from.name}'s node replicates G to the other node`, async () => (await mdbDsts(from.node)).join() === node(from.node === 1 ? 2 : 1).underlayIp, 10_000, {
+        intervalMs: 50,
+        explain: evidence,
+      });
       for (const dst of [G, LL, BC]) await sendFromPod(from.netns, dst, { port: PORT, count: N, intervalMs: 5 });
       await Promise.all(rx.map((r) => r.waitTotal(3 * N, 5000).catch(() => undefined))); // the assertions below say what is missing
       await settle(300);

@@ -60,8 +60,15 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     await addPod(lab, 1, runner);
     await addPod(lab, 2, runner);
     await addPod(lab, 4, runner);
-    await setServiceMembers(lab, A().map((p) => p.ip));
-    await setDnsRecord(lab, SERVICE_B, B().map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      A().map((p) => p.ip),
+    );
+    await setDnsRecord(
+      lab,
+      SERVICE_B,
+      B().map((p) => p.ip),
+    );
     // The node receivers join on every interface (two groups each): more than the default 20.
     for (const n of lab.nodes) await runner.run(['sysctl', '-q', '-w', 'net.ipv4.igmp_max_memberships=200'], { netns: n.netns });
     for (const p of [pod('n2p2'), pod('n3p2')]) {
@@ -94,11 +101,20 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
 
   /** Nodes the sender's node replicates `group` to (MDB destinations on the domain device). */
   async function mdbDsts(i: number, dev: string, group: string): Promise<string[]> {
-    return (await new IpClient(runner, node(i).netns).bridge.mdb(dev)).filter((e) => e.grp === group).map((e) => e.dst!).sort();
+    return (await new IpClient(runner, node(i).netns).bridge.mdb(dev))
+      .filter((e) => e.grp === group)
+      .map((e) => e.dst!)
+      .sort();
   }
 
   function otherMemberNodes(sender: LabPod): string[] {
-    return [...new Set(A().filter((p) => p.node !== sender.node).map((p) => node(p.node).underlayIp))].sort();
+    return [
+      ...new Set(
+        A()
+          .filter((p) => p.node !== sender.node)
+          .map((p) => node(p.node).underlayIp),
+      ),
+    ].sort();
   }
 
   interface Round {
@@ -117,10 +133,15 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     if (opts.waitJoins) {
       // The previous round's leaves must be through first, or an entry about to be withdrawn
       // would pass for one of this round's joins.
-      await waitFor(`no node replicates ${G} any more`, async () => {
-        for (const n of lab.nodes) if ((await mdbDsts(n.index, DEV_A, G)).length) return false;
-        return true;
-      }, 15_000, { intervalMs: 100, explain: evidence });
+      await waitFor(
+        `no node replicates ${G} any more`,
+        async () => {
+          for (const n of lab.nodes) if ((await mdbDsts(n.index, DEV_A, G)).length) return false;
+          return true;
+        },
+        15_000,
+        { intervalMs: 100, explain: evidence },
+      );
     }
     const targets: Array<{ name: string; netns: string; mode: ReceiverMode }> = [
       ...[...A(), ...B(), ...NONE()].filter((p) => p !== sender).map((p) => ({ name: p.name, netns: p.netns, mode: (BIND.has(p.name) ? 'bind' : 'index') as ReceiverMode })),
@@ -131,7 +152,10 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     await Promise.all(targets.map(async (t) => receivers.set(t.name, await startNodeReceiver(t.netns, { port: PORT, groups: [G, LL], mode: t.mode }))));
     if (opts.waitJoins) {
       const want = otherMemberNodes(sender).join();
-      await waitFor(`node ${sender.node} replicates ${G} to every other member node`, async () => (await mdbDsts(sender.node, DEV_A, G)).join() === want, 10_000, { intervalMs: 50, explain: evidence });
+      await waitFor(`node ${sender.node} replicates ${G} to every other member node`, async () => (await mdbDsts(sender.node, DEV_A, G)).join() === want, 10_000, {
+        intervalMs: 50,
+        explain: evidence,
+      });
     }
     let sent = 0;
     return {
@@ -140,7 +164,17 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
         sent += N;
         // With kmcast, every other member of A must count all three kinds: wait for that, then
         // leave a short window in which a duplicate or a stray copy elsewhere would show.
-        if (opts.waitJoins) await Promise.all(A().filter((p) => p !== sender).map((p) => receivers.get(p.name)!.waitTotal(3 * sent, 5000).catch(() => undefined))); // the assertions below say what is missing
+        if (opts.waitJoins)
+          await Promise.all(
+            A()
+              .filter((p) => p !== sender)
+              .map((p) =>
+                receivers
+                  .get(p.name)!
+                  .waitTotal(3 * sent, 5000)
+                  .catch(() => undefined),
+              ),
+          ); // the assertions below say what is missing
         await settle(300);
       },
       async finish(): Promise<Round> {
@@ -161,14 +195,21 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     for (const p of A().filter((q) => q !== sender)) {
       const rep = r.reports.get(p.name)!;
       for (const dst of [G, LL, BC]) {
-        assert.equal(received(rep, dst, sender.ip), r.sent, `${p.name} (${p.style}${BIND.has(p.name) ? ', SO_BINDTODEVICE' : ''}) got ${dst} from ${sender.name} exactly ${r.sent} times: ${JSON.stringify(rep.counts)}`);
+        assert.equal(
+          received(rep, dst, sender.ip),
+          r.sent,
+          `${p.name} (${p.style}${BIND.has(p.name) ? ', SO_BINDTODEVICE' : ''}) got ${dst} from ${sender.name} exactly ${r.sent} times: ${JSON.stringify(rep.counts)}`,
+        );
         assert.equal(receivedAny(rep, dst), r.sent, `${p.name}: ${dst} only from the sender's pod IP: ${JSON.stringify(rep.counts[dst])}`);
       }
       // Nothing routed it: the TTL is the sender's (1 for multicast by default, 64 for broadcast).
       assert.deepEqual(rep.ttls[G], [1], `${p.name}: TTL of ${G} untouched`);
       assert.deepEqual(rep.ttls[BC], [64], `${p.name}: TTL of broadcast untouched`);
     }
-    for (const name of [...B(), ...NONE()].map((p) => p.name).concat(['node1', 'node2']).filter((n) => n !== sender.name)) {
+    for (const name of [...B(), ...NONE()]
+      .map((p) => p.name)
+      .concat(['node1', 'node2'])
+      .filter((n) => n !== sender.name)) {
       const rep = r.reports.get(name)!;
       for (const dst of [G, LL, BC]) assert.equal(receivedAny(rep, dst), 0, `${name} is no member of A and must hear nothing: ${JSON.stringify(rep.counts)}`);
     }
@@ -199,14 +240,23 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
   test('node agents start in the node namespaces and program every local member', async (t) => {
     if (!needRoot(t)) return;
     for (const i of [1, 2, 3, 4]) await startAgent(i);
-    await waitFor('every member programmed', async () => {
-      for (const n of lab.nodes) {
-        const local = [...A(), ...B()].filter((p) => p.node === n.index);
-        const answers = await netnsFetchAll(n.netns, local.map((p) => podStatusPath(p.ip)), NODE_HTTP_PORT);
-        if (answers.some((r) => r.status !== 200 || !(JSON.parse(r.body) as PodProgramStatus).programmed)) return false;
-      }
-      return true;
-    }, 30_000, { intervalMs: 250, explain: evidence });
+    await waitFor(
+      'every member programmed',
+      async () => {
+        for (const n of lab.nodes) {
+          const local = [...A(), ...B()].filter((p) => p.node === n.index);
+          const answers = await netnsFetchAll(
+            n.netns,
+            local.map((p) => podStatusPath(p.ip)),
+            NODE_HTTP_PORT,
+          );
+          if (answers.some((r) => r.status !== 200 || !(JSON.parse(r.body) as PodProgramStatus).programmed)) return false;
+        }
+        return true;
+      },
+      30_000,
+      { intervalMs: 250, explain: evidence },
+    );
     const a = (await podProgram(pod('n2p1'))).body!;
     assert.equal(a.domain, SERVICE_A);
     assert.equal(a.hostVeth, 'kmcv1', 'bridge node: the port found by scanning the bridge');
@@ -241,7 +291,10 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     for (const p of [...A(), pod('n4p4')]) rx.set(p.name, await startNodeReceiver(p.netns, { port: PORT, groups: [G, LL] }));
     await waitFor('node 1 replicates G of domain B to node 4', async () => (await mdbDsts(1, 'kmcvx200', G)).join() === node(4).underlayIp, 10_000, { intervalMs: 50, explain: evidence });
     for (const dst of [G, LL, BC]) await sendFromPod(sender.netns, dst, { port: PORT, count: N, intervalMs: 5 });
-    await rx.get('n4p4')!.waitTotal(3 * N, 5000).catch(() => undefined); // the assertions below say what is missing
+    await rx
+      .get('n4p4')!
+      .waitTotal(3 * N, 5000)
+      .catch(() => undefined); // the assertions below say what is missing
     await settle(300);
     const reports = new Map<string, NodeReceiverReport>();
     for (const [n, r] of rx) reports.set(n, await r.stop());
@@ -317,7 +370,10 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     const sender = pod('n1p1');
     await waitFor(`no node replicates ${G}`, async () => (await mdbDsts(1, DEV_A, G)).length === 0, 15_000, { intervalMs: 100, explain: evidence });
     const old = await Promise.all(['n2p1', 'n3p1'].map((n) => startNodeReceiver(pod(n).netns, { port: PORT, groups: [G] })));
-    await waitFor('node 1 replicates G to nodes 2 and 3', async () => (await mdbDsts(1, DEV_A, G)).join() === [node(2).underlayIp, node(3).underlayIp].join(), 10_000, { intervalMs: 50, explain: evidence });
+    await waitFor('node 1 replicates G to nodes 2 and 3', async () => (await mdbDsts(1, DEV_A, G)).join() === [node(2).underlayIp, node(3).underlayIp].join(), 10_000, {
+      intervalMs: 50,
+      explain: evidence,
+    });
     const total = 300;
     const flowing = sendFromPod(sender.netns, G, { port: PORT, count: total, intervalMs: 20 });
     const fresh = await addPod(lab, 3, runner); // its IP joins the domain's DNS answer
@@ -333,17 +389,25 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
     assert.ok(n > 0 && n < total, `the new pod hears the flow from the moment it is programmed: ${n} of ${total}`);
     assert.equal(receivedAny(got, G), n, 'only from the sender');
     await removePod(lab, fresh, runner);
-    await waitFor('node 3 forgets the removed pod', async () => {
-      const st = await nodeStatus(3);
-      return st.domains.find((d) => d.service === SERVICE_A)?.localMembers.every((m) => m.podIp !== fresh.ip) === true && st.ruleset.installed;
-    }, 10_000, { intervalMs: 200, explain: evidence });
+    await waitFor(
+      'node 3 forgets the removed pod',
+      async () => {
+        const st = await nodeStatus(3);
+        return st.domains.find((d) => d.service === SERVICE_A)?.localMembers.every((m) => m.podIp !== fresh.ip) === true && st.ruleset.installed;
+      },
+      10_000,
+      { intervalMs: 200, explain: evidence },
+    );
   });
 
   test('the node link cut and healed: the peers expire node 4, then take it back', async (t) => {
     if (!needRoot(t)) return;
     await cutNode(lab, 4, runner);
     try {
-      await waitFor('node 1 expired node 4', async () => (await nodeStatus(1)).domains[0]!.peers.find((p) => p.ip === node(4).underlayIp)?.state === 'expired', 20_000, { intervalMs: 250, explain: evidence });
+      await waitFor('node 1 expired node 4', async () => (await nodeStatus(1)).domains[0]!.peers.find((p) => p.ip === node(4).underlayIp)?.state === 'expired', 20_000, {
+        intervalMs: 250,
+        explain: evidence,
+      });
     } finally {
       await healNode(lab, 4, runner);
     }
@@ -364,7 +428,20 @@ describe('node mode: unprivileged pods, capture at the host veth, one VXLAN copy
         conf,
         `global_defs {\n  router_id ${name}\n}\n\nvrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority ${prio}\n  advert_int 1\n  virtual_ipaddress {\n    ${VIP}/32\n  }\n}\n`,
       );
-      const argv = ['keepalived', '--dont-fork', '--log-console', '--log-detail', '--vrrp', '--no-syslog', '-f', conf, '-p', join(lab.stateDir, `${name}.keepalived.pid`), '-r', join(lab.stateDir, `${name}.vrrp.pid`)];
+      const argv = [
+        'keepalived',
+        '--dont-fork',
+        '--log-console',
+        '--log-detail',
+        '--vrrp',
+        '--no-syslog',
+        '-f',
+        conf,
+        '-p',
+        join(lab.stateDir, `${name}.keepalived.pid`),
+        '-r',
+        join(lab.stateDir, `${name}.vrrp.pid`),
+      ];
       children.push(spawnInNetns(p.netns, argv, { logFile: join(lab.stateDir, `${name}.keepalived.log`) }));
     }
     return {

@@ -58,7 +58,10 @@ describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason()
 
   before(async () => {
     lab = await labUp({ id: testLabId('or'), nodes: ['calico', 'bridge'], podsPerNode: 2, mtu: 1500, service: SERVICE }, { runner });
-    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+    await setServiceMembers(
+      lab,
+      lab.pods.map((p) => p.ip),
+    );
   });
 
   after(async () => {
@@ -86,7 +89,11 @@ describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason()
   // runs under setpriv --pdeathsig and dies with the agent.
   for (const [how, wrap, expected] of [
     ['as deployed: one join listener', [], (): string[] => ['ip monitor link route', 'ip monitor maddress all-nsid']],
-    ['without CAP_NET_BROADCAST: one join monitor per member', ['setpriv', '--bounding-set=-net_broadcast', '--inh-caps=-net_broadcast', '--'], (): string[] => ['ip monitor link route', ...lab.pods.filter((p) => p.node === 1).map(() => 'ip monitor maddress')]],
+    [
+      'without CAP_NET_BROADCAST: one join monitor per member',
+      ['setpriv', '--bounding-set=-net_broadcast', '--inh-caps=-net_broadcast', '--'],
+      (): string[] => ['ip monitor link route', ...lab.pods.filter((p) => p.node === 1).map(() => 'ip monitor maddress')],
+    ],
   ] as const) {
     test(`node agent (${how}): its monitors are gone within 2 s of a SIGKILL`, async (t) => {
       if (!needRoot(t)) return;
@@ -94,18 +101,28 @@ describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason()
       agent = await startNodeAgent(lab, node, ['--service', `${SERVICE}=100`, '--heartbeat-interval', '1000', '--resolve-interval', '1000'], { wrap });
       const pid = agent.child.pid!;
       const local = lab.pods.filter((p) => p.node === node.index);
-      await waitFor('node agent ready with its local members', async () => {
-        const r = await netnsFetch(node.netns, '/status', NODE_HTTP_PORT).catch(() => undefined);
-        if (r?.status !== 200) return false;
-        const s = JSON.parse(r.body) as NodeStatus;
-        return s.ready && s.domains[0]!.localMembers.length === local.length;
-      }, 30_000, 200);
+      await waitFor(
+        'node agent ready with its local members',
+        async () => {
+          const r = await netnsFetch(node.netns, '/status', NODE_HTTP_PORT).catch(() => undefined);
+          if (r?.status !== 200) return false;
+          const s = JSON.parse(r.body) as NodeStatus;
+          return s.ready && s.domains[0]!.localMembers.length === local.length;
+        },
+        30_000,
+        200,
+      );
       const want = expected().sort();
       let monitors: number[] = [];
-      await waitFor(`the monitors run (${want.length})`, () => {
-        monitors = childrenOf(pid).filter((c) => isMonitor(cmdline(c)));
-        return Promise.resolve(monitors.length === want.length);
-      }, 10_000, 100);
+      await waitFor(
+        `the monitors run (${want.length})`,
+        () => {
+          monitors = childrenOf(pid).filter((c) => isMonitor(cmdline(c)));
+          return Promise.resolve(monitors.length === want.length);
+        },
+        10_000,
+        100,
+      );
       leftovers.push(...monitors);
       const argvs = monitors.map((c) => cmdline(c)!.join(' ')).sort();
       assert.deepEqual(argvs, want, 'setpriv (and nsenter) exec ip: the child is ip itself');
@@ -122,10 +139,15 @@ describe('helpers die with a SIGKILLed agent', { skip: skip ? privilegedReason()
     sidecar = await startAgent(lab, pod, ['--heartbeat-interval', '500', '--resolve-interval', '1000', '--http', 'off']);
     const pid = sidecar.child.pid!;
     let monitors: number[] = [];
-    await waitFor('the sidecar runs its join monitor', () => {
-      monitors = childrenOf(pid).filter((c) => isMonitor(cmdline(c)));
-      return Promise.resolve(monitors.length === 1);
-    }, 30_000, 100);
+    await waitFor(
+      'the sidecar runs its join monitor',
+      () => {
+        monitors = childrenOf(pid).filter((c) => isMonitor(cmdline(c)));
+        return Promise.resolve(monitors.length === 1);
+      },
+      30_000,
+      100,
+    );
     leftovers.push(...monitors);
     assert.deepEqual(cmdline(monitors[0]!), ['ip', '-o', 'monitor', 'maddress'], 'in its own namespace, setpriv exec-ed ip');
     process.kill(pid, 'SIGKILL');

@@ -82,7 +82,10 @@ test('three members started apart each receive every datagram of the two others,
   if (!needRoot(t)) return;
   assert.ok(ready);
   const runs = members.map((_, i) => {
-    const peers = members.filter((_, j) => j !== i).map((m) => m.ip).join(',');
+    const peers = members
+      .filter((_, j) => j !== i)
+      .map((m) => m.ip)
+      .join(',');
     // Started 300 ms apart: the HELLO handshake must keep the late joiners from losing data.
     const args = ['--peers', peers, '--rate', '500', '--count', '1000', '--size', '200', '--max-loss', '0'];
     return new Promise<void>((r) => setTimeout(r, i * 300)).then(() => probe(i, args));
@@ -94,7 +97,10 @@ test('three members started apart each receive every datagram of the two others,
     assert.equal(report.send?.sent, 1000);
     assert.equal(report.senders.length, 2);
     const expectedSenders = members.filter((_, j) => j !== i).map((m) => m.ip);
-    assert.deepEqual(report.senders.map((s) => s.address), expectedSenders);
+    assert.deepEqual(
+      report.senders.map((s) => s.address),
+      expectedSenders,
+    );
     for (const s of report.senders) {
       assert.equal(s.source, 'probe');
       assert.equal(s.received, 1000, `member ${i + 1} from ${s.address}`);

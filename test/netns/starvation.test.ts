@@ -46,7 +46,10 @@ const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETN
 
 async function floodPeers(pod: LabPod): Promise<string[]> {
   const fdb = await new IpClient(runner, pod.netns).bridge.fdb('vx0').catch(() => []);
-  return fdb.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst!).sort();
+  return fdb
+    .filter((e) => e.mac === '00:00:00:00:00:00' && e.dst)
+    .map((e) => e.dst!)
+    .sort();
 }
 
 /** CPU time (user + system, reaped children included) the agents used so far, ms. */
@@ -85,7 +88,15 @@ describe('starvation: live peers keep their entries when agents are starved of C
   /** Every member's flood list names exactly the other members. */
   async function converged(pods: readonly LabPod[]): Promise<boolean> {
     const lists = await Promise.all(pods.map(floodPeers));
-    return pods.every((p, i) => lists[i]!.join() === pods.filter((o) => o !== p).map((o) => o.ip).sort().join());
+    return pods.every(
+      (p, i) =>
+        lists[i]!.join() ===
+        pods
+          .filter((o) => o !== p)
+          .map((o) => o.ip)
+          .sort()
+          .join(),
+    );
   }
 
   async function expiries(): Promise<string[]> {
@@ -125,10 +136,15 @@ describe('starvation: live peers keep their entries when agents are starved of C
       agents.set(pod.name, a);
       await starver.add(a.child.pid!);
     }
-    await waitFor('every agent running', async () => {
-      for (const a of agents.values()) if (!(await logLines(a)).some((l) => l.msg === 'agent running')) return false;
-      return true;
-    }, 60_000, { intervalMs: 500, explain: evidence });
+    await waitFor(
+      'every agent running',
+      async () => {
+        for (const a of agents.values()) if (!(await logLines(a)).some((l) => l.msg === 'agent running')) return false;
+        return true;
+      },
+      60_000,
+      { intervalMs: 500, explain: evidence },
+    );
     await waitFor('20 flood lists converge', () => converged(members), 30_000, { intervalMs: 500, explain: evidence });
     t.diagnostic(`20 agents ready and converged ${Date.now() - t0} ms after the first start, on ${MODERATE_CPUS} CPU`);
     assert.deepEqual(await expiries(), [], 'no live peer expired while starting');
@@ -138,7 +154,7 @@ describe('starvation: live peers keep their entries when agents are starved of C
     const cpu0 = agentsCpuMs(agents.values());
     const w0 = Date.now();
     await new Promise((r) => setTimeout(r, 3000)); // a measuring window, not a synchronisation
-    const idleCpus = ((agentsCpuMs(agents.values())) - cpu0) / (Date.now() - w0);
+    const idleCpus = (agentsCpuMs(agents.values()) - cpu0) / (Date.now() - w0);
     moderateCpus = Math.max(MODERATE_CPUS, Math.round(1.5 * idleCpus * 100) / 100);
     await starver.setQuota(moderateCpus);
     t.diagnostic(`20 idle agents use ${idleCpus.toFixed(3)} CPU together; quota from now on ${moderateCpus}`);
@@ -149,7 +165,11 @@ describe('starvation: live peers keep their entries when agents are starved of C
       pods,
       kinds: ['multicast'],
       awaitJoinsMs: 30_000,
-      explainJoins: async () => `idle agents used ${idleCpus.toFixed(3)} CPU, quota ${moderateCpus}\n${await agentsEvidence(pods.map((p) => agents.get(p.name)!), { lines: 8, maxChars: 1500 })}`,
+      explainJoins: async () =>
+        `idle agents used ${idleCpus.toFixed(3)} CPU, quota ${moderateCpus}\n${await agentsEvidence(
+          pods.map((p) => agents.get(p.name)!),
+          { lines: 8, maxChars: 1500 },
+        )}`,
     });
     for (const [from, row] of Object.entries(m.counts.multicast)) for (const [to, n] of Object.entries(row)) if (from !== to) assert.equal(n, m.sent, `${from} -> ${to} after the start`);
   });
@@ -164,10 +184,15 @@ describe('starvation: live peers keep their entries when agents are starved of C
     const stream = await startStream({ senders: [sender], receivers, rate: 100, durationMs: 9000, group: STREAM_GROUP, startDelayMs: 15_000 });
     try {
       const ip = new IpClient(runner, sender.netns);
-      await waitFor('the sender replicates the stream to every receiver', async () => {
-        const mdb = (await ip.bridge.mdb('vx0')).filter((e) => e.grp === STREAM_GROUP).map((e) => e.dst);
-        return receivers.every((r) => mdb.includes(r.ip));
-      }, stream.t0 - Date.now() - 200, { intervalMs: 100, explain: evidence });
+      await waitFor(
+        'the sender replicates the stream to every receiver',
+        async () => {
+          const mdb = (await ip.bridge.mdb('vx0')).filter((e) => e.grp === STREAM_GROUP).map((e) => e.dst);
+          return receivers.every((r) => mdb.includes(r.ip));
+        },
+        stream.t0 - Date.now() - 200,
+        { intervalMs: 100, explain: evidence },
+      );
       await new Promise((r) => setTimeout(r, stream.t0 - Date.now() + 1000));
       await starver.setQuota(HARD_CPUS);
       // 2.5 x the expiry, within the listed expiry.
@@ -209,7 +234,10 @@ describe('starvation: live peers keep their entries when agents are starved of C
     await agents.get(crashed.name)!.stop('SIGKILL');
     agents.delete(crashed.name);
     const t0 = Date.now();
-    await waitFor('the crashed peer purged from every flood list', async () => (await Promise.all(others.map(floodPeers))).every((l) => !l.includes(crashed.ip)), LISTED_EXPIRY_MS + 8000, { intervalMs: 250, explain: evidence });
+    await waitFor('the crashed peer purged from every flood list', async () => (await Promise.all(others.map(floodPeers))).every((l) => !l.includes(crashed.ip)), LISTED_EXPIRY_MS + 8000, {
+      intervalMs: 250,
+      explain: evidence,
+    });
     const purgedMs = Date.now() - t0;
     t.diagnostic(`crashed peer (still listed by DNS) purged ${purgedMs} ms after SIGKILL (expiry ${EXPIRY_MS} ms, listed expiry ${LISTED_EXPIRY_MS} ms)`);
     assert.ok(purgedMs >= EXPIRY_MS, 'a listed peer is kept past the plain expiry (suspect first)');
@@ -219,7 +247,10 @@ describe('starvation: live peers keep their entries when agents are starved of C
     const t1 = Date.now();
     await agents.get(leaving.name)!.stop('SIGTERM');
     agents.delete(leaving.name);
-    await waitFor('the leaving peer gone from every flood list', async () => (await Promise.all(rest.map(floodPeers))).every((l) => !l.includes(leaving.ip)), EXPIRY_MS, { intervalMs: 100, explain: evidence });
+    await waitFor('the leaving peer gone from every flood list', async () => (await Promise.all(rest.map(floodPeers))).every((l) => !l.includes(leaving.ip)), EXPIRY_MS, {
+      intervalMs: 100,
+      explain: evidence,
+    });
     t.diagnostic(`LEAVE applied everywhere ${Date.now() - t1} ms after SIGTERM`);
   });
 });

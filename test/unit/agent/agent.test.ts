@@ -43,7 +43,10 @@ test('agent --setup-only on fakes: vx0 made in its namespace, rp_filter loosened
   const sysctl = new FakeSysctl({ [rpFilterKey('all')]: 1, [rpFilterKey('default')]: 1, [rpFilterKey('vx0')]: 1 });
   const agent = new Agent(config(), { runner, monitors: new FakeMonitors(), sysctl, log: silentLogger(), netns: NS });
   await agent.start();
-  assert.ok(runner.calls.every((c) => c.netns === NS || c.argv.join(' ') === 'ip -V'), 'every kernel command in the agent\'s namespace');
+  assert.ok(
+    runner.calls.every((c) => c.netns === NS || c.argv.join(' ') === 'ip -V'),
+    "every kernel command in the agent's namespace",
+  );
   const batch = runner.calls.find((c) => c.argv.join(' ') === 'ip -batch -');
   assert.match(batch?.input ?? '', /^link add vx0 type vxlan id 4242 dstport 7471 dev eth0 local 10\.9\.0\.2/m);
   // Set after vx0 is created, and checked again at the end of the start.

@@ -78,7 +78,14 @@ function variants(): DoctorFacts[] {
   v({ dns: { service: 'app-kmcast.ns.svc.cluster.local', server: '10.96.0.10', addresses: [] } });
   v({ dns: { service: 'app-kmcast.ns.svc.cluster.local', server: '10.96.0.10', addresses: ['10.244.2.10'] } });
   v({ dns: { service: 'app-kmcast.ns.svc.cluster.local', server: '10.96.0.10', addresses: ['10.244.1.11'] } });
-  v({ agent: { url: 'http://127.0.0.1:9470', error: 'ECONNREFUSED' }, peerProbes: [{ ip: '10.244.2.10', error: 'ECONNREFUSED' }, { ip: '10.244.3.1', error: 'EHOSTUNREACH' }, { ip: '10.244.3.2', error: null }] });
+  v({
+    agent: { url: 'http://127.0.0.1:9470', error: 'ECONNREFUSED' },
+    peerProbes: [
+      { ip: '10.244.2.10', error: 'ECONNREFUSED' },
+      { ip: '10.244.3.1', error: 'EHOSTUNREACH' },
+      { ip: '10.244.3.2', error: null },
+    ],
+  });
   v({ agent: { url: 'http://127.0.0.1:9470', status: agentStatusFixture({ ready: false, peers: [] }) } });
   const st = agentStatusFixture();
   for (const state of ['alive', 'pending', 'left', 'expired', 'suspect']) {
@@ -137,7 +144,10 @@ test('every fix text doctor prints names only flags and values the agent accepts
   const fixes = new Set<string>();
   for (const f of variants()) for (const r of evaluate(f, OPTS)) if (r.fix) fixes.add(r.fix);
   assert.ok(fixes.size >= 15, `only ${fixes.size} fix texts reached`);
-  assert.ok([...fixes].some((x) => x.includes('rp_filter')), 'the rp_filter fix was reached');
+  assert.ok(
+    [...fixes].some((x) => x.includes('rp_filter')),
+    'the rp_filter fix was reached',
+  );
   const bad = [...fixes].flatMap((x) => problems(x, doctor).map((p) => `${p}\n    in: ${x}`));
   assert.deepEqual(bad, []);
 });

@@ -1,16 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  defaultRouteDevice,
-  doctorExitCode,
-  evaluate,
-  expectedPeers,
-  formatDoctor,
-  gatherFacts,
-  linkFactsOf,
-  parseKernelVersion,
-  procSysReadOnly,
-} from '../../../src/agent/doctor.js';
+import { defaultRouteDevice, doctorExitCode, evaluate, expectedPeers, formatDoctor, gatherFacts, linkFactsOf, parseKernelVersion, procSysReadOnly } from '../../../src/agent/doctor.js';
 import { capEffOf, effectiveRpFilter, hasCapability } from '../../../src/agent/host.js';
 import type { CheckResult, DoctorDeps, DoctorFacts, DoctorOptions } from '../../../src/agent/doctor.js';
 import { FakeRunner } from '../../../src/kernel/runner.js';
@@ -32,10 +22,7 @@ const ADDR_ETH0 = JSON.stringify([
   },
 ]);
 const ADDR_VX0 = JSON.stringify([{ ifname: 'vx0', mtu: 1400, linkinfo: { info_kind: 'vxlan' }, addr_info: [] }]);
-const MOUNTINFO_RO = [
-  '620 610 0:60 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw',
-  '640 620 0:60 /sys /proc/sys ro,nosuid,nodev,noexec,relatime - proc proc rw',
-].join('\n');
+const MOUNTINFO_RO = ['620 610 0:60 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw', '640 620 0:60 /sys /proc/sys ro,nosuid,nodev,noexec,relatime - proc proc rw'].join('\n');
 
 const agentStatus = agentStatusFixture;
 
@@ -106,7 +93,10 @@ describe('gatherFacts', () => {
       'ip -j -d addr show dev vx0',
       'ss -H -a -n -p -u -w',
     ]);
-    assert.ok(runner.calls.every((c) => c.netns === undefined), 'doctor stays in its own namespace');
+    assert.ok(
+      runner.calls.every((c) => c.netns === undefined),
+      'doctor stays in its own namespace',
+    );
     assert.equal(f.capEff, '00000000a80435fb');
     assert.deepEqual(f.vxlanProbe, { link: 'kmcdocabc123', ok: true });
     assert.deepEqual(f.mdbProbe, { ok: true });
@@ -226,10 +216,7 @@ describe('evaluate', () => {
   });
 
   it('fails without NET_ADMIN, with the securityContext fix', () => {
-    const results = evaluate(
-      goodFacts({ capEff: '00000000a80425fb', vxlanProbe: { link: 'kmcdocabc123', ok: false, error: 'RTNETLINK answers: Operation not permitted' }, mdbProbe: null }),
-      OPTS,
-    );
+    const results = evaluate(goodFacts({ capEff: '00000000a80425fb', vxlanProbe: { link: 'kmcdocabc123', ok: false, error: 'RTNETLINK answers: Operation not permitted' }, mdbProbe: null }), OPTS);
     const cap = byId(results, 'net-admin');
     assert.equal(cap.status, 'FAIL');
     assert.match(cap.fix ?? '', /capabilities\.add: \["NET_ADMIN"\]/);
@@ -305,10 +292,7 @@ describe('evaluate', () => {
     assert.match(w.detail, /sets vx0 to 2/);
     assert.equal(byId(writable, 'proc-sys').status, 'OK');
 
-    const ro = evaluate(
-      goodFacts({ ...noDevice, rpFilter: { all: 1, default: 1, underlay: 0, device: null }, procSys: { writable: false, error: 'EROFS', readOnlyMount: true } }),
-      OPTS,
-    );
+    const ro = evaluate(goodFacts({ ...noDevice, rpFilter: { all: 1, default: 1, underlay: 0, device: null }, procSys: { writable: false, error: 'EROFS', readOnlyMount: true } }), OPTS);
     assert.match(byId(ro, 'rp-filter-overlay').detail, /cannot loosen it and exits 3/);
     assert.doesNotMatch(byId(ro, 'rp-filter-overlay').detail, /falls back/);
     const ps = byId(ro, 'proc-sys');
@@ -316,10 +300,7 @@ describe('evaluate', () => {
     assert.match(ps.detail, /mounted read-only/);
     assert.equal(doctorExitCode(ro), 0, 'WARNs alone do not fail the run');
 
-    const roLoose = byId(
-      evaluate(goodFacts({ rpFilter: { all: 0, default: 0, underlay: 0, device: 0 }, procSys: { writable: false, error: 'EACCES', readOnlyMount: false } }), OPTS),
-      'proc-sys',
-    );
+    const roLoose = byId(evaluate(goodFacts({ rpFilter: { all: 0, default: 0, underlay: 0, device: 0 }, procSys: { writable: false, error: 'EACCES', readOnlyMount: false } }), OPTS), 'proc-sys');
     assert.equal(roLoose.status, 'OK');
     assert.match(roLoose.detail, /EACCES/);
   });
@@ -340,7 +321,13 @@ describe('evaluate', () => {
 
   it('judges UDP probes: refused fails, silence passes', () => {
     const results = evaluate(
-      goodFacts({ peerProbes: [{ ip: '10.244.2.10', error: null }, { ip: '10.244.3.12', error: 'ECONNREFUSED' }, { ip: '10.244.4.4', error: 'EHOSTUNREACH' }] }),
+      goodFacts({
+        peerProbes: [
+          { ip: '10.244.2.10', error: null },
+          { ip: '10.244.3.12', error: 'ECONNREFUSED' },
+          { ip: '10.244.4.4', error: 'EHOSTUNREACH' },
+        ],
+      }),
       OPTS,
     );
     assert.equal(byId(results, 'peer:10.244.2.10').status, 'OK');
@@ -450,7 +437,10 @@ describe('doctorOptions (CLI flags)', () => {
     assert.equal(doctorOptions({ ...flags, service: 'flag.svc' }, { KMCAST_SERVICE: 'env.svc' }).service, 'flag.svc');
   });
   it('rejects bad peers, ports and DNS servers naming the flag', () => {
-    assert.throws(() => doctorOptions({ ...flags, peers: '10.0.0.1,pod-b' }, {}), (e: unknown) => e instanceof ConfigError && /--peers: "pod-b"/.test(e.message));
+    assert.throws(
+      () => doctorOptions({ ...flags, peers: '10.0.0.1,pod-b' }, {}),
+      (e: unknown) => e instanceof ConfigError && /--peers: "pod-b"/.test(e.message),
+    );
     assert.throws(() => doctorOptions({ ...flags, controlPort: '70000' }, {}), /--control-port 70000/);
     assert.throws(() => doctorOptions({ ...flags, dnsServer: 'dns.local' }, {}), /--dns-server dns\.local/);
   });

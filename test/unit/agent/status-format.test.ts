@@ -3,15 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  fetchAgentStatus,
-  formatAge,
-  formatStatus,
-  formatTable,
-  parseAgentStatus,
-  statusEndpoint,
-  StatusUnavailableError,
-} from '../../../src/agent/status-format.js';
+import { fetchAgentStatus, formatAge, formatStatus, formatTable, parseAgentStatus, statusEndpoint, StatusUnavailableError } from '../../../src/agent/status-format.js';
 import type { AgentStatus } from '../../../src/agent/status-types.js';
 import { agentStatusFixture } from '../../support/agent-status.js';
 
@@ -71,8 +63,7 @@ describe('parseAgentStatus', () => {
     delete rest.peers;
     assert.throws(
       () => parseAgentStatus(rest, 'http://x/status'),
-      (e: unknown) =>
-        e instanceof StatusUnavailableError && /http:\/\/x\/status/.test(e.message) && /"peers"/.test(e.message),
+      (e: unknown) => e instanceof StatusUnavailableError && /http:\/\/x\/status/.test(e.message) && /"peers"/.test(e.message),
     );
     assert.throws(() => parseAgentStatus({ ...fixture(), vni: '4242' }, 'u'), /"vni"/);
     assert.throws(() => parseAgentStatus({ ...fixture(), peers: [{ ip: '1.2.3.4' }] }, 'u'), /"state"/);
@@ -82,7 +73,13 @@ describe('parseAgentStatus', () => {
 
 describe('formatTable', () => {
   it('pads every column to its widest cell', () => {
-    const t = formatTable(['A', 'BB'], [['xxx', 'y'], ['z', 'wwww']]);
+    const t = formatTable(
+      ['A', 'BB'],
+      [
+        ['xxx', 'y'],
+        ['z', 'wwww'],
+      ],
+    );
     assert.deepEqual(t.split('\n'), ['A    BB', 'xxx  y', 'z    wwww']);
   });
 });

@@ -26,10 +26,7 @@ import {
 test('parseIperfClientSent and parseIperfServer read iperf2 reports; the last server line wins', () => {
   assert.equal(parseIperfClientSent('[  1] Sent 196069 datagrams\n'), 196069);
   assert.equal(parseIperfClientSent('no report'), undefined);
-  const server = [
-    '[  1] 0.00-1.00 sec  1.2 MBytes  10.0 Mbits/sec   0.010 ms  5/1000 (0.5%)',
-    '[  1] 0.00-2.00 sec  2.4 MBytes  10.0 Mbits/sec   0.012 ms 26711/196068 (14%)',
-  ].join('\n');
+  const server = ['[  1] 0.00-1.00 sec  1.2 MBytes  10.0 Mbits/sec   0.010 ms  5/1000 (0.5%)', '[  1] 0.00-2.00 sec  2.4 MBytes  10.0 Mbits/sec   0.012 ms 26711/196068 (14%)'].join('\n');
   assert.deepEqual(parseIperfServer(server), { lost: 26711, total: 196068 });
   assert.deepEqual(parseIperfServer('   0.000 ms -3/ 10 (-30%)'), { lost: 0, total: 10 }, 'negative lost (reordering) clamps to 0');
   assert.equal(parseIperfServer('nothing here'), undefined);
@@ -84,12 +81,25 @@ test('pct is nearest-rank; ratio refuses missing or zero baselines', () => {
 });
 
 test('formatScenario: ratio column against a row of another scenario, per-row baselines', () => {
-  const base: ScenarioResult = { name: 'baseline', title: 't', rows: [{ label: 'n64', values: { pps: 1000 } }, { label: 'n1200', values: { pps: 400 } }], notes: [], seconds: 1 };
+  const base: ScenarioResult = {
+    name: 'baseline',
+    title: 't',
+    rows: [
+      { label: 'n64', values: { pps: 1000 } },
+      { label: 'n1200', values: { pps: 400 } },
+    ],
+    notes: [],
+    seconds: 1,
+  };
   const r: ScenarioResult = {
     name: 'k',
     title: 'kmcast',
     ratioOf: { metric: 'pps', baseline: 'n64', baselineScenario: 'baseline', baselineFor: { k1200: 'n1200' } },
-    rows: [{ label: 'k64', values: { pps: 600 } }, { label: 'k1200', values: { pps: 100 } }, { label: 'kx', values: { pps: null } }],
+    rows: [
+      { label: 'k64', values: { pps: 600 } },
+      { label: 'k1200', values: { pps: 100 } },
+      { label: 'kx', values: { pps: null } },
+    ],
     notes: ['a note'],
     seconds: 2,
   };
@@ -161,7 +171,7 @@ test('MdbMonitorParser stamps each entry with the Timestamp line before it, or i
   assert.equal(p.push('something else', 44), undefined);
 });
 
-test('promValue sums a metric\'s samples, filtered by labels', () => {
+test("promValue sums a metric's samples, filtered by labels", () => {
   const text = [
     '# HELP kmcast_node_syncs_total Full data plane passes by result.',
     '# TYPE kmcast_node_syncs_total counter',

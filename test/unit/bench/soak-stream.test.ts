@@ -6,9 +6,44 @@ import { analyse, countOutside, missingRanges, seqTime } from '../../../bench/so
 test('missingRanges: gaps between seen ranges, before the first and after the last', () => {
   assert.deepEqual(missingRanges([[0, 9]], 10), []);
   assert.deepEqual(missingRanges([], 5), [[0, 4]]);
-  assert.deepEqual(missingRanges([[3, 4], [8, 20]], 12), [[0, 2], [5, 7]]);
-  assert.deepEqual(missingRanges([[6, 7], [0, 2]], 10), [[3, 5], [8, 9]], 'unsorted input');
-  assert.deepEqual(missingRanges([[0, 3], [2, 5]], 8), [[6, 7]], 'overlapping input');
+  assert.deepEqual(
+    missingRanges(
+      [
+        [3, 4],
+        [8, 20],
+      ],
+      12,
+    ),
+    [
+      [0, 2],
+      [5, 7],
+    ],
+  );
+  assert.deepEqual(
+    missingRanges(
+      [
+        [6, 7],
+        [0, 2],
+      ],
+      10,
+    ),
+    [
+      [3, 5],
+      [8, 9],
+    ],
+    'unsorted input',
+  );
+  assert.deepEqual(
+    missingRanges(
+      [
+        [0, 3],
+        [2, 5],
+      ],
+      8,
+    ),
+    [[6, 7]],
+    'overlapping input',
+  );
 });
 
 test('seqTime and countOutside place lost datagrams on the sender schedule', () => {
@@ -26,7 +61,23 @@ test('analyse: per pair lost, duplicates and loss outside windows; a sender neve
     { id: 'b', sent: 100, errors: 0, t0: 0, rate: 10, maxLagMs: 0 },
   ];
   const receivers = new Map<string, ReceiverReport>([
-    ['a', { senders: { b: { received: 90, duplicates: 2, seen: [[0, 39], [50, 99]] } }, rejoins: 0, other: 0 }],
+    [
+      'a',
+      {
+        senders: {
+          b: {
+            received: 90,
+            duplicates: 2,
+            seen: [
+              [0, 39],
+              [50, 99],
+            ],
+          },
+        },
+        rejoins: 0,
+        other: 0,
+      },
+    ],
     ['c', { senders: { a: { received: 100, duplicates: 0, seen: [[0, 99]] } }, rejoins: 1, other: 0 }],
   ]);
   const pairs = analyse(senders, receivers, [{ label: 'restart', start: 4000, end: 4500 }]);

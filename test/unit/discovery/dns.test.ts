@@ -10,7 +10,10 @@ test('DNS answers: only unicast records are peers, in both modes; the rest is re
   const ips = unicastOnly(['10.244.1.5', '0.0.0.0', '239.1.1.1', '255.255.255.255', '240.0.0.1', '10.244.2.5'], (x) => (reported = x));
   assert.deepEqual(ips, ['10.244.1.5', '10.244.2.5']);
   assert.deepEqual(reported, ['0.0.0.0', '239.1.1.1', '240.0.0.1', '255.255.255.255']);
-  assert.deepEqual(unicastOnly(['10.0.0.1'], (x) => (reported = x)), ['10.0.0.1']);
+  assert.deepEqual(
+    unicastOnly(['10.0.0.1'], (x) => (reported = x)),
+    ['10.0.0.1'],
+  );
   assert.deepEqual(reported, []);
 });
 

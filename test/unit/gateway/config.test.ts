@@ -27,14 +27,25 @@ test('a gateway: defaults, flags and KMCAST_* (the group list comma separated)',
     { interface: 'eth1', service: 'app', groups: ['239.10.0.0/16'], snat: true, minTtl: 1, rate: 10000, rateTotal: 100000, maxJoins: 1024 },
   );
   const e = validateNodeConfig(
-    mergeNodeOptions(base, { KMCAST_GATEWAY_INTERFACE: 'eth1', KMCAST_GATEWAY_GROUP: '224.0.0.251=both,239.2.2.2=out', KMCAST_GATEWAY_SNAT: 'off', KMCAST_GATEWAY_RATE: '0', KMCAST_GATEWAY_MIN_TTL: '2' }),
+    mergeNodeOptions(base, {
+      KMCAST_GATEWAY_INTERFACE: 'eth1',
+      KMCAST_GATEWAY_GROUP: '224.0.0.251=both,239.2.2.2=out',
+      KMCAST_GATEWAY_SNAT: 'off',
+      KMCAST_GATEWAY_RATE: '0',
+      KMCAST_GATEWAY_MIN_TTL: '2',
+    }),
   );
-  assert.deepEqual(e.gateway?.groups.map((g) => `${g.prefix}=${g.direction}`), ['224.0.0.251/32=both', '239.2.2.2/32=out']);
+  assert.deepEqual(
+    e.gateway?.groups.map((g) => `${g.prefix}=${g.direction}`),
+    ['224.0.0.251/32=both', '239.2.2.2/32=out'],
+  );
   assert.equal(e.gateway?.snat, false);
   assert.equal(e.gateway?.rate, 0);
   assert.equal(e.gateway?.rateTotal, 0, 'no per-group rate: no derived total either');
   assert.equal(e.gateway?.minTtl, 2);
-  const t = validateNodeConfig(mergeNodeOptions({ ...base, gatewayInterface: 'eth1', gatewayGroup: ['239.10.0.0/16=in'], gatewayRate: '100' }, { KMCAST_GATEWAY_RATE_TOTAL: '250', KMCAST_GATEWAY_MAX_JOINS: '8' }));
+  const t = validateNodeConfig(
+    mergeNodeOptions({ ...base, gatewayInterface: 'eth1', gatewayGroup: ['239.10.0.0/16=in'], gatewayRate: '100' }, { KMCAST_GATEWAY_RATE_TOTAL: '250', KMCAST_GATEWAY_MAX_JOINS: '8' }),
+  );
   assert.equal(t.gateway?.rateTotal, 250);
   assert.equal(t.gateway?.maxJoins, 8);
   const d = validateNodeConfig(mergeNodeOptions({ ...base, gatewayInterface: 'eth1', gatewayGroup: ['239.10.0.0/16=in'], gatewayRate: '100' }, {}));

@@ -37,7 +37,10 @@ test('bad entries are refused with a message that says what is wrong', () => {
   refused(['239.1.0.0/16=both'], /both needs single groups/);
   refused(['239.1.0.0/16=in', '239.1.2.3=out'], /overlaps 239\.1\.0\.0\/16=in/);
   refused(['239.1.2.3=in', '239.1.2.3=out'], /overlaps/);
-  refused(Array.from({ length: MAX_GATEWAY_GROUPS + 1 }, (_, i) => `239.2.${i >> 8}.${i & 255}=in`), /at most 256/);
+  refused(
+    Array.from({ length: MAX_GATEWAY_GROUPS + 1 }, (_, i) => `239.2.${i >> 8}.${i & 255}=in`),
+    /at most 256/,
+  );
 });
 
 test('entryFor: a group belongs to the entry of its direction only', () => {

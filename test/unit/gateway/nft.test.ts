@@ -70,7 +70,7 @@ test('outbound: single groups, pod sources only, never a drop on the domain path
   assert.match(out, /ip saddr != @pods goto out-drop-loop/);
   assert.match(out, /ip ttl < 2 goto out-drop-ttl/);
   assert.match(s, /chain out-drop-ttl \{\n\s+update @out-ttl \{ ip daddr \}\n\s+counter name "out-drop-ttl" return\n/);
-  assert.doesNotMatch(s.slice(s.indexOf('chain out-drop-rate')), / drop\n/, 'the out drop chains return (no copy out), never drop the domain\'s own traffic');
+  assert.doesNotMatch(s.slice(s.indexOf('chain out-drop-rate')), / drop\n/, "the out drop chains return (no copy out), never drop the domain's own traffic");
   assert.match(out, /dup to "eth1"/);
   assert.doesNotMatch(out, / drop$/m);
   assert.match(s, /chain vx-in \{\n\s+type filter hook ingress device "kmcdr100" priority -510; policy accept;\n\s+jump out/);
@@ -128,7 +128,14 @@ test('lan-in with 100 local members: the copies in rules the kernel takes, only 
   const script = renderGateway(p);
   const lanIn = script.slice(script.indexOf('chain lan-in'), script.indexOf('\n  }', script.indexOf('chain lan-in')));
   const carrying = lanIn.split('\n').filter((l) => l.includes('dup to') || l.includes('fwd to'));
-  assert.deepEqual(carrying.map((l) => [(l.match(/dup to/g) ?? []).length, l.includes('fwd to')]), [[48, false], [48, false], [4, true]]);
+  assert.deepEqual(
+    carrying.map((l) => [(l.match(/dup to/g) ?? []).length, l.includes('fwd to')]),
+    [
+      [48, false],
+      [48, false],
+      [4, true],
+    ],
+  );
   assert.equal(deliveryRules(100), 3);
   assert.equal(deliveryRules(0), 1, 'no local member: the forward alone');
   const rules = lanIn.split('\n').filter((l) => /^\s{4}\S/.test(l) && !l.includes('type filter hook')).length;

@@ -25,7 +25,7 @@ test('carried totals stay bounded across replacements of tables holding differen
     assert.ok(carried.get('in-pass')!.size <= groups.length + 1, `round ${round}: ${carried.get('in-pass')!.size} carried groups`);
   }
   assert.equal(carried.get('in-pass')!.get('239.1.1.1')?.packets, 4, 'a configured single group keeps its own total');
-  assert.equal(carried.get('in-pass')!.get(OTHER)?.packets, 1500, 'earlier tables\' range groups fold into other');
+  assert.equal(carried.get('in-pass')!.get(OTHER)?.packets, 1500, "earlier tables' range groups fold into other");
 });
 
 test('under the bound a group keeps its own total across replacements, also when the latest table never saw it', () => {
@@ -39,18 +39,30 @@ test('under the bound a group keeps its own total across replacements, also when
 });
 
 test('rows are capped per direction, the rest add up in other; busiest first', () => {
-  const totals: Totals = new Map([['in-pass', new Map(range(300, 0).map((g, i) => [g, { packets: i + 1, bytes: i + 1 }]))], ['in-rate', new Map([[range(1, 0)[0]!, { packets: 7, bytes: 0 }]])]]);
+  const totals: Totals = new Map([
+    ['in-pass', new Map(range(300, 0).map((g, i) => [g, { packets: i + 1, bytes: i + 1 }]))],
+    ['in-rate', new Map([[range(1, 0)[0]!, { packets: 7, bytes: 0 }]])],
+  ]);
   const rows = trafficRows(totals, 10);
   assert.equal(rows.length, 11);
   assert.equal(rows[0]!.datagrams, 300);
   const other = rows.find((r) => r.group === OTHER)!;
   const all = (300 * 301) / 2;
-  assert.equal(rows.reduce((a, r) => a + r.datagrams, 0), all, 'every datagram is in a row');
-  assert.equal(other.dropped.rate, 7, 'a capped group\'s drops go to other too');
+  assert.equal(
+    rows.reduce((a, r) => a + r.datagrams, 0),
+    all,
+    'every datagram is in a row',
+  );
+  assert.equal(other.dropped.rate, 7, "a capped group's drops go to other too");
   assert.deepEqual(trafficRows(new Map()), []);
 });
 
 test('drop totals by direction and reason from the named counters', () => {
-  const d = dropTotals(new Map([['in-drop-full', { packets: 2, bytes: 0 }], ['out-drop-total', { packets: 5, bytes: 0 }]]));
+  const d = dropTotals(
+    new Map([
+      ['in-drop-full', { packets: 2, bytes: 0 }],
+      ['out-drop-total', { packets: 5, bytes: 0 }],
+    ]),
+  );
   assert.deepEqual(d, { in: { rate: 0, ttl: 0, loop: 0, total: 0, full: 2 }, out: { rate: 0, ttl: 0, loop: 0, total: 5, full: 0 } });
 });

@@ -34,7 +34,7 @@ test('IpClient deletes links and probes without throwing on the exit code', asyn
   assert.deepEqual(
     runner.calls.map((c) => c.netns),
     ['kmcn1', 'kmcn1', 'kmcn1', 'kmcn1', undefined],
-    'the version is the tool\'s, not the namespace\'s',
+    "the version is the tool's, not the namespace's",
   );
 });
 

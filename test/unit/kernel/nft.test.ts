@@ -32,7 +32,7 @@ test('NftClient writes each nft command line, in its namespace, scripts on stdin
   );
 });
 
-test('NftClient.apply throws nft\'s refusal unless allowFail; reads and deletes never throw on an exit code', async () => {
+test("NftClient.apply throws nft's refusal unless allowFail; reads and deletes never throw on an exit code", async () => {
   const runner = new FakeRunner().on('nft -f -', { code: 1, stderr: 'Error: syntax error\n' }).on('nft', { code: 1, stderr: 'No such file or directory\n' });
   const nft = new NftClient(runner);
   await assert.rejects(nft.apply('bad\n'), (e: unknown) => e instanceof CommandError && /syntax error/.test(e.message));
@@ -41,5 +41,8 @@ test('NftClient.apply throws nft\'s refusal unless allowFail; reads and deletes 
   assert.equal((await nft.deleteTable('ip', 'kmcast')).code, 1);
   assert.equal((await nft.check('x')).code, 1);
   await assert.rejects(nft.listChain('netdev', 'x', 'y'), CommandError);
-  assert.ok(runner.calls.every((c) => c.netns === undefined), 'no namespace: our own');
+  assert.ok(
+    runner.calls.every((c) => c.netns === undefined),
+    'no namespace: our own',
+  );
 });

@@ -1,15 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  parseFdb,
-  parseIpv4Addrs,
-  parseIpv4Maddrs,
-  parseIpVersion,
-  parseLink,
-  parseLinkStats,
-  parseMdb,
-  parseRoutes,
-} from '../../../src/kernel/parse.js';
+import { parseFdb, parseIpv4Addrs, parseIpv4Maddrs, parseIpVersion, parseLink, parseLinkStats, parseMdb, parseRoutes } from '../../../src/kernel/parse.js';
 import { fixture } from '../fixtures.js';
 
 test('parseLink reads the vxlan details iproute2 prints', () => {

@@ -15,8 +15,19 @@ test('helperArgv: long-running helpers get a parent death signal, in the node or
 
 test('netnsArgv with nsenter: setns only (no mount namespace, no /sys remount); names, never paths', () => {
   assert.deepEqual(netnsArgv(['ip', '-j', 'maddr', 'show'], 'cni-1234', 'nsenter'), ['nsenter', '--net=/var/run/netns/cni-1234', '--', 'ip', '-j', 'maddr', 'show']);
-  assert.deepEqual(netnsArgv(['ip', '-j', 'link'], undefined, 'nsenter'), ['ip', '-j', 'link'], 'the agent\'s own namespace: nothing to enter');
-  assert.deepEqual(helperArgv(['ip', 'monitor', 'maddress'], 'kmcp1', 'nsenter'), ['setpriv', '--pdeathsig', 'SIGKILL', '--', 'nsenter', '--net=/var/run/netns/kmcp1', '--', 'ip', 'monitor', 'maddress']);
+  assert.deepEqual(netnsArgv(['ip', '-j', 'link'], undefined, 'nsenter'), ['ip', '-j', 'link'], "the agent's own namespace: nothing to enter");
+  assert.deepEqual(helperArgv(['ip', 'monitor', 'maddress'], 'kmcp1', 'nsenter'), [
+    'setpriv',
+    '--pdeathsig',
+    'SIGKILL',
+    '--',
+    'nsenter',
+    '--net=/var/run/netns/kmcp1',
+    '--',
+    'ip',
+    'monitor',
+    'maddress',
+  ]);
   for (const bad of ['../../proc/1/ns/net', 'a/b', '..', '.']) assert.throws(() => netnsArgv(['ip', 'link'], bad, 'nsenter'), /not a network namespace name/);
 });
 

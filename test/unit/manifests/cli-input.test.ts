@@ -54,7 +54,10 @@ test('only regular files and stdin are read: /dev/zero and a FIFO end at once wi
   assertUserError(cli(['lint', fifo]), /read .*pipe\.yaml: not a regular file/, 'lint FIFO');
   assertUserError(cli(['lint', dir]), /^kmcast: /, 'lint of a directory holding a FIFO');
   assertUserError(cli(['inject', '-f', dir]), /--file: read .*: not a regular file \(a directory\)/, 'inject -f DIR');
-  assert.throws(() => readYamlFile('/dev/zero'), (e: unknown) => e instanceof InputError && /not a regular file/.test(e.message));
+  assert.throws(
+    () => readYamlFile('/dev/zero'),
+    (e: unknown) => e instanceof InputError && /not a regular file/.test(e.message),
+  );
 });
 
 test('input beyond the size limit is refused with exit 2, from a file and from stdin', () => {
@@ -83,7 +86,10 @@ test('a YAML alias bomb gives exit 2 naming the file, not a stack trace', () => 
   writeFileSync(bomb, `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n${levels.join('\n')}\n`);
   assertUserError(cli(['inject', '-f', bomb]), /bomb\.yaml:\d+: parse YAML: .*alias/, 'inject alias bomb');
   assertUserError(cli(['lint', bomb]), /bomb\.yaml:\d+: parse YAML: .*alias/, 'lint alias bomb');
-  assert.throws(() => parseYamlDocs(`${levels.join('\n')}\n`, 'b.yaml'), (e: unknown) => e instanceof InputError && /^b\.yaml:\d+: parse YAML/.test(e.message));
+  assert.throws(
+    () => parseYamlDocs(`${levels.join('\n')}\n`, 'b.yaml'),
+    (e: unknown) => e instanceof InputError && /^b\.yaml:\d+: parse YAML/.test(e.message),
+  );
   // Ordinary anchors still work.
   assert.equal(parseYamlDocs('a: &x {k: v}\nb: *x\n', 'ok.yaml').length, 1);
 });
@@ -107,7 +113,10 @@ test('generate and inject refuse invalid flag values with exit 2 naming the flag
   ];
   for (const [args, re] of cases) assertUserError(cli(args), re, args.join(' '));
   // The values still accepted.
-  for (const args of [[...GEN, '--replicas', '2147483647', '--namespace', 'trading-1', '--cluster-domain', 'corp.example'], ['inject', '-f', app, '--name', 'web-1']]) {
+  for (const args of [
+    [...GEN, '--replicas', '2147483647', '--namespace', 'trading-1', '--cluster-domain', 'corp.example'],
+    ['inject', '-f', app, '--name', 'web-1'],
+  ]) {
     const r = cli(args);
     assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
   }

@@ -21,7 +21,11 @@ const NODE_FLAGS = ['--service', '--peers-service', '--key-file', '--interface',
 
 test('deploy/node: kubectl kustomize builds it; every object validates against the Kubernetes schemas', () => {
   assert.deepEqual(built.map((o) => `${o.kind}/${o.metadata.name}`).sort(), [
-    'ConfigMap/kmcast-node', 'DaemonSet/kmcast-node', 'Namespace/kmcast-node', 'Service/kmcast-node', 'ServiceAccount/kmcast-node',
+    'ConfigMap/kmcast-node',
+    'DaemonSet/kmcast-node',
+    'Namespace/kmcast-node',
+    'Service/kmcast-node',
+    'ServiceAccount/kmcast-node',
   ]);
   for (const o of built) {
     assert.ok(validateK8s(o), `${o.kind} has a schema`);
@@ -42,7 +46,14 @@ test('the DaemonSet: hostNetwork, ClusterFirstWithHostNet, every node, system-no
   assert.equal(pod.spec.priorityClassName, 'system-node-critical');
   assert.deepEqual(pod.spec.tolerations, [{ operator: 'Exists' }]);
   assert.equal(pod.spec.nodeSelector['kubernetes.io/os'], 'linux');
-  assert.deepEqual(c.ports.map((p: Obj) => [p.containerPort, p.protocol]), [[NODE_HTTP_PORT, 'TCP'], [NODE_VXLAN_PORT, 'UDP'], [NODE_CONTROL_PORT, 'UDP']]);
+  assert.deepEqual(
+    c.ports.map((p: Obj) => [p.containerPort, p.protocol]),
+    [
+      [NODE_HTTP_PORT, 'TCP'],
+      [NODE_VXLAN_PORT, 'UDP'],
+      [NODE_CONTROL_PORT, 'UDP'],
+    ],
+  );
   const port = (name: string): number => c.ports.find((p: Obj) => p.name === name).containerPort as number;
   assert.equal(c.readinessProbe.httpGet.path, '/readyz');
   assert.equal(port(c.readinessProbe.httpGet.port as string), NODE_HTTP_PORT);
@@ -59,8 +70,13 @@ test('the DaemonSet: NET_ADMIN, SYS_ADMIN and NET_BROADCAST only, not privileged
   // The agent enters pods with nsenter (setns), never ip -n (which remounts /sys): the runtime's
   // default AppArmor profile holds.
   assert.equal(sc.appArmorProfile, undefined);
-  assert.deepEqual(checkPodSecurity(pod, 'baseline').filter((v) => v.control === 'AppArmor'), []);
-  const caps = checkPodSecurity(pod, 'baseline').filter((v) => v.control === 'Capabilities').map((v) => v.message);
+  assert.deepEqual(
+    checkPodSecurity(pod, 'baseline').filter((v) => v.control === 'AppArmor'),
+    [],
+  );
+  const caps = checkPodSecurity(pod, 'baseline')
+    .filter((v) => v.control === 'Capabilities')
+    .map((v) => v.message);
   assert.deepEqual(caps, ['adds NET_ADMIN, not in the baseline list', 'adds SYS_ADMIN, not in the baseline list', 'adds NET_BROADCAST, not in the baseline list']);
   const hostPaths = (pod.spec.volumes as Obj[]).filter((v) => v.hostPath).map((v) => v.hostPath.path);
   assert.deepEqual(hostPaths, ['/run/netns'], 'the netns handles and nothing else of the host (no /run/xtables.lock: nftables)');

@@ -33,11 +33,7 @@ test('every deploy/ manifest parses; every built-in object validates against the
   }
   assert.ok(validated >= 12, `validated ${validated}`);
   // Only the kustomize files themselves and cert-manager's custom resources have no built-in schema.
-  assert.deepEqual([...new Set(unvalidated)].sort(), [
-    'cert-manager.io/v1 Certificate',
-    'cert-manager.io/v1 Issuer',
-    'kustomize.config.k8s.io/v1beta1 Kustomization',
-  ]);
+  assert.deepEqual([...new Set(unvalidated)].sort(), ['cert-manager.io/v1 Certificate', 'cert-manager.io/v1 Issuer', 'kustomize.config.k8s.io/v1beta1 Kustomization']);
 });
 
 test('kustomizations list files that exist, one object kind per resource file', () => {
@@ -86,7 +82,10 @@ test('deploy/examples/probe.injected.yaml is exactly kmcast inject of probe.yaml
   const out = stringifyDocs(injectDocs(src, { ...DEFAULT_AGENT_OPTIONS, createSecret: false, networkPolicy: true, strict: true }).docs);
   assert.equal(readFileSync(`${DEPLOY}examples/probe.injected.yaml`, 'utf8'), out, 'regenerate: kmcast inject -f deploy/examples/probe.yaml');
   const objs = load(`${DEPLOY}examples/probe.injected.yaml`);
-  assert.deepEqual(objs.map((o) => o.kind), ['Deployment', 'Service', 'NetworkPolicy', 'Job']);
+  assert.deepEqual(
+    objs.map((o) => o.kind),
+    ['Deployment', 'Service', 'NetworkPolicy', 'Job'],
+  );
 });
 
 test('deploy/examples/probe-webhook.yaml: its Service and policy are what inject emits; its pods inject into the same set', () => {
@@ -105,8 +104,27 @@ test('deploy/examples/probe-webhook.yaml: its Service and policy are what inject
 
 test('the sidecar passes only agent flags the agent defines, as KMCAST_* env', () => {
   // The agent's fixed flag set (DESIGN section 3 and the agent contract); KMCAST_POD_IP is the downward API.
-  const agentFlags = ['service', 'peers', 'dns-server', 'interface', 'device', 'vni', 'vxlan-port', 'control-port', 'http', 'key-file', 'addressing',
-    'broadcast', 'unregistered', 'heartbeat-interval', 'peer-expiry', 'resolve-interval', 'insecure-no-allowlist', 'setup-only', 'log-level'];
+  const agentFlags = [
+    'service',
+    'peers',
+    'dns-server',
+    'interface',
+    'device',
+    'vni',
+    'vxlan-port',
+    'control-port',
+    'http',
+    'key-file',
+    'addressing',
+    'broadcast',
+    'unregistered',
+    'heartbeat-interval',
+    'peer-expiry',
+    'resolve-interval',
+    'insecure-no-allowlist',
+    'setup-only',
+    'log-level',
+  ];
   const allowed = new Set([...agentFlags.map((f) => `KMCAST_${f.toUpperCase().replace(/-/g, '_')}`), 'KMCAST_POD_IP']);
   const c = agentContainer('app', DEFAULT_AGENT_OPTIONS, true);
   for (const e of c.env!) if (e.name.startsWith('KMCAST_')) assert.ok(allowed.has(e.name), e.name);

@@ -9,7 +9,9 @@ export const INJECT_DIR = `${FIXTURES}inject/`;
 export const GOLDEN_DIR = `${FIXTURES}inject-golden/`;
 
 export function injectFixtures(): string[] {
-  return readdirSync(INJECT_DIR).filter((f) => f.endsWith('.yaml')).sort();
+  return readdirSync(INJECT_DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
 }
 
 export const readFixture = (path: string): string => readFileSync(path, 'utf8');

@@ -12,9 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ConfigError } from '../../../src/errors.js';
-import {
-  GATEWAY_CONFIGMAP, GATEWAY_DAEMONSET, GATEWAY_KEYS, GATEWAY_NODE_LABEL, generateGateway, nodeAffinityPatch, nodePatchCommand,
-} from '../../../src/manifests/gateway-generate.js';
+import { GATEWAY_CONFIGMAP, GATEWAY_DAEMONSET, GATEWAY_KEYS, GATEWAY_NODE_LABEL, generateGateway, nodeAffinityPatch, nodePatchCommand } from '../../../src/manifests/gateway-generate.js';
 import type { GatewayGenerateOptions } from '../../../src/manifests/gateway-generate.js';
 import { lintDocs } from '../../../src/manifests/lint.js';
 import { NODE_DAEMONSET, NODE_NAMESPACE } from '../../../src/manifests/node-inject.js';
@@ -49,7 +47,10 @@ for (const [i, v] of variants.entries()) {
     const { yaml, notes } = generateGateway(o);
     const out = objs(yaml);
     assert.equal(kustomizeText(yaml, `generate --mode gateway (variant ${i})`).length, out.length, 'kubectl kustomize reads every object');
-    assert.deepEqual(out.map((x) => `${x.kind as string}/${x.metadata.name as string}`), [`ConfigMap/${GATEWAY_CONFIGMAP}`, `DaemonSet/${GATEWAY_DAEMONSET}`]);
+    assert.deepEqual(
+      out.map((x) => `${x.kind as string}/${x.metadata.name as string}`),
+      [`ConfigMap/${GATEWAY_CONFIGMAP}`, `DaemonSet/${GATEWAY_DAEMONSET}`],
+    );
     for (const x of out) {
       assert.ok(validateK8s(x), `${x.kind as string} has a schema`);
       assert.equal(x.metadata.namespace, NODE_NAMESPACE);
@@ -58,7 +59,7 @@ for (const [i, v] of variants.entries()) {
     assert.ok(yaml.startsWith('---\n# kmcast generate --mode gateway: '), 'starts with the explaining comment');
     const cm = out[0]!;
     assert.equal(cm.data.interface, o.interface);
-    assert.equal(cm.data.groups, o.groups.join(','), 'the entries in the parser\'s normal form (these are already normal)');
+    assert.equal(cm.data.groups, o.groups.join(','), "the entries in the parser's normal form (these are already normal)");
     assert.equal(cm.data.snat, o.snat);
     assert.equal(cm.data['min-ttl'], String(o.minTtl));
     assert.equal(cm.data.rate, String(o.rate));
@@ -76,7 +77,10 @@ for (const [i, v] of variants.entries()) {
       assert.equal(GATEWAY_KEYS[ref.key as keyof typeof GATEWAY_KEYS], e.name);
       assert.ok(ref.key in cm.data || ref.optional === true, `${e.name as string}: key ${ref.key as string}`);
     }
-    assert.ok(notes.some((n) => n.includes(nodePatchCommand())), 'the node DaemonSet change is on stderr');
+    assert.ok(
+      notes.some((n) => n.includes(nodePatchCommand())),
+      'the node DaemonSet change is on stderr',
+    );
     assert.ok(yaml.includes(nodePatchCommand()) && yaml.includes(`kubectl label node <node> ${GATEWAY_NODE_LABEL}=true`));
   });
 }
@@ -86,7 +90,7 @@ test('YAML 1.1 reads a plain on as a boolean: the quoting above is needed', () =
   assert.equal((parse('snat: "on"', { version: '1.1' }) as Obj).snat, 'on');
 });
 
-test('the gateway DaemonSet is deploy/node\'s DaemonSet with only the gateway\'s differences', () => {
+test("the gateway DaemonSet is deploy/node's DaemonSet with only the gateway's differences", () => {
   const node = structuredClone(find(nodeBuilt, 'DaemonSet', NODE_DAEMONSET));
   const gw = find(objs(generateGateway(base).yaml), 'DaemonSet', GATEWAY_DAEMONSET);
   // What the gateway changes, applied to the node agent's DaemonSet, gives the gateway's.
@@ -98,9 +102,12 @@ test('the gateway DaemonSet is deploy/node\'s DaemonSet with only the gateway\'s
   c.name = 'gateway';
   assert.equal(c.args[0], 'node');
   c.args[0] = 'gateway';
-  c.env.push(...Object.entries(GATEWAY_KEYS).map(([key, name]) => ({
-    name, valueFrom: { configMapKeyRef: { name: GATEWAY_CONFIGMAP, key, ...(key === 'interface' || key === 'groups' ? {} : { optional: true }) } },
-  })));
+  c.env.push(
+    ...Object.entries(GATEWAY_KEYS).map(([key, name]) => ({
+      name,
+      valueFrom: { configMapKeyRef: { name: GATEWAY_CONFIGMAP, key, ...(key === 'interface' || key === 'groups' ? {} : { optional: true }) } },
+    })),
+  );
   assert.deepEqual(gw, node);
   // The peers Service selects the gateway's pods too, so the node agents find it.
   const svc = find(nodeBuilt, 'Service', 'kmcast-node');
@@ -112,7 +119,13 @@ test('the gateway DaemonSet is deploy/node\'s DaemonSet with only the gateway\'s
 
 test('deploy/gateway builds to deploy/node, the NotIn affinity on kmcast-node, and what generate writes', () => {
   assert.deepEqual(gatewayBuilt.map((o) => `${o.kind as string}/${o.metadata.name as string}`).sort(), [
-    'ConfigMap/kmcast-gateway', 'ConfigMap/kmcast-node', 'DaemonSet/kmcast-gateway', 'DaemonSet/kmcast-node', 'Namespace/kmcast-node', 'Service/kmcast-node', 'ServiceAccount/kmcast-node',
+    'ConfigMap/kmcast-gateway',
+    'ConfigMap/kmcast-node',
+    'DaemonSet/kmcast-gateway',
+    'DaemonSet/kmcast-node',
+    'Namespace/kmcast-node',
+    'Service/kmcast-node',
+    'ServiceAccount/kmcast-node',
   ]);
   for (const o of gatewayBuilt) assert.ok(validateK8s(o), `${o.kind as string} has a schema`);
   const generated = objs(generateGateway(base).yaml);
@@ -131,7 +144,7 @@ test('deploy/gateway builds to deploy/node, the NotIn affinity on kmcast-node, a
   assert.deepEqual(find(gatewayBuilt, 'DaemonSet', NODE_DAEMONSET), node);
 });
 
-test('the patch command generate prints, applied by kubectl to deploy/node\'s DaemonSet, gives deploy/gateway\'s', (t) => {
+test("the patch command generate prints, applied by kubectl to deploy/node's DaemonSet, gives deploy/gateway's", (t) => {
   if (!requireKubectl(t)) return;
   const m = /^kubectl -n (\S+) patch daemonset (\S+) --type strategic -p '([^']+)'$/.exec(nodePatchCommand());
   assert.ok(m, nodePatchCommand());
@@ -173,7 +186,12 @@ test('generate --mode gateway refuses settings the agent would refuse, naming th
     [{ rate: -1 }, /^--gateway-rate: invalid value "-1"/],
     [{ rate: 1.5 }, /^--gateway-rate: invalid value "1.5"/],
   ];
-  for (const [v, re] of bad) assert.throws(() => generateGateway({ ...base, ...v }), (e: unknown) => e instanceof ConfigError && re.test(e.message), re.source);
+  for (const [v, re] of bad)
+    assert.throws(
+      () => generateGateway({ ...base, ...v }),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+      re.source,
+    );
   // The edges still accepted.
   for (const v of [{ minTtl: 255 }, { rate: 0 }, { interface: 'a'.repeat(15) }, { groups: ['224.0.0.251/32=both'] }]) assert.doesNotThrow(() => generateGateway({ ...base, ...v }), JSON.stringify(v));
   assert.equal(objs(generateGateway({ ...base, groups: ['224.0.0.251/32=both'] }).yaml)[0]!.data.groups, '224.0.0.251=both', 'a /32 is written as the group');

@@ -42,7 +42,10 @@ for (const mode of MODES) {
       const o = { ...base, ...v, mode };
       if (mode === 'node' && (o.createSecret || o.agent.legacy)) {
         // Sidecar-only options are refused in node mode, naming the flag.
-        assert.throws(() => generate(o), (e: unknown) => e instanceof ConfigError && /^--(create-secret|legacy): only for --mode overlay/.test(e.message));
+        assert.throws(
+          () => generate(o),
+          (e: unknown) => e instanceof ConfigError && /^--(create-secret|legacy): only for --mode overlay/.test(e.message),
+        );
         return;
       }
       const { yaml } = generate(o);
@@ -61,12 +64,18 @@ for (const mode of MODES) {
       const app = spec.containers[0];
       assert.equal(app.image, o.image);
       assert.equal(app.env[0].value, o.groups.map((g) => `${g.address}:${g.port}`).join(','));
-      assert.deepEqual(app.ports.map((p: Obj) => p.protocol), [...new Set(o.groups.map((g) => g.port))].map(() => 'UDP'));
+      assert.deepEqual(
+        app.ports.map((p: Obj) => p.protocol),
+        [...new Set(o.groups.map((g) => g.port))].map(() => 'UDP'),
+      );
 
       if (mode === 'overlay') {
         const agent = [...(spec.initContainers ?? []), ...spec.containers].find((c: Obj) => c.name === 'kmcast');
         assert.equal(agent.image, o.agent.image);
-        assert.deepEqual(out.map((x) => x.kind), ['Deployment', 'Service', 'NetworkPolicy', ...(o.createSecret ? ['Secret'] : [])]);
+        assert.deepEqual(
+          out.map((x) => x.kind),
+          ['Deployment', 'Service', 'NetworkPolicy', ...(o.createSecret ? ['Secret'] : [])],
+        );
         assert.equal(spec.hostNetwork, undefined);
       } else if (mode === 'node') {
         const kinds = out.map((x) => x.kind);
@@ -82,12 +91,13 @@ for (const mode of MODES) {
       } else if (mode === 'host-network') {
         assert.equal(spec.hostNetwork, true);
         assert.equal(spec.dnsPolicy, 'ClusterFirstWithHostNet');
-        assert.deepEqual(spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution, [
-          { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: o.name } } },
-        ]);
+        assert.deepEqual(spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution, [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: o.name } } }]);
         for (const p of app.ports) assert.equal(p.hostPort, p.containerPort);
         assert.match(yaml, /# - isolation: /);
-        assert.deepEqual(out.map((x) => x.kind), ['Deployment']);
+        assert.deepEqual(
+          out.map((x) => x.kind),
+          ['Deployment'],
+        );
       } else {
         const nad = out.find((x) => x.kind === 'NetworkAttachmentDefinition')!;
         const config = JSON.parse(nad.spec.config as string) as Obj;
@@ -111,10 +121,18 @@ test('generate refuses groups and options that cannot work, naming the flag', ()
     [{ subnet: '10.0.0.0' }, /^--subnet: invalid CIDR/],
     [{ master: 'eth 1' }, /^--master: invalid interface name/],
   ];
-  for (const [v, re] of bad) assert.throws(() => generate({ ...base, ...v }), (e: unknown) => e instanceof ConfigError && re.test(e.message), re.source);
+  for (const [v, re] of bad)
+    assert.throws(
+      () => generate({ ...base, ...v }),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+      re.source,
+    );
 });
 
-test('a group lint warns about still generates, and the warning is lint\'s to give', () => {
+test("a group lint warns about still generates, and the warning is lint's to give", () => {
   const { yaml } = generate({ ...base, groups: [parseGroupSpec('233.1.1.1:5000')] });
-  assert.deepEqual(lintDocs(parseYamlDocs(yaml, 'g')).map((f) => f.rule), ['KMC103']);
+  assert.deepEqual(
+    lintDocs(parseYamlDocs(yaml, 'g')).map((f) => f.rule),
+    ['KMC103'],
+  );
 });

@@ -10,9 +10,17 @@ test('parseIPv4 and formatIPv4 round-trip; non-addresses are undefined', () => {
 
 test('classifyGroup follows the IANA blocks of RFC 5771', () => {
   const cases: [string, string][] = [
-    ['10.0.0.1', 'not-multicast'], ['223.255.255.255', 'not-multicast'], ['240.0.0.1', 'not-multicast'],
-    ['224.0.0.251', 'link-local'], ['224.0.0.0', 'link-local'], ['224.0.1.1', 'global'],
-    ['232.1.2.3', 'ssm'], ['233.1.1.1', 'glop'], ['239.0.0.1', 'admin-scoped'], ['239.255.255.250', 'admin-scoped'], ['238.1.1.1', 'global'],
+    ['10.0.0.1', 'not-multicast'],
+    ['223.255.255.255', 'not-multicast'],
+    ['240.0.0.1', 'not-multicast'],
+    ['224.0.0.251', 'link-local'],
+    ['224.0.0.0', 'link-local'],
+    ['224.0.1.1', 'global'],
+    ['232.1.2.3', 'ssm'],
+    ['233.1.1.1', 'glop'],
+    ['239.0.0.1', 'admin-scoped'],
+    ['239.255.255.250', 'admin-scoped'],
+    ['238.1.1.1', 'global'],
   ];
   for (const [a, c] of cases) assert.equal(classifyGroup(parseIPv4(a)!), c, a);
 });
@@ -33,5 +41,10 @@ test('parseGroupSpec accepts G:PORT and explains every mistake', () => {
     ['239.1.2.3:0', /port must be between 1 and 65535/],
     ['239.1.2.3:70000', /port must be between 1 and 65535/],
   ];
-  for (const [t, re] of bad) assert.throws(() => parseGroupSpec(t), (e: unknown) => e instanceof InputError && re.test(e.message), t);
+  for (const [t, re] of bad)
+    assert.throws(
+      () => parseGroupSpec(t),
+      (e: unknown) => e instanceof InputError && re.test(e.message),
+      t,
+    );
 });

@@ -22,8 +22,14 @@ function rng(seed: number): () => number {
 }
 
 const KINDS: [string, string][] = [
-  ['v1', 'Pod'], ['apps/v1', 'Deployment'], ['apps/v1', 'StatefulSet'], ['apps/v1', 'DaemonSet'],
-  ['apps/v1', 'ReplicaSet'], ['batch/v1', 'Job'], ['batch/v1', 'CronJob'], ['v1', 'ReplicationController'],
+  ['v1', 'Pod'],
+  ['apps/v1', 'Deployment'],
+  ['apps/v1', 'StatefulSet'],
+  ['apps/v1', 'DaemonSet'],
+  ['apps/v1', 'ReplicaSet'],
+  ['batch/v1', 'Job'],
+  ['batch/v1', 'CronJob'],
+  ['v1', 'ReplicationController'],
 ];
 
 function workload(r: () => number, i: number): Obj {
@@ -75,7 +81,12 @@ test('200 generated workloads: injected, schema-valid, idempotent, YAML and JSON
     for (const o of out) assert.ok(validateK8s(o), `${o.kind as string} validates`);
     if (res.skipped.length > 0) {
       skipped++;
-      assert.ok(w.spec.hostNetwork === true || w.spec.template?.spec.hostNetwork === true || w.spec.jobTemplate?.spec.template.spec.hostNetwork === true || (legacy && ['Job', 'CronJob'].includes(w.kind as string)));
+      assert.ok(
+        w.spec.hostNetwork === true ||
+          w.spec.template?.spec.hostNetwork === true ||
+          w.spec.jobTemplate?.spec.template.spec.hostNetwork === true ||
+          (legacy && ['Job', 'CronJob'].includes(w.kind as string)),
+      );
       assert.deepEqual(out, [w]);
       continue;
     }

@@ -46,7 +46,7 @@ test('inject emits the policy when the input already holds one selecting the pod
   assert.match(off.stderr, /pods are selected by NetworkPolicy\/default-deny.*UDP 7471 and 7470/);
 });
 
-test("auto mode: a policy selects the pods only in their namespace, by matchLabels and matchExpressions, for ingress", () => {
+test('auto mode: a policy selects the pods only in their namespace, by matchLabels and matchExpressions, for ingress', () => {
   const app = readFileSync(`${INJECT_DIR}01-deployment-comments.yaml`, 'utf8');
   const ns = (parseYamlDocs(app, 'a')[0]!.doc.toJS() as Obj).metadata.namespace as string | undefined;
   const labels = (parseYamlDocs(app, 'a')[0]!.doc.toJS() as Obj).spec.template.metadata.labels as Record<string, string>;
@@ -64,6 +64,10 @@ test("auto mode: a policy selects the pods only in their namespace, by matchLabe
   for (const [p, expect] of cases) {
     const r = injectDocs(parseYamlDocs(app + p, 'in.yaml'), { ...DEFAULT_AGENT_OPTIONS, createSecret: false, networkPolicy: 'auto', strict: false });
     const out = kinds(stringifyDocs(r.docs));
-    assert.equal(out.some((x) => x.endsWith('-kmcast') && x.startsWith('NetworkPolicy/')), expect, p);
+    assert.equal(
+      out.some((x) => x.endsWith('-kmcast') && x.startsWith('NetworkPolicy/')),
+      expect,
+      p,
+    );
   }
 });

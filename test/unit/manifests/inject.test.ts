@@ -35,7 +35,11 @@ function uninject(obj: Obj): Obj {
     if (!status) continue;
     const s = JSON.parse(status) as { initContainers: string[]; containers: string[]; volumes: string[] };
     const spec = tpl.spec as Obj;
-    for (const [key, drop] of [['initContainers', s.initContainers], ['containers', s.containers], ['volumes', s.volumes]] as const) {
+    for (const [key, drop] of [
+      ['initContainers', s.initContainers],
+      ['containers', s.containers],
+      ['volumes', s.volumes],
+    ] as const) {
       if (!spec[key]) continue;
       spec[key] = (spec[key] as Obj[]).filter((c) => !drop.includes(c.name as string));
       if (spec[key].length === 0) delete spec[key];
@@ -113,7 +117,13 @@ for (const legacy of [false, true]) {
         assert.equal(agent.env.find((e: Obj) => e.name === 'KMCAST_SERVICE').value, `${app}-kmcast.$(POD_NAMESPACE).svc.cluster.local`);
         const np = out.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === `${app}-kmcast`);
         assert.deepEqual(np?.spec.ingress, [
-          { from: [{ podSelector: { matchLabels: { [MEMBER_LABEL]: app } } }], ports: [{ protocol: 'UDP', port: 7471 }, { protocol: 'UDP', port: 7470 }] },
+          {
+            from: [{ podSelector: { matchLabels: { [MEMBER_LABEL]: app } } }],
+            ports: [
+              { protocol: 'UDP', port: 7471 },
+              { protocol: 'UDP', port: 7470 },
+            ],
+          },
         ]);
         assert.deepEqual(spec.volumes.find((v: Obj) => v.name === 'kmcast-key').secret.secretName, `${app}-kmcast-key`);
       }
@@ -132,7 +142,10 @@ test('comments and field order survive injection', () => {
 
 test('an existing NetworkPolicy is kept and the members policy is added beside it', () => {
   const out = objects(run(readFileSync(INJECT_DIR + '08-with-networkpolicy.yaml', 'utf8')).yaml);
-  assert.deepEqual(out.filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata.name), ['default-deny', 'ledger-http', 'ledger-kmcast']);
+  assert.deepEqual(
+    out.filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata.name),
+    ['default-deny', 'ledger-http', 'ledger-kmcast'],
+  );
   assert.equal(out.find((o) => o.metadata.name === 'ledger-kmcast')!.metadata.namespace, 'pay');
 });
 
@@ -140,7 +153,10 @@ test('Lists are unpacked: items injected in place, generated objects follow the 
   const r = run(readFileSync(INJECT_DIR + '07-list.yaml', 'utf8'));
   assert.deepEqual(r.injected, ['Deployment/chat']);
   const out = objects(r.yaml);
-  assert.deepEqual(out.map((o) => o.kind), ['List', 'Service', 'NetworkPolicy']);
+  assert.deepEqual(
+    out.map((o) => o.kind),
+    ['List', 'Service', 'NetworkPolicy'],
+  );
   assert.equal(out[0]!.items[1].spec.template.spec.initContainers[0].name, 'kmcast');
 });
 
@@ -150,7 +166,10 @@ test('a hostNetwork pod is skipped with the reason, and --strict makes it an err
   assert.deepEqual(r.skipped, ['Pod/node-agent']);
   assert.equal(r.yaml.trim(), `---\n${input.trim()}`);
   assert.ok(r.report.some((l) => l.includes('hostNetwork') && l.includes('skipped Pod/node-agent')));
-  assert.throws(() => run(input, { strict: true }, 'pods.yaml'), (e: unknown) => e instanceof InputError && /^pods\.yaml:1: inject Pod\/node-agent: hostNetwork/.test(e.message));
+  assert.throws(
+    () => run(input, { strict: true }, 'pods.yaml'),
+    (e: unknown) => e instanceof InputError && /^pods\.yaml:1: inject Pod\/node-agent: hostNetwork/.test(e.message),
+  );
 });
 
 test('a custom resource passes through unchanged with a note; ConfigMaps pass silently', () => {
@@ -164,9 +183,18 @@ test('a custom resource passes through unchanged with a note; ConfigMaps pass si
 test('re-injecting an older legacy injection upgrades it in place to the native sidecar', () => {
   const out = objects(run(readFileSync(INJECT_DIR + '13-legacy-injected-upgrade.yaml', 'utf8')).yaml);
   const spec = out[0]!.spec;
-  assert.deepEqual(spec.initContainers.map((c: Obj) => c.name), ['kmcast']);
-  assert.deepEqual(spec.containers.map((c: Obj) => c.name), ['relay']);
-  assert.deepEqual(spec.volumes.map((v: Obj) => v.name), ['kmcast-key']);
+  assert.deepEqual(
+    spec.initContainers.map((c: Obj) => c.name),
+    ['kmcast'],
+  );
+  assert.deepEqual(
+    spec.containers.map((c: Obj) => c.name),
+    ['relay'],
+  );
+  assert.deepEqual(
+    spec.volumes.map((v: Obj) => v.name),
+    ['kmcast-key'],
+  );
   assert.equal(JSON.parse(out[0]!.metadata.annotations[STATUS_ANNOTATION]).mode, 'native');
 });
 
@@ -200,7 +228,10 @@ test('--create-secret emits a random key once and keeps it on re-injection', () 
 test('--no-network-policy emits no policy; custom ports reach the sidecar, Service and policy', () => {
   const input = readFileSync(INJECT_DIR + '09-replicaset-flow-style.yaml', 'utf8');
   const out = objects(run(input, { networkPolicy: false, vxlanPort: 17471, controlPort: 17470, vni: 99 }).yaml);
-  assert.deepEqual(out.map((o) => o.kind), ['ReplicaSet', 'Service']);
+  assert.deepEqual(
+    out.map((o) => o.kind),
+    ['ReplicaSet', 'Service'],
+  );
   const env = out[0]!.spec.template.spec.initContainers[0].env as Obj[];
   assert.equal(env.find((e) => e.name === 'KMCAST_VXLAN_PORT')!.value, '17471');
   assert.equal(env.find((e) => e.name === 'KMCAST_VNI')!.value, '99');

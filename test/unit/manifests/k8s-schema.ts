@@ -10,9 +10,15 @@ type ModelClass = new (data: unknown) => { validate(): void };
 
 function groupModule(apiVersion: string): Record<string, unknown> | undefined {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
-  const key = group === '' ? undefined : group!.split('.').map((p, i) => (i === 0 ? p : p[0]!.toUpperCase() + p.slice(1))).join('');
+  const key =
+    group === ''
+      ? undefined
+      : group!
+          .split('.')
+          .map((p, i) => (i === 0 ? p : p[0]!.toUpperCase() + p.slice(1)))
+          .join('');
   const root = models as unknown as Record<string, Record<string, unknown>>;
-  if (key === undefined) return root[version!] ;
+  if (key === undefined) return root[version!];
   return root[key]?.[version!] as Record<string, unknown> | undefined;
 }
 

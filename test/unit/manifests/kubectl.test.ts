@@ -35,7 +35,10 @@ test('the kubectl helper rejects a flow map with a plain ":9470" (go-yaml: did n
 
 test('every inject golden output parses with kubectl kustomize and reads the same', (t) => {
   if (!requireKubectl(t)) return;
-  const inputs: KubectlInput[] = readdirSync(GOLDEN_DIR).filter((f) => f.endsWith('.yaml')).sort().map((f) => ({ label: `golden ${f}`, yaml: readFileSync(GOLDEN_DIR + f, 'utf8') }));
+  const inputs: KubectlInput[] = readdirSync(GOLDEN_DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => ({ label: `golden ${f}`, yaml: readFileSync(GOLDEN_DIR + f, 'utf8') }));
   assert.ok(inputs.length >= 2 * injectFixtures().length);
   const objs = kubectlParse(inputs);
   assert.ok(objs.length > inputs.length);
@@ -79,7 +82,10 @@ test('every generate mode parses with kubectl kustomize and reads the same', (t)
   // kubectl reads the gateway's settings as strings (a plain off would be a boolean to YAML 1.1 readers).
   const settings = objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.name === 'kmcast-gateway');
   assert.equal(settings.length, 2);
-  assert.deepEqual(settings.map((o) => o.data.snat), ['on', 'off']);
+  assert.deepEqual(
+    settings.map((o) => o.data.snat),
+    ['on', 'off'],
+  );
 });
 
 function templatesOf(obj: Obj): Obj[] {
@@ -101,7 +107,10 @@ test('every pod the webhook patches parses with kubectl kustomize, as YAML and a
         meta.name ??= `pod-${n}`;
         meta.labels = { ...meta.labels, [INJECT_LABEL]: 'enabled' };
         const pod = { apiVersion: 'v1', kind: 'Pod', metadata: meta, spec: structuredClone(tpl.spec) };
-        const reply = handleAdmissionReview({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: `u${n}`, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', object: pod } }, { ...DEFAULT_AGENT_OPTIONS, strict: false });
+        const reply = handleAdmissionReview(
+          { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: `u${n}`, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', object: pod } },
+          { ...DEFAULT_AGENT_OPTIONS, strict: false },
+        );
         const patch = (reply.body.response as Obj).patch as string | undefined;
         if (!patch) continue;
         const patched = jsonpatch.applyPatch(structuredClone(pod), JSON.parse(Buffer.from(patch, 'base64').toString()) as Operation[], true, false).newDocument;

@@ -146,7 +146,11 @@ export function kubectlParse(inputs: readonly KubectlInput[]): Obj[] {
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
   if (v !== null && typeof v === 'object') {
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Obj)[k])]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeys((v as Obj)[k])]),
+    );
   }
   return v;
 }
@@ -174,5 +178,7 @@ export function kustomizeDir(dir: string, label = dir): Obj[] {
   if (why !== undefined) throw new Error(`${why}: the manifest tests run "kubectl kustomize"; install kubectl >= 1.27 (it bundles kustomize) and rerun`);
   const r = kustomize(dir);
   if (!r.ok) throw new Error(`kubectl kustomize refused ${label}: ${r.why}`);
-  return parseAllDocuments(r.out).map((d) => d.toJS() as Obj).filter((o) => o !== null);
+  return parseAllDocuments(r.out)
+    .map((d) => d.toJS() as Obj)
+    .filter((o) => o !== null);
 }

@@ -33,7 +33,11 @@ for (const rule of RULE_LIST) {
       assert.ok(h.line > 1 && h.object.length > 0 && h.path.length > 0 && h.message.length > 0);
       assert.equal(h.fix, rule.fix);
     }
-    assert.deepEqual(lintFile(good).filter((f) => f.rule === rule.id), [], `${good} must not trigger ${rule.id}`);
+    assert.deepEqual(
+      lintFile(good).filter((f) => f.rule === rule.id),
+      [],
+      `${good} must not trigger ${rule.id}`,
+    );
   });
 }
 
@@ -58,11 +62,15 @@ test('findings point at the line of the offending field', () => {
 
 test('a group setting that is not an address at all is reported', () => {
   const f = lintText('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  MCAST_GROUP: "239.1.1:5000"\n');
-  assert.deepEqual(f.map((x) => [x.rule, x.message]), [['KMC101', '"239.1.1" is not an IPv4 address']]);
+  assert.deepEqual(
+    f.map((x) => [x.rule, x.message]),
+    [['KMC101', '"239.1.1" is not an IPv4 address']],
+  );
 });
 
 test('interface and source addresses next to a group are not groups', () => {
-  const text = 'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: b\n    env:\n    - {name: MCAST_IFACE_ADDR, value: 10.0.0.5}\n    - {name: MCAST_GROUP, value: "239.2.2.2"}\n    - {name: MULTICAST_TTL, value: "4"}\n';
+  const text =
+    'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: b\n    env:\n    - {name: MCAST_IFACE_ADDR, value: 10.0.0.5}\n    - {name: MCAST_GROUP, value: "239.2.2.2"}\n    - {name: MULTICAST_TTL, value: "4"}\n';
   assert.deepEqual(lintText(text), []);
 });
 
@@ -75,9 +83,18 @@ test('the injected fixtures and the generated objects of inject are clean', () =
 
 test('bad CNI JSON is an input error with file and line', () => {
   const nad = 'apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {name: n}\nspec:\n  config: \'{"type": "macvlan",}\'\n';
-  assert.throws(() => lintText(nad, 'nad.yaml'), (e: unknown) => e instanceof InputError && /^nad\.yaml:5: parse CNI configuration in spec\.config: /.test(e.message));
-  assert.throws(() => lintText('{"Network": "10.0.0.0/8",, }', 'net-conf.json'), (e: unknown) => e instanceof InputError && /^net-conf\.json:1: parse YAML/.test(e.message));
-  assert.throws(() => lintText('kind: Pod\nmetadata: {name: x}\n', 'p.yaml'), (e: unknown) => e instanceof InputError && /^p\.yaml:1: read object: missing apiVersion/.test(e.message));
+  assert.throws(
+    () => lintText(nad, 'nad.yaml'),
+    (e: unknown) => e instanceof InputError && /^nad\.yaml:5: parse CNI configuration in spec\.config: /.test(e.message),
+  );
+  assert.throws(
+    () => lintText('{"Network": "10.0.0.0/8",, }', 'net-conf.json'),
+    (e: unknown) => e instanceof InputError && /^net-conf\.json:1: parse YAML/.test(e.message),
+  );
+  assert.throws(
+    () => lintText('kind: Pod\nmetadata: {name: x}\n', 'p.yaml'),
+    (e: unknown) => e instanceof InputError && /^p\.yaml:1: read object: missing apiVersion/.test(e.message),
+  );
 });
 
 test('human output has headline, why, fix and a summary', () => {
@@ -131,7 +148,10 @@ test('lint time grows linearly with the number of groups (10k groups, with and w
     return JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'b', env }] } });
   };
   // 239/8: no findings; 230/8: one finding per group (globally scoped).
-  for (const [first, perGroup] of [[239, 0], [230, 1]] as const) {
+  for (const [first, perGroup] of [
+    [239, 0],
+    [230, 1],
+  ] as const) {
     const time = (n: number): number => {
       const docs = parseYamlDocs(podWith(n, first), 'many.json');
       let best = Infinity;
@@ -154,7 +174,15 @@ test('a ConfigMap of 20,000 groups lints in linear time, well under 10 s', () =>
   // One key per group, as a values-style ConfigMap has them; 230/8 gives every key a finding, so
   // each finding's line is looked up too.
   const configMap = (n: number): string =>
-    ['apiVersion: v1', 'kind: ConfigMap', 'metadata:', '  name: groups', 'data:', ...Array.from({ length: n }, (_, i) => `  GROUP_${i}: "230.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}"`), ''].join('\n');
+    [
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata:',
+      '  name: groups',
+      'data:',
+      ...Array.from({ length: n }, (_, i) => `  GROUP_${i}: "230.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}"`),
+      '',
+    ].join('\n');
   const time = (n: number): number => {
     const docs = parseYamlDocs(configMap(n), 'groups.yaml');
     let best = Infinity;

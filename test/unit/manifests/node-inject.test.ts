@@ -33,7 +33,9 @@ const flat = (o: Obj): Obj[] => (o.kind === 'List' ? (o.items as Obj[]).flatMap(
 
 /** The restricted violations of a template, without the container indices (the wait container shifts them). */
 const violations = (tpl: Obj): string[] =>
-  checkPodSecurity(tpl, 'restricted').map((v) => `${v.control}: ${v.path.replace(/\[\d+\]/g, '[]')}`).sort();
+  checkPodSecurity(tpl, 'restricted')
+    .map((v) => `${v.control}: ${v.path.replace(/\[\d+\]/g, '[]')}`)
+    .sort();
 
 const RESTRICTED_APP = `apiVersion: apps/v1
 kind: Deployment
@@ -74,7 +76,7 @@ for (const f of fixtures) {
     const out = objects(once.yaml);
     assert.equal(kustomizeText(once.yaml, f).length, out.flatMap(flat).length, 'kubectl kustomize reads every object');
     for (const o of out) validateK8s(o);
-    assert.ok(!out.some((o) => o.kind === 'Secret' || o.kind === 'NetworkPolicy' && o.metadata?.annotations?.['kmcast.io/generated-for']), 'no Secret, no policy');
+    assert.ok(!out.some((o) => o.kind === 'Secret' || (o.kind === 'NetworkPolicy' && o.metadata?.annotations?.['kmcast.io/generated-for'])), 'no Secret, no policy');
     assert.ok(!once.yaml.includes('NET_ADMIN') && !once.yaml.includes('kmcast-key'), 'no capability, no key anywhere');
 
     const inTpls = objects(input).flatMap(templates);
@@ -88,10 +90,22 @@ for (const f of fixtures) {
       assert.equal(wait.name, WAIT_NAME, 'the wait container comes first');
       assert.deepEqual(wait.args, ['wait']);
       assert.deepEqual(wait.securityContext, {
-        runAsNonRoot: true, runAsUser: WAIT_UID, runAsGroup: WAIT_UID, allowPrivilegeEscalation: false, privileged: false,
-        capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true, seccompProfile: { type: 'RuntimeDefault' },
+        runAsNonRoot: true,
+        runAsUser: WAIT_UID,
+        runAsGroup: WAIT_UID,
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        capabilities: { drop: ['ALL'] },
+        readOnlyRootFilesystem: true,
+        seccompProfile: { type: 'RuntimeDefault' },
       });
-      assert.deepEqual(wait.env.map((e: Obj) => [e.name, e.valueFrom.fieldRef.fieldPath]), [['KMCAST_NODE_IP', 'status.hostIP'], ['KMCAST_POD_IP', 'status.podIP']]);
+      assert.deepEqual(
+        wait.env.map((e: Obj) => [e.name, e.valueFrom.fieldRef.fieldPath]),
+        [
+          ['KMCAST_NODE_IP', 'status.hostIP'],
+          ['KMCAST_POD_IP', 'status.podIP'],
+        ],
+      );
       assert.equal(wait.restartPolicy, undefined, 'an ordinary init container: it must finish before the app');
       for (const c of [...(spec.initContainers ?? []), ...spec.containers]) assert.ok(!['kmcast', 'kmcast-setup'].includes(c.name as string), 'no sidecar');
       assert.deepEqual(JSON.parse(status as string).initContainers, [WAIT_NAME]);
@@ -104,7 +118,10 @@ for (const f of fixtures) {
           if (before.spec[k]) before.spec[k] = (before.spec[k] as Obj[]).filter((c) => !s[k].includes(c.name as string));
         }
       }
-      assert.deepEqual(violations(tpl).filter((v) => !/initContainers\[\]/.test(v) || violations(before).includes(v)), violations(before));
+      assert.deepEqual(
+        violations(tpl).filter((v) => !/initContainers\[\]/.test(v) || violations(before).includes(v)),
+        violations(before),
+      );
       assert.deepEqual(checkPodSecurity({ spec: { containers: [wait] } }, 'restricted'), [], 'the wait container alone passes restricted');
       const app = tpl.metadata.labels[MEMBER_LABEL] as string;
       const svc = out.find((o) => o.kind === 'Service' && o.metadata.name === `${app}-kmcast`)!;
@@ -117,8 +134,15 @@ test('a restricted app stays restricted in node mode; the same app with the side
   const node = run(RESTRICTED_APP, NODE);
   const nodeTpl = objects(node.yaml).flatMap(templates)[0]!;
   assert.deepEqual(checkPodSecurity(nodeTpl, 'restricted'), []);
-  assert.ok(node.report.some((l) => l.includes('the pods pass Pod Security "restricted"')), node.report.join('\n'));
-  assert.ok(node.report.some((l) => l.includes('ticker-kmcast.trading.svc.cluster.local') && l.includes('ConfigMap kmcast-node/kmcast-node') && l.includes('kubectl -n kmcast-node rollout restart daemonset/kmcast-node')));
+  assert.ok(
+    node.report.some((l) => l.includes('the pods pass Pod Security "restricted"')),
+    node.report.join('\n'),
+  );
+  assert.ok(
+    node.report.some(
+      (l) => l.includes('ticker-kmcast.trading.svc.cluster.local') && l.includes('ConfigMap kmcast-node/kmcast-node') && l.includes('kubectl -n kmcast-node rollout restart daemonset/kmcast-node'),
+    ),
+  );
   kustomizeText(node.yaml);
 
   const sidecarTpl = objects(run(RESTRICTED_APP, SIDECAR).yaml).flatMap(templates)[0]!;
@@ -126,7 +150,10 @@ test('a restricted app stays restricted in node mode; the same app with the side
   assert.deepEqual([...new Set(checkPodSecurity(sidecarTpl, 'restricted').map((v) => v.control))].sort(), ['Capabilities', 'Running as Non-root', 'Running as Non-root user']);
   // The app's own shortcomings are reported, not hidden.
   const loose = run(RESTRICTED_APP.replace('allowPrivilegeEscalation: false', 'allowPrivilegeEscalation: true'), NODE);
-  assert.ok(loose.report.some((l) => /kmcast added nothing that Pod Security "restricted" forbids, but .*allowPrivilegeEscalation must be false/.test(l)), loose.report.join('\n'));
+  assert.ok(
+    loose.report.some((l) => /kmcast added nothing that Pod Security "restricted" forbids, but .*allowPrivilegeEscalation must be false/.test(l)),
+    loose.report.join('\n'),
+  );
 });
 
 test('switching modes: sidecar -> node drops the sidecar, key volume, Secret and policy; node -> sidecar drops the wait container', () => {
@@ -146,7 +173,10 @@ test('node mode refuses what it cannot serve and a foreign kmcast-wait container
   assert.ok(host.skipped.length === 1 && host.report.some((l) => /no veth of its own/.test(l)), host.report.join('\n'));
   const foreign = RESTRICTED_APP.replace('      containers:\n', '      initContainers:\n        - name: kmcast-wait\n          image: mine\n      containers:\n');
   const r = run(foreign, NODE);
-  assert.ok(r.report.some((l) => /init container kmcast-wait already exists but carries no kmcast.io\/status/.test(l)), r.report.join('\n'));
+  assert.ok(
+    r.report.some((l) => /init container kmcast-wait already exists but carries no kmcast.io\/status/.test(l)),
+    r.report.join('\n'),
+  );
   assert.throws(() => injectDocs(parseYamlDocs(foreign, 'in.yaml'), { ...NODE, strict: true }), /kmcast-wait already exists/);
 });
 
@@ -163,7 +193,9 @@ test('injectPod (the webhook path) in node mode gives the template inject gives'
         } catch {
           continue; // refused the same way inject refuses (covered above)
         }
-        const viaInject = objects(run(stringifyDocs(parseYamlDocs(JSON.stringify(pod), 'p').map((d) => d.doc)), { ...NODE, ...(obj.kind === 'Pod' ? {} : { name: obj.metadata.name as string }) }).yaml)[0]!;
+        const viaInject = objects(
+          run(stringifyDocs(parseYamlDocs(JSON.stringify(pod), 'p').map((d) => d.doc)), { ...NODE, ...(obj.kind === 'Pod' ? {} : { name: obj.metadata.name as string }) }).yaml,
+        )[0]!;
         assert.deepEqual(viaPod.spec, viaInject.spec, f);
         assert.deepEqual(viaPod.metadata.labels, viaInject.metadata.labels, f);
         compared++;
@@ -176,8 +208,15 @@ test('injectPod (the webhook path) in node mode gives the template inject gives'
 test('node mode: the report gives no sidecar advice about sockets bound to eth0 (they hear everything in node mode)', () => {
   const text = readFileSync(INJECT_DIR + '01-deployment-comments.yaml', 'utf8');
   const sidecar = run(text, SIDECAR);
-  assert.ok(sidecar.report.some((l) => l.includes('bound to eth0')), `baseline: the sidecar report has the advice: ${sidecar.report.join('\n')}`);
+  assert.ok(
+    sidecar.report.some((l) => l.includes('bound to eth0')),
+    `baseline: the sidecar report has the advice: ${sidecar.report.join('\n')}`,
+  );
   const node = run(text, NODE);
   assert.ok(node.report.length > 0);
-  assert.deepEqual(node.report.filter((l) => l.includes('eth0') || l.includes('vx0')), [], node.report.join('\n'));
+  assert.deepEqual(
+    node.report.filter((l) => l.includes('eth0') || l.includes('vx0')),
+    [],
+    node.report.join('\n'),
+  );
 });

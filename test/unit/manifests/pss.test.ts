@@ -49,8 +49,18 @@ const cases: [string, (p: Obj) => void, string, 'baseline' | 'restricted', strin
   ['runAsNonRoot false on the container', (p) => (p.spec.containers[0].securityContext.runAsNonRoot = false), 'Running as Non-root', 'restricted'],
   ['runAsNonRoot nowhere', (p) => delete p.spec.securityContext.runAsNonRoot, 'Running as Non-root', 'restricted'],
   ['runAsUser 0 on the pod', (p) => (p.spec.securityContext.runAsUser = 0), 'Running as Non-root user', 'restricted'],
-  ['runAsUser 0 in an init container', (p) => (p.spec.initContainers = [{ ...structuredClone(p.spec.containers[0]), name: 'i', securityContext: { ...p.spec.containers[0].securityContext, runAsUser: 0 } }]), 'Running as Non-root user', 'restricted'],
-  ['ephemeral container privileged', (p) => (p.spec.ephemeralContainers = [{ ...structuredClone(p.spec.containers[0]), name: 'e', securityContext: { ...p.spec.containers[0].securityContext, privileged: true } }]), 'Privileged Containers', 'baseline'],
+  [
+    'runAsUser 0 in an init container',
+    (p) => (p.spec.initContainers = [{ ...structuredClone(p.spec.containers[0]), name: 'i', securityContext: { ...p.spec.containers[0].securityContext, runAsUser: 0 } }]),
+    'Running as Non-root user',
+    'restricted',
+  ],
+  [
+    'ephemeral container privileged',
+    (p) => (p.spec.ephemeralContainers = [{ ...structuredClone(p.spec.containers[0]), name: 'e', securityContext: { ...p.spec.containers[0].securityContext, privileged: true } }]),
+    'Privileged Containers',
+    'baseline',
+  ],
 ];
 
 for (const [what, edit, control, level, also = []] of cases) {
@@ -84,8 +94,8 @@ test('violations name the field path of the offending container', () => {
   const p = good();
   p.spec.initContainers = [structuredClone(p.spec.containers[0])];
   p.spec.containers.push({ name: 'b', image: 'y', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } } });
-  assert.deepEqual(checkPodSecurity(p, 'restricted').map((v) => `${v.level} ${v.path}`), [
-    'baseline spec.containers[1].securityContext.capabilities.add',
-    'restricted spec.containers[1].securityContext.capabilities.add',
-  ]);
+  assert.deepEqual(
+    checkPodSecurity(p, 'restricted').map((v) => `${v.level} ${v.path}`),
+    ['baseline spec.containers[1].securityContext.capabilities.add', 'restricted spec.containers[1].securityContext.capabilities.add'],
+  );
 });

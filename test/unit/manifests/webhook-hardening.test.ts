@@ -28,10 +28,29 @@ const OPTS = { ...DEFAULT_AGENT_OPTIONS, strict: false };
 function makeCert(name: string): { cert: string; key: string } {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=kmcast-webhook', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert,
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=kmcast-webhook',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -98,7 +117,12 @@ test('webhook start-up: bad PEM, cert/key mismatch, address in use or not availa
 const review = (object: unknown, labels = true): Obj => ({
   apiVersion: 'admission.k8s.io/v1',
   kind: 'AdmissionReview',
-  request: { uid: 'u1', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', object: labels && object && typeof object === 'object' ? { ...object, metadata: { labels: { [INJECT_LABEL]: 'enabled' } } } : object },
+  request: {
+    uid: 'u1',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    operation: 'CREATE',
+    object: labels && object && typeof object === 'object' ? { ...object, metadata: { labels: { [INJECT_LABEL]: 'enabled' } } } : object,
+  },
 });
 
 test('a 5,000-deep pod gets a clear answer: not injected, with the reason (denied under --strict)', () => {
@@ -186,13 +210,24 @@ test('a client that goes away mid-request is logged at debug level, not as an er
   const srv = await startWebhookServer({ cert: readFileSync(a.cert), key: readFileSync(a.key) }, { host: '127.0.0.1', port: 0 }, OPTS, log);
   try {
     await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port: srv.port, path: '/mutate', method: 'POST', ca: readFileSync(a.cert), headers: { 'content-length': '100000', 'content-type': 'application/json' } });
+      const req = request({
+        host: '127.0.0.1',
+        port: srv.port,
+        path: '/mutate',
+        method: 'POST',
+        ca: readFileSync(a.cert),
+        headers: { 'content-length': '100000', 'content-type': 'application/json' },
+      });
       req.on('error', () => resolve());
       req.write('{"apiVersion":');
       setTimeout(() => req.destroy(), 200);
     });
     await waitFor('the abort to be logged', () => lines.some((l) => /client/.test(String(l.msg))));
-    assert.deepEqual(lines.filter((l) => (l.level as number) >= 50), [], 'nothing at error level');
+    assert.deepEqual(
+      lines.filter((l) => (l.level as number) >= 50),
+      [],
+      'nothing at error level',
+    );
     const line = lines.find((l) => /client/.test(String(l.msg)))!;
     assert.equal(line.level, 20);
     assert.equal(line.err?.stack, undefined);

@@ -51,7 +51,10 @@ test('webhook --mode node, and the kmcast.io/mode: node annotation on a sidecar 
   for (const f of injectFixtures()) {
     for (const src of parseYamlDocs(readFileSync(INJECT_DIR + f, 'utf8'), f)) {
       for (const tpl of templatesOf(src.doc.toJS() as Obj)) {
-        for (const [hook, annotations] of [[NODE_HOOK, {}], [SIDECAR_HOOK, { [MODE_ANNOTATION]: 'node' }]] as const) {
+        for (const [hook, annotations] of [
+          [NODE_HOOK, {}],
+          [SIDECAR_HOOK, { [MODE_ANNOTATION]: 'node' }],
+        ] as const) {
           const pod = podOf(tpl, annotations);
           const injected = injectDocs(parseYamlDocs(JSON.stringify(pod), f), { ...DEFAULT_AGENT_OPTIONS, mode: 'node', createSecret: false, networkPolicy: true, strict: false });
           const { pod: out, response } = patched(pod, hook);

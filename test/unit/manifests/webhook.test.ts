@@ -25,11 +25,29 @@ const OPTS = { ...DEFAULT_AGENT_OPTIONS, strict: false };
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kmc-webhook-'));
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=kmcast-webhook', '-addext', 'subjectAltName=IP:127.0.0.1',
-    '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt'),
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=kmcast-webhook',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'tls.key'),
+      '-out',
+      join(dir, 'tls.crt'),
+    ],
+    { stdio: 'ignore' },
+  );
   cert = readFileSync(join(dir, 'tls.crt'));
   srv = await startWebhookServer({ cert, key: readFileSync(join(dir, 'tls.key')) }, { host: '127.0.0.1', port: 0 }, OPTS, silentLogger());
 });
@@ -132,11 +150,7 @@ test('a pod the webhook already injected is not changed again', async () => {
 
 test('pods without the opt-in label, other operations and other kinds pass unchanged', async () => {
   const plain = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', labels: { app: 'p' } }, spec: { containers: [{ name: 'a', image: 'b' }] } };
-  for (const review of [
-    reviewOf(plain),
-    reviewOf(podOf(plain), { operation: 'UPDATE' }),
-    reviewOf(podOf(plain), { kind: { group: 'apps', version: 'v1', kind: 'Deployment' } }),
-  ]) {
+  for (const review of [reviewOf(plain), reviewOf(podOf(plain), { operation: 'UPDATE' }), reviewOf(podOf(plain), { kind: { group: 'apps', version: 'v1', kind: 'Deployment' } })]) {
     const { status, json } = await call('POST', '/mutate', JSON.stringify(review));
     assert.equal(status, 200);
     assert.deepEqual(json.response, { uid: review.request.uid, allowed: true });

@@ -42,7 +42,13 @@ describe('announcer', () => {
   it('reports a capped STATE once per change of the dropped count', async () => {
     const ch = fakeChannel({ unannounced: 5000 });
     const capped: number[] = [];
-    const a = new Announcer({ channel: ch, local: () => ({ mac: MAC_A, overlay: '10.0.0.1', groups: groups(25_000) }), targets: () => ['10.0.0.2'], log: silentLogger(), onCapped: (n) => capped.push(n) });
+    const a = new Announcer({
+      channel: ch,
+      local: () => ({ mac: MAC_A, overlay: '10.0.0.1', groups: groups(25_000) }),
+      targets: () => ['10.0.0.2'],
+      log: silentLogger(),
+      onCapped: (n) => capped.push(n),
+    });
     a.localKnown();
     await a.announce();
     await a.announce();

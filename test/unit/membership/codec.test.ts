@@ -1,17 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  DEFAULT_MAX_DATAGRAM,
-  Encoder,
-  FIXED_HEADER_SIZE,
-  MAC_SIZE,
-  MAX_LABEL_BYTES,
-  MAX_PARTS,
-  clusterLabel,
-  decode,
-  encodeMessage,
-  joinParts,
-} from '../../../src/membership/codec.js';
+import { DEFAULT_MAX_DATAGRAM, Encoder, FIXED_HEADER_SIZE, MAC_SIZE, MAX_LABEL_BYTES, MAX_PARTS, clusterLabel, decode, encodeMessage, joinParts } from '../../../src/membership/codec.js';
 import type { ControlMessage, DecodeFailure, MessageFields } from '../../../src/membership/codec.js';
 import { compareIpv4 } from '../../../src/net/ipv4.js';
 import { CLUSTER, KEY1, KEY2, MAC_A, T0, WRONG_KEY, encoder, groups, ok, prng } from './helpers.js';
@@ -95,12 +84,13 @@ describe('codec: round trip', () => {
 
   it('gives every datagram a higher sequence number than the one before', () => {
     const enc = encoder('10.0.0.1');
-    const seqs = [
-      ...enc.state({ mac: MAC_A, overlay: '10.0.0.1', groups: groups(700) }, T0),
-      enc.leave(T0),
-      ...enc.state({ mac: MAC_A, overlay: '10.0.0.1', groups: [] }, T0),
-    ].map((d) => ok(decode(d, keyed)).seq);
-    assert.deepEqual(seqs, seqs.map((_, i) => seqs[0]! + i));
+    const seqs = [...enc.state({ mac: MAC_A, overlay: '10.0.0.1', groups: groups(700) }, T0), enc.leave(T0), ...enc.state({ mac: MAC_A, overlay: '10.0.0.1', groups: [] }, T0)].map(
+      (d) => ok(decode(d, keyed)).seq,
+    );
+    assert.deepEqual(
+      seqs,
+      seqs.map((_, i) => seqs[0]! + i),
+    );
   });
 
   it('leaves out link-local groups and duplicates, refuses non-multicast addresses', () => {
@@ -241,8 +231,17 @@ describe('codec: rejection', () => {
 
   it('refuses a STATE whose overlay address or MAC is not unicast: malformed (both zero means none; a LEAVE may carry anything)', () => {
     const state: MessageFields = {
-      type: 'state', sender: '10.0.0.1', incarnation: '00000000000000aa', seq: 5, timestamp: T0,
-      mac: MAC_A, overlay: '10.0.0.1', part: 0, parts: 1, groups: ['239.1.1.1'], cluster: CLUSTER,
+      type: 'state',
+      sender: '10.0.0.1',
+      incarnation: '00000000000000aa',
+      seq: 5,
+      timestamp: T0,
+      mac: MAC_A,
+      overlay: '10.0.0.1',
+      part: 0,
+      parts: 1,
+      groups: ['239.1.1.1'],
+      cluster: CLUSTER,
     };
     assert.equal(ok(decode(encodeMessage(state, KEY1), keyed)).overlay, '10.0.0.1');
     const cases: Array<[string, Partial<MessageFields>]> = [

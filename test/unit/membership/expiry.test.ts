@@ -34,6 +34,16 @@ test('ExpiryClock: a silent listed peer is reported suspect once, then expired a
   const ticks: Array<{ at: number; expired: string[]; suspects: string[] | undefined }> = [];
   for (let now = 250; now <= 5000; now += 250) ticks.push({ at: now, ...clock.tick(t, now) });
   const suspectAt = ticks.filter((x) => x.suspects !== undefined);
-  assert.deepEqual(suspectAt.map((x) => [x.at, x.suspects]), [[2250, [A]], [4250, []]], 'suspect once past 2 s, cleared when removed');
-  assert.deepEqual(ticks.filter((x) => x.expired.length).map((x) => [x.at, x.expired]), [[4250, [A]]]);
+  assert.deepEqual(
+    suspectAt.map((x) => [x.at, x.suspects]),
+    [
+      [2250, [A]],
+      [4250, []],
+    ],
+    'suspect once past 2 s, cleared when removed',
+  );
+  assert.deepEqual(
+    ticks.filter((x) => x.expired.length).map((x) => [x.at, x.expired]),
+    [[4250, [A]]],
+  );
 });

@@ -29,8 +29,12 @@ function setup(keyed: boolean): { table: PeerTable; corpus: Buffer[]; opts: Deco
   if (!keyed) table.setListed('static', [B]);
   const encC = encoder(C, key);
   const corpus: Array<[Buffer, string]> = [
-    ...encoder(A, key).state({ mac: MAC_A, overlay: A, groups: ['239.1.1.1', '239.2.2.2'] }, T0).map((d): [Buffer, string] => [d, A]),
-    ...encoder(B, key).state({ mac: MAC_B, overlay: B, groups: groups(1000) }, T0).map((d): [Buffer, string] => [d, B]),
+    ...encoder(A, key)
+      .state({ mac: MAC_A, overlay: A, groups: ['239.1.1.1', '239.2.2.2'] }, T0)
+      .map((d): [Buffer, string] => [d, A]),
+    ...encoder(B, key)
+      .state({ mac: MAC_B, overlay: B, groups: groups(1000) }, T0)
+      .map((d): [Buffer, string] => [d, B]),
     ...encC.state({ mac: MAC_A, overlay: C, groups: [] }, T0).map((d): [Buffer, string] => [d, C]),
     [encC.leave(T0), C],
   ];
@@ -50,7 +54,8 @@ function mutate(rand: () => number, corpus: readonly Buffer[]): Buffer {
   switch (kind) {
     case 0: // pure noise of any size up to a jumbo datagram
       return Buffer.from(Array.from({ length: Math.floor(rand() * 1600) }, byte));
-    case 1: { // a valid header followed by noise
+    case 1: {
+      // a valid header followed by noise
       const out = Buffer.from(Array.from({ length: 51 + Math.floor(rand() * 400) }, byte));
       base.copy(out, 0, 0, Math.min(base.length, 51 + Math.floor(rand() * 60)));
       return out;
@@ -59,19 +64,22 @@ function mutate(rand: () => number, corpus: readonly Buffer[]): Buffer {
       return base.subarray(0, Math.floor(rand() * base.length));
     case 3: // extended
       return Buffer.concat([base, Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 40) }, byte))]);
-    case 4: { // spliced from two datagrams
+    case 4: {
+      // spliced from two datagrams
       const other = pick();
       const cut = Math.floor(rand() * Math.min(base.length, other.length));
       return Buffer.concat([base.subarray(0, cut), other.subarray(cut)]);
     }
     case 5: // an exact copy: a replay
       return base;
-    case 6: { // one field-sized overwrite in the header
+    case 6: {
+      // one field-sized overwrite in the header
       const at = Math.floor(rand() * Math.min(base.length, 60));
       for (let i = at; i < Math.min(base.length, at + 1 + Math.floor(rand() * 8)); i++) base[i] = byte();
       return base;
     }
-    default: { // 1 to 8 bit flips anywhere
+    default: {
+      // 1 to 8 bit flips anywhere
       const flips = 1 + Math.floor(rand() * 8);
       for (let i = 0; i < flips; i++) {
         const at = Math.floor(rand() * base.length);
@@ -100,7 +108,10 @@ for (const keyed of [true, false]) {
         const key = d.ok ? (result?.accepted ? 'accepted' : (result?.reason ?? '?')) : d.reason;
         results[key] = (results[key] ?? 0) + 1;
       }
-      assert.equal(Object.values(results).reduce((a, b) => a + b, 0), COUNT);
+      assert.equal(
+        Object.values(results).reduce((a, b) => a + b, 0),
+        COUNT,
+      );
       assert.equal(results.accepted, undefined, `nothing accepted: ${JSON.stringify(results)}`);
       assert.equal(snapshot(table), before);
       // The corpus reaches every rejection path, so the test proves more than "decode says malformed".

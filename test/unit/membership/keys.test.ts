@@ -9,16 +9,7 @@ import { KeyFileWatcher, MAX_KEY_FILE_BYTES, MAX_KEYS, MIN_KEY_BYTES, loadKeyFil
 describe('key file', () => {
   it('reads hex, base64 and raw-text keys in file order, skipping blanks and comments', () => {
     const raw = 'a raw text key of some length';
-    const keys = parseKeys(
-      [
-        '# signing key first',
-        '',
-        'hex:00112233445566778899aabbccddeeff',
-        '   base64:AAECAwQFBgcICQoLDA0ODw==  ',
-        `${raw}\r`,
-        'base64:-_-_-_-_-_-_-_-_-_-_-w',
-      ].join('\n'),
-    );
+    const keys = parseKeys(['# signing key first', '', 'hex:00112233445566778899aabbccddeeff', '   base64:AAECAwQFBgcICQoLDA0ODw==  ', `${raw}\r`, 'base64:-_-_-_-_-_-_-_-_-_-_-w'].join('\n'));
     assert.equal(keys.length, 4);
     assert.equal(keys[0]?.toString('hex'), '00112233445566778899aabbccddeeff');
     assert.equal(keys[1]?.toString('hex'), '000102030405060708090a0b0c0d0e0f');
@@ -76,7 +67,10 @@ describe('key file', () => {
 
 describe('key file: weak or ambiguous keys are refused (exit 2)', () => {
   const refused = (text: string, pattern: RegExp): void => {
-    assert.throws(() => parseKeys(text, 'k'), (err: unknown) => err instanceof ConfigError && err.exitCode === 2 && /--key-file/.test(err.message) && pattern.test(err.message));
+    assert.throws(
+      () => parseKeys(text, 'k'),
+      (err: unknown) => err instanceof ConfigError && err.exitCode === 2 && /--key-file/.test(err.message) && pattern.test(err.message),
+    );
   };
   it('a prefix in another case (HEX:, Base64:) is ambiguous, not raw text', () => {
     refused('HEX:00112233445566778899aabbccddeeff', /line 1.*"HEX:".*lower-case "hex:"/);
@@ -100,7 +94,10 @@ describe('key file watcher: a changed Secret is re-read without a restart', () =
     const errors: string[] = [];
     const w = new KeyFileWatcher(path, { intervalMs: 20, onChange: (keys) => seen.push(keys.map((k) => k.toString('hex'))), onError: (err) => errors.push(err.message) });
     try {
-      assert.deepEqual((await w.start()).map((k) => k.toString('hex')), ['00112233445566778899aabbccddeeff']);
+      assert.deepEqual(
+        (await w.start()).map((k) => k.toString('hex')),
+        ['00112233445566778899aabbccddeeff'],
+      );
       const until = async (what: string, fn: () => boolean): Promise<void> => {
         for (let i = 0; i < 250 && !fn(); i++) await new Promise((r) => setTimeout(r, 20));
         assert.ok(fn(), what);

@@ -9,11 +9,14 @@ import { appGroupsOnOverlay, LocalGroupsWatcher } from '../../../src/membership/
 import { fixture } from '../fixtures.js';
 
 test('maddr join counts: "users" when more than one socket joined, 1 otherwise', () => {
-  assert.deepEqual([...parseIpv4MaddrUsers(fixture('iproute2/maddr-users.json'))], [
-    ['239.5.5.7', 1],
-    ['239.5.5.6', 2],
-    ['224.0.0.1', 1],
-  ]);
+  assert.deepEqual(
+    [...parseIpv4MaddrUsers(fixture('iproute2/maddr-users.json'))],
+    [
+      ['239.5.5.7', 1],
+      ['239.5.5.6', 2],
+      ['224.0.0.1', 1],
+    ],
+  );
 });
 
 test("apps' groups on vx0: the agent's own joins (for eth0 groups) are subtracted, 224.0.0.1 is never one", () => {

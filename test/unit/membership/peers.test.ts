@@ -32,7 +32,10 @@ describe('peer table: admission', () => {
     const t = table();
     const [r] = heartbeat(encoder(A), t, A, T0);
     assert.deepEqual(r, { accepted: true, changed: true, isNew: true });
-    assert.deepEqual(t.alive().map((p) => [p.ip, p.mac, p.overlayAddr, p.groups, p.lastSeen]), [[A, MAC_A, A, ['239.1.1.1'], T0]]);
+    assert.deepEqual(
+      t.alive().map((p) => [p.ip, p.mac, p.overlayAddr, p.groups, p.lastSeen]),
+      [[A, MAC_A, A, ['239.1.1.1'], T0]],
+    );
     assert.deepEqual(t.status(), [{ ip: A, state: 'alive', lastSeen: new Date(T0).toISOString(), groups: ['239.1.1.1'], sources: ['control'] }]);
   });
 
@@ -42,7 +45,10 @@ describe('peer table: admission', () => {
     assert.deepEqual(heartbeat(enc, t, A, T0, stateA, false), [{ accepted: false, reason: 'unknown_peer', changed: false, isNew: false }]);
     assert.deepEqual(t.status(), []);
     t.setListed('static', [A]);
-    assert.deepEqual(t.status().map((p) => [p.ip, p.state, p.sources]), [[A, 'pending', ['static']]]);
+    assert.deepEqual(
+      t.status().map((p) => [p.ip, p.state, p.sources]),
+      [[A, 'pending', ['static']]],
+    );
     assert.deepEqual(heartbeat(enc, t, A, T0 + 1, stateA, false), [{ accepted: true, changed: true, isNew: true }], 'listed now');
     assert.equal(t.isAlive(A), true);
   });
@@ -52,14 +58,20 @@ describe('peer table: admission', () => {
     t.setListed('dns', [A]);
     assert.equal(heartbeat(encoder(A), t, B, T0)[0]?.reason, 'spoofed');
     assert.equal(heartbeat(encoder(A, null), t, B, T0, stateA, false)[0]?.reason, 'spoofed');
-    assert.deepEqual(t.status().map((p) => p.state), ['pending']);
+    assert.deepEqual(
+      t.status().map((p) => p.state),
+      ['pending'],
+    );
   });
 
   it('never lists or believes its own IP', () => {
     const t = table();
     t.setListed('dns', [SELF, A]);
     t.setListed('static', [SELF]);
-    assert.deepEqual(t.status().map((p) => p.ip), [A]);
+    assert.deepEqual(
+      t.status().map((p) => p.ip),
+      [A],
+    );
     assert.equal(heartbeat(encoder(SELF), t, SELF, T0)[0]?.reason, 'unknown_peer');
     assert.deepEqual(t.targets(), [A]);
   });
@@ -69,16 +81,31 @@ describe('peer table: admission', () => {
     t.setListed('dns', [B, A]);
     assert.deepEqual(t.alive(), []);
     assert.deepEqual(t.targets(), [A, B]);
-    assert.deepEqual(t.status().map((p) => [p.ip, p.state, p.lastSeen]), [[A, 'pending', null], [B, 'pending', null]]);
+    assert.deepEqual(
+      t.status().map((p) => [p.ip, p.state, p.lastSeen]),
+      [
+        [A, 'pending', null],
+        [B, 'pending', null],
+      ],
+    );
   });
 
   it('merges sources and drops a never-heard peer when no list has it any more', () => {
     const t = table();
     t.setListed('dns', [A, B]);
     t.setListed('static', [A]);
-    assert.deepEqual(t.status().map((p) => [p.ip, p.sources]), [[A, ['dns', 'static']], [B, ['dns']]]);
+    assert.deepEqual(
+      t.status().map((p) => [p.ip, p.sources]),
+      [
+        [A, ['dns', 'static']],
+        [B, ['dns']],
+      ],
+    );
     t.setListed('dns', []);
-    assert.deepEqual(t.status().map((p) => [p.ip, p.sources]), [[A, ['static']]]);
+    assert.deepEqual(
+      t.status().map((p) => [p.ip, p.sources]),
+      [[A, ['static']]],
+    );
     assert.throws(() => t.setListed('dns', ['not-an-ip']), TypeError);
   });
 });
@@ -106,7 +133,10 @@ describe('peer table: state', () => {
     assert.deepEqual(deliver(t, [first as Buffer], A, T0), [{ accepted: true, changed: true, isNew: true }], 'first part: alive');
     assert.deepEqual(t.alive()[0]?.groups, [], 'no groups before the STATE is complete');
     const results = deliver(t, rest, A, T0);
-    assert.ok(results.slice(0, -1).every((r) => r.accepted && !r.changed), 'middle parts change nothing');
+    assert.ok(
+      results.slice(0, -1).every((r) => r.accepted && !r.changed),
+      'middle parts change nothing',
+    );
     assert.deepEqual(results.at(-1), { accepted: true, changed: true, isNew: false }, 'last part applies the set');
     assert.equal(t.alive()[0]?.groups.length, 1000);
 
@@ -131,7 +161,10 @@ describe('peer table: state', () => {
     const delayed = enc.state(stateA, T0 + 50); // sent before the LEAVE, arrives after it
     assert.deepEqual(deliver(t, [enc.leave(T0 + 100)], A, T0 + 100), [{ accepted: true, changed: true, isNew: false }]);
     assert.deepEqual(t.alive(), []);
-    assert.deepEqual(t.status().map((p) => [p.state, p.groups]), [['left', []]]);
+    assert.deepEqual(
+      t.status().map((p) => [p.state, p.groups]),
+      [['left', []]],
+    );
     assert.deepEqual(deliver(t, delayed, A, T0 + 120), [{ accepted: true, changed: false, isNew: false }]);
     assert.deepEqual(t.alive(), [], 'an older STATE does not undo the LEAVE');
     assert.deepEqual(heartbeat(enc, t, A, T0 + 200), [{ accepted: true, changed: true, isNew: true }]);
@@ -150,8 +183,17 @@ describe('peer table: state', () => {
     assert.deepEqual(t.expire(T0 + 3000), []);
     assert.deepEqual(t.expire(T0 + 3001), [A]);
     assert.deepEqual(t.expire(T0 + 3002), [], 'reported once');
-    assert.deepEqual(t.alive().map((p) => p.ip), [B]);
-    assert.deepEqual(t.status().map((p) => [p.ip, p.state, p.groups.length]), [[A, 'expired', 0], [B, 'alive', 0]]);
+    assert.deepEqual(
+      t.alive().map((p) => p.ip),
+      [B],
+    );
+    assert.deepEqual(
+      t.status().map((p) => [p.ip, p.state, p.groups.length]),
+      [
+        [A, 'expired', 0],
+        [B, 'alive', 0],
+      ],
+    );
     assert.deepEqual(heartbeat(enc, t, A, T0 + 4000)[0], { accepted: true, changed: true, isNew: true }, 'comes back when heard again');
   });
 
@@ -167,7 +209,10 @@ describe('peer table: state', () => {
         assert.equal(heartbeat(enc, t, A, now, stateA, keyed)[0]?.accepted, true, `heartbeat ${s}`);
         assert.deepEqual(t.expire(now), []);
       }
-      assert.deepEqual(t.alive().map((p) => p.ip), [A]);
+      assert.deepEqual(
+        t.alive().map((p) => p.ip),
+        [A],
+      );
       // Silent now: only the expiry removes it, and being unlisted it is forgotten later.
       assert.deepEqual(t.expire(T0 + 26_000), [A]);
       if (!keyed) assert.equal(heartbeat(enc, t, A, T0 + 26_500, stateA, keyed)[0]?.reason, 'unknown_peer', 'no longer believed');
@@ -182,7 +227,10 @@ describe('peer table: bounded state per sender', () => {
     const t = new PeerTable({ selfIp: SELF, expiryMs: 5000, maxControlPeers: 3 });
     t.setListed('dns', ['10.1.0.100']);
     const results = Array.from({ length: 10 }, (_, i) => heartbeat(encoder(`10.1.0.${i + 1}`), t, `10.1.0.${i + 1}`, T0, { mac: MAC_A, overlay: `10.1.0.${i + 1}`, groups: [] })[0]!);
-    assert.deepEqual(results.map((r) => r.accepted), [true, true, true, false, false, false, false, false, false, false]);
+    assert.deepEqual(
+      results.map((r) => r.accepted),
+      [true, true, true, false, false, false, false, false, false, false],
+    );
     assert.equal(results[3]?.reason, 'too_many_peers');
     assert.equal(t.limits().controlPeersRefused, 7);
     assert.equal(t.size, 4, '3 admitted by key and the DNS-listed one: nothing recorded for the refused');
@@ -216,8 +264,14 @@ describe('peer table: starvation does not expire live peers', () => {
     heartbeat(encoder(PA), t, PA, T0);
     assert.deepEqual(t.expire(T0 + 6000), []);
     assert.equal(t.isAlive(PA), true);
-    assert.deepEqual(t.alive().map((p) => p.groups), [['239.1.1.1']]);
-    assert.deepEqual(t.status().map((p) => [p.state, p.suspect]), [['alive', true]]);
+    assert.deepEqual(
+      t.alive().map((p) => p.groups),
+      [['239.1.1.1']],
+    );
+    assert.deepEqual(
+      t.status().map((p) => [p.state, p.suspect]),
+      [['alive', true]],
+    );
     assert.deepEqual(t.expire(T0 + 15_001), [PA], 'a crashed peer is still purged');
     assert.equal(t.isAlive(PA), false);
   });
@@ -233,7 +287,7 @@ describe('peer table: starvation does not expire live peers', () => {
     assert.equal(t.isAlive(B), false);
   });
 
-  it('time the receiver itself was not running (a stalled event loop) does not count as the peer\'s silence', () => {
+  it("time the receiver itself was not running (a stalled event loop) does not count as the peer's silence", () => {
     const t = new PeerTable({ selfIp: SELF, expiryMs: 5000, tickMs: 250 });
     heartbeat(encoder(PA), t, PA, T0);
     for (let now = T0; now <= T0 + 2000; now += 250) assert.deepEqual(t.expire(now), []);

@@ -23,18 +23,23 @@ test('node agent teardown on fakes: gateway and node tables, allow-list, devices
   const nft = runner.calls.filter((c) => c.argv[0] === 'nft');
   assert.deepEqual(
     nft.map((c) => `${c.argv.join(' ')} ${c.input ?? ''}`.trim()),
-    [
-      'nft -f - table netdev kmcast-gw\ndelete table netdev kmcast-gw',
-      'nft -f - table netdev kmcast-node\ndelete table netdev kmcast-node',
-      'nft delete table ip kmcast',
-    ],
+    ['nft -f - table netdev kmcast-gw\ndelete table netdev kmcast-gw', 'nft -f - table netdev kmcast-node\ndelete table netdev kmcast-node', 'nft delete table ip kmcast'],
   );
-  assert.ok(runner.calls.some((c) => c.argv.join(' ') === 'ip -batch -' && c.input === 'link del kmcvx100\n'), 'the domain device');
+  assert.ok(
+    runner.calls.some((c) => c.argv.join(' ') === 'ip -batch -' && c.input === 'link del kmcvx100\n'),
+    'the domain device',
+  );
   const d = deliveryDevices(100);
   for (const n of [d.bridge, d.in, d.out]) {
     assert.ok(runner.commands().includes(`ip link del dev ${n}`), `the hop's ${n}`);
   }
-  assert.ok(runner.calls.some((c) => c.input === 'route del blackhole 192.0.2.1/32\n'), 'the blackhole route');
-  assert.ok(runner.calls.every((c) => c.netns === undefined), 'the node agent acts in its own (the node\'s) namespace');
+  assert.ok(
+    runner.calls.some((c) => c.input === 'route del blackhole 192.0.2.1/32\n'),
+    'the blackhole route',
+  );
+  assert.ok(
+    runner.calls.every((c) => c.netns === undefined),
+    "the node agent acts in its own (the node's) namespace",
+  );
   assert.deepEqual(monitors.started, [], 'teardown starts no monitor');
 });

@@ -40,11 +40,17 @@ test('defaults match the contract ports; env vars fill in and flags win', () => 
   assert.deepEqual(c.http, { host: '0.0.0.0', port: 9471 });
   assert.equal(c.resyncMs, 10_000);
   const e = validateNodeConfig(mergeNodeOptions({}, { KMCAST_SERVICE: 'a=1,b=2', KMCAST_PEERS_SERVICE: 'kmcast-node.kmcast-system.svc.cluster.local', KMCAST_CONTROL_PORT: '9000' }));
-  assert.deepEqual(e.domains.map((d) => d.vni), [1, 2]);
+  assert.deepEqual(
+    e.domains.map((d) => d.vni),
+    [1, 2],
+  );
   assert.equal(e.peersService, 'kmcast-node.kmcast-system.svc.cluster.local');
   assert.equal(e.controlPort, 9000);
   const f = validateNodeConfig(mergeNodeOptions({ service: ['x=3'], peers: '10.0.0.1' }, { KMCAST_SERVICE: 'a=1' }));
-  assert.deepEqual(f.domains.map((d) => d.service), ['x']);
+  assert.deepEqual(
+    f.domains.map((d) => d.service),
+    ['x'],
+  );
 });
 
 test('every bad flag names itself', () => {

@@ -10,7 +10,17 @@ const key = Buffer.alloc(32, 7);
 function channel(): { ctl: NodeControl; a: PeerTable; b: PeerTable } {
   const a = new PeerTable({ selfIp: '172.31.1.2', expiryMs: 5000 });
   const b = new PeerTable({ selfIp: '172.31.1.2', expiryMs: 5000 });
-  const ctl = new NodeControl({ address: '172.31.1.2', port: 7473, keys: [key], domains: [{ label: 'node:100/a', table: a }, { label: 'node:200/b', table: b }], logger: silentLogger(), now: () => Date.now() });
+  const ctl = new NodeControl({
+    address: '172.31.1.2',
+    port: 7473,
+    keys: [key],
+    domains: [
+      { label: 'node:100/a', table: a },
+      { label: 'node:200/b', table: b },
+    ],
+    logger: silentLogger(),
+    now: () => Date.now(),
+  });
   return { ctl, a, b };
 }
 
@@ -22,7 +32,10 @@ test('one socket, one table per domain: a STATE goes to the domain its label nam
   const [dg] = enc.state({ ...NODE_LOCAL_STATE, groups: ['239.1.1.1'] }, Date.now());
   assert.equal(ctl.handle(dg!, { address: '172.31.2.2' }), 'ok');
   assert.deepEqual(seen, ['node:200/b']);
-  assert.deepEqual(b.alive().map((p) => [p.ip, p.groups.join()]), [['172.31.2.2', '239.1.1.1']]);
+  assert.deepEqual(
+    b.alive().map((p) => [p.ip, p.groups.join()]),
+    [['172.31.2.2', '239.1.1.1']],
+  );
   assert.equal(a.alive().length, 0, 'the other domain never hears it');
 });
 

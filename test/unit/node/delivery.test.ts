@@ -34,7 +34,10 @@ test('a hop missing a device, down, or with a port off the bridge is a problem',
 
 test('ensureDelivery: nothing when built; else deletes what is left and rebuilds in one batch', async () => {
   let json = RECORDED;
-  const runner = new FakeRunner().on('ip -j -d link show', () => ({ stdout: json })).on('ip link del', {}).on('ip -batch -', {});
+  const runner = new FakeRunner()
+    .on('ip -j -d link show', () => ({ stdout: json }))
+    .on('ip link del', {})
+    .on('ip -batch -', {});
   assert.equal(await ensureDelivery(new IpClient(runner), 100), false);
   assert.deepEqual(runner.commands(), ['ip -j -d link show']);
   json = JSON.stringify(JSON.parse(RECORDED).filter((l: { ifname: string }) => !['kmcdo100', 'kmcdr100'].includes(l.ifname)));

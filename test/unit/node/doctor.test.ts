@@ -10,9 +10,21 @@ const ROOT_STATUS = 'Name:\tnode\nCapEff:\t000001ffffffffff\n';
 
 function status(over: Partial<NodeStatus> = {}, members: NodeStatus['domains'][number]['localMembers'] = []): NodeStatus {
   return {
-    mode: 'node', version: '0.1.0', nodeIp: '172.31.1.2', uplink: 'kmcup', vxlanPort: 7472, controlPort: 7473, ready: true, authenticated: true, unregistered: 'drop',
-    domains: [{ service: 'app.default.svc.cluster.local', vni: 100, device: 'kmcvx100', label: 'x', listed: [], localMembers: members, announced: true, groups: [], peers: [], entries: { fdb: 1, mdb: 0 } }],
-    ruleset: { installed: true, chains: 3 }, allowList: { installed: true, peers: 2 }, drops: { control: {} },
+    mode: 'node',
+    version: '0.1.0',
+    nodeIp: '172.31.1.2',
+    uplink: 'kmcup',
+    vxlanPort: 7472,
+    controlPort: 7473,
+    ready: true,
+    authenticated: true,
+    unregistered: 'drop',
+    domains: [
+      { service: 'app.default.svc.cluster.local', vni: 100, device: 'kmcvx100', label: 'x', listed: [], localMembers: members, announced: true, groups: [], peers: [], entries: { fdb: 1, mdb: 0 } },
+    ],
+    ruleset: { installed: true, chains: 3 },
+    allowList: { installed: true, peers: 2 },
+    drops: { control: {} },
     ...over,
   };
 }
@@ -40,7 +52,7 @@ describe('node doctor', () => {
     assert.deepEqual(f, { ...OK_FACTS });
   });
 
-  it('the probe is the agent\'s capture rule shape: ingress at -500, the capture set, counter, dup, fwd', () => {
+  it("the probe is the agent's capture rule shape: ingress at -500, the capture set, counter, dup, fwd", () => {
     assert.equal(
       nftProbeScript('t'),
       'table netdev t {\n  chain probe {\n    type filter hook ingress device "lo" priority -500; policy accept;\n    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "lo" fwd to "lo"\n  }\n}\n',
@@ -50,8 +62,16 @@ describe('node doctor', () => {
   it('gathers failures as facts, never throws', async () => {
     const runner = new FakeRunner().on('nft --check', { code: 1, stderr: 'Error: Could not process rule: No such file or directory\n' });
     const enoent = Object.assign(new Error('nope'), { code: 'ENOENT' });
-    const f = await gatherNodeFacts(OPTS, deps(runner, { readdir: async () => Promise.reject(enoent), fetchStatus: async () => Promise.reject(new Error('ECONNREFUSED')), readFile: async () => Promise.reject(new Error('x')) }));
-    assert.deepEqual(f, { capEff: null, nftProbe: { ok: false, error: 'Error: Could not process rule: No such file or directory' }, netnsDir: { ok: false, error: 'ENOENT' }, agent: { ok: false, error: 'ECONNREFUSED' } });
+    const f = await gatherNodeFacts(
+      OPTS,
+      deps(runner, { readdir: async () => Promise.reject(enoent), fetchStatus: async () => Promise.reject(new Error('ECONNREFUSED')), readFile: async () => Promise.reject(new Error('x')) }),
+    );
+    assert.deepEqual(f, {
+      capEff: null,
+      nftProbe: { ok: false, error: 'Error: Could not process rule: No such file or directory' },
+      netnsDir: { ok: false, error: 'ENOENT' },
+      agent: { ok: false, error: 'ECONNREFUSED' },
+    });
   });
 
   it('explains allow-list drops and groups left out of STATE', () => {
@@ -67,11 +87,22 @@ describe('node doctor', () => {
 
   it('all OK on a healthy node', () => {
     const r = evaluateNode(OK_FACTS, OPTS);
-    assert.deepEqual(r.map((c) => [c.id, c.status]), [['node-capability', 'OK'], ['node-nft-netdev', 'OK'], ['node-netns-dir', 'OK'], ['node-agent', 'OK'], ['node-key', 'OK'], ['node-limits', 'OK'], ['node-oversize', 'OK']]);
+    assert.deepEqual(
+      r.map((c) => [c.id, c.status]),
+      [
+        ['node-capability', 'OK'],
+        ['node-nft-netdev', 'OK'],
+        ['node-netns-dir', 'OK'],
+        ['node-agent', 'OK'],
+        ['node-key', 'OK'],
+        ['node-limits', 'OK'],
+        ['node-oversize', 'OK'],
+      ],
+    );
     assert.match(byId(r, 'node-agent').detail, /ready, 1 domains, 0 local members, 3 chains/);
   });
 
-  it('frames longer than a member pod\'s MTU warn, name the pod and its MTU, and say what to change', () => {
+  it("frames longer than a member pod's MTU warn, name the pod and its MTU, and say what to change", () => {
     const base = status();
     const d = base.domains[0]!;
     const member = { podIp: '10.244.3.11', hostVeth: 'kmcv1', groups: [], programmed: true, mtu: 1450, oversize: 7 };
@@ -84,8 +115,19 @@ describe('node doctor', () => {
   });
 
   it('each failure has a fix that names what to do', () => {
-    const r = evaluateNode({ capEff: '0000000000000000', nftProbe: { ok: false, error: 'Error: Could not process rule: No such file or directory' }, netnsDir: { ok: false, error: 'ENOENT' }, agent: { ok: false, error: 'ECONNREFUSED' } }, OPTS);
-    assert.ok(r.every((c) => c.status === 'FAIL' && c.fix), JSON.stringify(r));
+    const r = evaluateNode(
+      {
+        capEff: '0000000000000000',
+        nftProbe: { ok: false, error: 'Error: Could not process rule: No such file or directory' },
+        netnsDir: { ok: false, error: 'ENOENT' },
+        agent: { ok: false, error: 'ECONNREFUSED' },
+      },
+      OPTS,
+    );
+    assert.ok(
+      r.every((c) => c.status === 'FAIL' && c.fix),
+      JSON.stringify(r),
+    );
     assert.match(byId(r, 'node-nft-netdev').fix!, /CONFIG_NFT_FWD_NETDEV/);
     assert.match(byId(r, 'node-netns-dir').fix!, /mountPropagation: HostToContainer/);
     assert.match(byId(r, 'node-agent').fix!, /kmcast-node DaemonSet/);
@@ -99,7 +141,19 @@ describe('node doctor', () => {
     const bad = evaluateNode({ ...OK_FACTS, agent: { ok: true, status: status({ ready: false, ruleset: { installed: false, chains: 0, lastError: 'nft: exit 1' } }) } }, OPTS);
     assert.equal(byId(bad, 'node-agent').status, 'FAIL');
     assert.equal(byId(bad, 'node-agent').detail, 'not ready; ruleset not installed: nft: exit 1');
-    const warn = evaluateNode({ ...OK_FACTS, agent: { ok: true, status: status({}, [{ podIp: '10.244.1.11', groups: [], programmed: false, reason: 'no_netns' }, { podIp: '10.244.1.12', groups: [], programmed: true }]) } }, OPTS);
+    const warn = evaluateNode(
+      {
+        ...OK_FACTS,
+        agent: {
+          ok: true,
+          status: status({}, [
+            { podIp: '10.244.1.11', groups: [], programmed: false, reason: 'no_netns' },
+            { podIp: '10.244.1.12', groups: [], programmed: true },
+          ]),
+        },
+      },
+      OPTS,
+    );
     assert.equal(byId(warn, 'node-agent').status, 'WARN');
     assert.match(byId(warn, 'node-agent').detail, /2 local members, 3 chains; not programmed: 10\.244\.1\.11 \(no_netns\)$/);
   });
@@ -115,9 +169,33 @@ test('doctor --node: a keyless agent is a loud WARN naming --insecure-no-key; a 
 
 test('doctor --node: a pod refused because two domains list it is a WARN naming it and the domains', () => {
   const st = {
-    mode: 'node', version: '0.1.0', nodeIp: '172.31.1.2', uplink: 'kmcup', vxlanPort: 7472, controlPort: 7473, ready: true, authenticated: true, unregistered: 'drop',
-    domains: [{ service: 'a', vni: 100, device: 'kmcvx100', label: 'x', listed: ['10.244.1.11'], localMembers: [], refused: [{ podIp: '10.244.1.11', reason: 'multiple_domains', hostVeth: 'kmcv1', domains: ['a', 'b'] }], announced: false, groups: [], peers: [], entries: { fdb: 0, mdb: 0 } }],
-    ruleset: { installed: true, chains: 0 }, allowList: { installed: true, peers: 0 }, drops: { control: {} },
+    mode: 'node',
+    version: '0.1.0',
+    nodeIp: '172.31.1.2',
+    uplink: 'kmcup',
+    vxlanPort: 7472,
+    controlPort: 7473,
+    ready: true,
+    authenticated: true,
+    unregistered: 'drop',
+    domains: [
+      {
+        service: 'a',
+        vni: 100,
+        device: 'kmcvx100',
+        label: 'x',
+        listed: ['10.244.1.11'],
+        localMembers: [],
+        refused: [{ podIp: '10.244.1.11', reason: 'multiple_domains', hostVeth: 'kmcv1', domains: ['a', 'b'] }],
+        announced: false,
+        groups: [],
+        peers: [],
+        entries: { fdb: 0, mdb: 0 },
+      },
+    ],
+    ruleset: { installed: true, chains: 0 },
+    allowList: { installed: true, peers: 0 },
+    drops: { control: {} },
   } as NodeStatus;
   const c = evaluateNodeLimits(st);
   assert.equal(c.status, 'WARN');

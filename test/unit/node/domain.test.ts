@@ -2,7 +2,18 @@ import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
 import { decode } from '../../../src/membership/codec.js';
 import { PeerTable } from '../../../src/membership/peers.js';
-import { announcedGroups, announcement, domainGroups, isProgrammed, joinedAnywhere, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from '../../../src/node/domain.js';
+import {
+  announcedGroups,
+  announcement,
+  domainGroups,
+  isProgrammed,
+  joinedAnywhere,
+  listedPodStatus,
+  peerEntryKey,
+  peerNodesReadiness,
+  peerNodesStatus,
+  peerWaitBound,
+} from '../../../src/node/domain.js';
 import type { LocalMember } from '../../../src/node/members.js';
 import { parseRuleset } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
@@ -43,16 +54,30 @@ test('announcement: the active gateway announces its outbound groups, members or
   assert.deepEqual(announcedGroups({ local, groups }, undefined), domainGroups({ local, groups }));
 });
 
-
 test('isProgrammed: both verified chains name the member; a stale chain, another domain or no device is not', () => {
   const chains = parseRuleset(fixture('iproute2/node/nft-node.json'));
   const d = { domain: { service: 'a', vni: 100, device: 'kmcvx100' }, deviceOk: true } as Parameters<typeof isProgrammed>[0];
-  assert.equal(isProgrammed(d, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)), true);
-  assert.equal(isProgrammed(d, m('10.244.1.13', 'kmcv3'), (n) => chains.get(n)), false);
-  assert.equal(isProgrammed({ ...d, deviceOk: false }, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)), false);
-  assert.equal(isProgrammed({ ...d, domain: { ...d.domain, vni: 200, device: 'kmcvx200' } }, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)), false);
+  assert.equal(
+    isProgrammed(d, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)),
+    true,
+  );
+  assert.equal(
+    isProgrammed(d, m('10.244.1.13', 'kmcv3'), (n) => chains.get(n)),
+    false,
+  );
+  assert.equal(
+    isProgrammed({ ...d, deviceOk: false }, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)),
+    false,
+  );
+  assert.equal(
+    isProgrammed({ ...d, domain: { ...d.domain, vni: 200, device: 'kmcvx200' } }, m('10.244.1.11', 'kmcv1'), (n) => chains.get(n)),
+    false,
+  );
   const stale = parseRuleset(fixture('iproute2/node/nft-node-stale.json'));
-  assert.equal(isProgrammed(d, m('10.244.1.11', 'kmcv1'), (n) => stale.get(n)), false);
+  assert.equal(
+    isProgrammed(d, m('10.244.1.11', 'kmcv1'), (n) => stale.get(n)),
+    false,
+  );
 });
 
 test('listedPodStatus: unlisted undefined, listed but not local with its reason, local with veth and groups', () => {
@@ -70,8 +95,18 @@ test('listedPodStatus: unlisted undefined, listed but not local with its reason,
   assert.equal(listedPodStatus(d, '10.9.9.9', yes, peers), undefined);
   assert.deepEqual(listedPodStatus(d, '10.244.2.11', yes, peers), { podIp: '10.244.2.11', programmed: false, reason: 'not_local', domain: 'a.default.svc.cluster.local' });
   assert.equal(listedPodStatus(d, '10.244.1.99', yes, peers)?.reason, 'pending', 'listed, not resolved yet');
-  assert.deepEqual(listedPodStatus(d, '10.244.1.11', yes, peers), { podIp: '10.244.1.11', programmed: true, domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv1', groups: ['239.1.1.1'], peers: peers.status });
-  assert.deepEqual(listedPodStatus(d, '10.244.1.12', () => false, peers), { podIp: '10.244.1.12', programmed: false, reason: 'pending', domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv2', groups: [] });
+  assert.deepEqual(listedPodStatus(d, '10.244.1.11', yes, peers), {
+    podIp: '10.244.1.11',
+    programmed: true,
+    domain: 'a.default.svc.cluster.local',
+    hostVeth: 'kmcv1',
+    groups: ['239.1.1.1'],
+    peers: peers.status,
+  });
+  assert.deepEqual(
+    listedPodStatus(d, '10.244.1.12', () => false, peers),
+    { podIp: '10.244.1.12', programmed: false, reason: 'pending', domain: 'a.default.svc.cluster.local', hostVeth: 'kmcv2', groups: [] },
+  );
   const waiting = { ...readiness, settled: false, ready: false, listed: 2, heard: 1, waitingFor: ['172.31.3.2'], readyBy: 4000 };
   const st = listedPodStatus(d, '10.244.1.11', yes, { readiness: waiting, status: peerNodesStatus(waiting, 1000, 5000) });
   assert.equal(st?.programmed, false, 'captured locally is not enough while a peer node is unheard');
@@ -129,7 +164,7 @@ describe('peerNodesReadiness: heard and programmed, or the bounded wait passed',
   });
 });
 
-test('joinedAnywhere: local members\' groups and every alive peer node\'s, once, in order', () => {
+test("joinedAnywhere: local members' groups and every alive peer node's, once, in order", () => {
   const groups = new Map([['10.244.1.11', ['239.1.1.10', '239.1.1.2']]]);
   const table = { alive: () => [{ groups: ['239.1.1.2', '239.0.0.1'] }, { groups: [] }] } as unknown as Parameters<typeof joinedAnywhere>[0]['table'];
   assert.deepEqual(joinedAnywhere({ local, groups, table }), ['239.0.0.1', '239.1.1.2', '239.1.1.10']);
@@ -145,15 +180,18 @@ test('listedPodStatus: a pod two domains list is refused with the reason and bot
     refused: new Map([['10.244.1.11', { podIp: '10.244.1.11', reason: 'multiple_domains' as const, hostVeth: 'kmcv1', domains: ['a', 'b'] }]]),
   } as unknown as Parameters<typeof listedPodStatus>[0];
   const readiness = { settled: true, degraded: false, ready: true, listed: 0, heard: 0, waitingFor: [], readyBy: 0 };
-  assert.deepEqual(listedPodStatus(d, '10.244.1.11', () => true, { readiness, status: peerNodesStatus(readiness, 0, 5000) }), { podIp: '10.244.1.11', programmed: false, reason: 'multiple_domains', domain: 'a,b', hostVeth: 'kmcv1' });
+  assert.deepEqual(
+    listedPodStatus(d, '10.244.1.11', () => true, { readiness, status: peerNodesStatus(readiness, 0, 5000) }),
+    { podIp: '10.244.1.11', programmed: false, reason: 'multiple_domains', domain: 'a,b', hostVeth: 'kmcv1' },
+  );
 });
 
-describe('peerWaitBound: the peer-node wait runs from the domain\'s first announcement, never before one expiry after the start', () => {
+describe("peerWaitBound: the peer-node wait runs from the domain's first announcement, never before one expiry after the start", () => {
   it('a domain announced long after the agent started gets a full expiry from then', () => {
     // Agent started at 0 (bound 5000); the app's first pod appeared at 600000.
     assert.equal(peerWaitBound(5000, 600_000, 600_100, 5000), 605_000);
   });
-  it('announced right after the start: the start\'s bound', () => {
+  it("announced right after the start: the start's bound", () => {
     assert.equal(peerWaitBound(5000, 0, 100, 5000), 5000);
     assert.equal(peerWaitBound(5000, 2000, 2500, 5000), 7000);
   });

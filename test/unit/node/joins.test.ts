@@ -15,13 +15,16 @@ test('read: the routable groups on the pod side of the veth, read in its own nam
   const w = new JoinWatch(runner, new FakeMonitors(), silentLogger(), () => undefined, { allNsid: true });
   assert.deepEqual(await w.read(M('10.244.1.11', 'kmcp1')), ['239.1.1.1'], '224.0.0.x is not announced');
   assert.equal(await w.read(M('10.244.1.12', 'kmcgone')), undefined, 'a pod gone: no answer, no throw');
-  assert.deepEqual(runner.calls.map((c) => [c.argv.join(' '), c.netns]), [
-    ['ip -j maddr show', 'kmcp1'],
-    ['ip -j maddr show', 'kmcgone'],
-  ]);
+  assert.deepEqual(
+    runner.calls.map((c) => [c.argv.join(' '), c.netns]),
+    [
+      ['ip -j maddr show', 'kmcp1'],
+      ['ip -j maddr show', 'kmcgone'],
+    ],
+  );
 });
 
-test('eventNsid: the id an all-nsid event line starts with; none for the node\'s own or continuation lines', () => {
+test("eventNsid: the id an all-nsid event line starts with; none for the node's own or continuation lines", () => {
   // As `ip monitor maddress all-nsid` prints them (iproute2 6.x).
   assert.equal(eventNsid('[nsid 0]2: kmcva    inet mcast 239.1.2.3 scope global '), 0);
   assert.equal(eventNsid('[nsid 17]Deleted 2: kmcva    inet mcast 239.1.2.3 scope global '), 17);
@@ -37,7 +40,11 @@ test('all-nsid: one listener for every member; an event wakes only its own names
   assert.equal(w.mode, 'all-nsid');
   w.sync([NS('kmcp1', 3), NS('kmcp2', 5), NS('kmcp3')]);
   w.sync([NS('kmcp1', 3), NS('kmcp2', 5)]);
-  assert.deepEqual(mon.started.map((s) => [s.argv.join(' '), s.netns]), [['ip monitor maddress all-nsid', undefined]], 'one process, in the node\'s namespace, kept across syncs');
+  assert.deepEqual(
+    mon.started.map((s) => [s.argv.join(' '), s.netns]),
+    [['ip monitor maddress all-nsid', undefined]],
+    "one process, in the node's namespace, kept across syncs",
+  );
   assert.equal(w.processes, 1);
   const on = mon.started[0]!.onLine;
   on('[nsid 5]2: kmcva    inet mcast 239.1.2.3 scope global ');
@@ -63,10 +70,13 @@ test('per-namespace (no CAP_NET_BROADCAST): one ip monitor maddress per member n
   const w = new JoinWatch(new FakeRunner(), mon, silentLogger(), (ns) => events.push(ns), { allNsid: false });
   assert.equal(w.mode, 'per-namespace');
   w.sync([NS('kmcp1'), NS('kmcp2'), NS('kmcp1')]);
-  assert.deepEqual(mon.started.map((s) => [s.argv.join(' '), s.netns]), [
-    ['ip monitor maddress', 'kmcp1'],
-    ['ip monitor maddress', 'kmcp2'],
-  ]);
+  assert.deepEqual(
+    mon.started.map((s) => [s.argv.join(' '), s.netns]),
+    [
+      ['ip monitor maddress', 'kmcp1'],
+      ['ip monitor maddress', 'kmcp2'],
+    ],
+  );
   mon.started[1]!.onLine('3: eth0    inet 239.1.1.1');
   assert.deepEqual(events, ['kmcp2']);
   w.sync([NS('kmcp1'), NS('kmcp2')]);
@@ -74,7 +84,11 @@ test('per-namespace (no CAP_NET_BROADCAST): one ip monitor maddress per member n
   mon.started[0]!.stopped = true; // kmcp1's process exited
   w.sync([NS('kmcp1')]);
   assert.equal(mon.started[1]!.stopped, true, 'kmcp2 is no member namespace any more');
-  assert.deepEqual(mon.started.slice(2).map((s) => s.netns), ['kmcp1'], 'the dead one restarted');
+  assert.deepEqual(
+    mon.started.slice(2).map((s) => s.netns),
+    ['kmcp1'],
+    'the dead one restarted',
+  );
   assert.deepEqual(w.watched(), ['kmcp1']);
   assert.equal(w.processes, 1);
   w.stop();

@@ -19,15 +19,21 @@ test('parsers read the recorded route get, link, netns list-id, addr and maddr o
   assert.equal(veth?.linkNetnsid, 2);
   assert.equal(veth?.linkIndex, 2);
   const ports = parseLinks(f('links-bridge-ports.json'));
-  assert.deepEqual(ports.map((p) => [p.name, p.master, p.kind]), [
-    ['kmcv1', 'kmcbr', 'veth'],
-    ['kmcv2', 'kmcbr', 'veth'],
-  ]);
-  assert.deepEqual([...parseNetnsIds(f('netns-list-id.json'))], [
-    [0, 'kmcncf-r'],
-    [1, 'kmcncf-n2p1'],
-    [2, 'kmcncf-n2p2'],
-  ]);
+  assert.deepEqual(
+    ports.map((p) => [p.name, p.master, p.kind]),
+    [
+      ['kmcv1', 'kmcbr', 'veth'],
+      ['kmcv2', 'kmcbr', 'veth'],
+    ],
+  );
+  assert.deepEqual(
+    [...parseNetnsIds(f('netns-list-id.json'))],
+    [
+      [0, 'kmcncf-r'],
+      [1, 'kmcncf-n2p1'],
+      [2, 'kmcncf-n2p2'],
+    ],
+  );
   assert.deepEqual(parseIpv4AddrsOf(f('addr-all.json'), 2), ['10.244.2.12']);
   assert.deepEqual(parseIpv4MaddrsOf(f('maddr-all.json'), 2).sort(), ['224.0.0.1', '224.0.0.251', '239.1.1.1']);
   assert.deepEqual(parseIpv4MaddrsOf(f('maddr-all.json'), 99), []);
@@ -56,13 +62,7 @@ test('calico pods resolve to their host veths from one route read, one link read
   assert.deepEqual(r, { local: { ip: '10.244.1.11', veth: 'kmcv1', vethIndex: 4, netns: 'kmcncf-n1p1', podIndex: 2, nsid: 2, mtu: 1500 } });
   assert.deepEqual(await resolver.resolve('10.244.2.11'), { reason: 'not_local' }, 'another node: matches only the default route');
   assert.deepEqual(await resolver.resolve('172.31.1.2'), { reason: 'not_local' }, "the node's own address: a local-table route");
-  assert.deepEqual(runner.commands(), [
-    'ip -4 -j rule show',
-    'ip -4 -j route show table all',
-    'ip -j -d link show dev kmcv1',
-    'ip -j netns list-id',
-    'ip -j -d link show dev kmcup',
-  ]);
+  assert.deepEqual(runner.commands(), ['ip -4 -j rule show', 'ip -4 -j route show table all', 'ip -j -d link show dev kmcv1', 'ip -j netns list-id', 'ip -j -d link show dev kmcup']);
   assert.ok(runner.calls.every((c) => c.netns === undefined));
 });
 
@@ -80,7 +80,10 @@ test('a bridge pod is found by reading each port peer address in its own namespa
   assert.equal(r.local.veth, 'kmcv2');
   assert.equal(r.local.netns, 'kmcncf-n2p2');
   assert.deepEqual(
-    runner.calls.filter((c) => c.argv.join(' ') === 'ip -j addr show').map((c) => c.netns).sort(),
+    runner.calls
+      .filter((c) => c.argv.join(' ') === 'ip -j addr show')
+      .map((c) => c.netns)
+      .sort(),
     ['kmcncf-n2p1', 'kmcncf-n2p2'],
   );
   assert.deepEqual(await resolver.resolve('10.244.2.11'), { reason: 'not_local' }, 'in the bridge /24 but on no port');
@@ -149,6 +152,13 @@ test('MemberBindings: a member stays on its first veth; a second claimant is ref
 test('matchBridgePorts: every port whose peer holds the IP, lowest ifindex first', () => {
   const port = (name: string, ifindex: number): LinkInfo => ({ name, ifindex, kind: 'veth' }) as LinkInfo;
   const ports = [port('kmcv9', 19), port('kmcv1', 11), port('kmcv2', 12)];
-  const addrs = new Map([[19, ['10.244.2.12']], [11, ['10.244.2.12']], [12, ['10.244.2.13']]]);
-  assert.deepEqual(matchBridgePorts(ports, addrs, '10.244.2.12').map((p) => p.name), ['kmcv1', 'kmcv9']);
+  const addrs = new Map([
+    [19, ['10.244.2.12']],
+    [11, ['10.244.2.12']],
+    [12, ['10.244.2.13']],
+  ]);
+  assert.deepEqual(
+    matchBridgePorts(ports, addrs, '10.244.2.12').map((p) => p.name),
+    ['kmcv1', 'kmcv9'],
+  );
 });

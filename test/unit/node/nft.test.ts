@@ -109,7 +109,11 @@ test('missing chains, extra rules and garbage are mismatches, never exceptions',
 });
 
 test('delivery tiers: one rule per member MTU, shortest first, then what fits nobody; missed counts per member', () => {
-  const mtus = new Map([['kmcv1', 1500], ['kmcv2', 1450], ['kmcv3', 9000]]);
+  const mtus = new Map([
+    ['kmcv1', 1500],
+    ['kmcv2', 1450],
+    ['kmcv3', 9000],
+  ]);
   const tiers = deliveryTiers(['kmcv1', 'kmcv2', 'kmcv3'], mtus);
   assert.deepEqual(tiers, [
     { max: 1450, dups: ['kmcv1', 'kmcv2', 'kmcv3'] },
@@ -117,16 +121,34 @@ test('delivery tiers: one rule per member MTU, shortest first, then what fits no
     { max: 9000, dups: ['kmcv3'] },
     { max: undefined, dups: [] },
   ]);
-  assert.deepEqual(deliveryTiers(['kmcv1', 'kmcv4'], mtus), [{ max: 1500, dups: ['kmcv1', 'kmcv4'] }, { max: undefined, dups: ['kmcv4'] }], 'an unknown MTU is never limited');
+  assert.deepEqual(
+    deliveryTiers(['kmcv1', 'kmcv4'], mtus),
+    [
+      { max: 1500, dups: ['kmcv1', 'kmcv4'] },
+      { max: undefined, dups: ['kmcv4'] },
+    ],
+    'an unknown MTU is never limited',
+  );
   assert.deepEqual(deliveryTiers([], mtus), [{ max: undefined, dups: [] }]);
   const want = desiredChains([{ vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2', 'kmcv3'], mtus }]);
   const script = renderRuleset(want);
-  assert.match(script, /chain dl-100 \{\n.*policy drop;\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip length <= 1450 counter dup to "kmcv1" dup to "kmcv2" dup to "kmcv3" drop\n {4}ip daddr .* ip length <= 1500 counter dup to "kmcv1" dup to "kmcv3" drop\n.* ip length <= 9000 counter dup to "kmcv3" drop\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} counter drop\n {2}\}/);
+  assert.match(
+    script,
+    /chain dl-100 \{\n.*policy drop;\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip length <= 1450 counter dup to "kmcv1" dup to "kmcv2" dup to "kmcv3" drop\n {4}ip daddr .* ip length <= 1500 counter dup to "kmcv1" dup to "kmcv3" drop\n.* ip length <= 9000 counter dup to "kmcv3" drop\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} counter drop\n {2}\}/,
+  );
   // As the kernel lists it (recorded from that script; the rule counters edited to 10, 3, 2, 1).
   const have = parseRuleset(fixture('iproute2/node/nft-node-tiers.json'));
   assert.equal(rulesetMismatch(want, have), undefined);
   const dl = have.get('dl-100')!;
-  assert.deepEqual(dl.tiers.map((t) => [t.max ?? null, t.packets]), [[1450, 10], [1500, 3], [9000, 2], [null, 1]]);
+  assert.deepEqual(
+    dl.tiers.map((t) => [t.max ?? null, t.packets]),
+    [
+      [1450, 10],
+      [1500, 3],
+      [9000, 2],
+      [null, 1],
+    ],
+  );
   assert.equal(missedBy(dl, 'kmcv2'), 3 + 2 + 1);
   assert.equal(missedBy(dl, 'kmcv1'), 2 + 1);
   assert.equal(missedBy(dl, 'kmcv3'), 1);
@@ -137,11 +159,23 @@ test('delivery tiers: one rule per member MTU, shortest first, then what fits no
   assert.match(rulesetMismatch(lower, have) ?? '', /chain dl-100 (rule 1 )?differs/);
 });
 
-test('a member\'s capture drops (and counts) what it sends with another source than its own IP', () => {
-  const plane = { vni: 100, device: 'kmcvx100', members: ['kmcv1', 'kmcv2'], sources: new Map([['kmcv1', '10.244.1.11'], ['kmcv2', '10.244.1.12']]) };
+test("a member's capture drops (and counts) what it sends with another source than its own IP", () => {
+  const plane = {
+    vni: 100,
+    device: 'kmcvx100',
+    members: ['kmcv1', 'kmcv2'],
+    sources: new Map([
+      ['kmcv1', '10.244.1.11'],
+      ['kmcv2', '10.244.1.12'],
+    ]),
+  };
   const want = desiredChains([plane]);
   const script = renderRuleset(want);
-  assert.match(script, /chain cap-kmcv1 \{\n.*\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip saddr != 10\.244\.1\.11 counter drop\n {4}ip daddr .* counter dup to "kmcv2" fwd to "kmcvx100"\n/, 'the guard comes before the capture');
+  assert.match(
+    script,
+    /chain cap-kmcv1 \{\n.*\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip saddr != 10\.244\.1\.11 counter drop\n {4}ip daddr .* counter dup to "kmcv2" fwd to "kmcvx100"\n/,
+    'the guard comes before the capture',
+  );
   assert.doesNotMatch(script.split('chain cap-')[0]!, /saddr/, 'the VXLAN and delivery chains have no guard');
   // As nft read it back after loading that script.
   const have = parseRuleset(fixture('iproute2/node/nft-node-source.json'));
@@ -153,7 +187,15 @@ test('a member\'s capture drops (and counts) what it sends with another source t
   const unguarded = desiredChains([{ ...plane, sources: undefined }]);
   assert.match(rulesetMismatch(want, parseRuleset(fixture('iproute2/node/nft-node.json'))) ?? '', /chain cap-kmcv1 differs/);
   assert.match(rulesetMismatch(unguarded, have) ?? '', /chain cap-kmcv1 differs/);
-  const moved = desiredChains([{ ...plane, sources: new Map([['kmcv1', '10.244.1.99'], ['kmcv2', '10.244.1.12']]) }]);
+  const moved = desiredChains([
+    {
+      ...plane,
+      sources: new Map([
+        ['kmcv1', '10.244.1.99'],
+        ['kmcv2', '10.244.1.12'],
+      ]),
+    },
+  ]);
   assert.match(rulesetMismatch(moved, have) ?? '', /chain cap-kmcv1 differs/);
   // The guard's counter is the member's spoofed count; the capture's packets stay apart.
   const counted = parseRuleset(fixture('iproute2/node/nft-node-source.json').replace(/("saddr"[\s\S]*?"counter": \{\s*"packets": )0/, '$17'));
@@ -170,16 +212,37 @@ test('a domain of 100 members on one node: dup lists split over rules the kernel
   const rules = dl.split('\n').filter((l) => l.includes('ip daddr'));
   assert.equal(rules.length, 4, 'the 1500 tier in three rules (48, 48, 4 dups), then what fits nobody');
   assert.ok(rules.every((l) => (l.match(/dup to/g) ?? []).length <= MAX_DUPS_PER_RULE));
-  assert.deepEqual(rules.map((l) => [l.includes('counter'), l.endsWith('drop')]), [[true, false], [false, false], [false, true], [true, true]], 'only the first counts, only the last ends the tier');
+  assert.deepEqual(
+    rules.map((l) => [l.includes('counter'), l.endsWith('drop')]),
+    [
+      [true, false],
+      [false, false],
+      [false, true],
+      [true, true],
+    ],
+    'only the first counts, only the last ends the tier',
+  );
   // As the kernel took that script (100 veths) and listed it (two of its chains kept).
   const have = parseRuleset(fixture('iproute2/node/nft-node-100.json'));
   const got = have.get('dl-100')!;
   const wanted = want.find((c) => c.name === 'dl-100')!;
   assert.equal(got.rules, 2, 'two logical rules: the 1500 tier and the rest');
   assert.equal(got.stale, false);
-  assert.deepEqual(got.tiers.map((t) => [t.max, t.dups.length]), [[1500, 100], [undefined, 0]]);
+  assert.deepEqual(
+    got.tiers.map((t) => [t.max, t.dups.length]),
+    [
+      [1500, 100],
+      [undefined, 0],
+    ],
+  );
   assert.deepEqual(got.tiers[0]!.dups, wanted.tiers![0]!.dups);
   const cap = have.get('cap-kmcv1')!;
   assert.deepEqual([cap.rules, cap.dups.length, cap.fwd], [1, 99, 'kmcvx100']);
-  assert.equal(rulesetMismatch(want.filter((c) => c.name === 'dl-100' || c.name === 'cap-kmcv1'), have), undefined);
+  assert.equal(
+    rulesetMismatch(
+      want.filter((c) => c.name === 'dl-100' || c.name === 'cap-kmcv1'),
+      have,
+    ),
+    undefined,
+  );
 });

@@ -31,10 +31,13 @@ const LOCAL = new Map([['10.244.1.5', 'veth5']]);
 test('an unlisted IP: the first request waits for the batch it starts; repeats are answered from the view', async () => {
   const timers = fakeTimers();
   const batches: string[][] = [];
-  const lookup = new PodLookup(async (ips) => {
-    batches.push([...ips]);
-    return Promise.resolve(new Map(ips.map((ip) => [ip, LOCAL.get(ip)])));
-  }, { intervalMs: 1000, timers });
+  const lookup = new PodLookup(
+    async (ips) => {
+      batches.push([...ips]);
+      return Promise.resolve(new Map(ips.map((ip) => [ip, LOCAL.get(ip)])));
+    },
+    { intervalMs: 1000, timers },
+  );
   assert.equal(await lookup.get('10.244.1.5'), 'veth5');
   assert.equal(await lookup.get('10.244.1.9'), undefined, 'within the interval: not looked up, not known');
   for (let i = 0; i < 50; i++) assert.equal(await lookup.get('10.244.1.5'), 'veth5');
@@ -49,11 +52,14 @@ test('parallel requests while a batch runs share it; a flood of distinct IPs cos
   const timers = fakeTimers();
   const batches: string[][] = [];
   let release: () => void = () => undefined;
-  const lookup = new PodLookup(async (ips) => {
-    batches.push([...ips]);
-    await new Promise<void>((r) => (release = r));
-    return new Map(ips.map((ip) => [ip, LOCAL.get(ip)]));
-  }, { intervalMs: 1000, maxBatch: 4, timers });
+  const lookup = new PodLookup(
+    async (ips) => {
+      batches.push([...ips]);
+      await new Promise<void>((r) => (release = r));
+      return new Map(ips.map((ip) => [ip, LOCAL.get(ip)]));
+    },
+    { intervalMs: 1000, maxBatch: 4, timers },
+  );
   const first = [lookup.get('10.244.1.5'), lookup.get('10.244.1.5'), lookup.get('10.244.1.5')];
   release();
   assert.deepEqual(await Promise.all(first), ['veth5', 'veth5', 'veth5']);

@@ -14,7 +14,17 @@ const LIST = 'nft -j list table netdev kmcast-node';
 const link = (name: string, ifindex: number): string => JSON.stringify([{ ifindex, ifname: name, flags: ['UP'], linkinfo: { info_kind: 'veth' } }]);
 
 /** A kernel with kmcv1, kmcv2, kmcvx100 and the delivery hop (ifindexes from `index`) and a table that is `table()`. */
-function kernel(table: () => string | undefined, index: Map<string, number> = new Map([['kmcdb100', 8], ['kmcdi100', 6], ['kmcdr100', 7], ['kmcv1', 4], ['kmcv2', 5], ['kmcvx100', 9]])): FakeRunner {
+function kernel(
+  table: () => string | undefined,
+  index: Map<string, number> = new Map([
+    ['kmcdb100', 8],
+    ['kmcdi100', 6],
+    ['kmcdr100', 7],
+    ['kmcv1', 4],
+    ['kmcv2', 5],
+    ['kmcvx100', 9],
+  ]),
+): FakeRunner {
   return new FakeRunner()
     .on('ip -j -d link show dev ', (c) => ({ stdout: link(c.argv[6]!, index.get(c.argv[6]!) ?? 0) }))
     .on(LIST, () => {
@@ -44,7 +54,14 @@ test('first sync: fingerprint, read, one nft -f transaction, read back, fingerpr
   const runner = kernel(() => table);
   const r = ruleset(runner);
   await r.sync(WANT);
-  const links = ['ip -j -d link show dev kmcdb100', 'ip -j -d link show dev kmcdi100', 'ip -j -d link show dev kmcdr100', 'ip -j -d link show dev kmcv1', 'ip -j -d link show dev kmcv2', 'ip -j -d link show dev kmcvx100'];
+  const links = [
+    'ip -j -d link show dev kmcdb100',
+    'ip -j -d link show dev kmcdi100',
+    'ip -j -d link show dev kmcdr100',
+    'ip -j -d link show dev kmcv1',
+    'ip -j -d link show dev kmcv2',
+    'ip -j -d link show dev kmcvx100',
+  ];
   assert.deepEqual(runner.commands(), [...links, LIST, 'nft -f -', LIST, ...links]);
   assert.equal(runner.calls[7]!.input, renderRuleset(WANT));
   assert.ok(r.isInstalled);
@@ -54,11 +71,18 @@ test('first sync: fingerprint, read, one nft -f transaction, read back, fingerpr
   await r.sync(WANT);
   assert.deepEqual(runner.commands(), [...links, LIST]);
   table = undefined;
-  assert.equal((await r.read()), undefined);
+  assert.equal(await r.read(), undefined);
 });
 
 test('a recreated device (new ifindex, same name) or a reconciler rebind re-installs', async () => {
-  const index = new Map([['kmcdb100', 8], ['kmcdi100', 6], ['kmcdr100', 7], ['kmcv1', 4], ['kmcv2', 5], ['kmcvx100', 9]]);
+  const index = new Map([
+    ['kmcdb100', 8],
+    ['kmcdi100', 6],
+    ['kmcdr100', 7],
+    ['kmcv1', 4],
+    ['kmcv2', 5],
+    ['kmcvx100', 9],
+  ]);
   const runner = kernel(() => RECORDED, index);
   const r = ruleset(runner);
   await r.sync(WANT);
@@ -97,5 +121,8 @@ test('fail closed: a read-back that differs, a refused transaction (retry soon),
 test('remove: one transaction deleting only the kmcast-node table', async () => {
   const runner = new FakeRunner();
   await ruleset(runner).remove();
-  assert.deepEqual(runner.calls.map((c) => [c.argv.join(' '), c.input]), [['nft -f -', 'table netdev kmcast-node\ndelete table netdev kmcast-node\n']]);
+  assert.deepEqual(
+    runner.calls.map((c) => [c.argv.join(' '), c.input]),
+    [['nft -f -', 'table netdev kmcast-node\ndelete table netdev kmcast-node\n']],
+  );
 });

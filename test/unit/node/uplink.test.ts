@@ -23,7 +23,10 @@ test('--interface and --node-ip are taken as given; each missing piece names its
   assert.deepEqual(given.commands(), ['ip -j -d link show dev eth0']);
   const isConfig = (re: RegExp) => (e: Error & { exitCode?: number }) => e.exitCode === 2 && re.test(e.message);
   await assert.rejects(detectUplink(new IpClient(new FakeRunner().on('ip -j route show default', { stdout: '[]' })), {}), isConfig(/^--interface: no default route/));
-  await assert.rejects(detectUplink(new IpClient(new FakeRunner().on('ip -j -d link show dev kmcnope', { code: 1, stderr: 'Device "kmcnope" does not exist.' })), { interface: 'kmcnope' }), isConfig(/^--interface: kmcnope does not exist/));
+  await assert.rejects(
+    detectUplink(new IpClient(new FakeRunner().on('ip -j -d link show dev kmcnope', { code: 1, stderr: 'Device "kmcnope" does not exist.' })), { interface: 'kmcnope' }),
+    isConfig(/^--interface: kmcnope does not exist/),
+  );
   const noAddr = new FakeRunner().on('ip -j -d link show dev eth0', { stdout: LINK }).on('ip -j addr show dev eth0', { stdout: '[]' });
   await assert.rejects(detectUplink(new IpClient(noAddr), { interface: 'eth0' }), isConfig(/^--node-ip: eth0 has no IPv4 address/));
 });

@@ -37,11 +37,13 @@ async function fakeAgent(handler: Handler, port = 0): Promise<{ server: Server; 
   };
 }
 
-const json = (status: number, body: unknown): Handler => (_req, res) => {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(text);
-};
+const json =
+  (status: number, body: unknown): Handler =>
+  (_req, res) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(text);
+  };
 
 const programmed: PodProgramStatus = { podIp: POD, programmed: true, domain: 'app-kmcast.ns.svc.cluster.local', hostVeth: 'cali12ab' };
 
@@ -253,26 +255,30 @@ test('a pod that starts before its agent, then sees the agent restart, waits thr
   const lines: string[] = [];
   let agent: Awaited<ReturnType<typeof fakeAgent>> | undefined;
   let phase = 0;
-  const run = waitUntilProgrammed(t, { timeoutMs: 20_000, intervalMs: 100 }, {
-    poll: async () => {
-      const o = await fetchPodStatus(t, 500);
-      // Drive the scenario from what the wait sees: down -> up (pending) -> restart (down) -> up (programmed).
-      if (phase === 0 && o.state === 'unreachable') {
-        phase = 1;
-        agent = await fakeAgent(json(200, { podIp: POD, programmed: false, reason: 'pending' }), port);
-      } else if (phase === 1 && o.state === 'pending') {
-        phase = 2;
-        await agent!.close();
-      } else if (phase === 2 && o.state === 'unreachable') {
-        phase = 3;
-        agent = await fakeAgent(json(200, programmed), port);
-      }
-      return o;
+  const run = waitUntilProgrammed(
+    t,
+    { timeoutMs: 20_000, intervalMs: 100 },
+    {
+      poll: async () => {
+        const o = await fetchPodStatus(t, 500);
+        // Drive the scenario from what the wait sees: down -> up (pending) -> restart (down) -> up (programmed).
+        if (phase === 0 && o.state === 'unreachable') {
+          phase = 1;
+          agent = await fakeAgent(json(200, { podIp: POD, programmed: false, reason: 'pending' }), port);
+        } else if (phase === 1 && o.state === 'pending') {
+          phase = 2;
+          await agent!.close();
+        } else if (phase === 2 && o.state === 'unreachable') {
+          phase = 3;
+          agent = await fakeAgent(json(200, programmed), port);
+        }
+        return o;
+      },
+      now: () => Date.now(),
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      say: (l) => lines.push(l),
     },
-    now: () => Date.now(),
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-    say: (l) => lines.push(l),
-  });
+  );
   try {
     const r = await run;
     assert.equal(r.ok, true, lines.join('\n'));
@@ -310,7 +316,10 @@ test('kmcast wait: exit 0 once programmed (env from the downward API), 1 at the 
     // --agent beats the KMCAST_NODE_IP an injected container always has.
     const late = await cli(['--agent', never.url, '--timeout', '1s', '--interval', '200ms'], { KMCAST_NODE_IP: '10.9.9.9', KMCAST_POD_IP: POD });
     assert.equal(late.code, 1, late.stderr);
-    assert.match(late.stderr, /gave up after 1 s; last: the node agent lists pod 10\.244\.1\.7 in no domain yet: is the pod selected by the domain's headless Service with publishNotReadyAddresses: true/);
+    assert.match(
+      late.stderr,
+      /gave up after 1 s; last: the node agent lists pod 10\.244\.1\.7 in no domain yet: is the pod selected by the domain's headless Service with publishNotReadyAddresses: true/,
+    );
 
     const bad = await cli(['--node-ip', '127.0.0.1', '--pod-ip', POD, '--timeout', 'soon']);
     assert.equal(bad.code, 2);

@@ -70,7 +70,10 @@ test('parseAllowList tolerates an empty set', () => {
 
 test('node guard: the overlay and control ports only from the underlay (and lo), in prerouting', () => {
   const s = allowListScript({ vxlanPort: 7472, controlPort: undefined, peers: [], guard: { underlay: 'eth9', ports: [7473, 7472] } });
-  assert.match(s, /chain prerouting \{\n\s+type filter hook prerouting priority -300; policy accept;\n\s+iifname != \{ "eth9", "lo" \} udp dport \{ 7472, 7473 \} counter drop comment "kmcast-not-underlay"/);
+  assert.match(
+    s,
+    /chain prerouting \{\n\s+type filter hook prerouting priority -300; policy accept;\n\s+iifname != \{ "eth9", "lo" \} udp dport \{ 7472, 7473 \} counter drop comment "kmcast-not-underlay"/,
+  );
   assert.doesNotMatch(allowListScript({ vxlanPort: 7472, controlPort: undefined, peers: [] }), /prerouting/, 'the sidecar has no guard');
 });
 
@@ -83,7 +86,12 @@ test('node guard: a guard on another interface is replaced whole; drops are name
         {
           rule: {
             comment: 'kmcast-not-underlay',
-            expr: [{ match: { op: '!=', left: { meta: { key: 'iifname' } }, right: { set: [underlay, 'lo'] } } }, { match: { op: '==', left: { payload: { field: 'dport' } }, right: { set: [7472, 7473] } } }, { counter: { packets: 4 } }, { drop: null }],
+            expr: [
+              { match: { op: '!=', left: { meta: { key: 'iifname' } }, right: { set: [underlay, 'lo'] } } },
+              { match: { op: '==', left: { payload: { field: 'dport' } }, right: { set: [7472, 7473] } } },
+              { counter: { packets: 4 } },
+              { drop: null },
+            ],
           },
         },
       ],

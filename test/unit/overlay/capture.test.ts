@@ -58,22 +58,14 @@ test('allow-list with a capture: one transaction for both tables, both read back
     });
   const state = await new AllowList(r, 'kmcx').apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'], capture: SPEC });
   assert.equal(state.capture?.forwardTo, 'vx0');
-  assert.deepEqual(r.commands(), [
-    'nft -j list table ip kmcast',
-    'nft list table netdev kmcast',
-    'nft -f -',
-    'nft -j list table ip kmcast',
-    'nft list table netdev kmcast',
-  ]);
+  assert.deepEqual(r.commands(), ['nft -j list table ip kmcast', 'nft list table netdev kmcast', 'nft -f -', 'nft -j list table ip kmcast', 'nft list table netdev kmcast']);
   // Only the capture drifted: the allow-list's table (and its drop counters) is left alone.
   assert.match(r.calls[2]!.input ?? '', /^table netdev kmcast\ndelete table netdev kmcast\n/);
   assert.ok(r.calls.every((c) => c.netns === 'kmcx'));
 });
 
 test('fails closed when the capture does not read back; an allow-list without a capture never touches it', async () => {
-  const stale = new FakeRunner()
-    .on('nft -j list table ip kmcast', { stdout: listed(['10.0.0.2']) })
-    .on('nft list table netdev kmcast', { stdout: fixture('iproute2/nft-capture-stale.txt') });
+  const stale = new FakeRunner().on('nft -j list table ip kmcast', { stdout: listed(['10.0.0.2']) }).on('nft list table netdev kmcast', { stdout: fixture('iproute2/nft-capture-stale.txt') });
   await assert.rejects(new AllowList(stale).apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'], capture: SPEC }), /verify eth0 capture/);
   const plain = new FakeRunner().on('nft -j list table ip kmcast', { stdout: listed(['10.0.0.2']) });
   await new AllowList(plain).apply({ vxlanPort: 7471, controlPort: undefined, peers: ['10.0.0.2'] });
@@ -82,9 +74,7 @@ test('fails closed when the capture does not read back; an allow-list without a 
 });
 
 test('a kernel without the netdev egress hook is a capability error naming --capture off', async () => {
-  const r = new FakeRunner()
-    .on('nft list', { code: 1 })
-    .on('nft -f -', { code: 1, stderr: 'Error: Could not process rule: No such file or directory\n  type filter hook egress device "eth0"' });
+  const r = new FakeRunner().on('nft list', { code: 1 }).on('nft -f -', { code: 1, stderr: 'Error: Could not process rule: No such file or directory\n  type filter hook egress device "eth0"' });
   await assert.rejects(applyCapture(new NftClient(r), SPEC), (err: Error) => /--capture off/.test(err.message) && err.name === 'CapabilityError');
 });
 
@@ -93,8 +83,5 @@ test('through the allow-list, a refused capture line is reported as the capture,
     .on('nft -j list table ip kmcast', { code: 1 })
     .on('nft list', { code: 1 })
     .on('nft -f -', { code: 1, stderr: '/dev/stdin:7:62-66: Error: Interface does not exist\n    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter fwd to "vx0" comment "kmcast-capture"' });
-  await assert.rejects(
-    new AllowList(r).apply({ vxlanPort: 7471, controlPort: undefined, peers: [], capture: SPEC }),
-    /install eth0 capture: the overlay device or the pod interface does not exist/,
-  );
+  await assert.rejects(new AllowList(r).apply({ vxlanPort: 7471, controlPort: undefined, peers: [], capture: SPEC }), /install eth0 capture: the overlay device or the pod interface does not exist/);
 });

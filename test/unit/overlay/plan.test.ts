@@ -91,7 +91,13 @@ test('a device with the wrong VNI or port is replaced and repopulated', () => {
 test('routes deleted by hand come back; an MTU change is applied in place', () => {
   const a = recorded();
   const noMc: ActualState = { ...a, routes: a.routes.filter((r) => r.dst !== '224.0.0.0/4'), link: { ...a.link!, mtu: 1400 } };
-  const p = plan(desiredState(spec, [{ ip: '10.9.0.3', groups: ['239.1.1.1'] }, { ip: '10.9.0.4', groups: [] }]), noMc);
+  const p = plan(
+    desiredState(spec, [
+      { ip: '10.9.0.3', groups: ['239.1.1.1'] },
+      { ip: '10.9.0.4', groups: [] },
+    ]),
+    noMc,
+  );
   assert.deepEqual(p.ip, ['link set vx0 mtu 1450 up', 'route replace 224.0.0.0/4 dev vx0 scope link']);
   assert.deepEqual(p.bridge, []);
 });
@@ -104,10 +110,7 @@ test('flood replication: no MDB entries, no catch-all, and a leftover catch-all 
   assert.deepEqual(d.mdb, []);
   const p = plan(d, recorded());
   assert.deepEqual(p.ip, ['route del blackhole 192.0.2.1']);
-  assert.deepEqual(p.bridge, [
-    'mdb del dev vx0 port vx0 grp 0.0.0.0 dst 192.0.2.1',
-    'mdb del dev vx0 port vx0 grp 239.1.1.1 dst 10.9.0.3',
-  ]);
+  assert.deepEqual(p.bridge, ['mdb del dev vx0 port vx0 grp 0.0.0.0 dst 192.0.2.1', 'mdb del dev vx0 port vx0 grp 239.1.1.1 dst 10.9.0.3']);
 });
 
 test('--unregistered flood keeps per-group entries but no catch-all', () => {
@@ -133,10 +136,7 @@ test('link-local groups never get MDB entries (the kernel refuses them; they flo
 test('prune: false (an adopted device right after a restart) adds but never removes entries', () => {
   const d = desiredState(spec, [{ ip: '10.9.0.5', groups: ['239.1.1.2'] }]);
   const p = plan(d, recorded(), { prune: false });
-  assert.deepEqual(p.bridge, [
-    'fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.5',
-    'mdb replace dev vx0 port vx0 grp 239.1.1.2 permanent dst 10.9.0.5',
-  ]);
+  assert.deepEqual(p.bridge, ['fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.5', 'mdb replace dev vx0 port vx0 grp 239.1.1.2 permanent dst 10.9.0.5']);
 });
 
 test('bare (node mode): the device gets no address and no 224/4 or broadcast route, only the blackhole', () => {

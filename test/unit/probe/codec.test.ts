@@ -16,7 +16,10 @@ test('encode then decode returns the same fields, padded to the size', () => {
   assert.equal(d.id, 'pod-a');
   assert.equal(d.hello, false);
   assert.equal(d.listener, false);
-  assert.ok(buf.subarray(FIXED_HEADER_BYTES + 5).every((b) => b === 0), 'padding is zero');
+  assert.ok(
+    buf.subarray(FIXED_HEADER_BYTES + 5).every((b) => b === 0),
+    'padding is zero',
+  );
 });
 
 test('flags carry HELLO and LISTENER', () => {

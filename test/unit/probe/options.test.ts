@@ -60,6 +60,10 @@ test('mistakes name the flag and what to do', () => {
     [{ id: 'x'.repeat(65) }, /invalid --id/],
   ];
   for (const [raw, re] of cases) {
-    assert.throws(() => parseProbeOptions(raw, ctx), (err: unknown) => err instanceof ConfigError && re.test(err.message), JSON.stringify(raw));
+    assert.throws(
+      () => parseProbeOptions(raw, ctx),
+      (err: unknown) => err instanceof ConfigError && re.test(err.message),
+      JSON.stringify(raw),
+    );
   }
 });

@@ -22,7 +22,10 @@ function report(maxLossPercent: number | undefined) {
 
 test('senders are sorted by address (numeric), worst loss drives ok', () => {
   const r = report(0);
-  assert.deepEqual(r.senders.map((s) => s.address), ['10.0.0.9', '10.0.0.10']);
+  assert.deepEqual(
+    r.senders.map((s) => s.address),
+    ['10.0.0.9', '10.0.0.10'],
+  );
   assert.equal(r.worstLossPercent, 100);
   assert.equal(r.ok, false);
   assert.equal(report(100).ok, true);
@@ -46,5 +49,14 @@ test('JSON round-trips the report', () => {
 });
 
 test('renderTable aligns columns', () => {
-  assert.equal(renderTable(['A', 'NUM'], [['xx', '1'], ['y', '123']]), 'A   NUM\nxx    1\ny   123');
+  assert.equal(
+    renderTable(
+      ['A', 'NUM'],
+      [
+        ['xx', '1'],
+        ['y', '123'],
+      ],
+    ),
+    'A   NUM\nxx    1\ny   123',
+  );
 });

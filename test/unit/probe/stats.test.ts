@@ -101,7 +101,7 @@ test('duplicates are told within the window; older sequences are counted untrack
   for (let i = 0; i < 3 * SEQ_WINDOW; i += 7) assert.equal(s.record(i, 0, 1), 'new', String(i));
   const top = Math.floor((3 * SEQ_WINDOW - 1) / 7) * 7;
   assert.equal(s.record(top, 0, 1), 'duplicate');
-  assert.equal(s.record(top - SEQ_WINDOW / 2 - (top - SEQ_WINDOW / 2) % 7, 0, 1), 'duplicate', 'half a window back');
+  assert.equal(s.record(top - SEQ_WINDOW / 2 - ((top - SEQ_WINDOW / 2) % 7), 0, 1), 'duplicate', 'half a window back');
   assert.equal(s.record(top - 1, 0, 1), 'new', 'a gap inside the window is new (reordered)');
   assert.equal(s.record(5, 0, 1), 'untracked', 'far behind the window');
   // A slot reused after the window moved on must not remember its old sequence.
@@ -127,7 +127,10 @@ test('latency samples are capped (a reservoir), the percentiles stay right', () 
 test('the number of streams is bounded; datagrams of streams beyond it are counted, not stored', () => {
   const t = new StreamTable();
   for (let i = 0; i < MAX_STREAMS; i++) assert.ok(t.get(`p:${i}`, () => new StreamStats(`s${i}`, '10.0.0.9', 'probe', 0)));
-  assert.equal(t.get('p:new', () => new StreamStats('x', '10.0.0.9', 'probe', 0)), undefined);
+  assert.equal(
+    t.get('p:new', () => new StreamStats('x', '10.0.0.9', 'probe', 0)),
+    undefined,
+  );
   assert.equal(t.refused, 1);
   assert.ok(t.get('p:0', () => assert.fail('an existing stream is found, not made')));
   assert.equal(t.size, MAX_STREAMS);

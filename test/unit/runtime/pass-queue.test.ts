@@ -71,7 +71,10 @@ test('a failure is retried as the full pass after a back-off that doubles to the
 test('runNow runs a start-up pass in the queue and hands its error to the caller, no retry', async () => {
   const errors: Array<[K, number]> = [];
   const q = queue(async () => undefined, errors);
-  await assert.rejects(q.runNow('full', async () => Promise.reject(new Error('exit 3'))), /exit 3/);
+  await assert.rejects(
+    q.runNow('full', async () => Promise.reject(new Error('exit 3'))),
+    /exit 3/,
+  );
   await sleep(30);
   assert.deepEqual(errors, [], 'not retried: the caller decides');
   let ran = 0;
