@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { Agent } from '../agent/agent.js';
-import { mergeOptions, validateConfig } from '../agent/config.js';
-import type { RawOptions } from '../agent/config.js';
+import { Agent } from '../sidecar/agent.js';
+import { mergeOptions, validateConfig } from '../sidecar/config.js';
+import type { RawOptions } from '../sidecar/config.js';
 import { ExecMonitors } from '../kernel/monitor.js';
 import { ExecRunner } from '../kernel/runner.js';
 import { createLogger } from '../log.js';

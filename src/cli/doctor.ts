@@ -3,9 +3,9 @@ import { isIPv4 } from 'node:net';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import { ExecRunner } from '../kernel/runner.js';
-import { doctorExitCode, evaluate, formatDoctor, gatherFacts, systemDoctorDeps } from '../agent/doctor.js';
-import type { DoctorOptions } from '../agent/doctor.js';
-import { DEFAULT_STATUS_URL } from '../agent/status-format.js';
+import { doctorExitCode, evaluate, formatDoctor, gatherFacts, systemDoctorDeps } from '../sidecar/doctor.js';
+import type { DoctorOptions } from '../sidecar/doctor.js';
+import { DEFAULT_STATUS_URL } from '../sidecar/status-format.js';
 import { evaluateNode, gatherNodeFacts, systemNodeDoctorDeps } from '../node/doctor.js';
 import { DEFAULT_NODE_STATUS_URL } from '../node/status-format.js';
 

@@ -1,7 +1,7 @@
 /** `kmcast status`: read a local agent's `/status` and print it as a table or as JSON. */
 import type { Command } from 'commander';
 import { CapabilityError, ConfigError, ExitCode } from '../errors.js';
-import { DEFAULT_STATUS_URL, fetchAgentStatus, formatStatus } from '../agent/status-format.js';
+import { DEFAULT_STATUS_URL, fetchAgentStatus, formatStatus } from '../sidecar/status-format.js';
 import { DEFAULT_NODE_STATUS_URL, fetchNodeStatus, formatNodeStatus } from '../node/status-format.js';
 import { netnsSpawn } from '../kernel/runner.js';
 

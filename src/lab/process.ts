@@ -2,7 +2,7 @@
  * Processes inside lab namespaces: spawn (pid recorded so labDown can kill it even if this
  * process dies), the agent, an HTTP GET and an ICMP ping from inside a pod, and waitFor.
  */
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/runtime.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../sidecar/runtime.js';
 import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync } from 'node:fs';
@@ -126,7 +126,7 @@ export async function startAgentProcess(
   opts: {
     detached: boolean;
     env?: NodeJS.ProcessEnv;
-    /** Node.js/V8 options before the script; default: the image's (src/agent/runtime.ts). */
+    /** Node.js/V8 options before the script; default: the image's (src/sidecar/runtime.ts). */
     nodeArgs?: readonly string[];
   },
 ): Promise<AgentHandle> {

@@ -3,7 +3,7 @@
  * mode needs there: CAP_NET_ADMIN, nftables netdev ingress with `dup to` and `fwd to` (checked by
  * the kernel with `nft --check`, nothing is installed), a readable /var/run/netns (the agent
  * opens each pod's namespace by its path), and the node agent's /status. As with the pod doctor
- * (src/agent/doctor.ts), gathering goes through narrow dependencies and `evaluateNode` is pure.
+ * (src/sidecar/doctor.ts), gathering goes through narrow dependencies and `evaluateNode` is pure.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { errorMessage } from '../errors.js';

@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ExecRunner } from '../../src/kernel/runner.js';
 import { parseIpVersion } from '../../src/kernel/parse.js';
-import type { CheckResult } from '../../src/agent/doctor.js';
+import type { CheckResult } from '../../src/sidecar/doctor.js';
 import { needRoot, privilegedReason, testLabId } from './harness.js';
 import { agentStatusFixture } from '../support/agent-status.js';
 

@@ -1,4 +1,4 @@
-import type { AgentStatus } from '../../src/agent/status-types.js';
+import type { AgentStatus } from '../../src/sidecar/status-types.js';
 
 /** An agent's /status with no peers and nothing dropped; tests override what they look at. */
 export function agentStatusFixture(over: Partial<AgentStatus> = {}): AgentStatus {

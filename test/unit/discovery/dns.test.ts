@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { unicastOnly } from '../../../src/discovery/dns.js';
 import { peerAddressError } from '../../../src/net/ipv4.js';
 import { validateNodeConfig } from '../../../src/node/config.js';
-import { validateConfig } from '../../../src/agent/config.js';
+import { validateConfig } from '../../../src/sidecar/config.js';
 
 test('DNS answers: only unicast records are peers, in both modes; the rest is reported', () => {
   let reported: string[] = [];

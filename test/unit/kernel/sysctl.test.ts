@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { procSysWritable, readRpFilter, rpFilterKey, trySetLooseRpFilter } from '../../../src/agent/host.js';
+import { procSysWritable, readRpFilter, rpFilterKey, trySetLooseRpFilter } from '../../../src/sidecar/host.js';
 import { FakeRunner } from '../../../src/kernel/runner.js';
 import { FakeSysctl, SysctlClient } from '../../../src/kernel/sysctl.js';
 

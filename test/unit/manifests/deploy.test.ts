@@ -1,4 +1,4 @@
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../../src/agent/runtime.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../../src/sidecar/runtime.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -137,7 +137,7 @@ test('Dockerfile: node 20 bookworm slim, iproute2 from backports, nftables, kmca
   assert.deepEqual(froms, ['node:20-bookworm-slim', 'node:20-bookworm-slim']);
   assert.match(df, /apt-get install -y --no-install-recommends -t bookworm-backports iproute2/);
   assert.match(df, /apt-get install -y --no-install-recommends nftables/);
-  // The image starts node as the lab does (src/agent/runtime.ts), so the benchmarks measure what ships.
+  // The image starts node as the lab does (src/sidecar/runtime.ts), so the benchmarks measure what ships.
   const flags = AGENT_NODE_FLAGS.map((f) => `"${f}", `).join('');
   assert.ok(df.includes(`ENTRYPOINT ["node", ${flags}"/app/dist/src/cli/main.js"]`), 'entrypoint with the agent runtime flags');
   for (const [k, v] of Object.entries(AGENT_ENV)) assert.match(df, new RegExp(`^ENV .*\\b${k}=${v}\\b`, 'm'));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mergeOptions, validateConfig } from '../../../src/agent/config.js';
+import { mergeOptions, validateConfig } from '../../../src/sidecar/config.js';
 import { ExpiryClock, expireTickMs, listedPeerExpiry, peerTableTiming } from '../../../src/membership/expiry.js';
 import { PeerTable } from '../../../src/membership/peers.js';
 import { mergeNodeOptions, validateNodeConfig } from '../../../src/node/config.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { StatusUnavailableError } from '../../../src/agent/status-format.js';
+import { StatusUnavailableError } from '../../../src/sidecar/status-format.js';
 import { formatNodeStatus, isNodeStatus, parseNodeStatus, peerNodesLine } from '../../../src/node/status-format.js';
 import type { NodeStatus } from '../../../src/node/status-types.js';
 import { gw } from '../gateway/status-fixture.js';

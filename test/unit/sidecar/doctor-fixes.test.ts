@@ -8,10 +8,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Command } from 'commander';
-import { AGENT_FLAGS, mergeOptions, validateConfig } from '../../../src/agent/config.js';
-import { evaluate } from '../../../src/agent/doctor.js';
-import type { DoctorFacts, DoctorOptions } from '../../../src/agent/doctor.js';
-import { effectiveRpFilter, RP_FILTER_FIX } from '../../../src/agent/host.js';
+import { AGENT_FLAGS, mergeOptions, validateConfig } from '../../../src/sidecar/config.js';
+import { evaluate } from '../../../src/sidecar/doctor.js';
+import type { DoctorFacts, DoctorOptions } from '../../../src/sidecar/doctor.js';
+import { effectiveRpFilter, RP_FILTER_FIX } from '../../../src/sidecar/host.js';
 import { registerDoctor } from '../../../src/cli/doctor.js';
 import { agentStatusFixture } from '../../support/agent-status.js';
 

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultRouteDevice, doctorExitCode, evaluate, expectedPeers, formatDoctor, gatherFacts, linkFactsOf, parseKernelVersion, procSysReadOnly } from '../../../src/agent/doctor.js';
-import { capEffOf, effectiveRpFilter, hasCapability } from '../../../src/agent/host.js';
-import type { CheckResult, DoctorDeps, DoctorFacts, DoctorOptions } from '../../../src/agent/doctor.js';
+import { defaultRouteDevice, doctorExitCode, evaluate, expectedPeers, formatDoctor, gatherFacts, linkFactsOf, parseKernelVersion, procSysReadOnly } from '../../../src/sidecar/doctor.js';
+import { capEffOf, effectiveRpFilter, hasCapability } from '../../../src/sidecar/host.js';
+import type { CheckResult, DoctorDeps, DoctorFacts, DoctorOptions } from '../../../src/sidecar/doctor.js';
 import { FakeRunner } from '../../../src/kernel/runner.js';
 import { doctorOptions } from '../../../src/cli/doctor.js';
 import { ConfigError } from '../../../src/errors.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { envName, mergeOptions, validateConfig } from '../../../src/agent/config.js';
+import { envName, mergeOptions, validateConfig } from '../../../src/sidecar/config.js';
 import { ConfigError } from '../../../src/errors.js';
 
 const ok = (flags: Record<string, string | boolean>, env: NodeJS.ProcessEnv = {}) => validateConfig(mergeOptions(flags, env));

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Agent } from '../../../src/agent/agent.js';
-import { mergeOptions, validateConfig } from '../../../src/agent/config.js';
-import { hasNetAdmin, rpFilterKey } from '../../../src/agent/host.js';
+import { Agent } from '../../../src/sidecar/agent.js';
+import { mergeOptions, validateConfig } from '../../../src/sidecar/config.js';
+import { hasNetAdmin, rpFilterKey } from '../../../src/sidecar/host.js';
 import { CapabilityError } from '../../../src/errors.js';
 import { FakeMonitors } from '../../../src/kernel/monitor.js';
 import { FakeRunner } from '../../../src/kernel/runner.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkBoundSockets, checkCapture, gatherSockets, parseSs } from '../../../src/agent/doctor-eth0.js';
-import type { AgentStatus } from '../../../src/agent/status-types.js';
+import { checkBoundSockets, checkCapture, gatherSockets, parseSs } from '../../../src/sidecar/doctor-eth0.js';
+import type { AgentStatus } from '../../../src/sidecar/status-types.js';
 import { FakeRunner } from '../../../src/kernel/runner.js';
 import { fixture } from '../fixtures.js';
 

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fetchAgentStatus, formatAge, formatStatus, formatTable, parseAgentStatus, statusEndpoint, StatusUnavailableError } from '../../../src/agent/status-format.js';
-import type { AgentStatus } from '../../../src/agent/status-types.js';
+import { fetchAgentStatus, formatAge, formatStatus, formatTable, parseAgentStatus, statusEndpoint, StatusUnavailableError } from '../../../src/sidecar/status-format.js';
+import type { AgentStatus } from '../../../src/sidecar/status-types.js';
 import { agentStatusFixture } from '../../support/agent-status.js';
 
 const NOW = new Date('2026-01-01T12:00:00.000Z');
