@@ -90,7 +90,7 @@ export class MemberResolver {
   private nsids: Map<number, string> | undefined;
   private routeLookup: Promise<(ip: string) => Promise<RouteMatch | undefined>> | undefined;
   private readonly bridgeScans = new Map<string, Promise<{ ports: LinkInfo[]; addrs: Map<number, string[]> }>>();
-  private readonly linkReads = new Map<string, Promise<LinkInfo[]>>();
+  private allLinks: Promise<Map<string, LinkInfo>> | undefined;
 
   constructor(
     private readonly ip: IpClient,
@@ -138,14 +138,14 @@ export class MemberResolver {
     return scan;
   }
 
-  /** One read per device and pass (most IPs of a batch lead to the same few devices). */
-  private linkOf(dev: string): Promise<LinkInfo[]> {
-    let read = this.linkReads.get(dev);
-    if (!read) {
-      read = this.ip.links({ dev });
-      this.linkReads.set(dev, read);
-    }
-    return read;
+  /**
+   * The link `dev`, from one read of every link per pass: a process per device was two `ip`
+   * processes per member and pass (110 members: 220), and the pass delayed joins behind it.
+   */
+  private async linkOf(dev: string): Promise<LinkInfo[]> {
+    this.allLinks ??= this.ip.links({ all: true }).then((ls) => new Map(ls.map((l) => [l.name, l])));
+    const l = (await this.allLinks).get(dev);
+    return l ? [l] : [];
   }
 
   async resolve(podIp: string): Promise<Resolution> {

@@ -39,6 +39,10 @@ test('parsers read the recorded route get, link, netns list-id, addr and maddr o
   assert.deepEqual(parseIpv4MaddrsOf(f('maddr-all.json'), 99), []);
 });
 
+/** What one `ip -j -d link show` (every link) answers: the arrays of per-device fixtures, joined. */
+const links = (...arrays: string[]): string => JSON.stringify(arrays.flatMap((a) => JSON.parse(a) as unknown[]));
+const UPLINK = '[{"ifindex":2,"ifname":"kmcup","flags":["UP"],"linkinfo":{"info_kind":"veth"}}]';
+
 test('classify: a veth is the pod, a bridge is scanned, a gateway route is another node', () => {
   const [veth] = parseLinks(f('link-veth.json'));
   const [bridge] = parseLinks(f('link-bridge.json'));
@@ -51,18 +55,18 @@ test('classify: a veth is the pod, a bridge is scanned, a gateway route is anoth
   assert.equal(matchBridgePort(ports, new Map(), '10.244.2.12'), undefined);
 });
 
-test('calico pods resolve to their host veths from one route read, one link read per device and the nsid map', async () => {
+test('calico pods resolve to their host veths from one route read, one read of every link and the nsid map', async () => {
   const runner = new FakeRunner()
     .on('ip -4 -j rule show', { stdout: RULES })
     .on('ip -4 -j route show table all', { stdout: f('routes-calico.json') })
-    .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
+    .on('ip -j -d link show', { stdout: links(f('link-veth.json'), UPLINK) })
     .on('ip -j netns list-id', { stdout: '[{"nsid":2,"name":"kmcncf-n1p1"}]' });
   const resolver = new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns));
   const r = await resolver.resolve('10.244.1.11');
   assert.deepEqual(r, { local: { ip: '10.244.1.11', veth: 'kmcv1', vethIndex: 4, netns: 'kmcncf-n1p1', podIndex: 2, nsid: 2, mtu: 1500 } });
   assert.deepEqual(await resolver.resolve('10.244.2.11'), { reason: 'not_local' }, 'another node: matches only the default route');
   assert.deepEqual(await resolver.resolve('172.31.1.2'), { reason: 'not_local' }, "the node's own address: a local-table route");
-  assert.deepEqual(runner.commands(), ['ip -4 -j rule show', 'ip -4 -j route show table all', 'ip -j -d link show dev kmcv1', 'ip -j netns list-id', 'ip -j -d link show dev kmcup']);
+  assert.deepEqual(runner.commands(), ['ip -4 -j rule show', 'ip -4 -j route show table all', 'ip -j -d link show', 'ip -j netns list-id'], 'one link read for the pass, whatever the number of pods');
   assert.ok(runner.calls.every((c) => c.netns === undefined));
 });
 
@@ -70,8 +74,8 @@ test('a bridge pod is found by reading each port peer address in its own namespa
   const runner = new FakeRunner()
     .on('ip -4 -j rule show', { stdout: RULES })
     .on('ip -4 -j route show table all', { stdout: f('routes-bridge.json') })
-    .on('ip -j -d link show dev kmcbr', { stdout: f('link-bridge.json') })
     .on('ip -j -d link show master kmcbr', { stdout: f('links-bridge-ports.json') })
+    .on('ip -j -d link show', { stdout: links(f('link-bridge.json'), UPLINK) })
     .on('ip -j netns list-id', { stdout: f('netns-list-id.json') })
     .on('ip -j addr show', (call) => ({ stdout: call.netns === 'kmcncf-n2p2' ? f('addr-all.json') : '[]' }));
   const resolver = new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns));
@@ -96,23 +100,23 @@ test('policy rules beyond the defaults: each IP is asked with ip route get', asy
   const runner = new FakeRunner()
     .on('ip -4 -j rule show', { stdout: rules })
     .on('ip -j route get 10.244.1.11', { stdout: f('route-get-calico.json') })
-    .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
+    .on('ip -j -d link show', { stdout: links(f('link-veth.json'), UPLINK) })
     .on('ip -j netns list-id', { stdout: '[{"nsid":2,"name":"kmcncf-n1p1"}]' });
   const r = await new MemberResolver(new IpClient(runner), (ns) => new IpClient(runner, ns)).resolve('10.244.1.11');
   assert.ok('local' in r);
-  assert.deepEqual(runner.commands(), ['ip -4 -j rule show', 'ip -j route get 10.244.1.11', 'ip -j -d link show dev kmcv1', 'ip -j netns list-id']);
+  assert.deepEqual(runner.commands(), ['ip -4 -j rule show', 'ip -j route get 10.244.1.11', 'ip -j -d link show', 'ip -j netns list-id']);
 });
 
 test('a pod on another node is not_local; a veth whose peer namespace has no name is no_netns', async () => {
   const remote = new FakeRunner()
     .on('ip -4 -j rule show', { stdout: RULES })
     .on('ip -4 -j route show table all', { stdout: f('routes-bridge.json') })
-    .on('ip -j -d link show dev kmcup', { stdout: '[{"ifindex":2,"ifname":"kmcup","flags":["UP"],"linkinfo":{"info_kind":"veth"}}]' });
+    .on('ip -j -d link show', { stdout: UPLINK });
   assert.deepEqual(await new MemberResolver(new IpClient(remote), (ns) => new IpClient(remote, ns)).resolve('10.244.1.11'), { reason: 'not_local' });
   const anon = new FakeRunner()
     .on('ip -4 -j rule show', { stdout: RULES })
     .on('ip -4 -j route show table all', { stdout: f('routes-calico.json') })
-    .on('ip -j -d link show dev kmcv1', { stdout: f('link-veth.json') })
+    .on('ip -j -d link show', { stdout: links(f('link-veth.json'), UPLINK) })
     .on('ip -j netns list-id', { stdout: '[{"nsid":2}]' });
   assert.deepEqual(await new MemberResolver(new IpClient(anon), (ns) => new IpClient(anon, ns)).resolve('10.244.1.11'), { reason: 'no_netns' });
 });
