@@ -207,3 +207,30 @@ export class KeyFileWatcher {
     this.options.onError?.(err);
   }
 }
+
+/**
+ * Every agent's way to load --key-file and follow it (sidecar, node agent, gateway): the watcher
+ * started, `apply` called with each new valid set, the reload counted by result and logged with
+ * the same lines in every mode. Returns the watcher (to stop it) and the first keys.
+ */
+export async function watchKeyFile(
+  path: string,
+  o: {
+    readonly apply: (keys: Buffer[]) => void;
+    readonly reloads: { inc(labels: { result: 'ok' | 'error' }): void };
+    readonly log: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  },
+): Promise<{ watcher: KeyFileWatcher; keys: Buffer[] }> {
+  const watcher = new KeyFileWatcher(path, {
+    onChange: (keys) => {
+      o.apply(keys);
+      o.reloads.inc({ result: 'ok' });
+      o.log.info({ keys: keys.length }, 'key file changed: new keys in use (the first signs, all verify)');
+    },
+    onError: (err) => {
+      o.reloads.inc({ result: 'error' });
+      o.log.error({ err: err.message }, 'key file changed but cannot be used; keeping the keys in use');
+    },
+  });
+  return { watcher, keys: await watcher.start() };
+}

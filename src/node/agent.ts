@@ -28,7 +28,8 @@ import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
 import { Announcer } from '../membership/announcer.js';
-import { KeyFileWatcher } from '../membership/keys.js';
+import { watchKeyFile } from '../membership/keys.js';
+import type { KeyFileWatcher } from '../membership/keys.js';
 import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList, allowListDrops } from '../overlay/allowlist.js';
@@ -599,19 +600,16 @@ export class NodeAgent {
    * rule for what may change, checkKeyChange).
    */
   private async watchKeyFile(path: string): Promise<Buffer[]> {
-    this.keyWatcher = new KeyFileWatcher(path, {
-      onChange: (keys) => {
-        this.keys = keys;
-        this.control?.setKeys(keys);
-        this.metrics.keyReloads.inc({ result: 'ok' });
-        this.log.info({ keys: keys.length }, 'key file changed: new keys in use (the first signs, all verify)');
+    const { watcher, keys } = await watchKeyFile(path, {
+      apply: (next) => {
+        this.keys = next;
+        this.control?.setKeys(next);
       },
-      onError: (err) => {
-        this.metrics.keyReloads.inc({ result: 'error' });
-        this.log.error({ err: err.message }, 'key file changed but cannot be used; keeping the keys in use');
-      },
+      reloads: this.metrics.keyReloads,
+      log: this.log,
     });
-    return await this.keyWatcher.start();
+    this.keyWatcher = watcher;
+    return keys;
   }
 
   /** The join listener lost events: re-read every member, at most once per JOIN_OVERFLOW_RESYNC_MS. */

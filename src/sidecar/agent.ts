@@ -19,7 +19,8 @@ import { clusterLabel } from '../membership/codec.js';
 import { admittedPeers } from '../membership/admission.js';
 import { Announcer } from '../membership/announcer.js';
 import { ControlChannel } from '../membership/control.js';
-import { KeyFileWatcher } from '../membership/keys.js';
+import { watchKeyFile } from '../membership/keys.js';
+import type { KeyFileWatcher } from '../membership/keys.js';
 import { LocalGroupsWatcher } from '../membership/local-groups.js';
 import { OverlayJoiner } from '../membership/overlay-joins.js';
 import { PeerTable } from '../membership/peers.js';
@@ -386,19 +387,16 @@ export class Agent {
 
   /** Loads --key-file and re-reads it when it changes (a Secret update): rotation needs no restart. */
   private async watchKeyFile(path: string): Promise<Buffer[]> {
-    this.keyWatcher = new KeyFileWatcher(path, {
-      onChange: (keys) => {
-        this.keys = keys;
-        this.channel?.setKeys(keys);
-        this.metrics.keyReloads.inc({ result: 'ok' });
-        this.log.info({ keys: keys.length }, 'key file changed: new keys in use (the first signs, all verify)');
+    const { watcher, keys } = await watchKeyFile(path, {
+      apply: (next) => {
+        this.keys = next;
+        this.channel?.setKeys(next);
       },
-      onError: (err) => {
-        this.metrics.keyReloads.inc({ result: 'error' });
-        this.log.error({ err: err.message }, 'key file changed but cannot be used; keeping the keys in use');
-      },
+      reloads: this.metrics.keyReloads,
+      log: this.log,
     });
-    return await this.keyWatcher.start();
+    this.keyWatcher = watcher;
+    return keys;
   }
 
   private every(ms: number, fn: () => void): void {
