@@ -172,6 +172,7 @@ export class NodeAgent {
       reasons: new Map(),
       refused: new Map(),
       groups: new Map(),
+      ipv6: new Map(),
       announced: false,
       announcedGroups: '',
       deviceOk: false,
@@ -585,11 +586,15 @@ export class NodeAgent {
       for (const [ip, prev] of d.local) {
         const now = local.get(ip);
         // Joins were read from another pod's namespace: read the new one's.
-        if (now && (now.netns !== prev.netns || now.vethIndex !== prev.vethIndex)) d.groups.delete(ip);
+        if (now && (now.netns !== prev.netns || now.vethIndex !== prev.vethIndex)) {
+          d.groups.delete(ip);
+          d.ipv6.delete(ip);
+        }
       }
       d.local = local;
       d.reasons = reasons;
       for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
+      for (const ip of d.ipv6.keys()) if (!local.has(ip)) d.ipv6.delete(ip);
     }
     this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
   }
@@ -636,8 +641,11 @@ export class NodeAgent {
           .map(async (m) => {
             this.joinReads++;
             this.metrics.joinReads.labels(cause).inc();
-            const groups = await this.joins.read(m);
-            if (groups) d.groups.set(m.ip, groups);
+            const got = await this.joins.read(m);
+            if (got) {
+              d.groups.set(m.ip, got.groups);
+              d.ipv6.set(m.ip, got.ipv6);
+            }
           }),
       ),
     );
@@ -710,7 +718,8 @@ export class NodeAgent {
         const mtus = new Map(local.flatMap((m) => (m.mtu !== undefined ? [[m.veth, m.mtu] as const] : [])));
         // What a member's veth captures must come from the member's own IP.
         const sources = new Map(local.map((m) => [m.veth, m.ip] as const));
-        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus, sources };
+        const sources6 = new Map(local.map((m) => [m.veth, d.ipv6.get(m.ip) ?? []] as const));
+        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus, sources, sources6 };
       }),
     );
   }

@@ -7,7 +7,7 @@ import type { DnsDiscovery } from '../discovery/dns.js';
 import { observedActive } from '../gateway/election.js';
 import type { ExpiryClock } from '../membership/expiry.js';
 import type { PeerTable } from '../membership/peers.js';
-import { sortIpv4 } from '../net/ipv4.js';
+import { sortGroups } from '../net/groups.js';
 import type { OverlaySpec } from '../overlay/desired.js';
 import type { OverlayReconciler } from '../overlay/reconciler.js';
 import type { NotProgrammedReason, PeerNodesStatus, PodProgramStatus } from './api.js';
@@ -34,6 +34,8 @@ export interface DomainRuntime {
   /** Pods on this node the domain lists but does not capture, and why (e.g. another domain lists them too). */
   refused: Map<string, RefusedMember>;
   groups: Map<string, string[]>;
+  /** Member IP -> the global IPv6 addresses on its eth0 (read with its joins): what its IPv6 captures may come from. */
+  ipv6: Map<string, string[]>;
   announced: boolean;
   /** When this node last began announcing the domain (ms since the epoch): its peer-node wait runs from then. */
   announcedAt?: number;
@@ -96,7 +98,7 @@ export function peerNodesReadiness(d: Pick<DomainRuntime, 'table' | 'programmedP
 export function domainGroups(d: Pick<DomainRuntime, 'local' | 'groups'>): string[] {
   const all = new Set<string>();
   for (const ip of d.local.keys()) for (const g of d.groups.get(ip) ?? []) all.add(g);
-  return sortIpv4(all);
+  return sortGroups(all);
 }
 
 /**
@@ -129,7 +131,7 @@ export function demandByGroup(d: Pick<DomainRuntime, 'local' | 'groups' | 'table
 export function joinedAnywhere(d: Pick<DomainRuntime, 'local' | 'groups' | 'table'>): string[] {
   const all = new Set(domainGroups(d));
   for (const p of d.table.alive()) for (const g of p.groups) all.add(g);
-  return sortIpv4(all);
+  return sortGroups(all);
 }
 
 /**
@@ -138,7 +140,7 @@ export function joinedAnywhere(d: Pick<DomainRuntime, 'local' | 'groups' | 'tabl
  * gateway). Pure.
  */
 export function announcedGroups(d: Pick<DomainRuntime, 'local' | 'groups'>, gateway: readonly string[] | undefined): string[] {
-  return gateway === undefined || gateway.length === 0 ? domainGroups(d) : sortIpv4(new Set([...domainGroups(d), ...gateway]));
+  return gateway === undefined || gateway.length === 0 ? domainGroups(d) : sortGroups(new Set([...domainGroups(d), ...gateway]));
 }
 
 /**

@@ -23,7 +23,8 @@ import { IP_MONITOR, IpClient } from '../kernel/ip.js';
 import type { MonitorHandle, Monitors } from '../kernel/monitor.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
-import { isRoutableMulticast, sortIpv4 } from '../net/ipv4.js';
+import { canonicalGroup, isRoutableGroup, sortGroups } from '../net/groups.js';
+import { canonicalIpv6 } from '../net/ipv6.js';
 import type { LocalMember } from './members.js';
 
 export const JOIN_MONITOR_ARGV: readonly string[] = IP_MONITOR.maddress;
@@ -114,11 +115,16 @@ export class JoinWatch {
     return this.options.allNsid ? 'all-nsid' : 'per-namespace';
   }
 
-  /** The routable groups `m` joined (sorted), or undefined when they cannot be read (pod gone). */
-  async read(m: LocalMember): Promise<string[] | undefined> {
+  /**
+   * The routable groups of both families `m` joined (sorted, canonical) and the global IPv6
+   * addresses of its eth0, from one process; undefined when they cannot be read (pod gone).
+   */
+  async read(m: LocalMember): Promise<{ groups: string[]; ipv6: string[] } | undefined> {
     try {
-      const groups = (await new IpClient(this.runner, m.netns).maddrsOfIndex(m.podIndex)).filter((g) => isRoutableMulticast(g));
-      return sortIpv4(new Set(groups));
+      const got = await new IpClient(this.runner, m.netns).groupsAndIpv6OfIndex(m.podIndex);
+      const groups = got.groups.map((g) => canonicalGroup(g)).filter((g): g is string => g !== undefined && isRoutableGroup(g));
+      const ipv6 = got.ipv6.map((a) => canonicalIpv6(a)).filter((a): a is string => a !== undefined);
+      return { groups: sortGroups(groups), ipv6: [...new Set(ipv6)].sort() };
     } catch (err) {
       this.log.debug({ pod: m.ip, err: errorMessage(err) }, 'read joins failed (pod gone?)');
       return undefined;

@@ -10,16 +10,24 @@ import { fixture } from '../fixtures.js';
 const M = (ip: string, netns: string): LocalMember => ({ ip, veth: `kmcv${ip.split('.')[3]}`, vethIndex: 4, netns, podIndex: 2 });
 const NS = (netns: string, nsid?: number): { netns: string; nsid?: number } => ({ netns, ...(nsid === undefined ? {} : { nsid }) });
 
-test('read: the routable groups on the pod side of the veth, read in its own namespace', async () => {
-  const runner = new FakeRunner().on('ip -j maddr show', (c) => (c.netns === 'kmcp1' ? { stdout: fixture('iproute2/node/maddr-all.json') } : { code: 1, stderr: 'Cannot open network namespace' }));
+test('read: the routable groups of both families and the global IPv6 addresses of the pod side of the veth, one process in its own namespace', async () => {
+  // Recorded: a pod's eth0 (ifindex 3) joined 239.1.1.1, 224.0.0.251, ff05::1:3, ff0e::1 and ff02::fb.
+  const runner = new FakeRunner().on('ip -j -batch -', (c) =>
+    c.netns === 'kmcp1' && c.input === 'maddr show\naddr show\n' ? { stdout: fixture('iproute2/node/groups-and-addrs.txt') } : { code: 1, stderr: 'Cannot open network namespace' },
+  );
   const w = new JoinWatch(runner, new FakeMonitors(), silentLogger(), () => undefined, { allNsid: true });
-  assert.deepEqual(await w.read(M('10.244.1.11', 'kmcp1')), ['239.1.1.1'], '224.0.0.x is not announced');
+  const m = { ...M('10.244.1.11', 'kmcp1'), podIndex: 3 };
+  assert.deepEqual(
+    await w.read(m),
+    { groups: ['239.1.1.1', 'ff05::1:3', 'ff0e::1'], ipv6: ['fd00:10:244:1::b'] },
+    'link-local groups (224.0.0.x, ff02::) are not announced; link-local addresses are not listed',
+  );
   assert.equal(await w.read(M('10.244.1.12', 'kmcgone')), undefined, 'a pod gone: no answer, no throw');
   assert.deepEqual(
     runner.calls.map((c) => [c.argv.join(' '), c.netns]),
     [
-      ['ip -j maddr show', 'kmcp1'],
-      ['ip -j maddr show', 'kmcgone'],
+      ['ip -j -batch -', 'kmcp1'],
+      ['ip -j -batch -', 'kmcgone'],
     ],
   );
 });
