@@ -459,6 +459,29 @@ export async function pingFrom(pod: Pick<LabPod, 'name' | 'netns'>, ip: string, 
   return { sent: count, received: Number(r.stdout.trim()) };
 }
 
+/**
+ * Polls pingFrom until `ip` answers (neighbour discovery and routes take a moment after a build or a
+ * change), for at most `timeoutMs` (scaled); throws with the last result on timeout.
+ */
+export async function waitPing(pod: Pick<LabPod, 'name' | 'netns'>, ip: string, timeoutMs = 10_000): Promise<void> {
+  await waitFor(`${ip} to answer ping from pod ${pod.name}`, async () => (await pingFrom(pod, ip, { timeoutMs: 1000 })).received > 0, timeoutMs, 50);
+}
+
+/**
+ * Resolves `name` inside a pod through its /etc/resolv.conf (the lab DNS), as a pod's resolver
+ * does: 'A' or 'AAAA'. Returns the sorted addresses, or the error code (e.g. 'ENOTFOUND', or
+ * 'ENODATA' for a name without records of that family).
+ */
+export async function resolveInPod(pod: Pick<LabPod, 'name' | 'netns'>, name: string, type: 'A' | 'AAAA' = 'A'): Promise<string[] | string> {
+  const js =
+    "const {Resolver}=require('node:dns').promises;const r=new Resolver({timeout:700,tries:2});" +
+    "(process.argv[2]==='AAAA'?r.resolve6(process.argv[1]):r.resolve4(process.argv[1]))" +
+    '.then(a=>console.log(JSON.stringify(a.sort()))).catch(e=>console.log(JSON.stringify(e.code)))';
+  const r = await runInNetns(pod.netns, [process.execPath, '-e', js, name, type], scaled(10_000));
+  if (r.code !== 0) throw new KmcastError(`resolve ${type} ${name} in pod ${pod.name}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
+  return JSON.parse(r.stdout) as string[] | string;
+}
+
 /** Pids of the processes inside `netns` (the scan labDown relies on when pid records are lost). */
 export async function netnsPids(netns: string): Promise<number[]> {
   return await new IpClient(new ExecRunner()).netnsPids(netns);
