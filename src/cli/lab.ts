@@ -136,6 +136,7 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
     )
     .action(async (flags: UpFlags, cmd: Command) => {
       requireRoot();
+      if (flags.ipv6 && flags.kubernetes) throw new ConfigError("--ipv6 and --kubernetes conflict: the lab's Kubernetes cluster (its CNI, Services and CoreDNS) is IPv4-only");
       const podsGiven = cmd.getOptionValueSource('pods') === 'cli';
       const spec = buildSpec(
         {
