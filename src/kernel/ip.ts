@@ -13,6 +13,7 @@ import {
   parseIpv4MaddrsOf,
   parseIpv6AddrsOf,
   parseMaddrsOf,
+  parseAllMaddrs,
   parseLinks,
   parseNetnsIds,
   parseNetnsNames,
@@ -154,6 +155,11 @@ export class IpClient {
   /** IPv4 addresses of the device with `ifindex`. */
   async addrsOfIndex(ifindex: number): Promise<string[]> {
     return parseIpv4AddrsOf((await this.runner.run(['ip', '-j', 'addr', 'show'], { netns: this.netns })).stdout, ifindex);
+  }
+
+  /** Groups of both families joined on any device of the namespace, as iproute2 prints them. */
+  async allGroups(): Promise<string[]> {
+    return parseAllMaddrs((await this.runner.run(['ip', '-j', 'maddr', 'show'], { netns: this.netns })).stdout);
   }
 
   /** IPv4 groups joined on any device of the namespace (`ip -j maddr show`). */

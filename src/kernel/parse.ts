@@ -272,6 +272,11 @@ export function parseMaddrsOf(stdout: string, ifindex: number): string[] {
   return out;
 }
 
+/** `ip -j maddr show` (all devices) → the groups of both families joined on any of them. */
+export function parseAllMaddrs(stdout: string): string[] {
+  return parseArray(stdout).flatMap((l) => (typeof l.ifindex === 'number' ? parseMaddrsOf(JSON.stringify([l]), l.ifindex) : []));
+}
+
 /** `ip -j addr show` (all devices) → the IPv6 addresses of scope global (without prefix) of the device with `ifindex`. */
 export function parseIpv6AddrsOf(stdout: string, ifindex: number): string[] {
   const out: string[] = [];
