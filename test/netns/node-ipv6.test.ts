@@ -7,6 +7,7 @@
  * Domain A (VNI 100): n1p1 | n2p1 n2p2 | n3p1       Domain B (VNI 200): n3p2       No domain: n1p2
  */
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,8 +17,9 @@ import { IpClient } from '../../src/kernel/ip.js';
 import { ExecRunner } from '../../src/kernel/runner.js';
 import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
+import { startAvahi, zeroconfBrowse } from '../../src/lab/mdns.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { agentsEvidence, findPython, netnsFetch, runInNetns, settle, startNodeAgent, waitFor, waitPing } from '../../src/lab/process.js';
+import { agentsEvidence, findPython, netnsFetch, runInNetns, settle, startNodeAgent, waitExit, waitFor, waitPing } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
 import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
@@ -41,6 +43,7 @@ const BIG = 3000;
 describe('node mode: IPv6 multicast between dual-stack pods, ND and MLD untouched', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
   let keyDir: string;
+  let avahi: ChildProcess | undefined;
   const agents = new Map<number, NodeAgentHandle>();
   const receivers = new Map<string, Mcast6Receiver>();
   const evidence = (): Promise<string> => agentsEvidence(agents.values());
@@ -63,6 +66,7 @@ describe('node mode: IPv6 multicast between dual-stack pods, ND and MLD untouche
 
   after(async () => {
     await Promise.all([...receivers.values()].map((r) => r.stop().catch(() => [])));
+    avahi?.kill('SIGTERM');
     if (keepLab()) return;
     await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
     if (lab) await labDown(runner, { id: lab.spec.id });
@@ -117,6 +121,9 @@ describe('node mode: IPv6 multicast between dual-stack pods, ND and MLD untouche
     // The datagrams sent to the calico node's own link go nowhere: give them the time a crossing one takes.
     await settle(1500);
     for (const p of [...A(), ...OUTSIDE()].filter((x) => x.name !== 'n1p1')) assert.deepEqual(got(p, 'base'), [], `${p.name} heard n1p1 without kmcast`);
+    // avahi-daemon with use-ipv6=yes (and IPv4 off) in n3p1 publishes a printer; from node 1 nobody sees it yet.
+    avahi = await startAvahi(pod('n3p1').netns, { workDir: keyDir, hostName: 'kmc-v6-printer', service: { name: 'kmcast-v6-printer', type: '_ipp._tcp', port: 631 }, family: 6 });
+    assert.deepEqual(await zeroconfBrowse(pod('n1p1').netns, 'eth0', '_ipp._tcp.local.', 4, 6), {}, 'python-zeroconf in n1p1 found the printer without kmcast');
   });
 
   test('with the agents: every member gets every datagram exactly once, from the sender IPv6 address; nobody else', async () => {
@@ -160,6 +167,15 @@ describe('node mode: IPv6 multicast between dual-stack pods, ND and MLD untouche
         `${sender.name} hears its own datagrams once, from its socket's loopback, not back from the overlay`,
       );
     }
+  });
+
+  test('avahi-daemon publishing over IPv6 only is found by python-zeroconf browsing over IPv6 only from another node', async () => {
+    const found = await zeroconfBrowse(pod('n1p1').netns, 'eth0', '_ipp._tcp.local.', 15, 6);
+    assert.ok(found['kmcast-v6-printer._ipp._tcp.local.']?.includes(pod('n3p1').ip6!), `browse from n1p1 found ${JSON.stringify(found)}`);
+    // Stopped here: its announcements would be VXLAN packets the next test counts.
+    avahi?.kill('SIGTERM');
+    if (avahi) await waitExit(avahi, 3000);
+    avahi = undefined;
   });
 
   test('one VXLAN copy per member node on the wire, for a routable and a link-local group', async () => {
