@@ -19,7 +19,7 @@ import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { startAvahi, zeroconfBrowse } from '../../src/lab/mdns.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { agentsEvidence, findPython, netnsFetch, runInNetns, settle, startNodeAgent, waitExit, waitFor, waitPing } from '../../src/lab/process.js';
+import { agentsEvidence, findPython, KMCAST_MAIN, netnsFetch, runInNetns, settle, startNodeAgent, waitExit, waitFor, waitPing } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
 import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
@@ -27,6 +27,7 @@ import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
 import type { PodProgramStatus } from '../../src/node/api.js';
 import { parseRuleset } from '../../src/node/nft.js';
+import type { ProbeReport } from '../../src/probe/report.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
 
 const runner = new ExecRunner();
@@ -176,6 +177,45 @@ describe('node mode: IPv6 multicast between dual-stack pods, ND and MLD untouche
     avahi?.kill('SIGTERM');
     if (avahi) await waitExit(avahi, 3000);
     avahi = undefined;
+  });
+
+  test('kmcast probe over IPv6: two members on different nodes, unprivileged, each hears the other exactly once', async () => {
+    const [a, b] = [pod('n1p1'), pod('n3p1')];
+    const run = (self: LabPod, other: LabPod): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+      runInNetns(
+        self.netns,
+        [
+          ...UNPRIVILEGED,
+          process.execPath,
+          KMCAST_MAIN,
+          'probe',
+          '--json',
+          '--id',
+          self.name,
+          '--group',
+          `[ff05::1:4]:7612`,
+          '--interface',
+          'eth0',
+          '--peers',
+          other.ip6!,
+          '--count',
+          '50',
+          '--rate',
+          '100',
+          '--max-loss',
+          '0',
+        ],
+        60_000,
+      );
+    const runs = await Promise.all([run(a, b), run(b, a)]);
+    for (const [i, r] of runs.entries()) {
+      const self = [a, b][i]!;
+      const other = [b, a][i]!;
+      assert.equal(r.code, 0, `probe in ${self.name}: ${r.stderr}\n${r.stdout}`);
+      const report = JSON.parse(r.stdout) as ProbeReport;
+      const peer = report.senders.find((x) => x.address === other.ip6);
+      assert.deepEqual(peer && [peer.id, peer.received, peer.lost, peer.duplicates], [other.name, 50, 0, 0], `${self.name} heard ${other.name}: ${JSON.stringify(report.senders)}`);
+    }
   });
 
   test('one VXLAN copy per member node on the wire, for a routable and a link-local group', async () => {
