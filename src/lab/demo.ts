@@ -5,6 +5,7 @@
  * `mode: 'sidecar'` runs an agent in every pod; `mode: 'node'` one node agent per node, with apps
  * that hold no capability (demo-node.ts).
  */
+import { ConfigError } from '../errors.js';
 import { IpClient } from '../kernel/ip.js';
 import type { Runner } from '../kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from './lab.js';
@@ -13,7 +14,7 @@ import { DEMO_NODE_DEVICE, nodeStatus, nodesReplicate, startNodeAgents, waitEver
 import type { AgentHandle, NodeAgentHandle } from './process.js';
 import { podFetch, startAgentProcess, waitFor } from './process.js';
 import type { Matrix, TrafficKind } from './traffic.js';
-import { formatMatrix, matrixCells, trafficMatrix } from './traffic.js';
+import { formatMatrix, matrixCells, TRAFFIC_KINDS, TRAFFIC_KINDS6, trafficMatrix } from './traffic.js';
 import type { Lab, LabPod, NodeStyle } from './types.js';
 
 export interface DemoOptions {
@@ -27,6 +28,8 @@ export interface DemoOptions {
   readonly mode?: DemoMode;
   readonly runner: Runner;
   readonly print: (line?: string) => void;
+  /** A dual-stack lab and IPv6 traffic beside IPv4 (node mode only). */
+  readonly ipv6?: boolean;
   /** Print the next commands with `sudo` (default: when SUDO_USER says the demo ran under sudo). */
   readonly sudo?: boolean;
 }
@@ -44,6 +47,8 @@ const KIND_TITLE: Record<TrafficKind, string> = {
   multicast: 'multicast to 239.1.1.1',
   linklocal: 'link-local multicast to 224.0.0.251 (mDNS)',
   broadcast: 'broadcast to 255.255.255.255',
+  multicast6: 'IPv6 multicast to ff05::1:3',
+  linklocal6: 'IPv6 link-local multicast to ff02::fb (mDNS)',
 };
 
 /** Cells between pods of different nodes, summed. Pure. */
@@ -95,6 +100,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const mode = o.mode ?? 'sidecar';
   const agents: Array<AgentHandle | NodeAgentHandle> = [];
   const apps = mode === 'node' ? ('unprivileged' as const) : ('root' as const);
+  if (o.ipv6 && mode !== 'node') throw new ConfigError('--ipv6: kmcast carries IPv6 multicast in node mode only so far (use --mode node)');
+  const kinds = o.ipv6 ? [...TRAFFIC_KINDS, ...TRAFFIC_KINDS6] : TRAFFIC_KINDS;
   let lab: Lab | undefined;
   await labDown(runner, { id: o.id }); // a previous demo that was killed
   try {
@@ -103,19 +110,20 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     print('      unicast only, like a cloud VPC: multicast is never routed between nodes.');
     print('      calico nodes: pods are /32 behind proxy-ARP; bridge nodes: pods share a node bridge (Flannel-like).');
     lab = await labUp(
-      { id: o.id, nodes: o.nodes, podsPerNode: o.podsPerNode, mtu: o.mtu, service: DEFAULT_SERVICE },
+      { id: o.id, nodes: o.nodes, podsPerNode: o.podsPerNode, mtu: o.mtu, service: DEFAULT_SERVICE, ...(o.ipv6 ? { ipv6: true } : {}) },
       { runner, onProgress: (msg) => print(`      … ${msg}`) },
     );
-    await setServiceMembers(lab, lab.pods.map((p) => p.ip));
+    await setServiceMembers(lab, lab.pods.flatMap((p) => [p.ip, ...(p.ip6 ? [p.ip6] : [])]));
     for (const node of lab.nodes) {
       const pods = lab.pods.filter((p) => p.node === node.index);
-      print(`      node ${node.index} (${node.style}): ${pods.map((p) => `${p.name} ${p.ip}`).join(', ')}`);
+      print(`      node ${node.index} (${node.style}): ${pods.map((p) => `${p.name} ${p.ip}${p.ip6 ? ` ${p.ip6}` : ''}`).join(', ')}`);
     }
+    if (o.ipv6) print('      Dual-stack: every pod also has an IPv6 address, routed between nodes like IPv4 (IPv6 multicast is not).');
     const nodeOf = new Map(lab.pods.map((p) => [p.name, p.node]));
 
     step(2, 'Baseline, no kmcast: every pod sends 3 datagrams of each kind; python3 receivers count them');
     if (mode === 'node') print('      The apps run as uid 65534 with no capability; receivers join on eth0 by interface index.');
-    const base = await trafficMatrix(lab, { apps });
+    const base = await trafficMatrix(lab, { apps, kinds });
     let baselineCrossNode = 0;
     for (const kind of base.kinds) {
       const cross = crossNodeTotal(base, kind, nodeOf);
@@ -149,7 +157,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     }
 
     step(4, 'Same traffic again, with kmcast');
-    const after = await trafficMatrix(lab, { apps, awaitJoinsMs: 10_000, ...(mode === 'node' ? { joined: (g: string) => nodesReplicate(runner, lab!, g) } : {}) });
+    const after = await trafficMatrix(lab, { apps, kinds, awaitJoinsMs: 10_000, ...(mode === 'node' ? { joined: (g: string) => nodesReplicate(runner, lab!, g) } : {}) });
     for (const kind of after.kinds) {
       print(`\n  ${KIND_TITLE[kind]}: ${crossNodeTotal(after, kind, nodeOf)} datagrams crossed nodes`);
       print(indent(formatMatrix(after, kind)));

@@ -12,8 +12,11 @@ import type { Lab, LabPod } from './types.js';
 import { UNPRIVILEGED } from './node-apps.js';
 import { findPython, findTool, runInNetns, scaled, settle, spawnInNetns, waitExit, waitFor } from './process.js';
 
-export type TrafficKind = 'multicast' | 'linklocal' | 'broadcast';
+export type TrafficKind = 'multicast' | 'linklocal' | 'broadcast' | 'multicast6' | 'linklocal6';
 export const TRAFFIC_KINDS: readonly TrafficKind[] = ['multicast', 'linklocal', 'broadcast'];
+/** The IPv6 kinds (a dual-stack lab): to ff05::1:3 and to ff02::fb (mDNS's), joined and sent on eth0 by index. */
+export const TRAFFIC_KINDS6: readonly TrafficKind[] = ['multicast6', 'linklocal6'];
+const isV6 = (k: TrafficKind): boolean => k === 'multicast6' || k === 'linklocal6';
 
 export interface Matrix {
   readonly kinds: readonly TrafficKind[];
@@ -129,7 +132,59 @@ while True:
 print(json.dumps({'counts': counts, 'other': other}), flush=True)
 `;
 
-/** One receiver's report: counts[kind][source IP]. */
+// The IPv6 receiver: binds [::]:port, joins ff05::1:3 and ff02::fb on eth0 by index (an IPv6
+// link-local group needs an interface), counts (kind, sender pod name from the payload: a
+// link-local group's source is the sender's fe80:: address) and checks each source is the
+// sender's IPv6 address or a link-local one. argv: port group llgroup nonce maxs ifname ip6-of-pods-json.
+export const RECEIVER6_PY = `
+import json, os, select, socket, struct, sys, time
+port, group, llgroup, nonce, maxs, ifname, ip6 = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), sys.argv[6], json.loads(sys.argv[7])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('::', port))
+idx = socket.if_nametoindex(ifname)
+for g in (group, llgroup):
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.inet_pton(socket.AF_INET6, g) + struct.pack('@I', idx))
+counts, other = {}, 0
+def take():
+    global other
+    data, addr = s.recvfrom(65535)
+    p = data.decode('ascii', 'replace').split()
+    src = addr[0].split('%')[0]
+    if len(p) == 5 and p[0] == 'kmcast-matrix' and p[1] == nonce and (src == ip6.get(p[3]) or src.startswith('fe80:')):
+        k = counts.setdefault(p[2], {})
+        k[p[3]] = k.get(p[3], 0) + 1
+    else:
+        other += 1
+print('READY', flush=True)
+end, fd, done = time.monotonic() + maxs, sys.stdin.fileno(), False
+while not done:
+    left = end - time.monotonic()
+    if left <= 0: break
+    r, _, _ = select.select([s, fd], [], [], left)
+    if s in r: take()
+    if fd in r and not os.read(fd, 4096): done = True
+s.setblocking(False)
+while True:
+    try: take()
+    except BlockingIOError: break
+print(json.dumps({'counts': counts, 'other': other}), flush=True)
+`;
+
+// The IPv6 sender: one datagram from stdin to a group, out of ifname (IPV6_MULTICAST_IF by index). argv: group port ifname hops.
+export const SENDER6_MATRIX_PY = `
+import socket, sys
+group, port, ifname, hops = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hops)
+s.sendto(sys.stdin.buffer.read(), (group, port))
+`;
+
+export const DEFAULT_GROUP6_MATRIX = 'ff05::1:3';
+export const DEFAULT_LINKLOCAL_GROUP6_MATRIX = 'ff02::fb';
+
+/** One receiver's report: counts[kind][source IP] (IPv6 kinds: [sender pod name]). */
 export interface ReceiverReport {
   readonly counts: Partial<Record<string, Record<string, number>>>;
   readonly other: number;
@@ -143,6 +198,7 @@ export function buildMatrix(
   reports: ReadonlyMap<string, ReceiverReport>,
 ): Matrix {
   const byIp = new Map(pods.map((p) => [p.ip, p.name]));
+  for (const p of pods) byIp.set(p.name, p.name); // IPv6 reports count by sender name
   const counts = {} as Record<TrafficKind, Record<string, Record<string, number>>>;
   for (const kind of kinds) {
     const rows: Record<string, Record<string, number>> = {};
@@ -195,6 +251,10 @@ export function socatAddress(kind: TrafficKind, o: { group: string; linkLocalGro
       return `UDP4-DATAGRAM:${o.linkLocalGroup}:${o.port},ip-multicast-ttl=1`;
     case 'broadcast':
       return `UDP4-DATAGRAM:255.255.255.255:${o.port},broadcast`;
+    case 'multicast6':
+    case 'linklocal6':
+      // socat cannot pick an IPv6 multicast interface: these kinds go out through SENDER6_MATRIX_PY.
+      throw new KmcastError(`socat sends no ${kind}: IPv6 kinds are sent with python3`);
   }
 }
 
@@ -237,12 +297,14 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
   const unpriv = opts.apps === 'unprivileged';
   const as = unpriv ? UNPRIVILEGED : [];
 
-  const receivers: Receiver[] = pods.map((pod) => {
-    const child = spawnInNetns(
-      pod.netns,
-      [...as, python, '-c', RECEIVER_PY, String(o.port), o.group, o.linkLocalGroup, nonce, String(RECEIVER_MAX_S), ...(unpriv ? ['eth0'] : [])],
-      { stdin: 'pipe' },
-    );
+  const v6 = kinds.some(isV6);
+  if (v6 && pods.some((p) => p.ip6 === undefined)) throw new KmcastError('IPv6 traffic needs a dual-stack lab (lab up --ipv6): some pods have no IPv6 address');
+  const ip6 = JSON.stringify(Object.fromEntries(pods.map((p) => [p.name, p.ip6])));
+  const spawnReceiver = (pod: LabPod, six: boolean): Receiver => {
+    const argv = six
+      ? [...as, python, '-c', RECEIVER6_PY, String(o.port), DEFAULT_GROUP6_MATRIX, DEFAULT_LINKLOCAL_GROUP6_MATRIX, nonce, String(RECEIVER_MAX_S), 'eth0', ip6]
+      : [...as, python, '-c', RECEIVER_PY, String(o.port), o.group, o.linkLocalGroup, nonce, String(RECEIVER_MAX_S), ...(unpriv ? ['eth0'] : [])];
+    const child = spawnInNetns(pod.netns, argv, { stdin: 'pipe' });
     const r: Receiver = { pod, child, out: '', err: '' };
     child.stdout?.on('data', (b: Buffer) => (r.out += b.toString()));
     child.stderr?.on('data', (b: Buffer) => (r.err += b.toString()));
@@ -250,14 +312,17 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
     // A spawn failure (no `ip`) must not crash the process: it shows up as a receiver that never got ready.
     child.on('error', (e) => (r.err += `${e.message}\n`));
     return r;
-  });
+  };
+  const receivers: Receiver[] = pods.map((pod) => spawnReceiver(pod, false));
+  const receivers6: Receiver[] = v6 ? pods.map((pod) => spawnReceiver(pod, true)) : [];
   try {
-    await Promise.all(receivers.map((r) => ready(r, scaled(10_000))));
-    if (opts.awaitJoinsMs && kinds.includes('multicast')) {
+    await Promise.all([...receivers, ...receivers6].map((r) => ready(r, scaled(10_000))));
+    const routable = [...(kinds.includes('multicast') ? [o.group] : []), ...(kinds.includes('multicast6') ? [DEFAULT_GROUP6_MATRIX] : [])];
+    if (opts.awaitJoinsMs) {
       // Sending before the joins are replicated would only measure the wait: fail with what is missing.
       const joined = opts.joined ?? ((g: string) => groupRegistered(pods, g));
       const explain = opts.explainJoins ?? (async (g: string) => (await groupReplicationGaps(pods, g)).join('\n'));
-      await waitFor(`every receiver's join of ${o.group} replicated`, () => joined(o.group), opts.awaitJoinsMs, { intervalMs: 50, explain: () => explain(o.group) });
+      for (const g of routable) await waitFor(`every receiver's join of ${g} replicated`, () => joined(g), opts.awaitJoinsMs, { intervalMs: 50, explain: () => explain(g) });
     }
     if (opts.settleMs) await settle(opts.settleMs);
     await Promise.all(
@@ -267,23 +332,32 @@ export async function trafficMatrix(lab: Lab, opts: TrafficOptions = {}): Promis
             // One socat per datagram: socat sends one datagram per read of its input, and a
             // single pipe write of several lines could arrive as one read.
             const payload = `kmcast-matrix ${nonce} ${kind} ${pod.name} ${seq}\n`;
-            const res = await runInNetns(pod.netns, [...as, socat, '-u', 'STDIN', socatAddress(kind, o)], scaled(5000), payload);
+            const argv = isV6(kind)
+              ? [...as, python, '-c', SENDER6_MATRIX_PY, kind === 'multicast6' ? DEFAULT_GROUP6_MATRIX : DEFAULT_LINKLOCAL_GROUP6_MATRIX, String(o.port), 'eth0', kind === 'multicast6' ? '4' : '1']
+              : [...as, socat, '-u', 'STDIN', socatAddress(kind, o)];
+            const res = await runInNetns(pod.netns, argv, scaled(5000), payload);
             if (res.code !== 0) throw new KmcastError(`send ${kind} from pod ${pod.name} with socat: ${res.stderr.trim() || `exit code ${String(res.code)}`}`);
           }
         }
       }),
     );
     await settle(SETTLE_MS);
-    for (const r of receivers) r.child.stdin?.end();
-    await Promise.all(receivers.map((r) => waitExit(r.child, 5000)));
+    for (const r of [...receivers, ...receivers6]) r.child.stdin?.end();
+    await Promise.all([...receivers, ...receivers6].map((r) => waitExit(r.child, 5000)));
     const reports = new Map<string, ReceiverReport>();
-    for (const r of receivers) {
+    const report = (r: Receiver): ReceiverReport => {
       const line = r.out.split('\n').find((l) => l.startsWith('{'));
       if (line === undefined) throw new KmcastError(`read receiver report of pod ${r.pod.name}: none printed${r.err.trim() ? `\n${r.err.trim()}` : ''}`);
-      reports.set(r.pod.name, JSON.parse(line) as ReceiverReport);
+      return JSON.parse(line) as ReceiverReport;
+    };
+    for (const r of receivers) reports.set(r.pod.name, report(r));
+    for (const r of receivers6) {
+      const four = reports.get(r.pod.name)!;
+      const six = report(r);
+      reports.set(r.pod.name, { counts: { ...four.counts, ...six.counts }, other: four.other + six.other });
     }
     return buildMatrix(kinds, pods, count, reports);
   } finally {
-    for (const r of receivers) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    for (const r of [...receivers, ...receivers6]) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
   }
 }

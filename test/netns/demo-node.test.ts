@@ -1,6 +1,8 @@
 /**
- * `kmcast demo --mode node` as a user runs it: exit 0, the baseline shows nothing crossing nodes,
- * every cell of the final matrices is exactly the count sent, and nothing of the lab is left.
+ * `kmcast demo --mode node --ipv6` as a user runs it: exit 0, the baseline shows nothing crossing
+ * nodes, every cell of the final matrices (the three IPv4 kinds and the two IPv6 ones, on a
+ * dual-stack lab) is exactly the count sent, and nothing of the lab is left. The IPv4 kinds are
+ * the same with or without --ipv6, so this run covers plain --mode node too.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -23,10 +25,10 @@ function matrices(out: string, from: string, to: string): string[][][] {
   );
 }
 
-test('kmcast demo --mode node: baseline deaf across nodes, then every cell exactly once', async (t) => {
+test('kmcast demo --mode node --ipv6: baseline deaf across nodes, then every cell exactly once, IPv4 and IPv6', async (t) => {
   if (!needRoot(t)) return;
   const id = testLabId('dn');
-  const child = spawn(process.execPath, [MAIN, 'demo', '--mode', 'node', '--id', id, '--nodes', 'calico,bridge', '--pods', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'demo', '--mode', 'node', '--ipv6', '--id', id, '--nodes', 'calico,bridge', '--pods', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -39,9 +41,10 @@ test('kmcast demo --mode node: baseline deaf across nodes, then every cell exact
   assert.ok(seconds < 60, `well under a minute: ${seconds} s`);
   assert.match(out, /every one of the 4 pods' waits exited 0/);
   const base = out.slice(out.indexOf('[2/5]'), out.indexOf('[3/5]'));
-  assert.equal((base.match(/: 0 datagrams crossed nodes/g) ?? []).length, 3, `baseline: no kind crosses nodes\n${base}`);
+  assert.equal((base.match(/: 0 datagrams crossed nodes/g) ?? []).length, 5, `baseline: no kind crosses nodes\n${base}`);
   const final = matrices(out, '[4/5]', '[5/5]');
-  assert.equal(final.length, 3, `three final matrices (multicast, 224.0.0.251, broadcast)\n${out}`);
+  assert.equal(final.length, 5, `five final matrices (multicast, 224.0.0.251, broadcast, ff05::1:3, ff02::fb)\n${out}`);
+  assert.match(out, /IPv6 multicast to ff05::1:3: 24 datagrams crossed nodes/);
   for (const m of final) {
     assert.equal(m.length, 4, 'one row per pod');
     for (const [r, row] of m.entries()) {
