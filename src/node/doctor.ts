@@ -190,6 +190,12 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
   if ((dropped.not_peer ?? 0) > 0) notes.push(`${dropped.not_peer} VXLAN datagrams from addresses that are no peer node were dropped`);
   const refused = st.domains.flatMap((d) => (d.refused ?? []).map((r) => `${r.podIp} (${r.reason}: ${r.domains.join(', ')}) in ${d.service}`));
   if (refused.length) notes.push(`pods refused: ${[...new Set(refused)].join('; ')}`);
+  const unreadable = st.drops.control.unsupported_version ?? 0;
+  if (unreadable > 0) {
+    notes.push(
+      `${unreadable} control datagrams in a protocol version this agent cannot read were dropped: another node runs a newer kmcast (one that announces IPv6 groups sends version 2), and this node does not see its groups`,
+    );
+  }
   const cut = st.domains.filter((d) => (d.unannouncedGroups ?? 0) > 0).map((d) => `${d.service}: ${d.unannouncedGroups}`);
   if (cut.length) notes.push(`joined groups beyond what one STATE carries, not announced (peers send them nothing): ${cut.join(', ')}`);
   return notes.length
@@ -198,7 +204,7 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
         title: 'refused and uncarried traffic',
         status: 'WARN',
         detail: notes.join('; '),
-        fix: "find the pod with kmcast status --node (its groups) or the node's conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain; a pod listed by two domains: remove it from all but one Service (and check who can write their Endpoints/EndpointSlices)",
+        fix: "find the pod with kmcast status --node (its groups) or the node's conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain; a pod listed by two domains: remove it from all but one Service (and check who can write their Endpoints/EndpointSlices); an unreadable protocol version: finish the DaemonSet rollout so every node runs the same kmcast",
       }
     : { id: 'node-limits', title: 'refused and uncarried traffic', status: 'OK', detail: 'no datagram refused by the allow-list, every joined group announced' };
 }

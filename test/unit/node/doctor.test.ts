@@ -201,3 +201,16 @@ test('doctor --node: a pod refused because two domains list it is a WARN naming 
   assert.equal(c.status, 'WARN');
   assert.match(c.detail, /10\.244\.1\.11 \(multiple_domains: a, b\)/);
 });
+
+test('evaluateNodeLimits: datagrams of a protocol version this agent cannot read are a warning that names the rollout', () => {
+  const st = {
+    domains: [],
+    allowList: { installed: true, peers: 0 },
+    drops: { control: { unsupported_version: 4 } },
+  } as unknown as NodeStatus;
+  const c = evaluateNodeLimits(st);
+  assert.equal(c.status, 'WARN');
+  assert.match(c.detail, /4 control datagrams in a protocol version this agent cannot read/);
+  assert.match(c.fix ?? '', /finish the DaemonSet rollout/);
+  assert.equal(evaluateNodeLimits({ ...st, drops: { control: { unsupported_version: 0 } } } as unknown as NodeStatus).status, 'OK');
+});
