@@ -12,11 +12,19 @@
  * table: desired, fingerprint, apply, read-back), domain.ts (per-domain state and decisions),
  * control.ts (STATE/LEAVE), http.ts (status and metrics).
  *
- * Passes, coalesced so that at most one runs at a time:
- * - full: members, joins, devices (full read-and-diff), ruleset (read back, replaced when it
- *   differs or a device it names was recreated), allow-list, monitors, announcements;
- * - entries: only the FDB/MDB delta after a peer changed (the reconciler's fast path);
- * - joins: only re-read the local members' groups and announce a changed set.
+ * Passes, coalesced, in three lanes of one queue (runtime/pass-queue.ts), one pass at a time per
+ * lane, so an event never waits behind the periodic full pass:
+ * - full lane: `full`: members, the joins of new members, devices (full read-and-diff), ruleset
+ *   (read back, replaced when it differs or a device it names was recreated), allow-list,
+ *   monitors, announcements; `joins-all`: re-read every member's joins (periodic, or after lost
+ *   events) and announce;
+ * - joins lane: `joins`: re-read the namespaces with maddress events and announce a changed set
+ *   (of a domain already announced: its first announcement is the full pass's, made after it
+ *   read its new members' joins);
+ * - entries lane: `entries`: only the FDB/MDB delta after a peer changed (the reconciler's fast
+ *   path).
+ * What two lanes share is serialised by KeyedLock: a domain's device and entries, the gateway;
+ * a member's joins read by two lanes at once keep the newer read (MemberJoinReads).
  */
 import type { Server } from 'node:http';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
@@ -49,10 +57,11 @@ import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGrou
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
-import { JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch } from './joins.js';
+import { JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch, MemberJoinReads } from './joins.js';
 import type { LocalMember } from './members.js';
 import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
+import { KeyedLock } from '../runtime/keyed-lock.js';
 import { PassQueue } from '../runtime/pass-queue.js';
 import { CAP_NET_BROADCAST, holdsCapability } from '../runtime/caps.js';
 import type { ChainSpec, ReadChain } from './nft.js';
@@ -70,7 +79,29 @@ export interface NodeAgentDeps {
   readonly allNsid?: boolean;
 }
 
-type PassKind = 'full' | 'entries' | 'joins';
+export type NodePassKind = 'full' | 'joins-all' | 'joins' | 'entries';
+type PassKind = NodePassKind;
+
+/**
+ * The node agent's pass queue: full and joins-all in one lane, joins and entries each in its own,
+ * every failure retried as a full pass with the one back-off.
+ */
+export function nodePassQueue(
+  run: (kind: PassKind) => Promise<void>,
+  onError: (kind: PassKind, err: unknown, retryInMs: number) => void,
+  backoff?: { initialMs: number; maxMs: number },
+): PassQueue<PassKind> {
+  return new PassQueue<PassKind>({
+    kinds: ['full', 'joins-all', 'joins', 'entries'],
+    lane: (k) => (k === 'joins-all' ? 'full' : k),
+    delayMs: (k) => (k === 'full' ? 50 : 0),
+    run,
+    onError,
+    retryKind: 'full',
+    paused: true,
+    ...(backoff ? { backoff } : {}),
+  });
+}
 
 /** /v1/pods/<ip> of an IP no domain lists: at most one lookup batch per this (ms). */
 export const POD_LOOKUP_INTERVAL_MS = 1000;
@@ -99,8 +130,10 @@ export class NodeAgent {
   /** Member namespaces with maddress events not yet read, coalesced per namespace. */
   private readonly joinThrottle = new JoinThrottle();
   private joinRetry: NodeJS.Timeout | undefined;
-  /** The periodic re-read of every member's joins is due. */
-  private allJoinsDue = false;
+  /** Member joins read into their domains, newest read kept. */
+  private readonly joinReadsInto: MemberJoinReads;
+  /** Serialises what two pass lanes share: `domain:<label>` (device and entries), `gateway`. */
+  private readonly locks = new KeyedLock();
   private joinReads = 0;
   private lastAllJoinsRead = 0;
   private overflowResync: NodeJS.Timeout | undefined;
@@ -147,15 +180,11 @@ export class NodeAgent {
         { capability: 'NET_BROADCAST' },
         'no CAP_NET_BROADCAST: joins are watched with one ip monitor process per member pod (about 3 MB each); add NET_BROADCAST to the node agent for one listener',
       );
-    this.passes = new PassQueue<PassKind>({
-      kinds: ['full', 'joins', 'entries'],
-      subsumes: (k) => (k === 'full' ? ['joins', 'entries'] : []),
-      delayMs: (k) => (k === 'full' ? 50 : 0),
-      run: async (k) => await this.runPass(k),
-      onError: (k, err, retryInMs) => this.log.error({ pass: k, err: errorMessage(err), retryInMs }, 'data plane pass failed; retrying'),
-      retryKind: 'full',
-      paused: true,
-    });
+    this.joinReadsInto = new MemberJoinReads(async (m) => await this.joins.read(m));
+    this.passes = nodePassQueue(
+      async (k) => await this.runPass(k),
+      (k, err, retryInMs) => this.log.error({ pass: k, err: errorMessage(err), retryInMs }, 'data plane pass failed; retrying'),
+    );
     this.ruleset = new NodeRuleset({ ip: this.ip, log: deps.log, metrics: this.metrics, retrySoon: () => setTimeout(() => this.request('full'), 200).unref() });
     const expiryMs = config.peerExpiry * config.heartbeatMs;
     this.domains = config.domains.map((domain) => ({
@@ -322,10 +351,7 @@ export class NodeAgent {
       });
     });
     every(cfg.resyncMs, () => this.request('full'));
-    every(cfg.joinsMs, () => {
-      this.allJoinsDue = true;
-      this.request('joins');
-    });
+    every(cfg.joinsMs, () => this.request('joins-all'));
     setTimeout(() => this.request('entries'), expiryMs + 50).unref();
     if (this.domains.length === 0) {
       this.log.warn(
@@ -518,25 +544,30 @@ export class NodeAgent {
   private async runPass(kind: PassKind): Promise<void> {
     if (kind === 'entries') {
       await this.syncEntries(true);
-      await this.gateway?.syncJoins(this.demandedGroups());
+      await this.syncGatewayJoins();
       return;
     }
     if (kind === 'joins') {
       await this.readDueJoins();
+      await this.syncAnnouncements(true);
+      await this.syncGatewayJoins();
+      return;
+    }
+    if (kind === 'joins-all') {
+      this.lastAllJoinsRead = Date.now();
+      await this.readJoins();
       await this.syncAnnouncements();
-      await this.gateway?.syncJoins(this.demandedGroups());
+      await this.syncGatewayJoins();
       return;
     }
     try {
       await this.resolveMembers();
       // New members (or a pod re-created on the same IP) are read now; the others' joins follow
-      // their events, and the periodic re-read (--joins-interval) repairs a lost one.
+      // their events (the joins lane), and the periodic re-read (--joins-interval) repairs a lost one.
       await this.readJoins((m, d) => !d.groups.has(m.ip));
-      // A full pass takes the place of any joins pass that was pending: its events are due too.
-      await this.readDueJoins();
       await this.syncEntries(false);
       await this.syncRuleset();
-      await this.syncGateway();
+      await this.locks.run('gateway', async () => await this.syncGateway());
       await this.syncAllowList();
       this.syncMemberMonitors();
       await this.syncAnnouncements();
@@ -619,8 +650,7 @@ export class NodeAgent {
     this.overflowResync = setTimeout(
       () => {
         this.overflowResync = undefined;
-        this.allJoinsDue = true;
-        this.request('joins');
+        this.request('joins-all');
       },
       Math.max(0, this.lastAllJoinsRead + JOIN_OVERFLOW_RESYNC_MS - Date.now()),
     );
@@ -636,25 +666,19 @@ export class NodeAgent {
           .map(async (m) => {
             this.joinReads++;
             this.metrics.joinReads.labels(cause).inc();
-            const groups = await this.joins.read(m);
-            if (groups) d.groups.set(m.ip, groups);
+            await this.joinReadsInto.readInto(d, m);
           }),
       ),
     );
   }
 
   /**
-   * A joins pass: the namespaces whose events are due (src/node/joins.ts, JoinThrottle), and every
-   * member when the periodic re-read is due. Events of a namespace read less than the throttle's
-   * interval ago wait for a timer: a pod that joins and leaves in a loop costs one read per
-   * interval, not one per event, and never a read of the other members.
+   * A joins pass: the namespaces whose events are due (src/node/joins.ts, JoinThrottle). Events of
+   * a namespace read less than the throttle's interval ago wait for a timer: a pod that joins and
+   * leaves in a loop costs one read per interval, not one per event, and never a read of the
+   * other members.
    */
   private async readDueJoins(): Promise<void> {
-    if (this.allJoinsDue) {
-      this.allJoinsDue = false;
-      this.lastAllJoinsRead = Date.now();
-      await this.readJoins();
-    }
     const now = Date.now();
     const { due, retryAt } = this.joinThrottle.take(now);
     if (retryAt !== undefined && !this.joinRetry && !this.stopped) {
@@ -673,33 +697,36 @@ export class NodeAgent {
     }
   }
 
+  /** Every domain's FDB/MDB entries; a domain at a time, under its lock (the entries and full lanes share it). */
   private async syncEntries(fast: boolean): Promise<void> {
-    for (const d of this.domains) {
-      if (!d.spec) continue;
-      const peers = d.table.alive().map((p) => ({ ip: p.ip, groups: p.groups }));
-      const desired = desiredState(d.spec, peers);
-      try {
-        const r = await d.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil, fast });
-        if (r.plan.recreate || r.plan.ip.some((l) => l.startsWith('link add'))) this.ruleset.markRebind();
-        if (await ensureDelivery(this.ip, d.domain.vni)) {
-          this.log.info({ domain: d.domain.service, devices: deliveryNames(deliveryDevices(d.domain.vni)) }, 'delivery hop (re)created');
-          this.ruleset.markRebind();
-          // A fast pass does not touch the ruleset: the chains must be reloaded onto the new hop.
-          if (fast) this.request('full');
-        }
-        d.deviceOk = true;
-        d.programmedPeers = new Set(peers.map((p) => peerEntryKey(p.ip, p.groups)));
-        d.entries = { fdb: desired.fdb.length, mdb: desired.mdb.length };
-        this.metrics.fdbEntries.labels(d.domain.service).set(desired.fdb.length);
-        this.metrics.mdbEntries.labels(d.domain.service).set(desired.mdb.length);
-      } catch (err) {
-        d.deviceOk = false;
-        const msg = errorMessage(err);
-        if (/Operation not permitted/i.test(msg)) {
-          throw new CapabilityError(`program ${d.domain.device}: not permitted; the node agent needs CAP_NET_ADMIN in the node network namespace`, { cause: err });
-        }
-        throw new KmcastError(`program ${d.domain.device} for ${d.domain.service}: ${msg}`, { cause: err });
+    for (const d of this.domains) await this.locks.run(`domain:${d.label}`, async () => await this.syncDomainEntries(d, fast));
+  }
+
+  private async syncDomainEntries(d: DomainRuntime, fast: boolean): Promise<void> {
+    if (!d.spec) return;
+    const peers = d.table.alive().map((p) => ({ ip: p.ip, groups: p.groups }));
+    const desired = desiredState(d.spec, peers);
+    try {
+      const r = await d.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil, fast });
+      if (r.plan.recreate || r.plan.ip.some((l) => l.startsWith('link add'))) this.ruleset.markRebind();
+      if (await ensureDelivery(this.ip, d.domain.vni)) {
+        this.log.info({ domain: d.domain.service, devices: deliveryNames(deliveryDevices(d.domain.vni)) }, 'delivery hop (re)created');
+        this.ruleset.markRebind();
+        // A fast pass does not touch the ruleset: the chains must be reloaded onto the new hop.
+        if (fast) this.request('full');
       }
+      d.deviceOk = true;
+      d.programmedPeers = new Set(peers.map((p) => peerEntryKey(p.ip, p.groups)));
+      d.entries = { fdb: desired.fdb.length, mdb: desired.mdb.length };
+      this.metrics.fdbEntries.labels(d.domain.service).set(desired.fdb.length);
+      this.metrics.mdbEntries.labels(d.domain.service).set(desired.mdb.length);
+    } catch (err) {
+      d.deviceOk = false;
+      const msg = errorMessage(err);
+      if (/Operation not permitted/i.test(msg)) {
+        throw new CapabilityError(`program ${d.domain.device}: not permitted; the node agent needs CAP_NET_ADMIN in the node network namespace`, { cause: err });
+      }
+      throw new KmcastError(`program ${d.domain.device} for ${d.domain.service}: ${msg}`, { cause: err });
     }
   }
 
@@ -762,10 +789,22 @@ export class NodeAgent {
     this.joins.sync(members);
     const netnses = new Set(members.map((m) => m.netns));
     this.joinThrottle.retain((ns) => netnses.has(ns));
+    this.joinReadsInto.retain((label, ip) => this.domains.some((d) => d.label === label && d.local.has(ip)));
   }
 
-  private async syncAnnouncements(): Promise<void> {
+  /** The gateway's joins on its interface, under the gateway's lock (every lane calls it). */
+  private async syncGatewayJoins(): Promise<void> {
+    if (this.gateway) await this.locks.run('gateway', async () => await this.gateway?.syncJoins(this.demandedGroups()));
+  }
+
+  /**
+   * STATE (or LEAVE) where a domain's announcement changed. `changesOnly`: only domains already
+   * announced (a joins pass): whether a domain is announced at all is the full pass's decision,
+   * made after it has read its new members' joins.
+   */
+  private async syncAnnouncements(changesOnly = false): Promise<void> {
     for (const d of this.domains) {
+      if (changesOnly && !d.announced) continue;
       const next = announcement(d, this.gatewayGroups(d));
       if (next.announced && !d.announced) d.announcedAt = Date.now();
       d.announced = next.announced;
