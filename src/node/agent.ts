@@ -8,7 +8,7 @@
  * route to each IP (src/node/members.ts); their joins are read from their own namespaces.
  *
  * This file is the wiring and the pass scheduler; each job is its own module: members.ts and
- * routes.ts (pod IP -> host veth), joins.ts (member joins and their monitors), ruleset.ts (the nft
+ * routes.ts (pod IP -> host veth), joins.ts (member joins, read in their namespaces), ruleset.ts (the nft
  * table: desired, fingerprint, apply, read-back), domain.ts (per-domain state and decisions),
  * control.ts (STATE/LEAVE), http.ts (status and metrics).
  *
@@ -57,7 +57,8 @@ import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGrou
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
-import { JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch, MemberJoinReads } from './joins.js';
+import { MemberJoinReads, readMemberJoins } from './joins.js';
+import { JoinWatch } from '../runtime/join-watch.js';
 import type { LocalMember } from './members.js';
 import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
@@ -126,17 +127,13 @@ export class NodeAgent {
   private uplinkMtu = 1500;
   private timers: NodeJS.Timeout[] = [];
   private nodeMonitor: MonitorHandle | undefined;
-  private readonly joins: JoinWatch;
+  private readonly joins: JoinWatch<{ readonly kind: 'all-nsid' } | { readonly kind: 'per-namespace' }>;
   /** Member namespaces with maddress events not yet read, coalesced per namespace. */
-  private readonly joinThrottle = new JoinThrottle();
-  private joinRetry: NodeJS.Timeout | undefined;
   /** Member joins read into their domains, newest read kept. */
   private readonly joinReadsInto: MemberJoinReads;
   /** Serialises what two pass lanes share: `domain:<label>` (device and entries), `gateway`. */
   private readonly locks = new KeyedLock();
   private joinReads = 0;
-  private lastAllJoinsRead = 0;
-  private overflowResync: NodeJS.Timeout | undefined;
   /** Member IP -> the veth it was first found on (a second claimant is refused). */
   private readonly bindings = new MemberBindings();
   private readonly ruleset: NodeRuleset;
@@ -164,23 +161,22 @@ export class NodeAgent {
     this.monitors = deps.monitors ?? new ExecMonitors();
     this.allowList = new AllowList(deps.runner);
     const allNsid = deps.allNsid ?? holdsCapability(CAP_NET_BROADCAST);
-    this.joins = new JoinWatch(
-      deps.runner,
-      this.monitors,
-      deps.log,
-      (netns) => {
-        this.joinThrottle.mark(netns);
-        this.request('joins');
-      },
-      { allNsid },
-      () => this.onJoinEventsLost(),
-    );
+    // The members' joins: one watch (runtime/join-watch.ts, the sidecar's too), woken per namespace.
+    this.joins = new JoinWatch({
+      listen: allNsid ? { kind: 'all-nsid' } : { kind: 'per-namespace' },
+      monitors: this.monitors,
+      log: deps.log,
+      onWake: () => this.request('joins'),
+      onResync: () => this.request('joins-all'),
+      onLost: () => this.metrics.joinEventsLost.inc(),
+      resyncMs: config.joinsMs,
+    });
     if (!allNsid)
       this.log.warn(
         { capability: 'NET_BROADCAST' },
         'no CAP_NET_BROADCAST: joins are watched with one ip monitor process per member pod (about 3 MB each); add NET_BROADCAST to the node agent for one listener',
       );
-    this.joinReadsInto = new MemberJoinReads(async (m) => await this.joins.read(m));
+    this.joinReadsInto = new MemberJoinReads(async (m) => await readMemberJoins(deps.runner, deps.log, m));
     this.passes = nodePassQueue(
       async (k) => await this.runPass(k),
       (k, err, retryInMs) => this.log.error({ pass: k, err: errorMessage(err), retryInMs }, 'data plane pass failed; retrying'),
@@ -351,7 +347,7 @@ export class NodeAgent {
       });
     });
     every(cfg.resyncMs, () => this.request('full'));
-    every(cfg.joinsMs, () => this.request('joins-all'));
+    this.joins.start();
     setTimeout(() => this.request('entries'), expiryMs + 50).unref();
     if (this.domains.length === 0) {
       this.log.warn(
@@ -375,8 +371,6 @@ export class NodeAgent {
     this.stopped = true;
     this.keyWatcher?.stop();
     for (const t of this.timers) clearInterval(t);
-    if (this.joinRetry) clearTimeout(this.joinRetry);
-    if (this.overflowResync) clearTimeout(this.overflowResync);
     this.nodeMonitor?.stop();
     this.joins.stop();
     await this.passes.stop();
@@ -554,7 +548,6 @@ export class NodeAgent {
       return;
     }
     if (kind === 'joins-all') {
-      this.lastAllJoinsRead = Date.now();
       await this.readJoins();
       await this.syncAnnouncements();
       await this.syncGatewayJoins();
@@ -643,20 +636,6 @@ export class NodeAgent {
     return keys;
   }
 
-  /** The join listener lost events: re-read every member, at most once per JOIN_OVERFLOW_RESYNC_MS. */
-  private onJoinEventsLost(): void {
-    this.metrics.joinEventsLost.inc();
-    if (this.overflowResync || this.stopped) return;
-    this.overflowResync = setTimeout(
-      () => {
-        this.overflowResync = undefined;
-        this.request('joins-all');
-      },
-      Math.max(0, this.lastAllJoinsRead + JOIN_OVERFLOW_RESYNC_MS - Date.now()),
-    );
-    this.overflowResync.unref();
-  }
-
   /** Re-reads the joins of the members `which` selects (default: every member). */
   private async readJoins(which: (m: LocalMember, d: DomainRuntime) => boolean = () => true, cause: 'event' | 'resync' = 'resync'): Promise<void> {
     await Promise.all(
@@ -673,24 +652,12 @@ export class NodeAgent {
   }
 
   /**
-   * A joins pass: the namespaces whose events are due (src/node/joins.ts, JoinThrottle). Events of
-   * a namespace read less than the throttle's interval ago wait for a timer: a pod that joins and
-   * leaves in a loop costs one read per interval, not one per event, and never a read of the
-   * other members.
+   * A joins pass: the namespaces whose events are due (runtime/join-watch.ts: a namespace read less
+   * than the throttle's interval ago waits for a timer, so a pod that joins and leaves in a loop
+   * costs one read per interval, never a read of the other members).
    */
   private async readDueJoins(): Promise<void> {
-    const now = Date.now();
-    const { due, retryAt } = this.joinThrottle.take(now);
-    if (retryAt !== undefined && !this.joinRetry && !this.stopped) {
-      this.joinRetry = setTimeout(
-        () => {
-          this.joinRetry = undefined;
-          this.request('joins');
-        },
-        Math.max(0, retryAt - now),
-      );
-      this.joinRetry.unref();
-    }
+    const due = this.joins.due();
     if (due.length) {
       const set = new Set(due);
       await this.readJoins((m) => set.has(m.netns), 'event');
@@ -787,8 +754,6 @@ export class NodeAgent {
     if (this.nodeMonitor && !this.nodeMonitor.running && !this.stopped) this.nodeMonitor = this.startNodeMonitor();
     const members = this.domains.flatMap((d) => [...d.local.values()]);
     this.joins.sync(members);
-    const netnses = new Set(members.map((m) => m.netns));
-    this.joinThrottle.retain((ns) => netnses.has(ns));
     this.joinReadsInto.retain((label, ip) => this.domains.some((d) => d.label === label && d.local.has(ip)));
   }
 
