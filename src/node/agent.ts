@@ -24,7 +24,7 @@
  * - entries lane: `entries`: only the FDB/MDB delta after a peer changed (the reconciler's fast
  *   path).
  * What two lanes share is serialised by KeyedLock: a domain's device and entries, the gateway;
- * a member's joins read by two lanes at once keep the newer read (MemberJoinReads).
+ * a member's joins read by two lanes at once keep the newer read (joins.ts).
  */
 import type { Server } from 'node:http';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
@@ -35,7 +35,6 @@ import { ExecMonitors } from '../kernel/monitor.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
-import { Announcer } from '../membership/announcer.js';
 import { watchKeyFile } from '../membership/keys.js';
 import type { KeyFileWatcher } from '../membership/keys.js';
 import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
@@ -50,15 +49,15 @@ import { removeGatewayScript } from '../gateway/nft.js';
 import type { PeerNodesStatus, PodProgramStatus } from './api.js';
 import type { NodeConfig } from './config.js';
 import { checkKeyPolicy, nodeClusterLabel } from './config.js';
-import { NODE_LOCAL_STATE, NodeControl } from './control.js';
+import { DomainAnnouncements } from './announce.js';
+import { NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
 import type { PeerNodesReadiness, RefusedMember } from './domain.js';
-import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from './domain.js';
+import { domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from './domain.js';
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
-import { MemberJoinReads, readMemberJoins } from './joins.js';
-import { JoinWatch } from '../runtime/join-watch.js';
+import { MemberJoins } from './joins.js';
 import type { LocalMember } from './members.js';
 import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
@@ -127,13 +126,10 @@ export class NodeAgent {
   private uplinkMtu = 1500;
   private timers: NodeJS.Timeout[] = [];
   private nodeMonitor: MonitorHandle | undefined;
-  private readonly joins: JoinWatch<{ readonly kind: 'all-nsid' } | { readonly kind: 'per-namespace' }>;
-  /** Member namespaces with maddress events not yet read, coalesced per namespace. */
-  /** Member joins read into their domains, newest read kept. */
-  private readonly joinReadsInto: MemberJoinReads;
+  /** The members' joins: watched (one watch, the sidecar's too) and read into their domains. */
+  private readonly joins: MemberJoins;
   /** Serialises what two pass lanes share: `domain:<label>` (device and entries), `gateway`. */
   private readonly locks = new KeyedLock();
-  private joinReads = 0;
   /** Member IP -> the veth it was first found on (a second claimant is refused). */
   private readonly bindings = new MemberBindings();
   private readonly ruleset: NodeRuleset;
@@ -147,7 +143,8 @@ export class NodeAgent {
   private firstPassDone = false;
   private allowListOk = false;
   private allowListPeers = 0;
-  private readonly announcers = new Map<string, Announcer>();
+  /** STATE and LEAVE of each domain to its peer nodes. */
+  private readonly announcements: DomainAnnouncements;
   private allowListDropped: Record<string, number> = {};
   /** This node's gateway to the outside network (--gateway-interface), if any. */
   private readonly gateway: Gateway | undefined;
@@ -161,22 +158,21 @@ export class NodeAgent {
     this.monitors = deps.monitors ?? new ExecMonitors();
     this.allowList = new AllowList(deps.runner);
     const allNsid = deps.allNsid ?? holdsCapability(CAP_NET_BROADCAST);
-    // The members' joins: one watch (runtime/join-watch.ts, the sidecar's too), woken per namespace.
-    this.joins = new JoinWatch({
-      listen: allNsid ? { kind: 'all-nsid' } : { kind: 'per-namespace' },
+    this.joins = new MemberJoins({
+      runner: deps.runner,
       monitors: this.monitors,
       log: deps.log,
-      onWake: () => this.request('joins'),
+      allNsid,
+      onEvents: () => this.request('joins'),
       onResync: () => this.request('joins-all'),
-      onLost: () => this.metrics.joinEventsLost.inc(),
       resyncMs: config.joinsMs,
+      counted: { read: (cause) => this.metrics.joinReads.labels(cause).inc(), lost: () => this.metrics.joinEventsLost.inc() },
     });
     if (!allNsid)
       this.log.warn(
         { capability: 'NET_BROADCAST' },
         'no CAP_NET_BROADCAST: joins are watched with one ip monitor process per member pod (about 3 MB each); add NET_BROADCAST to the node agent for one listener',
       );
-    this.joinReadsInto = new MemberJoinReads(async (m) => await readMemberJoins(deps.runner, deps.log, m));
     this.passes = nodePassQueue(
       async (k) => await this.runPass(k),
       (k, err, retryInMs) => this.log.error({ pass: k, err: errorMessage(err), retryInMs }, 'data plane pass failed; retrying'),
@@ -204,6 +200,12 @@ export class NodeAgent {
       expiry: new ExpiryClock(),
       programmedPeers: new Set<string>(),
     }));
+    this.announcements = new DomainAnnouncements({
+      channel: () => this.control,
+      gatewayGroups: (d) => (this.gatewayDomain?.label === d.label ? this.gateway?.announcedGroups() : undefined),
+      log: deps.log,
+      onCapped: (service, dropped) => this.metrics.unannouncedGroups.labels(service).set(dropped),
+    });
     const gw = config.gateway;
     const gwDomain = gw && this.domains.find((d) => d.domain.service === gw.service);
     this.podLookup = new PodLookup(async (ips) => await this.lookupPods(ips), { intervalMs: POD_LOOKUP_INTERVAL_MS });
@@ -380,10 +382,7 @@ export class NodeAgent {
       const gd = this.gatewayDomain!;
       await this.control?.sendLeave(gd.gwLabel, gd.table.targets(), this.gateway.localState);
     }
-    for (const d of this.domains) {
-      if (d.announced) await this.control?.sendLeave(d.label, d.table.targets());
-      d.announced = false;
-    }
+    await this.announcements.leaveAll(this.domains);
     await this.control?.close();
     for (const server of [this.http, this.statusHttp]) await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     for (const d of this.domains) d.dns.cancel();
@@ -490,43 +489,9 @@ export class NodeAgent {
     if (gw.reelect(this.nodeIp) || changed) this.request('full');
   }
 
-  /** The routable outbound groups this node must receive as the domain's active gateway. */
-  private gatewayGroups(d: DomainRuntime): string[] | undefined {
-    return this.gatewayDomain === d ? this.gateway?.announcedGroups() : undefined;
-  }
-
-  /** Never rejects (the shared Announcer logs and counts a failure). */
+  /** STATE of `d` to `to`; never rejects. */
   private async announce(d: DomainRuntime, to: readonly string[]): Promise<void> {
-    await this.announcerOf(d)?.announce(to);
-  }
-
-  /**
-   * The domain's STATE sender: the sidecar's Announcer over this node's control socket, so both
-   * modes cap a set of groups the same way, report it the same way, and never throw.
-   */
-  private announcerOf(d: DomainRuntime): Announcer | undefined {
-    const control = this.control;
-    if (!control) return undefined;
-    let a = this.announcers.get(d.label);
-    if (!a) {
-      const service = d.domain.service;
-      a = new Announcer({
-        channel: {
-          sendState: async (peers, state) => await control.sendState(d.label, peers, state.groups),
-          get unannouncedGroups() {
-            return control.unannouncedGroups(d.label);
-          },
-        },
-        local: () => ({ ...NODE_LOCAL_STATE, groups: announcedGroups(d, this.gatewayGroups(d)) }),
-        targets: () => d.table.targets(),
-        log: this.log.child({ domain: service }),
-        onCapped: (dropped) => this.metrics.unannouncedGroups.labels(service).set(dropped),
-      });
-      // The node decides itself when a domain is announced (after its members' joins were read).
-      a.localKnown();
-      this.announcers.set(d.label, a);
-    }
-    return a;
+    await this.announcements.announce(d, to);
   }
 
   /** Asks for a pass; passes are coalesced (a burst of events is one pass; runtime/pass-queue.ts). */
@@ -542,13 +507,13 @@ export class NodeAgent {
       return;
     }
     if (kind === 'joins') {
-      await this.readDueJoins();
+      await this.joins.readDue(this.domains);
       await this.syncAnnouncements(true);
       await this.syncGatewayJoins();
       return;
     }
     if (kind === 'joins-all') {
-      await this.readJoins();
+      await this.joins.readAll(this.domains);
       await this.syncAnnouncements();
       await this.syncGatewayJoins();
       return;
@@ -557,7 +522,7 @@ export class NodeAgent {
       await this.resolveMembers();
       // New members (or a pod re-created on the same IP) are read now; the others' joins follow
       // their events (the joins lane), and the periodic re-read (--joins-interval) repairs a lost one.
-      await this.readJoins((m, d) => !d.groups.has(m.ip));
+      await this.joins.readNew(this.domains);
       await this.syncEntries(false);
       await this.syncRuleset();
       await this.locks.run('gateway', async () => await this.syncGateway());
@@ -634,34 +599,6 @@ export class NodeAgent {
     });
     this.keyWatcher = watcher;
     return keys;
-  }
-
-  /** Re-reads the joins of the members `which` selects (default: every member). */
-  private async readJoins(which: (m: LocalMember, d: DomainRuntime) => boolean = () => true, cause: 'event' | 'resync' = 'resync'): Promise<void> {
-    await Promise.all(
-      this.domains.flatMap((d) =>
-        [...d.local.values()]
-          .filter((m) => which(m, d))
-          .map(async (m) => {
-            this.joinReads++;
-            this.metrics.joinReads.labels(cause).inc();
-            await this.joinReadsInto.readInto(d, m);
-          }),
-      ),
-    );
-  }
-
-  /**
-   * A joins pass: the namespaces whose events are due (runtime/join-watch.ts: a namespace read less
-   * than the throttle's interval ago waits for a timer, so a pod that joins and leaves in a loop
-   * costs one read per interval, never a read of the other members).
-   */
-  private async readDueJoins(): Promise<void> {
-    const due = this.joins.due();
-    if (due.length) {
-      const set = new Set(due);
-      await this.readJoins((m) => set.has(m.netns), 'event');
-    }
   }
 
   /** Every domain's FDB/MDB entries; a domain at a time, under its lock (the entries and full lanes share it). */
@@ -752,9 +689,7 @@ export class NodeAgent {
 
   private syncMemberMonitors(): void {
     if (this.nodeMonitor && !this.nodeMonitor.running && !this.stopped) this.nodeMonitor = this.startNodeMonitor();
-    const members = this.domains.flatMap((d) => [...d.local.values()]);
-    this.joins.sync(members);
-    this.joinReadsInto.retain((label, ip) => this.domains.some((d) => d.label === label && d.local.has(ip)));
+    this.joins.sync(this.domains);
   }
 
   /** The gateway's joins on its interface, under the gateway's lock (every lane calls it). */
@@ -762,21 +697,9 @@ export class NodeAgent {
     if (this.gateway) await this.locks.run('gateway', async () => await this.gateway?.syncJoins(this.demandedGroups()));
   }
 
-  /**
-   * STATE (or LEAVE) where a domain's announcement changed. `changesOnly`: only domains already
-   * announced (a joins pass): whether a domain is announced at all is the full pass's decision,
-   * made after it has read its new members' joins.
-   */
+  /** STATE or LEAVE where a domain's announcement changed (`changesOnly`: a joins pass; announce.ts). */
   private async syncAnnouncements(changesOnly = false): Promise<void> {
-    for (const d of this.domains) {
-      if (changesOnly && !d.announced) continue;
-      const next = announcement(d, this.gatewayGroups(d));
-      if (next.announced && !d.announced) d.announcedAt = Date.now();
-      d.announced = next.announced;
-      d.announcedGroups = next.announcedGroups;
-      if (next.send === 'state') await this.announce(d, d.table.targets());
-      else if (next.send === 'leave') await this.control?.sendLeave(d.label, d.table.targets());
-    }
+    await this.announcements.sync(this.domains, changesOnly);
   }
 
   private isProgrammed(d: DomainRuntime, m: LocalMember): boolean {
@@ -831,7 +754,7 @@ export class NodeAgent {
       return this.ruleset.chain(name) ? (counters?.get(name) ?? this.ruleset.chain(name)) : undefined;
     };
     const domains: NodeDomainStatus[] = this.domains.map((d) => {
-      const cut = this.announcers.get(d.label)?.unannounced ?? 0;
+      const cut = this.announcements.unannounced(d);
       const capture = (veth: string): ReadChain | undefined => counters?.get(captureChainName(veth)) ?? this.ruleset.chain(captureChainName(veth));
       return { ...domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status, dl(d), capture), ...(cut ? { unannouncedGroups: cut } : {}) };
     });
@@ -852,7 +775,7 @@ export class NodeAgent {
       ruleset: { installed: this.ruleset.isInstalled, chains: this.ruleset.size, ...(this.ruleset.lastError ? { lastError: this.ruleset.lastError } : {}) },
       allowList: { installed: this.allowListOk, peers: this.allowListPeers, dropped: allowListDrops(this.allowListDropped) },
       drops: { control: drops },
-      joinWatch: { mode: this.joins.mode, processes: this.joins.processes, reads: this.joinReads },
+      joinWatch: this.joins.status(),
       ...(this.gateway ? { gateway: this.gateway.status() } : {}),
     };
   }

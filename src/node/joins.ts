@@ -6,9 +6,11 @@
  */
 import { errorMessage } from '../errors.js';
 import { IpClient } from '../kernel/ip.js';
+import type { Monitors } from '../kernel/monitor.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { isRoutableMulticast, sortIpv4 } from '../net/ipv4.js';
+import { JoinWatch } from '../runtime/join-watch.js';
 import type { LocalMember } from './members.js';
 
 /** The routable groups `m` joined (sorted), or undefined when they cannot be read (pod gone). */
@@ -59,5 +61,107 @@ export class MemberJoinReads {
       const i = key.lastIndexOf('|');
       if (!keep(key.slice(0, i), key.slice(i + 1))) this.kept.delete(key);
     }
+  }
+}
+
+/** A domain as the member joins see it. */
+export interface JoinDomain {
+  readonly label: string;
+  readonly local: ReadonlyMap<string, LocalMember>;
+  readonly groups: Map<string, string[]>;
+}
+
+export interface MemberJoinsOptions {
+  readonly runner: Runner;
+  readonly monitors: Monitors;
+  readonly log: Logger;
+  /** One all-nsid listener (the agent holds CAP_NET_BROADCAST), or one per member namespace. */
+  readonly allNsid: boolean;
+  /** A member namespace's events are due: run a joins pass (which calls readDue). */
+  readonly onEvents: () => void;
+  /** Every member must be re-read (periodic, or events lost): run a pass that calls readAll. */
+  readonly onResync: () => void;
+  /** The periodic re-read of every member (ms). */
+  readonly resyncMs: number;
+  /** A read of a member's joins, by cause; events lost by the listener. */
+  readonly counted?: { readonly read: (cause: 'event' | 'resync') => void; readonly lost: () => void };
+}
+
+/**
+ * The local members' joins, watched and read: the join watch over the members' namespaces
+ * (runtime/join-watch.ts) and the reads into each domain's `groups` (MemberJoinReads), which the
+ * node agent's passes call: `readNew` (a full pass, members not read yet), `readDue` (a joins
+ * pass, the namespaces with events), `readAll` (the periodic re-read).
+ */
+export class MemberJoins {
+  private readonly watch: JoinWatch<{ readonly kind: 'all-nsid' } | { readonly kind: 'per-namespace' }>;
+  private readonly reads: MemberJoinReads;
+  private count = 0;
+
+  constructor(private readonly o: MemberJoinsOptions) {
+    this.watch = new JoinWatch({
+      listen: o.allNsid ? { kind: 'all-nsid' } : { kind: 'per-namespace' },
+      monitors: o.monitors,
+      log: o.log,
+      onWake: o.onEvents,
+      onResync: o.onResync,
+      ...(o.counted ? { onLost: o.counted.lost } : {}),
+      resyncMs: o.resyncMs,
+    });
+    this.reads = new MemberJoinReads(async (m) => await readMemberJoins(o.runner, o.log, m));
+  }
+
+  /** Starts the periodic re-read (the listeners start with the first `sync`). */
+  start(): void {
+    this.watch.start();
+  }
+
+  stop(): void {
+    this.watch.stop();
+  }
+
+  /** Watches the namespaces of the domains' members now; forgets the members gone. */
+  sync(domains: readonly JoinDomain[]): void {
+    this.watch.sync(domains.flatMap((d) => [...d.local.values()]));
+    this.reads.retain((label, ip) => domains.some((d) => d.label === label && d.local.has(ip)));
+  }
+
+  /** Members not read yet (new, or a pod re-created on the same IP). */
+  async readNew(domains: readonly JoinDomain[]): Promise<void> {
+    await this.read(domains, (m, d) => !d.groups.has(m.ip), 'resync');
+  }
+
+  /**
+   * The namespaces whose events are due (a namespace read less than the throttle's interval ago
+   * waits for a timer, so a pod that joins and leaves in a loop costs one read per interval,
+   * never a read of the other members).
+   */
+  async readDue(domains: readonly JoinDomain[]): Promise<void> {
+    const due = new Set(this.watch.due());
+    if (due.size) await this.read(domains, (m) => due.has(m.netns), 'event');
+  }
+
+  /** Every member. */
+  async readAll(domains: readonly JoinDomain[]): Promise<void> {
+    await this.read(domains, () => true, 'resync');
+  }
+
+  private async read(domains: readonly JoinDomain[], which: (m: LocalMember, d: JoinDomain) => boolean, cause: 'event' | 'resync'): Promise<void> {
+    await Promise.all(
+      domains.flatMap((d) =>
+        [...d.local.values()]
+          .filter((m) => which(m, d))
+          .map(async (m) => {
+            this.count++;
+            this.o.counted?.read(cause);
+            await this.reads.readInto(d, m);
+          }),
+      ),
+    );
+  }
+
+  /** For /status: how the joins are watched, the helper processes, the reads since start. */
+  status(): { mode: 'all-nsid' | 'per-namespace'; processes: number; reads: number } {
+    return { mode: this.watch.mode, processes: this.watch.processes, reads: this.count };
   }
 }

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { FakeMonitors } from '../../../src/kernel/monitor.js';
 import { FakeRunner } from '../../../src/kernel/runner.js';
 import { silentLogger } from '../../../src/log.js';
-import { MemberJoinReads, readMemberJoins } from '../../../src/node/joins.js';
+import { MemberJoinReads, MemberJoins, readMemberJoins } from '../../../src/node/joins.js';
 import type { LocalMember } from '../../../src/node/members.js';
 import { fixture } from '../fixtures.js';
 
@@ -58,4 +59,54 @@ test('MemberJoinReads: a member gone or re-created while its read ran keeps noth
   answers[2]!(undefined); // could not be read
   assert.equal(await failed, false);
   reads.retain(() => false);
+});
+
+test('MemberJoins: an event reads only its namespace; a full pass reads only members not read yet; every read counted', async () => {
+  const maddr = (g: string): string => JSON.stringify([{ ifindex: 2, ifname: 'eth0', maddr: [{ family: 'inet', address: g }] }]);
+  const runner = new FakeRunner().on('ip -j maddr show', (c) => ({ stdout: maddr(c.netns === 'kmcp1' ? '239.1.1.1' : '239.2.2.2') }));
+  const monitors = new FakeMonitors();
+  const woken: string[] = [];
+  const counted: string[] = [];
+  const joins = new MemberJoins({
+    runner,
+    monitors,
+    log: silentLogger(),
+    allNsid: true,
+    onEvents: () => woken.push('joins'),
+    onResync: () => woken.push('joins-all'),
+    resyncMs: 60_000,
+    counted: { read: (cause) => counted.push(cause), lost: () => counted.push('lost') },
+  });
+  const m1 = { ...M('10.244.1.11', 'kmcp1'), nsid: 3 };
+  const m2 = { ...M('10.244.1.12', 'kmcp2'), nsid: 5 };
+  const d = { label: 'node:100/app', local: new Map([[m1.ip, m1]]), groups: new Map<string, string[]>() };
+  const e = { label: 'node:200/other', local: new Map([[m2.ip, m2]]), groups: new Map<string, string[]>() };
+  joins.sync([d, e]);
+  await joins.readNew([d, e]);
+  assert.deepEqual(
+    [...d.groups, ...e.groups],
+    [
+      ['10.244.1.11', ['239.1.1.1']],
+      ['10.244.1.12', ['239.2.2.2']],
+    ],
+  );
+  await joins.readNew([d, e]);
+  assert.equal(runner.calls.length, 2, 'members read already are not read again by a full pass');
+  await joins.readDue([d, e]);
+  assert.equal(runner.calls.length, 2, 'baseline: no event, nothing due');
+  monitors.started[0]!.onLine('[nsid 5]2: eth0    inet mcast 239.2.2.2 scope global ');
+  assert.deepEqual(woken, ['joins']);
+  await joins.readDue([d, e]);
+  assert.deepEqual(
+    runner.calls.slice(2).map((c) => c.netns),
+    ['kmcp2'],
+    "only the namespace with the event; the other domain's member is not read",
+  );
+  await joins.readAll([d, e]);
+  assert.equal(runner.calls.length, 5);
+  monitors.started[0]!.opts.onOverflow!();
+  assert.deepEqual(counted, ['resync', 'resync', 'event', 'resync', 'resync', 'lost']);
+  assert.deepEqual(joins.status(), { mode: 'all-nsid', processes: 1, reads: 5 });
+  joins.stop();
+  assert.equal(monitors.started[0]!.stopped, true);
 });
