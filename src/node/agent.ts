@@ -52,14 +52,14 @@ import { checkKeyPolicy, nodeClusterLabel } from './config.js';
 import { DomainAnnouncements } from './announce.js';
 import { NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
-import type { PeerNodesReadiness, RefusedMember } from './domain.js';
-import { domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from './domain.js';
+import type { PeerNodesReadiness } from './domain.js';
+import { assignMembers, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from './domain.js';
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
 import { MemberJoins } from './joins.js';
 import type { LocalMember } from './members.js';
-import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
+import { MemberBindings, MemberResolver, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
 import { KeyedLock } from '../runtime/keyed-lock.js';
 import { PassQueue } from '../runtime/pass-queue.js';
@@ -547,38 +547,16 @@ export class NodeAgent {
     const resolver = this.resolver();
     const shared = sharedClaims(this.domains.map((d) => ({ service: d.domain.service, listed: d.listed })));
     for (const d of this.domains) {
-      const { local, reasons, conflicts } = await resolveListed(resolver, d.listed, this.bindings);
-      // A pod here that two domains list is captured by neither (docs/node-mode.md, "Members").
-      const refused = new Map<string, RefusedMember>();
-      for (const [ip, claimants] of conflicts) {
-        for (const c of claimants) refused.set(`${ip}@${c.veth}`, { podIp: ip, reason: 'ip_conflict', hostVeth: c.veth, domains: [d.domain.service] });
-      }
-      for (const [ip, m] of local) {
-        const domains = shared.get(ip);
-        if (!domains) continue;
-        local.delete(ip);
-        reasons.set(ip, 'multiple_domains');
-        refused.set(ip, { podIp: ip, reason: 'multiple_domains', hostVeth: m.veth, domains });
-      }
-      const was = [...d.refused.keys()].join();
-      if ([...refused.keys()].join() !== was && refused.size) {
+      const changed = assignMembers(d, await resolveListed(resolver, d.listed, this.bindings), shared);
+      if (changed.refusedChanged) {
         this.log.warn(
-          { domain: d.domain.service, refused: [...refused.values()] },
+          { domain: d.domain.service, refused: [...d.refused.values()] },
           "member pods refused: listed by more than one domain (captured by none), or a second veth claims a member's IP (the first one kept)",
         );
       }
-      d.refused = refused;
-      if (membersKey(d.local.values()) !== membersKey(local.values())) {
-        this.log.info({ domain: d.domain.service, members: [...local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
+      if (changed.membersChanged) {
+        this.log.info({ domain: d.domain.service, members: [...d.local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
       }
-      for (const [ip, prev] of d.local) {
-        const now = local.get(ip);
-        // Joins were read from another pod's namespace: read the new one's.
-        if (now && (now.netns !== prev.netns || now.vethIndex !== prev.vethIndex)) d.groups.delete(ip);
-      }
-      d.local = local;
-      d.reasons = reasons;
-      for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
     }
     this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
   }
