@@ -11,7 +11,6 @@ import type { Monitors } from '../kernel/monitor.js';
 import { ExecMonitors } from '../kernel/monitor.js';
 import type { Sysctl } from '../kernel/sysctl.js';
 import { SysctlClient } from '../kernel/sysctl.js';
-import { MDB_DST_MIN_VERSION, versionAtLeast } from '../kernel/parse.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
@@ -28,13 +27,14 @@ import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_ME
 import { AllowList } from '../overlay/allowlist.js';
 import type { CaptureSpec, CaptureState } from '../overlay/capture.js';
 import { applyCapture, removeCapture } from '../overlay/capture.js';
-import type { OverlaySpec, Replication } from '../overlay/desired.js';
+import type { OverlaySpec } from '../overlay/desired.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import { PassQueue } from '../runtime/pass-queue.js';
 import type { AgentConfig } from './config.js';
-import { effectiveRpFilter, hasNetAdmin, procSysWritable, readRpFilter, RP_FILTER_FIX, trySetLooseRpFilter } from './host.js';
+import { checkRpFilter, hasNetAdmin, precheckRpFilter } from './host.js';
+import { podOverlaySpec } from './spec.js';
 import { startHttp } from '../runtime/http.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentStatus } from './status-types.js';
@@ -151,7 +151,9 @@ export class Agent {
         throw new ConfigError(`--http ${cfg.http!.host}:${cfg.http!.port}: cannot listen: ${errorMessage(err)}`, { cause: err });
       });
     }
-    this.spec = await this.overlaySpec();
+    const { spec, floodFallback } = await podOverlaySpec(this.ip, cfg, this.log);
+    this.spec = spec;
+    this.metrics.floodFallback.set(floodFallback ? 1 : 0);
     this.table = new PeerTable({
       selfIp: this.spec.localIp,
       ...peerTableTiming(cfg),
@@ -169,7 +171,7 @@ export class Agent {
       this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
       await this.resolve();
     }
-    await this.precheckRpFilter();
+    await precheckRpFilter(this.sysctl);
     if (!cfg.insecureNoAllowlist) {
       this.inheritedAdmission = (await this.allowList.read().catch(() => undefined))?.peers ?? [];
       await this.syncAllowList(true);
@@ -404,76 +406,10 @@ export class Agent {
     this.timers.push(t);
   }
 
-  private async overlaySpec(): Promise<OverlaySpec> {
-    const cfg = this.config;
-    let underlay = cfg.interface;
-    if (!underlay) {
-      const [def] = await this.ip.defaultRoutes();
-      underlay = def?.dev;
-      if (!underlay) throw new ConfigError('--interface: there is no default route to find the underlay from; name the pod interface with --interface (e.g. eth0)');
-    }
-    const link = await this.ip.link(underlay);
-    if (!link) throw new ConfigError(`--interface: device ${JSON.stringify(underlay)} does not exist in this network namespace`);
-    const addrs = (await this.ip.addrs(underlay)).map((a) => a.split('/')[0]!);
-    const podIp = cfg.podIp ?? addrs[0];
-    if (!podIp) throw new ConfigError(`--interface: ${underlay} has no IPv4 address; give the pod IP with --pod-ip (KMCAST_POD_IP)`);
-    if (!addrs.includes(podIp)) throw new ConfigError(`--pod-ip: ${podIp} is not an address of ${underlay} (${addrs.join(', ') || 'none'})`);
-    if (cfg.addressing.kind === 'subnet') {
-      throw new ConfigError('--addressing: subnet=CIDR is not implemented in this version; use pod-ip (and set net.ipv4.conf.all.rp_filter=2 on strict nodes)');
-    }
-    const version = await this.ip.version();
-    let replication: Replication = cfg.replication;
-    if (replication === 'selective' && (!version || !versionAtLeast(version, MDB_DST_MIN_VERSION))) {
-      replication = 'flood';
-      this.log.warn(
-        { iproute2: version?.join('.') ?? 'unknown' },
-        'iproute2 < 6.3 cannot program VXLAN MDB entries: every group floods to every peer (install iproute2 >= 6.3 for selective replication)',
-      );
-    }
-    this.metrics.floodFallback.set(replication === 'flood' && cfg.replication === 'selective' ? 1 : 0);
-    return {
-      device: cfg.device,
-      vni: cfg.vni,
-      port: cfg.vxlanPort,
-      underlay,
-      underlayMtu: link.mtu,
-      localIp: podIp,
-      broadcastAddress: cfg.broadcast?.address,
-      unregistered: cfg.unregistered,
-      replication,
-    };
-  }
-
-  /**
-   * With the pod IP on vx0, a strict reverse-path filter drops every overlay datagram (the route
-   * back to a peer's pod IP is via eth0). Loose mode on vx0 fixes it; where /proc/sys is
-   * read-only (unprivileged containers) we can only check.
-   */
+  /** Sets loose rp_filter on the overlay device and checks it (host.ts). */
   private async checkRpFilter(): Promise<void> {
-    const dev = this.config.device;
-    const set = await trySetLooseRpFilter(this.sysctl, dev);
-    const [all, own] = await Promise.all([readRpFilter(this.sysctl, 'all'), readRpFilter(this.sysctl, dev)]);
-    const effective = effectiveRpFilter(all, own);
-    if (effective === 1) {
-      throw new CapabilityError(
-        `start agent: reverse-path filtering is strict on ${dev} (net.ipv4.conf.all.rp_filter=${all}, ${dev}=${own})${set ? '' : ' and /proc/sys is read-only'}, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,
-      );
-    }
-    this.log.debug({ all, [dev]: own, effective }, 'rp_filter ok');
-  }
-
-  /**
-   * Before creating anything: where /proc/sys is read-only, vx0 will start with conf.default and
-   * we cannot loosen it, so a strict all/default is known to fail now rather than after setup.
-   */
-  private async precheckRpFilter(): Promise<void> {
-    if (await procSysWritable(this.sysctl)) return;
-    const [all, def] = await Promise.all([readRpFilter(this.sysctl, 'all'), readRpFilter(this.sysctl, 'default')]);
-    if (effectiveRpFilter(all, def) === 1) {
-      throw new CapabilityError(
-        `start agent: reverse-path filtering is strict (net.ipv4.conf.all.rp_filter=${all}, default=${def}) and /proc/sys is read-only, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,
-      );
-    }
+    const r = await checkRpFilter(this.sysctl, this.config.device);
+    this.log.debug({ all: r.all, [this.config.device]: r.own, effective: r.effective }, 'rp_filter ok');
   }
 
   private async resolve(): Promise<void> {
