@@ -11,7 +11,16 @@ import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { isRoutableMulticast, sortIpv4 } from '../net/ipv4.js';
 import { JoinWatch } from '../runtime/join-watch.js';
+import { forEachLimit } from '../runtime/limit.js';
 import type { LocalMember } from './members.js';
+
+/**
+ * The periodic re-read of every member runs at most this many reads at once: 110 `ip maddr`
+ * processes started together took the CPU from the one read an event waits for (a join's latency
+ * met the re-read's burst). A full pass's reads of new members (all of them at a start) are not
+ * held back: the members' programming waits for them.
+ */
+export const BULK_READS_IN_FLIGHT = 4;
 
 /** The routable groups `m` joined (sorted), or undefined when they cannot be read (pod gone). */
 export async function readMemberJoins(runner: Runner, log: Logger, m: LocalMember): Promise<string[] | undefined> {
@@ -128,7 +137,7 @@ export class MemberJoins {
 
   /** Members not read yet (new, or a pod re-created on the same IP). */
   async readNew(domains: readonly JoinDomain[]): Promise<void> {
-    await this.read(domains, (m, d) => !d.groups.has(m.ip), 'resync');
+    await this.read(domains, (m, d) => !d.groups.has(m.ip), 'resync', Infinity);
   }
 
   /**
@@ -138,26 +147,21 @@ export class MemberJoins {
    */
   async readDue(domains: readonly JoinDomain[]): Promise<void> {
     const due = new Set(this.watch.due());
-    if (due.size) await this.read(domains, (m) => due.has(m.netns), 'event');
+    if (due.size) await this.read(domains, (m) => due.has(m.netns), 'event', Infinity);
   }
 
   /** Every member. */
   async readAll(domains: readonly JoinDomain[]): Promise<void> {
-    await this.read(domains, () => true, 'resync');
+    await this.read(domains, () => true, 'resync', BULK_READS_IN_FLIGHT);
   }
 
-  private async read(domains: readonly JoinDomain[], which: (m: LocalMember, d: JoinDomain) => boolean, cause: 'event' | 'resync'): Promise<void> {
-    await Promise.all(
-      domains.flatMap((d) =>
-        [...d.local.values()]
-          .filter((m) => which(m, d))
-          .map(async (m) => {
-            this.count++;
-            this.o.counted?.read(cause);
-            await this.reads.readInto(d, m);
-          }),
-      ),
-    );
+  private async read(domains: readonly JoinDomain[], which: (m: LocalMember, d: JoinDomain) => boolean, cause: 'event' | 'resync', inFlight: number): Promise<void> {
+    const todo = domains.flatMap((d) => [...d.local.values()].filter((m) => which(m, d)).map((m) => ({ d, m })));
+    await forEachLimit(todo, Math.min(inFlight, todo.length), async ({ d, m }) => {
+      this.count++;
+      this.o.counted?.read(cause);
+      await this.reads.readInto(d, m);
+    });
   }
 
   /** For /status: how the joins are watched, the helper processes, the reads since start. */
