@@ -37,7 +37,7 @@ import type { Logger } from '../log.js';
 import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
 import { watchKeyFile } from '../membership/keys.js';
 import type { KeyFileWatcher } from '../membership/keys.js';
-import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
+import { ExpiryClock, expireTickMs, peerTableTiming } from '../membership/expiry.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList, allowListDrops } from '../overlay/allowlist.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
@@ -50,6 +50,7 @@ import type { PeerNodesStatus, PodProgramStatus } from './api.js';
 import type { NodeConfig } from './config.js';
 import { checkKeyPolicy, nodeClusterLabel } from './config.js';
 import { DomainAnnouncements } from './announce.js';
+import { expirePeerNodes, resolveDomains } from './peer-nodes.js';
 import { NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
 import type { PeerNodesReadiness } from './domain.js';
@@ -424,32 +425,7 @@ export class NodeAgent {
 
   /** Re-resolves every domain and the peers Service; true when a member list changed. */
   private async resolveAll(): Promise<boolean> {
-    let changed = false;
-    await Promise.all(
-      this.domains.map(async (d) => {
-        try {
-          const ips = await d.dns.resolve();
-          if (ips.join() !== d.listed.join()) {
-            d.listed = ips;
-            changed = true;
-          }
-        } catch (err) {
-          this.log.warn({ domain: d.domain.service, err: errorMessage(err) }, 'resolve domain failed; keeping the last member list');
-        }
-      }),
-    );
-    if (this.peersDns) {
-      try {
-        const ips = (await this.peersDns.resolve()).filter((p) => p !== this.nodeIp);
-        for (const d of this.domains) {
-          d.table.setListed('dns', ips);
-          d.gateways.setListed('dns', ips);
-        }
-      } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, 'resolve --peers-service failed; keeping the last peer list');
-      }
-    }
-    return changed;
+    return await resolveDomains(this.domains, this.peersDns, this.nodeIp, this.log);
   }
 
   private heartbeat(): void {
@@ -468,17 +444,7 @@ export class NodeAgent {
 
   /** The domains' peer nodes: the expiry rule's tick (a quarter heartbeat, see membership/expiry.ts). */
   private expirePeers(): void {
-    const now = Date.now();
-    let expired = false;
-    for (const d of this.domains) {
-      const t = d.expiry.tick(d.table, now);
-      if (t.expired.length) {
-        expired = true;
-        this.log.warn({ domain: d.domain.service, peers: t.expired }, EXPIRED_MESSAGE);
-      }
-      if (t.suspects?.length) this.log.info({ domain: d.domain.service, peers: t.suspects }, SUSPECT_MESSAGE);
-    }
-    if (expired) this.request('entries');
+    if (expirePeerNodes(this.domains, Date.now(), this.log)) this.request('entries');
   }
 
   /** A gateway STATE or LEAVE: answer a new gateway at once; an election may have changed. */
