@@ -41,9 +41,10 @@ export const M = {
 export async function measureDataPlane(
   ctx: BenchContext,
   label: string,
-  o: { sender: string; receivers: readonly string[]; size: number; beforeSend?: () => Promise<void>; beforeStart?: () => Promise<void> },
+  o: { sender: string; receivers: readonly string[]; size: number; beforeSend?: () => Promise<void>; beforeStart?: () => Promise<void>; group6?: string },
 ): Promise<ResultRow> {
-  const base = { sender: o.sender, receivers: o.receivers, group: BENCH_GROUP, port: BENCH_PORT, size: o.size, beforeSend: o.beforeSend, beforeStart: o.beforeStart };
+  const group = o.group6 ?? BENCH_GROUP;
+  const base = { sender: o.sender, receivers: o.receivers, group, port: BENCH_PORT, size: o.size, beforeSend: o.beforeSend, beforeStart: o.beforeStart, ipv6: o.group6 !== undefined };
   const search = await findMaxRate(
     async (pps) => {
       const t = await iperfTrial({ ...base, pps, seconds: ctx.trialS });

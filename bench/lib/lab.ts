@@ -13,9 +13,9 @@ import { parseCpuTicks, parseVmRssBytes } from './pure.js';
 
 export const OVERLAY_DEVICE = 'vx0';
 
-export async function buildLab(id: string, nodes: readonly NodeStyle[], podsPerNode: number): Promise<Lab> {
+export async function buildLab(id: string, nodes: readonly NodeStyle[], podsPerNode: number, opts: { ipv6?: boolean } = {}): Promise<Lab> {
   await labDown(runner, { id }).catch(() => undefined);
-  return await labUp({ id, nodes, podsPerNode, mtu: 1500, service: DEFAULT_SERVICE }, { runner });
+  return await labUp({ id, nodes, podsPerNode, mtu: 1500, service: DEFAULT_SERVICE, ...(opts.ipv6 ? { ipv6: true } : {}) }, { runner });
 }
 
 export async function removeLab(id: string): Promise<void> {

@@ -112,7 +112,7 @@ export async function nativeBridge(prefix: string, count: number, mtu = 1500): P
 export async function waitJoined(netns: string, group: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if ((await new IpClient(runner, netns).allMaddrs()).includes(group)) return;
+    if ((await new IpClient(runner, netns).allGroups()).includes(group)) return;
     await sleep(50);
   }
   throw new Error(`wait for a join of ${group} in ${netns}: not joined after ${timeoutMs} ms`);
@@ -131,6 +131,8 @@ export interface IperfTrialOptions {
   readonly beforeSend?: () => Promise<void>;
   /** Runs before the receivers start (e.g. wait until state the previous trial's joins left is gone). */
   readonly beforeStart?: () => Promise<void>;
+  /** An IPv6 group: iperf2 with -V at both ends. */
+  readonly ipv6?: boolean;
 }
 
 export interface IperfTrial extends TrialOutcome {
@@ -150,12 +152,14 @@ export async function iperfTrial(o: IperfTrialOptions): Promise<IperfTrial> {
   if (o.beforeStart) await o.beforeStart();
   // -w 4M: a receive buffer that rides out a few ms of CPU contention (capped by
   // net.core.rmem_max), so a busy shared machine shows up less as "loss" of the data path.
-  const servers = o.receivers.map((ns) => spawnIn(ns, ['iperf', '-s', '-u', '-B', o.group, '-p', String(o.port), '-l', String(Math.max(o.size, 2048)), '-w', RECEIVE_BUFFER]));
+  const servers = o.receivers.map((ns) =>
+    spawnIn(ns, ['iperf', '-s', '-u', ...(o.ipv6 ? ['-V'] : []), '-B', o.group, '-p', String(o.port), '-l', String(Math.max(o.size, 2048)), '-w', RECEIVE_BUFFER]),
+  );
   try {
     await Promise.all(o.receivers.map((ns) => waitJoined(ns, o.group)));
     if (o.beforeSend) await o.beforeSend();
     const offered = o.pps === 0 ? 10_000_000 : Math.round(o.pps);
-    const client = spawnIn(o.sender, ['iperf', '-u', '-c', o.group, '-p', String(o.port), '-T', '1', '-b', `${offered}pps`, '-l', String(o.size), '-t', String(o.seconds)]);
+    const client = spawnIn(o.sender, ['iperf', '-u', ...(o.ipv6 ? ['-V'] : []), '-c', o.group, '-p', String(o.port), '-T', '1', '-b', `${offered}pps`, '-l', String(o.size), '-t', String(o.seconds)]);
     const code = await Promise.race([client.exited, sleep((o.seconds + 20) * 1000).then(() => 'timeout' as const)]);
     if (code !== 0) {
       await stop(client, 'SIGKILL');

@@ -6,7 +6,7 @@ import { baseline } from './baseline.js';
 import { controlPlane, fanOut, labIds, oneToThree, resources } from './kmcast.js';
 import { gatewayIn, gatewayLabIds } from './gateway.js';
 import { removeLab } from '../lib/lab.js';
-import { nodeFanOut, nodeLabIds, nodeOneToThree, nodeResources } from './node.js';
+import { nodeFanOut, nodeLabIds, nodeOneToThree, nodeOneToThreeV6, nodeResources } from './node.js';
 import { nodeScale, nodeScaleLabIds } from './node-scale.js';
 
 export interface Scenario {
@@ -72,6 +72,11 @@ export const SCENARIOS: readonly Scenario[] = [
       },
     },
     run: nodeOneToThree,
+  },
+  {
+    name: 'node-1to3-ipv6',
+    title: 'node mode over IPv6 against IPv4: 1 sender -> 3 receivers on other nodes, one dual-stack lab',
+    run: nodeOneToThreeV6,
   },
   {
     name: 'node-fanout',

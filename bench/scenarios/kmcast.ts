@@ -41,8 +41,8 @@ import { SIZES } from './baseline.js';
 export const labIds = (ctx: BenchContext): string[] => ['a', 'f', 'c', 'r'].map((s) => `${ctx.id}${s}`);
 
 /** Builds a lab, runs `fn`, and removes the lab whatever happened. */
-export async function withLab<T>(id: string, nodes: Lab['spec']['nodes'], podsPerNode: number, fn: (lab: Lab) => Promise<T>): Promise<T> {
-  const lab = await buildLab(id, nodes, podsPerNode);
+export async function withLab<T>(id: string, nodes: Lab['spec']['nodes'], podsPerNode: number, fn: (lab: Lab) => Promise<T>, opts: { ipv6?: boolean } = {}): Promise<T> {
+  const lab = await buildLab(id, nodes, podsPerNode, opts);
   try {
     return await fn(lab);
   } finally {

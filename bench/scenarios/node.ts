@@ -24,7 +24,7 @@ import { SIZES } from './baseline.js';
 export const NODE_VNI = 100;
 export const NODE_DEVICE = `kmcvx${NODE_VNI}`;
 
-export const nodeLabIds = (ctx: BenchContext): string[] => ['na', 'nf', 'nr'].map((s) => `${ctx.id}${s}`);
+export const nodeLabIds = (ctx: BenchContext): string[] => ['na', 'nf', 'nr', 'n6'].map((s) => `${ctx.id}${s}`);
 
 /** Production timers (heartbeat 1 s, expiry 5), info logs; the lab's Service is the one domain. */
 export function nodeArgs(lab: Lab): string[] {
@@ -62,14 +62,14 @@ export async function nodeMdbDestinations(node: LabNode, group: string): Promise
 }
 
 /** Node mode is ready to send when the sender's node replicates the group to every other member node. */
-function nodeSelectiveReady(lab: Lab, sender: LabPod, receivers: readonly LabPod[]): () => Promise<void> {
+function nodeSelectiveReady(lab: Lab, sender: LabPod, receivers: readonly LabPod[], group: string = BENCH_GROUP): () => Promise<void> {
   const senderNode = lab.nodes.find((n) => n.index === sender.node)!;
   const want = [...new Set(receivers.filter((r) => r.node !== sender.node).map((r) => lab.nodes.find((n) => n.index === r.node)!.underlayIp))];
   return async () => {
     await waitFor(
       `MDB entries on ${senderNode.netns} towards ${want.length} member nodes`,
       async () => {
-        const d = await nodeMdbDestinations(senderNode, BENCH_GROUP);
+        const d = await nodeMdbDestinations(senderNode, group);
         return want.every((ip) => d.includes(ip));
       },
       15_000,
@@ -126,6 +126,70 @@ export async function nodeOneToThree(ctx: BenchContext): Promise<{ rows: ResultR
       ],
     };
   });
+}
+
+/** The IPv6 group of the IPv6 rows: site scope, so it gets MDB entries like BENCH_GROUP. */
+export const BENCH_GROUP6 = 'ff05::72:1';
+/** IPv4 and IPv6 sizes compared row by row: the same UDP payloads, and each family's largest that fits the pod MTU unfragmented at the pod (1472, 1452). */
+export const NODE_V6_SIZES: readonly (readonly [number, number])[] = [
+  [64, 64],
+  [1200, 1200],
+  [1472, 1452],
+];
+
+/**
+ * Node mode over IPv6 against node mode over IPv4, on one dual-stack lab, same agents, same run:
+ * 1 sender -> 3 receivers on other nodes. Target: IPv6 within 10% of IPv4.
+ */
+export async function nodeOneToThreeV6(ctx: BenchContext): Promise<{ rows: ResultRow[]; notes: string[] }> {
+  const id = nodeLabIds(ctx)[3]!;
+  return await withLab(
+    id,
+    ['calico', 'bridge', 'calico', 'bridge'],
+    1,
+    async (lab) => {
+      const [sender, ...receivers] = lab.pods;
+      if (!sender) throw new Error('lab has no pods');
+      const rows: ResultRow[] = [];
+      await setServiceMembers(
+        lab,
+        lab.pods.flatMap((p) => [p.ip, ...(p.ip6 ? [p.ip6] : [])]),
+      );
+      const agents = await startNodeAgents(lab);
+      try {
+        await waitProgrammed(lab, lab.pods);
+        for (const [v4, v6] of NODE_V6_SIZES) {
+          const a = await measureDataPlane(ctx, `node mode IPv4 ${v4}B`, {
+            sender: sender.netns,
+            receivers: receivers.map((r) => r.netns),
+            size: v4,
+            beforeSend: nodeSelectiveReady(lab, sender, receivers),
+          });
+          const b = await measureDataPlane(ctx, `node mode IPv6 ${v6}B`, {
+            sender: sender.netns,
+            receivers: receivers.map((r) => r.netns),
+            size: v6,
+            group6: BENCH_GROUP6,
+            beforeSend: nodeSelectiveReady(lab, sender, receivers, BENCH_GROUP6),
+          });
+          const pa = Number(a.values[M.maxPps] ?? 0);
+          const pb = Number(b.values[M.maxPps] ?? 0);
+          rows.push(a, { ...b, values: { ...b.values, 'IPv6 / IPv4': pa > 0 ? pb / pa : null } });
+        }
+      } finally {
+        await stopNodeAgents(agents);
+      }
+      return {
+        rows,
+        notes: [
+          'lab: dual-stack, 4 nodes (calico, bridge, calico, bridge), 1 pod each, IPv4 underlay; one kmcast node agent per node; sender on node 1, receivers on nodes 2-4',
+          `iperf2 with -V for IPv6: receivers bind and join ${BENCH_GROUP6}, the sender sends to it; the IPv4 rows use ${BENCH_GROUP}, measured in the same lab with the same agents just before each IPv6 row`,
+          '"IPv6 / IPv4" = IPv6 max pps / IPv4 max pps at the same UDP payload (the last pair: each family at 1500 B packets, which the underlay fragments): target >= 0.9',
+        ],
+      };
+    },
+    { ipv6: true },
+  );
 }
 
 export const NODE_FANOUT_NODES = 4;

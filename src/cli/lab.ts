@@ -40,9 +40,10 @@ async function chooseLab(id: string | undefined): Promise<Lab> {
 }
 
 function podTable(lab: Lab, agents: Record<string, number> = {}): string {
-  const rows = [['pod', 'node', 'style', 'ip', 'netns', ...(Object.keys(agents).length ? ['agent'] : [])]];
+  const v6 = lab.spec.ipv6 === true;
+  const rows = [['pod', 'node', 'style', 'ip', ...(v6 ? ['ip6'] : []), 'netns', ...(Object.keys(agents).length ? ['agent'] : [])]];
   for (const p of lab.pods) {
-    const row = [p.name, `n${p.node}`, p.style, p.ip, p.netns];
+    const row = [p.name, `n${p.node}`, p.style, p.ip, ...(v6 ? [p.ip6 ?? '-'] : []), p.netns];
     if (Object.keys(agents).length) row.push(agents[p.name] === undefined ? '-' : `pid ${agents[p.name]}`);
     rows.push(row);
   }
@@ -78,6 +79,7 @@ interface UpFlags {
   readonly lan?: string;
   readonly lanHosts: string;
   readonly kubernetes?: boolean;
+  readonly ipv6?: boolean;
 }
 
 export function registerLab(program: Command): void {
@@ -106,6 +108,7 @@ Examples:
     .option('--pods <n>', 'pods per node', '2')
     .option('--mtu <n>', 'underlay MTU of every link', '1500')
     .option('--service <fqdn>', 'headless Service name the lab DNS answers with the pod IPs', DEFAULT_SERVICE)
+    .option('--ipv6', 'dual stack: every pod also gets an IPv6 address (fd00:10:244:<node>::<10+k>), routed between nodes; the DNS answers AAAA too')
     .option('--agents', 'start `kmcast agent` in every pod and leave them running (logs in the state dir)')
     .option('--lan <nodes>', 'add an outside LAN (192.168.250.0/24, not pods) attached to these nodes, e.g. 1 or 1,2')
     .option('--lan-hosts <n>', 'hosts on the outside LAN (h1, h2, ...; 1 to 50)', String(DEFAULT_LAN_HOSTS))
@@ -123,6 +126,7 @@ Examples:
   sudo kmcast lab up --id t1 --nodes 4 --pods 3 --mtu 9000
   sudo kmcast lab up --nodes calico,calico --agents
   sudo kmcast lab up --id g1 --nodes 2 --lan 1 --lan-hosts 3
+  sudo kmcast lab up --id s6 --ipv6 --nodes calico,bridge,calico
   sudo kmcast lab up --id k1 --kubernetes --nodes 3
 
 With --kubernetes the control plane runs in kmc<id>-cp (172.31.0.2:6443), each node gets its own
@@ -132,6 +136,7 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
     )
     .action(async (flags: UpFlags, cmd: Command) => {
       requireRoot();
+      if (flags.ipv6 && flags.kubernetes) throw new ConfigError("--ipv6 and --kubernetes conflict: the lab's Kubernetes cluster (its CNI, Services and CoreDNS) is IPv4-only");
       const podsGiven = cmd.getOptionValueSource('pods') === 'cli';
       const spec = buildSpec(
         {
@@ -140,6 +145,7 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
           podsPerNode: flags.kubernetes && !podsGiven ? 0 : parseIntFlag('--pods', flags.pods),
           mtu: parseIntFlag('--mtu', flags.mtu),
           service: flags.service,
+          ...(flags.ipv6 ? { ipv6: true } : {}),
         },
         { minPods: flags.kubernetes ? 0 : 1 },
       );
@@ -166,7 +172,7 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
       process.stdout.write(
         `lab ${spec.id} is up in ${secs} s: ${built.nodes.length} nodes, ${built.pods.length} pods, state in ${built.stateDir}\n` +
           (built.pods.length > 0 ? podTable(built, agents) : '') +
-          `DNS ${built.dns.ip}:${built.dns.port} (in ${built.router}) answers ${spec.service} with the pod IPs.\n` +
+          `DNS ${built.dns.ip}:${built.dns.port} (in ${built.router}) answers ${spec.service} with the pod IPs${spec.ipv6 ? ' (A and AAAA)' : ''}.\n` +
           lanLines(built.lan) +
           (flags.agents ? `Agents log to ${built.stateDir}/<pod>.agent.log\n` : '') +
           (built.kube
@@ -251,7 +257,7 @@ Examples:
       } else {
         const lines = [
           `lab ${l.spec.id}: ${l.nodes.length} nodes, ${l.pods.length} pods, MTU ${l.spec.mtu}, state in ${l.stateDir}`,
-          `router ${l.router}; nodes: ${l.nodes.map((n) => `n${n.index} ${n.style} ${n.underlayIp} pods ${n.podCidr}`).join('; ')}`,
+          `router ${l.router}; nodes: ${l.nodes.map((n) => `n${n.index} ${n.style} ${n.underlayIp} pods ${n.podCidr}${n.podCidr6 ? ` ${n.podCidr6}` : ''}`).join('; ')}`,
           `DNS ${l.dns.ip}:${l.dns.port} ${health.dns.running ? `running (pid ${health.dns.pid ?? '?'})` : 'NOT running'}: ${l.spec.service} -> ${health.dns.members.join(' ') || '(no members)'}`,
         ];
         if (l.kube) {

@@ -13,19 +13,19 @@ export function registerProbe(program: Command): void {
     .command('probe')
     .summary('omping-style probe: loss, duplicates, reordering, latency, join latency per sender')
     .description(
-      'Send sequenced, timestamped datagrams to a multicast group (or broadcast address) and report, per sender: received, lost, duplicates, reordered, latency and join latency. Run the same command in every member (like omping).',
+      'Send sequenced, timestamped datagrams to an IPv4 or IPv6 multicast group (or an IPv4 broadcast address) and report, per sender: received, lost, duplicates, reordered, latency and join latency. Run the same command in every member (like omping).',
     )
-    .option('--group <ip[:port]>', 'multicast group (or broadcast address) and port', `${DEFAULT_GROUP}:${DEFAULT_PORT}`)
+    .option('--group <ip[:port]>', 'multicast group (or IPv4 broadcast address) and port; IPv6 as [group]:port', `${DEFAULT_GROUP}:${DEFAULT_PORT}`)
     .option('--rate <pps>', `datagrams per second to send (0 = as fast as possible, needs --count)`, String(DEFAULT_RATE))
     .option('--size <bytes>', 'UDP payload size of each datagram (at least the header: 28 B + id length)')
     .option('--count <n>', 'datagrams to send (instead of --duration)')
     .option('--duration <s>', `seconds to send (default ${DEFAULT_DURATION_S}; count = rate x duration)`)
     .option('--wait <s>', 'seconds to keep receiving after our own sending ends', String(DEFAULT_WAIT_S))
     .option('--ttl <n>', 'multicast TTL of sent datagrams', String(DEFAULT_TTL))
-    .option('--interface <ip|name>', 'local address (or interface name) to join and send on; default: the route decides')
+    .option('--interface <ip|name>', 'local address (or interface name) to join and send on; default: the route decides (IPv6: an interface name or one of its addresses)')
     .option('--id <name>', 'sender id carried in every datagram (default: the host name)')
     .option('--peers <ip,ip>', 'senders to expect; one that sends nothing is reported as all lost')
-    .option('--service <name>', 'headless Service whose A records are the senders to expect')
+    .option('--service <name>', 'headless Service whose A records (AAAA for an IPv6 group) are the senders to expect')
     .option('--max-loss <percent>', 'exit 1 when any sender lost more than this')
     .option('--receive-only', 'only receive (listen for the time a sender with the same options sends, plus --wait)')
     .option('--send-only', 'only send')
@@ -42,6 +42,7 @@ Examples:
   kmcast probe --peers 10.0.1.5,10.0.2.7 --rate 100 --duration 5
   kmcast probe --service app-mcast.default.svc.cluster.local --json --max-loss 0
   kmcast probe --group 255.255.255.255:4321 --count 20          # broadcast
+  kmcast probe --group [ff05::1:3]:4321 --interface eth0 --service app-mcast.default.svc.cluster.local   # IPv6
   kmcast probe --receive-only --count 1000 --rate 1000 --max-loss 0.1`,
     )
     .action(async (opts: RawProbeOptions & { logLevel: string }) => {

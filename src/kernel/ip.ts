@@ -11,6 +11,9 @@ import type { LinkInfo, LinkStats, RouteEntry, VxlanLink } from './parse.js';
 import {
   parseIpv4AddrsOf,
   parseIpv4MaddrsOf,
+  parseIpv6AddrsOf,
+  parseMaddrsOf,
+  parseAllMaddrs,
   parseLinks,
   parseNetnsIds,
   parseNetnsNames,
@@ -139,9 +142,24 @@ export class IpClient {
     return parseIpv4MaddrsOf((await this.runner.run(['ip', '-j', 'maddr', 'show'], { netns: this.netns })).stdout, ifindex);
   }
 
+  /**
+   * The groups of both families joined on the device with `ifindex` and its global IPv6
+   * addresses, from one process (`ip -j -batch -`: one JSON document a line).
+   */
+  async groupsAndIpv6OfIndex(ifindex: number): Promise<{ groups: string[]; ipv6: string[] }> {
+    const out = (await this.runner.run(['ip', '-j', '-batch', '-'], { netns: this.netns, input: 'maddr show\naddr show\n' })).stdout;
+    const [maddrs = '[]', addrs = '[]'] = out.split('\n').filter((l) => l.trim() !== '');
+    return { groups: parseMaddrsOf(maddrs, ifindex), ipv6: parseIpv6AddrsOf(addrs, ifindex) };
+  }
+
   /** IPv4 addresses of the device with `ifindex`. */
   async addrsOfIndex(ifindex: number): Promise<string[]> {
     return parseIpv4AddrsOf((await this.runner.run(['ip', '-j', 'addr', 'show'], { netns: this.netns })).stdout, ifindex);
+  }
+
+  /** Groups of both families joined on any device of the namespace, as iproute2 prints them. */
+  async allGroups(): Promise<string[]> {
+    return parseAllMaddrs((await this.runner.run(['ip', '-j', 'maddr', 'show'], { netns: this.netns })).stdout);
   }
 
   /** IPv4 groups joined on any device of the namespace (`ip -j maddr show`). */

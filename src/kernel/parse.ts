@@ -257,6 +257,38 @@ export function parseIpv4MaddrsOf(stdout: string, ifindex: number): string[] {
   return out;
 }
 
+/**
+ * `ip -j maddr show` (all devices) → the multicast groups of both families joined on the device
+ * with `ifindex`, as iproute2 prints them (the callers canonicalise and filter).
+ */
+export function parseMaddrsOf(stdout: string, ifindex: number): string[] {
+  const out: string[] = [];
+  for (const l of parseArray(stdout)) {
+    if (num(l.ifindex) !== ifindex) continue;
+    for (const m of (Array.isArray(l.maddr) ? l.maddr : []) as Json[]) {
+      if ((m.family === 'inet' || m.family === 'inet6') && typeof m.address === 'string') out.push(m.address);
+    }
+  }
+  return out;
+}
+
+/** `ip -j maddr show` (all devices) → the groups of both families joined on any of them. */
+export function parseAllMaddrs(stdout: string): string[] {
+  return parseArray(stdout).flatMap((l) => (typeof l.ifindex === 'number' ? parseMaddrsOf(JSON.stringify([l]), l.ifindex) : []));
+}
+
+/** `ip -j addr show` (all devices) → the IPv6 addresses of scope global (without prefix) of the device with `ifindex`. */
+export function parseIpv6AddrsOf(stdout: string, ifindex: number): string[] {
+  const out: string[] = [];
+  for (const l of parseArray(stdout)) {
+    if (num(l.ifindex) !== ifindex) continue;
+    for (const a of (Array.isArray(l.addr_info) ? l.addr_info : []) as Json[]) {
+      if (a.family === 'inet6' && a.scope === 'global' && typeof a.local === 'string') out.push(a.local);
+    }
+  }
+  return out;
+}
+
 /** `ip -j addr show` (all devices) → IPv4 addresses (without prefix) of the device with `ifindex`. */
 export function parseIpv4AddrsOf(stdout: string, ifindex: number): string[] {
   const out: string[] = [];

@@ -1,12 +1,14 @@
 /**
- * The lab's DNS server: answers A queries for the headless Service name from a JSON records file,
- * NXDOMAIN for any other name. It re-reads the file on every query, so setServiceMembers takes
+ * The lab's DNS server: answers A and AAAA queries for the headless Service name from a JSON records
+ * file (each name lists addresses of either family: A answers the IPv4 ones, AAAA the IPv6 ones,
+ * as a dual-stack headless Service does), NXDOMAIN for any other name. It re-reads the file on every query, so setServiceMembers takes
  * effect at once (unlike CoreDNS's 30-60 s cache, which is why kmcast must not rely on DNS timing).
  *
  * Run inside the router namespace: `node dns-server.js --records FILE --listen 10.96.0.10:53`.
  * The answer logic is pure (answerQuery) and unit tested; only main() touches sockets and files.
  */
 import dgram from 'node:dgram';
+import { isIPv4, isIPv6 } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import dnsPacket from 'dns-packet';
@@ -41,12 +43,12 @@ export function answerQuery(query: Buffer, records: Records): Buffer | undefined
   if (ips === undefined) {
     return dnsPacket.encode({ id: q.id ?? 0, type: 'response', flags: flags | RCODE_NXDOMAIN, questions });
   }
-  // The name exists: A gets the members, any other type an empty NOERROR answer (NODATA), as a
-  // headless Service without IPv6 endpoints answers AAAA.
-  const answers: Answer[] =
-    question.type === 'A' || (question.type as string) === 'ANY'
-      ? ips.map((ip) => ({ type: 'A', class: 'IN', name: question.name, ttl: TTL, data: ip }))
-      : [];
+  // The name exists: A gets the IPv4 members, AAAA the IPv6 ones, ANY both; any other type, or a
+  // family without members (AAAA of an IPv4-only Service), an empty NOERROR answer (NODATA).
+  const type = question.type as string;
+  const answers: Answer[] = [];
+  if (type === 'A' || type === 'ANY') for (const ip of ips.filter((a) => isIPv4(a))) answers.push({ type: 'A', class: 'IN', name: question.name, ttl: TTL, data: ip });
+  if (type === 'AAAA' || type === 'ANY') for (const ip of ips.filter((a) => isIPv6(a))) answers.push({ type: 'AAAA', class: 'IN', name: question.name, ttl: TTL, data: ip });
   return dnsPacket.encode({ id: q.id ?? 0, type: 'response', flags: flags | RCODE_NOERROR, questions, answers });
 }
 

@@ -10,7 +10,7 @@
  * kernel clients in src/kernel, the only other code that writes their argv.
  */
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { isIPv4 } from 'node:net';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { ConfigError, InputError, KmcastError, NotFoundError, errorMessage } from '../errors.js';
 import { NftClient } from '../kernel/nft.js';
@@ -25,6 +25,8 @@ import {
   labStateDir,
   nextPodIndex,
   nodeCommands,
+  podAddresses,
+  podCidr6,
   masqueradeScript,
   nodeNetns,
   planLab,
@@ -36,6 +38,8 @@ import {
   routerCommands,
   routerLink,
   underlayNodeIp,
+  underlayNodeIp6,
+  underlayRouterIp6,
   podCidr,
   validateLabId,
 } from './plan.js';
@@ -119,11 +123,8 @@ export async function labUp(spec: LabSpec, opts: LabUpOptions): Promise<Lab> {
         );
       }),
     );
-    progress(`${lab.pods.length} pods: ${lab.pods.map((p) => `${p.name}=${p.ip}`).join(' ')}`);
-    await setServiceMembers(
-      lab,
-      lab.pods.map((p) => p.ip),
-    );
+    progress(`${lab.pods.length} pods: ${lab.pods.map((p) => `${p.name}=${podAddresses(p).join(',')}`).join(' ')}`);
+    await setServiceMembers(lab, lab.pods.flatMap(podAddresses));
     if (opts.lan) {
       const lan = await addLan(lab, runner, opts.lan);
       progress(
@@ -131,7 +132,7 @@ export async function labUp(spec: LabSpec, opts: LabUpOptions): Promise<Lab> {
       );
     }
     await startDns(lab);
-    progress(`dns ${lab.dns.ip}:${lab.dns.port}: ${spec.service} -> ${lab.pods.length} pod IPs`);
+    progress(`dns ${lab.dns.ip}:${lab.dns.port}: ${spec.service} -> ${lab.pods.length} pod IPs${spec.ipv6 ? ' (A and AAAA)' : ''}`);
     await saveLab(lab);
     if (opts.kubernetes) {
       lab.kube = await kubeUp(lab, { runner, onProgress: progress });
@@ -228,8 +229,8 @@ function requireNode(lab: Lab, node: number): void {
 }
 
 /**
- * A new pod on `node` (never reusing a name, so a new namespace and a new host veth); its IP joins
- * the Service's DNS answer. `opts.ip` gives it a removed pod's IP, as IPAM does when it hands a
+ * A new pod on `node` (never reusing a name, so a new namespace and a new host veth); its IP (and
+ * in a dual-stack lab its IPv6 twin, LabPod.ip6) joins the Service's DNS answer. `opts.ip` gives it a removed pod's IP, as IPAM does when it hands a
  * freed address out again or a StatefulSet pod is re-created.
  */
 export async function addPod(lab: Lab, node: number, runner: Runner, opts: { ip?: string } = {}): Promise<LabPod> {
@@ -240,7 +241,7 @@ export async function addPod(lab: Lab, node: number, runner: Runner, opts: { ip?
   await runAll(runner, podCommands(lab.spec, node, podIndex(pod), opts.ip));
   await writeResolvConf(lab, pod);
   lab.pods.push(pod);
-  await addServiceMember(lab, pod.ip);
+  await addServiceMembers(lab, podAddresses(pod));
   await saveLab(lab);
   return pod;
 }
@@ -254,12 +255,13 @@ async function readMembers(lab: Lab): Promise<string[]> {
   }
 }
 
-async function addServiceMember(lab: Lab, ip: string): Promise<void> {
+async function addServiceMembers(lab: Lab, ips: readonly string[]): Promise<void> {
   const members = await readMembers(lab);
-  if (!members.includes(ip)) await setServiceMembers(lab, [...members, ip]);
+  const added = ips.filter((ip) => !members.includes(ip));
+  if (added.length > 0) await setServiceMembers(lab, [...members, ...added]);
 }
 
-/** Kills the pod's processes and deletes it; its IP leaves the Service's DNS answer. */
+/** Kills the pod's processes and deletes it; its IPs leave the Service's DNS answer. */
 export async function removePod(lab: Lab, pod: LabPod, runner: Runner): Promise<void> {
   await killPids(await netnsPids(pod.netns));
   // The host veth normally dies with the pod namespace; deleting it first also covers a namespace
@@ -268,25 +270,30 @@ export async function removePod(lab: Lab, pod: LabPod, runner: Runner): Promise<
   await runner.run(['ip', 'netns', 'del', pod.netns], { allowFail: true });
   await rm(join(ETC_NETNS, pod.netns), { recursive: true, force: true });
   lab.pods = lab.pods.filter((p) => p.netns !== pod.netns);
+  const gone = podAddresses(pod);
   await setServiceMembers(
     lab,
-    (await readMembers(lab)).filter((ip) => ip !== pod.ip),
+    (await readMembers(lab)).filter((ip) => !gone.includes(ip)),
   );
   await saveLab(lab);
 }
 
-/** Replaces the Service's A records; the DNS server re-reads them on the next query. */
+/**
+ * Replaces the Service's members; the DNS server re-reads them on the next query. Each address
+ * answers for its family: IPv4 ones as A records, IPv6 ones as AAAA (a dual-stack lab's pods have
+ * both: `lab.pods.flatMap(podAddresses)`; a list of IPv4 addresses alone leaves AAAA empty).
+ */
 export async function setServiceMembers(lab: Lab, ips: readonly string[]): Promise<void> {
   await setDnsRecord(lab, lab.spec.service, ips);
 }
 
 /**
- * Replaces the A records of `name` (another headless Service, e.g. a second node-mode domain or
- * the node agents' own), keeping every other name the lab DNS answers.
+ * Replaces the A and AAAA records of `name` (another headless Service, e.g. a second node-mode
+ * domain or the node agents' own), keeping every other name the lab DNS answers.
  */
 export async function setDnsRecord(lab: Lab, name: string, ips: readonly string[]): Promise<void> {
-  const bad = ips.filter((ip) => !isIPv4(ip));
-  if (bad.length > 0) throw new InputError(`set DNS records of ${name}: not IPv4 addresses: ${bad.join(', ')}`);
+  const bad = ips.filter((ip) => isIP(ip) === 0);
+  if (bad.length > 0) throw new InputError(`set DNS records of ${name}: not IPv4 or IPv6 addresses: ${bad.join(', ')}`);
   const records = await readDnsRecords(lab.stateDir);
   await writeDnsRecords(lab.stateDir, { ...records, [name.replace(/\.$/, '').toLowerCase()]: [...ips] });
 }
@@ -346,11 +353,19 @@ export async function cutNode(lab: Lab, node: number, runner: Runner): Promise<v
   await runner.run(['ip', 'link', 'set', routerLink(node), 'down'], { netns: lab.router });
 }
 
-/** Brings the uplink back; the kernel dropped the route to the node's pods with the link, so it is restored. */
+/**
+ * Brings the uplink back; the kernel dropped the route to the node's pods with the link, so it is
+ * restored. IPv6 drops the link's addresses too when it goes down (keep_addr_on_down is 0), so a
+ * dual-stack lab gets the router's uplink address and the pod /64 route back as well.
+ */
 export async function healNode(lab: Lab, node: number, runner: Runner): Promise<void> {
   requireNode(lab, node);
   await runner.run(['ip', 'link', 'set', routerLink(node), 'up'], { netns: lab.router });
   await runner.run(['ip', 'route', 'replace', podCidr(node), 'via', underlayNodeIp(node)], { netns: lab.router });
+  if (lab.spec.ipv6) {
+    await runner.run(['ip', '-6', 'addr', 'replace', `${underlayRouterIp6(node)}/64`, 'dev', routerLink(node)], { netns: lab.router });
+    await runner.run(['ip', '-6', 'route', 'replace', podCidr6(node), 'via', underlayNodeIp6(node)], { netns: lab.router });
+  }
 }
 
 /** The pod by short name ('n1p2') or namespace name; NotFoundError lists the valid names. */

@@ -6,6 +6,12 @@
  *   router `kmc<id>-r`, lo 10.96.0.10/32 (the lab DNS), link `kmcn<i>` 172.31.<i>.1/24
  *   node   `kmc<id>-n<i>`, link `kmcup` 172.31.<i>.2/24, default via 172.31.<i>.1
  *   pods   `kmc<id>-n<i>p<k>`, eth0 10.244.<i>.<10+k> (/32 on calico nodes, /24 on bridge nodes)
+ *
+ * Dual stack (spec.ipv6), beside the IPv4 plan and written with the same digits:
+ *   router `kmcn<i>` fd00:172:31:<i>::1/64, routes fd00:10:244:<i>::/64 via fd00:172:31:<i>::2
+ *   node   `kmcup` fd00:172:31:<i>::2/64, default via fd00:172:31:<i>::1; bridge kmcbr fd00:10:244:<i>::1/64
+ *   pods   eth0 fd00:10:244:<i>::<10+k> (/128 behind fe80::ecee:eeff:feee:eeee on calico nodes,
+ *          /64 on bridge nodes, default via fd00:10:244:<i>::1)
  */
 import { ConfigError, NotFoundError } from '../errors.js';
 import type { Lab, LabNode, LabPod, LabSpec, NodeStyle } from './types.js';
@@ -75,6 +81,29 @@ export const podCidr = (node: number): string => `10.244.${node}.0/24`;
 export const bridgeGateway = (node: number): string => `10.244.${node}.1`;
 export const podIp = (node: number, k: number): string => `10.244.${node}.${10 + k}`;
 
+// IPv6 (dual-stack labs): the IPv4 plan's numbers written as hex groups, so fd00:10:244:2::11 is
+// 10.244.2.11's twin at a glance. Every group is at most 250, hence canonical (RFC 5952) as written
+// and printed by the kernel exactly so.
+export const underlayRouterIp6 = (node: number): string => `fd00:172:31:${node}::1`;
+export const underlayNodeIp6 = (node: number): string => `fd00:172:31:${node}::2`;
+export const podCidr6 = (node: number): string => `fd00:10:244:${node}::/64`;
+export const bridgeGateway6 = (node: number): string => `fd00:10:244:${node}::1`;
+/** The IPv6 twin of pod IPv4 10.244.<node>.<host>: fd00:10:244:<node>::<host>. */
+export function podIp6Of(ip: string): string {
+  const m = /^10\.244\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) throw new ConfigError(`plan the IPv6 address of pod IP ${JSON.stringify(ip)}: not a lab pod address (10.244.<node>.<host>)`);
+  return `fd00:10:244:${Number(m[1])}::${Number(m[2])}`;
+}
+export const podIp6 = (node: number, k: number): string => podIp6Of(podIp(node, k));
+/**
+ * Calico's IPv6 pod gateway. Calico gives every host-side veth the MAC ee:ee:ee:ee:ee:ee, so its
+ * EUI-64 link-local address is this one; the CNI plugin routes the pod's default via the host
+ * veth's link-local address, which the host answers ND for because it owns it (Felix also sets
+ * proxy_ndp=1 on the veth, the IPv6 mirror of proxy_arp).
+ */
+export const CALICO_GATEWAY6 = 'fe80::ecee:eeff:feee:eeee';
+export const CALICO_HOST_MAC = 'ee:ee:ee:ee:ee:ee';
+
 /** `--nodes` value: a count (styles alternate calico, bridge, ...) or a comma list of styles. */
 export function parseNodes(value: string): NodeStyle[] {
   const v = value.trim();
@@ -131,6 +160,7 @@ export function buildSpec(input: Partial<LabSpec> = {}, opts: { minPods?: number
     mtu: intInRange('mtu', input.mtu ?? 1500, 1280, 9000),
     ...(input.nodeMtu ? { nodeMtu: Object.fromEntries(Object.entries(input.nodeMtu).map(([n, m]) => [n, intInRange('mtu', m, 1280, 9000)])) } : {}),
     service,
+    ...(input.ipv6 ? { ipv6: true } : {}),
   };
 }
 
@@ -142,7 +172,14 @@ export function mtuOf(spec: LabSpec, node: number): number {
 export function planNode(spec: LabSpec, index: number): LabNode {
   const style = spec.nodes[index - 1];
   if (style === undefined) throw new NotFoundError(`find node ${index}: the lab has nodes 1 to ${spec.nodes.length}`);
-  return { index, netns: nodeNetns(spec.id, index), style, underlayIp: underlayNodeIp(index), podCidr: podCidr(index) };
+  return {
+    index,
+    netns: nodeNetns(spec.id, index),
+    style,
+    underlayIp: underlayNodeIp(index),
+    podCidr: podCidr(index),
+    ...(spec.ipv6 ? { underlayIp6: underlayNodeIp6(index), podCidr6: podCidr6(index) } : {}),
+  };
 }
 
 /**
@@ -158,7 +195,8 @@ export function planPod(spec: LabSpec, node: number, k: number, ip?: string): La
   if (ip !== undefined && !isPodIpOfNode(ip, node)) {
     throw new ConfigError(`plan pod ${k} on node ${node}: ${JSON.stringify(ip)} is not a host address of the node's pod CIDR ${podCidr(node)} (10.244.${node}.2 to .250)`);
   }
-  return { name: podShortName(node, k), netns: podNetns(spec.id, node, k), node, ip: ip ?? podIp(node, k), style: n.style };
+  const addr = ip ?? podIp(node, k);
+  return { name: podShortName(node, k), netns: podNetns(spec.id, node, k), node, ip: addr, ...(spec.ipv6 ? { ip6: podIp6Of(addr) } : {}), style: n.style };
 }
 
 /** True for 10.244.<node>.<2..250>: never the bridge gateway (.1), within what podIp hands out. */
@@ -172,6 +210,11 @@ export function planLab(spec: LabSpec): Lab {
   const nodes = spec.nodes.map((_, i) => planNode(spec, i + 1));
   const pods = nodes.flatMap((n) => Array.from({ length: spec.podsPerNode }, (_, k) => planPod(spec, n.index, k + 1)));
   return { spec, router: routerNetns(spec.id), dns: { ip: DNS_IP, port: DNS_PORT }, nodes, pods, stateDir: labStateDir(spec.id) };
+}
+
+/** Every address of a pod: its IPv4 one, then its IPv6 one in a dual-stack lab (the Service's A and AAAA members). */
+export function podAddresses(pod: Pick<LabPod, 'ip' | 'ip6'>): string[] {
+  return pod.ip6 === undefined ? [pod.ip] : [pod.ip, pod.ip6];
 }
 
 /** The pod index k of a pod (from its short name). */
@@ -193,6 +236,19 @@ const sysctl = (netns: string, key: string, value: string | number): LabCommand 
   netns,
 });
 
+/**
+ * Dual stack: the first steps in every new namespace, before any of its links exists (a link takes
+ * its IPv6 settings from `default` when it is created or moved in). DAD is off instead of waited
+ * out: every lab address is planned unique, so detection can only find nothing, yet each address
+ * (and every link-local one) would stay tentative for about a second, unusable as a source or as
+ * the gateway a pod asks ND for; on a loaded machine that wait multiplies across the lab. The
+ * kernel skips DAD only when both `all` and the link's own accept_dad are 0.
+ */
+function ipv6NetnsSetup(spec: LabSpec, netns: string): LabCommand[] {
+  if (!spec.ipv6) return [];
+  return [sysctl(netns, 'net.ipv6.conf.all.accept_dad', 0), sysctl(netns, 'net.ipv6.conf.default.accept_dad', 0)];
+}
+
 /** Router: forwards unicast only. There is no multicast routing daemon and no mroute table entry, so
  * multicast is never forwarded, like a cloud VPC; limited broadcast is never forwarded by IP. */
 export function routerCommands(spec: LabSpec): LabCommand[] {
@@ -202,6 +258,9 @@ export function routerCommands(spec: LabSpec): LabCommand[] {
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: r },
     { argv: ['ip', 'addr', 'add', `${DNS_IP}/32`, 'dev', 'lo'], netns: r },
     sysctl(r, 'net.ipv4.ip_forward', 1),
+    // IPv6 multicast is no more forwarded than IPv4's: that too needs a daemon holding the mroute6
+    // socket (none runs), so forwarding=1 routes unicast only.
+    ...(spec.ipv6 ? [...ipv6NetnsSetup(spec, r), sysctl(r, 'net.ipv6.conf.all.forwarding', 1)] : []),
   ];
 }
 
@@ -214,6 +273,7 @@ export function nodeCommands(spec: LabSpec, node: number): LabCommand[] {
     { argv: ['ip', 'netns', 'add', n.netns] },
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: n.netns },
     sysctl(n.netns, 'net.ipv4.ip_forward', 1),
+    ...(spec.ipv6 ? [...ipv6NetnsSetup(spec, n.netns), sysctl(n.netns, 'net.ipv6.conf.all.forwarding', 1)] : []),
     // Created inside the router namespace with the peer placed straight into the node's: nothing
     // ever appears in the root namespace, even for a moment.
     { argv: ['ip', 'link', 'add', routerLink(node), 'type', 'veth', 'peer', 'name', NODE_UPLINK, 'netns', n.netns], netns: r },
@@ -224,10 +284,20 @@ export function nodeCommands(spec: LabSpec, node: number): LabCommand[] {
     { argv: ['ip', 'route', 'add', 'default', 'via', underlayRouterIp(node)], netns: n.netns },
     { argv: ['ip', 'route', 'add', podCidr(node), 'via', underlayNodeIp(node)], netns: r },
   ];
+  if (spec.ipv6) {
+    // The pod /64 is routed exactly like the pod /24: by the router, over the uplink's IPv6 addresses.
+    cmds.push(
+      { argv: ['ip', '-6', 'addr', 'add', `${underlayRouterIp6(node)}/64`, 'dev', routerLink(node)], netns: r },
+      { argv: ['ip', '-6', 'addr', 'add', `${underlayNodeIp6(node)}/64`, 'dev', NODE_UPLINK], netns: n.netns },
+      { argv: ['ip', '-6', 'route', 'add', 'default', 'via', underlayRouterIp6(node)], netns: n.netns },
+      { argv: ['ip', '-6', 'route', 'add', podCidr6(node), 'via', underlayNodeIp6(node)], netns: r },
+    );
+  }
   if (n.style === 'bridge') {
     cmds.push(
       { argv: ['ip', 'link', 'add', NODE_BRIDGE, 'type', 'bridge'], netns: n.netns },
       { argv: ['ip', 'addr', 'add', `${bridgeGateway(node)}/24`, 'dev', NODE_BRIDGE], netns: n.netns },
+      ...(spec.ipv6 ? [{ argv: ['ip', '-6', 'addr', 'add', `${bridgeGateway6(node)}/64`, 'dev', NODE_BRIDGE], netns: n.netns }] : []),
       { argv: ['ip', 'link', 'set', NODE_BRIDGE, 'mtu', mtu, 'up'], netns: n.netns },
     );
   }
@@ -265,9 +335,19 @@ export function podCommands(spec: LabSpec, node: number, k: number, ip?: string)
   const cmds: LabCommand[] = [
     { argv: ['ip', 'netns', 'add', pod.netns] },
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: pod.netns },
+    ...ipv6NetnsSetup(spec, pod.netns),
     { argv: ['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns], netns: nodeNs },
   ];
+  const ip6 = pod.ip6;
   if (pod.style === 'calico') {
+    if (ip6 !== undefined) {
+      // Calico's IPv6: the host veth's MAC ee:ee:ee:ee:ee:ee gives it the link-local gateway
+      // address (CALICO_GATEWAY6), which it answers ND for as its own; proxy_ndp as Felix sets it.
+      cmds.push(
+        { argv: ['ip', 'link', 'set', host, 'address', CALICO_HOST_MAC], netns: nodeNs },
+        sysctl(nodeNs, `net.ipv6.conf.${host}.proxy_ndp`, 1),
+      );
+    }
     cmds.push(
       // Calico: the host veth answers ARP for anything (the pod's 169.254.1.1 gateway included);
       // proxy_delay 0 as Calico sets it, else the first ARP reply waits up to 0.8 s.
@@ -280,6 +360,13 @@ export function podCommands(spec: LabSpec, node: number, k: number, ip?: string)
       { argv: ['ip', 'route', 'add', CALICO_GATEWAY, 'dev', 'eth0', 'scope', 'link'], netns: pod.netns },
       { argv: ['ip', 'route', 'add', 'default', 'via', CALICO_GATEWAY, 'dev', 'eth0'], netns: pod.netns },
     );
+    if (ip6 !== undefined) {
+      cmds.push(
+        { argv: ['ip', '-6', 'route', 'add', `${ip6}/128`, 'dev', host], netns: nodeNs },
+        { argv: ['ip', '-6', 'addr', 'add', `${ip6}/128`, 'dev', 'eth0'], netns: pod.netns },
+        { argv: ['ip', '-6', 'route', 'add', 'default', 'via', CALICO_GATEWAY6, 'dev', 'eth0'], netns: pod.netns },
+      );
+    }
   } else {
     cmds.push(
       { argv: ['ip', 'link', 'set', host, 'master', NODE_BRIDGE, 'mtu', mtu, 'up'], netns: nodeNs },
@@ -287,6 +374,12 @@ export function podCommands(spec: LabSpec, node: number, k: number, ip?: string)
       { argv: ['ip', 'link', 'set', 'eth0', 'mtu', mtu, 'up'], netns: pod.netns },
       { argv: ['ip', 'route', 'add', 'default', 'via', bridgeGateway(node), 'dev', 'eth0'], netns: pod.netns },
     );
+    if (ip6 !== undefined) {
+      cmds.push(
+        { argv: ['ip', '-6', 'addr', 'add', `${ip6}/64`, 'dev', 'eth0'], netns: pod.netns },
+        { argv: ['ip', '-6', 'route', 'add', 'default', 'via', bridgeGateway6(node), 'dev', 'eth0'], netns: pod.netns },
+      );
+    }
   }
   return cmds;
 }

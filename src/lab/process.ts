@@ -412,21 +412,26 @@ export function findTool(name: string, how: string): string {
 }
 
 // ICMP echo over a raw socket (we are root in the lab): a real ping without depending on iputils.
+// An IPv6 destination is pinged with ICMPv6 (echo 128/129): the kernel fills in its checksum (it
+// covers a pseudo-header) and a raw ICMPv6 socket receives no IP header.
 const PING_PY = `
 import os, socket, struct, sys, time
 dst, count, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+v6 = ':' in dst
 def csum(b):
     if len(b) % 2: b += b'\\0'
     s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
     s = (s >> 16) + (s & 0xffff); s += s >> 16
     return ~s & 0xffff
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+if v6: s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+else: s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 ident = os.getpid() & 0xffff
+req, rep = (128, 129) if v6 else (8, 0)
 got = 0
 for seq in range(1, count + 1):
     body = b'kmcast-lab-ping'
-    hdr = struct.pack('!BBHHH', 8, 0, 0, ident, seq)
-    s.sendto(struct.pack('!BBHHH', 8, 0, csum(hdr + body), ident, seq) + body, (dst, 0))
+    hdr = struct.pack('!BBHHH', req, 0, 0, ident, seq)
+    s.sendto(struct.pack('!BBHHH', req, 0, 0 if v6 else csum(hdr + body), ident, seq) + body, (dst, 0))
     end = time.monotonic() + timeout
     while True:
         left = end - time.monotonic()
@@ -434,20 +439,47 @@ for seq in range(1, count + 1):
         s.settimeout(left)
         try: pkt, addr = s.recvfrom(2048)
         except socket.timeout: break
-        ihl = (pkt[0] & 15) * 4
+        ihl = 0 if v6 else (pkt[0] & 15) * 4
+        if len(pkt) < ihl + 8: continue
         t, _, _, i, q = struct.unpack('!BBHHH', pkt[ihl:ihl + 8])
-        if t == 0 and i == ident and q == seq and addr[0] == dst:
+        if t == rep and i == ident and q == seq and socket.inet_pton(s.family, addr[0].split('%')[0]) == socket.inet_pton(s.family, dst):
             got += 1; break
 print(got)
 `;
 
-/** ICMP echo from a pod (or any lab namespace, e.g. a LAN host) to `ip`: how many of `count` requests were answered. */
+/**
+ * ICMP echo from a pod (or any lab namespace, e.g. a LAN host) to `ip`, IPv4 or IPv6 (ICMPv6):
+ * how many of `count` requests were answered.
+ */
 export async function pingFrom(pod: Pick<LabPod, 'name' | 'netns'>, ip: string, opts: { count?: number; timeoutMs?: number } = {}): Promise<{ sent: number; received: number }> {
   const count = opts.count ?? 1;
   const timeoutS = (opts.timeoutMs ?? 2000) / 1000;
   const r = await runInNetns(pod.netns, [findPython(), '-c', PING_PY, ip, String(count), String(timeoutS)], count * (timeoutS * 1000 + 1000) + 5000);
   if (r.code !== 0) throw new KmcastError(`ping ${ip} from pod ${pod.name}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
   return { sent: count, received: Number(r.stdout.trim()) };
+}
+
+/**
+ * Polls pingFrom until `ip` answers (neighbour discovery and routes take a moment after a build or a
+ * change), for at most `timeoutMs` (scaled); throws with the last result on timeout.
+ */
+export async function waitPing(pod: Pick<LabPod, 'name' | 'netns'>, ip: string, timeoutMs = 10_000): Promise<void> {
+  await waitFor(`${ip} to answer ping from pod ${pod.name}`, async () => (await pingFrom(pod, ip, { timeoutMs: 1000 })).received > 0, timeoutMs, 50);
+}
+
+/**
+ * Resolves `name` inside a pod through its /etc/resolv.conf (the lab DNS), as a pod's resolver
+ * does: 'A' or 'AAAA'. Returns the sorted addresses, or the error code (e.g. 'ENOTFOUND', or
+ * 'ENODATA' for a name without records of that family).
+ */
+export async function resolveInPod(pod: Pick<LabPod, 'name' | 'netns'>, name: string, type: 'A' | 'AAAA' = 'A'): Promise<string[] | string> {
+  const js =
+    "const {Resolver}=require('node:dns').promises;const r=new Resolver({timeout:700,tries:2});" +
+    "(process.argv[2]==='AAAA'?r.resolve6(process.argv[1]):r.resolve4(process.argv[1]))" +
+    '.then(a=>console.log(JSON.stringify(a.sort()))).catch(e=>console.log(JSON.stringify(e.code)))';
+  const r = await runInNetns(pod.netns, [process.execPath, '-e', js, name, type], scaled(10_000));
+  if (r.code !== 0) throw new KmcastError(`resolve ${type} ${name} in pod ${pod.name}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);
+  return JSON.parse(r.stdout) as string[] | string;
 }
 
 /** Pids of the processes inside `netns` (the scan labDown relies on when pid records are lost). */

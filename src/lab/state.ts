@@ -37,7 +37,7 @@ export async function readLabState(id: string): Promise<Lab | undefined> {
   return JSON.parse(text) as Lab;
 }
 
-/** Records answered by the lab DNS: lower-case FQDN (no trailing dot) -> IPv4 addresses. */
+/** Records answered by the lab DNS: lower-case FQDN (no trailing dot) -> addresses (IPv4 for A, IPv6 for AAAA). */
 export type DnsRecords = Record<string, string[]>;
 
 export async function writeDnsRecords(dir: string, records: DnsRecords): Promise<void> {

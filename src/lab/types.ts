@@ -18,6 +18,12 @@ export interface LabSpec {
   readonly nodeMtu?: Readonly<Record<number, number>>;
   /** FQDN answered by the lab DNS, default 'kmcast-peers.default.svc.cluster.local'. */
   readonly service: string;
+  /**
+   * Dual stack (`lab up --ipv6`): every pod also gets an IPv6 address (LabPod.ip6), nodes route
+   * the pod /64s through the router over IPv6 uplink addresses, and the lab DNS answers AAAA.
+   * Absent (the default) builds the IPv4-only lab, command for command.
+   */
+  readonly ipv6?: boolean;
 }
 
 export interface LabNode {
@@ -27,6 +33,10 @@ export interface LabNode {
   readonly style: NodeStyle;
   readonly underlayIp: string;
   readonly podCidr: string;
+  /** Dual-stack labs only: the node's uplink IPv6 address, fd00:172:31:<i>::2. */
+  readonly underlayIp6?: string;
+  /** Dual-stack labs only: the node's pod prefix, fd00:10:244:<i>::/64. */
+  readonly podCidr6?: string;
 }
 
 export interface LabPod {
@@ -35,6 +45,8 @@ export interface LabPod {
   readonly netns: string;
   readonly node: number;
   readonly ip: string;
+  /** Dual-stack labs only: the pod's IPv6 address, fd00:10:244:<node>::<last octet of ip>. */
+  readonly ip6?: string;
   readonly style: NodeStyle;
 }
 

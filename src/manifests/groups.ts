@@ -1,5 +1,5 @@
 /**
- * IPv4 multicast group arithmetic, pure. Used by `generate` (parsing --group) and by the lint
+ * Multicast group arithmetic of both families, pure. Used by `generate` (parsing --group) and by the lint
  * rules on group addresses.
  */
 import { InputError } from '../errors.js';
@@ -12,6 +12,7 @@ export interface GroupSpec {
 // The shared IPv4 parser, under the names the manifest code uses.
 export { formatIpv4 as formatIPv4, parseIpv4 as parseIPv4 } from '../net/ipv4.js';
 import { parseIpv4 as parseIPv4 } from '../net/ipv4.js';
+import { formatIpv6, isIpv6Multicast, isSolicitedNode, multicastScope, parseIpv6 } from '../net/ipv6.js';
 
 /** True when `addr` lies in `base/bits`. */
 export function inCidr(addr: number, base: number, bits: number): boolean {
@@ -37,6 +38,32 @@ export function classifyGroup(addr: number): GroupClass {
   if (inCidr(addr, GLOP.base, GLOP.bits)) return 'glop';
   if (inCidr(addr, ADMIN_SCOPED.base, ADMIN_SCOPED.bits)) return 'admin-scoped';
   return 'global';
+}
+
+export type Group6Class = 'not-multicast' | 'reserved-scope' | 'interface-local' | 'nd-mld' | 'ssm' | 'link-local' | 'global' | 'scoped';
+
+/** ff02::1, ff02::2, ff02::16: the all-nodes, all-routers and MLDv2 groups Neighbor Discovery and MLD use. */
+const ND_MLD = new Set(['ff02::1', 'ff02::2', 'ff02::16']);
+
+/** Where an IPv6 address falls among the multicast scopes and reserved groups (RFC 4291 2.7, RFC 4607, RFC 7346). */
+export function classifyGroup6(text: string): Group6Class {
+  const b = parseIpv6(text);
+  if (b === undefined || !isIpv6Multicast(b)) return 'not-multicast';
+  const scope = multicastScope(b)!;
+  if (scope === 0 || scope === 0xf) return 'reserved-scope';
+  if (scope === 1) return 'interface-local';
+  if (ND_MLD.has(formatIpv6(b)) || isSolicitedNode(b)) return 'nd-mld';
+  // ff3X::/32: the SSM range (flags P=1, T=1, prefix length 0, network prefix 0).
+  if (b[1]! >> 4 === 3 && b[2] === 0 && b[3] === 0) return 'ssm';
+  if (scope === 2) return 'link-local';
+  if (scope === 0xe) return 'global';
+  return 'scoped';
+}
+
+/** The Ethernet MAC an IPv6 group maps to (RFC 2464 section 7): 33:33 plus its low 32 bits. */
+export function groupMac6(text: string): string {
+  const b = parseIpv6(text)!;
+  return [0x33, 0x33, b[12]!, b[13]!, b[14]!, b[15]!].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 /**

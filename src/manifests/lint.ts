@@ -5,7 +5,8 @@
  */
 import { isMap } from 'yaml';
 import { InputError } from '../errors.js';
-import { classifyGroup, formatIPv4, groupMac, inCidr, MULTICAST, parseIPv4 } from './groups.js';
+import { canonicalIpv6 } from '../net/ipv6.js';
+import { classifyGroup, classifyGroup6, formatIPv4, groupMac, groupMac6, inCidr, MULTICAST, parseIPv4 } from './groups.js';
 import { TEMPLATE_PATHS } from './inject.js';
 import { RULES } from './lint-rules.js';
 import type { Rule, Severity } from './lint-rules.js';
@@ -46,6 +47,16 @@ interface Ctx {
   readonly namespace: string;
 }
 
+/** An IPv6 address found where a group may be: canonical text. */
+interface Group6Use {
+  readonly text: string;
+  readonly port?: number;
+  readonly keyed: boolean;
+  readonly hasSource: boolean;
+  readonly ctx: Ctx;
+  readonly path: Path;
+}
+
 interface GroupUse {
   readonly addr: number;
   readonly text: string;
@@ -61,6 +72,8 @@ const GROUP_KEY = /group|mcast|multicast/i;
 const NOT_GROUP_KEY = /iface|interface|(^|[_-])if($|[_-])|source|src|bind|ttl|loop|port|nic/i;
 const SOURCE_KEY = /source|src/i;
 const IPV4_IN_TEXT = /(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?(?![\d.])/g;
+// IPv6 text: "[addr]:port", or a bare address with "::" or all eight groups (not a MAC or a time).
+const IPV6_IN_TEXT = /\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?|(?<![\w:.])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]*)(?![\w:])/g;
 const WELL_KNOWN_LINK_LOCAL = new Set(['224.0.0.1', '224.0.0.2', '224.0.0.5', '224.0.0.6', '224.0.0.9', '224.0.0.18', '224.0.0.22', '224.0.0.251', '224.0.0.252']);
 const TUNNEL_PORTS = new Set([4789, 8472, 6081]);
 
@@ -68,6 +81,7 @@ class Linter {
   readonly findings: Finding[] = [];
   private readonly reported = new Set<string>();
   private readonly groups: GroupUse[] = [];
+  private readonly groups6: Group6Use[] = [];
   private readonly services: { ctx: Ctx; obj: Obj }[] = [];
   private readonly policies: { ctx: Ctx; obj: Obj }[] = [];
   private readonly workloads: { ctx: Ctx; obj: Obj; tpl: Path }[] = [];
@@ -121,6 +135,15 @@ class Linter {
       if (!keyed && !multicast) continue;
       const port = m[2] ? Number(m[2]) : undefined;
       this.groups.push({ addr, text: m[1]!, ...(port !== undefined ? { port } : {}), keyed, hasSource, ctx, path });
+    }
+    for (const m of value.matchAll(IPV6_IN_TEXT)) {
+      const raw = m[1] ?? m[3]!;
+      if (!raw.includes('::') && raw.split(':').length !== 8) continue;
+      const text = canonicalIpv6(raw);
+      if (text === undefined) continue;
+      if (!keyed && !text.startsWith('ff')) continue;
+      const port = m[2] ? Number(m[2]) : undefined;
+      this.groups6.push({ text, ...(port !== undefined ? { port } : {}), keyed, hasSource, ctx, path });
     }
   }
 
@@ -329,7 +352,7 @@ class Linter {
   finish(): void {
     const groupPorts = new Map<string, Set<number>>();
     // Per namespace, per group MAC, the groups seen by address (at most 32 addresses share a MAC).
-    const macs = new Map<string, Map<string, Map<string, GroupUse>>>();
+    const macs = new Map<string, Map<string, Map<string, GroupUse | Group6Use>>>();
     for (const g of this.groups) {
       const cls = classifyGroup(g.addr);
       const where = `${g.text}${g.port !== undefined ? `:${g.port}` : ''}`;
@@ -364,16 +387,59 @@ class Linter {
       const byMac = macs.get(g.ctx.namespace)!;
       if (!byMac.has(mac)) byMac.set(mac, new Map());
       const seen = byMac.get(mac)!;
-      const first = [...seen.values()].find((o) => o.addr !== g.addr);
+      const first = [...seen.values()].find((o) => o.text !== g.text);
       if (first) {
         this.report(RULES.groupMacAlias, g.ctx, g.path, `${g.text} and ${first.text} (${first.ctx.object}) share the Ethernet MAC ${mac} in namespace ${g.ctx.namespace}`);
       }
       seen.set(formatIPv4(g.addr), g);
     }
 
+    this.finishGroups6(groupPorts, macs);
     for (const { ctx, obj } of this.services) this.service(ctx, obj, groupPorts.get(ctx.namespace) ?? new Set());
     this.podSecurity();
     for (const { ctx, obj } of this.policies) this.policy(ctx, obj, groupPorts.get(ctx.namespace) ?? new Set());
+  }
+
+  /** The IPv6 group rules; ports and MACs go into the same tables as the IPv4 groups'. */
+  private finishGroups6(groupPorts: Map<string, Set<number>>, macs: Map<string, Map<string, Map<string, GroupUse | Group6Use>>>): void {
+    for (const g of this.groups6) {
+      const cls = classifyGroup6(g.text);
+      const where = g.port !== undefined ? `[${g.text}]:${g.port}` : g.text;
+      if (g.port !== undefined && cls !== 'not-multicast') {
+        if (!groupPorts.has(g.ctx.namespace)) groupPorts.set(g.ctx.namespace, new Set());
+        groupPorts.get(g.ctx.namespace)!.add(g.port);
+      }
+      switch (cls) {
+        case 'not-multicast':
+          if (g.keyed && g.text !== '::') this.report(RULES.groupNotMulticast, g.ctx, g.path, `${where} is used as a group but is not an IPv6 multicast address (ff00::/8)`);
+          continue;
+        case 'reserved-scope':
+        case 'interface-local':
+          this.report(RULES.group6Scope, g.ctx, g.path, `${where} is of ${cls === 'interface-local' ? 'interface-local scope: it never leaves the pod' : 'a reserved scope (0 or 15)'}`);
+          continue;
+        case 'nd-mld':
+          this.report(RULES.group6Reserved, g.ctx, g.path, `${where} is a Neighbor Discovery or MLD group`);
+          continue;
+        case 'ssm':
+          if (!g.hasSource) this.report(RULES.group6SsmWithoutSource, g.ctx, g.path, `${where} is Source-Specific Multicast (ff3X::/32) but no source is configured`);
+          break;
+        case 'global':
+          this.report(RULES.group6Global, g.ctx, g.path, `${where} is globally scoped; ff05::/16 (site) and ff08::/16 (organization) are private scopes`);
+          break;
+        case 'link-local':
+        case 'scoped':
+          break;
+      }
+      if (cls === 'link-local') continue;
+      const mac = groupMac6(g.text);
+      if (!macs.has(g.ctx.namespace)) macs.set(g.ctx.namespace, new Map());
+      const byMac = macs.get(g.ctx.namespace)!;
+      if (!byMac.has(mac)) byMac.set(mac, new Map());
+      const seen = byMac.get(mac)!;
+      const first = [...seen.entries()].find(([text]) => text !== g.text)?.[1];
+      if (first) this.report(RULES.groupMacAlias, g.ctx, g.path, `${g.text} and ${first.text} (${first.ctx.object}) share the Ethernet MAC ${mac} in namespace ${g.ctx.namespace}`);
+      seen.set(g.text, g);
+    }
   }
 
   private mentionsMulticast(obj: Obj): boolean {

@@ -4,13 +4,20 @@
  * step. `decode` is fed untrusted datagrams and never throws: every problem is a `reason`.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { compareIpv4, formatIpv4, isMulticast, isRoutableMulticast, isUnicast, parseIpv4 } from '../net/ipv4.js';
+import { canonicalGroup, compareGroups, familyOf, isRoutableGroup } from '../net/groups.js';
+import { formatIpv4, isRoutableMulticast, isUnicast, parseIpv4 } from '../net/ipv4.js';
+import { formatIpv6, isIpv6RoutableMulticast, isIpv6Unicast, parseIpv6 } from '../net/ipv6.js';
 
 export const MAGIC = Buffer.from('KMCP', 'ascii');
-export const PROTOCOL_VERSION = 1;
-/** magic 4, version 1, type 1, flags 1, reserved 1, incarnation 8, seq 8, timestamp 8,
+/** The newest version this agent reads and writes (it reads every version from 1 up). */
+export const PROTOCOL_VERSION = 2;
+/** The versions `decode` reads. */
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
+/** Version 1: magic 4, version 1, type 1, flags 1, reserved 1, incarnation 8, seq 8, timestamp 8,
  *  sender 4, overlay 4, MAC 6, part 2, parts 2, label length 1. */
 export const FIXED_HEADER_SIZE = 51;
+/** Version 2: as version 1 with 16-byte sender and overlay addresses (IPv4 as ::ffff:a.b.c.d). */
+export const FIXED_HEADER_SIZE_V2 = 75;
 export const MAC_SIZE = 32;
 /** Default largest datagram: fits a 1450-byte vx0-sized path and a 1500-byte underlay with room. */
 export const DEFAULT_MAX_DATAGRAM = 1400;
@@ -28,6 +35,21 @@ const TYPE_LEAVE = 2;
 const FLAG_AUTH = 0x01;
 const KNOWN_FLAGS = FLAG_AUTH;
 
+/** Where the fields after the timestamp sit in each version (docs/protocol.md). */
+interface Layout {
+  readonly version: 1 | 2;
+  readonly addrSize: 4 | 16;
+  readonly sender: number;
+  readonly overlay: number;
+  readonly mac: number;
+  readonly part: number;
+  readonly parts: number;
+  readonly labelLength: number;
+  readonly header: number;
+}
+const V1: Layout = { version: 1, addrSize: 4, sender: 32, overlay: 36, mac: 40, part: 46, parts: 48, labelLength: 50, header: FIXED_HEADER_SIZE };
+const V2: Layout = { version: 2, addrSize: 16, sender: 32, overlay: 48, mac: 64, part: 70, parts: 72, labelLength: 74, header: FIXED_HEADER_SIZE_V2 };
+
 export type MessageType = 'state' | 'leave';
 
 /** Why `decode` refused a datagram; each is a metric label, so the set is closed. */
@@ -36,7 +58,7 @@ export type DecodeFailure = 'malformed' | 'bad_mac' | 'wrong_cluster' | 'unsuppo
 /** The fields both message types carry. */
 export interface MessageFields {
   readonly type: MessageType;
-  /** The sender's pod IPv4 address; a receiver believes it only if it equals the datagram source. */
+  /** The sender's IP (pod IP, or node IP in node mode), IPv4 or IPv6; a receiver believes it only if it equals the datagram source. */
   readonly sender: string;
   /** 16 hex digits chosen at random when the sending agent starts. */
   readonly incarnation: string;
@@ -46,12 +68,12 @@ export interface MessageFields {
   readonly timestamp: number;
   /** The sender's vx0 MAC, lower-case colon form. */
   readonly mac: string;
-  /** The sender's vx0 (overlay) IPv4 address. */
+  /** The sender's vx0 (overlay) address, IPv4 or IPv6; "0.0.0.0" for none. */
   readonly overlay: string;
   /** 0-based index of this datagram in its STATE, and how many datagrams the STATE has. */
   readonly part: number;
   readonly parts: number;
-  /** Routable IPv4 groups in this datagram (a slice of the sender's full set). */
+  /** Routable groups in this datagram (a slice of the sender's full set), IPv4 then IPv6, canonical text. */
   readonly groups: readonly string[];
   /** Cluster label (service + VNI): messages of another overlay are refused. */
   readonly cluster: string;
@@ -65,7 +87,7 @@ export interface ControlMessage extends MessageFields {
   readonly keyIndex: number;
 }
 
-export type DecodeResult = { readonly ok: true; readonly msg: ControlMessage } | { readonly ok: false; readonly reason: DecodeFailure };
+export type DecodeResult = { readonly ok: true; readonly msg: ControlMessage } | { readonly ok: false; readonly reason: DecodeFailure; readonly version?: number };
 
 export interface DecodeOptions {
   /** Verification keys; empty = unauthenticated mode (signed datagrams are read, not verified). */
@@ -124,6 +146,27 @@ function hmac(key: Buffer, body: Buffer): Buffer {
 // ignoreBOM: keep a leading BOM in the text, so the label reads as the bytes it is.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+const MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+
+/**
+ * An address field: 'none' when all zero, the text of a unicast address, or undefined when it is
+ * neither. In version 2 an IPv4 address is written IPv4-mapped (::ffff:a.b.c.d) and read back as
+ * the dotted quad, so one peer has one spelling whatever version it speaks.
+ */
+function readAddress(buf: Buffer, offset: number, size: 4 | 16): string | 'none' | undefined {
+  const field = buf.subarray(offset, offset + size);
+  if (field.every((b) => b === 0)) return 'none';
+  if (size === 4) {
+    const v = field.readUInt32BE(0);
+    return isUnicast(v) ? formatIpv4(v) : undefined;
+  }
+  if (field.subarray(0, 12).equals(MAPPED_PREFIX)) {
+    const v = field.readUInt32BE(12);
+    return isUnicast(v) ? formatIpv4(v) : undefined;
+  }
+  return isIpv6Unicast(field) ? formatIpv6(field) : undefined;
+}
+
 /**
  * Decodes one datagram. Checks, in order: magic (malformed), version (unsupported_version), exact
  * structure and field ranges (malformed), cluster label (wrong_cluster), then the HMAC when keys
@@ -142,8 +185,9 @@ export function decode(buf: Buffer, options: DecodeOptions): DecodeResult {
 function decodeUnsafe(buf: Buffer, options: DecodeOptions): DecodeResult {
   if (buf.length < MAGIC.length || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return fail('malformed');
   if (buf.length < 5) return fail('malformed');
-  if (buf[4] !== PROTOCOL_VERSION) return fail('unsupported_version');
-  if (buf.length < FIXED_HEADER_SIZE + 2) return fail('malformed');
+  const L = buf[4] === 1 ? V1 : buf[4] === 2 ? V2 : undefined;
+  if (L === undefined) return { ok: false, reason: 'unsupported_version', version: buf[4]! };
+  if (buf.length < L.header + 2) return fail('malformed');
 
   const typeByte = buf[5];
   const type: MessageType | undefined = typeByte === TYPE_STATE ? 'state' : typeByte === TYPE_LEAVE ? 'leave' : undefined;
@@ -151,47 +195,64 @@ function decodeUnsafe(buf: Buffer, options: DecodeOptions): DecodeResult {
   if (type === undefined || (flags & ~KNOWN_FLAGS) !== 0 || buf[7] !== 0) return fail('malformed');
   const signed = (flags & FLAG_AUTH) !== 0;
 
-  const labelLength = buf.readUInt8(50);
-  const groupsAt = FIXED_HEADER_SIZE + labelLength;
+  const labelLength = buf.readUInt8(L.labelLength);
+  const groupsAt = L.header + labelLength;
   if (labelLength === 0 || buf.length < groupsAt + 2) return fail('malformed');
-  const groupCount = buf.readUInt16BE(groupsAt);
-  const bodyLength = groupsAt + 2 + 4 * groupCount;
+  const v4Count = buf.readUInt16BE(groupsAt);
+  const v6At = groupsAt + 2 + 4 * v4Count;
+  let v6Count = 0;
+  if (L.version === 2) {
+    if (buf.length < v6At + 2) return fail('malformed');
+    v6Count = buf.readUInt16BE(v6At);
+  }
+  const bodyLength = L.version === 2 ? v6At + 2 + 16 * v6Count : v6At;
   if (buf.length !== bodyLength + (signed ? MAC_SIZE : 0)) return fail('malformed');
 
   const seq = readU64(buf, 16);
   const timestamp = readU64(buf, 24);
-  const senderValue = buf.readUInt32BE(32);
-  const part = buf.readUInt16BE(46);
-  const parts = buf.readUInt16BE(48);
-  if (seq === null || timestamp === null || !isUnicast(senderValue)) return fail('malformed');
+  const sender = readAddress(buf, L.sender, L.addrSize);
+  const part = buf.readUInt16BE(L.part);
+  const parts = buf.readUInt16BE(L.parts);
+  if (seq === null || timestamp === null || sender === undefined || sender === 'none') return fail('malformed');
   if (parts < 1 || parts > MAX_PARTS || part >= parts || seq < part) return fail('malformed');
-  if (type === 'leave' && (parts !== 1 || groupCount !== 0)) return fail('malformed');
+  if (type === 'leave' && (parts !== 1 || v4Count + v6Count !== 0)) return fail('malformed');
   // A STATE's overlay address and MAC describe a unicast endpoint: both unicast, or both zero for
   // "none" (node mode: the peer is its node IP). A LEAVE's are informative and may be anything.
+  const overlayField = readAddress(buf, L.overlay, L.addrSize);
   if (type === 'state') {
-    const overlay = buf.readUInt32BE(36);
-    const none = overlay === 0 && buf.readUIntBE(40, 6) === 0;
-    if (!none && (!isUnicast(overlay) || !isUnicastMac(buf, 40))) return fail('malformed');
+    const macZero = buf.readUIntBE(L.mac, 6) === 0;
+    const none = overlayField === 'none' && macZero;
+    if (!none && (overlayField === undefined || overlayField === 'none' || !isUnicastMac(buf, L.mac))) return fail('malformed');
   }
 
   let cluster: string;
   try {
-    cluster = utf8.decode(buf.subarray(FIXED_HEADER_SIZE, groupsAt));
+    cluster = utf8.decode(buf.subarray(L.header, groupsAt));
   } catch {
     return fail('malformed');
   }
 
   const groups: string[] = [];
-  const seen = new Set<number>();
-  for (let i = 0; i < groupCount; i++) {
+  const seen = new Set<string>();
+  for (let i = 0; i < v4Count; i++) {
     const value = buf.readUInt32BE(groupsAt + 2 + 4 * i);
-    if (!isRoutableMulticast(value) || seen.has(value)) return fail('malformed');
-    seen.add(value);
-    groups.push(formatIpv4(value));
+    if (!isRoutableMulticast(value)) return fail('malformed');
+    const text = formatIpv4(value);
+    if (seen.has(text)) return fail('malformed');
+    seen.add(text);
+    groups.push(text);
+  }
+  for (let i = 0; i < v6Count; i++) {
+    const field = buf.subarray(v6At + 2 + 16 * i, v6At + 18 + 16 * i);
+    if (!isIpv6RoutableMulticast(field)) return fail('malformed');
+    const text = formatIpv6(field);
+    if (seen.has(text)) return fail('malformed');
+    seen.add(text);
+    groups.push(text);
   }
 
   // Raw bytes, not decoded text: TextDecoder drops a leading BOM, so "\uFEFF<label>" would match.
-  if (!buf.subarray(FIXED_HEADER_SIZE, groupsAt).equals(Buffer.from(options.cluster, 'utf8'))) return fail('wrong_cluster');
+  if (!buf.subarray(L.header, groupsAt).equals(Buffer.from(options.cluster, 'utf8'))) return fail('wrong_cluster');
 
   let keyIndex = -1;
   if (options.keys.length > 0) {
@@ -210,13 +271,13 @@ function decodeUnsafe(buf: Buffer, options: DecodeOptions): DecodeResult {
     ok: true,
     msg: {
       type,
-      version: PROTOCOL_VERSION,
-      sender: formatIpv4(senderValue),
+      version: L.version,
+      sender,
       incarnation: buf.subarray(8, 16).toString('hex'),
       seq,
       timestamp,
-      mac: formatMac(buf, 40),
-      overlay: formatIpv4(buf.readUInt32BE(36)),
+      mac: formatMac(buf, L.mac),
+      overlay: overlayField === 'none' || overlayField === undefined ? '0.0.0.0' : overlayField,
       part,
       parts,
       groups,
@@ -232,17 +293,32 @@ function parseMac(text: string): Buffer {
   return Buffer.from(text.replaceAll(':', ''), 'hex');
 }
 
-function requireIPv4(text: string, what: string): number {
-  const value = parseIpv4(text);
-  if (value === undefined) throw new TypeError(`encode control message: bad ${what} address ${JSON.stringify(text)}`);
-  return value;
+/** The address as `size` bytes (IPv4-mapped in a 16-byte field); throws on text that is no address or does not fit. */
+function addressBytes(text: string, size: 4 | 16, what: string): Buffer {
+  const v4 = parseIpv4(text);
+  if (v4 !== undefined) {
+    const out = Buffer.alloc(size);
+    if (size === 16 && v4 !== 0) MAPPED_PREFIX.copy(out, 0);
+    out.writeUInt32BE(v4, size - 4);
+    return out;
+  }
+  const v6 = size === 16 ? parseIpv6(text) : undefined;
+  if (v6 === undefined) throw new TypeError(`encode control message: bad ${what} address ${JSON.stringify(text)}${size === 4 ? ' for version 1' : ''}`);
+  return v6;
+}
+
+/** Version 1 when every address and group is IPv4 (so agents that read only version 1 still do), 2 otherwise. */
+export function versionFor(sender: string, overlay: string, groups: readonly string[]): 1 | 2 {
+  return familyOf(sender) === 4 && familyOf(overlay) === 4 && groups.every((g) => familyOf(g) === 4) ? 1 : 2;
 }
 
 /**
- * Encodes one datagram exactly as given (signed with `key` when set). Throws TypeError/RangeError
- * on fields no decoder would accept: those are bugs in the caller, not input to tolerate.
+ * Encodes one datagram exactly as given (signed with `key` when set), in the lowest version that
+ * can carry it (`versionFor`) unless `version` says which. Throws TypeError/RangeError on fields
+ * no decoder would accept: those are bugs in the caller, not input to tolerate.
  */
-export function encodeMessage(fields: MessageFields, key?: Buffer): Buffer {
+export function encodeMessage(fields: MessageFields, key?: Buffer, version?: 1 | 2): Buffer {
+  const L = (version ?? versionFor(fields.sender, fields.overlay, fields.groups)) === 1 ? V1 : V2;
   const label = Buffer.from(fields.cluster, 'utf8');
   if (label.length < 1 || label.length > MAX_LABEL_BYTES) {
     throw new RangeError(`encode control message: cluster label must be 1-${MAX_LABEL_BYTES} bytes, got ${label.length}`);
@@ -257,26 +333,42 @@ export function encodeMessage(fields: MessageFields, key?: Buffer): Buffer {
   if (fields.parts < 1 || fields.parts > MAX_PARTS || fields.part < 0 || fields.part >= fields.parts || fields.seq < fields.part) {
     throw new RangeError(`encode control message: bad part ${fields.part}/${fields.parts} at seq ${fields.seq}`);
   }
-  const groupsAt = FIXED_HEADER_SIZE + label.length;
-  const bodyLength = groupsAt + 2 + 4 * fields.groups.length;
+  const v4: number[] = [];
+  const v6: Buffer[] = [];
+  for (const group of fields.groups) {
+    const a = parseIpv4(group);
+    if (a !== undefined) v4.push(a);
+    else {
+      const b = L.version === 2 ? parseIpv6(group) : undefined;
+      if (b === undefined) throw new TypeError(`encode control message: bad group address ${JSON.stringify(group)}${L.version === 1 ? ' for version 1' : ''}`);
+      v6.push(b);
+    }
+  }
+  const groupsAt = L.header + label.length;
+  const v6At = groupsAt + 2 + 4 * v4.length;
+  const bodyLength = L.version === 2 ? v6At + 2 + 16 * v6.length : v6At;
   const buf = Buffer.alloc(bodyLength + (key ? MAC_SIZE : 0));
   MAGIC.copy(buf, 0);
-  buf[4] = PROTOCOL_VERSION;
+  buf[4] = L.version;
   buf[5] = fields.type === 'state' ? TYPE_STATE : TYPE_LEAVE;
   buf[6] = key ? FLAG_AUTH : 0;
   buf[7] = 0;
   Buffer.from(fields.incarnation, 'hex').copy(buf, 8);
   writeU64(buf, 16, fields.seq);
   writeU64(buf, 24, fields.timestamp);
-  buf.writeUInt32BE(requireIPv4(fields.sender, 'sender'), 32);
-  buf.writeUInt32BE(requireIPv4(fields.overlay, 'overlay'), 36);
-  parseMac(fields.mac).copy(buf, 40);
-  buf.writeUInt16BE(fields.part, 46);
-  buf.writeUInt16BE(fields.parts, 48);
-  buf.writeUInt8(label.length, 50);
-  label.copy(buf, FIXED_HEADER_SIZE);
-  buf.writeUInt16BE(fields.groups.length, groupsAt);
-  fields.groups.forEach((group, i) => buf.writeUInt32BE(requireIPv4(group, 'group'), groupsAt + 2 + 4 * i));
+  addressBytes(fields.sender, L.addrSize, 'sender').copy(buf, L.sender);
+  addressBytes(fields.overlay, L.addrSize, 'overlay').copy(buf, L.overlay);
+  parseMac(fields.mac).copy(buf, L.mac);
+  buf.writeUInt16BE(fields.part, L.part);
+  buf.writeUInt16BE(fields.parts, L.parts);
+  buf.writeUInt8(label.length, L.labelLength);
+  label.copy(buf, L.header);
+  buf.writeUInt16BE(v4.length, groupsAt);
+  v4.forEach((g, i) => buf.writeUInt32BE(g, groupsAt + 2 + 4 * i));
+  if (L.version === 2) {
+    buf.writeUInt16BE(v6.length, v6At);
+    v6.forEach((g, i) => g.copy(buf, v6At + 2 + 16 * i));
+  }
   if (key) hmac(key, buf.subarray(0, bodyLength)).copy(buf, bodyLength);
   return buf;
 }
@@ -285,7 +377,7 @@ export function encodeMessage(fields: MessageFields, key?: Buffer): Buffer {
 export interface LocalState {
   readonly mac: string;
   readonly overlay: string;
-  /** Joined groups; link-local 224.0.0.0/24 is left out (it always floods), duplicates dropped. */
+  /** Joined groups of either family; link-local ones (224.0.0.0/24, ffX2::) are left out (they always flood), duplicates dropped. */
   readonly groups: Iterable<string>;
 }
 
@@ -300,27 +392,33 @@ export interface EncoderOptions {
   readonly incarnation?: string;
 }
 
-/** Routable groups in numeric order without duplicates; throws on a non-multicast address (a bug). */
+/** Routable groups (canonical text, IPv4 then IPv6) without duplicates; throws on a non-multicast address (a bug). */
 export function normalizeGroups(groups: Iterable<string>): string[] {
   const out = new Set<string>();
   for (const group of groups) {
-    const value = parseIpv4(group);
-    if (value === undefined || !isMulticast(value)) throw new TypeError(`encode STATE: ${JSON.stringify(group)} is not an IPv4 multicast group`);
-    if (isRoutableMulticast(value)) out.add(formatIpv4(value));
+    const g = canonicalGroup(group);
+    if (g === undefined) throw new TypeError(`encode STATE: ${JSON.stringify(group)} is not a multicast group`);
+    if (isRoutableGroup(g)) out.add(g);
   }
-  return [...out].sort(compareIpv4);
+  return [...out].sort(compareGroups);
+}
+
+function groupBytes(group: string): number {
+  return familyOf(group) === 6 ? 16 : 4;
 }
 
 /**
  * The sending side of one agent incarnation: owns the sequence counter so that every datagram it
- * produces has a higher number than the one before, whichever peer it is sent to.
+ * produces has a higher number than the one before, whichever peer it is sent to. Each STATE goes
+ * out in the lowest version that carries it: version 1 while sender, overlay and groups are IPv4
+ * (agents that read only version 1 keep working), version 2 once anything is IPv6.
  */
 export class Encoder {
   readonly incarnation: string;
   readonly sender: string;
   private readonly cluster: string;
   private key: Buffer | undefined;
-  private readonly perPart: number;
+  private readonly maxDatagram: number;
   private seq = 1;
 
   constructor(options: EncoderOptions) {
@@ -328,14 +426,22 @@ export class Encoder {
     this.cluster = options.cluster;
     this.key = options.key;
     this.incarnation = options.incarnation ?? newIncarnation();
-    const maxDatagram = options.maxDatagram ?? DEFAULT_MAX_DATAGRAM;
-    const overhead = FIXED_HEADER_SIZE + Buffer.byteLength(this.cluster) + 2 + (this.key ? MAC_SIZE : 0);
-    this.perPart = Math.floor((maxDatagram - overhead) / 4);
-    if (this.perPart < 1) {
-      throw new RangeError(`create control encoder: a ${maxDatagram}-byte datagram cannot hold one group (overhead ${overhead} bytes)`);
+    this.maxDatagram = options.maxDatagram ?? DEFAULT_MAX_DATAGRAM;
+    if (this.groupsPerDatagram < 1) {
+      throw new RangeError(`create control encoder: a ${this.maxDatagram}-byte datagram cannot hold one group (overhead ${this.overhead(1)} bytes)`);
     }
     // Fail at start, not at the first send, on a bad sender or label.
     encodeMessage(this.fields('leave', { mac: '00:00:00:00:00:00', overlay: '0.0.0.0' }, 0, 0, 1, [], 0), this.key);
+  }
+
+  /** Bytes of a datagram besides its group addresses. */
+  private overhead(version: 1 | 2): number {
+    return (version === 1 ? FIXED_HEADER_SIZE + 2 : FIXED_HEADER_SIZE_V2 + 4) + Buffer.byteLength(this.cluster) + (this.key ? MAC_SIZE : 0);
+  }
+
+  /** Group bytes one datagram holds in `version`. */
+  private budget(version: 1 | 2): number {
+    return this.maxDatagram - this.overhead(version);
   }
 
   /** The sequence number the next datagram will carry. */
@@ -343,14 +449,14 @@ export class Encoder {
     return this.seq;
   }
 
-  /** Groups that fit in one datagram. */
+  /** IPv4 groups that fit in one version-1 datagram. */
   get groupsPerDatagram(): number {
-    return this.perPart;
+    return Math.floor(this.budget(1) / 4);
   }
 
-  /** Most groups one STATE carries: the parts limit, and MAX_ANNOUNCED_GROUPS. */
+  /** Most IPv4 groups one STATE carries: the parts limit, and MAX_ANNOUNCED_GROUPS. */
   get maxGroups(): number {
-    return Math.min(this.perPart * MAX_PARTS, MAX_ANNOUNCED_GROUPS);
+    return Math.min(this.groupsPerDatagram * MAX_PARTS, MAX_ANNOUNCED_GROUPS);
   }
 
   /**
@@ -362,31 +468,49 @@ export class Encoder {
     this.key = key;
   }
 
+  /** `groups` (normalized) cut into datagram-sized slices, in order; each slice fits `budget`. */
+  private split(groups: readonly string[], version: 1 | 2): string[][] {
+    const budget = this.budget(version);
+    const out: string[][] = [[]];
+    let used = 0;
+    for (const g of groups) {
+      const size = groupBytes(g);
+      if (used + size > budget) {
+        out.push([]);
+        used = 0;
+      }
+      out[out.length - 1]!.push(g);
+      used += size;
+    }
+    return out;
+  }
+
   /**
-   * Like `state`, but a set bigger than `maxGroups` is cut to its lowest `maxGroups` groups
-   * (numeric order) instead of throwing; says how many were announced and left out.
+   * Like `state`, but a set that needs more than MAX_PARTS datagrams or MAX_ANNOUNCED_GROUPS is
+   * cut to its lowest groups (IPv4 first, then IPv6, numeric order) instead of throwing; says how
+   * many were announced and left out.
    */
   stateCapped(state: LocalState, now: number): { datagrams: Buffer[]; announced: number; dropped: number } {
     const all = normalizeGroups(state.groups);
-    const announced = all.slice(0, this.maxGroups);
-    return { datagrams: this.state({ ...state, groups: announced }, now), announced: announced.length, dropped: all.length - announced.length };
+    const first = all.slice(0, MAX_ANNOUNCED_GROUPS);
+    const announced = this.split(first, versionFor(this.sender, state.overlay, first))
+      .slice(0, MAX_PARTS)
+      .flat();
+    const dropped = all.length - announced.length;
+    return { datagrams: this.state({ ...state, groups: announced }, now), announced: announced.length, dropped };
   }
 
   /** The full STATE as one or more datagrams, consecutive sequence numbers, same timestamp. */
   state(state: LocalState, now: number): Buffer[] {
     const groups = normalizeGroups(state.groups);
-    const parts = Math.max(1, Math.ceil(groups.length / this.perPart));
-    if (parts > MAX_PARTS) {
-      throw new RangeError(`encode STATE: ${groups.length} groups need ${parts} datagrams, more than the limit of ${MAX_PARTS}; ` + 'raise the datagram size or join fewer groups');
+    const version = versionFor(this.sender, state.overlay, groups);
+    const slices = this.split(groups, version);
+    if (slices.length > MAX_PARTS) {
+      throw new RangeError(`encode STATE: ${groups.length} groups need ${slices.length} datagrams, more than the limit of ${MAX_PARTS}; ` + 'raise the datagram size or join fewer groups');
     }
     const base = this.seq;
-    this.seq += parts;
-    const out: Buffer[] = [];
-    for (let part = 0; part < parts; part++) {
-      const slice = groups.slice(part * this.perPart, (part + 1) * this.perPart);
-      out.push(encodeMessage(this.fields('state', state, base + part, part, parts, slice, now), this.key));
-    }
-    return out;
+    this.seq += slices.length;
+    return slices.map((slice, part) => encodeMessage(this.fields('state', state, base + part, part, slices.length, slice, now), this.key, version));
   }
 
   /** A LEAVE: "forget me now" (sent on clean shutdown). */
@@ -430,5 +554,5 @@ export function joinParts(msgs: readonly ControlMessage[]): string[] | null {
   if (byPart.size !== first.parts) return null;
   const groups: string[] = [];
   for (let i = 0; i < first.parts; i++) groups.push(...(byPart.get(i) ?? []));
-  return [...new Set(groups)].sort(compareIpv4);
+  return [...new Set(groups)].sort(compareGroups);
 }

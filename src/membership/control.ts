@@ -10,7 +10,7 @@ import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { ConfigError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import { decode, Encoder } from './codec.js';
+import { decode, Encoder, SUPPORTED_VERSIONS } from './codec.js';
 import { checkKeyChange } from './keys.js';
 import type { ControlMessage, DecodeFailure, LocalState } from './codec.js';
 import type { PeerRejectReason, PeerTable, ReceiveResult } from './peers.js';
@@ -79,6 +79,7 @@ export class ControlSocket {
   private readonly encoders = new Map<string, Encoder>();
   private readonly tables = new Map<string, PeerTable>();
   private readonly unannounced = new Map<string, number>();
+  private readonly unsupportedSeen = new Set<string>();
   private readonly now: () => number;
   private readonly listeners: Array<(event: LabelledControlEvent) => void> = [];
   private socket: Socket | undefined;
@@ -164,6 +165,7 @@ export class ControlSocket {
         if (!decoded.ok) {
           if (decoded.reason === 'wrong_cluster') continue;
           result = decoded.reason;
+          if (decoded.reason === 'unsupported_version') this.logUnsupported(rinfo.address, decoded.version);
           return result;
         }
         const outcome = table.receive(decoded.msg, rinfo.address, this.now(), { authenticated: decoded.msg.authenticated });
@@ -188,6 +190,20 @@ export class ControlSocket {
     } finally {
       (this.counters as ControlCounters)[result] += 1;
     }
+  }
+
+  /**
+   * Says once per sender and version (at most 64 remembered) that a peer speaks a protocol this
+   * agent cannot read: the datagram is dropped and counted, and the log names the fix.
+   */
+  private logUnsupported(address: string, version: number | undefined): void {
+    const key = `${address}/${version ?? '?'}`;
+    if (this.unsupportedSeen.has(key) || this.unsupportedSeen.size >= 64) return;
+    this.unsupportedSeen.add(key);
+    this.options.logger.warn(
+      { peer: address, version, supported: SUPPORTED_VERSIONS },
+      `peer speaks control protocol version ${version ?? '?'}, which this agent cannot read (it reads ${SUPPORTED_VERSIONS.join(', ')}): its datagrams are dropped as unsupported_version; upgrade this agent`,
+    );
   }
 
   private async sendAll(peers: readonly string[], datagrams: readonly Buffer[]): Promise<SendReport> {

@@ -22,6 +22,7 @@
  */
 import type { PeerState, PeerStatus, PeerSource } from './peer-status.js';
 import type { ControlMessage } from './codec.js';
+import { compareGroups } from '../net/groups.js';
 import { compareIpv4, isUnicast, parseIpv4 } from '../net/ipv4.js';
 import { ReplayGuard } from './replay.js';
 
@@ -281,7 +282,7 @@ export class PeerTable {
 
     const groups = new Set<string>();
     for (const part of asm.got.values()) for (const g of part) groups.add(g);
-    const sorted = [...groups].sort(compareIpv4).slice(0, this.maxGroupsPerPeer);
+    const sorted = [...groups].sort(compareGroups).slice(0, this.maxGroupsPerPeer);
     rec.truncated = asm.announced - sorted.length;
     if (!sameList(sorted, rec.groups)) {
       rec.groups = sorted;

@@ -194,6 +194,7 @@ export class NodeAgent {
       reasons: new Map(),
       refused: new Map(),
       groups: new Map(),
+      ipv6: new Map(),
       announced: false,
       announcedGroups: '',
       deviceOk: false,
@@ -585,7 +586,8 @@ export class NodeAgent {
         const mtus = new Map(local.flatMap((m) => (m.mtu !== undefined ? [[m.veth, m.mtu] as const] : [])));
         // What a member's veth captures must come from the member's own IP.
         const sources = new Map(local.map((m) => [m.veth, m.ip] as const));
-        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus, sources };
+        const sources6 = new Map(local.map((m) => [m.veth, d.ipv6.get(m.ip) ?? []] as const));
+        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus, sources, sources6 };
       }),
     );
   }

@@ -7,7 +7,7 @@ import type { DnsDiscovery } from '../discovery/dns.js';
 import { observedActive } from '../gateway/election.js';
 import type { ExpiryClock } from '../membership/expiry.js';
 import type { PeerTable } from '../membership/peers.js';
-import { sortIpv4 } from '../net/ipv4.js';
+import { sortGroups } from '../net/groups.js';
 import type { OverlaySpec } from '../overlay/desired.js';
 import type { OverlayReconciler } from '../overlay/reconciler.js';
 import type { NotProgrammedReason, PeerNodesStatus, PodProgramStatus } from './api.js';
@@ -35,6 +35,8 @@ export interface DomainRuntime {
   /** Pods on this node the domain lists but does not capture, and why (e.g. another domain lists them too). */
   refused: Map<string, RefusedMember>;
   groups: Map<string, string[]>;
+  /** Member IP -> the global IPv6 addresses on its eth0 (read with its joins): what its IPv6 captures may come from. */
+  ipv6: Map<string, string[]>;
   announced: boolean;
   /** When this node last began announcing the domain (ms since the epoch): its peer-node wait runs from then. */
   announcedAt?: number;
@@ -97,7 +99,7 @@ export function peerNodesReadiness(d: Pick<DomainRuntime, 'table' | 'programmedP
 export function domainGroups(d: Pick<DomainRuntime, 'local' | 'groups'>): string[] {
   const all = new Set<string>();
   for (const ip of d.local.keys()) for (const g of d.groups.get(ip) ?? []) all.add(g);
-  return sortIpv4(all);
+  return sortGroups(all);
 }
 
 /**
@@ -130,7 +132,7 @@ export function demandByGroup(d: Pick<DomainRuntime, 'local' | 'groups' | 'table
 export function joinedAnywhere(d: Pick<DomainRuntime, 'local' | 'groups' | 'table'>): string[] {
   const all = new Set(domainGroups(d));
   for (const p of d.table.alive()) for (const g of p.groups) all.add(g);
-  return sortIpv4(all);
+  return sortGroups(all);
 }
 
 /**
@@ -139,7 +141,7 @@ export function joinedAnywhere(d: Pick<DomainRuntime, 'local' | 'groups' | 'tabl
  * gateway). Pure.
  */
 export function announcedGroups(d: Pick<DomainRuntime, 'local' | 'groups'>, gateway: readonly string[] | undefined): string[] {
-  return gateway === undefined || gateway.length === 0 ? domainGroups(d) : sortIpv4(new Set([...domainGroups(d), ...gateway]));
+  return gateway === undefined || gateway.length === 0 ? domainGroups(d) : sortGroups(new Set([...domainGroups(d), ...gateway]));
 }
 
 /**
@@ -246,11 +248,11 @@ export function listedPodStatus(
 /**
  * A pass's member resolution applied to a domain: pods a second domain also lists are refused
  * (captured by neither, docs/node-mode.md "Members"), as are the later claimants of a member's IP;
- * the joins of a member now in another namespace or on another veth are dropped (they are read
- * again from the new pod), and those of members gone. Returns what changed, for the log. Pure.
+ * the joins (and IPv6 addresses) of a member now in another namespace or on another veth are
+ * dropped (they are read again from the new pod), and those of members gone. Returns what changed, for the log. Pure.
  */
 export function assignMembers(
-  d: Pick<DomainRuntime, 'domain' | 'local' | 'reasons' | 'refused' | 'groups'>,
+  d: Pick<DomainRuntime, 'domain' | 'local' | 'reasons' | 'refused' | 'groups' | 'ipv6'>,
   resolved: { local: Map<string, LocalMember>; reasons: Map<string, NotProgrammedReason>; conflicts: ReadonlyMap<string, readonly LocalMember[]> },
   /** Pod IP -> the domains listing it, for IPs more than one domain lists (members.ts, sharedClaims). */
   shared: ReadonlyMap<string, string[]>,
@@ -273,10 +275,14 @@ export function assignMembers(
   for (const [ip, prev] of d.local) {
     const now = local.get(ip);
     // Joins were read from another pod's namespace: read the new one's.
-    if (now && (now.netns !== prev.netns || now.vethIndex !== prev.vethIndex)) d.groups.delete(ip);
+    if (now && (now.netns !== prev.netns || now.vethIndex !== prev.vethIndex)) {
+      d.groups.delete(ip);
+      d.ipv6.delete(ip);
+    }
   }
   d.local = local;
   d.reasons = reasons;
   for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
+  for (const ip of d.ipv6.keys()) if (!local.has(ip)) d.ipv6.delete(ip);
   return { refusedChanged, membersChanged };
 }

@@ -1,6 +1,6 @@
 /**
- * The local members' joins: read from each member's own namespace (`ip -j maddr show`, the
- * groups on the pod's side of its veth, by ifindex), when the join watch (runtime/join-watch.ts:
+ * The local members' joins: read from each member's own namespace (the groups of both families
+ * on the pod's side of its veth, by ifindex, and its global IPv6 addresses, one process), when the join watch (runtime/join-watch.ts:
  * one `ip monitor maddress all-nsid` for every member, or one listener per member namespace
  * without CAP_NET_BROADCAST) says that namespace changed, and by the periodic re-read.
  */
@@ -9,7 +9,8 @@ import { IpClient } from '../kernel/ip.js';
 import type { Monitors } from '../kernel/monitor.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
-import { isRoutableMulticast, sortIpv4 } from '../net/ipv4.js';
+import { canonicalGroup, isRoutableGroup, sortGroups } from '../net/groups.js';
+import { canonicalIpv6 } from '../net/ipv6.js';
 import { JoinWatch } from '../runtime/join-watch.js';
 import { forEachLimit } from '../runtime/limit.js';
 import type { LocalMember } from './members.js';
@@ -22,11 +23,22 @@ import type { LocalMember } from './members.js';
  */
 export const BULK_READS_IN_FLIGHT = 4;
 
-/** The routable groups `m` joined (sorted), or undefined when they cannot be read (pod gone). */
-export async function readMemberJoins(runner: Runner, log: Logger, m: LocalMember): Promise<string[] | undefined> {
+/** What a read of a member's namespace finds: the routable groups it joined, its global IPv6 addresses. */
+export interface MemberRead {
+  readonly groups: string[];
+  readonly ipv6: string[];
+}
+
+/**
+ * The routable groups of both families `m` joined (sorted, canonical) and the global IPv6
+ * addresses of its eth0, from one process; undefined when they cannot be read (pod gone).
+ */
+export async function readMemberJoins(runner: Runner, log: Logger, m: LocalMember): Promise<MemberRead | undefined> {
   try {
-    const groups = (await new IpClient(runner, m.netns).maddrsOfIndex(m.podIndex)).filter((g) => isRoutableMulticast(g));
-    return sortIpv4(new Set(groups));
+    const got = await new IpClient(runner, m.netns).groupsAndIpv6OfIndex(m.podIndex);
+    const groups = got.groups.map((g) => canonicalGroup(g)).filter((g): g is string => g !== undefined && isRoutableGroup(g));
+    const ipv6 = got.ipv6.map((a) => canonicalIpv6(a)).filter((a): a is string => a !== undefined);
+    return { groups: sortGroups(groups), ipv6: [...new Set(ipv6)].sort() };
   } catch (err) {
     log.debug({ pod: m.ip, err: errorMessage(err) }, 'read joins failed (pod gone?)');
     return undefined;
@@ -50,17 +62,18 @@ export class MemberJoinReads {
   /** `domain label|member IP` -> the start number of the read last kept. */
   private readonly kept = new Map<string, number>();
 
-  constructor(private readonly read: (m: LocalMember) => Promise<string[] | undefined>) {}
+  constructor(private readonly read: (m: LocalMember) => Promise<MemberRead | undefined>) {}
 
-  /** Reads `m`'s joins into `d.groups`; true when they were kept. */
-  async readInto(d: { readonly label: string; readonly local: ReadonlyMap<string, LocalMember>; readonly groups: Map<string, string[]> }, m: LocalMember): Promise<boolean> {
+  /** Reads `m`'s joins into `d.groups` (and its IPv6 addresses into `d.ipv6`); true when they were kept. */
+  async readInto(d: JoinDomain, m: LocalMember): Promise<boolean> {
     const seq = ++this.seq;
-    const groups = await this.read(m);
-    if (!groups || !sameMember(d.local.get(m.ip), m)) return false;
+    const got = await this.read(m);
+    if (!got || !sameMember(d.local.get(m.ip), m)) return false;
     const key = `${d.label}|${m.ip}`;
     if ((this.kept.get(key) ?? 0) > seq) return false;
     this.kept.set(key, seq);
-    d.groups.set(m.ip, groups);
+    d.groups.set(m.ip, got.groups);
+    d.ipv6.set(m.ip, got.ipv6);
     return true;
   }
 
@@ -78,6 +91,8 @@ export interface JoinDomain {
   readonly label: string;
   readonly local: ReadonlyMap<string, LocalMember>;
   readonly groups: Map<string, string[]>;
+  /** Member IP -> its global IPv6 addresses (what its veth may send from). */
+  readonly ipv6: Map<string, string[]>;
 }
 
 export interface MemberJoinsOptions {

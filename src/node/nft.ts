@@ -30,6 +30,16 @@ export const NODE_TABLE = 'kmcast-node';
 export const NODE_PRIORITY = -500;
 /** What a member pod sends that kmcast takes: IPv4 multicast and limited broadcast. */
 export const CAPTURE_SET = '{ 224.0.0.0/4, 255.255.255.255 }';
+/**
+ * And IPv6 multicast, except ICMPv6: Neighbor Discovery (solicited-node, router solicitation and
+ * advertisement, ff02::1/ff02::2) and the pod's MLD reports are ICMPv6 to multicast groups, and
+ * they must reach the CNI untouched for the pod's own IPv6 to work. Matching the protocol, not the
+ * group, also passes MLDv1 reports, which go to the group itself. Every fragment of a UDP datagram
+ * carries its transport protocol in the fragment header, so fragmented datagrams are taken whole.
+ */
+export const CAPTURE6_MATCH = 'ip6 daddr ff00::/8 meta l4proto != ipv6-icmp';
+/** IPv6 multicast a member's veth may send from: its link-local (mDNS and SSDP use it) and its global addresses. */
+export const LINK_LOCAL6 = 'fe80::/10';
 
 export interface DomainPlane {
   readonly vni: number;
@@ -41,6 +51,8 @@ export interface DomainPlane {
   readonly mtus?: ReadonlyMap<string, number>;
   /** Host veth -> the member's IP: what it captures must come from it (no entry: no check). */
   readonly sources?: ReadonlyMap<string, string>;
+  /** Host veth -> the member's global IPv6 addresses; with `sources`, its IPv6 captures must come from these or fe80::/10. */
+  readonly sources6?: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
@@ -78,6 +90,11 @@ export interface ChainShape {
    * other source address, so a member cannot speak as another one.
    */
   readonly source?: string;
+  /**
+   * Capture chains with a source guard: the IPv6 sources allowed, `fe80::/10` first, then the
+   * member's global addresses sorted (a second guard rule drops and counts the rest).
+   */
+  readonly source6?: readonly string[];
 }
 
 export interface ChainSpec extends ChainShape {
@@ -105,12 +122,13 @@ export function deliveryTiers(members: readonly string[], mtus: ReadonlyMap<stri
 /** Frames the delivery chain `dl` counted but did not copy to `veth` (longer than its MTU). Pure. */
 export function missedBy(dl: ReadChain, veth: string): number {
   if (!dl.tiers.some((t) => t.dups.includes(veth))) return 0; // not a member of this chain
-  return dl.tiers.filter((t) => !t.dups.includes(veth)).reduce((n, t) => n + t.packets, 0);
+  const missed = (tiers: readonly ReadTier[]): number => tiers.filter((t) => !t.dups.includes(veth)).reduce((n, t) => n + t.packets, 0);
+  return missed(dl.tiers) + missed(dl.v6?.tiers ?? []);
 }
 
 /** Frames the delivery chain `dl` copied to no member at all: longer than every member's MTU. Pure. */
 export function missedByAll(dl: ReadChain): number {
-  return dl.tiers.filter((t) => t.dups.length === 0).reduce((n, t) => n + t.packets, 0);
+  return [...dl.tiers, ...(dl.v6?.tiers ?? [])].filter((t) => t.dups.length === 0).reduce((n, t) => n + t.packets, 0);
 }
 
 /**
@@ -131,7 +149,18 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
     out.push({ name: bridgeChainName(d.vni), device: hop.bridge, capture: false, policy: 'drop', dups: [], fwd: undefined, drop: true });
     for (const m of members) {
       const source = d.sources?.get(m);
-      out.push({ name: captureChainName(m), device: m, capture: true, policy: 'accept', dups: members.filter((o) => o !== m), fwd: d.device, drop: false, ...(source ? { source } : {}) });
+      const source6 = source ? [LINK_LOCAL6, ...[...new Set(d.sources6?.get(m) ?? [])].sort()] : undefined;
+      out.push({
+        name: captureChainName(m),
+        device: m,
+        capture: true,
+        policy: 'accept',
+        dups: members.filter((o) => o !== m),
+        fwd: d.device,
+        drop: false,
+        ...(source ? { source } : {}),
+        ...(source6 ? { source6 } : {}),
+      });
     }
   }
   return out;
@@ -145,11 +174,14 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
  */
 export const MAX_DUPS_PER_RULE = 48;
 
-/** The rule lines of one logical rule (a tier, or the chain's only rule). */
-function ruleLines(c: ChainShape, tier?: Tier): string[] {
+/**
+ * The rule lines of one logical rule (a tier, or the chain's only rule) for one family. An IPv6
+ * tier's bound is the same frame size: `ip6 length` is the payload, 40 bytes short of it.
+ */
+function ruleLines(c: ChainShape, tier: Tier | undefined, family: 4 | 6): string[] {
   const match: string[] = [];
-  if (c.capture) match.push(`ip daddr ${CAPTURE_SET}`);
-  if (tier?.max !== undefined) match.push(`ip length <= ${tier.max}`);
+  if (c.capture) match.push(family === 4 ? `ip daddr ${CAPTURE_SET}` : CAPTURE6_MATCH);
+  if (tier?.max !== undefined) match.push(family === 4 ? `ip length <= ${tier.max}` : `ip6 length <= ${tier.max - 40}`);
   const dups = tier ? tier.dups : c.dups;
   const chunks: (readonly string[])[] = [];
   for (let i = 0; i < dups.length; i += MAX_DUPS_PER_RULE) chunks.push(dups.slice(i, i + MAX_DUPS_PER_RULE));
@@ -174,7 +206,10 @@ export function renderRuleset(chains: readonly ChainSpec[]): string {
       `  chain ${c.name} {`,
       `    type filter hook ingress device "${c.device}" priority ${NODE_PRIORITY}; policy ${c.policy};`,
       ...(c.source ? [`    ip daddr ${CAPTURE_SET} ip saddr != ${c.source} counter drop`] : []),
-      ...(c.tiers ? c.tiers.flatMap((t) => ruleLines(c, t)) : ruleLines(c)).map((l) => `    ${l}`),
+      ...(c.source6 ? [`    ${CAPTURE6_MATCH} ip6 saddr != { ${c.source6.join(', ')} } counter drop`] : []),
+      ...(c.tiers ? c.tiers.flatMap((t) => ruleLines(c, t, 4)) : ruleLines(c, undefined, 4)).map((l) => `    ${l}`),
+      // IPv6 rules only where the IPv4 rule matches multicast: the bridge chain drops every frame in one rule.
+      ...(c.capture ? (c.tiers ? c.tiers.flatMap((t) => ruleLines(c, t, 6)) : ruleLines(c, undefined, 6)) : []).map((l) => `    ${l}`),
       '  }',
     );
   }
@@ -191,20 +226,103 @@ export interface ReadTier extends Tier {
   readonly packets: number;
 }
 
-export interface ReadChain extends ChainShape {
-  /** Packets counted by the chain's rules. */
+/** The rules of one family in a chain, folded into logical rules (tiers). */
+export interface ReadRules {
+  /** The first rule matches the family's multicast capture set. */
+  readonly capture: boolean;
+  /** The first rule's dup targets, fwd target and drop. */
+  readonly dups: readonly string[];
+  readonly fwd: string | undefined;
+  readonly drop: boolean;
+  /** Packets counted by the family's rules. */
   readonly packets: number;
-  /** Rules in the chain (we install one, or one per tier). */
+  /** Logical rules. */
   readonly rules: number;
-  /** Every rule as a tier (its `ip length <=` bound, dups and counter), in order. */
+  /** Every logical rule as a tier (its length bound, dups and counter), in order. */
   readonly tiers: readonly ReadTier[];
-  /** A dup/fwd target printed as an ifindex: its device is gone, the rule is stale. */
+  /** A dup/fwd target printed as an ifindex (its device is gone), or a rule we do not write. */
   readonly stale: boolean;
-  /** Datagrams the source guard dropped (capture chains; 0 without one). */
+}
+
+export interface ReadChain extends Omit<ChainShape, 'tiers'>, ReadRules {
+  /** Datagrams the source guards dropped (capture chains; 0 without one). */
   readonly spoofed: number;
+  /** The IPv6 rules (absent: the chain has none). */
+  readonly v6?: ReadRules;
 }
 
 type Json = Record<string, unknown>;
+
+const EMPTY_RULES: ReadRules = { capture: false, dups: [], fwd: undefined, drop: false, packets: 0, rules: 0, tiers: [], stale: false };
+
+/** One rule's expressions as a piece of a logical rule. */
+interface RulePiece {
+  readonly family: 4 | 6;
+  readonly capture: boolean;
+  readonly max: number | undefined;
+  readonly dups: string[];
+  readonly fwd: string | undefined;
+  readonly drop: boolean;
+  readonly packets: number;
+  readonly stale: boolean;
+}
+
+function readPiece(exprs: readonly Json[]): RulePiece {
+  const dups: string[] = [];
+  let fwd: string | undefined;
+  let drop = false;
+  let family: 4 | 6 = 4;
+  let v4set = false;
+  let v6set = false;
+  let noIcmp6 = false;
+  let packets = 0;
+  let max: number | undefined;
+  let stale = false;
+  const target = (x: unknown): string => {
+    const v = x as Json | undefined;
+    const name = v?.dev ?? v?.addr;
+    const str = typeof name === 'string' ? name : typeof name === 'number' ? String(name) : '';
+    if (/^\d*$/.test(str)) stale = true;
+    return str;
+  };
+  for (const e of exprs) {
+    const text = 'match' in e ? JSON.stringify(e.match) : '';
+    if ('match' in e && text.includes('"field":"length"')) {
+      const m = e.match as Json;
+      const v6 = text.includes('"protocol":"ip6"');
+      if (m.op === '<=' && typeof m.right === 'number') max = m.right + (v6 ? 40 : 0);
+      else stale = true; // not a bound we write: reinstall
+    } else if ('match' in e && text.includes('"protocol":"ip6"') && text.includes('"field":"daddr"')) {
+      family = 6;
+      v6set = (e.match as Json).op === '==' && text.includes('"addr":"ff00::","len":8');
+    } else if ('match' in e && text.includes('"key":"l4proto"')) {
+      noIcmp6 = (e.match as Json).op === '!=' && (e.match as Json).right === 'ipv6-icmp';
+    } else if ('match' in e) v4set = text.includes('224.0.0.0') && text.includes('255.255.255.255');
+    else if ('counter' in e) packets = Number((e.counter as Json | undefined)?.packets ?? 0);
+    else if ('dup' in e) dups.push(target(e.dup));
+    else if ('fwd' in e) fwd = target(e.fwd);
+    else if ('drop' in e) drop = true;
+  }
+  return { family, capture: family === 6 ? v6set && noIcmp6 : v4set, max, dups, fwd, drop, packets, stale };
+}
+
+/** The addresses of a guard's right side: one address, or a set of addresses and prefixes. */
+function guardAddresses(right: unknown): string[] | undefined {
+  if (typeof right === 'string') return [right];
+  // nft prints a one-element set as its element.
+  const set = (right as Json | undefined)?.prefix !== undefined ? [right] : (right as Json | undefined)?.set;
+  if (!Array.isArray(set)) return undefined;
+  const out: string[] = [];
+  for (const x of set as unknown[]) {
+    if (typeof x === 'string') out.push(x);
+    else {
+      const p = (x as Json).prefix as Json | undefined;
+      if (typeof p?.addr !== 'string' || typeof p.len !== 'number') return undefined;
+      out.push(`${p.addr}/${p.len}`);
+    }
+  }
+  return out.sort();
+}
 
 /** `nft -j list table netdev kmcast-node` -> chains by name. Pure; never throws on odd input. */
 export function parseRuleset(stdout: string): Map<string, ReadChain> {
@@ -216,99 +334,89 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
     return out;
   }
   const items = Array.isArray(doc.nftables) ? doc.nftables : [];
+  const policies = new Map<string, 'accept' | 'drop'>();
   for (const o of items) {
     const c = o.chain as Json | undefined;
-    if (c && typeof c.name === 'string') {
-      out.set(c.name, {
-        name: c.name,
-        capture: false,
-        policy: c.policy === 'drop' ? 'drop' : 'accept',
-        dups: [],
-        fwd: undefined,
-        drop: false,
-        packets: 0,
-        rules: 0,
-        stale: false,
-        tiers: [],
-        spoofed: 0,
-      });
-    }
+    if (c && typeof c.name === 'string') policies.set(c.name, c.policy === 'drop' ? 'drop' : 'accept');
   }
-  const partial = new Map<string, { max: number | undefined; dups: string[]; packets: number; capture: boolean; stale: boolean }>();
-  for (const o of items) {
-    const r = o.rule as Json | undefined;
-    if (!r || typeof r.chain !== 'string') continue;
-    const prev = out.get(r.chain);
-    if (!prev) continue;
-    const exprs = (Array.isArray(r.expr) ? r.expr : []) as Json[];
-    const guard = exprs.find((e) => 'match' in e && JSON.stringify((e.match as Json).left).includes('"field":"saddr"'));
-    if (guard) {
-      // The capture chain's source guard: `ip saddr != <member IP> counter drop`.
-      const m = guard.match as Json;
-      const counter = exprs.find((e) => 'counter' in e);
-      const ok = m.op === '!=' && typeof m.right === 'string' && exprs.some((e) => 'drop' in e);
-      out.set(r.chain, {
-        ...prev,
-        ...(ok ? { source: m.right as string } : {}),
-        stale: prev.stale || !ok,
-        spoofed: prev.spoofed + Number((counter?.counter as Json | undefined)?.packets ?? 0),
-      });
-      continue;
-    }
-    const dups: string[] = [];
-    let fwd: string | undefined;
-    let drop = false;
-    let capture = false;
-    let packets = 0;
-    let max: number | undefined;
-    let stale = false;
-    const target = (x: unknown): string => {
-      const v = x as Json | undefined;
-      const name = v?.dev ?? v?.addr;
-      const s = typeof name === 'string' ? name : typeof name === 'number' ? String(name) : '';
-      if (/^\d*$/.test(s)) stale = true;
-      return s;
-    };
-    for (const e of exprs) {
-      if ('match' in e && JSON.stringify(e.match).includes('"field":"length"')) {
-        const m = e.match as Json;
-        if (m.op === '<=' && typeof m.right === 'number') max = m.right;
-        else stale = true; // not a bound we write: reinstall
-      } else if ('match' in e) capture = JSON.stringify(e.match).includes('224.0.0.0') && JSON.stringify(e.match).includes('255.255.255.255');
-      else if ('counter' in e) packets = Number((e.counter as Json | undefined)?.packets ?? 0);
-      else if ('dup' in e) dups.push(target(e.dup));
-      else if ('fwd' in e) fwd = target(e.fwd);
-      else if ('drop' in e) drop = true;
-    }
-    // A rule that neither forwards nor drops continues in the next one (a long dup list split
-    // over rules, MAX_DUPS_PER_RULE): fold it into the logical rule the next one ends.
-    const open = partial.get(r.chain);
-    const merged = open
-      ? { max: open.max, dups: [...open.dups, ...dups], packets: open.packets + packets, capture: open.capture && capture, stale: open.stale || stale || open.max !== max }
-      : { max, dups, packets, capture, stale };
-    if (!fwd && !drop) {
-      partial.set(r.chain, merged);
-      continue;
-    }
-    partial.delete(r.chain);
-    const tiers = [...prev.tiers, { max: merged.max, dups: merged.dups, packets: merged.packets }];
+  const rules = new Map<string, ReadRules>();
+  const partial = new Map<string, RulePiece>();
+  const guards = new Map<string, { source?: string; source6?: string[]; spoofed: number; stale: boolean }>();
+  const add = (key: string, merged: RulePiece): void => {
+    const prev = rules.get(key) ?? EMPTY_RULES;
     const first = prev.rules === 0;
-    out.set(r.chain, {
-      ...prev,
+    rules.set(key, {
       capture: first ? merged.capture : prev.capture && merged.capture,
       dups: first ? merged.dups : prev.dups,
-      fwd: first ? fwd : prev.fwd,
-      drop: first ? drop : prev.drop && drop,
+      fwd: first ? merged.fwd : prev.fwd,
+      drop: first ? merged.drop : prev.drop && merged.drop,
       packets: prev.packets + merged.packets,
       rules: prev.rules + 1,
       stale: merged.stale || prev.stale,
-      tiers,
+      tiers: [...prev.tiers, { max: merged.max, dups: merged.dups, packets: merged.packets }],
     });
+  };
+  for (const o of items) {
+    const r = o.rule as Json | undefined;
+    if (!r || typeof r.chain !== 'string' || !policies.has(r.chain)) continue;
+    const exprs = (Array.isArray(r.expr) ? r.expr : []) as Json[];
+    const guard = exprs.find((e) => 'match' in e && JSON.stringify((e.match as Json).left).includes('"field":"saddr"'));
+    if (guard) {
+      // A capture chain's source guard: `ip saddr != <member IP> counter drop`, or the IPv6 one
+      // with a set of allowed sources.
+      const m = guard.match as Json;
+      const v6 = JSON.stringify(m.left).includes('"protocol":"ip6"');
+      const counter = exprs.find((e) => 'counter' in e);
+      const addrs = guardAddresses(m.right);
+      const ok = m.op === '!=' && addrs !== undefined && (v6 || addrs.length === 1) && exprs.some((e) => 'drop' in e);
+      const g = guards.get(r.chain) ?? { spoofed: 0, stale: false };
+      guards.set(r.chain, {
+        ...g,
+        ...(ok && !v6 ? { source: addrs[0]! } : {}),
+        ...(ok && v6 ? { source6: addrs } : {}),
+        stale: g.stale || !ok,
+        spoofed: g.spoofed + Number((counter?.counter as Json | undefined)?.packets ?? 0),
+      });
+      continue;
+    }
+    const piece = readPiece(exprs);
+    const key = `${r.chain}\u0000${piece.family}`;
+    // A rule that neither forwards nor drops continues in the next one (a long dup list split
+    // over rules, MAX_DUPS_PER_RULE): fold it into the logical rule the next one ends.
+    const open = partial.get(key);
+    const merged: RulePiece = open
+      ? {
+          ...piece,
+          max: open.max,
+          dups: [...open.dups, ...piece.dups],
+          packets: open.packets + piece.packets,
+          capture: open.capture && piece.capture,
+          stale: open.stale || piece.stale || open.max !== piece.max,
+        }
+      : piece;
+    if (!piece.fwd && !piece.drop) {
+      partial.set(key, merged);
+      continue;
+    }
+    partial.delete(key);
+    add(key, merged);
   }
   // A rule left open (its chain ended without fwd or drop) is not one we write: reinstall.
-  for (const [name, p] of partial) {
-    const prev = out.get(name)!;
-    out.set(name, { ...prev, stale: true, rules: prev.rules + 1, tiers: [...prev.tiers, { max: p.max, dups: p.dups, packets: p.packets }], packets: prev.packets + p.packets });
+  for (const [key, p] of partial) add(key, { ...p, stale: true });
+  for (const [name, policy] of policies) {
+    const v4 = rules.get(`${name}\u00004`) ?? EMPTY_RULES;
+    const v6 = rules.get(`${name}\u00006`);
+    const g = guards.get(name);
+    out.set(name, {
+      name,
+      policy,
+      ...v4,
+      stale: v4.stale || (g?.stale ?? false),
+      spoofed: g?.spoofed ?? 0,
+      ...(g?.source !== undefined ? { source: g.source } : {}),
+      ...(g?.source6 !== undefined ? { source6: g.source6 } : {}),
+      ...(v6 ? { v6 } : {}),
+    });
   }
   return out;
 }
@@ -326,9 +434,24 @@ export function rulesetMismatch(want: readonly ChainSpec[], have: ReadonlyMap<st
     if (h.capture !== c.capture || h.policy !== c.policy || h.drop !== c.drop || h.fwd !== c.fwd || h.dups.join() !== c.dups.join() || h.source !== c.source) {
       return `chain ${c.name} differs: ${JSON.stringify({ capture: h.capture, policy: h.policy, dups: h.dups, fwd: h.fwd, drop: h.drop, source: h.source })}`;
     }
+    if ([...(h.source6 ?? [])].sort().join() !== [...(c.source6 ?? [])].sort().join()) return `chain ${c.name} IPv6 sources differ: ${JSON.stringify(h.source6 ?? null)}`;
     for (const [i, t] of tiers.entries()) {
       const ht = h.tiers[i]!;
       if (ht.max !== t.max || ht.dups.join() !== t.dups.join()) return `chain ${c.name} rule ${i + 1} differs: ${JSON.stringify({ max: ht.max ?? null, dups: ht.dups })}`;
+    }
+    // The IPv6 rules mirror the IPv4 ones in chains that capture, and do not exist elsewhere.
+    const v6 = h.v6;
+    if (!c.capture) {
+      if (v6 !== undefined) return `chain ${c.name} has IPv6 rules`;
+      continue;
+    }
+    if (v6 === undefined) return `chain ${c.name} has no IPv6 rules`;
+    if (v6.stale) return `chain ${c.name}'s IPv6 rules point at a deleted device`;
+    if (v6.rules !== tiers.length || !v6.capture || v6.drop !== c.drop || v6.fwd !== c.fwd)
+      return `chain ${c.name} IPv6 rules differ: ${JSON.stringify({ rules: v6.rules, capture: v6.capture, fwd: v6.fwd, drop: v6.drop })}`;
+    for (const [i, t] of tiers.entries()) {
+      const ht = v6.tiers[i]!;
+      if (ht.max !== t.max || ht.dups.join() !== t.dups.join()) return `chain ${c.name} IPv6 rule ${i + 1} differs: ${JSON.stringify({ max: ht.max ?? null, dups: ht.dups })}`;
     }
   }
   return undefined;

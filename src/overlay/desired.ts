@@ -2,7 +2,8 @@
  * The desired data plane of one member pod (DESIGN section 2), computed from configuration and
  * the current peer set. Pure: no kernel access; the reconciler diffs it against what `ip -j` reads.
  */
-import { isLinkLocalMulticast, isMulticast, sortIpv4 } from '../net/ipv4.js';
+import { isRoutableGroup } from '../net/groups.js';
+import { sortIpv4 } from '../net/ipv4.js';
 
 /** TEST-NET-1 address routed to a blackhole: the catch-all MDB entry for unregistered groups points here. */
 export const BLACKHOLE_IP = '192.0.2.1';
@@ -88,7 +89,7 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
   if (spec.replication === 'selective') {
     for (const p of others) {
       for (const g of new Set(p.groups)) {
-        if (isMulticast(g) && !isLinkLocalMulticast(g)) mdb.push({ grp: g, dst: p.ip });
+        if (isRoutableGroup(g)) mdb.push({ grp: g, dst: p.ip });
       }
     }
     if (spec.unregistered === 'drop') {

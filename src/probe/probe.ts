@@ -5,11 +5,12 @@
  */
 import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket } from 'node:dgram';
-import { resolve4 } from 'node:dns/promises';
+import { resolve4, resolve6 } from 'node:dns/promises';
 import { networkInterfaces } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { randomInt } from 'node:crypto';
 import { ConfigError, errorMessage, KmcastError } from '../errors.js';
+import { canonicalIpv6, isIpv6LinkLocalMulticast } from '../net/ipv6.js';
 import type { Logger } from '../log.js';
 import { decode, FLAG_HELLO, FLAG_LISTENER, makeTemplate, stamp } from './codec.js';
 import type { ProbeConfig } from './options.js';
@@ -35,18 +36,25 @@ export interface ProbeDeps {
   readonly logger: Logger;
   /** Ends the run early (SIGINT); the report covers what happened so far. */
   readonly signal?: AbortSignal;
-  /** DNS lookup for --service; injectable for tests. */
+  /** DNS lookup for --service (A records, AAAA for an IPv6 group); injectable for tests. */
   readonly resolve4?: (name: string) => Promise<string[]>;
+  readonly resolve6?: (name: string) => Promise<string[]>;
   /** Our own addresses, removed from the expected peers (a probe does not count itself). */
   readonly localAddresses?: () => ReadonlySet<string>;
 }
 
+/** Our own addresses of both families (IPv6 canonical, without a zone). */
 export function localIPv4Addresses(): Set<string> {
   const out = new Set<string>();
   for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4') out.add(a.address);
+    for (const a of list ?? []) out.add(a.family === 'IPv4' ? a.address : (canonicalIpv6(a.address.split('%')[0]!) ?? a.address));
   }
   return out;
+}
+
+/** A datagram's source as peers are written: IPv6 canonical, without the zone Node appends to a link-local one. */
+export function sourceOf(address: string): string {
+  return address.includes(':') ? (canonicalIpv6(address.split('%')[0]!) ?? address) : address;
 }
 
 /** The senders we expect: --peers plus the --service's A records, minus ourselves. */
@@ -54,7 +62,8 @@ export async function expectedPeers(config: ProbeConfig, deps: ProbeDeps): Promi
   const peers = new Set(config.peers);
   if (config.service !== undefined) {
     try {
-      for (const ip of await (deps.resolve4 ?? resolve4)(config.service)) peers.add(ip);
+      const lookup = config.family === 6 ? (deps.resolve6 ?? resolve6) : (deps.resolve4 ?? resolve4);
+      for (const ip of await lookup(config.service)) peers.add(config.family === 6 ? (canonicalIpv6(ip) ?? ip) : ip);
     } catch (err) {
       throw new ConfigError(`resolve --service ${config.service}: ${errorMessage(err)}; check the name or give --peers`, { cause: err });
     }
@@ -80,7 +89,7 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
   const session = randomInt(1, 0xffff_ffff);
   const receiving = config.mode !== 'send';
   const sending = config.mode !== 'receive';
-  const socket = createSocket({ type: 'udp4', reuseAddr: true });
+  const socket = createSocket({ type: config.family === 6 ? 'udp6' : 'udp4', reuseAddr: true, ...(config.family === 6 ? { ipv6Only: true } : {}) });
   const streams = new StreamTable();
   let warnedFull = false;
   let foreign = 0;
@@ -91,7 +100,10 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
   // Broadcast cannot be bound that way, so the broadcast mode binds the wildcard. A send-only
   // probe with a peer list also binds and joins: it must hear the receivers' HELLOs.
   const listening = receiving || peers.length > 0;
-  const bindAddress = !listening ? '0.0.0.0' : config.broadcast ? '0.0.0.0' : config.group;
+  const wildcard = config.family === 6 ? '::' : '0.0.0.0';
+  // A link-local IPv6 group can only be bound with its interface (a zone); without --interface the wildcard.
+  const group6 = config.family === 6 && isIpv6LinkLocalMulticast(config.group) ? (config.interfaceName ? `${config.group}%${config.interfaceName}` : wildcard) : config.group;
+  const bindAddress = !listening ? wildcard : config.broadcast ? wildcard : group6;
   try {
     await bind(socket, listening ? config.port : 0, bindAddress);
   } catch (err) {
@@ -114,7 +126,7 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
     socket.setTTL(config.ttl);
   } catch (err) {
     socket.close();
-    const where = config.interfaceAddress === undefined ? 'the route to 224.0.0.0/4' : `interface ${config.interfaceAddress}`;
+    const where = config.interfaceAddress === undefined ? `the route to ${config.family === 6 ? 'ff00::/8' : '224.0.0.0/4'}` : `interface ${config.interfaceName ?? config.interfaceAddress}`;
     throw new KmcastError(`join ${config.group} on ${where}: ${errorMessage(err)}; check --interface or that a multicast route exists`, {
       cause: err,
     });
@@ -149,7 +161,8 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
     warnedFull = true;
     logger.warn({ maxStreams: MAX_STREAMS }, 'probe: too many sender streams; datagrams of further streams are counted as foreign');
   };
-  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+  socket.on('message', (msg: Buffer, from: RemoteInfo) => {
+    const rinfo = { address: sourceOf(from.address), port: from.port };
     const now = epochMs();
     const d = decode(msg);
     if (d.kind === 'probe') {

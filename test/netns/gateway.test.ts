@@ -10,8 +10,7 @@
  *   239.1.1.0/24=in  224.0.0.251=both  239.2.2.2=out  239.3.3.3=both, rate 1000/s per group.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,6 +21,7 @@ import { ExecRunner } from '../../src/kernel/runner.js';
 import { iperfSend, startIperfServer } from '../../src/lab/iperf.js';
 import { addPod, labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { addLan, lanMemberships } from '../../src/lab/lan.js';
+import { SYSTEM_PYTHON, startAvahi, zeroconfBrowse } from '../../src/lab/mdns.js';
 import type { LabLan } from '../../src/lab/types.js';
 import { received, receivedAny, sendFromPod, startNodeReceiver } from '../../src/lab/node-apps.js';
 import type { NodeReceiver, NodeReceiverReport } from '../../src/lab/node-apps.js';
@@ -45,8 +45,6 @@ const PORT = 7700;
 const N = 20;
 const RATE = 1000;
 const GROUPS = `239.1.1.0/24=in,${MDNS}=both,${OUT}=out,${BOTH}=both`;
-/** Debian's python3, where python3-zeroconf is installed. */
-const SYSTEM_PYTHON = '/usr/bin/python3';
 
 describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
@@ -288,7 +286,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
   }
 
   test('avahi-daemon on the LAN publishes a service; python-zeroconf in a pod finds it, and back', async () => {
-    const avahi = await startAvahi(host(2).netns, host(2).ip);
+    const avahi = await startAvahi(host(2).netns, { workDir: work, hostName: 'kmc-lan-printer', service: { name: 'kmcast-lan-printer', type: '_ipp._tcp', port: 631 }, family: 4, explain: evidence });
     try {
       const found = await zeroconfBrowse(pod('n2p1').netns, pod('n2p1').ip, '_ipp._tcp.local.', 15);
       assert.deepEqual(found['kmcast-lan-printer._ipp._tcp.local.'], [host(2).ip], `browse from n2p1 found ${JSON.stringify(found)}`);
@@ -451,82 +449,7 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'a stack trace for a user mistake');
     }
   });
-
-  async function startAvahi(netns: string, ip: string): Promise<ChildProcess> {
-    const dir = mkdtempSync(join(work, 'avahi-'));
-    const services = join(dir, 'services');
-    const run = join(dir, 'run');
-    for (const d of [services, run]) rmSync(d, { recursive: true, force: true });
-    await runInNetns(netns, ['mkdir', '-p', services, run]);
-    writeFileSync(
-      join(dir, 'avahi-daemon.conf'),
-      [
-        '[server]',
-        'host-name=kmc-lan-printer',
-        'use-ipv4=yes',
-        'use-ipv6=no',
-        'allow-interfaces=eth0',
-        'enable-dbus=no',
-        '[wide-area]',
-        'enable-wide-area=no',
-        '[publish]',
-        'publish-hinfo=no',
-        'publish-workstation=no',
-        '',
-      ].join('\n'),
-    );
-    writeFileSync(
-      join(services, 'printer.service'),
-      `<?xml version="1.0" standalone='no'?>\n<!DOCTYPE service-group SYSTEM "avahi-service.dtd">\n<service-group><name>kmcast-lan-printer</name><service><type>_ipp._tcp</type><port>631</port></service></service-group>\n`,
-    );
-    // Its own mount namespace: the service directory and the pid file are avahi's fixed paths.
-    const child = spawnInNetns(netns, [
-      'unshare',
-      '-m',
-      'sh',
-      '-c',
-      `mount --bind ${services} /etc/avahi/services && mount --bind ${run} /run && exec avahi-daemon -f ${join(dir, 'avahi-daemon.conf')} --no-drop-root --no-chroot --no-rlimits`,
-    ]);
-    let out = '';
-    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-    await waitFor(`avahi-daemon on ${ip} published its service`, async () => await Promise.resolve(/successfully established/.test(out) || child.exitCode !== null), 15_000, {
-      intervalMs: 100,
-      explain: evidence,
-    });
-    assert.equal(child.exitCode, null, `avahi-daemon exited: ${out}`);
-    return child;
-  }
-
-  async function zeroconfBrowse(netns: string, ip: string, type: string, seconds: number): Promise<Record<string, string[]>> {
-    const r = await runInNetns(netns, [SYSTEM_PYTHON, '-c', ZC_BROWSE_PY, ip, type, String(seconds)], (seconds + 10) * 1000);
-    const line = r.stdout.trim().split('\n').pop() ?? '{}';
-    try {
-      return JSON.parse(line) as Record<string, string[]>;
-    } catch {
-      throw new Error(`zeroconf browse in ${netns}: ${r.stderr || r.stdout}`);
-    }
-  }
 });
-
-// python-zeroconf, the way its docs browse: a ServiceBrowser on one interface, IPv4 only.
-const ZC_BROWSE_PY = `
-import json, sys, time
-from zeroconf import IPVersion, ServiceBrowser, Zeroconf
-found = {}
-class Listener:
-    def add_service(self, zc, t, name):
-        info = zc.get_service_info(t, name, timeout=3000)
-        found[name] = info.parsed_addresses(IPVersion.V4Only) if info else []
-    def update_service(self, *a): pass
-    def remove_service(self, *a): pass
-zc = Zeroconf(interfaces=[sys.argv[1]], ip_version=IPVersion.V4Only)
-ServiceBrowser(zc, sys.argv[2], Listener())
-end = time.time() + float(sys.argv[3])
-while time.time() < end and not found: time.sleep(0.1)
-time.sleep(0.3)
-print(json.dumps(found)); zc.close()
-`;
 
 const ZC_PUBLISH_PY = `
 import socket, sys, time

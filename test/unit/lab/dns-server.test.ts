@@ -53,3 +53,18 @@ test('garbage and responses get no answer', () => {
   const resp = dnsPacket.encode({ id: 1, type: 'response', questions: [{ type: 'A', name: 'x', class: 'IN' }] });
   assert.equal(answerQuery(resp, records), undefined);
 });
+
+test('dual stack: A answers the IPv4 members only, AAAA the IPv6 ones, ANY both', () => {
+  const dual = parseRecords(JSON.stringify({ 'svc.default.svc.cluster.local': ['10.244.1.11', 'fd00:10:244:1::11', '10.244.2.11', 'fd00:10:244:2::11'] }));
+  const data = (type: 'A' | 'AAAA' | 'ANY'): string[][] =>
+    (dnsPacket.decode(answerQuery(query('svc.default.svc.cluster.local', type as 'A'), dual) ?? Buffer.alloc(0)).answers ?? []).map((a) => [a.type, (a as StringAnswer).data]);
+  assert.deepEqual(data('A'), [
+    ['A', '10.244.1.11'],
+    ['A', '10.244.2.11'],
+  ]);
+  assert.deepEqual(data('AAAA'), [
+    ['AAAA', 'fd00:10:244:1::11'],
+    ['AAAA', 'fd00:10:244:2::11'],
+  ]);
+  assert.equal(data('ANY').length, 4);
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputError } from '../../../src/errors.js';
-import { classifyGroup, formatIPv4, groupMac, parseGroupSpec, parseIPv4 } from '../../../src/manifests/groups.js';
+import { classifyGroup, classifyGroup6, formatIPv4, groupMac, groupMac6, parseGroupSpec, parseIPv4 } from '../../../src/manifests/groups.js';
 
 test('parseIPv4 and formatIPv4 round-trip; non-addresses are undefined', () => {
   for (const a of ['0.0.0.0', '10.1.2.3', '224.0.0.251', '239.255.255.255', '255.255.255.255']) assert.equal(formatIPv4(parseIPv4(a)!), a);
@@ -47,4 +47,27 @@ test('parseGroupSpec accepts G:PORT and explains every mistake', () => {
       (e: unknown) => e instanceof InputError && re.test(e.message),
       t,
     );
+});
+
+test('classifyGroup6: scopes, Neighbor Discovery and MLD groups, SSM; groupMac6 maps the low 32 bits', () => {
+  const cases: [string, string][] = [
+    ['fd00::1', 'not-multicast'],
+    ['ff00::1', 'reserved-scope'],
+    ['ff0f::1', 'reserved-scope'],
+    ['ff01::1', 'interface-local'],
+    ['ff02::1', 'nd-mld'],
+    ['ff02::2', 'nd-mld'],
+    ['ff02::16', 'nd-mld'],
+    ['ff02::1:ffab:cdef', 'nd-mld'],
+    ['ff3e::8000:1', 'ssm'],
+    ['ff35::1', 'ssm'],
+    ['ff02::fb', 'link-local'],
+    ['ff02::c', 'link-local'],
+    ['ff0e::1', 'global'],
+    ['ff05::1:3', 'scoped'],
+    ['ff15::1', 'scoped'],
+  ];
+  for (const [g, want] of cases) assert.equal(classifyGroup6(g), want, g);
+  assert.equal(groupMac6('ff05::1:3'), '33:33:00:01:00:03');
+  assert.equal(groupMac6('ff02::fb'), '33:33:00:00:00:fb');
 });

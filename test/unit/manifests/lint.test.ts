@@ -200,3 +200,46 @@ test('a ConfigMap of 20,000 groups lints in linear time, well under 10 s', () =>
   assert.ok(large < 10_000, `20,000 groups took ${large.toFixed(0)} ms`);
   assert.ok(large / small < 8, `5,000 groups ${small.toFixed(0)} ms, 20,000 groups ${large.toFixed(0)} ms (x${(large / small).toFixed(1)}; linear is about 4)`);
 });
+
+test('IPv6 groups: found in settings as [address]:port or bare, never a MAC or a time; each rule its finding', () => {
+  const env = (pairs: [string, string][]): string => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: ns\ndata:\n${pairs.map(([k, v]) => `  ${k}: "${v}"`).join('\n')}\n`;
+  const rules = (pairs: [string, string][]): string[] =>
+    lintText(env(pairs))
+      .map((f) => `${f.rule} ${f.message}`)
+      .sort();
+  assert.deepEqual(rules([['MCAST_GROUP', '[FF05:0::1:3]:5000']]), [], 'site-local: fine, spelled any way');
+  assert.deepEqual(rules([['MCAST_GROUP', 'fd00::5']]), ['KMC101 fd00::5 is used as a group but is not an IPv6 multicast address (ff00::/8)']);
+  assert.deepEqual(
+    rules([
+      ['GROUP_A', 'ff02::1:ff00:1'],
+      ['GROUP_B', 'ff02::16'],
+    ]).map((r) => r.split(' ')[0]),
+    ['KMC108', 'KMC108'],
+  );
+  assert.deepEqual(rules([['MCAST_GROUP', 'ff0f::1']]), ['KMC107 ff0f::1 is of a reserved scope (0 or 15)']);
+  assert.deepEqual(
+    rules([
+      ['MCAST_GROUP', 'ff02::fb'],
+      ['OTHER', 'ff02::c'],
+    ]),
+    [],
+    'link-local application groups are fine (they flood)',
+  );
+  assert.deepEqual(
+    rules([
+      ['GROUP_A', 'ff05::1:3'],
+      ['GROUP_B', 'ff08::1:3'],
+    ]),
+    ['KMC106 ff08::1:3 and ff05::1:3 (ConfigMap/ns/c) share the Ethernet MAC 33:33:00:01:00:03 in namespace ns'],
+  );
+  assert.deepEqual(
+    rules([
+      ['MAC', '01:00:5e:00:00:01'],
+      ['STARTS', '12:30:45'],
+      ['NOTE', 'see ff05::1:3 for the feed'],
+    ]),
+    [],
+    'MACs and times are no addresses; an unkeyed group in prose is collected but fine',
+  );
+  assert.deepEqual(rules([['NOTE', 'feed on ff01::1']]), ['KMC107 ff01::1 is of interface-local scope: it never leaves the pod'], 'a multicast address in any setting is checked');
+});

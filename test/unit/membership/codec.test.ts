@@ -97,7 +97,7 @@ describe('codec: round trip', () => {
     const enc = encoder('10.0.0.1');
     const msg = ok(decode(enc.state({ mac: MAC_A, overlay: '10.0.0.1', groups: ['224.0.0.251', '239.1.1.1', '239.1.1.1', '224.0.1.1'] }, T0)[0] as Buffer, keyed));
     assert.deepEqual(msg.groups, ['224.0.1.1', '239.1.1.1']);
-    assert.throws(() => enc.state({ mac: MAC_A, overlay: '10.0.0.1', groups: ['10.1.1.1'] }, T0), /not an IPv4 multicast group/);
+    assert.throws(() => enc.state({ mac: MAC_A, overlay: '10.0.0.1', groups: ['10.1.1.1'] }, T0), /not a multicast group/);
   });
 
   it('refuses a STATE that would need more than the part limit, and a datagram size that holds no group', () => {
@@ -145,8 +145,8 @@ describe('codec: rejection', () => {
 
   it('rejects another protocol version: unsupported_version', () => {
     const v2 = Buffer.from(valid);
-    v2[4] = 2;
-    assert.deepEqual(decode(v2, keyed), { ok: false, reason: 'unsupported_version' });
+    v2[4] = 3;
+    assert.deepEqual(decode(v2, keyed), { ok: false, reason: 'unsupported_version', version: 3 });
   });
 
   it('rejects every truncation of a valid datagram and an extended one: malformed', () => {

@@ -132,7 +132,7 @@ describe('control channel over loopback', () => {
     };
     for (let i = 0; i < 50; i++) await sendRaw(fromX, Buffer.from(`garbage ${i} `.repeat(i)), IP_B, portB);
     const v2 = encodeMessage(base, KEY1);
-    v2[4] = 2;
+    v2[4] = 3;
     await sendRaw(fromX, v2, IP_B, portB);
     await sendRaw(fromX, encodeMessage(base, WRONG_KEY), IP_B, portB);
     await sendRaw(fromX, encodeMessage({ ...base, cluster: '4242/other' }, KEY1), IP_B, portB);

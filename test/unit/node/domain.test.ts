@@ -217,6 +217,10 @@ test('assignMembers: a pod two domains list is refused, a second claimant too; j
       [a.ip, ['239.1.1.1']],
       [b.ip, ['239.1.1.2']],
     ]),
+    ipv6: new Map([
+      [a.ip, ['fd00::a']],
+      [b.ip, ['fd00::b']],
+    ]),
   };
   const moved = { ...a, netns: 'kmcnew' };
   const second = m('10.244.1.12', 'kmcvz');
@@ -244,6 +248,7 @@ test('assignMembers: a pod two domains list is refused, a second claimant too; j
     ],
   );
   assert.deepEqual([...d.groups], [[b.ip, ['239.1.1.2']]], "the moved pod's joins are read again from its new namespace");
+  assert.deepEqual([...d.ipv6], [[b.ip, ['fd00::b']]], 'and its addresses');
   const again = assignMembers(
     d,
     {
@@ -258,4 +263,5 @@ test('assignMembers: a pod two domains list is refused, a second claimant too; j
   );
   assert.deepEqual(again, { refusedChanged: false, membersChanged: true }, 'the same refusal is not news');
   assert.deepEqual([...d.groups.keys()], [b.ip], 'a departed member keeps no joins');
+  assert.deepEqual([...d.ipv6.keys()], [b.ip]);
 });

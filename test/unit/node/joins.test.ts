@@ -3,30 +3,39 @@ import { test } from 'node:test';
 import { FakeMonitors } from '../../../src/kernel/monitor.js';
 import { FakeRunner } from '../../../src/kernel/runner.js';
 import { silentLogger } from '../../../src/log.js';
+import type { MemberRead } from '../../../src/node/joins.js';
 import { MemberJoinReads, MemberJoins, readMemberJoins } from '../../../src/node/joins.js';
 import type { LocalMember } from '../../../src/node/members.js';
 import { fixture } from '../fixtures.js';
 
 const M = (ip: string, netns: string): LocalMember => ({ ip, veth: `kmcv${ip.split('.')[3]}`, vethIndex: 4, netns, podIndex: 2 });
 
-test('read: the routable groups on the pod side of the veth, read in its own namespace', async () => {
-  const runner = new FakeRunner().on('ip -j maddr show', (c) => (c.netns === 'kmcp1' ? { stdout: fixture('iproute2/node/maddr-all.json') } : { code: 1, stderr: 'Cannot open network namespace' }));
-  assert.deepEqual(await readMemberJoins(runner, silentLogger(), M('10.244.1.11', 'kmcp1')), ['239.1.1.1'], '224.0.0.x is not announced');
+test('read: the routable groups of both families and the global IPv6 addresses of the pod side of the veth, one process in its own namespace', async () => {
+  // Recorded: a pod's eth0 (ifindex 3) joined 239.1.1.1, 224.0.0.251, ff05::1:3, ff0e::1 and ff02::fb.
+  const runner = new FakeRunner().on('ip -j -batch -', (c) =>
+    c.netns === 'kmcp1' && c.input === 'maddr show\naddr show\n' ? { stdout: fixture('iproute2/node/groups-and-addrs.txt') } : { code: 1, stderr: 'Cannot open network namespace' },
+  );
+  const m = { ...M('10.244.1.11', 'kmcp1'), podIndex: 3 };
+  assert.deepEqual(
+    await readMemberJoins(runner, silentLogger(), m),
+    { groups: ['239.1.1.1', 'ff05::1:3', 'ff0e::1'], ipv6: ['fd00:10:244:1::b'] },
+    'link-local groups (224.0.0.x, ff02::) are not announced; link-local addresses are not listed',
+  );
   assert.equal(await readMemberJoins(runner, silentLogger(), M('10.244.1.12', 'kmcgone')), undefined, 'a pod gone: no answer, no throw');
   assert.deepEqual(
     runner.calls.map((c) => [c.argv.join(' '), c.netns]),
     [
-      ['ip -j maddr show', 'kmcp1'],
-      ['ip -j maddr show', 'kmcgone'],
+      ['ip -j -batch -', 'kmcp1'],
+      ['ip -j -batch -', 'kmcgone'],
     ],
   );
 });
 
 test('MemberJoinReads: overlapping reads of one member keep the newer one, whatever order they end in', async () => {
   const answers: Array<(g: string[] | undefined) => void> = [];
-  const reads = new MemberJoinReads(async () => await new Promise<string[] | undefined>((r) => answers.push(r)));
+  const reads = new MemberJoinReads(async () => await new Promise<MemberRead | undefined>((r) => answers.push((g) => r(g && { groups: g, ipv6: [] }))));
   const m = M('10.244.1.11', 'kmcp1');
-  const d = { label: 'node:100/app', local: new Map([[m.ip, m]]), groups: new Map<string, string[]>() };
+  const d = { label: 'node:100/app', local: new Map([[m.ip, m]]), groups: new Map<string, string[]>(), ipv6: new Map<string, string[]>() };
   const old = reads.readInto(d, m); // a full pass's read, started first
   const fresh = reads.readInto(d, m); // a joins pass's read after an event
   answers[1]!(['239.1.1.1', '239.1.1.2']);
@@ -42,9 +51,9 @@ test('MemberJoinReads: overlapping reads of one member keep the newer one, whate
 
 test('MemberJoinReads: a member gone or re-created while its read ran keeps nothing from it', async () => {
   const answers: Array<(g: string[] | undefined) => void> = [];
-  const reads = new MemberJoinReads(async () => await new Promise<string[] | undefined>((r) => answers.push(r)));
+  const reads = new MemberJoinReads(async () => await new Promise<MemberRead | undefined>((r) => answers.push((g) => r(g && { groups: g, ipv6: [] }))));
   const m = M('10.244.1.11', 'kmcp1');
-  const d = { label: 'node:100/app', local: new Map([[m.ip, m]]), groups: new Map<string, string[]>() };
+  const d = { label: 'node:100/app', local: new Map([[m.ip, m]]), groups: new Map<string, string[]>(), ipv6: new Map<string, string[]>() };
   const gone = reads.readInto(d, m);
   d.local = new Map(); // a full pass found the pod gone
   answers[0]!(['239.1.1.1']);
@@ -63,7 +72,8 @@ test('MemberJoinReads: a member gone or re-created while its read ran keeps noth
 
 test('MemberJoins: an event reads only its namespace; a full pass reads only members not read yet; every read counted', async () => {
   const maddr = (g: string): string => JSON.stringify([{ ifindex: 2, ifname: 'eth0', maddr: [{ family: 'inet', address: g }] }]);
-  const runner = new FakeRunner().on('ip -j maddr show', (c) => ({ stdout: maddr(c.netns === 'kmcp1' ? '239.1.1.1' : '239.2.2.2') }));
+  // One `ip -j -batch -` per read: the groups, then the addresses (none global here).
+  const runner = new FakeRunner().on('ip -j -batch -', (c) => ({ stdout: `${maddr(c.netns === 'kmcp1' ? '239.1.1.1' : '239.2.2.2')}\n[]\n` }));
   const monitors = new FakeMonitors();
   const woken: string[] = [];
   const counted: string[] = [];
@@ -79,8 +89,8 @@ test('MemberJoins: an event reads only its namespace; a full pass reads only mem
   });
   const m1 = { ...M('10.244.1.11', 'kmcp1'), nsid: 3 };
   const m2 = { ...M('10.244.1.12', 'kmcp2'), nsid: 5 };
-  const d = { label: 'node:100/app', local: new Map([[m1.ip, m1]]), groups: new Map<string, string[]>() };
-  const e = { label: 'node:200/other', local: new Map([[m2.ip, m2]]), groups: new Map<string, string[]>() };
+  const d = { label: 'node:100/app', local: new Map([[m1.ip, m1]]), groups: new Map<string, string[]>(), ipv6: new Map<string, string[]>() };
+  const e = { label: 'node:200/other', local: new Map([[m2.ip, m2]]), groups: new Map<string, string[]>(), ipv6: new Map<string, string[]>() };
   joins.sync([d, e]);
   await joins.readNew([d, e]);
   assert.deepEqual(

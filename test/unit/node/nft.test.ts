@@ -45,10 +45,12 @@ test('the script replaces the whole table atomically: declare, delete, recreate'
       '  chain vx-100 {',
       '    type filter hook ingress device "kmcvx100" priority -500; policy drop;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter fwd to "kmcdi100"',
+      '    ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter fwd to "kmcdi100"',
       '  }',
       '  chain dl-100 {',
       '    type filter hook ingress device "kmcdr100" priority -500; policy drop;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv1" dup to "kmcv2" drop',
+      '    ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter dup to "kmcv1" dup to "kmcv2" drop',
       '  }',
       '  chain br-100 {',
       '    type filter hook ingress device "kmcdb100" priority -500; policy drop;',
@@ -57,10 +59,12 @@ test('the script replaces the whole table atomically: declare, delete, recreate'
       '  chain cap-kmcv1 {',
       '    type filter hook ingress device "kmcv1" priority -500; policy accept;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv2" fwd to "kmcvx100"',
+      '    ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter dup to "kmcv2" fwd to "kmcvx100"',
       '  }',
       '  chain cap-kmcv2 {',
       '    type filter hook ingress device "kmcv2" priority -500; policy accept;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv1" fwd to "kmcvx100"',
+      '    ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter dup to "kmcv1" fwd to "kmcvx100"',
       '  }',
       '}',
       '',
@@ -134,7 +138,12 @@ test('delivery tiers: one rule per member MTU, shortest first, then what fits no
   const script = renderRuleset(want);
   assert.match(
     script,
-    /chain dl-100 \{\n.*policy drop;\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip length <= 1450 counter dup to "kmcv1" dup to "kmcv2" dup to "kmcv3" drop\n {4}ip daddr .* ip length <= 1500 counter dup to "kmcv1" dup to "kmcv3" drop\n.* ip length <= 9000 counter dup to "kmcv3" drop\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} counter drop\n {2}\}/,
+    /chain dl-100 \{\n.*policy drop;\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip length <= 1450 counter dup to "kmcv1" dup to "kmcv2" dup to "kmcv3" drop\n {4}ip daddr .* ip length <= 1500 counter dup to "kmcv1" dup to "kmcv3" drop\n.* ip length <= 9000 counter dup to "kmcv3" drop\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} counter drop\n/,
+  );
+  // The same tiers for IPv6, bounded by the payload length (40 bytes of header less).
+  assert.match(
+    script,
+    /\n {4}ip6 daddr ff00::\/8 meta l4proto != ipv6-icmp ip6 length <= 1410 counter dup to "kmcv1" dup to "kmcv2" dup to "kmcv3" drop\n.* ip6 length <= 1460 counter dup to "kmcv1" dup to "kmcv3" drop\n.* ip6 length <= 8960 counter dup to "kmcv3" drop\n {4}ip6 daddr ff00::\/8 meta l4proto != ipv6-icmp counter drop\n {2}\}/,
   );
   // As the kernel lists it (recorded from that script; the rule counters edited to 10, 3, 2, 1).
   const have = parseRuleset(fixture('iproute2/node/nft-node-tiers.json'));
@@ -149,7 +158,17 @@ test('delivery tiers: one rule per member MTU, shortest first, then what fits no
       [null, 1],
     ],
   );
-  assert.equal(missedBy(dl, 'kmcv2'), 3 + 2 + 1);
+  // The IPv6 tiers read back with the frame sizes, their counters (edited to 5, 4, 0, 0) apart.
+  assert.deepEqual(
+    dl.v6?.tiers.map((t) => [t.max ?? null, t.packets]),
+    [
+      [1450, 5],
+      [1500, 4],
+      [9000, 0],
+      [null, 0],
+    ],
+  );
+  assert.equal(missedBy(dl, 'kmcv2'), 3 + 2 + 1 + 4);
   assert.equal(missedBy(dl, 'kmcv1'), 2 + 1);
   assert.equal(missedBy(dl, 'kmcv3'), 1);
   assert.equal(missedBy(dl, 'kmcv9'), 0, 'not a member');
@@ -168,19 +187,23 @@ test("a member's capture drops (and counts) what it sends with another source th
       ['kmcv1', '10.244.1.11'],
       ['kmcv2', '10.244.1.12'],
     ]),
+    sources6: new Map([['kmcv1', ['fd00:10:244:1::b']]]),
   };
   const want = desiredChains([plane]);
   const script = renderRuleset(want);
   assert.match(
     script,
-    /chain cap-kmcv1 \{\n.*\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip saddr != 10\.244\.1\.11 counter drop\n {4}ip daddr .* counter dup to "kmcv2" fwd to "kmcvx100"\n/,
-    'the guard comes before the capture',
+    /chain cap-kmcv1 \{\n.*\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip saddr != 10\.244\.1\.11 counter drop\n {4}ip6 daddr ff00::\/8 meta l4proto != ipv6-icmp ip6 saddr != \{ fe80::\/10, fd00:10:244:1::b \} counter drop\n {4}ip daddr .* counter dup to "kmcv2" fwd to "kmcvx100"\n/,
+    'the guards come before the capture: the member IPv4, its link-local and global IPv6 addresses',
   );
+  assert.match(script, /chain cap-kmcv2 \{\n.*\n.*\n {4}ip6 daddr .* ip6 saddr != \{ fe80::\/10 \} counter drop\n/, 'without known IPv6 addresses only link-local IPv6 sources pass');
   assert.doesNotMatch(script.split('chain cap-')[0]!, /saddr/, 'the VXLAN and delivery chains have no guard');
   // As nft read it back after loading that script.
   const have = parseRuleset(fixture('iproute2/node/nft-node-source.json'));
   assert.equal(rulesetMismatch(want, have), undefined);
   assert.equal(have.get('cap-kmcv1')?.source, '10.244.1.11');
+  assert.deepEqual(have.get('cap-kmcv1')?.source6, ['fd00:10:244:1::b', 'fe80::/10']);
+  assert.match(rulesetMismatch(desiredChains([{ ...plane, sources6: undefined }]), have) ?? '', /cap-kmcv1 IPv6 sources differ/, 'an address gone from the pod is no longer allowed');
   assert.equal(have.get('cap-kmcv1')?.rules, 1, 'the guard is no tier of the capture');
   assert.equal(have.get('cap-kmcv1')?.spoofed, 0);
   // A ruleset without the guard (an older agent's), or with another member's IP, is repaired.
