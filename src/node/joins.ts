@@ -16,12 +16,14 @@ import { forEachLimit } from '../runtime/limit.js';
 import type { LocalMember } from './members.js';
 
 /**
- * The periodic re-read of every member runs at most this many reads at once: 110 `ip maddr`
- * processes started together took the CPU from the one read an event waits for (a join's latency
- * met the re-read's burst). A full pass's reads of new members (all of them at a start) are not
- * held back: the members' programming waits for them.
+ * The periodic re-read of every member runs this many reads at once: 110 `ip maddr` processes
+ * started together took the CPU from the one read an event waits for (a join's latency met the
+ * re-read's burst), and four at a time still slowed every join in its second. One at a time, like
+ * the full pass's own processes: the background lane adds one process to the CPU's queue, and
+ * takes a second or two at 110 members every --joins-interval. A full pass's reads of new members
+ * (all of them at a start) are not held back: the members' programming waits for them.
  */
-export const BULK_READS_IN_FLIGHT = 4;
+export const BULK_READS_IN_FLIGHT = 1;
 
 /** What a read of a member's namespace finds: the routable groups it joined, its global IPv6 addresses. */
 export interface MemberRead {
