@@ -1,7 +1,9 @@
 /**
- * The groups this pod's apps joined on the overlay device, without snooping: `ip monitor
- * maddress` wakes us on every join/leave, and each wake re-reads `ip -j maddr` (the state, not the
- * event, is the truth); a periodic re-read repairs a missed event or a dead monitor.
+ * The groups this pod's apps joined on the overlay device, without snooping: the join watch
+ * (runtime/join-watch.ts, the node agent's too, here listening in the pod's own namespace) wakes
+ * us on a join/leave, and each wake re-reads `ip -j maddr` (the state, not the event, is the
+ * truth); its throttle folds a burst of events into one read per interval, and its periodic and
+ * lost-event re-reads repair a missed event or a dead listener.
  *
  * With an underlay (eth0), groups apps joined there count as joined too: the announced set is the
  * union, and an OverlayJoiner holds each of them on vx0 so the kernel accepts their datagrams
@@ -10,10 +12,10 @@
  */
 import { EventEmitter } from 'node:events';
 import type { IpClient } from '../kernel/ip.js';
-import { IP_MONITOR } from '../kernel/ip.js';
-import type { MonitorHandle, Monitors } from '../kernel/monitor.js';
+import type { Monitors } from '../kernel/monitor.js';
 import type { Logger } from '../log.js';
 import { sortIpv4 } from '../net/ipv4.js';
+import { JoinWatch } from '../runtime/join-watch.js';
 import type { OverlayJoiner } from './overlay-joins.js';
 
 /** All-hosts group: every IPv4 interface is in it; implicit, never announced. */
@@ -45,8 +47,7 @@ export interface LocalGroupsEvents {
 export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
   private current: string[] = [];
   private perInterface: Record<string, string[]> = {};
-  private monitor: MonitorHandle | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private watch: JoinWatch<{ readonly kind: 'namespace'; readonly netns: string | undefined; readonly key: string }> | undefined;
   private reading: Promise<void> | undefined;
   private again = false;
   private stopped = false;
@@ -59,6 +60,8 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
     private readonly log: Logger,
     private readonly resyncMs = 2000,
     private readonly underlay?: UnderlayOptions,
+    /** Events were lost (the listener's socket overran): counted by the owner. */
+    private readonly onLost: () => void = () => undefined,
   ) {
     super();
   }
@@ -74,17 +77,27 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
 
   async start(): Promise<void> {
     this.stopped = false;
-    this.startMonitor();
+    const watch = new JoinWatch({
+      listen: { kind: 'namespace', netns: this.ip.netns, key: this.device },
+      monitors: this.monitors,
+      log: this.log,
+      // One key: this pod's namespace. Due now, or at the end of the throttle's interval.
+      onWake: () => {
+        if (watch.due().length) void this.refresh();
+      },
+      onResync: () => void this.refresh(),
+      onLost: this.onLost,
+      resyncMs: this.resyncMs,
+    });
+    this.watch = watch;
+    watch.start();
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.resyncMs);
-    this.timer.unref();
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.monitor?.stop();
-    this.monitor = undefined;
+    this.watch?.stop();
+    this.watch = undefined;
     this.underlay?.joiner.close();
   }
 
@@ -142,26 +155,5 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
     const overlay = users ? appGroupsOnOverlay(users, own) : [];
     this.perInterface = { [this.device]: overlay, [underlay]: under };
     return announcedGroups([...overlay, ...under]);
-  }
-
-  private startMonitor(): void {
-    if (this.stopped) return;
-    // Under setpriv --pdeathsig (ExecMonitors): the monitor dies with the agent, even when it is SIGKILLed.
-    const handle: MonitorHandle = this.monitors.start(
-      IP_MONITOR.maddressOneline,
-      this.ip.netns,
-      (line) => {
-        if (line.includes(' inet ')) void this.refresh();
-      },
-      {
-        onError: (err) => this.log.warn({ err }, 'ip monitor maddress failed; relying on periodic re-reads'),
-        onExit: () => {
-          if (this.monitor !== handle || this.stopped) return;
-          // Restart after a pause; the periodic re-read covers the gap.
-          setTimeout(() => this.startMonitor(), 1000).unref();
-        },
-      },
-    );
-    this.monitor = handle;
   }
 }

@@ -8,15 +8,23 @@
  * route to each IP (src/node/members.ts); their joins are read from their own namespaces.
  *
  * This file is the wiring and the pass scheduler; each job is its own module: members.ts and
- * routes.ts (pod IP -> host veth), joins.ts (member joins and their monitors), ruleset.ts (the nft
+ * routes.ts (pod IP -> host veth), joins.ts (member joins, read in their namespaces), ruleset.ts (the nft
  * table: desired, fingerprint, apply, read-back), domain.ts (per-domain state and decisions),
  * control.ts (STATE/LEAVE), http.ts (status and metrics).
  *
- * Passes, coalesced so that at most one runs at a time:
- * - full: members, joins, devices (full read-and-diff), ruleset (read back, replaced when it
- *   differs or a device it names was recreated), allow-list, monitors, announcements;
- * - entries: only the FDB/MDB delta after a peer changed (the reconciler's fast path);
- * - joins: only re-read the local members' groups and announce a changed set.
+ * Passes, coalesced, in three lanes of one queue (runtime/pass-queue.ts), one pass at a time per
+ * lane, so an event never waits behind the periodic full pass:
+ * - full lane: `full`: members, the joins of new members, devices (full read-and-diff), ruleset
+ *   (read back, replaced when it differs or a device it names was recreated), allow-list,
+ *   monitors, announcements; `joins-all`: re-read every member's joins (periodic, or after lost
+ *   events) and announce;
+ * - joins lane: `joins`: re-read the namespaces with maddress events and announce a changed set
+ *   (of a domain already announced: its first announcement is the full pass's, made after it
+ *   read its new members' joins);
+ * - entries lane: `entries`: only the FDB/MDB delta after a peer changed (the reconciler's fast
+ *   path).
+ * What two lanes share is serialised by KeyedLock: a domain's device and entries, the gateway;
+ * a member's joins read by two lanes at once keep the newer read (joins.ts).
  */
 import type { Server } from 'node:http';
 import { CapabilityError, ConfigError, KmcastError, errorMessage } from '../errors.js';
@@ -27,10 +35,9 @@ import { ExecMonitors } from '../kernel/monitor.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
-import { Announcer } from '../membership/announcer.js';
 import { watchKeyFile } from '../membership/keys.js';
 import type { KeyFileWatcher } from '../membership/keys.js';
-import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
+import { ExpiryClock, expireTickMs, peerTableTiming } from '../membership/expiry.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList, allowListDrops } from '../overlay/allowlist.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
@@ -42,17 +49,20 @@ import { removeGatewayScript } from '../gateway/nft.js';
 import type { PeerNodesStatus, PodProgramStatus } from './api.js';
 import type { NodeConfig } from './config.js';
 import { checkKeyPolicy, nodeClusterLabel } from './config.js';
-import { NODE_LOCAL_STATE, NodeControl } from './control.js';
+import { DomainAnnouncements } from './announce.js';
+import { expirePeerNodes, resolveDomains } from './peer-nodes.js';
+import { NodeControl } from './control.js';
 import type { DomainRuntime } from './domain.js';
-import type { PeerNodesReadiness, RefusedMember } from './domain.js';
-import { announcedGroups, announcement, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from './domain.js';
+import type { PeerNodesReadiness } from './domain.js';
+import { assignMembers, domainStatus, isProgrammed, demandByGroup, listedPodStatus, peerEntryKey, peerNodesReadiness, peerNodesStatus, peerWaitBound } from './domain.js';
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
-import { JOIN_OVERFLOW_RESYNC_MS, JoinThrottle, JoinWatch } from './joins.js';
+import { MemberJoins } from './joins.js';
 import type { LocalMember } from './members.js';
-import { MemberBindings, MemberResolver, membersKey, resolveListed, sharedClaims } from './members.js';
+import { MemberBindings, MemberResolver, resolveListed, sharedClaims } from './members.js';
 import { NodeMetrics } from './metrics.js';
+import { KeyedLock } from '../runtime/keyed-lock.js';
 import { PassQueue } from '../runtime/pass-queue.js';
 import { CAP_NET_BROADCAST, holdsCapability } from '../runtime/caps.js';
 import type { ChainSpec, ReadChain } from './nft.js';
@@ -70,7 +80,29 @@ export interface NodeAgentDeps {
   readonly allNsid?: boolean;
 }
 
-type PassKind = 'full' | 'entries' | 'joins';
+export type NodePassKind = 'full' | 'joins-all' | 'joins' | 'entries';
+type PassKind = NodePassKind;
+
+/**
+ * The node agent's pass queue: full and joins-all in one lane, joins and entries each in its own,
+ * every failure retried as a full pass with the one back-off.
+ */
+export function nodePassQueue(
+  run: (kind: PassKind) => Promise<void>,
+  onError: (kind: PassKind, err: unknown, retryInMs: number) => void,
+  backoff?: { initialMs: number; maxMs: number },
+): PassQueue<PassKind> {
+  return new PassQueue<PassKind>({
+    kinds: ['full', 'joins-all', 'joins', 'entries'],
+    lane: (k) => (k === 'joins-all' ? 'full' : k),
+    delayMs: (k) => (k === 'full' ? 50 : 0),
+    run,
+    onError,
+    retryKind: 'full',
+    paused: true,
+    ...(backoff ? { backoff } : {}),
+  });
+}
 
 /** /v1/pods/<ip> of an IP no domain lists: at most one lookup batch per this (ms). */
 export const POD_LOOKUP_INTERVAL_MS = 1000;
@@ -95,15 +127,10 @@ export class NodeAgent {
   private uplinkMtu = 1500;
   private timers: NodeJS.Timeout[] = [];
   private nodeMonitor: MonitorHandle | undefined;
-  private readonly joins: JoinWatch;
-  /** Member namespaces with maddress events not yet read, coalesced per namespace. */
-  private readonly joinThrottle = new JoinThrottle();
-  private joinRetry: NodeJS.Timeout | undefined;
-  /** The periodic re-read of every member's joins is due. */
-  private allJoinsDue = false;
-  private joinReads = 0;
-  private lastAllJoinsRead = 0;
-  private overflowResync: NodeJS.Timeout | undefined;
+  /** The members' joins: watched (one watch, the sidecar's too) and read into their domains. */
+  private readonly joins: MemberJoins;
+  /** Serialises what two pass lanes share: `domain:<label>` (device and entries), `gateway`. */
+  private readonly locks = new KeyedLock();
   /** Member IP -> the veth it was first found on (a second claimant is refused). */
   private readonly bindings = new MemberBindings();
   private readonly ruleset: NodeRuleset;
@@ -117,7 +144,8 @@ export class NodeAgent {
   private firstPassDone = false;
   private allowListOk = false;
   private allowListPeers = 0;
-  private readonly announcers = new Map<string, Announcer>();
+  /** STATE and LEAVE of each domain to its peer nodes. */
+  private readonly announcements: DomainAnnouncements;
   private allowListDropped: Record<string, number> = {};
   /** This node's gateway to the outside network (--gateway-interface), if any. */
   private readonly gateway: Gateway | undefined;
@@ -131,31 +159,25 @@ export class NodeAgent {
     this.monitors = deps.monitors ?? new ExecMonitors();
     this.allowList = new AllowList(deps.runner);
     const allNsid = deps.allNsid ?? holdsCapability(CAP_NET_BROADCAST);
-    this.joins = new JoinWatch(
-      deps.runner,
-      this.monitors,
-      deps.log,
-      (netns) => {
-        this.joinThrottle.mark(netns);
-        this.request('joins');
-      },
-      { allNsid },
-      () => this.onJoinEventsLost(),
-    );
+    this.joins = new MemberJoins({
+      runner: deps.runner,
+      monitors: this.monitors,
+      log: deps.log,
+      allNsid,
+      onEvents: () => this.request('joins'),
+      onResync: () => this.request('joins-all'),
+      resyncMs: config.joinsMs,
+      counted: { read: (cause) => this.metrics.joinReads.labels(cause).inc(), lost: () => this.metrics.joinEventsLost.inc() },
+    });
     if (!allNsid)
       this.log.warn(
         { capability: 'NET_BROADCAST' },
         'no CAP_NET_BROADCAST: joins are watched with one ip monitor process per member pod (about 3 MB each); add NET_BROADCAST to the node agent for one listener',
       );
-    this.passes = new PassQueue<PassKind>({
-      kinds: ['full', 'joins', 'entries'],
-      subsumes: (k) => (k === 'full' ? ['joins', 'entries'] : []),
-      delayMs: (k) => (k === 'full' ? 50 : 0),
-      run: async (k) => await this.runPass(k),
-      onError: (k, err, retryInMs) => this.log.error({ pass: k, err: errorMessage(err), retryInMs }, 'data plane pass failed; retrying'),
-      retryKind: 'full',
-      paused: true,
-    });
+    this.passes = nodePassQueue(
+      async (k) => await this.runPass(k),
+      (k, err, retryInMs) => this.log.error({ pass: k, err: errorMessage(err), retryInMs }, 'data plane pass failed; retrying'),
+    );
     this.ruleset = new NodeRuleset({ ip: this.ip, log: deps.log, metrics: this.metrics, retrySoon: () => setTimeout(() => this.request('full'), 200).unref() });
     const expiryMs = config.peerExpiry * config.heartbeatMs;
     this.domains = config.domains.map((domain) => ({
@@ -180,6 +202,12 @@ export class NodeAgent {
       expiry: new ExpiryClock(),
       programmedPeers: new Set<string>(),
     }));
+    this.announcements = new DomainAnnouncements({
+      channel: () => this.control,
+      gatewayGroups: (d) => (this.gatewayDomain?.label === d.label ? this.gateway?.announcedGroups() : undefined),
+      log: deps.log,
+      onCapped: (service, dropped) => this.metrics.unannouncedGroups.labels(service).set(dropped),
+    });
     const gw = config.gateway;
     const gwDomain = gw && this.domains.find((d) => d.domain.service === gw.service);
     this.podLookup = new PodLookup(async (ips) => await this.lookupPods(ips), { intervalMs: POD_LOOKUP_INTERVAL_MS });
@@ -323,10 +351,7 @@ export class NodeAgent {
       });
     });
     every(cfg.resyncMs, () => this.request('full'));
-    every(cfg.joinsMs, () => {
-      this.allJoinsDue = true;
-      this.request('joins');
-    });
+    this.joins.start();
     setTimeout(() => this.request('entries'), expiryMs + 50).unref();
     if (this.domains.length === 0) {
       this.log.warn(
@@ -350,8 +375,6 @@ export class NodeAgent {
     this.stopped = true;
     this.keyWatcher?.stop();
     for (const t of this.timers) clearInterval(t);
-    if (this.joinRetry) clearTimeout(this.joinRetry);
-    if (this.overflowResync) clearTimeout(this.overflowResync);
     this.nodeMonitor?.stop();
     this.joins.stop();
     await this.passes.stop();
@@ -361,10 +384,7 @@ export class NodeAgent {
       const gd = this.gatewayDomain!;
       await this.control?.sendLeave(gd.gwLabel, gd.table.targets(), this.gateway.localState);
     }
-    for (const d of this.domains) {
-      if (d.announced) await this.control?.sendLeave(d.label, d.table.targets());
-      d.announced = false;
-    }
+    await this.announcements.leaveAll(this.domains);
     await this.control?.close();
     for (const server of [this.http, this.statusHttp]) await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     for (const d of this.domains) d.dns.cancel();
@@ -406,32 +426,7 @@ export class NodeAgent {
 
   /** Re-resolves every domain and the peers Service; true when a member list changed. */
   private async resolveAll(): Promise<boolean> {
-    let changed = false;
-    await Promise.all(
-      this.domains.map(async (d) => {
-        try {
-          const ips = await d.dns.resolve();
-          if (ips.join() !== d.listed.join()) {
-            d.listed = ips;
-            changed = true;
-          }
-        } catch (err) {
-          this.log.warn({ domain: d.domain.service, err: errorMessage(err) }, 'resolve domain failed; keeping the last member list');
-        }
-      }),
-    );
-    if (this.peersDns) {
-      try {
-        const ips = (await this.peersDns.resolve()).filter((p) => p !== this.nodeIp);
-        for (const d of this.domains) {
-          d.table.setListed('dns', ips);
-          d.gateways.setListed('dns', ips);
-        }
-      } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, 'resolve --peers-service failed; keeping the last peer list');
-      }
-    }
-    return changed;
+    return await resolveDomains(this.domains, this.peersDns, this.nodeIp, this.log);
   }
 
   private heartbeat(): void {
@@ -450,17 +445,7 @@ export class NodeAgent {
 
   /** The domains' peer nodes: the expiry rule's tick (a quarter heartbeat, see membership/expiry.ts). */
   private expirePeers(): void {
-    const now = Date.now();
-    let expired = false;
-    for (const d of this.domains) {
-      const t = d.expiry.tick(d.table, now);
-      if (t.expired.length) {
-        expired = true;
-        this.log.warn({ domain: d.domain.service, peers: t.expired }, EXPIRED_MESSAGE);
-      }
-      if (t.suspects?.length) this.log.info({ domain: d.domain.service, peers: t.suspects }, SUSPECT_MESSAGE);
-    }
-    if (expired) this.request('entries');
+    if (expirePeerNodes(this.domains, Date.now(), this.log)) this.request('entries');
   }
 
   /** A gateway STATE or LEAVE: answer a new gateway at once; an election may have changed. */
@@ -471,43 +456,9 @@ export class NodeAgent {
     if (gw.reelect(this.nodeIp) || changed) this.request('full');
   }
 
-  /** The routable outbound groups this node must receive as the domain's active gateway. */
-  private gatewayGroups(d: DomainRuntime): string[] | undefined {
-    return this.gatewayDomain === d ? this.gateway?.announcedGroups() : undefined;
-  }
-
-  /** Never rejects (the shared Announcer logs and counts a failure). */
+  /** STATE of `d` to `to`; never rejects. */
   private async announce(d: DomainRuntime, to: readonly string[]): Promise<void> {
-    await this.announcerOf(d)?.announce(to);
-  }
-
-  /**
-   * The domain's STATE sender: the sidecar's Announcer over this node's control socket, so both
-   * modes cap a set of groups the same way, report it the same way, and never throw.
-   */
-  private announcerOf(d: DomainRuntime): Announcer | undefined {
-    const control = this.control;
-    if (!control) return undefined;
-    let a = this.announcers.get(d.label);
-    if (!a) {
-      const service = d.domain.service;
-      a = new Announcer({
-        channel: {
-          sendState: async (peers, state) => await control.sendState(d.label, peers, state.groups),
-          get unannouncedGroups() {
-            return control.unannouncedGroups(d.label);
-          },
-        },
-        local: () => ({ ...NODE_LOCAL_STATE, groups: announcedGroups(d, this.gatewayGroups(d)) }),
-        targets: () => d.table.targets(),
-        log: this.log.child({ domain: service }),
-        onCapped: (dropped) => this.metrics.unannouncedGroups.labels(service).set(dropped),
-      });
-      // The node decides itself when a domain is announced (after its members' joins were read).
-      a.localKnown();
-      this.announcers.set(d.label, a);
-    }
-    return a;
+    await this.announcements.announce(d, to);
   }
 
   /** Asks for a pass; passes are coalesced (a burst of events is one pass; runtime/pass-queue.ts). */
@@ -519,25 +470,29 @@ export class NodeAgent {
   private async runPass(kind: PassKind): Promise<void> {
     if (kind === 'entries') {
       await this.syncEntries(true);
-      await this.gateway?.syncJoins(this.demandedGroups());
+      await this.syncGatewayJoins();
       return;
     }
     if (kind === 'joins') {
-      await this.readDueJoins();
+      await this.joins.readDue(this.domains);
+      await this.syncAnnouncements(true);
+      await this.syncGatewayJoins();
+      return;
+    }
+    if (kind === 'joins-all') {
+      await this.joins.readAll(this.domains);
       await this.syncAnnouncements();
-      await this.gateway?.syncJoins(this.demandedGroups());
+      await this.syncGatewayJoins();
       return;
     }
     try {
       await this.resolveMembers();
       // New members (or a pod re-created on the same IP) are read now; the others' joins follow
-      // their events, and the periodic re-read (--joins-interval) repairs a lost one.
-      await this.readJoins((m, d) => !d.groups.has(m.ip));
-      // A full pass takes the place of any joins pass that was pending: its events are due too.
-      await this.readDueJoins();
+      // their events (the joins lane), and the periodic re-read (--joins-interval) repairs a lost one.
+      await this.joins.readNew(this.domains);
       await this.syncEntries(false);
       await this.syncRuleset();
-      await this.syncGateway();
+      await this.locks.run('gateway', async () => await this.syncGateway());
       await this.syncAllowList();
       this.syncMemberMonitors();
       await this.syncAnnouncements();
@@ -559,42 +514,16 @@ export class NodeAgent {
     const resolver = this.resolver();
     const shared = sharedClaims(this.domains.map((d) => ({ service: d.domain.service, listed: d.listed })));
     for (const d of this.domains) {
-      const { local, reasons, conflicts } = await resolveListed(resolver, d.listed, this.bindings);
-      // A pod here that two domains list is captured by neither (docs/node-mode.md, "Members").
-      const refused = new Map<string, RefusedMember>();
-      for (const [ip, claimants] of conflicts) {
-        for (const c of claimants) refused.set(`${ip}@${c.veth}`, { podIp: ip, reason: 'ip_conflict', hostVeth: c.veth, domains: [d.domain.service] });
-      }
-      for (const [ip, m] of local) {
-        const domains = shared.get(ip);
-        if (!domains) continue;
-        local.delete(ip);
-        reasons.set(ip, 'multiple_domains');
-        refused.set(ip, { podIp: ip, reason: 'multiple_domains', hostVeth: m.veth, domains });
-      }
-      const was = [...d.refused.keys()].join();
-      if ([...refused.keys()].join() !== was && refused.size) {
+      const changed = assignMembers(d, await resolveListed(resolver, d.listed, this.bindings), shared);
+      if (changed.refusedChanged) {
         this.log.warn(
-          { domain: d.domain.service, refused: [...refused.values()] },
+          { domain: d.domain.service, refused: [...d.refused.values()] },
           "member pods refused: listed by more than one domain (captured by none), or a second veth claims a member's IP (the first one kept)",
         );
       }
-      d.refused = refused;
-      if (membersKey(d.local.values()) !== membersKey(local.values())) {
-        this.log.info({ domain: d.domain.service, members: [...local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
+      if (changed.membersChanged) {
+        this.log.info({ domain: d.domain.service, members: [...d.local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
       }
-      for (const [ip, prev] of d.local) {
-        const now = local.get(ip);
-        // Joins were read from another pod's namespace: read the new one's.
-        if (now && (now.netns !== prev.netns || now.vethIndex !== prev.vethIndex)) {
-          d.groups.delete(ip);
-          d.ipv6.delete(ip);
-        }
-      }
-      d.local = local;
-      d.reasons = reasons;
-      for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
-      for (const ip of d.ipv6.keys()) if (!local.has(ip)) d.ipv6.delete(ip);
     }
     this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
   }
@@ -617,97 +546,36 @@ export class NodeAgent {
     return keys;
   }
 
-  /** The join listener lost events: re-read every member, at most once per JOIN_OVERFLOW_RESYNC_MS. */
-  private onJoinEventsLost(): void {
-    this.metrics.joinEventsLost.inc();
-    if (this.overflowResync || this.stopped) return;
-    this.overflowResync = setTimeout(
-      () => {
-        this.overflowResync = undefined;
-        this.allJoinsDue = true;
-        this.request('joins');
-      },
-      Math.max(0, this.lastAllJoinsRead + JOIN_OVERFLOW_RESYNC_MS - Date.now()),
-    );
-    this.overflowResync.unref();
-  }
-
-  /** Re-reads the joins of the members `which` selects (default: every member). */
-  private async readJoins(which: (m: LocalMember, d: DomainRuntime) => boolean = () => true, cause: 'event' | 'resync' = 'resync'): Promise<void> {
-    await Promise.all(
-      this.domains.flatMap((d) =>
-        [...d.local.values()]
-          .filter((m) => which(m, d))
-          .map(async (m) => {
-            this.joinReads++;
-            this.metrics.joinReads.labels(cause).inc();
-            const got = await this.joins.read(m);
-            if (got) {
-              d.groups.set(m.ip, got.groups);
-              d.ipv6.set(m.ip, got.ipv6);
-            }
-          }),
-      ),
-    );
-  }
-
-  /**
-   * A joins pass: the namespaces whose events are due (src/node/joins.ts, JoinThrottle), and every
-   * member when the periodic re-read is due. Events of a namespace read less than the throttle's
-   * interval ago wait for a timer: a pod that joins and leaves in a loop costs one read per
-   * interval, not one per event, and never a read of the other members.
-   */
-  private async readDueJoins(): Promise<void> {
-    if (this.allJoinsDue) {
-      this.allJoinsDue = false;
-      this.lastAllJoinsRead = Date.now();
-      await this.readJoins();
-    }
-    const now = Date.now();
-    const { due, retryAt } = this.joinThrottle.take(now);
-    if (retryAt !== undefined && !this.joinRetry && !this.stopped) {
-      this.joinRetry = setTimeout(
-        () => {
-          this.joinRetry = undefined;
-          this.request('joins');
-        },
-        Math.max(0, retryAt - now),
-      );
-      this.joinRetry.unref();
-    }
-    if (due.length) {
-      const set = new Set(due);
-      await this.readJoins((m) => set.has(m.netns), 'event');
-    }
-  }
-
+  /** Every domain's FDB/MDB entries; a domain at a time, under its lock (the entries and full lanes share it). */
   private async syncEntries(fast: boolean): Promise<void> {
-    for (const d of this.domains) {
-      if (!d.spec) continue;
-      const peers = d.table.alive().map((p) => ({ ip: p.ip, groups: p.groups }));
-      const desired = desiredState(d.spec, peers);
-      try {
-        const r = await d.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil, fast });
-        if (r.plan.recreate || r.plan.ip.some((l) => l.startsWith('link add'))) this.ruleset.markRebind();
-        if (await ensureDelivery(this.ip, d.domain.vni)) {
-          this.log.info({ domain: d.domain.service, devices: deliveryNames(deliveryDevices(d.domain.vni)) }, 'delivery hop (re)created');
-          this.ruleset.markRebind();
-          // A fast pass does not touch the ruleset: the chains must be reloaded onto the new hop.
-          if (fast) this.request('full');
-        }
-        d.deviceOk = true;
-        d.programmedPeers = new Set(peers.map((p) => peerEntryKey(p.ip, p.groups)));
-        d.entries = { fdb: desired.fdb.length, mdb: desired.mdb.length };
-        this.metrics.fdbEntries.labels(d.domain.service).set(desired.fdb.length);
-        this.metrics.mdbEntries.labels(d.domain.service).set(desired.mdb.length);
-      } catch (err) {
-        d.deviceOk = false;
-        const msg = errorMessage(err);
-        if (/Operation not permitted/i.test(msg)) {
-          throw new CapabilityError(`program ${d.domain.device}: not permitted; the node agent needs CAP_NET_ADMIN in the node network namespace`, { cause: err });
-        }
-        throw new KmcastError(`program ${d.domain.device} for ${d.domain.service}: ${msg}`, { cause: err });
+    for (const d of this.domains) await this.locks.run(`domain:${d.label}`, async () => await this.syncDomainEntries(d, fast));
+  }
+
+  private async syncDomainEntries(d: DomainRuntime, fast: boolean): Promise<void> {
+    if (!d.spec) return;
+    const peers = d.table.alive().map((p) => ({ ip: p.ip, groups: p.groups }));
+    const desired = desiredState(d.spec, peers);
+    try {
+      const r = await d.reconciler.reconcile(desired, { prune: Date.now() >= this.graceUntil, fast });
+      if (r.plan.recreate || r.plan.ip.some((l) => l.startsWith('link add'))) this.ruleset.markRebind();
+      if (await ensureDelivery(this.ip, d.domain.vni)) {
+        this.log.info({ domain: d.domain.service, devices: deliveryNames(deliveryDevices(d.domain.vni)) }, 'delivery hop (re)created');
+        this.ruleset.markRebind();
+        // A fast pass does not touch the ruleset: the chains must be reloaded onto the new hop.
+        if (fast) this.request('full');
       }
+      d.deviceOk = true;
+      d.programmedPeers = new Set(peers.map((p) => peerEntryKey(p.ip, p.groups)));
+      d.entries = { fdb: desired.fdb.length, mdb: desired.mdb.length };
+      this.metrics.fdbEntries.labels(d.domain.service).set(desired.fdb.length);
+      this.metrics.mdbEntries.labels(d.domain.service).set(desired.mdb.length);
+    } catch (err) {
+      d.deviceOk = false;
+      const msg = errorMessage(err);
+      if (/Operation not permitted/i.test(msg)) {
+        throw new CapabilityError(`program ${d.domain.device}: not permitted; the node agent needs CAP_NET_ADMIN in the node network namespace`, { cause: err });
+      }
+      throw new KmcastError(`program ${d.domain.device} for ${d.domain.service}: ${msg}`, { cause: err });
     }
   }
 
@@ -767,21 +635,17 @@ export class NodeAgent {
 
   private syncMemberMonitors(): void {
     if (this.nodeMonitor && !this.nodeMonitor.running && !this.stopped) this.nodeMonitor = this.startNodeMonitor();
-    const members = this.domains.flatMap((d) => [...d.local.values()]);
-    this.joins.sync(members);
-    const netnses = new Set(members.map((m) => m.netns));
-    this.joinThrottle.retain((ns) => netnses.has(ns));
+    this.joins.sync(this.domains);
   }
 
-  private async syncAnnouncements(): Promise<void> {
-    for (const d of this.domains) {
-      const next = announcement(d, this.gatewayGroups(d));
-      if (next.announced && !d.announced) d.announcedAt = Date.now();
-      d.announced = next.announced;
-      d.announcedGroups = next.announcedGroups;
-      if (next.send === 'state') await this.announce(d, d.table.targets());
-      else if (next.send === 'leave') await this.control?.sendLeave(d.label, d.table.targets());
-    }
+  /** The gateway's joins on its interface, under the gateway's lock (every lane calls it). */
+  private async syncGatewayJoins(): Promise<void> {
+    if (this.gateway) await this.locks.run('gateway', async () => await this.gateway?.syncJoins(this.demandedGroups()));
+  }
+
+  /** STATE or LEAVE where a domain's announcement changed (`changesOnly`: a joins pass; announce.ts). */
+  private async syncAnnouncements(changesOnly = false): Promise<void> {
+    await this.announcements.sync(this.domains, changesOnly);
   }
 
   private isProgrammed(d: DomainRuntime, m: LocalMember): boolean {
@@ -836,7 +700,7 @@ export class NodeAgent {
       return this.ruleset.chain(name) ? (counters?.get(name) ?? this.ruleset.chain(name)) : undefined;
     };
     const domains: NodeDomainStatus[] = this.domains.map((d) => {
-      const cut = this.announcers.get(d.label)?.unannounced ?? 0;
+      const cut = this.announcements.unannounced(d);
       const capture = (veth: string): ReadChain | undefined => counters?.get(captureChainName(veth)) ?? this.ruleset.chain(captureChainName(veth));
       return { ...domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status, dl(d), capture), ...(cut ? { unannouncedGroups: cut } : {}) };
     });
@@ -857,7 +721,7 @@ export class NodeAgent {
       ruleset: { installed: this.ruleset.isInstalled, chains: this.ruleset.size, ...(this.ruleset.lastError ? { lastError: this.ruleset.lastError } : {}) },
       allowList: { installed: this.allowListOk, peers: this.allowListPeers, dropped: allowListDrops(this.allowListDropped) },
       drops: { control: drops },
-      joinWatch: { mode: this.joins.mode, processes: this.joins.processes, reads: this.joinReads },
+      joinWatch: this.joins.status(),
       ...(this.gateway ? { gateway: this.gateway.status() } : {}),
     };
   }

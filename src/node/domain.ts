@@ -15,6 +15,7 @@ import type { NodeDomain } from './config.js';
 import type { LocalMember } from './members.js';
 import type { ReadChain } from './nft.js';
 import { deliveryDevices } from './delivery.js';
+import { membersKey } from './members.js';
 import { captureChainName, deliveryChainName, missedBy, missedByAll, vxChainName } from './nft.js';
 import type { NodeDomainStatus } from './status-types.js';
 
@@ -242,4 +243,46 @@ export function listedPodStatus(
   if (!programmed(m)) return { ...base, programmed: false, reason: 'pending' };
   if (!peers.readiness.ready) return { ...base, programmed: false, reason: 'peers', peers: peers.status };
   return { ...base, programmed: true, peers: peers.status };
+}
+
+/**
+ * A pass's member resolution applied to a domain: pods a second domain also lists are refused
+ * (captured by neither, docs/node-mode.md "Members"), as are the later claimants of a member's IP;
+ * the joins (and IPv6 addresses) of a member now in another namespace or on another veth are
+ * dropped (they are read again from the new pod), and those of members gone. Returns what changed, for the log. Pure.
+ */
+export function assignMembers(
+  d: Pick<DomainRuntime, 'domain' | 'local' | 'reasons' | 'refused' | 'groups' | 'ipv6'>,
+  resolved: { local: Map<string, LocalMember>; reasons: Map<string, NotProgrammedReason>; conflicts: ReadonlyMap<string, readonly LocalMember[]> },
+  /** Pod IP -> the domains listing it, for IPs more than one domain lists (members.ts, sharedClaims). */
+  shared: ReadonlyMap<string, string[]>,
+): { refusedChanged: boolean; membersChanged: boolean } {
+  const { local, reasons, conflicts } = resolved;
+  const refused = new Map<string, RefusedMember>();
+  for (const [ip, claimants] of conflicts) {
+    for (const c of claimants) refused.set(`${ip}@${c.veth}`, { podIp: ip, reason: 'ip_conflict', hostVeth: c.veth, domains: [d.domain.service] });
+  }
+  for (const [ip, m] of local) {
+    const domains = shared.get(ip);
+    if (!domains) continue;
+    local.delete(ip);
+    reasons.set(ip, 'multiple_domains');
+    refused.set(ip, { podIp: ip, reason: 'multiple_domains', hostVeth: m.veth, domains });
+  }
+  const refusedChanged = [...refused.keys()].join() !== [...d.refused.keys()].join() && refused.size > 0;
+  d.refused = refused;
+  const membersChanged = membersKey(d.local.values()) !== membersKey(local.values());
+  for (const [ip, prev] of d.local) {
+    const now = local.get(ip);
+    // Joins were read from another pod's namespace: read the new one's.
+    if (now && (now.netns !== prev.netns || now.vethIndex !== prev.vethIndex)) {
+      d.groups.delete(ip);
+      d.ipv6.delete(ip);
+    }
+  }
+  d.local = local;
+  d.reasons = reasons;
+  for (const ip of d.groups.keys()) if (!local.has(ip)) d.groups.delete(ip);
+  for (const ip of d.ipv6.keys()) if (!local.has(ip)) d.ipv6.delete(ip);
+  return { refusedChanged, membersChanged };
 }

@@ -4,14 +4,19 @@
  *
  * - passes are keyed by kind (`full`, `joins`, ...), listed in priority order; a request for a
  *   kind already pending is folded into it, so a burst of events is one pass;
- * - one pass runs at a time; the next is the highest-priority kind pending, and a kind may
- *   subsume others (a full pass does what a fast one would: both are cleared);
+ * - kinds run in lanes (default: one lane for all): one pass at a time per lane, the next being
+ *   the lane's highest-priority kind pending; passes of different lanes may run at once, so a
+ *   small event-driven pass need not wait behind a long periodic one (the caller serialises what
+ *   two lanes share, e.g. with KeyedLock);
+ * - a kind may subsume others (a full pass does what a fast one would: both are cleared);
  * - each kind has a debounce before its pass starts (0: at the next turn of the event loop);
- * - a failed pass is retried as `retryKind` after a back-off that doubles up to `maxMs` and is
- *   reset by the next success; the error goes to `onError`, never out of the queue;
+ * - a failed pass, in any lane, is retried as `retryKind` after one shared back-off that doubles
+ *   up to `maxMs` and is reset by the next success in the retry kind's lane (a small pass that
+ *   succeeds beside a failing full pass says nothing of what failed); the error goes to
+ *   `onError`, never out of the queue;
  * - a queue made `paused` collects requests until `resume()` (an agent's first pass runs with
- *   `runNow` while events that arrive meanwhile wait for it);
- * - `stop()` ends the queue and waits for the pass in flight.
+ *   `runNow`, alone, while events that arrive meanwhile wait for it);
+ * - `stop()` ends the queue and waits for the passes in flight.
  *
  * Pure of the kernel: the passes are callbacks. The timers are Node's (unref'd).
  */
@@ -19,6 +24,8 @@
 export interface PassQueueOptions<K extends string> {
   /** Every kind, highest priority first. */
   readonly kinds: readonly K[];
+  /** The lane a kind runs in (default: one lane for every kind). */
+  readonly lane?: (kind: K) => string;
   /** The pending kinds a pass of `kind` makes unnecessary (besides itself). */
   readonly subsumes?: (kind: K) => readonly K[];
   /** Debounce before a requested pass starts (ms). */
@@ -36,24 +43,47 @@ export interface PassQueueOptions<K extends string> {
 
 export const DEFAULT_BACKOFF = { initialMs: 200, maxMs: 5_000 } as const;
 
+interface Lane {
+  inFlight: Promise<void> | undefined;
+  debounce: NodeJS.Timeout | undefined;
+}
+
 export class PassQueue<K extends string> {
   private readonly pending = new Set<K>();
-  private inFlight: Promise<void> | undefined;
-  private debounce: NodeJS.Timeout | undefined;
+  private readonly lanes = new Map<string, Lane>();
+  /** A runNow pass: it runs alone, every lane waits for it. */
+  private exclusive: Promise<void> | undefined;
   private retry: NodeJS.Timeout | undefined;
   private backoffMs: number;
   private stopped = false;
   private paused: boolean;
 
   constructor(private readonly o: PassQueueOptions<K>) {
-    this.backoffMs = (o.backoff ?? DEFAULT_BACKOFF).initialMs;
+    this.backoffMs = this.backoff.initialMs;
     this.paused = o.paused ?? false;
+  }
+
+  private get backoff(): { readonly initialMs: number; readonly maxMs: number } {
+    return this.o.backoff ?? DEFAULT_BACKOFF;
+  }
+
+  private laneName(kind: K): string {
+    return this.o.lane?.(kind) ?? '';
+  }
+
+  private lane(name: string): Lane {
+    let l = this.lanes.get(name);
+    if (!l) {
+      l = { inFlight: undefined, debounce: undefined };
+      this.lanes.set(name, l);
+    }
+    return l;
   }
 
   /** Starts the passes requested while paused. */
   resume(): void {
     this.paused = false;
-    if (this.pending.size) this.kick();
+    this.kickAll();
   }
 
   /** The back-off the next failure would wait (ms). */
@@ -66,44 +96,55 @@ export class PassQueue<K extends string> {
     return this.o.kinds.filter((k) => this.pending.has(k));
   }
 
-  /** Whether a pass runs now. */
+  /** Whether a pass runs now (in any lane). */
   get busy(): boolean {
-    return this.inFlight !== undefined;
+    return this.exclusive !== undefined || [...this.lanes.values()].some((l) => l.inFlight !== undefined);
+  }
+
+  /** Whether a pass of `kind`'s lane runs now. */
+  busyLane(kind: K): boolean {
+    return this.lanes.get(this.laneName(kind))?.inFlight !== undefined;
   }
 
   /** Asks for a pass of `kind`; folded into one already pending. */
   request(kind: K): void {
     if (this.stopped) return;
     this.pending.add(kind);
-    if (this.debounce || this.inFlight || this.paused) return;
-    this.debounce = setTimeout(
+    const name = this.laneName(kind);
+    const lane = this.lane(name);
+    if (lane.debounce || lane.inFlight || this.paused || this.exclusive) return;
+    lane.debounce = setTimeout(
       () => {
-        this.debounce = undefined;
-        this.kick();
+        lane.debounce = undefined;
+        this.kick(name);
       },
       this.o.delayMs?.(kind) ?? 0,
     );
-    this.debounce.unref();
+    lane.debounce.unref();
   }
 
   /**
-   * Runs `fn` as a pass of `kind` now, in the queue (after the pass in flight, before any
-   * pending one), and hands its error to the caller instead of retrying: a start-up pass whose
-   * failure ends the start.
+   * Runs `fn` as a pass of `kind` now, alone (after the passes in flight, before any pending
+   * one), and hands its error to the caller instead of retrying: a start-up pass whose failure
+   * ends the start.
    */
   async runNow(kind: K, fn: () => Promise<void> = () => this.o.run(kind)): Promise<void> {
-    while (this.inFlight) await this.inFlight.catch(() => undefined);
+    for (;;) {
+      const running = [this.exclusive, ...[...this.lanes.values()].map((l) => l.inFlight)].filter((p) => p !== undefined);
+      if (!running.length) break;
+      await Promise.all(running.map(async (p) => await p.catch(() => undefined)));
+    }
     this.clear(kind);
     const p = fn();
-    this.inFlight = p.then(
+    this.exclusive = p.then(
       () => undefined,
       () => undefined,
     );
     try {
       await p;
     } finally {
-      this.inFlight = undefined;
-      if (this.pending.size && !this.paused) this.kick();
+      this.exclusive = undefined;
+      this.kickAll();
     }
   }
 
@@ -112,41 +153,49 @@ export class PassQueue<K extends string> {
     for (const k of this.o.subsumes?.(kind) ?? []) this.pending.delete(k);
   }
 
-  private kick(): void {
-    if (this.inFlight || this.stopped || this.paused) return;
-    this.inFlight = (async () => {
-      while (this.pending.size && !this.stopped) {
-        const kind = this.o.kinds.find((k) => this.pending.has(k))!;
+  private kickAll(): void {
+    if (this.paused) return;
+    const names = new Set(this.waiting.map((k) => this.laneName(k)));
+    for (const name of names) this.kick(name);
+  }
+
+  private kick(name: string): void {
+    const lane = this.lane(name);
+    if (lane.inFlight || this.stopped || this.paused || this.exclusive) return;
+    const next = (): K | undefined => this.o.kinds.find((k) => this.pending.has(k) && this.laneName(k) === name);
+    lane.inFlight = (async () => {
+      for (let kind = next(); kind !== undefined && !this.stopped; kind = next()) {
         this.clear(kind);
         try {
           await this.o.run(kind);
-          this.backoffMs = (this.o.backoff ?? DEFAULT_BACKOFF).initialMs;
+          if (name === this.laneName(this.o.retryKind)) this.backoffMs = this.backoff.initialMs;
           this.o.onSuccess?.(kind);
         } catch (err) {
           const wait = this.backoffMs;
-          this.backoffMs = Math.min(wait * 2, (this.o.backoff ?? DEFAULT_BACKOFF).maxMs);
+          this.backoffMs = Math.min(wait * 2, this.backoff.maxMs);
           this.o.onError(kind, err, wait);
           if (this.retry) clearTimeout(this.retry);
           this.retry = setTimeout(() => {
             this.retry = undefined;
             this.request(this.o.retryKind);
+            this.kickAll(); // and what waited in the failed lane
           }, wait);
           this.retry.unref();
-          // What else is pending waits for the retry too: the kernel just refused a pass.
+          // What else is pending in this lane waits for the back-off too: the kernel just refused a pass.
           return;
         }
       }
     })().finally(() => {
-      this.inFlight = undefined;
+      lane.inFlight = undefined;
     });
   }
 
-  /** Ends the queue: nothing new starts; waits for the pass in flight. */
+  /** Ends the queue: nothing new starts; waits for the passes in flight. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.debounce) clearTimeout(this.debounce);
+    for (const l of this.lanes.values()) if (l.debounce) clearTimeout(l.debounce);
     if (this.retry) clearTimeout(this.retry);
     this.pending.clear();
-    await this.inFlight?.catch(() => undefined);
+    await Promise.all([this.exclusive, ...[...this.lanes.values()].map((l) => l.inFlight)].map(async (p) => await p?.catch(() => undefined)));
   }
 }

@@ -4,14 +4,13 @@
  * which also runs periodically to repair drift (a deleted vx0, a removed route or entry).
  */
 import type { Server } from 'node:http';
-import { CapabilityError, ConfigError, errorMessage, KmcastError } from '../errors.js';
+import { CapabilityError, ConfigError, errorMessage } from '../errors.js';
 import { IpClient } from '../kernel/ip.js';
 import { NftClient } from '../kernel/nft.js';
 import type { Monitors } from '../kernel/monitor.js';
 import { ExecMonitors } from '../kernel/monitor.js';
 import type { Sysctl } from '../kernel/sysctl.js';
 import { SysctlClient } from '../kernel/sysctl.js';
-import { MDB_DST_MIN_VERSION, versionAtLeast } from '../kernel/parse.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
@@ -26,15 +25,16 @@ import { OverlayJoiner } from '../membership/overlay-joins.js';
 import { PeerTable } from '../membership/peers.js';
 import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
 import { AllowList } from '../overlay/allowlist.js';
-import type { CaptureSpec, CaptureState } from '../overlay/capture.js';
 import { applyCapture, removeCapture } from '../overlay/capture.js';
-import type { OverlaySpec, Replication } from '../overlay/desired.js';
+import { PodFilters } from './filters.js';
+import type { OverlaySpec } from '../overlay/desired.js';
 import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import { PassQueue } from '../runtime/pass-queue.js';
 import type { AgentConfig } from './config.js';
-import { effectiveRpFilter, hasNetAdmin, procSysWritable, readRpFilter, RP_FILTER_FIX, trySetLooseRpFilter } from './host.js';
+import { checkRpFilter, hasNetAdmin, precheckRpFilter } from './host.js';
+import { podOverlaySpec } from './spec.js';
 import { startHttp } from '../runtime/http.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentStatus } from './status-types.js';
@@ -57,7 +57,8 @@ export class Agent {
   private readonly ip: IpClient;
   private readonly log: Logger;
   private readonly reconciler: OverlayReconciler;
-  private readonly allowList: AllowList;
+  /** The allow-list and the eth0 capture (filters.ts). */
+  private readonly filters: PodFilters;
   private spec!: OverlaySpec;
   private table!: PeerTable;
   private channel: ControlChannel | undefined;
@@ -87,20 +88,12 @@ export class Agent {
     retryKind: 'full',
     paused: true,
   });
-  private allowed: string | undefined;
-  private allowListInstalled = false;
   private entryCounts = { fdb: 0, mdb: 0, routes: 0 };
   private stopped = false;
   /** Until then, entries a previous agent left on an adopted vx0 are kept (see PlanOptions.prune). */
   private graceUntil = 0;
   /** Until start() has built the data plane itself, event-driven syncs are not scheduled. */
   private running = false;
-  // eth0 capture (issue 10): the chain can only load once vx0 exists (`fwd to` resolves it).
-  private overlayUp = false;
-  private capture: CaptureState | undefined;
-  private captureInstalled = false;
-  /** Read back since the last invalidation (periodic resync, vx0 re-created). */
-  private captureVerified = false;
 
   constructor(
     readonly config: AgentConfig,
@@ -109,13 +102,23 @@ export class Agent {
     this.log = deps.log;
     this.ip = new IpClient(deps.runner, deps.netns);
     this.reconciler = new OverlayReconciler(this.ip, this.log);
-    this.allowList = new AllowList(deps.runner, deps.netns);
-    this.nft = new NftClient(deps.runner, deps.netns);
+    const nft = new NftClient(deps.runner, deps.netns);
+    this.filters = new PodFilters({
+      allowList: new AllowList(deps.runner, deps.netns),
+      capture: { apply: async (spec) => await applyCapture(nft, spec), remove: async () => await removeCapture(nft) },
+      vxlanPort: config.vxlanPort,
+      controlPort: config.controlPort,
+      noAllowList: config.insecureNoAllowlist,
+      captureOn: config.capture === 'on',
+      observe: ({ peers, dropped }) => {
+        if (peers !== undefined) this.metrics.allowListPeers.set(peers);
+        for (const [rule, n] of Object.entries(dropped)) this.metrics.allowListDropped.set({ port: rule.replace('kmcast-', '') }, n);
+      },
+    });
     this.monitors = deps.monitors ?? new ExecMonitors();
     this.sysctl = deps.sysctl ?? new SysctlClient(deps.runner, deps.netns);
   }
 
-  private readonly nft: NftClient;
   private readonly monitors: Monitors;
   private readonly sysctl: Sysctl;
 
@@ -151,7 +154,9 @@ export class Agent {
         throw new ConfigError(`--http ${cfg.http!.host}:${cfg.http!.port}: cannot listen: ${errorMessage(err)}`, { cause: err });
       });
     }
-    this.spec = await this.overlaySpec();
+    const { spec, floodFallback } = await podOverlaySpec(this.ip, cfg, this.log);
+    this.spec = spec;
+    this.metrics.floodFallback.set(floodFallback ? 1 : 0);
     this.table = new PeerTable({
       selfIp: this.spec.localIp,
       ...peerTableTiming(cfg),
@@ -169,13 +174,13 @@ export class Agent {
       this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
       await this.resolve();
     }
-    await this.precheckRpFilter();
+    await precheckRpFilter(this.sysctl);
     if (!cfg.insecureNoAllowlist) {
-      this.inheritedAdmission = (await this.allowList.read().catch(() => undefined))?.peers ?? [];
-      await this.syncAllowList(true);
+      this.inheritedAdmission = await this.filters.inherited();
+      await this.filters.sync(this.admitted(), this.keyed, { initial: true });
     } else {
       // A list left by an earlier agent (SIGTERM empties it, fail closed) would block everything.
-      await this.allowList.remove();
+      await this.filters.removeAllowList();
       this.log.warn('--insecure-no-allowlist: the overlay accepts VXLAN from anyone who can reach the pod');
     }
     await this.syncOverlay();
@@ -236,8 +241,7 @@ export class Agent {
     if (this.dns) this.every(cfg.resolveMs, () => void this.resolve());
     this.every(cfg.resyncMs, () => {
       void this.watcher?.refresh();
-      this.allowed = undefined; // read the allow-list back too
-      this.captureVerified = false; // and the capture chain
+      this.filters.invalidate(); // read the allow-list and the capture chain back too
       this.scheduleSync(true);
     });
     await this.announce();
@@ -273,12 +277,9 @@ export class Agent {
     const logError = (what: string) => (err: unknown) => this.log.error({ err: errorMessage(err) }, what);
     if (this.spec && opts.removeDevice) {
       await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch(logError('removing overlay device failed'));
-      if (!this.config.insecureNoAllowlist) await this.allowList.remove({ capture: true }).catch(() => undefined);
-      else await removeCapture(this.nft).catch(() => undefined);
+      await this.filters.remove().catch(() => undefined);
     } else if (this.spec && this.running) {
-      if (!this.config.insecureNoAllowlist) {
-        await this.allowList.apply({ vxlanPort: this.config.vxlanPort, controlPort: this.keyed ? undefined : this.config.controlPort, peers: [] }).catch(logError('emptying the allow-list failed'));
-      }
+      await this.filters.quiesce(this.keyed).catch(logError('emptying the allow-list failed'));
       await this.reconciler.reconcile(desiredState(this.spec, [])).catch(logError('removing replication entries failed'));
       this.log.info({ device: this.config.device }, 'overlay quiesced; the device stays for the next agent');
     }
@@ -290,7 +291,7 @@ export class Agent {
     const stats = this.spec ? await this.ip.stats(this.config.device).catch(() => undefined) : undefined;
     const unregistered = stats?.txCarrierErrors ?? 0;
     this.metrics.unregisteredDropped.set(unregistered);
-    await this.refreshAllowListCounters();
+    await this.filters.refreshCounters();
     return {
       version: VERSION,
       podIp: this.spec?.localIp ?? '',
@@ -308,66 +309,23 @@ export class Agent {
       localGroups: this.watcher?.groups() ?? [],
       ...(this.announcer?.unannounced ? { unannouncedGroups: this.announcer.unannounced } : {}),
       entries: { ...this.entryCounts },
-      allowList: { installed: this.allowListInstalled, peers: this.allowed ? this.allowed.split(',').filter(Boolean).length : 0 },
       drops: { unregistered, control: this.channel ? this.dropCounters() : {} },
       ...this.captureStatus(),
     };
   }
 
-  /** The capture path and the apps' groups per interface, for /status and the metrics. */
-  private captureStatus(): Pick<AgentStatus, 'capture' | 'groupsByInterface'> {
-    const forwarded = this.capture?.packets ?? 0;
-    this.metrics.captureActive.set(this.captureInstalled ? 1 : 0);
-    this.metrics.captureForwarded.set(forwarded);
-    return {
-      capture: {
-        path: this.config.capture === 'on' ? 'nft-netdev-egress' : 'off',
-        underlay: this.spec?.underlay ?? '',
-        installed: this.captureInstalled,
-        forwarded,
-      },
-      groupsByInterface: this.watcher?.byInterface() ?? {},
-    };
-  }
-
-  private captureSpec(): CaptureSpec | undefined {
-    if (this.config.capture !== 'on' || !this.overlayUp) return undefined;
-    return { underlay: this.spec.underlay, device: this.config.device, broadcastAddress: this.spec.broadcastAddress };
+  /** The allow-list, the capture path and the apps' groups per interface, for /status and the metrics. */
+  private captureStatus(): Pick<AgentStatus, 'allowList' | 'capture' | 'groupsByInterface'> {
+    const filters = this.filters.status(this.spec?.underlay ?? '');
+    this.metrics.captureActive.set(filters.capture?.installed ? 1 : 0);
+    this.metrics.captureForwarded.set(filters.capture?.forwarded ?? 0);
+    return { ...filters, groupsByInterface: this.watcher?.byInterface() ?? {} };
   }
 
   /** After vx0 exists: install the capture (fail closed at start), or remove one an earlier agent left when it is off. */
   private async startCapture(): Promise<void> {
-    this.overlayUp = true;
-    if (this.config.capture === 'off') {
-      await removeCapture(this.nft);
-      return;
-    }
-    this.captureVerified = false;
-    if (!this.config.insecureNoAllowlist) await this.syncAllowList(true, true);
-    else await this.syncCaptureOnly();
-    this.log.info({ underlay: this.spec.underlay, device: this.config.device }, 'eth0 capture installed: multicast and broadcast sent out of the pod interface go into the overlay');
-  }
-
-  /** --insecure-no-allowlist: the capture alone, read back the same way. */
-  private async syncCaptureOnly(): Promise<void> {
-    const spec = this.captureSpec();
-    if (!spec || this.captureVerified) return;
-    try {
-      this.capture = await applyCapture(this.nft, spec);
-      this.captureInstalled = true;
-      this.captureVerified = true;
-    } catch (err) {
-      this.captureInstalled = false;
-      throw err;
-    }
-  }
-
-  /** Reads the allow-list's drop counters into the metrics (on /status and /metrics). */
-  private async refreshAllowListCounters(): Promise<void> {
-    if (!this.allowListInstalled) return;
-    const state = await this.allowList.read(this.captureSpec()).catch(() => undefined);
-    if (state?.capture) this.capture = state.capture;
-    for (const [rule, n] of Object.entries(state?.dropped ?? {})) this.metrics.allowListDropped.set({ port: rule.replace('kmcast-', '') }, n);
+    const installed = await this.filters.overlayUp({ underlay: this.spec.underlay, device: this.config.device, broadcastAddress: this.spec.broadcastAddress }, this.admitted(), this.keyed);
+    if (installed) this.log.info({ underlay: this.spec.underlay, device: this.config.device }, 'eth0 capture installed: multicast and broadcast sent out of the pod interface go into the overlay');
   }
 
   private dropCounters(): Record<string, number> {
@@ -404,76 +362,10 @@ export class Agent {
     this.timers.push(t);
   }
 
-  private async overlaySpec(): Promise<OverlaySpec> {
-    const cfg = this.config;
-    let underlay = cfg.interface;
-    if (!underlay) {
-      const [def] = await this.ip.defaultRoutes();
-      underlay = def?.dev;
-      if (!underlay) throw new ConfigError('--interface: there is no default route to find the underlay from; name the pod interface with --interface (e.g. eth0)');
-    }
-    const link = await this.ip.link(underlay);
-    if (!link) throw new ConfigError(`--interface: device ${JSON.stringify(underlay)} does not exist in this network namespace`);
-    const addrs = (await this.ip.addrs(underlay)).map((a) => a.split('/')[0]!);
-    const podIp = cfg.podIp ?? addrs[0];
-    if (!podIp) throw new ConfigError(`--interface: ${underlay} has no IPv4 address; give the pod IP with --pod-ip (KMCAST_POD_IP)`);
-    if (!addrs.includes(podIp)) throw new ConfigError(`--pod-ip: ${podIp} is not an address of ${underlay} (${addrs.join(', ') || 'none'})`);
-    if (cfg.addressing.kind === 'subnet') {
-      throw new ConfigError('--addressing: subnet=CIDR is not implemented in this version; use pod-ip (and set net.ipv4.conf.all.rp_filter=2 on strict nodes)');
-    }
-    const version = await this.ip.version();
-    let replication: Replication = cfg.replication;
-    if (replication === 'selective' && (!version || !versionAtLeast(version, MDB_DST_MIN_VERSION))) {
-      replication = 'flood';
-      this.log.warn(
-        { iproute2: version?.join('.') ?? 'unknown' },
-        'iproute2 < 6.3 cannot program VXLAN MDB entries: every group floods to every peer (install iproute2 >= 6.3 for selective replication)',
-      );
-    }
-    this.metrics.floodFallback.set(replication === 'flood' && cfg.replication === 'selective' ? 1 : 0);
-    return {
-      device: cfg.device,
-      vni: cfg.vni,
-      port: cfg.vxlanPort,
-      underlay,
-      underlayMtu: link.mtu,
-      localIp: podIp,
-      broadcastAddress: cfg.broadcast?.address,
-      unregistered: cfg.unregistered,
-      replication,
-    };
-  }
-
-  /**
-   * With the pod IP on vx0, a strict reverse-path filter drops every overlay datagram (the route
-   * back to a peer's pod IP is via eth0). Loose mode on vx0 fixes it; where /proc/sys is
-   * read-only (unprivileged containers) we can only check.
-   */
+  /** Sets loose rp_filter on the overlay device and checks it (host.ts). */
   private async checkRpFilter(): Promise<void> {
-    const dev = this.config.device;
-    const set = await trySetLooseRpFilter(this.sysctl, dev);
-    const [all, own] = await Promise.all([readRpFilter(this.sysctl, 'all'), readRpFilter(this.sysctl, dev)]);
-    const effective = effectiveRpFilter(all, own);
-    if (effective === 1) {
-      throw new CapabilityError(
-        `start agent: reverse-path filtering is strict on ${dev} (net.ipv4.conf.all.rp_filter=${all}, ${dev}=${own})${set ? '' : ' and /proc/sys is read-only'}, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,
-      );
-    }
-    this.log.debug({ all, [dev]: own, effective }, 'rp_filter ok');
-  }
-
-  /**
-   * Before creating anything: where /proc/sys is read-only, vx0 will start with conf.default and
-   * we cannot loosen it, so a strict all/default is known to fail now rather than after setup.
-   */
-  private async precheckRpFilter(): Promise<void> {
-    if (await procSysWritable(this.sysctl)) return;
-    const [all, def] = await Promise.all([readRpFilter(this.sysctl, 'all'), readRpFilter(this.sysctl, 'default')]);
-    if (effectiveRpFilter(all, def) === 1) {
-      throw new CapabilityError(
-        `start agent: reverse-path filtering is strict (net.ipv4.conf.all.rp_filter=${all}, default=${def}) and /proc/sys is read-only, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,
-      );
-    }
+    const r = await checkRpFilter(this.sysctl, this.config.device);
+    this.log.debug({ all: r.all, [this.config.device]: r.own, effective: r.effective }, 'rp_filter ok');
   }
 
   private async resolve(): Promise<void> {
@@ -526,11 +418,10 @@ export class Agent {
   }
 
   private async syncPass(fast: boolean): Promise<void> {
-    if (!this.config.insecureNoAllowlist) await this.syncAllowList(false);
+    await this.filters.sync(this.admitted(), this.keyed);
     await this.syncOverlay(fast);
     // After the overlay: `fwd to "vx0"` needs the device to exist.
-    if (!this.config.insecureNoAllowlist) await this.syncAllowList(false, true);
-    else await this.syncCaptureOnly();
+    await this.filters.sync(this.admitted(), this.keyed, { withCapture: true });
   }
 
   private async syncOverlay(fast = false): Promise<void> {
@@ -567,7 +458,7 @@ export class Agent {
       }
       if (result.plan.recreate || result.plan.ip.some((l) => l.startsWith('link add'))) {
         // The capture's `fwd to` points at the old device's index: re-apply it.
-        this.captureVerified = false;
+        this.filters.deviceRecreated();
       }
       if (result.plan.recreate || result.plan.ip.some((l) => l.startsWith('link add')))
         await this.checkRpFilter().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'rp_filter check failed'));
@@ -583,38 +474,13 @@ export class Agent {
     for (const [state, n] of Object.entries(states)) this.metrics.peers.set({ state }, n);
   }
 
-  /** The allow-list admits what admittedPeers says (keyed: authenticated peers); re-applied when that set changes. */
-  private async syncAllowList(initial: boolean, withCapture = false): Promise<void> {
-    const { vxlan: peers } = admittedPeers({
+  /** The peers the allow-list admits (keyed: authenticated peers; during the grace, a previous agent's too). */
+  private admitted(): string[] {
+    return admittedPeers({
       keyed: this.keyed,
       listed: this.table.targets(),
       alive: this.table.alive().map((p) => p.ip),
       inherited: Date.now() < this.graceUntil ? this.inheritedAdmission : [],
-    });
-    const key = peers.join(',');
-    const capture = withCapture ? this.captureSpec() : undefined;
-    if (key === this.allowed && (!capture || this.captureVerified)) return;
-    try {
-      const state = await this.allowList.apply({
-        vxlanPort: this.config.vxlanPort,
-        controlPort: this.keyed ? undefined : this.config.controlPort,
-        peers,
-        capture,
-      });
-      this.allowed = key;
-      this.allowListInstalled = true;
-      if (capture) {
-        this.capture = state.capture;
-        this.captureInstalled = true;
-        this.captureVerified = true;
-      }
-      this.metrics.allowListPeers.set(peers.length);
-      for (const [rule, n] of Object.entries(state.dropped)) this.metrics.allowListDropped.set({ port: rule.replace('kmcast-', '') }, n);
-    } catch (err) {
-      this.allowListInstalled = false;
-      if (capture) this.captureInstalled = false;
-      if (initial && err instanceof KmcastError) throw err;
-      throw new KmcastError(`sync admission allow-list: ${errorMessage(err)}`, { cause: err });
-    }
+    }).vxlan;
   }
 }

@@ -2,8 +2,10 @@
  * Facts about the sidecar's namespace: reverse-path filtering, read and set through a Sysctl
  * client for the namespace it acts in (src/kernel/sysctl.ts); the capabilities are
  * src/runtime/caps.ts, re-exported here for the sidecar's readers. The pure part
- * (effectiveRpFilter) is shared with `kmcast doctor`.
+ * (effectiveRpFilter) is shared with `kmcast doctor`; the agent's start checks rp_filter with
+ * checkRpFilter and precheckRpFilter.
  */
+import { CapabilityError } from '../errors.js';
 import type { Sysctl } from '../kernel/sysctl.js';
 
 export { CAP_NET_ADMIN, capEffOf, hasCapability, hasNetAdmin } from '../runtime/caps.js';
@@ -42,4 +44,36 @@ export async function trySetLooseRpFilter(sysctl: Sysctl, dev: string): Promise<
 /** Whether /proc/sys can be written (it is read-only in unprivileged containers); writes nothing. */
 export async function procSysWritable(sysctl: Sysctl): Promise<boolean> {
   return await sysctl.writable(rpFilterKey('all'));
+}
+
+/**
+ * With the pod IP on vx0, a strict reverse-path filter drops every overlay datagram (the route
+ * back to a peer's pod IP is via eth0). Sets loose mode on `dev` and checks the effective value;
+ * where /proc/sys is read-only (unprivileged containers) it can only check. Throws a
+ * CapabilityError with the fix when it is strict.
+ */
+export async function checkRpFilter(sysctl: Sysctl, dev: string): Promise<{ all: number; own: number; effective: number }> {
+  const set = await trySetLooseRpFilter(sysctl, dev);
+  const [all, own] = await Promise.all([readRpFilter(sysctl, 'all'), readRpFilter(sysctl, dev)]);
+  const effective = effectiveRpFilter(all, own);
+  if (effective === 1) {
+    throw new CapabilityError(
+      `start agent: reverse-path filtering is strict on ${dev} (net.ipv4.conf.all.rp_filter=${all}, ${dev}=${own})${set ? '' : ' and /proc/sys is read-only'}, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,
+    );
+  }
+  return { all, own, effective };
+}
+
+/**
+ * Before creating anything: where /proc/sys is read-only, vx0 will start with conf.default and
+ * cannot be loosened, so a strict all/default is known to fail now rather than after setup.
+ */
+export async function precheckRpFilter(sysctl: Sysctl): Promise<void> {
+  if (await procSysWritable(sysctl)) return;
+  const [all, def] = await Promise.all([readRpFilter(sysctl, 'all'), readRpFilter(sysctl, 'default')]);
+  if (effectiveRpFilter(all, def) === 1) {
+    throw new CapabilityError(
+      `start agent: reverse-path filtering is strict (net.ipv4.conf.all.rp_filter=${all}, default=${def}) and /proc/sys is read-only, so overlay traffic would be dropped; ${RP_FILTER_FIX}`,
+    );
+  }
 }

@@ -3,6 +3,7 @@ import { describe, it, test } from 'node:test';
 import { decode } from '../../../src/membership/codec.js';
 import { PeerTable } from '../../../src/membership/peers.js';
 import {
+  assignMembers,
   announcedGroups,
   announcement,
   domainGroups,
@@ -198,4 +199,69 @@ describe("peerWaitBound: the peer-node wait runs from the domain's first announc
   it('not announced yet: never passed', () => {
     assert.equal(peerWaitBound(5000, undefined, 900_000, 5000), 905_000);
   });
+});
+
+test('assignMembers: a pod two domains list is refused, a second claimant too; joins of a moved or departed member are dropped', () => {
+  const a = m('10.244.1.11', 'kmcva');
+  const b = m('10.244.1.12', 'kmcvb');
+  const c = m('10.244.1.13', 'kmcvc');
+  const d = {
+    domain: { service: 'app', vni: 100, device: 'kmcvx100' },
+    local: new Map([
+      [a.ip, a],
+      [b.ip, b],
+    ]),
+    reasons: new Map(),
+    refused: new Map(),
+    groups: new Map([
+      [a.ip, ['239.1.1.1']],
+      [b.ip, ['239.1.1.2']],
+    ]),
+    ipv6: new Map([
+      [a.ip, ['fd00::a']],
+      [b.ip, ['fd00::b']],
+    ]),
+  };
+  const moved = { ...a, netns: 'kmcnew' };
+  const second = m('10.244.1.12', 'kmcvz');
+  const r = assignMembers(
+    d,
+    {
+      local: new Map([
+        [moved.ip, moved],
+        [b.ip, b],
+        [c.ip, c],
+      ]),
+      reasons: new Map(),
+      conflicts: new Map([[b.ip, [second]]]),
+    },
+    new Map([[c.ip, ['app', 'other']]]),
+  );
+  assert.deepEqual(r, { refusedChanged: true, membersChanged: false }, 'the same IPs on the same veths: no news for the log');
+  assert.deepEqual([...d.local.keys()], [a.ip, b.ip], 'the shared pod is no member');
+  assert.equal(d.reasons.get(c.ip), 'multiple_domains');
+  assert.deepEqual(
+    [...d.refused.values()].map((x) => [x.podIp, x.reason, x.hostVeth]),
+    [
+      [b.ip, 'ip_conflict', 'kmcvz'],
+      [c.ip, 'multiple_domains', 'kmcvc'],
+    ],
+  );
+  assert.deepEqual([...d.groups], [[b.ip, ['239.1.1.2']]], "the moved pod's joins are read again from its new namespace");
+  assert.deepEqual([...d.ipv6], [[b.ip, ['fd00::b']]], 'and its addresses');
+  const again = assignMembers(
+    d,
+    {
+      local: new Map([
+        [b.ip, b],
+        [c.ip, c],
+      ]),
+      reasons: new Map(),
+      conflicts: new Map([[b.ip, [second]]]),
+    },
+    new Map([[c.ip, ['app', 'other']]]),
+  );
+  assert.deepEqual(again, { refusedChanged: false, membersChanged: true }, 'the same refusal is not news');
+  assert.deepEqual([...d.groups.keys()], [b.ip], 'a departed member keeps no joins');
+  assert.deepEqual([...d.ipv6.keys()], [b.ip]);
 });
