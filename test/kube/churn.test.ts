@@ -9,7 +9,8 @@
  * 1. one receiver pod on node 2 is deleted; its Deployment replaces it, the replacement waits in
  *    kmcast-wait until programmed and then receives;
  * 2. the kmcast-node DaemonSet is rolled to a new image tag (the same image, tagged again in every
- *    node's containerd, as a push of a new tag would be), one node at a time.
+ *    node's containerd, as a push of a new tag would be), one node at a time;
+ * 3. node 2's agent pod is deleted, and the DaemonSet re-creates it.
  * Then, by sequence number: no receiver got any datagram twice; the loss of each receiver is
  * reported, per phase, and bounded (see LOSS_*).
  */
@@ -227,7 +228,7 @@ test('a receiver deleted and replaced, then the kmcast-node DaemonSet rolled to 
     allowFail: true,
     timeoutMs: 660_000,
   });
-  const marks: Record<string, number> = {};
+  const marks = { deleted: 0, replacementReady: 0, rollStart: 0, rollEnd: 0, restartStart: 0, restartEnd: 0 };
   const stop = async (): Promise<void> => {
     await k.exec(NS, tx.name, 'app', ['touch', '/tmp/stop']).catch(() => undefined);
   };
@@ -261,16 +262,33 @@ test('a receiver deleted and replaced, then the kmcast-node DaemonSet rolled to 
     marks.rollStart = Date.now();
     await k.kubectl(['-n', 'kmcast-node', 'set', 'image', 'daemonset/kmcast-node', `node=${ROLL_IMAGE}`]);
     await k.daemonSetRolledOut('kmcast-node', 'kmcast-node', 2, 240_000, evidence);
-    for (const a of (await k.pods('kmcast-node', 'app.kubernetes.io/component=node')).filter((p) => !p.deleting)) {
-      assert.equal(a.raw.spec.containers[0]?.image, ROLL_IMAGE, `${a.name} runs the new tag`);
-    }
+    const rolled = (await k.pods('kmcast-node', 'app.kubernetes.io/component=node')).filter((p) => !p.deleting);
+    for (const a of rolled) assert.equal(a.raw.spec.containers[0]?.image, ROLL_IMAGE, `${a.name} runs the new tag`);
     await waitFor('the domain settled after the rollout', async () => await domainSettled([2, 2]), 60_000, { intervalMs: 1000, explain: evidence });
     marks.rollEnd = Date.now();
-    timings.push(`rollout of 2 agents to settled ${((marks.rollEnd - marks.rollStart) / 1000).toFixed(1)} s`);
+    const order = [...rolled].sort((x, y) => Date.parse(x.raw.metadata.creationTimestamp) - Date.parse(y.raw.metadata.creationTimestamp)).map((p) => p.node.slice(-2));
+    timings.push(`rollout of 2 agents (${order.join(' then ')}) to settled ${((marks.rollEnd - marks.rollStart) / 1000).toFixed(1)} s`);
+
+    // 3. Node 2's agent pod deleted (the DaemonSet re-creates it): its SIGTERM LEAVE whatever
+    // the rollout's order and timing were (every rollout so far took node 1 first and lost
+    // nothing; a lone restart of node 2's agent showed node 1 dropping node 2 for 1 to 2 s).
+    const n2agent = rolled.find((p) => p.node === nodeName(id, 2));
+    assert.ok(n2agent);
+    marks.restartStart = Date.now();
+    await k.kubectl(['-n', 'kmcast-node', 'delete', 'pod', n2agent.name, '--wait=false']);
+    await waitFor(
+      "node 2's agent re-created and ready",
+      async () => (await k.pods('kmcast-node', 'app.kubernetes.io/component=node')).some((p) => p.node === nodeName(id, 2) && p.name !== n2agent.name && p.ready),
+      120_000,
+      { intervalMs: 500, explain: evidence },
+    );
+    await waitFor("the domain settled after node 2's agent restarted", async () => await domainSettled([2, 2]), 60_000, { intervalMs: 1000, explain: evidence });
+    marks.restartEnd = Date.now();
+    timings.push(`node 2's agent deleted to settled ${((marks.restartEnd - marks.restartStart) / 1000).toFixed(1)} s`);
     // Two more seconds of stream after everything settled: the tail every receiver must have.
     await waitFor(
-      'two seconds of stream past the settled rollout at every receiver',
-      async () => (await Promise.all([rxa.name, rxb.name, replacement.name].map(async (p) => (await received(p)).some((g) => g.ms > marks.rollEnd! + 2000)))).every(Boolean),
+      'two seconds of stream past the settled restart at every receiver',
+      async () => (await Promise.all([rxa.name, rxb.name, replacement.name].map(async (p) => (await received(p)).some((g) => g.ms > marks.restartEnd + 2000)))).every(Boolean),
       30_000,
       { intervalMs: 500, explain: evidence },
     );
@@ -300,13 +318,15 @@ test('a receiver deleted and replaced, then the kmcast-node DaemonSet rolled to 
       return after.length ? Math.min(...after) : sent;
     };
     const rollFrom = seqAt(marks.rollStart);
-    const rollTo = seqAt(marks.rollEnd);
+    const restartFrom = seqAt(marks.restartStart);
     const readyFrom = seqAt(marks.replacementReady);
-    const report: string[] = [`sent ${sent} at ${RATE}/s; the rollout from #${rollFrom} to #${rollTo}; the replacement ready at #${readyFrom}`];
-    const phases = (name: string, g: ReadonlyArray<{ seq: number }>, from: number): { total: Loss; roll: Loss; before: Loss } => {
-      const r = { total: loss(g, from, sent), before: loss(g, from, rollFrom), roll: loss(g, rollFrom, sent) };
+    const report: string[] = [
+      `sent ${sent} at ${RATE}/s; the replacement ready at #${readyFrom}; the rollout from #${rollFrom} to #${seqAt(marks.rollEnd)}; node 2's agent deleted at #${restartFrom}`,
+    ];
+    const phases = (name: string, g: ReadonlyArray<{ seq: number }>, from: number): { total: Loss; roll: Loss; restart: Loss; before: Loss } => {
+      const r = { total: loss(g, from, sent), before: loss(g, from, rollFrom), roll: loss(g, rollFrom, restartFrom), restart: loss(g, restartFrom, sent) };
       report.push(
-        `${name}: lost ${r.total.lost} of ${sent - from} (before the rollout ${r.before.lost}, from the rollout on ${r.roll.lost}), duplicates ${r.total.duplicates}, gaps ${r.total.gaps.join(' ') || 'none'}`,
+        `${name}: lost ${r.total.lost} of ${sent - from} (before the rollout ${r.before.lost}, in the rollout ${r.roll.lost}, node 2's agent deleted ${r.restart.lost}), duplicates ${r.total.duplicates}, gaps ${r.total.gaps.join(' ') || 'none'}`,
       );
       return r;
     };
@@ -335,13 +355,23 @@ test('a receiver deleted and replaced, then the kmcast-node DaemonSet rolled to 
     // started (kmcast-wait). Anything before its first datagram after Ready is loss.
     assert.ok(firstOfReplacement <= readyFrom, `the replacement's first datagram #${firstOfReplacement} is after it was Ready (#${readyFrom}):\n${report.join('\n')}`);
     assert.equal(rep.before.lost, 0, `the replacement lost datagrams after it was Ready:\n${report.join('\n')}`);
-    // The rollout: node 1's agent restarts without loss (the data plane stays, and the local
-    // receiver is served by the same node's nftables); node 2's agent sends LEAVE on SIGTERM, so
-    // node 1 stops sending to node 2 until the new agent's first STATE (docs/node-mode.md,
-    // "Restarts"): node 2's receivers lose what is sent in that window.
-    assert.equal(a.roll.lost, 0, `rxa lost datagrams in the rollout:\n${report.join('\n')}`);
-    const LOSS_ROLL = 10 * RATE;
-    assert.ok(b.roll.lost <= LOSS_ROLL && rep.roll.lost <= LOSS_ROLL, `node 2's receivers lost more than ${LOSS_ROLL} in the rollout:\n${report.join('\n')}`);
+    // The rollout and the restart: node 1's agent restarts without loss (the data plane stays, and
+    // the local receiver is served by the same node's nftables), so rxa loses nothing. Node 2's
+    // agent sends LEAVE on SIGTERM, so node 1 stops sending to node 2 until the new agent's
+    // first STATE (docs/node-mode.md, "Restarts"): node 2's receivers lose what is sent in that
+    // window, the time the kubelet takes to start the new agent and the agent to announce.
+    // Measured on 2 loaded cores: no loss in any rollout so far, 1.2 to 1.7 s of stream when
+    // node 2's agent alone was deleted (node 1's MDB entry for node 2 gone for that long). Bound:
+    // 10 s of stream, the kubelet starting the new agent plus its first announcement on a loaded
+    // machine; beyond that the restart is not a restart but an outage.
+    assert.equal(a.roll.lost + a.restart.lost, 0, `rxa lost datagrams in the rollout or the restart:\n${report.join('\n')}`);
+    const LOSS_RESTART = 10 * RATE;
+    for (const [name, l] of [
+      ['rxb', b],
+      ['replacement', rep],
+    ] as const) {
+      assert.ok(l.roll.lost <= LOSS_RESTART && l.restart.lost <= LOSS_RESTART, `${name} lost more than ${LOSS_RESTART} in the rollout or the restart:\n${report.join('\n')}`);
+    }
   } finally {
     await stop();
     await streaming;
