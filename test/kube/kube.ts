@@ -13,16 +13,17 @@ export const DEPLOY = fileURLToPath(new URL('../../../deploy', import.meta.url))
 
 /**
  * The app: a socket bound to the group and joined on eth0 by its interface index (ip_mreqn), and
- * one for unicast fences; each datagram logged as "<kind> <source> <payload>".
+ * one for unicast fences; each datagram logged as "<kind> <source> <payload>", in one write(2):
+ * print() from the two threads interleaved its pieces ("mcastucast ...") under load.
  */
 export function recvPy(group: string, port: number, uport: number): string {
   return `
-import socket, struct, threading
+import os, socket, struct, threading
 idx = socket.if_nametoindex('eth0')
 def recv(kind, s):
     while True:
         d, a = s.recvfrom(4096)
-        print(kind, a[0], d.decode(errors='replace'), flush=True)
+        os.write(1, ('%s %s %s\\n' % (kind, a[0], d.decode(errors='replace'))).encode())
 m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 m.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 m.bind(('${group}', ${port}))
