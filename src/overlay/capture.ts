@@ -83,7 +83,9 @@ export function parseCapture(stdout: string): CaptureState | undefined {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
-    igmpKept: chain.split('\n').some((l) => /^\s*ip protocol igmp accept\s*$/.test(l)),
+    // nft names the protocol from /etc/protocols, which slim images (the kmcast image) lack:
+    // there the rule lists as `ip protocol 2`.
+    igmpKept: chain.split('\n').some((l) => /^\s*ip protocol (?:igmp|2) accept\s*$/.test(l)),
     packets: Number(/counter packets (\d+)/.exec(rule)?.[1] ?? 0),
   };
 }

@@ -36,7 +36,7 @@ const TCP_PORT = 7000;
 // The pods' program: a TCP echo server, a socket bound to the group (only multicast to it
 // arrives) and one for unicast, each datagram logged as "<kind> <source> <payload>".
 const POD_PY = `
-import socket, struct, sys, threading
+import os, socket, struct, sys, threading
 def echo():
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(('0.0.0.0', ${TCP_PORT})); s.listen(16)
@@ -45,7 +45,7 @@ def echo():
 def recv(kind, sock):
     while True:
         data, src = sock.recvfrom(2048)
-        print(kind, src[0], data.decode(errors='replace'), flush=True)
+        os.write(1, ('%s %s %s\\n' % (kind, src[0], data.decode(errors='replace'))).encode())
 m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); m.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 m.bind(('${GROUP}', ${MCAST_PORT}))
 m.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4s', socket.inet_aton('${GROUP}'), socket.inet_aton('0.0.0.0')))

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp } from '../../src/lab/lab.js';
 import { buildSpec } from '../../src/lab/plan.js';
+import type { AddLanOptions } from '../../src/lab/lan.js';
 import type { Lab, NodeStyle } from '../../src/lab/types.js';
 import { keepLab } from '../netns/harness.js';
 
@@ -19,8 +20,11 @@ export interface KubeLab {
   upSeconds: number;
 }
 
-/** Brings up a lab of `nodes` with Kubernetes; a failure is kept for the first test to throw. */
-export async function kubeLabUp(id: string, nodes: readonly NodeStyle[]): Promise<KubeLab> {
+/**
+ * Brings up a lab of `nodes` with Kubernetes (and the outside LAN `lan`, as `lab up --lan`); a
+ * failure is kept for the first test to throw.
+ */
+export async function kubeLabUp(id: string, nodes: readonly NodeStyle[], lan?: AddLanOptions): Promise<KubeLab> {
   const k: KubeLab = { id, upSeconds: 0 };
   if (process.getuid?.() !== 0) return k;
   const started = Date.now();
@@ -28,6 +32,7 @@ export async function kubeLabUp(id: string, nodes: readonly NodeStyle[]): Promis
     k.lab = await labUp(buildSpec({ id, nodes: [...nodes], podsPerNode: 0, mtu: 1500 }, { minPods: 0 }), {
       runner,
       kubernetes: true,
+      ...(lan ? { lan } : {}),
       onProgress: (m) => process.stderr.write(`# lab ${id}: ${m}\n`),
     });
   } catch (err) {

@@ -48,12 +48,12 @@ const timings: string[] = [];
 // The app: a socket bound to the group and joined on eth0 by its interface index (ip_mreqn), one
 // for unicast fences; each datagram logged as "<kind> <source> <payload>".
 const POD_PY = `
-import socket, struct, threading
+import os, socket, struct, threading
 idx = socket.if_nametoindex('eth0')
 def recv(kind, s):
     while True:
         d, a = s.recvfrom(4096)
-        print(kind, a[0], d.decode(errors='replace'), flush=True)
+        os.write(1, ('%s %s %s\\n' % (kind, a[0], d.decode(errors='replace'))).encode())
 m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 m.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 m.bind(('${GROUP}', ${PORT}))

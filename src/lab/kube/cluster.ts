@@ -394,3 +394,14 @@ export async function kubeCleanup(runner: Runner, id: string, labStateDir: strin
   }
   return { processes, mounts: points.length };
 }
+
+/**
+ * Gives an image every node's containerd holds a second name (`ctr images tag`), as a push of
+ * the same image under a new tag would on a cluster with a registry: a DaemonSet set to `to`
+ * rolls out without any image to pull (tests roll the kmcast DaemonSets this way).
+ */
+export async function tagImageOnNodes(runner: Runner, lab: Lab, from: string, to: string): Promise<void> {
+  const dirs = kubeDirs(lab.stateDir, lab.spec.id);
+  const ref = (name: string): string => (name.split('/')[0]?.includes('.') === true ? name : `docker.io/${name}`);
+  for (const node of lab.nodes) await runner.run(ctrArgv(nodeDirs(dirs, node.index), ['images', 'tag', '--force', ref(from), ref(to)]), { timeoutMs: 60_000 });
+}

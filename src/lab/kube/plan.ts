@@ -247,6 +247,10 @@ export function apiserverArgv(bin: string, pki: string): string[] {
     `--service-account-issuer=https://kubernetes.default.svc.${CLUSTER_DOMAIN}`,
     `--service-account-key-file=${p('sa.pub')}`, `--service-account-signing-key-file=${p('sa.key')}`,
     '--authorization-mode=Node,RBAC', '--enable-admission-plugins=NodeRestriction', '--allow-privileged=true',
+    // Admission webhooks (and aggregated APIs) are called at their Service's endpoints, the pod
+    // IPs the router reaches, not at the ClusterIP: no kube-proxy runs in the control plane's
+    // namespace, as on clusters whose control plane is not a node.
+    '--enable-aggregator-routing=true',
     '--profiling=false', '--v=1',
   ];
 }

@@ -43,6 +43,11 @@ test('parses the chain as nft lists it; a re-created vx0 leaves a bare index, wh
   assert.equal(parseCapture('table netdev kmcast {\n}\n'), undefined);
   const noIgmp = fixture('iproute2/nft-capture.txt').replace(/\t\tip protocol igmp accept\n/, '');
   assert.equal(captureMatches(parseCapture(noIgmp), SPEC), false, 'IGMP must stay on eth0');
+  // An image without /etc/protocols (netbase), as the kmcast image: nft lists the number.
+  const numeric = fixture('iproute2/nft-capture.txt').replace(/ip protocol igmp accept/, 'ip protocol 2 accept');
+  assert.notEqual(numeric, fixture('iproute2/nft-capture.txt'));
+  assert.equal(captureMatches(parseCapture(numeric), SPEC), true, 'ip protocol 2 is igmp');
+  assert.equal(captureMatches(parseCapture(numeric.replace('ip protocol 2 accept', 'ip protocol 17 accept')), SPEC), false);
 });
 
 test('allow-list with a capture: one transaction for both tables, both read back', async () => {
