@@ -37,7 +37,7 @@ export const CAPTURE_SET = '{ 224.0.0.0/4, 255.255.255.255 }';
  * group, also passes MLDv1 reports, which go to the group itself. Every fragment of a UDP datagram
  * carries its transport protocol in the fragment header, so fragmented datagrams are taken whole.
  */
-export const CAPTURE6_MATCH = 'ip6 daddr ff00::/8 meta l4proto != ipv6-icmp';
+export const CAPTURE6_MATCH = 'ip6 daddr ff00::/8 meta l4proto != 58';
 /** IPv6 multicast a member's veth may send from: its link-local (mDNS and SSDP use it) and its global addresses. */
 export const LINK_LOCAL6 = 'fe80::/10';
 
@@ -296,7 +296,8 @@ function readPiece(exprs: readonly Json[]): RulePiece {
       family = 6;
       v6set = (e.match as Json).op === '==' && text.includes('"addr":"ff00::","len":8');
     } else if ('match' in e && text.includes('"key":"l4proto"')) {
-      noIcmp6 = (e.match as Json).op === '!=' && (e.match as Json).right === 'ipv6-icmp';
+      const right = (e.match as Json).right;
+      noIcmp6 = (e.match as Json).op === '!=' && (right === 'ipv6-icmp' || right === 58);
     } else if ('match' in e) v4set = text.includes('224.0.0.0') && text.includes('255.255.255.255');
     else if ('counter' in e) packets = Number((e.counter as Json | undefined)?.packets ?? 0);
     else if ('dup' in e) dups.push(target(e.dup));

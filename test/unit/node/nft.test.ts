@@ -45,12 +45,12 @@ test('the script replaces the whole table atomically: declare, delete, recreate'
       '  chain vx-100 {',
       '    type filter hook ingress device "kmcvx100" priority -500; policy drop;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter fwd to "kmcdi100"',
-      '    ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter fwd to "kmcdi100"',
+      '    ip6 daddr ff00::/8 meta l4proto != 58 counter fwd to "kmcdi100"',
       '  }',
       '  chain dl-100 {',
       '    type filter hook ingress device "kmcdr100" priority -500; policy drop;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv1" dup to "kmcv2" drop',
-      '    ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter dup to "kmcv1" dup to "kmcv2" drop',
+      '    ip6 daddr ff00::/8 meta l4proto != 58 counter dup to "kmcv1" dup to "kmcv2" drop',
       '  }',
       '  chain br-100 {',
       '    type filter hook ingress device "kmcdb100" priority -500; policy drop;',
@@ -59,12 +59,12 @@ test('the script replaces the whole table atomically: declare, delete, recreate'
       '  chain cap-kmcv1 {',
       '    type filter hook ingress device "kmcv1" priority -500; policy accept;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv2" fwd to "kmcvx100"',
-      '    ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter dup to "kmcv2" fwd to "kmcvx100"',
+      '    ip6 daddr ff00::/8 meta l4proto != 58 counter dup to "kmcv2" fwd to "kmcvx100"',
       '  }',
       '  chain cap-kmcv2 {',
       '    type filter hook ingress device "kmcv2" priority -500; policy accept;',
       '    ip daddr { 224.0.0.0/4, 255.255.255.255 } counter dup to "kmcv1" fwd to "kmcvx100"',
-      '    ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter dup to "kmcv1" fwd to "kmcvx100"',
+      '    ip6 daddr ff00::/8 meta l4proto != 58 counter dup to "kmcv1" fwd to "kmcvx100"',
       '  }',
       '}',
       '',
@@ -143,7 +143,7 @@ test('delivery tiers: one rule per member MTU, shortest first, then what fits no
   // The same tiers for IPv6, bounded by the payload length (40 bytes of header less).
   assert.match(
     script,
-    /\n {4}ip6 daddr ff00::\/8 meta l4proto != ipv6-icmp ip6 length <= 1410 counter dup to "kmcv1" dup to "kmcv2" dup to "kmcv3" drop\n.* ip6 length <= 1460 counter dup to "kmcv1" dup to "kmcv3" drop\n.* ip6 length <= 8960 counter dup to "kmcv3" drop\n {4}ip6 daddr ff00::\/8 meta l4proto != ipv6-icmp counter drop\n {2}\}/,
+    /\n {4}ip6 daddr ff00::\/8 meta l4proto != 58 ip6 length <= 1410 counter dup to "kmcv1" dup to "kmcv2" dup to "kmcv3" drop\n.* ip6 length <= 1460 counter dup to "kmcv1" dup to "kmcv3" drop\n.* ip6 length <= 8960 counter dup to "kmcv3" drop\n {4}ip6 daddr ff00::\/8 meta l4proto != 58 counter drop\n {2}\}/,
   );
   // As the kernel lists it (recorded from that script; the rule counters edited to 10, 3, 2, 1).
   const have = parseRuleset(fixture('iproute2/node/nft-node-tiers.json'));
@@ -169,6 +169,8 @@ test('delivery tiers: one rule per member MTU, shortest first, then what fits no
     ],
   );
   assert.equal(missedBy(dl, 'kmcv2'), 3 + 2 + 1 + 4);
+  // Where nft finds no /etc/protocols (the kmcast image), it prints ICMPv6 as 58: the same rules.
+  assert.equal(rulesetMismatch(want, parseRuleset(fixture('iproute2/node/nft-node-tiers.json').replaceAll('"ipv6-icmp"', '58'))), undefined);
   assert.equal(missedBy(dl, 'kmcv1'), 2 + 1);
   assert.equal(missedBy(dl, 'kmcv3'), 1);
   assert.equal(missedBy(dl, 'kmcv9'), 0, 'not a member');
@@ -193,7 +195,7 @@ test("a member's capture drops (and counts) what it sends with another source th
   const script = renderRuleset(want);
   assert.match(
     script,
-    /chain cap-kmcv1 \{\n.*\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip saddr != 10\.244\.1\.11 counter drop\n {4}ip6 daddr ff00::\/8 meta l4proto != ipv6-icmp ip6 saddr != \{ fe80::\/10, fd00:10:244:1::b \} counter drop\n {4}ip daddr .* counter dup to "kmcv2" fwd to "kmcvx100"\n/,
+    /chain cap-kmcv1 \{\n.*\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip saddr != 10\.244\.1\.11 counter drop\n {4}ip6 daddr ff00::\/8 meta l4proto != 58 ip6 saddr != \{ fe80::\/10, fd00:10:244:1::b \} counter drop\n {4}ip daddr .* counter dup to "kmcv2" fwd to "kmcvx100"\n/,
     'the guards come before the capture: the member IPv4, its link-local and global IPv6 addresses',
   );
   assert.match(script, /chain cap-kmcv2 \{\n.*\n.*\n {4}ip6 daddr .* ip6 saddr != \{ fe80::\/10 \} counter drop\n/, 'without known IPv6 addresses only link-local IPv6 sources pass');
