@@ -92,6 +92,25 @@ const SETTLE_MS = 300;
 /** A receiver never outlives this, even if we die before telling it to stop. */
 const RECEIVER_MAX_S = 60;
 
+/**
+ * The receivers' main loop (python3, after the socket `s`, `take()` and `maxs` exist): prints
+ * READY, takes datagrams until stdin closes or `maxs` seconds pass, then drains what is queued.
+ */
+export const PY_SERVE_LOOP = `
+print('READY', flush=True)
+end, fd, done = time.monotonic() + maxs, sys.stdin.fileno(), False
+while not done:
+    left = end - time.monotonic()
+    if left <= 0: break
+    r, _, _ = select.select([s, fd], [], [], left)
+    if s in r: take()
+    if fd in r and not os.read(fd, 4096): done = True
+s.setblocking(False)
+while True:
+    try: take()
+    except BlockingIOError: break
+`;
+
 // Binds 0.0.0.0:port with SO_REUSEADDR, joins both groups with no interface named (the kernel
 // picks the interface of the group's route: eth0 at baseline, vx0 once kmcast routes 224.0.0.0/4),
 // or, with a 6th argument, on that interface by index (ip_mreqn),
@@ -117,19 +136,7 @@ def take():
         k[addr[0]] = k.get(addr[0], 0) + 1
     else:
         other += 1
-print('READY', flush=True)
-end, fd, done = time.monotonic() + maxs, sys.stdin.fileno(), False
-while not done:
-    left = end - time.monotonic()
-    if left <= 0: break
-    r, _, _ = select.select([s, fd], [], [], left)
-    if s in r: take()
-    if fd in r and not os.read(fd, 4096): done = True
-s.setblocking(False)
-while True:
-    try: take()
-    except BlockingIOError: break
-print(json.dumps({'counts': counts, 'other': other}), flush=True)
+${PY_SERVE_LOOP}print(json.dumps({'counts': counts, 'other': other}), flush=True)
 `;
 
 // The IPv6 receiver: binds [::]:port, joins ff05::1:3 and ff02::fb on eth0 by index (an IPv6
@@ -156,19 +163,7 @@ def take():
         k[p[3]] = k.get(p[3], 0) + 1
     else:
         other += 1
-print('READY', flush=True)
-end, fd, done = time.monotonic() + maxs, sys.stdin.fileno(), False
-while not done:
-    left = end - time.monotonic()
-    if left <= 0: break
-    r, _, _ = select.select([s, fd], [], [], left)
-    if s in r: take()
-    if fd in r and not os.read(fd, 4096): done = True
-s.setblocking(False)
-while True:
-    try: take()
-    except BlockingIOError: break
-print(json.dumps({'counts': counts, 'other': other}), flush=True)
+${PY_SERVE_LOOP}print(json.dumps({'counts': counts, 'other': other}), flush=True)
 `;
 
 // The IPv6 sender: one datagram from stdin to a group, out of ifname (IPV6_MULTICAST_IF by index). argv: group port ifname hops.

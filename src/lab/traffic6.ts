@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { KmcastError } from '../errors.js';
 import type { LabPod } from './types.js';
 import { findPython, runInNetns, scaled, spawnInNetns, waitExit, waitFor } from './process.js';
+import { PY_SERVE_LOOP } from './traffic.js';
 
 /** A site-scoped group (ff05::/16 is routable beyond the link, like 239/8) and mDNS's link-local one. */
 export const DEFAULT_GROUP6 = 'ff05::1:3';
@@ -36,19 +37,7 @@ def take():
     for level, kind, d in anc:
         if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO: dst = socket.inet_ntop(socket.AF_INET6, d[:16])
     print(json.dumps({'src': addr[0].split('%')[0], 'dst': dst, 'data': data.decode('utf-8', 'replace')}), flush=True)
-print('READY', flush=True)
-end, fd, done = time.monotonic() + maxs, sys.stdin.fileno(), False
-while not done:
-    left = end - time.monotonic()
-    if left <= 0: break
-    r, _, _ = select.select([s, fd], [], [], left)
-    if s in r: take()
-    if fd in r and not os.read(fd, 4096): done = True
-s.setblocking(False)
-while True:
-    try: take()
-    except BlockingIOError: break
-print('END', flush=True)
+${PY_SERVE_LOOP}print('END', flush=True)
 `;
 
 // argv: group port ifname hops count payload; sends `count` datagrams out of ifname (by index).

@@ -6,7 +6,7 @@
 import { isMap } from 'yaml';
 import { InputError } from '../errors.js';
 import { canonicalIpv6 } from '../net/ipv6.js';
-import { classifyGroup, classifyGroup6, formatIPv4, groupMac, groupMac6, inCidr, MULTICAST, parseIPv4 } from './groups.js';
+import { classifyGroup, classifyGroup6, groupMac, groupMac6, inCidr, MULTICAST, parseIPv4 } from './groups.js';
 import { TEMPLATE_PATHS } from './inject.js';
 import { RULES } from './lint-rules.js';
 import type { Rule, Severity } from './lint-rules.js';
@@ -382,16 +382,7 @@ class Linter {
           break;
       }
       if (cls === 'link-local') continue;
-      const mac = groupMac(g.addr);
-      if (!macs.has(g.ctx.namespace)) macs.set(g.ctx.namespace, new Map());
-      const byMac = macs.get(g.ctx.namespace)!;
-      if (!byMac.has(mac)) byMac.set(mac, new Map());
-      const seen = byMac.get(mac)!;
-      const first = [...seen.values()].find((o) => o.text !== g.text);
-      if (first) {
-        this.report(RULES.groupMacAlias, g.ctx, g.path, `${g.text} and ${first.text} (${first.ctx.object}) share the Ethernet MAC ${mac} in namespace ${g.ctx.namespace}`);
-      }
-      seen.set(formatIPv4(g.addr), g);
+      this.macAlias(macs, groupMac(g.addr), g);
     }
 
     this.finishGroups6(groupPorts, macs);
@@ -431,15 +422,19 @@ class Linter {
           break;
       }
       if (cls === 'link-local') continue;
-      const mac = groupMac6(g.text);
-      if (!macs.has(g.ctx.namespace)) macs.set(g.ctx.namespace, new Map());
-      const byMac = macs.get(g.ctx.namespace)!;
-      if (!byMac.has(mac)) byMac.set(mac, new Map());
-      const seen = byMac.get(mac)!;
-      const first = [...seen.entries()].find(([text]) => text !== g.text)?.[1];
-      if (first) this.report(RULES.groupMacAlias, g.ctx, g.path, `${g.text} and ${first.text} (${first.ctx.object}) share the Ethernet MAC ${mac} in namespace ${g.ctx.namespace}`);
-      seen.set(g.text, g);
+      this.macAlias(macs, groupMac6(g.text), g);
     }
+  }
+
+  /** KMC106: `g` shares its Ethernet MAC with another group of its namespace seen before (either family). */
+  private macAlias(macs: Map<string, Map<string, Map<string, GroupUse | Group6Use>>>, mac: string, g: GroupUse | Group6Use): void {
+    if (!macs.has(g.ctx.namespace)) macs.set(g.ctx.namespace, new Map());
+    const byMac = macs.get(g.ctx.namespace)!;
+    if (!byMac.has(mac)) byMac.set(mac, new Map());
+    const seen = byMac.get(mac)!;
+    const first = [...seen.values()].find((o) => o.text !== g.text);
+    if (first) this.report(RULES.groupMacAlias, g.ctx, g.path, `${g.text} and ${first.text} (${first.ctx.object}) share the Ethernet MAC ${mac} in namespace ${g.ctx.namespace}`);
+    seen.set(g.text, g);
   }
 
   private mentionsMulticast(obj: Obj): boolean {
