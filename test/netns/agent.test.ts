@@ -132,6 +132,17 @@ describe('kmcast agent in a simulated cluster', { skip: skip ? privilegedReason(
   test('state deleted by hand comes back, without duplicates', async (t) => {
     if (!needRoot(t)) return;
     const pod = lab.pods[1]!;
+    // The previous test's receivers left their groups: the snapshot is taken once no peer and no
+    // local app holds a group any more, and the group entries are withdrawn (the catch-all stays).
+    await waitFor(
+      'every group of the previous test withdrawn',
+      async () => {
+        const st = JSON.parse((await podFetch(pod, '/status')).body) as { peers: { groups: string[] }[]; localGroups: string[]; entries: { mdb: number } };
+        return st.peers.every((p) => p.groups.length === 0) && st.localGroups.length === 0 && st.entries.mdb === 1;
+      },
+      5_000,
+      { intervalMs: 200, explain: evidence },
+    );
     const before = await snapshot(pod);
     const peer = lab.pods[4]!.ip;
     await runner.run(['ip', 'route', 'del', '224.0.0.0/4', 'dev', 'vx0'], { netns: pod.netns });
