@@ -6,22 +6,23 @@
  *
  * Per domain:
  * - `vx-<vni>`: ingress of the domain's VXLAN device. Every decapsulated multicast or limited
- *   broadcast frame is forwarded into the domain's delivery hop (src/node/delivery.ts: a bridge
- *   whose forwarding leaves the frame with a checksum state a pod can verify); anything else
- *   (unicast, ARP, IPv6) is dropped by the chain's policy: a peer can put only what kmcast
- *   carries into a pod, never a unicast frame past the CNI's network policy. Nothing reaches
- *   the node's stack or the CNI.
+ *   broadcast frame (IPv6 multicast but ICMPv6 too) is forwarded into the domain's delivery hop
+ *   (src/node/delivery.ts: a bridge whose forwarding leaves the frame with a checksum state a pod
+ *   can verify); anything else (unicast, ARP, ICMPv6) is dropped by the chain's policy: a peer
+ *   can put only what kmcast carries into a pod, never a unicast frame past the CNI's network
+ *   policy, nor a router advertisement. Nothing reaches the node's stack or the CNI.
  * - `dl-<vni>`: ingress of the hop's far end. Each frame is copied out of every local member's
  *   host veth whose MTU holds it (the pod receives it on its own eth0) and then dropped.
  * - `br-<vni>`: ingress of the hop's bridge device, which a bridge hands every flooded frame to:
  *   all dropped, so the node's own stack never hears the domain (not even a socket joined on
  *   every interface, nor limited broadcast).
- * - `cap-<veth>`: ingress of a local member's host veth. Multicast (224.0.0.0/4) and limited
- *   broadcast the pod sends are copied to every other local member and forwarded into the
- *   domain's VXLAN device (which replicates once per member node from its FDB/MDB); the node's
- *   CNI never sees them. Everything else (unicast, ARP, IPv6) passes untouched. Such a datagram
- *   whose source is not the member's own IP (a pod with NET_RAW speaking as another member) is
- *   dropped first and counted (the chain's `source` guard): no member ever sees it.
+ * - `cap-<veth>`: ingress of a local member's host veth. Multicast (224.0.0.0/4, and ff00::/8 but
+ *   ICMPv6) and limited broadcast the pod sends are copied to every other local member and
+ *   forwarded into the domain's VXLAN device (which replicates once per member node from its
+ *   FDB/MDB); the node's CNI never sees them. Everything else (unicast, ARP, ICMPv6: Neighbor
+ *   Discovery and MLD) passes untouched. Such a datagram whose source is not the member's own IP
+ *   (IPv6: its link-local or global addresses; a pod speaking as another member) is dropped first
+ *   and counted (the chain's `source` guards): no member ever sees it.
  * Priority -500 runs before any other ingress chain a CNI might install.
  */
 import { deliveryDevices } from './delivery.js';

@@ -44,7 +44,7 @@ export interface ProbeDeps {
 }
 
 /** Our own addresses of both families (IPv6 canonical, without a zone). */
-export function localIPv4Addresses(): Set<string> {
+export function localAddresses(): Set<string> {
   const out = new Set<string>();
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) out.add(a.family === 'IPv4' ? a.address : (canonicalIpv6(a.address.split('%')[0]!) ?? a.address));
@@ -68,7 +68,7 @@ export async function expectedPeers(config: ProbeConfig, deps: ProbeDeps): Promi
       throw new ConfigError(`resolve --service ${config.service}: ${errorMessage(err)}; check the name or give --peers`, { cause: err });
     }
   }
-  const self = (deps.localAddresses ?? localIPv4Addresses)();
+  const self = (deps.localAddresses ?? localAddresses)();
   return [...peers].filter((p) => !self.has(p)).sort();
 }
 
