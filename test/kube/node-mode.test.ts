@@ -28,6 +28,7 @@ import { APPS_IMAGE } from '../../src/lab/kube/plan.js';
 import { needRoot, testLabId } from '../netns/harness.js';
 import { kubeLabDown, kubeLabUp, kubeconfigOf, kubectlWith, nodeName, runner } from './harness.js';
 import type { KubeLab } from './harness.js';
+import { recvPy, sendPy } from './kube.js';
 
 const id = testLabId('kn');
 let cluster: KubeLab | undefined;
@@ -45,39 +46,9 @@ const VIP = '10.250.0.1';
 const domains: { mc?: string; ka?: string } = {};
 const timings: string[] = [];
 
-// The app: a socket bound to the group and joined on eth0 by its interface index (ip_mreqn), one
-// for unicast fences; each datagram logged as "<kind> <source> <payload>".
-const POD_PY = `
-import os, socket, struct, threading
-idx = socket.if_nametoindex('eth0')
-def recv(kind, s):
-    while True:
-        d, a = s.recvfrom(4096)
-        os.write(1, ('%s %s %s\\n' % (kind, a[0], d.decode(errors='replace'))).encode())
-m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-m.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-m.bind(('${GROUP}', ${PORT}))
-m.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4si', socket.inet_aton('${GROUP}'), socket.inet_aton('0.0.0.0'), idx))
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.bind(('0.0.0.0', ${UPORT}))
-threading.Thread(target=recv, args=('ucast', u), daemon=True).start()
-print('ready', idx, flush=True)
-recv('mcast', m)
-`;
-
-// Sends `count` datagrams "<tag>-<i>" to the group out of eth0 (IP_MULTICAST_IF by index, TTL 8:
-// a router forwarding multicast would pass them), then "<tag>-fence" by unicast to each IP given.
-const SEND_PY = `
-import socket, struct, sys, time
-tag, count, fences = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, struct.pack('4s4si', socket.inet_aton('0.0.0.0'), socket.inet_aton('0.0.0.0'), socket.if_nametoindex('eth0')))
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 8)
-for i in range(count):
-    s.sendto(('%s-%d' % (tag, i)).encode(), ('${GROUP}', ${PORT})); time.sleep(0.02)
-for ip in fences:
-    s.sendto(('%s-fence' % tag).encode(), (ip, ${UPORT}))
-`;
+// The app and the sender: the shared scripts (kube.ts), on this file's group and ports.
+const POD_PY = recvPy(GROUP, PORT, UPORT);
+const SEND_PY = sendPy(GROUP, PORT, UPORT);
 
 const KEEPALIVED_CONF = `global_defs {
   router_id kmc
