@@ -21,6 +21,7 @@ import {
   parseRouteGet,
   parseIpv4Addrs,
   parseIpv4MaddrUsers,
+  parseMaddrUsers,
   parseIpv4Maddrs,
   parseIpVersion,
   parseLink,
@@ -91,6 +92,17 @@ export class IpClient {
   async maddrUsers(dev: string): Promise<Map<string, number> | undefined> {
     const out = await this.read(['ip', '-j', 'maddr', 'show', 'dev', dev]);
     return out === undefined ? undefined : parseIpv4MaddrUsers(out);
+  }
+
+  /** Groups of both families joined on the device, with their join counts; undefined when the device does not exist. */
+  async groupUsers(dev: string): Promise<Map<string, number> | undefined> {
+    const out = await this.read(['ip', '-j', 'maddr', 'show', 'dev', dev]);
+    return out === undefined ? undefined : parseMaddrUsers(out);
+  }
+
+  /** The IPv6 routes of one table (`ip -6 -j route show table TABLE`). */
+  async routes6(table: string): Promise<RouteEntry[]> {
+    return parseRoutes((await this.runner.run(['ip', '-6', '-j', 'route', 'show', 'table', table], { netns: this.netns })).stdout);
   }
 
   async stats(dev: string): Promise<LinkStats | undefined> {

@@ -144,6 +144,20 @@ export function parseIpv4MaddrUsers(stdout: string): Map<string, number> {
   return out;
 }
 
+/**
+ * `ip -j maddr show dev NAME` → joined groups of both families (as iproute2 prints them) with
+ * their number of joins ("users", 1 when absent).
+ */
+export function parseMaddrUsers(stdout: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const l of parseArray(stdout)) {
+    for (const m of (Array.isArray(l.maddr) ? l.maddr : []) as Json[]) {
+      if ((m.family === 'inet' || m.family === 'inet6') && typeof m.address === 'string') out.set(m.address, (out.get(m.address) ?? 0) + (num(m.users) ?? 1));
+    }
+  }
+  return out;
+}
+
 export interface LinkStats {
   readonly rxPackets: number;
   readonly txPackets: number;

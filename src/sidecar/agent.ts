@@ -200,7 +200,7 @@ export class Agent {
     const channel = this.channel;
     this.metrics.followControlCounters(() => channel.counters);
     this.metrics.followPeerLimits(() => this.table.limits());
-    const underlay = cfg.capture === 'on' ? { underlay: this.spec.underlay, joiner: new OverlayJoiner(this.log) } : undefined;
+    const underlay = cfg.capture === 'on' ? { underlay: this.spec.underlay, joiner: new OverlayJoiner(this.log, cfg.device) } : undefined;
     this.watcher = new LocalGroupsWatcher(this.ip, this.monitors, cfg.device, this.log, Math.min(2000, cfg.resyncMs), underlay);
     const watcher = this.watcher;
     this.announcer = new Announcer({
