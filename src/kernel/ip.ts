@@ -22,6 +22,7 @@ import {
   parseIpv4Addrs,
   parseIpv4MaddrUsers,
   parseMaddrUsers,
+  parseIpv6Addrs,
   parseIpv4Maddrs,
   parseIpVersion,
   parseLink,
@@ -74,6 +75,12 @@ export class IpClient {
     return out === undefined ? [] : parseIpv4Addrs(out);
   }
 
+  /** The device's global IPv6 addresses, as ADDRESS/PREFIXLEN. */
+  async addrs6(dev: string): Promise<string[]> {
+    const out = await this.read(['ip', '-j', 'addr', 'show', 'dev', dev]);
+    return out === undefined ? [] : parseIpv6Addrs(out);
+  }
+
   async routes(): Promise<RouteEntry[]> {
     return parseRoutes((await this.runner.run(['ip', '-j', 'route', 'show', 'table', 'all'], { netns: this.netns })).stdout);
   }
@@ -100,9 +107,9 @@ export class IpClient {
     return out === undefined ? undefined : parseMaddrUsers(out);
   }
 
-  /** The IPv6 routes of one table (`ip -6 -j route show table TABLE`). */
-  async routes6(table: string): Promise<RouteEntry[]> {
-    return parseRoutes((await this.runner.run(['ip', '-6', '-j', 'route', 'show', 'table', table], { netns: this.netns })).stdout);
+  /** Every IPv6 route of every table (`ip -6 -j route show table all`: each names its table but main). */
+  async routes6(): Promise<RouteEntry[]> {
+    return parseRoutes((await this.runner.run(['ip', '-6', '-j', 'route', 'show', 'table', 'all'], { netns: this.netns })).stdout);
   }
 
   async stats(dev: string): Promise<LinkStats | undefined> {

@@ -66,6 +66,17 @@ export function parseIpv4Addrs(stdout: string): string[] {
   return out;
 }
 
+/** `ip -j addr show dev NAME` → IPv6 addresses of scope global, as `ADDRESS/PREFIXLEN`. */
+export function parseIpv6Addrs(stdout: string): string[] {
+  const out: string[] = [];
+  for (const l of parseArray(stdout)) {
+    for (const a of (Array.isArray(l.addr_info) ? l.addr_info : []) as Json[]) {
+      if (a.family === 'inet6' && a.scope === 'global' && typeof a.local === 'string') out.push(`${a.local}/${num(a.prefixlen) ?? 128}`);
+    }
+  }
+  return out;
+}
+
 export interface FdbEntry {
   readonly mac: string;
   readonly dst: string | undefined;

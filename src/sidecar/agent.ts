@@ -33,7 +33,7 @@ import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import { PassQueue } from '../runtime/pass-queue.js';
 import type { AgentConfig } from './config.js';
-import { checkRpFilter, hasNetAdmin, precheckRpFilter } from './host.js';
+import { checkRpFilter, hasNetAdmin, overlayIpv6, precheckRpFilter } from './host.js';
 import { podOverlaySpec } from './spec.js';
 import { startHttp } from '../runtime/http.js';
 import { AgentMetrics } from './metrics.js';
@@ -155,7 +155,7 @@ export class Agent {
       });
     }
     const { spec, floodFallback } = await podOverlaySpec(this.ip, cfg, this.log);
-    this.spec = spec;
+    this.spec = { ...spec, localIp6: await this.podIpv6(spec.underlay) };
     this.metrics.floodFallback.set(floodFallback ? 1 : 0);
     this.table = new PeerTable({
       selfIp: this.spec.localIp,
@@ -320,6 +320,21 @@ export class Agent {
     this.metrics.captureActive.set(filters.capture?.installed ? 1 : 0);
     this.metrics.captureForwarded.set(filters.capture?.forwarded ?? 0);
     return { ...filters, groupsByInterface: this.watcher?.byInterface() ?? {} };
+  }
+
+  /**
+   * The pod's IPv6 address (the underlay's first global one), when IPv6 is on for it and for vx0;
+   * without one vx0 still receives IPv6 multicast but nothing is routed to it (desired.ts).
+   */
+  private async podIpv6(underlay: string): Promise<string | undefined> {
+    if (!(await overlayIpv6(this.sysctl, underlay))) {
+      this.log.info({ underlay }, 'IPv6 is off in this pod: vx0 carries IPv4 only');
+      return undefined;
+    }
+    const [first] = await this.ip.addrs6(underlay);
+    const ip6 = first?.split('/')[0];
+    if (ip6) this.log.debug({ underlay, ip6 }, 'dual stack: vx0 gets the pod IPv6 address too');
+    return ip6;
   }
 
   /** After vx0 exists: install the capture (fail closed at start), or remove one an earlier agent left when it is off. */
