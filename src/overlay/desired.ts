@@ -33,6 +33,8 @@ export interface OverlaySpec {
    * only the blackhole route of the catch-all MDB entry. Default false (the sidecar's vx0).
    */
   readonly bare?: boolean;
+  /** IPv6 is on for vx0 (it receives IPv6 multicast): unregistered IPv6 groups get a catch-all too. */
+  readonly ipv6?: boolean;
   /**
    * Dual stack: the pod's IPv6 address. vx0 gets it too (/128, like the IPv4 /32: IPv6 picks a
    * multicast datagram's source among the outgoing device's own addresses only) and the route
@@ -117,12 +119,12 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
     }
     if (spec.unregistered === 'drop') {
       // Catch-all entry: groups nobody joined go to a blackholed remote, so they reach nobody,
-      // while broadcast and 224.0.0.x keep following the all-zero flood entries. IPv4 only: the
-      // kernel's IPv6 catch-all (grp ::) exempts only ff02::1, so it would blackhole every other
-      // link-local group (mDNS's ff02::fb, SSDP's ff02::c), which nobody announces; unregistered
-      // IPv6 groups keep flooding.
+      // while broadcast and 224.0.0.x keep following the all-zero flood entries. With IPv6 on,
+      // the IPv6 catch-all (grp ::) too: the kernel never applies it to link-local scope
+      // (ffX2::, mDNS and SSDP; vxlan_mdb.c since 6.3, measured), which keeps flooding.
       routes.push({ type: 'blackhole', dst: BLACKHOLE_IP, table: 'main' });
       mdb.push({ grp: '0.0.0.0', dst: BLACKHOLE_IP });
+      if (spec.ipv6) mdb.push({ grp: '::', dst: BLACKHOLE_IP });
     }
   }
   return {

@@ -155,7 +155,9 @@ export class Agent {
       });
     }
     const { spec, floodFallback } = await podOverlaySpec(this.ip, cfg, this.log);
-    this.spec = { ...spec, localIp6: await this.podIpv6(spec.underlay) };
+    const ipv6 = await overlayIpv6(this.sysctl, spec.underlay);
+    if (!ipv6) this.log.info({ underlay: spec.underlay }, 'IPv6 is off in this pod: vx0 carries IPv4 only');
+    this.spec = { ...spec, ipv6, localIp6: ipv6 ? await this.podIpv6(spec.underlay) : undefined };
     this.metrics.floodFallback.set(floodFallback ? 1 : 0);
     this.table = new PeerTable({
       selfIp: this.spec.localIp,
@@ -323,14 +325,10 @@ export class Agent {
   }
 
   /**
-   * The pod's IPv6 address (the underlay's first global one), when IPv6 is on for it and for vx0;
-   * without one vx0 still receives IPv6 multicast but nothing is routed to it (desired.ts).
+   * The pod's IPv6 address (the underlay's first global one); without one vx0 still receives IPv6
+   * multicast but nothing is routed to it (desired.ts).
    */
   private async podIpv6(underlay: string): Promise<string | undefined> {
-    if (!(await overlayIpv6(this.sysctl, underlay))) {
-      this.log.info({ underlay }, 'IPv6 is off in this pod: vx0 carries IPv4 only');
-      return undefined;
-    }
     const [first] = await this.ip.addrs6(underlay);
     const ip6 = first?.split('/')[0];
     if (ip6) this.log.debug({ underlay, ip6 }, 'dual stack: vx0 gets the pod IPv6 address too');

@@ -159,7 +159,7 @@ test('bare (node mode): the device gets no address and no 224/4 or broadcast rou
 });
 
 /** A dual-stack pod's vx0, recorded: n1p1 with peers 10.244.{1.12,2.11,2.12,3.11,3.12}, ff05::1:3 and ff0e::db8:1 joined by 2.11 and 3.11. */
-const DUAL: OverlaySpec = { ...spec, localIp: '10.244.1.11', localIp6: 'fd00:10:244:1::11', underlayMtu: 1500 };
+const DUAL: OverlaySpec = { ...spec, localIp: '10.244.1.11', ipv6: true, localIp6: 'fd00:10:244:1::11', underlayMtu: 1500 };
 function recordedDual(): ActualState {
   return {
     link: parseLink(fixture('iproute2/dual/link.json')),
@@ -179,7 +179,13 @@ test('dual stack from nothing: the pod IPv6 on vx0 without DAD or prefix route, 
   assert.ok(p.ip.includes('route replace multicast ff00::/8 dev vx0 table local metric 1'), p.ip.join('\n'));
   assert.ok(p.bridge.includes('mdb replace dev vx0 port vx0 grp ff05::1:3 permanent dst 10.244.2.11'));
   assert.ok(!p.bridge.some((l) => l.includes('ff02::fb')), 'link-local IPv6 groups flood: no MDB entry');
-  assert.ok(!p.bridge.some((l) => / grp :: /.test(l)), 'no IPv6 catch-all: it would blackhole ff02:: groups');
+  // --unregistered drop: an IPv6 catch-all beside the IPv4 one (the kernel never applies it to ffX2::).
+  assert.ok(p.bridge.includes('mdb replace dev vx0 port vx0 grp :: permanent dst 192.0.2.1'));
+  assert.ok(p.bridge.includes('mdb replace dev vx0 port vx0 grp 0.0.0.0 permanent dst 192.0.2.1'));
+  const flood = plan(desiredState({ ...DUAL, unregistered: 'flood' }, dualPeers(JOINED)), EMPTY_ACTUAL);
+  assert.ok(!flood.bridge.some((l) => / grp (::|0\.0\.0\.0) /.test(l)), '--unregistered flood: no catch-all of either family');
+  const v4only = plan(desiredState({ ...DUAL, ipv6: false, localIp6: undefined }, dualPeers(JOINED)), EMPTY_ACTUAL);
+  assert.ok(!v4only.bridge.some((l) => / grp :: /.test(l)), 'IPv6 off: no IPv6 catch-all');
 });
 
 test('dual stack, recorded from the kernel: IPv6 MDB entries, address and route read back as planned: empty plan', () => {
@@ -187,7 +193,7 @@ test('dual stack, recorded from the kernel: IPv6 MDB entries, address and route 
   const actual = recordedDual();
   assert.deepEqual(
     actual.mdb.filter((e) => e.grp.includes(':')).map((e) => `${e.grp}>${e.dst}`),
-    ['ff05::1:3>10.244.3.11', 'ff05::1:3>10.244.2.11', 'ff0e::db8:1>10.244.3.11', 'ff0e::db8:1>10.244.2.11'],
+    ['ff05::1:3>10.244.3.11', 'ff05::1:3>10.244.2.11', 'ff0e::db8:1>10.244.3.11', 'ff0e::db8:1>10.244.2.11', '::>192.0.2.1'],
   );
   assert.deepEqual(plan(d, actual), { recreate: false, ip: [], bridge: [] });
   // The kernel's own ff00::/8 routes (eth0's and vx0's, proto kernel) are never ours to touch.
@@ -206,4 +212,5 @@ test('dual stack: a leave removes only its IPv6 entry; a deleted route or addres
   // IPv6 turned off (no pod IPv6 any more): our route and address go, by metric; the kernel's stay.
   const off = plan(desiredState({ ...DUAL, localIp6: undefined }, dualPeers(JOINED)), recordedDual());
   assert.deepEqual(off.ip, ['addr del fd00:10:244:1::11/128 dev vx0', 'route del multicast ff00::/8 dev vx0 table local metric 1']);
+  assert.deepEqual(off.bridge, [], 'the IPv6 catch-all stays while vx0 has IPv6');
 });
