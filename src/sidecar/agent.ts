@@ -297,6 +297,7 @@ export class Agent {
     return {
       version: VERSION,
       podIp: this.spec?.localIp ?? '',
+      ...(this.spec?.localIp6 ? { podIp6: this.spec.localIp6 } : {}),
       underlay: this.spec?.underlay ?? '',
       device: this.config.device,
       vni: this.config.vni,

@@ -148,7 +148,14 @@ export class PodFilters {
   status(underlay: string): Pick<AgentStatus, 'allowList' | 'capture'> {
     return {
       allowList: { installed: this.allowListInstalled, peers: this.allowed ? this.allowed.split(',').filter(Boolean).length : 0 },
-      capture: { path: this.o.captureOn ? 'nft-netdev-egress' : 'off', underlay, installed: this.captureInstalled, forwarded: capturedPackets(this.captureState) },
+      capture: {
+        path: this.o.captureOn ? 'nft-netdev-egress' : 'off',
+        underlay,
+        installed: this.captureInstalled,
+        forwarded: capturedPackets(this.captureState),
+        forwarded6: this.captureState?.ipv6?.packets ?? 0,
+        icmp6Dropped: this.captureState?.icmp6Dropped ?? 0,
+      },
     };
   }
 
