@@ -33,13 +33,12 @@ export interface OverlaySpec {
    * only the blackhole route of the catch-all MDB entry. Default false (the sidecar's vx0).
    */
   readonly bare?: boolean;
-  /** IPv6 is on for vx0 (it receives IPv6 multicast): unregistered IPv6 groups get a catch-all too. */
-  readonly ipv6?: boolean;
   /**
    * Dual stack: the pod's IPv6 address. vx0 gets it too (/128, like the IPv4 /32: IPv6 picks a
    * multicast datagram's source among the outgoing device's own addresses only) and the route
    * that makes vx0 the device of IPv6 multicast sent or joined without an interface
-   * (IPV6_MULTICAST_ROUTE). Undefined: vx0 still receives IPv6 multicast, nothing is routed to it.
+   * (IPV6_MULTICAST_ROUTE), and --unregistered drop an IPv6 catch-all. Undefined (IPv4-only pods,
+   * whose IPv6 is link-local at most): vx0 still receives IPv6 multicast, which floods.
    */
   readonly localIp6?: string | undefined;
 }
@@ -119,12 +118,12 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
     }
     if (spec.unregistered === 'drop') {
       // Catch-all entry: groups nobody joined go to a blackholed remote, so they reach nobody,
-      // while broadcast and 224.0.0.x keep following the all-zero flood entries. With IPv6 on,
-      // the IPv6 catch-all (grp ::) too: the kernel never applies it to link-local scope
+      // while broadcast and 224.0.0.x keep following the all-zero flood entries. Dual stack: the
+      // IPv6 catch-all (grp ::) too; the kernel never applies it to link-local scope
       // (ffX2::, mDNS and SSDP; vxlan_mdb.c since 6.3, measured), which keeps flooding.
       routes.push({ type: 'blackhole', dst: BLACKHOLE_IP, table: 'main' });
       mdb.push({ grp: '0.0.0.0', dst: BLACKHOLE_IP });
-      if (spec.ipv6) mdb.push({ grp: '::', dst: BLACKHOLE_IP });
+      if (spec.localIp6) mdb.push({ grp: '::', dst: BLACKHOLE_IP });
     }
   }
   return {

@@ -157,7 +157,7 @@ export class Agent {
     const { spec, floodFallback } = await podOverlaySpec(this.ip, cfg, this.log);
     const ipv6 = await overlayIpv6(this.sysctl, spec.underlay);
     if (!ipv6) this.log.info({ underlay: spec.underlay }, 'IPv6 is off in this pod: vx0 carries IPv4 only');
-    this.spec = { ...spec, ipv6, localIp6: ipv6 ? await this.podIpv6(spec.underlay) : undefined };
+    this.spec = { ...spec, localIp6: ipv6 ? await this.podIpv6(spec.underlay) : undefined };
     this.metrics.floodFallback.set(floodFallback ? 1 : 0);
     this.table = new PeerTable({
       selfIp: this.spec.localIp,

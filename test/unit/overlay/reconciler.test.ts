@@ -29,7 +29,6 @@ const SPEC: OverlaySpec = {
   underlay: 'eth0',
   underlayMtu: 1500,
   localIp: '10.244.1.11',
-  ipv6: true,
   localIp6: 'fd00:10:244:1::11',
   unregistered: 'drop',
   replication: 'selective',
