@@ -221,7 +221,7 @@ describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untou
     await assertRound(sender, 'route', sender.ip6!);
   });
 
-  test('one VXLAN copy per receiving pod on the wire: by MDB for ff05::1:3, flooded to every member for ff02::fb', async () => {
+  test('one VXLAN copy per receiving pod on the wire: by MDB for ff05::1:3, flooded to every member for ff02::fb, none for a group nobody joined', async () => {
     const sender = pod('n1p1');
     const copies = async (group: string, tag: string): Promise<string[]> => {
       const cap = await startCapture(lab.nodes.find((n) => n.index === sender.node)!.netns, 'kmcup', ['udp', 'dst', 'port', String(VXLAN_PORT), 'and', 'src', 'host', sender.ip]);
@@ -244,6 +244,11 @@ describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untou
         .sort();
     assert.deepEqual(await copies(G6, 'wire routable'), others(G6), `${G6}: one copy per member that joined it (not ${pod('n3p1').ip})`);
     assert.deepEqual(await copies(LL6, 'wire linklocal'), others(LL6), `${LL6}: one copy per member`);
+    // --unregistered drop (the default): a routable IPv6 group nobody joined leaves no copy at
+    // all, counted as dropped, while ff02::fb above still flooded.
+    const before = (await status(sender)).drops.unregistered;
+    assert.deepEqual(await copies('ff05::9:9', 'wire unjoined'), [], 'a group nobody joined: no copy on the wire');
+    await waitFor('the IPv6 catch-all counts the drop', async () => (await status(sender)).drops.unregistered > before, 5000, { intervalMs: 100, explain: evidence });
   });
 
   test("vx0's own MLD never crosses the overlay; ping6 and IPv6 TCP keep working while the sidecars run, stop and start", async () => {
