@@ -219,6 +219,14 @@ describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untou
     await sendRound(sender, 'route', '');
     // vx0 has the pod's global address only: link-local groups are sent from it too.
     await assertRound(sender, 'route', sender.ip6!);
+    // Drift: the route deleted by hand comes back with the next full pass (only ours: by metric).
+    const del = await runInNetns(sender.netns, ['ip', '-6', 'route', 'del', 'multicast', 'ff00::/8', 'dev', 'vx0', 'table', 'local', 'metric', '1'], 5000);
+    assert.equal(del.code, 0, del.stderr);
+    assert.doesNotMatch((await runInNetns(sender.netns, ['ip', '-6', 'route', 'get', G6], 5000)).stdout, / dev vx0 /, 'without it eth0 wins');
+    await waitFor('the IPv6 multicast route comes back', async () => / dev vx0 /.test((await runInNetns(sender.netns, ['ip', '-6', 'route', 'get', G6], 5000)).stdout), 10_000, {
+      intervalMs: 200,
+      explain: evidence,
+    });
   });
 
   test('one VXLAN copy per receiving pod on the wire: by MDB for ff05::1:3, flooded to every member for ff02::fb, none for a group nobody joined', async () => {
