@@ -18,11 +18,15 @@
  * 224.0.0.x are link-local) on every join, leave and query answer for nobody to use; on eth0 it
  * does what it does today.
  *
- * vx0 has IPv6 on (it must, to receive IPv6 multicast) but no address (`addrgenmode none`: no
- * DAD, no router solicitation). The kernel still sends an MLD report from vx0 (source ::) for
- * every join there (apps' and the agent's own, overlay-joins.ts), which the all-zero FDB entries
- * would flood to every peer: a second chain, on vx0's egress, drops every ICMPv6 frame vx0 sends.
- * Nothing kmcast carries is ICMPv6 (the capture above never takes it), so nothing else is lost.
+ * vx0 has IPv6 on (it must, to receive IPv6 multicast) but no link-local address (`addrgenmode
+ * none`: no DAD, no router solicitation; a dual-stack pod's IPv6 sits on it as a /128 without
+ * DAD). The kernel still sends an MLD report from vx0 (source ::) for every join there (apps' and
+ * the agent's own, overlay-joins.ts), which the all-zero FDB entries would flood to every peer: a
+ * second chain, on vx0's egress, drops every ICMPv6 frame vx0 sends. A third, on vx0's ingress,
+ * drops every ICMPv6 frame that arrives over the overlay: any member app can send a VXLAN packet
+ * to a peer's port with a plain UDP socket, and a router advertisement or redirect so delivered
+ * would rewrite the peer pod's IPv6 routes (vx0 accepts RAs by default). Nothing kmcast carries
+ * is ICMPv6 (the capture above never takes it), so nothing else is lost.
  * Pure: no kernel access.
  */
 import { CapabilityError, KmcastError } from '../errors.js';
@@ -36,6 +40,9 @@ export const CAPTURE6_COMMENT = 'kmcast-capture6';
 /** The chain on the overlay device's egress that keeps its own ICMPv6 (MLD reports) off the overlay. */
 export const OVERLAY_OUT_CHAIN = 'overlay-out';
 export const OVERLAY_ICMP6_COMMENT = 'kmcast-overlay-icmpv6';
+/** The chain on the overlay device's ingress that refuses ICMPv6 from the overlay (RAs, redirects, ND). */
+export const OVERLAY_IN_CHAIN = 'overlay-in';
+export const OVERLAY_ICMP6_IN_COMMENT = 'kmcast-overlay-icmpv6-in';
 
 export interface CaptureSpec {
   /** The pod interface apps name (eth0). */
@@ -61,6 +68,10 @@ export interface CaptureState {
   readonly icmp6DroppedOn?: string | undefined;
   /** ICMPv6 frames (MLD reports) the overlay device sent that the overlay-out chain dropped. */
   readonly icmp6Dropped?: number;
+  /** The device whose incoming ICMPv6 the overlay-in chain refuses (vx0), when that chain exists. */
+  readonly icmp6RefusedOn?: string | undefined;
+  /** ICMPv6 frames that arrived over the overlay (from a peer) and were refused. */
+  readonly icmp6Refused?: number;
 }
 
 function daddrs(spec: CaptureSpec): string[] {
@@ -83,6 +94,10 @@ export function captureScript(spec: CaptureSpec): string[] {
     `    type filter hook egress device ${JSON.stringify(spec.device)} priority 0; policy accept;`,
     `    meta l4proto 58 counter drop comment "${OVERLAY_ICMP6_COMMENT}"`,
     '  }',
+    `  chain ${OVERLAY_IN_CHAIN} {`,
+    `    type filter hook ingress device ${JSON.stringify(spec.device)} priority 0; policy accept;`,
+    `    meta l4proto 58 counter drop comment "${OVERLAY_ICMP6_IN_COMMENT}"`,
+    '  }',
     '}',
   ];
 }
@@ -99,12 +114,22 @@ function packetsOf(rule: string | undefined): number {
   return Number(/counter packets (\d+)/.exec(rule ?? '')?.[1] ?? 0);
 }
 
-/** The overlay-out chain: its device and drop counter, when it has the ICMPv6 drop rule. */
-function parseOverlayOut(stdout: string): Pick<CaptureState, 'icmp6DroppedOn' | 'icmp6Dropped'> {
-  const chain = chainBody(stdout, OVERLAY_OUT_CHAIN);
-  const dev = chain && /hook egress device "?([^";\s]+)"?/.exec(chain)?.[1];
-  const rule = chain?.split('\n').find((l) => l.includes(`comment "${OVERLAY_ICMP6_COMMENT}"`) && new RegExp(`meta l4proto ${ICMP6} .*drop`).test(l));
-  return dev && rule ? { icmp6DroppedOn: dev, icmp6Dropped: packetsOf(rule) } : {};
+/** An overlay chain's device and ICMPv6 drop counter, when it hooks `hook` and has the drop rule. */
+function parseIcmp6Drop(stdout: string, name: string, hook: 'egress' | 'ingress', comment: string): { dev: string; packets: number } | undefined {
+  const chain = chainBody(stdout, name);
+  const dev = chain && new RegExp(`hook ${hook} device "?([^";\\s]+)"?`).exec(chain)?.[1];
+  const rule = chain?.split('\n').find((l) => l.includes(`comment "${comment}"`) && new RegExp(`meta l4proto ${ICMP6} .*drop`).test(l));
+  return dev && rule ? { dev, packets: packetsOf(rule) } : undefined;
+}
+
+/** The overlay-out and overlay-in chains: which device each guards and what each dropped. */
+function parseOverlayIcmp6(stdout: string): Pick<CaptureState, 'icmp6DroppedOn' | 'icmp6Dropped' | 'icmp6RefusedOn' | 'icmp6Refused'> {
+  const out = parseIcmp6Drop(stdout, OVERLAY_OUT_CHAIN, 'egress', OVERLAY_ICMP6_COMMENT);
+  const inn = parseIcmp6Drop(stdout, OVERLAY_IN_CHAIN, 'ingress', OVERLAY_ICMP6_IN_COMMENT);
+  return {
+    ...(out ? { icmp6DroppedOn: out.dev, icmp6Dropped: out.packets } : {}),
+    ...(inn ? { icmp6RefusedOn: inn.dev, icmp6Refused: inn.packets } : {}),
+  };
 }
 
 /**
@@ -134,13 +159,13 @@ export function parseCapture(stdout: string): CaptureState | undefined {
     igmpKept: chain.split('\n').some((l) => /^\s*ip protocol (?:igmp|2) accept\s*$/.test(l)),
     packets: packetsOf(rule),
     ...(fwd6 ? { ipv6: { forwardTo: fwd6, packets: packetsOf(rule6) } } : {}),
-    ...parseOverlayOut(stdout),
+    ...parseOverlayIcmp6(stdout),
   };
 }
 
 /**
  * True when the kernel's chains are the ones `spec` asks for (device by name, every address, IGMP
- * kept, the IPv6 rule, and vx0's ICMPv6 kept home).
+ * kept, the IPv6 rule, vx0's ICMPv6 kept home and the overlay's kept out).
  */
 export function captureMatches(state: CaptureState | undefined, spec: CaptureSpec): boolean {
   if (!state) return false;
@@ -152,7 +177,8 @@ export function captureMatches(state: CaptureState | undefined, spec: CaptureSpe
     state.daddrs.length === want.length &&
     want.every((d) => state.daddrs.includes(d)) &&
     state.ipv6?.forwardTo === spec.device &&
-    state.icmp6DroppedOn === spec.device
+    state.icmp6DroppedOn === spec.device &&
+    state.icmp6RefusedOn === spec.device
   );
 }
 

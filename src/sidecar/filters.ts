@@ -155,6 +155,7 @@ export class PodFilters {
         forwarded: capturedPackets(this.captureState),
         forwarded6: this.captureState?.ipv6?.packets ?? 0,
         icmp6Dropped: this.captureState?.icmp6Dropped ?? 0,
+        icmp6Refused: this.captureState?.icmp6Refused ?? 0,
       },
     };
   }

@@ -103,7 +103,7 @@ export function formatStatus(s: AgentStatus, now: Date): string {
     out.push(
       c.path === 'off'
         ? `capture: off (multicast and broadcast sent out of ${c.underlay} stay there)`
-        : `capture: ${c.path} on ${c.underlay} -> ${s.device}, ${c.installed ? `installed, ${c.forwarded} frames moved${c.forwarded6 ? ` (${c.forwarded6} IPv6)` : ''}${c.icmp6Dropped ? `, ${c.icmp6Dropped} ICMPv6 of ${s.device} kept off the overlay` : ''}` : 'NOT installed'}`,
+        : `capture: ${c.path} on ${c.underlay} -> ${s.device}, ${c.installed ? `installed, ${c.forwarded} frames moved${c.forwarded6 ? ` (${c.forwarded6} IPv6)` : ''}${c.icmp6Dropped ? `, ${c.icmp6Dropped} ICMPv6 of ${s.device} kept off the overlay` : ''}${c.icmp6Refused ? `, ${c.icmp6Refused} ICMPv6 from the overlay refused` : ''}` : 'NOT installed'}`,
     );
   }
   const e = s.entries;

@@ -41,6 +41,8 @@ export interface AgentStatus {
     readonly forwarded6?: number;
     /** ICMPv6 (MLD reports) vx0 sent that the overlay-out chain kept off the overlay. */
     readonly icmp6Dropped?: number;
+    /** ICMPv6 that arrived over the overlay (a peer's RA, redirect or MLD) and the overlay-in chain refused. */
+    readonly icmp6Refused?: number;
   };
   /** Dual stack: the pod IPv6 address vx0 carries too (absent: vx0 carries IPv4 only or receives IPv6 only). */
   readonly podIp6?: string;

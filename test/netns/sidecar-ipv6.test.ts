@@ -17,7 +17,7 @@ import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { agentsEvidence, podFetch, runInNetns, settle, startAgent, waitFor, waitPing } from '../../src/lab/process.js';
+import { agentsEvidence, findPython, podFetch, runInNetns, settle, startAgent, waitFor, waitPing } from '../../src/lab/process.js';
 import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
 import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
@@ -33,6 +33,26 @@ const PORT = 7616;
 const VXLAN_PORT = 7471;
 /** Over the pod MTU (1500): fragmented by the sender's kernel, and its VXLAN packets on the underlay. */
 const BIG = 3000;
+
+// argv: peer-ipv4 vxlan-port vni. Sends, from a plain unprivileged UDP socket, one VXLAN packet
+// whose inner frame is an IPv6 router advertisement from fe80::6666 to ff02::1 (router lifetime
+// 1800 s): what any member app can send to a peer's overlay port.
+const RA_OVER_VXLAN_PY = `
+import socket, struct, sys
+peer, port, vni = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+src = socket.inet_pton(socket.AF_INET6, 'fe80::6666')
+dst = socket.inet_pton(socket.AF_INET6, 'ff02::1')
+ra = bytearray(struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 1800, 0, 0))
+pseudo = src + dst + struct.pack('!I3xB', len(ra), 58) + ra
+s = sum(struct.unpack('!%dH' % (len(pseudo) // 2), pseudo))
+while s >> 16: s = (s & 0xffff) + (s >> 16)
+struct.pack_into('!H', ra, 2, ~s & 0xffff)
+ip6 = struct.pack('!IHBB', 6 << 28, len(ra), 58, 255) + src + dst
+eth = bytes.fromhex('333300000001' + '02aabbccdd66' + '86dd')
+vxlan = struct.pack('!II', 0x08000000, vni << 8)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(vxlan + eth + ip6 + bytes(ra), (peer, port))
+`;
 
 describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untouched', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
@@ -259,13 +279,61 @@ describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untou
     await waitFor('the IPv6 catch-all counts the drop', async () => (await status(sender)).drops.unregistered > before, 5000, { intervalMs: 100, explain: evidence });
   });
 
+  test("a member app's VXLAN-wrapped router advertisement to a peer is refused and counted; without the overlay-in chain it would route the peer's IPv6", async () => {
+    const attacker = pod('n1p1');
+    const victim = pod('n2p1');
+    const raRoutes = async (): Promise<string> => (await runInNetns(victim.netns, ['ip', '-6', 'route', 'show', 'dev', 'vx0', 'proto', 'ra'], 5000)).stdout.trim();
+    const sendRa = async (): Promise<void> => {
+      const r = await runInNetns(attacker.netns, [...UNPRIVILEGED, findPython(), '-c', RA_OVER_VXLAN_PY, victim.ip, String(VXLAN_PORT), '4242'], 10_000);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    assert.equal(await raRoutes(), '', 'no route learnt from an RA before');
+    // Baseline: with the chain removed by hand the forged RA installs a default route via vx0.
+    const del = await runInNetns(victim.netns, ['nft', 'delete', 'chain', 'netdev', 'kmcast', 'overlay-in'], 5000);
+    assert.equal(del.code, 0, del.stderr);
+    await waitFor(
+      'the forged RA routes the unprotected pod',
+      async () => {
+        await sendRa();
+        return /default via fe80::6666/.test(await raRoutes());
+      },
+      10_000,
+      { intervalMs: 300, explain: evidence },
+    );
+    await runInNetns(victim.netns, ['ip', '-6', 'route', 'flush', 'dev', 'vx0', 'proto', 'ra'], 5000);
+    // The agent's read-back sees the missing chain as drift and puts it back.
+    await waitFor(
+      'the overlay-in chain is back',
+      async () => (await status(victim)).capture?.icmp6Refused !== undefined && (await runInNetns(victim.netns, ['nft', 'list', 'chain', 'netdev', 'kmcast', 'overlay-in'], 5000)).code === 0,
+      15_000,
+      {
+        intervalMs: 200,
+        explain: evidence,
+      },
+    );
+    const before = (await status(victim)).capture?.icmp6Refused ?? 0;
+    await waitFor(
+      'the forged RA is refused and counted',
+      async () => {
+        await sendRa();
+        return ((await status(victim)).capture?.icmp6Refused ?? 0) > before;
+      },
+      10_000,
+      { intervalMs: 300, explain: evidence },
+    );
+    assert.equal(await raRoutes(), '', 'no route learnt from the refused RA');
+  });
+
   test("vx0's own MLD never crosses the overlay; ping6 and IPv6 TCP keep working while the sidecars run, stop and start", async () => {
-    for (const p of A()) {
+    for (const p of A().filter((x) => x.name !== 'n2p1')) {
+      // The overlay-in chain would refuse (and count) a peer's MLD report before the IPv6 stack saw it.
       const snmp = await runInNetns(p.netns, ['cat', '/proc/net/dev_snmp6/vx0'], 5000);
       assert.match(snmp.stdout, /^Icmp6InMsgs\s+0$/m, `${p.name}'s vx0 received ICMPv6 over the overlay`);
+      assert.equal((await status(p)).capture?.icmp6Refused, 0, `${p.name}: no peer's MLD report reached its vx0`);
     }
-    const held = (await status(pod('n2p1'))).capture?.icmp6Dropped ?? 0;
-    assert.ok(held > 0, `n2p1's vx0 sent MLD reports for the agent's joins, and they were dropped: ${held}`);
+    // n2p2, not n2p1: the RA test above had n2p1's table re-written, which reset its counters.
+    const held = (await status(pod('n2p2'))).capture?.icmp6Dropped ?? 0;
+    assert.ok(held > 0, `n2p2's vx0 sent MLD reports for the agent's joins, and they were dropped: ${held}`);
     await unicastWorks('while the sidecars run');
     await stopAgents();
     await unicastWorks('after the sidecars stopped');

@@ -31,6 +31,10 @@ test('the capture script: an atomic replace of the netdev table, IGMP and ICMPv6
     '    type filter hook egress device "vx0" priority 0; policy accept;',
     '    meta l4proto 58 counter drop comment "kmcast-overlay-icmpv6"',
     '  }',
+    '  chain overlay-in {',
+    '    type filter hook ingress device "vx0" priority 0; policy accept;',
+    '    meta l4proto 58 counter drop comment "kmcast-overlay-icmpv6-in"',
+    '  }',
     '}',
   ]);
   // One definition of "IPv6 multicast kmcast carries": node mode's.
@@ -49,6 +53,8 @@ test('parses the chains as nft lists them; a re-created vx0 leaves a bare index,
     ipv6: { forwardTo: 'vx0', packets: 0 },
     icmp6DroppedOn: 'vx0',
     icmp6Dropped: 0,
+    icmp6RefusedOn: 'vx0',
+    icmp6Refused: 0,
   });
   assert.equal(captureMatches(ok, SPEC), true);
   // An earlier agent's chain (IPv4 only, no overlay-out chain) is drift: replaced whole.
@@ -66,6 +72,10 @@ test('parses the chains as nft lists them; a re-created vx0 leaves a bare index,
   const noOut = fixture('iproute2/nft-capture6.txt').replace(/\n\n\tchain overlay-out \{[\s\S]*?\n\t\}/, '');
   assert.notEqual(noOut, fixture('iproute2/nft-capture6.txt'));
   assert.equal(captureMatches(parseCapture(noOut), SPEC), false, "vx0's MLD must be kept off the overlay");
+  const noIn = fixture('iproute2/nft-capture6.txt').replace(/\n\n\tchain overlay-in \{[\s\S]*?\n\t\}/, '');
+  assert.notEqual(noIn, fixture('iproute2/nft-capture6.txt'));
+  assert.equal(parseCapture(noIn)?.icmp6DroppedOn, 'vx0', 'overlay-out is still read without overlay-in');
+  assert.equal(captureMatches(parseCapture(noIn), SPEC), false, "a peer's RA or redirect must be kept out of vx0");
   assert.equal(
     capturedPackets(parseCapture(fixture('iproute2/nft-capture6.txt').replace(/packets 0 bytes 0 fwd to "vx0" comment "kmcast-capture6"/, 'packets 7 bytes 9 fwd to "vx0" comment "kmcast-capture6"'))),
     7,

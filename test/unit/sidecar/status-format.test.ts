@@ -206,12 +206,12 @@ describe('formatStatus: apps that name eth0', () => {
         podIp6: 'fd00:10:244:2::11',
         localGroups: ['ff02::fb', 'ff05::1:3'],
         groupsByInterface: { vx0: [], eth0: ['ff02::fb', 'ff05::1:3'] },
-        capture: { path: 'nft-netdev-egress', underlay: 'eth0', installed: true, forwarded: 12, forwarded6: 5, icmp6Dropped: 4 },
+        capture: { path: 'nft-netdev-egress', underlay: 'eth0', installed: true, forwarded: 12, forwarded6: 5, icmp6Dropped: 4, icmp6Refused: 2 },
       }),
       now,
     );
     assert.match(out, / fd00:10:244:2::11 {2}underlay eth0/);
     assert.match(out, /\n {2}by interface: vx0 - {2}eth0 ff02::fb,ff05::1:3\n/);
-    assert.match(out, /\ncapture: nft-netdev-egress on eth0 -> vx0, installed, 12 frames moved \(5 IPv6\), 4 ICMPv6 of vx0 kept off the overlay\n/);
+    assert.match(out, /\ncapture: nft-netdev-egress on eth0 -> vx0, installed, 12 frames moved \(5 IPv6\), 4 ICMPv6 of vx0 kept off the overlay, 2 ICMPv6 from the overlay refused\n/);
   });
 });
