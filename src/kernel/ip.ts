@@ -11,6 +11,7 @@ import type { LinkInfo, LinkStats, RouteEntry, VxlanLink } from './parse.js';
 import {
   parseIpv4AddrsOf,
   parseIpv4MaddrsOf,
+  parseIpv6Addrs,
   parseIpv6AddrsOf,
   parseMaddrsOf,
   parseAllMaddrs,
@@ -71,6 +72,12 @@ export class IpClient {
   async addrs(dev: string): Promise<string[]> {
     const out = await this.read(['ip', '-j', 'addr', 'show', 'dev', dev]);
     return out === undefined ? [] : parseIpv4Addrs(out);
+  }
+
+  /** The device's global IPv6 addresses (without prefix); [] when it has none or does not exist. */
+  async addrs6(dev: string): Promise<string[]> {
+    const out = await this.read(['ip', '-j', 'addr', 'show', 'dev', dev]);
+    return out === undefined ? [] : parseIpv6Addrs(out);
   }
 
   async routes(): Promise<RouteEntry[]> {

@@ -289,6 +289,11 @@ export function parseIpv6AddrsOf(stdout: string, ifindex: number): string[] {
   return out;
 }
 
+/** `ip -j addr show dev X` → the IPv6 addresses of scope global (without prefix) of every device listed. */
+export function parseIpv6Addrs(stdout: string): string[] {
+  return parseArray(stdout).flatMap((l) => (typeof l.ifindex === 'number' ? parseIpv6AddrsOf(JSON.stringify([l]), l.ifindex) : []));
+}
+
 /** `ip -j addr show` (all devices) → IPv4 addresses (without prefix) of the device with `ifindex`. */
 export function parseIpv4AddrsOf(stdout: string, ifindex: number): string[] {
   const out: string[] = [];
