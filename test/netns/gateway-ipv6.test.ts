@@ -7,8 +7,8 @@
  * ICMPv6 echo for ping6.
  *
  * Domain (VNI 100): n1p1 | n2p1 | n3p1      LAN: h1 (fd00:250::11), node 1's kmclan fd00:250::1
- * Gateway on node 1: ff05::1:0/112=in  ff02::fb=in  ff05::2:2=out  239.2.2.2=out
- * Not configured: ff05::9:9.
+ * Gateway on node 1: ff05::1:0/112=in  ff02::fb=in  ff05::2:2=out  ff05::3:3=both  239.2.2.2=out,
+ * 1000 datagrams/s per group. Not configured: ff05::9:9.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -35,10 +35,13 @@ const LL6 = 'ff02::fb';
 const OUT6 = 'ff05::2:2';
 const OFF6 = 'ff05::9:9';
 const OUT4 = '239.2.2.2';
+const BOTH6 = 'ff05::3:3';
+const BURST6 = 'ff05::1:99';
+const RATE = 1000;
 const PORT = 7740;
 /** Over every MTU on the way (1500): fragmented by the sender, and again on the underlay. */
 const BIG = 3000;
-const GROUPS = `ff05::1:0/112=in,${LL6}=in,${OUT6}=out,${OUT4}=out`;
+const GROUPS = `ff05::1:0/112=in,${LL6}=in,${OUT6}=out,${BOTH6}=both,${OUT4}=out`;
 
 describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, exactly once', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
@@ -51,7 +54,7 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
   const host = (): LabLanHost => lan.hosts[0]!;
   const gwIp6 = (): string => lan.nodes[0]!.ip6!;
   const base = ['--service', `${SERVICE}=100`, '--heartbeat-interval', '200', '--resolve-interval', '500', '--joins-interval', '1000'];
-  const gatewayArgs = [...base, '--gateway-interface', 'kmclan', '--gateway-group', GROUPS];
+  const gatewayArgs = [...base, '--gateway-interface', 'kmclan', '--gateway-group', GROUPS, '--gateway-rate', String(RATE)];
 
   before(async () => {
     lab = await labUp({ id: testLabId('g6'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 1, mtu: 1500, service: SERVICE, ipv6: true }, { runner });
@@ -195,7 +198,7 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
     assert.equal(g.address6, gwIp6());
     assert.deepEqual(
       g.groups.map((x) => `${x.prefix}=${x.direction}`),
-      ['ff05::1:0/112=in', 'ff02::fb/128=in', 'ff05::2:2/128=out', '239.2.2.2/32=out'],
+      ['ff05::1:0/112=in', 'ff02::fb/128=in', 'ff05::2:2/128=out', 'ff05::3:3/128=both', '239.2.2.2/32=out'],
     );
     assert.deepEqual(await switchJoins6(), [], 'the switch sent a routable IPv6 group to node 1 before any member joined one');
     const rx = await startMcast6Receiver(pod('n3p1'), { groups: [IN6], port: PORT, as: UNPRIVILEGED });
@@ -273,6 +276,58 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
     for (const p of MEMBERS()) assert.deepEqual(brief(r.get(p.name)!.filter((d) => d.src === host().ip6)), [], `${p.name} heard the LAN`);
     assert.deepEqual(kinds(r.get('n1p1')!), [...pair(OFF6), ...pair(IN6)].sort(), 'the domain carries its own groups, each once');
     assert.deepEqual(brief(r.get('h1')!.filter((d) => d.src !== host().ip6)), [], 'h1 heard a pod');
+  });
+
+  test('no loop when the LAN hears the IPv6 copies back (hairpin on the gateway port): dropped by the MAC, counted', async () => {
+    await runInNetns(lan.netns, ['bridge', 'link', 'set', 'dev', lan.nodes[0]!.port, 'hairpin', 'on']);
+    try {
+      const loop = async (): Promise<number> => (await gatewayStatus()).traffic.find((x) => x.group === BOTH6 && x.direction === 'in')?.dropped.loop ?? 0;
+      const before = await loop();
+      const r = await round(
+        [BOTH6],
+        'hair',
+        async () => {
+          await waitFor(`the LAN switch sends ${BOTH6} to node 1`, async () => (await switchJoins6()).includes(BOTH6), 15_000, { intervalMs: 100, explain: evidence });
+          await untilReplicated(3, BOTH6, [1, 2]);
+          await sendPair(pod('n3p1'), BOTH6, 'hair', UNPRIVILEGED);
+        },
+        (got) => got('h1').length >= 2 && got('n1p1').length >= 2,
+      );
+      assert.deepEqual(kinds(r.get('h1')!), pair(BOTH6), `h1: ${JSON.stringify(brief(r.get('h1')!))}`);
+      for (const p of ['n1p1', 'n2p1']) {
+        assert.deepEqual(kinds(r.get(p)!), pair(BOTH6), `${p} got the echo back in: ${JSON.stringify(brief(r.get(p)!))}`);
+        for (const d of r.get(p)!) assert.equal(d.src, pod('n3p1').ip6);
+      }
+      // The small datagram and the big one's three fragments, each heard back once.
+      assert.equal((await loop()) - before, 4, 'the gateway did not see (and drop) its own IPv6 copies coming back');
+    } finally {
+      await runInNetns(lan.netns, ['bridge', 'link', 'set', 'dev', lan.nodes[0]!.port, 'hairpin', 'off']);
+    }
+  });
+
+  test('an IPv6 burst over --gateway-rate is cut to the rate, every drop counted per group', async () => {
+    const row = async (): Promise<{ datagrams: number; rate: number }> => {
+      const t = (await gatewayStatus()).traffic.find((x) => x.group === BURST6 && x.direction === 'in');
+      return { datagrams: t?.datagrams ?? 0, rate: t?.dropped.rate ?? 0 };
+    };
+    const before = await row();
+    const rx = await startMcast6Receiver(pod('n2p1'), { groups: [BURST6], port: PORT, as: UNPRIVILEGED });
+    let got = 0;
+    try {
+      await waitFor(`the LAN switch sends ${BURST6} to node 1`, async () => (await switchJoins6()).includes(BURST6), 15_000, { intervalMs: 100, explain: evidence });
+      await untilReplicated(1, BURST6, [2]);
+      // 3000 datagrams as fast as python sends them: far above 1000/s with a burst of 100.
+      await sendMcast6({ name: 'h1', netns: host().netns }, BURST6, 'burst', { port: PORT, count: 3000 });
+      await settle(800);
+    } finally {
+      got = (await rx.stop()).filter((d) => d.src === host().ip6).length;
+    }
+    const after = await row();
+    const passed = after.datagrams - before.datagrams;
+    const dropped = after.rate - before.rate;
+    assert.ok(got > 0 && got < 3000, `n2p1 received ${got} of 3000`);
+    assert.equal(got, passed, 'the pod received a different number than the gateway let through');
+    assert.equal(passed + dropped, 3000, `passed ${passed} + dropped ${dropped} != 3000`);
   });
 
   test("ping6 between the LAN host and the gateway's interface works while the gateway runs (ND is never taken)", async () => {
