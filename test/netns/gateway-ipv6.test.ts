@@ -7,7 +7,8 @@
  * ICMPv6 echo for ping6.
  *
  * Domain (VNI 100): n1p1 | n2p1 | n3p1      LAN: h1 (fd00:250::11), node 1's kmclan fd00:250::1
- * Gateway on node 1: ff05::1:0/112=in  ff02::fb=in  ff05::2:2=out  ff05::3:3=both  239.2.2.2=out,
+ * Gateway on node 1 (later node 2 as the second one): ff05::1:0/112=in  ff02::fb=in  ff05::2:2=out
+ *   ff05::3:3=both  239.2.2.2=out,
  * 1000 datagrams/s per group. Not configured: ff05::9:9.
  */
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ import type { GatewayStatus } from '../../src/gateway/status-types.js';
 import { IpClient } from '../../src/kernel/ip.js';
 import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
-import { addLan, lanMemberships } from '../../src/lab/lan.js';
+import { addLan, attachLanNode, lanMemberships } from '../../src/lab/lan.js';
 import { received, sendFromPod, startNodeReceiver, UNPRIVILEGED } from '../../src/lab/node-apps.js';
 import { agentsEvidence, KMCAST_MAIN, netnsFetch, pingFrom, runInNetns, settle, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
@@ -156,8 +157,7 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
   }
 
   /** Routable IPv6 groups the LAN switch forwards to node 1's port: what MLD reports taught it. */
-  async function switchJoins6(): Promise<string[]> {
-    const port = lan.nodes[0]!.port;
+  async function switchJoins6(port = lan.nodes[0]!.port): Promise<string[]> {
     return (await lanMemberships(lab, runner, 6))
       .filter((m) => m.port === port && !m.group.startsWith('ff02:'))
       .map((m) => m.group)
@@ -360,5 +360,57 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
     assert.ok(gw, doc.stdout);
     assert.ok(gw.title.includes(gwIp6()), gw.title);
     assert.match(gw.detail, /^active; joined ff02::fb/);
+  });
+
+  test('two gateways: one carries the IPv6 groups, no duplicate either way; the standby takes over on SIGTERM', async () => {
+    const second = await attachLanNode(lab, runner, 2);
+    await agents.get(2)!.stop();
+    agents.set(2, await startNodeAgent(lab, node(2), gatewayArgs));
+    await waitFor(
+      'gateway on node 2 standby, node 1 active',
+      async () => {
+        const g = (await nodeStatus(2).catch(() => undefined))?.gateway;
+        return g?.active === false && g.role === 'lower-ip-alive' && g.table.installed;
+      },
+      20_000,
+      { intervalMs: 100, explain: evidence },
+    );
+    assert.deepEqual((await nodeStatus(2)).gateway?.joined, [], 'a standby gateway joins nothing');
+    const exactlyOnce = async (label: string, gw: number, receivers: readonly LabPod[]): Promise<void> => {
+      const from = gw === 2 ? second : lan.nodes[0]!;
+      const tag = `ha-${label.replace(/\W+/g, '-')}`;
+      const r = await round(
+        [IN6, OUT6],
+        tag,
+        async () => {
+          await waitFor(`${label}: the switch sends ${IN6} to the active gateway`, async () => (await switchJoins6(from.port)).includes(IN6), 15_000, {
+            intervalMs: 100,
+            explain: evidence,
+          });
+          await untilReplicated(
+            gw,
+            IN6,
+            [...new Set(receivers.map((p) => p.node))].filter((i) => i !== gw),
+          );
+          await untilReplicated(3, OUT6, [gw]);
+          await sendPair({ name: 'h1', netns: host().netns }, IN6, tag);
+          await sendPair(pod('n3p1'), OUT6, tag, UNPRIVILEGED);
+        },
+        (got) => receivers.every((p) => got(p.name).filter((d) => d.dst === IN6).length >= 2) && got('h1').filter((d) => d.dst === OUT6).length >= 2,
+      );
+      for (const p of receivers) assert.deepEqual(kinds(r.get(p.name)!.filter((d) => d.dst === IN6)), pair(IN6), `${label}: ${p.name} ${JSON.stringify(brief(r.get(p.name)!))}`);
+      const h1 = r.get('h1')!.filter((d) => d.dst === OUT6);
+      assert.deepEqual(kinds(h1), pair(OUT6), `${label}: h1 ${JSON.stringify(brief(h1))}`);
+      for (const d of h1) assert.equal(d.src, from.ip6, `${label}: h1 hears the active gateway`);
+    };
+    await exactlyOnce('both up', 1, MEMBERS());
+    await agents.get(1)!.stop();
+    agents.delete(1);
+    await waitFor('gateway on node 2 active', async () => (await nodeStatus(2)).gateway?.active === true, 20_000, { intervalMs: 100, explain: evidence });
+    await exactlyOnce(
+      'node 1 stopped',
+      2,
+      MEMBERS().filter((p) => p.node !== 1),
+    );
   });
 });
