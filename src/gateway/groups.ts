@@ -142,23 +142,21 @@ export function parseGatewayGroups(values: readonly string[]): GatewayGroup[] {
 export const carriesIn = (g: GatewayGroup): boolean => g.direction === 'in' || g.direction === 'both';
 export const carriesOut = (g: GatewayGroup): boolean => g.direction === 'out' || g.direction === 'both';
 
+/** An address of either family as bytes (undefined: neither). */
+function bytesOf(text: string): Uint8Array | undefined {
+  const v4 = parseIpv4(text);
+  return v4 !== undefined ? ipv4Bytes(v4) : parseIpv6(text);
+}
+
 /** The entry that holds `ip` for `direction`, if any. */
 export function entryFor(groups: readonly GatewayGroup[], ip: string, direction: 'in' | 'out'): GatewayGroup | undefined {
   const family = familyOf(ip);
-  if (family === undefined) return undefined;
-  const bytes = family === 6 ? parseIpv6(ip)! : ipv4Bytes(parseIpv4(ip)!);
+  const bytes = bytesOf(ip);
+  if (family === undefined || bytes === undefined) return undefined;
   return groups.find((g) => {
     if (!(direction === 'in' ? carriesIn(g) : carriesOut(g)) || familyOfGroup(g) !== family) return false;
-    const s = span(family, bytes, g.len);
-    return formatIpv6OrV4(family, s.first) === g.base;
+    return span(family, bytes, g.len).first === span(family, bytesOf(g.base)!, g.len).first;
   });
-}
-
-function formatIpv6OrV4(family: Family, n: bigint): string {
-  if (family === 4) return formatIpv4(Number(n));
-  const b = Buffer.alloc(16);
-  for (let i = 15; i >= 0; i--, n >>= 8n) b[i] = Number(n & 255n);
-  return formatIpv6(b);
 }
 
 /**
