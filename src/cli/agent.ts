@@ -29,7 +29,7 @@ export function registerAgent(program: Command): void {
     .option('--key-file <path>', 'shared secret(s), one per line: the first signs, all verify')
     .option('--addressing <mode>', 'auto | pod-ip (default: auto)')
     .option('--broadcast <cidr>', "also carry directed broadcast to this CIDR's broadcast address")
-    .option('--unregistered <mode>', 'groups nobody joined: drop | flood (default: drop)')
+    .option('--unregistered <mode>', 'groups nobody joined, IPv4 and IPv6: drop | flood (default: drop); link-local groups (224.0.0.x, ff02::) always flood')
     .option('--replication <mode>', 'selective (per-group entries from what peers joined) | flood (every group to every peer) (default: selective)')
     .option('--heartbeat-interval <ms>', 'STATE heartbeat period (default: 1000)')
     .option('--peer-expiry <n>', 'heartbeats a peer may miss before it is dropped; one DNS or --peers still lists only becomes suspect (default: 5)')
@@ -38,7 +38,7 @@ export function registerAgent(program: Command): void {
     .option('--resync-interval <ms>', 'full re-read and repair of the data plane (default: 10000)')
     .option('--insecure-no-allowlist', 'do not install the nftables allow-list (VXLAN open to anyone who can reach the pod)')
     .option('--setup-only', 'create the overlay device and routes, then exit (init container on clusters without native sidecars)')
-    .option('--capture <on|off>', 'apps that name eth0: move their multicast/broadcast sends into the overlay and count their eth0 joins (default: on)')
+    .option('--capture <on|off>', 'apps that name eth0: move their multicast/broadcast sends (IPv6 multicast too, never ICMPv6) into the overlay and count their eth0 joins (default: on)')
     .option('--log-level <level>', 'trace | debug | info | warn | error (default: info)')
     .addHelpText(
       'after',
@@ -47,6 +47,11 @@ Exit codes: 0 clean shutdown (SIGTERM: LEAVE sent, replication entries and allow
 vx0 stays so the apps' group memberships survive a sidecar restart), 2 bad configuration (the
 message names the flag), 3 missing capability or kernel feature (the message says how to fix it),
 70 internal error (a bug; logged as one JSON line on stderr).
+
+Dual-stack pods: vx0 carries IPv6 multicast too over the same (IPv4) overlay. It gets the pod's
+IPv6 address and the route multicast ff00::/8 dev vx0 table local metric 1, so IPv6 multicast
+sent or joined without an interface uses vx0 like 224.0.0.0/4; Neighbor Discovery and MLD stay
+on eth0.
 
 Examples:
   kmcast agent --service app-mcast.default.svc.cluster.local

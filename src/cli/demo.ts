@@ -20,7 +20,7 @@ export function registerDemo(program: Command): void {
     .option('--mtu <n>', 'underlay MTU', '1500')
     .option('--id <id>', 'lab id (namespace names start with kmc<id>-)', 'demo')
     .option('--keep', 'leave the lab and agents running at the end')
-    .option('--ipv6', 'dual-stack pods, and IPv6 multicast (ff05::1:3, ff02::fb) beside IPv4 (with --mode node or gateway)')
+    .option('--ipv6', 'dual-stack pods, and IPv6 multicast (ff05::1:3, ff02::fb) beside IPv4 (sidecar, node and gateway modes)')
     .option('--mode <mode>', 'sidecar: a kmcast agent in every pod; node: one kmcast node agent per node, apps with no capability; gateway: node mode plus an outside LAN', 'sidecar')
     .addHelpText(
       'after',
@@ -41,6 +41,7 @@ Examples:
   sudo kmcast demo
   sudo kmcast demo --nodes 4 --pods 3
   sudo kmcast demo --mode node
+  sudo kmcast demo --ipv6
   sudo kmcast demo --mode node --ipv6
   sudo kmcast demo --mode gateway
   sudo kmcast demo --mode gateway --ipv6
@@ -48,8 +49,6 @@ Examples:
     )
     .action(async (flags: { nodes: string; pods: string; mtu: string; id: string; keep?: boolean; mode: string; ipv6?: boolean }) => {
       if (flags.mode !== 'sidecar' && flags.mode !== 'node' && flags.mode !== 'gateway') throw new ConfigError(`--mode: invalid value ${JSON.stringify(flags.mode)} (sidecar, node or gateway)`);
-      if (flags.ipv6 && flags.mode === 'sidecar')
-        throw new ConfigError(`--ipv6: kmcast carries IPv6 multicast in node mode and its gateway only so far; use --mode node --ipv6 or --mode gateway --ipv6`);
       if (process.getuid?.() !== 0) throw new CapabilityError('kmcast demo needs root (it builds network namespaces): run it with sudo');
       const int = (flag: string, v: string, min: number, max: number): number => {
         if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(`${flag}: invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);

@@ -149,7 +149,7 @@ export class Gateway {
     if (!link.mac) throw new ConfigError(`--gateway-interface: ${dev} has no MAC address (not an Ethernet interface)`, flag);
     let ip6: string | undefined;
     if (this.hasIpv6) {
-      [ip6] = await this.deps.ip.addrs6(dev);
+      ip6 = (await this.deps.ip.addrs6(dev))[0]?.split('/')[0];
       if (!ip6) throw new ConfigError(`--gateway-interface: ${dev} has no global IPv6 address; the gateway's IPv6 groups are joined on it and sent from it`, flag);
     }
     return { ip: addr.split('/')[0]!, ip6, mac: link.mac.toLowerCase(), index: link.ifindex };

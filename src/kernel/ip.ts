@@ -11,7 +11,6 @@ import type { LinkInfo, LinkStats, RouteEntry, VxlanLink } from './parse.js';
 import {
   parseIpv4AddrsOf,
   parseIpv4MaddrsOf,
-  parseIpv6Addrs,
   parseIpv6AddrsOf,
   parseMaddrsOf,
   parseAllMaddrs,
@@ -22,6 +21,8 @@ import {
   parseRouteGet,
   parseIpv4Addrs,
   parseIpv4MaddrUsers,
+  parseMaddrUsers,
+  parseIpv6Addrs,
   parseIpv4Maddrs,
   parseIpVersion,
   parseLink,
@@ -74,7 +75,7 @@ export class IpClient {
     return out === undefined ? [] : parseIpv4Addrs(out);
   }
 
-  /** The device's global IPv6 addresses (without prefix); [] when it has none or does not exist. */
+  /** The device's global IPv6 addresses, as ADDRESS/PREFIXLEN. */
   async addrs6(dev: string): Promise<string[]> {
     const out = await this.read(['ip', '-j', 'addr', 'show', 'dev', dev]);
     return out === undefined ? [] : parseIpv6Addrs(out);
@@ -98,6 +99,17 @@ export class IpClient {
   async maddrUsers(dev: string): Promise<Map<string, number> | undefined> {
     const out = await this.read(['ip', '-j', 'maddr', 'show', 'dev', dev]);
     return out === undefined ? undefined : parseIpv4MaddrUsers(out);
+  }
+
+  /** Groups of both families joined on the device, with their join counts; undefined when the device does not exist. */
+  async groupUsers(dev: string): Promise<Map<string, number> | undefined> {
+    const out = await this.read(['ip', '-j', 'maddr', 'show', 'dev', dev]);
+    return out === undefined ? undefined : parseMaddrUsers(out);
+  }
+
+  /** Every IPv6 route of every table (`ip -6 -j route show table all`: each names its table but main). */
+  async routes6(): Promise<RouteEntry[]> {
+    return parseRoutes((await this.runner.run(['ip', '-6', '-j', 'route', 'show', 'table', 'all'], { netns: this.netns })).stdout);
   }
 
   async stats(dev: string): Promise<LinkStats | undefined> {

@@ -66,6 +66,17 @@ export function parseIpv4Addrs(stdout: string): string[] {
   return out;
 }
 
+/** `ip -j addr show dev NAME` → IPv6 addresses of scope global, as `ADDRESS/PREFIXLEN`. */
+export function parseIpv6Addrs(stdout: string): string[] {
+  const out: string[] = [];
+  for (const l of parseArray(stdout)) {
+    for (const a of (Array.isArray(l.addr_info) ? l.addr_info : []) as Json[]) {
+      if (a.family === 'inet6' && a.scope === 'global' && typeof a.local === 'string') out.push(`${a.local}/${num(a.prefixlen) ?? 128}`);
+    }
+  }
+  return out;
+}
+
 export interface FdbEntry {
   readonly mac: string;
   readonly dst: string | undefined;
@@ -139,6 +150,20 @@ export function parseIpv4MaddrUsers(stdout: string): Map<string, number> {
   for (const l of parseArray(stdout)) {
     for (const m of (Array.isArray(l.maddr) ? l.maddr : []) as Json[]) {
       if (m.family === 'inet' && typeof m.address === 'string') out.set(m.address, (out.get(m.address) ?? 0) + (num(m.users) ?? 1));
+    }
+  }
+  return out;
+}
+
+/**
+ * `ip -j maddr show dev NAME` → joined groups of both families (as iproute2 prints them) with
+ * their number of joins ("users", 1 when absent).
+ */
+export function parseMaddrUsers(stdout: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const l of parseArray(stdout)) {
+    for (const m of (Array.isArray(l.maddr) ? l.maddr : []) as Json[]) {
+      if ((m.family === 'inet' || m.family === 'inet6') && typeof m.address === 'string') out.set(m.address, (out.get(m.address) ?? 0) + (num(m.users) ?? 1));
     }
   }
   return out;
@@ -287,11 +312,6 @@ export function parseIpv6AddrsOf(stdout: string, ifindex: number): string[] {
     }
   }
   return out;
-}
-
-/** `ip -j addr show dev X` → the IPv6 addresses of scope global (without prefix) of every device listed. */
-export function parseIpv6Addrs(stdout: string): string[] {
-  return parseArray(stdout).flatMap((l) => (typeof l.ifindex === 'number' ? parseIpv6AddrsOf(JSON.stringify([l]), l.ifindex) : []));
 }
 
 /** `ip -j addr show` (all devices) → IPv4 addresses (without prefix) of the device with `ifindex`. */

@@ -5,7 +5,6 @@
  * `mode: 'sidecar'` runs an agent in every pod; `mode: 'node'` one node agent per node, with apps
  * that hold no capability (demo-node.ts).
  */
-import { ConfigError } from '../errors.js';
 import { IpClient } from '../kernel/ip.js';
 import type { Runner } from '../kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from './lab.js';
@@ -100,7 +99,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const mode = o.mode ?? 'sidecar';
   const agents: Array<AgentHandle | NodeAgentHandle> = [];
   const apps = mode === 'node' ? ('unprivileged' as const) : ('root' as const);
-  if (o.ipv6 && mode !== 'node') throw new ConfigError('--ipv6: kmcast carries IPv6 multicast in node mode only so far (use --mode node)');
+  // The gateway demo (demo-gateway.ts) carries IPv4 only: the CLI refuses --ipv6 there.
   const kinds = o.ipv6 ? [...TRAFFIC_KINDS, ...TRAFFIC_KINDS6] : TRAFFIC_KINDS;
   let lab: Lab | undefined;
   await labDown(runner, { id: o.id }); // a previous demo that was killed

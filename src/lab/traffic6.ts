@@ -40,12 +40,13 @@ def take():
 ${PY_SERVE_LOOP}print('END', flush=True)
 `;
 
-// argv: group port ifname hops count payload; sends `count` datagrams out of ifname (by index).
+// argv: group port ifname hops count payload; sends `count` datagrams out of ifname (by index),
+// or, with an empty ifname, out of whatever device the route to the group names.
 export const SENDER6_PY = `
 import socket, struct, sys
 group, port, ifname, hops, count, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
+if ifname: s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hops)
 for i in range(count): s.sendto(payload.encode(), (group, port))
 `;
@@ -143,7 +144,7 @@ async function untilReady(child: ChildProcess, out: () => string, err: () => str
 
 export interface Mcast6SendOptions {
   readonly port?: number;
-  /** The interface sent out of (IPV6_MULTICAST_IF), default eth0. */
+  /** The interface sent out of (IPV6_MULTICAST_IF), default eth0; '' names none (the route decides). */
   readonly ifname?: string;
   /** IPV6_MULTICAST_HOPS, default 4 (1 is the link-local convention; the router must drop either way). */
   readonly hops?: number;

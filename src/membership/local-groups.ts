@@ -9,25 +9,63 @@
  * union, and an OverlayJoiner holds each of them on vx0 so the kernel accepts their datagrams
  * there. The joiner's own memberships are subtracted from vx0's join counts, so a leave on eth0
  * is a leave.
+ *
+ * Both families are read (`ip -j maddr` lists IPv6 groups as family inet6). What the kernel joins
+ * by itself is no app's group and is never reported: 224.0.0.1, IPv6's all-nodes and all-routers
+ * groups, Neighbor Discovery's solicited-node groups, and anything interface-local (it never
+ * leaves the pod). Link-local groups (224.0.0.x, ff02::fb) are reported and held on vx0 but never
+ * announced: STATE carries routable groups only (codec.ts), they flood.
  */
 import { EventEmitter } from 'node:events';
 import type { IpClient } from '../kernel/ip.js';
 import type { Monitors } from '../kernel/monitor.js';
 import type { Logger } from '../log.js';
-import { sortIpv4 } from '../net/ipv4.js';
+import { canonicalGroup, familyOf, sortGroups } from '../net/groups.js';
+import { isIpv6LinkLocalMulticast, isIpv6RoutableMulticast, isSolicitedNode } from '../net/ipv6.js';
 import { JoinWatch } from '../runtime/join-watch.js';
 import type { OverlayJoiner } from './overlay-joins.js';
 
 /** All-hosts group: every IPv4 interface is in it; implicit, never announced. */
 export const ALL_HOSTS = '224.0.0.1';
+/**
+ * IPv6 groups the kernel joins by itself: all-nodes (ff01::1, ff02::1, on every interface) and,
+ * with forwarding on, all-routers (ff01::2, ff02::2, ff05::2).
+ */
+export const KERNEL_GROUPS6: ReadonlySet<string> = new Set(['ff01::1', 'ff02::1', 'ff01::2', 'ff02::2', 'ff05::2']);
 
-export function announcedGroups(joined: readonly string[]): string[] {
-  return sortIpv4(new Set(joined.filter((g) => g !== ALL_HOSTS)));
+/**
+ * A group an app may have joined (canonical text): IPv4 but 224.0.0.1; IPv6 of link-local scope
+ * or wider, but neither a group the kernel joins by itself nor a solicited-node group. Pure.
+ */
+export function isAppGroup(group: string): boolean {
+  if (familyOf(group) === 4) return group !== ALL_HOSTS;
+  if (!isIpv6LinkLocalMulticast(group) && !isIpv6RoutableMulticast(group)) return false;
+  return !KERNEL_GROUPS6.has(group) && !isSolicitedNode(group);
+}
+
+/** The apps' groups among `joined` (any spelling), canonical and sorted (IPv4 first). Pure. */
+export function announcedGroups(joined: Iterable<string>): string[] {
+  const out: string[] = [];
+  for (const g of joined) {
+    const c = canonicalGroup(g);
+    if (c !== undefined && isAppGroup(c)) out.push(c);
+  }
+  return sortGroups(out);
+}
+
+/** Join counts by canonical group (iproute2's IPv6 spelling is not guaranteed RFC 5952). Pure. */
+export function canonicalUsers(users: ReadonlyMap<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [g, n] of users) {
+    const c = canonicalGroup(g);
+    if (c !== undefined) out.set(c, (out.get(c) ?? 0) + n);
+  }
+  return out;
 }
 
 /**
  * Apps' groups on the overlay device: the groups joined there minus the joiner's own joins
- * (`users` counts every socket's join). Pure.
+ * (`users` counts every socket's join, canonical keys). Pure.
  */
 export function appGroupsOnOverlay(users: ReadonlyMap<string, number>, ownJoins: ReadonlySet<string>): string[] {
   return announcedGroups([...users].filter(([g, n]) => n - (ownJoins.has(g) ? 1 : 0) > 0).map(([g]) => g));
@@ -70,7 +108,7 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
     return this.current;
   }
 
-  /** Apps' groups by the interface they joined on (224.0.0.1 excluded). */
+  /** Apps' groups by the interface they joined on (the kernel's own groups excluded). */
   byInterface(): Record<string, string[]> {
     return this.perInterface;
   }
@@ -134,13 +172,14 @@ export class LocalGroupsWatcher extends EventEmitter<LocalGroupsEvents> {
   /** The union of apps' groups, or undefined when the joiner just changed vx0 (read again). */
   private async read(): Promise<string[] | undefined> {
     if (!this.underlay) {
-      const groups = announcedGroups(await this.ip.maddrs(this.device));
+      const groups = announcedGroups((await this.ip.groupUsers(this.device))?.keys() ?? []);
       this.perInterface = { [this.device]: groups };
       return groups;
     }
     const { underlay, joiner } = this.underlay;
-    const [users, onUnderlay] = await Promise.all([this.ip.maddrUsers(this.device), this.ip.maddrs(underlay)]);
-    const under = announcedGroups(onUnderlay);
+    const [rawUsers, onUnderlay] = await Promise.all([this.ip.groupUsers(this.device), this.ip.groupUsers(underlay)]);
+    const users = rawUsers && canonicalUsers(rawUsers);
+    const under = announcedGroups(onUnderlay?.keys() ?? []);
     if (users && !this.stopped && this.rounds < 3) {
       // vx0 re-created (or a join that went elsewhere): the joiner's memberships are gone; join afresh.
       if (joiner.groups().some((g) => !users.has(g))) joiner.reset();

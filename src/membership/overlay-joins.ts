@@ -12,32 +12,40 @@
  * keeps at vx0 (224.0.0.0/4 dev vx0). The watcher checks the result on the next read of vx0 and
  * resets (re-joins everything) when a group it joined is missing there, e.g. after vx0 was
  * re-created, which drops every membership on it.
+ *
+ * IPv6 groups are joined from a udp6 socket bound to ::1, naming vx0 itself: Node takes an IPv6
+ * interface as `::%vx0` (the zone becomes the interface index of struct ipv6_mreq), so the join
+ * lands on vx0 whatever the routes say, exactly as the apps' own eth0 joins name their device.
  */
 import dgram from 'node:dgram';
 import type { Logger } from '../log.js';
-import { sortIpv4 } from '../net/ipv4.js';
+import { familyOf, sortGroups } from '../net/groups.js';
 
 export class OverlayJoiner {
   /** Group -> the socket that holds its membership. */
   private readonly sockets = new Map<string, dgram.Socket>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** The overlay device IPv6 groups are joined on by name. */
+    private readonly device = 'vx0',
+  ) {}
 
-  /** The groups held. */
+  /** The groups held (canonical text, IPv4 first). */
   groups(): string[] {
-    return sortIpv4(this.sockets.keys());
+    return sortGroups(this.sockets.keys());
   }
 
   has(group: string): boolean {
     return this.sockets.has(group);
   }
 
-  private async open(): Promise<dgram.Socket> {
-    const s = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+  private async open(v6: boolean): Promise<dgram.Socket> {
+    const s = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false });
     s.on('error', (err) => this.log.warn({ err }, 'overlay join socket error'));
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
-      s.bind(0, '127.0.0.1', () => {
+      s.bind(0, v6 ? '::1' : '127.0.0.1', () => {
         s.off('error', reject);
         resolve();
       });
@@ -57,9 +65,17 @@ export class OverlayJoiner {
       this.sockets.delete(g);
     }
     for (const g of add) {
-      const s = await this.open();
+      const v6 = familyOf(g) === 6;
+      let s: dgram.Socket;
       try {
-        s.addMembership(g);
+        s = await this.open(v6);
+      } catch (err) {
+        this.log.warn({ group: g, err }, 'join on the overlay failed: no socket');
+        continue;
+      }
+      try {
+        if (v6) s.addMembership(g, `::%${this.device}`);
+        else s.addMembership(g);
         this.sockets.set(g, s);
       } catch (err) {
         s.close();

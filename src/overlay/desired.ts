@@ -2,7 +2,7 @@
  * The desired data plane of one member pod (DESIGN section 2), computed from configuration and
  * the current peer set. Pure: no kernel access; the reconciler diffs it against what `ip -j` reads.
  */
-import { isRoutableGroup } from '../net/groups.js';
+import { canonicalGroup, isRoutableGroup } from '../net/groups.js';
 import { sortIpv4 } from '../net/ipv4.js';
 
 /** TEST-NET-1 address routed to a blackhole: the catch-all MDB entry for unregistered groups points here. */
@@ -33,6 +33,14 @@ export interface OverlaySpec {
    * only the blackhole route of the catch-all MDB entry. Default false (the sidecar's vx0).
    */
   readonly bare?: boolean;
+  /**
+   * Dual stack: the pod's IPv6 address. vx0 gets it too (/128, like the IPv4 /32: IPv6 picks a
+   * multicast datagram's source among the outgoing device's own addresses only) and the route
+   * that makes vx0 the device of IPv6 multicast sent or joined without an interface
+   * (IPV6_MULTICAST_ROUTE), and --unregistered drop an IPv6 catch-all. Undefined (IPv4-only pods,
+   * whose IPv6 is link-local at most): vx0 still receives IPv6 multicast, which floods.
+   */
+  readonly localIp6?: string | undefined;
 }
 
 export interface OverlayPeer {
@@ -51,13 +59,27 @@ export interface DesiredLink {
 }
 
 export interface DesiredRoute {
-  readonly type: 'unicast' | 'broadcast' | 'blackhole';
+  readonly type: 'unicast' | 'broadcast' | 'blackhole' | 'multicast';
   /** Without /32 for host routes, as `ip -j route` prints them. */
   readonly dst: string;
   readonly table: 'main' | 'local';
   readonly dev?: string;
   readonly src?: string;
+  /** IPv6 routes: the metric, which tells ours apart from the kernel's route of the same prefix. */
+  readonly metric?: number;
 }
+
+/**
+ * IPv6 multicast sent or joined without an interface follows the route to the group, like IPv4's;
+ * but IPv6 keeps its multicast routes in the local table, which is looked up before main, and
+ * the kernel puts `multicast ff00::/8` there for every interface with IPv6 (eth0's and vx0's,
+ * metric 256; the older wins: eth0). So vx0 gets a route of the same prefix in the local table
+ * with a better metric. A socket that names an interface (IPV6_MULTICAST_IF, a join by index,
+ * SO_BINDTODEVICE) gets that interface whatever the metric (the kernel's lookup is strict for
+ * multicast); Neighbor Discovery and MLD always name theirs, so nothing of the pod's own IPv6
+ * moves. Interface-local (ff01::/16) sends go to vx0 too, and the kernel never lets them out.
+ */
+export const IPV6_MULTICAST_ROUTE: Omit<DesiredRoute, 'dev'> = { type: 'multicast', dst: 'ff00::/8', table: 'local', metric: 1 };
 
 export interface MdbKey {
   readonly grp: string;
@@ -82,21 +104,26 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
         { type: 'unicast', dst: '224.0.0.0/4', table: 'main', dev: spec.device },
         { type: 'unicast', dst: '255.255.255.255', table: 'main', dev: spec.device },
       ];
+  if (spec.localIp6 && !spec.bare) routes.push({ ...IPV6_MULTICAST_ROUTE, dev: spec.device });
   if (spec.broadcastAddress && !spec.bare) {
     routes.push({ type: 'broadcast', dst: spec.broadcastAddress, table: 'local', dev: spec.device, src: spec.localIp });
   }
   const mdb: MdbKey[] = [];
   if (spec.replication === 'selective') {
     for (const p of others) {
-      for (const g of new Set(p.groups)) {
-        if (isRoutableGroup(g)) mdb.push({ grp: g, dst: p.ip });
+      // One spelling per group (STATE decodes to RFC 5952 already): the plan compares text.
+      for (const g of new Set(p.groups.map((x) => canonicalGroup(x)))) {
+        if (g !== undefined && isRoutableGroup(g)) mdb.push({ grp: g, dst: p.ip });
       }
     }
     if (spec.unregistered === 'drop') {
       // Catch-all entry: groups nobody joined go to a blackholed remote, so they reach nobody,
-      // while broadcast and 224.0.0.x keep following the all-zero flood entries.
+      // while broadcast and 224.0.0.x keep following the all-zero flood entries. Dual stack: the
+      // IPv6 catch-all (grp ::) too; the kernel never applies it to link-local scope
+      // (ffX2::, mDNS and SSDP; vxlan_mdb.c since 6.3, measured), which keeps flooding.
       routes.push({ type: 'blackhole', dst: BLACKHOLE_IP, table: 'main' });
       mdb.push({ grp: '0.0.0.0', dst: BLACKHOLE_IP });
+      if (spec.localIp6) mdb.push({ grp: '::', dst: BLACKHOLE_IP });
     }
   }
   return {
@@ -108,7 +135,7 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
       local: spec.localIp,
       mtu: spec.underlayMtu - VXLAN_OVERHEAD,
     },
-    addrs: spec.bare ? [] : [`${spec.localIp}/32`],
+    addrs: spec.bare ? [] : [`${spec.localIp}/32`, ...(spec.localIp6 ? [`${spec.localIp6}/128`] : [])],
     routes,
     fdb: sortIpv4(new Set(others.map((p) => p.ip))),
     mdb: sortMdb(mdb),

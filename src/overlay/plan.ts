@@ -4,6 +4,8 @@
  * an empty plan means the kernel already matches.
  */
 import type { FdbEntry, MdbEntry, RouteEntry, VxlanLink } from '../kernel/parse.js';
+import { canonicalGroup } from '../net/groups.js';
+import { canonicalIpv6 } from '../net/ipv6.js';
 import type { DesiredRoute, DesiredState, MdbKey } from './desired.js';
 import { BLACKHOLE_IP, FLOOD_MAC, mdbKey } from './desired.js';
 
@@ -47,13 +49,29 @@ function routeKey(r: { type: string; dst: string; table: string }): string {
   return `${r.type} ${r.dst.replace(/\/32$/, '')} ${r.table}`;
 }
 
+const isV6 = (dst: string): boolean => dst.includes(':');
+
 function routeArgs(r: DesiredRoute): string {
   const parts = [r.type === 'unicast' ? '' : r.type, r.type === 'blackhole' ? `${r.dst}/32` : r.dst];
   if (r.dev) parts.push('dev', r.dev);
   if (r.table !== 'main') parts.push('table', r.table);
-  if (r.type !== 'blackhole') parts.push('scope', 'link');
+  // IPv6 has no route scopes; its metric is what tells our route from the kernel's.
+  if (r.type !== 'blackhole' && !isV6(r.dst)) parts.push('scope', 'link');
   if (r.src) parts.push('src', r.src);
+  if (r.metric !== undefined) parts.push('metric', String(r.metric));
   return parts.filter(Boolean).join(' ');
+}
+
+/** An address as `ip addr` prints it, in one spelling (IPv6: RFC 5952). */
+function canonicalAddr(a: string): string {
+  const [ip = '', len] = a.split('/');
+  const c = canonicalIpv6(ip);
+  return c === undefined ? a : `${c}/${len ?? '128'}`;
+}
+
+/** The one spelling of an MDB group as the kernel lists it (the catch-all 0.0.0.0 is no group). */
+function canonicalMdb(e: MdbKey): MdbKey {
+  return { grp: canonicalGroup(e.grp) ?? e.grp, dst: e.dst };
 }
 
 /** Routes we own: non-kernel routes through the device, and our blackhole. */
@@ -88,10 +106,12 @@ export function plan(desired: DesiredState, actual: ActualState, options: PlanOp
     ip.push(`link set ${dev} addrgenmode none`);
   }
 
-  const wantAddrs = new Set(desired.addrs);
-  const haveAddrs = new Set(have.link ? have.addrs : []);
+  const wantAddrs = new Set(desired.addrs.map(canonicalAddr));
+  const haveAddrs = new Set(have.link ? have.addrs.map(canonicalAddr) : []);
   for (const a of haveAddrs) if (!wantAddrs.has(a)) ip.push(`addr del ${a} dev ${dev}`);
-  for (const a of wantAddrs) if (!haveAddrs.has(a)) ip.push(`addr add ${a} dev ${dev}`);
+  // IPv6: no duplicate address detection (the address is eth0's, and vx0's NS would go nowhere)
+  // and no prefix route (vx0 carries multicast only).
+  for (const a of wantAddrs) if (!haveAddrs.has(a)) ip.push(`addr add ${a} dev ${dev}${isV6(a) ? ' nodad noprefixroute' : ''}`);
   if (!have.link || have.link.mtu !== desired.link.mtu || !have.link.up) {
     ip.push(`link set ${dev} mtu ${desired.link.mtu} up`);
   }
@@ -103,12 +123,12 @@ export function plan(desired: DesiredState, actual: ActualState, options: PlanOp
   }
   for (const [k, r] of wanted) {
     const h = managed.get(k);
-    const same = h && (h.dev ?? undefined) === r.dev && (r.src === undefined || h.prefsrc === r.src);
+    const same = h && (h.dev ?? undefined) === r.dev && (r.src === undefined || h.prefsrc === r.src) && (r.metric === undefined || (h.metric ?? 0) === r.metric);
     if (!same) ip.push(`route replace ${routeArgs(r)}`);
   }
 
   const haveFdb = have.fdb.filter((e) => e.mac === FLOOD_MAC && e.dst).map((e) => e.dst!);
-  const haveMdb = have.mdb.filter((e): e is MdbKey => e.dst !== undefined);
+  const haveMdb = have.mdb.filter((e): e is MdbKey => e.dst !== undefined).map(canonicalMdb);
   bridge.push(...entryCommands(dev, { fdb: desired.fdb, mdb: desired.mdb }, { fdb: haveFdb, mdb: haveMdb }, prune));
   return reason ? { recreate, reason, ip, bridge } : { recreate, ip, bridge };
 }
@@ -141,5 +161,7 @@ function routeArgsOf(r: RouteEntry): string {
   const parts = [r.type === 'unicast' ? '' : r.type, r.dst];
   if (r.dev) parts.push('dev', r.dev);
   if (r.table !== 'main') parts.push('table', r.table);
+  // IPv6: without the metric, `route del` could take the kernel's route of the same prefix.
+  if (isV6(r.dst)) parts.push('metric', String(r.metric ?? 0));
   return parts.filter(Boolean).join(' ');
 }

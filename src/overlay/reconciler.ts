@@ -8,11 +8,18 @@ import type { DesiredState } from './desired.js';
 import type { ActualState, Plan, PlanOptions } from './plan.js';
 import { entryCommands, isEmptyPlan, plan } from './plan.js';
 
-export async function readActual(ip: IpClient, device: string): Promise<ActualState> {
-  const [link, routes] = await Promise.all([ip.link(device), ip.routes()]);
+/** With `ipv6`, vx0's IPv6 addresses and the IPv6 local table are read too (dual-stack pods). */
+export async function readActual(ip: IpClient, device: string, ipv6 = false): Promise<ActualState> {
+  const [link, routes4, routes6] = await Promise.all([ip.link(device), ip.routes(), ipv6 ? ip.routes6() : []]);
+  const routes = [...routes4, ...routes6];
   if (!link) return { link, addrs: [], routes, fdb: [], mdb: [] };
-  const [addrs, fdb, mdb] = await Promise.all([ip.addrs(device), ip.bridge.fdb(device), ip.bridge.mdb(device)]);
-  return { link, addrs, routes, fdb, mdb };
+  const [addrs, addrs6, fdb, mdb] = await Promise.all([ip.addrs(device), ipv6 ? ip.addrs6(device) : [], ip.bridge.fdb(device), ip.bridge.mdb(device)]);
+  return { link, addrs: [...addrs, ...addrs6], routes, fdb, mdb };
+}
+
+/** The desired state has IPv6 parts (an address or route). */
+function wantsIpv6(d: DesiredState): boolean {
+  return d.addrs.some((a) => a.includes(':')) || d.routes.some((r) => r.dst.includes(':'));
 }
 
 export interface ReconcileResult {
@@ -55,7 +62,7 @@ export class OverlayReconciler {
       }
     }
     this.applied = undefined;
-    const actual = await readActual(this.ip, desired.link.name);
+    const actual = await readActual(this.ip, desired.link.name, wantsIpv6(desired));
     const p = plan(desired, actual, options);
     if (isEmptyPlan(p)) {
       if (options.prune ?? true) this.applied = desired;

@@ -33,7 +33,7 @@ import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import { PassQueue } from '../runtime/pass-queue.js';
 import type { AgentConfig } from './config.js';
-import { checkRpFilter, hasNetAdmin, precheckRpFilter } from './host.js';
+import { checkRpFilter, hasNetAdmin, overlayIpv6, precheckRpFilter } from './host.js';
 import { podOverlaySpec } from './spec.js';
 import { startHttp } from '../runtime/http.js';
 import { AgentMetrics } from './metrics.js';
@@ -155,7 +155,9 @@ export class Agent {
       });
     }
     const { spec, floodFallback } = await podOverlaySpec(this.ip, cfg, this.log);
-    this.spec = spec;
+    const ipv6 = await overlayIpv6(this.sysctl, spec.underlay);
+    if (!ipv6) this.log.info({ underlay: spec.underlay }, 'IPv6 is off in this pod: vx0 carries IPv4 only');
+    this.spec = { ...spec, localIp6: ipv6 ? await this.podIpv6(spec.underlay) : undefined };
     this.metrics.floodFallback.set(floodFallback ? 1 : 0);
     this.table = new PeerTable({
       selfIp: this.spec.localIp,
@@ -200,7 +202,7 @@ export class Agent {
     const channel = this.channel;
     this.metrics.followControlCounters(() => channel.counters);
     this.metrics.followPeerLimits(() => this.table.limits());
-    const underlay = cfg.capture === 'on' ? { underlay: this.spec.underlay, joiner: new OverlayJoiner(this.log) } : undefined;
+    const underlay = cfg.capture === 'on' ? { underlay: this.spec.underlay, joiner: new OverlayJoiner(this.log, cfg.device) } : undefined;
     this.watcher = new LocalGroupsWatcher(this.ip, this.monitors, cfg.device, this.log, Math.min(2000, cfg.resyncMs), underlay);
     const watcher = this.watcher;
     this.announcer = new Announcer({
@@ -295,6 +297,7 @@ export class Agent {
     return {
       version: VERSION,
       podIp: this.spec?.localIp ?? '',
+      ...(this.spec?.localIp6 ? { podIp6: this.spec.localIp6 } : {}),
       underlay: this.spec?.underlay ?? '',
       device: this.config.device,
       vni: this.config.vni,
@@ -320,6 +323,17 @@ export class Agent {
     this.metrics.captureActive.set(filters.capture?.installed ? 1 : 0);
     this.metrics.captureForwarded.set(filters.capture?.forwarded ?? 0);
     return { ...filters, groupsByInterface: this.watcher?.byInterface() ?? {} };
+  }
+
+  /**
+   * The pod's IPv6 address (the underlay's first global one); without one vx0 still receives IPv6
+   * multicast but nothing is routed to it (desired.ts).
+   */
+  private async podIpv6(underlay: string): Promise<string | undefined> {
+    const [first] = await this.ip.addrs6(underlay);
+    const ip6 = first?.split('/')[0];
+    if (ip6) this.log.debug({ underlay, ip6 }, 'dual stack: vx0 gets the pod IPv6 address too');
+    return ip6;
   }
 
   /** After vx0 exists: install the capture (fail closed at start), or remove one an earlier agent left when it is off. */

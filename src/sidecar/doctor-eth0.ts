@@ -115,5 +115,6 @@ export function checkCapture(status: AgentStatus | undefined): CheckResult {
       fix: "see the agent's log; the chain needs nftables with the netdev egress hook (Linux >= 5.16)",
     };
   }
-  return { ...base, status: 'OK', detail: `netdev egress chain on ${c.underlay} moves multicast and broadcast into ${status.device} (${c.forwarded} frames so far); groups ${groups}` };
+  const frames = c.forwarded6 !== undefined ? `IPv6 multicast too, never ICMPv6; ${c.forwarded} frames so far, ${c.forwarded6} of them IPv6` : `${c.forwarded} frames so far`;
+  return { ...base, status: 'OK', detail: `netdev egress chain on ${c.underlay} moves multicast and broadcast into ${status.device} (${frames}); groups ${groups}` };
 }

@@ -15,6 +15,7 @@
 import { errorMessage, KmcastError } from '../errors.js';
 import type { AllowList, AllowListState } from '../overlay/allowlist.js';
 import type { CaptureSpec, CaptureState } from '../overlay/capture.js';
+import { capturedPackets } from '../overlay/capture.js';
 import type { AgentStatus } from './status-types.js';
 
 /** The capture chain alone (--insecure-no-allowlist): applied and read back, or removed. */
@@ -147,7 +148,14 @@ export class PodFilters {
   status(underlay: string): Pick<AgentStatus, 'allowList' | 'capture'> {
     return {
       allowList: { installed: this.allowListInstalled, peers: this.allowed ? this.allowed.split(',').filter(Boolean).length : 0 },
-      capture: { path: this.o.captureOn ? 'nft-netdev-egress' : 'off', underlay, installed: this.captureInstalled, forwarded: this.captureState?.packets ?? 0 },
+      capture: {
+        path: this.o.captureOn ? 'nft-netdev-egress' : 'off',
+        underlay,
+        installed: this.captureInstalled,
+        forwarded: capturedPackets(this.captureState),
+        forwarded6: this.captureState?.ipv6?.packets ?? 0,
+        icmp6Dropped: this.captureState?.icmp6Dropped ?? 0,
+      },
     };
   }
 

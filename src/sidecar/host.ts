@@ -77,3 +77,19 @@ export async function precheckRpFilter(sysctl: Sysctl): Promise<void> {
     );
   }
 }
+
+/** The sysctl key that turns IPv6 off on a device (or `all`, `default`). */
+export const disableIpv6Key = (dev: string): string => `net/ipv6/conf/${dev}/disable_ipv6`;
+
+/**
+ * Whether vx0 can carry IPv6 multicast: IPv6 is on for the pod interface and for new devices
+ * (vx0 starts with conf.default). False when the kernel has no IPv6 at all (no such keys).
+ */
+export async function overlayIpv6(sysctl: Sysctl, underlay: string): Promise<boolean> {
+  try {
+    const [dev, def] = await Promise.all([sysctl.read(disableIpv6Key(underlay)), sysctl.read(disableIpv6Key('default'))]);
+    return dev === '0' && def === '0';
+  } catch {
+    return false;
+  }
+}

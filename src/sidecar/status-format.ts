@@ -71,7 +71,10 @@ function ipKey(ip: string): string {
 export function formatStatus(s: AgentStatus, now: Date): string {
   const out: string[] = [];
   const alive = s.peers.filter((p) => p.state === 'alive').length;
-  out.push(`agent ${s.version ?? '?'}  pod ${s.podIp}  underlay ${s.underlay ?? '?'}  device ${s.device}` + `  vni ${s.vni}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`);
+  out.push(
+    `agent ${s.version ?? '?'}  pod ${s.podIp}${s.podIp6 ? ` ${s.podIp6}` : ''}  underlay ${s.underlay ?? '?'}  device ${s.device}` +
+      `  vni ${s.vni}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`,
+  );
   out.push(
     `ready: ${yesNo(s.ready)}  replication: ${s.replication}  addressing: ${s.addressing}` +
       `  unregistered: ${s.unregistered ?? '?'}  authenticated: ${yesNo(s.authenticated)}` +
@@ -100,7 +103,7 @@ export function formatStatus(s: AgentStatus, now: Date): string {
     out.push(
       c.path === 'off'
         ? `capture: off (multicast and broadcast sent out of ${c.underlay} stay there)`
-        : `capture: ${c.path} on ${c.underlay} -> ${s.device}, ${c.installed ? `installed, ${c.forwarded} frames moved` : 'NOT installed'}`,
+        : `capture: ${c.path} on ${c.underlay} -> ${s.device}, ${c.installed ? `installed, ${c.forwarded} frames moved${c.forwarded6 ? ` (${c.forwarded6} IPv6)` : ''}${c.icmp6Dropped ? `, ${c.icmp6Dropped} ICMPv6 of ${s.device} kept off the overlay` : ''}` : 'NOT installed'}`,
     );
   }
   const e = s.entries;

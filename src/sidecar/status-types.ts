@@ -35,9 +35,15 @@ export interface AgentStatus {
     readonly path: 'nft-netdev-egress' | 'off';
     readonly underlay: string;
     readonly installed: boolean;
-    /** Frames moved into the overlay since the chain was installed. */
+    /** Frames moved into the overlay since the chain was installed (both families). */
     readonly forwarded: number;
+    /** Of those, IPv6 multicast frames (absent from older agents). */
+    readonly forwarded6?: number;
+    /** ICMPv6 (MLD reports) vx0 sent that the overlay-out chain kept off the overlay. */
+    readonly icmp6Dropped?: number;
   };
+  /** Dual stack: the pod IPv6 address vx0 carries too (absent: vx0 carries IPv4 only or receives IPv6 only). */
+  readonly podIp6?: string;
   /** Apps' groups by the interface they joined on (the announced set is their union). */
   readonly groupsByInterface?: Readonly<Record<string, readonly string[]>>;
 }

@@ -21,7 +21,7 @@ test('parseLink reads the vxlan details iproute2 prints', () => {
 });
 
 test("parseIpv6Addrs: a dual-stack interface's global IPv6 addresses, not its link-local one", () => {
-  assert.deepEqual(parseIpv6Addrs(fixture('iproute2/addr-lan-dual.json')), ['fd00:250::1']);
+  assert.deepEqual(parseIpv6Addrs(fixture('iproute2/addr-lan-dual.json')), ['fd00:250::1/64']);
   assert.deepEqual(parseIpv6Addrs(fixture('iproute2/addr.json')), []);
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseFdb, parseIpv4Addrs, parseLink, parseMdb, parseRoutes } from '../../../src/kernel/parse.js';
+import { parseFdb, parseIpv4Addrs, parseIpv6Addrs, parseLink, parseMdb, parseRoutes } from '../../../src/kernel/parse.js';
 import type { OverlaySpec } from '../../../src/overlay/desired.js';
 import { desiredState } from '../../../src/overlay/desired.js';
 import type { ActualState } from '../../../src/overlay/plan.js';
@@ -156,4 +156,61 @@ test('bare (node mode): the device gets no address and no 224/4 or broadcast rou
     'mdb replace dev kmcvx100 port kmcvx100 grp 0.0.0.0 permanent dst 192.0.2.1',
     'mdb replace dev kmcvx100 port kmcvx100 grp 239.1.1.1 permanent dst 172.31.2.2',
   ]);
+});
+
+/** A dual-stack pod's vx0, recorded: n1p1 with peers 10.244.{1.12,2.11,2.12,3.11,3.12}, ff05::1:3 and ff0e::db8:1 joined by 2.11 and 3.11. */
+const DUAL: OverlaySpec = { ...spec, localIp: '10.244.1.11', localIp6: 'fd00:10:244:1::11', underlayMtu: 1500 };
+function recordedDual(): ActualState {
+  return {
+    link: parseLink(fixture('iproute2/dual/link.json')),
+    addrs: [...parseIpv4Addrs(fixture('iproute2/dual/addr.json')), ...parseIpv6Addrs(fixture('iproute2/dual/addr.json'))],
+    routes: [...parseRoutes(fixture('iproute2/dual/routes.json')), ...parseRoutes(fixture('iproute2/dual/routes6.json'))],
+    fdb: parseFdb(fixture('iproute2/dual/fdb.json')),
+    mdb: parseMdb(fixture('iproute2/dual/mdb.json')),
+  };
+}
+const dualPeers = (g: Record<string, string[]> = {}): Array<{ ip: string; groups: string[] }> =>
+  ['10.244.1.12', '10.244.2.11', '10.244.2.12', '10.244.3.11', '10.244.3.12'].map((ip) => ({ ip, groups: g[ip] ?? [] }));
+const JOINED = { '10.244.2.11': ['ff05::1:3', 'ff0e::db8:1', 'ff02::fb'], '10.244.3.11': ['ff0e:0:0:0:0:0:db8:1', 'ff05::1:3'] };
+
+test('dual stack from nothing: the pod IPv6 on vx0 without DAD or prefix route, the IPv6 multicast route in the local table', () => {
+  const p = plan(desiredState(DUAL, dualPeers(JOINED)), EMPTY_ACTUAL);
+  assert.ok(p.ip.includes('addr add fd00:10:244:1::11/128 dev vx0 nodad noprefixroute'), p.ip.join('\n'));
+  assert.ok(p.ip.includes('route replace multicast ff00::/8 dev vx0 table local metric 1'), p.ip.join('\n'));
+  assert.ok(p.bridge.includes('mdb replace dev vx0 port vx0 grp ff05::1:3 permanent dst 10.244.2.11'));
+  assert.ok(!p.bridge.some((l) => l.includes('ff02::fb')), 'link-local IPv6 groups flood: no MDB entry');
+  // --unregistered drop: an IPv6 catch-all beside the IPv4 one (the kernel never applies it to ffX2::).
+  assert.ok(p.bridge.includes('mdb replace dev vx0 port vx0 grp :: permanent dst 192.0.2.1'));
+  assert.ok(p.bridge.includes('mdb replace dev vx0 port vx0 grp 0.0.0.0 permanent dst 192.0.2.1'));
+  const flood = plan(desiredState({ ...DUAL, unregistered: 'flood' }, dualPeers(JOINED)), EMPTY_ACTUAL);
+  assert.ok(!flood.bridge.some((l) => / grp (::|0\.0\.0\.0) /.test(l)), '--unregistered flood: no catch-all of either family');
+  const v4only = plan(desiredState({ ...DUAL, localIp6: undefined }, dualPeers(JOINED)), EMPTY_ACTUAL);
+  assert.ok(!v4only.bridge.some((l) => / grp :: /.test(l)), 'no pod IPv6: no IPv6 catch-all');
+});
+
+test('dual stack, recorded from the kernel: IPv6 MDB entries, address and route read back as planned: empty plan', () => {
+  const d = desiredState(DUAL, dualPeers(JOINED));
+  const actual = recordedDual();
+  assert.deepEqual(
+    actual.mdb.filter((e) => e.grp.includes(':')).map((e) => `${e.grp}>${e.dst}`),
+    ['ff05::1:3>10.244.3.11', 'ff05::1:3>10.244.2.11', 'ff0e::db8:1>10.244.3.11', 'ff0e::db8:1>10.244.2.11', '::>192.0.2.1'],
+  );
+  assert.deepEqual(plan(d, actual), { recreate: false, ip: [], bridge: [] });
+  // The kernel's own ff00::/8 routes (eth0's and vx0's, proto kernel) are never ours to touch.
+  assert.ok(actual.routes.some((r) => r.dst === 'ff00::/8' && r.dev === 'vx0' && r.protocol === 'kernel'));
+});
+
+test('dual stack: a leave removes only its IPv6 entry; a deleted route or address comes back; the kernel route is never deleted', () => {
+  const leave = plan(desiredState(DUAL, dualPeers({ ...JOINED, '10.244.3.11': ['ff05::1:3'] })), recordedDual());
+  assert.deepEqual(leave, { recreate: false, ip: [], bridge: ['mdb del dev vx0 port vx0 grp ff0e::db8:1 dst 10.244.3.11'] });
+  const a = recordedDual();
+  const gone: ActualState = { ...a, addrs: a.addrs.filter((x) => !x.includes(':')), routes: a.routes.filter((r) => !(r.dst === 'ff00::/8' && r.metric === 1)) };
+  assert.deepEqual(plan(desiredState(DUAL, dualPeers(JOINED)), gone).ip, [
+    'addr add fd00:10:244:1::11/128 dev vx0 nodad noprefixroute',
+    'route replace multicast ff00::/8 dev vx0 table local metric 1',
+  ]);
+  // IPv6 turned off (no pod IPv6 any more): our route and address go, by metric; the kernel's stay.
+  const off = plan(desiredState({ ...DUAL, localIp6: undefined }, dualPeers(JOINED)), recordedDual());
+  assert.deepEqual(off.ip, ['addr del fd00:10:244:1::11/128 dev vx0', 'route del multicast ff00::/8 dev vx0 table local metric 1']);
+  assert.deepEqual(off.bridge, ['mdb del dev vx0 port vx0 grp :: dst 192.0.2.1'], 'and the IPv6 catch-all');
 });

@@ -37,6 +37,8 @@ test('capture: the path, its state and the groups per interface', () => {
   assert.match(on.detail, /egress chain on eth0 .* into vx0 \(7 frames so far\); groups vx0: 239\.1\.1\.1; eth0: none/);
   assert.equal(checkCapture({ ...base, capture: { path: 'off', underlay: 'eth0', installed: false, forwarded: 0 } }).status, 'WARN');
   assert.equal(checkCapture({ ...base, capture: { path: 'nft-netdev-egress', underlay: 'eth0', installed: false, forwarded: 0 } }).status, 'FAIL');
+  const v6 = checkCapture({ ...base, capture: { path: 'nft-netdev-egress', underlay: 'eth0', installed: true, forwarded: 9, forwarded6: 4 } });
+  assert.match(v6.detail, /moves multicast and broadcast into vx0 \(IPv6 multicast too, never ICMPv6; 9 frames so far, 4 of them IPv6\)/);
   assert.equal(checkCapture(base).status, 'SKIP', 'an older agent');
   assert.equal(checkCapture(undefined).status, 'SKIP');
 });

@@ -67,7 +67,7 @@ test('the allow-list is applied when the peers change or a read-back is due, the
   assert.equal(applied.length, 4, 'the periodic resync reads the list back');
   assert.deepEqual(filters.status('eth0'), {
     allowList: { installed: true, peers: 1 },
-    capture: { path: 'nft-netdev-egress', underlay: 'eth0', installed: true, forwarded: 7 },
+    capture: { path: 'nft-netdev-egress', underlay: 'eth0', installed: true, forwarded: 7, forwarded6: 0, icmp6Dropped: 0 },
   });
   await filters.refreshCounters();
   assert.deepEqual(seen.at(-1), { dropped: { 'kmcast-vxlan': 5 } });

@@ -198,4 +198,20 @@ describe('formatStatus: apps that name eth0', () => {
     assert.match(off, /\ncapture: off \(multicast and broadcast sent out of eth0 stay there\)\n/);
     assert.doesNotMatch(formatStatus(fixture(), now), /capture:|by interface/);
   });
+
+  it('dual stack: the pod IPv6 address, IPv6 groups per interface, IPv6 frames moved and vx0 ICMPv6 kept home', () => {
+    const now = new Date('2026-01-01T00:00:00Z');
+    const out = formatStatus(
+      fixture({
+        podIp6: 'fd00:10:244:2::11',
+        localGroups: ['ff02::fb', 'ff05::1:3'],
+        groupsByInterface: { vx0: [], eth0: ['ff02::fb', 'ff05::1:3'] },
+        capture: { path: 'nft-netdev-egress', underlay: 'eth0', installed: true, forwarded: 12, forwarded6: 5, icmp6Dropped: 4 },
+      }),
+      now,
+    );
+    assert.match(out, / fd00:10:244:2::11 {2}underlay eth0/);
+    assert.match(out, /\n {2}by interface: vx0 - {2}eth0 ff02::fb,ff05::1:3\n/);
+    assert.match(out, /\ncapture: nft-netdev-egress on eth0 -> vx0, installed, 12 frames moved \(5 IPv6\), 4 ICMPv6 of vx0 kept off the overlay\n/);
+  });
 });
