@@ -63,7 +63,7 @@ export function referenceGatewayScript(s: GatewayReferenceSpec, lanIp: string, l
     filters.push(`update @in-meter { ip daddr limit rate over ${s.rate}/second burst ${burst(s.rate)} packets } goto in-drop-rate`);
     filters.push('ip daddr != @in-meter goto in-drop-full');
   }
-  if (s.rateTotal > 0) filters.push(`limit rate over ${s.rateTotal}/second burst ${burst(s.rateTotal)} packets goto in-drop-total`);
+  if (s.rateTotal > 0) filters.push('limit name "in-total" goto in-drop-total');
   const drop = (reason: string, perGroup: boolean): string[] => [
     `  chain in-drop-${reason} {`,
     ...(perGroup ? [`    update @in-${reason} { ip daddr }`] : []),
@@ -81,6 +81,7 @@ export function referenceGatewayScript(s: GatewayReferenceSpec, lanIp: string, l
     ...['pass', 'rate', 'ttl', 'loop'].map((k) => `  set in-${k} { type ipv4_addr; ${DYNAMIC_SET} }`),
     '  set in-meter { type ipv4_addr; size 65536; flags dynamic,timeout; timeout 60s; }',
     ...['rate', 'ttl', 'loop', 'total', 'full'].map((k) => `  counter in-drop-${k} { }`),
+    ...(s.rateTotal > 0 ? [`  limit in-total { rate over ${s.rateTotal}/second burst ${burst(s.rateTotal)} packets }`] : []),
     '  chain lan-in {',
     `    type filter hook ingress device "${s.lan.ifname}" priority -500; policy accept;`,
     '    meta protocol != ip return',

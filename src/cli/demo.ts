@@ -20,7 +20,7 @@ export function registerDemo(program: Command): void {
     .option('--mtu <n>', 'underlay MTU', '1500')
     .option('--id <id>', 'lab id (namespace names start with kmc<id>-)', 'demo')
     .option('--keep', 'leave the lab and agents running at the end')
-    .option('--ipv6', 'dual-stack pods, and IPv6 multicast (ff05::1:3, ff02::fb) beside IPv4 (sidecar and node modes)')
+    .option('--ipv6', 'dual-stack pods, and IPv6 multicast (ff05::1:3, ff02::fb) beside IPv4 (sidecar, node and gateway modes)')
     .option('--mode <mode>', 'sidecar: a kmcast agent in every pod; node: one kmcast node agent per node, apps with no capability; gateway: node mode plus an outside LAN', 'sidecar')
     .addHelpText(
       'after',
@@ -44,11 +44,11 @@ Examples:
   sudo kmcast demo --ipv6
   sudo kmcast demo --mode node --ipv6
   sudo kmcast demo --mode gateway
+  sudo kmcast demo --mode gateway --ipv6
   sudo kmcast demo --keep && sudo kmcast lab exec --id demo n1p1 -- bridge mdb show dev vx0`,
     )
     .action(async (flags: { nodes: string; pods: string; mtu: string; id: string; keep?: boolean; mode: string; ipv6?: boolean }) => {
       if (flags.mode !== 'sidecar' && flags.mode !== 'node' && flags.mode !== 'gateway') throw new ConfigError(`--mode: invalid value ${JSON.stringify(flags.mode)} (sidecar, node or gateway)`);
-      if (flags.ipv6 && flags.mode === 'gateway') throw new ConfigError('--ipv6: the gateway carries IPv4 multicast only; use --mode sidecar --ipv6 or --mode node --ipv6');
       if (process.getuid?.() !== 0) throw new CapabilityError('kmcast demo needs root (it builds network namespaces): run it with sudo');
       const int = (flag: string, v: string, min: number, max: number): number => {
         if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(`${flag}: invalid value ${JSON.stringify(v)} (must be an integer between ${min} and ${max})`);
@@ -63,7 +63,8 @@ Examples:
         runner: new ExecRunner(),
         print: (line = '') => process.stdout.write(`${line}\n`),
       };
-      const result = flags.mode === 'gateway' ? await runGatewayDemo(options) : await runDemo({ ...options, mode: flags.mode as 'sidecar' | 'node', ipv6: flags.ipv6 === true });
+      const result =
+        flags.mode === 'gateway' ? await runGatewayDemo({ ...options, ipv6: flags.ipv6 === true }) : await runDemo({ ...options, mode: flags.mode as 'sidecar' | 'node', ipv6: flags.ipv6 === true });
       process.stdout.write(`\n${result.ok ? 'Demo passed' : 'Demo FAILED'} in ${result.seconds.toFixed(1)} s.\n`);
       process.exitCode = result.ok ? ExitCode.ok : ExitCode.failure;
     });

@@ -82,7 +82,7 @@ export function registerGenerate(program: Command): void {
     .option('--subnet <cidr>', 'multus: address range of the secondary network', '10.201.0.0/24')
     .option('--create-secret', 'overlay: also emit the key Secret with a random key', false)
     .option('--gateway-interface <if>', "gateway: the gateway node's LAN interface (e.g. eth1)")
-    .option('--gateway-group <spec>', 'gateway: GROUP[/LEN]=in|out|both, what crosses (repeatable or a comma list)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--gateway-group <spec>', 'gateway: GROUP[/LEN]=in|out|both of either family, what crosses (repeatable or a comma list)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--gateway-service <fqdn>', "gateway: the domain served (default: --name's in --namespace, else the agent's only domain)")
     .addOption(new Option('--gateway-snat <on|off>', 'gateway: outbound datagrams leave with the interface address as source').choices(['on', 'off']).default(GATEWAY_DEFAULTS.snat))
     .addOption(new Option('--gateway-min-ttl <n>', 'gateway: datagrams with a lower IP TTL do not cross').default(GATEWAY_DEFAULTS.minTtl).argParser(intIn('--gateway-min-ttl', 1, 255)))

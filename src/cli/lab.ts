@@ -63,9 +63,9 @@ function podTable(lab: Lab, agents: Record<string, number> = {}): string {
 function lanLines(lan: LabLan | undefined): string {
   if (!lan) return '';
   return (
-    `LAN ${lan.cidr} on switch ${lan.netns} (bridge ${lan.bridge} ${lan.switchIp}, IGMP snooping and querier; not routed to the underlay)\n` +
-    `  hosts: ${lan.hosts.map((h) => `${h.name} ${h.ip} (${h.netns} ${h.ifname})`).join('; ')}\n` +
-    `  nodes: ${lan.nodes.map((n) => `n${n.node} ${n.ip} (${n.netns} ${n.ifname})`).join('; ') || '(none)'}\n`
+    `LAN ${lan.cidr}${lan.cidr6 ? ` ${lan.cidr6}` : ''} on switch ${lan.netns} (bridge ${lan.bridge} ${lan.switchIp}, ${lan.cidr6 ? 'IGMP and MLD' : 'IGMP'} snooping and querier; not routed to the underlay)\n` +
+    `  hosts: ${lan.hosts.map((h) => `${h.name} ${h.ip}${h.ip6 ? ` ${h.ip6}` : ''} (${h.netns} ${h.ifname})`).join('; ')}\n` +
+    `  nodes: ${lan.nodes.map((n) => `n${n.node} ${n.ip}${n.ip6 ? ` ${n.ip6}` : ''} (${n.netns} ${n.ifname})`).join('; ') || '(none)'}\n`
   );
 }
 
@@ -110,7 +110,7 @@ Examples:
     .option('--service <fqdn>', 'headless Service name the lab DNS answers with the pod IPs', DEFAULT_SERVICE)
     .option('--ipv6', 'dual stack: every pod also gets an IPv6 address (fd00:10:244:<node>::<10+k>), routed between nodes; the DNS answers AAAA too')
     .option('--agents', 'start `kmcast agent` in every pod and leave them running (logs in the state dir)')
-    .option('--lan <nodes>', 'add an outside LAN (192.168.250.0/24, not pods) attached to these nodes, e.g. 1 or 1,2')
+    .option('--lan <nodes>', 'add an outside LAN (192.168.250.0/24, with --ipv6 also fd00:250::/64; not pods) attached to these nodes, e.g. 1 or 1,2')
     .option('--lan-hosts <n>', 'hosts on the outside LAN (h1, h2, ...; 1 to 50)', String(DEFAULT_LAN_HOSTS))
     .option('--kubernetes', `also run Kubernetes ${KUBE_VERSION} on the nodes (built from source and cached; the lab's own pods default to 0)`)
     .addHelpText(

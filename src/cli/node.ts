@@ -39,8 +39,13 @@ function nodeOptions(cmd: Command): Command {
 
 function gatewayOptions(cmd: Command): Command {
   return cmd
-    .option('--gateway-interface <if>', "make this node the domain's gateway to the network on <if> (the LAN or uplink facing outside)")
-    .option('--gateway-group <group[/len]=dir>', 'what crosses the gateway, dir = in | out | both (e.g. 239.10.0.0/16=in, 224.0.0.251=both); repeatable; nothing else crosses', collect, [])
+    .option('--gateway-interface <if>', "make this node the domain's gateway to the network on <if> (the LAN or uplink facing outside; an IPv4 address, and a global IPv6 one for IPv6 groups)")
+    .option(
+      '--gateway-group <group[/len]=dir>',
+      'what crosses the gateway, dir = in | out | both (e.g. 239.10.0.0/16=in, 224.0.0.251=both, ff05::1:3=both, ff02::fb=in); repeatable; nothing else crosses',
+      collect,
+      [],
+    )
     .option('--gateway-service <name>', 'the --service domain the gateway serves (default: the only one)')
     .option('--gateway-snat <on|off>', "outbound datagrams leave with the interface's address and MAC as source (default: on)")
     .option('--gateway-min-ttl <n>', 'datagrams with a lower IP TTL do not cross, either way (default: 1, every TTL)')

@@ -6,6 +6,7 @@
  */
 import { promises as dns } from 'node:dns';
 import { isUnicast, sortIpv4 } from '../net/ipv4.js';
+import { canonicalIpv6, compareIpv6, isIpv6Unicast } from '../net/ipv6.js';
 
 export interface DnsResolverOptions {
   /** "IP:PORT" resolver override; undefined = the system's (/etc/resolv.conf). */
@@ -38,6 +39,23 @@ export class DnsDiscovery {
       else throw err;
     }
     return sortIpv4(new Set(unicastOnly(answer, (ignored) => this.noteIgnored(ignored))));
+  }
+
+  /**
+   * The unicast IPv6 addresses of the name's AAAA records (RFC 5952, sorted); [] when it has
+   * none. A dual-stack headless Service answers both; the gateway needs its pods' IPv6 addresses.
+   */
+  async resolve6(): Promise<string[]> {
+    let answer: string[];
+    try {
+      answer = await this.resolver.resolve6(this.name);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTFOUND' || code === 'ENODATA') answer = [];
+      else throw err;
+    }
+    const ips = answer.map((a) => canonicalIpv6(a)).filter((a): a is string => a !== undefined && isIpv6Unicast(a));
+    return [...new Set(ips)].sort(compareIpv6);
   }
 
   private noteIgnored(ignored: readonly string[]): void {

@@ -10,11 +10,11 @@ import type { IpClient } from '../kernel/ip.js';
 import { NftClient } from '../kernel/nft.js';
 import type { Logger } from '../log.js';
 import { PeerTable } from '../membership/peers.js';
-import { isRoutableMulticast } from '../net/ipv4.js';
+import { isRoutableGroup, sortGroups } from '../net/groups.js';
 import type { GatewayConfig } from './config.js';
 import type { ElectionResult } from './election.js';
 import { elect } from './election.js';
-import { carriesIn, carriesOut, chooseJoins } from './groups.js';
+import { carriesIn, carriesOut, chooseJoins, familyOfGroup, isSingle } from './groups.js';
 import { GroupJoiner } from './joiner.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayPlane, GatewayReadBack, GroupCount } from './nft.js';
@@ -45,6 +45,8 @@ export interface DomainView {
   readonly members: readonly string[];
   /** Every pod IP of the domain (DNS). */
   readonly pods: readonly string[];
+  /** Every IPv6 address of the domain's pods: DNS AAAA and what the local members have on eth0. */
+  readonly pods6?: readonly string[];
   /** Routable groups joined by any member, on any node: group -> members (local) and nodes (remote) that joined it. */
   readonly demanded: ReadonlyMap<string, number>;
 }
@@ -60,6 +62,7 @@ export class Gateway {
   private readonly nft: NftClient;
   private readonly now: () => number;
   private lanIp = '';
+  private lanIp6: string | undefined;
   private lanMac = '';
   private lanIndex = 0;
   private settledAt = Infinity;
@@ -84,7 +87,12 @@ export class Gateway {
     this.nft = new NftClient(deps.ip.runner, deps.ip.netns);
     this.joiner = new GroupJoiner(deps.log);
     this.now = deps.now ?? Date.now;
-    this.singles = new Set(config.groups.filter((g) => g.len === 32).map((g) => g.base));
+    this.singles = new Set(config.groups.filter(isSingle).map((g) => g.base));
+  }
+
+  /** IPv6 groups are configured: the interface needs a global IPv6 address, the domain's AAAA records are read. */
+  get hasIpv6(): boolean {
+    return this.config.groups.some((g) => familyOfGroup(g) === 6);
   }
 
   /** Folds a table about to be replaced into the carried totals (bounded, see traffic.ts). */
@@ -115,11 +123,23 @@ export class Gateway {
     this.table = table;
     this.settledAt = this.now() + settleMs;
     this.reelect(selfIp);
-    this.deps.log.info({ interface: this.config.interface, address: this.lanIp, groups: this.config.groups.map((g) => `${g.prefix}=${g.direction}`), snat: this.config.snat }, 'gateway configured');
+    this.deps.log.info(
+      {
+        interface: this.config.interface,
+        address: this.lanIp,
+        ...(this.lanIp6 ? { address6: this.lanIp6 } : {}),
+        groups: this.config.groups.map((g) => `${g.prefix}=${g.direction}`),
+        snat: this.config.snat,
+      },
+      'gateway configured',
+    );
   }
 
-  /** The interface's first IPv4 address, MAC and ifindex; a ConfigError naming the flag when it has none. */
-  private async readInterface(): Promise<{ ip: string; mac: string; index: number }> {
+  /**
+   * The interface's first IPv4 address, MAC and ifindex, and (with IPv6 groups) its first global
+   * IPv6 address; a ConfigError naming the flag when it has none.
+   */
+  private async readInterface(): Promise<{ ip: string; ip6: string | undefined; mac: string; index: number }> {
     const dev = this.config.interface;
     const flag = { fields: { flag: '--gateway-interface' } };
     const link = await this.deps.ip.link(dev);
@@ -127,14 +147,23 @@ export class Gateway {
     const [addr] = await this.deps.ip.addrs(dev);
     if (!addr) throw new ConfigError(`--gateway-interface: ${dev} has no IPv4 address; the gateway joins groups and sends from it`, flag);
     if (!link.mac) throw new ConfigError(`--gateway-interface: ${dev} has no MAC address (not an Ethernet interface)`, flag);
-    return { ip: addr.split('/')[0]!, mac: link.mac.toLowerCase(), index: link.ifindex };
+    let ip6: string | undefined;
+    if (this.hasIpv6) {
+      ip6 = (await this.deps.ip.addrs6(dev))[0]?.split('/')[0];
+      if (!ip6) throw new ConfigError(`--gateway-interface: ${dev} has no global IPv6 address; the gateway's IPv6 groups are joined on it and sent from it`, flag);
+    }
+    return { ip: addr.split('/')[0]!, ip6, mac: link.mac.toLowerCase(), index: link.ifindex };
   }
 
-  private adopt(lan: { ip: string; mac: string; index: number }): void {
-    if (this.lanIp && (lan.ip !== this.lanIp || lan.mac !== this.lanMac)) {
-      this.deps.log.warn({ interface: this.config.interface, was: this.lanIp, now: lan.ip, mac: lan.mac }, 'gateway interface changed its address; rejoining and sending from the new one');
+  private adopt(lan: { ip: string; ip6: string | undefined; mac: string; index: number }): void {
+    if (this.lanIp && (lan.ip !== this.lanIp || lan.ip6 !== this.lanIp6 || lan.mac !== this.lanMac)) {
+      this.deps.log.warn(
+        { interface: this.config.interface, was: this.lanIp, now: lan.ip, ...(lan.ip6 !== this.lanIp6 ? { was6: this.lanIp6, now6: lan.ip6 } : {}), mac: lan.mac },
+        'gateway interface changed its address; rejoining and sending from the new one',
+      );
     }
     this.lanIp = lan.ip;
+    this.lanIp6 = lan.ip6;
     this.lanMac = lan.mac;
     this.lanIndex = lan.index;
   }
@@ -156,7 +185,7 @@ export class Gateway {
    */
   announcedGroups(): string[] | undefined {
     if (!this.election.active || !this.config.groups.some(carriesOut)) return undefined;
-    return this.config.groups.filter((g) => carriesOut(g) && isRoutableMulticast(g.base)).map((g) => g.base);
+    return this.config.groups.filter((g) => carriesOut(g) && isRoutableGroup(g.base)).map((g) => g.base);
   }
 
   private plane(view: DomainView): GatewayPlane {
@@ -168,8 +197,10 @@ export class Gateway {
       lan: this.config.interface,
       lanIp: this.lanIp,
       lanMac: this.lanMac,
+      ...(this.lanIp6 ? { lanIp6: this.lanIp6 } : {}),
       members: view.members,
       pods: view.pods,
+      ...(this.hasIpv6 ? { pods6: sortGroups(view.pods6 ?? []) } : {}),
       otherGatewayIps: others.map((p) => p.overlayAddr).filter((a) => a && a !== '0.0.0.0'),
       otherGatewayMacs: others.map((p) => p.mac).filter((m) => /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m) && m !== '00:00:00:00:00:00'),
       groups: this.config.groups,
@@ -252,7 +283,7 @@ export class Gateway {
   async syncJoins(demanded: ReadonlyMap<string, number>): Promise<void> {
     if (!this.election.active || !this.config.groups.some(carriesIn)) {
       this.unjoined = [];
-      await this.joiner.sync(this.lanIp, []);
+      await this.joiner.sync(this.lanIp, [], this.config.interface);
     } else {
       const choice = chooseJoins(this.config.groups, demanded, new Set(this.joiner.joined), this.config.maxJoins);
       if (choice.unjoined.length && choice.unjoined.join() !== this.unjoined.join()) {
@@ -262,7 +293,7 @@ export class Gateway {
         );
       }
       this.unjoined = choice.unjoined;
-      await this.joiner.sync(this.lanIp, choice.join);
+      await this.joiner.sync(this.lanIp, choice.join, this.config.interface);
     }
     this.deps.metrics.joined.labels(this.config.service).set(this.joiner.joined.length);
     this.deps.metrics.unjoined.labels(this.config.service).set(this.unjoined.length);
@@ -296,6 +327,7 @@ export class Gateway {
       service: this.config.service,
       interface: this.config.interface,
       address: this.lanIp,
+      ...(this.lanIp6 ? { address6: this.lanIp6 } : {}),
       mac: this.lanMac,
       ifindex: this.lanIndex,
       active: this.election.active,

@@ -8,11 +8,16 @@
  * One socket per group keeps every join independent of Linux's per-socket membership limit
  * (net.ipv4.igmp_max_memberships, 20 by default); the number of groups is bounded by
  * --gateway-max-joins (which groups, when more are wanted: chooseJoins in groups.ts).
+ *
+ * IPv6 groups the same way, each on a udp6 socket joined with IPV6_JOIN_GROUP on the interface's
+ * index (Node names it `::%IF`), so the kernel sends the MLD reports; the IPv6 and IPv4 joins
+ * count together against --gateway-max-joins.
  */
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { familyOf } from '../net/groups.js';
 
 export interface JoinFailure {
   readonly group: string;
@@ -23,6 +28,7 @@ export class GroupJoiner {
   private readonly sockets = new Map<string, Socket>();
   private readonly failed = new Map<string, string>();
   private address = '';
+  private iface = '';
 
   constructor(private readonly log: Logger) {}
 
@@ -35,11 +41,15 @@ export class GroupJoiner {
     return [...this.failed].map(([group, error]) => ({ group, error }));
   }
 
-  /** Joins `groups` (already chosen, see chooseJoins) on the interface with `address` and leaves every other group. */
-  async sync(address: string, groups: readonly string[]): Promise<void> {
-    if (address !== this.address) {
+  /**
+   * Joins `groups` (already chosen, see chooseJoins) on the interface `iface` with IPv4 address
+   * `address` and leaves every other group.
+   */
+  async sync(address: string, groups: readonly string[], iface = this.iface): Promise<void> {
+    if (address !== this.address || iface !== this.iface) {
       this.leaveAll();
       this.address = address;
+      this.iface = iface;
     }
     const want = new Set(groups);
     for (const [g, s] of this.sockets) {
@@ -63,18 +73,19 @@ export class GroupJoiner {
   }
 
   private async join(group: string): Promise<Socket> {
-    const s = createSocket({ type: 'udp4', reuseAddr: true });
+    const v6 = familyOf(group) === 6;
+    const s = createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: true });
     s.on('message', () => undefined);
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
-      s.bind({ port: 0, address: '0.0.0.0' }, () => {
+      s.bind({ port: 0, address: v6 ? '::' : '0.0.0.0' }, () => {
         s.off('error', reject);
         resolve();
       });
     });
     s.on('error', (err) => this.log.warn({ group, err: errorMessage(err) }, 'gateway join socket error'));
     try {
-      s.addMembership(group, this.address);
+      s.addMembership(group, v6 ? `::%${this.iface}` : this.address);
     } catch (err) {
       s.close();
       throw err;

@@ -13,8 +13,14 @@
  * storm spread over many groups of a range). Every drop goes to a chain per direction and reason
  * (`in-drop-rate`, ...) that counts it per group where the counter set has room, then in a named
  * counter of the reason (always), then drops: a full counter set never turns a drop into a pass.
- * Anything else (other groups, IGMP queries, unicast, and every frame that is not IPv4: ARP, IPv6)
- * passes to the node untouched.
+ * Anything else (other groups, IGMP queries, unicast, ARP, and every ICMPv6 message: Neighbor
+ * Discovery to and from the interface, MLD) passes to the node untouched.
+ *
+ * IPv6 groups (when configured) have the same rules in chains of their own (`lan-in6`, `out6`,
+ * `lan-snat6`), entered from the first rule of `lan-in`, `out` and `lan-snat` by protocol, with
+ * sets of their own (`in-groups6`, `pods6`: the domain's IPv6 pod addresses, `gw-addrs6`, the
+ * counter sets and meters with a `6`), and the same drop chains and named counters; the total
+ * rate (`limit name "in-total"`) is one limit object for both families.
  *
  * Outbound, `out`, jumped to from the ingress of the domain's delivery hop (datagrams of remote
  * member pods, after the bridge that makes their checksum state right: src/node/delivery.ts) and
@@ -28,8 +34,9 @@
  *
  * Only the elected gateway has chains; a standby one keeps the sets (and so its counters).
  */
+import { KmcastError } from '../errors.js';
 import type { GatewayGroup } from './groups.js';
-import { carriesIn, carriesOut } from './groups.js';
+import { carriesIn, carriesOut, familyOfGroup, isSingle } from './groups.js';
 import { MAX_DUPS_PER_RULE } from '../node/nft.js';
 
 export const GATEWAY_TABLE = 'kmcast-gw';
@@ -47,6 +54,13 @@ export const DROP_REASONS: readonly DropReason[] = ['rate', 'ttl', 'loop'];
 export type AnyDropReason = DropReason | 'total' | 'full';
 export const ALL_DROP_REASONS: readonly AnyDropReason[] = ['rate', 'ttl', 'loop', 'total', 'full'];
 export const COUNTER_SETS: readonly string[] = (['in', 'out'] as const).flatMap((d) => [`${d}-pass`, ...DROP_REASONS.map((r) => `${d}-${r}`)]);
+/** The IPv6 twins of COUNTER_SETS (`in-pass6`, ...), declared only with IPv6 groups. */
+export const COUNTER_SETS6: readonly string[] = COUNTER_SETS.map((s) => `${s}6`);
+/** A counter set's direction and kind (`pass` or a drop reason), whichever its family. */
+export function counterSetKind(name: string): { direction: Direction; kind: string } {
+  const [direction, kind = ''] = name.split('-') as [Direction, string | undefined];
+  return { direction, kind: kind.replace(/6$/, '') };
+}
 /** The named counter (and the chain) of a direction's drops for a reason. */
 export const dropName = (d: Direction, r: AnyDropReason): string => `${d}-drop-${r}`;
 export const DROP_COUNTERS: readonly string[] = (['in', 'out'] as const).flatMap((d) => ALL_DROP_REASONS.map((r) => dropName(d, r)));
@@ -61,10 +75,14 @@ export interface GatewayPlane {
   readonly lan: string;
   readonly lanIp: string;
   readonly lanMac: string;
+  /** Its global IPv6 address (the SNAT source of IPv6 copies); needed when IPv6 groups go out with SNAT. */
+  readonly lanIp6?: string;
   /** Host veths of the local members (the node table's delivery list for the domain). */
   readonly members: readonly string[];
   /** Every pod IP of the domain. */
   readonly pods: readonly string[];
+  /** Every IPv6 address of the domain's pods (DNS AAAA and the local members' global addresses). */
+  readonly pods6?: readonly string[];
   /** LAN addresses and MACs of the other gateways of the domain (ours are added). */
   readonly otherGatewayIps: readonly string[];
   readonly otherGatewayMacs: readonly string[];
@@ -94,23 +112,36 @@ export function deliveryRules(members: number): number {
   return Math.max(1, Math.ceil(members / MAX_DUPS_PER_RULE));
 }
 
+/** The plane's IPv6 groups by direction (none: the table is what it was before IPv6). */
+function groups6(p: GatewayPlane): { in: boolean; out: boolean } {
+  const six = p.groups.filter((g) => familyOfGroup(g) === 6);
+  return { in: six.some(carriesIn), out: six.some(carriesOut) };
+}
+
 export function expectedChains(p: GatewayPlane): Map<string, number> {
   const out = new Map<string, number>();
   if (!p.active) return out;
+  const six = groups6(p);
+  const any6 = six.in || six.out;
   const filters = (p.minTtl > 1 ? 1 : 0) + (p.rate > 0 ? 2 : 0) + (p.rateTotal > 0 ? 1 : 0);
   const drops = (d: Direction): void => {
-    for (const r of ALL_DROP_REASONS) out.set(dropName(d, r), (DROP_REASONS as readonly string[]).includes(r) ? 2 : 1);
+    for (const r of ALL_DROP_REASONS) out.set(dropName(d, r), (DROP_REASONS as readonly string[]).includes(r) ? (any6 ? 3 : 2) : 1);
   };
   if (p.groups.some(carriesIn)) {
-    out.set('lan-in', 3 + 3 + filters + 1 + deliveryRules(p.members.length));
+    out.set('lan-in', (six.in ? 1 : 0) + 3 + 3 + filters + 1 + deliveryRules(p.members.length));
+    if (six.in) out.set('lan-in6', 2 + 3 + filters + 1 + deliveryRules(p.members.length));
     drops('in');
   }
   if (p.groups.some(carriesOut)) {
-    out.set('out', 4 + filters + 2);
+    out.set('out', (six.out ? 1 : 0) + 4 + filters + 2);
+    if (six.out) out.set('out6', 3 + filters + 2);
     drops('out');
     out.set('vx-in', 1);
     out.set('vx-out', 1);
-    if (p.snat) out.set('lan-snat', 3);
+    if (p.snat) {
+      out.set('lan-snat', (six.out ? 1 : 0) + 3);
+      if (six.out) out.set('lan-snat6', 3);
+    }
   }
   return out;
 }
@@ -122,38 +153,70 @@ export function expectedChains(p: GatewayPlane): Map<string, number> {
  * node never answered it), IPv6 reached the pods, LAN broadcasts went back out.
  */
 export const IPV4_ONLY = 'meta protocol != ip return';
+/** Before it, with IPv6 groups: IPv6 frames go to the chain of their family. */
+export const TO_IPV6 = 'meta protocol ip6';
 
 /** The `nft -f -` script: declare, delete, recreate: one atomic replace of the table. */
 export function renderGateway(p: GatewayPlane): string {
-  const inGroups = p.groups.filter(carriesIn).map((g) => (g.len === 32 ? g.base : g.prefix));
-  const outGroups = p.groups.filter(carriesOut).map((g) => g.base);
+  const single = (g: GatewayGroup): string => (isSingle(g) ? g.base : g.prefix);
+  const of = (f: 4 | 6): GatewayGroup[] => p.groups.filter((g) => familyOfGroup(g) === f);
+  const six = groups6(p);
+  const any6 = six.in || six.out;
   const L: string[] = [`table netdev ${GATEWAY_TABLE}`, `delete table netdev ${GATEWAY_TABLE}`, `table netdev ${GATEWAY_TABLE} {`];
-  L.push(`  set in-groups { type ipv4_addr; flags interval;${elements(inGroups)} }`);
-  L.push(`  set out-groups { type ipv4_addr; flags interval;${elements(outGroups)} }`);
+  L.push(`  set in-groups { type ipv4_addr; flags interval;${elements(of(4).filter(carriesIn).map(single))} }`);
+  L.push(
+    `  set out-groups { type ipv4_addr; flags interval;${elements(
+      of(4)
+        .filter(carriesOut)
+        .map((g) => g.base),
+    )} }`,
+  );
   L.push(`  set pods { type ipv4_addr;${elements(p.pods)} }`);
   L.push(`  set gw-addrs { type ipv4_addr;${elements([p.lanIp, ...p.otherGatewayIps])} }`);
   L.push(`  set gw-macs { type ether_addr;${elements([p.lanMac, ...p.otherGatewayMacs].map((m) => m.toLowerCase()))} }`);
   for (const s of COUNTER_SETS) L.push(`  set ${s} { type ipv4_addr; size ${COUNTER_SET_SIZE}; flags dynamic; counter; }`);
   for (const d of ['in', 'out']) L.push(`  set ${d}-meter { type ipv4_addr; size ${COUNTER_SET_SIZE}; flags dynamic,timeout; timeout 60s; }`);
+  if (any6) {
+    L.push(`  set in-groups6 { type ipv6_addr; flags interval;${elements(of(6).filter(carriesIn).map(single))} }`);
+    L.push(
+      `  set out-groups6 { type ipv6_addr; flags interval;${elements(
+        of(6)
+          .filter(carriesOut)
+          .map((g) => g.base),
+      )} }`,
+    );
+    L.push(`  set pods6 { type ipv6_addr;${elements(p.pods6 ?? [])} }`);
+    L.push(`  set gw-addrs6 { type ipv6_addr;${elements(p.lanIp6 ? [p.lanIp6] : [])} }`);
+    for (const s of COUNTER_SETS6) L.push(`  set ${s} { type ipv6_addr; size ${COUNTER_SET_SIZE}; flags dynamic; counter; }`);
+    for (const d of ['in', 'out']) L.push(`  set ${d}-meter6 { type ipv6_addr; size ${COUNTER_SET_SIZE}; flags dynamic,timeout; timeout 60s; }`);
+  }
   for (const c of DROP_COUNTERS) L.push(`  counter ${c} { }`);
+  // One token bucket per direction for both families: a storm split over IPv4 and IPv6 groups
+  // gets the total once.
+  if (p.rateTotal > 0) for (const d of ['in', 'out']) L.push(`  limit ${d}-total { rate over ${p.rateTotal}/second burst ${burstFor(p.rateTotal)} packets }`);
   const chains = expectedChains(p);
   const to = (d: Direction, r: AnyDropReason): string => `goto ${dropName(d, r)}`;
-  const limit = (d: Direction): string[] => {
+  const limit = (d: Direction, f: 4 | 6): string[] => {
+    const [daddr, sfx] = f === 6 ? ['ip6 daddr', '6'] : ['ip daddr', ''];
     const out: string[] = [];
-    if (p.minTtl > 1) out.push(`ip ttl < ${p.minTtl} ${to(d, 'ttl')}`);
+    if (p.minTtl > 1) out.push(`${f === 6 ? 'ip6 hoplimit' : 'ip ttl'} < ${p.minTtl} ${to(d, 'ttl')}`);
     if (p.rate > 0) {
-      out.push(`update @${d}-meter { ip daddr limit rate over ${p.rate}/second burst ${burstFor(p.rate)} packets } ${to(d, 'rate')}`);
+      out.push(`update @${d}-meter${sfx} { ${daddr} limit rate over ${p.rate}/second burst ${burstFor(p.rate)} packets } ${to(d, 'rate')}`);
       // The update above does not match when the meter has no room for a new group: without
       // this rule such a group passed unmetered.
-      out.push(`ip daddr != @${d}-meter ${to(d, 'full')}`);
+      out.push(`${daddr} != @${d}-meter${sfx} ${to(d, 'full')}`);
     }
-    if (p.rateTotal > 0) out.push(`limit rate over ${p.rateTotal}/second burst ${burstFor(p.rateTotal)} packets ${to(d, 'total')}`);
+    if (p.rateTotal > 0) out.push(`limit name "${d}-total" ${to(d, 'total')}`);
     return out;
   };
-  /** The drop chains of a direction: `goto` them; `out` never drops, it returns (no copy out). */
+  /**
+   * The drop chains of a direction: `goto` them; `out` never drops, it returns (no copy out).
+   * With IPv6 groups each counts the group in the set of its family (an `ip daddr` rule does not
+   * match an IPv6 frame: nft adds the protocol check).
+   */
   const dropChains = (d: Direction, verdict: 'drop' | 'return'): void => {
     for (const r of ALL_DROP_REASONS) {
-      const perGroup = (DROP_REASONS as readonly string[]).includes(r) ? [`update @${d}-${r} { ip daddr }`] : [];
+      const perGroup = (DROP_REASONS as readonly string[]).includes(r) ? [`update @${d}-${r} { ip daddr }`, ...(any6 ? [`update @${d}-${r}6 { ip6 daddr }`] : [])] : [];
       chain(dropName(d, r), undefined, [...perGroup, `counter name "${dropName(d, r)}" ${verdict}`]);
     }
   };
@@ -172,37 +235,70 @@ export function renderGateway(p: GatewayPlane): string {
       targets.push([...chunk, ...(i + MAX_DUPS_PER_RULE >= p.members.length ? [`fwd to "${p.device}"`] : [])].join(' '));
     }
     chain('lan-in', `type filter hook ingress device "${p.lan}" priority ${GATEWAY_PRIORITY}; policy accept;`, [
+      ...(chains.has('lan-in6') ? [`${TO_IPV6} goto lan-in6`] : []),
       IPV4_ONLY,
       'ip daddr != @in-groups return',
       'meta l4proto != udp return',
       `ether saddr @gw-macs ${to('in', 'loop')}`,
       `ip saddr @gw-addrs ${to('in', 'loop')}`,
       `ip saddr @pods ${to('in', 'loop')}`,
-      ...limit('in'),
+      ...limit('in', 4),
       'update @in-pass { ip daddr }',
       ...targets,
     ]);
+    if (chains.has('lan-in6')) {
+      // ICMPv6 (Neighbor Discovery to and from this interface, MLD reports and queries, MLDv1
+      // reports sent to the group itself) is never UDP: it returns to the node untouched.
+      chain('lan-in6', undefined, [
+        'ip6 daddr != @in-groups6 return',
+        'meta l4proto != udp return',
+        `ether saddr @gw-macs ${to('in', 'loop')}`,
+        `ip6 saddr @gw-addrs6 ${to('in', 'loop')}`,
+        `ip6 saddr @pods6 ${to('in', 'loop')}`,
+        ...limit('in', 6),
+        'update @in-pass6 { ip6 daddr }',
+        ...targets,
+      ]);
+    }
     dropChains('in', 'drop');
   }
   if (chains.has('out')) {
     chain('out', undefined, [
+      ...(chains.has('out6') ? [`${TO_IPV6} goto out6`] : []),
       IPV4_ONLY,
       'ip daddr != @out-groups return',
       'meta l4proto != udp return',
       `ip saddr != @pods ${to('out', 'loop')}`,
-      ...limit('out'),
+      ...limit('out', 4),
       'update @out-pass { ip daddr }',
       `dup to "${p.lan}"`,
     ]);
+    if (chains.has('out6')) {
+      chain('out6', undefined, [
+        'ip6 daddr != @out-groups6 return',
+        'meta l4proto != udp return',
+        `ip6 saddr != @pods6 ${to('out', 'loop')}`,
+        ...limit('out', 6),
+        'update @out-pass6 { ip6 daddr }',
+        `dup to "${p.lan}"`,
+      ]);
+    }
     dropChains('out', 'return');
     chain('vx-in', `type filter hook ingress device "${p.delivery}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
     chain('vx-out', `type filter hook egress device "${p.device}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
     if (chains.has('lan-snat')) {
       chain('lan-snat', `type filter hook egress device "${p.lan}" priority ${GATEWAY_PRIORITY}; policy accept;`, [
+        ...(chains.has('lan-snat6') ? [`${TO_IPV6} goto lan-snat6`] : []),
         'ip daddr != @out-groups return',
         'ip saddr != @pods return',
         `ether saddr set ${p.lanMac.toLowerCase()} ip saddr set ${p.lanIp}`,
       ]);
+      if (chains.has('lan-snat6')) {
+        // The rewrite fixes the UDP checksum (its pseudo-header holds the source); the later
+        // fragments of a fragmented datagram get the same source, so the LAN host reassembles it.
+        if (!p.lanIp6) throw new KmcastError(`gateway: ${p.lan} has no global IPv6 address to send the IPv6 groups from`);
+        chain('lan-snat6', undefined, ['ip6 daddr != @out-groups6 return', 'ip6 saddr != @pods6 return', `ether saddr set ${p.lanMac.toLowerCase()} ip6 saddr set ${p.lanIp6}`]);
+      }
     }
   }
   L.push('}', '');
@@ -260,7 +356,7 @@ export function parseGateway(stdout: string): GatewayReadBack {
       if (typeof c.dev === 'number' || (typeof c.dev === 'string' && /^\d+$/.test(c.dev))) stale = true;
     }
     const s = o.set as Json | undefined;
-    if (s && typeof s.name === 'string' && COUNTER_SETS.includes(s.name)) {
+    if (s && typeof s.name === 'string' && (COUNTER_SETS.includes(s.name) || COUNTER_SETS6.includes(s.name))) {
       const m = new Map<string, GroupCount>();
       for (const e of Array.isArray(s.elem) ? (s.elem as unknown[]) : []) {
         const el = (e as Json | undefined)?.elem as Json | undefined;

@@ -14,6 +14,8 @@ export interface GatewayStatus {
   readonly service: string;
   readonly interface: string;
   readonly address: string;
+  /** The interface's global IPv6 address, with IPv6 groups: the source of their outbound copies. */
+  readonly address6?: string;
   readonly mac: string;
   readonly ifindex: number;
   /** This gateway forwards (elected); false while standby or settling after start. */

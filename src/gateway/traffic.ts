@@ -9,7 +9,7 @@
  * `other` too.
  */
 import type { GatewayReadBack, GroupCount } from './nft.js';
-import { ALL_DROP_REASONS, COUNTER_SETS, dropName } from './nft.js';
+import { ALL_DROP_REASONS, COUNTER_SETS, COUNTER_SETS6, counterSetKind, dropName } from './nft.js';
 import type { GatewayTraffic } from './status-types.js';
 
 export const OTHER = 'other';
@@ -62,8 +62,9 @@ const zero = (): Record<string, number> => ({ rate: 0, ttl: 0, loop: 0 });
 /** Per group and direction rows of `totals` (carried plus the kernel's), busiest first, at most `max` per direction plus `other`. */
 export function trafficRows(totals: Totals, max = MAX_TRAFFIC_ROWS): GatewayTraffic[] {
   const rows = new Map<string, Row>();
-  for (const set of COUNTER_SETS) {
-    const [direction, kind] = set.split('-') as ['in' | 'out', string];
+  // The IPv6 sets hold IPv6 groups: a group is one row whichever family's set counted it.
+  for (const set of [...COUNTER_SETS, ...COUNTER_SETS6]) {
+    const { direction, kind } = counterSetKind(set);
     for (const [group, c] of totals.get(set) ?? []) {
       const k = `${direction} ${group}`;
       let row = rows.get(k);

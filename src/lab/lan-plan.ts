@@ -14,8 +14,15 @@
  * (`mcast_router 0`), so a node receives a routable group only after it joined it, even once it
  * sends IGMP queries itself. Nothing routes the LAN: the hosts have no default route and the
  * router has no route to 192.168.250.0/24, so the underlay never carries LAN traffic.
+ *
+ * Dual stack (a lab with spec.ipv6): the LAN gets fd00:250::/64 with the same last digits (switch
+ * fd00:250::fe, host j fd00:250::<10+j>, node i fd00:250::<i>), DAD off in its namespaces as in
+ * the rest of the lab, and the bridge snoops MLD as it snoops IGMP (it is the MLD querier too),
+ * so a node port gets a routable IPv6 group only after an MLD report from the node.
  */
 import { ConfigError } from '../errors.js';
+import { canonicalGroup, familyOf } from '../net/groups.js';
+import type { Family } from '../net/groups.js';
 import type { LabCommand } from './plan.js';
 import { NETNS_PREFIX, nodeNetns } from './plan.js';
 import type { LabLan, LabLanHost, LabLanNode, LabSpec } from './types.js';
@@ -27,6 +34,8 @@ export const LAN_CIDR = '192.168.250.0/24';
 export const LAN_PREFIX_LEN = 24;
 /** The switch's own (management and IGMP querier) address. */
 export const LAN_SWITCH_IP = '192.168.250.254';
+export const LAN_CIDR6 = 'fd00:250::/64';
+export const LAN_SWITCH_IP6 = 'fd00:250::fe';
 export const DEFAULT_LAN_HOSTS = 2;
 export const MAX_LAN_HOSTS = 50;
 /** Nodes take .1 to .10, hosts .11 to .60: only the first 10 lab nodes can join the LAN. */
@@ -54,6 +63,13 @@ export const lanHostPort = (j: number): string => `kmch${j}`;
 export const lanNodePort = (node: number): string => `kmcl${node}`;
 export const lanHostIp = (j: number): string => `192.168.250.${10 + j}`;
 export const lanNodeIp = (node: number): string => `192.168.250.${node}`;
+export const lanHostIp6 = (j: number): string => `fd00:250::${10 + j}`;
+export const lanNodeIp6 = (node: number): string => `fd00:250::${node}`;
+
+/** DAD off in a dual-stack LAN namespace before its links exist (plan.ts says why). */
+function noDad(netns: string): LabCommand[] {
+  return ['all', 'default'].map((c) => ({ argv: ['sysctl', '-q', '-w', `net.ipv6.conf.${c}.accept_dad=0`], netns }));
+}
 
 /** `--lan` value: a comma list of node indexes, e.g. '1' or '1,2'; each within the lab's nodes. */
 export function parseLanNodes(value: string, nodeCount: number): number[] {
@@ -85,33 +101,36 @@ export function checkLanHosts(hosts: number): number {
   return hosts;
 }
 
-export function planLanHost(id: string, j: number): LabLanHost {
-  return { name: lanHostName(j), netns: lanHostNetns(id, j), ip: lanHostIp(j), ifname: 'eth0' };
+export function planLanHost(id: string, j: number, ipv6 = false): LabLanHost {
+  return { name: lanHostName(j), netns: lanHostNetns(id, j), ip: lanHostIp(j), ...(ipv6 ? { ip6: lanHostIp6(j) } : {}), ifname: 'eth0' };
 }
 
-export function planLanNode(id: string, node: number): LabLanNode {
-  return { node, netns: nodeNetns(id, node), ifname: NODE_LAN, ip: lanNodeIp(node), port: lanNodePort(node) };
+export function planLanNode(id: string, node: number, ipv6 = false): LabLanNode {
+  return { node, netns: nodeNetns(id, node), ifname: NODE_LAN, ip: lanNodeIp(node), ...(ipv6 ? { ip6: lanNodeIp6(node) } : {}), port: lanNodePort(node) };
 }
 
 /** The LAN as planned (validated against the lab's node count), before anything exists. */
 export function planLan(spec: LabSpec, opts: { nodes: readonly number[]; hosts?: number }): LabLan {
   const hosts = checkLanHosts(opts.hosts ?? DEFAULT_LAN_HOSTS);
   for (const n of opts.nodes) checkLanNode(n, spec.nodes.length);
+  const v6 = spec.ipv6 === true;
   return {
     netns: lanNetns(spec.id),
     bridge: LAN_BRIDGE,
     cidr: LAN_CIDR,
     switchIp: LAN_SWITCH_IP,
-    hosts: Array.from({ length: hosts }, (_, j) => planLanHost(spec.id, j + 1)),
-    nodes: [...new Set(opts.nodes)].map((n) => planLanNode(spec.id, n)),
+    ...(v6 ? { cidr6: LAN_CIDR6, switchIp6: LAN_SWITCH_IP6 } : {}),
+    hosts: Array.from({ length: hosts }, (_, j) => planLanHost(spec.id, j + 1, v6)),
+    nodes: [...new Set(opts.nodes)].map((n) => planLanNode(spec.id, n, v6)),
   };
 }
 
-/** The switch namespace and its snooping, querying bridge. */
-export function lanSwitchCommands(id: string, mtu: number): LabCommand[] {
+/** The switch namespace and its snooping, querying bridge (`ipv6`: dual stack). */
+export function lanSwitchCommands(id: string, mtu: number, ipv6 = false): LabCommand[] {
   const s = lanNetns(id);
   return [
     { argv: ['ip', 'netns', 'add', s] },
+    ...(ipv6 ? noDad(s) : []),
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: s },
     {
       argv: [
@@ -127,6 +146,7 @@ export function lanSwitchCommands(id: string, mtu: number): LabCommand[] {
       netns: s,
     },
     { argv: ['ip', 'addr', 'add', `${LAN_SWITCH_IP}/${LAN_PREFIX_LEN}`, 'dev', LAN_BRIDGE], netns: s },
+    ...(ipv6 ? [{ argv: ['ip', '-6', 'addr', 'add', `${LAN_SWITCH_IP6}/64`, 'dev', LAN_BRIDGE], netns: s }] : []),
     { argv: ['ip', 'link', 'set', LAN_BRIDGE, 'mtu', String(mtu), 'up'], netns: s },
     // Its own step: the kernel applies mcast_querier before the intervals of the same request, and
     // would wait the default 10 s response interval before trusting its snooping.
@@ -135,16 +155,18 @@ export function lanSwitchCommands(id: string, mtu: number): LabCommand[] {
 }
 
 /** LAN host j: its namespace, eth0 on the switch, and a multicast route (no default route). */
-export function lanHostCommands(id: string, j: number, mtu: number): LabCommand[] {
+export function lanHostCommands(id: string, j: number, mtu: number, ipv6 = false): LabCommand[] {
   const s = lanNetns(id);
-  const h = planLanHost(id, j);
+  const h = planLanHost(id, j, ipv6);
   const port = lanHostPort(j);
   return [
     { argv: ['ip', 'netns', 'add', h.netns] },
+    ...(ipv6 ? noDad(h.netns) : []),
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: h.netns },
     { argv: ['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.netns], netns: s },
     { argv: ['ip', 'link', 'set', port, 'master', LAN_BRIDGE, 'mtu', String(mtu), 'up'], netns: s },
     { argv: ['ip', 'addr', 'add', `${h.ip}/${LAN_PREFIX_LEN}`, 'dev', 'eth0'], netns: h.netns },
+    ...(h.ip6 ? [{ argv: ['ip', '-6', 'addr', 'add', `${h.ip6}/64`, 'dev', 'eth0'], netns: h.netns }] : []),
     { argv: ['ip', 'link', 'set', 'eth0', 'mtu', String(mtu), 'up'], netns: h.netns },
     { argv: ['ip', 'route', 'add', '224.0.0.0/4', 'dev', 'eth0'], netns: h.netns },
   ];
@@ -157,14 +179,15 @@ export function lanHostCommands(id: string, j: number, mtu: number): LabCommand[
  * link-local 224.0.0.x too (off would cut mDNS and the like), and unregistered routable groups are
  * not flooded anyway while the bridge is the querier.
  */
-export function lanNodeCommands(id: string, node: number, mtu: number): LabCommand[] {
+export function lanNodeCommands(id: string, node: number, mtu: number, ipv6 = false): LabCommand[] {
   const s = lanNetns(id);
-  const n = planLanNode(id, node);
+  const n = planLanNode(id, node, ipv6);
   return [
     { argv: ['ip', 'link', 'add', n.port, 'type', 'veth', 'peer', 'name', NODE_LAN, 'netns', n.netns], netns: s },
     { argv: ['ip', 'link', 'set', n.port, 'master', LAN_BRIDGE, 'mtu', String(mtu), 'up'], netns: s },
     { argv: ['ip', 'link', 'set', n.port, 'type', 'bridge_slave', 'mcast_router', '0', 'mcast_flood', 'on', 'bcast_flood', 'on'], netns: s },
     { argv: ['ip', 'addr', 'add', `${n.ip}/${LAN_PREFIX_LEN}`, 'dev', NODE_LAN], netns: n.netns },
+    ...(n.ip6 ? [{ argv: ['ip', '-6', 'addr', 'add', `${n.ip6}/64`, 'dev', NODE_LAN], netns: n.netns }] : []),
     { argv: ['ip', 'link', 'set', NODE_LAN, 'mtu', String(mtu), 'up'], netns: n.netns },
   ];
 }
@@ -172,24 +195,24 @@ export function lanNodeCommands(id: string, node: number, mtu: number): LabComma
 /** The LAN's ports: its hosts and the attached nodes (after lanSwitchCommands). */
 export function lanPortCommands(spec: LabSpec, lan: LabLan): LabCommand[] {
   return [
-    ...lan.hosts.map((_, j) => lanHostCommands(spec.id, j + 1, spec.mtu)).flat(),
-    ...lan.nodes.map((n) => lanNodeCommands(spec.id, n.node, spec.mtu)).flat(),
+    ...lan.hosts.map((_, j) => lanHostCommands(spec.id, j + 1, spec.mtu, spec.ipv6 === true)).flat(),
+    ...lan.nodes.map((n) => lanNodeCommands(spec.id, n.node, spec.mtu, spec.ipv6 === true)).flat(),
   ];
 }
 
 /** The whole LAN's build, switch first. */
 export function lanCommands(spec: LabSpec, lan: LabLan): LabCommand[] {
-  return [...lanSwitchCommands(spec.id, spec.mtu), ...lanPortCommands(spec, lan)];
+  return [...lanSwitchCommands(spec.id, spec.mtu, spec.ipv6 === true), ...lanPortCommands(spec, lan)];
 }
 
-/** One entry of the switch's snooping table: `port` joined IPv4 group `group`. */
+/** One entry of the switch's snooping table: `port` joined group `group` (canonical text). */
 export interface LanMembership {
   readonly port: string;
   readonly group: string;
 }
 
-/** IPv4 group memberships from `bridge -j mdb show` (IPv6 and malformed entries skipped). Pure. */
-export function parseLanMdb(json: string): LanMembership[] {
+/** Group memberships of `family` (IPv4 by default) from `bridge -j mdb show`; the other family and malformed entries skipped. Pure. */
+export function parseLanMdb(json: string, family: Family = 4): LanMembership[] {
   const out: LanMembership[] = [];
   let parsed: unknown;
   try {
@@ -199,7 +222,8 @@ export function parseLanMdb(json: string): LanMembership[] {
   }
   for (const dev of Array.isArray(parsed) ? (parsed as Array<{ mdb?: unknown }>) : []) {
     for (const e of Array.isArray(dev.mdb) ? (dev.mdb as Array<{ port?: unknown; grp?: unknown }>) : []) {
-      if (typeof e.port === 'string' && typeof e.grp === 'string' && /^\d+\.\d+\.\d+\.\d+$/.test(e.grp)) out.push({ port: e.port, group: e.grp });
+      const group = typeof e.grp === 'string' ? canonicalGroup(e.grp) : undefined;
+      if (typeof e.port === 'string' && group !== undefined && familyOf(group) === family) out.push({ port: e.port, group });
     }
   }
   return out;

@@ -5,6 +5,7 @@
  */
 import { ConfigError } from '../errors.js';
 import type { Runner } from '../kernel/runner.js';
+import type { Family } from '../net/groups.js';
 import type { LabCommand } from './plan.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LAN_BRIDGE, LAN_SNOOPING_SETTLE_MS, checkLanNode, lanNodeCommands, lanPortCommands, lanSwitchCommands, parseLanMdb, planLan, planLanNode } from './lan-plan.js';
@@ -30,7 +31,7 @@ export async function addLan(lab: Lab, runner: Runner, opts: AddLanOptions): Pro
   // Recorded first: a build that fails half way is still found by status and removed by down.
   lab.lan = lan;
   await saveLab(lab);
-  await runAll(runner, lanSwitchCommands(lab.spec.id, lab.spec.mtu));
+  await runAll(runner, lanSwitchCommands(lab.spec.id, lab.spec.mtu, lab.spec.ipv6 === true));
   const querierSince = Date.now();
   await runAll(runner, lanPortCommands(lab.spec, lan));
   await sleep(Math.max(0, LAN_SNOOPING_SETTLE_MS - (Date.now() - querierSince)));
@@ -43,19 +44,20 @@ export async function attachLanNode(lab: Lab, runner: Runner, node: number): Pro
   if (!lan) throw new ConfigError(`attach node ${node} to the LAN of lab ${lab.spec.id}: the lab has no LAN; add one first (lab up --lan NODES)`);
   checkLanNode(node, lab.spec.nodes.length);
   if (lan.nodes.some((n) => n.node === node)) throw new ConfigError(`attach node ${node} to the LAN of lab ${lab.spec.id}: it is attached already`);
-  await runAll(runner, lanNodeCommands(lab.spec.id, node, lab.spec.mtu));
-  const attached = planLanNode(lab.spec.id, node);
+  await runAll(runner, lanNodeCommands(lab.spec.id, node, lab.spec.mtu, lab.spec.ipv6 === true));
+  const attached = planLanNode(lab.spec.id, node, lab.spec.ipv6 === true);
   lan.nodes.push(attached);
   await saveLab(lab);
   return attached;
 }
 
 /**
- * What the switch has learnt from IGMP reports: which port joined which group (a node's port is
- * `kmcl<i>`, a host's `kmch<j>`). A gateway's joins show up here as its node port.
+ * What the switch has learnt from IGMP (`family` 4) or MLD (6) reports: which port joined which
+ * group (a node's port is `kmcl<i>`, a host's `kmch<j>`). A gateway's joins show up here as its
+ * node port.
  */
-export async function lanMemberships(lab: Lab, runner: Runner): Promise<LanMembership[]> {
+export async function lanMemberships(lab: Lab, runner: Runner, family: Family = 4): Promise<LanMembership[]> {
   if (!lab.lan) throw new ConfigError(`read the LAN switch of lab ${lab.spec.id}: the lab has no LAN`);
   const r = await runner.run(['bridge', '-j', 'mdb', 'show', 'dev', LAN_BRIDGE], { netns: lab.lan.netns });
-  return parseLanMdb(r.stdout);
+  return parseLanMdb(r.stdout, family);
 }

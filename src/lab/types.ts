@@ -87,6 +87,8 @@ export interface LabLanHost {
   readonly name: string;
   readonly netns: string;
   readonly ip: string;
+  /** Its IPv6 address, in a dual-stack lab. */
+  readonly ip6?: string;
   readonly ifname: string;
 }
 
@@ -96,6 +98,8 @@ export interface LabLanNode {
   readonly netns: string;
   readonly ifname: string;
   readonly ip: string;
+  /** Its IPv6 address on the LAN, in a dual-stack lab. */
+  readonly ip6?: string;
   readonly port: string;
 }
 
@@ -106,6 +110,9 @@ export interface LabLan {
   readonly bridge: string;
   readonly cidr: string;
   readonly switchIp: string;
+  /** Dual stack: the LAN's IPv6 prefix and the switch's address on it. */
+  readonly cidr6?: string;
+  readonly switchIp6?: string;
   readonly hosts: readonly LabLanHost[];
   nodes: LabLanNode[];
 }

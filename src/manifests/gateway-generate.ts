@@ -13,7 +13,7 @@ import { isMap, isScalar } from 'yaml';
 import type { IDaemonSet } from 'kubernetes-models/apps/v1';
 import type { IConfigMap, IEnvVar } from 'kubernetes-models/v1';
 import { ConfigError } from '../errors.js';
-import { parseGatewayGroups } from '../gateway/groups.js';
+import { isSingle, parseGatewayGroups } from '../gateway/groups.js';
 import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from '../node/api.js';
 import { GATEWAY_DEFAULTS as AGENT_GATEWAY_DEFAULTS, MAX_GATEWAY_RATE } from '../gateway/config.js';
 import { doc } from './generate.js';
@@ -88,7 +88,7 @@ export function gatewaySettings(o: GatewayGenerateOptions): Partial<Record<Gatew
   }
   return {
     interface: o.interface,
-    groups: groups.map((g) => `${g.len === 32 ? g.base : g.prefix}=${g.direction}`).join(','),
+    groups: groups.map((g) => `${isSingle(g) ? g.base : g.prefix}=${g.direction}`).join(','),
     ...(o.service !== undefined ? { service: o.service } : {}),
     snat: o.snat,
     'min-ttl': String(o.minTtl),

@@ -149,6 +149,8 @@ export class NodeAgent {
   private allowListDropped: Record<string, number> = {};
   /** This node's gateway to the outside network (--gateway-interface), if any. */
   private readonly gateway: Gateway | undefined;
+  /** With IPv6 gateway groups: the IPv6 addresses of the gateway domain's pods (its AAAA records). */
+  private gatewayPods6: string[] = [];
 
   constructor(
     private readonly config: NodeConfig,
@@ -426,7 +428,18 @@ export class NodeAgent {
 
   /** Re-resolves every domain and the peers Service; true when a member list changed. */
   private async resolveAll(): Promise<boolean> {
-    return await resolveDomains(this.domains, this.peersDns, this.nodeIp, this.log);
+    const changed = await resolveDomains(this.domains, this.peersDns, this.nodeIp, this.log);
+    const gd = this.gatewayDomain;
+    if (!this.gateway?.hasIpv6 || !gd) return changed;
+    try {
+      const pods6 = await gd.dns.resolve6();
+      if (pods6.join() === this.gatewayPods6.join()) return changed;
+      this.gatewayPods6 = pods6;
+      return true;
+    } catch (err) {
+      this.log.warn({ domain: gd.domain.service, err: errorMessage(err) }, "resolve the gateway domain's AAAA records failed; keeping the last list");
+      return changed;
+    }
   }
 
   private heartbeat(): void {
@@ -606,7 +619,16 @@ export class NodeAgent {
     const d = this.gatewayDomain;
     if (!this.gateway || !d) return;
     const dl = this.wantedChains().find((c) => c.name === deliveryChainName(d.domain.vni));
-    await this.gateway.sync({ vni: d.domain.vni, device: d.domain.device, delivery: deliveryDevices(d.domain.vni).recv, members: dl?.dups ?? [], pods: d.listed, demanded: this.demandedGroups() });
+    const pods6 = [...this.gatewayPods6, ...[...d.ipv6.values()].flat()];
+    await this.gateway.sync({
+      vni: d.domain.vni,
+      device: d.domain.device,
+      delivery: deliveryDevices(d.domain.vni).recv,
+      members: dl?.dups ?? [],
+      pods: d.listed,
+      pods6,
+      demanded: this.demandedGroups(),
+    });
   }
 
   private async syncAllowList(): Promise<void> {

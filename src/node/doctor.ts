@@ -226,7 +226,7 @@ export function evaluateOversize(st: NodeStatus): CheckResult {
 
 /** The gateway's verdict from its /status part. Pure. */
 export function evaluateGateway(g: GatewayStatus): CheckResult {
-  const title = `gateway on ${g.interface} (${g.address || 'no address'})`;
+  const title = `gateway on ${g.interface} (${g.address || 'no address'}${g.address6 ? `, ${g.address6}` : ''})`;
   if (!g.table.installed) {
     return {
       id: 'node-gateway',

@@ -63,3 +63,53 @@ test('kmcast demo --mode gateway: nothing crosses before, exactly once both ways
     .filter((l) => l.startsWith(`kmc${id}-`));
   assert.deepEqual(left, [], 'the demo tears its lab down, the LAN too');
 });
+
+test('kmcast demo --mode gateway --ipv6: the IPv6 feed and stream cross exactly once, beside IPv4, and not before', async (t) => {
+  if (!needRoot(t)) return;
+  const id = testLabId('dg');
+  const child = spawn(process.execPath, [MAIN, 'demo', '--mode', 'gateway', '--ipv6', '--id', id, '--nodes', 'calico,bridge', '--pods', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  assert.equal(code, 0, `${out}\n${err}`);
+  const before = out.slice(out.indexOf('[2/4]'), out.indexOf('[3/4]'));
+  const after = out.slice(out.indexOf('[4/4]'), out.indexOf('OK:'));
+  const pods = ['n1p1', 'n2p1'];
+  const feed6 = 'pods hearing the LAN IPv6 feed ff05::1:3:';
+  const out6 = 'LAN hosts hearing the pod on ff05::2:2:';
+  assert.deepEqual(
+    [...counts(before, feed6)],
+    pods.map((p) => [p, 0]),
+    before,
+  );
+  assert.deepEqual(
+    [...counts(before, out6)],
+    [
+      ['h1', 0],
+      ['h2', 0],
+    ],
+    before,
+  );
+  assert.deepEqual(
+    [...counts(after, feed6)].filter(([k]) => pods.includes(k)),
+    pods.map((p) => [p, 20]),
+    after,
+  );
+  assert.deepEqual(
+    [...counts(after, out6)].filter(([k]) => k.startsWith('h')),
+    [
+      ['h1', 20],
+      ['h2', 20],
+    ],
+    after,
+  );
+  assert.match(after, /\(source fd00:250::1: the gateway's IPv6 address, SNAT\)/);
+  assert.match(out, /ff05::1:3 +in +20 /);
+  assert.match(out, /Demo passed in/);
+  const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l.startsWith(`kmc${id}-`));
+  assert.deepEqual(left, [], 'the demo tears its lab down');
+});

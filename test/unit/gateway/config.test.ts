@@ -66,3 +66,12 @@ test('bad gateway flags name the flag', () => {
   refused({ ...gw, gatewayService: 'c' }, '--gateway-service', /"c" is not one of the --service domains/);
   assert.equal(validateNodeConfig(mergeNodeOptions({ ...gw, service: ['a=1', 'B=2'], gatewayService: 'b' }, {})).gateway?.service, 'B');
 });
+
+test('IPv6 groups beside IPv4 ones, from the flag and from KMCAST_GATEWAY_GROUP; a bad one names the flag', () => {
+  const e = validateNodeConfig(mergeNodeOptions(base, { KMCAST_GATEWAY_INTERFACE: 'eth1', KMCAST_GATEWAY_GROUP: 'ff05::1:0/112=in,ff02::fb=in,FF05::2:2=out,239.2.2.2=out' }));
+  assert.deepEqual(
+    e.gateway?.groups.map((g) => `${g.prefix}=${g.direction}`),
+    ['ff05::1:0/112=in', 'ff02::fb/128=in', 'ff05::2:2/128=out', '239.2.2.2/32=out'],
+  );
+  refused({ ...base, gatewayInterface: 'eth1', gatewayGroup: ['ff02::fb=both'] }, '--gateway-group', /inbound only/);
+});

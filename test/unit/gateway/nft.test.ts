@@ -44,7 +44,7 @@ test('inbound: configured UDP only, loops dropped first, then the group rate, a 
       'ip saddr @pods goto in-drop-loop',
       'update @in-meter { ip daddr limit rate over 1000/second burst 100 packets } goto in-drop-rate',
       'ip daddr != @in-meter goto in-drop-full',
-      'limit rate over 10000/second burst 1000 packets goto in-drop-total',
+      'limit name "in-total" goto in-drop-total',
       'update @in-pass { ip daddr }',
       'dup to "kmcv1" dup to "kmcv2" fwd to "kmcvx100"',
       '}',
@@ -57,8 +57,9 @@ test('inbound: configured UDP only, loops dropped first, then the group rate, a 
   assert.match(s, /chain in-drop-total \{\n\s+counter name "in-drop-total" drop\n\s+\}/);
   assert.match(s, /counter in-drop-total \{ \}/);
   const noTotal = renderGateway(plane({ rateTotal: 0, rate: 0 }));
-  assert.doesNotMatch(noTotal, /limit rate|@in-meter \{/);
-  assert.match(renderGateway(plane({ rate: 0 })), /limit rate over 10000\/second burst 1000 packets goto in-drop-total/, 'the total applies without a per-group rate');
+  assert.doesNotMatch(noTotal, /limit |@in-meter \{/);
+  assert.match(s, /limit in-total \{ rate over 10000\/second burst 1000 packets \}/, 'one token bucket per direction, for both families');
+  assert.match(renderGateway(plane({ rate: 0 })), /limit name "in-total" goto in-drop-total/, 'the total applies without a per-group rate');
   assert.doesNotMatch(renderGateway(plane({ rate: 0 })), /!= @in-meter/, 'no meter, no full drop');
 });
 
@@ -84,7 +85,7 @@ test('a standby gateway keeps its sets but has no chain; no rate limit at 0; emp
   assert.doesNotMatch(standby, /chain /);
   assert.match(standby, /set in-pass \{ type ipv4_addr; size 65536; flags dynamic; counter; \}/);
   assert.deepEqual([...expectedChains(plane({ active: false }))], []);
-  assert.doesNotMatch(renderGateway(plane({ rate: 0, rateTotal: 0 })), /limit rate/);
+  assert.doesNotMatch(renderGateway(plane({ rate: 0, rateTotal: 0 })), /limit /);
   assert.match(renderGateway(plane({ pods: [], otherGatewayIps: [] })), /set pods \{ type ipv4_addr; \}/);
   const inOnly = plane({ groups: parseGatewayGroups(['239.10.0.0/16=in']) });
   assert.deepEqual([...expectedChains(inOnly).keys()], ['lan-in', 'in-drop-rate', 'in-drop-ttl', 'in-drop-loop', 'in-drop-total', 'in-drop-full']);
@@ -140,4 +141,75 @@ test('lan-in with 100 local members: the copies in rules the kernel takes, only 
   assert.equal(deliveryRules(0), 1, 'no local member: the forward alone');
   const rules = lanIn.split('\n').filter((l) => /^\s{4}\S/.test(l) && !l.includes('type filter hook')).length;
   assert.equal(expectedChains(p).get('lan-in'), rules);
+});
+
+const dual = (over: Partial<GatewayPlane> = {}): GatewayPlane =>
+  plane({
+    groups: parseGatewayGroups(['239.10.0.0/16=in', 'ff05::1:0/112=in', 'ff02::fb=in', 'ff05::2:2=out', '239.2.2.2=out']),
+    lanIp6: 'fd00:250::1',
+    pods6: ['fd00:10:244:1::11', 'fd00:10:244:2::11'],
+    ...over,
+  });
+
+test('IPv6 groups: their own sets and chains, entered by protocol; ICMPv6 (ND, MLD) and other groups return untouched', () => {
+  const s = renderGateway(dual({ minTtl: 2 }));
+  assert.match(s, /set in-groups6 \{ type ipv6_addr; flags interval; elements = \{ ff05::1:0\/112, ff02::fb \}; \}/);
+  assert.match(s, /set out-groups6 \{ type ipv6_addr; flags interval; elements = \{ ff05::2:2 \}; \}/);
+  assert.match(s, /set pods6 \{ type ipv6_addr; elements = \{ fd00:10:244:1::11, fd00:10:244:2::11 \}; \}/);
+  assert.match(s, /set gw-addrs6 \{ type ipv6_addr; elements = \{ fd00:250::1 \}; \}/);
+  assert.match(s, /set in-pass6 \{ type ipv6_addr; size 65536; flags dynamic; counter; \}/);
+  const chain = (name: string): string[] => {
+    const from = s.indexOf(`chain ${name} {`);
+    return s
+      .slice(from, s.indexOf('\n  }', from))
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim());
+  };
+  assert.deepEqual(chain('lan-in').slice(1, 3), ['meta protocol ip6 goto lan-in6', 'meta protocol != ip return'], 'IPv6 first, then everything else that is not IPv4 returns');
+  assert.deepEqual(chain('lan-in6'), [
+    'ip6 daddr != @in-groups6 return',
+    'meta l4proto != udp return',
+    'ether saddr @gw-macs goto in-drop-loop',
+    'ip6 saddr @gw-addrs6 goto in-drop-loop',
+    'ip6 saddr @pods6 goto in-drop-loop',
+    'ip6 hoplimit < 2 goto in-drop-ttl',
+    'update @in-meter6 { ip6 daddr limit rate over 1000/second burst 100 packets } goto in-drop-rate',
+    'ip6 daddr != @in-meter6 goto in-drop-full',
+    'limit name "in-total" goto in-drop-total',
+    'update @in-pass6 { ip6 daddr }',
+    'dup to "kmcv1" dup to "kmcv2" fwd to "kmcvx100"',
+  ]);
+  assert.deepEqual(chain('out6'), [
+    'ip6 daddr != @out-groups6 return',
+    'meta l4proto != udp return',
+    'ip6 saddr != @pods6 goto out-drop-loop',
+    'ip6 hoplimit < 2 goto out-drop-ttl',
+    'update @out-meter6 { ip6 daddr limit rate over 1000/second burst 100 packets } goto out-drop-rate',
+    'ip6 daddr != @out-meter6 goto out-drop-full',
+    'limit name "out-total" goto out-drop-total',
+    'update @out-pass6 { ip6 daddr }',
+    'dup to "eth1"',
+  ]);
+  assert.equal(chain('out')[0], 'meta protocol ip6 goto out6');
+  assert.equal(chain('lan-snat')[1], 'meta protocol ip6 goto lan-snat6');
+  assert.deepEqual(chain('lan-snat6'), ['ip6 daddr != @out-groups6 return', 'ip6 saddr != @pods6 return', 'ether saddr set aa:bb:cc:00:00:01 ip6 saddr set fd00:250::1']);
+  assert.deepEqual(chain('in-drop-rate'), ['update @in-rate { ip daddr }', 'update @in-rate6 { ip6 daddr }', 'counter name "in-drop-rate" drop']);
+  for (const [name, rules] of expectedChains(dual({ minTtl: 2 }))) assert.equal(chain(name).length - (chain(name)[0]?.startsWith('type filter') ? 1 : 0), rules, `rules of ${name}`);
+  // Without IPv6 groups nothing of this is rendered: the IPv4 table is what it was.
+  assert.doesNotMatch(renderGateway(plane()), /ip6|6 \{|lan-in6|out6/);
+  assert.throws(() => renderGateway(dual({ lanIp6: undefined })), /no global IPv6 address/);
+  const inOnly6 = dual({ groups: parseGatewayGroups(['ff05::1:0/112=in']) });
+  assert.deepEqual([...expectedChains(inOnly6).keys()], ['lan-in', 'lan-in6', 'in-drop-rate', 'in-drop-ttl', 'in-drop-loop', 'in-drop-total', 'in-drop-full']);
+});
+
+test('read-back of a live dual-stack table: IPv6 chains and per-group counters of both families', () => {
+  const back = parseGateway(fixture('iproute2/nft-gateway-table6.json'));
+  // Rendered from dual({ device: 'kmcb0', lan: 'kmcb1', minTtl: 2 }); two IPv6 datagrams passed, one had hop limit 1.
+  const live = dual({ device: 'kmcb0', lan: 'kmcb1', delivery: 'kmcdr100', minTtl: 2 });
+  assert.equal(gatewayMismatch(live, back), undefined);
+  assert.deepEqual(back.counters.get('in-pass6')?.get('ff05::1:3'), { packets: 2, bytes: 2 * 70 });
+  assert.equal(back.counters.get('in-ttl6')?.get('ff05::1:3')?.packets, 1);
+  assert.equal(back.drops.get('in-drop-ttl')?.packets, 1);
+  assert.equal(gatewayMismatch(plane({ device: 'kmcb0', lan: 'kmcb1', delivery: 'kmcdr100', minTtl: 2 }), back), 'unexpected chain lan-in6');
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseFdb, parseIpv4Addrs, parseIpv4Maddrs, parseIpVersion, parseLink, parseLinkStats, parseMdb, parseRoutes } from '../../../src/kernel/parse.js';
+import { parseFdb, parseIpv4Addrs, parseIpv6Addrs, parseIpv4Maddrs, parseIpVersion, parseLink, parseLinkStats, parseMdb, parseRoutes } from '../../../src/kernel/parse.js';
 import { fixture } from '../fixtures.js';
 
 test('parseLink reads the vxlan details iproute2 prints', () => {
@@ -18,6 +18,11 @@ test('parseLink reads the vxlan details iproute2 prints', () => {
   assert.equal(l.addrGenMode, 'none');
   assert.equal(parseLink(''), undefined);
   assert.equal(parseLink('[]'), undefined);
+});
+
+test("parseIpv6Addrs: a dual-stack interface's global IPv6 addresses, not its link-local one", () => {
+  assert.deepEqual(parseIpv6Addrs(fixture('iproute2/addr-lan-dual.json')), ['fd00:250::1/64']);
+  assert.deepEqual(parseIpv6Addrs(fixture('iproute2/addr.json')), []);
 });
 
 test('parseIpv4Addrs keeps IPv4 with prefix length', () => {

@@ -123,7 +123,26 @@ test('parseLanMdb keeps IPv4 group memberships per port', () => {
     { port: 'kmch2', group: '239.1.1.1' },
     { port: 'kmcl1', group: '239.1.1.1' },
   ]);
+  assert.deepEqual(parseLanMdb(json, 6), [{ port: 'kmcl1', group: 'ff02::1:fff0:7620' }], 'MLD snooping: the IPv6 entries when asked for');
   assert.deepEqual(parseLanMdb(''), []);
   assert.deepEqual(parseLanMdb('not json'), []);
   assert.deepEqual(parseLanMdb('[{"mdb":[{"port":1,"grp":"239.1.1.1"}]}]'), []);
+});
+
+test('a dual-stack lab: the LAN gets fd00:250::/64 with the same last digits, DAD off, every address before the link is up', () => {
+  const v6 = buildSpec({ id: 't1', nodes: ['calico', 'bridge'], podsPerNode: 1, mtu: 1400, ipv6: true });
+  const lan = planLan(v6, { nodes: [2], hosts: 1 });
+  assert.deepEqual([lan.cidr6, lan.switchIp6, lan.hosts[0]!.ip6, lan.nodes[0]!.ip6], ['fd00:250::/64', 'fd00:250::fe', 'fd00:250::11', 'fd00:250::2']);
+  assert.equal(planLan(spec, { nodes: [1] }).hosts[0]!.ip6, undefined, 'an IPv4 lab has no IPv6 on its LAN');
+  const all = lanCommands(v6, lan).map(line);
+  for (const ns of ['kmct1-lan', 'kmct1-h1']) {
+    assert.ok(all.includes(`${ns}: sysctl -q -w net.ipv6.conf.all.accept_dad=0`), ns);
+    assert.ok(all.includes(`${ns}: sysctl -q -w net.ipv6.conf.default.accept_dad=0`), ns);
+  }
+  assert.ok(all.includes('kmct1-lan: ip -6 addr add fd00:250::fe/64 dev kmclanbr'));
+  assert.ok(all.includes('kmct1-h1: ip -6 addr add fd00:250::11/64 dev eth0'));
+  assert.ok(all.includes('kmct1-n2: ip -6 addr add fd00:250::2/64 dev kmclan'));
+  assert.ok(all.indexOf('kmct1-lan: sysctl -q -w net.ipv6.conf.default.accept_dad=0') < all.findIndex((l) => l.includes('ip link add kmclanbr')), 'DAD off before the bridge exists');
+  assert.ok(all.indexOf('kmct1-h1: sysctl -q -w net.ipv6.conf.default.accept_dad=0') < all.findIndex((l) => l.includes('peer name eth0 netns kmct1-h1')), "DAD off before the host's eth0 exists");
+  assert.equal(lanCommands(spec, planLan(spec, { nodes: [1] })).filter((c) => c.argv.includes('-6') || c.argv.includes('sysctl')).length, 0, 'an IPv4 lab: no IPv6 step');
 });

@@ -39,6 +39,7 @@ const variants: Partial<GatewayGenerateOptions>[] = [
   {},
   { groups: ['224.0.0.251=both', '239.255.255.250=both'], service: 'ha-kmcast.home.svc.cluster.local', snat: 'off' },
   { interface: 'ens4.100', groups: ['239.10.0.0/16=in,239.20.1.1=out'], minTtl: 2, rate: 0, image: 'example/kmcast:dev' },
+  { groups: ['ff05::1:0/112=in,ff02::fb=in,ff05::2:2=both,239.20.1.1=out'] },
 ];
 
 for (const [i, v] of variants.entries()) {
@@ -178,6 +179,9 @@ test('generate --mode gateway refuses settings the agent would refuse, naming th
     [{ groups: ['239.1.1.1'] }, /^--gateway-group .*is not GROUP\[\/LEN\]=in\|out\|both/],
     [{ groups: ['10.1.1.1=in'] }, /^--gateway-group .*not a multicast group/],
     [{ groups: ['239.10.0.0/16=in', '239.10.1.1=out'] }, /^--gateway-group .*overlaps/],
+    [{ groups: ['ff02::fb=both'] }, /^--gateway-group .*link-local IPv6 groups cross inbound only/],
+    [{ groups: ['ff01::1=in'] }, /^--gateway-group .*interface-local/],
+    [{ groups: ['ff02::1:ff00:1=in'] }, /^--gateway-group .*Neighbor Discovery or MLD/],
     [{ service: 'Bad Name' }, /^--gateway-service: invalid domain/],
     [{ service: 'ticker-kmcast.trading.svc.cluster.local=4243' }, /^--gateway-service: invalid domain/],
     [{ snat: 'yes' as 'on' }, /^--gateway-snat: "yes" is not on or off/],
