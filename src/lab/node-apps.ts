@@ -73,13 +73,14 @@ while True:
 print(json.dumps({'counts': counts, 'ttls': ttls}), flush=True)
 `;
 
-// argv: dst port count intervalMs [ifname, default eth0]. Multicast: IP_MULTICAST_IF = ifname's
+// argv: dst port count intervalMs [ifname, default eth0] [size: payload padded to size bytes, default unpadded]. Multicast: IP_MULTICAST_IF = ifname's
 // index (ip_mreqn). Limited broadcast: SO_BROADCAST and SO_BINDTODEVICE ifname (unprivileged
 // since Linux 5.7).
 export const NODE_SENDER_PY = `
 import socket, struct, sys, time
 dst, port, count, interval = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) / 1000
 ifname = sys.argv[5] if len(sys.argv) > 5 else 'eth0'
+size = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 idx = socket.if_nametoindex(ifname)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 if dst == '255.255.255.255':
@@ -88,7 +89,7 @@ if dst == '255.255.255.255':
 else:
     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, struct.pack('4s4si', socket.inet_aton('0.0.0.0'), socket.inet_aton('0.0.0.0'), idx))
 for i in range(count):
-    s.sendto(b'kmcast-node %d' % i, (dst, port))
+    s.sendto((b'kmcast-node %d ' % i).ljust(size, b'x'), (dst, port))
     time.sleep(interval)
 print(count, flush=True)
 `;
@@ -166,8 +167,8 @@ export async function startNodeReceiver(
 }
 
 /** Sends `count` datagrams from any namespace via `ifname` (default eth0), unprivileged; resolves when sent. */
-export async function sendFromPod(netns: string, dst: string, opts: { port: number; count: number; intervalMs?: number; ifname?: string }): Promise<void> {
-  const argv = [...UNPRIVILEGED, findPython(), '-c', NODE_SENDER_PY, dst, String(opts.port), String(opts.count), String(opts.intervalMs ?? 10), opts.ifname ?? 'eth0'];
+export async function sendFromPod(netns: string, dst: string, opts: { port: number; count: number; intervalMs?: number; ifname?: string; size?: number }): Promise<void> {
+  const argv = [...UNPRIVILEGED, findPython(), '-c', NODE_SENDER_PY, dst, String(opts.port), String(opts.count), String(opts.intervalMs ?? 10), opts.ifname ?? 'eth0', String(opts.size ?? 0)];
   const r = await runInNetns(netns, argv, 30_000);
   if (r.code !== 0) throw new KmcastError(`send to ${dst} from ${netns}: ${r.stderr.trim() || `exit ${String(r.code)}`}`);
 }

@@ -229,6 +229,26 @@ describe('kmcast gateway: a domain and an outside LAN, both ways, exactly once',
     assert.equal(received(reports.get('n1p1')!, MDNS, pod('n1p2').ip), N);
   });
 
+  test('3000-byte datagrams, fragmented by their senders, cross whole both ways (SNAT rewrites every fragment)', async () => {
+    const BIG = 3000;
+    const inbound = await round(pods(MEMBERS()), [IN], async () => {
+      await untilJoined(1, IN);
+      await untilReplicated(1, IN, [2, 3]);
+      await sendFromPod(host(1).netns, IN, { port: PORT, count: N, intervalMs: 5, size: BIG });
+    });
+    for (const p of MEMBERS()) assert.equal(received(inbound.get(p.name)!, IN, host(1).ip), N, `${p.name}: ${JSON.stringify(inbound.get(p.name)!.counts)}`);
+    const outbound = await round([...hosts(), ...pods([pod('n1p1'), pod('n2p1')])], [OUT], async () => {
+      await untilReplicated(3, OUT, [1, 2]);
+      await sendFromPod(pod('n3p1').netns, OUT, { port: PORT, count: N, intervalMs: 5, size: BIG });
+    });
+    for (const h of ['h1', 'h2']) {
+      const r = outbound.get(h)!;
+      assert.equal(received(r, OUT, lanIpOf(1)), N, `${h}: ${JSON.stringify(r.counts)}`);
+      assert.equal(receivedAny(r, OUT), N, `${h} got ${OUT} from another source: ${JSON.stringify(r.counts)}`);
+    }
+    for (const p of ['n1p1', 'n2p1']) assert.equal(received(outbound.get(p)!, OUT, pod('n3p1').ip), N, `${p}: the domain still gets the big datagrams`);
+  });
+
   test('groups that are not configured, or not in that direction, do not cross', async () => {
     const reports = await round([...hosts(), ...pods(MEMBERS())], [OFF, IN, OUT], async () => {
       await sendFromPod(host(1).netns, OFF, { port: PORT, count: N, intervalMs: 2 });
