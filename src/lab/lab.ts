@@ -21,6 +21,7 @@ import {
   NETNS_PREFIX,
   STATE_ROOT,
   findPodIn,
+  hostPort,
   labNetnsPrefix,
   labStateDir,
   nextPodIndex,
@@ -132,7 +133,7 @@ export async function labUp(spec: LabSpec, opts: LabUpOptions): Promise<Lab> {
       );
     }
     await startDns(lab);
-    progress(`dns ${lab.dns.ip}:${lab.dns.port}: ${spec.service} -> ${lab.pods.length} pod IPs${spec.ipv6 ? ' (A and AAAA)' : ''}`);
+    progress(`dns ${hostPort(lab.dns.ip, lab.dns.port)}: ${spec.service} -> ${lab.pods.length} pod IPs${spec.ipv6 ? ' (A and AAAA)' : spec.ipv6Only ? ' (AAAA only)' : ''}`);
     await saveLab(lab);
     if (opts.kubernetes) {
       lab.kube = await kubeUp(lab, { runner, onProgress: progress });
@@ -325,12 +326,12 @@ export async function startDns(lab: Lab): Promise<void> {
   } catch {
     // first start
   }
-  const argv = [process.execPath, DNS_SERVER_SCRIPT, '--records', dnsRecordsFile(lab.stateDir), '--listen', `${lab.dns.ip}:${lab.dns.port}`];
+  const argv = [process.execPath, DNS_SERVER_SCRIPT, '--records', dnsRecordsFile(lab.stateDir), '--listen', hostPort(lab.dns.ip, lab.dns.port)];
   const child = spawnInNetns(lab.router, argv, { logFile, detached: true });
   await spawned(child, 'the lab DNS server');
   await writeFile(dnsPidFile(lab.stateDir), `${child.pid ?? ''}\n`);
   await waitFor(
-    `the lab DNS server to listen on ${lab.dns.ip}:${lab.dns.port} (log: ${logFile})`,
+    `the lab DNS server to listen on ${hostPort(lab.dns.ip, lab.dns.port)} (log: ${logFile})`,
     async () => {
       if (child.exitCode !== null) throw new KmcastError(`it exited with code ${child.exitCode}`);
       const log = (await readFile(logFile)).subarray(offset).toString();
