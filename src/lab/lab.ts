@@ -357,13 +357,13 @@ export async function cutNode(lab: Lab, node: number, runner: Runner): Promise<v
 /**
  * Brings the uplink back; the kernel dropped the route to the node's pods with the link, so it is
  * restored. IPv6 drops the link's addresses too when it goes down (keep_addr_on_down is 0), so a
- * dual-stack lab gets the router's uplink address and the pod /64 route back as well.
+ * dual-stack or IPv6-only lab gets the router's uplink address and the pod /64 route back as well.
  */
 export async function healNode(lab: Lab, node: number, runner: Runner): Promise<void> {
   requireNode(lab, node);
   await runner.run(['ip', 'link', 'set', routerLink(node), 'up'], { netns: lab.router });
-  await runner.run(['ip', 'route', 'replace', podCidr(node), 'via', underlayNodeIp(node)], { netns: lab.router });
-  if (lab.spec.ipv6) {
+  if (!lab.spec.ipv6Only) await runner.run(['ip', 'route', 'replace', podCidr(node), 'via', underlayNodeIp(node)], { netns: lab.router });
+  if (lab.spec.ipv6 || lab.spec.ipv6Only) {
     await runner.run(['ip', '-6', 'addr', 'replace', `${underlayRouterIp6(node)}/64`, 'dev', routerLink(node)], { netns: lab.router });
     await runner.run(['ip', '-6', 'route', 'replace', podCidr6(node), 'via', underlayNodeIp6(node)], { netns: lab.router });
   }

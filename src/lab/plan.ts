@@ -387,6 +387,7 @@ export const MASQUERADE_TABLE = 'kmclabmasq';
  * in the node namespace; atomic replace, so it can be applied twice.
  */
 export function masqueradeScript(spec: LabSpec, node: number): string {
+  if (spec.ipv6Only) throw new ConfigError(`masquerade node ${node}'s pods: an IPv6-only lab has no IPv4 to masquerade (pods keep their own IPv6 addresses, as IPv6 CNIs route them)`);
   return [
     `table ip ${MASQUERADE_TABLE}`,
     `delete table ip ${MASQUERADE_TABLE}`,
