@@ -132,6 +132,9 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
   test('with the agents: every member gets every datagram exactly once, from the sender IPv6 address; nobody else', async () => {
     for (const n of lab.nodes) agents.set(n.index, await startNodeAgent(lab, n, agentArgs()));
     for (const p of A()) await waitFor(`${p.name} programmed`, async () => (await podProgram(p))?.programmed === true, 30_000, { intervalMs: 200, explain: evidence });
+    // A member's init container asks its node agent over IPv6, unprivileged, as deploy/node runs it.
+    const wait = await runInNetns(pod('n2p1').netns, [...UNPRIVILEGED, process.execPath, KMCAST_MAIN, 'wait', '--node-ip', node(2).underlayIp, '--pod-ip', pod('n2p1').ip, '--timeout', '20s'], 30_000);
+    assert.equal(wait.code, 0, `kmcast wait in n2p1: ${wait.stderr}${wait.stdout}`);
     // The agents found their peers by their IPv6 addresses, over udp6, and each member by its IPv6 address.
     const st = await nodeStatus(1);
     assert.equal(st.nodeIp, node(1).underlayIp);
