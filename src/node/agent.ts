@@ -261,6 +261,9 @@ export class NodeAgent {
         `--peers: ${foreign.join(', ')} ${foreign.length > 1 ? 'are' : 'is'} not IPv${family} like this node's address ${this.nodeIp}: the underlay is one family (a VXLAN device sends in its local address's); give every node's IPv${family} address`,
       );
     }
+    if (family === 6 && cfg.gateway) {
+      throw new ConfigError(`--gateway-interface: the gateway needs an IPv4 underlay; this node's address ${this.nodeIp} is IPv6 (a gateway on an IPv6 underlay is not built yet)`);
+    }
     if (family === 6) this.allowList = new AllowList(this.runner, undefined, 'ip6');
     const expiryMs = cfg.peerExpiry * cfg.heartbeatMs;
     // PeerTable needs the node IP as "self"; it is known only now.
