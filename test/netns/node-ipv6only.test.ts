@@ -42,6 +42,7 @@ const G6 = 'ff05::1:3';
 const LL6 = 'ff02::fb';
 const PORT = 7616;
 const VXLAN_PORT = 7472;
+const CONTROL_PORT = 7473;
 /** Over every pod MTU: the sender's kernel fragments it; each fragment is one VXLAN packet. */
 const BIG = 3000;
 /** The pods of nodes 1 and 2: the underlay's 1500 less VXLAN over IPv6's 70. */
@@ -199,6 +200,28 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
       const to = (ip: string): number => lines.filter((l) => l.includes(` > ${ip}.${VXLAN_PORT}:`)).length;
       assert.deepEqual([to(node(2).underlayIp), to(node(3).underlayIp), lines.length], [2, 2, 4], `one copy per datagram per member node, over IPv6:\n${lines.join('\n')}`);
     }
+  });
+
+  test('the control protocol between the agents travels over IPv6, node address to node address', async () => {
+    const cap = await startCapture(node(1).netns, 'kmcup', ['udp', 'port', String(CONTROL_PORT)]);
+    const between = (lines: readonly string[], a: string, b: string): boolean => lines.some((l) => l.includes(` IP6 ${a}.${CONTROL_PORT} > ${b}.${CONTROL_PORT}:`));
+    const bothWays = (lines: readonly string[]): boolean => [node(2), node(3)].every((p) => between(lines, node(1).underlayIp, p.underlayIp) && between(lines, p.underlayIp, node(1).underlayIp));
+    let lines: string[] = [];
+    try {
+      // Heartbeats go out every second, each way.
+      await waitFor('STATE both ways between node 1 and nodes 2 and 3', async () => Promise.resolve(bothWays(cap.lines())), 10_000, {
+        intervalMs: 100,
+        explain: async () => Promise.resolve(cap.lines().join('\n')),
+      });
+    } finally {
+      lines = await cap.stop();
+    }
+    assert.ok(bothWays(lines));
+    assert.deepEqual(
+      lines.filter((l) => !/ IP6 /.test(l)),
+      [],
+      'nothing but IPv6 on the control port',
+    );
   });
 
   test('IPv4 from a member that has no IPv4 address is spoofed by definition: dropped and counted', async () => {

@@ -1,15 +1,19 @@
-/** Node mode on an IPv6 underlay: flags, what the underlay carries, and how status and doctor print it. */
+/** Node mode on an IPv6 underlay: flags, what the underlay carries, the control protocol, and how status and doctor print it. */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { DnsDiscovery, unicastOnly6 } from '../../../src/discovery/dns.js';
 import { answerQuery } from '../../../src/lab/dns-server.js';
-import { formatHostPort, parseServerAddress, validateNodeConfig } from '../../../src/node/config.js';
+import { decode, Encoder } from '../../../src/membership/codec.js';
+import { formatHostPort, nodeClusterLabel, parseServerAddress, validateNodeConfig } from '../../../src/node/config.js';
+import { NODE_LOCAL_STATE } from '../../../src/node/control.js';
 import { evaluateNodeLimits } from '../../../src/node/doctor.js';
 import { formatNodeStatus, peerEndpoint, peerNodesLine } from '../../../src/node/status-format.js';
 import type { NodeStatus } from '../../../src/node/status-types.js';
 import { carriedPacket, membersOverUnderlay } from '../../../src/node/underlay.js';
+
+const KEY = Buffer.alloc(32, 7);
 
 test('--node-ip, --peers and --dns-server take IPv6, canonical; bad ones name the flag', () => {
   const c = validateNodeConfig({ service: 'app', nodeIp: 'FD00:172:31:1:0::2', peers: 'fd00:172:31:1::2,FD00:172:31:2::2', dnsServer: '[fd00:10:96::10]:5353', insecureNoKey: true });
@@ -120,4 +124,21 @@ test('members and peers from DNS: A records, AAAA ones when the name has no A re
   assert.deepEqual(await dns('v6.test', 4).resolve(), []);
   assert.deepEqual(await dns('nxdomain.test', 'auto').resolve(), []);
   assert.deepEqual(unicastOnly6(['::', '::1', '::ffff:10.0.0.1', 'fd00::1']), ['fd00::1']);
+});
+
+test('the control protocol between IPv6 nodes: version 2, the node address as sender, "none" as overlay; IPv4 nodes keep version 1', () => {
+  const label = nodeClusterLabel({ service: 'app.default.svc.cluster.local', vni: 100, device: 'kmcvx100' });
+  for (const [sender, groups, version] of [
+    ['fd00:172:31:1::2', [], 2],
+    ['fd00:172:31:1::2', ['239.1.1.1'], 2],
+    ['172.31.1.2', ['239.1.1.1'], 1],
+  ] as const) {
+    const [dg] = new Encoder({ sender, cluster: label, key: KEY }).state({ ...NODE_LOCAL_STATE, groups: [...groups] }, Date.UTC(2026, 0, 1));
+    assert.equal(dg!.readUInt8(4), version, `${sender} ${groups.join()}`);
+    const r = decode(dg!, { keys: [KEY], cluster: label });
+    assert.ok(r.ok);
+    assert.deepEqual([r.msg.sender, r.msg.overlay, r.msg.mac, r.msg.groups], [sender, '0.0.0.0', '00:00:00:00:00:00', groups]);
+    // 79 + label + 4 per IPv4 group + 32 of HMAC: the version 2 layout of docs/protocol.md.
+    if (version === 2) assert.equal(dg!.length, 79 + Buffer.byteLength(label) + 4 * groups.length + 32);
+  }
 });
