@@ -170,7 +170,8 @@ export function buildSpec(input: Partial<LabSpec> = {}, opts: { minPods?: number
     id: validateLabId(input.id ?? DEFAULT_LAB_ID),
     nodes: [...nodes],
     podsPerNode: intInRange('pods', input.podsPerNode ?? 2, opts.minPods ?? 1, MAX_PODS_PER_NODE),
-    // 1280 keeps the overlay (MTU - 50) above IPv6's minimum; 9000 is a jumbo frame.
+    // 1280 is IPv6's minimum link MTU; 9000 is a jumbo frame. (On an IPv6-only lab a pod frame must
+    // also fit the underlay less VXLAN over IPv6's 70 bytes: --pod-mtu, docs/node-mode.md.)
     mtu: intInRange('mtu', input.mtu ?? 1500, 1280, 9000),
     ...(input.nodeMtu ? { nodeMtu: Object.fromEntries(Object.entries(input.nodeMtu).map(([n, m]) => [n, intInRange('mtu', m, 1280, 9000)])) } : {}),
     ...(input.podMtu ? { podMtu: Object.fromEntries(Object.entries(input.podMtu).map(([n, m]) => [n, intInRange('pod-mtu', m, 1280, 9000)])) } : {}),

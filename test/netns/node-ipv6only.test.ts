@@ -38,6 +38,7 @@ const runner = new ExecRunner();
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
 const SERVICE_A = 'kmcast-peers.default.svc.cluster.local';
 const SERVICE_B = 'app-b.default.svc.cluster.local';
+const PEERS_SERVICE = 'kmcast-node.kmcast-node.svc.cluster.local';
 const G6 = 'ff05::1:3';
 const LL6 = 'ff02::fb';
 const PORT = 7616;
@@ -266,8 +267,17 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
     await agents.get(1)!.stop('SIGTERM');
     agents.delete(1);
     await unicastWorks('after node 1 agent stopped');
-    agents.set(1, await startNodeAgent(lab, node(1), agentArgs()));
+    // Restarted, node 1's agent finds the others by the AAAA records of their headless Service.
+    await setDnsRecord(
+      lab,
+      PEERS_SERVICE,
+      lab.nodes.map((n) => n.underlayIp),
+    );
+    agents.set(1, await startNodeAgent(lab, node(1), [...agentArgs(), '--peers-service', PEERS_SERVICE], { staticPeers: false }));
     await waitFor('n1p1 programmed again', async () => (await podProgram(pod('n1p1')))?.programmed === true, 30_000, { intervalMs: 200, explain: evidence });
+    const fromDns = async (): Promise<string> => JSON.stringify((await nodeStatus(1)).domains[0]!.peers.map((p) => [p.ip, p.state, p.sources]).sort());
+    const want = JSON.stringify([node(2), node(3)].map((n) => [n.underlayIp, 'alive', ['dns']]));
+    await waitFor('node 1 lists nodes 2 and 3 from AAAA records only, both alive', async () => (await fromDns()) === want, 15_000, { intervalMs: 200, explain: fromDns });
     await unicastWorks('after node 1 agent restarted');
     // And multicast still crosses once from the restarted node.
     await sendMcast6(pod('n1p1'), G6, 'after restart', { port: PORT, as: UNPRIVILEGED });
