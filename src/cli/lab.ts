@@ -190,7 +190,7 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
           (built.kube
             ? `Kubernetes ${KUBE_VERSION}: API server ${built.kube.apiserver} (control plane ${built.kube.controlPlane}), nodes ${built.kube.nodes.join(' ')}\n` +
               `KUBECONFIG=${built.kube.kubeconfig}\n`
-            : `Next: sudo kmcast lab matrix --id ${spec.id}; sudo kmcast lab exec --id ${spec.id} ${built.pods[0]?.name ?? 'n1p1'} -- ip addr; sudo kmcast lab down --id ${spec.id}\n`),
+            : `Next: ${spec.ipv6Only ? '' : `sudo kmcast lab matrix --id ${spec.id}; `}sudo kmcast lab exec --id ${spec.id} ${built.pods[0]?.name ?? 'n1p1'} -- ip addr; sudo kmcast lab down --id ${spec.id}\n`),
       );
     });
 
@@ -329,6 +329,11 @@ Examples:
     .action(async (flags: { id?: string; count: string; settle: string; json?: boolean }) => {
       requireRoot();
       const l = await chooseLab(flags.id);
+      if (l.spec.ipv6Only) {
+        throw new ConfigError(
+          `lab matrix --id ${l.spec.id}: the matrix sends IPv4 multicast and broadcast, and this lab is IPv6-only; run IPv6 traffic with \`kmcast lab exec\` (python3 sockets) or the node-mode test`,
+        );
+      }
       const count = parseIntFlag('--count', flags.count);
       if (count < 1 || count > 1000) throw new ConfigError(`invalid --count ${count}: must be from 1 to 1000`);
       const settleMs = parseIntFlag('--settle', flags.settle);
