@@ -5,7 +5,7 @@ import { CapabilityError, ConfigError, ExitCode, NotFoundError } from '../errors
 import { ExecRunner, netnsSpawn } from '../kernel/runner.js';
 import { findExecTarget, labDown, labHealth, labUp, listLabs, loadLab } from '../lab/lab.js';
 import { DEFAULT_LAN_HOSTS, checkLanHosts, parseLanNodes } from '../lab/lan-plan.js';
-import { buildSpec, DEFAULT_LAB_ID, DEFAULT_SERVICE, parseNodes, validateLabId } from '../lab/plan.js';
+import { buildSpec, DEFAULT_LAB_ID, DEFAULT_SERVICE, hostPort, parseNodes, validateLabId } from '../lab/plan.js';
 import { startAgentProcess } from '../lab/process.js';
 import { formatMatrix, trafficMatrix } from '../lab/traffic.js';
 import type { Lab, LabLan } from '../lab/types.js';
@@ -80,6 +80,8 @@ interface UpFlags {
   readonly lanHosts: string;
   readonly kubernetes?: boolean;
   readonly ipv6?: boolean;
+  readonly ipv6Only?: boolean;
+  readonly podMtu?: string;
 }
 
 export function registerLab(program: Command): void {
@@ -107,8 +109,10 @@ Examples:
     .option('--nodes <list>', 'node styles (calico,bridge,...) or a count (styles alternate)', 'calico,bridge,calico')
     .option('--pods <n>', 'pods per node', '2')
     .option('--mtu <n>', 'underlay MTU of every link', '1500')
+    .option('--pod-mtu <n>', "the pods' MTU (eth0 and host veth) on every node instead of the node's, e.g. 1430 for VXLAN over an IPv6 underlay of 1500")
     .option('--service <fqdn>', 'headless Service name the lab DNS answers with the pod IPs', DEFAULT_SERVICE)
     .option('--ipv6', 'dual stack: every pod also gets an IPv6 address (fd00:10:244:<node>::<10+k>), routed between nodes; the DNS answers AAAA too')
+    .option('--ipv6-only', 'IPv6 only: nodes, router and pods have IPv6 addresses only (the --ipv6 plan without IPv4); the DNS listens on [fd00:10:96::10]:53 and answers AAAA only')
     .option('--agents', 'start `kmcast agent` in every pod and leave them running (logs in the state dir)')
     .option('--lan <nodes>', 'add an outside LAN (192.168.250.0/24, with --ipv6 also fd00:250::/64; not pods) attached to these nodes, e.g. 1 or 1,2')
     .option('--lan-hosts <n>', 'hosts on the outside LAN (h1, h2, ...; 1 to 50)', String(DEFAULT_LAN_HOSTS))
@@ -127,6 +131,7 @@ Examples:
   sudo kmcast lab up --nodes calico,calico --agents
   sudo kmcast lab up --id g1 --nodes 2 --lan 1 --lan-hosts 3
   sudo kmcast lab up --id s6 --ipv6 --nodes calico,bridge,calico
+  sudo kmcast lab up --id o6 --ipv6-only --nodes calico,bridge,calico
   sudo kmcast lab up --id k1 --kubernetes --nodes 3
 
 With --kubernetes the control plane runs in kmc<id>-cp (172.31.0.2:6443), each node gets its own
@@ -137,6 +142,11 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
     .action(async (flags: UpFlags, cmd: Command) => {
       requireRoot();
       if (flags.ipv6 && flags.kubernetes) throw new ConfigError("--ipv6 and --kubernetes conflict: the lab's Kubernetes cluster (its CNI, Services and CoreDNS) is IPv4-only");
+      if (flags.ipv6Only && (flags.kubernetes || flags.lan !== undefined || flags.agents)) {
+        throw new ConfigError(
+          '--ipv6-only builds pods and nodes for node mode only: it conflicts with --kubernetes, --lan and --agents (the sidecar, the outside LAN and the Kubernetes cluster are IPv4)',
+        );
+      }
       const podsGiven = cmd.getOptionValueSource('pods') === 'cli';
       const spec = buildSpec(
         {
@@ -144,8 +154,10 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
           nodes: parseNodes(flags.nodes),
           podsPerNode: flags.kubernetes && !podsGiven ? 0 : parseIntFlag('--pods', flags.pods),
           mtu: parseIntFlag('--mtu', flags.mtu),
+          ...(flags.podMtu !== undefined ? { podMtu: Object.fromEntries(parseNodes(flags.nodes).map((_, i) => [i + 1, parseIntFlag('--pod-mtu', flags.podMtu!)])) } : {}),
           service: flags.service,
           ...(flags.ipv6 ? { ipv6: true } : {}),
+          ...(flags.ipv6Only ? { ipv6Only: true } : {}),
         },
         { minPods: flags.kubernetes ? 0 : 1 },
       );
@@ -172,13 +184,13 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
       process.stdout.write(
         `lab ${spec.id} is up in ${secs} s: ${built.nodes.length} nodes, ${built.pods.length} pods, state in ${built.stateDir}\n` +
           (built.pods.length > 0 ? podTable(built, agents) : '') +
-          `DNS ${built.dns.ip}:${built.dns.port} (in ${built.router}) answers ${spec.service} with the pod IPs${spec.ipv6 ? ' (A and AAAA)' : ''}.\n` +
+          `DNS ${hostPort(built.dns.ip, built.dns.port)} (in ${built.router}) answers ${spec.service} with the pod IPs${spec.ipv6 ? ' (A and AAAA)' : spec.ipv6Only ? ' (AAAA only)' : ''}.\n` +
           lanLines(built.lan) +
           (flags.agents ? `Agents log to ${built.stateDir}/<pod>.agent.log\n` : '') +
           (built.kube
             ? `Kubernetes ${KUBE_VERSION}: API server ${built.kube.apiserver} (control plane ${built.kube.controlPlane}), nodes ${built.kube.nodes.join(' ')}\n` +
               `KUBECONFIG=${built.kube.kubeconfig}\n`
-            : `Next: sudo kmcast lab matrix --id ${spec.id}; sudo kmcast lab exec --id ${spec.id} ${built.pods[0]?.name ?? 'n1p1'} -- ip addr; sudo kmcast lab down --id ${spec.id}\n`),
+            : `Next: ${spec.ipv6Only ? '' : `sudo kmcast lab matrix --id ${spec.id}; `}sudo kmcast lab exec --id ${spec.id} ${built.pods[0]?.name ?? 'n1p1'} -- ip addr; sudo kmcast lab down --id ${spec.id}\n`),
       );
     });
 
@@ -317,6 +329,11 @@ Examples:
     .action(async (flags: { id?: string; count: string; settle: string; json?: boolean }) => {
       requireRoot();
       const l = await chooseLab(flags.id);
+      if (l.spec.ipv6Only) {
+        throw new ConfigError(
+          `lab matrix --id ${l.spec.id}: the matrix sends IPv4 multicast and broadcast, and this lab is IPv6-only; run IPv6 traffic with \`kmcast lab exec\` (python3 sockets) or the node-mode test`,
+        );
+      }
       const count = parseIntFlag('--count', flags.count);
       if (count < 1 || count > 1000) throw new ConfigError(`invalid --count ${count}: must be from 1 to 1000`);
       const settleMs = parseIntFlag('--settle', flags.settle);

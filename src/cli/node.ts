@@ -13,11 +13,11 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 function nodeOptions(cmd: Command): Command {
   return cmd
     .option('--service <name[=vni]>', 'a domain: headless Service whose A records are the member pods; repeatable, optional VNI', collect, [])
-    .option('--peers <ip,ip>', "the other nodes' IPs (static; beside or instead of --peers-service)")
-    .option('--peers-service <name>', 'headless Service of the node agents themselves (their node IPs)')
-    .option('--dns-server <ip[:port]>', 'DNS resolver to ask (default: the system resolver)')
-    .option('--interface <if>', 'uplink (default: the interface of the default route)')
-    .option('--node-ip <ip>', "this node's IP (default: the uplink's first IPv4 address)")
+    .option('--peers <ip,ip>', "the other nodes' IPs, of the node IP's family (static; beside or instead of --peers-service)")
+    .option('--peers-service <name>', 'headless Service of the node agents themselves (their node IPs: A records, or AAAA on an IPv6 underlay)')
+    .option('--dns-server <ip[:port]>', 'DNS resolver to ask, IP[:PORT] or [IPv6]:PORT (default: the system resolver)')
+    .option('--interface <if>', 'uplink (default: the interface of the IPv4 default route, else of the IPv6 one)')
+    .option('--node-ip <ip>', "this node's IP (default: the uplink's first IPv4 address, else its first global IPv6 one); an IPv6 node IP makes the underlay IPv6")
     .option('--key-file <path>', 'shared secret(s), one per line: the first signs, all verify')
     .option('--insecure-no-key', 'run without --key-file: control messages unauthenticated (a pod masqueraded to a node IP can forge them); tests and trusted networks only')
     .option(
@@ -108,6 +108,10 @@ Finding the other nodes: --peers-service (deploy/node's headless Service kmcast-
 kmcast-node) and/or --peers; control messages on UDP --control-port (${NODE_CONTROL_PORT}), signed
 with --key-file (required: without one, the agent refuses to start unless --insecure-no-key); names resolved by --dns-server or the system resolver. A member pod's kmcast wait
 returns once the other nodes are heard, or after one peer expiry (then degraded). docs/node-mode.md.
+
+IPv6-only clusters: the node IP's family is the underlay's (VXLAN over IPv6, 70 bytes of overhead,
+never fragmented: give pods an MTU of at most the uplink's less 70), peers are IPv6, and a
+domain's members are its Service's AAAA records when it has no A record.
 ${GATEWAY_HELP}`,
     )
     .action(async (flags: RawNodeOptions) => {

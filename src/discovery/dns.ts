@@ -1,5 +1,7 @@
 /**
- * Peers from the A records of the headless Service. A failed lookup (timeout, SERVFAIL, refused)
+ * Peers from the A records of the headless Service; on an IPv6-only cluster from its AAAA records
+ * (`family`: 4 the A records, 6 the AAAA ones, `auto` the A records or, when the name has none,
+ * the AAAA ones: an IPv6-only Service's members, while a dual-stack one keeps its IPv4 identity). A failed lookup (timeout, SERVFAIL, refused)
  * throws so the caller keeps the last known set; NXDOMAIN/NODATA is an answer: no members.
  * An A record that is no unicast address (0.0.0.0, multicast, class E, broadcast) is no pod or
  * node: it is left out, for every agent alike, and `onIgnored` says so when that set changes.
@@ -14,7 +16,11 @@ export interface DnsResolverOptions {
   readonly timeoutMs?: number;
   /** The answer's records that are not unicast, left out; called when they change ([] once they are gone). */
   readonly onIgnored?: (name: string, ignored: readonly string[]) => void;
+  /** Which records: 4 (A, the default), 6 (AAAA) or `auto` (A, else AAAA). */
+  readonly family?: DnsFamily;
 }
+
+export type DnsFamily = 4 | 6 | 'auto';
 
 export class DnsDiscovery {
   private readonly resolver: dns.Resolver;
@@ -28,15 +34,13 @@ export class DnsDiscovery {
     if (options.server) this.resolver.setServers([options.server]);
   }
 
-  /** The unicast member IPs, sorted; [] when the name has no A records. */
+  /** The unicast member IPs, sorted (IPv6 ones in RFC 5952 text); [] when the name has no records of the family. */
   async resolve(): Promise<string[]> {
-    let answer: string[];
-    try {
-      answer = await this.resolver.resolve4(this.name);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTFOUND' || code === 'ENODATA') answer = [];
-      else throw err;
+    const family = this.options.family ?? 4;
+    let answer = family === 6 ? [] : await this.lookup(4);
+    if (family === 6 || (family === 'auto' && answer.length === 0)) {
+      answer = (await this.lookup(6)).map((a) => canonicalIpv6(a) ?? a);
+      return [...new Set(unicastOnly6(answer, (ignored) => this.noteIgnored(ignored)))].sort(compareIpv6);
     }
     return sortIpv4(new Set(unicastOnly(answer, (ignored) => this.noteIgnored(ignored))));
   }
@@ -46,16 +50,18 @@ export class DnsDiscovery {
    * none. A dual-stack headless Service answers both; the gateway needs its pods' IPv6 addresses.
    */
   async resolve6(): Promise<string[]> {
-    let answer: string[];
+    const ips = (await this.lookup(6)).map((a) => canonicalIpv6(a)).filter((a): a is string => a !== undefined && isIpv6Unicast(a));
+    return [...new Set(ips)].sort(compareIpv6);
+  }
+
+  private async lookup(family: 4 | 6): Promise<string[]> {
     try {
-      answer = await this.resolver.resolve6(this.name);
+      return family === 4 ? await this.resolver.resolve4(this.name) : await this.resolver.resolve6(this.name);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTFOUND' || code === 'ENODATA') answer = [];
-      else throw err;
+      if (code === 'ENOTFOUND' || code === 'ENODATA') return [];
+      throw err;
     }
-    const ips = answer.map((a) => canonicalIpv6(a)).filter((a): a is string => a !== undefined && isIpv6Unicast(a));
-    return [...new Set(ips)].sort(compareIpv6);
   }
 
   private noteIgnored(ignored: readonly string[]): void {
@@ -75,6 +81,12 @@ export function unicastOnly(ips: readonly string[], report: (ignored: string[]) 
   const ignored = sortIpv4(new Set(ips.filter((ip) => !isUnicast(ip))));
   report(ignored);
   return ips.filter((ip) => isUnicast(ip));
+}
+
+/** unicastOnly for AAAA answers: not ::, loopback, link-local, multicast or IPv4-mapped. Pure. */
+export function unicastOnly6(ips: readonly string[], report: (ignored: string[]) => void = () => undefined): string[] {
+  report([...new Set(ips.filter((ip) => !isIpv6Unicast(ip)))].sort(compareIpv6));
+  return ips.filter((ip) => isIpv6Unicast(ip));
 }
 
 /** The agents' one log line for records left out (both modes say it the same way). */

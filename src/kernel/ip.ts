@@ -89,6 +89,11 @@ export class IpClient {
     return parseRoutes((await this.runner.run(['ip', '-j', 'route', 'show', 'default'], { netns: this.netns })).stdout);
   }
 
+  /** The IPv6 default routes (`ip -6 -j route show default`). */
+  async defaultRoutes6(): Promise<RouteEntry[]> {
+    return parseRoutes((await this.runner.run(['ip', '-6', '-j', 'route', 'show', 'default'], { netns: this.netns })).stdout);
+  }
+
   /** IPv4 groups joined on the device (by any socket in the namespace). */
   async maddrs(dev: string): Promise<string[]> {
     const out = await this.read(['ip', '-j', 'maddr', 'show', 'dev', dev]);
@@ -174,6 +179,12 @@ export class IpClient {
   /** IPv4 addresses of the device with `ifindex`. */
   async addrsOfIndex(ifindex: number): Promise<string[]> {
     return parseIpv4AddrsOf((await this.runner.run(['ip', '-j', 'addr', 'show'], { netns: this.netns })).stdout, ifindex);
+  }
+
+  /** IPv4 and global IPv6 addresses of the device with `ifindex` (no prefix), from one read. */
+  async addrsOfIndexBoth(ifindex: number): Promise<string[]> {
+    const out = (await this.runner.run(['ip', '-j', 'addr', 'show'], { netns: this.netns })).stdout;
+    return [...parseIpv4AddrsOf(out, ifindex), ...parseIpv6AddrsOf(out, ifindex)];
   }
 
   /** Groups of both families joined on any device of the namespace, as iproute2 prints them. */

@@ -45,7 +45,8 @@ export function parseLink(stdout: string): VxlanLink | undefined {
     kind: str(info.info_kind),
     vni: num(data.id),
     port: num(data.port),
-    local: str(data.local),
+    // An IPv6 underlay's device prints its local address as `local6`.
+    local: str(data.local) ?? str(data.local6),
     underlay: str(data.link),
     learning: typeof data.learning === 'boolean' ? data.learning : undefined,
     mtu: num(l.mtu) ?? 0,

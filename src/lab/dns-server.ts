@@ -4,7 +4,8 @@
  * as a dual-stack headless Service does), NXDOMAIN for any other name. It re-reads the file on every query, so setServiceMembers takes
  * effect at once (unlike CoreDNS's 30-60 s cache, which is why kmcast must not rely on DNS timing).
  *
- * Run inside the router namespace: `node dns-server.js --records FILE --listen 10.96.0.10:53`.
+ * Run inside the router namespace: `node dns-server.js --records FILE --listen 10.96.0.10:53` (an
+ * IPv6-only lab's: `--listen [fd00:10:96::10]:53`).
  * The answer logic is pure (answerQuery) and unit tested; only main() touches sockets and files.
  */
 import dgram from 'node:dgram';
@@ -71,13 +72,14 @@ function main(argv: readonly string[]): void {
   const file = arg(argv, '--records');
   const listen = arg(argv, '--listen') ?? '10.96.0.10:53';
   const sep = listen.lastIndexOf(':');
-  const host = listen.slice(0, sep);
+  // An IPv6 address in brackets (an IPv6-only lab's): [fd00:10:96::10]:53.
+  const host = listen.slice(0, sep).replace(/^\[(.*)\]$/, '$1');
   const port = Number(listen.slice(sep + 1));
   if (!file || sep < 0 || !Number.isInteger(port)) {
     process.stderr.write('usage: dns-server --records FILE --listen IP:PORT\n');
     process.exit(2);
   }
-  const sock = dgram.createSocket('udp4');
+  const sock = dgram.createSocket(isIPv6(host) ? 'udp6' : 'udp4');
   sock.on('message', (msg, rinfo) => {
     let records: Records = {};
     try {
@@ -93,7 +95,7 @@ function main(argv: readonly string[]): void {
     process.stderr.write(`dns-server: ${err.message}\n`);
     process.exit(1);
   });
-  sock.bind(port, host, () => process.stdout.write(`listening on ${host}:${port}\n`));
+  sock.bind(port, host, () => process.stdout.write(`listening on ${listen}\n`));
   process.on('SIGTERM', () => sock.close(() => process.exit(0)));
 }
 

@@ -21,6 +21,7 @@ import {
   NETNS_PREFIX,
   STATE_ROOT,
   findPodIn,
+  hostPort,
   labNetnsPrefix,
   labStateDir,
   nextPodIndex,
@@ -132,7 +133,7 @@ export async function labUp(spec: LabSpec, opts: LabUpOptions): Promise<Lab> {
       );
     }
     await startDns(lab);
-    progress(`dns ${lab.dns.ip}:${lab.dns.port}: ${spec.service} -> ${lab.pods.length} pod IPs${spec.ipv6 ? ' (A and AAAA)' : ''}`);
+    progress(`dns ${hostPort(lab.dns.ip, lab.dns.port)}: ${spec.service} -> ${lab.pods.length} pod IPs${spec.ipv6 ? ' (A and AAAA)' : spec.ipv6Only ? ' (AAAA only)' : ''}`);
     await saveLab(lab);
     if (opts.kubernetes) {
       lab.kube = await kubeUp(lab, { runner, onProgress: progress });
@@ -325,12 +326,12 @@ export async function startDns(lab: Lab): Promise<void> {
   } catch {
     // first start
   }
-  const argv = [process.execPath, DNS_SERVER_SCRIPT, '--records', dnsRecordsFile(lab.stateDir), '--listen', `${lab.dns.ip}:${lab.dns.port}`];
+  const argv = [process.execPath, DNS_SERVER_SCRIPT, '--records', dnsRecordsFile(lab.stateDir), '--listen', hostPort(lab.dns.ip, lab.dns.port)];
   const child = spawnInNetns(lab.router, argv, { logFile, detached: true });
   await spawned(child, 'the lab DNS server');
   await writeFile(dnsPidFile(lab.stateDir), `${child.pid ?? ''}\n`);
   await waitFor(
-    `the lab DNS server to listen on ${lab.dns.ip}:${lab.dns.port} (log: ${logFile})`,
+    `the lab DNS server to listen on ${hostPort(lab.dns.ip, lab.dns.port)} (log: ${logFile})`,
     async () => {
       if (child.exitCode !== null) throw new KmcastError(`it exited with code ${child.exitCode}`);
       const log = (await readFile(logFile)).subarray(offset).toString();
@@ -356,13 +357,13 @@ export async function cutNode(lab: Lab, node: number, runner: Runner): Promise<v
 /**
  * Brings the uplink back; the kernel dropped the route to the node's pods with the link, so it is
  * restored. IPv6 drops the link's addresses too when it goes down (keep_addr_on_down is 0), so a
- * dual-stack lab gets the router's uplink address and the pod /64 route back as well.
+ * dual-stack or IPv6-only lab gets the router's uplink address and the pod /64 route back as well.
  */
 export async function healNode(lab: Lab, node: number, runner: Runner): Promise<void> {
   requireNode(lab, node);
   await runner.run(['ip', 'link', 'set', routerLink(node), 'up'], { netns: lab.router });
-  await runner.run(['ip', 'route', 'replace', podCidr(node), 'via', underlayNodeIp(node)], { netns: lab.router });
-  if (lab.spec.ipv6) {
+  if (!lab.spec.ipv6Only) await runner.run(['ip', 'route', 'replace', podCidr(node), 'via', underlayNodeIp(node)], { netns: lab.router });
+  if (lab.spec.ipv6 || lab.spec.ipv6Only) {
     await runner.run(['ip', '-6', 'addr', 'replace', `${underlayRouterIp6(node)}/64`, 'dev', routerLink(node)], { netns: lab.router });
     await runner.run(['ip', '-6', 'route', 'replace', podCidr6(node), 'via', underlayNodeIp6(node)], { netns: lab.router });
   }

@@ -12,6 +12,9 @@
  *   node   `kmcup` fd00:172:31:<i>::2/64, default via fd00:172:31:<i>::1; bridge kmcbr fd00:10:244:<i>::1/64
  *   pods   eth0 fd00:10:244:<i>::<10+k> (/128 behind fe80::ecee:eeff:feee:eeee on calico nodes,
  *          /64 on bridge nodes, default via fd00:10:244:<i>::1)
+ *
+ * IPv6 only (spec.ipv6Only): the IPv6 plan above without any IPv4 address or route; the router's
+ * lo holds the lab DNS at fd00:10:96::10 instead of 10.96.0.10.
  */
 import { ConfigError, NotFoundError } from '../errors.js';
 import type { Lab, LabNode, LabPod, LabSpec, NodeStyle } from './types.js';
@@ -22,6 +25,8 @@ export const DEFAULT_SERVICE = 'kmcast-peers.default.svc.cluster.local';
 export const DEFAULT_LAB_ID = 'lab';
 export const DNS_IP = '10.96.0.10';
 export const DNS_PORT = 53;
+/** The lab DNS of an IPv6-only lab (10.96.0.10's twin). */
+export const DNS_IP6 = 'fd00:10:96::10';
 /** Calico's fixed pod gateway: a link-local address answered by proxy-ARP on the host veth. */
 export const CALICO_GATEWAY = '169.254.1.1';
 export const STATE_ROOT = '/run/kmcast/labs';
@@ -104,6 +109,14 @@ export const podIp6 = (node: number, k: number): string => podIp6Of(podIp(node, 
 export const CALICO_GATEWAY6 = 'fe80::ecee:eeff:feee:eeee';
 export const CALICO_HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 
+/** `host:port`, an IPv6 host in brackets (`[fd00:10:96::10]:53`): how the lab writes an endpoint. Pure. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The lab DNS's address: IPv6 in an IPv6-only lab. */
+export const dnsIpOf = (spec: Pick<LabSpec, 'ipv6Only'>): string => (spec.ipv6Only ? DNS_IP6 : DNS_IP);
+
 /** `--nodes` value: a count (styles alternate calico, bridge, ...) or a comma list of styles. */
 export function parseNodes(value: string): NodeStyle[] {
   const v = value.trim();
@@ -139,6 +152,7 @@ function intInRange(field: string, value: number, min: number, max: number): num
 /** Defaults, then validation with messages that name the flag. `minPods` 0 lets a lab have no
  * namespace pods of its own (a Kubernetes lab, whose pods come from its kubelets). */
 export function buildSpec(input: Partial<LabSpec> = {}, opts: { minPods?: number } = {}): LabSpec {
+  if (input.ipv6 && input.ipv6Only) throw new ConfigError('invalid --ipv6 with --ipv6-only: give one (--ipv6 builds a dual-stack lab, --ipv6-only one without IPv4)', { fields: { field: 'ipv6Only' } });
   const nodes = input.nodes ?? ['calico', 'bridge', 'calico'];
   if (nodes.length < 1 || nodes.length > MAX_NODES) {
     throw new ConfigError(`invalid --nodes: a lab has 1 to ${MAX_NODES} nodes`, { fields: { field: 'nodes' } });
@@ -156,11 +170,14 @@ export function buildSpec(input: Partial<LabSpec> = {}, opts: { minPods?: number
     id: validateLabId(input.id ?? DEFAULT_LAB_ID),
     nodes: [...nodes],
     podsPerNode: intInRange('pods', input.podsPerNode ?? 2, opts.minPods ?? 1, MAX_PODS_PER_NODE),
-    // 1280 keeps the overlay (MTU - 50) above IPv6's minimum; 9000 is a jumbo frame.
+    // 1280 is IPv6's minimum link MTU; 9000 is a jumbo frame. (On an IPv6-only lab a pod frame must
+    // also fit the underlay less VXLAN over IPv6's 70 bytes: --pod-mtu, docs/node-mode.md.)
     mtu: intInRange('mtu', input.mtu ?? 1500, 1280, 9000),
     ...(input.nodeMtu ? { nodeMtu: Object.fromEntries(Object.entries(input.nodeMtu).map(([n, m]) => [n, intInRange('mtu', m, 1280, 9000)])) } : {}),
+    ...(input.podMtu ? { podMtu: Object.fromEntries(Object.entries(input.podMtu).map(([n, m]) => [n, intInRange('pod-mtu', m, 1280, 9000)])) } : {}),
     service,
     ...(input.ipv6 ? { ipv6: true } : {}),
+    ...(input.ipv6Only ? { ipv6Only: true } : {}),
   };
 }
 
@@ -169,16 +186,23 @@ export function mtuOf(spec: LabSpec, node: number): number {
   return spec.nodeMtu?.[node] ?? spec.mtu;
 }
 
+/** The MTU of node `node`'s pods (eth0 and host veth): spec.podMtu's, else the node's. Pure. */
+export function podMtuOf(spec: LabSpec, node: number): number {
+  return spec.podMtu?.[node] ?? mtuOf(spec, node);
+}
+
 export function planNode(spec: LabSpec, index: number): LabNode {
   const style = spec.nodes[index - 1];
   if (style === undefined) throw new NotFoundError(`find node ${index}: the lab has nodes 1 to ${spec.nodes.length}`);
+  const v6 = { underlayIp6: underlayNodeIp6(index), podCidr6: podCidr6(index) };
+  if (spec.ipv6Only) return { index, netns: nodeNetns(spec.id, index), style, underlayIp: v6.underlayIp6, podCidr: v6.podCidr6, ...v6 };
   return {
     index,
     netns: nodeNetns(spec.id, index),
     style,
     underlayIp: underlayNodeIp(index),
     podCidr: podCidr(index),
-    ...(spec.ipv6 ? { underlayIp6: underlayNodeIp6(index), podCidr6: podCidr6(index) } : {}),
+    ...(spec.ipv6 ? v6 : {}),
   };
 }
 
@@ -192,11 +216,25 @@ export function planPod(spec: LabSpec, node: number, k: number, ip?: string): La
   if (!Number.isInteger(k) || k < 1 || k > MAX_PODS_PER_NODE) {
     throw new ConfigError(`plan pod ${k} on node ${node}: a node holds pods 1 to ${MAX_PODS_PER_NODE}`);
   }
+  if (spec.ipv6Only) {
+    // The IPv4 plan's host number picks the IPv6 address: a re-created pod's IP is given as IPv6.
+    const host = ip === undefined ? 10 + k : ipv6PodHost(ip, node);
+    if (host === undefined) throw new ConfigError(`plan pod ${k} on node ${node}: ${JSON.stringify(ip)} is not a host address of the node's pod prefix ${podCidr6(node)} (fd00:10:244:${node}::2 to ::250)`);
+    const addr6 = podIp6Of(`10.244.${node}.${host}`);
+    return { name: podShortName(node, k), netns: podNetns(spec.id, node, k), node, ip: addr6, ip6: addr6, style: n.style };
+  }
   if (ip !== undefined && !isPodIpOfNode(ip, node)) {
     throw new ConfigError(`plan pod ${k} on node ${node}: ${JSON.stringify(ip)} is not a host address of the node's pod CIDR ${podCidr(node)} (10.244.${node}.2 to .250)`);
   }
   const addr = ip ?? podIp(node, k);
   return { name: podShortName(node, k), netns: podNetns(spec.id, node, k), node, ip: addr, ...(spec.ipv6 ? { ip6: podIp6Of(addr) } : {}), style: n.style };
+}
+
+/** The host number of an IPv6-only lab pod address fd00:10:244:<node>::<2..250>, or undefined. */
+function ipv6PodHost(ip: string, node: number): number | undefined {
+  const m = /^fd00:10:244:(\d{1,3})::(\d{1,3})$/.exec(ip);
+  const host = m ? Number(m[2]) : NaN;
+  return m !== null && Number(m[1]) === node && host >= 2 && host <= 10 + MAX_PODS_PER_NODE ? host : undefined;
 }
 
 /** True for 10.244.<node>.<2..250>: never the bridge gateway (.1), within what podIp hands out. */
@@ -209,12 +247,12 @@ export function isPodIpOfNode(ip: string, node: number): boolean {
 export function planLab(spec: LabSpec): Lab {
   const nodes = spec.nodes.map((_, i) => planNode(spec, i + 1));
   const pods = nodes.flatMap((n) => Array.from({ length: spec.podsPerNode }, (_, k) => planPod(spec, n.index, k + 1)));
-  return { spec, router: routerNetns(spec.id), dns: { ip: DNS_IP, port: DNS_PORT }, nodes, pods, stateDir: labStateDir(spec.id) };
+  return { spec, router: routerNetns(spec.id), dns: { ip: dnsIpOf(spec), port: DNS_PORT }, nodes, pods, stateDir: labStateDir(spec.id) };
 }
 
-/** Every address of a pod: its IPv4 one, then its IPv6 one in a dual-stack lab (the Service's A and AAAA members). */
+/** Every address of a pod: its IPv4 one, then its IPv6 one in a dual-stack lab (the Service's A and AAAA members); an IPv6-only pod's one. */
 export function podAddresses(pod: Pick<LabPod, 'ip' | 'ip6'>): string[] {
-  return pod.ip6 === undefined ? [pod.ip] : [pod.ip, pod.ip6];
+  return pod.ip6 === undefined || pod.ip6 === pod.ip ? [pod.ip] : [pod.ip, pod.ip6];
 }
 
 /** The pod index k of a pod (from its short name). */
@@ -245,7 +283,7 @@ const sysctl = (netns: string, key: string, value: string | number): LabCommand 
  * kernel skips DAD only when both `all` and the link's own accept_dad are 0.
  */
 function ipv6NetnsSetup(spec: LabSpec, netns: string): LabCommand[] {
-  if (!spec.ipv6) return [];
+  if (!spec.ipv6 && !spec.ipv6Only) return [];
   return [sysctl(netns, 'net.ipv6.conf.all.accept_dad', 0), sysctl(netns, 'net.ipv6.conf.default.accept_dad', 0)];
 }
 
@@ -253,6 +291,15 @@ function ipv6NetnsSetup(spec: LabSpec, netns: string): LabCommand[] {
  * multicast is never forwarded, like a cloud VPC; limited broadcast is never forwarded by IP. */
 export function routerCommands(spec: LabSpec): LabCommand[] {
   const r = routerNetns(spec.id);
+  if (spec.ipv6Only) {
+    return [
+      { argv: ['ip', 'netns', 'add', r] },
+      ...ipv6NetnsSetup(spec, r),
+      { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: r },
+      { argv: ['ip', '-6', 'addr', 'add', `${DNS_IP6}/128`, 'dev', 'lo'], netns: r },
+      sysctl(r, 'net.ipv6.conf.all.forwarding', 1),
+    ];
+  }
   return [
     { argv: ['ip', 'netns', 'add', r] },
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: r },
@@ -269,6 +316,7 @@ export function nodeCommands(spec: LabSpec, node: number): LabCommand[] {
   const r = routerNetns(spec.id);
   const n = planNode(spec, node);
   const mtu = String(mtuOf(spec, node));
+  if (spec.ipv6Only) return nodeCommands6Only(spec, n, mtu);
   const cmds: LabCommand[] = [
     { argv: ['ip', 'netns', 'add', n.netns] },
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: n.netns },
@@ -304,6 +352,33 @@ export function nodeCommands(spec: LabSpec, node: number): LabCommand[] {
   return cmds;
 }
 
+/** nodeCommands of an IPv6-only lab: the dual-stack node's IPv6 steps alone. */
+function nodeCommands6Only(spec: LabSpec, n: LabNode, mtu: string): LabCommand[] {
+  const r = routerNetns(spec.id);
+  const node = n.index;
+  const cmds: LabCommand[] = [
+    { argv: ['ip', 'netns', 'add', n.netns] },
+    ...ipv6NetnsSetup(spec, n.netns),
+    { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: n.netns },
+    sysctl(n.netns, 'net.ipv6.conf.all.forwarding', 1),
+    { argv: ['ip', 'link', 'add', routerLink(node), 'type', 'veth', 'peer', 'name', NODE_UPLINK, 'netns', n.netns], netns: r },
+    { argv: ['ip', '-6', 'addr', 'add', `${underlayRouterIp6(node)}/64`, 'dev', routerLink(node)], netns: r },
+    { argv: ['ip', 'link', 'set', routerLink(node), 'mtu', mtu, 'up'], netns: r },
+    { argv: ['ip', '-6', 'addr', 'add', `${underlayNodeIp6(node)}/64`, 'dev', NODE_UPLINK], netns: n.netns },
+    { argv: ['ip', 'link', 'set', NODE_UPLINK, 'mtu', mtu, 'up'], netns: n.netns },
+    { argv: ['ip', '-6', 'route', 'add', 'default', 'via', underlayRouterIp6(node)], netns: n.netns },
+    { argv: ['ip', '-6', 'route', 'add', podCidr6(node), 'via', underlayNodeIp6(node)], netns: r },
+  ];
+  if (n.style === 'bridge') {
+    cmds.push(
+      { argv: ['ip', 'link', 'add', NODE_BRIDGE, 'type', 'bridge'], netns: n.netns },
+      { argv: ['ip', '-6', 'addr', 'add', `${bridgeGateway6(node)}/64`, 'dev', NODE_BRIDGE], netns: n.netns },
+      { argv: ['ip', 'link', 'set', NODE_BRIDGE, 'mtu', mtu, 'up'], netns: n.netns },
+    );
+  }
+  return cmds;
+}
+
 /** The table `masqueradeScript` creates in a node namespace. */
 export const MASQUERADE_TABLE = 'kmclabmasq';
 
@@ -313,6 +388,7 @@ export const MASQUERADE_TABLE = 'kmclabmasq';
  * in the node namespace; atomic replace, so it can be applied twice.
  */
 export function masqueradeScript(spec: LabSpec, node: number): string {
+  if (spec.ipv6Only) throw new ConfigError(`masquerade node ${node}'s pods: an IPv6-only lab has no IPv4 to masquerade (pods keep their own IPv6 addresses, as IPv6 CNIs route them)`);
   return [
     `table ip ${MASQUERADE_TABLE}`,
     `delete table ip ${MASQUERADE_TABLE}`,
@@ -331,7 +407,7 @@ export function podCommands(spec: LabSpec, node: number, k: number, ip?: string)
   const pod = planPod(spec, node, k, ip);
   const nodeNs = nodeNetns(spec.id, node);
   const host = podHostLink(k);
-  const mtu = String(mtuOf(spec, node));
+  const mtu = String(podMtuOf(spec, node));
   const cmds: LabCommand[] = [
     { argv: ['ip', 'netns', 'add', pod.netns] },
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: pod.netns },
@@ -339,6 +415,7 @@ export function podCommands(spec: LabSpec, node: number, k: number, ip?: string)
     { argv: ['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns], netns: nodeNs },
   ];
   const ip6 = pod.ip6;
+  if (spec.ipv6Only) return [...cmds, ...podAddrCommands6(pod, nodeNs, host, mtu, node)];
   if (pod.style === 'calico') {
     if (ip6 !== undefined) {
       // Calico's IPv6: the host veth's MAC ee:ee:ee:ee:ee:ee gives it the link-local gateway
@@ -384,10 +461,32 @@ export function podCommands(spec: LabSpec, node: number, k: number, ip?: string)
   return cmds;
 }
 
+/** An IPv6-only pod's eth0 and routes, and its host veth: the dual-stack pod's IPv6 steps alone. */
+function podAddrCommands6(pod: LabPod, nodeNs: string, host: string, mtu: string, node: number): LabCommand[] {
+  const ip6 = pod.ip;
+  if (pod.style === 'calico') {
+    return [
+      { argv: ['ip', 'link', 'set', host, 'address', CALICO_HOST_MAC], netns: nodeNs },
+      sysctl(nodeNs, `net.ipv6.conf.${host}.proxy_ndp`, 1),
+      { argv: ['ip', 'link', 'set', host, 'mtu', mtu, 'up'], netns: nodeNs },
+      { argv: ['ip', '-6', 'route', 'add', `${ip6}/128`, 'dev', host], netns: nodeNs },
+      { argv: ['ip', '-6', 'addr', 'add', `${ip6}/128`, 'dev', 'eth0'], netns: pod.netns },
+      { argv: ['ip', 'link', 'set', 'eth0', 'mtu', mtu, 'up'], netns: pod.netns },
+      { argv: ['ip', '-6', 'route', 'add', 'default', 'via', CALICO_GATEWAY6, 'dev', 'eth0'], netns: pod.netns },
+    ];
+  }
+  return [
+    { argv: ['ip', 'link', 'set', host, 'master', NODE_BRIDGE, 'mtu', mtu, 'up'], netns: nodeNs },
+    { argv: ['ip', '-6', 'addr', 'add', `${ip6}/64`, 'dev', 'eth0'], netns: pod.netns },
+    { argv: ['ip', 'link', 'set', 'eth0', 'mtu', mtu, 'up'], netns: pod.netns },
+    { argv: ['ip', '-6', 'route', 'add', 'default', 'via', bridgeGateway6(node), 'dev', 'eth0'], netns: pod.netns },
+  ];
+}
+
 /** The resolv.conf a pod sees (bound over /etc/resolv.conf by `ip netns exec`), as in Kubernetes. */
 export function podResolvConf(spec: LabSpec): string {
   const ns = spec.service.split('.')[1] ?? 'default';
-  return `nameserver ${DNS_IP}\nsearch ${ns}.svc.cluster.local svc.cluster.local cluster.local\n`;
+  return `nameserver ${dnsIpOf(spec)}\nsearch ${ns}.svc.cluster.local svc.cluster.local cluster.local\n`;
 }
 
 /** The pod named `name` (short 'n1p2' or namespace 'kmc<id>-n1p2'); NotFoundError lists the names. */

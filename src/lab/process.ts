@@ -14,6 +14,7 @@ import { IpClient } from '../kernel/ip.js';
 import { ExecRunner, netnsSpawn } from '../kernel/runner.js';
 import type { Lab, LabNode, LabPod } from './types.js';
 import { forgetPid, recordPid } from './state.js';
+import { hostPort } from './plan.js';
 
 /** dist/src/lab/process.js -> dist/src/cli/main.js */
 export const KMCAST_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -175,13 +176,15 @@ export async function startNodeAgent(
      * the handle's pid stays the agent's.
      */
     wrap?: readonly string[];
+    /** List every node's address with --peers (default true); false: the caller finds them (--peers-service). */
+    staticPeers?: boolean;
   } = {},
 ): Promise<NodeAgentHandle> {
   const logFile = join(lab.stateDir, `n${node.index}.node.log`);
-  const peers = lab.nodes.map((n) => n.underlayIp).join(',');
+  const peers = opts.staticPeers === false ? [] : ['--peers', lab.nodes.map((n) => n.underlayIp).join(',')];
   // A lab without a key runs keyless on purpose (the agent refuses that unless told).
   const keyless = opts.keyless ?? !extraArgs.includes('--key-file');
-  const argv = [...(opts.wrap ?? []), process.execPath, ...AGENT_NODE_FLAGS, KMCAST_MAIN, 'node', '--peers', peers, '--dns-server', `${lab.dns.ip}:${lab.dns.port}`, '--log-level', 'debug', ...(keyless ? ['--insecure-no-key'] : []), ...extraArgs];
+  const argv = [...(opts.wrap ?? []), process.execPath, ...AGENT_NODE_FLAGS, KMCAST_MAIN, 'node', ...peers, '--dns-server', hostPort(lab.dns.ip, lab.dns.port), '--log-level', 'debug', ...(keyless ? ['--insecure-no-key'] : []), ...extraArgs];
   const child = spawnInNetns(node.netns, argv, { logFile, env: { ...process.env, ...AGENT_ENV, ...opts.env }, detached: opts.detached ?? false });
   await spawned(child, `kmcast node in ${node.netns}`);
   return {

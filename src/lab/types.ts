@@ -16,6 +16,12 @@ export interface LabSpec {
   readonly mtu: number;
   /** Per node (1-based index): an MTU for its uplink (both ends), bridge and pods instead of `mtu`. */
   readonly nodeMtu?: Readonly<Record<number, number>>;
+  /**
+   * Per node (1-based index): the pods' MTU (eth0 and host veth) instead of the node's. A CNI that
+   * leaves room for an encapsulation (an IPv6 underlay's VXLAN adds 70 bytes, and the kernel
+   * never fragments it) gives its pods less than the node has. A node absent: the node's MTU.
+   */
+  readonly podMtu?: Readonly<Record<number, number>>;
   /** FQDN answered by the lab DNS, default 'kmcast-peers.default.svc.cluster.local'. */
   readonly service: string;
   /**
@@ -24,6 +30,13 @@ export interface LabSpec {
    * Absent (the default) builds the IPv4-only lab, command for command.
    */
   readonly ipv6?: boolean;
+  /**
+   * IPv6 only (`lab up --ipv6-only`): the dual-stack lab's IPv6 plan without its IPv4 one. The
+   * router, the nodes' uplinks and the pods have IPv6 addresses only, the lab DNS listens on an
+   * IPv6 address and answers AAAA (no A). Every address field then holds the IPv6 address:
+   * LabPod.ip (= ip6), LabNode.underlayIp (= underlayIp6), podCidr (= podCidr6), Lab.dns.ip.
+   */
+  readonly ipv6Only?: boolean;
 }
 
 export interface LabNode {

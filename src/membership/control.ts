@@ -7,6 +7,7 @@
  * so garbage is expected input).
  */
 import { createSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { ConfigError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -356,14 +357,16 @@ export interface BindHints {
  * what to change; after binding, socket errors (e.g. ICMP-driven ones) are logged, never fatal.
  */
 export async function bindControlSocket(address: string, port: number, logger: Logger, onMessage: (buf: Buffer, rinfo: RemoteInfo) => void, hints: BindHints): Promise<Socket> {
-  const socket = createSocket({ type: 'udp4' });
+  // The address's family: a node agent on an IPv6 underlay binds its IPv6 node address (udp6,
+  // bound to that one address, so no IPv4-mapped peer ever reaches it).
+  const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4' });
   socket.on('message', onMessage);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => {
       socket.close();
       const code = (err as NodeJS.ErrnoException).code ?? '';
       const fix = code === 'EADDRINUSE' ? hints.inUse : code === 'EADDRNOTAVAIL' ? hints.notAvailable : hints.other;
-      reject(new ConfigError(`bind control socket ${address}:${port}: ${errorMessage(err)}; ${fix}`, { cause: err }));
+      reject(new ConfigError(`bind control socket ${isIPv6(address) ? `[${address}]` : address}:${port}: ${errorMessage(err)}; ${fix}`, { cause: err }));
     };
     socket.once('error', onError);
     socket.bind({ address, port, exclusive: true }, () => {

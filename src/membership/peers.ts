@@ -24,6 +24,7 @@ import type { PeerState, PeerStatus, PeerSource } from './peer-status.js';
 import type { ControlMessage } from './codec.js';
 import { compareGroups } from '../net/groups.js';
 import { compareIpv4, isUnicast, parseIpv4 } from '../net/ipv4.js';
+import { canonicalIpv6, isIpv6Unicast } from '../net/ipv6.js';
 import { ReplayGuard } from './replay.js';
 
 export type ListSource = 'dns' | 'static';
@@ -177,8 +178,10 @@ export class PeerTable {
   setListed(source: ListSource, ips: Iterable<string>): void {
     const next = new Set<string>();
     for (const ip of ips) {
+      // IPv4, or IPv6 (node mode on an IPv6 underlay), in the codec's canonical text.
       const value = parseIpv4(ip);
-      if (value === undefined || !isUnicast(value)) throw new TypeError(`list ${source} peers: ${JSON.stringify(ip)} is not a unicast IPv4 address`);
+      const ok = value !== undefined ? isUnicast(value) : isIpv6Unicast(ip) && canonicalIpv6(ip) === ip;
+      if (!ok) throw new TypeError(`list ${source} peers: ${JSON.stringify(ip)} is not a unicast IPv4 or canonical IPv6 address`);
       if (ip !== this.selfIp) next.add(ip);
     }
     for (const rec of this.peers.values()) {

@@ -40,7 +40,7 @@ import type { KeyFileWatcher } from '../membership/keys.js';
 import { ExpiryClock, expireTickMs, peerTableTiming } from '../membership/expiry.js';
 import { PeerTable } from '../membership/peers.js';
 import { AllowList, allowListDrops } from '../overlay/allowlist.js';
-import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
+import { blackholeFor, desiredState, hostRouteDst } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import { Gateway, gatewayLabel } from '../gateway/gateway.js';
@@ -67,10 +67,11 @@ import { PassQueue } from '../runtime/pass-queue.js';
 import { CAP_NET_BROADCAST, holdsCapability } from '../runtime/caps.js';
 import type { ChainSpec, ReadChain } from './nft.js';
 import { deliveryDevices, deliveryNames, ensureDelivery, removeDelivery } from './delivery.js';
-import { captureChainName, deliveryChainName, desiredChains } from './nft.js';
+import { captureChainName, deliveryChainName, desiredChains, ipv4SourceOf } from './nft.js';
 import { NodeRuleset } from './ruleset.js';
 import type { NodeDomainStatus, NodeStatus } from './status-types.js';
-import { detectUplink } from './uplink.js';
+import { detectUplink, familyOf } from './uplink.js';
+import { carriedPacket, membersOverUnderlay } from './underlay.js';
 
 export interface NodeAgentDeps {
   readonly runner: Runner;
@@ -189,7 +190,8 @@ export class NodeAgent {
       gwLabel: gatewayLabel(nodeClusterLabel(domain)),
       gateways: new PeerTable({ selfIp: config.nodeIp ?? '0.0.0.0', expiryMs }),
       reconciler: new OverlayReconciler(this.ip, deps.log.child({ domain: domain.service })),
-      dns: new DnsDiscovery(domain.service, { server: config.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) }),
+      // Members by A records, or by AAAA ones on an IPv6-only cluster (a Service with no A record).
+      dns: new DnsDiscovery(domain.service, { server: config.dnsServer, family: 'auto', onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) }),
       spec: undefined,
       listed: [],
       local: new Map(),
@@ -252,6 +254,17 @@ export class NodeAgent {
       );
     }
     await this.detectUplink();
+    const family = familyOf(this.nodeIp);
+    const foreign = cfg.peers.filter((p) => familyOf(p) !== family);
+    if (foreign.length) {
+      throw new ConfigError(
+        `--peers: ${foreign.join(', ')} ${foreign.length > 1 ? 'are' : 'is'} not IPv${family} like this node's address ${this.nodeIp}: the underlay is one family (a VXLAN device sends in its local address's); give every node's IPv${family} address`,
+      );
+    }
+    if (family === 6 && cfg.gateway) {
+      throw new ConfigError(`--gateway-interface: the gateway needs an IPv4 underlay; this node's address ${this.nodeIp} is IPv6 (a gateway on an IPv6 underlay is not built yet)`);
+    }
+    if (family === 6) this.allowList = new AllowList(this.runner, undefined, 'ip6');
     const expiryMs = cfg.peerExpiry * cfg.heartbeatMs;
     // PeerTable needs the node IP as "self"; it is known only now.
     for (const d of this.domains) {
@@ -313,7 +326,7 @@ export class NodeAgent {
       }
     });
     await this.control.start();
-    if (cfg.peersService) this.peersDns = new DnsDiscovery(cfg.peersService, { server: cfg.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
+    if (cfg.peersService) this.peersDns = new DnsDiscovery(cfg.peersService, { server: cfg.dnsServer, family, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
     await this.resolveAll();
     // The first pass runs in the pass queue (events from the control socket wait for it) but its
     // error ends the start: a missing capability or a bad device is exit 3 / 2, not a retry loop.
@@ -334,8 +347,10 @@ export class NodeAgent {
       },
       pod: async (ip) => await this.podStatus(ip),
     };
+    // The wildcard of the underlay's family: on an IPv6 underlay pods ask the node's IPv6 address.
+    const wildcard = (host: string): string => (family === 6 && (host === '' || host === '0.0.0.0') ? '::' : host);
     const listen = async (flag: string, at: { host: string; port: number }, access: 'open' | 'loopback' | 'none'): Promise<Server> =>
-      await startNodeHttp(at.host, at.port, sources, access).catch((err: unknown) => {
+      await startNodeHttp(wildcard(at.host), at.port, sources, access).catch((err: unknown) => {
         throw new ConfigError(`${flag} ${at.host}:${at.port}: cannot listen: ${errorMessage(err)}`, { cause: err });
       });
     if (cfg.statusHttp) this.statusHttp = await listen('--status-http', cfg.statusHttp, 'open');
@@ -402,9 +417,12 @@ export class NodeAgent {
       await d.reconciler.teardown(d.domain.device, undefined);
       await removeDelivery(this.ip, d.domain.vni);
     }
+    // Either family's catch-all blackhole: teardown runs without knowing the underlay.
     const routes = await this.ip.routes();
-    if (routes.some((r) => r.type === 'blackhole' && r.dst.replace(/\/32$/, '') === BLACKHOLE_IP)) {
-      await this.ip.ipBatch([`route del blackhole ${BLACKHOLE_IP}/32`]);
+    for (const blackhole of [blackholeFor('0.0.0.0'), blackholeFor('::')]) {
+      if (routes.some((r) => r.type === 'blackhole' && hostRouteDst(r.dst) === blackhole)) {
+        await this.ip.ipBatch([`route del blackhole ${blackhole}/${blackhole.includes(':') ? 128 : 32}`]);
+      }
     }
   }
 
@@ -536,6 +554,13 @@ export class NodeAgent {
       }
       if (changed.membersChanged) {
         this.log.info({ domain: d.domain.service, members: [...d.local.values()].map((m) => ({ ip: m.ip, veth: m.veth, netns: m.netns })) }, 'local members');
+        const over = membersOverUnderlay([...d.local.values()], this.nodeIp, this.uplinkMtu);
+        if (over.length) {
+          this.log.warn(
+            { domain: d.domain.service, members: over.map((m) => ({ ip: m.ip, mtu: m.mtu })), carried: carriedPacket(this.nodeIp, this.uplinkMtu) },
+            'member pods may send frames the IPv6 underlay cannot carry (VXLAN over IPv6 adds 70 bytes and is never fragmented): their longer datagram fragments reach no other node; give pods an MTU of at most the carried size',
+          );
+        }
       }
     }
     this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
@@ -597,9 +622,10 @@ export class NodeAgent {
       this.domains.map((d) => {
         const local = [...d.local.values()];
         const mtus = new Map(local.flatMap((m) => (m.mtu !== undefined ? [[m.veth, m.mtu] as const] : [])));
-        // What a member's veth captures must come from the member's own IP.
-        const sources = new Map(local.map((m) => [m.veth, m.ip] as const));
-        const sources6 = new Map(local.map((m) => [m.veth, d.ipv6.get(m.ip) ?? []] as const));
+        // What a member's veth captures must come from the member's own IP; an IPv6-only member
+        // (identified by its IPv6 address) has no IPv4 source at all.
+        const sources = new Map(local.map((m) => [m.veth, ipv4SourceOf(m.ip)] as const));
+        const sources6 = new Map(local.map((m) => [m.veth, [...(d.ipv6.get(m.ip) ?? []), ...(m.ip.includes(':') ? [m.ip] : [])]] as const));
         return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus, sources, sources6 };
       }),
     );
@@ -733,6 +759,7 @@ export class NodeAgent {
       version: VERSION,
       nodeIp: this.nodeIp,
       uplink: this.uplink,
+      underlayMtu: this.uplinkMtu,
       vxlanPort: this.config.vxlanPort,
       controlPort: this.config.controlPort,
       ready: this.isReady,

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
 import { isIpv4, peerAddressError } from '../net/ipv4.js';
+import { canonicalIpv6, isIpv6, isIpv6Unicast } from '../net/ipv6.js';
 import { listedPeerExpiry } from '../membership/expiry.js';
 import { DNS_NAME, envName, FlagTable, IF_NAME, parseHostPort } from '../runtime/flags.js';
 import { NODE_CONTROL_PORT, NODE_HTTP_PORT, NODE_VXLAN_PORT } from './api.js';
@@ -135,6 +136,33 @@ function listenAddress(text: string | undefined, key: 'http' | 'statusHttp'): { 
 }
 
 /**
+ * Why `p`, given in --peers, is no node address: an IPv4 peer follows the agents' one rule
+ * (peerAddressError); an IPv6 one (a node on an IPv6 underlay) must be unicast. Pure.
+ */
+export function nodePeerAddressError(p: string): string | undefined {
+  if (isIpv6(p)) return isIpv6Unicast(p) ? undefined : `${JSON.stringify(p)} is not a unicast IPv6 address (not ::, loopback, link-local, multicast or IPv4-mapped): give the other nodes' IPs`;
+  return peerAddressError(p, "other nodes'");
+}
+
+/** `IP`, `IP:PORT`, `IPv6` or `[IPv6]:PORT` (a DNS server); undefined when it is none of them. Pure. */
+export function parseServerAddress(text: string, defaultPort: number): { host: string; port: number } | undefined {
+  const t = text.trim();
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(t);
+  if (bracketed || isIpv6(t)) {
+    const host = canonicalIpv6(bracketed ? bracketed[1]! : t);
+    const port = bracketed?.[2] === undefined ? defaultPort : Number(bracketed[2]);
+    return host !== undefined && port >= 1 && port <= 65535 ? { host, port } : undefined;
+  }
+  const hp = parseHostPort(t, defaultPort);
+  return hp && isIpv4(hp.host) ? hp : undefined;
+}
+
+/** `host:port`, an IPv6 host in brackets (`[fd00::1]:53`). Pure. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
  * Without --key-file any sender whose source address is a listed node IP is believed, and a pod
  * behind masquerade has its node's address: it could replace the node's groups. Refused unless
  * --insecure-no-key says so. Pure.
@@ -208,9 +236,10 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
     .map((p) => p.trim())
     .filter(Boolean);
   for (const p of peers) {
-    const why = peerAddressError(p, "other nodes'");
+    const why = nodePeerAddressError(p);
     if (why) fail('peers', why);
   }
+  for (const [i, p] of peers.entries()) peers[i] = canonicalIpv6(p) ?? p;
   const peersService = str('peersService');
   if (peersService !== undefined && !DNS_NAME.test(peersService)) fail('peersService', `${JSON.stringify(peersService)} is not a DNS name`);
   if (peersService === undefined && peers.length === 0) {
@@ -218,14 +247,16 @@ export function validateNodeConfig(raw: RawNodeOptions, opts: { gatewayRequired?
   }
   let dnsServer = str('dnsServer');
   if (dnsServer !== undefined) {
-    const hp = parseHostPort(dnsServer, 53);
-    if (!hp || !isIpv4(hp.host)) fail('dnsServer', `${JSON.stringify(dnsServer)} is not IP[:PORT]`);
-    dnsServer = `${hp.host}:${hp.port}`;
+    const hp = parseServerAddress(dnsServer, 53);
+    if (!hp) fail('dnsServer', `${JSON.stringify(dnsServer)} is not IP[:PORT] or [IPv6]:PORT`);
+    dnsServer = formatHostPort(hp.host, hp.port);
   }
   const iface = str('interface');
   if (iface !== undefined && !IF_NAME.test(iface)) fail('interface', `${JSON.stringify(iface)} is not an interface name`);
-  const nodeIp = str('nodeIp');
-  if (nodeIp !== undefined && !isIpv4(nodeIp)) fail('nodeIp', `${JSON.stringify(nodeIp)} is not an IPv4 address`);
+  const nodeIpText = str('nodeIp');
+  if (nodeIpText !== undefined && !isIpv4(nodeIpText) && !isIpv6Unicast(nodeIpText)) fail('nodeIp', `${JSON.stringify(nodeIpText)} is not an IPv4 or a unicast IPv6 address`);
+  // An IPv6 node address makes the underlay IPv6 (VXLAN over IPv6, udp6 control socket, AAAA peers).
+  const nodeIp = nodeIpText === undefined ? undefined : (canonicalIpv6(nodeIpText) ?? nodeIpText);
   const vxlanPort = int(raw, 'vxlanPort', 1, 65535);
   const controlPort = int(raw, 'controlPort', 1, 65535);
   if (vxlanPort === controlPort) fail('controlPort', `must differ from --vxlan-port (${vxlanPort})`);

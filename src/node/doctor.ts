@@ -12,8 +12,9 @@ import type { Runner } from '../kernel/runner.js';
 import type { CheckResult } from '../runtime/checks.js';
 import { CAP_NET_ADMIN, capEffOf, hasCapability } from '../runtime/caps.js';
 import { CAPTURE_SET } from './nft.js';
-import { fetchNodeStatus } from './status-format.js';
+import { fetchNodeStatus, peerEndpoint } from './status-format.js';
 import type { NodeStatus } from './status-types.js';
+import { carriedPacket, membersOverUnderlay } from './underlay.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
 
 /** Where the container runtime binds pod network namespaces (the node agent mounts it). */
@@ -138,7 +139,7 @@ export function evaluateNode(f: NodeDoctorFacts, o: NodeDoctorOptions): CheckRes
     ...st.domains.flatMap((d) => d.localMembers.filter((m) => !m.programmed).map((m) => `${m.podIp} (${m.reason ?? 'pending'})`)),
     ...st.domains
       .filter((d) => d.peerNodes?.degraded && d.peerNodes.waitingFor.length)
-      .map((d) => `peer nodes ${d.peerNodes!.waitingFor.join(', ')} of ${d.service} not heard (members started without them)`),
+      .map((d) => `peer nodes ${d.peerNodes!.waitingFor.map((ip) => peerEndpoint(ip, st.controlPort)).join(', ')} of ${d.service} not heard (members started without them)`),
   ];
   const problems = [...(st.ready ? [] : ['not ready']), ...(st.ruleset.installed ? [] : [`ruleset not installed${st.ruleset.lastError ? `: ${st.ruleset.lastError}` : ''}`])];
   out.push(
@@ -198,13 +199,21 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
   }
   const cut = st.domains.filter((d) => (d.unannouncedGroups ?? 0) > 0).map((d) => `${d.service}: ${d.unannouncedGroups}`);
   if (cut.length) notes.push(`joined groups beyond what one STATE carries, not announced (peers send them nothing): ${cut.join(', ')}`);
+  if (st.underlayMtu !== undefined) {
+    const over = [...new Set(st.domains.flatMap((d) => membersOverUnderlay(d.localMembers, st.nodeIp, st.underlayMtu!).map((m) => `${m.podIp} (MTU ${m.mtu})`)))];
+    if (over.length) {
+      notes.push(
+        `on this IPv6 underlay (MTU ${st.underlayMtu}) a frame crosses only up to ${carriedPacket(st.nodeIp, st.underlayMtu)} bytes of IP packet (VXLAN over IPv6 adds 70 and the kernel never fragments it), but ${over.join(', ')} may send longer ones: those reach no other node; give the pods an MTU of at most ${carriedPacket(st.nodeIp, st.underlayMtu)} (the CNI's MTU setting)`,
+      );
+    }
+  }
   return notes.length
     ? {
         id: 'node-limits',
         title: 'refused and uncarried traffic',
         status: 'WARN',
         detail: notes.join('; '),
-        fix: "find the pod with kmcast status --node (its groups) or the node's conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain; a pod listed by two domains: remove it from all but one Service (and check who can write their Endpoints/EndpointSlices); an unreadable protocol version: finish the DaemonSet rollout so every node runs the same kmcast",
+        fix: "find the pod with kmcast status --node (its groups) or the node's conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain; a pod listed by two domains: remove it from all but one Service (and check who can write their Endpoints/EndpointSlices); an unreadable protocol version: finish the DaemonSet rollout so every node runs the same kmcast; on an IPv6 underlay, give the pods an MTU of at most the underlay's less 70 (the CNI's MTU setting)",
       }
     : { id: 'node-limits', title: 'refused and uncarried traffic', status: 'OK', detail: 'no datagram refused by the allow-list, every joined group announced' };
 }

@@ -12,6 +12,7 @@ import { startHttp } from '../runtime/http.js';
 import type { HttpReply } from '../runtime/http.js';
 import type { HttpLimits } from '../net/http-limits.js';
 import { isIpv4 } from '../net/ipv4.js';
+import { canonicalIpv6, isIpv6 } from '../net/ipv6.js';
 import type { PodProgramStatus } from './api.js';
 import { POD_STATUS_PATH } from './api.js';
 import type { NodeMetrics } from './metrics.js';
@@ -59,8 +60,9 @@ export async function podRoute(path: string, pod: NodeHttpSources['pod']): Promi
   } catch {
     ip = path.slice(POD_STATUS_PATH.length);
   }
-  if (!isIpv4(ip)) return { code: 400, body: `not an IPv4 address: ${JSON.stringify(ip)}\n` };
-  const st = await pod(ip);
+  if (!isIpv4(ip) && !isIpv6(ip)) return { code: 400, body: `not an IPv4 or IPv6 address: ${JSON.stringify(ip)}\n` };
+  // An IPv6-only cluster's pods ask by their IPv6 address, in any spelling: the agent keys them canonically.
+  const st = await pod(canonicalIpv6(ip) ?? ip);
   return st ? { code: 200, body: `${JSON.stringify(st)}\n`, type: 'application/json' } : { code: 404, body: `unknown pod ${ip}\n` };
 }
 

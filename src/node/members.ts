@@ -9,8 +9,8 @@
  *
  * Calico style: the route to the pod IP leads straight to its host veth.
  * Bridge style (host veth enslaved to a node bridge): the route leads to the bridge. The pod's
- * port is found by scanning the bridge's veth ports and reading the address on each peer in its
- * own namespace. Not through the neighbour table or the bridge FDB: both are learned from the
+ * port is found by scanning the bridge's veth ports and reading the addresses (IPv4 and global
+ * IPv6: an IPv6-only member is found by its IPv6 address) on each peer in its own namespace. Not through the neighbour table or the bridge FDB: both are learned from the
  * pod's own traffic, and a pod that only listens (or has just started) has neither entry, while
  * its address is there from the moment the CNI configured it.
  */
@@ -102,12 +102,16 @@ export class MemberResolver {
     return this.nsids;
   }
 
-  /** Reads the rules and routes once; a node with policy rules falls back to `ip route get`. */
+  /**
+   * Reads the rules and routes once; a node with policy rules falls back to `ip route get`, and
+   * so does every IPv6 member (an IPv6-only cluster's: its /128 or /64 route is asked of the
+   * kernel, one `ip route get` per member and pass).
+   */
   private lookup(): Promise<(ip: string) => Promise<RouteMatch | undefined>> {
     this.routeLookup ??= (async () => {
       if (!defaultRulesOnly(await this.ip.rules4())) return async (ip: string) => await this.ip.routeGet(ip);
       const table = new RouteTable(await this.ip.routes4());
-      return async (ip: string) => await Promise.resolve(table.lookup(ip));
+      return async (ip: string) => (ip.includes(':') ? await this.ip.routeGet(ip) : table.lookup(ip));
     })();
     return this.routeLookup;
   }
@@ -126,7 +130,7 @@ export class MemberResolver {
             addrs.set(
               p.ifindex,
               await this.forNetns(ns)
-                .addrsOfIndex(p.linkIndex)
+                .addrsOfIndexBoth(p.linkIndex)
                 .catch(() => []),
             );
           }),

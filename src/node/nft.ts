@@ -41,6 +41,17 @@ export const CAPTURE_SET = '{ 224.0.0.0/4, 255.255.255.255 }';
 export const CAPTURE6_MATCH = 'ip6 daddr ff00::/8 meta l4proto != 58';
 /** IPv6 multicast a member's veth may send from: its link-local (mDNS and SSDP use it) and its global addresses. */
 export const LINK_LOCAL6 = 'fe80::/10';
+/**
+ * The IPv4 source guard of a member with no IPv4 address (an IPv6-only cluster's pod): every
+ * IPv4 source is spoofed, so the guard matches them all (`ip saddr 0.0.0.0/0`) and drops them.
+ */
+export const NO_IPV4 = 'none';
+const ANY_IPV4 = '0.0.0.0/0';
+
+/** The member's IPv4 guard source for its pod address `ip`: itself, or NO_IPV4 for an IPv6 address. Pure. */
+export function ipv4SourceOf(ip: string): string {
+  return ip.includes(':') ? NO_IPV4 : ip;
+}
 
 export interface DomainPlane {
   readonly vni: number;
@@ -50,7 +61,7 @@ export interface DomainPlane {
   readonly members: readonly string[];
   /** Host veth -> MTU (the pod's eth0 has the same); a member without one is never limited. */
   readonly mtus?: ReadonlyMap<string, number>;
-  /** Host veth -> the member's IP: what it captures must come from it (no entry: no check). */
+  /** Host veth -> the member's IPv4 address (NO_IPV4: it has none): what it captures must come from it (no entry: no check). */
   readonly sources?: ReadonlyMap<string, string>;
   /** Host veth -> the member's global IPv6 addresses; with `sources`, its IPv6 captures must come from these or fe80::/10. */
   readonly sources6?: ReadonlyMap<string, readonly string[]>;
@@ -88,7 +99,8 @@ export interface ChainShape {
   readonly tiers?: readonly Tier[];
   /**
    * Capture chains: the member's IP. A first rule drops (and counts) captured datagrams with any
-   * other source address, so a member cannot speak as another one.
+   * other source address, so a member cannot speak as another one. NO_IPV4: the member has no
+   * IPv4 address, and the rule drops (and counts) every IPv4 datagram it captures.
    */
   readonly source?: string;
   /**
@@ -206,7 +218,7 @@ export function renderRuleset(chains: readonly ChainSpec[]): string {
     lines.push(
       `  chain ${c.name} {`,
       `    type filter hook ingress device "${c.device}" priority ${NODE_PRIORITY}; policy ${c.policy};`,
-      ...(c.source ? [`    ip daddr ${CAPTURE_SET} ip saddr != ${c.source} counter drop`] : []),
+      ...(c.source ? [c.source === NO_IPV4 ? `    ip daddr ${CAPTURE_SET} ip saddr ${ANY_IPV4} counter drop` : `    ip daddr ${CAPTURE_SET} ip saddr != ${c.source} counter drop`] : []),
       ...(c.source6 ? [`    ${CAPTURE6_MATCH} ip6 saddr != { ${c.source6.join(', ')} } counter drop`] : []),
       ...(c.tiers ? c.tiers.flatMap((t) => ruleLines(c, t, 4)) : ruleLines(c, undefined, 4)).map((l) => `    ${l}`),
       // IPv6 rules only where the IPv4 rule matches multicast: the bridge chain drops every frame in one rule.
@@ -370,11 +382,13 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
       const v6 = JSON.stringify(m.left).includes('"protocol":"ip6"');
       const counter = exprs.find((e) => 'counter' in e);
       const addrs = guardAddresses(m.right);
-      const ok = m.op === '!=' && addrs !== undefined && (v6 || addrs.length === 1) && exprs.some((e) => 'drop' in e);
+      // `ip saddr 0.0.0.0/0 ... drop`: the guard of a member without IPv4 (NO_IPV4).
+      const noIpv4 = !v6 && m.op === '==' && addrs?.join() === ANY_IPV4;
+      const ok = (noIpv4 || m.op === '!=') && addrs !== undefined && (v6 || addrs.length === 1) && exprs.some((e) => 'drop' in e);
       const g = guards.get(r.chain) ?? { spoofed: 0, stale: false };
       guards.set(r.chain, {
         ...g,
-        ...(ok && !v6 ? { source: addrs[0]! } : {}),
+        ...(ok && !v6 ? { source: noIpv4 ? NO_IPV4 : addrs[0]! } : {}),
         ...(ok && v6 ? { source6: addrs } : {}),
         stale: g.stale || !ok,
         spoofed: g.spoofed + Number((counter?.counter as Json | undefined)?.packets ?? 0),

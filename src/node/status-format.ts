@@ -35,18 +35,27 @@ export function parseNodeStatus(body: unknown, source: string): NodeStatus {
 const yesNo = (b: boolean): string => (b ? 'yes' : 'NO');
 const list = (g: readonly string[]): string => (g.length ? g.join(',') : '-');
 
-/** The readiness of a domain's peer nodes, one line. Pure. */
-export function peerNodesLine(p: PeerNodesStatus): string {
+/**
+ * A peer node as the status and doctor print it: an IPv4 address as is, an IPv6 one as
+ * `[addr]:port` (its control socket), so the address reads whole. Pure.
+ */
+export function peerEndpoint(ip: string, controlPort: number): string {
+  return ip.includes(':') ? `[${ip}]:${controlPort}` : ip;
+}
+
+/** The readiness of a domain's peer nodes, one line (`controlPort`: IPv6 peers as [addr]:port). Pure. */
+export function peerNodesLine(p: PeerNodesStatus, controlPort = 0): string {
   const head = `${p.heard} of ${p.listed} listed heard`;
+  const waiting = p.waitingFor.map((ip) => peerEndpoint(ip, controlPort)).join(', ');
   if (p.waitingFor.length === 0) return `${head}: members start with every other node known`;
   if (p.degraded)
-    return `${head}: DEGRADED, ${p.waitingFor.join(', ')} not heard within ${(p.boundMs / 1000).toFixed(1)} s; members started without them (is kmcast node running there, with the same --key-file, and its control port reachable?)`;
-  return `${head}: waiting for ${p.waitingFor.join(', ')} (members start at the latest in ${(p.leftMs / 1000).toFixed(1)} s)`;
+    return `${head}: DEGRADED, ${waiting} not heard within ${(p.boundMs / 1000).toFixed(1)} s; members started without them (is kmcast node running there, with the same --key-file, and its control port reachable?)`;
+  return `${head}: waiting for ${waiting} (members start at the latest in ${(p.leftMs / 1000).toFixed(1)} s)`;
 }
 
 export function formatNodeStatus(s: NodeStatus, now: Date): string {
   const out: string[] = [];
-  out.push(`node agent ${s.version}  node ${s.nodeIp}  uplink ${s.uplink}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`);
+  out.push(`node agent ${s.version}  node ${peerEndpoint(s.nodeIp, s.controlPort)}  uplink ${s.uplink}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`);
   out.push(
     `ready: ${yesNo(s.ready)}  ruleset: ${s.ruleset.installed ? `installed (${s.ruleset.chains} chains)` : `NOT installed${s.ruleset.lastError ? ` (${s.ruleset.lastError})` : ''}`}` +
       `  authenticated: ${yesNo(s.authenticated)}  allow-list: ${s.allowList.installed ? `installed (${s.allowList.peers} peers)` : 'NOT installed'}`,
@@ -55,7 +64,7 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
     out.push('');
     out.push(`domain ${d.service}  vni ${d.vni}  device ${d.device}  announced: ${d.announced ? 'yes' : 'no'}  entries: fdb ${d.entries.fdb} mdb ${d.entries.mdb}`);
     out.push(`  members listed: ${d.listed.length}  local: ${d.localMembers.length}  groups: ${list(d.groups)}${d.gateway ? `  gateway: ${d.gateway}` : ''}`);
-    if (d.peerNodes) out.push(`  peer nodes: ${peerNodesLine(d.peerNodes)}`);
+    if (d.peerNodes) out.push(`  peer nodes: ${peerNodesLine(d.peerNodes, s.controlPort)}`);
     if (d.unannouncedGroups) out.push(`  WARNING: ${d.unannouncedGroups} joined groups are beyond what one STATE carries: not announced, peers send them nothing`);
     if (d.spoofed) out.push(`  WARNING: ${d.spoofed} datagrams from local members had another source address than the member's own: dropped (a pod with NET_RAW speaking as another)`);
     if (d.localMembers.length) {
@@ -71,7 +80,8 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
       out.push(indent(formatTable(['POD', 'VETH', 'NETNS', 'PROGRAMMED', 'MTU', 'OVERSIZE', 'GROUPS'], rows)));
     }
     if (d.peers.length) {
-      const rows = d.peers.map((p) => [p.ip, p.state, formatAge(p.lastSeen, now), list(p.groups)]);
+      // An IPv6 peer node as [addr]:port (its control socket), so the address reads whole.
+      const rows = d.peers.map((p) => [peerEndpoint(p.ip, s.controlPort), p.state, formatAge(p.lastSeen, now), list(p.groups)]);
       out.push(indent(formatTable(['PEER NODE', 'STATE', 'LAST SEEN', 'GROUPS'], rows)));
     }
   }

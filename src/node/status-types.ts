@@ -66,8 +66,11 @@ export interface NodeDomainStatus {
 export interface NodeStatus {
   readonly mode: 'node';
   readonly version: string;
+  /** IPv4, or IPv6 on an IPv6 underlay (the family of every peer node's address). */
   readonly nodeIp: string;
   readonly uplink: string;
+  /** The uplink's MTU (absent from older agents): with nodeIp's family, what a member's frame may be (src/node/underlay.ts). */
+  readonly underlayMtu?: number;
   readonly vxlanPort: number;
   readonly controlPort: number;
   readonly ready: boolean;

@@ -15,6 +15,7 @@
  * The decisions (what an answer means, what to print and when, when to give up) are pure and
  * tested with a fake clock; `fetchPodStatus` is the only part that touches the network.
  */
+import { isIPv6 } from 'node:net';
 import { request } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { NODE_HTTP_PORT, podStatusPath } from './api.js';
@@ -228,7 +229,8 @@ export function waitConfig(f: RawWaitFlags): WaitConfig {
   };
   const podIp = f.podIp?.trim() ?? '';
   if (podIp === '') bad('--pod-ip', 'missing; set KMCAST_POD_IP from the downward API (fieldPath: status.podIP)');
-  if (!IPV4.test(podIp)) bad('--pod-ip', `invalid value "${podIp}" (an IPv4 address)`);
+  // An IPv6-only cluster's pod and node addresses are IPv6 (status.podIP, status.hostIP).
+  if (!IPV4.test(podIp) && !isIPv6(podIp)) bad('--pod-ip', `invalid value "${podIp}" (an IPv4 or IPv6 address)`);
   let agent: string;
   if (f.agent !== undefined && f.agent.trim() !== '') {
     if (f.nodeIp !== undefined && f.nodeIp.trim() !== '') bad('--agent', 'give --agent or --node-ip, not both');
@@ -243,11 +245,11 @@ export function waitConfig(f: RawWaitFlags): WaitConfig {
   } else {
     const ip = f.nodeIp?.trim() ?? '';
     if (ip === '') bad('--node-ip', 'missing; set KMCAST_NODE_IP from the downward API (fieldPath: status.hostIP) or give --agent URL');
-    if (!IPV4.test(ip)) bad('--node-ip', `invalid value "${ip}" (an IPv4 address)`);
+    if (!IPV4.test(ip) && !isIPv6(ip)) bad('--node-ip', `invalid value "${ip}" (an IPv4 or IPv6 address)`);
     const portText = f.port?.trim() ?? String(NODE_HTTP_PORT);
     const port = Number(portText);
     if (!/^\d+$/.test(portText) || port < 1 || port > 65535) bad('--port', `invalid value "${portText}" (an integer between 1 and 65535)`);
-    agent = `http://${ip}:${port}`;
+    agent = `http://${isIPv6(ip) ? `[${ip}]` : ip}:${port}`;
   }
   const timeoutMs = parseDuration(f.timeout ?? '300s');
   if (timeoutMs === undefined) bad('--timeout', `invalid value "${f.timeout}" (e.g. 300s, 10m; 0 waits forever)`);

@@ -30,15 +30,23 @@ export interface AllowListSpec {
   readonly guard?: { readonly underlay: string; readonly ports: readonly number[] } | undefined;
   /** The eth0 capture chain (capture.ts), written in the same transaction and read back with the list. */
   readonly capture?: CaptureSpec | undefined;
+  /**
+   * The underlay's family (default `ip`): node mode on an IPv6 underlay gets its VXLAN and control
+   * datagrams over IPv6, so the same table is written in the `ip6` family, peers as IPv6 addresses.
+   */
+  readonly family?: AllowListFamily;
 }
+
+export type AllowListFamily = 'ip' | 'ip6';
 
 /** The nft script for `nft -f -`: create-then-delete-then-create makes it one atomic replace. */
 export function allowListScript(spec: AllowListSpec): string {
+  const family = spec.family ?? 'ip';
   const peers = sortIpv4(new Set(spec.peers));
   const elements = peers.length ? ` elements = { ${peers.join(', ')} }` : '';
-  const rules = [`    udp dport ${spec.vxlanPort} ip saddr != @peers counter drop comment "kmcast-vxlan"`];
+  const rules = [`    udp dport ${spec.vxlanPort} ${family} saddr != @peers counter drop comment "kmcast-vxlan"`];
   if (spec.controlPort !== undefined) {
-    rules.push(`    udp dport ${spec.controlPort} ip saddr != @peers counter drop comment "kmcast-control"`);
+    rules.push(`    udp dport ${spec.controlPort} ${family} saddr != @peers counter drop comment "kmcast-control"`);
   }
   const guard: string[] = [];
   if (spec.guard !== undefined) {
@@ -52,10 +60,10 @@ export function allowListScript(spec: AllowListSpec): string {
     );
   }
   return [
-    `table ip ${NFT_TABLE}`,
-    `delete table ip ${NFT_TABLE}`,
-    `table ip ${NFT_TABLE} {`,
-    `  set peers { type ipv4_addr;${elements} }`,
+    `table ${family} ${NFT_TABLE}`,
+    `delete table ${family} ${NFT_TABLE}`,
+    `table ${family} ${NFT_TABLE} {`,
+    `  set peers { type ${family === 'ip' ? 'ipv4_addr' : 'ipv6_addr'};${elements} }`,
     '  chain input {',
     '    type filter hook input priority -150; policy accept;',
     ...rules,
@@ -68,9 +76,9 @@ export function allowListScript(spec: AllowListSpec): string {
 }
 
 /** Replaces only the set's elements, in one transaction: the rules and their drop counters stay. */
-export function allowListUpdateScript(peers: readonly string[]): string {
+export function allowListUpdateScript(peers: readonly string[], family: AllowListFamily = 'ip'): string {
   const sorted = sortIpv4(new Set(peers));
-  return `flush set ip ${NFT_TABLE} peers\n${sorted.length ? `add element ip ${NFT_TABLE} peers { ${sorted.join(', ')} }\n` : ''}`;
+  return `flush set ${family} ${NFT_TABLE} peers\n${sorted.length ? `add element ${family} ${NFT_TABLE} peers { ${sorted.join(', ')} }\n` : ''}`;
 }
 
 function expectedRules(spec: AllowListSpec): string[] {
@@ -137,7 +145,12 @@ export function parseAllowList(stdout: string): AllowListState {
 export class AllowList {
   private readonly nft: NftClient;
 
-  constructor(runner: Runner, netns?: string) {
+  constructor(
+    runner: Runner,
+    netns?: string,
+    /** The family of the table it installs, reads and removes (AllowListSpec.family). */
+    private readonly family: AllowListFamily = 'ip',
+  ) {
     this.nft = new NftClient(runner, netns);
   }
 
@@ -155,7 +168,7 @@ export class AllowList {
     const rulesOk = hasRules(current, rules) && guardMatches(current, spec);
     if (rulesOk && current!.peers.join() === want.join() && captureOk) return current!;
     const peersOk = rulesOk && current!.peers.join() === want.join();
-    let script = peersOk ? '' : rulesOk ? allowListUpdateScript(want) : allowListScript(spec);
+    let script = peersOk ? '' : rulesOk ? allowListUpdateScript(want, this.family) : allowListScript({ ...spec, family: this.family });
     // The capture drifted (deleted by hand, vx0 re-created): replace it in the same transaction.
     if (rulesOk && !captureOk) script += `${captureScript(spec.capture!).join('\n')}\n`;
     try {
@@ -187,7 +200,7 @@ export class AllowList {
 
   /** With `capture`, the capture chain is read back too (into `capture`). */
   async read(capture?: CaptureSpec): Promise<AllowListState | undefined> {
-    const r = await this.nft.listTable('ip', NFT_TABLE, { json: true });
+    const r = await this.nft.listTable(this.family, NFT_TABLE, { json: true });
     if (r.code !== 0) return undefined;
     const state = parseAllowList(r.stdout);
     return capture ? { ...state, capture: await readCapture(this.nft) } : state;
@@ -195,7 +208,7 @@ export class AllowList {
 
   /** Removes the list; with `capture`, the capture chain too. */
   async remove(opts: { capture?: boolean } = {}): Promise<void> {
-    await this.nft.deleteTable('ip', NFT_TABLE);
+    await this.nft.deleteTable(this.family, NFT_TABLE);
     if (opts.capture) await removeCapture(this.nft);
   }
 }

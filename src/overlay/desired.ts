@@ -9,8 +9,30 @@ import { sortIpv4 } from '../net/ipv4.js';
 export const BLACKHOLE_IP = '192.0.2.1';
 /** The all-zero MAC: head-end replication (flood) entries of a VXLAN device. */
 export const FLOOD_MAC = '00:00:00:00:00:00';
+/**
+ * An IPv6 underlay's catch-all remote: the discard-only prefix 100::/64 (RFC 6666), routed to a
+ * blackhole like BLACKHOLE_IP. A VXLAN device sends in one family, its `local` address's.
+ */
+export const BLACKHOLE_IP6 = '100::1';
 /** VXLAN over IPv4 adds 50 bytes: outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8. */
 export const VXLAN_OVERHEAD = 50;
+/** VXLAN over IPv6 adds 70 bytes: outer Ethernet 14 + IPv6 40 + UDP 8 + VXLAN 8. */
+export const VXLAN_OVERHEAD6 = 70;
+
+/** The encapsulation overhead on an underlay whose local address is `localIp`. Pure. */
+export function vxlanOverhead(localIp: string): number {
+  return localIp.includes(':') ? VXLAN_OVERHEAD6 : VXLAN_OVERHEAD;
+}
+
+/** The blackholed catch-all remote in the family of the underlay address `localIp`. Pure. */
+export function blackholeFor(localIp: string): string {
+  return localIp.includes(':') ? BLACKHOLE_IP6 : BLACKHOLE_IP;
+}
+
+/** A blackhole route's destination without its host prefix (/32, /128), as it is compared. */
+export function hostRouteDst(dst: string): string {
+  return dst.replace(/\/(32|128)$/, '');
+}
 
 export type Replication = 'selective' | 'flood';
 
@@ -120,10 +142,12 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
       // Catch-all entry: groups nobody joined go to a blackholed remote, so they reach nobody,
       // while broadcast and 224.0.0.x keep following the all-zero flood entries. Dual stack: the
       // IPv6 catch-all (grp ::) too; the kernel never applies it to link-local scope
-      // (ffX2::, mDNS and SSDP; vxlan_mdb.c since 6.3, measured), which keeps flooding.
-      routes.push({ type: 'blackhole', dst: BLACKHOLE_IP, table: 'main' });
-      mdb.push({ grp: '0.0.0.0', dst: BLACKHOLE_IP });
-      if (spec.localIp6) mdb.push({ grp: '::', dst: BLACKHOLE_IP });
+      // (ffX2::, mDNS and SSDP; vxlan_mdb.c since 6.3, measured), which keeps flooding. The remote
+      // is of the underlay's family (an IPv6 underlay's: 100::1).
+      const blackhole = blackholeFor(spec.localIp);
+      routes.push({ type: 'blackhole', dst: blackhole, table: 'main' });
+      mdb.push({ grp: '0.0.0.0', dst: blackhole });
+      if (spec.localIp6) mdb.push({ grp: '::', dst: blackhole });
     }
   }
   return {
@@ -133,7 +157,7 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
       port: spec.port,
       underlay: spec.underlay,
       local: spec.localIp,
-      mtu: spec.underlayMtu - VXLAN_OVERHEAD,
+      mtu: spec.underlayMtu - vxlanOverhead(spec.localIp),
     },
     addrs: spec.bare ? [] : [`${spec.localIp}/32`, ...(spec.localIp6 ? [`${spec.localIp6}/128`] : [])],
     routes,

@@ -7,7 +7,7 @@ import type { FdbEntry, MdbEntry, RouteEntry, VxlanLink } from '../kernel/parse.
 import { canonicalGroup } from '../net/groups.js';
 import { canonicalIpv6 } from '../net/ipv6.js';
 import type { DesiredRoute, DesiredState, MdbKey } from './desired.js';
-import { BLACKHOLE_IP, FLOOD_MAC, mdbKey } from './desired.js';
+import { BLACKHOLE_IP, BLACKHOLE_IP6, FLOOD_MAC, hostRouteDst, mdbKey } from './desired.js';
 
 export interface ActualState {
   readonly link: VxlanLink | undefined;
@@ -46,13 +46,13 @@ export function linkMismatch(want: DesiredState['link'], have: VxlanLink): strin
 }
 
 function routeKey(r: { type: string; dst: string; table: string }): string {
-  return `${r.type} ${r.dst.replace(/\/32$/, '')} ${r.table}`;
+  return `${r.type} ${hostRouteDst(r.dst)} ${r.table}`;
 }
 
 const isV6 = (dst: string): boolean => dst.includes(':');
 
 function routeArgs(r: DesiredRoute): string {
-  const parts = [r.type === 'unicast' ? '' : r.type, r.type === 'blackhole' ? `${r.dst}/32` : r.dst];
+  const parts = [r.type === 'unicast' ? '' : r.type, r.type === 'blackhole' ? `${r.dst}/${r.dst.includes(':') ? 128 : 32}` : r.dst];
   if (r.dev) parts.push('dev', r.dev);
   if (r.table !== 'main') parts.push('table', r.table);
   // IPv6 has no route scopes; its metric is what tells our route from the kernel's.
@@ -77,7 +77,7 @@ function canonicalMdb(e: MdbKey): MdbKey {
 /** Routes we own: non-kernel routes through the device, and our blackhole. */
 function isManagedRoute(r: RouteEntry, device: string): boolean {
   if (r.protocol === 'kernel') return false;
-  if (r.type === 'blackhole') return r.dst.replace(/\/32$/, '') === BLACKHOLE_IP;
+  if (r.type === 'blackhole') return [BLACKHOLE_IP, BLACKHOLE_IP6].includes(hostRouteDst(r.dst));
   return r.dev === device;
 }
 
@@ -123,7 +123,8 @@ export function plan(desired: DesiredState, actual: ActualState, options: PlanOp
   }
   for (const [k, r] of wanted) {
     const h = managed.get(k);
-    const same = h && (h.dev ?? undefined) === r.dev && (r.src === undefined || h.prefsrc === r.src) && (r.metric === undefined || (h.metric ?? 0) === r.metric);
+    // The kernel prints an IPv6 blackhole route with `dev lo`: a blackhole has no device to compare.
+    const same = h && (r.type === 'blackhole' || (h.dev ?? undefined) === r.dev) && (r.src === undefined || h.prefsrc === r.src) && (r.metric === undefined || (h.metric ?? 0) === r.metric);
     if (!same) ip.push(`route replace ${routeArgs(r)}`);
   }
 

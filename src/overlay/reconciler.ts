@@ -5,6 +5,7 @@
 import type { IpClient } from '../kernel/ip.js';
 import type { Logger } from '../log.js';
 import type { DesiredState } from './desired.js';
+import { hostRouteDst } from './desired.js';
 import type { ActualState, Plan, PlanOptions } from './plan.js';
 import { entryCommands, isEmptyPlan, plan } from './plan.js';
 
@@ -84,8 +85,8 @@ export class OverlayReconciler {
     if (await this.ip.link(device)) lines.push(`link del ${device}`);
     if (blackhole) {
       const routes = await this.ip.routes();
-      if (routes.some((r) => r.type === 'blackhole' && r.dst.replace(/\/32$/, '') === blackhole)) {
-        lines.push(`route del blackhole ${blackhole}/32`);
+      if (routes.some((r) => r.type === 'blackhole' && hostRouteDst(r.dst) === blackhole)) {
+        lines.push(`route del blackhole ${blackhole}/${blackhole.includes(':') ? 128 : 32}`);
       }
     }
     await this.ip.ipBatch(lines);

@@ -75,3 +75,10 @@ test('parseIpVersion', () => {
   assert.deepEqual(parseIpVersion('ip utility, iproute2-6.1.0, libbpf 1.1.2'), [6, 1]);
   assert.equal(parseIpVersion('busybox'), undefined);
 });
+
+test('an IPv6 underlay: a VXLAN device prints its local address as local6; global IPv6 addresses without the link-local one', () => {
+  const link = parseLink(fixture('iproute2/link-vxlan6.json'));
+  assert.deepEqual([link?.kind, link?.vni, link?.port, link?.local, link?.underlay, link?.learning], ['vxlan', 5, 7472, 'fd00:172:31:1::2', 'kmcup', false]);
+  assert.deepEqual(parseIpv6Addrs(fixture('iproute2/addr-ipv6-only.json')), ['fd00:172:31:1::2/64']);
+  assert.deepEqual(parseIpv4Addrs(fixture('iproute2/addr-ipv6-only.json')), []);
+});

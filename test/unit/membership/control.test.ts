@@ -5,7 +5,7 @@ import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
 import { ConfigError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
-import { ControlChannel } from '../../../src/membership/control.js';
+import { bindControlSocket, ControlChannel } from '../../../src/membership/control.js';
 import type { ControlCounters, ControlEvent } from '../../../src/membership/control.js';
 import { Encoder, encodeMessage } from '../../../src/membership/codec.js';
 import type { LocalState } from '../../../src/membership/codec.js';
@@ -239,5 +239,21 @@ describe('control channel: too many groups, key rotation', () => {
     await d.sendState([IP_E], { mac: MAC_A, overlay: IP_D, groups: [] });
     await until('E verifies with its second key', () => e.counters.ok === okBefore + 1);
     assert.throws(() => e.setKeys([]), /cannot drop authentication/);
+  });
+});
+
+describe('control socket family', () => {
+  it('an IPv6 address binds a udp6 socket (node mode on an IPv6 underlay); a bind failure names the address in brackets', async () => {
+    const s = await bindControlSocket('::1', 0, silentLogger(), () => undefined, { inUse: 'in use', notAvailable: 'not here', other: 'other' });
+    try {
+      assert.equal(s.address().family, 'IPv6');
+      assert.equal(s.address().address, '::1');
+    } finally {
+      s.close();
+    }
+    await assert.rejects(
+      bindControlSocket('fd00:ffff::99', 0, silentLogger(), () => undefined, { inUse: 'in use', notAvailable: 'not here', other: 'other' }),
+      (e: Error) => e instanceof ConfigError && /^bind control socket \[fd00:ffff::99\]:0: .*not here$/.test(e.message),
+    );
   });
 });

@@ -299,3 +299,31 @@ describe('peer table: starvation does not expire live peers', () => {
     assert.deepEqual(t.expire(T0 + 13_000), [PA], 'real silence after the stall still expires it (5 s of it: 7.75 s of the 8 s gap did not count)');
   });
 });
+
+describe('peer table: IPv6 node addresses (node mode on an IPv6 underlay)', () => {
+  const N1 = 'fd00:172:31:1::2';
+  const N2 = 'fd00:172:31:2::2';
+  it('lists IPv6 peers, leaves itself out, and takes a keyless STATE from a listed IPv6 source', () => {
+    const t = new PeerTable({ selfIp: N1, expiryMs: 5000 });
+    t.setListed('dns', [N2, N1]);
+    assert.deepEqual(t.targets(), [N2]);
+    const state: LocalState = { mac: '00:00:00:00:00:00', overlay: '0.0.0.0', groups: ['ff05::1:3'] };
+    const msgs = encoder(N2, null).state(state, T0);
+    const r = msgs.map((dg) => {
+      const msg = ok(decode(dg, { keys: [], cluster: CLUSTER }));
+      return t.receive(msg, N2, T0, { authenticated: msg.authenticated });
+    });
+    assert.deepEqual(r, [{ accepted: true, changed: true, isNew: true }]);
+    assert.deepEqual(
+      t.alive().map((p) => [p.ip, p.groups]),
+      [[N2, ['ff05::1:3']]],
+    );
+  });
+
+  it('refuses a non-canonical or non-unicast IPv6 address: the codec and the socket speak RFC 5952 text', () => {
+    const t = new PeerTable({ selfIp: N1, expiryMs: 5000 });
+    for (const bad of ['FD00:172:31:2::2', 'fd00:172:31:2:0:0:0:2', 'fe80::1', 'ff05::1:3', '::1']) {
+      assert.throws(() => t.setListed('static', [bad]), /not a unicast IPv4 or canonical IPv6 address/, bad);
+    }
+  });
+});

@@ -166,3 +166,29 @@ test('matchBridgePorts: every port whose peer holds the IP, lowest ifindex first
     ['kmcv1', 'kmcv9'],
   );
 });
+
+test('an IPv6-only node: a member by its IPv6 address, its /128 route (calico) or its address on a bridge port (bridge), as recorded', async () => {
+  const v6 = (name: string): string => fixture(`iproute2/node/v6only/${name}`);
+  const calico = new FakeRunner()
+    .on('ip -4 -j rule show', { stdout: v6('rules4.json') })
+    .on('ip -4 -j route show table all', { stdout: v6('routes4.json') })
+    .on('ip -j route get fd00:10:244:1::11', { stdout: v6('route-get-calico.json') })
+    .on('ip -j route get fd00:10:244:2::11', { stdout: v6('route-get-remote.json') })
+    .on('ip -j -d link show', { stdout: v6('links-n1.json') })
+    .on('ip -j netns list-id', { stdout: v6('netns-list-id-n1.json') });
+  const c = new MemberResolver(new IpClient(calico), (ns) => new IpClient(calico, ns));
+  assert.deepEqual(await c.resolve('fd00:10:244:1::11'), { local: { ip: 'fd00:10:244:1::11', veth: 'kmcv1', vethIndex: 3, netns: 'kmcv6m-n1p1', podIndex: 2, nsid: 1, mtu: 1500 } });
+  assert.deepEqual(await c.resolve('fd00:10:244:2::11'), { reason: 'not_local' }, 'another node: via the router');
+  const bridge = new FakeRunner()
+    .on('ip -4 -j rule show', { stdout: v6('rules4.json') })
+    .on('ip -4 -j route show table all', { stdout: v6('routes4.json') })
+    .on('ip -j route get fd00:10:244:2::11', { stdout: v6('route-get-bridge.json') })
+    .on('ip -j -d link show master kmcbr', { stdout: v6('links-bridge-ports.json') })
+    .on('ip -j -d link show', { stdout: v6('links-n2.json') })
+    .on('ip -j netns list-id', { stdout: v6('netns-list-id-n2.json') })
+    .on('ip -j addr show', (call) => ({ stdout: call.netns === 'kmcv6m-n2p1' ? v6('addr-all-n2p1.json') : '[]' }));
+  const b = new MemberResolver(new IpClient(bridge), (ns) => new IpClient(bridge, ns));
+  const r = await b.resolve('fd00:10:244:2::11');
+  assert.ok('local' in r, JSON.stringify(r));
+  assert.deepEqual([r.local.veth, r.local.netns], ['kmcv1', 'kmcv6m-n2p1']);
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { deliveryTiers, desiredChains, missedBy, missedByAll, parseRuleset, removeScript, MAX_DUPS_PER_RULE, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
+import { deliveryTiers, desiredChains, ipv4SourceOf, missedBy, missedByAll, NO_IPV4, parseRuleset, removeScript, MAX_DUPS_PER_RULE, renderRuleset, rulesetMismatch } from '../../../src/node/nft.js';
 import { fixture } from '../fixtures.js';
 
 test('per domain a VXLAN chain into the delivery hop, a delivery chain, one capture chain per member', () => {
@@ -270,4 +270,53 @@ test('a domain of 100 members on one node: dup lists split over rules the kernel
     ),
     undefined,
   );
+});
+
+test('an IPv6-only member (no IPv4 address): every IPv4 datagram it sends is spoofed, dropped and counted; its IPv6 guard takes its own address', () => {
+  assert.equal(ipv4SourceOf('fd00:10:244:2::11'), NO_IPV4);
+  assert.equal(ipv4SourceOf('10.244.2.11'), '10.244.2.11');
+  const mtus = new Map([
+    ['kmcv1', 1430],
+    ['kmcv2', 1430],
+  ]);
+  const planes = [
+    {
+      vni: 100,
+      device: 'kmcvx100',
+      members: ['kmcv1', 'kmcv2'],
+      mtus,
+      sources: new Map([
+        ['kmcv1', ipv4SourceOf('fd00:10:244:2::11')],
+        ['kmcv2', ipv4SourceOf('fd00:10:244:2::12')],
+      ]),
+      sources6: new Map([
+        ['kmcv1', ['fd00:10:244:2::11', 'fd00:10:244:2::11']],
+        ['kmcv2', ['fd00:10:244:2::12']],
+      ]),
+    },
+    { vni: 200, device: 'kmcvx200', members: [] },
+  ];
+  const want = desiredChains(planes);
+  const script = renderRuleset(want);
+  assert.match(
+    script,
+    /chain cap-kmcv1 \{\n.*\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip saddr 0\.0\.0\.0\/0 counter drop\n {4}ip6 daddr .* ip6 saddr != \{ fe80::\/10, fd00:10:244:2::11 \} counter drop\n/,
+  );
+  // As this kernel read it back on an IPv6-only lab's bridge node, after n2p2 sent two IPv4 datagrams.
+  const have = parseRuleset(fixture('iproute2/node/nft-node-ipv6only.json'));
+  assert.equal(rulesetMismatch(want, have), undefined);
+  assert.equal(have.get('cap-kmcv1')?.source, NO_IPV4);
+  assert.deepEqual([have.get('cap-kmcv1')?.spoofed, have.get('cap-kmcv2')?.spoofed], [0, 2]);
+  // A member that gained an IPv4 address (dual stack) is a different guard: reinstalled.
+  const dual = desiredChains([
+    {
+      ...planes[0]!,
+      sources: new Map([
+        ['kmcv1', '10.244.2.11'],
+        ['kmcv2', '10.244.2.12'],
+      ]),
+    },
+    planes[1]!,
+  ]);
+  assert.match(rulesetMismatch(dual, have) ?? '', /chain cap-kmcv1 differs/);
 });

@@ -105,6 +105,11 @@ test('parseDuration and waitConfig: defaults, units, and errors that name the fl
   assert.equal(waitConfig({ nodeIp: '10.0.0.5', port: '19471', podIp: POD }).agent, 'http://10.0.0.5:19471');
   assert.equal(waitConfig({ agent: 'http://127.0.0.1:1234/ignored', podIp: POD }).agent, 'http://127.0.0.1:1234');
   assert.equal(waitConfig({ nodeIp: '10.0.0.5', podIp: POD, interval: '200ms' }).requestTimeoutMs, 1200);
+  // An IPv6-only cluster: the downward API's addresses are IPv6, the agent URL brackets the host.
+  assert.deepEqual(
+    [waitConfig({ nodeIp: 'fd00:172:31:1::2', podIp: 'fd00:10:244:1::11' }).agent, waitConfig({ nodeIp: 'fd00:172:31:1::2', podIp: 'fd00:10:244:1::11' }).podIp],
+    ['http://[fd00:172:31:1::2]:9471', 'fd00:10:244:1::11'],
+  );
   const bad: [Parameters<typeof waitConfig>[0], RegExp][] = [
     [{ nodeIp: '10.0.0.5' }, /^--pod-ip: missing; set KMCAST_POD_IP/],
     [{ nodeIp: '10.0.0.5', podIp: '10.244.1' }, /^--pod-ip: invalid value/],

@@ -107,3 +107,18 @@ test('node guard: a guard on another interface is replaced whole; drops are name
   const missing = nftRunner([{ stdout: listed(['10.0.0.2']) }]);
   await assert.rejects(new AllowList(missing).apply(spec), /verify admission allow-list/, 'a guard missing after apply fails closed');
 });
+
+test('an IPv6 underlay: the same table in the ip6 family, peers as IPv6 addresses, read and removed there', async () => {
+  const s = allowListScript({ vxlanPort: 7472, controlPort: 7473, peers: ['fd00:172:31:3::2', 'fd00:172:31:1::2'], family: 'ip6' });
+  assert.match(s, /^table ip6 kmcast\ndelete table ip6 kmcast\ntable ip6 kmcast \{/);
+  assert.match(s, /set peers \{ type ipv6_addr; elements = \{ fd00:172:31:1::2, fd00:172:31:3::2 \} \}/);
+  assert.match(s, /udp dport 7472 ip6 saddr != @peers counter drop comment "kmcast-vxlan"/);
+  assert.match(s, /udp dport 7473 ip6 saddr != @peers counter drop comment "kmcast-control"/);
+  const r = nftRunner([{ code: 1 }, { stdout: listed(['fd00:172:31:1::2']) }]);
+  await new AllowList(r, undefined, 'ip6').apply({ vxlanPort: 7472, controlPort: undefined, peers: ['fd00:172:31:1::2'] });
+  assert.deepEqual(r.commands(), ['nft -j list table ip6 kmcast', 'nft -f -', 'nft -j list table ip6 kmcast']);
+  assert.match(r.calls[1]?.input ?? '', /^table ip6 kmcast\n/);
+  const rm = new FakeRunner().on('nft delete table ip6 kmcast', { stdout: '' });
+  await new AllowList(rm, undefined, 'ip6').remove();
+  assert.deepEqual(rm.commands(), ['nft delete table ip6 kmcast']);
+});

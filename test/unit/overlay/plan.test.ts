@@ -214,3 +214,34 @@ test('dual stack: a leave removes only its IPv6 entry; a deleted route or addres
   assert.deepEqual(off.ip, ['addr del fd00:10:244:1::11/128 dev vx0', 'route del multicast ff00::/8 dev vx0 table local metric 1']);
   assert.deepEqual(off.bridge, ['mdb del dev vx0 port vx0 grp :: dst 192.0.2.1'], 'and the IPv6 catch-all');
 });
+
+test('an IPv6 underlay: local6 read back, 70 bytes of overhead, the catch-all to the IPv6 discard prefix; converged, the plan is empty', () => {
+  const v6: OverlaySpec = { ...spec, device: 'kmcvx5', vni: 5, port: 7472, underlay: 'kmcup', localIp: 'fd00:172:31:1::2', bare: true };
+  const d = desiredState(v6, [{ ip: 'fd00:172:31:2::2', groups: ['ff05::1:3', '239.1.1.1'] }]);
+  assert.equal(d.link.mtu, 1430);
+  assert.deepEqual(d.routes, [{ type: 'blackhole', dst: '100::1', table: 'main' }]);
+  const p = plan(d, EMPTY_ACTUAL);
+  assert.deepEqual(p.ip, [
+    'link add kmcvx5 type vxlan id 5 dstport 7472 dev kmcup local fd00:172:31:1::2 nolearning',
+    'link set kmcvx5 addrgenmode none',
+    'link set kmcvx5 mtu 1430 up',
+    'route replace blackhole 100::1/128',
+  ]);
+  assert.deepEqual(p.bridge, [
+    'fdb append 00:00:00:00:00:00 dev kmcvx5 dst fd00:172:31:2::2',
+    'mdb replace dev kmcvx5 port kmcvx5 grp 0.0.0.0 permanent dst 100::1',
+    'mdb replace dev kmcvx5 port kmcvx5 grp 239.1.1.1 permanent dst fd00:172:31:2::2',
+    'mdb replace dev kmcvx5 port kmcvx5 grp ff05::1:3 permanent dst fd00:172:31:2::2',
+  ]);
+  // The recorded device (as created, then brought up) and the kernel's IPv6 blackhole route (`dev lo`).
+  const link = parseLink(fixture('iproute2/link-vxlan6.json'));
+  assert.equal(link?.local, 'fd00:172:31:1::2');
+  const actual: ActualState = {
+    link: { ...link!, up: true, addrGenMode: 'none' },
+    addrs: [],
+    routes: parseRoutes(fixture('iproute2/routes-blackhole6.json')),
+    fdb: d.fdb.map((dst) => ({ mac: '00:00:00:00:00:00', dst })),
+    mdb: d.mdb,
+  };
+  assert.ok(isEmptyPlan(plan(d, actual)), JSON.stringify(plan(d, actual)));
+});

@@ -1,0 +1,286 @@
+/**
+ * Node mode on an IPv6-ONLY cluster (calico, bridge, calico): the nodes' underlay, the router,
+ * the pods and the lab DNS have IPv6 addresses only, the Services answer AAAA and no A. The
+ * agents find their peers and members from AAAA answers, send VXLAN over IPv6 and speak the
+ * control protocol over udp6. Unprivileged python3 apps join ff05::1:3 and ff02::fb on eth0 by
+ * interface index.
+ *
+ * MTUs: the underlay is 1500 everywhere. VXLAN over IPv6 adds 70 bytes and the kernel never
+ * fragments a VXLAN packet over IPv6, so pods on nodes 1 and 2 have 1430, as a CNI leaving room
+ * for the encapsulation gives them; node 3's pods have the node's own 1500, to show what that
+ * costs: their longer fragments cannot cross, and the agent says so.
+ *
+ * Domain A (VNI 100): n1p1 | n2p1 n2p2 | n3p1       Domain B (VNI 200): n3p2       No domain: n1p2
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
+import { startCapture } from '../../src/lab/capture.js';
+import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
+import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
+import { agentsEvidence, findPython, KMCAST_MAIN, netnsFetch, runInNetns, settle, startNodeAgent, waitFor, waitPing } from '../../src/lab/process.js';
+import type { NodeAgentHandle } from '../../src/lab/process.js';
+import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
+import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
+import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
+import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
+import type { PodProgramStatus } from '../../src/node/api.js';
+import { parseRuleset } from '../../src/node/nft.js';
+import type { NodeStatus } from '../../src/node/status-types.js';
+import { keepLab, privilegedReason, testLabId } from './harness.js';
+
+const runner = new ExecRunner();
+const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
+const SERVICE_A = 'kmcast-peers.default.svc.cluster.local';
+const SERVICE_B = 'app-b.default.svc.cluster.local';
+const PEERS_SERVICE = 'kmcast-node.kmcast-node.svc.cluster.local';
+const G6 = 'ff05::1:3';
+const LL6 = 'ff02::fb';
+const PORT = 7616;
+const VXLAN_PORT = 7472;
+const CONTROL_PORT = 7473;
+/** Over every pod MTU: the sender's kernel fragments it; each fragment is one VXLAN packet. */
+const BIG = 3000;
+/** The pods of nodes 1 and 2: the underlay's 1500 less VXLAN over IPv6's 70. */
+const CARRIED = 1430;
+
+describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members from AAAA', { skip: skip ? privilegedReason() : false }, () => {
+  let lab: Lab;
+  let keyDir: string;
+  const agents = new Map<number, NodeAgentHandle>();
+  const receivers = new Map<string, Mcast6Receiver>();
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
+  const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
+  const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
+  const A = (): LabPod[] => ['n1p1', 'n2p1', 'n2p2', 'n3p1'].map(pod);
+  const OUTSIDE = (): LabPod[] => ['n1p2', 'n3p2'].map(pod);
+  const agentArgs = (): string[] => ['--service', `${SERVICE_A}=100`, '--service', `${SERVICE_B}=200`, '--key-file', join(keyDir, 'key'), '--heartbeat-interval', '1000', '--resolve-interval', '1000'];
+
+  before(async () => {
+    lab = await labUp({ id: testLabId('o6'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 2, mtu: 1500, podMtu: { 1: CARRIED, 2: CARRIED }, service: SERVICE_A, ipv6Only: true }, { runner });
+    await setServiceMembers(
+      lab,
+      A().map((p) => p.ip),
+    );
+    await setDnsRecord(lab, SERVICE_B, [pod('n3p2').ip]);
+    keyDir = mkdtempSync(join(tmpdir(), 'kmcast-node6only-key-'));
+    writeFileSync(join(keyDir, 'key'), `hex:${randomBytes(32).toString('hex')}\n`);
+  });
+
+  after(async () => {
+    await Promise.all([...receivers.values()].map((r) => r.stop().catch(() => [])));
+    if (keepLab()) return;
+    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
+    if (lab) await labDown(runner, { id: lab.spec.id });
+    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  const got = (p: LabPod, tag: string): Datagram6[] =>
+    receivers
+      .get(p.name)!
+      .received()
+      .filter((d) => d.data.startsWith(tag))
+      .map((d) => ({ ...d, data: d.data.length > 100 ? `${d.data.slice(0, 40)}... (${d.data.length})` : d.data }));
+  const kinds = (p: LabPod, tag: string): string[] =>
+    got(p, tag)
+      .map((d) => `${d.dst} ${d.data.includes(' big ') ? 'big' : 'small'}`)
+      .sort();
+
+  async function podProgram(p: LabPod): Promise<PodProgramStatus | undefined> {
+    const r = await netnsFetch(node(p.node).netns, podStatusPath(p.ip), NODE_HTTP_PORT);
+    return r.status === 200 ? (JSON.parse(r.body) as PodProgramStatus) : undefined;
+  }
+
+  async function nodeStatus(i: number): Promise<NodeStatus> {
+    return JSON.parse((await netnsFetch(node(i).netns, '/status', NODE_HTTP_PORT)).body) as NodeStatus;
+  }
+
+  /** One small and one fragmented datagram to each group from `sender`, tagged `tag`. */
+  async function sendRound(sender: LabPod, tag: string): Promise<void> {
+    for (const g of [G6, LL6]) {
+      await sendMcast6(sender, g, `${tag} ${g} small`, { port: PORT, as: UNPRIVILEGED });
+      await sendMcast6(sender, g, `${tag} ${g} big `.padEnd(BIG, 'x'), { port: PORT, as: UNPRIVILEGED });
+    }
+  }
+
+  /** Outer IPv6 packets node `i`'s kernel refused to fragment (VXLAN over IPv6 is never fragmented). */
+  async function fragFails(i: number): Promise<number> {
+    const r = await runInNetns(node(i).netns, ['cat', '/proc/net/snmp6'], 5000);
+    return Number(/^Ip6FragFails\s+(\d+)/m.exec(r.stdout)?.[1] ?? NaN);
+  }
+
+  test('the lab is IPv6 only; without kmcast no multicast crosses nodes, while IPv6 unicast does', async () => {
+    for (const n of lab.nodes) assert.match(n.underlayIp, /^fd00:172:31:\d+::2$/);
+    assert.deepEqual(await new IpClient(runner, pod('n2p1').netns).addrs('eth0'), [], 'a pod of the IPv6-only lab has no IPv4 address');
+    assert.deepEqual(await new IpClient(runner, node(2).netns).addrs('kmcup'), [], 'nor has a node uplink');
+    for (const [a, b] of [
+      ['n1p1', 'n3p1'],
+      ['n2p1', 'n1p1'],
+    ] as const) {
+      await waitPing(pod(a), pod(b).ip);
+    }
+    for (const p of [...A(), ...OUTSIDE()]) receivers.set(p.name, await startMcast6Receiver(p, { groups: [G6, LL6], port: PORT, as: UNPRIVILEGED }));
+    await sendRound(pod('n1p1'), 'base');
+    // Nothing is expected anywhere: give the datagrams the time a crossing one takes.
+    await settle(1500);
+    for (const p of [...A(), ...OUTSIDE()].filter((x) => x.name !== 'n1p1')) assert.deepEqual(got(p, 'base'), [], `${p.name} heard n1p1 without kmcast`);
+  });
+
+  test('with the agents: every member gets every datagram exactly once, from the sender IPv6 address; nobody else', async () => {
+    for (const n of lab.nodes) agents.set(n.index, await startNodeAgent(lab, n, agentArgs()));
+    for (const p of A()) await waitFor(`${p.name} programmed`, async () => (await podProgram(p))?.programmed === true, 30_000, { intervalMs: 200, explain: evidence });
+    // A member's init container asks its node agent over IPv6, unprivileged, as deploy/node runs it.
+    const wait = await runInNetns(pod('n2p1').netns, [...UNPRIVILEGED, process.execPath, KMCAST_MAIN, 'wait', '--node-ip', node(2).underlayIp, '--pod-ip', pod('n2p1').ip, '--timeout', '20s'], 30_000);
+    assert.equal(wait.code, 0, `kmcast wait in n2p1: ${wait.stderr}${wait.stdout}`);
+    // The agents found their peers by their IPv6 addresses, over udp6, and each member by its IPv6 address.
+    const st = await nodeStatus(1);
+    assert.equal(st.nodeIp, node(1).underlayIp);
+    const domain = st.domains.find((d) => d.service === SERVICE_A)!;
+    assert.deepEqual(
+      domain.localMembers.map((m) => m.podIp),
+      [pod('n1p1').ip],
+    );
+    await waitFor('node 1 hears nodes 2 and 3', async () => (await nodeStatus(1)).domains[0]!.peers.filter((p) => p.state === 'alive').length === 2, 20_000, { intervalMs: 200, explain: evidence });
+    assert.deepEqual((await nodeStatus(1)).domains[0]!.peers.map((p) => p.ip).sort(), [node(2).underlayIp, node(3).underlayIp].sort());
+    await waitFor(`n2p1 and n3p1 announced ${G6}`, async () => (await nodeStatus(1)).domains[0]!.peers.every((p) => p.groups.includes(G6)), 20_000, { intervalMs: 200, explain: evidence });
+
+    for (const sender of [pod('n1p1'), pod('n2p1')]) {
+      const tag = `r-${sender.name}`;
+      await sendRound(sender, tag);
+      const want = A().filter((p) => p !== sender);
+      for (const p of want) {
+        await receivers.get(p.name)!.waitUntil(`${p.name} hears ${tag} (4 datagrams)`, (all) => all.filter((d) => d.data.startsWith(tag)).length >= 4, 15_000);
+      }
+      await settle(1000);
+      for (const p of want) {
+        assert.deepEqual(kinds(p, tag), [`${G6} big`, `${G6} small`, `${LL6} big`, `${LL6} small`].sort(), `${p.name}: each datagram exactly once (fragmented ones whole)`);
+        for (const d of got(p, tag).filter((x) => x.dst === G6)) assert.equal(d.src, sender.ip, `${p.name}: ${G6} from the sender's IPv6 address`);
+        for (const d of got(p, tag).filter((x) => x.dst === LL6)) assert.match(d.src, /^fe80:/, `${p.name}: ${LL6} from the sender's link-local address`);
+      }
+      for (const p of OUTSIDE()) assert.deepEqual(got(p, tag), [], `${p.name} is no member of domain A and hears nothing`);
+    }
+  });
+
+  test('a pod whose MTU is the node MTU: its short datagrams cross, its longer fragments cannot (the kernel never fragments VXLAN over IPv6), and the agent says so', async () => {
+    const sender = pod('n3p1');
+    const failsBefore = await fragFails(3);
+    await sendRound(sender, 'full');
+    for (const p of A().filter((x) => x !== sender)) {
+      await receivers.get(p.name)!.waitUntil(`${p.name} hears n3p1's short datagrams`, (all) => all.filter((d) => d.data.startsWith('full') && d.data.includes('small')).length >= 2, 15_000);
+    }
+    await settle(1000);
+    for (const p of A().filter((x) => x !== sender)) assert.deepEqual(kinds(p, 'full'), [`${G6} small`, `${LL6} small`].sort(), `${p.name}: n3p1's 1500-byte fragments never arrive`);
+    // Two datagrams of three fragments each (1500, 1500 and a short one), one copy to each of two
+    // member nodes: every full-size fragment is refused per copy (8), the short ones are sent and
+    // never reassembled.
+    assert.ok((await fragFails(3)) - failsBefore >= 8, `node 3 counts the VXLAN packets it could not fragment: ${(await fragFails(3)) - failsBefore}`);
+    const doctor = await runInNetns(node(3).netns, [process.execPath, KMCAST_MAIN, 'doctor', '--node'], 20_000);
+    assert.match(
+      doctor.stdout,
+      new RegExp(`IPv6 underlay \\(MTU 1500\\) a frame crosses only up to ${CARRIED} bytes.*${pod('n3p1').ip.replace(/:/g, ':')} \\(MTU 1500\\)`),
+      `kmcast doctor --node on node 3 names the member:\n${doctor.stdout}`,
+    );
+  });
+
+  test('one VXLAN copy per member node on the IPv6 wire, for a routable and a link-local group', async () => {
+    const cap = await startCapture(node(1).netns, 'kmcup', ['ip6', 'and', 'udp', 'dst', 'port', String(VXLAN_PORT)]);
+    try {
+      await sendMcast6(pod('n1p1'), G6, 'wire routable', { port: PORT, as: UNPRIVILEGED });
+      await sendMcast6(pod('n1p1'), LL6, 'wire linklocal', { port: PORT, as: UNPRIVILEGED });
+      for (const p of A().filter((x) => x.name !== 'n1p1')) {
+        await receivers.get(p.name)!.waitUntil(`${p.name} hears the wire round`, (all) => all.filter((d) => d.data.startsWith('wire')).length >= 2, 10_000);
+      }
+      await settle(500);
+    } finally {
+      const lines = await cap.stop();
+      const to = (ip: string): number => lines.filter((l) => l.includes(` > ${ip}.${VXLAN_PORT}:`)).length;
+      assert.deepEqual([to(node(2).underlayIp), to(node(3).underlayIp), lines.length], [2, 2, 4], `one copy per datagram per member node, over IPv6:\n${lines.join('\n')}`);
+    }
+  });
+
+  test('the control protocol between the agents travels over IPv6, node address to node address', async () => {
+    const cap = await startCapture(node(1).netns, 'kmcup', ['udp', 'port', String(CONTROL_PORT)]);
+    const between = (lines: readonly string[], a: string, b: string): boolean => lines.some((l) => l.includes(` IP6 ${a}.${CONTROL_PORT} > ${b}.${CONTROL_PORT}:`));
+    const bothWays = (lines: readonly string[]): boolean => [node(2), node(3)].every((p) => between(lines, node(1).underlayIp, p.underlayIp) && between(lines, p.underlayIp, node(1).underlayIp));
+    let lines: string[] = [];
+    try {
+      // Heartbeats go out every second, each way.
+      await waitFor('STATE both ways between node 1 and nodes 2 and 3', async () => Promise.resolve(bothWays(cap.lines())), 10_000, {
+        intervalMs: 100,
+        explain: async () => Promise.resolve(cap.lines().join('\n')),
+      });
+    } finally {
+      lines = await cap.stop();
+    }
+    assert.ok(bothWays(lines));
+    assert.deepEqual(
+      lines.filter((l) => !/ IP6 /.test(l)),
+      [],
+      'nothing but IPv6 on the control port',
+    );
+  });
+
+  test('IPv4 from a member that has no IPv4 address is spoofed by definition: dropped and counted', async () => {
+    // Without any IPv4 address or route a pod can still send what needs neither: link-local
+    // multicast on an interface it names and limited broadcast bound to eth0 (unprivileged since
+    // Linux 5.7), from 0.0.0.0.
+    const spoof = [
+      'import socket',
+      's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)',
+      's.setsockopt(socket.SOL_SOCKET,socket.SO_BROADCAST,1)',
+      "s.setsockopt(socket.SOL_SOCKET,socket.SO_BINDTODEVICE,b'eth0')",
+      "s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_IF,socket.inet_aton('0.0.0.0')+socket.inet_aton('0.0.0.0')+socket.if_nametoindex('eth0').to_bytes(4,'little'))",
+      `for g in ('224.0.0.251','255.255.255.255'): s.sendto(b'spoof4',(g,${PORT}))`,
+    ].join('\n');
+    const spoofed = async (): Promise<number> => {
+      const dump = (await runner.run(['nft', '-j', 'list', 'table', 'netdev', 'kmcast-node'], { netns: node(2).netns })).stdout;
+      return [...parseRuleset(dump).values()].reduce((n, c) => n + c.spoofed, 0);
+    };
+    const before = await spoofed();
+    const r = await runInNetns(pod('n2p2').netns, [...UNPRIVILEGED, findPython(), '-c', spoof], 10_000);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('node 2 counts both IPv4 datagrams', async () => (await spoofed()) >= before + 2, 10_000, { intervalMs: 200, explain: evidence });
+    const member = (await nodeStatus(2)).domains[0]!.localMembers.find((m) => m.podIp === pod('n2p2').ip);
+    assert.ok((member?.spoofed ?? 0) >= 2, `/status counts them for n2p2: ${JSON.stringify(member)}`);
+  });
+
+  /** ping6 and a 100 kB IPv6 TCP exchange between pods on different nodes (and both node styles). */
+  async function unicastWorks(when: string): Promise<void> {
+    for (const [a, b] of [
+      ['n1p1', 'n3p1'],
+      ['n3p1', 'n2p2'],
+      ['n1p2', 'n2p1'],
+    ] as const) {
+      await waitPing(pod(a), pod(b).ip);
+      const r = await tcpExchange(pod(a), pod(b), pod(b).ip, { bytes: 100_000 });
+      assert.deepEqual(r, { bytes: 100_000, peer: pod(a).ip }, `${a} -> ${b} over IPv6 ${when}`);
+    }
+  }
+
+  test('ping6 and IPv6 TCP keep working while the agents run, stop and start', async () => {
+    await unicastWorks('while the agents run');
+    await agents.get(1)!.stop('SIGTERM');
+    agents.delete(1);
+    await unicastWorks('after node 1 agent stopped');
+    // Restarted, node 1's agent finds the others by the AAAA records of their headless Service.
+    await setDnsRecord(
+      lab,
+      PEERS_SERVICE,
+      lab.nodes.map((n) => n.underlayIp),
+    );
+    agents.set(1, await startNodeAgent(lab, node(1), [...agentArgs(), '--peers-service', PEERS_SERVICE], { staticPeers: false }));
+    await waitFor('n1p1 programmed again', async () => (await podProgram(pod('n1p1')))?.programmed === true, 30_000, { intervalMs: 200, explain: evidence });
+    const fromDns = async (): Promise<string> => JSON.stringify((await nodeStatus(1)).domains[0]!.peers.map((p) => [p.ip, p.state, p.sources]).sort());
+    const want = JSON.stringify([node(2), node(3)].map((n) => [n.underlayIp, 'alive', ['dns']]));
+    await waitFor('node 1 lists nodes 2 and 3 from AAAA records only, both alive', async () => (await fromDns()) === want, 15_000, { intervalMs: 200, explain: fromDns });
+    await unicastWorks('after node 1 agent restarted');
+    // And multicast still crosses once from the restarted node.
+    await sendMcast6(pod('n1p1'), G6, 'after restart', { port: PORT, as: UNPRIVILEGED });
+    await receivers.get('n3p1')!.waitUntil('n3p1 hears n1p1 after the restart', (all) => all.some((d) => d.data === 'after restart' && d.src === pod('n1p1').ip), 15_000);
+  });
+});
