@@ -71,7 +71,7 @@ import { captureChainName, deliveryChainName, desiredChains, ipv4SourceOf } from
 import { NodeRuleset } from './ruleset.js';
 import type { NodeDomainStatus, NodeStatus } from './status-types.js';
 import { detectUplink, familyOf } from './uplink.js';
-import { carriedPacket, membersOverUnderlay } from './underlay.js';
+import { carriedPacket, membersOverUnderlay, overlongBound } from './underlay.js';
 
 export interface NodeAgentDeps {
   readonly runner: Runner;
@@ -618,6 +618,7 @@ export class NodeAgent {
   }
 
   private wantedChains(): ChainSpec[] {
+    const carried = overlongBound(this.nodeIp, this.uplinkMtu);
     return desiredChains(
       this.domains.map((d) => {
         const local = [...d.local.values()];
@@ -626,7 +627,7 @@ export class NodeAgent {
         // (identified by its IPv6 address) has no IPv4 source at all.
         const sources = new Map(local.map((m) => [m.veth, ipv4SourceOf(m.ip)] as const));
         const sources6 = new Map(local.map((m) => [m.veth, [...(d.ipv6.get(m.ip) ?? []), ...(m.ip.includes(':') ? [m.ip] : [])]] as const));
-        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus, sources, sources6 };
+        return { vni: d.domain.vni, device: d.domain.device, members: local.map((m) => m.veth), mtus, sources, sources6, ...(carried !== undefined ? { carried } : {}) };
       }),
     );
   }

@@ -199,6 +199,8 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
   }
   const cut = st.domains.filter((d) => (d.unannouncedGroups ?? 0) > 0).map((d) => `${d.service}: ${d.unannouncedGroups}`);
   if (cut.length) notes.push(`joined groups beyond what one STATE carries, not announced (peers send them nothing): ${cut.join(', ')}`);
+  const overlong = st.domains.filter((d) => (d.overlong ?? 0) > 0).map((d) => `${d.service}: ${d.overlong}`);
+  if (overlong.length) notes.push(`frames longer than the IPv6 underlay carries, which reached no other node: ${overlong.join(', ')}`);
   if (st.underlayMtu !== undefined) {
     const over = [...new Set(st.domains.flatMap((d) => membersOverUnderlay(d.localMembers, st.nodeIp, st.underlayMtu!).map((m) => `${m.podIp} (MTU ${m.mtu})`)))];
     if (over.length) {

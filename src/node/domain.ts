@@ -187,6 +187,8 @@ function gatewayOf(d: Pick<DomainRuntime, 'gateways'>): string | undefined {
 export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes: PeerNodesStatus, dl?: ReadChain, capture?: (veth: string) => ReadChain | undefined): NodeDomainStatus {
   const spoofedBy = (veth: string): number => capture?.(veth)?.spoofed ?? 0;
   const spoofed = [...d.local.values()].reduce((n, m) => n + spoofedBy(m.veth), 0);
+  const overlongBy = (veth: string): number => capture?.(veth)?.overlongPackets ?? 0;
+  const overlong = [...d.local.values()].reduce((n, m) => n + overlongBy(m.veth), 0);
   return {
     service: d.domain.service,
     vni: d.domain.vni,
@@ -205,6 +207,7 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes
         ...(m.mtu !== undefined ? { mtu: m.mtu } : {}),
         ...(dl ? { oversize: missedBy(dl, m.veth) } : {}),
         ...(spoofedBy(m.veth) ? { spoofed: spoofedBy(m.veth) } : {}),
+        ...(overlongBy(m.veth) ? { overlong: overlongBy(m.veth) } : {}),
       };
     }),
     ...(d.refused.size ? { refused: [...d.refused.values()] } : {}),
@@ -216,6 +219,7 @@ export function domainStatus(d: DomainRuntime, programmed: Programmed, peerNodes
     entries: d.entries,
     ...(dl ? { oversize: missedByAll(dl) } : {}),
     ...(spoofed ? { spoofed } : {}),
+    ...(overlong ? { overlong } : {}),
   };
 }
 

@@ -47,6 +47,11 @@ export class NodeMetrics extends AgentMetricsBase {
     'Multicast and broadcast datagrams local members sent with another source address than their own, dropped at capture (reset when the ruleset is replaced).',
     ['domain'],
   );
+  readonly overlong = this.gauge(
+    'kmcast_node_overlong_packets',
+    'IPv6 underlay only: frames local members sent longer than the underlay carries (its MTU - 70; the kernel never fragments VXLAN over IPv6), which reached no other node (reset when the ruleset is replaced).',
+    ['domain'],
+  );
   readonly syncs = this.counter('kmcast_node_syncs_total', 'Full data plane passes by result.', ['result']);
   readonly rulesetApplies = this.counter('kmcast_node_ruleset_applies_total', 'nftables ruleset replacements by result (ok: applied and read back).', ['result']);
   readonly controlReceived = this.gauge('kmcast_node_control_received_datagrams', 'Control datagrams received since start, by result.', ['result']);
@@ -73,10 +78,12 @@ export class NodeMetrics extends AgentMetricsBase {
     let ok = 0;
     let oversize = 0;
     let spoofed = 0;
+    let overlong = 0;
     const dl = back?.get(deliveryChainName(d.domain.vni));
     for (const m of d.local.values()) {
       captured += back?.get(captureChainName(m.veth))?.packets ?? 0;
       spoofed += back?.get(captureChainName(m.veth))?.spoofed ?? 0;
+      overlong += back?.get(captureChainName(m.veth))?.overlongPackets ?? 0;
       oversize += dl ? missedBy(dl, m.veth) : 0;
       if (programmed(m)) ok++;
     }
@@ -84,6 +91,7 @@ export class NodeMetrics extends AgentMetricsBase {
     this.delivered.labels(service).set(dl?.packets ?? 0);
     this.oversize.labels(service).set(oversize);
     this.spoofed.labels(service).set(spoofed);
+    this.overlong.labels(service).set(overlong);
     this.localMembers.labels(service, 'true').set(ok);
     this.localMembers.labels(service, 'false').set(d.local.size - ok);
     for (const reason of ['multiple_domains', 'ip_conflict'] as const) this.refusedPods.labels(service, reason).set([...d.refused.values()].filter((r) => r.reason === reason).length);

@@ -65,6 +65,11 @@ export interface DomainPlane {
   readonly sources?: ReadonlyMap<string, string>;
   /** Host veth -> the member's global IPv6 addresses; with `sources`, its IPv6 captures must come from these or fe80::/10. */
   readonly sources6?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * On an IPv6 underlay: the longest IP packet a VXLAN copy can carry (underlay MTU - 70; the
+   * kernel never fragments VXLAN over IPv6). Capture chains count what is longer (`overlong`).
+   */
+  readonly carried?: number;
 }
 
 /**
@@ -108,7 +113,16 @@ export interface ChainShape {
    * member's global addresses sorted (a second guard rule drops and counts the rest).
    */
   readonly source6?: readonly string[];
+  /**
+   * Capture chains on an IPv6 underlay: the longest IP packet the underlay carries. A counter
+   * rule per family (no verdict) counts longer frames: their local copies are delivered, their
+   * VXLAN copy is refused by the kernel (Ip6FragFails), and this count says whose they were.
+   */
+  readonly overlong?: number;
 }
+
+/** The comment of the rules that count frames too long for an IPv6 underlay. */
+export const OVERLONG_COMMENT = 'kmcast-overlong';
 
 export interface ChainSpec extends ChainShape {
   /** The device the chain's ingress hook is bound to. */
@@ -173,6 +187,7 @@ export function desiredChains(domains: readonly DomainPlane[]): ChainSpec[] {
         drop: false,
         ...(source ? { source } : {}),
         ...(source6 ? { source6 } : {}),
+        ...(d.carried !== undefined ? { overlong: d.carried } : {}),
       });
     }
   }
@@ -220,6 +235,9 @@ export function renderRuleset(chains: readonly ChainSpec[]): string {
       `    type filter hook ingress device "${c.device}" priority ${NODE_PRIORITY}; policy ${c.policy};`,
       ...(c.source ? [c.source === NO_IPV4 ? `    ip daddr ${CAPTURE_SET} ip saddr ${ANY_IPV4} counter drop` : `    ip daddr ${CAPTURE_SET} ip saddr != ${c.source} counter drop`] : []),
       ...(c.source6 ? [`    ${CAPTURE6_MATCH} ip6 saddr != { ${c.source6.join(', ')} } counter drop`] : []),
+      ...(c.overlong !== undefined
+        ? [`    ip daddr ${CAPTURE_SET} ip length > ${c.overlong} counter comment "${OVERLONG_COMMENT}"`, `    ${CAPTURE6_MATCH} ip6 length > ${c.overlong - 40} counter comment "${OVERLONG_COMMENT}"`]
+        : []),
       ...(c.tiers ? c.tiers.flatMap((t) => ruleLines(c, t, 4)) : ruleLines(c, undefined, 4)).map((l) => `    ${l}`),
       // IPv6 rules only where the IPv4 rule matches multicast: the bridge chain drops every frame in one rule.
       ...(c.capture ? (c.tiers ? c.tiers.flatMap((t) => ruleLines(c, t, 6)) : ruleLines(c, undefined, 6)) : []).map((l) => `    ${l}`),
@@ -260,6 +278,8 @@ export interface ReadRules {
 export interface ReadChain extends Omit<ChainShape, 'tiers'>, ReadRules {
   /** Datagrams the source guards dropped (capture chains; 0 without one). */
   readonly spoofed: number;
+  /** Frames the overlong rules counted: too long for the IPv6 underlay (0 without them). */
+  readonly overlongPackets: number;
   /** The IPv6 rules (absent: the chain has none). */
   readonly v6?: ReadRules;
 }
@@ -356,6 +376,7 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
   const rules = new Map<string, ReadRules>();
   const partial = new Map<string, RulePiece>();
   const guards = new Map<string, { source?: string; source6?: string[]; spoofed: number; stale: boolean }>();
+  const overlongs = new Map<string, { max4?: number; max6?: number; packets: number; stale: boolean }>();
   const add = (key: string, merged: RulePiece): void => {
     const prev = rules.get(key) ?? EMPTY_RULES;
     const first = prev.rules === 0;
@@ -374,6 +395,22 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
     const r = o.rule as Json | undefined;
     if (!r || typeof r.chain !== 'string' || !policies.has(r.chain)) continue;
     const exprs = (Array.isArray(r.expr) ? r.expr : []) as Json[];
+    if (r.comment === OVERLONG_COMMENT) {
+      // `<family match> length > N counter`: counts, decides nothing. Its bound is the IP packet's
+      // (ip6 length is the payload: 40 more).
+      const len = exprs.find((e) => 'match' in e && JSON.stringify((e.match as Json).left).includes('"field":"length"'))?.match as Json | undefined;
+      const v6 = JSON.stringify(len?.left ?? '').includes('"protocol":"ip6"');
+      const ok = len?.op === '>' && typeof len.right === 'number' && !exprs.some((e) => 'drop' in e || 'fwd' in e || 'dup' in e || 'accept' in e);
+      const o = overlongs.get(r.chain) ?? { packets: 0, stale: false };
+      const bound = ok ? (len.right as number) + (v6 ? 40 : 0) : undefined;
+      overlongs.set(r.chain, {
+        ...o,
+        ...(bound === undefined ? {} : v6 ? { max6: bound } : { max4: bound }),
+        stale: o.stale || !ok,
+        packets: o.packets + Number(((exprs.find((e) => 'counter' in e)?.counter as Json | undefined)?.packets as number | undefined) ?? 0),
+      });
+      continue;
+    }
     const guard = exprs.find((e) => 'match' in e && JSON.stringify((e.match as Json).left).includes('"field":"saddr"'));
     if (guard) {
       // A capture chain's source guard: `ip saddr != <member IP> counter drop`, or the IPv6 one
@@ -423,12 +460,18 @@ export function parseRuleset(stdout: string): Map<string, ReadChain> {
     const v4 = rules.get(`${name}\u00004`) ?? EMPTY_RULES;
     const v6 = rules.get(`${name}\u00006`);
     const g = guards.get(name);
+    const o = overlongs.get(name);
+    // Both families' rules with one bound; anything else (one family, two bounds, a verdict) is
+    // not a table kmcast writes: stale, reinstalled.
+    const overlong = o && o.max4 !== undefined && o.max4 === o.max6 ? o.max4 : undefined;
     out.set(name, {
       name,
       policy,
       ...v4,
-      stale: v4.stale || (g?.stale ?? false),
+      stale: v4.stale || (g?.stale ?? false) || (o !== undefined && (o.stale || overlong === undefined)),
       spoofed: g?.spoofed ?? 0,
+      overlongPackets: o?.packets ?? 0,
+      ...(overlong !== undefined ? { overlong } : {}),
       ...(g?.source !== undefined ? { source: g.source } : {}),
       ...(g?.source6 !== undefined ? { source6: g.source6 } : {}),
       ...(v6 ? { v6 } : {}),
@@ -446,11 +489,12 @@ export function rulesetMismatch(want: readonly ChainSpec[], have: ReadonlyMap<st
     if (!h) return `chain ${c.name} missing`;
     const tiers = c.tiers ?? [{ max: undefined, dups: c.dups }];
     if (h.rules !== tiers.length) return `chain ${c.name} has ${h.rules} rules, not ${tiers.length}`;
-    if (h.stale) return `chain ${c.name} points at a deleted device`;
+    if (h.stale) return `chain ${c.name} points at a deleted device or holds a rule kmcast does not write`;
     if (h.capture !== c.capture || h.policy !== c.policy || h.drop !== c.drop || h.fwd !== c.fwd || h.dups.join() !== c.dups.join() || h.source !== c.source) {
       return `chain ${c.name} differs: ${JSON.stringify({ capture: h.capture, policy: h.policy, dups: h.dups, fwd: h.fwd, drop: h.drop, source: h.source })}`;
     }
     if ([...(h.source6 ?? [])].sort().join() !== [...(c.source6 ?? [])].sort().join()) return `chain ${c.name} IPv6 sources differ: ${JSON.stringify(h.source6 ?? null)}`;
+    if (h.overlong !== c.overlong) return `chain ${c.name} counts frames over ${JSON.stringify(h.overlong ?? null)}, not ${JSON.stringify(c.overlong ?? null)}`;
     for (const [i, t] of tiers.entries()) {
       const ht = h.tiers[i]!;
       if (ht.max !== t.max || ht.dups.join() !== t.dups.join()) return `chain ${c.name} rule ${i + 1} differs: ${JSON.stringify({ max: ht.max ?? null, dups: ht.dups })}`;

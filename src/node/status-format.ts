@@ -6,6 +6,7 @@ import { StatusUnavailableError, fetchStatusJson, formatAge, formatTable } from 
 import { NODE_HTTP_PORT } from './api.js';
 import type { PeerNodesStatus } from './api.js';
 import type { NodeStatus } from './status-types.js';
+import { carriedPacket } from './underlay.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
 
 export const DEFAULT_NODE_STATUS_URL = `http://127.0.0.1:${NODE_HTTP_PORT}`;
@@ -66,6 +67,11 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
     out.push(`  members listed: ${d.listed.length}  local: ${d.localMembers.length}  groups: ${list(d.groups)}${d.gateway ? `  gateway: ${d.gateway}` : ''}`);
     if (d.peerNodes) out.push(`  peer nodes: ${peerNodesLine(d.peerNodes, s.controlPort)}`);
     if (d.unannouncedGroups) out.push(`  WARNING: ${d.unannouncedGroups} joined groups are beyond what one STATE carries: not announced, peers send them nothing`);
+    if (d.overlong) {
+      out.push(
+        `  WARNING: ${d.overlong} frames from local members were longer than the IPv6 underlay carries (VXLAN over IPv6 adds 70 bytes and is never fragmented): other nodes did not get them; give the pods an MTU of at most ${s.underlayMtu !== undefined ? carriedPacket(s.nodeIp, s.underlayMtu) : 'the underlay MTU - 70'}`,
+      );
+    }
     if (d.spoofed) out.push(`  WARNING: ${d.spoofed} datagrams from local members had another source address than the member's own: dropped (a pod with NET_RAW speaking as another)`);
     if (d.localMembers.length) {
       const rows = d.localMembers.map((m) => [

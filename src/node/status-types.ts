@@ -29,6 +29,11 @@ export interface NodeMemberStatus {
   readonly oversize?: number;
   /** Datagrams it sent with another source address than its own, dropped (absent when none). */
   readonly spoofed?: number;
+  /**
+   * IPv6 underlay: frames it sent longer than the underlay carries (MTU - 70, never fragmented):
+   * same-node members got them, other nodes did not (absent when none).
+   */
+  readonly overlong?: number;
 }
 
 export interface NodeDomainStatus {
@@ -61,6 +66,8 @@ export interface NodeDomainStatus {
   readonly oversize?: number;
   /** Datagrams local members sent with another source than their own, dropped (absent when none). */
   readonly spoofed?: number;
+  /** Frames local members sent that the IPv6 underlay cannot carry to other nodes (absent when none). */
+  readonly overlong?: number;
 }
 
 export interface NodeStatus {

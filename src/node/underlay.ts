@@ -22,3 +22,11 @@ export function membersOverUnderlay<M extends { readonly mtu?: number | undefine
   const max = carriedPacket(nodeIp, underlayMtu);
   return members.filter((m) => m.mtu !== undefined && m.mtu > max);
 }
+
+/**
+ * The bound the capture chains count frames over (`overlong`): the carried size on an IPv6
+ * underlay, where longer VXLAN copies are lost; none on IPv4, which fragments them. Pure.
+ */
+export function overlongBound(nodeIp: string, underlayMtu: number): number | undefined {
+  return nodeIp.includes(':') ? carriedPacket(nodeIp, underlayMtu) : undefined;
+}

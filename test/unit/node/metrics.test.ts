@@ -6,7 +6,20 @@ import { NodeMetrics } from '../../../src/node/metrics.js';
 import type { ReadChain } from '../../../src/node/nft.js';
 
 const m = (ip: string, veth: string): LocalMember => ({ ip, veth, vethIndex: 4, netns: `kmc${veth}`, podIndex: 2 });
-const chain = (name: string, packets: number): ReadChain => ({ name, capture: true, policy: 'accept', dups: [], fwd: undefined, drop: false, packets, rules: 1, stale: false, tiers: [], spoofed: 0 });
+const chain = (name: string, packets: number): ReadChain => ({
+  name,
+  capture: true,
+  policy: 'accept',
+  dups: [],
+  fwd: undefined,
+  drop: false,
+  packets,
+  rules: 1,
+  stale: false,
+  tiers: [],
+  spoofed: 0,
+  overlongPackets: 0,
+});
 
 test("observeDomain: captured sums the members' capture chains, programmed splits the members, peers by state", async () => {
   const metrics = new NodeMetrics();

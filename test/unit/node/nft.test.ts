@@ -320,3 +320,54 @@ test('an IPv6-only member (no IPv4 address): every IPv4 datagram it sends is spo
   ]);
   assert.match(rulesetMismatch(dual, have) ?? '', /chain cap-kmcv1 differs/);
 });
+
+test('on an IPv6 underlay each capture chain counts, per family, the frames longer than the underlay carries; it decides nothing', () => {
+  const planes = [
+    {
+      vni: 100,
+      device: 'kmcvx100',
+      members: ['kmcv1', 'kmcv2'],
+      mtus: new Map([
+        ['kmcv1', 1500],
+        ['kmcv2', 1500],
+      ]),
+      sources: new Map([
+        ['kmcv1', ipv4SourceOf('fd00:10:244:2::11')],
+        ['kmcv2', ipv4SourceOf('fd00:10:244:2::12')],
+      ]),
+      sources6: new Map([
+        ['kmcv1', ['fd00:10:244:2::11']],
+        ['kmcv2', ['fd00:10:244:2::12']],
+      ]),
+      carried: 1430,
+    },
+  ];
+  const want = desiredChains(planes);
+  const script = renderRuleset(want);
+  assert.match(
+    script,
+    /\n {4}ip daddr \{ 224\.0\.0\.0\/4, 255\.255\.255\.255 \} ip length > 1430 counter comment "kmcast-overlong"\n {4}ip6 daddr ff00::\/8 meta l4proto != 58 ip6 length > 1390 counter comment "kmcast-overlong"\n/,
+  );
+  assert.doesNotMatch(renderRuleset(desiredChains([{ ...planes[0]!, carried: undefined }])), /overlong/, 'an IPv4 underlay fragments: nothing to count');
+  // As this kernel read it back after the member on kmcv1 sent one 100-byte and two 1400-byte
+  // IPv6 datagrams (1448-byte packets): two over 1430, all three captured.
+  const have = parseRuleset(fixture('iproute2/node/nft-node-overlong.json'));
+  assert.equal(rulesetMismatch(want, have), undefined);
+  assert.deepEqual([have.get('cap-kmcv1')?.overlong, have.get('cap-kmcv1')?.overlongPackets, have.get('cap-kmcv1')?.v6?.packets], [1430, 2, 3]);
+  assert.equal(have.get('cap-kmcv2')?.overlongPackets, 0);
+  // The counting rules are not dup/fwd pieces: the capture rules read as before.
+  assert.deepEqual([have.get('cap-kmcv1')?.dups, have.get('cap-kmcv1')?.fwd, have.get('cap-kmcv1')?.rules], [['kmcv2'], 'kmcvx100', 1]);
+  // Another underlay MTU (or none: an IPv4 underlay) is a different table.
+  assert.match(rulesetMismatch(desiredChains([{ ...planes[0]!, carried: 1380 }]), have) ?? '', /counts frames over 1430, not 1380/);
+  assert.match(rulesetMismatch(desiredChains([{ ...planes[0]!, carried: undefined }]), have) ?? '', /counts frames over 1430, not null/);
+  // One family's counting rule alone, or one with a verdict, is not a rule kmcast writes.
+  const oneFamily = fixture('iproute2/node/nft-node-overlong.json').replace(
+    /"op": ">",\s*"left": \{\s*"payload": \{\s*"protocol": "ip6",\s*"field": "length"\s*\}\s*\},\s*"right": 1390/,
+    '"op": ">", "left": {"payload": {"protocol": "ip6", "field": "length"}}, "right": 1000',
+  );
+  assert.notEqual(oneFamily, fixture('iproute2/node/nft-node-overlong.json'));
+  assert.match(rulesetMismatch(want, parseRuleset(oneFamily)) ?? '', /holds a rule kmcast does not write/);
+  const withVerdict = fixture('iproute2/node/nft-node-overlong.json').replace(/("comment": "kmcast-overlong", "expr": \[[^\]]*?\{"counter": \{"packets": \d+, "bytes": \d+\}\})/, '$1, {"drop": null}');
+  assert.notEqual(withVerdict, fixture('iproute2/node/nft-node-overlong.json'));
+  assert.match(rulesetMismatch(want, parseRuleset(withVerdict)) ?? '', /holds a rule kmcast does not write/);
+});
