@@ -161,8 +161,8 @@ export class Gateway {
     if (!addr && this.hasIpv4) {
       const four = this.config.groups.filter((g) => familyOfGroup(g) === 4).map((g) => g.prefix);
       throw new ConfigError(
-        `--gateway-group: IPv4 groups (${four.join(', ')}) need an IPv4 address on ${dev}, and it has none; the gateway joins them and sends them from it (a node without IPv4, on an IPv6-only cluster, carries IPv6 groups only: drop the IPv4 ones)`,
-        { fields: { flag: '--gateway-group' } },
+        `--gateway-interface: ${dev} has no IPv4 address; the gateway joins its IPv4 groups (${four.join(', ')}) and sends them from it (a node without IPv4, on an IPv6-only cluster, carries IPv6 groups only: drop the IPv4 ones from --gateway-group)`,
+        flag,
       );
     }
     if (!link.mac) throw new ConfigError(`--gateway-interface: ${dev} has no MAC address (not an Ethernet interface)`, flag);
