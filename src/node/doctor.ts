@@ -12,7 +12,7 @@ import type { Runner } from '../kernel/runner.js';
 import type { CheckResult } from '../runtime/checks.js';
 import { CAP_NET_ADMIN, capEffOf, hasCapability } from '../runtime/caps.js';
 import { CAPTURE_SET } from './nft.js';
-import { fetchNodeStatus, peerEndpoint } from './status-format.js';
+import { fetchNodeStatus, gatewayAddresses, peerEndpoint } from './status-format.js';
 import type { NodeStatus } from './status-types.js';
 import { carriedPacket, membersOverUnderlay } from './underlay.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
@@ -237,7 +237,7 @@ export function evaluateOversize(st: NodeStatus): CheckResult {
 
 /** The gateway's verdict from its /status part. Pure. */
 export function evaluateGateway(g: GatewayStatus): CheckResult {
-  const title = `gateway on ${g.interface} (${g.address || 'no address'}${g.address6 ? `, ${g.address6}` : ''})`;
+  const title = `gateway on ${g.interface} (${gatewayAddresses(g).join(', ') || 'no address'})`;
   if (!g.table.installed) {
     return {
       id: 'node-gateway',

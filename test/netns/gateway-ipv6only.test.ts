@@ -284,12 +284,16 @@ describe('gateway on an IPv6-only cluster: IPv6 groups over VXLAN over IPv6, exa
     assert.equal((await gatewayStatus()).active, true, 'the gateway was not running');
   });
 
-  test('doctor names the IPv6 address and warns of the overlong frame', async () => {
+  test('status and doctor name the IPv6 address alone and the overlong frame', async () => {
+    const st = await runInNetns(node(1).netns, [process.execPath, KMCAST_MAIN, 'status', '--node'], 10_000);
+    assert.equal(st.code, 0, st.stderr);
+    assert.ok(st.stdout.includes(`interface kmclan ${gwIp6()}  snat: on`), st.stdout);
+    assert.match(st.stdout, /dropped: in rate 0 ttl 0 loop 0 total 0 full 0 overlong 1 /);
     const doc = await runInNetns(node(1).netns, [process.execPath, KMCAST_MAIN, 'doctor', '--node', '--json'], 20_000);
     const checks = JSON.parse(doc.stdout) as { checks: Array<{ id: string; title: string; status: string; detail: string }> };
     const gw = checks.checks.find((c) => c.id === 'node-gateway');
     assert.ok(gw, doc.stdout);
-    assert.ok(gw.title.includes(gwIp6()), gw.title);
+    assert.equal(gw.title, `gateway on kmclan (${gwIp6()})`);
     assert.equal(gw.status, 'WARN', gw.detail);
     assert.match(gw.detail, /1 inbound datagram frame\(s\) longer than the IPv6 underlay carries/);
   });
