@@ -62,10 +62,13 @@ function podTable(lab: Lab, agents: Record<string, number> = {}): string {
 
 function lanLines(lan: LabLan | undefined): string {
   if (!lan) return '';
+  // An IPv6-only LAN's primary address is its IPv6 one: each is printed once.
+  const also = (ip: string, ip6: string | undefined): string => (ip6 && ip6 !== ip ? ` ${ip6}` : '');
+  const snooping = lan.cidr6 === undefined ? 'IGMP' : lan.cidr6 === lan.cidr ? 'MLD' : 'IGMP and MLD';
   return (
-    `LAN ${lan.cidr}${lan.cidr6 ? ` ${lan.cidr6}` : ''} on switch ${lan.netns} (bridge ${lan.bridge} ${lan.switchIp}, ${lan.cidr6 ? 'IGMP and MLD' : 'IGMP'} snooping and querier; not routed to the underlay)\n` +
-    `  hosts: ${lan.hosts.map((h) => `${h.name} ${h.ip}${h.ip6 ? ` ${h.ip6}` : ''} (${h.netns} ${h.ifname})`).join('; ')}\n` +
-    `  nodes: ${lan.nodes.map((n) => `n${n.node} ${n.ip}${n.ip6 ? ` ${n.ip6}` : ''} (${n.netns} ${n.ifname})`).join('; ') || '(none)'}\n`
+    `LAN ${lan.cidr}${also(lan.cidr, lan.cidr6)} on switch ${lan.netns} (bridge ${lan.bridge} ${lan.switchIp}, ${snooping} snooping and querier; not routed to the underlay)\n` +
+    `  hosts: ${lan.hosts.map((h) => `${h.name} ${h.ip}${also(h.ip, h.ip6)} (${h.netns} ${h.ifname})`).join('; ')}\n` +
+    `  nodes: ${lan.nodes.map((n) => `n${n.node} ${n.ip}${also(n.ip, n.ip6)} (${n.netns} ${n.ifname})`).join('; ') || '(none)'}\n`
   );
 }
 
