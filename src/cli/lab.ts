@@ -62,10 +62,13 @@ function podTable(lab: Lab, agents: Record<string, number> = {}): string {
 
 function lanLines(lan: LabLan | undefined): string {
   if (!lan) return '';
+  // An IPv6-only LAN's primary address is its IPv6 one: each is printed once.
+  const also = (ip: string, ip6: string | undefined): string => (ip6 && ip6 !== ip ? ` ${ip6}` : '');
+  const snooping = lan.cidr6 === undefined ? 'IGMP' : lan.cidr6 === lan.cidr ? 'MLD' : 'IGMP and MLD';
   return (
-    `LAN ${lan.cidr}${lan.cidr6 ? ` ${lan.cidr6}` : ''} on switch ${lan.netns} (bridge ${lan.bridge} ${lan.switchIp}, ${lan.cidr6 ? 'IGMP and MLD' : 'IGMP'} snooping and querier; not routed to the underlay)\n` +
-    `  hosts: ${lan.hosts.map((h) => `${h.name} ${h.ip}${h.ip6 ? ` ${h.ip6}` : ''} (${h.netns} ${h.ifname})`).join('; ')}\n` +
-    `  nodes: ${lan.nodes.map((n) => `n${n.node} ${n.ip}${n.ip6 ? ` ${n.ip6}` : ''} (${n.netns} ${n.ifname})`).join('; ') || '(none)'}\n`
+    `LAN ${lan.cidr}${also(lan.cidr, lan.cidr6)} on switch ${lan.netns} (bridge ${lan.bridge} ${lan.switchIp}, ${snooping} snooping and querier; not routed to the underlay)\n` +
+    `  hosts: ${lan.hosts.map((h) => `${h.name} ${h.ip}${also(h.ip, h.ip6)} (${h.netns} ${h.ifname})`).join('; ')}\n` +
+    `  nodes: ${lan.nodes.map((n) => `n${n.node} ${n.ip}${also(n.ip, n.ip6)} (${n.netns} ${n.ifname})`).join('; ') || '(none)'}\n`
   );
 }
 
@@ -114,7 +117,7 @@ Examples:
     .option('--ipv6', 'dual stack: every pod also gets an IPv6 address (fd00:10:244:<node>::<10+k>), routed between nodes; the DNS answers AAAA too')
     .option('--ipv6-only', 'IPv6 only: nodes, router and pods have IPv6 addresses only (the --ipv6 plan without IPv4); the DNS listens on [fd00:10:96::10]:53 and answers AAAA only')
     .option('--agents', 'start `kmcast agent` in every pod and leave them running (logs in the state dir)')
-    .option('--lan <nodes>', 'add an outside LAN (192.168.250.0/24, with --ipv6 also fd00:250::/64; not pods) attached to these nodes, e.g. 1 or 1,2')
+    .option('--lan <nodes>', 'add an outside LAN (192.168.250.0/24, with --ipv6 also fd00:250::/64, with --ipv6-only fd00:250::/64 alone; not pods) attached to these nodes, e.g. 1 or 1,2')
     .option('--lan-hosts <n>', 'hosts on the outside LAN (h1, h2, ...; 1 to 50)', String(DEFAULT_LAN_HOSTS))
     .option('--kubernetes', `also run Kubernetes ${KUBE_VERSION} on the nodes (built from source and cached; the lab's own pods default to 0)`)
     .addHelpText(
@@ -142,10 +145,8 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
     .action(async (flags: UpFlags, cmd: Command) => {
       requireRoot();
       if (flags.ipv6 && flags.kubernetes) throw new ConfigError("--ipv6 and --kubernetes conflict: the lab's Kubernetes cluster (its CNI, Services and CoreDNS) is IPv4-only");
-      if (flags.ipv6Only && (flags.kubernetes || flags.lan !== undefined || flags.agents)) {
-        throw new ConfigError(
-          '--ipv6-only builds pods and nodes for node mode only: it conflicts with --kubernetes, --lan and --agents (the sidecar, the outside LAN and the Kubernetes cluster are IPv4)',
-        );
+      if (flags.ipv6Only && (flags.kubernetes || flags.agents)) {
+        throw new ConfigError('--ipv6-only builds pods and nodes for node mode only: it conflicts with --kubernetes and --agents (the sidecar and the Kubernetes cluster are IPv4)');
       }
       const podsGiven = cmd.getOptionValueSource('pods') === 'cli';
       const spec = buildSpec(

@@ -39,7 +39,10 @@ function nodeOptions(cmd: Command): Command {
 
 function gatewayOptions(cmd: Command): Command {
   return cmd
-    .option('--gateway-interface <if>', "make this node the domain's gateway to the network on <if> (the LAN or uplink facing outside; an IPv4 address, and a global IPv6 one for IPv6 groups)")
+    .option(
+      '--gateway-interface <if>',
+      "make this node the domain's gateway to the network on <if> (the LAN or uplink facing outside; an IPv4 address for IPv4 groups, a global IPv6 one for IPv6 groups: on an IPv6-only node, IPv6 groups only)",
+    )
     .option(
       '--gateway-group <group[/len]=dir>',
       'what crosses the gateway, dir = in | out | both (e.g. 239.10.0.0/16=in, 224.0.0.251=both, ff05::1:3=both, ff02::fb=in); repeatable; nothing else crosses',
@@ -64,7 +67,9 @@ and their datagrams are handed into the domain like a member's, outside source k
 to every member. Outbound groups (out, both) sent by member pods leave on the interface once. Only
 UDP to listed groups crosses; datagrams that came in never go back out, and a datagram from a pod
 or from a gateway's own address heard back on the interface is dropped. Several gateways of one
-domain elect one (the lowest node IP); the others stand by. See docs/gateway.md.`;
+domain elect one (the lowest node IP); the others stand by. On an IPv6 underlay (an IPv6 node IP)
+the gateway carries IPv6 groups; a LAN datagram whose frames do not fit the underlay MTU - 70 cannot
+cross (VXLAN over IPv6 is never fragmented): it is dropped and counted. See docs/gateway.md.`;
 
 async function runNodeAgent(flags: RawNodeOptions, opts: { gatewayRequired?: boolean } = {}): Promise<void> {
   const config = validateNodeConfig(mergeNodeOptions(flags, process.env), opts);

@@ -9,6 +9,18 @@
  * may be active, so a restart does not make two active at the same time.
  */
 import { compareIpv4 } from '../net/ipv4.js';
+import { compareIpv6 } from '../net/ipv6.js';
+
+/**
+ * Node IPs in order: numerically within a family (IPv4 or, on an IPv6 underlay, IPv6; the
+ * gateways of a domain share the underlay's family), IPv4 first should two ever meet.
+ */
+export function compareNodeIp(a: string, b: string): number {
+  const fa = a.includes(':') ? 6 : 4;
+  const fb = b.includes(':') ? 6 : 4;
+  if (fa !== fb) return fa - fb;
+  return fa === 6 ? compareIpv6(a, b) : compareIpv4(a, b);
+}
 
 export interface ElectionInput {
   readonly self: string;
@@ -27,13 +39,13 @@ export interface ElectionResult {
 }
 
 export function elect(i: ElectionInput): ElectionResult {
-  const lowest = [...i.others].sort(compareIpv4)[0];
-  if (lowest !== undefined && compareIpv4(lowest, i.self) < 0) return { active: false, activeGateway: lowest, reason: 'lower-ip-alive' };
+  const lowest = [...i.others].sort(compareNodeIp)[0];
+  if (lowest !== undefined && compareNodeIp(lowest, i.self) < 0) return { active: false, activeGateway: lowest, reason: 'lower-ip-alive' };
   if (i.now < i.settledAt) return { active: false, activeGateway: lowest, reason: 'settling' };
   return { active: true, activeGateway: i.self, reason: 'elected' };
 }
 
 /** The gateway a non-gateway node agent sees as active: the lowest alive one. */
 export function observedActive(alive: readonly string[]): string | undefined {
-  return [...alive].sort(compareIpv4)[0];
+  return [...alive].sort(compareNodeIp)[0];
 }

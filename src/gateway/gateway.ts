@@ -47,6 +47,8 @@ export interface DomainView {
   readonly pods: readonly string[];
   /** Every IPv6 address of the domain's pods: DNS AAAA and what the local members have on eth0. */
   readonly pods6?: readonly string[];
+  /** On an IPv6 underlay: the longest IP packet the domain's VXLAN device carries (src/node/underlay.ts). */
+  readonly carried?: number;
   /** Routable groups joined by any member, on any node: group -> members (local) and nodes (remote) that joined it. */
   readonly demanded: ReadonlyMap<string, number>;
 }
@@ -95,6 +97,11 @@ export class Gateway {
     return this.config.groups.some((g) => familyOfGroup(g) === 6);
   }
 
+  /** IPv4 groups are configured: the interface needs an IPv4 address (a node on an IPv6 underlay may have none). */
+  get hasIpv4(): boolean {
+    return this.config.groups.some((g) => familyOfGroup(g) === 4);
+  }
+
   /** Folds a table about to be replaced into the carried totals (bounded, see traffic.ts). */
   private fold(back: GatewayReadBack | undefined): void {
     carry(this.carried, back, this.singles);
@@ -105,9 +112,13 @@ export class Gateway {
     return this.lanIp;
   }
 
-  /** What a gateway STATE carries instead of an overlay address and MAC. */
+  /**
+   * What a gateway STATE carries instead of an overlay address and MAC: the interface's IPv4
+   * address, or its IPv6 one when it has none (IPv6 groups only, on an IPv6 underlay). The other
+   * gateways add it to their loop guard (`gw-addrs`, `gw-addrs6`).
+   */
   get localState(): { mac: string; overlay: string } {
-    return { mac: this.lanMac, overlay: this.lanIp };
+    return { mac: this.lanMac, overlay: this.lanIp || this.lanIp6 || '0.0.0.0' };
   }
 
   get isActive(): boolean {
@@ -115,8 +126,9 @@ export class Gateway {
   }
 
   /**
-   * Reads the outside interface (exit 2 when it is missing or has no IPv4 address). `table` is the
-   * domain's gateway table (the node agent feeds it from the control socket).
+   * Reads the outside interface (exit 2 when it is missing or lacks the address its groups'
+   * family needs). `table` is the domain's gateway table (the node agent feeds it from the
+   * control socket).
    */
   async start(selfIp: string, table: PeerTable, settleMs: number): Promise<void> {
     this.adopt(await this.readInterface());
@@ -136,8 +148,9 @@ export class Gateway {
   }
 
   /**
-   * The interface's first IPv4 address, MAC and ifindex, and (with IPv6 groups) its first global
-   * IPv6 address; a ConfigError naming the flag when it has none.
+   * The interface's first IPv4 address ('' when it has none and no IPv4 group is configured),
+   * MAC and ifindex, and (with IPv6 groups) its first global IPv6 address; a ConfigError naming
+   * the flag when the address a family of groups needs is missing.
    */
   private async readInterface(): Promise<{ ip: string; ip6: string | undefined; mac: string; index: number }> {
     const dev = this.config.interface;
@@ -145,14 +158,20 @@ export class Gateway {
     const link = await this.deps.ip.link(dev);
     if (!link) throw new ConfigError(`--gateway-interface: ${dev} does not exist on this node`, flag);
     const [addr] = await this.deps.ip.addrs(dev);
-    if (!addr) throw new ConfigError(`--gateway-interface: ${dev} has no IPv4 address; the gateway joins groups and sends from it`, flag);
+    if (!addr && this.hasIpv4) {
+      const four = this.config.groups.filter((g) => familyOfGroup(g) === 4).map((g) => g.prefix);
+      throw new ConfigError(
+        `--gateway-interface: ${dev} has no IPv4 address; the gateway joins its IPv4 groups (${four.join(', ')}) and sends them from it (a node without IPv4, on an IPv6-only cluster, carries IPv6 groups only: drop the IPv4 ones from --gateway-group)`,
+        flag,
+      );
+    }
     if (!link.mac) throw new ConfigError(`--gateway-interface: ${dev} has no MAC address (not an Ethernet interface)`, flag);
     let ip6: string | undefined;
     if (this.hasIpv6) {
       ip6 = (await this.deps.ip.addrs6(dev))[0]?.split('/')[0];
       if (!ip6) throw new ConfigError(`--gateway-interface: ${dev} has no global IPv6 address; the gateway's IPv6 groups are joined on it and sent from it`, flag);
     }
-    return { ip: addr.split('/')[0]!, ip6, mac: link.mac.toLowerCase(), index: link.ifindex };
+    return { ip: addr?.split('/')[0] ?? '', ip6, mac: link.mac.toLowerCase(), index: link.ifindex };
   }
 
   private adopt(lan: { ip: string; ip6: string | undefined; mac: string; index: number }): void {
@@ -190,6 +209,9 @@ export class Gateway {
 
   private plane(view: DomainView): GatewayPlane {
     const others = this.table.alive();
+    // On an IPv6-only cluster the domain's pods are its AAAA records: they guard the IPv6 family.
+    const pods4 = view.pods.filter((a) => !a.includes(':'));
+    const pods6 = [...(view.pods6 ?? []), ...view.pods.filter((a) => a.includes(':'))];
     return {
       vni: view.vni,
       device: view.device,
@@ -199,9 +221,9 @@ export class Gateway {
       lanMac: this.lanMac,
       ...(this.lanIp6 ? { lanIp6: this.lanIp6 } : {}),
       members: view.members,
-      pods: view.pods,
-      ...(this.hasIpv6 ? { pods6: sortGroups(view.pods6 ?? []) } : {}),
-      otherGatewayIps: others.map((p) => p.overlayAddr).filter((a) => a && a !== '0.0.0.0'),
+      pods: pods4,
+      ...(this.hasIpv6 ? { pods6: sortGroups(pods6) } : {}),
+      otherGatewayIps: others.map((p) => p.overlayAddr).filter((a) => a && a !== '0.0.0.0' && a !== '::'),
       otherGatewayMacs: others.map((p) => p.mac).filter((m) => /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m) && m !== '00:00:00:00:00:00'),
       groups: this.config.groups,
       snat: this.config.snat,
@@ -209,6 +231,7 @@ export class Gateway {
       rate: this.config.rate,
       rateTotal: this.config.rateTotal,
       active: this.election.active,
+      ...(view.carried !== undefined ? { carried: view.carried } : {}),
     };
   }
 

@@ -42,7 +42,7 @@ export class GatewayMetrics {
     });
     this.dropped = new Counter({
       name: 'kmcast_gateway_dropped_total',
-      help: 'Datagrams of configured groups the gateway dropped, by reason: rate, ttl, loop (per group), total (over --gateway-rate-total) and full (the per-group meter had no room), the last two with group="any".',
+      help: 'Datagrams of configured groups the gateway dropped, by reason: rate, ttl, loop (per group), total (over --gateway-rate-total), full (the per-group meter had no room) and overlong (inbound frames longer than an IPv6 underlay carries), the last three with group="any".',
       labelNames: ['domain', 'group', 'direction', 'reason'] as const,
       registers,
     });
@@ -60,7 +60,7 @@ export class GatewayMetrics {
         if (r.bytes) this.bytes.labels(domain, group, direction).inc(r.bytes);
         for (const [reason, n] of Object.entries(r.dropped)) if (n) this.dropped.labels(domain, group, direction, reason).inc(n);
       }
-      for (const reason of ['total', 'full']) {
+      for (const reason of ['total', 'full', 'overlong']) {
         const n = drops?.[direction][reason] ?? 0;
         if (n) this.dropped.labels(domain, 'any', direction, reason).inc(n);
       }

@@ -50,9 +50,12 @@ export type Direction = 'in' | 'out';
 /** Reasons counted per group (a counter set each) as well as in total. */
 export type DropReason = 'rate' | 'ttl' | 'loop';
 export const DROP_REASONS: readonly DropReason[] = ['rate', 'ttl', 'loop'];
-/** Every reason, each with a named counter per direction: `total` and `full` only in total. */
-export type AnyDropReason = DropReason | 'total' | 'full';
-export const ALL_DROP_REASONS: readonly AnyDropReason[] = ['rate', 'ttl', 'loop', 'total', 'full'];
+/**
+ * Every reason, each with a named counter per direction: `total`, `full` and `overlong` only in
+ * total (`overlong`: inbound, on an IPv6 underlay, a frame the domain's VXLAN device could not carry).
+ */
+export type AnyDropReason = DropReason | 'total' | 'full' | 'overlong';
+export const ALL_DROP_REASONS: readonly AnyDropReason[] = ['rate', 'ttl', 'loop', 'total', 'full', 'overlong'];
 export const COUNTER_SETS: readonly string[] = (['in', 'out'] as const).flatMap((d) => [`${d}-pass`, ...DROP_REASONS.map((r) => `${d}-${r}`)]);
 /** The IPv6 twins of COUNTER_SETS (`in-pass6`, ...), declared only with IPv6 groups. */
 export const COUNTER_SETS6: readonly string[] = COUNTER_SETS.map((s) => `${s}6`);
@@ -65,13 +68,18 @@ export function counterSetKind(name: string): { direction: Direction; kind: stri
 export const dropName = (d: Direction, r: AnyDropReason): string => `${d}-drop-${r}`;
 export const DROP_COUNTERS: readonly string[] = (['in', 'out'] as const).flatMap((d) => ALL_DROP_REASONS.map((r) => dropName(d, r)));
 
+/** The reasons a plane drops for in direction `d`: `overlong` only inbound, on an IPv6 underlay. */
+function reasonsOf(p: { readonly carried?: number }, d: Direction): AnyDropReason[] {
+  return ALL_DROP_REASONS.filter((r) => r !== 'overlong' || (d === 'in' && p.carried !== undefined));
+}
+
 export interface GatewayPlane {
   readonly vni: number;
   /** The domain's VXLAN device. */
   readonly device: string;
   /** The far end of the domain's delivery hop, where remote members' datagrams arrive. */
   readonly delivery: string;
-  /** The outside interface, its IPv4 address and MAC. */
+  /** The outside interface, its IPv4 address ('' for none: a gateway of IPv6 groups only) and MAC. */
   readonly lan: string;
   readonly lanIp: string;
   readonly lanMac: string;
@@ -83,7 +91,7 @@ export interface GatewayPlane {
   readonly pods: readonly string[];
   /** Every IPv6 address of the domain's pods (DNS AAAA and the local members' global addresses). */
   readonly pods6?: readonly string[];
-  /** LAN addresses and MACs of the other gateways of the domain (ours are added). */
+  /** LAN addresses (IPv4 or IPv6) and MACs of the other gateways of the domain (ours are added). */
   readonly otherGatewayIps: readonly string[];
   readonly otherGatewayMacs: readonly string[];
   readonly groups: readonly GatewayGroup[];
@@ -94,6 +102,12 @@ export interface GatewayPlane {
   /** Per direction, all groups together, datagrams per second; 0 = none. */
   readonly rateTotal: number;
   readonly active: boolean;
+  /**
+   * On an IPv6 underlay: the longest IP packet the domain's VXLAN device carries (underlay MTU -
+   * 70, src/node/underlay.ts; the kernel never fragments VXLAN over IPv6). A longer inbound frame
+   * would reach the local members only: it does not cross at all and is counted (`overlong`).
+   */
+  readonly carried?: number;
 }
 
 /** The limit statement's burst: a tenth of a second at the rate, at least 10 datagrams. */
@@ -118,18 +132,24 @@ function groups6(p: GatewayPlane): { in: boolean; out: boolean } {
   return { in: six.some(carriesIn), out: six.some(carriesOut) };
 }
 
+/** The IPv4 SNAT rules of `lan-snat`: needed by IPv4 outbound groups, impossible without an IPv4 address. */
+function snat4(p: GatewayPlane): boolean {
+  return p.lanIp !== '' || p.groups.some((g) => familyOfGroup(g) === 4 && carriesOut(g));
+}
+
 export function expectedChains(p: GatewayPlane): Map<string, number> {
   const out = new Map<string, number>();
   if (!p.active) return out;
   const six = groups6(p);
   const any6 = six.in || six.out;
   const filters = (p.minTtl > 1 ? 1 : 0) + (p.rate > 0 ? 2 : 0) + (p.rateTotal > 0 ? 1 : 0);
+  const sized = p.carried !== undefined ? 1 : 0;
   const drops = (d: Direction): void => {
-    for (const r of ALL_DROP_REASONS) out.set(dropName(d, r), (DROP_REASONS as readonly string[]).includes(r) ? (any6 ? 3 : 2) : 1);
+    for (const r of reasonsOf(p, d)) out.set(dropName(d, r), (DROP_REASONS as readonly string[]).includes(r) ? (any6 ? 3 : 2) : 1);
   };
   if (p.groups.some(carriesIn)) {
-    out.set('lan-in', (six.in ? 1 : 0) + 3 + 3 + filters + 1 + deliveryRules(p.members.length));
-    if (six.in) out.set('lan-in6', 2 + 3 + filters + 1 + deliveryRules(p.members.length));
+    out.set('lan-in', (six.in ? 1 : 0) + 3 + 3 + sized + filters + 1 + deliveryRules(p.members.length));
+    if (six.in) out.set('lan-in6', 2 + 3 + sized + filters + 1 + deliveryRules(p.members.length));
     drops('in');
   }
   if (p.groups.some(carriesOut)) {
@@ -139,7 +159,7 @@ export function expectedChains(p: GatewayPlane): Map<string, number> {
     out.set('vx-in', 1);
     out.set('vx-out', 1);
     if (p.snat) {
-      out.set('lan-snat', (six.out ? 1 : 0) + 3);
+      out.set('lan-snat', (six.out ? 1 : 0) + (snat4(p) ? 3 : 0));
       if (six.out) out.set('lan-snat6', 3);
     }
   }
@@ -172,7 +192,9 @@ export function renderGateway(p: GatewayPlane): string {
     )} }`,
   );
   L.push(`  set pods { type ipv4_addr;${elements(p.pods)} }`);
-  L.push(`  set gw-addrs { type ipv4_addr;${elements([p.lanIp, ...p.otherGatewayIps])} }`);
+  const gw4 = [p.lanIp, ...p.otherGatewayIps].filter((a) => a !== '' && !a.includes(':'));
+  const gw6 = [p.lanIp6 ?? '', ...p.otherGatewayIps].filter((a) => a.includes(':'));
+  L.push(`  set gw-addrs { type ipv4_addr;${elements(gw4)} }`);
   L.push(`  set gw-macs { type ether_addr;${elements([p.lanMac, ...p.otherGatewayMacs].map((m) => m.toLowerCase()))} }`);
   for (const s of COUNTER_SETS) L.push(`  set ${s} { type ipv4_addr; size ${COUNTER_SET_SIZE}; flags dynamic; counter; }`);
   for (const d of ['in', 'out']) L.push(`  set ${d}-meter { type ipv4_addr; size ${COUNTER_SET_SIZE}; flags dynamic,timeout; timeout 60s; }`);
@@ -186,11 +208,11 @@ export function renderGateway(p: GatewayPlane): string {
       )} }`,
     );
     L.push(`  set pods6 { type ipv6_addr;${elements(p.pods6 ?? [])} }`);
-    L.push(`  set gw-addrs6 { type ipv6_addr;${elements(p.lanIp6 ? [p.lanIp6] : [])} }`);
+    L.push(`  set gw-addrs6 { type ipv6_addr;${elements(gw6)} }`);
     for (const s of COUNTER_SETS6) L.push(`  set ${s} { type ipv6_addr; size ${COUNTER_SET_SIZE}; flags dynamic; counter; }`);
     for (const d of ['in', 'out']) L.push(`  set ${d}-meter6 { type ipv6_addr; size ${COUNTER_SET_SIZE}; flags dynamic,timeout; timeout 60s; }`);
   }
-  for (const c of DROP_COUNTERS) L.push(`  counter ${c} { }`);
+  for (const d of ['in', 'out'] as const) for (const r of reasonsOf(p, d)) L.push(`  counter ${dropName(d, r)} { }`);
   // One token bucket per direction for both families: a storm split over IPv4 and IPv6 groups
   // gets the total once.
   if (p.rateTotal > 0) for (const d of ['in', 'out']) L.push(`  limit ${d}-total { rate over ${p.rateTotal}/second burst ${burstFor(p.rateTotal)} packets }`);
@@ -215,7 +237,7 @@ export function renderGateway(p: GatewayPlane): string {
    * match an IPv6 frame: nft adds the protocol check).
    */
   const dropChains = (d: Direction, verdict: 'drop' | 'return'): void => {
-    for (const r of ALL_DROP_REASONS) {
+    for (const r of reasonsOf(p, d)) {
       const perGroup = (DROP_REASONS as readonly string[]).includes(r) ? [`update @${d}-${r} { ip daddr }`, ...(any6 ? [`update @${d}-${r}6 { ip6 daddr }`] : [])] : [];
       chain(dropName(d, r), undefined, [...perGroup, `counter name "${dropName(d, r)}" ${verdict}`]);
     }
@@ -242,6 +264,7 @@ export function renderGateway(p: GatewayPlane): string {
       `ether saddr @gw-macs ${to('in', 'loop')}`,
       `ip saddr @gw-addrs ${to('in', 'loop')}`,
       `ip saddr @pods ${to('in', 'loop')}`,
+      ...(p.carried !== undefined ? [`ip length > ${p.carried} ${to('in', 'overlong')}`] : []),
       ...limit('in', 4),
       'update @in-pass { ip daddr }',
       ...targets,
@@ -255,6 +278,8 @@ export function renderGateway(p: GatewayPlane): string {
         `ether saddr @gw-macs ${to('in', 'loop')}`,
         `ip6 saddr @gw-addrs6 ${to('in', 'loop')}`,
         `ip6 saddr @pods6 ${to('in', 'loop')}`,
+        // ip6 length is the payload's: the 40-byte header is not in it.
+        ...(p.carried !== undefined ? [`ip6 length > ${p.carried - 40} ${to('in', 'overlong')}`] : []),
         ...limit('in', 6),
         'update @in-pass6 { ip6 daddr }',
         ...targets,
@@ -287,11 +312,10 @@ export function renderGateway(p: GatewayPlane): string {
     chain('vx-in', `type filter hook ingress device "${p.delivery}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
     chain('vx-out', `type filter hook egress device "${p.device}" priority ${GATEWAY_VX_PRIORITY}; policy accept;`, ['jump out']);
     if (chains.has('lan-snat')) {
+      if (snat4(p) && p.lanIp === '') throw new KmcastError(`gateway: ${p.lan} has no IPv4 address to send the IPv4 groups from`);
       chain('lan-snat', `type filter hook egress device "${p.lan}" priority ${GATEWAY_PRIORITY}; policy accept;`, [
         ...(chains.has('lan-snat6') ? [`${TO_IPV6} goto lan-snat6`] : []),
-        'ip daddr != @out-groups return',
-        'ip saddr != @pods return',
-        `ether saddr set ${p.lanMac.toLowerCase()} ip saddr set ${p.lanIp}`,
+        ...(snat4(p) ? ['ip daddr != @out-groups return', 'ip saddr != @pods return', `ether saddr set ${p.lanMac.toLowerCase()} ip saddr set ${p.lanIp}`] : []),
       ]);
       if (chains.has('lan-snat6')) {
         // The rewrite fixes the UDP checksum (its pseudo-header holds the source); the later

@@ -91,8 +91,12 @@ export function trafficRows(totals: Totals, max = MAX_TRAFFIC_ROWS): GatewayTraf
   return out;
 }
 
-/** Every drop by direction and reason, from the named counters (carried plus the kernel's). */
+/**
+ * Every drop by direction and reason, from the named counters (carried plus the kernel's);
+ * `overlong` only where its counter exists (a gateway on an IPv6 underlay).
+ */
 export function dropTotals(counts: ReadonlyMap<string, GroupCount>): { in: Record<string, number>; out: Record<string, number> } {
-  const of = (d: 'in' | 'out'): Record<string, number> => Object.fromEntries(ALL_DROP_REASONS.map((r) => [r, counts.get(dropName(d, r))?.packets ?? 0]));
+  const of = (d: 'in' | 'out'): Record<string, number> =>
+    Object.fromEntries(ALL_DROP_REASONS.filter((r) => r !== 'overlong' || counts.has(dropName(d, r))).map((r) => [r, counts.get(dropName(d, r))?.packets ?? 0]));
   return { in: of('in'), out: of('out') };
 }

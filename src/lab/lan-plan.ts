@@ -19,6 +19,10 @@
  * fd00:250::fe, host j fd00:250::<10+j>, node i fd00:250::<i>), DAD off in its namespaces as in
  * the rest of the lab, and the bridge snoops MLD as it snoops IGMP (it is the MLD querier too),
  * so a node port gets a routable IPv6 group only after an MLD report from the node.
+ *
+ * IPv6 only (a lab with spec.ipv6Only): the same LAN without IPv4: no 192.168.250.0/24 address
+ * and no 224.0.0.0/4 route; a host's and a node's `ip` is then its IPv6 address (as a node's
+ * underlay address is in such a lab), the LAN's `cidr` and `switchIp` the IPv6 ones.
  */
 import { ConfigError } from '../errors.js';
 import { canonicalGroup, familyOf } from '../net/groups.js';
@@ -66,6 +70,14 @@ export const lanNodeIp = (node: number): string => `192.168.250.${node}`;
 export const lanHostIp6 = (j: number): string => `fd00:250::${10 + j}`;
 export const lanNodeIp6 = (node: number): string => `fd00:250::${node}`;
 
+/** The LAN's families: IPv4 only (false), dual stack (true) or IPv6 only ('only'). */
+export type LanIpv6 = boolean | 'only';
+
+/** The LAN's families in a lab of `spec`: those of the lab. */
+export function lanIpv6Of(spec: Pick<LabSpec, 'ipv6' | 'ipv6Only'>): LanIpv6 {
+  return spec.ipv6Only ? 'only' : spec.ipv6 === true;
+}
+
 /** DAD off in a dual-stack LAN namespace before its links exist (plan.ts says why). */
 function noDad(netns: string): LabCommand[] {
   return ['all', 'default'].map((c) => ({ argv: ['sysctl', '-q', '-w', `net.ipv6.conf.${c}.accept_dad=0`], netns }));
@@ -101,32 +113,32 @@ export function checkLanHosts(hosts: number): number {
   return hosts;
 }
 
-export function planLanHost(id: string, j: number, ipv6 = false): LabLanHost {
-  return { name: lanHostName(j), netns: lanHostNetns(id, j), ip: lanHostIp(j), ...(ipv6 ? { ip6: lanHostIp6(j) } : {}), ifname: 'eth0' };
+export function planLanHost(id: string, j: number, ipv6: LanIpv6 = false): LabLanHost {
+  return { name: lanHostName(j), netns: lanHostNetns(id, j), ip: ipv6 === 'only' ? lanHostIp6(j) : lanHostIp(j), ...(ipv6 ? { ip6: lanHostIp6(j) } : {}), ifname: 'eth0' };
 }
 
-export function planLanNode(id: string, node: number, ipv6 = false): LabLanNode {
-  return { node, netns: nodeNetns(id, node), ifname: NODE_LAN, ip: lanNodeIp(node), ...(ipv6 ? { ip6: lanNodeIp6(node) } : {}), port: lanNodePort(node) };
+export function planLanNode(id: string, node: number, ipv6: LanIpv6 = false): LabLanNode {
+  return { node, netns: nodeNetns(id, node), ifname: NODE_LAN, ip: ipv6 === 'only' ? lanNodeIp6(node) : lanNodeIp(node), ...(ipv6 ? { ip6: lanNodeIp6(node) } : {}), port: lanNodePort(node) };
 }
 
 /** The LAN as planned (validated against the lab's node count), before anything exists. */
 export function planLan(spec: LabSpec, opts: { nodes: readonly number[]; hosts?: number }): LabLan {
   const hosts = checkLanHosts(opts.hosts ?? DEFAULT_LAN_HOSTS);
   for (const n of opts.nodes) checkLanNode(n, spec.nodes.length);
-  const v6 = spec.ipv6 === true;
+  const v6 = lanIpv6Of(spec);
   return {
     netns: lanNetns(spec.id),
     bridge: LAN_BRIDGE,
-    cidr: LAN_CIDR,
-    switchIp: LAN_SWITCH_IP,
+    cidr: v6 === 'only' ? LAN_CIDR6 : LAN_CIDR,
+    switchIp: v6 === 'only' ? LAN_SWITCH_IP6 : LAN_SWITCH_IP,
     ...(v6 ? { cidr6: LAN_CIDR6, switchIp6: LAN_SWITCH_IP6 } : {}),
     hosts: Array.from({ length: hosts }, (_, j) => planLanHost(spec.id, j + 1, v6)),
     nodes: [...new Set(opts.nodes)].map((n) => planLanNode(spec.id, n, v6)),
   };
 }
 
-/** The switch namespace and its snooping, querying bridge (`ipv6`: dual stack). */
-export function lanSwitchCommands(id: string, mtu: number, ipv6 = false): LabCommand[] {
+/** The switch namespace and its snooping, querying bridge (`ipv6`: dual stack, or 'only'). */
+export function lanSwitchCommands(id: string, mtu: number, ipv6: LanIpv6 = false): LabCommand[] {
   const s = lanNetns(id);
   return [
     { argv: ['ip', 'netns', 'add', s] },
@@ -145,7 +157,7 @@ export function lanSwitchCommands(id: string, mtu: number, ipv6 = false): LabCom
       ],
       netns: s,
     },
-    { argv: ['ip', 'addr', 'add', `${LAN_SWITCH_IP}/${LAN_PREFIX_LEN}`, 'dev', LAN_BRIDGE], netns: s },
+    ...(ipv6 === 'only' ? [] : [{ argv: ['ip', 'addr', 'add', `${LAN_SWITCH_IP}/${LAN_PREFIX_LEN}`, 'dev', LAN_BRIDGE], netns: s }]),
     ...(ipv6 ? [{ argv: ['ip', '-6', 'addr', 'add', `${LAN_SWITCH_IP6}/64`, 'dev', LAN_BRIDGE], netns: s }] : []),
     { argv: ['ip', 'link', 'set', LAN_BRIDGE, 'mtu', String(mtu), 'up'], netns: s },
     // Its own step: the kernel applies mcast_querier before the intervals of the same request, and
@@ -155,7 +167,7 @@ export function lanSwitchCommands(id: string, mtu: number, ipv6 = false): LabCom
 }
 
 /** LAN host j: its namespace, eth0 on the switch, and a multicast route (no default route). */
-export function lanHostCommands(id: string, j: number, mtu: number, ipv6 = false): LabCommand[] {
+export function lanHostCommands(id: string, j: number, mtu: number, ipv6: LanIpv6 = false): LabCommand[] {
   const s = lanNetns(id);
   const h = planLanHost(id, j, ipv6);
   const port = lanHostPort(j);
@@ -165,10 +177,11 @@ export function lanHostCommands(id: string, j: number, mtu: number, ipv6 = false
     { argv: ['ip', 'link', 'set', 'lo', 'up'], netns: h.netns },
     { argv: ['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.netns], netns: s },
     { argv: ['ip', 'link', 'set', port, 'master', LAN_BRIDGE, 'mtu', String(mtu), 'up'], netns: s },
-    { argv: ['ip', 'addr', 'add', `${h.ip}/${LAN_PREFIX_LEN}`, 'dev', 'eth0'], netns: h.netns },
+    ...(ipv6 === 'only' ? [] : [{ argv: ['ip', 'addr', 'add', `${h.ip}/${LAN_PREFIX_LEN}`, 'dev', 'eth0'], netns: h.netns }]),
     ...(h.ip6 ? [{ argv: ['ip', '-6', 'addr', 'add', `${h.ip6}/64`, 'dev', 'eth0'], netns: h.netns }] : []),
     { argv: ['ip', 'link', 'set', 'eth0', 'mtu', String(mtu), 'up'], netns: h.netns },
-    { argv: ['ip', 'route', 'add', '224.0.0.0/4', 'dev', 'eth0'], netns: h.netns },
+    // IPv6 multicast needs no route: every IPv6 interface has ff00::/8 in the local table.
+    ...(ipv6 === 'only' ? [] : [{ argv: ['ip', 'route', 'add', '224.0.0.0/4', 'dev', 'eth0'], netns: h.netns }]),
   ];
 }
 
@@ -179,14 +192,14 @@ export function lanHostCommands(id: string, j: number, mtu: number, ipv6 = false
  * link-local 224.0.0.x too (off would cut mDNS and the like), and unregistered routable groups are
  * not flooded anyway while the bridge is the querier.
  */
-export function lanNodeCommands(id: string, node: number, mtu: number, ipv6 = false): LabCommand[] {
+export function lanNodeCommands(id: string, node: number, mtu: number, ipv6: LanIpv6 = false): LabCommand[] {
   const s = lanNetns(id);
   const n = planLanNode(id, node, ipv6);
   return [
     { argv: ['ip', 'link', 'add', n.port, 'type', 'veth', 'peer', 'name', NODE_LAN, 'netns', n.netns], netns: s },
     { argv: ['ip', 'link', 'set', n.port, 'master', LAN_BRIDGE, 'mtu', String(mtu), 'up'], netns: s },
     { argv: ['ip', 'link', 'set', n.port, 'type', 'bridge_slave', 'mcast_router', '0', 'mcast_flood', 'on', 'bcast_flood', 'on'], netns: s },
-    { argv: ['ip', 'addr', 'add', `${n.ip}/${LAN_PREFIX_LEN}`, 'dev', NODE_LAN], netns: n.netns },
+    ...(ipv6 === 'only' ? [] : [{ argv: ['ip', 'addr', 'add', `${n.ip}/${LAN_PREFIX_LEN}`, 'dev', NODE_LAN], netns: n.netns }]),
     ...(n.ip6 ? [{ argv: ['ip', '-6', 'addr', 'add', `${n.ip6}/64`, 'dev', NODE_LAN], netns: n.netns }] : []),
     { argv: ['ip', 'link', 'set', NODE_LAN, 'mtu', String(mtu), 'up'], netns: n.netns },
   ];
@@ -195,14 +208,14 @@ export function lanNodeCommands(id: string, node: number, mtu: number, ipv6 = fa
 /** The LAN's ports: its hosts and the attached nodes (after lanSwitchCommands). */
 export function lanPortCommands(spec: LabSpec, lan: LabLan): LabCommand[] {
   return [
-    ...lan.hosts.map((_, j) => lanHostCommands(spec.id, j + 1, spec.mtu, spec.ipv6 === true)).flat(),
-    ...lan.nodes.map((n) => lanNodeCommands(spec.id, n.node, spec.mtu, spec.ipv6 === true)).flat(),
+    ...lan.hosts.map((_, j) => lanHostCommands(spec.id, j + 1, spec.mtu, lanIpv6Of(spec))).flat(),
+    ...lan.nodes.map((n) => lanNodeCommands(spec.id, n.node, spec.mtu, lanIpv6Of(spec))).flat(),
   ];
 }
 
 /** The whole LAN's build, switch first. */
 export function lanCommands(spec: LabSpec, lan: LabLan): LabCommand[] {
-  return [...lanSwitchCommands(spec.id, spec.mtu, spec.ipv6 === true), ...lanPortCommands(spec, lan)];
+  return [...lanSwitchCommands(spec.id, spec.mtu, lanIpv6Of(spec)), ...lanPortCommands(spec, lan)];
 }
 
 /** One entry of the switch's snooping table: `port` joined group `group` (canonical text). */

@@ -8,7 +8,7 @@ import type { Runner } from '../kernel/runner.js';
 import type { Family } from '../net/groups.js';
 import type { LabCommand } from './plan.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LAN_BRIDGE, LAN_SNOOPING_SETTLE_MS, checkLanNode, lanNodeCommands, lanPortCommands, lanSwitchCommands, parseLanMdb, planLan, planLanNode } from './lan-plan.js';
+import { LAN_BRIDGE, LAN_SNOOPING_SETTLE_MS, checkLanNode, lanIpv6Of, lanNodeCommands, lanPortCommands, lanSwitchCommands, parseLanMdb, planLan, planLanNode } from './lan-plan.js';
 import type { LanMembership } from './lan-plan.js';
 import { saveLab } from './state.js';
 import type { Lab, LabLan, LabLanNode } from './types.js';
@@ -31,7 +31,7 @@ export async function addLan(lab: Lab, runner: Runner, opts: AddLanOptions): Pro
   // Recorded first: a build that fails half way is still found by status and removed by down.
   lab.lan = lan;
   await saveLab(lab);
-  await runAll(runner, lanSwitchCommands(lab.spec.id, lab.spec.mtu, lab.spec.ipv6 === true));
+  await runAll(runner, lanSwitchCommands(lab.spec.id, lab.spec.mtu, lanIpv6Of(lab.spec)));
   const querierSince = Date.now();
   await runAll(runner, lanPortCommands(lab.spec, lan));
   await sleep(Math.max(0, LAN_SNOOPING_SETTLE_MS - (Date.now() - querierSince)));
@@ -44,8 +44,8 @@ export async function attachLanNode(lab: Lab, runner: Runner, node: number): Pro
   if (!lan) throw new ConfigError(`attach node ${node} to the LAN of lab ${lab.spec.id}: the lab has no LAN; add one first (lab up --lan NODES)`);
   checkLanNode(node, lab.spec.nodes.length);
   if (lan.nodes.some((n) => n.node === node)) throw new ConfigError(`attach node ${node} to the LAN of lab ${lab.spec.id}: it is attached already`);
-  await runAll(runner, lanNodeCommands(lab.spec.id, node, lab.spec.mtu, lab.spec.ipv6 === true));
-  const attached = planLanNode(lab.spec.id, node, lab.spec.ipv6 === true);
+  await runAll(runner, lanNodeCommands(lab.spec.id, node, lab.spec.mtu, lanIpv6Of(lab.spec)));
+  const attached = planLanNode(lab.spec.id, node, lanIpv6Of(lab.spec));
   lan.nodes.push(attached);
   await saveLab(lab);
   return attached;

@@ -99,8 +99,9 @@ export interface LabLanHost {
   /** Short name, e.g. 'h1'. */
   readonly name: string;
   readonly netns: string;
+  /** Its IPv4 address; in an IPv6-only lab its IPv6 one (the same as ip6). */
   readonly ip: string;
-  /** Its IPv6 address, in a dual-stack lab. */
+  /** Its IPv6 address, in a dual-stack or IPv6-only lab. */
   readonly ip6?: string;
   readonly ifname: string;
 }
@@ -110,8 +111,9 @@ export interface LabLanNode {
   readonly node: number;
   readonly netns: string;
   readonly ifname: string;
+  /** Its IPv4 address on the LAN; in an IPv6-only lab its IPv6 one (the same as ip6). */
   readonly ip: string;
-  /** Its IPv6 address on the LAN, in a dual-stack lab. */
+  /** Its IPv6 address on the LAN, in a dual-stack or IPv6-only lab. */
   readonly ip6?: string;
   readonly port: string;
 }

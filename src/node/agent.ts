@@ -261,9 +261,6 @@ export class NodeAgent {
         `--peers: ${foreign.join(', ')} ${foreign.length > 1 ? 'are' : 'is'} not IPv${family} like this node's address ${this.nodeIp}: the underlay is one family (a VXLAN device sends in its local address's); give every node's IPv${family} address`,
       );
     }
-    if (family === 6 && cfg.gateway) {
-      throw new ConfigError(`--gateway-interface: the gateway needs an IPv4 underlay; this node's address ${this.nodeIp} is IPv6 (a gateway on an IPv6 underlay is not built yet)`);
-    }
     if (family === 6) this.allowList = new AllowList(this.runner, undefined, 'ip6');
     const expiryMs = cfg.peerExpiry * cfg.heartbeatMs;
     // PeerTable needs the node IP as "self"; it is known only now.
@@ -647,6 +644,7 @@ export class NodeAgent {
     if (!this.gateway || !d) return;
     const dl = this.wantedChains().find((c) => c.name === deliveryChainName(d.domain.vni));
     const pods6 = [...this.gatewayPods6, ...[...d.ipv6.values()].flat()];
+    const carried = overlongBound(this.nodeIp, this.uplinkMtu);
     await this.gateway.sync({
       vni: d.domain.vni,
       device: d.domain.device,
@@ -654,6 +652,7 @@ export class NodeAgent {
       members: dl?.dups ?? [],
       pods: d.listed,
       pods6,
+      ...(carried !== undefined ? { carried } : {}),
       demanded: this.demandedGroups(),
     });
   }

@@ -12,7 +12,7 @@ import type { Runner } from '../kernel/runner.js';
 import type { CheckResult } from '../runtime/checks.js';
 import { CAP_NET_ADMIN, capEffOf, hasCapability } from '../runtime/caps.js';
 import { CAPTURE_SET } from './nft.js';
-import { fetchNodeStatus, peerEndpoint } from './status-format.js';
+import { fetchNodeStatus, gatewayAddresses, peerEndpoint } from './status-format.js';
 import type { NodeStatus } from './status-types.js';
 import { carriedPacket, membersOverUnderlay } from './underlay.js';
 import type { GatewayStatus } from '../gateway/status-types.js';
@@ -237,7 +237,7 @@ export function evaluateOversize(st: NodeStatus): CheckResult {
 
 /** The gateway's verdict from its /status part. Pure. */
 export function evaluateGateway(g: GatewayStatus): CheckResult {
-  const title = `gateway on ${g.interface} (${g.address || 'no address'}${g.address6 ? `, ${g.address6}` : ''})`;
+  const title = `gateway on ${g.interface} (${gatewayAddresses(g).join(', ') || 'no address'})`;
   if (!g.table.installed) {
     return {
       id: 'node-gateway',
@@ -249,7 +249,7 @@ export function evaluateGateway(g: GatewayStatus): CheckResult {
   }
   const sum = (dir: 'in' | 'out', pick: (t: GatewayStatus['traffic'][number]) => number): number => g.traffic.filter((t) => t.direction === dir).reduce((n, t) => n + pick(t), 0);
   const drops = (reason: string): number => (g.drops.in[reason] ?? 0) + (g.drops.out[reason] ?? 0);
-  const counts = `in ${sum('in', (t) => t.datagrams)} datagrams, out ${sum('out', (t) => t.datagrams)}; dropped: rate ${drops('rate')}, total ${drops('total')}, full ${drops('full')}, ttl ${drops('ttl')}, loop ${drops('loop')}`;
+  const counts = `in ${sum('in', (t) => t.datagrams)} datagrams, out ${sum('out', (t) => t.datagrams)}; dropped: rate ${drops('rate')}, total ${drops('total')}, full ${drops('full')}, ttl ${drops('ttl')}, loop ${drops('loop')}${drops('overlong') ? `, overlong ${drops('overlong')}` : ''}`;
   if (!g.active) {
     const why = g.role === 'settling' ? 'settling after start (listening for the other gateways)' : `standby: ${g.activeGateway ?? '?'} is the active gateway`;
     return { id: 'node-gateway', title, status: g.role === 'settling' ? 'WARN' : 'OK', detail: why };
@@ -258,6 +258,10 @@ export function evaluateGateway(g: GatewayStatus): CheckResult {
   if (g.joinFailures.length) warnings.push(`joins failed: ${g.joinFailures.map((f) => `${f.group} (${f.error})`).join(', ')}`);
   if (drops('rate') > 0) warnings.push(`datagrams over --gateway-rate ${g.rate}/s per group were dropped`);
   if (drops('total') > 0) warnings.push(`datagrams over --gateway-rate-total ${g.rateTotal}/s (all groups of a direction) were dropped`);
+  if (drops('overlong') > 0)
+    warnings.push(
+      `${drops('overlong')} inbound datagram frame(s) longer than the IPv6 underlay carries (its MTU - 70; VXLAN over IPv6 is never fragmented) did not cross: lower the LAN senders' datagram size (or the LAN MTU), or raise the underlay MTU`,
+    );
   if (drops('full') > 0) warnings.push('datagrams of more distinct groups than the per-group meter holds (65536 in 60 s) were dropped: a storm over a range');
   if (g.unjoined.count > 0)
     warnings.push(

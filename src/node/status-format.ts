@@ -98,10 +98,15 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
   return `${out.join('\n')}\n`;
 }
 
+/** The gateway interface's addresses: IPv4 (none on an IPv6-only node), then IPv6. Pure. */
+export function gatewayAddresses(g: Pick<GatewayStatus, 'address' | 'address6'>): string[] {
+  return [g.address, g.address6 ?? ''].filter((a) => a !== '');
+}
+
 function formatGateway(g: GatewayStatus): string[] {
   const role = g.active ? 'ACTIVE' : g.role === 'settling' ? 'settling' : `standby (active: ${g.activeGateway ?? '?'})`;
   const out = [
-    `gateway ${role}  domain ${g.service}  interface ${g.interface} ${g.address}${g.address6 ? ` ${g.address6}` : ''}  snat: ${g.snat ? 'on' : 'off'}  rate: ${g.rate ? `${g.rate}/s per group` : 'no limit'}, ${g.rateTotal ? `${g.rateTotal}/s in total` : 'no total limit'}  min ttl: ${g.minTtl}`,
+    `gateway ${role}  domain ${g.service}  interface ${g.interface} ${gatewayAddresses(g).join(' ')}  snat: ${g.snat ? 'on' : 'off'}  rate: ${g.rate ? `${g.rate}/s per group` : 'no limit'}, ${g.rateTotal ? `${g.rateTotal}/s in total` : 'no total limit'}  min ttl: ${g.minTtl}`,
     `  groups: ${g.groups.map((x) => `${x.prefix}=${x.direction}`).join(' ')}`,
     `  joined: ${list(g.joined)}${g.joinFailures.length ? `  join failures: ${g.joinFailures.map((f) => `${f.group} (${f.error})`).join(', ')}` : ''}${g.unjoined.count ? `  NOT joined (over ${g.unjoined.max}): ${g.unjoined.count} (${g.unjoined.groups.join(',')}${g.unjoined.count > g.unjoined.groups.length ? ',...' : ''})` : ''}`,
     `  dropped: ${(['in', 'out'] as const)

@@ -14,3 +14,14 @@ test('a gateway that just started waits to hear the others before it forwards', 
   assert.equal(observedActive(['172.31.10.2', '172.31.9.2']), '172.31.9.2');
   assert.equal(observedActive([]), undefined);
 });
+
+test('on an IPv6 underlay the lowest IPv6 node address forwards, compared as numbers, not as text', () => {
+  // As text fd00:172:31:10::2 sorts before fd00:172:31:9::2; as an address it is higher.
+  assert.deepEqual(elect({ self: 'fd00:172:31:10::2', others: ['fd00:172:31:9::2'], now: 10, settledAt: 0 }), { active: false, activeGateway: 'fd00:172:31:9::2', reason: 'lower-ip-alive' });
+  assert.deepEqual(elect({ self: 'fd00:172:31:9::2', others: ['fd00:172:31:10::2', 'fd00:172:31:a::2'], now: 10, settledAt: 0 }), {
+    active: true,
+    activeGateway: 'fd00:172:31:9::2',
+    reason: 'elected',
+  });
+  assert.equal(observedActive(['fd00:172:31:a::2', 'fd00:172:31:10::2', 'fd00:172:31:9::2']), 'fd00:172:31:9::2');
+});

@@ -213,3 +213,39 @@ test('read-back of a live dual-stack table: IPv6 chains and per-group counters o
   assert.equal(back.drops.get('in-drop-ttl')?.packets, 1);
   assert.equal(gatewayMismatch(plane({ device: 'kmcb0', lan: 'kmcb1', delivery: 'kmcdr100', minTtl: 2 }), back), 'unexpected chain lan-in6');
 });
+
+test('an IPv6 underlay: no IPv4 address, IPv6 loop guards, and frames the VXLAN device cannot carry counted as overlong', () => {
+  const p = plane({
+    lanIp: '',
+    lanIp6: 'fd00:250::1',
+    pods: [],
+    pods6: ['fd00:10:244:1::11'],
+    otherGatewayIps: ['fd00:250::2'],
+    groups: parseGatewayGroups(['ff05::1:0/112=in', 'ff05::2:2=out']),
+    carried: 1430,
+  });
+  const s = renderGateway(p);
+  assert.match(s, /set gw-addrs \{ type ipv4_addr; \}/, 'no IPv4 address to guard');
+  assert.match(s, /set gw-addrs6 \{ type ipv6_addr; elements = \{ fd00:250::1, fd00:250::2 \}; \}/, "the other gateway's IPv6 address guards the loop too");
+  assert.match(s, /ip6 saddr @pods6 goto in-drop-loop\n\s+ip6 length > 1390 goto in-drop-overlong\n/, 'the payload length: 1430 less the 40-byte header');
+  assert.match(s, /ip length > 1430 goto in-drop-overlong/);
+  assert.match(s, /counter in-drop-overlong \{ \}/);
+  assert.doesNotMatch(s, /out-drop-overlong/, 'outbound copies leave on the LAN, not the underlay');
+  const snat = s.slice(s.indexOf('chain lan-snat {'), s.indexOf('}', s.indexOf('chain lan-snat {')) + 1);
+  assert.deepEqual(
+    snat.split('\n').map((l) => l.trim()),
+    ['chain lan-snat {', 'type filter hook egress device "eth1" priority -500; policy accept;', 'meta protocol ip6 goto lan-snat6', '}'],
+    'no IPv4 rewrite without an IPv4 address',
+  );
+  const want = expectedChains(p);
+  assert.equal(want.get('lan-snat'), 1);
+  assert.equal(want.get('in-drop-overlong'), 1);
+  assert.equal(want.has('out-drop-overlong'), false);
+  for (const [name, rules] of want) {
+    const body = s.slice(s.indexOf(`chain ${name} {`));
+    const lines = body.slice(0, body.indexOf('\n  }')).split('\n').slice(1);
+    assert.equal(lines.filter((l) => !l.includes('type filter hook')).length, rules, name);
+  }
+  assert.equal(expectedChains(plane()).has('in-drop-overlong'), false, 'an IPv4 underlay fragments: no overlong drop');
+  assert.throws(() => renderGateway({ ...p, groups: parseGatewayGroups(['ff05::1:0/112=in', '239.2.2.2=out']) }), /eth1 has no IPv4 address to send the IPv4 groups from/);
+});

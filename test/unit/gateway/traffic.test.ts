@@ -66,3 +66,8 @@ test('drop totals by direction and reason from the named counters', () => {
   );
   assert.deepEqual(d, { in: { rate: 0, ttl: 0, loop: 0, total: 0, full: 2 }, out: { rate: 0, ttl: 0, loop: 0, total: 5, full: 0 } });
 });
+
+test('overlong drops are listed where the table counts them (an IPv6 underlay), inbound only', () => {
+  const d = dropTotals(new Map([['in-drop-overlong', { packets: 3, bytes: 4290 }]]));
+  assert.deepEqual(d, { in: { rate: 0, ttl: 0, loop: 0, total: 0, full: 0, overlong: 3 }, out: { rate: 0, ttl: 0, loop: 0, total: 0, full: 0 } });
+});

@@ -146,3 +146,25 @@ test('a dual-stack lab: the LAN gets fd00:250::/64 with the same last digits, DA
   assert.ok(all.indexOf('kmct1-h1: sysctl -q -w net.ipv6.conf.default.accept_dad=0') < all.findIndex((l) => l.includes('peer name eth0 netns kmct1-h1')), "DAD off before the host's eth0 exists");
   assert.equal(lanCommands(spec, planLan(spec, { nodes: [1] })).filter((c) => c.argv.includes('-6') || c.argv.includes('sysctl')).length, 0, 'an IPv4 lab: no IPv6 step');
 });
+
+test('an IPv6-only lab: the LAN is fd00:250::/64 alone, no IPv4 address or route anywhere on it', () => {
+  const v6only = buildSpec({ id: 't1', nodes: ['calico', 'bridge'], podsPerNode: 1, mtu: 1400, ipv6Only: true });
+  const lan = planLan(v6only, { nodes: [1], hosts: 1 });
+  assert.deepEqual([lan.cidr, lan.switchIp, lan.cidr6, lan.switchIp6], ['fd00:250::/64', 'fd00:250::fe', 'fd00:250::/64', 'fd00:250::fe']);
+  assert.deepEqual([lan.hosts[0]!.ip, lan.hosts[0]!.ip6, lan.nodes[0]!.ip, lan.nodes[0]!.ip6], ['fd00:250::11', 'fd00:250::11', 'fd00:250::1', 'fd00:250::1'], "a host's and a node's address is its IPv6 one");
+  const all = lanCommands(v6only, lan).map(line);
+  assert.deepEqual(
+    all.filter((l) => /192\.168|224\.0\.0\.0/.test(l)),
+    [],
+    'no IPv4 address, no IPv4 multicast route',
+  );
+  for (const want of ['kmct1-lan: ip -6 addr add fd00:250::fe/64 dev kmclanbr', 'kmct1-h1: ip -6 addr add fd00:250::11/64 dev eth0', 'kmct1-n1: ip -6 addr add fd00:250::1/64 dev kmclan', 'kmct1-h1: sysctl -q -w net.ipv6.conf.all.accept_dad=0']) {
+    assert.ok(all.includes(want), want);
+  }
+  assert.ok(
+    lanNodeCommands('t1', 2, 1400, 'only')
+      .map(line)
+      .includes('kmct1-n2: ip -6 addr add fd00:250::2/64 dev kmclan'),
+    'a node attached later gets the IPv6 address too',
+  );
+});
