@@ -21,7 +21,7 @@ import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
 import type { AgentHandle } from '../../src/lab/process.js';
-import { agentsEvidence, podFetch, runInNetns, settle, startAgent, waitFor, waitPing } from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN, podFetch, runInNetns, settle, startAgent, waitFor, waitPing } from '../../src/lab/process.js';
 import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
 import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
@@ -242,6 +242,11 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
       'peers from the AAAA records',
     );
     assert.deepEqual(st.localGroups, [LL6, G6]);
+    // kmcast doctor in the pod finds the same: the IPv6 underlay, its MTU and the AAAA records.
+    const doctor = await runInNetns(a.netns, [process.execPath, KMCAST_MAIN, 'doctor', '--service', lab.spec.service], 30_000);
+    assert.equal(doctor.code, 0, `kmcast doctor in n2p1:\n${doctor.stdout}${doctor.stderr}`);
+    assert.match(doctor.stdout, /eth0 mtu 1430 -> overlay mtu 1360/);
+    assert.match(doctor.stdout, /4 AAAA record\(s\) incl\. this pod/);
 
     for (const sender of [pod('n1p1'), pod('n2p1'), pod('n2p2')]) {
       const tag = `r-${sender.name}`;
