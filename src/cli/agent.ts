@@ -16,11 +16,11 @@ export function registerAgent(program: Command): void {
         'keeps flood and per-group replication entries in sync with what the apps joined, and serves ' +
         '/metrics, /healthz, /readyz and /status. Every flag can also be set as KMCAST_<FLAG> (e.g. KMCAST_SERVICE).',
     )
-    .option('--service <name>', 'headless Service whose A records are the member pods')
-    .option('--peers <ip,ip>', 'static peer list (instead of or beside --service)')
-    .option('--dns-server <ip[:port]>', 'DNS resolver to ask (default: the system resolver)')
-    .option('--interface <if>', 'underlay interface (default: the interface of the default route)')
-    .option('--pod-ip <ip>', "this pod's IP (default: the underlay's first IPv4 address; KMCAST_POD_IP from the downward API)")
+    .option('--service <name>', 'headless Service whose A records (AAAA records for an IPv6 pod IP) are the member pods')
+    .option('--peers <ip,ip>', "static peer list (instead of or beside --service), of the pod IP's family")
+    .option('--dns-server <ip[:port]>', 'DNS resolver to ask, IP[:PORT] or [IPv6]:PORT (default: the system resolver)')
+    .option('--interface <if>', 'underlay interface (default: the interface of the IPv4, else the IPv6, default route)')
+    .option('--pod-ip <ip>', "this pod's IP, IPv4 or IPv6 (default: the underlay's first IPv4 address, else its first global IPv6 one; KMCAST_POD_IP from the downward API)")
     .option('--device <name>', 'overlay device name (default: vx0)')
     .option('--vni <n>', 'VXLAN network identifier, 1-16777215 (default: 4242)')
     .option('--vxlan-port <n>', 'overlay UDP port (default: 7471; not 4789/8472/6081, which CNIs drop from pods)')
@@ -53,10 +53,18 @@ IPv6 address and the route multicast ff00::/8 dev vx0 table local metric 1, so I
 sent or joined without an interface uses vx0 like 224.0.0.0/4; Neighbor Discovery and MLD stay
 on eth0.
 
+IPv6-only pods (an IPv6 pod IP): the overlay runs over IPv6. vx0 sends VXLAN from the pod's
+IPv6 address (MTU: eth0's less 70), the members are the Service's AAAA records, the control
+protocol uses udp6 and the allow-list is an ip6 table; --peers take IPv6 addresses and
+--broadcast is refused. The kernel never fragments VXLAN over IPv6: fragments an app's kernel
+cut at eth0's MTU (the app named eth0) are too long for the overlay until the kernel learns the
+smaller path MTU from the first one refused; sending through vx0 (no interface named) fits.
+
 Examples:
   kmcast agent --service app-mcast.default.svc.cluster.local
   KMCAST_SERVICE=app-mcast KMCAST_KEY_FILE=/etc/kmcast/key kmcast agent
   kmcast agent --peers 10.244.1.12,10.244.2.17 --unregistered flood
+  kmcast agent --pod-ip fd00:10:244:1::11 --peers fd00:10:244:2::11,fd00:10:244:3::11
   kmcast agent --setup-only --service app-mcast`,
     )
     .action(async (flags: RawOptions) => {

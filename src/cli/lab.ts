@@ -116,7 +116,7 @@ Examples:
     .option('--service <fqdn>', 'headless Service name the lab DNS answers with the pod IPs', DEFAULT_SERVICE)
     .option('--ipv6', 'dual stack: every pod also gets an IPv6 address (fd00:10:244:<node>::<10+k>), routed between nodes; the DNS answers AAAA too')
     .option('--ipv6-only', 'IPv6 only: nodes, router and pods have IPv6 addresses only (the --ipv6 plan without IPv4); the DNS listens on [fd00:10:96::10]:53 and answers AAAA only')
-    .option('--agents', 'start `kmcast agent` in every pod and leave them running (logs in the state dir)')
+    .option('--agents', 'start `kmcast agent` in every pod and leave them running (logs in the state dir); with --ipv6-only they run over IPv6')
     .option('--lan <nodes>', 'add an outside LAN (192.168.250.0/24, with --ipv6 also fd00:250::/64, with --ipv6-only fd00:250::/64 alone; not pods) attached to these nodes, e.g. 1 or 1,2')
     .option('--lan-hosts <n>', 'hosts on the outside LAN (h1, h2, ...; 1 to 50)', String(DEFAULT_LAN_HOSTS))
     .option('--kubernetes', `also run Kubernetes ${KUBE_VERSION} on the nodes (built from source and cached; the lab's own pods default to 0)`)
@@ -145,8 +145,8 @@ images into $${CACHE_ENV} (default ${DEFAULT_CACHE_DIR}); later runs take them f
     .action(async (flags: UpFlags, cmd: Command) => {
       requireRoot();
       if (flags.ipv6 && flags.kubernetes) throw new ConfigError("--ipv6 and --kubernetes conflict: the lab's Kubernetes cluster (its CNI, Services and CoreDNS) is IPv4-only");
-      if (flags.ipv6Only && (flags.kubernetes || flags.agents)) {
-        throw new ConfigError('--ipv6-only builds pods and nodes for node mode only: it conflicts with --kubernetes and --agents (the sidecar and the Kubernetes cluster are IPv4)');
+      if (flags.ipv6Only && flags.kubernetes) {
+        throw new ConfigError("--ipv6-only conflicts with --kubernetes (the lab's Kubernetes cluster, its CNI, Services and CoreDNS, is IPv4)");
       }
       const podsGiven = cmd.getOptionValueSource('pods') === 'cli';
       const spec = buildSpec(

@@ -112,7 +112,9 @@ export interface AgentHandle {
 /**
  * Starts `kmcast agent` in the pod: `<node> dist/src/cli/main.js agent --service <lab service>
  * --log-level debug ...extraArgs`, logs to <stateDir>/<pod>.agent.log. KMCAST_POD_IP is set as the
- * downward API would. Resolves once the process runs, not once it is ready: poll /readyz for that.
+ * downward API would: the pod's primary address, IPv6 in an IPv6-only lab (the agent's underlay is
+ * then IPv6 and it asks the lab DNS, at the IPv6 address in the pod's resolv.conf, for AAAA
+ * records). Resolves once the process runs, not once it is ready: poll /readyz for that.
  * `env` is merged over ours (e.g. a PATH with a fault-injecting `bridge` first).
  */
 export async function startAgent(lab: Lab, pod: LabPod, extraArgs: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<AgentHandle> {

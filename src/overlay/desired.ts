@@ -159,7 +159,8 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
       local: spec.localIp,
       mtu: spec.underlayMtu - vxlanOverhead(spec.localIp),
     },
-    addrs: spec.bare ? [] : [`${spec.localIp}/32`, ...(spec.localIp6 ? [`${spec.localIp6}/128`] : [])],
+    // An IPv6-only pod's localIp is its IPv6 address (localIp6 too): one /128, no IPv4 address.
+    addrs: spec.bare ? [] : [...new Set([`${spec.localIp}/${spec.localIp.includes(':') ? 128 : 32}`, ...(spec.localIp6 ? [`${spec.localIp6}/128`] : [])])],
     routes,
     fdb: sortIpv4(new Set(others.map((p) => p.ip))),
     mdb: sortMdb(mdb),

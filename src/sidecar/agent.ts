@@ -25,10 +25,11 @@ import { OverlayJoiner } from '../membership/overlay-joins.js';
 import { PeerTable } from '../membership/peers.js';
 import { EXPIRED_MESSAGE, ExpiryClock, expireTickMs, peerTableTiming, SUSPECT_MESSAGE } from '../membership/expiry.js';
 import { AllowList } from '../overlay/allowlist.js';
+import type { AllowListFamily } from '../overlay/allowlist.js';
 import { applyCapture, removeCapture } from '../overlay/capture.js';
 import { PodFilters } from './filters.js';
 import type { OverlaySpec } from '../overlay/desired.js';
-import { BLACKHOLE_IP, desiredState } from '../overlay/desired.js';
+import { blackholeFor, desiredState } from '../overlay/desired.js';
 import { OverlayReconciler } from '../overlay/reconciler.js';
 import { VERSION } from '../version.js';
 import { PassQueue } from '../runtime/pass-queue.js';
@@ -103,8 +104,15 @@ export class Agent {
     this.ip = new IpClient(deps.runner, deps.netns);
     this.reconciler = new OverlayReconciler(this.ip, this.log);
     const nft = new NftClient(deps.runner, deps.netns);
+    this.allowList = new AllowList(deps.runner, deps.netns);
+    this.newAllowList = (family) => new AllowList(deps.runner, deps.netns, family);
     this.filters = new PodFilters({
-      allowList: new AllowList(deps.runner, deps.netns),
+      // The table's family is the underlay's, known once the spec is (an IPv6 pod IP: ip6).
+      allowList: {
+        apply: async (spec) => await this.allowList.apply(spec),
+        read: async (capture) => await this.allowList.read(capture),
+        remove: async (opts) => await this.allowList.remove(opts),
+      },
       capture: { apply: async (spec) => await applyCapture(nft, spec), remove: async () => await removeCapture(nft) },
       vxlanPort: config.vxlanPort,
       controlPort: config.controlPort,
@@ -121,6 +129,8 @@ export class Agent {
 
   private readonly monitors: Monitors;
   private readonly sysctl: Sysctl;
+  private allowList: AllowList;
+  private readonly newAllowList: (family: AllowListFamily) => AllowList;
 
   ready(): boolean {
     return this.isReady;
@@ -155,9 +165,19 @@ export class Agent {
       });
     }
     const { spec, floodFallback } = await podOverlaySpec(this.ip, cfg, this.log);
-    const ipv6 = await overlayIpv6(this.sysctl, spec.underlay);
-    if (!ipv6) this.log.info({ underlay: spec.underlay }, 'IPv6 is off in this pod: vx0 carries IPv4 only');
-    this.spec = { ...spec, localIp6: ipv6 ? await this.podIpv6(spec.underlay) : undefined };
+    if (spec.localIp6 !== undefined) {
+      // An IPv6-only pod (an IPv6 pod IP): the underlay is IPv6 and vx0 carries IPv6 multicast;
+      // IPv4 multicast has no source address here and reaches nobody.
+      this.spec = spec;
+      this.allowList = this.newAllowList('ip6');
+      this.checkPeerFamily(spec.localIp);
+      this.log.info({ underlay: spec.underlay, podIp: spec.localIp }, 'IPv6 pod IP: VXLAN over IPv6, control over udp6, peers from AAAA records');
+    } else {
+      const ipv6 = await overlayIpv6(this.sysctl, spec.underlay);
+      if (!ipv6) this.log.info({ underlay: spec.underlay }, 'IPv6 is off in this pod: vx0 carries IPv4 only');
+      this.spec = { ...spec, localIp6: ipv6 ? await this.podIpv6(spec.underlay) : undefined };
+      this.checkPeerFamily(spec.localIp);
+    }
     this.metrics.floodFallback.set(floodFallback ? 1 : 0);
     this.table = new PeerTable({
       selfIp: this.spec.localIp,
@@ -173,10 +193,11 @@ export class Agent {
       this.log.warn('no --key-file: control messages are not authenticated; only DNS and --peers source addresses are believed, and new pods wait for DNS');
     }
     if (cfg.service) {
-      this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
+      // The members' records of the underlay's family: AAAA ones for an IPv6 pod IP.
+      this.dns = new DnsDiscovery(cfg.service, { server: cfg.dnsServer, family: this.family, onIgnored: (name, ignored) => ignoredDnsRecords(this.log, name, ignored) });
       await this.resolve();
     }
-    await precheckRpFilter(this.sysctl);
+    if (this.family === 4) await precheckRpFilter(this.sysctl);
     if (!cfg.insecureNoAllowlist) {
       this.inheritedAdmission = await this.filters.inherited();
       await this.filters.sync(this.admitted(), this.keyed, { initial: true });
@@ -278,7 +299,7 @@ export class Agent {
     await this.passes.stop();
     const logError = (what: string) => (err: unknown) => this.log.error({ err: errorMessage(err) }, what);
     if (this.spec && opts.removeDevice) {
-      await this.reconciler.teardown(this.config.device, BLACKHOLE_IP).catch(logError('removing overlay device failed'));
+      await this.reconciler.teardown(this.config.device, blackholeFor(this.spec.localIp)).catch(logError('removing overlay device failed'));
       await this.filters.remove().catch(() => undefined);
     } else if (this.spec && this.running) {
       await this.filters.quiesce(this.keyed).catch(logError('emptying the allow-list failed'));
@@ -376,8 +397,28 @@ export class Agent {
     this.timers.push(t);
   }
 
-  /** Sets loose rp_filter on the overlay device and checks it (host.ts). */
+  /** The underlay's family: its `local` address's (a VXLAN device sends in one family). */
+  private get family(): 4 | 6 {
+    return this.spec.localIp.includes(':') ? 6 : 4;
+  }
+
+  /** --peers of the other family can never be reached: the underlay is one family. */
+  private checkPeerFamily(podIp: string): void {
+    const foreign = this.config.peers.filter((p) => p.includes(':') !== podIp.includes(':'));
+    if (foreign.length === 0) return;
+    const family = podIp.includes(':') ? 6 : 4;
+    throw new ConfigError(
+      `--peers: ${foreign.join(', ')} ${foreign.length > 1 ? 'are' : 'is'} not IPv${family} like this pod's IP ${podIp}: the overlay's underlay is one family (a VXLAN device sends in its local address's); give every pod's IPv${family} address`,
+    );
+  }
+
+  /**
+   * Sets loose rp_filter on the overlay device and checks it (host.ts). IPv4's reverse-path
+   * filter only: an IPv6 underlay carries the overlay as IPv6, which has none, so there is
+   * nothing to check (and nothing an IPv4 setting could block).
+   */
   private async checkRpFilter(): Promise<void> {
+    if (this.family === 6) return;
     const r = await checkRpFilter(this.sysctl, this.config.device);
     this.log.debug({ all: r.all, [this.config.device]: r.own, effective: r.effective }, 'rp_filter ok');
   }

@@ -5,6 +5,8 @@
 import { LOG_LEVELS } from '../log.js';
 import type { LogLevel } from '../log.js';
 import { broadcastOf, isIpv4, parseCidr, peerAddressError } from '../net/ipv4.js';
+import { canonicalIpv6, isIpv6, isIpv6Unicast } from '../net/ipv6.js';
+import { formatHostPort, parseServerAddress } from '../node/config.js';
 import { listedPeerExpiry } from '../membership/expiry.js';
 import { DNS_NAME, FlagTable, IF_NAME, parseHostPort } from '../runtime/flags.js';
 export { parseHostPort } from '../runtime/flags.js';
@@ -107,6 +109,15 @@ function bool(raw: RawOptions, key: string): boolean {
   return TABLE.bool(raw, key);
 }
 
+/**
+ * Why `p`, given in --peers, is no pod address: an IPv4 peer follows the agents' one rule
+ * (peerAddressError); an IPv6 one (a pod of an IPv6-only cluster) must be unicast. Pure.
+ */
+export function podPeerAddressError(p: string): string | undefined {
+  if (isIpv6(p)) return isIpv6Unicast(p) ? undefined : `${JSON.stringify(p)} is not a unicast IPv6 address (not ::, loopback, link-local, multicast or IPv4-mapped): give the peer pods' IPs`;
+  return peerAddressError(p, "peer pods'");
+}
+
 export function validateConfig(raw: RawOptions): AgentConfig {
   const str = (k: string): string | undefined => {
     const v = raw[k];
@@ -118,15 +129,16 @@ export function validateConfig(raw: RawOptions): AgentConfig {
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean);
-  for (const p of peers) {
-    const why = peerAddressError(p, "peer pods'");
+  for (const [i, p] of peers.entries()) {
+    const why = podPeerAddressError(p);
     if (why) fail('peers', why);
+    peers[i] = canonicalIpv6(p) ?? p;
   }
   let dnsServer = str('dnsServer');
   if (dnsServer !== undefined) {
-    const hp = parseHostPort(dnsServer, 53);
-    if (!hp || !isIpv4(hp.host)) fail('dnsServer', `${JSON.stringify(dnsServer)} is not IP[:PORT]`);
-    dnsServer = `${hp.host}:${hp.port}`;
+    const hp = parseServerAddress(dnsServer, 53);
+    if (!hp) fail('dnsServer', `${JSON.stringify(dnsServer)} is not IP[:PORT] or [IPv6]:PORT`);
+    dnsServer = formatHostPort(hp.host, hp.port);
   }
   const iface = str('interface');
   if (iface !== undefined && !IF_NAME.test(iface)) fail('interface', `${JSON.stringify(iface)} is not an interface name`);
@@ -170,8 +182,11 @@ export function validateConfig(raw: RawOptions): AgentConfig {
   if (replication !== 'selective' && replication !== 'flood') fail('replication', `invalid value ${JSON.stringify(replication)} (must be selective or flood)`);
   const logLevel = str('logLevel') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `invalid value ${JSON.stringify(logLevel)} (must be one of ${LOG_LEVELS.join(', ')})`);
-  const podIp = str('podIp');
-  if (podIp !== undefined && !isIpv4(podIp)) fail('podIp', `${JSON.stringify(podIp)} is not an IPv4 address`);
+  const podIpText = str('podIp');
+  if (podIpText !== undefined && !isIpv4(podIpText) && !isIpv6Unicast(podIpText)) fail('podIp', `${JSON.stringify(podIpText)} is not an IPv4 or a unicast IPv6 address`);
+  // An IPv6 pod IP (an IPv6-only pod) makes the underlay IPv6: VXLAN over IPv6, udp6, AAAA peers.
+  const podIp = podIpText === undefined ? undefined : (canonicalIpv6(podIpText) ?? podIpText);
+  if (podIp !== undefined && broadcast && podIp.includes(':')) fail('broadcast', `directed broadcast is IPv4: this pod's IP ${podIp} is IPv6`);
   const capture = str('capture') ?? 'on';
   if (capture !== 'on' && capture !== 'off') fail('capture', `invalid value ${JSON.stringify(capture)} (must be on or off)`);
   const setupOnly = bool(raw, 'setupOnly');

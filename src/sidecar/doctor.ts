@@ -14,7 +14,7 @@ import { errorMessage } from '../errors.js';
 import { MDB_DST_MIN_VERSION, parseIpv4Addrs, parseIpVersion, parseLink, parseRoutes, versionAtLeast } from '../kernel/parse.js';
 import { IpClient } from '../kernel/ip.js';
 import type { RunResult, Runner } from '../kernel/runner.js';
-import { VXLAN_OVERHEAD } from '../overlay/desired.js';
+import { vxlanOverhead } from '../overlay/desired.js';
 import type { SocketFacts } from './doctor-eth0.js';
 import { checkBoundSockets, checkCapture, gatherSockets } from './doctor-eth0.js';
 import { CAP_NET_ADMIN, capEffOf, effectiveRpFilter, hasCapability, RP_FILTER_FIX } from './host.js';
@@ -94,6 +94,8 @@ export interface DoctorDeps {
   /** Opens `path` for writing and closes it without writing; rejects with the errno error. */
   probeWrite(path: string): Promise<void>;
   resolve4(name: string, server: string | undefined): Promise<string[]>;
+  /** The AAAA records, asked for an IPv6 pod IP (an IPv6-only pod); without it those pods' DNS check has A records only. */
+  resolve6?(name: string, server: string | undefined): Promise<string[]>;
   /** Sends one empty datagram to ip:port on a connected socket; resolves to the error code or null. */
   probeUdp(ip: string, port: number, timeoutMs: number): Promise<string | null>;
   fetchStatus(url: string): Promise<AgentStatus>;
@@ -144,6 +146,8 @@ export async function gatherFacts(opts: DoctorOptions, deps: DoctorDeps): Promis
     const r = await tryRunOut(ip.defaultRoutes4Output(PROBE));
     if ('error' in r) underlay = { error: `read the default route: ${r.error}` };
     else underlayName = defaultRouteDevice(r.stdout);
+    // An IPv6-only pod has no IPv4 default route: its IPv6 one names the underlay.
+    if (underlayName === undefined && !('error' in r)) underlayName = (await ip.defaultRoutes6().catch(() => []))[0]?.dev;
     if (underlayName !== undefined) underlay = { ...(await linkFacts(ip, underlayName)), from: 'default-route' };
   }
   const device = await linkFacts(ip, opts.device);
@@ -165,13 +169,17 @@ export async function gatherFacts(opts: DoctorOptions, deps: DoctorDeps): Promis
     procSys = { writable: false, error: (err as NodeJS.ErrnoException).code ?? errorMessage(err), readOnlyMount };
   }
 
-  const ownIp = opts.podIp ?? ('ipv4' in underlay ? (underlay.ipv4[0] ?? null) : null);
+  // As the agent finds it (spec.ts): the underlay's first IPv4 address, else its first global IPv6 one.
+  const firstIpv6 = async (dev: string): Promise<string | null> => (await ip.addrs6(dev).catch(() => []))[0]?.split('/')[0] ?? null;
+  const ownIp = opts.podIp ?? ('ipv4' in underlay ? (underlay.ipv4[0] ?? (underlay.exists ? await firstIpv6(underlay.name) : null)) : null);
 
   let dns: DoctorFacts['dns'] = null;
   if (opts.service !== undefined) {
     const server = opts.dnsServer ?? 'system resolver';
     try {
-      dns = { service: opts.service, server, addresses: await deps.resolve4(opts.service, opts.dnsServer) };
+      // The records of the pod IP's family, as the agent asks (AAAA for an IPv6 pod IP).
+      const ipv6 = ownIp?.includes(':') === true && deps.resolve6 !== undefined;
+      dns = { service: opts.service, server, addresses: ipv6 ? await deps.resolve6!(opts.service, opts.dnsServer) : await deps.resolve4(opts.service, opts.dnsServer) };
     } catch (err) {
       dns = { service: opts.service, server, error: (err as NodeJS.ErrnoException).code ?? errorMessage(err) };
     }
@@ -488,14 +496,17 @@ function checkMtu(f: DoctorFacts): CheckResult {
       fix: 'pass --interface with an interface listed by "ip link" (usually eth0)',
     };
   }
-  const overlay = u.mtu - VXLAN_OVERHEAD;
-  const calc = `underlay ${u.name} mtu ${u.mtu} -> overlay mtu ${overlay} (max UDP payload ${overlay - 28})`;
+  // An IPv6 pod IP makes the underlay IPv6: VXLAN over IPv6 adds 70, a UDP header over IPv6 48.
+  const six = f.ownIp?.includes(':') === true;
+  const overlay = u.mtu - vxlanOverhead(six ? '::' : '0.0.0.0');
+  const udpHeaders = six ? 48 : 28;
+  const calc = `underlay ${u.name} mtu ${u.mtu} -> overlay mtu ${overlay} (max UDP payload ${overlay - udpHeaders})`;
   if (overlay < MIN_OVERLAY_MTU) {
     return {
       ...base,
       status: 'WARN',
       detail: `${calc}: below ${MIN_OVERLAY_MTU}, larger datagrams fragment inside the overlay`,
-      fix: `keep application datagrams under ${overlay - 28} bytes, or raise the pod network MTU`,
+      fix: `keep application datagrams under ${overlay - udpHeaders} bytes, or raise the pod network MTU`,
     };
   }
   if (f.device.exists && f.device.mtu !== null && f.device.mtu > overlay) {
@@ -538,7 +549,7 @@ function checkDns(f: DoctorFacts): CheckResult {
   const all = f.dns.addresses;
   const own = f.ownIp !== null && all.includes(f.ownIp);
   const others = all.filter((a) => a !== f.ownIp);
-  const detail = `${service}: ${all.length} A record(s)${own ? ` incl. this pod ${f.ownIp}` : ''}, ${others.length} peer(s)${others.length ? `: ${others.join(', ')}` : ''}`;
+  const detail = `${service}: ${all.length} ${f.ownIp?.includes(':') ? 'AAAA' : 'A'} record(s)${own ? ` incl. this pod ${f.ownIp}` : ''}, ${others.length} peer(s)${others.length ? `: ${others.join(', ')}` : ''}`;
   if (all.length === 0) return { ...base, status: 'FAIL', detail, fix: fixSvc };
   if (others.length === 0) {
     return { ...base, status: 'WARN', detail, fix: 'start more members, or check the Service selector matches every member pod' };
@@ -662,6 +673,11 @@ export function systemDoctorDeps(runner: Runner): DoctorDeps {
       const r = new Resolver({ timeout: 2000, tries: 2 });
       if (server !== undefined) r.setServers([server]);
       return await r.resolve4(name);
+    },
+    resolve6: async (name, server) => {
+      const r = new Resolver({ timeout: 2000, tries: 2 });
+      if (server !== undefined) r.setServers([server]);
+      return await r.resolve6(name);
     },
     probeUdp,
     fetchStatus: async (url) => await fetchAgentStatus(url, 1500),

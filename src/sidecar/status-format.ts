@@ -72,7 +72,7 @@ export function formatStatus(s: AgentStatus, now: Date): string {
   const out: string[] = [];
   const alive = s.peers.filter((p) => p.state === 'alive').length;
   out.push(
-    `agent ${s.version ?? '?'}  pod ${s.podIp}${s.podIp6 ? ` ${s.podIp6}` : ''}  underlay ${s.underlay ?? '?'}  device ${s.device}` +
+    `agent ${s.version ?? '?'}  pod ${s.podIp}${s.podIp6 && s.podIp6 !== s.podIp ? ` ${s.podIp6}` : ''}  underlay ${s.underlay ?? '?'}  device ${s.device}` +
       `  vni ${s.vni}  vxlan port ${s.vxlanPort}  control port ${s.controlPort}`,
   );
   out.push(

@@ -245,3 +245,26 @@ test('an IPv6 underlay: local6 read back, 70 bytes of overhead, the catch-all to
   };
   assert.ok(isEmptyPlan(plan(d, actual)), JSON.stringify(plan(d, actual)));
 });
+
+test("an IPv6-only pod's vx0: VXLAN over the pod IPv6, its /128 once and no IPv4 address, IPv6 remotes and catch-alls to 100::1", () => {
+  const only6: OverlaySpec = { ...spec, localIp: 'fd00:10:244:1::11', localIp6: 'fd00:10:244:1::11', underlayMtu: 1430 };
+  const peers = [
+    { ip: 'fd00:10:244:2::11', groups: ['ff05::1:3', 'ff02::fb'] },
+    { ip: 'fd00:10:244:3::11', groups: ['ff02::fb'] },
+  ];
+  const d = desiredState(only6, peers);
+  assert.deepEqual(d.addrs, ['fd00:10:244:1::11/128']);
+  assert.equal(d.link.mtu, 1360, 'the pod MTU less VXLAN over IPv6');
+  assert.deepEqual(d.fdb, ['fd00:10:244:2::11', 'fd00:10:244:3::11']);
+  assert.deepEqual(
+    d.mdb.map((e) => `${e.grp}>${e.dst}`),
+    ['::>100::1', '0.0.0.0>100::1', 'ff05::1:3>fd00:10:244:2::11'],
+  );
+  assert.ok(!d.routes.some((r) => r.type === 'blackhole' && !r.dst.includes(':')), 'no IPv4 blackhole on an IPv6 underlay');
+  const p = plan(d, EMPTY_ACTUAL);
+  assert.ok(
+    p.ip.some((l) => l.includes('local fd00:10:244:1::11')),
+    p.ip.join('\n'),
+  );
+  assert.ok(!p.ip.some((l) => /addr add .*\/32/.test(l)), p.ip.join('\n'));
+});

@@ -64,3 +64,30 @@ test('agent on fakes: strict rp_filter on a read-only /proc/sys stops the start 
   assert.ok(!runner.commands().includes('ip -batch -'), 'nothing was created');
   assert.deepEqual(sysctl.writes, []);
 });
+
+test('agent on fakes, an IPv6-only pod: vx0 over the pod IPv6 address, the ip6 table, no rp_filter check to block it', { skip }, async () => {
+  let vx0 = false;
+  const runner = new FakeRunner()
+    .on('ip -j -d link show dev eth0', { stdout: fixture('iproute2/addr-pod-ipv6-only.json') })
+    .on('ip -j addr show dev eth0', { stdout: fixture('iproute2/addr-pod-ipv6-only.json') })
+    .on('ip -V', { stdout: 'ip utility, iproute2-6.15.0, libbpf 1.1.2\n' })
+    .on('ip -batch -', (call) => {
+      if (call.input?.includes('link add vx0')) vx0 = true;
+      return {};
+    })
+    .on('ip -j -d link show dev vx0', () => (vx0 ? { stdout: fixture('iproute2/link-vxlan6.json') } : { code: 1, stderr: 'Device "vx0" does not exist.\n' }))
+    .on('ip -j route show table all', { stdout: '[]' });
+  // Strict and read-only: it would stop an IPv4 pod (above); IPv6 has no reverse-path sysctl.
+  const sysctl = new FakeSysctl({ [rpFilterKey('all')]: 1, [rpFilterKey('default')]: 1 });
+  sysctl.readOnly = true;
+  const agent = new Agent(config(), { runner, monitors: new FakeMonitors(), sysctl, log: silentLogger(), netns: NS });
+  await agent.start();
+  const batch = runner.calls.find((c) => c.argv.join(' ') === 'ip -batch -' && c.input?.includes('link add vx0'));
+  assert.match(batch?.input ?? '', /^link add vx0 type vxlan id 4242 dstport 7471 dev eth0 local fd00:10:244:1::11/m);
+  assert.match(batch?.input ?? '', /^link set vx0 mtu 1360 up$/m, 'eth0 (1430) less VXLAN over IPv6');
+  assert.match(batch?.input ?? '', /^addr add fd00:10:244:1::11\/128 dev vx0/m);
+  assert.doesNotMatch(batch?.input ?? '', /\/32|192\.0\.2\.1/, 'no IPv4 address, no IPv4 blackhole');
+  assert.deepEqual(sysctl.writes, []);
+  assert.ok(runner.commands().includes('nft delete table ip6 kmcast'), 'the allow-list is in the ip6 family');
+  assert.equal((await agent.status()).podIp, 'fd00:10:244:1::11');
+});

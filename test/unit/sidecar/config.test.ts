@@ -82,3 +82,14 @@ test('--listed-peer-expiry: default 3 x --peer-expiry, never below it', () => {
   assert.equal(ok({ peers: '10.0.0.2', listedPeerExpiry: '7' }).listedPeerExpiry, 7);
   rejects({ peers: '10.0.0.2', peerExpiry: '8', listedPeerExpiry: '7' }, /--listed-peer-expiry.*at least --peer-expiry \(8\)/);
 });
+
+test('an IPv6-only pod: --pod-ip, --peers and --dns-server take IPv6 (canonical), --broadcast is refused', () => {
+  const c = ok({ peers: 'FD00:10:244:2:0::11,fd00:10:244:3::11', podIp: 'fd00:10:244:1:0:0:0:11', dnsServer: '[fd00:10:96::10]:5353' });
+  assert.deepEqual(c.peers, ['fd00:10:244:2::11', 'fd00:10:244:3::11']);
+  assert.equal(c.podIp, 'fd00:10:244:1::11');
+  assert.equal(c.dnsServer, '[fd00:10:96::10]:5353');
+  assert.equal(ok({ service: 's', dnsServer: 'fd00:10:96::10' }).dnsServer, '[fd00:10:96::10]:53');
+  rejects({ service: 's', podIp: 'fe80::1' }, /^--pod-ip.*"fe80::1" is not an IPv4 or a unicast IPv6 address/);
+  rejects({ peers: 'ff05::1:3' }, /^--peers.*"ff05::1:3" is not a unicast IPv6 address/);
+  rejects({ service: 's', podIp: 'fd00::11', broadcast: '10.244.0.0/16' }, /^--broadcast.*directed broadcast is IPv4: this pod's IP fd00::11 is IPv6/);
+});

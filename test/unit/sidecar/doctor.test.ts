@@ -201,6 +201,21 @@ function byId(results: readonly CheckResult[], id: string): CheckResult {
 }
 
 describe('evaluate', () => {
+  it('an IPv6-only pod: the overlay MTU less 70, the DNS check counts AAAA records', () => {
+    const results = evaluate(
+      goodFacts({
+        underlay: { name: 'eth0', exists: true, mtu: 1430, kind: 'veth', ipv4: [], from: 'default-route' },
+        device: { name: 'vx0', exists: true, mtu: 1360, kind: 'vxlan', ipv4: [] },
+        ownIp: 'fd00:10:244:1::11',
+        dns: { service: 'app.svc', server: 'system resolver', addresses: ['fd00:10:244:1::11', 'fd00:10:244:2::11'] },
+      }),
+      OPTS,
+    );
+    assert.equal(byId(results, 'mtu').status, 'OK');
+    assert.match(byId(results, 'mtu').detail, /eth0 mtu 1430 -> overlay mtu 1360 \(max UDP payload 1312\)/);
+    assert.match(byId(results, 'dns').detail, /2 AAAA record\(s\) incl\. this pod fd00:10:244:1::11, 1 peer\(s\): fd00:10:244:2::11/);
+  });
+
   it('passes a healthy pod (the agent check warns only because no agent answered)', () => {
     const results = evaluate(goodFacts(), OPTS);
     for (const r of results) {

@@ -1,0 +1,305 @@
+/**
+ * Sidecar mode on an IPv6-ONLY cluster (calico, bridge, calico): pods, nodes, router and the lab
+ * DNS have IPv6 addresses only and the Services answer AAAA and no A. Each member's sidecar takes
+ * the pod's IPv6 address as vx0's underlay address, finds its peers from AAAA records, sends VXLAN
+ * over IPv6 and speaks the control protocol over udp6. Unprivileged python3 apps join ff05::1:3
+ * and ff02::fb on eth0 by interface index and send naming eth0 (the capture moves their
+ * datagrams into vx0).
+ *
+ * MTUs: VXLAN over IPv6 adds 70 bytes and the kernel never fragments it, so the pods have 1430 on
+ * the 1500 underlay (as a CNI leaving room for the encapsulation gives them) and vx0 has 1360;
+ * 3000-byte datagrams are fragmented by the sender's kernel, each fragment one VXLAN packet.
+ *
+ * Domain A (the lab service): n1p1 | n2p1 n2p2 | n3p1; n3p1 joins ff02::fb only.
+ * Domain B (its own service and VNI): n1p2 n3p2.   No agent: n1p3 n2p3 n3p3.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
+import { startCapture } from '../../src/lab/capture.js';
+import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
+import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
+import type { AgentHandle } from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN, podFetch, runInNetns, settle, startAgent, waitFor, waitPing } from '../../src/lab/process.js';
+import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
+import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
+import type { Lab, LabPod } from '../../src/lab/types.js';
+import type { AgentStatus } from '../../src/sidecar/status-types.js';
+import { keepLab, privilegedReason, testLabId } from './harness.js';
+
+const runner = new ExecRunner();
+const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
+const SERVICE_B = 'app-b.default.svc.cluster.local';
+const G6 = 'ff05::1:3';
+const LL6 = 'ff02::fb';
+const PORT = 7616;
+const VXLAN_PORT = 7471;
+/** The pods' MTU: the underlay's 1500 less VXLAN over IPv6's 70. */
+const CARRIED = 1430;
+/** Over the pod MTU: fragmented by the sender's kernel. */
+const BIG = 3000;
+
+describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, peers from AAAA', { skip: skip ? privilegedReason() : false }, () => {
+  let lab: Lab;
+  const agents = new Map<string, AgentHandle>();
+  const receivers = new Map<string, Mcast6Receiver>();
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
+  const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
+  const A = (): LabPod[] => ['n1p1', 'n2p1', 'n2p2', 'n3p1'].map(pod);
+  const B = (): LabPod[] => ['n1p2', 'n3p2'].map(pod);
+  const NONE = (): LabPod[] => ['n1p3', 'n2p3', 'n3p3'].map(pod);
+  /** n3p1 joins ff02::fb only: it hears ff05::1:3 only if replication is wrong. */
+  const groupsOf = (p: LabPod): string[] => (p.name === 'n3p1' ? [LL6] : [G6, LL6]);
+  const agentArgs = ['--heartbeat-interval', '500', '--resolve-interval', '1000', '--resync-interval', '2000'];
+
+  before(async () => {
+    lab = await labUp(
+      {
+        id: testLabId('c6'),
+        nodes: ['calico', 'bridge', 'calico'],
+        podsPerNode: 3,
+        mtu: 1500,
+        podMtu: { 1: CARRIED, 2: CARRIED, 3: CARRIED },
+        service: 'kmcast-peers.default.svc.cluster.local',
+        ipv6Only: true,
+      },
+      { runner },
+    );
+    await setServiceMembers(
+      lab,
+      A().map((p) => p.ip),
+    );
+    await setDnsRecord(
+      lab,
+      SERVICE_B,
+      B().map((p) => p.ip),
+    );
+  });
+
+  after(async () => {
+    await Promise.all([...receivers.values()].map((r) => r.stop().catch(() => [])));
+    if (keepLab()) return;
+    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
+    if (lab) await labDown(runner, { id: lab.spec.id });
+  });
+
+  async function startReceivers(): Promise<void> {
+    await Promise.all([...receivers.values()].map((r) => r.stop().catch(() => [])));
+    receivers.clear();
+    for (const p of lab.pods) receivers.set(p.name, await startMcast6Receiver(p, { groups: groupsOf(p), port: PORT, as: UNPRIVILEGED }));
+  }
+
+  async function startAgents(): Promise<void> {
+    const started = await Promise.all([
+      ...A().map(async (p) => [p.name, await startAgent(lab, p, agentArgs)] as const),
+      ...B().map(async (p) => [p.name, await startAgent(lab, p, [...agentArgs, '--service', SERVICE_B, '--vni', '4343'])] as const),
+    ]);
+    for (const [name, h] of started) agents.set(name, h);
+  }
+
+  async function stopAgents(): Promise<void> {
+    await Promise.all([...agents.values()].map((a) => a.stop('SIGTERM')));
+    agents.clear();
+  }
+
+  async function status(p: LabPod): Promise<AgentStatus> {
+    return JSON.parse((await podFetch(p, '/status')).body) as AgentStatus;
+  }
+
+  async function mdbDsts(p: LabPod, group: string): Promise<string[]> {
+    return (await new IpClient(runner, p.netns).bridge.mdb('vx0'))
+      .filter((e) => e.grp === group)
+      .map((e) => e.dst!)
+      .sort();
+  }
+
+  /** Every member replicates G6 to exactly the other members that joined it, by MDB entries to their IPv6 addresses. */
+  async function waitReplicated(): Promise<void> {
+    let last = '';
+    await waitFor(
+      `members replicate ${G6} to the members that joined it`,
+      async () => {
+        for (const s of A()) {
+          const want = A()
+            .filter((p) => p !== s && groupsOf(p).includes(G6))
+            .map((p) => p.ip)
+            .sort()
+            .join();
+          const got = (await mdbDsts(s, G6)).join();
+          last = `${s.name}: ${got} (want ${want})`;
+          if (got !== want) return false;
+        }
+        return true;
+      },
+      30_000,
+      { intervalMs: 200, explain: async () => `last: ${last}\n${await evidence()}` },
+    );
+  }
+
+  const got = (p: LabPod, tag: string): Datagram6[] =>
+    receivers
+      .get(p.name)!
+      .received()
+      .filter((d) => d.data.startsWith(tag))
+      .map((d) => ({ ...d, data: d.data.length > 100 ? `${d.data.slice(0, 40)}... (${d.data.length})` : d.data }));
+
+  /**
+   * To each group from `sender`: a small datagram naming eth0 (the capture moves it into vx0) and
+   * a fragmented one naming no interface (vx0's route: its kernel fragments it at vx0's MTU, so
+   * each VXLAN packet fits the pod's eth0), tagged. Not one fragmented naming eth0: fragmented at
+   * eth0's MTU, its VXLAN-over-IPv6 packets would be 70 bytes too long for eth0, and the kernel
+   * never fragments them (docs/architecture.md, IPv6-only pods).
+   */
+  async function sendRound(sender: LabPod, tag: string): Promise<void> {
+    for (const g of [G6, LL6]) {
+      await sendMcast6(sender, g, `${tag} ${g} small`, { port: PORT, as: UNPRIVILEGED });
+      await sendMcast6(sender, g, `${tag} ${g} big `.padEnd(BIG, 'x'), { port: PORT, as: UNPRIVILEGED, ifname: '' });
+    }
+  }
+
+  /** Every member but the sender gets each datagram of its groups exactly once, whole, G6 from the sender's address; nobody else gets any. */
+  async function assertRound(sender: LabPod, tag: string): Promise<void> {
+    const want = A().filter((p) => p !== sender);
+    const expected = (p: LabPod): string[] => groupsOf(p).flatMap((g) => [`${g} big`, `${g} small`]);
+    for (const p of want) {
+      const n = expected(p).length;
+      await receivers.get(p.name)!.waitUntil(`${p.name} hears ${tag} (${n} datagrams)`, (all) => all.filter((d) => d.data.startsWith(`${tag} `)).length >= n, 15_000);
+    }
+    // A second copy (a flood beside the MDB entry, the bridge node beside the capture) would arrive now.
+    await settle(500);
+    for (const p of want) {
+      const mine = got(p, `${tag} `);
+      assert.deepEqual(
+        mine.map((d) => `${d.dst} ${d.data.includes(' big ') ? 'big' : 'small'}`).sort(),
+        expected(p).sort(),
+        `${p.name}: each datagram of its groups exactly once, fragmented ones whole`,
+      );
+      for (const d of mine.filter((x) => x.dst === G6)) assert.equal(d.src, sender.ip, `${p.name}: ${G6} from ${sender.name}'s IPv6 address`);
+      // Sent naming eth0, link-local groups come from eth0's link-local address; through vx0
+      // (which has the pod's global address only) from that.
+      for (const d of mine.filter((x) => x.dst === LL6)) {
+        if (d.data.includes(' big ')) assert.equal(d.src, sender.ip, `${p.name}: ${LL6} through vx0 from the sender's IPv6 address`);
+        else assert.match(d.src, /^fe80:/, `${p.name}: ${LL6} from the sender's link-local address`);
+      }
+      assert.ok(
+        mine.filter((x) => x.data.includes(' big ')).every((x) => x.data.endsWith(`(${BIG})`)),
+        `${p.name}: the fragmented datagrams arrive whole: ${JSON.stringify(mine.map((x) => x.data))}`,
+      );
+    }
+    for (const p of [...B(), ...NONE()]) assert.deepEqual(got(p, `${tag} `), [], `${p.name} is in no domain A and hears nothing`);
+  }
+
+  /** ping6 and a 100 kB IPv6 TCP exchange between pods on different nodes (both node styles). */
+  async function unicastWorks(when: string): Promise<void> {
+    for (const [a, b] of [
+      ['n1p1', 'n2p1'],
+      ['n2p2', 'n3p1'],
+      ['n3p2', 'n1p3'],
+    ] as const) {
+      await waitPing(pod(a), pod(b).ip);
+      const r = await tcpExchange(pod(a), pod(b), pod(b).ip, { bytes: 100_000, port: 7617 });
+      assert.deepEqual(r, { bytes: 100_000, peer: pod(a).ip }, `${a} -> ${b} over IPv6 ${when}`);
+    }
+  }
+
+  test('baseline: the pods have no IPv4; without kmcast no multicast crosses nodes, while IPv6 unicast does', async () => {
+    for (const p of A()) {
+      assert.match(p.ip, /:/, `${p.name}'s address is IPv6`);
+      assert.deepEqual(await new IpClient(runner, p.netns).addrs('eth0'), [], `${p.name} has no IPv4 address`);
+    }
+    await startReceivers();
+    await unicastWorks('without kmcast');
+    await sendRound(pod('n1p1'), 'base');
+    // Nothing is expected anywhere: give the datagrams the time a crossing one takes.
+    await settle(1500);
+    for (const p of lab.pods.filter((x) => x.name !== 'n1p1')) assert.deepEqual(got(p, 'base '), [], `${p.name} heard n1p1 without kmcast`);
+  });
+
+  test('with the sidecars: every member gets every datagram of its groups exactly once, from the sender IPv6 address; nobody else', async (t) => {
+    await startAgents();
+    await waitReplicated();
+    const a = pod('n2p1');
+    const ip = new IpClient(runner, a.netns);
+    const vx0 = await ip.link('vx0');
+    assert.equal(vx0?.mtu, CARRIED - 70, 'vx0: the pod MTU less VXLAN over IPv6');
+    assert.deepEqual(await ip.addrs('vx0'), [], 'vx0 has no IPv4 address');
+    assert.deepEqual(await ip.addrs6('vx0'), [`${a.ip}/128`], "vx0 carries the pod's IPv6 address");
+    assert.deepEqual(await mdbDsts(a, '::'), ['100::1'], '--unregistered drop: the IPv6 catch-all to the IPv6 blackhole');
+    assert.ok(!(await mdbDsts(a, '0.0.0.0')).some((d) => !d.includes(':')), 'no IPv4 remote on an IPv6 underlay');
+    const nft = await runInNetns(a.netns, ['nft', 'list', 'set', 'ip6', 'kmcast', 'peers'], 5000);
+    assert.equal(nft.code, 0, `the allow-list is in the ip6 family: ${nft.stderr}`);
+    for (const p of A().filter((x) => x !== a)) assert.ok(nft.stdout.includes(p.ip), `the allow-list admits ${p.name} (${p.ip}):\n${nft.stdout}`);
+    const st = await status(a);
+    t.diagnostic(`n2p1 /status: podIp ${st.podIp}, peers ${JSON.stringify(st.peers.map((p) => [p.ip, p.state]))}`);
+    assert.equal(st.podIp, a.ip);
+    assert.deepEqual(
+      st.peers.map((p) => p.ip).sort(),
+      A()
+        .filter((p) => p !== a)
+        .map((p) => p.ip)
+        .sort(),
+      'peers from the AAAA records',
+    );
+    assert.deepEqual(st.localGroups, [LL6, G6]);
+    // kmcast doctor in the pod finds the same: the IPv6 underlay, its MTU and the AAAA records.
+    const doctor = await runInNetns(a.netns, [process.execPath, KMCAST_MAIN, 'doctor', '--service', lab.spec.service], 30_000);
+    assert.equal(doctor.code, 0, `kmcast doctor in n2p1:\n${doctor.stdout}${doctor.stderr}`);
+    assert.match(doctor.stdout, /eth0 mtu 1430 -> overlay mtu 1360/);
+    assert.match(doctor.stdout, /4 AAAA record\(s\) incl\. this pod/);
+
+    for (const sender of [pod('n1p1'), pod('n2p1'), pod('n2p2')]) {
+      const tag = `r-${sender.name}`;
+      await sendRound(sender, tag);
+      await assertRound(sender, tag);
+    }
+    // The sender's own socket hears its datagrams once, by the kernel's loopback, never back from the overlay.
+    assert.equal(got(pod('n2p1'), 'r-n2p1 ').length, 4, `n2p1 hears its own round once: ${JSON.stringify(got(pod('n2p1'), 'r-n2p1 '))}`);
+  });
+
+  test('on the wire: one VXLAN-over-IPv6 copy per receiving pod, control over udp6', async () => {
+    const sender = pod('n1p1');
+    const uplink = lab.nodes.find((n) => n.index === sender.node)!.netns;
+    const copies = async (group: string, tag: string): Promise<string[]> => {
+      const cap = await startCapture(uplink, 'kmcup', ['ip6', 'and', 'udp', 'dst', 'port', String(VXLAN_PORT), 'and', 'src', 'host', sender.ip]);
+      let lines: string[] = [];
+      try {
+        await sendMcast6(sender, group, tag, { port: PORT, as: UNPRIVILEGED });
+        for (const p of A().filter((x) => x !== sender && groupsOf(x).includes(group))) {
+          await receivers.get(p.name)!.waitUntil(`${p.name} hears ${tag}`, (all) => all.some((d) => d.data === tag), 10_000);
+        }
+        await settle(300);
+      } finally {
+        lines = await cap.stop();
+      }
+      return lines.map((l) => / > ([\da-f:]+)\.\d+:/.exec(l)?.[1] ?? l).sort();
+    };
+    const others = (g: string): string[] =>
+      A()
+        .filter((p) => p !== sender && groupsOf(p).includes(g))
+        .map((p) => p.ip)
+        .sort();
+    assert.deepEqual(await copies(G6, 'wire routable'), others(G6), `${G6}: one copy per member that joined it (not ${pod('n3p1').ip})`);
+    assert.deepEqual(await copies(LL6, 'wire linklocal'), others(LL6), `${LL6}: one copy per member`);
+    const ctl = await startCapture(uplink, 'kmcup', ['udp', 'port', '7470']);
+    await waitFor('STATE over udp6 from n1p1', async () => Promise.resolve(ctl.lines().some((l) => l.includes(` IP6 ${sender.ip}.7470 > `))), 10_000, { intervalMs: 100 });
+    const lines = await ctl.stop();
+    assert.deepEqual(
+      lines.filter((l) => !/ IP6 /.test(l)),
+      [],
+      'nothing but IPv6 on the control port',
+    );
+  });
+
+  test('ping6 and IPv6 TCP keep working while the sidecars run, stop and start', async () => {
+    await unicastWorks('while the sidecars run');
+    await stopAgents();
+    await unicastWorks('after the sidecars stopped');
+    await startReceivers();
+    await startAgents();
+    await waitReplicated();
+    await unicastWorks('after the sidecars started again');
+    await sendRound(pod('n2p2'), 'again');
+    await assertRound(pod('n2p2'), 'again');
+  });
+});
