@@ -11,6 +11,7 @@ import type { Monitors } from '../kernel/monitor.js';
 import { ExecMonitors } from '../kernel/monitor.js';
 import type { Sysctl } from '../kernel/sysctl.js';
 import { SysctlClient } from '../kernel/sysctl.js';
+import { readSnmp6 } from '../kernel/snmp.js';
 import type { Runner } from '../kernel/runner.js';
 import type { Logger } from '../log.js';
 import { DnsDiscovery, ignoredDnsRecords } from '../discovery/dns.js';
@@ -56,6 +57,8 @@ export interface AgentDeps {
 export class Agent {
   readonly metrics = new AgentMetrics();
   private readonly ip: IpClient;
+  private readonly runner: Runner;
+  private readonly netns: string | undefined;
   private readonly log: Logger;
   private readonly reconciler: OverlayReconciler;
   /** The allow-list and the eth0 capture (filters.ts). */
@@ -101,6 +104,8 @@ export class Agent {
     deps: AgentDeps,
   ) {
     this.log = deps.log;
+    this.runner = deps.runner;
+    this.netns = deps.netns;
     this.ip = new IpClient(deps.runner, deps.netns);
     this.reconciler = new OverlayReconciler(this.ip, this.log);
     const nft = new NftClient(deps.runner, deps.netns);
@@ -314,6 +319,11 @@ export class Agent {
     const stats = this.spec ? await this.ip.stats(this.config.device).catch(() => undefined) : undefined;
     const unregistered = stats?.txCarrierErrors ?? 0;
     this.metrics.unregisteredDropped.set(unregistered);
+    // On an IPv6 underlay a VXLAN packet longer than eth0 is lost: the kernel never fragments
+    // VXLAN over IPv6 and counts it as Ip6FragFails (an app that names eth0 and sends a datagram
+    // whose fragments fill eth0; docs/kernel-notes.md). Nothing else in a pod fails to fragment.
+    const tooLong = this.spec?.localIp.includes(':') ? (await readSnmp6(this.runner, this.netns).catch(() => undefined))?.get('Ip6FragFails') : undefined;
+    if (tooLong !== undefined) this.metrics.underlayTooLong.set(tooLong);
     await this.filters.refreshCounters();
     return {
       version: VERSION,
@@ -333,7 +343,7 @@ export class Agent {
       localGroups: this.watcher?.groups() ?? [],
       ...(this.announcer?.unannounced ? { unannouncedGroups: this.announcer.unannounced } : {}),
       entries: { ...this.entryCounts },
-      drops: { unregistered, control: this.channel ? this.dropCounters() : {} },
+      drops: { unregistered, control: this.channel ? this.dropCounters() : {}, ...(tooLong !== undefined ? { underlayTooLong: tooLong } : {}) },
       ...this.captureStatus(),
     };
   }

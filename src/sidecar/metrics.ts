@@ -30,6 +30,10 @@ export class AgentMetrics extends AgentMetricsBase {
     'kmcast_overlay_unregistered_dropped_packets',
     'Datagrams to groups nobody joined, dropped by the catch-all entry (overlay device TX carrier errors since it was created).',
   );
+  readonly underlayTooLong = this.gauge(
+    'kmcast_overlay_underlay_too_long_packets',
+    "IPv6 underlay only: the pod's Ip6FragFails, VXLAN packets longer than the pod interface that the kernel never fragments over IPv6, lost (an app naming eth0 with datagrams whose fragments fill it).",
+  );
   private controlSource: (() => Readonly<Record<string, number>>) | undefined;
   private readonly controlDeltas = new CounterDeltas();
   readonly controlMessages = this.counter(

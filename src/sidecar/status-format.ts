@@ -111,6 +111,11 @@ export function formatStatus(s: AgentStatus, now: Date): string {
   const control = Object.entries(s.drops.control ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const controlText = control.length === 0 ? 'none' : control.map(([k, v]) => `${k} ${v}`).join('  ');
   out.push(`drops: unregistered groups ${s.drops.unregistered}  control: ${controlText}`);
+  if (s.drops.underlayTooLong) {
+    out.push(
+      `WARNING: ${s.drops.underlayTooLong} VXLAN packets were longer than ${s.underlay || 'the pod interface'} and lost (VXLAN over IPv6 is never fragmented): an app that names ${s.underlay || 'eth0'} sends datagrams whose fragments fill it; let it send without naming an interface (through ${s.device}), or keep its datagrams at most ${s.device}'s MTU`,
+    );
+  }
   return `${out.join('\n')}\n`;
 }
 

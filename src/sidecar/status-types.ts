@@ -28,6 +28,11 @@ export interface AgentStatus {
     readonly unregistered: number;
     /** Control datagrams dropped, by reason (bad_mac, replay, malformed, unknown_peer). */
     readonly control: Readonly<Record<string, number>>;
+    /**
+     * IPv6 underlay only: packets the pod's kernel could not fragment (Ip6FragFails), which on an
+     * IPv6 underlay are VXLAN packets longer than eth0, lost (absent on an IPv4 underlay).
+     */
+    readonly underlayTooLong?: number;
   };
   /** How sends out of the pod interface reach the overlay (absent from older agents). */
   readonly capture?: {

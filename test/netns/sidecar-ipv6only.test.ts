@@ -291,6 +291,20 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
     );
   });
 
+  test('a datagram whose fragments fill eth0, sent naming eth0, cannot cross an IPv6 underlay: counted and explained, not silent', async () => {
+    const sender = pod('n2p2');
+    const before = (await status(sender)).drops.underlayTooLong;
+    assert.equal(typeof before, 'number', 'an IPv6-underlay sidecar reports the count');
+    // Fragmented by the sender at eth0's 1430; each fragment + 70 bytes of VXLAN over IPv6 > 1430.
+    await sendMcast6(sender, G6, 'too long '.padEnd(BIG, 'x'), { port: PORT, as: UNPRIVILEGED });
+    await waitFor('the sidecar counts the VXLAN packets the kernel could not fragment', async () => ((await status(sender)).drops.underlayTooLong ?? 0) > before!, 10_000, {
+      intervalMs: 200,
+      explain: evidence,
+    });
+    const out = await runInNetns(sender.netns, [process.execPath, KMCAST_MAIN, 'status'], 20_000);
+    assert.match(out.stdout, /WARNING: \d+ VXLAN packets were longer than eth0 and lost \(VXLAN over IPv6 is never fragmented\)/, out.stdout + out.stderr);
+  });
+
   test('ping6 and IPv6 TCP keep working while the sidecars run, stop and start', async () => {
     await unicastWorks('while the sidecars run');
     await stopAgents();

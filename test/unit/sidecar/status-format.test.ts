@@ -199,6 +199,14 @@ describe('formatStatus: apps that name eth0', () => {
     assert.doesNotMatch(formatStatus(fixture(), now), /capture:|by interface/);
   });
 
+  it('IPv6 underlay: VXLAN packets too long for eth0 are a warning with the way out; none, no line', () => {
+    const now = new Date('2026-01-01T00:00:00Z');
+    const base = fixture({ podIp: 'fd00:10:244:1::11' });
+    const out = formatStatus({ ...base, drops: { ...base.drops, underlayTooLong: 3 } }, now);
+    assert.match(out, /\nWARNING: 3 VXLAN packets were longer than eth0 and lost \(VXLAN over IPv6 is never fragmented\): an app that names eth0 .*\(through vx0\)/);
+    assert.doesNotMatch(formatStatus({ ...base, drops: { ...base.drops, underlayTooLong: 0 } }, now), /WARNING: \d+ VXLAN/);
+  });
+
   it('dual stack: the pod IPv6 address, IPv6 groups per interface, IPv6 frames moved and vx0 ICMPv6 kept home', () => {
     const now = new Date('2026-01-01T00:00:00Z');
     const out = formatStatus(
