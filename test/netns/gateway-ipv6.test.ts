@@ -22,11 +22,12 @@ import { received, sendFromPod, startNodeReceiver, UNPRIVILEGED } from '../../sr
 import { agentsEvidence, KMCAST_MAIN, netnsFetch, pingFrom, runInNetns, settle, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
 import { sendMcast6, startMcast6Receiver } from '../../src/lab/traffic6.js';
-import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
+import type { Datagram6 } from '../../src/lab/traffic6.js';
 import type { Lab, LabLan, LabLanHost, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
 import type { NodeStatus } from '../../src/node/status-types.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
+import { brief, gatewayStatus as gatewayStatusOf, nodeStatus as nodeStatusOf, round6 } from './gateway6-rig.js';
 
 const runner = new ExecRunner();
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
@@ -86,44 +87,10 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
     if (lab) await labDown(runner, { id: lab.spec.id });
   });
 
-  async function nodeStatus(i: number): Promise<NodeStatus> {
-    return JSON.parse((await netnsFetch(node(i).netns, '/status', NODE_HTTP_PORT)).body) as NodeStatus;
-  }
-
-  async function gatewayStatus(): Promise<GatewayStatus> {
-    const g = (await nodeStatus(1)).gateway;
-    assert.ok(g, 'node 1 has no gateway in /status');
-    return g;
-  }
-
-  /** IPv6 receivers in the members and on h1 for `groups`; `act`, then what each got of `tag`. */
-  async function round(groups: readonly string[], tag: string, act: () => Promise<void>, wait: (got: (where: string) => Datagram6[]) => boolean = () => true): Promise<Map<string, Datagram6[]>> {
-    const rx = new Map<string, Mcast6Receiver>();
-    const out = new Map<string, Datagram6[]>();
-    try {
-      for (const p of MEMBERS()) rx.set(p.name, await startMcast6Receiver(p, { groups, port: PORT, as: UNPRIVILEGED }));
-      rx.set('h1', await startMcast6Receiver({ name: 'h1', netns: host().netns }, { groups, port: PORT }));
-      await act();
-      const got = (where: string): Datagram6[] =>
-        rx
-          .get(where)!
-          .received()
-          .filter((d) => d.data.startsWith(tag));
-      await waitFor(`the round ${tag} arrived`, async () => wait(got), 15_000, {
-        intervalMs: 50,
-        explain: async () => `${JSON.stringify(Object.fromEntries([...rx.keys()].map((k) => [k, brief(got(k))])))}\n${await evidence()}`,
-      });
-      // What arrived late (a second copy) shows after the time a first copy takes.
-      await settle(800);
-    } finally {
-      for (const [name, r] of rx)
-        out.set(
-          name,
-          (await r.stop()).filter((d) => d.data.startsWith(tag)),
-        );
-    }
-    return out;
-  }
+  const nodeStatus = (i: number): Promise<NodeStatus> => nodeStatusOf(node(i));
+  const gatewayStatus = (i = 1): Promise<GatewayStatus> => gatewayStatusOf(node(i));
+  const round = (groups: readonly string[], tag: string, act: () => Promise<void>, wait?: (got: (where: string) => Datagram6[]) => boolean): Promise<Map<string, Datagram6[]>> =>
+    round6({ members: MEMBERS(), host: host(), port: PORT, evidence }, groups, tag, act, wait);
 
   /** One small and one fragmented datagram to `group` from `where`, tagged. */
   async function sendPair(where: Pick<LabPod, 'name' | 'netns'>, group: string, tag: string, as: readonly string[] = []): Promise<void> {
@@ -134,7 +101,6 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
   /** `dst kind` of each datagram, sorted: exactly once means each pair appears once. */
   const kinds = (ds: readonly Datagram6[]): string[] => ds.map((d) => `${d.dst} ${d.data.includes(' big ') ? `big:${d.data.length}` : 'small'}`).sort();
   const pair = (g: string): string[] => [`${g} big:${BIG}`, `${g} small`];
-  const brief = (ds: readonly Datagram6[]): string[] => ds.map((d) => `${d.src}>${d.dst} ${d.data.slice(0, 30)} (${d.data.length})`);
 
   async function mdbDsts(i: number, group: string): Promise<string[]> {
     return (await new IpClient(runner, node(i).netns).bridge.mdb('kmcvx100'))

@@ -21,14 +21,14 @@ import { ExecRunner } from '../../src/kernel/runner.js';
 import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
 import { addLan, attachLanNode, lanMemberships } from '../../src/lab/lan.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { agentsEvidence, KMCAST_MAIN, netnsFetch, pingFrom, runInNetns, settle, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, KMCAST_MAIN, pingFrom, runInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
-import { sendMcast6, startMcast6Receiver } from '../../src/lab/traffic6.js';
-import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
+import { sendMcast6 } from '../../src/lab/traffic6.js';
+import type { Datagram6 } from '../../src/lab/traffic6.js';
 import type { Lab, LabLan, LabLanHost, LabNode, LabPod } from '../../src/lab/types.js';
-import { NODE_HTTP_PORT } from '../../src/node/api.js';
 import type { NodeStatus } from '../../src/node/status-types.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
+import { brief, gatewayStatus as gatewayStatusOf, nodeStatus as nodeStatusOf, round6 } from './gateway6-rig.js';
 
 const runner = new ExecRunner();
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
@@ -90,44 +90,10 @@ describe('gateway on an IPv6-only cluster: IPv6 groups over VXLAN over IPv6, exa
     if (lab) await labDown(runner, { id: lab.spec.id });
   });
 
-  async function nodeStatus(i: number): Promise<NodeStatus> {
-    return JSON.parse((await netnsFetch(node(i).netns, '/status', NODE_HTTP_PORT)).body) as NodeStatus;
-  }
-
-  async function gatewayStatus(i = 1): Promise<GatewayStatus> {
-    const g = (await nodeStatus(i)).gateway;
-    assert.ok(g, `node ${i} has no gateway in /status`);
-    return g;
-  }
-
-  /** Receivers in the members and on h1 for `groups`; `act`, then what each got of `tag`. */
-  async function round(groups: readonly string[], tag: string, act: () => Promise<void>, wait: (got: (where: string) => Datagram6[]) => boolean): Promise<Map<string, Datagram6[]>> {
-    const rx = new Map<string, Mcast6Receiver>();
-    const out = new Map<string, Datagram6[]>();
-    try {
-      for (const p of MEMBERS()) rx.set(p.name, await startMcast6Receiver(p, { groups, port: PORT, as: UNPRIVILEGED }));
-      rx.set('h1', await startMcast6Receiver(h1(), { groups, port: PORT }));
-      await act();
-      const got = (where: string): Datagram6[] =>
-        rx
-          .get(where)!
-          .received()
-          .filter((d) => d.data.startsWith(tag));
-      await waitFor(`the round ${tag} arrived`, async () => wait(got), 15_000, {
-        intervalMs: 50,
-        explain: async () => `${JSON.stringify(Object.fromEntries([...rx.keys()].map((k) => [k, brief(got(k))])))}\n${await evidence()}`,
-      });
-      // What arrived late (a second copy) shows after the time a first copy takes.
-      await settle(800);
-    } finally {
-      for (const [name, r] of rx)
-        out.set(
-          name,
-          (await r.stop()).filter((d) => d.data.startsWith(tag)),
-        );
-    }
-    return out;
-  }
+  const nodeStatus = (i: number): Promise<NodeStatus> => nodeStatusOf(node(i));
+  const gatewayStatus = (i = 1): Promise<GatewayStatus> => gatewayStatusOf(node(i));
+  const round = (groups: readonly string[], tag: string, act: () => Promise<void>, wait?: (got: (where: string) => Datagram6[]) => boolean): Promise<Map<string, Datagram6[]>> =>
+    round6({ members: MEMBERS(), host: host(), port: PORT, evidence }, groups, tag, act, wait);
 
   /** A datagram of `size` bytes to `group` from `where`, tagged (`tag group label`, padded). */
   async function send(where: Pick<LabPod, 'name' | 'netns'>, group: string, tag: string, label: string, size: number, as: readonly string[] = []): Promise<void> {
@@ -136,7 +102,6 @@ describe('gateway on an IPv6-only cluster: IPv6 groups over VXLAN over IPv6, exa
 
   /** `dst label:length` of each datagram, sorted: exactly once means each appears once. */
   const kinds = (ds: readonly Datagram6[]): string[] => ds.map((d) => `${d.dst} ${d.data.split(' ')[2]}:${d.data.length}`).sort();
-  const brief = (ds: readonly Datagram6[]): string[] => ds.map((d) => `${d.src}>${d.dst} ${d.data.slice(0, 30)} (${d.data.length})`);
 
   async function untilReplicated(from: number, group: string, to: readonly number[]): Promise<void> {
     const want = to.map((i) => node(i).underlayIp).sort();

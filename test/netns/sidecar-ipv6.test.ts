@@ -11,18 +11,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { IpClient } from '../../src/kernel/ip.js';
 import { ExecRunner } from '../../src/kernel/runner.js';
 import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import type { AgentHandle } from '../../src/lab/process.js';
-import { agentsEvidence, findPython, podFetch, runInNetns, settle, startAgent, waitFor, waitPing } from '../../src/lab/process.js';
-import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
-import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
+import { findPython, runInNetns, settle, waitFor, waitPing } from '../../src/lab/process.js';
+import { sendMcast6, tcpExchange } from '../../src/lab/traffic6.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
-import type { AgentStatus } from '../../src/sidecar/status-types.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
+import { sidecar6Rig } from './sidecar6-rig.js';
 
 const runner = new ExecRunner();
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
@@ -56,9 +53,6 @@ u.sendto(vxlan + eth + ip6 + bytes(ra), (peer, port))
 
 describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untouched', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
-  const agents = new Map<string, AgentHandle>();
-  const receivers = new Map<string, Mcast6Receiver>();
-  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
   const A = (): LabPod[] => ['n1p1', 'n2p1', 'n2p2', 'n3p1', 'n3p2'].map(pod);
   const B = (): LabPod[] => ['n1p2', 'n2p3'].map(pod);
@@ -66,6 +60,8 @@ describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untou
   /** The groups each receiver joins: every group but in n3p1, which hears ff05::1:3 only if replication is wrong. */
   const groupsOf = (p: LabPod): string[] => (p.name === 'n3p1' ? [LL6] : [G6, LL6]);
   const agentArgs = ['--heartbeat-interval', '500', '--resolve-interval', '1000', '--resync-interval', '2000'];
+  const rig = sidecar6Rig({ lab: () => lab, A, B, serviceB: SERVICE_B, groupsOf, group: G6, port: PORT, agentArgs });
+  const { receivers, evidence, startReceivers, startAgents, stopAgents, status, mdbDsts, waitReplicated, got } = rig;
 
   before(async () => {
     lab = await labUp({ id: testLabId('s6'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 3, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local', ipv6: true }, { runner });
@@ -81,69 +77,11 @@ describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untou
   });
 
   after(async () => {
-    await Promise.all([...receivers.values()].map((r) => r.stop().catch(() => [])));
+    await rig.stopReceivers();
     if (keepLab()) return;
-    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
+    await stopAgents('SIGKILL');
     if (lab) await labDown(runner, { id: lab.spec.id });
   });
-
-  async function startReceivers(): Promise<void> {
-    await Promise.all([...receivers.values()].map((r) => r.stop().catch(() => [])));
-    receivers.clear();
-    for (const p of lab.pods) receivers.set(p.name, await startMcast6Receiver(p, { groups: groupsOf(p), port: PORT, as: UNPRIVILEGED }));
-  }
-
-  async function startAgents(): Promise<void> {
-    for (const p of A()) agents.set(p.name, await startAgent(lab, p, agentArgs));
-    for (const p of B()) agents.set(p.name, await startAgent(lab, p, [...agentArgs, '--service', SERVICE_B, '--vni', '4343']));
-  }
-
-  async function stopAgents(): Promise<void> {
-    await Promise.all([...agents.values()].map((a) => a.stop('SIGTERM')));
-    agents.clear();
-  }
-
-  async function status(p: LabPod): Promise<AgentStatus> {
-    return JSON.parse((await podFetch(p, '/status')).body) as AgentStatus;
-  }
-
-  async function mdbDsts(p: LabPod, group: string): Promise<string[]> {
-    return (await new IpClient(runner, p.netns).bridge.mdb('vx0'))
-      .filter((e) => e.grp === group)
-      .map((e) => e.dst!)
-      .sort();
-  }
-
-  /** Every member sender replicates G6 to exactly the other members that joined it, by MDB. */
-  async function waitReplicated(): Promise<void> {
-    let last = '';
-    await waitFor(
-      `members replicate ${G6} to the members that joined it`,
-      async () => {
-        for (const s of A()) {
-          const want = A()
-            .filter((p) => p !== s && groupsOf(p).includes(G6))
-            .map((p) => p.ip)
-            .sort()
-            .join();
-          const got = (await mdbDsts(s, G6)).join();
-          last = `${s.name}: ${got} (want ${want})`;
-          if (got !== want) return false;
-        }
-        return true;
-      },
-      30_000,
-      { intervalMs: 200, explain: async () => `last: ${last}\n${await evidence()}` },
-    );
-  }
-
-  /** What `p` received of the datagrams whose payload starts with `tag` (payloads cut, for messages). */
-  const got = (p: LabPod, tag: string): Datagram6[] =>
-    receivers
-      .get(p.name)!
-      .received()
-      .filter((d) => d.data.startsWith(tag))
-      .map((d) => ({ ...d, data: d.data.length > 100 ? `${d.data.slice(0, 40)}... (${d.data.length})` : d.data }));
 
   /** One small and one fragmented datagram to each group from `sender` (IPV6_MULTICAST_IF eth0, or `ifname`), tagged. */
   async function sendRound(sender: LabPod, tag: string, ifname = 'eth0'): Promise<void> {

@@ -20,13 +20,11 @@ import { ExecRunner } from '../../src/kernel/runner.js';
 import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import type { AgentHandle } from '../../src/lab/process.js';
-import { agentsEvidence, KMCAST_MAIN, podFetch, runInNetns, settle, startAgent, waitFor, waitPing } from '../../src/lab/process.js';
-import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
-import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
+import { KMCAST_MAIN, runInNetns, settle, waitFor, waitPing } from '../../src/lab/process.js';
+import { sendMcast6, tcpExchange } from '../../src/lab/traffic6.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
-import type { AgentStatus } from '../../src/sidecar/status-types.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
+import { sidecar6Rig } from './sidecar6-rig.js';
 
 const runner = new ExecRunner();
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
@@ -42,9 +40,6 @@ const BIG = 3000;
 
 describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, peers from AAAA', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
-  const agents = new Map<string, AgentHandle>();
-  const receivers = new Map<string, Mcast6Receiver>();
-  const evidence = (): Promise<string> => agentsEvidence(agents.values());
   const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
   const A = (): LabPod[] => ['n1p1', 'n2p1', 'n2p2', 'n3p1'].map(pod);
   const B = (): LabPod[] => ['n1p2', 'n3p2'].map(pod);
@@ -52,6 +47,8 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
   /** n3p1 joins ff02::fb only: it hears ff05::1:3 only if replication is wrong. */
   const groupsOf = (p: LabPod): string[] => (p.name === 'n3p1' ? [LL6] : [G6, LL6]);
   const agentArgs = ['--heartbeat-interval', '500', '--resolve-interval', '1000', '--resync-interval', '2000'];
+  const rig = sidecar6Rig({ lab: () => lab, A, B, serviceB: SERVICE_B, groupsOf, group: G6, port: PORT, agentArgs });
+  const { receivers, evidence, startReceivers, startAgents, stopAgents, status, mdbDsts, waitReplicated, got } = rig;
 
   before(async () => {
     lab = await labUp(
@@ -78,71 +75,11 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
   });
 
   after(async () => {
-    await Promise.all([...receivers.values()].map((r) => r.stop().catch(() => [])));
+    await rig.stopReceivers();
     if (keepLab()) return;
-    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
+    await stopAgents('SIGKILL');
     if (lab) await labDown(runner, { id: lab.spec.id });
   });
-
-  async function startReceivers(): Promise<void> {
-    await Promise.all([...receivers.values()].map((r) => r.stop().catch(() => [])));
-    receivers.clear();
-    for (const p of lab.pods) receivers.set(p.name, await startMcast6Receiver(p, { groups: groupsOf(p), port: PORT, as: UNPRIVILEGED }));
-  }
-
-  async function startAgents(): Promise<void> {
-    const started = await Promise.all([
-      ...A().map(async (p) => [p.name, await startAgent(lab, p, agentArgs)] as const),
-      ...B().map(async (p) => [p.name, await startAgent(lab, p, [...agentArgs, '--service', SERVICE_B, '--vni', '4343'])] as const),
-    ]);
-    for (const [name, h] of started) agents.set(name, h);
-  }
-
-  async function stopAgents(): Promise<void> {
-    await Promise.all([...agents.values()].map((a) => a.stop('SIGTERM')));
-    agents.clear();
-  }
-
-  async function status(p: LabPod): Promise<AgentStatus> {
-    return JSON.parse((await podFetch(p, '/status')).body) as AgentStatus;
-  }
-
-  async function mdbDsts(p: LabPod, group: string): Promise<string[]> {
-    return (await new IpClient(runner, p.netns).bridge.mdb('vx0'))
-      .filter((e) => e.grp === group)
-      .map((e) => e.dst!)
-      .sort();
-  }
-
-  /** Every member replicates G6 to exactly the other members that joined it, by MDB entries to their IPv6 addresses. */
-  async function waitReplicated(): Promise<void> {
-    let last = '';
-    await waitFor(
-      `members replicate ${G6} to the members that joined it`,
-      async () => {
-        for (const s of A()) {
-          const want = A()
-            .filter((p) => p !== s && groupsOf(p).includes(G6))
-            .map((p) => p.ip)
-            .sort()
-            .join();
-          const got = (await mdbDsts(s, G6)).join();
-          last = `${s.name}: ${got} (want ${want})`;
-          if (got !== want) return false;
-        }
-        return true;
-      },
-      30_000,
-      { intervalMs: 200, explain: async () => `last: ${last}\n${await evidence()}` },
-    );
-  }
-
-  const got = (p: LabPod, tag: string): Datagram6[] =>
-    receivers
-      .get(p.name)!
-      .received()
-      .filter((d) => d.data.startsWith(tag))
-      .map((d) => ({ ...d, data: d.data.length > 100 ? `${d.data.slice(0, 40)}... (${d.data.length})` : d.data }));
 
   /**
    * To each group from `sender`: a small datagram naming eth0 (the capture moves it into vx0) and
