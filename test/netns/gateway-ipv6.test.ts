@@ -27,7 +27,7 @@ import type { Lab, LabLan, LabLanHost, LabNode, LabPod } from '../../src/lab/typ
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
 import type { NodeStatus } from '../../src/node/status-types.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
-import { brief, gatewayStatus as gatewayStatusOf, nodeStatus as nodeStatusOf, round6 } from './gateway6-rig.js';
+import { brief, gatewayStatus as gatewayStatusOf, nodeStatus as nodeStatusOf, round6, untilProgrammed } from './gateway6-rig.js';
 
 const runner = new ExecRunner();
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
@@ -67,18 +67,7 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
     );
     lan = await addLan(lab, runner, { nodes: [1], hosts: 1 });
     for (const n of lab.nodes) agents.set(n.index, await startNodeAgent(lab, n, base));
-    await waitFor(
-      'every member programmed',
-      async () => {
-        for (const n of lab.nodes) {
-          const s = await nodeStatus(n.index).catch(() => undefined);
-          if (!s?.ready || s.domains[0]!.localMembers.some((m) => !m.programmed)) return false;
-        }
-        return true;
-      },
-      30_000,
-      { explain: evidence },
-    );
+    await untilProgrammed(lab.nodes, evidence);
   });
 
   after(async () => {

@@ -26,6 +26,22 @@ export async function gatewayStatus(n: LabNode): Promise<GatewayStatus> {
   return g;
 }
 
+/** Until every node agent is ready and has programmed every local member. */
+export async function untilProgrammed(nodes: readonly LabNode[], evidence: () => Promise<string>): Promise<void> {
+  await waitFor(
+    'every member programmed',
+    async () => {
+      for (const n of nodes) {
+        const s = await nodeStatus(n).catch(() => undefined);
+        if (!s?.ready || s.domains[0]!.localMembers.some((m) => !m.programmed)) return false;
+      }
+      return true;
+    },
+    30_000,
+    { explain: evidence },
+  );
+}
+
 export interface RoundWhere {
   /** Member pods: their receivers run unprivileged. */
   readonly members: readonly LabPod[];
