@@ -271,8 +271,13 @@ describe('gateway on an IPv6-only cluster: IPv6 groups over VXLAN over IPv6, exa
       10_000,
       { intervalMs: 100, explain: evidence },
     );
-    const set = await runInNetns(node(1).netns, ['nft', 'list', 'set', 'netdev', 'kmcast-gw', 'gw-addrs6']);
-    assert.match(set.stdout, new RegExp(`elements = \\{[^}]*${second.ip6!.replace(/:/g, ':')}`), set.stdout);
+    // /status shows the table as learned; the set is written by the next pass, so wait for it.
+    const listSet = async (): Promise<string> => (await runInNetns(node(1).netns, ['nft', 'list', 'set', 'netdev', 'kmcast-gw', 'gw-addrs6'])).stdout;
+    const wanted = new RegExp(`elements = \\{[^}]*\\b${second.ip6!}\\b`);
+    await waitFor("node 1's loop guard gw-addrs6 holds node 2's IPv6 LAN address", async () => wanted.test(await listSet()), 10_000, {
+      intervalMs: 100,
+      explain: async () => `${await listSet()}\n${await evidence()}`,
+    });
     assert.equal((await gatewayStatus()).active, true);
   });
 });
