@@ -143,11 +143,12 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
       // while broadcast and 224.0.0.x keep following the all-zero flood entries. Dual stack: the
       // IPv6 catch-all (grp ::) too; the kernel never applies it to link-local scope
       // (ffX2::, mDNS and SSDP; vxlan_mdb.c since 6.3, measured), which keeps flooding. The remote
-      // is of the underlay's family (an IPv6 underlay's: 100::1).
+      // is of the underlay's family (an IPv6 underlay's: 100::1). Node mode (bare) always carries
+      // the IPv6 multicast its members send, so it always gets the IPv6 catch-all.
       const blackhole = blackholeFor(spec.localIp);
       routes.push({ type: 'blackhole', dst: blackhole, table: 'main' });
       mdb.push({ grp: '0.0.0.0', dst: blackhole });
-      if (spec.localIp6) mdb.push({ grp: '::', dst: blackhole });
+      if (spec.localIp6 || spec.bare) mdb.push({ grp: '::', dst: blackhole });
     }
   }
   return {

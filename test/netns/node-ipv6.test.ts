@@ -36,6 +36,8 @@ const SERVICE_A = 'kmcast-peers.default.svc.cluster.local';
 const SERVICE_B = 'app-b.default.svc.cluster.local';
 const G6 = 'ff05::1:3';
 const LL6 = 'ff02::fb';
+/** A routable group nobody joins: --unregistered drop (the default) sends it to no node. */
+const UNJOINED6 = 'ff05::1:99';
 const PORT = 7606;
 const DEV_A = 'kmcvx100';
 /** Over the pod MTU (1500): the sender's kernel fragments it, and its VXLAN packets are fragmented on the underlay. */
@@ -218,10 +220,16 @@ describe('node mode: IPv6 multicast between dual-stack pods, ND and MLD untouche
     }
   });
 
-  test('one VXLAN copy per member node on the wire, for a routable and a link-local group', async () => {
+  test('one VXLAN copy per member node on the wire, for a routable and a link-local group; none for a group nobody joined', async () => {
     const cap = await startCapture(node(1).netns, 'kmcup', ['udp', 'dst', 'port', '7472']);
     try {
       await sendMcast6(pod('n1p1'), G6, 'wire routable', { port: PORT, as: UNPRIVILEGED });
+      assert.deepEqual(
+        (await new IpClient(runner, node(1).netns).bridge.mdb(DEV_A)).filter((e) => e.grp === '::').map((e) => e.dst),
+        ['192.0.2.1'],
+        'the IPv6 catch-all of --unregistered drop',
+      );
+      await sendMcast6(pod('n1p1'), UNJOINED6, 'wire unjoined', { port: PORT, as: UNPRIVILEGED });
       await sendMcast6(pod('n1p1'), LL6, 'wire linklocal', { port: PORT, as: UNPRIVILEGED });
       for (const p of A().filter((x) => x.name !== 'n1p1')) {
         await receivers.get(p.name)!.waitUntil(`${p.name} hears the wire round`, (all) => all.filter((d) => d.data.startsWith('wire')).length >= 2, 10_000);

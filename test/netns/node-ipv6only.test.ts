@@ -41,6 +41,9 @@ const SERVICE_B = 'app-b.default.svc.cluster.local';
 const PEERS_SERVICE = 'kmcast-node.kmcast-node.svc.cluster.local';
 const G6 = 'ff05::1:3';
 const LL6 = 'ff02::fb';
+/** A routable group nobody joins: --unregistered drop (the default) sends it to no node. */
+const UNJOINED6 = 'ff05::1:99';
+const DEV_A = 'kmcvx100';
 const PORT = 7616;
 const VXLAN_PORT = 7472;
 const CONTROL_PORT = 7473;
@@ -195,10 +198,16 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
     );
   });
 
-  test('one VXLAN copy per member node on the IPv6 wire, for a routable and a link-local group', async () => {
+  test('one VXLAN copy per member node on the IPv6 wire, for a routable and a link-local group; none for a group nobody joined', async () => {
     const cap = await startCapture(node(1).netns, 'kmcup', ['ip6', 'and', 'udp', 'dst', 'port', String(VXLAN_PORT)]);
     try {
       await sendMcast6(pod('n1p1'), G6, 'wire routable', { port: PORT, as: UNPRIVILEGED });
+      assert.deepEqual(
+        (await new IpClient(runner, node(1).netns).bridge.mdb(DEV_A)).filter((e) => e.grp === '::').map((e) => e.dst),
+        ['100::1'],
+        'the IPv6 catch-all of --unregistered drop',
+      );
+      await sendMcast6(pod('n1p1'), UNJOINED6, 'wire unjoined', { port: PORT, as: UNPRIVILEGED });
       await sendMcast6(pod('n1p1'), LL6, 'wire linklocal', { port: PORT, as: UNPRIVILEGED });
       for (const p of A().filter((x) => x.name !== 'n1p1')) {
         await receivers.get(p.name)!.waitUntil(`${p.name} hears the wire round`, (all) => all.filter((d) => d.data.startsWith('wire')).length >= 2, 10_000);

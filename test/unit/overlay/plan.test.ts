@@ -139,7 +139,7 @@ test('prune: false (an adopted device right after a restart) adds but never remo
   assert.deepEqual(p.bridge, ['fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.0.5', 'mdb replace dev vx0 port vx0 grp 239.1.1.2 permanent dst 10.9.0.5']);
 });
 
-test('bare (node mode): the device gets no address and no 224/4 or broadcast route, only the blackhole', () => {
+test('bare (node mode): the device gets no address and no 224/4 or broadcast route, only the blackhole; catch-alls of both families', () => {
   const bare: OverlaySpec = { ...spec, device: 'kmcvx100', vni: 100, port: 7472, underlay: 'kmcup', localIp: '172.31.1.2', broadcastAddress: '10.0.0.255', bare: true };
   const d = desiredState(bare, [{ ip: '172.31.2.2', groups: ['239.1.1.1'] }]);
   assert.deepEqual(d.addrs, []);
@@ -153,9 +153,13 @@ test('bare (node mode): the device gets no address and no 224/4 or broadcast rou
   ]);
   assert.deepEqual(p.bridge, [
     'fdb append 00:00:00:00:00:00 dev kmcvx100 dst 172.31.2.2',
+    // Node mode carries every member's IPv6 multicast: an IPv6 group nobody joined goes nowhere.
+    'mdb replace dev kmcvx100 port kmcvx100 grp :: permanent dst 192.0.2.1',
     'mdb replace dev kmcvx100 port kmcvx100 grp 0.0.0.0 permanent dst 192.0.2.1',
     'mdb replace dev kmcvx100 port kmcvx100 grp 239.1.1.1 permanent dst 172.31.2.2',
   ]);
+  const flood = plan(desiredState({ ...bare, unregistered: 'flood' }, [{ ip: '172.31.2.2', groups: ['239.1.1.1'] }]), EMPTY_ACTUAL);
+  assert.ok(!flood.bridge.some((l) => / grp (::|0\.0\.0\.0) /.test(l)), '--unregistered flood: no catch-all of either family');
 });
 
 /** A dual-stack pod's vx0, recorded: n1p1 with peers 10.244.{1.12,2.11,2.12,3.11,3.12}, ff05::1:3 and ff0e::db8:1 joined by 2.11 and 3.11. */
@@ -229,6 +233,7 @@ test('an IPv6 underlay: local6 read back, 70 bytes of overhead, the catch-all to
   ]);
   assert.deepEqual(p.bridge, [
     'fdb append 00:00:00:00:00:00 dev kmcvx5 dst fd00:172:31:2::2',
+    'mdb replace dev kmcvx5 port kmcvx5 grp :: permanent dst 100::1',
     'mdb replace dev kmcvx5 port kmcvx5 grp 0.0.0.0 permanent dst 100::1',
     'mdb replace dev kmcvx5 port kmcvx5 grp 239.1.1.1 permanent dst fd00:172:31:2::2',
     'mdb replace dev kmcvx5 port kmcvx5 grp ff05::1:3 permanent dst fd00:172:31:2::2',
