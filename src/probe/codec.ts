@@ -5,7 +5,8 @@
  *   offset size
  *        0    4  magic "KMCP"
  *        4    1  version (1)
- *        5    1  flags: 1 = HELLO (not data: "I joined", see probe.ts), 2 = LISTENER (sends no data)
+ *        5    1  flags: 1 = HELLO (not data: "I joined", see probe.ts), 2 = LISTENER (sends no data),
+ *                 4 = READY ("I have heard every peer I expect", on HELLOs and data alike)
  *        6    1  length of the sender id in bytes (1..MAX_ID_BYTES)
  *        7    1  reserved (0)
  *        8    4  session: random per run, so a restarted sender is a new stream, not duplicates
@@ -26,6 +27,7 @@ export const FIXED_HEADER_BYTES = 28;
 export const MAX_ID_BYTES = 64;
 export const FLAG_HELLO = 1;
 export const FLAG_LISTENER = 2;
+export const FLAG_READY = 4;
 /** The largest UDP payload of one unfragmented IPv4 datagram on a 64 KiB limit. */
 export const MAX_DATAGRAM_BYTES = 65_507;
 
@@ -42,6 +44,8 @@ export interface ProbePacket {
   readonly hello: boolean;
   /** The sender only listens (--receive-only): expect no data from it. */
   readonly listener: boolean;
+  /** The sender has heard every peer it expects: the path from each of them to it works. */
+  readonly ready: boolean;
 }
 
 export interface IperfPacket {
@@ -122,6 +126,7 @@ export function decode(buf: Buffer): Decoded {
       id: buf.toString('utf8', FIXED_HEADER_BYTES, FIXED_HEADER_BYTES + idLen),
       hello: (flags & FLAG_HELLO) !== 0,
       listener: (flags & FLAG_LISTENER) !== 0,
+      ready: (flags & FLAG_READY) !== 0,
     };
   }
   if (buf.length >= IPERF_HEADER_BYTES) {

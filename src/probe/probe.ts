@@ -12,7 +12,7 @@ import { randomInt } from 'node:crypto';
 import { ConfigError, errorMessage, KmcastError } from '../errors.js';
 import { canonicalIpv6, isIpv6LinkLocalMulticast } from '../net/ipv6.js';
 import type { Logger } from '../log.js';
-import { decode, FLAG_HELLO, FLAG_LISTENER, makeTemplate, stamp } from './codec.js';
+import { decode, FLAG_HELLO, FLAG_LISTENER, FLAG_READY, makeTemplate, stamp } from './codec.js';
 import type { ProbeConfig } from './options.js';
 import { Pacer } from './pacer.js';
 import { buildReport } from './report.js';
@@ -140,10 +140,13 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
   });
   let aborted = false;
 
-  // Who we heard from (any probe datagram) and who told us it only listens.
+  // Who we heard from (any probe datagram), who told us it heard every peer it expects (READY:
+  // so it heard us), and who told us it only listens.
   const heard = new Set<string>();
+  const confirmed = new Set<string>();
   const listeners = new Set<string>();
   let onHeard: () => void = () => undefined;
+  const heardAll = (): boolean => peers.every((p) => heard.has(p));
 
   const allExpectedComplete = (): boolean => {
     if (peers.length === 0) return false; // without a peer list we cannot know who is still coming
@@ -171,8 +174,12 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
         return;
       }
       // Only expected peers are remembered: forged sources cannot grow these sets.
-      if (peerSet.has(rinfo.address) && !heard.has(rinfo.address)) {
+      if (peerSet.has(rinfo.address) && (!heard.has(rinfo.address) || (d.ready && !confirmed.has(rinfo.address)))) {
+        const first = !heardAll();
         heard.add(rinfo.address);
+        if (d.ready) confirmed.add(rinfo.address);
+        // Tell the others at once that we hear them all: they wait for that to start.
+        if (first && heardAll()) sayHello();
         onHeard();
       }
       if (d.listener) {
@@ -205,37 +212,45 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
   });
 
   // Handshake (omping's idea, over the group itself): with a peer list, every probe announces
-  // itself with HELLO datagrams and a sender starts its data only once it has heard every
-  // expected peer (which joined before saying hello), so probes started a few seconds apart
-  // do not report the datagrams sent before the others joined as lost. A peer never heard
-  // delays the start by START_TIMEOUT_MS at most and is then reported as missing.
+  // itself with HELLO datagrams, flagged READY once it has heard every peer it expects. A sender
+  // starts its data only once every expected peer said READY: each of them hears us, so the path
+  // from us to it works. Hearing a peer proves only the other direction: with node mode's
+  // --unregistered drop, our datagrams reach another node only once that node announced its
+  // member's join, which can come later than its own datagrams reach us. So probes started a few
+  // seconds apart, or joined before the paths were programmed, do not report the datagrams sent
+  // before as lost. A peer that never confirms delays the start by START_TIMEOUT_MS at most; one
+  // never heard is then reported as missing. (Each probe is expected to list the others.)
   const template = makeTemplate(config.id, config.size);
-  const helloFlags = FLAG_HELLO | (sending ? 0 : FLAG_LISTENER);
+  const readyFlag = (): number => (peers.length > 0 && heardAll() ? FLAG_READY : 0);
   let helloSeq = 0;
   let sendingData = false;
-  const sayHello = (): void => {
-    if (sendingData || aborted) return;
+  function sayHello(): void {
+    if (sendingData || aborted || peers.length === 0) return;
     const buf = Buffer.allocUnsafe(template.length);
     template.copy(buf);
-    stamp(buf, { session, seq: helloSeq++, total: sending ? config.count : 0, sentAt: epochMs(), flags: helloFlags });
+    const flags = FLAG_HELLO | (sending ? 0 : FLAG_LISTENER) | readyFlag();
+    stamp(buf, { session, seq: helloSeq++, total: sending ? config.count : 0, sentAt: epochMs(), flags });
     socket.send(buf, config.port, config.group, () => undefined);
-  };
+  }
   let helloTimer: NodeJS.Timeout | undefined;
   if (peers.length > 0) {
     sayHello();
     helloTimer = setInterval(sayHello, HELLO_INTERVAL_MS);
   }
   const barrier = new Promise<void>((resolve) => {
-    if (!sending || peers.every((p) => heard.has(p))) {
+    if (!sending || peers.every((p) => confirmed.has(p))) {
       resolve();
       return;
     }
     const t = setTimeout(() => {
-      logger.warn({ missing: peers.filter((p) => !heard.has(p)) }, 'probe: not every peer answered; sending anyway');
+      logger.warn(
+        { missing: peers.filter((p) => !heard.has(p)), unconfirmed: peers.filter((p) => heard.has(p) && !confirmed.has(p)) },
+        'probe: not every peer confirmed it hears us (missing: never heard; unconfirmed: heard, but it did not hear every peer it expects); sending anyway',
+      );
       resolve();
     }, START_TIMEOUT_MS);
     onHeard = () => {
-      if (peers.every((p) => heard.has(p))) {
+      if (peers.every((p) => confirmed.has(p))) {
         clearTimeout(t);
         onHeard = () => undefined;
         resolve();
@@ -280,7 +295,8 @@ export async function runProbe(config: ProbeConfig, deps: ProbeDeps): Promise<Pr
           // already stamped the next one, so one shared buffer would corrupt queued datagrams.
           const buf = Buffer.allocUnsafe(template.length);
           template.copy(buf);
-          stamp(buf, { session, seq: pacer.sent + i, total: config.count, sentAt: epochMs() });
+          // READY on data too: a peer that missed our READY HELLOs (we stop them while sending) learns it here.
+          stamp(buf, { session, seq: pacer.sent + i, total: config.count, sentAt: epochMs(), flags: readyFlag() });
           pending++;
           socket.send(buf, config.port, config.group, onSent);
         }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decode, encode, FIXED_HEADER_BYTES, FLAG_HELLO, FLAG_LISTENER, headerBytes, makeTemplate, MAGIC, stamp } from '../../../src/probe/codec.js';
+import { decode, encode, FIXED_HEADER_BYTES, FLAG_HELLO, FLAG_LISTENER, FLAG_READY, headerBytes, makeTemplate, MAGIC, stamp } from '../../../src/probe/codec.js';
 
 test('encode then decode returns the same fields, padded to the size', () => {
   const buf = encode('pod-a', 200, { session: 0xdeadbeef, seq: 41, total: 1000, sentAt: 1_764_000_000_123.456 });
@@ -24,7 +24,7 @@ test('encode then decode returns the same fields, padded to the size', () => {
 
 test('flags carry HELLO and LISTENER', () => {
   const d = decode(encode('x', 40, { session: 1, seq: 0, total: 0, sentAt: 1, flags: FLAG_HELLO | FLAG_LISTENER }));
-  assert.ok(d.kind === 'probe' && d.hello && d.listener);
+  assert.ok(d.kind === 'probe' && d.hello && d.listener && !d.ready);
 });
 
 test('stamping a template rewrites only the per-datagram fields', () => {
@@ -66,4 +66,11 @@ test('iperf2 datagrams decode with their id and send time', () => {
   b.writeUInt32BE(2_000_000, 8); // impossible tv_usec: not iperf2
   assert.equal(decode(b).kind, 'unknown');
   assert.equal(decode(Buffer.alloc(5)).kind, 'unknown');
+});
+
+test('READY rides on HELLOs and on data alike, apart from the other flags', () => {
+  const hello = decode(encode('x', 40, { session: 1, seq: 0, total: 5, sentAt: 1, flags: FLAG_HELLO | FLAG_READY }));
+  assert.ok(hello.kind === 'probe' && hello.hello && hello.ready && !hello.listener);
+  const data = decode(encode('x', 40, { session: 1, seq: 3, total: 5, sentAt: 1, flags: FLAG_READY }));
+  assert.ok(data.kind === 'probe' && !data.hello && data.ready && data.seq === 3);
 });
