@@ -117,6 +117,8 @@ export interface RouteEntry {
   readonly protocol: string | undefined;
   /** The route's metric (priority); undefined when iproute2 omits it (0). */
   readonly metric?: number | undefined;
+  /** The route's MTU metric (`mtu N`), when it has one. */
+  readonly mtu?: number | undefined;
 }
 
 /** `ip -j route show [table all]`. */
@@ -131,7 +133,18 @@ export function parseRoutes(stdout: string): RouteEntry[] {
     prefsrc: str(r.prefsrc),
     protocol: str(r.protocol),
     ...(typeof r.metric === 'number' ? { metric: r.metric } : {}),
+    ...routeMtu(r.metrics),
   }));
+}
+
+/** iproute2 prints route metrics as `"metrics": [{ "mtu": 1430 }]`. */
+function routeMtu(metrics: unknown): { mtu?: number } {
+  if (!Array.isArray(metrics)) return {};
+  for (const m of metrics as unknown[]) {
+    const mtu = m !== null && typeof m === 'object' ? (m as Json).mtu : undefined;
+    if (typeof mtu === 'number') return { mtu };
+  }
+  return {};
 }
 
 /** `ip -j maddr show dev NAME` → joined IPv4 groups. */

@@ -44,8 +44,10 @@ ${PY_SERVE_LOOP}print('END', flush=True)
 // or, with an empty ifname, out of whatever device the route to the group names.
 export const SENDER6_PY = `
 import socket, struct, sys
-group, port, ifname, hops, count, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+group, port, ifname, hops, count, payload, probe = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7] == '1'
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+# IPV6_MTU_DISCOVER (23) = IPV6_PMTUDISC_OMIT (5): fragment at the device MTU, not the route MTU.
+if probe: s.setsockopt(socket.IPPROTO_IPV6, 23, 5)
 if ifname: s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hops)
 for i in range(count): s.sendto(payload.encode(), (group, port))
@@ -151,6 +153,8 @@ export interface Mcast6SendOptions {
   /** Datagrams to send, default 1. */
   readonly count?: number;
   readonly as?: readonly string[];
+  /** IPV6_PMTUDISC_OMIT: the kernel fragments at the device's MTU and ignores the route's (as some apps ask). */
+  readonly deviceMtu?: boolean;
 }
 
 /** Sends `payload` to `group` from `pod`; resolves once the datagrams left the socket. */
@@ -166,6 +170,7 @@ export async function sendMcast6(pod: Pick<LabPod, 'name' | 'netns'>, group: str
     String(opts.hops ?? 4),
     String(opts.count ?? 1),
     payload,
+    opts.deviceMtu ? '1' : '0',
   ];
   const r = await runInNetns(pod.netns, argv, scaled(10_000));
   if (r.code !== 0) throw new KmcastError(`send to ${group} from pod ${pod.name}: ${r.stderr.trim() || `exit code ${String(r.code)}`}`);

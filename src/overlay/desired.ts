@@ -89,6 +89,8 @@ export interface DesiredRoute {
   readonly src?: string;
   /** IPv6 routes: the metric, which tells ours apart from the kernel's route of the same prefix. */
   readonly metric?: number;
+  /** The route's MTU (`mtu N`): what the kernel fragments sends through this route to. */
+  readonly mtu?: number;
 }
 
 /**
@@ -102,6 +104,16 @@ export interface DesiredRoute {
  * moves. Interface-local (ff01::/16) sends go to vx0 too, and the kernel never lets them out.
  */
 export const IPV6_MULTICAST_ROUTE: Omit<DesiredRoute, 'dev'> = { type: 'multicast', dst: 'ff00::/8', table: 'local', metric: 1 };
+
+/**
+ * An IPv6-only pod's eth0 multicast route with vx0's MTU. The kernel never fragments VXLAN over
+ * IPv6, so an app that names eth0 and sends a datagram whose fragments fill eth0 would have each
+ * captured fragment refused on its way out, 70 bytes too long (Ip6FragFails). With this route
+ * (a better metric than the kernel's 256, worse than vx0's 1, so sends naming no interface still
+ * take vx0) the pod's kernel fragments such sends to vx0's MTU before the capture moves them,
+ * and every VXLAN packet fits eth0. It also applies to what stays on eth0 (ND, MLD: small).
+ */
+export const IPV6_UNDERLAY_MTU_ROUTE: Omit<DesiredRoute, 'dev' | 'mtu'> = { type: 'multicast', dst: 'ff00::/8', table: 'local', metric: 2 };
 
 export interface MdbKey {
   readonly grp: string;
@@ -127,6 +139,7 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
         { type: 'unicast', dst: '255.255.255.255', table: 'main', dev: spec.device },
       ];
   if (spec.localIp6 && !spec.bare) routes.push({ ...IPV6_MULTICAST_ROUTE, dev: spec.device });
+  if (spec.localIp.includes(':') && !spec.bare) routes.push({ ...IPV6_UNDERLAY_MTU_ROUTE, dev: spec.underlay, mtu: spec.underlayMtu - vxlanOverhead(spec.localIp) });
   if (spec.broadcastAddress && !spec.bare) {
     routes.push({ type: 'broadcast', dst: spec.broadcastAddress, table: 'local', dev: spec.device, src: spec.localIp });
   }

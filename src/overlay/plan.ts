@@ -7,7 +7,7 @@ import type { FdbEntry, MdbEntry, RouteEntry, VxlanLink } from '../kernel/parse.
 import { canonicalGroup } from '../net/groups.js';
 import { canonicalIpv6 } from '../net/ipv6.js';
 import type { DesiredRoute, DesiredState, MdbKey } from './desired.js';
-import { BLACKHOLE_IP, BLACKHOLE_IP6, FLOOD_MAC, hostRouteDst, mdbKey } from './desired.js';
+import { BLACKHOLE_IP, BLACKHOLE_IP6, FLOOD_MAC, hostRouteDst, IPV6_UNDERLAY_MTU_ROUTE, mdbKey } from './desired.js';
 
 export interface ActualState {
   readonly link: VxlanLink | undefined;
@@ -45,8 +45,9 @@ export function linkMismatch(want: DesiredState['link'], have: VxlanLink): strin
   return undefined;
 }
 
-function routeKey(r: { type: string; dst: string; table: string }): string {
-  return `${r.type} ${hostRouteDst(r.dst)} ${r.table}`;
+/** A blackhole has no device to tell it by (IPv6 prints `dev lo`); other routes do (vx0's and eth0's ff00::/8). */
+function routeKey(r: { type: string; dst: string; table: string; dev?: string | undefined }): string {
+  return `${r.type} ${hostRouteDst(r.dst)} ${r.table}${r.type === 'blackhole' ? '' : ` ${r.dev ?? ''}`}`;
 }
 
 const isV6 = (dst: string): boolean => dst.includes(':');
@@ -59,6 +60,7 @@ function routeArgs(r: DesiredRoute): string {
   if (r.type !== 'blackhole' && !isV6(r.dst)) parts.push('scope', 'link');
   if (r.src) parts.push('src', r.src);
   if (r.metric !== undefined) parts.push('metric', String(r.metric));
+  if (r.mtu !== undefined) parts.push('mtu', String(r.mtu));
   return parts.filter(Boolean).join(' ');
 }
 
@@ -74,11 +76,18 @@ function canonicalMdb(e: MdbKey): MdbKey {
   return { grp: canonicalGroup(e.grp) ?? e.grp, dst: e.dst };
 }
 
-/** Routes we own: non-kernel routes through the device, and our blackhole. */
-function isManagedRoute(r: RouteEntry, device: string): boolean {
+/** Routes we own: non-kernel routes through the device, our blackhole, and the underlay's MTU route. */
+function isManagedRoute(r: RouteEntry, device: string, underlay: string): boolean {
   if (r.protocol === 'kernel') return false;
   if (r.type === 'blackhole') return [BLACKHOLE_IP, BLACKHOLE_IP6].includes(hostRouteDst(r.dst));
+  if (r.dev === underlay) return isUnderlayMtuRoute(r);
   return r.dev === device;
+}
+
+/** Ours on the underlay, told from the kernel's and the CNI's routes by its metric. */
+function isUnderlayMtuRoute(r: { type: string; dst: string; table: string; metric?: number | undefined }): boolean {
+  const u = IPV6_UNDERLAY_MTU_ROUTE;
+  return r.type === u.type && r.dst === u.dst && r.table === u.table && r.metric === u.metric;
 }
 
 export interface PlanOptions {
@@ -116,7 +125,9 @@ export function plan(desired: DesiredState, actual: ActualState, options: PlanOp
     ip.push(`link set ${dev} mtu ${desired.link.mtu} up`);
   }
 
-  const managed = new Map((have.link ? have.routes : actual.routes.filter((r) => r.type === 'blackhole')).filter((r) => isManagedRoute(r, dev)).map((r) => [routeKey(r), r] as const));
+  const underlay = desired.link.underlay;
+  const adoptable = have.link ? have.routes : actual.routes.filter((r) => r.type === 'blackhole' || (r.dev === underlay && isUnderlayMtuRoute(r)));
+  const managed = new Map(adoptable.filter((r) => isManagedRoute(r, dev, underlay)).map((r) => [routeKey(r), r] as const));
   const wanted = new Map(desired.routes.map((r) => [routeKey(r), r] as const));
   for (const [k, r] of managed) {
     if (!wanted.has(k)) ip.push(`route del ${routeArgsOf(r)}`);
@@ -124,7 +135,8 @@ export function plan(desired: DesiredState, actual: ActualState, options: PlanOp
   for (const [k, r] of wanted) {
     const h = managed.get(k);
     // The kernel prints an IPv6 blackhole route with `dev lo`: a blackhole has no device to compare.
-    const same = h && (r.type === 'blackhole' || (h.dev ?? undefined) === r.dev) && (r.src === undefined || h.prefsrc === r.src) && (r.metric === undefined || (h.metric ?? 0) === r.metric);
+    const same =
+      h && (r.type === 'blackhole' || (h.dev ?? undefined) === r.dev) && (r.src === undefined || h.prefsrc === r.src) && (r.metric === undefined || (h.metric ?? 0) === r.metric) && h.mtu === r.mtu;
     if (!same) ip.push(`route replace ${routeArgs(r)}`);
   }
 
@@ -156,6 +168,11 @@ export function entryCommands(dev: string, want: Entries, have: Entries, prune =
   for (const [k, e] of wantMdb) if (!haveMdb.has(k)) out.push(`mdb replace dev ${dev} port ${dev} grp ${e.grp} permanent dst ${e.dst}`);
   for (const [k, e] of haveMdb) if (prune && !wantMdb.has(k)) removals.push(`mdb del dev ${dev} port ${dev} grp ${e.grp} dst ${e.dst}`);
   return [...out, ...removals];
+}
+
+/** `ip` lines that remove our MTU route from the underlay (the device's own routes go with it). */
+export function underlayRouteRemoval(routes: readonly RouteEntry[], underlay: string): string[] {
+  return routes.filter((r) => r.protocol !== 'kernel' && r.dev === underlay && isUnderlayMtuRoute(r)).map((r) => `route del ${routeArgsOf(r)}`);
 }
 
 function routeArgsOf(r: RouteEntry): string {

@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { DesiredState } from './desired.js';
 import { hostRouteDst } from './desired.js';
 import type { ActualState, Plan, PlanOptions } from './plan.js';
-import { entryCommands, isEmptyPlan, plan } from './plan.js';
+import { entryCommands, isEmptyPlan, plan, underlayRouteRemoval } from './plan.js';
 
 /** With `ipv6`, vx0's IPv6 addresses and the IPv6 local table are read too (dual-stack pods). */
 export async function readActual(ip: IpClient, device: string, ipv6 = false): Promise<ActualState> {
@@ -78,11 +78,15 @@ export class OverlayReconciler {
     return { plan: p, changes: p.ip.length + p.bridge.length };
   }
 
-  /** Removes the device (its routes, FDB and MDB entries go with it) and our blackhole route. */
-  async teardown(device: string, blackhole: string | undefined): Promise<void> {
+  /**
+   * Removes the device (its routes, FDB and MDB entries go with it), our blackhole route, and
+   * with `underlay` (an IPv6 underlay) our MTU route on it (desired.ts, IPV6_UNDERLAY_MTU_ROUTE).
+   */
+  async teardown(device: string, blackhole: string | undefined, underlay?: string): Promise<void> {
     this.applied = undefined;
     const lines: string[] = [];
     if (await this.ip.link(device)) lines.push(`link del ${device}`);
+    if (underlay) lines.push(...underlayRouteRemoval(await this.ip.routes6(), underlay));
     if (blackhole) {
       const routes = await this.ip.routes();
       if (routes.some((r) => r.type === 'blackhole' && hostRouteDst(r.dst) === blackhole)) {

@@ -304,7 +304,8 @@ export class Agent {
     await this.passes.stop();
     const logError = (what: string) => (err: unknown) => this.log.error({ err: errorMessage(err) }, what);
     if (this.spec && opts.removeDevice) {
-      await this.reconciler.teardown(this.config.device, blackholeFor(this.spec.localIp)).catch(logError('removing overlay device failed'));
+      const underlay6 = this.spec.localIp.includes(':') ? this.spec.underlay : undefined;
+      await this.reconciler.teardown(this.config.device, blackholeFor(this.spec.localIp), underlay6).catch(logError('removing overlay device failed'));
       await this.filters.remove().catch(() => undefined);
     } else if (this.spec && this.running) {
       await this.filters.quiesce(this.keyed).catch(logError('emptying the allow-list failed'));
@@ -320,8 +321,9 @@ export class Agent {
     const unregistered = stats?.txCarrierErrors ?? 0;
     this.metrics.unregisteredDropped.set(unregistered);
     // On an IPv6 underlay a VXLAN packet longer than eth0 is lost: the kernel never fragments
-    // VXLAN over IPv6 and counts it as Ip6FragFails (an app that names eth0 and sends a datagram
-    // whose fragments fill eth0; docs/kernel-notes.md). Nothing else in a pod fails to fragment.
+    // VXLAN over IPv6 and counts it as Ip6FragFails (an app that fragments at eth0's own MTU
+    // despite eth0's multicast route at vx0's; docs/kernel-notes.md). Nothing else in a pod fails
+    // to fragment.
     const tooLong = this.spec?.localIp.includes(':') ? (await readSnmp6(this.runner, this.netns).catch(() => undefined))?.get('Ip6FragFails') : undefined;
     if (tooLong !== undefined) this.metrics.underlayTooLong.set(tooLong);
     await this.filters.refreshCounters();

@@ -32,7 +32,7 @@ export class AgentMetrics extends AgentMetricsBase {
   );
   readonly underlayTooLong = this.gauge(
     'kmcast_overlay_underlay_too_long_packets',
-    "IPv6 underlay only: the pod's Ip6FragFails, VXLAN packets longer than the pod interface that the kernel never fragments over IPv6, lost (an app naming eth0 with datagrams whose fragments fill it).",
+    "IPv6 underlay only: the pod's Ip6FragFails, VXLAN packets longer than the pod interface that the kernel never fragments over IPv6, lost (an app that fragments at eth0's own MTU, IPV6_PMTUDISC_OMIT, despite eth0's multicast route at vx0's MTU).",
   );
   private controlSource: (() => Readonly<Record<string, number>>) | undefined;
   private readonly controlDeltas = new CounterDeltas();

@@ -113,7 +113,7 @@ export function formatStatus(s: AgentStatus, now: Date): string {
   out.push(`drops: unregistered groups ${s.drops.unregistered}  control: ${controlText}`);
   if (s.drops.underlayTooLong) {
     out.push(
-      `WARNING: ${s.drops.underlayTooLong} VXLAN packets were longer than ${s.underlay || 'the pod interface'} and lost (VXLAN over IPv6 is never fragmented): an app that names ${s.underlay || 'eth0'} sends datagrams whose fragments fill it; let it send without naming an interface (through ${s.device}), or keep its datagrams at most ${s.device}'s MTU`,
+      `WARNING: ${s.drops.underlayTooLong} VXLAN packets were longer than ${s.underlay || 'the pod interface'} and lost (VXLAN over IPv6 is never fragmented): an app fragments its datagrams at ${s.underlay || 'eth0'}'s own MTU (IPV6_PMTUDISC_OMIT), ignoring the ${s.underlay || 'eth0'} multicast route at ${s.device}'s MTU that the sidecar keeps; let it use the route's MTU, send through ${s.device}, or keep its datagrams at most ${s.device}'s MTU`,
     );
   }
   return `${out.join('\n')}\n`;

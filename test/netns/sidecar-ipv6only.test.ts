@@ -8,7 +8,9 @@
  *
  * MTUs: VXLAN over IPv6 adds 70 bytes and the kernel never fragments it, so the pods have 1430 on
  * the 1500 underlay (as a CNI leaving room for the encapsulation gives them) and vx0 has 1360;
- * 3000-byte datagrams are fragmented by the sender's kernel, each fragment one VXLAN packet.
+ * 3000-byte datagrams are fragmented by the sender's kernel, each fragment one VXLAN packet: sent
+ * naming no interface at vx0's MTU (its route), sent naming eth0 at the MTU of the sidecar's
+ * eth0 multicast route (vx0's too).
  *
  * Domain A (the lab service): n1p1 | n2p1 n2p2 | n3p1; n3p1 joins ff02::fb only.
  * Domain B (its own service and VNI): n1p2 n3p2.   No agent: n1p3 n2p3 n3p3.
@@ -82,23 +84,26 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
   });
 
   /**
-   * To each group from `sender`: a small datagram naming eth0 (the capture moves it into vx0) and
-   * a fragmented one naming no interface (vx0's route: its kernel fragments it at vx0's MTU, so
-   * each VXLAN packet fits the pod's eth0), tagged. Not one fragmented naming eth0: fragmented at
-   * eth0's MTU, its VXLAN-over-IPv6 packets would be 70 bytes too long for eth0, and the kernel
-   * never fragments them (docs/architecture.md, IPv6-only pods).
+   * To each group from `sender`, tagged: a small datagram naming eth0 (the capture moves it into
+   * vx0), a fragmented one naming no interface (`big`: vx0's route, fragmented at vx0's MTU) and
+   * a fragmented one naming eth0 (`ebig`: fragmented at the MTU of the sidecar's eth0 multicast
+   * route, vx0's; at eth0's own, each VXLAN-over-IPv6 packet would be 70 bytes too long for eth0,
+   * which the kernel never fragments: docs/architecture.md, IPv6-only pods).
    */
   async function sendRound(sender: LabPod, tag: string): Promise<void> {
     for (const g of [G6, LL6]) {
       await sendMcast6(sender, g, `${tag} ${g} small`, { port: PORT, as: UNPRIVILEGED });
       await sendMcast6(sender, g, `${tag} ${g} big `.padEnd(BIG, 'x'), { port: PORT, as: UNPRIVILEGED, ifname: '' });
+      await sendMcast6(sender, g, `${tag} ${g} ebig `.padEnd(BIG, 'x'), { port: PORT, as: UNPRIVILEGED });
     }
   }
+
+  const kind = (d: { data: string }): string => (d.data.includes(' big ') ? 'big' : d.data.includes(' ebig ') ? 'ebig' : 'small');
 
   /** Every member but the sender gets each datagram of its groups exactly once, whole, G6 from the sender's address; nobody else gets any. */
   async function assertRound(sender: LabPod, tag: string): Promise<void> {
     const want = A().filter((p) => p !== sender);
-    const expected = (p: LabPod): string[] => groupsOf(p).flatMap((g) => [`${g} big`, `${g} small`]);
+    const expected = (p: LabPod): string[] => groupsOf(p).flatMap((g) => [`${g} big`, `${g} ebig`, `${g} small`]);
     for (const p of want) {
       const n = expected(p).length;
       await receivers.get(p.name)!.waitUntil(`${p.name} hears ${tag} (${n} datagrams)`, (all) => all.filter((d) => d.data.startsWith(`${tag} `)).length >= n, 15_000);
@@ -107,20 +112,16 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
     await settle(500);
     for (const p of want) {
       const mine = got(p, `${tag} `);
-      assert.deepEqual(
-        mine.map((d) => `${d.dst} ${d.data.includes(' big ') ? 'big' : 'small'}`).sort(),
-        expected(p).sort(),
-        `${p.name}: each datagram of its groups exactly once, fragmented ones whole`,
-      );
+      assert.deepEqual(mine.map((d) => `${d.dst} ${kind(d)}`).sort(), expected(p).sort(), `${p.name}: each datagram of its groups exactly once, fragmented ones whole`);
       for (const d of mine.filter((x) => x.dst === G6)) assert.equal(d.src, sender.ip, `${p.name}: ${G6} from ${sender.name}'s IPv6 address`);
       // Sent naming eth0, link-local groups come from eth0's link-local address; through vx0
       // (which has the pod's global address only) from that.
       for (const d of mine.filter((x) => x.dst === LL6)) {
-        if (d.data.includes(' big ')) assert.equal(d.src, sender.ip, `${p.name}: ${LL6} through vx0 from the sender's IPv6 address`);
+        if (kind(d) === 'big') assert.equal(d.src, sender.ip, `${p.name}: ${LL6} through vx0 from the sender's IPv6 address`);
         else assert.match(d.src, /^fe80:/, `${p.name}: ${LL6} from the sender's link-local address`);
       }
       assert.ok(
-        mine.filter((x) => x.data.includes(' big ')).every((x) => x.data.endsWith(`(${BIG})`)),
+        mine.filter((x) => kind(x) !== 'small').every((x) => x.data.endsWith(`(${BIG})`)),
         `${p.name}: the fragmented datagrams arrive whole: ${JSON.stringify(mine.map((x) => x.data))}`,
       );
     }
@@ -191,7 +192,7 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
       await assertRound(sender, tag);
     }
     // The sender's own socket hears its datagrams once, by the kernel's loopback, never back from the overlay.
-    assert.equal(got(pod('n2p1'), 'r-n2p1 ').length, 4, `n2p1 hears its own round once: ${JSON.stringify(got(pod('n2p1'), 'r-n2p1 '))}`);
+    assert.equal(got(pod('n2p1'), 'r-n2p1 ').length, 6, `n2p1 hears its own round once: ${JSON.stringify(got(pod('n2p1'), 'r-n2p1 '))}`);
   });
 
   test('on the wire: one VXLAN-over-IPv6 copy per receiving pod, control over udp6', async () => {
@@ -228,12 +229,23 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
     );
   });
 
-  test('a datagram whose fragments fill eth0, sent naming eth0, cannot cross an IPv6 underlay: counted and explained, not silent', async () => {
+  test("eth0's multicast route has vx0's MTU and is kept; an app that fragments at eth0's own MTU anyway is counted and explained, not silent", async () => {
     const sender = pod('n2p2');
+    const mtuRoute = async (): Promise<string> =>
+      (await runInNetns(sender.netns, ['ip', '-6', 'route', 'show', 'table', 'local', 'ff00::/8', 'dev', 'eth0'])).stdout
+        .split('\n')
+        .filter((l) => / metric 2 /.test(l))
+        .join('\n');
+    assert.match(await mtuRoute(), /^multicast ff00::\/8 metric 2 mtu 1360/, "the sidecar's eth0 route, at vx0's MTU");
+    // Drift: removed by someone, it is back at the next resync pass.
+    await runInNetns(sender.netns, ['ip', '-6', 'route', 'del', 'multicast', 'ff00::/8', 'dev', 'eth0', 'table', 'local', 'metric', '2']);
+    await waitFor("the sidecar restores eth0's MTU route", async () => / mtu 1360/.test(await mtuRoute()), 10_000, { intervalMs: 100, explain: evidence });
+
+    // IPV6_PMTUDISC_OMIT: the app's kernel fragments at eth0's 1430 whatever the route says; each
+    // fragment + 70 bytes of VXLAN over IPv6 > 1430, and the kernel never fragments it.
     const before = (await status(sender)).drops.underlayTooLong;
     assert.equal(typeof before, 'number', 'an IPv6-underlay sidecar reports the count');
-    // Fragmented by the sender at eth0's 1430; each fragment + 70 bytes of VXLAN over IPv6 > 1430.
-    await sendMcast6(sender, G6, 'too long '.padEnd(BIG, 'x'), { port: PORT, as: UNPRIVILEGED });
+    await sendMcast6(sender, G6, 'too long '.padEnd(BIG, 'x'), { port: PORT, as: UNPRIVILEGED, deviceMtu: true });
     await waitFor('the sidecar counts the VXLAN packets the kernel could not fragment', async () => ((await status(sender)).drops.underlayTooLong ?? 0) > before!, 10_000, {
       intervalMs: 200,
       explain: evidence,

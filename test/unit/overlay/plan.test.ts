@@ -4,7 +4,7 @@ import { parseFdb, parseIpv4Addrs, parseIpv6Addrs, parseLink, parseMdb, parseRou
 import type { OverlaySpec } from '../../../src/overlay/desired.js';
 import { desiredState } from '../../../src/overlay/desired.js';
 import type { ActualState } from '../../../src/overlay/plan.js';
-import { EMPTY_ACTUAL, isEmptyPlan, plan } from '../../../src/overlay/plan.js';
+import { EMPTY_ACTUAL, isEmptyPlan, plan, underlayRouteRemoval } from '../../../src/overlay/plan.js';
 import { fixture } from '../fixtures.js';
 
 const spec: OverlaySpec = {
@@ -272,4 +272,46 @@ test("an IPv6-only pod's vx0: VXLAN over the pod IPv6, its /128 once and no IPv4
     p.ip.join('\n'),
   );
   assert.ok(!p.ip.some((l) => /addr add .*\/32/.test(l)), p.ip.join('\n'));
+  // eth0's multicast sends are fragmented to vx0's MTU, so every captured fragment fits VXLAN over IPv6.
+  assert.deepEqual(
+    d.routes.filter((r) => r.dev === 'eth0'),
+    [{ type: 'multicast', dst: 'ff00::/8', table: 'local', dev: 'eth0', metric: 2, mtu: 1360 }],
+  );
+  assert.ok(p.ip.includes('route replace multicast ff00::/8 dev eth0 table local metric 2 mtu 1360'), p.ip.join('\n'));
+});
+
+test("the IPv6-only pod's eth0 MTU route: read back as recorded, converged; a changed MTU is replaced; removed at teardown, never the kernel's", () => {
+  const only6: OverlaySpec = { ...spec, localIp: 'fd00:10:244:1::11', localIp6: 'fd00:10:244:1::11', underlayMtu: 1430 };
+  const d = desiredState(only6, []);
+  const recorded = parseRoutes(fixture('iproute2/routes6-underlay-mtu.json'));
+  const ours = recorded.find((r) => r.dev === 'eth0' && r.type === 'multicast' && r.metric === 2);
+  assert.equal(ours?.mtu, 1360, JSON.stringify(recorded));
+  // The device as desired, every route but the eth0 one already there: only the vx0 route is missing.
+  const actual: ActualState = {
+    link: {
+      name: d.link.name,
+      ifindex: 9,
+      kind: 'vxlan',
+      vni: d.link.vni,
+      port: d.link.port,
+      local: d.link.local,
+      underlay: d.link.underlay,
+      learning: false,
+      mtu: d.link.mtu,
+      up: true,
+      mac: undefined,
+      addrGenMode: 'none',
+    },
+    addrs: d.addrs,
+    routes: [...recorded, ...d.routes.filter((r) => r.dev !== 'eth0').map((r) => ({ ...r, dev: r.dev, gateway: undefined, scope: undefined, prefsrc: undefined, protocol: undefined }))],
+    fdb: [],
+    mdb: d.mdb,
+  };
+  assert.deepEqual(plan(d, actual).ip, [], 'converged');
+  const grown = desiredState({ ...only6, underlayMtu: 1500 }, []);
+  assert.ok(plan(grown, { ...actual, link: { ...actual.link!, mtu: 1430 } }).ip.includes('route replace multicast ff00::/8 dev eth0 table local metric 2 mtu 1430'));
+  assert.deepEqual(underlayRouteRemoval(recorded, 'eth0'), ['route del multicast ff00::/8 dev eth0 table local metric 2'], "ours only: never the kernel's metric 256");
+  assert.deepEqual(underlayRouteRemoval(recorded, 'eth1'), []);
+  // A dual-stack pod's underlay is IPv4, which fragments VXLAN: no such route.
+  assert.ok(!desiredState({ ...only6, localIp: '10.244.1.11' }, []).routes.some((r) => r.dev === 'eth0'));
 });
