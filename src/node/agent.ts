@@ -58,6 +58,7 @@ import { assignMembers, domainStatus, isProgrammed, demandByGroup, listedPodStat
 import type { NodeHttpSources } from './http.js';
 import { startNodeHttp } from './http.js';
 import { PodLookup } from './pod-lookup.js';
+import { PodMtuRoutes } from './pod-routes.js';
 import { MemberJoins } from './joins.js';
 import type { LocalMember } from './members.js';
 import { MemberBindings, MemberResolver, resolveListed, sharedClaims } from './members.js';
@@ -121,6 +122,8 @@ export class NodeAgent {
   private statusHttp: Server | undefined;
   /** /v1/pods/<ip> for IPs no domain lists: at most one lookup batch per interval. */
   private readonly podLookup: PodLookup;
+  /** IPv6 underlay: the multicast route MTU of member pods whose MTU is over what it carries. */
+  private readonly podRoutes: PodMtuRoutes;
   private keys: Buffer[] = [];
   private keyWatcher: KeyFileWatcher | undefined;
   private uplink = '';
@@ -214,6 +217,7 @@ export class NodeAgent {
     });
     const gw = config.gateway;
     const gwDomain = gw && this.domains.find((d) => d.domain.service === gw.service);
+    this.podRoutes = new PodMtuRoutes((ns) => new IpClient(this.runner, ns), this.log.child({ component: 'pod-routes' }));
     this.podLookup = new PodLookup(async (ips) => await this.lookupPods(ips), { intervalMs: POD_LOOKUP_INTERVAL_MS });
     this.gateway = gw && gwDomain ? new Gateway(gw, { ip: this.ip, log: deps.log.child({ gateway: gw.interface }), metrics: new GatewayMetrics(this.metrics.registry) }) : undefined;
   }
@@ -410,6 +414,7 @@ export class NodeAgent {
     await new NftClient(this.runner).apply(removeGatewayScript(), { allowFail: true });
     await this.ruleset.remove();
     await this.allowList.remove();
+    await this.podRoutes.removeAll();
     for (const d of this.domains) {
       await d.reconciler.teardown(d.domain.device, undefined);
       await removeDelivery(this.ip, d.domain.vni);
@@ -515,6 +520,8 @@ export class NodeAgent {
     }
     try {
       await this.resolveMembers();
+      // Before the chains: a member is programmed once its pod fragments to what crosses.
+      await this.syncPodRoutes();
       // New members (or a pod re-created on the same IP) are read now; the others' joins follow
       // their events (the joins lane), and the periodic re-read (--joins-interval) repairs a lost one.
       await this.joins.readNew(this.domains);
@@ -555,12 +562,17 @@ export class NodeAgent {
         if (over.length) {
           this.log.warn(
             { domain: d.domain.service, members: over.map((m) => ({ ip: m.ip, mtu: m.mtu })), carried: carriedPacket(this.nodeIp, this.uplinkMtu) },
-            'member pods may send frames the IPv6 underlay cannot carry (VXLAN over IPv6 adds 70 bytes and is never fragmented): their longer datagram fragments reach no other node; give pods an MTU of at most the carried size',
+            'member pods have an MTU over what the IPv6 underlay carries (VXLAN over IPv6 adds 70 bytes and is never fragmented): their IPv6 multicast route gets the carried size as MTU, so their kernels fragment to fit; an app that fragments at the device MTU anyway (IPV6_PMTUDISC_OMIT) is counted as overlong',
           );
         }
       }
     }
     this.bindings.retain((ip) => this.domains.some((d) => d.listed.includes(ip)));
+  }
+
+  private async syncPodRoutes(): Promise<void> {
+    const members = this.domains.flatMap((d) => [...d.local.values()]);
+    await this.podRoutes.sync(members, overlongBound(this.nodeIp, this.uplinkMtu));
   }
 
   /**
@@ -750,7 +762,12 @@ export class NodeAgent {
     const domains: NodeDomainStatus[] = this.domains.map((d) => {
       const cut = this.announcements.unannounced(d);
       const capture = (veth: string): ReadChain | undefined => counters?.get(captureChainName(veth)) ?? this.ruleset.chain(captureChainName(veth));
-      return { ...domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status, dl(d), capture), ...(cut ? { unannouncedGroups: cut } : {}) };
+      const st = domainStatus(d, (m) => this.isProgrammed(d, m), this.peerNodes(d, now).status, dl(d), capture);
+      const localMembers = st.localMembers.map((m) => {
+        const multicastMtu = this.podRoutes.mtuOf(m.podIp);
+        return multicastMtu === undefined ? m : { ...m, multicastMtu };
+      });
+      return { ...st, localMembers, ...(cut ? { unannouncedGroups: cut } : {}) };
     });
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.control?.counters ?? {})) if (k !== 'ok') drops[k] = v;

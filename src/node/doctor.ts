@@ -202,10 +202,19 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
   const overlong = st.domains.filter((d) => (d.overlong ?? 0) > 0).map((d) => `${d.service}: ${d.overlong}`);
   if (overlong.length) notes.push(`frames longer than the IPv6 underlay carries, which reached no other node: ${overlong.join(', ')}`);
   if (st.underlayMtu !== undefined) {
-    const over = [...new Set(st.domains.flatMap((d) => membersOverUnderlay(d.localMembers, st.nodeIp, st.underlayMtu!).map((m) => `${m.podIp} (MTU ${m.mtu})`)))];
+    // The agent gives such pods a multicast route MTU that fits: only those without one are named.
+    const over = [
+      ...new Set(
+        st.domains.flatMap((d) =>
+          membersOverUnderlay(d.localMembers, st.nodeIp, st.underlayMtu!)
+            .filter((m) => m.multicastMtu === undefined || m.multicastMtu > carriedPacket(st.nodeIp, st.underlayMtu!))
+            .map((m) => `${m.podIp} (MTU ${m.mtu})`),
+        ),
+      ),
+    ];
     if (over.length) {
       notes.push(
-        `on this IPv6 underlay (MTU ${st.underlayMtu}) a frame crosses only up to ${carriedPacket(st.nodeIp, st.underlayMtu)} bytes of IP packet (VXLAN over IPv6 adds 70 and the kernel never fragments it), but ${over.join(', ')} may send longer ones: those reach no other node; give the pods an MTU of at most ${carriedPacket(st.nodeIp, st.underlayMtu)} (the CNI's MTU setting)`,
+        `on this IPv6 underlay (MTU ${st.underlayMtu}) a frame crosses only up to ${carriedPacket(st.nodeIp, st.underlayMtu)} bytes of IP packet (VXLAN over IPv6 adds 70 and the kernel never fragments it), but ${over.join(', ')} may send longer ones and the agent has not (yet) set their IPv6 multicast route MTU (its log says why): those reach no other node; give the pods an MTU of at most ${carriedPacket(st.nodeIp, st.underlayMtu)} (the CNI's MTU setting)`,
       );
     }
   }

@@ -69,7 +69,7 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
     if (d.unannouncedGroups) out.push(`  WARNING: ${d.unannouncedGroups} joined groups are beyond what one STATE carries: not announced, peers send them nothing`);
     if (d.overlong) {
       out.push(
-        `  WARNING: ${d.overlong} frames from local members were longer than the IPv6 underlay carries (VXLAN over IPv6 adds 70 bytes and is never fragmented): other nodes did not get them; give the pods an MTU of at most ${s.underlayMtu !== undefined ? carriedPacket(s.nodeIp, s.underlayMtu) : 'the underlay MTU - 70'}`,
+        `  WARNING: ${d.overlong} frames from local members were longer than the IPv6 underlay carries (VXLAN over IPv6 adds 70 bytes and is never fragmented): other nodes did not get them (an app that fragments at its device's MTU, IPV6_PMTUDISC_OMIT, past the multicast route MTU the agent sets); give the pods an MTU of at most ${s.underlayMtu !== undefined ? carriedPacket(s.nodeIp, s.underlayMtu) : 'the underlay MTU - 70'}`,
       );
     }
     if (d.spoofed) out.push(`  WARNING: ${d.spoofed} datagrams from local members had another source address than the member's own: dropped (a pod with NET_RAW speaking as another)`);
@@ -79,7 +79,8 @@ export function formatNodeStatus(s: NodeStatus, now: Date): string {
         m.hostVeth ?? '-',
         m.netns ?? '-',
         m.programmed ? 'yes' : `no (${m.reason ?? '?'})`,
-        m.mtu === undefined ? '-' : String(m.mtu),
+        // A pod over what an IPv6 underlay carries: its multicast route's MTU beside its own.
+        `${m.mtu === undefined ? '-' : String(m.mtu)}${m.multicastMtu !== undefined ? ` (mcast ${m.multicastMtu})` : ''}`,
         String(m.oversize ?? 0),
         list(m.groups),
       ]);

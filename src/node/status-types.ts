@@ -23,6 +23,11 @@ export interface NodeMemberStatus {
   /** The host veth's MTU, when known: longer frames cannot be delivered to the pod. */
   readonly mtu?: number;
   /**
+   * IPv6 underlay, a pod MTU over what it carries: the MTU the agent gave the pod's IPv6
+   * multicast route, so its kernel fragments multicast to fit (node/pod-routes.ts).
+   */
+  readonly multicastMtu?: number;
+  /**
    * Frames from other nodes this member did not get because they are longer than its MTU (a
    * sender with a larger MTU), since the ruleset was last replaced.
    */

@@ -172,7 +172,20 @@ export function entryCommands(dev: string, want: Entries, have: Entries, prune =
 
 /** `ip` lines that remove our MTU route from the underlay (the device's own routes go with it). */
 export function underlayRouteRemoval(routes: readonly RouteEntry[], underlay: string): string[] {
-  return routes.filter((r) => r.protocol !== 'kernel' && r.dev === underlay && isUnderlayMtuRoute(r)).map((r) => `route del ${routeArgsOf(r)}`);
+  return underlayMtuRouteCommands(routes, underlay, undefined);
+}
+
+/**
+ * `ip` lines that give `dev` our IPv6 multicast MTU route (IPV6_UNDERLAY_MTU_ROUTE) at `mtu`, or
+ * with `mtu` undefined remove it; nothing when the kernel already has it so. `routes` is the
+ * namespace's `ip -6 route show table all`. The sidecar's eth0 gets it through plan(); node mode
+ * gives it to member pods whose MTU is over what an IPv6 underlay carries (node/pod-routes.ts).
+ */
+export function underlayMtuRouteCommands(routes: readonly RouteEntry[], dev: string, mtu: number | undefined): string[] {
+  const ours = routes.filter((r) => r.protocol !== 'kernel' && r.dev === dev && isUnderlayMtuRoute(r));
+  if (mtu === undefined) return ours.map((r) => `route del ${routeArgsOf(r)}`);
+  if (ours.length === 1 && ours[0]!.mtu === mtu) return [];
+  return [`route replace ${routeArgs({ ...IPV6_UNDERLAY_MTU_ROUTE, dev, mtu })}`];
 }
 
 function routeArgsOf(r: RouteEntry): string {

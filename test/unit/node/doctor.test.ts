@@ -85,6 +85,17 @@ describe('node doctor', () => {
     assert.doesNotMatch(c.detail, /no peer node/, 'a zero counter is not reported');
   });
 
+  it('IPv6 underlay: a member over the carried size is named only while the agent has not given it its multicast route MTU', () => {
+    const m = { podIp: 'fd00:10:244:3::11', groups: [], programmed: true, mtu: 1500 };
+    const on = (members: NodeStatus['domains'][number]['localMembers']) =>
+      byId(evaluateNode({ ...OK_FACTS, agent: { ok: true, status: status({ nodeIp: 'fd00:172:31:3::2', underlayMtu: 1500 }, members) } }, OPTS), 'node-limits');
+    const unfixed = on([m]);
+    assert.equal(unfixed.status, 'WARN');
+    assert.match(unfixed.detail, /crosses only up to 1430 bytes .*fd00:10:244:3::11 \(MTU 1500\) .*has not \(yet\) set their IPv6 multicast route MTU/);
+    assert.equal(on([{ ...m, multicastMtu: 1430 }]).status, 'OK', 'its route fits: nothing to say');
+    assert.equal(on([{ ...m, mtu: 1430 }]).status, 'OK', 'a member at the carried size');
+  });
+
   it('all OK on a healthy node', () => {
     const r = evaluateNode(OK_FACTS, OPTS);
     assert.deepEqual(

@@ -44,6 +44,8 @@ test('a node status reads back and prints domains, members and peer nodes', () =
   assert.match(text, /10\.244\.1\.11 +kmcv1 +cni-1 +yes +- +0 +239\.1\.1\.1/);
   const sized = { ...status, domains: [{ ...status.domains[0]!, localMembers: [{ ...status.domains[0]!.localMembers[0]!, mtu: 1450, oversize: 12 }] }] };
   assert.match(formatNodeStatus(sized, new Date()), /10\.244\.1\.11 +kmcv1 +cni-1 +yes +1450 +12 +239\.1\.1\.1/);
+  const routed = { ...status, domains: [{ ...status.domains[0]!, localMembers: [{ ...status.domains[0]!.localMembers[0]!, mtu: 1500, multicastMtu: 1430 }] }] };
+  assert.match(formatNodeStatus(routed, new Date()), /10\.244\.1\.11 +kmcv1 +cni-1 +yes +1500 \(mcast 1430\) +0 +239\.1\.1\.1/, 'the multicast route MTU the agent set beside the MTU');
   assert.match(text, /172\.31\.2\.2 +alive +2\.0s ago/);
   assert.match(text, /control drops: bad_mac 2\n$/);
 });

@@ -4,7 +4,7 @@ import { parseFdb, parseIpv4Addrs, parseIpv6Addrs, parseLink, parseMdb, parseRou
 import type { OverlaySpec } from '../../../src/overlay/desired.js';
 import { desiredState } from '../../../src/overlay/desired.js';
 import type { ActualState } from '../../../src/overlay/plan.js';
-import { EMPTY_ACTUAL, isEmptyPlan, plan, underlayRouteRemoval } from '../../../src/overlay/plan.js';
+import { EMPTY_ACTUAL, isEmptyPlan, plan, underlayMtuRouteCommands, underlayRouteRemoval } from '../../../src/overlay/plan.js';
 import { fixture } from '../fixtures.js';
 
 const spec: OverlaySpec = {
@@ -314,4 +314,13 @@ test("the IPv6-only pod's eth0 MTU route: read back as recorded, converged; a ch
   assert.deepEqual(underlayRouteRemoval(recorded, 'eth1'), []);
   // A dual-stack pod's underlay is IPv4, which fragments VXLAN: no such route.
   assert.ok(!desiredState({ ...only6, localIp: '10.244.1.11' }, []).routes.some((r) => r.dev === 'eth0'));
+});
+
+test('underlayMtuRouteCommands: the one rule both modes use to give an interface our multicast MTU route', () => {
+  const recorded = parseRoutes(fixture('iproute2/routes6-underlay-mtu.json'));
+  assert.deepEqual(underlayMtuRouteCommands(recorded, 'eth0', 1360), [], 'as recorded: nothing to do');
+  assert.deepEqual(underlayMtuRouteCommands(recorded, 'eth0', 1430), ['route replace multicast ff00::/8 dev eth0 table local metric 2 mtu 1430']);
+  const without = recorded.filter((r) => r.metric !== 2);
+  assert.deepEqual(underlayMtuRouteCommands(without, 'eth0', 1360), ['route replace multicast ff00::/8 dev eth0 table local metric 2 mtu 1360']);
+  assert.deepEqual(underlayMtuRouteCommands(without, 'eth0', undefined), [], "nothing of ours to remove; the kernel's route stays");
 });
