@@ -106,12 +106,15 @@ export interface DesiredRoute {
 export const IPV6_MULTICAST_ROUTE: Omit<DesiredRoute, 'dev'> = { type: 'multicast', dst: 'ff00::/8', table: 'local', metric: 1 };
 
 /**
- * An IPv6-only pod's eth0 multicast route with vx0's MTU. The kernel never fragments VXLAN over
- * IPv6, so an app that names eth0 and sends a datagram whose fragments fill eth0 would have each
- * captured fragment refused on its way out, 70 bytes too long (Ip6FragFails). With this route
- * (a better metric than the kernel's 256, worse than vx0's 1, so sends naming no interface still
- * take vx0) the pod's kernel fragments such sends to vx0's MTU before the capture moves them,
- * and every VXLAN packet fits eth0. It also applies to what stays on eth0 (ND, MLD: small).
+ * A pod interface's IPv6 multicast route with the MTU that crosses an IPv6 underlay, which never
+ * fragments VXLAN. Sidecar, IPv6-only pod: eth0's, at vx0's MTU; an app that names eth0 and sends
+ * a datagram whose fragments fill eth0 would otherwise have each captured fragment refused on its
+ * way out, 70 bytes too long (Ip6FragFails). A better metric than the kernel's 256 and worse than
+ * vx0's 1, so sends naming no interface still take vx0; the pod's kernel fragments eth0-named
+ * sends to vx0's MTU before the capture moves them. Node mode gives it to member pods whose MTU
+ * is over the carried size (node/pod-routes.ts), where it carries every multicast send. It also
+ * applies to what stays on the interface (ND, MLD: small). Told from the kernel's and the CNI's
+ * routes by its metric (plan.ts, underlayMtuRouteCommands).
  */
 export const IPV6_UNDERLAY_MTU_ROUTE: Omit<DesiredRoute, 'dev' | 'mtu'> = { type: 'multicast', dst: 'ff00::/8', table: 'local', metric: 2 };
 
