@@ -63,6 +63,11 @@ export interface OverlaySpec {
    * whose IPv6 is link-local at most): vx0 still receives IPv6 multicast, which floods.
    */
   readonly localIp6?: string | undefined;
+  /**
+   * The sidecar's eth0 capture is on (--capture on): apps' eth0 sends are moved into the device,
+   * so on an IPv6 underlay eth0 gets IPV6_UNDERLAY_MTU_ROUTE. Off, eth0 is left as it is.
+   */
+  readonly capturesUnderlay?: boolean;
 }
 
 export interface OverlayPeer {
@@ -142,7 +147,7 @@ export function desiredState(spec: OverlaySpec, peers: readonly OverlayPeer[]): 
         { type: 'unicast', dst: '255.255.255.255', table: 'main', dev: spec.device },
       ];
   if (spec.localIp6 && !spec.bare) routes.push({ ...IPV6_MULTICAST_ROUTE, dev: spec.device });
-  if (spec.localIp.includes(':') && !spec.bare) routes.push({ ...IPV6_UNDERLAY_MTU_ROUTE, dev: spec.underlay, mtu: spec.underlayMtu - vxlanOverhead(spec.localIp) });
+  if (spec.localIp.includes(':') && spec.capturesUnderlay && !spec.bare) routes.push({ ...IPV6_UNDERLAY_MTU_ROUTE, dev: spec.underlay, mtu: spec.underlayMtu - vxlanOverhead(spec.localIp) });
   if (spec.broadcastAddress && !spec.bare) {
     routes.push({ type: 'broadcast', dst: spec.broadcastAddress, table: 'local', dev: spec.device, src: spec.localIp });
   }

@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import type { OverlaySpec, Replication } from '../overlay/desired.js';
 import type { AgentConfig } from './config.js';
 
-export type SpecConfig = Pick<AgentConfig, 'interface' | 'podIp' | 'addressing' | 'replication' | 'device' | 'vni' | 'vxlanPort' | 'broadcast' | 'unregistered'>;
+export type SpecConfig = Pick<AgentConfig, 'interface' | 'podIp' | 'addressing' | 'replication' | 'device' | 'vni' | 'vxlanPort' | 'broadcast' | 'unregistered' | 'capture'>;
 
 /** The overlay spec, and whether selective replication fell back to flooding. */
 export async function podOverlaySpec(ip: IpClient, cfg: SpecConfig, log: Logger): Promise<{ spec: OverlaySpec; floodFallback: boolean }> {
@@ -51,6 +51,7 @@ export async function podOverlaySpec(ip: IpClient, cfg: SpecConfig, log: Logger)
       broadcastAddress: cfg.broadcast?.address,
       unregistered: cfg.unregistered,
       replication,
+      capturesUnderlay: cfg.capture === 'on',
     },
     floodFallback: replication === 'flood' && cfg.replication === 'selective',
   };

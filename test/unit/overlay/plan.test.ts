@@ -252,7 +252,7 @@ test('an IPv6 underlay: local6 read back, 70 bytes of overhead, the catch-all to
 });
 
 test("an IPv6-only pod's vx0: VXLAN over the pod IPv6, its /128 once and no IPv4 address, IPv6 remotes and catch-alls to 100::1", () => {
-  const only6: OverlaySpec = { ...spec, localIp: 'fd00:10:244:1::11', localIp6: 'fd00:10:244:1::11', underlayMtu: 1430 };
+  const only6: OverlaySpec = { ...spec, localIp: 'fd00:10:244:1::11', localIp6: 'fd00:10:244:1::11', underlayMtu: 1430, capturesUnderlay: true };
   const peers = [
     { ip: 'fd00:10:244:2::11', groups: ['ff05::1:3', 'ff02::fb'] },
     { ip: 'fd00:10:244:3::11', groups: ['ff02::fb'] },
@@ -281,7 +281,7 @@ test("an IPv6-only pod's vx0: VXLAN over the pod IPv6, its /128 once and no IPv4
 });
 
 test("the IPv6-only pod's eth0 MTU route: read back as recorded, converged; a changed MTU is replaced; removed at teardown, never the kernel's", () => {
-  const only6: OverlaySpec = { ...spec, localIp: 'fd00:10:244:1::11', localIp6: 'fd00:10:244:1::11', underlayMtu: 1430 };
+  const only6: OverlaySpec = { ...spec, localIp: 'fd00:10:244:1::11', localIp6: 'fd00:10:244:1::11', underlayMtu: 1430, capturesUnderlay: true };
   const d = desiredState(only6, []);
   const recorded = parseRoutes(fixture('iproute2/routes6-underlay-mtu.json'));
   const ours = recorded.find((r) => r.dev === 'eth0' && r.type === 'multicast' && r.metric === 2);
@@ -312,8 +312,10 @@ test("the IPv6-only pod's eth0 MTU route: read back as recorded, converged; a ch
   assert.ok(plan(grown, { ...actual, link: { ...actual.link!, mtu: 1430 } }).ip.includes('route replace multicast ff00::/8 dev eth0 table local metric 2 mtu 1430'));
   assert.deepEqual(underlayRouteRemoval(recorded, 'eth0'), ['route del multicast ff00::/8 dev eth0 table local metric 2'], "ours only: never the kernel's metric 256");
   assert.deepEqual(underlayRouteRemoval(recorded, 'eth1'), []);
-  // A dual-stack pod's underlay is IPv4, which fragments VXLAN: no such route.
+  // A dual-stack pod's underlay is IPv4, which fragments VXLAN: no such route. Nor with --capture
+  // off: eth0's sends stay on eth0, and eth0 is left as it is.
   assert.ok(!desiredState({ ...only6, localIp: '10.244.1.11' }, []).routes.some((r) => r.dev === 'eth0'));
+  assert.ok(!desiredState({ ...only6, capturesUnderlay: false }, []).routes.some((r) => r.dev === 'eth0'));
 });
 
 test('underlayMtuRouteCommands: the one rule both modes use to give an interface our multicast MTU route', () => {
