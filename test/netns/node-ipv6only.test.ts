@@ -20,49 +20,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { IpClient } from '../../src/kernel/ip.js';
-import { ExecRunner } from '../../src/kernel/runner.js';
 import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { agentsEvidence, findPython, KMCAST_MAIN, netnsFetch, runInNetns, settle, startNodeAgent, waitFor, waitPing } from '../../src/lab/process.js';
-import type { NodeAgentHandle } from '../../src/lab/process.js';
-import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
-import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
-import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
-import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
-import type { PodProgramStatus } from '../../src/node/api.js';
-import { parseRuleset } from '../../src/node/nft.js';
-import type { NodeMemberStatus, NodeStatus } from '../../src/node/status-types.js';
+import { findPython, KMCAST_MAIN, runInNetns, settle, startNodeAgent, waitFor, waitPing } from '../../src/lab/process.js';
+import { sendMcast6 } from '../../src/lab/traffic6.js';
+import type { Lab } from '../../src/lab/types.js';
+import type { NodeMemberStatus } from '../../src/node/status-types.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
+import { BIG, G6, LL6, node6Rig, SERVICE_A, SERVICE_B } from './node6-rig.js';
 
-const runner = new ExecRunner();
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
-const SERVICE_A = 'kmcast-peers.default.svc.cluster.local';
-const SERVICE_B = 'app-b.default.svc.cluster.local';
 const PEERS_SERVICE = 'kmcast-node.kmcast-node.svc.cluster.local';
-const G6 = 'ff05::1:3';
-const LL6 = 'ff02::fb';
-/** A routable group nobody joins: --unregistered drop (the default) sends it to no node. */
-const UNJOINED6 = 'ff05::1:99';
-const DEV_A = 'kmcvx100';
 const PORT = 7616;
 const VXLAN_PORT = 7472;
 const CONTROL_PORT = 7473;
-/** Over every pod MTU: the sender's kernel fragments it; each fragment is one VXLAN packet. */
-const BIG = 3000;
 /** The pods of nodes 1 and 2: the underlay's 1500 less VXLAN over IPv6's 70. */
 const CARRIED = 1430;
 
 describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members from AAAA', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
   let keyDir: string;
-  const agents = new Map<number, NodeAgentHandle>();
-  const receivers = new Map<string, Mcast6Receiver>();
-  const evidence = (): Promise<string> => agentsEvidence(agents.values());
-  const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
-  const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
-  const A = (): LabPod[] => ['n1p1', 'n2p1', 'n2p2', 'n3p1'].map(pod);
-  const OUTSIDE = (): LabPod[] => ['n1p2', 'n3p2'].map(pod);
+  const rig = node6Rig({ lab: () => lab, ip6: (p) => p.ip, port: PORT });
+  const { runner, agents, receivers, evidence, pod, node, A, startReceivers, stopReceivers, startAgents, untilProgrammed, got, kinds, nodeStatus, sendRound, spoofed, unicastWorks } = rig;
   const agentArgs = (): string[] => ['--service', `${SERVICE_A}=100`, '--service', `${SERVICE_B}=200`, '--key-file', join(keyDir, 'key'), '--heartbeat-interval', '1000', '--resolve-interval', '1000'];
 
   before(async () => {
@@ -77,40 +57,12 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
   });
 
   after(async () => {
-    await Promise.all([...receivers.values()].map((r) => r.stop().catch(() => [])));
+    await stopReceivers();
     if (keepLab()) return;
     await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
     if (lab) await labDown(runner, { id: lab.spec.id });
     if (keyDir) rmSync(keyDir, { recursive: true, force: true });
   });
-
-  const got = (p: LabPod, tag: string): Datagram6[] =>
-    receivers
-      .get(p.name)!
-      .received()
-      .filter((d) => d.data.startsWith(tag))
-      .map((d) => ({ ...d, data: d.data.length > 100 ? `${d.data.slice(0, 40)}... (${d.data.length})` : d.data }));
-  const kinds = (p: LabPod, tag: string): string[] =>
-    got(p, tag)
-      .map((d) => `${d.dst} ${d.data.includes(' big ') ? 'big' : 'small'}`)
-      .sort();
-
-  async function podProgram(p: LabPod): Promise<PodProgramStatus | undefined> {
-    const r = await netnsFetch(node(p.node).netns, podStatusPath(p.ip), NODE_HTTP_PORT);
-    return r.status === 200 ? (JSON.parse(r.body) as PodProgramStatus) : undefined;
-  }
-
-  async function nodeStatus(i: number): Promise<NodeStatus> {
-    return JSON.parse((await netnsFetch(node(i).netns, '/status', NODE_HTTP_PORT)).body) as NodeStatus;
-  }
-
-  /** One small and one fragmented datagram to each group from `sender`, tagged `tag`. */
-  async function sendRound(sender: LabPod, tag: string): Promise<void> {
-    for (const g of [G6, LL6]) {
-      await sendMcast6(sender, g, `${tag} ${g} small`, { port: PORT, as: UNPRIVILEGED });
-      await sendMcast6(sender, g, `${tag} ${g} big `.padEnd(BIG, 'x'), { port: PORT, as: UNPRIVILEGED });
-    }
-  }
 
   /** Outer IPv6 packets node `i`'s kernel refused to fragment (VXLAN over IPv6 is never fragmented). */
   async function fragFails(i: number): Promise<number> {
@@ -128,16 +80,12 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
     ] as const) {
       await waitPing(pod(a), pod(b).ip);
     }
-    for (const p of [...A(), ...OUTSIDE()]) receivers.set(p.name, await startMcast6Receiver(p, { groups: [G6, LL6], port: PORT, as: UNPRIVILEGED }));
-    await sendRound(pod('n1p1'), 'base');
-    // Nothing is expected anywhere: give the datagrams the time a crossing one takes.
-    await settle(1500);
-    for (const p of [...A(), ...OUTSIDE()].filter((x) => x.name !== 'n1p1')) assert.deepEqual(got(p, 'base'), [], `${p.name} heard n1p1 without kmcast`);
+    await startReceivers();
+    await rig.assertNothingCrosses('base');
   });
 
   test('with the agents: every member gets every datagram exactly once, from the sender IPv6 address; nobody else', async () => {
-    for (const n of lab.nodes) agents.set(n.index, await startNodeAgent(lab, n, agentArgs()));
-    for (const p of A()) await waitFor(`${p.name} programmed`, async () => (await podProgram(p))?.programmed === true, 30_000, { intervalMs: 200, explain: evidence });
+    await startAgents(agentArgs());
     // A member's init container asks its node agent over IPv6, unprivileged, as deploy/node runs it.
     const wait = await runInNetns(pod('n2p1').netns, [...UNPRIVILEGED, process.execPath, KMCAST_MAIN, 'wait', '--node-ip', node(2).underlayIp, '--pod-ip', pod('n2p1').ip, '--timeout', '20s'], 30_000);
     assert.equal(wait.code, 0, `kmcast wait in n2p1: ${wait.stderr}${wait.stdout}`);
@@ -153,21 +101,7 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
     assert.deepEqual((await nodeStatus(1)).domains[0]!.peers.map((p) => p.ip).sort(), [node(2).underlayIp, node(3).underlayIp].sort());
     await waitFor(`n2p1 and n3p1 announced ${G6}`, async () => (await nodeStatus(1)).domains[0]!.peers.every((p) => p.groups.includes(G6)), 20_000, { intervalMs: 200, explain: evidence });
 
-    for (const sender of [pod('n1p1'), pod('n2p1')]) {
-      const tag = `r-${sender.name}`;
-      await sendRound(sender, tag);
-      const want = A().filter((p) => p !== sender);
-      for (const p of want) {
-        await receivers.get(p.name)!.waitUntil(`${p.name} hears ${tag} (4 datagrams)`, (all) => all.filter((d) => d.data.startsWith(tag)).length >= 4, 15_000);
-      }
-      await settle(1000);
-      for (const p of want) {
-        assert.deepEqual(kinds(p, tag), [`${G6} big`, `${G6} small`, `${LL6} big`, `${LL6} small`].sort(), `${p.name}: each datagram exactly once (fragmented ones whole)`);
-        for (const d of got(p, tag).filter((x) => x.dst === G6)) assert.equal(d.src, sender.ip, `${p.name}: ${G6} from the sender's IPv6 address`);
-        for (const d of got(p, tag).filter((x) => x.dst === LL6)) assert.match(d.src, /^fe80:/, `${p.name}: ${LL6} from the sender's link-local address`);
-      }
-      for (const p of OUTSIDE()) assert.deepEqual(got(p, tag), [], `${p.name} is no member of domain A and hears nothing`);
-    }
+    for (const sender of [pod('n1p1'), pod('n2p1')]) await rig.assertRound(sender, `r-${sender.name}`);
   });
 
   test("a pod whose MTU is the node MTU: the agent gives its multicast route the carried MTU, so its datagrams cross; one fragmented at the device's MTU anyway is counted per member", async () => {
@@ -221,25 +155,7 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
   });
 
   test('one VXLAN copy per member node on the IPv6 wire, for a routable and a link-local group; none for a group nobody joined', async () => {
-    const cap = await startCapture(node(1).netns, 'kmcup', ['ip6', 'and', 'udp', 'dst', 'port', String(VXLAN_PORT)]);
-    try {
-      await sendMcast6(pod('n1p1'), G6, 'wire routable', { port: PORT, as: UNPRIVILEGED });
-      assert.deepEqual(
-        (await new IpClient(runner, node(1).netns).bridge.mdb(DEV_A)).filter((e) => e.grp === '::').map((e) => e.dst),
-        ['100::1'],
-        'the IPv6 catch-all of --unregistered drop',
-      );
-      await sendMcast6(pod('n1p1'), UNJOINED6, 'wire unjoined', { port: PORT, as: UNPRIVILEGED });
-      await sendMcast6(pod('n1p1'), LL6, 'wire linklocal', { port: PORT, as: UNPRIVILEGED });
-      for (const p of A().filter((x) => x.name !== 'n1p1')) {
-        await receivers.get(p.name)!.waitUntil(`${p.name} hears the wire round`, (all) => all.filter((d) => d.data.startsWith('wire')).length >= 2, 10_000);
-      }
-      await settle(500);
-    } finally {
-      const lines = await cap.stop();
-      const to = (ip: string): number => lines.filter((l) => l.includes(` > ${ip}.${VXLAN_PORT}:`)).length;
-      assert.deepEqual([to(node(2).underlayIp), to(node(3).underlayIp), lines.length], [2, 2, 4], `one copy per datagram per member node, over IPv6:\n${lines.join('\n')}`);
-    }
+    await rig.assertWireCopies(['ip6', 'and', 'udp', 'dst', 'port', String(VXLAN_PORT)], VXLAN_PORT, '100::1');
   });
 
   test('the control protocol between the agents travels over IPv6, node address to node address', async () => {
@@ -276,30 +192,13 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
       "s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_IF,socket.inet_aton('0.0.0.0')+socket.inet_aton('0.0.0.0')+socket.if_nametoindex('eth0').to_bytes(4,'little'))",
       `for g in ('224.0.0.251','255.255.255.255'): s.sendto(b'spoof4',(g,${PORT}))`,
     ].join('\n');
-    const spoofed = async (): Promise<number> => {
-      const dump = (await runner.run(['nft', '-j', 'list', 'table', 'netdev', 'kmcast-node'], { netns: node(2).netns })).stdout;
-      return [...parseRuleset(dump).values()].reduce((n, c) => n + c.spoofed, 0);
-    };
-    const before = await spoofed();
+    const before = await spoofed(2);
     const r = await runInNetns(pod('n2p2').netns, [...UNPRIVILEGED, findPython(), '-c', spoof], 10_000);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor('node 2 counts both IPv4 datagrams', async () => (await spoofed()) >= before + 2, 10_000, { intervalMs: 200, explain: evidence });
+    await waitFor('node 2 counts both IPv4 datagrams', async () => (await spoofed(2)) >= before + 2, 10_000, { intervalMs: 200, explain: evidence });
     const member = (await nodeStatus(2)).domains[0]!.localMembers.find((m) => m.podIp === pod('n2p2').ip);
     assert.ok((member?.spoofed ?? 0) >= 2, `/status counts them for n2p2: ${JSON.stringify(member)}`);
   });
-
-  /** ping6 and a 100 kB IPv6 TCP exchange between pods on different nodes (and both node styles). */
-  async function unicastWorks(when: string): Promise<void> {
-    for (const [a, b] of [
-      ['n1p1', 'n3p1'],
-      ['n3p1', 'n2p2'],
-      ['n1p2', 'n2p1'],
-    ] as const) {
-      await waitPing(pod(a), pod(b).ip);
-      const r = await tcpExchange(pod(a), pod(b), pod(b).ip, { bytes: 100_000 });
-      assert.deepEqual(r, { bytes: 100_000, peer: pod(a).ip }, `${a} -> ${b} over IPv6 ${when}`);
-    }
-  }
 
   test('ping6 and IPv6 TCP keep working while the agents run, stop and start', async () => {
     await unicastWorks('while the agents run');
@@ -313,7 +212,7 @@ describe('node mode on an IPv6-only cluster: VXLAN over IPv6, peers and members 
       lab.nodes.map((n) => n.underlayIp),
     );
     agents.set(1, await startNodeAgent(lab, node(1), [...agentArgs(), '--peers-service', PEERS_SERVICE], { staticPeers: false }));
-    await waitFor('n1p1 programmed again', async () => (await podProgram(pod('n1p1')))?.programmed === true, 30_000, { intervalMs: 200, explain: evidence });
+    await untilProgrammed(pod('n1p1'));
     // Listed by the AAAA answer ('dns'; a peer whose STATE came first is also 'control', a race
     // with the first resolve), and no static list: the agent got none.
     const fromDns = async (): Promise<string> => JSON.stringify((await nodeStatus(1)).domains[0]!.peers.map((p) => [p.ip, p.state, p.sources.filter((x) => x !== 'control')]).sort());
