@@ -13,25 +13,19 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { GatewayStatus } from '../../src/gateway/status-types.js';
-import { IpClient } from '../../src/kernel/ip.js';
-import { ExecRunner } from '../../src/kernel/runner.js';
-import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
-import { addLan, attachLanNode, lanMemberships } from '../../src/lab/lan.js';
+import { labUp, setServiceMembers } from '../../src/lab/lab.js';
+import { attachLanNode } from '../../src/lab/lan.js';
 import { received, sendFromPod, startNodeReceiver, UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { agentsEvidence, KMCAST_MAIN, netnsFetch, pingFrom, runInNetns, settle, startNodeAgent, waitFor } from '../../src/lab/process.js';
-import type { NodeAgentHandle } from '../../src/lab/process.js';
+import { KMCAST_MAIN, netnsFetch, pingFrom, runInNetns, settle, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import { sendMcast6, startMcast6Receiver } from '../../src/lab/traffic6.js';
 import type { Datagram6 } from '../../src/lab/traffic6.js';
-import type { Lab, LabLan, LabLanHost, LabNode, LabPod } from '../../src/lab/types.js';
+import type { Lab, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
-import type { NodeStatus } from '../../src/node/status-types.js';
-import { keepLab, privilegedReason, testLabId } from './harness.js';
-import { brief, gatewayStatus as gatewayStatusOf, nodeStatus as nodeStatusOf, round6, untilProgrammed } from './gateway6-rig.js';
+import { privilegedReason, testLabId } from './harness.js';
+import { brief, GATEWAY6_SERVICE, gateway6Lab } from './gateway6-rig.js';
 
-const runner = new ExecRunner();
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
-const SERVICE = 'kmcast-peers.default.svc.cluster.local';
+const SERVICE = GATEWAY6_SERVICE;
 const IN6 = 'ff05::1:3';
 const LL6 = 'ff02::fb';
 const OUT6 = 'ff05::2:2';
@@ -47,15 +41,8 @@ const GROUPS = `ff05::1:0/112=in,${LL6}=in,${OUT6}=out,${BOTH6}=both,${OUT4}=out
 
 describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, exactly once', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
-  let lan: LabLan;
-  const agents = new Map<number, NodeAgentHandle>();
-  const evidence = (): Promise<string> => agentsEvidence(agents.values());
-  const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
-  const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
-  const MEMBERS = (): LabPod[] => ['n1p1', 'n2p1', 'n3p1'].map(pod);
-  const host = (): LabLanHost => lan.hosts[0]!;
-  const gwIp6 = (): string => lan.nodes[0]!.ip6!;
-  const base = ['--service', `${SERVICE}=100`, '--heartbeat-interval', '200', '--resolve-interval', '500', '--joins-interval', '1000'];
+  const g = gateway6Lab({ lab: () => lab, port: PORT });
+  const { runner, agents, evidence, pod, node, MEMBERS, host, gwIp6, base, nodeStatus, gatewayStatus, round, untilReplicated, switchJoins6 } = g;
   const gatewayArgs = [...base, '--gateway-interface', 'kmclan', '--gateway-group', GROUPS, '--gateway-rate', String(RATE)];
 
   before(async () => {
@@ -65,21 +52,12 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
       lab,
       MEMBERS().flatMap((p) => [p.ip, p.ip6!]),
     );
-    lan = await addLan(lab, runner, { nodes: [1], hosts: 1 });
-    for (const n of lab.nodes) agents.set(n.index, await startNodeAgent(lab, n, base));
-    await untilProgrammed(lab.nodes, evidence);
+    await g.setUp();
   });
 
   after(async () => {
-    if (keepLab()) return;
-    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
-    if (lab) await labDown(runner, { id: lab.spec.id });
+    if (lab) await g.tearDown();
   });
-
-  const nodeStatus = (i: number): Promise<NodeStatus> => nodeStatusOf(node(i));
-  const gatewayStatus = (i = 1): Promise<GatewayStatus> => gatewayStatusOf(node(i));
-  const round = (groups: readonly string[], tag: string, act: () => Promise<void>, wait?: (got: (where: string) => Datagram6[]) => boolean): Promise<Map<string, Datagram6[]>> =>
-    round6({ members: MEMBERS(), host: host(), port: PORT, evidence }, groups, tag, act, wait);
 
   /** One small and one fragmented datagram to `group` from `where`, tagged. */
   async function sendPair(where: Pick<LabPod, 'name' | 'netns'>, group: string, tag: string, as: readonly string[] = []): Promise<void> {
@@ -90,34 +68,6 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
   /** `dst kind` of each datagram, sorted: exactly once means each pair appears once. */
   const kinds = (ds: readonly Datagram6[]): string[] => ds.map((d) => `${d.dst} ${d.data.includes(' big ') ? `big:${d.data.length}` : 'small'}`).sort();
   const pair = (g: string): string[] => [`${g} big:${BIG}`, `${g} small`];
-
-  async function mdbDsts(i: number, group: string): Promise<string[]> {
-    return (await new IpClient(runner, node(i).netns).bridge.mdb('kmcvx100'))
-      .filter((e) => e.grp === group)
-      .map((e) => e.dst!)
-      .sort();
-  }
-
-  async function untilReplicated(from: number, group: string, to: readonly number[]): Promise<void> {
-    const want = to.map((i) => node(i).underlayIp).sort();
-    await waitFor(
-      `node ${from} replicates ${group} to nodes ${to.join(',')}`,
-      async () => {
-        const have = await mdbDsts(from, group);
-        return want.every((w) => have.includes(w));
-      },
-      15_000,
-      { intervalMs: 100, explain: evidence },
-    );
-  }
-
-  /** Routable IPv6 groups the LAN switch forwards to node 1's port: what MLD reports taught it. */
-  async function switchJoins6(port = lan.nodes[0]!.port): Promise<string[]> {
-    return (await lanMemberships(lab, runner, 6))
-      .filter((m) => m.port === port && !m.group.startsWith('ff02:'))
-      .map((m) => m.group)
-      .sort();
-  }
 
   test('baseline: with node agents but no gateway, no IPv6 multicast crosses between the LAN and the pods', async () => {
     const r = await round(
@@ -212,7 +162,7 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
     await sendFromPod(pod('n3p1').netns, OUT4, { port: PORT, count: 20, intervalMs: 5 });
     await settle(600);
     const got4 = await rx4.stop();
-    assert.equal(received(got4, OUT4, lan.nodes[0]!.ip), 20, `h1 IPv4 ${OUT4}: ${JSON.stringify(got4.counts)}`);
+    assert.equal(received(got4, OUT4, g.lan().nodes[0]!.ip), 20, `h1 IPv4 ${OUT4}: ${JSON.stringify(got4.counts)}`);
   });
 
   test('an unlisted IPv6 group crosses in neither direction, nor does a group in its other direction', async () => {
@@ -234,7 +184,7 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
   });
 
   test('no loop when the LAN hears the IPv6 copies back (hairpin on the gateway port): dropped by the MAC, counted', async () => {
-    await runInNetns(lan.netns, ['bridge', 'link', 'set', 'dev', lan.nodes[0]!.port, 'hairpin', 'on']);
+    await runInNetns(g.lan().netns, ['bridge', 'link', 'set', 'dev', g.lan().nodes[0]!.port, 'hairpin', 'on']);
     try {
       const loop = async (): Promise<number> => (await gatewayStatus()).traffic.find((x) => x.group === BOTH6 && x.direction === 'in')?.dropped.loop ?? 0;
       const before = await loop();
@@ -256,7 +206,7 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
       // The small datagram and the big one's three fragments, each heard back once.
       assert.equal((await loop()) - before, 4, 'the gateway did not see (and drop) its own IPv6 copies coming back');
     } finally {
-      await runInNetns(lan.netns, ['bridge', 'link', 'set', 'dev', lan.nodes[0]!.port, 'hairpin', 'off']);
+      await runInNetns(g.lan().netns, ['bridge', 'link', 'set', 'dev', g.lan().nodes[0]!.port, 'hairpin', 'off']);
     }
   });
 
@@ -332,7 +282,7 @@ describe('gateway: IPv6 groups between a dual-stack domain and an outside LAN, e
     );
     assert.deepEqual((await nodeStatus(2)).gateway?.joined, [], 'a standby gateway joins nothing');
     const exactlyOnce = async (label: string, gw: number, receivers: readonly LabPod[]): Promise<void> => {
-      const from = gw === 2 ? second : lan.nodes[0]!;
+      const from = gw === 2 ? second : g.lan().nodes[0]!;
       const tag = `ha-${label.replace(/\W+/g, '-')}`;
       const r = await round(
         [IN6, OUT6],

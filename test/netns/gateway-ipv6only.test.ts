@@ -15,24 +15,19 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import type { GatewayStatus } from '../../src/gateway/status-types.js';
 import { IpClient } from '../../src/kernel/ip.js';
-import { ExecRunner } from '../../src/kernel/runner.js';
-import { labDown, labUp, setServiceMembers } from '../../src/lab/lab.js';
-import { addLan, attachLanNode, lanMemberships } from '../../src/lab/lan.js';
+import { labUp, setServiceMembers } from '../../src/lab/lab.js';
+import { attachLanNode } from '../../src/lab/lan.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { agentsEvidence, KMCAST_MAIN, pingFrom, runInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
-import type { NodeAgentHandle } from '../../src/lab/process.js';
+import { KMCAST_MAIN, pingFrom, runInNetns, startNodeAgent, waitFor } from '../../src/lab/process.js';
 import { sendMcast6 } from '../../src/lab/traffic6.js';
 import type { Datagram6 } from '../../src/lab/traffic6.js';
-import type { Lab, LabLan, LabLanHost, LabNode, LabPod } from '../../src/lab/types.js';
-import type { NodeStatus } from '../../src/node/status-types.js';
-import { keepLab, privilegedReason, testLabId } from './harness.js';
-import { brief, gatewayStatus as gatewayStatusOf, nodeStatus as nodeStatusOf, round6, untilProgrammed } from './gateway6-rig.js';
+import type { Lab, LabPod } from '../../src/lab/types.js';
+import { privilegedReason, testLabId } from './harness.js';
+import { brief, GATEWAY6_SERVICE, gateway6Lab } from './gateway6-rig.js';
 
-const runner = new ExecRunner();
 const skip = privilegedReason() !== undefined && process.env.KMCAST_REQUIRE_NETNS !== '1';
-const SERVICE = 'kmcast-peers.default.svc.cluster.local';
+const SERVICE = GATEWAY6_SERVICE;
 const IN6 = 'ff05::1:3';
 const OUT6 = 'ff05::2:2';
 const OFF6 = 'ff05::9:9';
@@ -47,16 +42,9 @@ const GROUPS = `ff05::1:0/112=in,${OUT6}=out`;
 
 describe('gateway on an IPv6-only cluster: IPv6 groups over VXLAN over IPv6, exactly once', { skip: skip ? privilegedReason() : false }, () => {
   let lab: Lab;
-  let lan: LabLan;
-  const agents = new Map<number, NodeAgentHandle>();
-  const evidence = (): Promise<string> => agentsEvidence(agents.values());
-  const pod = (name: string): LabPod => lab.pods.find((p) => p.name === name)!;
-  const node = (i: number): LabNode => lab.nodes.find((n) => n.index === i)!;
-  const MEMBERS = (): LabPod[] => ['n1p1', 'n2p1', 'n3p1'].map(pod);
-  const host = (): LabLanHost => lan.hosts[0]!;
+  const g = gateway6Lab({ lab: () => lab, port: PORT });
+  const { runner, agents, evidence, pod, node, MEMBERS, host, gwIp6, base, nodeStatus, gatewayStatus, round, untilReplicated, switchJoins6 } = g;
   const h1 = (): Pick<LabPod, 'name' | 'netns'> => ({ name: 'h1', netns: host().netns });
-  const gwIp6 = (): string => lan.nodes[0]!.ip6!;
-  const base = ['--service', `${SERVICE}=100`, '--heartbeat-interval', '200', '--resolve-interval', '500', '--joins-interval', '1000'];
   const gatewayArgs = (groups = GROUPS): string[] => [...base, '--gateway-interface', 'kmclan', '--gateway-group', groups];
 
   before(async () => {
@@ -68,21 +56,12 @@ describe('gateway on an IPv6-only cluster: IPv6 groups over VXLAN over IPv6, exa
       lab,
       MEMBERS().map((p) => p.ip),
     );
-    lan = await addLan(lab, runner, { nodes: [1], hosts: 1 });
-    for (const n of lab.nodes) agents.set(n.index, await startNodeAgent(lab, n, base));
-    await untilProgrammed(lab.nodes, evidence);
+    await g.setUp();
   });
 
   after(async () => {
-    if (keepLab()) return;
-    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
-    if (lab) await labDown(runner, { id: lab.spec.id });
+    if (lab) await g.tearDown();
   });
-
-  const nodeStatus = (i: number): Promise<NodeStatus> => nodeStatusOf(node(i));
-  const gatewayStatus = (i = 1): Promise<GatewayStatus> => gatewayStatusOf(node(i));
-  const round = (groups: readonly string[], tag: string, act: () => Promise<void>, wait?: (got: (where: string) => Datagram6[]) => boolean): Promise<Map<string, Datagram6[]>> =>
-    round6({ members: MEMBERS(), host: host(), port: PORT, evidence }, groups, tag, act, wait);
 
   /** A datagram of `size` bytes to `group` from `where`, tagged (`tag group label`, padded). */
   async function send(where: Pick<LabPod, 'name' | 'netns'>, group: string, tag: string, label: string, size: number, as: readonly string[] = []): Promise<void> {
@@ -91,27 +70,6 @@ describe('gateway on an IPv6-only cluster: IPv6 groups over VXLAN over IPv6, exa
 
   /** `dst label:length` of each datagram, sorted: exactly once means each appears once. */
   const kinds = (ds: readonly Datagram6[]): string[] => ds.map((d) => `${d.dst} ${d.data.split(' ')[2]}:${d.data.length}`).sort();
-
-  async function untilReplicated(from: number, group: string, to: readonly number[]): Promise<void> {
-    const want = to.map((i) => node(i).underlayIp).sort();
-    await waitFor(
-      `node ${from} replicates ${group} to nodes ${to.join(',')}`,
-      async () => {
-        const have = (await new IpClient(runner, node(from).netns).bridge.mdb('kmcvx100')).filter((e) => e.grp === group).map((e) => e.dst!);
-        return want.every((w) => have.includes(w));
-      },
-      15_000,
-      { intervalMs: 100, explain: evidence },
-    );
-  }
-
-  /** Routable IPv6 groups the LAN switch forwards to a node's port: what MLD reports taught it. */
-  async function switchJoins6(port = lan.nodes[0]!.port): Promise<string[]> {
-    return (await lanMemberships(lab, runner, 6))
-      .filter((m) => m.port === port && !m.group.startsWith('ff02:'))
-      .map((m) => m.group)
-      .sort();
-  }
 
   test('baseline: the LAN is IPv6 only, and without a gateway no multicast crosses between it and the pods', async () => {
     assert.deepEqual(await new IpClient(runner, host().netns).addrs('eth0'), [], 'the LAN host of an IPv6-only lab has no IPv4 address');

@@ -1,14 +1,23 @@
 /**
- * What the gateway IPv6 tests share (dual-stack and IPv6-only labs): a receiving round over the
- * members and the LAN host, and the node agents' status. Each test keeps its own lab, groups,
+ * What the gateway IPv6 tests share (dual-stack and IPv6-only labs, the same layout): the node
+ * agents and the LAN, a receiving round over the members and the LAN host, the agents' status,
+ * the MDB entries and what the LAN switch learned by MLD. Each test keeps its own lab, groups,
  * senders and assertions.
+ *
+ * Members of the domain: n1p1 | n2p1 | n3p1; node 1 is on the LAN (kmclan) with host h1.
  */
 import assert from 'node:assert/strict';
+import { IpClient } from '../../src/kernel/ip.js';
+import { ExecRunner } from '../../src/kernel/runner.js';
+import { labDown } from '../../src/lab/lab.js';
+import { addLan, lanMemberships } from '../../src/lab/lan.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { netnsFetch, settle, waitFor } from '../../src/lab/process.js';
+import { agentsEvidence, netnsFetch, settle, startNodeAgent, waitFor } from '../../src/lab/process.js';
+import type { NodeAgentHandle } from '../../src/lab/process.js';
 import { startMcast6Receiver } from '../../src/lab/traffic6.js';
 import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
-import type { LabNode, LabPod } from '../../src/lab/types.js';
+import type { Lab, LabLan, LabLanHost, LabNode, LabPod } from '../../src/lab/types.js';
+import { keepLab } from './harness.js';
 import type { GatewayStatus } from '../../src/gateway/status-types.js';
 import { NODE_HTTP_PORT } from '../../src/node/api.js';
 import type { NodeStatus } from '../../src/node/status-types.js';
@@ -84,4 +93,96 @@ export async function round6(
       );
   }
   return out;
+}
+
+export const GATEWAY6_SERVICE = 'kmcast-peers.default.svc.cluster.local';
+
+export interface Gateway6LabOptions {
+  readonly lab: () => Lab;
+  readonly port: number;
+}
+
+/** The agents, the LAN and the helpers of a gateway IPv6 test over `o.lab()`. */
+export function gateway6Lab(o: Gateway6LabOptions) {
+  const runner = new ExecRunner();
+  const agents = new Map<number, NodeAgentHandle>();
+  let lan: LabLan | undefined;
+  const evidence = (): Promise<string> => agentsEvidence(agents.values());
+  const pod = (name: string): LabPod => o.lab().pods.find((p) => p.name === name)!;
+  const node = (i: number): LabNode => o.lab().nodes.find((n) => n.index === i)!;
+  const MEMBERS = (): LabPod[] => ['n1p1', 'n2p1', 'n3p1'].map(pod);
+  const theLan = (): LabLan => lan!;
+  const host = (): LabLanHost => theLan().hosts[0]!;
+  /** The gateway's IPv6 address on the LAN. */
+  const gwIp6 = (): string => theLan().nodes[0]!.ip6!;
+  /** Every node agent's flags; a gateway adds its own. */
+  const base = ['--service', `${GATEWAY6_SERVICE}=100`, '--heartbeat-interval', '200', '--resolve-interval', '500', '--joins-interval', '1000'];
+
+  /** The LAN on node 1 with one host, and a node agent (no gateway yet) on every node, every member programmed. */
+  async function setUp(): Promise<void> {
+    lan = await addLan(o.lab(), runner, { nodes: [1], hosts: 1 });
+    for (const n of o.lab().nodes) agents.set(n.index, await startNodeAgent(o.lab(), n, base));
+    await untilProgrammed(o.lab().nodes, evidence);
+  }
+
+  async function tearDown(): Promise<void> {
+    if (keepLab()) return;
+    await Promise.all([...agents.values()].map((a) => a.stop('SIGKILL')));
+    await labDown(runner, { id: o.lab().spec.id });
+  }
+
+  const nodeStatusOf = (i: number): Promise<NodeStatus> => nodeStatus(node(i));
+  const gatewayStatusOf = (i = 1): Promise<GatewayStatus> => gatewayStatus(node(i));
+  const round = (groups: readonly string[], tag: string, act: () => Promise<void>, wait?: (got: (where: string) => Datagram6[]) => boolean): Promise<Map<string, Datagram6[]>> =>
+    round6({ members: MEMBERS(), host: host(), port: o.port, evidence }, groups, tag, act, wait);
+
+  async function mdbDsts(i: number, group: string): Promise<string[]> {
+    return (await new IpClient(runner, node(i).netns).bridge.mdb('kmcvx100'))
+      .filter((e) => e.grp === group)
+      .map((e) => e.dst!)
+      .sort();
+  }
+
+  /** Until node `from` replicates `group` to the nodes `to` (at least). */
+  async function untilReplicated(from: number, group: string, to: readonly number[]): Promise<void> {
+    const want = to.map((i) => node(i).underlayIp).sort();
+    await waitFor(
+      `node ${from} replicates ${group} to nodes ${to.join(',')}`,
+      async () => {
+        const have = await mdbDsts(from, group);
+        return want.every((w) => have.includes(w));
+      },
+      15_000,
+      { intervalMs: 100, explain: evidence },
+    );
+  }
+
+  /** Routable IPv6 groups the LAN switch forwards to a node's port (node 1's by default): what MLD reports taught it. */
+  async function switchJoins6(port = theLan().nodes[0]!.port): Promise<string[]> {
+    return (await lanMemberships(o.lab(), runner, 6))
+      .filter((m) => m.port === port && !m.group.startsWith('ff02:'))
+      .map((m) => m.group)
+      .sort();
+  }
+
+  return {
+    runner,
+    agents,
+    evidence,
+    pod,
+    node,
+    MEMBERS,
+    lan: theLan,
+    host,
+    gwIp6,
+    base,
+    setUp,
+    tearDown,
+    nodeStatus: nodeStatusOf,
+    gatewayStatus: gatewayStatusOf,
+    round,
+    mdbDsts,
+    untilReplicated,
+    switchJoins6,
+  };
 }
