@@ -15,8 +15,8 @@ import { ExecRunner } from '../../src/kernel/runner.js';
 import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { findPython, runInNetns, settle, waitFor, waitPing } from '../../src/lab/process.js';
-import { sendMcast6, tcpExchange } from '../../src/lab/traffic6.js';
+import { findPython, runInNetns, settle, waitFor } from '../../src/lab/process.js';
+import { sendMcast6 } from '../../src/lab/traffic6.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
 import { sidecar6Rig } from './sidecar6-rig.js';
@@ -60,8 +60,8 @@ describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untou
   /** The groups each receiver joins: every group but in n3p1, which hears ff05::1:3 only if replication is wrong. */
   const groupsOf = (p: LabPod): string[] => (p.name === 'n3p1' ? [LL6] : [G6, LL6]);
   const agentArgs = ['--heartbeat-interval', '500', '--resolve-interval', '1000', '--resync-interval', '2000'];
-  const rig = sidecar6Rig({ lab: () => lab, A, B, serviceB: SERVICE_B, groupsOf, group: G6, port: PORT, agentArgs });
-  const { receivers, evidence, startReceivers, startAgents, stopAgents, status, mdbDsts, waitReplicated, got } = rig;
+  const rig = sidecar6Rig({ lab: () => lab, A, B, NONE, serviceB: SERVICE_B, ip6: (p) => p.ip6!, groupsOf, group: G6, linkLocalGroup: LL6, port: PORT, agentArgs });
+  const { receivers, evidence, startReceivers, startAgents, stopAgents, status, mdbDsts, waitReplicated, got, unicastWorks } = rig;
 
   before(async () => {
     lab = await labUp({ id: testLabId('s6'), nodes: ['calico', 'bridge', 'calico'], podsPerNode: 3, mtu: 1500, service: 'kmcast-peers.default.svc.cluster.local', ipv6: true }, { runner });
@@ -91,51 +91,9 @@ describe('sidecar mode: IPv6 multicast between dual-stack pods, ND and MLD untou
     }
   }
 
-  /**
-   * Every member but the sender gets each datagram of its groups exactly once, whole; G6 from the
-   * sender's IPv6 address, LL6 from `ll6Source`; nobody outside domain A gets anything.
-   */
-  async function assertRound(sender: LabPod, tag: string, ll6Source: RegExp | string): Promise<void> {
-    const want = A().filter((p) => p !== sender);
-    const expected = (p: LabPod): string[] => groupsOf(p).flatMap((g) => [`${g} big`, `${g} small`]);
-    for (const p of want) {
-      const n = expected(p).length;
-      await receivers.get(p.name)!.waitUntil(`${p.name} hears ${tag} (${n} datagrams)`, (all) => all.filter((d) => d.data.startsWith(`${tag} `)).length >= n, 15_000);
-    }
-    // A second copy (a flood beside the MDB entry, the bridge beside the capture) would arrive now.
-    await settle(500);
-    for (const p of want) {
-      const mine = got(p, `${tag} `);
-      assert.deepEqual(
-        mine.map((d) => `${d.dst} ${d.data.includes(' big ') ? 'big' : 'small'}`).sort(),
-        expected(p).sort(),
-        `${p.name}: each datagram of its groups exactly once, fragmented ones whole`,
-      );
-      for (const d of mine.filter((x) => x.dst === G6)) assert.equal(d.src, sender.ip6, `${p.name}: ${G6} from ${sender.name}'s IPv6 address`);
-      for (const d of mine.filter((x) => x.dst === LL6)) {
-        if (typeof ll6Source === 'string') assert.equal(d.src, ll6Source, `${p.name}: ${LL6} source`);
-        else assert.match(d.src, ll6Source, `${p.name}: ${LL6} source`);
-      }
-      assert.ok(
-        mine.filter((x) => x.data.includes(' big ')).every((x) => x.data.endsWith(`(${BIG})`)),
-        `${p.name}: the fragmented datagrams arrive whole: ${JSON.stringify(mine.map((x) => x.data))}`,
-      );
-    }
-    for (const p of [...B(), ...NONE()]) assert.deepEqual(got(p, `${tag} `), [], `${p.name} is in no domain A and hears nothing`);
-  }
-
-  /** ping6 and a 100 kB IPv6 TCP exchange between pods on different nodes (both node styles). */
-  async function unicastWorks(when: string): Promise<void> {
-    for (const [a, b] of [
-      ['n1p1', 'n2p1'],
-      ['n2p2', 'n3p1'],
-      ['n3p2', 'n1p3'],
-    ] as const) {
-      await waitPing(pod(a), pod(b).ip6!);
-      const r = await tcpExchange(pod(a), pod(b), pod(b).ip6!, { bytes: 100_000, port: 7617 });
-      assert.deepEqual(r, { bytes: 100_000, peer: pod(a).ip6 }, `${a} -> ${b} over IPv6 ${when}`);
-    }
-  }
+  /** Each datagram of a round from `sender` exactly once at every other member of A, LL6 from `ll6Source`; nobody else. */
+  const assertRound = (sender: LabPod, tag: string, ll6Source: RegExp | string): Promise<void> =>
+    rig.assertRound(sender, tag, { labels: ['big', 'small'], labelOf: (d) => (d.data.includes(' big ') ? 'big' : 'small'), ll6Source: () => ll6Source, bigSize: BIG });
 
   test('baseline: without kmcast no IPv6 multicast crosses nodes, while IPv6 unicast does', async () => {
     await startReceivers();

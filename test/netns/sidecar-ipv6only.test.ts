@@ -22,8 +22,8 @@ import { ExecRunner } from '../../src/kernel/runner.js';
 import { startCapture } from '../../src/lab/capture.js';
 import { labDown, labUp, setDnsRecord, setServiceMembers } from '../../src/lab/lab.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
-import { KMCAST_MAIN, runInNetns, settle, waitFor, waitPing } from '../../src/lab/process.js';
-import { sendMcast6, tcpExchange } from '../../src/lab/traffic6.js';
+import { KMCAST_MAIN, runInNetns, settle, waitFor } from '../../src/lab/process.js';
+import { sendMcast6 } from '../../src/lab/traffic6.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import { keepLab, privilegedReason, testLabId } from './harness.js';
 import { sidecar6Rig } from './sidecar6-rig.js';
@@ -49,8 +49,8 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
   /** n3p1 joins ff02::fb only: it hears ff05::1:3 only if replication is wrong. */
   const groupsOf = (p: LabPod): string[] => (p.name === 'n3p1' ? [LL6] : [G6, LL6]);
   const agentArgs = ['--heartbeat-interval', '500', '--resolve-interval', '1000', '--resync-interval', '2000'];
-  const rig = sidecar6Rig({ lab: () => lab, A, B, serviceB: SERVICE_B, groupsOf, group: G6, port: PORT, agentArgs });
-  const { receivers, evidence, startReceivers, startAgents, stopAgents, status, mdbDsts, waitReplicated, got } = rig;
+  const rig = sidecar6Rig({ lab: () => lab, A, B, NONE, serviceB: SERVICE_B, ip6: (p) => p.ip, groupsOf, group: G6, linkLocalGroup: LL6, port: PORT, agentArgs });
+  const { receivers, evidence, startReceivers, startAgents, stopAgents, status, mdbDsts, waitReplicated, got, unicastWorks } = rig;
 
   before(async () => {
     lab = await labUp(
@@ -100,46 +100,13 @@ describe('sidecar mode on an IPv6-only cluster: vx0 over the pod IPv6 address, p
 
   const kind = (d: { data: string }): string => (d.data.includes(' big ') ? 'big' : d.data.includes(' ebig ') ? 'ebig' : 'small');
 
-  /** Every member but the sender gets each datagram of its groups exactly once, whole, G6 from the sender's address; nobody else gets any. */
-  async function assertRound(sender: LabPod, tag: string): Promise<void> {
-    const want = A().filter((p) => p !== sender);
-    const expected = (p: LabPod): string[] => groupsOf(p).flatMap((g) => [`${g} big`, `${g} ebig`, `${g} small`]);
-    for (const p of want) {
-      const n = expected(p).length;
-      await receivers.get(p.name)!.waitUntil(`${p.name} hears ${tag} (${n} datagrams)`, (all) => all.filter((d) => d.data.startsWith(`${tag} `)).length >= n, 15_000);
-    }
-    // A second copy (a flood beside the MDB entry, the bridge node beside the capture) would arrive now.
-    await settle(500);
-    for (const p of want) {
-      const mine = got(p, `${tag} `);
-      assert.deepEqual(mine.map((d) => `${d.dst} ${kind(d)}`).sort(), expected(p).sort(), `${p.name}: each datagram of its groups exactly once, fragmented ones whole`);
-      for (const d of mine.filter((x) => x.dst === G6)) assert.equal(d.src, sender.ip, `${p.name}: ${G6} from ${sender.name}'s IPv6 address`);
-      // Sent naming eth0, link-local groups come from eth0's link-local address; through vx0
-      // (which has the pod's global address only) from that.
-      for (const d of mine.filter((x) => x.dst === LL6)) {
-        if (kind(d) === 'big') assert.equal(d.src, sender.ip, `${p.name}: ${LL6} through vx0 from the sender's IPv6 address`);
-        else assert.match(d.src, /^fe80:/, `${p.name}: ${LL6} from the sender's link-local address`);
-      }
-      assert.ok(
-        mine.filter((x) => kind(x) !== 'small').every((x) => x.data.endsWith(`(${BIG})`)),
-        `${p.name}: the fragmented datagrams arrive whole: ${JSON.stringify(mine.map((x) => x.data))}`,
-      );
-    }
-    for (const p of [...B(), ...NONE()]) assert.deepEqual(got(p, `${tag} `), [], `${p.name} is in no domain A and hears nothing`);
-  }
-
-  /** ping6 and a 100 kB IPv6 TCP exchange between pods on different nodes (both node styles). */
-  async function unicastWorks(when: string): Promise<void> {
-    for (const [a, b] of [
-      ['n1p1', 'n2p1'],
-      ['n2p2', 'n3p1'],
-      ['n3p2', 'n1p3'],
-    ] as const) {
-      await waitPing(pod(a), pod(b).ip);
-      const r = await tcpExchange(pod(a), pod(b), pod(b).ip, { bytes: 100_000, port: 7617 });
-      assert.deepEqual(r, { bytes: 100_000, peer: pod(a).ip }, `${a} -> ${b} over IPv6 ${when}`);
-    }
-  }
+  /**
+   * Each datagram of a round from `sender` exactly once at every other member of A, whole; LL6
+   * through vx0 (`big`: vx0 has the pod's global address only) from the sender's IPv6 address,
+   * sent naming eth0 from its link-local one; nobody else gets any.
+   */
+  const assertRound = (sender: LabPod, tag: string): Promise<void> =>
+    rig.assertRound(sender, tag, { labels: ['big', 'ebig', 'small'], labelOf: kind, ll6Source: (label) => (label === 'big' ? sender.ip : /^fe80:/), bigSize: BIG });
 
   test('baseline: the pods have no IPv4; without kmcast no multicast crosses nodes, while IPv6 unicast does', async () => {
     for (const p of A()) {
