@@ -115,8 +115,9 @@ with --key-file (required: without one, the agent refuses to start unless --inse
 returns once the other nodes are heard, or after one peer expiry (then degraded). docs/node-mode.md.
 
 IPv6-only clusters: the node IP's family is the underlay's (VXLAN over IPv6, 70 bytes of overhead,
-never fragmented: give pods an MTU of at most the uplink's less 70), peers are IPv6, and a
-domain's members are its Service's AAAA records when it has no A record.
+never fragmented: a member pod with a larger MTU than the uplink's less 70 gets that as its IPv6
+multicast route's MTU, so its kernel fragments to fit), peers are IPv6, and a domain's members
+are its Service's AAAA records when it has no A record.
 ${GATEWAY_HELP}`,
     )
     .action(async (flags: RawNodeOptions) => {

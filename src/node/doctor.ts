@@ -224,7 +224,7 @@ export function evaluateNodeLimits(st: NodeStatus): CheckResult {
         title: 'refused and uncarried traffic',
         status: 'WARN',
         detail: notes.join('; '),
-        fix: "find the pod with kmcast status --node (its groups) or the node's conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain; a pod listed by two domains: remove it from all but one Service (and check who can write their Endpoints/EndpointSlices); an unreadable protocol version: finish the DaemonSet rollout so every node runs the same kmcast; on an IPv6 underlay, give the pods an MTU of at most the underlay's less 70 (the CNI's MTU setting)",
+        fix: "find the pod with kmcast status --node (its groups) or the node's conntrack/tcpdump on the pod veths; pods must not use the overlay and control ports; join fewer groups per domain; a pod listed by two domains: remove it from all but one Service (and check who can write their Endpoints/EndpointSlices); an unreadable protocol version: finish the DaemonSet rollout so every node runs the same kmcast; on an IPv6 underlay, a member the agent could not give its multicast route MTU (its log says why), or an app that fragments at its device's MTU (IPV6_PMTUDISC_OMIT): give the pods an MTU of at most the underlay's less 70 (the CNI's MTU setting)",
       }
     : { id: 'node-limits', title: 'refused and uncarried traffic', status: 'OK', detail: 'no datagram refused by the allow-list, every joined group announced' };
 }

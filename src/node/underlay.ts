@@ -4,7 +4,9 @@
  * packet. Over IPv6 it never does: a VXLAN packet is no socket's own datagram, so ip6_fragment
  * refuses it (counted as Ip6FragFails) and the frame is lost. A member whose MTU exceeds the
  * underlay MTU - 70 on an IPv6 underlay can therefore send frames no other node receives: each
- * fragment of its datagrams must fit, so its MTU must. Pure.
+ * fragment of its datagrams must fit. The agent gives such a member's IPv6 multicast route that
+ * MTU (pod-routes.ts), so only an app that fragments at its device's MTU anyway is left over
+ * (counted: overlongBound). Pure.
  */
 import { vxlanOverhead } from '../overlay/desired.js';
 
