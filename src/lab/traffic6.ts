@@ -70,6 +70,14 @@ export interface Mcast6Receiver {
   stop(): Promise<Datagram6[]>;
 }
 
+/** What `r` got of the datagrams whose payload starts with `tag`; payloads over 100 characters cut to 40 and their length, for messages. */
+export function receivedTagged(r: Mcast6Receiver, tag: string): Datagram6[] {
+  return r
+    .received()
+    .filter((d) => d.data.startsWith(tag))
+    .map((d) => ({ ...d, data: d.data.length > 100 ? `${d.data.slice(0, 40)}... (${d.data.length})` : d.data }));
+}
+
 export interface Mcast6ReceiverOptions {
   /** Default [DEFAULT_GROUP6, DEFAULT_LINKLOCAL_GROUP6]. */
   readonly groups?: readonly string[];

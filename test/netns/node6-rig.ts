@@ -13,7 +13,7 @@ import { startCapture } from '../../src/lab/capture.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
 import { agentsEvidence, netnsFetch, settle, startNodeAgent, waitFor, waitPing } from '../../src/lab/process.js';
 import type { NodeAgentHandle } from '../../src/lab/process.js';
-import { sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
+import { receivedTagged, sendMcast6, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
 import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
 import type { Lab, LabNode, LabPod } from '../../src/lab/types.js';
 import { NODE_HTTP_PORT, podStatusPath } from '../../src/node/api.js';
@@ -74,13 +74,8 @@ export function node6Rig(o: Node6RigOptions) {
     agents.clear();
   }
 
-  /** What `p` received of the datagrams whose payload starts with `tag` (payloads cut to 40 characters, for messages). */
-  const got = (p: LabPod, tag: string): Datagram6[] =>
-    receivers
-      .get(p.name)!
-      .received()
-      .filter((d) => d.data.startsWith(tag))
-      .map((d) => ({ ...d, data: d.data.length > 100 ? `${d.data.slice(0, 40)}... (${d.data.length})` : d.data }));
+  /** What `p` received of the datagrams whose payload starts with `tag` (long payloads cut, for messages). */
+  const got = (p: LabPod, tag: string): Datagram6[] => receivedTagged(receivers.get(p.name)!, tag);
 
   /** `group big|small` of each datagram `p` got of `tag`, sorted. */
   const kinds = (p: LabPod, tag: string): string[] =>

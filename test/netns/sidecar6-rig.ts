@@ -10,7 +10,7 @@ import { ExecRunner } from '../../src/kernel/runner.js';
 import { UNPRIVILEGED } from '../../src/lab/node-apps.js';
 import type { AgentHandle } from '../../src/lab/process.js';
 import { agentsEvidence, podFetch, settle, startAgent, waitFor, waitPing } from '../../src/lab/process.js';
-import { startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
+import { receivedTagged, startMcast6Receiver, tcpExchange } from '../../src/lab/traffic6.js';
 import type { Datagram6, Mcast6Receiver } from '../../src/lab/traffic6.js';
 import type { Lab, LabPod } from '../../src/lab/types.js';
 import type { AgentStatus } from '../../src/sidecar/status-types.js';
@@ -99,13 +99,8 @@ export function sidecar6Rig(o: Sidecar6RigOptions) {
     );
   }
 
-  /** What `p` received of the datagrams whose payload starts with `tag` (payloads cut, for messages). */
-  const got = (p: LabPod, tag: string): Datagram6[] =>
-    receivers
-      .get(p.name)!
-      .received()
-      .filter((d) => d.data.startsWith(tag))
-      .map((d) => ({ ...d, data: d.data.length > 100 ? `${d.data.slice(0, 40)}... (${d.data.length})` : d.data }));
+  /** What `p` received of the datagrams whose payload starts with `tag` (long payloads cut, for messages). */
+  const got = (p: LabPod, tag: string): Datagram6[] => receivedTagged(receivers.get(p.name)!, tag);
 
   /** What a round sent per group (`labels`, one datagram each), how to tell them, and where the link-local ones come from. */
   interface RoundKinds {
